@@ -1,0 +1,549 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+)
+
+// RunOptions configure one run of a Plan.
+type RunOptions struct {
+	// Alloc is the allocator every operator instance allocates batches from;
+	// nil means memory.DefaultAllocator.
+	Alloc memory.Allocator
+	// Logger receives the run's log records; nil discards them.
+	Logger *slog.Logger
+}
+
+// Execution is a running plan.
+type Execution struct {
+	plan     *Plan
+	opts     RunOptions
+	ctx      context.Context // the caller's
+	runCtx   context.Context // cancelled on the first error
+	cancel   context.CancelFunc
+	start    time.Time
+	counters []*opCounters // by plan.nodes index
+	inboxes  []*inbox      // by plan.nodes index; nil for sources
+	sinks    []Sink
+	sinksMu  sync.Mutex
+	wg       sync.WaitGroup
+
+	errMu sync.Mutex
+	err   error
+
+	done    chan struct{}
+	elapsed time.Duration
+	summary Summary
+}
+
+type item struct {
+	port int
+	rec  arrow.RecordBatch
+}
+
+// inbox is a node's input edge. Several producers (fan-in) send into one
+// bounded channel; the last one to finish closes it.
+type inbox struct {
+	ch        chan item
+	producers atomic.Int32
+	detached  chan struct{} // closed when the consumer wants no more
+	once      sync.Once
+
+	// ordered parallel receive
+	mu   sync.Mutex
+	last chan struct{}
+}
+
+func (in *inbox) detach() { in.once.Do(func() { close(in.detached) }) }
+
+func (in *inbox) isDetached() bool {
+	select {
+	case <-in.detached:
+		return true
+	default:
+		return false
+	}
+}
+
+type outEdge struct {
+	in   *inbox
+	port int
+}
+
+// Run runs the plan to completion and returns its summary. The error, if any,
+// is an *OpError naming the operator that failed first, or the context's
+// error if ctx was cancelled.
+func (p *Plan) Run(ctx context.Context, opts RunOptions) (Summary, error) {
+	return p.Start(ctx, opts).Wait()
+}
+
+// Start starts the plan and returns at once; see Execution.Wait and
+// Execution.Snapshot.
+func (p *Plan) Start(ctx context.Context, opts RunOptions) *Execution {
+	if opts.Alloc == nil {
+		opts.Alloc = memory.DefaultAllocator
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	x := &Execution{plan: p, opts: opts, ctx: ctx, start: time.Now(), done: make(chan struct{})}
+	x.runCtx, x.cancel = context.WithCancel(ctx)
+	idx := map[*planNode]int{}
+	x.counters = make([]*opCounters, len(p.nodes))
+	x.inboxes = make([]*inbox, len(p.nodes))
+	for i, n := range p.nodes {
+		idx[n] = i
+		x.counters[i] = newOpCounters()
+		if len(n.Inputs) > 0 {
+			in := &inbox{ch: make(chan item, p.Settings.EdgeCapacity), detached: make(chan struct{})}
+			in.producers.Store(int32(len(n.Inputs)))
+			x.inboxes[i] = in
+		}
+	}
+	// Make every instance first, so a failing constructor starts nothing.
+	type inst struct {
+		node  int
+		ic    *InstanceContext
+		op    any
+		outs  []outEdge
+		left  *atomic.Int32
+		inbox *inbox
+	}
+	var insts []inst
+	var buildErr error
+	for i, n := range p.nodes {
+		var outs []outEdge
+		for _, c := range n.Consumers {
+			port := -1
+			for j, in := range c.Inputs {
+				if in == n {
+					port = j
+				}
+			}
+			outs = append(outs, outEdge{in: x.inboxes[idx[c]], port: port})
+		}
+		left := &atomic.Int32{}
+		left.Store(int32(n.Parallelism))
+		for k := 0; k < n.Parallelism; k++ {
+			ic := &InstanceContext{
+				Node: n.ID, Type: n.Spec.Name, Index: k, Count: n.Parallelism,
+				Alloc: opts.Alloc, Logger: opts.Logger.With("op", n.ID),
+				Ledger: &Ledger{stats: x.counters[i]}, Settings: p.Settings,
+			}
+			op, err := newInstance(n, ic)
+			if err != nil {
+				buildErr = &OpError{Op: n.ID, Type: n.Spec.Name, Instance: k, Err: err}
+				break
+			}
+			insts = append(insts, inst{node: i, ic: ic, op: op, outs: outs, left: left, inbox: x.inboxes[i]})
+			if s, ok := op.(Sink); ok {
+				x.sinks = append(x.sinks, s)
+			}
+		}
+		if buildErr != nil {
+			break
+		}
+	}
+	if buildErr != nil {
+		x.err = buildErr
+		for _, in := range insts {
+			if s, ok := in.op.(Sink); ok {
+				s.Abort()
+			}
+			if r, ok := in.op.(Releaser); ok {
+				r.Release()
+			}
+		}
+		x.finish()
+		return x
+	}
+	for _, in := range insts {
+		x.wg.Add(1)
+		go x.runInstance(p.nodes[in.node], x.counters[in.node], in.ic, in.op, in.inbox, in.outs, in.left)
+	}
+	go func() {
+		x.wg.Wait()
+		x.finish()
+	}()
+	return x
+}
+
+func newInstance(n *planNode, ic *InstanceContext) (op any, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("panic while starting: %v", r)
+		}
+	}()
+	op, err = n.Factory.New(ic)
+	if err != nil {
+		return nil, err
+	}
+	var ok bool
+	switch n.Spec.Kind {
+	case KindSource:
+		_, ok = op.(Source)
+	case KindTransform:
+		_, ok = op.(Transform)
+	case KindSink:
+		_, ok = op.(Sink)
+	}
+	if !ok {
+		return nil, fmt.Errorf("instance %T does not implement the %s interface (a bug)", op, n.Spec.Kind)
+	}
+	return op, nil
+}
+
+// fail records err from an instance; the first real error cancels the run.
+func (x *Execution) fail(n *planNode, k int, err error) {
+	if err == nil || errors.Is(err, ErrStop) {
+		return
+	}
+	if x.runCtx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+		return // a consequence of the cancellation, not its cause
+	}
+	x.errMu.Lock()
+	if x.err == nil {
+		x.err = &OpError{Op: n.ID, Type: n.Spec.Name, Instance: k, Err: err}
+	}
+	x.errMu.Unlock()
+	x.cancel()
+}
+
+func (x *Execution) runInstance(n *planNode, c *opCounters, ic *InstanceContext, op any, in *inbox, outs []outEdge, left *atomic.Int32) {
+	defer x.wg.Done()
+	em := &emitter{ctx: x.runCtx, outs: outs, c: c}
+	t0 := time.Now()
+	defer func() {
+		if r := recover(); r != nil {
+			x.opts.Logger.Error("operator panicked", "op", n.ID, "panic", r, "stack", string(debug.Stack()))
+			x.fail(n, ic.Index, fmt.Errorf("panic: %v", r))
+		}
+		if r, ok := op.(Releaser); ok {
+			r.Release()
+		}
+		total := time.Since(t0)
+		c.busy.Add(int64(total) - em.blocked - em.idle)
+		c.blocked.Add(em.blocked)
+		c.idle.Add(em.idle)
+		if in != nil && x.runCtx.Err() != nil {
+			in.detach()
+		}
+		if left.Add(-1) == 0 {
+			for _, o := range outs {
+				if o.in.producers.Add(-1) == 0 {
+					close(o.in.ch)
+				}
+			}
+		}
+	}()
+	var err error
+	switch o := op.(type) {
+	case Source:
+		err = o.Run(x.runCtx, em)
+	case Transform:
+		err = x.loopTransform(n, c, o, in, em)
+	case Sink:
+		err = x.loopSink(c, o, in, em)
+	}
+	x.fail(n, ic.Index, err)
+}
+
+// recv takes the next item from in; ok is false at the end of input.
+func (x *Execution) recv(in *inbox, em *emitter) (item, bool) {
+	if in.isDetached() {
+		return item{}, false
+	}
+	select {
+	case it, ok := <-in.ch:
+		return it, ok
+	default:
+	}
+	t := time.Now()
+	defer func() { em.idle += int64(time.Since(t)) }()
+	select {
+	case it, ok := <-in.ch:
+		return it, ok
+	case <-x.runCtx.Done():
+		return item{}, false
+	}
+}
+
+func countIn(c *opCounters, rec arrow.RecordBatch) {
+	c.rowsIn.Add(rec.NumRows())
+	c.batchesIn.Add(1)
+	c.bytesIn.Add(BatchBytes(rec))
+}
+
+func (x *Execution) loopTransform(n *planNode, c *opCounters, t Transform, in *inbox, em *emitter) error {
+	ordered := n.Parallelism > 1 && !n.Unordered
+	em.track = true
+	for {
+		var it item
+		var ok bool
+		var prev, mine chan struct{}
+		if ordered {
+			in.mu.Lock()
+			it, ok = x.recv(in, em)
+			if ok {
+				prev, mine = in.last, make(chan struct{})
+				in.last = mine
+			}
+			in.mu.Unlock()
+		} else {
+			it, ok = x.recv(in, em)
+		}
+		if !ok {
+			break
+		}
+		countIn(c, it.rec)
+		em.inBufs.reset(it.rec)
+		em.buffering = ordered
+		err := t.Process(x.runCtx, it.port, it.rec, em)
+		it.rec.Release()
+		em.inBufs.reset(nil)
+		if ordered {
+			em.buffering = false
+			if err == nil || errors.Is(err, ErrStop) {
+				if prev != nil {
+					select {
+					case <-prev:
+					case <-x.runCtx.Done():
+					}
+				}
+				if ferr := em.flush(); ferr != nil && err == nil {
+					err = ferr
+				}
+			} else {
+				em.dropBuffered()
+			}
+			close(mine)
+		}
+		if errors.Is(err, ErrStop) {
+			in.detach()
+			break
+		}
+		if err != nil {
+			return err
+		}
+		if x.runCtx.Err() != nil {
+			return x.runCtx.Err()
+		}
+	}
+	if x.runCtx.Err() != nil {
+		return x.runCtx.Err()
+	}
+	if f, ok := t.(Finisher); ok {
+		return f.Finish(x.runCtx, em)
+	}
+	return nil
+}
+
+func (x *Execution) loopSink(c *opCounters, s Sink, in *inbox, em *emitter) error {
+	for {
+		it, ok := x.recv(in, em)
+		if !ok {
+			break
+		}
+		countIn(c, it.rec)
+		err := s.Write(x.runCtx, it.port, it.rec)
+		it.rec.Release()
+		if err != nil {
+			return err
+		}
+	}
+	if err := x.runCtx.Err(); err != nil {
+		return err
+	}
+	return s.Close(x.runCtx)
+}
+
+// finish runs once every instance has returned: it releases what is left on
+// the edges, commits or aborts the sinks, and freezes the summary.
+func (x *Execution) finish() {
+	for _, in := range x.inboxes {
+		if in == nil {
+			continue
+		}
+		for {
+			select {
+			case it, ok := <-in.ch:
+				if ok {
+					it.rec.Release()
+					continue
+				}
+			default:
+			}
+			break
+		}
+	}
+	x.errMu.Lock()
+	if x.err == nil && x.ctx.Err() != nil {
+		x.err = fmt.Errorf("engine: run cancelled: %w", context.Cause(x.ctx))
+	}
+	err := x.err
+	x.errMu.Unlock()
+	if err == nil {
+		for i, s := range x.sinks {
+			if cerr := s.Commit(); cerr != nil {
+				err = fmt.Errorf("engine: commit sink output: %w", cerr)
+				for _, rest := range x.sinks[i+1:] {
+					rest.Abort()
+				}
+				break
+			}
+		}
+	} else {
+		for _, s := range x.sinks {
+			s.Abort()
+		}
+	}
+	x.errMu.Lock()
+	x.err = err
+	x.errMu.Unlock()
+	x.cancel()
+	x.elapsed = time.Since(x.start)
+	x.summary = x.snapshot(x.elapsed)
+	if err != nil {
+		x.summary.Err = err.Error()
+	}
+	close(x.done)
+}
+
+// Wait waits for the run to end and returns its summary and error.
+func (x *Execution) Wait() (Summary, error) {
+	<-x.done
+	return x.summary, x.err
+}
+
+// Done is closed when the run has ended.
+func (x *Execution) Done() <-chan struct{} { return x.done }
+
+// Snapshot returns the figures so far; safe to call while running.
+func (x *Execution) Snapshot() Summary {
+	select {
+	case <-x.done:
+		return x.summary
+	default:
+	}
+	return x.snapshot(time.Since(x.start))
+}
+
+func (x *Execution) snapshot(elapsed time.Duration) Summary {
+	s := Summary{Pipeline: x.plan.Name, Elapsed: elapsed}
+	for i, n := range x.plan.nodes {
+		st := x.counters[i].snapshot(n)
+		if n.Spec.Kind != KindSink {
+			st.BytesNew = max(0, st.BytesOut-st.BytesRef-st.BytesCopied)
+		}
+		s.Ops = append(s.Ops, st)
+	}
+	return s
+}
+
+// emitter is an instance's Emitter: it counts, then fans a batch out to every
+// consumer, retaining once per extra consumer.
+type emitter struct {
+	ctx     context.Context
+	outs    []outEdge
+	c       *opCounters
+	blocked int64 // ns, this instance only
+	idle    int64
+
+	track  bool   // transforms: count bytes shared with the input
+	inBufs bufSet // the current input's buffers
+
+	buffering bool // ordered parallel: hold batches until our turn
+	held      []arrow.RecordBatch
+}
+
+func (e *emitter) Emit(b arrow.RecordBatch) error {
+	if b == nil {
+		return nil
+	}
+	e.c.rowsOut.Add(b.NumRows())
+	e.c.batchesOut.Add(1)
+	e.c.bytesOut.Add(BatchBytes(b))
+	if e.track && len(e.inBufs.ptrs) > 0 {
+		e.c.ref.Add(e.inBufs.sharedBytes(b))
+	}
+	if e.buffering {
+		e.held = append(e.held, b)
+		return nil
+	}
+	return e.send(b)
+}
+
+func (e *emitter) flush() error {
+	var err error
+	for i, b := range e.held {
+		if err != nil {
+			b.Release()
+		} else {
+			err = e.send(b)
+		}
+		e.held[i] = nil
+	}
+	e.held = e.held[:0]
+	return err
+}
+
+func (e *emitter) dropBuffered() {
+	for i, b := range e.held {
+		b.Release()
+		e.held[i] = nil
+	}
+	e.held = e.held[:0]
+}
+
+func (e *emitter) send(b arrow.RecordBatch) error {
+	var liveBuf [8]outEdge
+	live := liveBuf[:0]
+	for _, o := range e.outs {
+		if !o.in.isDetached() {
+			live = append(live, o)
+		}
+	}
+	if len(live) == 0 {
+		b.Release()
+		return ErrStop
+	}
+	for range len(live) - 1 {
+		b.Retain() // fan-out: one reference per consumer, never a copy
+	}
+	for i, o := range live {
+		it := item{port: o.port, rec: b}
+		select {
+		case o.in.ch <- it:
+			continue
+		default:
+		}
+		t := time.Now()
+		select {
+		case o.in.ch <- it:
+		case <-o.in.detached:
+			b.Release()
+		case <-e.ctx.Done():
+			e.blocked += int64(time.Since(t))
+			for range len(live) - i {
+				b.Release()
+			}
+			return e.ctx.Err()
+		}
+		e.blocked += int64(time.Since(t))
+	}
+	for _, o := range e.outs {
+		if !o.in.isDetached() {
+			return nil
+		}
+	}
+	return ErrStop
+}

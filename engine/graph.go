@@ -1,0 +1,293 @@
+package engine
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/apache/arrow-go/v18/arrow"
+)
+
+// Graph is an uncompiled pipeline: what package pipelines builds from YAML,
+// or what an embedder builds in Go.
+type Graph struct {
+	Name     string
+	Settings Settings
+	Nodes    []*Node
+	// Info holds lines printed at the top of the plan (memory, backends):
+	// facts the layers above chose, which the engine only shows.
+	Info map[string]string
+}
+
+// Node is one operator in a Graph.
+type Node struct {
+	ID     string
+	Kind   Kind
+	Type   string   // registered operator name
+	Config any      // pointer from the Spec's NewConfig, filled in; nil means defaults
+	Inputs []string // ids of the nodes feeding this one
+
+	// Parallelism is the number of instances (stateless transforms only);
+	// 0 means 1.
+	Parallelism int
+	// Unordered lets parallel instances emit in completion order. By default
+	// a parallel node emits batches in the order it received them.
+	Unordered bool
+}
+
+// Plan is a compiled graph, ready to run (any number of times).
+type Plan struct {
+	Name     string
+	Settings Settings
+	Info     map[string]string
+	nodes    []*planNode // topological order
+	byID     map[string]*planNode
+}
+
+type planNode struct {
+	*Node
+	Spec        *Spec
+	Factory     Factory
+	Schema      *arrow.Schema // output; nil for sinks
+	Parallelism int
+	Inputs      []*planNode
+	Consumers   []*planNode
+}
+
+// CompileOptions tune Compile.
+type CompileOptions struct {
+	Registry *Registry // nil means DefaultRegistry
+}
+
+// Compile checks g and computes every node's output schema. It reports every
+// error it can find, as Errors of *NodeError, not just the first.
+func Compile(g *Graph, opts CompileOptions) (*Plan, error) {
+	reg := opts.Registry
+	if reg == nil {
+		reg = DefaultRegistry
+	}
+	p := &Plan{Name: g.Name, Settings: g.Settings.withDefaults(), Info: g.Info, byID: map[string]*planNode{}}
+	var errs Errors
+	nodeErr := func(n *Node, field string, format string, args ...any) {
+		errs = append(errs, &NodeError{Node: n.ID, Field: field, Offset: -1, Msg: fmt.Sprintf(format, args...)})
+	}
+	var all []*planNode
+	for _, n := range g.Nodes {
+		if n.ID == "" {
+			errs = append(errs, &NodeError{Node: "?", Offset: -1, Msg: "node without an id"})
+			continue
+		}
+		if _, dup := p.byID[n.ID]; dup {
+			nodeErr(n, "", "duplicate id %q (ids are shared by sources, operators and sinks)", n.ID)
+			continue
+		}
+		pn := &planNode{Node: n, Parallelism: max(n.Parallelism, 1)}
+		p.byID[n.ID] = pn
+		all = append(all, pn)
+		spec, err := reg.Lookup(n.Kind, n.Type)
+		if err != nil {
+			nodeErr(n, "type", "%s", err.Error())
+			continue
+		}
+		pn.Spec = spec
+		if n.Config == nil {
+			n.Config = spec.NewConfig()
+		}
+		if pn.Parallelism > 1 && !spec.Stateless {
+			nodeErr(n, "parallelism", "%s %q keeps state and cannot run with parallelism %d", spec.Kind, spec.Name, n.Parallelism)
+		}
+		if n.Parallelism < 0 {
+			nodeErr(n, "parallelism", "parallelism must be ≥ 1, got %d", n.Parallelism)
+		}
+		if spec.Kind == KindSource && len(n.Inputs) > 0 {
+			nodeErr(n, "inputs", "a source takes no inputs")
+		} else if spec.Kind != KindSource {
+			if len(n.Inputs) < spec.MinInputs {
+				nodeErr(n, "inputs", "%s %q needs at least %d input(s), got %d", spec.Kind, spec.Name, spec.MinInputs, len(n.Inputs))
+			} else if spec.MaxInputs >= 0 && len(n.Inputs) > spec.MaxInputs {
+				nodeErr(n, "inputs", "%s %q takes at most %d input(s), got %d (use a union)", spec.Kind, spec.Name, spec.MaxInputs, len(n.Inputs))
+			}
+		}
+	}
+	ids := make([]string, 0, len(p.byID))
+	for id := range p.byID {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	// Wire inputs.
+	for _, pn := range all {
+		seen := map[string]bool{}
+		for i, in := range pn.Node.Inputs {
+			field := fmt.Sprintf("inputs.%d", i)
+			src, ok := p.byID[in]
+			switch {
+			case !ok:
+				msg := fmt.Sprintf("input %q does not exist", in)
+				if s := Suggest(in, ids); s != "" {
+					msg += fmt.Sprintf(", did you mean %q?", s)
+				}
+				nodeErr(pn.Node, field, "%s", msg)
+				continue
+			case seen[in]:
+				nodeErr(pn.Node, field, "input %q is listed twice", in)
+				continue
+			case in == pn.ID:
+				nodeErr(pn.Node, field, "node %q cannot be its own input", in)
+				continue
+			case src.Spec != nil && src.Spec.Kind == KindSink:
+				nodeErr(pn.Node, field, "input %q is a sink, which has no output", in)
+				continue
+			}
+			seen[in] = true
+			pn.Inputs = append(pn.Inputs, src)
+			src.Consumers = append(src.Consumers, pn)
+		}
+	}
+	order, cycle := topoSort(all)
+	if cycle != nil {
+		first := cycle[0]
+		names := make([]string, len(cycle))
+		for i, c := range cycle {
+			names[i] = c.ID
+		}
+		nodeErr(first.Node, "inputs", "cycle: %s -> %s", strings.Join(names, " -> "), first.ID)
+		return nil, errs
+	}
+	for _, pn := range order {
+		if pn.Spec != nil && pn.Spec.Kind != KindSink && len(pn.Consumers) == 0 {
+			nodeErr(pn.Node, "", "the output of %s %q is not used by any operator or sink", pn.Spec.Kind, pn.ID)
+		}
+	}
+	// Build in topological order so input schemas are known.
+	failed := map[*planNode]bool{}
+	for _, pn := range order {
+		if pn.Spec == nil {
+			failed[pn] = true
+			continue
+		}
+		bc := &BuildContext{Node: pn.ID, Settings: p.Settings}
+		skip := false
+		for _, in := range pn.Inputs {
+			if failed[in] || in.Schema == nil {
+				skip = true
+				break
+			}
+			bc.Inputs = append(bc.Inputs, in.Schema)
+			bc.InputIDs = append(bc.InputIDs, in.ID)
+		}
+		if skip || len(pn.Inputs) != len(pn.Node.Inputs) {
+			failed[pn] = true // an input already failed and reported
+			continue
+		}
+		f, err := buildNode(pn, bc)
+		if err != nil {
+			failed[pn] = true
+			errs = append(errs, nodeErrors(pn.ID, err)...)
+			continue
+		}
+		pn.Factory = f
+		pn.Schema = f.Schema()
+		if pn.Spec.Kind != KindSink && pn.Schema == nil {
+			failed[pn] = true
+			nodeErr(pn.Node, "", "operator %q built no output schema (a bug in the operator)", pn.Spec.Name)
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	p.nodes = order
+	return p, nil
+}
+
+func buildNode(pn *planNode, bc *BuildContext) (f Factory, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("operator %q panicked while compiling: %v (a bug)", pn.Spec.Name, r)
+		}
+	}()
+	return pn.Spec.Build(bc, pn.Node.Config)
+}
+
+// nodeErrors turns what Build returned into NodeErrors.
+func nodeErrors(node string, err error) []error {
+	var out []error
+	var list interface{ Unwrap() []error }
+	if asList(err, &list) {
+		for _, e := range list.Unwrap() {
+			out = append(out, nodeErrors(node, e)...)
+		}
+		return out
+	}
+	if fe, ok := err.(*FieldError); ok {
+		return []error{&NodeError{Node: node, Field: fe.Field, Offset: fe.Offset, Msg: fe.Msg}}
+	}
+	if ne, ok := err.(*NodeError); ok {
+		return []error{ne}
+	}
+	return []error{&NodeError{Node: node, Offset: -1, Msg: err.Error()}}
+}
+
+func asList(err error, list *interface{ Unwrap() []error }) bool {
+	l, ok := err.(interface{ Unwrap() []error })
+	if ok {
+		*list = l
+	}
+	return ok
+}
+
+// topoSort orders nodes so every node comes after its inputs; on a cycle it
+// returns the nodes of one cycle.
+func topoSort(nodes []*planNode) (order, cycle []*planNode) {
+	const (
+		white = iota
+		grey
+		black
+	)
+	color := map[*planNode]int{}
+	var stack []*planNode
+	var visit func(n *planNode) bool
+	visit = func(n *planNode) bool {
+		color[n] = grey
+		stack = append(stack, n)
+		for _, in := range n.Inputs {
+			switch color[in] {
+			case grey:
+				i := slices.Index(stack, in)
+				cycle = slices.Clone(stack[i:])
+				return false
+			case white:
+				if !visit(in) {
+					return false
+				}
+			}
+		}
+		stack = stack[:len(stack)-1]
+		color[n] = black
+		order = append(order, n)
+		return true
+	}
+	for _, n := range nodes {
+		if color[n] == white && !visit(n) {
+			return nil, cycle
+		}
+	}
+	return order, nil
+}
+
+// Schema returns the output schema of node id (nil for sinks or unknown ids).
+func (p *Plan) Schema(id string) *arrow.Schema {
+	if n := p.byID[id]; n != nil {
+		return n.Schema
+	}
+	return nil
+}
+
+// NodeIDs lists the plan's nodes in topological order.
+func (p *Plan) NodeIDs() []string {
+	out := make([]string, len(p.nodes))
+	for i, n := range p.nodes {
+		out[i] = n.ID
+	}
+	return out
+}

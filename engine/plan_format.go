@@ -1,0 +1,155 @@
+package engine
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+
+	"github.com/apache/arrow-go/v18/arrow"
+)
+
+// PlanNodeInfo is the printable description of one compiled node.
+type PlanNodeInfo struct {
+	ID          string      `json:"id"`
+	Kind        string      `json:"kind"`
+	Type        string      `json:"type"`
+	Inputs      []string    `json:"inputs,omitempty"`
+	Parallelism int         `json:"parallelism"`
+	Ordered     bool        `json:"ordered"`
+	Detail      string      `json:"detail,omitempty"`
+	Schema      []FieldInfo `json:"schema,omitempty"`
+}
+
+// FieldInfo is one column of a schema.
+type FieldInfo struct {
+	Name     string `json:"name"`
+	Type     string `json:"type"`
+	Nullable bool   `json:"nullable"`
+}
+
+// PlanInfo is the printable description of a plan.
+type PlanInfo struct {
+	Name         string            `json:"name"`
+	BatchRows    int               `json:"batch_rows"`
+	EdgeCapacity int               `json:"edge_capacity"`
+	Info         map[string]string `json:"info,omitempty"`
+	Nodes        []PlanNodeInfo    `json:"nodes"`
+}
+
+// Describe returns the plan as data (for JSON and for tests).
+func (p *Plan) Describe() PlanInfo {
+	pi := PlanInfo{Name: p.Name, BatchRows: p.Settings.BatchRows, EdgeCapacity: p.Settings.EdgeCapacity, Info: p.Info}
+	for _, n := range p.nodes {
+		ni := PlanNodeInfo{
+			ID: n.ID, Kind: n.Spec.Kind.String(), Type: n.Spec.Name,
+			Parallelism: n.Parallelism, Ordered: n.Parallelism == 1 || !n.Unordered,
+			Schema: schemaInfo(n.Schema),
+		}
+		for _, in := range n.Inputs {
+			ni.Inputs = append(ni.Inputs, in.ID)
+		}
+		if d, ok := n.Factory.(Describer); ok {
+			ni.Detail = d.Describe()
+		}
+		pi.Nodes = append(pi.Nodes, ni)
+	}
+	return pi
+}
+
+func schemaInfo(s *arrow.Schema) []FieldInfo {
+	if s == nil {
+		return nil
+	}
+	out := make([]FieldInfo, s.NumFields())
+	for i, f := range s.Fields() {
+		out[i] = FieldInfo{Name: f.Name, Type: f.Type.String(), Nullable: f.Nullable}
+	}
+	return out
+}
+
+// WriteText prints the plan for people: nodes in topological order, each with
+// its inputs, parallelism, detail and output schema.
+func (p *Plan) WriteText(w io.Writer) error {
+	pi := p.Describe()
+	var b strings.Builder
+	fmt.Fprintf(&b, "pipeline %q: %d nodes, batch_rows=%d, edge_capacity=%d batches\n",
+		pi.Name, len(pi.Nodes), pi.BatchRows, pi.EdgeCapacity)
+	keys := make([]string, 0, len(pi.Info))
+	for k := range pi.Info {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(&b, "  %s: %s\n", k, pi.Info[k])
+	}
+	for i, n := range pi.Nodes {
+		last := i == len(pi.Nodes)-1
+		branch, cont := "├─", "│ "
+		if last {
+			branch, cont = "└─", "  "
+		}
+		fmt.Fprintf(&b, "%s %s  [%s %s", branch, n.ID, n.Kind, n.Type)
+		if n.Parallelism > 1 {
+			order := "ordered"
+			if !n.Ordered {
+				order = "unordered"
+			}
+			fmt.Fprintf(&b, " ×%d %s", n.Parallelism, order)
+		}
+		b.WriteString("]")
+		if len(n.Inputs) > 0 {
+			fmt.Fprintf(&b, " ← %s", strings.Join(n.Inputs, ", "))
+		}
+		b.WriteString("\n")
+		if n.Detail != "" {
+			fmt.Fprintf(&b, "%s    %s\n", cont, n.Detail)
+		}
+		if len(n.Schema) > 0 {
+			cols := make([]string, len(n.Schema))
+			for j, f := range n.Schema {
+				cols[j] = f.Name + " " + f.Type
+				if !f.Nullable {
+					cols[j] += " not null"
+				}
+			}
+			fmt.Fprintf(&b, "%s    schema: %s\n", cont, strings.Join(cols, ", "))
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// WriteDOT prints the plan as a Graphviz digraph.
+func (p *Plan) WriteDOT(w io.Writer) error {
+	pi := p.Describe()
+	var b strings.Builder
+	fmt.Fprintf(&b, "digraph %q {\n  rankdir=LR;\n  node [shape=box, fontname=\"monospace\"];\n", pi.Name)
+	shape := map[string]string{"source": "invhouse", "transform": "box", "sink": "house"}
+	for _, n := range pi.Nodes {
+		label := fmt.Sprintf("%s\\n%s", n.ID, n.Type)
+		if n.Parallelism > 1 {
+			label += fmt.Sprintf(" ×%d", n.Parallelism)
+		}
+		if n.Detail != "" {
+			label += "\\n" + strings.ReplaceAll(n.Detail, `"`, `\"`)
+		}
+		fmt.Fprintf(&b, "  %q [label=\"%s\", shape=%s];\n", n.ID, label, shape[n.Kind])
+	}
+	for _, n := range pi.Nodes {
+		for _, in := range n.Inputs {
+			fmt.Fprintf(&b, "  %q -> %q;\n", in, n.ID)
+		}
+	}
+	b.WriteString("}\n")
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// WriteJSON prints the plan as JSON (PlanInfo).
+func (p *Plan) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(p.Describe())
+}

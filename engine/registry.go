@@ -1,0 +1,313 @@
+package engine
+
+import (
+	"fmt"
+	"reflect"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/apache/arrow-go/v18/arrow"
+)
+
+// Kind says where an operator sits in a graph.
+type Kind int
+
+const (
+	KindSource    Kind = iota // no inputs, emits batches
+	KindTransform             // inputs and an output
+	KindSink                  // inputs, no output
+)
+
+func (k Kind) String() string {
+	switch k {
+	case KindSource:
+		return "source"
+	case KindTransform:
+		return "transform"
+	case KindSink:
+		return "sink"
+	}
+	return fmt.Sprintf("kind(%d)", int(k))
+}
+
+// Spec declares an operator type. It is the single source of truth for the
+// operator's parameters: validation, `zflow operators`, and the reference
+// docs are all derived from NewConfig's struct (see [Params]).
+type Spec struct {
+	Name    string // snake_case, unique per Kind
+	Kind    Kind
+	Summary string // one line
+	Doc     string // longer description, optional
+	Example string // a YAML snippet of the node's body, shown by `zflow operators`
+
+	// Stateless operators may run `parallelism: N` instances.
+	Stateless bool
+	// MinInputs and MaxInputs bound the node's inputs; MaxInputs < 0 means
+	// unbounded. Sources have 0 and 0.
+	MinInputs, MaxInputs int
+
+	// NewConfig returns a pointer to a config struct filled with defaults.
+	// Fields are described by struct tags: `zflow:"name"` (the YAML key),
+	// `doc:"..."`, `required:"true"`, `example:"..."`.
+	NewConfig func() any
+
+	// Build checks cfg (as returned by NewConfig, then filled in) against the
+	// input schemas and returns a factory for the node's instances. Errors
+	// about a parameter should be *FieldError so they can be placed in the
+	// source file.
+	Build func(bc *BuildContext, cfg any) (Factory, error)
+}
+
+// BuildContext is what Build sees of the graph at compile time.
+type BuildContext struct {
+	Node     string          // the node's id
+	Inputs   []*arrow.Schema // the schema of each input, in the node's order
+	InputIDs []string        // the id of each input
+	Settings Settings
+}
+
+// Factory makes the instances of one compiled node.
+type Factory interface {
+	// Schema is the node's output schema; nil for sinks.
+	Schema() *arrow.Schema
+	// New makes instance ic.Index of ic.Count. It returns a Source, a
+	// Transform or a Sink according to the Spec's Kind.
+	New(ic *InstanceContext) (any, error)
+}
+
+// Describer is an optional Factory interface: a one-line description of the
+// compiled node for `zflow plan` (the predicate, the path, the backend...).
+type Describer interface {
+	Describe() string
+}
+
+// Registry holds operator specs by kind and name.
+type Registry struct {
+	mu    sync.RWMutex
+	specs map[Kind]map[string]*Spec
+}
+
+// NewRegistry returns an empty registry. Most users want [DefaultRegistry].
+func NewRegistry() *Registry { return &Registry{specs: map[Kind]map[string]*Spec{}} }
+
+// DefaultRegistry is where built-in operators register themselves in init.
+var DefaultRegistry = NewRegistry()
+
+// Register adds s to the default registry; it panics on a duplicate or an
+// invalid spec (a programming error found at init).
+func Register(s Spec) { DefaultRegistry.MustRegister(s) }
+
+// MustRegister is Register panicking on error.
+func (r *Registry) MustRegister(s Spec) {
+	if err := r.Register(s); err != nil {
+		panic(err)
+	}
+}
+
+// Register adds s to r.
+func (r *Registry) Register(s Spec) error {
+	if s.Name == "" || s.Name != strings.ToLower(s.Name) || strings.ContainsAny(s.Name, " -.") {
+		return fmt.Errorf("engine: register %s %q: name must be snake_case", s.Kind, s.Name)
+	}
+	if s.Build == nil || s.NewConfig == nil {
+		return fmt.Errorf("engine: register %s %q: Build and NewConfig are required", s.Kind, s.Name)
+	}
+	if _, err := Params(s.NewConfig()); err != nil {
+		return fmt.Errorf("engine: register %s %q: %w", s.Kind, s.Name, err)
+	}
+	if s.Kind == KindSource {
+		s.MinInputs, s.MaxInputs = 0, 0
+	} else if s.MinInputs < 1 {
+		s.MinInputs = 1
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m := r.specs[s.Kind]
+	if m == nil {
+		m = map[string]*Spec{}
+		r.specs[s.Kind] = m
+	}
+	if _, dup := m[s.Name]; dup {
+		return fmt.Errorf("engine: register %s %q: already registered", s.Kind, s.Name)
+	}
+	m[s.Name] = &s
+	return nil
+}
+
+// Lookup finds the spec of kind k named name. The error lists the known
+// names and, where one is close, suggests it.
+func (r *Registry) Lookup(k Kind, name string) (*Spec, error) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if s, ok := r.specs[k][name]; ok {
+		return s, nil
+	}
+	known := r.namesLocked(k)
+	msg := fmt.Sprintf("unknown %s type %q", k, name)
+	if s := Suggest(name, known); s != "" {
+		msg += fmt.Sprintf(", did you mean %q?", s)
+	}
+	msg += " (known: " + strings.Join(known, ", ") + ")"
+	return nil, &UnknownTypeError{Kind: k, Name: name, Msg: msg}
+}
+
+// UnknownTypeError is returned by Lookup.
+type UnknownTypeError struct {
+	Kind Kind
+	Name string
+	Msg  string
+}
+
+func (e *UnknownTypeError) Error() string { return e.Msg }
+
+// Names lists the registered names of kind k, sorted.
+func (r *Registry) Names(k Kind) []string {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.namesLocked(k)
+}
+
+func (r *Registry) namesLocked(k Kind) []string {
+	var out []string
+	for n := range r.specs[k] {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Specs lists every registered spec, by kind then name.
+func (r *Registry) Specs() []*Spec {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	var out []*Spec
+	for _, k := range []Kind{KindSource, KindTransform, KindSink} {
+		for _, n := range r.namesLocked(k) {
+			out = append(out, r.specs[k][n])
+		}
+	}
+	return out
+}
+
+// Param describes one config parameter, derived from a config struct field.
+type Param struct {
+	Name     string       // YAML key
+	Type     string       // human type: string, int, float, bool, duration, size, list of string, ...
+	GoType   reflect.Type // the field's Go type
+	Index    []int        // field index path in the struct
+	Required bool
+	Default  string // rendered from NewConfig's value; "" when zero
+	Doc      string
+	Example  string
+	Enum     []string // allowed values, from `enum:"a,b,c"`
+	Fields   []Param  // for struct and list-of-struct params
+}
+
+// Params lists the parameters of a config struct pointer (as returned by a
+// Spec's NewConfig), in declaration order.
+func Params(cfg any) ([]Param, error) {
+	v := reflect.ValueOf(cfg)
+	if v.Kind() != reflect.Pointer || v.Elem().Kind() != reflect.Struct {
+		return nil, fmt.Errorf("config must be a pointer to a struct, got %T", cfg)
+	}
+	return structParams(v.Elem())
+}
+
+func structParams(v reflect.Value) ([]Param, error) {
+	t := v.Type()
+	var out []Param
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		name, ok := f.Tag.Lookup("zflow")
+		if !ok || name == "-" {
+			continue
+		}
+		if !f.IsExported() {
+			return nil, fmt.Errorf("field %s has a zflow tag but is not exported", f.Name)
+		}
+		p := Param{
+			Name:     name,
+			GoType:   f.Type,
+			Index:    f.Index,
+			Required: f.Tag.Get("required") == "true",
+			Doc:      f.Tag.Get("doc"),
+			Example:  f.Tag.Get("example"),
+			Type:     TypeName(f.Type),
+		}
+		if e := f.Tag.Get("enum"); e != "" {
+			p.Enum = strings.Split(e, ",")
+		}
+		fv := v.Field(i)
+		p.Default = renderDefault(fv)
+		et := f.Type
+		if et.Kind() == reflect.Slice || et.Kind() == reflect.Map {
+			et = et.Elem()
+		}
+		if et.Kind() == reflect.Struct && et != durationType && et != sizeType {
+			sub, err := structParams(reflect.New(et).Elem())
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", name, err)
+			}
+			p.Fields = sub
+		}
+		out = append(out, p)
+	}
+	names := make([]string, len(out))
+	for i, p := range out {
+		names[i] = p.Name
+	}
+	slices.Sort(names)
+	for i := 1; i < len(names); i++ {
+		if names[i] == names[i-1] {
+			return nil, fmt.Errorf("duplicate parameter %q", names[i])
+		}
+	}
+	return out, nil
+}
+
+func renderDefault(v reflect.Value) string {
+	if v.IsZero() {
+		return ""
+	}
+	switch x := v.Interface().(type) {
+	case fmt.Stringer:
+		return x.String()
+	}
+	switch v.Kind() {
+	case reflect.Slice, reflect.Map, reflect.Struct, reflect.Pointer:
+		return ""
+	}
+	return fmt.Sprint(v.Interface())
+}
+
+// TypeName is the human name of a config field type.
+func TypeName(t reflect.Type) string {
+	switch t {
+	case durationType:
+		return "duration"
+	case sizeType:
+		return "size"
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "string"
+	case reflect.Bool:
+		return "bool"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "int"
+	case reflect.Float32, reflect.Float64:
+		return "float"
+	case reflect.Slice:
+		return "list of " + TypeName(t.Elem())
+	case reflect.Map:
+		return "map of " + TypeName(t.Elem())
+	case reflect.Struct:
+		return "object"
+	case reflect.Pointer:
+		return TypeName(t.Elem())
+	}
+	return t.String()
+}

@@ -1,0 +1,103 @@
+package engine
+
+import (
+	"fmt"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Size is a byte count that config files write as "64KiB", "2GiB", "1MB" or a
+// plain integer.
+type Size int64
+
+var (
+	durationType = reflect.TypeOf(time.Duration(0))
+	sizeType     = reflect.TypeOf(Size(0))
+)
+
+var sizeUnits = []struct {
+	suffix string
+	mult   int64
+}{
+	{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40},
+	{"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12},
+	{"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}, {"T", 1 << 40},
+	{"B", 1},
+}
+
+// ParseSize parses "64KiB", "2 GiB", "1.5MB", "4096".
+func ParseSize(s string) (Size, error) {
+	t := strings.TrimSpace(s)
+	mult := int64(1)
+	for _, u := range sizeUnits {
+		if strings.HasSuffix(t, u.suffix) {
+			mult = u.mult
+			t = strings.TrimSpace(strings.TrimSuffix(t, u.suffix))
+			break
+		}
+	}
+	if n, err := strconv.ParseInt(t, 10, 64); err == nil && n >= 0 {
+		if mult > 1 && n > (1<<62)/mult {
+			return 0, fmt.Errorf("size %q is too large", s)
+		}
+		return Size(n * mult), nil
+	}
+	f, err := strconv.ParseFloat(t, 64)
+	if err != nil || f < 0 || f*float64(mult) > 1<<62 {
+		return 0, fmt.Errorf("invalid size %q (want e.g. 64KiB, 2GiB, 4096)", s)
+	}
+	return Size(f * float64(mult)), nil
+}
+
+func (s Size) String() string {
+	n := int64(s)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if n >= u.mult && n%u.mult == 0 {
+			return fmt.Sprintf("%d%s", n/u.mult, u.suffix)
+		}
+	}
+	return strconv.FormatInt(n, 10)
+}
+
+// HumanBytes renders n bytes for people: "1.5 GiB".
+func HumanBytes(n int64) string {
+	f := float64(n)
+	for _, u := range []string{"B", "KiB", "MiB", "GiB", "TiB"} {
+		if f < 1024 || u == "TiB" {
+			if u == "B" {
+				return fmt.Sprintf("%d B", n)
+			}
+			return fmt.Sprintf("%.1f %s", f, u)
+		}
+		f /= 1024
+	}
+	return ""
+}
+
+// Settings are the pipeline-wide knobs the engine itself reads.
+type Settings struct {
+	// BatchRows is the target number of rows per batch for sources.
+	BatchRows int
+	// EdgeCapacity is the number of batches an edge buffers before its
+	// producer blocks (backpressure).
+	EdgeCapacity int
+}
+
+// DefaultSettings are used where a pipeline says nothing.
+func DefaultSettings() Settings { return Settings{BatchRows: 65536, EdgeCapacity: 4} }
+
+func (s Settings) withDefaults() Settings {
+	d := DefaultSettings()
+	if s.BatchRows <= 0 {
+		s.BatchRows = d.BatchRows
+	}
+	if s.EdgeCapacity <= 0 {
+		s.EdgeCapacity = d.EdgeCapacity
+	}
+	return s
+}
