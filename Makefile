@@ -1,0 +1,46 @@
+# zflow — the first two targets are the README's first two commands.
+#   make run   builds zflow and runs pipelines/examples/quickstart.yaml on generated data
+#   make test  installs what the tests need, then runs every test with -race
+
+GO        ?= go
+BIN       := bin/zflow
+# io/uring pulls syscall.munmap through go:linkname; Go ≥ 1.23 links it only
+# with this flag. Harmless for binaries that do not import io/uring.
+LDFLAGS   := -checklinkname=0
+GOFLAGS_T ?= -race -count=1 -timeout 20m
+
+.PHONY: run test build deps vet fuzz bench clean
+
+run: build
+	$(BIN) run pipelines/examples/quickstart.yaml
+
+build: deps
+	$(GO) build -ldflags='$(LDFLAGS)' -o $(BIN) ./cmd/zflow
+
+# Everything the tests need on a fresh machine: Go modules (and, when a test
+# needs one, Debian packages: listed in APT_PACKAGES).
+APT_PACKAGES :=
+deps:
+	$(GO) mod download
+	@if [ -n "$(APT_PACKAGES)" ]; then \
+	  missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	  if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi; \
+	fi
+
+vet: deps
+	$(GO) vet ./...
+
+test: deps vet
+	$(GO) test $(GOFLAGS_T) -ldflags='$(LDFLAGS)' ./...
+
+# Fuzz each parser (FUZZTIME=10m for the long run quoted in notes).
+FUZZTIME ?= 1m
+fuzz: deps
+	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) -parallel=1 ./pipelines/
+	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) -parallel=1 ./operators/expr/
+
+bench: deps
+	$(GO) test -run='^$$' -bench=. -benchmem ./bench/...
+
+clean:
+	rm -rf bin out

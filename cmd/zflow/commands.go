@@ -1,0 +1,217 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"runtime"
+	"runtime/debug"
+	"sort"
+	"strings"
+
+	"github.com/zflowdev/zflow"
+	"github.com/zflowdev/zflow/engine"
+)
+
+func newFlags(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	return fs
+}
+
+// parseFlags parses flags that may come before or after the positional args.
+func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, usageError{fmt.Sprintf("%s: %v", fs.Name(), err)}
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+// loadError turns a pipeline loading error into exit code 2 with every
+// positioned message on its own line.
+func loadError(err error) error {
+	return exitError{code: exitUsage, err: err}
+}
+
+func cmdValidate(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("validate", stderr)
+	files, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(files) == 0 {
+		return usageError{"validate: no pipeline file given"}
+	}
+	var bad int
+	for _, f := range files {
+		if _, err := zflow.Load(f); err != nil {
+			bad++
+			fmt.Fprintln(stderr, err)
+			continue
+		}
+		fmt.Fprintf(stdout, "%s: ok\n", f)
+	}
+	if bad > 0 {
+		return exitError{code: exitUsage, err: fmt.Errorf("zflow: %d of %d pipeline files are invalid", bad, len(files))}
+	}
+	return nil
+}
+
+func cmdPlan(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("plan", stderr)
+	format := fs.String("format", "text", "text, dot or json")
+	files, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(files) != 1 {
+		return usageError{"plan: want exactly one pipeline file"}
+	}
+	p, err := zflow.Load(files[0])
+	if err != nil {
+		return loadError(err)
+	}
+	switch *format {
+	case "text":
+		return p.Plan().WriteText(stdout)
+	case "dot":
+		return p.Plan().WriteDOT(stdout)
+	case "json":
+		return p.Plan().WriteJSON(stdout)
+	}
+	return usageError{fmt.Sprintf("plan: unknown --format %q (known: text, dot, json)", *format)}
+}
+
+func cmdVersion(stdout io.Writer) error {
+	fmt.Fprintf(stdout, "zflow %s (%s, %s/%s)\n", zflow.Version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, d := range bi.Deps {
+			if strings.Contains(d.Path, "arrow-go") {
+				fmt.Fprintf(stdout, "arrow-go %s\n", d.Version)
+			}
+		}
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" {
+				fmt.Fprintf(stdout, "commit %s\n", s.Value)
+			}
+		}
+	}
+	return nil
+}
+
+func cmdOperators(args []string, stdout io.Writer) error {
+	specs := engine.DefaultRegistry.Specs()
+	if len(args) == 0 {
+		fmt.Fprintln(stdout, "Operators (zflow operators NAME for parameters):")
+		kind := ""
+		for _, s := range specs {
+			if k := s.Kind.String(); k != kind {
+				kind = k
+				fmt.Fprintf(stdout, "\n%ss:\n", k)
+			}
+			fmt.Fprintf(stdout, "  %-12s %s\n", s.Name, s.Summary)
+		}
+		return nil
+	}
+	if len(args) > 1 {
+		return usageError{"operators: want at most one operator name"}
+	}
+	name := args[0]
+	var found []*engine.Spec
+	var names []string
+	for _, s := range specs {
+		names = append(names, s.Name)
+		if s.Name == name {
+			found = append(found, s)
+		}
+	}
+	if len(found) == 0 {
+		msg := fmt.Sprintf("unknown operator %q", name)
+		if s := engine.Suggest(name, names); s != "" {
+			msg += fmt.Sprintf(", did you mean %q?", s)
+		}
+		sort.Strings(names)
+		return exitError{code: exitUsage, err: errors.New("zflow: " + msg + " (known: " + strings.Join(dedup(names), ", ") + ")")}
+	}
+	for i, s := range found {
+		if i > 0 {
+			fmt.Fprintln(stdout)
+		}
+		writeSpec(stdout, s)
+	}
+	return nil
+}
+
+func dedup(s []string) []string {
+	var out []string
+	for i, v := range s {
+		if i == 0 || v != s[i-1] {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// writeSpec prints one operator's reference, generated from its Spec: the
+// same struct that validates pipeline files.
+func writeSpec(w io.Writer, s *engine.Spec) {
+	fmt.Fprintf(w, "%s (%s): %s\n", s.Name, s.Kind, s.Summary)
+	if s.Doc != "" {
+		fmt.Fprintf(w, "\n%s\n", s.Doc)
+	}
+	switch {
+	case s.Kind == engine.KindSource:
+	case s.MaxInputs < 0:
+		fmt.Fprintf(w, "inputs: %d or more\n", s.MinInputs)
+	case s.MinInputs == s.MaxInputs:
+		fmt.Fprintf(w, "inputs: %d\n", s.MinInputs)
+	default:
+		fmt.Fprintf(w, "inputs: %d to %d\n", s.MinInputs, s.MaxInputs)
+	}
+	if s.Stateless {
+		fmt.Fprintln(w, "parallelism: yes (stateless)")
+	}
+	params, _ := engine.Params(s.NewConfig())
+	if len(params) > 0 {
+		fmt.Fprintln(w, "\nParameters:")
+		writeParams(w, params, "  ")
+	}
+	if s.Example != "" {
+		fmt.Fprintf(w, "\nExample:\n  %s\n", strings.ReplaceAll(s.Example, "\n", "\n  "))
+	}
+}
+
+func writeParams(w io.Writer, params []engine.Param, indent string) {
+	for _, p := range params {
+		line := fmt.Sprintf("%s%s (%s", indent, p.Name, p.Type)
+		if p.Required {
+			line += ", required"
+		}
+		if p.Default != "" {
+			line += ", default " + p.Default
+		}
+		line += ")"
+		if p.Doc != "" {
+			line += ": " + p.Doc
+		}
+		if len(p.Enum) > 0 {
+			line += " [one of: " + strings.Join(p.Enum, ", ") + "]"
+		}
+		if p.Example != "" {
+			line += " — e.g. " + p.Example
+		}
+		fmt.Fprintln(w, line)
+		if len(p.Fields) > 0 {
+			writeParams(w, p.Fields, indent+"    ")
+		}
+	}
+}

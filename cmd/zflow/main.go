@@ -1,0 +1,98 @@
+// Command zflow runs, validates and explains zflow pipelines.
+//
+//	zflow run FILE        run a pipeline; progress on a terminal, summary at the end
+//	zflow validate FILE…  check pipeline files; print every error
+//	zflow plan FILE       print the compiled plan (--format text|dot|json)
+//	zflow operators [NAME] list operators, or one operator's parameters
+//	zflow version         print versions
+//
+// Exit codes: 0 ok, 1 run failure, 2 bad usage or invalid pipeline, 130 when
+// interrupted by SIGINT after a clean shutdown (a second SIGINT kills).
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+)
+
+const (
+	exitOK        = 0
+	exitFailure   = 1
+	exitUsage     = 2
+	exitInterrupt = 130
+)
+
+// usageError is a bad command line: exit 2 with the message.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+// exitError carries an exit code chosen by a command.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e exitError) Error() string { return e.err.Error() }
+
+const usage = `zflow — a dataflow pipeline engine for Arrow batches
+
+Usage:
+  zflow run [--quiet] [--json] FILE      run a pipeline
+  zflow validate FILE...                 check pipeline files, print every error
+  zflow plan [--format text|dot|json] FILE  print the compiled plan
+  zflow operators [NAME]                 list operators, or one operator's parameters
+  zflow version                          print versions
+
+Exit codes: 0 ok, 1 run failure, 2 bad usage or invalid pipeline, 130 interrupted.
+`
+
+func main() {
+	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run is main without the process: it returns the exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitUsage
+	}
+	var err error
+	switch cmd, rest := args[0], args[1:]; cmd {
+	case "run":
+		err = cmdRun(ctx, rest, stdout, stderr)
+	case "validate":
+		err = cmdValidate(rest, stdout, stderr)
+	case "plan":
+		err = cmdPlan(rest, stdout, stderr)
+	case "operators":
+		err = cmdOperators(rest, stdout)
+	case "version", "--version", "-v":
+		err = cmdVersion(stdout)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	default:
+		err = usageError{fmt.Sprintf("unknown command %q (known: run, validate, plan, operators, version)", cmd)}
+	}
+	if err == nil {
+		return exitOK
+	}
+	var ue usageError
+	var ee exitError
+	switch {
+	case errors.As(err, &ue):
+		fmt.Fprintf(stderr, "zflow: %s\n\n%s", ue.msg, usage)
+		return exitUsage
+	case errors.As(err, &ee):
+		if ee.err != nil && ee.err.Error() != "" {
+			fmt.Fprintln(stderr, ee.err)
+		}
+		return ee.code
+	}
+	fmt.Fprintf(stderr, "zflow: %v\n", err)
+	return exitFailure
+}

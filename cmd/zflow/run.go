@@ -1,0 +1,151 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime/pprof"
+	"syscall"
+	"time"
+
+	"github.com/zflowdev/zflow"
+	"github.com/zflowdev/zflow/engine"
+	"golang.org/x/term"
+)
+
+func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("run", stderr)
+	quiet := fs.Bool("quiet", false, "no progress line and no summary")
+	asJSON := fs.Bool("json", false, "print the summary as JSON on stdout")
+	progressEvery := fs.Duration("progress", time.Second, "progress line interval on a terminal")
+	logLevel := fs.String("log-level", "warn", "debug, info, warn or error")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
+	files, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(files) != 1 {
+		return usageError{"run: want exactly one pipeline file"}
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return usageError{fmt.Sprintf("run: --log-level: %v", err)}
+	}
+	p, err := zflow.Load(files[0])
+	if err != nil {
+		return loadError(err)
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	// First SIGINT/SIGTERM: cancel and shut down cleanly (sinks remove their
+	// temporary files). Second: exit at once.
+	runCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	interrupted := make(chan os.Signal, 1)
+	stopSigs := make(chan struct{})
+	defer close(stopSigs)
+	go func() {
+		select {
+		case s := <-sigs:
+			interrupted <- s
+			fmt.Fprintf(stderr, "\nzflow: %v: stopping (again to kill)\n", s)
+			cancel(fmt.Errorf("interrupted by %v", s))
+		case <-stopSigs:
+			return
+		}
+		select {
+		case <-sigs:
+			fmt.Fprintln(stderr, "zflow: killed")
+			os.Exit(exitInterrupt)
+		case <-stopSigs:
+		}
+	}()
+
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return usageError{fmt.Sprintf("run: --cpuprofile: %v", err)}
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("run: start cpu profile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	x := p.Start(runCtx, zflow.WithLogger(logger))
+	showProgress := !*quiet && isTerminal(stderr)
+	if showProgress {
+		tick := time.NewTicker(*progressEvery)
+	loop:
+		for {
+			select {
+			case <-x.Done():
+				break loop
+			case <-tick.C:
+				writeProgress(stderr, x.Snapshot())
+			}
+		}
+		tick.Stop()
+		fmt.Fprint(stderr, "\r\033[K")
+	}
+	sum, runErr := x.Wait()
+	switch {
+	case *asJSON:
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(sum); err != nil {
+			return err
+		}
+	case !*quiet:
+		writeSummary(stderr, &sum)
+	}
+	select {
+	case s := <-interrupted:
+		return exitError{code: exitInterrupt, err: fmt.Errorf("zflow: interrupted by %v; stopped cleanly, no sink output was published", s)}
+	default:
+	}
+	if runErr != nil {
+		var oe *engine.OpError
+		if errors.As(runErr, &oe) {
+			return exitError{code: exitFailure, err: fmt.Errorf("zflow: run failed: %w", runErr)}
+		}
+		return exitError{code: exitFailure, err: fmt.Errorf("zflow: %w", runErr)}
+	}
+	return nil
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// writeProgress prints one line: rows and bytes read by the sources so far,
+// and their rate.
+func writeProgress(w io.Writer, s engine.Summary) {
+	rows, bytes, copied, _ := s.Totals()
+	sec := s.Elapsed.Seconds()
+	fmt.Fprintf(w, "\r\033[K%s  rows %s  %s  %s rows/s  %s/s  copied %s",
+		s.Elapsed.Round(100*time.Millisecond), humanCount(rows), engine.HumanBytes(bytes),
+		humanCount(int64(float64(rows)/sec)), engine.HumanBytes(int64(float64(bytes)/sec)),
+		engine.HumanBytes(copied))
+}
+
+func humanCount(n int64) string {
+	switch {
+	case n >= 1e9:
+		return fmt.Sprintf("%.2fG", float64(n)/1e9)
+	case n >= 1e6:
+		return fmt.Sprintf("%.2fM", float64(n)/1e6)
+	case n >= 1e4:
+		return fmt.Sprintf("%.1fk", float64(n)/1e3)
+	}
+	return fmt.Sprint(n)
+}

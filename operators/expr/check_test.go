@@ -1,0 +1,225 @@
+package expr
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/apache/arrow-go/v18/arrow"
+
+	"github.com/zflowdev/zflow/engine"
+)
+
+func TestTypeErrors(t *testing.T) {
+	tests := []struct {
+		src    string
+		offset int
+		msg    string
+	}{
+		{"qyt > 1", 0, `unknown column "qyt", did you mean "qty"?`},
+		{"qty > 100 AND prise < 2", 14, `unknown column "prise", did you mean "price"?`},
+		{"zzzzzz = 1", 0, `unknown column "zzzzzz"`},
+		{`"mixed" = 1`, 0, `unknown column "mixed", did you mean "Mixed"?`},
+		{"qty > 100 AND symbol = 100", 14, "cannot compare symbol (string) with 100 (int64)"},
+		{"symbol = 100", 0, "cannot compare symbol (string) with 100 (int64)"},
+		{"100 < symbol", 0, "cannot compare 100 (int64) with symbol (string)"},
+		{"ts > '2024-01-01'", 0, "cannot compare ts (timestamp[us]) with '2024-01-01' (string); write TIMESTAMP '2024-01-01' for a timestamp"},
+		{"ts = tsz", 0, "cannot compare ts (timestamp[us]) with tsz (timestamp[ns, tz=UTC])"},
+		{"flag = 1", 0, "cannot compare flag (bool) with 1 (int64)"},
+		{"NOT qty", 4, "NOT needs a boolean, got qty (int64)"},
+		{"qty AND flag", 0, "AND needs boolean operands, got qty (int64)"},
+		{"flag OR 'x'", 8, "OR needs boolean operands, got 'x' (string)"},
+		{"symbol + 1", 0, "operator + needs numeric operands, got symbol (string)"},
+		{"1 * ts", 4, "operator * needs numeric operands, got ts (timestamp[us])"},
+		{"qty % (flag)", 7, "operator % needs numeric operands, got flag (bool)"},
+		{"-symbol", 1, "unary - needs a number, got symbol (string)"},
+		{"qty IN (1, 'a')", 11, "cannot compare qty (int64) with 'a' (string)"},
+		{"qty BETWEEN 1 AND 'z'", 18, "cannot compare qty (int64) with 'z' (string)"},
+		{"flag < true", 0, "cannot order booleans with <: flag and true"},
+		{"flag BETWEEN false AND true", 0, "cannot order booleans with BETWEEN"},
+		{"qty LIKE 'a%'", 0, "LIKE needs a string, got qty (int64)"},
+		{"symbol LIKE symbol", 12, "LIKE pattern must be a constant string, got symbol (string)"},
+		{"symbol LIKE 'a' ESCAPE 'ab'", 23, "ESCAPE must be a one-character string, got 'ab' (string)"},
+		{"symbol LIKE 'a!' ESCAPE '!'", 12, "LIKE pattern ends with the escape character"},
+		{"CAST(qty AS money)", 0, `unknown type "money" in CAST (known: bigint, bool, boolean, double, float, float64, int, int32, int64, string, text, timestamp, varchar)`},
+		{"CAST(flag AS timestamp)", 0, "cannot cast flag (bool) to timestamp"},
+		{"lowr(symbol)", 0, `unknown function "lowr", did you mean "lower"?`},
+		{"frobnicate(1)", 0, `unknown function "frobnicate"`},
+		{"sum(qty) > 1", 0, "aggregate function sum is not allowed here"},
+		{"count(*)", 0, "aggregate function count is not allowed here"},
+		{"lower(*)", 6, "* is only allowed in count(*)"},
+		{"lower(symbol, 1)", 0, "lower takes 1 argument, got 2"},
+		{"coalesce()", 0, "coalesce needs at least one argument"},
+		{"coalesce(qty, 'a')", 14, "coalesce argument 'a' (string) does not match the type of the ones before it (int64)"},
+		{"CASE WHEN qty THEN 1 END", 10, "WHEN needs a boolean condition, got qty (int64)"},
+		{"CASE WHEN flag THEN 1 ELSE 'x' END", 27, "CASE result 'x' (string) does not match the type of the ones before it (int64)"},
+		{"CASE symbol WHEN 1 THEN 2 END", 17, "cannot compare symbol (string) with 1 (int64)"},
+		{"abs(symbol)", 4, "abs needs a number, got symbol (string)"},
+		{"length(qty)", 7, "length needs a string, got qty (int64)"},
+		{"9223372036854775807 + 1", 0, "cannot evaluate 9223372036854775807 + 1: overflow"},
+		{"CAST('abc' AS int)", 0, `cannot evaluate CAST('abc' AS int): strconv.ParseInt: parsing "abc": invalid syntax`},
+		{"TIMESTAMP '1200-01-01 00:00:00.000000001'", 0, "timestamp TIMESTAMP '1200-01-01 00:00:00.000000001' has nanoseconds but is outside the nanosecond range (years 1678-2261)"},
+		{"qty > 1 AND lower(qty) = 'x'", 18, "lower needs a string, got qty (int64)"},
+	}
+	for _, tt := range tests {
+		_, err := Compile(tt.src, testSchema)
+		var te *TypeError
+		if !errors.As(err, &te) {
+			t.Errorf("Compile(%q): got %v, want a *TypeError", tt.src, err)
+			continue
+		}
+		if te.Offset != tt.offset || te.Msg != tt.msg {
+			t.Errorf("Compile(%q):\n got @%d %s\nwant @%d %s", tt.src, te.Offset, te.Msg, tt.offset, tt.msg)
+		}
+	}
+}
+
+func TestFieldError(t *testing.T) {
+	_, err := Compile("qty > 100 AND symbol = 100", testSchema)
+	fe := FieldError("where", err)
+	want := engine.FieldError{Field: "where", Offset: 14, Msg: "cannot compare symbol (string) with 100 (int64)"}
+	if *fe != want {
+		t.Errorf("FieldError = %+v, want %+v", *fe, want)
+	}
+	_, err = Compile("qty >", testSchema)
+	if fe := FieldError("where", err); fe.Offset != 5 || fe.Msg != "expected an expression, found end of expression" {
+		t.Errorf("FieldError(syntax) = %+v", *fe)
+	}
+	if fe := FieldError("where", fmt.Errorf("wrapped: %w", err)); fe.Offset != 5 {
+		t.Errorf("FieldError does not unwrap: %+v", *fe)
+	}
+	if fe := FieldError("where", errors.New("expr: boom")); fe.Offset != -1 || fe.Msg != "expr: boom" {
+		t.Errorf("FieldError(plain) = %+v", *fe)
+	}
+}
+
+func TestAmbiguousColumns(t *testing.T) {
+	schema := arrow.NewSchema([]arrow.Field{
+		{Name: "Ab", Type: arrow.PrimitiveTypes.Int64},
+		{Name: "aB", Type: arrow.PrimitiveTypes.Int64},
+		{Name: "dup", Type: arrow.PrimitiveTypes.Int64},
+		{Name: "dup", Type: arrow.PrimitiveTypes.Int64},
+	}, nil)
+	for src, want := range map[string]string{
+		"ab":  `column name "ab" is ambiguous: 2 columns match`,
+		"dup": `column name "dup" is ambiguous: 2 columns match`,
+	} {
+		_, err := Compile(src, schema)
+		if _, msg, _ := Position(err); msg != want {
+			t.Errorf("Compile(%q): %v, want %s", src, err, want)
+		}
+	}
+	for _, src := range []string{"Ab", "aB", `"Ab"`} {
+		if _, err := Compile(src, schema); err != nil {
+			t.Errorf("Compile(%q): %v", src, err)
+		}
+	}
+}
+
+func TestTypesAndColumns(t *testing.T) {
+	tests := []struct {
+		src  string
+		typ  string
+		cols []int
+	}{
+		{"qty", "int64", []int{0}},
+		{"small", "int32", []int{5}},
+		{"QTY", "int64", []int{0}},
+		{`"my col"`, "int64", []int{9}},
+		{"small + 1", "int64", []int{5}},
+		{"price * qty", "float64", []int{0, 1}},
+		{"qty / 2", "int64", []int{0}},
+		{"qty / 2.0", "float64", []int{0}},
+		{"f32 + 1", "float64", []int{7}},
+		{"name", "large_utf8", []int{6}},
+		{"lower(name)", "utf8", []int{6}},
+		{"length(symbol)", "int64", []int{2}},
+		{"CAST(qty AS int32)", "int32", []int{0}},
+		{"CAST(qty AS timestamp)", "timestamp[us]", []int{0}},
+		{"CASE WHEN flag THEN ts END", "timestamp[us]", []int{3, 4}},
+		{"coalesce(ts, TIMESTAMP '2024-01-01')", "timestamp[us]", []int{4}},
+		{"coalesce(tsz, TIMESTAMP '2024-01-01')", "timestamp[ns, tz=UTC]", []int{8}},
+		{"coalesce(null, qty)", "int64", []int{0}},
+		{"null", "null", []int{}},
+		{"CASE WHEN flag THEN null END", "null", []int{3}},
+		{"qty = null", "bool", []int{0}},
+		{"qty > 100 AND symbol IN ('AAPL', 'MSFT')", "bool", []int{0, 2}},
+		{"abs(f32)", "float64", []int{7}},
+		{"-small", "int64", []int{5}},
+	}
+	for _, tt := range tests {
+		c, err := Compile(tt.src, testSchema)
+		if err != nil {
+			t.Errorf("Compile(%q): %v", tt.src, err)
+			continue
+		}
+		if got := c.Type().String(); got != tt.typ {
+			t.Errorf("Compile(%q).Type() = %s, want %s", tt.src, got, tt.typ)
+		}
+		if fmt.Sprint(c.Columns()) != fmt.Sprint(tt.cols) {
+			t.Errorf("Compile(%q).Columns() = %v, want %v", tt.src, c.Columns(), tt.cols)
+		}
+	}
+}
+
+// TestPlans checks constant folding and how operands are brought to a common
+// type: a narrow column compared with a constant that fits is not cast.
+func TestPlans(t *testing.T) {
+	tests := []struct{ src, want string }{
+		{"1 + 2 * 3", "const(7 int64)"},
+		{"lower('ABC') = 'abc'", "const(true bool)"},
+		{"CAST('12' AS int) + qty", "add(const(12 int64), col(0 int64))"},
+		{"small = 5", "equal(col(5 int32), const(5 int32))"},
+		{"5 = small", "equal(const(5 int32), col(5 int32))"},
+		{"small = 5000000000", "equal(cast<int64>(col(5 int32)), const(5000000000 int64))"},
+		{"small IN (1, 2)", "is_in(col(5 int32))"},
+		{"qty > 1.5", "greater(cast<float64>(col(0 int64)), const(1.5 float64))"},
+		{"name = 'x'", "equal(cast<string>(col(6 large_string)), const(x string))"},
+		{"ts > TIMESTAMP '2024-01-01'", "greater(col(4 timestamp[us]), const(2024-01-01 00:00:00 timestamp[us]))"},
+		{"tsz > TIMESTAMP '2024-01-01'", "greater(col(8 timestamp[ns, tz=UTC]), const(2024-01-01 00:00:00Z timestamp[ns, tz=UTC]))"},
+		{"flag AND NULL", "and_kleene(col(3 bool), const(null bool))"},
+		{"qty + NULL", "const(null int64)"},
+		{"qty = NULL", "const(null bool)"},
+		{"NULL IS NULL", "const(true bool)"},
+		{"qty IS NULL", "is_null(col(0 int64))"},
+		{"NOT flag", "not(col(3 bool))"},
+	}
+	for _, tt := range tests {
+		c, err := Compile(tt.src, testSchema)
+		if err != nil {
+			t.Errorf("Compile(%q): %v", tt.src, err)
+			continue
+		}
+		if got := describeNode(c.root); got != tt.want {
+			t.Errorf("Compile(%q):\n got %s\nwant %s", tt.src, got, tt.want)
+		}
+	}
+}
+
+func TestCompileExprSubtree(t *testing.T) {
+	src := "sum(price * qty) / sum(qtty)"
+	e, err := Parse(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var args []Expr
+	Walk(e, func(x Expr) bool {
+		if c, ok := x.(*Call); ok && c.Name == "sum" {
+			args = append(args, c.Args[0])
+			return false
+		}
+		return true
+	})
+	if len(args) != 2 {
+		t.Fatalf("found %d sum arguments", len(args))
+	}
+	c, err := CompileExpr(src, args[0], testSchema)
+	if err != nil || c.Type().ID() != arrow.FLOAT64 {
+		t.Errorf("CompileExpr(price * qty): %v", err)
+	}
+	_, err = CompileExpr(src, args[1], testSchema)
+	if off, msg, _ := Position(err); off != 23 || !strings.HasPrefix(msg, `unknown column "qtty"`) {
+		t.Errorf("CompileExpr(qtty): %v", err)
+	}
+}

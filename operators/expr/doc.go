@@ -1,0 +1,97 @@
+// Package expr is zflow's expression language: the predicate of the filter
+// operator's where: and the computed columns of project. It is a small
+// subset of SQL scalar expressions (ISO/IEC 9075 semantics, with NULLs and
+// three-valued logic), evaluated a whole Arrow record batch at a time.
+//
+// # Model
+//
+// An expression goes through three stages:
+//
+//	Parse(src)            → Expr      syntax tree; *SyntaxError with a byte offset
+//	Compile(src, schema)  → *Compiled type-checked, constants folded; *TypeError with a byte offset
+//	(*Compiled).Eval(ctx, mem, batch) → arrow.Array, one value per row
+//
+// A *Compiled is immutable and safe for concurrent use, so one compiled
+// predicate serves every instance of a parallel operator. Eval borrows the
+// batch and returns a new array the caller owns (Release it); every byte it
+// allocates comes from the allocator passed in. A bare column reference
+// returns the column itself, Retained: no copy. Select is the filter helper:
+// it returns the batch itself when every row passes, nil when none does, and
+// otherwise a filtered copy together with its size for the copy ledger.
+//
+// Errors carry a byte offset into the source; FieldError turns one into the
+// engine's *engine.FieldError so the pipeline compiler can show file:line:col:
+//
+//	c, err := expr.Compile(cfg.Where, schema)
+//	if err != nil {
+//		return expr.FieldError("where", err)
+//	}
+//
+// Evaluation is vectorised. Arithmetic, comparisons, AND/OR/NOT, IS NULL,
+// IN with a constant list, abs, casts and the final filter run arrow-go's
+// compute kernels; division, modulo, LIKE, CASE, coalesce, lower, upper,
+// length and number-to-string casts run this package's own loops over the
+// arrays' raw buffers (no per-row allocation; constants are broadcast, not
+// materialised). Constant subtrees are evaluated once, at Compile time.
+//
+// # Language
+//
+//	literals     42  -7  1.5  2e-3  'it''s'  TRUE  FALSE  NULL
+//	             TIMESTAMP '2024-01-02 03:04:05[.123456]'  TIMESTAMP '2024-01-02'
+//	             (DATE '2024-01-02' is the same timestamp; a literal without a
+//	             zone offset is UTC)
+//	columns      qty   "my col"   ("" escapes a double quote)
+//	arithmetic   -x  x + y  x - y  x * y  x / y  x % y
+//	comparison   =  ==  !=  <>  <  <=  >  >=
+//	logic        NOT x   x AND y   x OR y
+//	predicates   x [NOT] IN (a, b, ...)   x [NOT] BETWEEN a AND b
+//	             x IS [NOT] NULL   x [NOT] LIKE 'pat%' [ESCAPE '\']
+//	conditional  CASE WHEN c THEN v [WHEN ...] [ELSE v] END
+//	             CASE x WHEN a THEN v [WHEN ...] [ELSE v] END
+//	conversion   CAST(x AS type)   type: int, int64, bigint, int32, float, double,
+//	             float64, string, varchar, text, bool, boolean, timestamp
+//	functions    coalesce(a, b, ...)  abs(x)  lower(s)  upper(s)  length(s)
+//
+// Precedence, loosest first: OR; AND; NOT; comparisons, IN, BETWEEN, LIKE,
+// IS (left-associative); + and -; *, / and %; unary minus. Keywords and
+// function names are case-insensitive and reserved (quote a column named
+// "end"). TIMESTAMP and DATE are keywords only before a string, so a
+// column may be called timestamp. A bare column name matches exactly, or
+// else case-insensitively if only one column matches; a quoted name
+// matches exactly.
+//
+// # Types and NULL
+//
+// Columns of type int8…int64 and uint8…uint64 compute as int64; float32 and
+// float64 as float64; utf8, large_utf8 and dictionaries of them as utf8;
+// bool; and timestamps of any unit and zone. Other column types may only be
+// returned as they are or tested with IS NULL. An int meeting a float
+// becomes float64. Comparing a narrow column (int32, timestamp[s]) with a
+// constant that converts exactly compares in the column's own type, so the
+// column is not cast. Timestamps compare in the finer unit; a zone-less
+// literal takes the column's zone; a zone-less column cannot meet a
+// zone-aware one. Strings compare bytewise. Booleans support only = and !=.
+//
+//   - Integer division truncates toward zero (7 / 2 = 3, -7 / 2 = -3) and
+//     % takes the dividend's sign (-7 % 2 = -1), as in Go and SQL.
+//     Division or modulo by zero (integer or float) yields NULL, not an
+//     error. Integer overflow in +, -, *, unary minus and abs is a run-time
+//     error.
+//   - Any operator or function with a NULL operand yields NULL, except:
+//     AND/OR follow Kleene logic (FALSE AND NULL = FALSE, TRUE OR NULL =
+//     TRUE); IS [NOT] NULL; coalesce; CASE (a NULL condition counts as not
+//     true). x IN (...) is NULL when x is NULL, or when nothing matched and
+//     the list holds a NULL; NOT IN is its negation.
+//   - LIKE is case-sensitive; % matches any run of characters, _ exactly one
+//     (a UTF-8 code point). The pattern must be a constant; there is no
+//     default escape character.
+//   - CAST from float to int truncates toward zero; a string that does not
+//     parse, or an integer that does not fit, is a run-time error (the
+//     whole batch fails). CAST(x AS timestamp) gives timestamp[us].
+//   - lower and upper map Unicode letters; length counts code points.
+//   - CASE evaluates every branch over the whole batch and then picks per
+//     row, so an error in a branch no row takes (integer overflow) still
+//     fails the batch; division by zero does not, as it yields NULL.
+//
+// Select treats a NULL predicate as false, as SQL's WHERE does.
+package expr

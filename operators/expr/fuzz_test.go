@@ -1,0 +1,115 @@
+package expr
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/apache/arrow-go/v18/arrow"
+)
+
+var fuzzSeeds = []string{
+	"qty > 100 AND symbol IN ('AAPL', 'MSFT')",
+	"price * qty",
+	"sum(price * qty) / sum(qty)",
+	"count(*)",
+	"NOT flag OR qty IS NULL",
+	"x NOT BETWEEN -1 AND 2.5e3",
+	"name NOT LIKE 'a!%b_' ESCAPE '!'",
+	"CASE WHEN qty > 10 THEN 'big' WHEN qty > 1 THEN 'mid' ELSE NULL END",
+	"CASE symbol WHEN 'A' THEN 1 END",
+	"CAST(price AS int) % 7",
+	"coalesce(a, b, 0) <> abs(-c)",
+	`"my col" = 'it''s'`,
+	"ts >= TIMESTAMP '2024-01-02 03:04:05.123456789'",
+	"DATE '2024-02-29' < timestamp",
+	"lower(upper(name)) == length(name)",
+	"-9223372036854775808 - 1",
+	"((((a))))",
+	"a IN (1, NULL, b + 1)",
+	"1 / 0 IS NULL",
+	"'unterminated",
+	"\"quoted ident",
+	"f(*) + g()",
+	"qty >= .5 AND qty <= 1E+2",
+	"größe <> 'é日本'",
+	"a = = b",
+	"CASE END",
+	"x IS NOT NULL IS NULL",
+	"NOT NOT NOT TRUE",
+}
+
+func FuzzParse(f *testing.F) {
+	for _, s := range fuzzSeeds {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, src string) {
+		e, err := Parse(src)
+		if err != nil {
+			var se *SyntaxError
+			if !errors.As(err, &se) {
+				t.Fatalf("Parse(%q): %T %v, want *SyntaxError", src, err, err)
+			}
+			if se.Offset < 0 || se.Offset > len(src) {
+				t.Fatalf("Parse(%q): offset %d outside the source", src, se.Offset)
+			}
+			return
+		}
+		start, end := e.Span()
+		if start < 0 || end > len(src) || start > end {
+			t.Fatalf("Parse(%q): span [%d,%d)", src, start, end)
+		}
+		// The printed form parses back to the same tree.
+		printed := e.String()
+		e2, err := Parse(printed)
+		if err != nil {
+			t.Fatalf("Parse(%q) printed %q, which does not parse: %v", src, printed, err)
+		}
+		if again := e2.String(); again != printed {
+			t.Fatalf("Parse(%q): printed %q, reprinted %q", src, printed, again)
+		}
+	})
+}
+
+// FuzzCompile compiles against the test schema and evaluates what compiles
+// on the test batch: no panic, no leak, errors with offsets inside the
+// source.
+func FuzzCompile(f *testing.F) {
+	for _, s := range fuzzSeeds {
+		f.Add(s)
+	}
+	for _, tt := range evalTests {
+		f.Add(tt.src)
+	}
+	mem := newMem()
+	rec := testBatch(f, mem)
+	defer rec.Release()
+	f.Fuzz(func(t *testing.T, src string) {
+		c, err := Compile(src, testSchema)
+		if err != nil {
+			off, _, ok := Position(err)
+			if !ok {
+				t.Fatalf("Compile(%q): %v has no position", src, err)
+			}
+			if off < 0 || off > len(src) {
+				t.Fatalf("Compile(%q): offset %d outside the source", src, off)
+			}
+			return
+		}
+		emem := newMem()
+		arr, err := c.Eval(context.Background(), emem, rec)
+		if err == nil {
+			if arr.Len() != int(rec.NumRows()) {
+				t.Fatalf("Eval(%q): %d rows", src, arr.Len())
+			}
+			arr.Release()
+		}
+		if c.Type().ID() == arrow.BOOL {
+			out, _, err := c.Select(context.Background(), emem, rec)
+			if err == nil && out != nil {
+				out.Release()
+			}
+		}
+		emem.AssertSize(t, 0)
+	})
+}

@@ -1,0 +1,73 @@
+package expr
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+)
+
+// testSchema is the schema most tests compile against.
+var testSchema = arrow.NewSchema([]arrow.Field{
+	{Name: "qty", Type: arrow.PrimitiveTypes.Int64, Nullable: true},
+	{Name: "price", Type: arrow.PrimitiveTypes.Float64, Nullable: true},
+	{Name: "symbol", Type: arrow.BinaryTypes.String, Nullable: true},
+	{Name: "flag", Type: arrow.FixedWidthTypes.Boolean, Nullable: true},
+	{Name: "ts", Type: &arrow.TimestampType{Unit: arrow.Microsecond}, Nullable: true},
+	{Name: "small", Type: arrow.PrimitiveTypes.Int32, Nullable: true},
+	{Name: "name", Type: arrow.BinaryTypes.LargeString, Nullable: true},
+	{Name: "f32", Type: arrow.PrimitiveTypes.Float32, Nullable: true},
+	{Name: "tsz", Type: &arrow.TimestampType{Unit: arrow.Nanosecond, TimeZone: "UTC"}, Nullable: true},
+	{Name: "my col", Type: arrow.PrimitiveTypes.Int64, Nullable: true},
+	{Name: "Mixed", Type: arrow.PrimitiveTypes.Int64, Nullable: true},
+}, nil)
+
+const testRows = `[
+{"qty": 50,   "price": 10.5,  "symbol": "AAPL", "flag": true,  "ts": "2024-01-01T00:00:00", "small": 5,    "name": "Alpha",   "f32": 1.5,  "tsz": "2024-01-01T00:00:00Z", "my col": 1, "Mixed": 10},
+{"qty": 150,  "price": 20.0,  "symbol": "MSFT", "flag": false, "ts": "2024-01-02T03:04:05", "small": -3,   "name": "beta",    "f32": 2.5,  "tsz": "2024-01-02T03:04:05Z", "my col": 2, "Mixed": 20},
+{"qty": null, "price": 30.25, "symbol": "GOOG", "flag": null,  "ts": null,                  "small": 0,    "name": null,      "f32": null, "tsz": null,                  "my col": null, "Mixed": 30},
+{"qty": 200,  "price": null,  "symbol": null,   "flag": true,  "ts": "2024-06-30T12:00:00", "small": null, "name": "Ünïcode", "f32": -1,   "tsz": "2024-06-30T12:00:00Z", "my col": 4, "Mixed": 40},
+{"qty": 0,    "price": 0,     "symbol": "AAPL", "flag": false, "ts": "2023-12-31T23:59:59", "small": 7,    "name": "",        "f32": 0,    "tsz": "2023-12-31T23:59:59Z", "my col": 5, "Mixed": 50},
+{"qty": -7,   "price": -2.5,  "symbol": "amzn", "flag": null,  "ts": "2024-01-02T00:00:00", "small": 100,  "name": "a%b_c",   "f32": 3,    "tsz": "2024-01-02T00:00:00Z", "my col": 6, "Mixed": 60}
+]`
+
+func newMem() *memory.CheckedAllocator { return memory.NewCheckedAllocator(memory.NewGoAllocator()) }
+
+// testBatch builds the six test rows.
+func testBatch(t testing.TB, mem memory.Allocator) arrow.RecordBatch {
+	t.Helper()
+	rec, _, err := array.RecordFromJSON(mem, testSchema, strings.NewReader(testRows))
+	if err != nil {
+		t.Fatalf("build test batch: %v", err)
+	}
+	return rec
+}
+
+// evalJSON compiles src, evaluates it on the test batch and renders the
+// result as JSON.
+func evalJSON(t *testing.T, mem memory.Allocator, rec arrow.RecordBatch, src string) (string, arrow.DataType, error) {
+	t.Helper()
+	c, err := Compile(src, rec.Schema())
+	if err != nil {
+		return "", nil, err
+	}
+	arr, err := c.Eval(context.Background(), mem, rec)
+	if err != nil {
+		return "", nil, err
+	}
+	defer arr.Release()
+	if arr.Len() != int(rec.NumRows()) {
+		t.Fatalf("%s: got %d rows, want %d", src, arr.Len(), rec.NumRows())
+	}
+	if !arrow.TypeEqual(arr.DataType(), c.Type()) {
+		t.Fatalf("%s: array type %s, Type() says %s", src, arr.DataType(), c.Type())
+	}
+	b, err := arr.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b), c.Type(), nil
+}

@@ -1,0 +1,279 @@
+package operators
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+
+	"github.com/zflowdev/zflow/engine"
+	"github.com/zflowdev/zflow/internal/atomicfile"
+	"github.com/zflowdev/zflow/internal/coltype"
+)
+
+// This file holds what the file sources and sinks share.
+
+// columnTypeEnum is coltype.Names() joined, for `enum` tags (a test keeps
+// them equal).
+const columnTypeEnum = "bool,int8,int16,int32,int64,uint8,uint16,uint32,uint64,float32,float64,string,binary,date32,timestamp,timestamp_s,timestamp_ms,timestamp_us,timestamp_ns"
+
+// ColumnDef declares one column of a text file (csv, ndjson) instead of
+// inferring it.
+type ColumnDef struct {
+	Name string `zflow:"name" required:"true" doc:"column name"`
+	Type string `zflow:"type" required:"true" doc:"column type" enum:"bool,int8,int16,int32,int64,uint8,uint16,uint32,uint64,float32,float64,string,binary,date32,timestamp,timestamp_s,timestamp_ms,timestamp_us,timestamp_ns"`
+}
+
+// columnsSchema turns an explicit column list into a schema; errors name
+// the parameter ("columns.2.type").
+func columnsSchema(param string, cols []ColumnDef) (*arrow.Schema, error) {
+	var errs []error
+	fields := make([]arrow.Field, 0, len(cols))
+	seen := map[string]bool{}
+	for i, c := range cols {
+		if c.Name == "" {
+			errs = append(errs, engine.Errf(fmt.Sprintf("%s.%d.name", param, i), "column name is empty"))
+		} else if seen[c.Name] {
+			errs = append(errs, engine.Errf(fmt.Sprintf("%s.%d.name", param, i), "duplicate column %q", c.Name))
+		}
+		seen[c.Name] = true
+		dt, err := coltype.Parse(c.Type)
+		if err != nil {
+			errs = append(errs, engine.Errf(fmt.Sprintf("%s.%d.type", param, i), "%v", err))
+			continue
+		}
+		fields = append(fields, arrow.Field{Name: c.Name, Type: dt, Nullable: true})
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return arrow.NewSchema(fields, nil), nil
+}
+
+// applyTypes overrides the types of named columns of an inferred schema
+// (the `types:` parameter of csv and ndjson).
+func applyTypes(param string, s *arrow.Schema, types map[string]string) (*arrow.Schema, error) {
+	if len(types) == 0 {
+		return s, nil
+	}
+	fields := s.Fields()
+	var errs []error
+	for name, tn := range types {
+		idx := s.FieldIndices(name)
+		if len(idx) == 0 {
+			var names []string
+			for _, f := range fields {
+				names = append(names, f.Name)
+			}
+			msg := fmt.Sprintf("no column %q in the file", name)
+			if sug := engine.Suggest(name, names); sug != "" {
+				msg += fmt.Sprintf(", did you mean %q?", sug)
+			}
+			errs = append(errs, engine.Errf(param+"."+name, "%s (columns: %s)", msg, strings.Join(names, ", ")))
+			continue
+		}
+		dt, err := coltype.Parse(tn)
+		if err != nil {
+			errs = append(errs, engine.Errf(param+"."+name, "%v", err))
+			continue
+		}
+		for _, i := range idx {
+			fields[i].Type = dt
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return arrow.NewSchema(fields, nil), nil
+}
+
+// batchRowsFor is a node's rows per batch: its own batch_rows when set,
+// else the pipeline's.
+func batchRowsFor(own int, s engine.Settings) int {
+	if own > 0 {
+		return own
+	}
+	if s.BatchRows > 0 {
+		return s.BatchRows
+	}
+	return engine.DefaultSettings().BatchRows
+}
+
+// checkBatchRows validates a batch_rows parameter.
+func checkBatchRows(n int) error {
+	if n < 0 {
+		return engine.Errf("batch_rows", "must be ≥ 0 (0 means settings.batch_rows), got %d", n)
+	}
+	return nil
+}
+
+// emit hands rec to out. stop reports that the source should return, with
+// err (nil when downstream simply wants no more).
+func emit(out engine.Emitter, rec arrow.RecordBatch) (stop bool, err error) {
+	if err := out.Emit(rec); err != nil {
+		if errors.Is(err, engine.ErrStop) {
+			return true, nil
+		}
+		return true, err
+	}
+	return false, nil
+}
+
+// conform returns a new reference to rec carrying schema, which must have
+// the same column types: batches read from a file may differ from the
+// compiled schema in metadata or nullability only. The caller releases
+// both rec and the result.
+func conform(schema *arrow.Schema, rec arrow.RecordBatch) (arrow.RecordBatch, error) {
+	if rec.Schema().Equal(schema) {
+		rec.Retain()
+		return rec, nil
+	}
+	if int(rec.NumCols()) != schema.NumFields() {
+		return nil, fmt.Errorf("batch has %d columns, the schema %d", rec.NumCols(), schema.NumFields())
+	}
+	for i, c := range rec.Columns() {
+		if !arrow.TypeEqual(c.DataType(), schema.Field(i).Type) {
+			return nil, fmt.Errorf("column %d (%s) is %s, the schema says %s",
+				i, schema.Field(i).Name, c.DataType(), schema.Field(i).Type)
+		}
+	}
+	return array.NewRecordBatch(schema, rec.Columns(), rec.NumRows()), nil
+}
+
+// sameColumns reports whether two schemas have the same column names and
+// types (metadata and nullability aside), and if not, the first difference.
+func sameColumns(want, got *arrow.Schema) error {
+	if want.NumFields() != got.NumFields() {
+		return fmt.Errorf("%d columns at compile time, %d now", want.NumFields(), got.NumFields())
+	}
+	for i := range want.NumFields() {
+		w, g := want.Field(i), got.Field(i)
+		if w.Name != g.Name || !arrow.TypeEqual(w.Type, g.Type) {
+			return fmt.Errorf("column %d was %s %s at compile time, is %s %s now", i, w.Name, w.Type, g.Name, g.Type)
+		}
+	}
+	return nil
+}
+
+// stripMeta drops schema-level metadata.
+func stripMeta(s *arrow.Schema) *arrow.Schema {
+	if s.HasMetadata() {
+		return arrow.NewSchema(s.Fields(), nil)
+	}
+	return s
+}
+
+// fileOut is the output file of a sink: a buffered writer over an
+// atomicfile. The sink writes through it, calls finish in Close, commit in
+// Commit and abort in Abort.
+type fileOut struct {
+	kind     string // operator type, for errors
+	af       *atomicfile.File
+	bw       *bufio.Writer
+	finished bool
+	discard  bool // tearing down: swallow what an encoder still writes
+}
+
+const fileOutBuffer = 1 << 20
+
+func newFileOut(kind, path string) (*fileOut, error) {
+	af, err := atomicfile.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", kind, err)
+	}
+	o := &fileOut{kind: kind, af: af}
+	o.bw = bufio.NewWriterSize(writerFunc(o.writeFile), fileOutBuffer)
+	return o, nil
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+func (o *fileOut) writeFile(p []byte) (int, error) {
+	if o.discard {
+		return len(p), nil
+	}
+	n, err := o.af.Write(p)
+	if err != nil {
+		return n, fmt.Errorf("%s: write %s: %w", o.kind, o.af.TempName(), err)
+	}
+	return n, nil
+}
+
+// Write buffers p for the file.
+func (o *fileOut) Write(p []byte) (int, error) {
+	if o.discard {
+		return len(p), nil
+	}
+	return o.bw.Write(p)
+}
+
+// finish flushes what is buffered; the file stays under its temporary name.
+func (o *fileOut) finish() error {
+	if err := o.bw.Flush(); err != nil {
+		return err
+	}
+	o.finished = true
+	return nil
+}
+
+// commit publishes the file under its final name.
+func (o *fileOut) commit() error {
+	if !o.finished {
+		o.abort()
+		return fmt.Errorf("%s: commit %s: the output was not closed", o.kind, o.af.Path())
+	}
+	if err := o.af.Commit(); err != nil {
+		return fmt.Errorf("%s: %w", o.kind, err)
+	}
+	return nil
+}
+
+// abort removes the temporary file; safe to call more than once.
+func (o *fileOut) abort() {
+	o.discard = true
+	o.af.Abort()
+}
+
+// path is the final name.
+func (o *fileOut) path() string { return o.af.Path() }
+
+// checkSinkInput checks that a file sink has one input and returns its
+// schema.
+func checkSinkInput(bc *engine.BuildContext) (*arrow.Schema, error) {
+	if len(bc.Inputs) != 1 || bc.Inputs[0] == nil {
+		return nil, engine.Errf("inputs", "needs exactly one input, got %d (use a union)", len(bc.Inputs))
+	}
+	return bc.Inputs[0], nil
+}
+
+// checkPath validates a required path parameter.
+func checkPath(path string) error {
+	if strings.TrimSpace(path) == "" {
+		return engine.Errf("path", "is required")
+	}
+	return nil
+}
+
+// openText opens a text file for reading through a 1 MiB buffer, skipping
+// a UTF-8 byte order mark. The caller closes the file.
+func openText(path string) (*os.File, *bufio.Reader, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	br := bufio.NewReaderSize(f, 1<<20)
+	if b, err := br.Peek(3); err == nil && b[0] == 0xEF && b[1] == 0xBB && b[2] == 0xBF {
+		br.Discard(3)
+	}
+	return f, br, nil
+}
+
+// bufioReader buffers reads of r by 1 MiB.
+func bufioReader(r io.Reader) *bufio.Reader { return bufio.NewReaderSize(r, 1<<20) }

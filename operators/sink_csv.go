@@ -1,0 +1,199 @@
+package operators
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/apache/arrow-go/v18/arrow"
+
+	"github.com/zflowdev/zflow/engine"
+	"github.com/zflowdev/zflow/internal/textenc"
+)
+
+// CSVSinkConfig configures the csv sink.
+type CSVSinkConfig struct {
+	Path      string `zflow:"path" required:"true" doc:"file to write; replaced atomically when the run succeeds" example:"out/trades.csv"`
+	Header    bool   `zflow:"header" doc:"write the column names first"`
+	Delimiter string `zflow:"delimiter" doc:"field separator, one ASCII character (\"\\t\" or tab for tabs)"`
+	NullValue string `zflow:"null_value" doc:"how a null is written (an empty string value is written as \"\")"`
+}
+
+// CSVSinkSpec is the spec of the csv sink.
+func CSVSinkSpec() engine.Spec {
+	return engine.Spec{
+		Name:    "csv",
+		Kind:    engine.KindSink,
+		Summary: "writes a CSV file (RFC 4180)",
+		Doc: "Fields holding the delimiter, quotes, line breaks or edge spaces are quoted. Floats are " +
+			"written in their shortest exact form, timestamps as RFC 3339, binary as base64, so the csv " +
+			"source reads the file back to the same values.",
+		Example: `type: csv
+inputs: [trades]
+path: out/trades.csv`,
+		MinInputs: 1, MaxInputs: 1,
+		NewConfig: func() any { return &CSVSinkConfig{Header: true, Delimiter: ","} },
+		Build:     buildCSVSink,
+	}
+}
+
+func init() { engine.Register(CSVSinkSpec()) }
+
+type csvSinkFactory struct {
+	cfg    CSVSinkConfig
+	delim  byte
+	schema *arrow.Schema
+}
+
+func parseSinkDelimiter(s string) (byte, error) {
+	r, err := parseDelimiter("delimiter", s)
+	if err != nil {
+		return 0, err
+	}
+	if r >= 0x80 {
+		return 0, engine.Errf("delimiter", "must be an ASCII character, got %q", s)
+	}
+	return byte(r), nil
+}
+
+func buildCSVSink(bc *engine.BuildContext, c any) (engine.Factory, error) {
+	cfg := *c.(*CSVSinkConfig)
+	var errs []error
+	if err := checkPath(cfg.Path); err != nil {
+		errs = append(errs, err)
+	}
+	delim, err := parseSinkDelimiter(cfg.Delimiter)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	schema, err := checkSinkInput(bc)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return &csvSinkFactory{cfg: cfg, delim: delim, schema: schema}, nil
+}
+
+func (f *csvSinkFactory) Schema() *arrow.Schema { return nil }
+
+func (f *csvSinkFactory) Describe() string { return f.cfg.Path }
+
+func (f *csvSinkFactory) New(ic *engine.InstanceContext) (any, error) {
+	out, err := newFileOut("csv", f.cfg.Path)
+	if err != nil {
+		return nil, err
+	}
+	s := &csvSink{ic: ic, out: out, enc: newCSVEncoder(f.delim, f.cfg.NullValue)}
+	if f.cfg.Header {
+		s.enc.buf = s.enc.appendHeader(s.enc.buf[:0], f.schema)
+		out.Write(s.enc.buf) // buffered; an error shows at the first flush
+	}
+	return s, nil
+}
+
+// csvEncoder turns batches into CSV text. It is reused by the stdout sink.
+type csvEncoder struct {
+	delim byte
+	null  string
+	cols  []textenc.Column
+	buf   []byte
+}
+
+func newCSVEncoder(delim byte, null string) *csvEncoder {
+	return &csvEncoder{delim: delim, null: null, buf: make([]byte, 0, 64<<10)}
+}
+
+func (e *csvEncoder) appendHeader(dst []byte, schema *arrow.Schema) []byte {
+	for i, f := range schema.Fields() {
+		if i > 0 {
+			dst = append(dst, e.delim)
+		}
+		start := len(dst)
+		dst = append(dst, f.Name...)
+		dst = textenc.QuoteCSVTail(dst, start, e.delim)
+	}
+	return append(dst, '\n')
+}
+
+// reset points the encoder at rec's columns.
+func (e *csvEncoder) reset(rec arrow.RecordBatch) {
+	n := int(rec.NumCols())
+	if cap(e.cols) < n {
+		e.cols = make([]textenc.Column, n)
+	}
+	e.cols = e.cols[:n]
+	for j := range e.cols {
+		e.cols[j].Reset(rec.Column(j))
+	}
+}
+
+// drop forgets the batch given to reset.
+func (e *csvEncoder) drop() {
+	clear(e.cols)
+	e.cols = e.cols[:0]
+}
+
+// appendRow appends row i of the batch given to reset.
+func (e *csvEncoder) appendRow(dst []byte, i int) []byte {
+	for j := range e.cols {
+		if j > 0 {
+			dst = append(dst, e.delim)
+		}
+		c := &e.cols[j]
+		if c.IsNull(i) {
+			dst = append(dst, e.null...)
+		} else {
+			dst = c.AppendCSV(dst, i, e.delim)
+		}
+	}
+	return append(dst, '\n')
+}
+
+// flushAt is the text size at which sinks hand their buffer to the writer.
+const flushAt = 256 << 10
+
+type csvSink struct {
+	ic     *engine.InstanceContext
+	out    *fileOut
+	enc    *csvEncoder
+	closed bool
+}
+
+func (s *csvSink) Write(ctx context.Context, port int, in arrow.RecordBatch) error {
+	s.ic.Ledger.Copied("csv encode", engine.BatchBytes(in))
+	e := s.enc
+	e.reset(in)
+	defer e.drop()
+	buf := e.buf[:0]
+	for i := range int(in.NumRows()) {
+		buf = e.appendRow(buf, i)
+		if len(buf) >= flushAt {
+			if _, err := s.out.Write(buf); err != nil {
+				return fmt.Errorf("csv: write %s: %w", s.out.path(), err)
+			}
+			buf = buf[:0]
+		}
+	}
+	e.buf = buf
+	if _, err := s.out.Write(buf); err != nil {
+		return fmt.Errorf("csv: write %s: %w", s.out.path(), err)
+	}
+	return nil
+}
+
+func (s *csvSink) Close(ctx context.Context) error {
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	if err := s.out.finish(); err != nil {
+		return fmt.Errorf("csv: close %s: %w", s.out.path(), err)
+	}
+	return nil
+}
+
+func (s *csvSink) Commit() error { return s.out.commit() }
+
+func (s *csvSink) Abort() { s.out.abort() }

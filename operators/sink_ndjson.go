@@ -1,0 +1,164 @@
+package operators
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/apache/arrow-go/v18/arrow"
+
+	"github.com/zflowdev/zflow/engine"
+	"github.com/zflowdev/zflow/internal/textenc"
+)
+
+// NDJSONSinkConfig configures the ndjson sink.
+type NDJSONSinkConfig struct {
+	Path string `zflow:"path" required:"true" doc:"file to write; replaced atomically when the run succeeds" example:"out/trades.ndjson"`
+}
+
+// NDJSONSinkSpec is the spec of the ndjson sink.
+func NDJSONSinkSpec() engine.Spec {
+	return engine.Spec{
+		Name:    "ndjson",
+		Kind:    engine.KindSink,
+		Summary: "writes one JSON object per row, one per line",
+		Doc: "Keys are the column names in schema order; nulls are written as null. Timestamps and " +
+			"dates are RFC 3339 strings, binary is base64, NaN and infinities are null (JSON has none).",
+		Example: `type: ndjson
+inputs: [trades]
+path: out/trades.ndjson`,
+		MinInputs: 1, MaxInputs: 1,
+		NewConfig: func() any { return &NDJSONSinkConfig{} },
+		Build:     buildNDJSONSink,
+	}
+}
+
+func init() { engine.Register(NDJSONSinkSpec()) }
+
+type ndjsonSinkFactory struct {
+	cfg    NDJSONSinkConfig
+	schema *arrow.Schema
+}
+
+func buildNDJSONSink(bc *engine.BuildContext, c any) (engine.Factory, error) {
+	cfg := *c.(*NDJSONSinkConfig)
+	var errs []error
+	if err := checkPath(cfg.Path); err != nil {
+		errs = append(errs, err)
+	}
+	schema, err := checkSinkInput(bc)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return &ndjsonSinkFactory{cfg: cfg, schema: schema}, nil
+}
+
+func (f *ndjsonSinkFactory) Schema() *arrow.Schema { return nil }
+
+func (f *ndjsonSinkFactory) Describe() string { return f.cfg.Path }
+
+func (f *ndjsonSinkFactory) New(ic *engine.InstanceContext) (any, error) {
+	out, err := newFileOut("ndjson", f.cfg.Path)
+	if err != nil {
+		return nil, err
+	}
+	return &ndjsonSink{ic: ic, out: out, enc: newNDJSONEncoder(f.schema)}, nil
+}
+
+// ndjsonEncoder turns batches into NDJSON text. It is reused by the stdout
+// sink.
+type ndjsonEncoder struct {
+	keys [][]byte // `{"name":` for the first column, `,"name":` after
+	cols []textenc.Column
+	buf  []byte
+}
+
+func newNDJSONEncoder(schema *arrow.Schema) *ndjsonEncoder {
+	e := &ndjsonEncoder{buf: make([]byte, 0, 64<<10)}
+	for i, f := range schema.Fields() {
+		k := []byte{','}
+		if i == 0 {
+			k[0] = '{'
+		}
+		k = textenc.AppendJSONString(k, f.Name)
+		e.keys = append(e.keys, append(k, ':'))
+	}
+	return e
+}
+
+func (e *ndjsonEncoder) reset(rec arrow.RecordBatch) {
+	n := int(rec.NumCols())
+	if cap(e.cols) < n {
+		e.cols = make([]textenc.Column, n)
+	}
+	e.cols = e.cols[:n]
+	for j := range e.cols {
+		e.cols[j].Reset(rec.Column(j))
+	}
+}
+
+func (e *ndjsonEncoder) drop() {
+	clear(e.cols)
+	e.cols = e.cols[:0]
+}
+
+func (e *ndjsonEncoder) appendRow(dst []byte, i int) []byte {
+	if len(e.cols) == 0 {
+		return append(dst, '{', '}', '\n')
+	}
+	for j := range e.cols {
+		dst = append(dst, e.keys[j]...)
+		dst = e.cols[j].AppendJSON(dst, i)
+	}
+	return append(dst, '}', '\n')
+}
+
+type ndjsonSink struct {
+	ic     *engine.InstanceContext
+	out    *fileOut
+	enc    *ndjsonEncoder
+	closed bool
+}
+
+func (s *ndjsonSink) Write(ctx context.Context, port int, in arrow.RecordBatch) error {
+	if int(in.NumCols()) != len(s.enc.keys) {
+		return fmt.Errorf("ndjson: write %s: batch has %d columns, the schema %d", s.out.path(), in.NumCols(), len(s.enc.keys))
+	}
+	s.ic.Ledger.Copied("ndjson encode", engine.BatchBytes(in))
+	e := s.enc
+	e.reset(in)
+	defer e.drop()
+	buf := e.buf[:0]
+	for i := range int(in.NumRows()) {
+		buf = e.appendRow(buf, i)
+		if len(buf) >= flushAt {
+			if _, err := s.out.Write(buf); err != nil {
+				return fmt.Errorf("ndjson: write %s: %w", s.out.path(), err)
+			}
+			buf = buf[:0]
+		}
+	}
+	e.buf = buf
+	if _, err := s.out.Write(buf); err != nil {
+		return fmt.Errorf("ndjson: write %s: %w", s.out.path(), err)
+	}
+	return nil
+}
+
+func (s *ndjsonSink) Close(ctx context.Context) error {
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	if err := s.out.finish(); err != nil {
+		return fmt.Errorf("ndjson: close %s: %w", s.out.path(), err)
+	}
+	return nil
+}
+
+func (s *ndjsonSink) Commit() error { return s.out.commit() }
+
+func (s *ndjsonSink) Abort() { s.out.abort() }

@@ -1,0 +1,166 @@
+package operators
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet"
+	"github.com/apache/arrow-go/v18/parquet/compress"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+
+	"github.com/zflowdev/zflow/engine"
+)
+
+// ParquetSinkConfig configures the parquet sink.
+type ParquetSinkConfig struct {
+	Path         string `zflow:"path" required:"true" doc:"file to write; replaced atomically when the run succeeds" example:"out/vwap.parquet"`
+	Compression  string `zflow:"compression" doc:"page compression codec" enum:"snappy,zstd,gzip,none"`
+	RowGroupRows int    `zflow:"row_group_rows" doc:"rows per row group (the last one may hold fewer)"`
+}
+
+// ParquetSinkSpec is the spec of the parquet sink.
+func ParquetSinkSpec() engine.Spec {
+	return engine.Spec{
+		Name:    "parquet",
+		Kind:    engine.KindSink,
+		Summary: "writes a Parquet file",
+		Doc: "The Arrow schema is stored in the file's metadata, so types such as timestamp time zones " +
+			"read back unchanged. A row group is buffered in memory until it holds row_group_rows rows.",
+		Example: `type: parquet
+inputs: [vwap]
+path: out/vwap.parquet
+compression: zstd`,
+		MinInputs: 1, MaxInputs: 1,
+		NewConfig: func() any { return &ParquetSinkConfig{Compression: "snappy", RowGroupRows: 1 << 20} },
+		Build:     buildParquetSink,
+	}
+}
+
+func init() { engine.Register(ParquetSinkSpec()) }
+
+type parquetSinkFactory struct {
+	cfg    ParquetSinkConfig
+	codec  compress.Compression
+	schema *arrow.Schema
+}
+
+func buildParquetSink(bc *engine.BuildContext, c any) (engine.Factory, error) {
+	cfg := *c.(*ParquetSinkConfig)
+	var errs []error
+	if err := checkPath(cfg.Path); err != nil {
+		errs = append(errs, err)
+	}
+	f := &parquetSinkFactory{cfg: cfg}
+	switch cfg.Compression {
+	case "snappy":
+		f.codec = compress.Codecs.Snappy
+	case "zstd":
+		f.codec = compress.Codecs.Zstd
+	case "gzip":
+		f.codec = compress.Codecs.Gzip
+	case "none", "":
+		f.codec = compress.Codecs.Uncompressed
+	default:
+		errs = append(errs, engine.Errf("compression", "want snappy, zstd, gzip or none, got %q", cfg.Compression))
+	}
+	if cfg.RowGroupRows <= 0 {
+		errs = append(errs, engine.Errf("row_group_rows", "must be > 0, got %d", cfg.RowGroupRows))
+	}
+	schema, err := checkSinkInput(bc)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	// Check at compile time that every column has a Parquet mapping.
+	if _, err := pqarrow.ToParquet(schema, f.writerProps(parquetScratch), pqarrow.DefaultWriterProps()); err != nil {
+		return nil, engine.Errf("inputs", "parquet: cannot store schema %s: %v", schema, err)
+	}
+	f.schema = schema
+	return f, nil
+}
+
+func (f *parquetSinkFactory) writerProps(mem memory.Allocator) *parquet.WriterProperties {
+	return parquet.NewWriterProperties(
+		parquet.WithAllocator(mem),
+		parquet.WithCompression(f.codec),
+		parquet.WithMaxRowGroupLength(int64(f.cfg.RowGroupRows)),
+		parquet.WithCreatedBy("zflow"),
+	)
+}
+
+func (f *parquetSinkFactory) Schema() *arrow.Schema { return nil }
+
+func (f *parquetSinkFactory) Describe() string {
+	return fmt.Sprintf("%s (%s, %d rows per row group)", f.cfg.Path, f.cfg.Compression, f.cfg.RowGroupRows)
+}
+
+func (f *parquetSinkFactory) New(ic *engine.InstanceContext) (any, error) {
+	out, err := newFileOut("parquet", f.cfg.Path)
+	if err != nil {
+		return nil, err
+	}
+	fw, err := pqarrow.NewFileWriter(f.schema, out, f.writerProps(ic.Alloc),
+		pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema(), pqarrow.WithAllocator(ic.Alloc)))
+	if err != nil {
+		out.abort()
+		return nil, fmt.Errorf("parquet: create %s: %w", f.cfg.Path, err)
+	}
+	return &parquetSink{f: f, ic: ic, out: out, fw: fw}, nil
+}
+
+// parquetSink owns its writer until Close or teardown, and its file until
+// Commit or Abort.
+type parquetSink struct {
+	f      *parquetSinkFactory
+	ic     *engine.InstanceContext
+	out    *fileOut
+	fw     *pqarrow.FileWriter
+	closed bool
+}
+
+func (s *parquetSink) Write(ctx context.Context, port int, in arrow.RecordBatch) error {
+	rec, err := conform(s.f.schema, in)
+	if err != nil {
+		return fmt.Errorf("parquet: write %s: %w", s.out.path(), err)
+	}
+	defer rec.Release()
+	s.ic.Ledger.Copied("parquet encode", engine.BatchBytes(rec))
+	if err := s.fw.WriteBuffered(rec); err != nil {
+		return fmt.Errorf("parquet: write %s: %w", s.out.path(), err)
+	}
+	return nil
+}
+
+func (s *parquetSink) Close(ctx context.Context) error {
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	if err := s.fw.Close(); err != nil {
+		return fmt.Errorf("parquet: close %s: %w", s.out.path(), err)
+	}
+	return s.out.finish()
+}
+
+func (s *parquetSink) Commit() error { return s.out.commit() }
+
+func (s *parquetSink) Abort() {
+	s.teardown()
+	s.out.abort()
+}
+
+// Release frees the encoder's memory if the run ended before Close.
+func (s *parquetSink) Release() { s.teardown() }
+
+func (s *parquetSink) teardown() {
+	if !s.closed {
+		s.closed = true
+		s.out.discard = true
+		s.fw.Close() // frees the buffered row group; the output is discarded
+	}
+}

@@ -1,0 +1,376 @@
+package operators
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+
+	"github.com/zflowdev/zflow/engine"
+	"github.com/zflowdev/zflow/internal/coltype"
+)
+
+// NDJSONSourceConfig configures the ndjson source.
+type NDJSONSourceConfig struct {
+	Path      string            `zflow:"path" required:"true" doc:"file to read: one JSON object per line" example:"testdata/trades.ndjson"`
+	Columns   []ColumnDef       `zflow:"columns" doc:"the columns to read, with their types; default: every key seen in the first infer_rows objects, types inferred"`
+	Types     map[string]string `zflow:"types" doc:"override the inferred type of some columns, by name" example:"{qty: int32}"`
+	InferRows int               `zflow:"infer_rows" doc:"objects sampled at compile time to infer the columns"`
+	BatchRows int               `zflow:"batch_rows" doc:"rows per batch; 0 means settings.batch_rows"`
+}
+
+// NDJSONSourceSpec is the spec of the ndjson source.
+func NDJSONSourceSpec() engine.Spec {
+	return engine.Spec{
+		Name:    "ndjson",
+		Kind:    engine.KindSource,
+		Summary: "reads newline-delimited JSON objects, one row each",
+		Doc: "Columns are the keys of the sampled objects in order of first appearance; types are " +
+			"int64, float64 (when a key holds both), bool, date32 (\"2006-01-02\"), timestamp (RFC 3339 " +
+			"strings; UTC when they carry a zone) or string. Keys missing from an object are null; keys " +
+			"not among the columns are ignored. Nested objects and arrays are not supported.",
+		Example: `type: ndjson
+path: testdata/trades.ndjson`,
+		NewConfig: func() any { return &NDJSONSourceConfig{InferRows: 1000} },
+		Build:     buildNDJSONSource,
+	}
+}
+
+func init() { engine.Register(NDJSONSourceSpec()) }
+
+type ndjsonFactory struct {
+	cfg      NDJSONSourceConfig
+	schema   *arrow.Schema
+	inferred bool
+}
+
+func buildNDJSONSource(bc *engine.BuildContext, c any) (engine.Factory, error) {
+	cfg := *c.(*NDJSONSourceConfig)
+	if err := checkPath(cfg.Path); err != nil {
+		return nil, err
+	}
+	var errs []error
+	if err := checkBatchRows(cfg.BatchRows); err != nil {
+		errs = append(errs, err)
+	}
+	if cfg.InferRows < 0 {
+		errs = append(errs, engine.Errf("infer_rows", "must be ≥ 0, got %d", cfg.InferRows))
+	}
+	if len(cfg.Columns) > 0 && len(cfg.Types) > 0 {
+		errs = append(errs, engine.Errf("types", "types overrides inferred types; with columns, give the types there"))
+	}
+	f := &ndjsonFactory{cfg: cfg}
+	if len(cfg.Columns) > 0 {
+		s, err := columnsSchema("columns", cfg.Columns)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		f.schema = s
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	if err := openCheck(cfg.Path); err != nil {
+		return nil, engine.Errf("path", "ndjson: %v", err)
+	}
+	if f.schema == nil {
+		s, err := inferNDJSON(cfg.Path, cfg.InferRows)
+		if err != nil {
+			return nil, engine.Errf("path", "%v", err)
+		}
+		if s, err = applyTypes("types", s, cfg.Types); err != nil {
+			return nil, err
+		}
+		f.schema, f.inferred = s, true
+	}
+	return f, nil
+}
+
+// openCheck checks that path can be opened for reading.
+func openCheck(path string) error {
+	file, _, err := openText(path)
+	if err != nil {
+		return err
+	}
+	return file.Close()
+}
+
+// jsonKind is what a sampled key held, from narrow to wide.
+type jsonKind uint8
+
+const (
+	jNull jsonKind = iota
+	jBool
+	jInt
+	jFloat
+	jDate
+	jTime   // timestamp string with a zone
+	jTimeNZ // timestamp string without a zone
+	jString
+)
+
+var jsonKindName = [...]string{"null", "bool", "integer", "number", "date", "timestamp", "timestamp", "string"}
+
+type jsonInference struct {
+	kind   jsonKind
+	nanos  bool
+	record int // where kind was first seen, for errors
+}
+
+func classifyJSON(v any) (k jsonKind, nanos bool, ok bool) {
+	switch v := v.(type) {
+	case nil:
+		return jNull, false, true
+	case bool:
+		return jBool, false, true
+	case json.Number:
+		if _, err := strconv.ParseInt(string(v), 10, 64); err == nil {
+			return jInt, false, true
+		}
+		return jFloat, false, true
+	case string:
+		if len(v) == 10 {
+			if _, err := time.Parse(time.DateOnly, v); err == nil {
+				return jDate, false, true
+			}
+		}
+		if len(v) > 10 {
+			if _, zone, err := arrow.TimestampFromStringInLocation(v, arrow.Nanosecond, time.UTC); err == nil {
+				nanos = false
+				if i := strings.IndexByte(v, '.'); i >= 0 && fractionDigits(v[i+1:]) > 6 {
+					nanos = true
+				}
+				if zone {
+					return jTime, nanos, true
+				}
+				return jTimeNZ, nanos, true
+			}
+		}
+		return jString, false, true
+	}
+	return 0, false, false // object or array
+}
+
+// merge widens the inferred kind with k; ok is false when no column type
+// holds both.
+func (j *jsonInference) merge(k jsonKind, nanos bool, record int) bool {
+	if k == jNull {
+		return true
+	}
+	j.nanos = j.nanos || nanos
+	switch {
+	case j.kind == jNull || j.kind == k:
+		if j.kind == jNull {
+			j.record = record
+		}
+		j.kind = k
+	case (j.kind == jInt && k == jFloat) || (j.kind == jFloat && k == jInt):
+		j.kind = jFloat
+	case isStringKind(j.kind) && isStringKind(k):
+		j.kind = jString
+	default:
+		return false
+	}
+	return true
+}
+
+func isStringKind(k jsonKind) bool { return k >= jDate }
+
+func (j *jsonInference) dataType() arrow.DataType {
+	switch j.kind {
+	case jBool:
+		return arrow.FixedWidthTypes.Boolean
+	case jInt:
+		return arrow.PrimitiveTypes.Int64
+	case jFloat:
+		return arrow.PrimitiveTypes.Float64
+	case jDate:
+		return arrow.FixedWidthTypes.Date32
+	case jTime:
+		if j.nanos {
+			return coltype.TimestampNanos
+		}
+		return coltype.Timestamp
+	case jTimeNZ:
+		if j.nanos {
+			return &arrow.TimestampType{Unit: arrow.Nanosecond}
+		}
+		return &arrow.TimestampType{Unit: arrow.Microsecond}
+	}
+	return arrow.BinaryTypes.String
+}
+
+// inferNDJSON samples up to n objects of path.
+func inferNDJSON(path string, n int) (*arrow.Schema, error) {
+	file, br, err := openText(path)
+	if err != nil {
+		return nil, fmt.Errorf("ndjson: %w", err)
+	}
+	defer file.Close()
+	dec := json.NewDecoder(br)
+	dec.UseNumber()
+	var names []string
+	inf := map[string]*jsonInference{}
+	record := 0
+	for record < n {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			break
+		}
+		record++
+		if err != nil {
+			return nil, fmt.Errorf("ndjson: read %s: record %d: %w", path, record, err)
+		}
+		if d, ok := tok.(json.Delim); !ok || d != '{' {
+			return nil, fmt.Errorf("ndjson: read %s: record %d: want a JSON object, got %v", path, record, tok)
+		}
+		for dec.More() {
+			kt, err := dec.Token()
+			if err != nil {
+				return nil, fmt.Errorf("ndjson: read %s: record %d: %w", path, record, err)
+			}
+			key, _ := kt.(string)
+			var v any
+			if err := dec.Decode(&v); err != nil {
+				return nil, fmt.Errorf("ndjson: read %s: record %d, key %q: %w", path, record, key, err)
+			}
+			k, nanos, ok := classifyJSON(v)
+			if !ok {
+				return nil, fmt.Errorf("ndjson: %s: record %d: key %q holds a nested object or array, which the ndjson source does not support", path, record, key)
+			}
+			ji := inf[key]
+			if ji == nil {
+				ji = &jsonInference{}
+				inf[key] = ji
+				names = append(names, key)
+			}
+			prev := ji.kind
+			if !ji.merge(k, nanos, record) {
+				return nil, fmt.Errorf("ndjson: %s: key %q holds a %s in record %d and a %s in record %d; declare its type with types: or columns:",
+					path, key, jsonKindName[prev], ji.record, jsonKindName[k], record)
+			}
+		}
+		if _, err := dec.Token(); err != nil {
+			return nil, fmt.Errorf("ndjson: read %s: record %d: %w", path, record, err)
+		}
+	}
+	if len(names) == 0 {
+		return nil, fmt.Errorf("ndjson: %s has no keys to take the columns from (empty file?); declare columns:", path)
+	}
+	fields := make([]arrow.Field, len(names))
+	for i, name := range names {
+		fields[i] = arrow.Field{Name: name, Type: inf[name].dataType(), Nullable: true}
+	}
+	return arrow.NewSchema(fields, nil), nil
+}
+
+func (f *ndjsonFactory) Schema() *arrow.Schema { return f.schema }
+
+func (f *ndjsonFactory) Describe() string {
+	how := "declared columns"
+	if f.inferred {
+		how = "inferred types"
+	}
+	return fmt.Sprintf("%s (%d columns, %s)", f.cfg.Path, f.schema.NumFields(), how)
+}
+
+func (f *ndjsonFactory) New(ic *engine.InstanceContext) (any, error) {
+	return &ndjsonSource{f: f, ic: ic}, nil
+}
+
+type ndjsonSource struct {
+	f  *ndjsonFactory
+	ic *engine.InstanceContext
+}
+
+func (s *ndjsonSource) Run(ctx context.Context, out engine.Emitter) error {
+	path := s.f.cfg.Path
+	file, br, err := openText(path)
+	if err != nil {
+		return fmt.Errorf("ndjson: %w", err)
+	}
+	defer file.Close()
+	batchRows := batchRowsFor(s.f.cfg.BatchRows, s.ic.Settings)
+	lines := &lineCounter{r: br}
+	r := array.NewJSONReader(lines, s.f.schema, array.WithAllocator(s.ic.Alloc), array.WithChunk(batchRows))
+	defer r.Release()
+	var rows int64
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		ok, err := safeNext(r.Next)
+		if err != nil {
+			return fmt.Errorf("ndjson: read %s: record %d: %w", path, rows+1, err)
+		}
+		if !ok {
+			break
+		}
+		rec := r.RecordBatch()
+		rec.Retain()
+		rows += rec.NumRows()
+		if stop, err := emit(out, rec); stop {
+			return err
+		}
+	}
+	if err := r.Err(); err != nil {
+		return fmt.Errorf("ndjson: read %s: record %d: %w", path, rows+1, err)
+	}
+	// arrow-go's reader takes an object cut short by the end of the file
+	// for the end of input; count lines to catch it (and objects that
+	// share or span lines).
+	if n := lines.count(); n != rows {
+		return fmt.Errorf("ndjson: read %s: %d objects decoded from %d non-blank lines: record %d is incomplete, or objects are not one per line",
+			path, rows, n, rows+1)
+	}
+	return nil
+}
+
+// lineCounter counts the non-blank lines read through it.
+type lineCounter struct {
+	r      io.Reader
+	lines  int64
+	inLine bool // the current line has a non-space byte
+}
+
+func (c *lineCounter) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	for _, b := range p[:n] {
+		switch b {
+		case '\n':
+			if c.inLine {
+				c.lines++
+			}
+			c.inLine = false
+		case ' ', '\t', '\r':
+		default:
+			c.inLine = true
+		}
+	}
+	return n, err
+}
+
+func (c *lineCounter) count() int64 {
+	if c.inLine {
+		return c.lines + 1
+	}
+	return c.lines
+}
+
+// safeNext calls next, turning a panic in a third-party decoder (a bug it
+// has on some malformed input) into an error.
+func safeNext(next func() bool) (ok bool, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			ok, err = false, fmt.Errorf("malformed input (decoder panicked: %v)", r)
+		}
+	}()
+	return next(), nil
+}

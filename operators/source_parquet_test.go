@@ -1,0 +1,168 @@
+package operators
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/apache/arrow-go/v18/parquet/file"
+
+	"github.com/zflowdev/zflow/engine"
+)
+
+// writeGenerated writes n generated rows with a sink and returns the path.
+func writeGenerated(t *testing.T, dir string, n int64, sinkType string, cfg any) string {
+	t.Helper()
+	mem := newMem()
+	defer mem.AssertSize(t, 0)
+	_, err := runGraph(t, mem, 250,
+		&engine.Node{ID: "gen", Kind: engine.KindSource, Type: "generate", Config: testGenConfig(n)},
+		&engine.Node{ID: "out", Kind: engine.KindSink, Type: sinkType, Config: cfg, Inputs: []string{"gen"}},
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pathOf(cfg)
+}
+
+func TestParquetSource(t *testing.T) {
+	dir := t.TempDir()
+	path := writeGenerated(t, dir, 1000, "parquet", &ParquetSinkConfig{Path: filepath.Join(dir, "g.parquet"), Compression: "snappy", RowGroupRows: 300})
+	pf, err := file.OpenParquetFile(path, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pf.NumRowGroups() != 4 {
+		t.Errorf("row_group_rows 300 over 1000 rows made %d row groups", pf.NumRowGroups())
+	}
+	pf.Close()
+
+	mem := newMem()
+	defer mem.AssertSize(t, 0)
+	all, _, err := readSource(t, mem, ParquetSourceSpec(), &ParquetSourceConfig{Path: path}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer all.release()
+	if len(all.recs) != 4 {
+		t.Errorf("%d batches; batches must not span row groups", len(all.recs))
+	}
+
+	// Projection, in the order asked.
+	c, schema, err := readSource(t, mem, ParquetSourceSpec(), &ParquetSourceConfig{Path: path, Columns: []string{"price", "id"}}, 128)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.release()
+	if got := schemaTypes(schema); got != "price:float64,id:int64" {
+		t.Errorf("projected schema %s", got)
+	}
+	for _, r := range c.recs {
+		if r.NumRows() > 128 {
+			t.Errorf("batch of %d rows, batch_rows 128", r.NumRows())
+		}
+	}
+	var want []string
+	for _, row := range rowsText(all.recs) {
+		f := strings.Split(row, "|")
+		want = append(want, f[3]+"|"+f[0])
+	}
+	if !slices.Equal(rowsText(c.recs), want) {
+		t.Error("projected values differ")
+	}
+
+	// Parallel instances split the row groups.
+	f, err := buildFactory(ParquetSourceSpec(), &ParquetSourceConfig{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rows int64
+	for k := range 3 {
+		ic := testIC(mem, "p", "parquet", 0)
+		ic.Index, ic.Count = k, 3
+		op, _ := f.New(ic)
+		col := &collector{}
+		if err := op.(engine.Source).Run(t.Context(), col); err != nil {
+			t.Fatal(err)
+		}
+		rows += col.rows()
+		col.release()
+	}
+	if rows != 1000 {
+		t.Errorf("3 instances read %d rows", rows)
+	}
+
+	// ErrStop ends the read quietly.
+	op, _ := f.New(testIC(mem, "p", "parquet", 0))
+	col := &collector{stopAfter: 1}
+	if err := op.(engine.Source).Run(t.Context(), col); err != nil || len(col.recs) != 1 {
+		t.Errorf("stop: %v, %d batches", err, len(col.recs))
+	}
+	col.release()
+}
+
+func TestParquetSourceErrors(t *testing.T) {
+	dir := t.TempDir()
+	good := writeGenerated(t, dir, 2000, "parquet", &ParquetSinkConfig{Path: filepath.Join(dir, "g.parquet"), Compression: "snappy", RowGroupRows: 1000})
+	data, err := os.ReadFile(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		cfg  ParquetSourceConfig
+		data []byte
+		want string
+	}{
+		{"missing", ParquetSourceConfig{Path: filepath.Join(dir, "none.parquet")}, nil, "no such file"},
+		{"empty", ParquetSourceConfig{}, []byte{}, "parquet: open"},
+		{"garbage", ParquetSourceConfig{}, []byte(strings.Repeat("not parquet at all ", 20)), "parquet: open"},
+		{"truncated", ParquetSourceConfig{}, data[:len(data)/2], "parquet: open"},
+		{"bad magic", ParquetSourceConfig{}, append(slices.Clone(data[:len(data)-4]), "PAR2"...), "parquet: open"},
+		{"unknown column", ParquetSourceConfig{Columns: []string{"prise"}}, data, `did you mean "price"`},
+	} {
+		cfg := tc.cfg
+		if tc.data != nil {
+			cfg.Path = writeFile(t, dir, "bad.parquet", string(tc.data))
+		}
+		_, err := buildFactory(ParquetSourceSpec(), &cfg)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: want an error containing %q, got %v", tc.name, tc.want, err)
+		}
+		var fe *engine.FieldError
+		if !errors.As(err, &fe) {
+			t.Errorf("%s: not a FieldError: %v", tc.name, err)
+		}
+	}
+
+	// Corrupt the data pages but keep the footer: compiling works, reading
+	// must fail cleanly (or, if the damage is invisible, succeed), never
+	// panic or leak.
+	mem := newMem()
+	defer mem.AssertSize(t, 0)
+	failed := 0
+	for _, off := range []int{8, 100, 1000, len(data) / 3, len(data) / 2} {
+		bad := slices.Clone(data)
+		for i := off; i < min(off+64, len(bad)-2000); i++ {
+			bad[i] ^= 0x5A
+		}
+		path := writeFile(t, dir, "corrupt.parquet", string(bad))
+		c, _, err := readSource(t, mem, ParquetSourceSpec(), &ParquetSourceConfig{Path: path}, 0)
+		if c != nil {
+			c.release()
+		}
+		if err != nil {
+			failed++
+			t.Logf("offset %d: %v", off, err)
+			if !strings.Contains(err.Error(), "parquet: ") {
+				t.Errorf("offset %d: error without context: %v", off, err)
+			}
+		}
+	}
+	if failed == 0 {
+		t.Error("no corruption was detected")
+	}
+}

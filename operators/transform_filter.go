@@ -1,0 +1,70 @@
+package operators
+
+import (
+	"context"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/zflowdev/zflow/engine"
+	"github.com/zflowdev/zflow/operators/expr"
+)
+
+// FilterConfig is the config of the filter transform.
+type FilterConfig struct {
+	Where string `zflow:"where" required:"true" doc:"boolean expression; rows where it is true pass (NULL counts as false)" example:"qty > 100 AND symbol IN ('AAPL', 'MSFT')"`
+}
+
+// FilterSpec declares filter. A batch whose every row passes is re-emitted
+// itself (by reference); a batch with no passing row emits nothing; other
+// batches are compacted by arrow's filter kernel, and those bytes go on the
+// copy ledger as "filter compact".
+func FilterSpec() engine.Spec {
+	return engine.Spec{
+		Name: "filter", Kind: engine.KindTransform, Stateless: true, MinInputs: 1, MaxInputs: 1,
+		Summary:   "keep the rows where an expression is true",
+		Doc:       "The expression language: columns, literals, + - * / %, comparisons, AND OR NOT (three-valued), IN, BETWEEN, IS [NOT] NULL, LIKE, CASE WHEN, CAST, coalesce, abs, lower, upper, length.",
+		Example:   `{type: filter, inputs: [trades], where: "qty > 100 AND symbol IN ('AAPL', 'MSFT')"}`,
+		NewConfig: func() any { return &FilterConfig{} },
+		Build: func(bc *engine.BuildContext, c any) (engine.Factory, error) {
+			cfg := c.(*FilterConfig)
+			pred, err := expr.Compile(cfg.Where, bc.Inputs[0])
+			if err != nil {
+				return nil, expr.FieldError("where", err)
+			}
+			if id := pred.Type().ID(); id != arrow.BOOL && id != arrow.NULL {
+				return nil, &engine.FieldError{Field: "where", Offset: 0,
+					Msg: "where must be a boolean expression, but " + cfg.Where + " is " + pred.Type().String()}
+			}
+			return &filterFactory{pred: pred, schema: bc.Inputs[0]}, nil
+		},
+	}
+}
+
+func init() { engine.Register(FilterSpec()) }
+
+type filterFactory struct {
+	pred   *expr.Compiled
+	schema *arrow.Schema
+}
+
+func (f *filterFactory) Schema() *arrow.Schema { return f.schema }
+func (f *filterFactory) Describe() string     { return "where: " + f.pred.String() }
+
+func (f *filterFactory) New(ic *engine.InstanceContext) (any, error) {
+	return &filter{pred: f.pred, mem: ic.Alloc, ledger: ic.Ledger}, nil
+}
+
+type filter struct {
+	pred   *expr.Compiled
+	mem    memory.Allocator
+	ledger *engine.Ledger
+}
+
+func (f *filter) Process(ctx context.Context, _ int, in arrow.RecordBatch, out engine.Emitter) error {
+	b, copied, err := f.pred.Select(ctx, f.mem, in)
+	if err != nil || b == nil {
+		return err
+	}
+	f.ledger.Copied("filter compact", copied)
+	return out.Emit(b)
+}

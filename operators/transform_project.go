@@ -1,0 +1,227 @@
+package operators
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/zflowdev/zflow/engine"
+	"github.com/zflowdev/zflow/operators/expr"
+)
+
+// ProjectConfig is the config of the project transform.
+type ProjectConfig struct {
+	Columns []string          `zflow:"columns" doc:"output columns in order, each \"expression [AS name]\"; \"*\" stands for every input column not dropped; default [\"*\"]" example:"[symbol, qty AS quantity, price * qty AS notional]"`
+	Drop    []string          `zflow:"drop" doc:"input columns that \"*\" leaves out"`
+	Rename  map[string]string `zflow:"rename" doc:"old name: new name, applied to the output" example:"{qty: quantity}"`
+}
+
+// ProjectSpec declares project: keep, rename, drop and compute columns. An
+// output column that is an input column (renamed or not) shares that
+// column's buffers; only computed columns allocate.
+func ProjectSpec() engine.Spec {
+	return engine.Spec{
+		Name: "project", Kind: engine.KindTransform, Stateless: true, MinInputs: 1, MaxInputs: 1,
+		Summary:   "keep, rename, drop and compute columns (kept columns by reference)",
+		Example:   `{type: project, inputs: [trades], columns: ["*", "price * qty AS notional"], drop: [ts]}`,
+		NewConfig: func() any { return &ProjectConfig{} },
+		Build:     buildProject,
+	}
+}
+
+func init() { engine.Register(ProjectSpec()) }
+
+type projCol struct {
+	field arrow.Field
+	src   int            // input column when kept by reference, else -1
+	expr  *expr.Compiled // computed columns
+}
+
+func buildProject(bc *engine.BuildContext, c any) (engine.Factory, error) {
+	cfg := c.(*ProjectConfig)
+	in := bc.Inputs[0]
+	var errs []error
+	names := make([]string, in.NumFields())
+	for i, f := range in.Fields() {
+		names[i] = f.Name
+	}
+	unknown := func(field, name string) {
+		msg := fmt.Sprintf("column %q does not exist", name)
+		if s := engine.Suggest(name, names); s != "" {
+			msg += fmt.Sprintf(", did you mean %q?", s)
+		}
+		errs = append(errs, engine.Errf(field, "%s", msg))
+	}
+	dropped := map[string]bool{}
+	for i, d := range cfg.Drop {
+		if in.FieldIndices(d) == nil {
+			unknown(fmt.Sprintf("drop.%d", i), d)
+		}
+		dropped[d] = true
+	}
+	items := cfg.Columns
+	if len(items) == 0 {
+		items = []string{"*"}
+	}
+	var cols []projCol
+	for i, item := range items {
+		field := fmt.Sprintf("columns.%d", i)
+		if strings.TrimSpace(item) == "*" {
+			for j, f := range in.Fields() {
+				if !dropped[f.Name] {
+					cols = append(cols, projCol{field: f, src: j})
+				}
+			}
+			continue
+		}
+		src, alias := splitAlias(item)
+		e, err := expr.Compile(src, in)
+		if err != nil {
+			errs = append(errs, expr.FieldError(field, err))
+			continue
+		}
+		name := alias
+		if idx, ok := e.Column(); ok {
+			f := in.Field(idx)
+			if name != "" {
+				f.Name = name
+			}
+			cols = append(cols, projCol{field: f, src: idx})
+			continue
+		}
+		if name == "" {
+			name = strings.TrimSpace(src)
+		}
+		cols = append(cols, projCol{field: arrow.Field{Name: name, Type: e.Type(), Nullable: true}, src: -1, expr: e})
+	}
+	for old, nw := range cfg.Rename {
+		found := false
+		for k := range cols {
+			if cols[k].field.Name == old {
+				cols[k].field.Name = nw
+				found = true
+			}
+		}
+		if !found {
+			unknown("rename."+old, old)
+		}
+	}
+	seen := map[string]bool{}
+	for _, c := range cols {
+		if seen[c.field.Name] {
+			errs = append(errs, engine.Errf("columns", "output column %q appears twice (rename one with AS)", c.field.Name))
+		}
+		seen[c.field.Name] = true
+	}
+	if len(cols) == 0 && len(errs) == 0 {
+		errs = append(errs, engine.Errf("columns", "the projection keeps no column"))
+	}
+	if len(errs) > 0 {
+		return nil, engine.Errors(errs)
+	}
+	fields := make([]arrow.Field, len(cols))
+	for i, c := range cols {
+		fields[i] = c.field
+	}
+	md := in.Metadata()
+	return &projectFactory{cols: cols, schema: arrow.NewSchema(fields, &md)}, nil
+}
+
+// splitAlias splits "expr AS name" at the last top-level AS (outside
+// parentheses and quotes, so CAST(x AS int) is not split).
+func splitAlias(s string) (expr, alias string) {
+	depth, at := 0, -1
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case '\'', '"':
+			j := i + 1
+			for j < len(s) {
+				if s[j] == c {
+					if j+1 < len(s) && s[j+1] == c {
+						j += 2
+						continue
+					}
+					break
+				}
+				j++
+			}
+			i = j
+		case '(':
+			depth++
+		case ')':
+			depth--
+		case 'a', 'A':
+			if depth == 0 && i > 0 && i+2 < len(s) && isSpace(s[i-1]) && (s[i+1] == 's' || s[i+1] == 'S') && isSpace(s[i+2]) {
+				at = i
+			}
+		}
+	}
+	if at < 0 {
+		return s, ""
+	}
+	alias = strings.TrimSpace(s[at+2:])
+	if len(alias) >= 2 && alias[0] == '"' && alias[len(alias)-1] == '"' {
+		alias = strings.ReplaceAll(alias[1:len(alias)-1], `""`, `"`)
+	}
+	return s[:at], alias
+}
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+
+type projectFactory struct {
+	cols   []projCol
+	schema *arrow.Schema
+}
+
+func (f *projectFactory) Schema() *arrow.Schema { return f.schema }
+
+func (f *projectFactory) Describe() string {
+	parts := make([]string, len(f.cols))
+	for i, c := range f.cols {
+		switch {
+		case c.expr != nil:
+			parts[i] = c.expr.String() + " AS " + c.field.Name
+		default:
+			parts[i] = c.field.Name
+		}
+	}
+	return "columns: " + strings.Join(parts, ", ")
+}
+
+func (f *projectFactory) New(ic *engine.InstanceContext) (any, error) {
+	return &project{f: f, mem: ic.Alloc, arrs: make([]arrow.Array, len(f.cols))}, nil
+}
+
+type project struct {
+	f    *projectFactory
+	mem  memory.Allocator
+	arrs []arrow.Array // reused per batch
+}
+
+func (p *project) Process(ctx context.Context, _ int, in arrow.RecordBatch, out engine.Emitter) error {
+	defer func() {
+		for i, a := range p.arrs {
+			if a != nil {
+				a.Release()
+				p.arrs[i] = nil
+			}
+		}
+	}()
+	for i, c := range p.f.cols {
+		if c.src >= 0 {
+			a := in.Column(c.src) // by reference: same buffers
+			a.Retain()
+			p.arrs[i] = a
+			continue
+		}
+		a, err := c.expr.Eval(ctx, p.mem, in)
+		if err != nil {
+			return fmt.Errorf("column %q: %w", c.field.Name, err)
+		}
+		p.arrs[i] = a
+	}
+	return out.Emit(array.NewRecordBatch(p.f.schema, p.arrs, in.NumRows()))
+}

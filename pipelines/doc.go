@@ -1,0 +1,104 @@
+// Package pipelines reads zflow's YAML pipeline files: it parses them with
+// positions kept (github.com/goccy/go-yaml), checks them strictly, decodes
+// every operator's parameters into the config struct its engine.Spec
+// declares, and builds an engine.Graph; Compile turns that into an
+// engine.Plan. Every error is reported as file:line:col: message, and all
+// the errors of a file come back together, sorted by position.
+//
+// The package follows the model of Benthos' config linting: the operator's
+// Spec (its NewConfig struct and tags, read through engine.Params) is the
+// only description of its parameters, so what this package accepts, what
+// `zflow operators` prints and what the reference docs say cannot disagree.
+//
+// # Using it
+//
+//	p, err := pipelines.Load("vwap.yaml")      // parse, decode, check the graph's shape
+//	if err != nil { ... }                       // an ErrorList: file:line:col: message, one per line
+//	plan, err := p.Compile()                    // build the operators: schemas, expressions
+//
+// Parse and Load report syntax, structure, parameter and graph errors
+// (unknown types, dangling inputs, cycles, unused outputs, parallelism on a
+// stateful operator). Compile reports what needs the input schemas: unknown
+// columns, type errors and syntax errors in expressions, placed at the
+// character inside the expression. WithRegistry chooses the operator
+// registry (default engine.DefaultRegistry), WithEnv the environment.
+//
+// # The file format
+//
+//	version: 1                  # required; the only version so far
+//	name: vwap                  # required
+//	settings:                   # optional
+//	  batch_rows: 65536         # target rows per source batch (≥ 1)
+//	  edge_capacity: 4          # batches buffered per edge before backpressure (≥ 1)
+//	  memory:
+//	    arena: heap             # heap | hugepage | thp | cxl
+//	    page: 2MiB              # hugepage size: 2MiB | 1GiB
+//	    node: auto              # NUMA node: auto | 0, 1, ...
+//	    budget: 2GiB            # most bytes the arena may hold; 0 = no limit
+//	    lock: false             # mlock the arena
+//	    prefault: false         # touch every page at start-up
+//	    path: /dev/dax0.0       # arena cxl only: device-DAX file, or a file on tmpfs/hugetlbfs
+//	  trace:
+//	    exporter: none          # none | stdout | otlp
+//	    endpoint: localhost:4317  # otlp only
+//	    sampling: 1             # fraction of runs traced, 0..1
+//	sources:                    # required: id -> node
+//	  trades: {type: parquet, path: testdata/trades.parquet}
+//	operators:                  # optional
+//	  big:    {type: filter, inputs: [trades], where: "qty > 100"}
+//	sinks:                      # required
+//	  out:    {type: parquet, inputs: [big], path: out/vwap.parquet}
+//
+// The top level holds exactly these keys; a key starting with "x-" is
+// ignored, as a place for YAML anchors shared by several nodes:
+//
+//	x-defaults: &csv {type: csv, header: true}
+//	sources:
+//	  a: {<<: *csv, path: a.csv}
+//
+// Node ids are the keys of the three sections and are unique across them;
+// they use letters, digits, _ and -, and start with a letter or _. Every
+// node is a map with these common keys:
+//
+//	type         the operator type, registered for the section's kind (required)
+//	inputs       the ids of the nodes feeding it: a list, or one id as a string
+//	             (operators and sinks only)
+//	parallelism  instances to run (≥ 1; only for stateless operators)
+//	ordered      with parallelism > 1, emit batches in input order (default
+//	             true); false emits them as instances finish
+//
+// Every other key is a parameter of the operator, decoded into its config
+// struct: unknown parameters, wrong types, missing required parameters and
+// values outside an enum are errors. See the decoder notes in decode.go for
+// what each Go type accepts; in short: strings take any scalar, integers
+// take 1e6 but not 1.5, durations are Go durations ("500ms", "5s"), sizes
+// are byte counts ("64KiB", "2GiB", 4096), a list parameter also takes a
+// single scalar, and null is an error except for optional pointer fields.
+//
+// # Environment variables
+//
+// String values (not keys) may use ${NAME}, which is an error when NAME is
+// not set, and ${NAME:-default}, which takes default when NAME is unset or
+// empty. $$ is a literal $; any other $ stays as it is. A value that came
+// from a variable may fill a number or bool parameter (parallelism:
+// ${THREADS:-4}). Substitution happens once; the result is not scanned
+// again. WithEnv replaces os.LookupEnv (tests use it).
+//
+// # Paths
+//
+// Paths in parameters (path: data/trades.parquet) are passed to operators
+// as written: a relative path is relative to the working directory of the
+// process, not to the pipeline file, as in most command-line tools. Use
+// ${NAME} to make a pipeline independent of where it runs.
+//
+// # YAML
+//
+// Anchors, aliases and << merge keys work; an alias must follow its anchor.
+// Duplicate keys are errors, in every mapping. Tabs may not indent. A file
+// holds one YAML document. Standard tags (!!str) are understood, others are
+// errors. Positions are 1-based; columns count characters, not bytes. An
+// error inside a string (an expression) points at the character: offsets
+// are mapped back through quotes, escapes, folded and block scalars and
+// ${...} substitution (a character that came from a variable points at its
+// ${).
+package pipelines

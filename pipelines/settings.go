@@ -1,0 +1,129 @@
+package pipelines
+
+import (
+	"fmt"
+	"strconv"
+
+	"github.com/zflowdev/zflow/engine"
+)
+
+// Settings are the pipeline-wide knobs of the `settings:` section. The
+// engine reads BatchRows and EdgeCapacity now (see Engine); Memory and Trace
+// are parsed and checked here and kept for the memory and tracing layers.
+type Settings struct {
+	BatchRows    int            `zflow:"batch_rows" doc:"target rows per batch for sources"`
+	EdgeCapacity int            `zflow:"edge_capacity" doc:"batches an edge buffers before its producer blocks"`
+	Memory       MemorySettings `zflow:"memory" doc:"where batches live"`
+	Trace        TraceSettings  `zflow:"trace" doc:"OpenTelemetry tracing"`
+}
+
+// MemorySettings choose the arena batches are allocated from.
+type MemorySettings struct {
+	Arena    string      `zflow:"arena" enum:"heap,hugepage,thp,cxl" doc:"heap (the Go heap), hugepage (MAP_HUGETLB, falling back to thp then plain pages), thp (transparent hugepages), cxl (a shared segment at path)"`
+	Page     engine.Size `zflow:"page" doc:"hugepage size for arena hugepage: 2MiB or 1GiB"`
+	Node     NUMANode    `zflow:"node" doc:"NUMA node to bind the arena to: auto or a node number"`
+	Budget   engine.Size `zflow:"budget" doc:"most bytes the arena may hold; 0 means no limit"`
+	Lock     bool        `zflow:"lock" doc:"mlock the arena"`
+	Prefault bool        `zflow:"prefault" doc:"touch every page at start-up"`
+	Path     string      `zflow:"path" doc:"for arena cxl: a device-DAX file (/dev/dax0.0) or a file on tmpfs or hugetlbfs"`
+}
+
+// TraceSettings choose where OpenTelemetry traces go.
+type TraceSettings struct {
+	Exporter string  `zflow:"exporter" enum:"none,stdout,otlp" doc:"none, stdout or otlp"`
+	Endpoint string  `zflow:"endpoint" doc:"OTLP endpoint (host:port); empty means the OpenTelemetry default"`
+	Sampling float64 `zflow:"sampling" doc:"fraction of runs traced, 0 to 1"`
+}
+
+// NUMANode is a NUMA node number, or AutoNode.
+type NUMANode int
+
+// AutoNode lets the engine choose the NUMA node (the one nearest the data).
+const AutoNode NUMANode = -1
+
+// UnmarshalText accepts "auto" or a node number.
+func (n *NUMANode) UnmarshalText(b []byte) error {
+	s := string(b)
+	if s == "auto" {
+		*n = AutoNode
+		return nil
+	}
+	v, err := strconv.Atoi(s)
+	if err != nil || v < 0 || v > 1<<16 {
+		return fmt.Errorf("invalid NUMA node %q (want auto or a node number like 0)", s)
+	}
+	*n = NUMANode(v)
+	return nil
+}
+
+func (n NUMANode) String() string {
+	if n == AutoNode {
+		return "auto"
+	}
+	return strconv.Itoa(int(n))
+}
+
+// DefaultSettings are the settings of a pipeline that says nothing.
+func DefaultSettings() Settings {
+	d := engine.DefaultSettings()
+	return Settings{
+		BatchRows:    d.BatchRows,
+		EdgeCapacity: d.EdgeCapacity,
+		Memory:       MemorySettings{Arena: "heap", Page: 2 << 20, Node: AutoNode},
+		Trace:        TraceSettings{Exporter: "none", Sampling: 1},
+	}
+}
+
+// Engine returns the part of s the engine reads.
+func (s Settings) Engine() engine.Settings {
+	return engine.Settings{BatchRows: s.BatchRows, EdgeCapacity: s.EdgeCapacity}
+}
+
+// decodeSettings decodes the settings section into s, then checks what a
+// struct tag cannot say.
+func (d *decoder) decodeSettings(n *node, s *Settings) {
+	d.failed = nil // the checks below look at the settings' errors only
+	d.decodeStruct(n, structValue(s), "", &decodeCtx{noun: "setting"}, nil)
+	if n.kind != nodeMap {
+		return
+	}
+	at := func(path ...string) Pos {
+		if v := resolvePath(n, path); v != nil {
+			return v.pos
+		}
+		return n.pos
+	}
+	// ok tells whether the values a check reads decoded without error (a
+	// check of a default left by a failed value would only add noise).
+	ok := func(paths ...string) bool {
+		for _, p := range paths {
+			if d.failed[p] {
+				return false
+			}
+		}
+		return true
+	}
+	if s.BatchRows < 1 && ok("batch_rows") {
+		d.errs.add(at("batch_rows"), "batch_rows: must be ≥ 1, got %d", s.BatchRows)
+	}
+	if s.EdgeCapacity < 1 && ok("edge_capacity") {
+		d.errs.add(at("edge_capacity"), "edge_capacity: must be ≥ 1, got %d", s.EdgeCapacity)
+	}
+	m := &s.Memory
+	if m.Page != 2<<20 && m.Page != 1<<30 && ok("memory.page") {
+		d.errs.add(at("memory", "page"), "memory.page: hugepages are 2MiB or 1GiB, got %s", m.Page)
+	}
+	if m.Arena == "cxl" && m.Path == "" && ok("memory.arena", "memory.path") {
+		d.errs.add(at("memory", "arena"), "memory: arena cxl needs a path (a device-DAX file like /dev/dax0.0, or a file on tmpfs or hugetlbfs)")
+	}
+	if m.Arena != "cxl" && m.Path != "" && ok("memory.arena", "memory.path") {
+		d.errs.add(at("memory", "path"), "memory.path: only arena cxl uses a path (arena is %s)", m.Arena)
+	}
+	t := &s.Trace
+	if (t.Sampling < 0 || t.Sampling > 1 || t.Sampling != t.Sampling) && ok("trace.sampling") {
+		d.errs.add(at("trace", "sampling"), "trace.sampling: must be between 0 and 1, got %v", t.Sampling)
+	}
+	if t.Endpoint != "" && t.Exporter != "otlp" && ok("trace.exporter", "trace.endpoint") {
+		d.errs.add(at("trace", "endpoint"), "trace.endpoint: only exporter otlp uses an endpoint (exporter is %s)", t.Exporter)
+	}
+}

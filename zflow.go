@@ -1,0 +1,195 @@
+// Package zflow is the embedding API of the zflow dataflow engine: load a
+// pipeline from YAML (or build one in Go), register custom operators, and run
+// it with your own allocator and logger.
+//
+//	p, err := zflow.Load("pipeline.yaml")
+//	if err != nil { ... }           // errors say file:line:col
+//	sum, err := p.Run(ctx)          // err names the operator that failed
+//
+// Importing this package links the built-in operators (package operators).
+// A program that wants only its own operators can use packages engine and
+// pipelines directly.
+package zflow
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/zflowdev/zflow/engine"
+	_ "github.com/zflowdev/zflow/operators" // built-in operators register themselves
+	"github.com/zflowdev/zflow/pipelines"
+)
+
+// Version is the engine's version, set at build time with
+// -ldflags "-X github.com/zflowdev/zflow.Version=v0.1.0".
+var Version = "v0.1.0-dev"
+
+// Summary is what a run reports: per-operator rows, batches, bytes, bytes
+// passed by reference and bytes copied, and time busy/blocked.
+type Summary = engine.Summary
+
+// Pipeline is a compiled pipeline, ready to run any number of times.
+type Pipeline struct {
+	name string
+	file *pipelines.Pipeline // nil when built in Go
+	plan *engine.Plan
+}
+
+// Option configures loading or building a pipeline.
+type Option func(*options)
+
+type options struct {
+	registry *engine.Registry
+	env      func(string) (string, bool)
+}
+
+// WithRegistry compiles against r instead of the default registry (which
+// holds the built-in operators and anything passed to Register).
+func WithRegistry(r *engine.Registry) Option { return func(o *options) { o.registry = r } }
+
+// WithEnv replaces os.LookupEnv for ${VAR} substitution in pipeline files.
+func WithEnv(lookup func(string) (string, bool)) Option { return func(o *options) { o.env = lookup } }
+
+func collect(opts []Option) options {
+	var o options
+	for _, f := range opts {
+		f(&o)
+	}
+	return o
+}
+
+func (o options) pipelineOpts() []pipelines.Option {
+	var po []pipelines.Option
+	if o.registry != nil {
+		po = append(po, pipelines.WithRegistry(o.registry))
+	}
+	if o.env != nil {
+		po = append(po, pipelines.WithEnv(o.env))
+	}
+	return po
+}
+
+// Load reads, validates and compiles the pipeline file at path. Errors are a
+// pipelines.ErrorList whose entries say file:line:col.
+func Load(path string, opts ...Option) (*Pipeline, error) {
+	o := collect(opts)
+	f, err := pipelines.Load(path, o.pipelineOpts()...)
+	if err != nil {
+		return nil, err
+	}
+	return fromFile(f)
+}
+
+// Parse is Load for a pipeline held in memory; filename is used in errors.
+func Parse(src []byte, filename string, opts ...Option) (*Pipeline, error) {
+	o := collect(opts)
+	f, err := pipelines.Parse(src, filename, o.pipelineOpts()...)
+	if err != nil {
+		return nil, err
+	}
+	return fromFile(f)
+}
+
+func fromFile(f *pipelines.Pipeline) (*Pipeline, error) {
+	plan, err := f.Compile()
+	if err != nil {
+		return nil, err
+	}
+	return &Pipeline{name: f.Name, file: f, plan: plan}, nil
+}
+
+// Name is the pipeline's name.
+func (p *Pipeline) Name() string { return p.name }
+
+// Plan is the compiled plan: print it with WriteText, WriteDOT or WriteJSON.
+func (p *Pipeline) Plan() *engine.Plan { return p.plan }
+
+// RunOption configures one run.
+type RunOption func(*engine.RunOptions)
+
+// WithAllocator makes every operator allocate its batches from mem (for
+// example memory.NewCheckedAllocator in tests).
+func WithAllocator(mem memory.Allocator) RunOption {
+	return func(o *engine.RunOptions) { o.Alloc = mem }
+}
+
+// WithLogger sends the run's log records to l.
+func WithLogger(l *slog.Logger) RunOption { return func(o *engine.RunOptions) { o.Logger = l } }
+
+// Run runs the pipeline until it ends, fails, or ctx is cancelled. On error
+// the summary still holds what was done, and no sink has left a file under
+// its final name.
+func (p *Pipeline) Run(ctx context.Context, opts ...RunOption) (Summary, error) {
+	return p.Start(ctx, opts...).Wait()
+}
+
+// Start starts the pipeline and returns at once; use the Execution's
+// Snapshot for progress and Wait for the result.
+func (p *Pipeline) Start(ctx context.Context, opts ...RunOption) *engine.Execution {
+	var ro engine.RunOptions
+	for _, f := range opts {
+		f(&ro)
+	}
+	return p.plan.Start(ctx, ro)
+}
+
+// Register adds a custom operator to the default registry, so pipeline files
+// can name it by spec.Name. It fails on a duplicate name.
+func Register(spec engine.Spec) error { return engine.DefaultRegistry.Register(spec) }
+
+// Builder builds a pipeline in Go, without YAML.
+type Builder struct {
+	g        *engine.Graph
+	registry *engine.Registry
+}
+
+// New starts building a pipeline named name.
+func New(name string, opts ...Option) *Builder {
+	o := collect(opts)
+	return &Builder{g: &engine.Graph{Name: name}, registry: o.registry}
+}
+
+// Settings sets the engine settings (batch rows, edge capacity).
+func (b *Builder) Settings(s engine.Settings) *Builder { b.g.Settings = s; return b }
+
+func (b *Builder) add(kind engine.Kind, id, typ string, cfg any, inputs []string) *Builder {
+	b.g.Nodes = append(b.g.Nodes, &engine.Node{ID: id, Kind: kind, Type: typ, Config: cfg, Inputs: inputs})
+	return b
+}
+
+// Source adds a source node. cfg is the operator's config struct pointer
+// (e.g. &operators.GenerateConfig{...}), or nil for its defaults.
+func (b *Builder) Source(id, typ string, cfg any) *Builder {
+	return b.add(engine.KindSource, id, typ, cfg, nil)
+}
+
+// Transform adds a transform node reading from inputs.
+func (b *Builder) Transform(id, typ string, cfg any, inputs ...string) *Builder {
+	return b.add(engine.KindTransform, id, typ, cfg, inputs)
+}
+
+// Parallel sets the parallelism of the node added last (stateless
+// transforms only); ordered says whether it keeps its input order.
+func (b *Builder) Parallel(n int, ordered bool) *Builder {
+	if len(b.g.Nodes) > 0 {
+		last := b.g.Nodes[len(b.g.Nodes)-1]
+		last.Parallelism, last.Unordered = n, !ordered
+	}
+	return b
+}
+
+// Sink adds a sink node reading from inputs.
+func (b *Builder) Sink(id, typ string, cfg any, inputs ...string) *Builder {
+	return b.add(engine.KindSink, id, typ, cfg, inputs)
+}
+
+// Build compiles the graph. Errors name the node and parameter at fault.
+func (b *Builder) Build() (*Pipeline, error) {
+	plan, err := engine.Compile(b.g, engine.CompileOptions{Registry: b.registry})
+	if err != nil {
+		return nil, fmt.Errorf("zflow: build %q: %w", b.g.Name, err)
+	}
+	return &Pipeline{name: b.g.Name, plan: plan}, nil
+}
