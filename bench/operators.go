@@ -6,7 +6,6 @@ import (
 	"sync"
 
 	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/arrow/array"
 
 	"github.com/zflowdev/zflow/engine"
 )
@@ -111,10 +110,17 @@ func (s collectSink) Abort() {
 	}
 }
 
-// oneColumn wraps col in a one-column batch, to size it with
-// engine.BatchBytes. The batch shares col's buffers; the caller releases it
-// or lets it go (it holds no reference of its own once col is released).
-func oneColumn(col arrow.Array, rows int64) arrow.RecordBatch {
-	s := arrow.NewSchema([]arrow.Field{{Name: "c", Type: col.DataType(), Nullable: true}}, nil)
-	return array.NewRecordBatch(s, []arrow.Array{col}, rows)
+// arrayBytes is engine.BatchBytes for one array: the summed length of its
+// buffers and its children's.
+func arrayBytes(d arrow.ArrayData) int64 {
+	var n int64
+	for _, b := range d.Buffers() {
+		if b != nil {
+			n += int64(b.Len())
+		}
+	}
+	for _, c := range d.Children() {
+		n += arrayBytes(c)
+	}
+	return n
 }

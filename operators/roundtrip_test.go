@@ -6,7 +6,6 @@ import (
 	"slices"
 	"testing"
 
-
 	"github.com/zflowdev/zflow/engine"
 )
 
@@ -151,9 +150,13 @@ func TestEmptyOutputs(t *testing.T) {
 		{"parquet", &ParquetSinkConfig{Path: filepath.Join(dir, "e.parquet"), Compression: "snappy", RowGroupRows: 10},
 			func(p string) (engine.Spec, any) { return ParquetSourceSpec(), &ParquetSourceConfig{Path: p} }},
 		{"arrow", &ArrowSinkConfig{Path: filepath.Join(dir, "e.arrow"), Format: "file"},
-			func(p string) (engine.Spec, any) { return ArrowSourceSpec(), &ArrowSourceConfig{Path: p, Format: "auto", Validate: "full"} }},
+			func(p string) (engine.Spec, any) {
+				return ArrowSourceSpec(), &ArrowSourceConfig{Path: p, Format: "auto", Validate: "full"}
+			}},
 		{"arrow", &ArrowSinkConfig{Path: filepath.Join(dir, "e.arrows"), Format: "stream"},
-			func(p string) (engine.Spec, any) { return ArrowSourceSpec(), &ArrowSourceConfig{Path: p, Format: "auto", Validate: "full"} }},
+			func(p string) (engine.Spec, any) {
+				return ArrowSourceSpec(), &ArrowSourceConfig{Path: p, Format: "auto", Validate: "full"}
+			}},
 		{"csv", &CSVSinkConfig{Path: filepath.Join(dir, "e.csv"), Header: true, Delimiter: ","},
 			func(p string) (engine.Spec, any) {
 				return CSVSourceSpec(), &CSVSourceConfig{Path: p, Header: true, Delimiter: ",", InferRows: 10}
@@ -194,5 +197,3 @@ func pathOf(cfg any) string {
 	}
 	return ""
 }
-
-

@@ -85,7 +85,7 @@ func (f *csvSinkFactory) New(ic *engine.InstanceContext) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &csvSink{ic: ic, out: out, enc: newCSVEncoder(f.delim, f.cfg.NullValue)}
+	s := &csvSink{ic: ic, out: out, enc: newCSVEncoder(f.delim, f.cfg.NullValue), ncols: f.schema.NumFields()}
 	if f.cfg.Header {
 		s.enc.buf = s.enc.appendHeader(s.enc.buf[:0], f.schema)
 		out.Write(s.enc.buf) // buffered; an error shows at the first flush
@@ -156,12 +156,16 @@ const flushAt = 256 << 10
 
 type csvSink struct {
 	ic     *engine.InstanceContext
+	ncols  int
 	out    *fileOut
 	enc    *csvEncoder
 	closed bool
 }
 
 func (s *csvSink) Write(ctx context.Context, port int, in arrow.RecordBatch) error {
+	if int(in.NumCols()) != s.ncols {
+		return fmt.Errorf("csv: write %s: batch has %d columns, the schema %d", s.out.path(), in.NumCols(), s.ncols)
+	}
 	s.ic.Ledger.Copied("csv encode", engine.BatchBytes(in))
 	e := s.enc
 	e.reset(in)

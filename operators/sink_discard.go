@@ -39,6 +39,6 @@ func (discardFactory) New(ic *engine.InstanceContext) (any, error) { return disc
 type discardSink struct{}
 
 func (discardSink) Write(ctx context.Context, port int, in arrow.RecordBatch) error { return nil }
-func (discardSink) Close(ctx context.Context) error                                  { return nil }
-func (discardSink) Commit() error                                                    { return nil }
-func (discardSink) Abort()                                                           {}
+func (discardSink) Close(ctx context.Context) error                                 { return nil }
+func (discardSink) Commit() error                                                   { return nil }
+func (discardSink) Abort()                                                          {}

@@ -109,19 +109,40 @@ func (f *arrowFactory) kind() string {
 func (f *arrowFactory) readSchema(osf *os.File) (*arrow.Schema, error) {
 	mem := memory.NewGoAllocator() // only the schema is read
 	if f.stream {
-		r, err := ipc.NewReader(osf, ipc.WithAllocator(mem))
+		r, err := newIPCStreamReader(osf, mem)
 		if err != nil {
 			return nil, fmt.Errorf("arrow: read %s as an IPC stream: %w", f.cfg.Path, err)
 		}
 		defer r.Release()
 		return r.Schema(), nil
 	}
-	r, err := ipc.NewFileReader(osf, ipc.WithAllocator(mem))
+	r, err := newIPCFileReader(osf, mem)
 	if err != nil {
 		return nil, fmt.Errorf("arrow: read %s as an IPC file: %w", f.cfg.Path, err)
 	}
 	defer r.Close()
 	return r.Schema(), nil
+}
+
+// ipcLimits bounds what a message may claim to hold by the size of the
+// file, so a corrupt length cannot make the reader allocate gigabytes (the
+// stream reader has no limit by default; the file reader's default of 256
+// MiB per batch would refuse large legitimate batches).
+func ipcLimits(osf *os.File, mem memory.Allocator) []ipc.Option {
+	size := int64(1 << 62)
+	if st, err := osf.Stat(); err == nil && st.Mode().IsRegular() {
+		size = max(st.Size(), 1)
+	}
+	return []ipc.Option{ipc.WithAllocator(mem), ipc.WithMetadataSizeLimit(min(size, 64<<20)), ipc.WithBodySizeLimit(size)}
+}
+
+func newIPCStreamReader(osf *os.File, mem memory.Allocator) (*ipc.Reader, error) {
+	opts := ipcLimits(osf, mem)
+	return ipc.NewReaderFromMessageReader(ipc.NewMessageReader(bufioReader(osf), opts...), opts...)
+}
+
+func newIPCFileReader(osf *os.File, mem memory.Allocator) (*ipc.FileReader, error) {
+	return ipc.NewFileReader(osf, ipcLimits(osf, mem)...)
 }
 
 func (f *arrowFactory) Schema() *arrow.Schema { return f.schema }
@@ -152,7 +173,7 @@ func (s *arrowSource) Run(ctx context.Context, out engine.Emitter) error {
 	if s.f.stream {
 		return s.runStream(ctx, osf, out)
 	}
-	r, err := ipc.NewFileReader(osf, ipc.WithAllocator(s.ic.Alloc))
+	r, err := newIPCFileReader(osf, s.ic.Alloc)
 	if err != nil {
 		return fmt.Errorf("arrow: read %s: %w", path, err)
 	}
@@ -177,7 +198,7 @@ func (s *arrowSource) Run(ctx context.Context, out engine.Emitter) error {
 
 func (s *arrowSource) runStream(ctx context.Context, osf *os.File, out engine.Emitter) error {
 	path := s.f.cfg.Path
-	r, err := ipc.NewReader(bufioReader(osf), ipc.WithAllocator(s.ic.Alloc))
+	r, err := newIPCStreamReader(osf, s.ic.Alloc)
 	if err != nil {
 		return fmt.Errorf("arrow: read %s: %w", path, err)
 	}

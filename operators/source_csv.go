@@ -179,8 +179,8 @@ func (f *csvFactory) inferSchema(declared *arrow.Schema) (*arrow.Schema, error) 
 	for i := range names {
 		names[i] = fmt.Sprintf("f%d", i)
 		if f.cfg.Header {
-			names[i] = first[i]
-			if strings.TrimSpace(names[i]) == "" {
+			names[i] = strings.TrimSpace(first[i])
+			if names[i] == "" {
 				names[i] = fmt.Sprintf("f%d", i)
 			}
 		}
@@ -230,6 +230,7 @@ type csvInference struct {
 
 func (c *csvInference) see(v string) {
 	c.nonNull++
+	v = strings.TrimSpace(v) // " 42" is still a number
 	if c.canInt {
 		if _, err := strconv.ParseInt(v, 10, 64); err != nil {
 			c.canInt = false
@@ -451,9 +452,14 @@ func parseErr(v string, dt arrow.DataType) error {
 }
 
 func (c *csvColumn) append(v string) error {
-	switch b := c.b.(type) {
-	case *array.StringBuilder:
+	if b, ok := c.b.(*array.StringBuilder); ok {
 		b.Append(v)
+		return nil
+	}
+	if len(v) > 0 && (v[0] == ' ' || v[len(v)-1] == ' ' || v[0] == '\t' || v[len(v)-1] == '\t') {
+		v = strings.TrimSpace(v) // spaces around a number or a date are not part of it
+	}
+	switch b := c.b.(type) {
 	case *array.Int64Builder:
 		x, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {

@@ -67,6 +67,8 @@ func TestCSVSourceOptions(t *testing.T) {
 			"t:timestamp_ns", []string{`"2024-01-02T03:04:05.123456789Z"`}},
 		{"mixed int float", "v\n1\n2.5\n", nil, "v:float64", []string{"1.0", "2.5"}},
 		{"all null", "v,w\n,1\n", nil, "v:string,w:int64", []string{"null|1"}},
+		{"spaces", "a , b,c\n 1 ,x , 2024-01-02\n2, y,2024-01-03 \n", nil,
+			"a:int64,b:string,c:date32", []string{`1|"x "|"2024-01-02"`, `2|" y"|"2024-01-03"`}},
 		{"header only", "a,b\n", nil, "a:string,b:string", nil},
 	} {
 		path := writeFile(t, dir, "f.csv", tc.content)

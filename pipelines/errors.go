@@ -80,6 +80,19 @@ func (c *errs) add(p Pos, format string, args ...any) {
 }
 
 // sorted returns the errors sorted by position with exact duplicates
+// removed, or nil when there are none. Positions are clamped to the file
+// (src may be nil), in case the YAML parser placed one past its end.
+func (c *errs) sortedIn(src *source) ErrorList {
+	for _, e := range c.list {
+		if src != nil && e.Line > 0 {
+			p := src.clamp(Pos{e.Line, e.Col})
+			e.Line, e.Col = p.Line, p.Col
+		}
+	}
+	return sortErrors(c.list)
+}
+
+// sorted returns the errors sorted by position with exact duplicates
 // removed, or nil when there are none.
 func (c *errs) sorted() ErrorList {
 	return sortErrors(c.list)

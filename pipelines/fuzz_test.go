@@ -1,7 +1,6 @@
 package pipelines
 
 import (
-	"bytes"
 	"errors"
 	"testing"
 )
@@ -30,7 +29,7 @@ func FuzzParse(f *testing.F) {
 		if !errors.As(err, &list) || len(list) == 0 {
 			t.Fatalf("error is not a non-empty ErrorList: %T %v", err, err)
 		}
-		lines := bytes.Count(src, []byte("\n")) + 1
+		lines := len(newSource(src).lines)
 		for i, e := range list {
 			if e.Msg == "" || e.File != "f.yaml" {
 				t.Errorf("bad error %+v", e)

@@ -85,7 +85,7 @@ func Parse(src []byte, filename string, opts ...Option) (*Pipeline, error) {
 		File:     filename,
 		Settings: DefaultSettings(),
 		reg:      o.reg,
-		src:      newSource(src),
+		src:      newSource(normalizeNewlines(src)),
 		nodes:    map[string]*nodeInfo{},
 	}
 	e := &errs{file: filename}
@@ -94,13 +94,13 @@ func Parse(src []byte, filename string, opts ...Option) (*Pipeline, error) {
 		if len(e.list) == 0 {
 			e.add(Pos{1, 1}, "empty pipeline file (want version, name, sources and sinks)")
 		}
-		return nil, e.sorted()
+		return nil, e.sortedIn(p.src)
 	}
 	b := &graphBuilder{p: p, e: e, d: &decoder{src: p.src, errs: e}, broken: map[string]bool{}, badInputs: map[string]bool{}}
 	b.top(root)
 	b.shapeCheck()
 	if len(e.list) > 0 {
-		return nil, e.sorted()
+		return nil, e.sortedIn(p.src)
 	}
 	return p, nil
 }
@@ -113,11 +113,11 @@ func (p *Pipeline) Compile() (*engine.Plan, error) {
 	if err == nil {
 		return plan, nil
 	}
-	var out ErrorList
+	e := &errs{file: p.File}
 	for _, ne := range flattenNodeErrors(err) {
-		out = append(out, p.NodeError(ne))
+		e.list = append(e.list, p.NodeError(ne))
 	}
-	return nil, sortErrors(out)
+	return nil, e.sortedIn(p.src)
 }
 
 // NodeError places an engine error about a node in the file: at the value
@@ -252,7 +252,9 @@ func (b *graphBuilder) top(root *node) {
 		if slices.Contains(topKeys, en.key) || strings.HasPrefix(en.key, "x-") {
 			continue
 		}
-		b.incomplete = true // perhaps a misspelt section
+		if engine.Suggest(en.key, []string{"sources", "operators", "sinks"}) != "" {
+			b.incomplete = true // a misspelt section: the graph lacks its nodes
+		}
 		msg := fmt.Sprintf("unknown top-level key %q", en.key)
 		if s := engine.Suggest(en.key, topKeys); s != "" {
 			msg += fmt.Sprintf(", did you mean %q?", s)

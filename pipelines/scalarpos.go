@@ -1,6 +1,7 @@
 package pipelines
 
 import (
+	"bytes"
 	"sort"
 	"strconv"
 	"unicode/utf8"
@@ -27,11 +28,50 @@ type source struct {
 func newSource(text []byte) *source {
 	s := &source{text: text, lines: []int{0}}
 	for i, c := range text {
-		if c == '\n' {
+		// Line breaks are \n, \r\n and a lone \r, as in YAML (and goccy).
+		if c == '\n' || (c == '\r' && (i+1 == len(text) || text[i+1] != '\n')) {
 			s.lines = append(s.lines, i+1)
 		}
 	}
 	return s
+}
+
+// normalizeNewlines turns \r\n and lone \r into \n: YAML treats them all as
+// line breaks, and goccy/go-yaml counts a \r\n inside a quoted scalar as two
+// lines, which would misplace everything after it. Lines and columns do not
+// change: a \r only ever ends a line.
+func normalizeNewlines(b []byte) []byte {
+	if bytes.IndexByte(b, '\r') < 0 {
+		return b
+	}
+	out := make([]byte, 0, len(b))
+	for i := 0; i < len(b); i++ {
+		if b[i] == '\r' {
+			if i+1 < len(b) && b[i+1] == '\n' {
+				continue
+			}
+			out = append(out, '\n')
+			continue
+		}
+		out = append(out, b[i])
+	}
+	return out
+}
+
+// clamp moves p inside the file: to its last line, and to at most one past
+// the end of its line.
+func (s *source) clamp(p Pos) Pos {
+	if p.Line < 1 {
+		return p
+	}
+	p.Line = min(p.Line, len(s.lines))
+	start := s.lines[p.Line-1]
+	end := start
+	for end < len(s.text) && s.text[end] != '\n' && s.text[end] != '\r' {
+		end++
+	}
+	p.Col = max(1, min(p.Col, utf8.RuneCount(s.text[start:end])+1))
+	return p
 }
 
 // index returns the byte offset of p, clamped to its line.
@@ -40,7 +80,7 @@ func (s *source) index(p Pos) int {
 		return -1
 	}
 	i := s.lines[p.Line-1]
-	for col := 1; col < p.Col && i < len(s.text) && s.text[i] != '\n'; col++ {
+	for col := 1; col < p.Col && i < len(s.text) && s.text[i] != '\n' && s.text[i] != '\r'; col++ {
 		_, w := utf8.DecodeRune(s.text[i:])
 		i += w
 	}
@@ -110,7 +150,10 @@ func (s *source) scanScalar(n *node, raw string, off int) (int, bool) {
 		}
 		i++
 	case styleLiteral, styleFolded:
-		for i < len(s.text) && s.text[i] != '\n' {
+		for i < len(s.text) && s.text[i] != '\n' && s.text[i] != '\r' {
+			i++
+		}
+		if i+1 < len(s.text) && s.text[i] == '\r' && s.text[i+1] == '\n' {
 			i++
 		}
 		i++

@@ -1,0 +1,246 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func zflowRun(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var o, e bytes.Buffer
+	code = run(context.Background(), args, &o, &e)
+	return code, o.String(), e.String()
+}
+
+func writeTemp(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestUsage(t *testing.T) {
+	if code, _, e := zflowRun(t); code != exitUsage || !strings.Contains(e, "Usage:") {
+		t.Fatalf("no args: %d %q", code, e)
+	}
+	if code, _, e := zflowRun(t, "runn"); code != exitUsage || !strings.Contains(e, `unknown command "runn"`) {
+		t.Fatalf("bad command: %d %q", code, e)
+	}
+	if code, _, e := zflowRun(t, "run", "--bogus", "x.yaml"); code != exitUsage || !strings.Contains(e, "bogus") {
+		t.Fatalf("bad flag: %d %q", code, e)
+	}
+	if code, _, e := zflowRun(t, "run", "/nonexistent.yaml"); code != exitUsage || !strings.Contains(e, "nonexistent.yaml") {
+		t.Fatalf("missing file: %d %q", code, e)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	dir := t.TempDir()
+	good := writeTemp(t, dir, "good.yaml", `
+version: 1
+name: good
+sources:
+  g: {type: generate, rows: 10, columns: [{name: qty, type: int64}]}
+sinks:
+  out: {type: discard, inputs: [g]}
+`)
+	bad := writeTemp(t, dir, "bad.yaml", `
+version: 1
+name: bad
+sources:
+  g: {type: generate, rows: 10, columns: [{name: qty, type: int64}]}
+operators:
+  f: {type: filtre, inputs: [g], where: "qty > 1"}
+sinks:
+  out: {type: discard, inputs: [f, gg]}
+`)
+	code, out, errOut := zflowRun(t, "validate", good, bad)
+	if code != exitUsage {
+		t.Fatalf("exit %d, want 2", code)
+	}
+	if !strings.Contains(out, "good.yaml: ok") {
+		t.Fatalf("stdout %q", out)
+	}
+	for _, want := range []string{`bad.yaml:7:13: unknown transform type "filtre", did you mean "filter"?`, `bad.yaml:9:36: input "gg" does not exist, did you mean "g"?`} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, errOut)
+		}
+	}
+	if code, _, _ := zflowRun(t, "validate", good); code != exitOK {
+		t.Fatalf("good file: exit %d", code)
+	}
+}
+
+func TestPlanAndOperators(t *testing.T) {
+	root, _ := filepath.Abs("../..")
+	qs := filepath.Join(root, "pipelines/examples/quickstart.yaml")
+	code, out, e := zflowRun(t, "plan", qs)
+	if code != 0 || !strings.Contains(out, "big  [transform filter] ← trades") || !strings.Contains(out, "where: qty > 100") {
+		t.Fatalf("plan text: %d %s %s", code, out, e)
+	}
+	code, out, _ = zflowRun(t, "plan", "--format", "dot", qs)
+	if code != 0 || !strings.Contains(out, `"big" -> "notional";`) {
+		t.Fatalf("plan dot: %d %s", code, out)
+	}
+	code, out, _ = zflowRun(t, "plan", "--format=json", qs)
+	var pi struct{ Nodes []struct{ ID string } }
+	if code != 0 || json.Unmarshal([]byte(out), &pi) != nil || len(pi.Nodes) != 6 {
+		t.Fatalf("plan json: %d %s", code, out)
+	}
+	code, out, _ = zflowRun(t, "operators")
+	if code != 0 || !strings.Contains(out, "filter") || !strings.Contains(out, "sinks:") {
+		t.Fatalf("operators: %s", out)
+	}
+	code, out, _ = zflowRun(t, "operators", "filter")
+	if code != 0 || !strings.Contains(out, "where (string, required)") || !strings.Contains(out, "Example:") {
+		t.Fatalf("operators filter: %s", out)
+	}
+	code, out, _ = zflowRun(t, "operators", "csv") // a source and a sink
+	if code != 0 || !strings.Contains(out, "csv (source)") || !strings.Contains(out, "csv (sink)") {
+		t.Fatalf("operators csv: %s", out)
+	}
+	if code, _, e := zflowRun(t, "operators", "filtr"); code != exitUsage || !strings.Contains(e, `did you mean "filter"`) {
+		t.Fatalf("operators filtr: %d %s", code, e)
+	}
+	if code, out, _ := zflowRun(t, "version"); code != 0 || !strings.HasPrefix(out, "zflow ") {
+		t.Fatalf("version: %s", out)
+	}
+}
+
+func TestRunJSONSummary(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	dir := t.TempDir()
+	t.Chdir(dir)
+	p := writeTemp(t, dir, "p.yaml", `
+version: 1
+name: j
+sources:
+  g: {type: generate, rows: 5000, columns: [{name: qty, type: int64, min: 0, max: 9}]}
+operators:
+  f: {type: filter, inputs: [g], where: "qty < 5"}
+sinks:
+  out: {type: csv, inputs: [f], path: out/x.csv, header: true}
+`)
+	code, out, e := zflowRun(t, "run", "--json", p)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, e)
+	}
+	var sum struct {
+		Operators []struct {
+			ID     string `json:"id"`
+			RowsIn int64  `json:"rows_in"`
+		} `json:"operators"`
+	}
+	if err := json.Unmarshal([]byte(out), &sum); err != nil || len(sum.Operators) != 3 {
+		t.Fatalf("json: %v %s", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "out/x.csv")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A source that fails mid-way (a malformed CSV row after several good
+// batches): exit 1, the error names the operator, and no sink file appears.
+func TestRunFailureMidway(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	dir := t.TempDir()
+	t.Chdir(dir)
+	var csv strings.Builder
+	csv.WriteString("id,qty\n")
+	for i := 0; i < 20000; i++ {
+		if i == 15000 {
+			csv.WriteString("15000,not-a-number\n")
+			continue
+		}
+		fmt.Fprintf(&csv, "%d,%d\n", i, i%100)
+	}
+	writeTemp(t, dir, "in.csv", csv.String())
+	p := writeTemp(t, dir, "p.yaml", `
+version: 1
+name: failing
+settings: {batch_rows: 1000}
+sources:
+  trades: {type: csv, path: in.csv, header: true, columns: [{name: id, type: int64}, {name: qty, type: int64}]}
+sinks:
+  out: {type: parquet, inputs: [trades], path: out/trades.parquet}
+  copy: {type: arrow, inputs: [trades], path: out/trades.arrow}
+`)
+	code, _, e := zflowRun(t, "run", p)
+	if code != exitFailure {
+		t.Fatalf("exit %d, want 1: %s", code, e)
+	}
+	if !strings.Contains(e, `operator "trades" (csv)`) {
+		t.Fatalf("error does not name the operator: %s", e)
+	}
+	entries, _ := os.ReadDir(filepath.Join(dir, "out"))
+	for _, en := range entries {
+		t.Errorf("left in out/: %s", en.Name())
+	}
+}
+
+// SIGINT mid-run: the real binary stops cleanly, exits 130, and leaves no
+// file (final or temporary) behind.
+func TestSIGINT(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "zflow")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	p := writeTemp(t, dir, "p.yaml", `
+version: 1
+name: endless
+sources:
+  g: {type: generate, rows: 1000000000000, columns: [{name: qty, type: int64}, {name: s, type: string}]}
+sinks:
+  out: {type: parquet, inputs: [g], path: out/big.parquet}
+`)
+	cmd := exec.Command(bin, "run", p)
+	cmd.Dir = dir
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Wait until the sink has its temporary file open, then interrupt.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		entries, _ := os.ReadDir(filepath.Join(dir, "out"))
+		if len(entries) > 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	err := cmd.Wait()
+	code := cmd.ProcessState.ExitCode()
+	if code != exitInterrupt {
+		t.Fatalf("exit %d (%v), want 130; stderr:\n%s", code, err, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "interrupted") {
+		t.Fatalf("stderr: %s", stderr.String())
+	}
+	entries, _ := os.ReadDir(filepath.Join(dir, "out"))
+	for _, en := range entries {
+		t.Errorf("left in out/: %s", en.Name())
+	}
+}

@@ -1,0 +1,171 @@
+package zflow_test
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"strings"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/zflowdev/zflow"
+	"github.com/zflowdev/zflow/engine"
+	"github.com/zflowdev/zflow/operators"
+)
+
+// Parse a pipeline held in memory and run it on a checked allocator.
+func ExampleParse() {
+	src := []byte(`
+version: 1
+name: tiny
+sources:
+  nums:
+    type: generate
+    rows: 1000
+    columns: [{name: n, type: int64, sequence: true, min: 0, max: 999}]
+operators:
+  even: {type: filter, inputs: [nums], where: "n % 2 = 0"}
+sinks:
+  out: {type: discard, inputs: [even]}
+`)
+	p, err := zflow.Parse(src, "tiny.yaml")
+	if err != nil {
+		log.Fatal(err)
+	}
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	sum, err := p.Run(context.Background(), zflow.WithAllocator(mem))
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("rows kept:", sum.Op("out").RowsIn, "bytes outstanding:", mem.CurrentAlloc())
+	// Output: rows kept: 500 bytes outstanding: 0
+}
+
+// Errors in a pipeline file point at the place, with a suggestion.
+func ExampleParse_errors() {
+	src := []byte(`
+version: 1
+name: typo
+sources:
+  nums: {type: generate, rows: 10, columns: [{name: qty, type: int64}]}
+operators:
+  big: {type: filter, inputs: [nums], where: "qyt > 5"}
+sinks:
+  out: {type: discard, inputs: [big]}
+`)
+	_, err := zflow.Parse(src, "typo.yaml")
+	fmt.Println(err)
+	// Output: typo.yaml:7:47: unknown column "qyt", did you mean "qty"?
+}
+
+// Build a pipeline in Go, without YAML.
+func ExampleNew() {
+	gen := &operators.GenerateConfig{Rows: 100, Seed: 7, Columns: []operators.GenerateColumn{
+		{Name: "id", Type: "int64", Sequence: true, Min: 1, Max: 100},
+		{Name: "price", Type: "float64", Min: 1, Max: 2},
+	}}
+	p, err := zflow.New("in-go").
+		Source("gen", "generate", gen).
+		Transform("cheap", "filter", &operators.FilterConfig{Where: "id <= 10"}, "gen").
+		Transform("shape", "project", &operators.ProjectConfig{Columns: []string{"id", "price * 100 AS cents"}}, "cheap").
+		Sink("out", "discard", nil, "shape").
+		Build()
+	if err != nil {
+		log.Fatal(err)
+	}
+	sum, err := p.Run(context.Background())
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(p.Plan().Schema("shape"))
+	fmt.Println("rows:", sum.Op("out").RowsIn)
+	// Output:
+	// schema:
+	//   fields: 2
+	//     - id: type=int64, nullable
+	//     - cents: type=float64, nullable
+	// rows: 10
+}
+
+// upperConfig is the config of a custom transform that upper-cases one
+// string column.
+type upperConfig struct {
+	Column string `zflow:"column" required:"true" doc:"the string column to upper-case"`
+}
+
+type upperFactory struct {
+	schema *arrow.Schema
+	col    int
+}
+
+func (f *upperFactory) Schema() *arrow.Schema { return f.schema }
+func (f *upperFactory) New(ic *engine.InstanceContext) (any, error) {
+	return &upper{f: f, mem: ic.Alloc}, nil
+}
+
+type upper struct {
+	f   *upperFactory
+	mem memory.Allocator
+}
+
+// Process builds the new column and shares every other column by reference.
+func (u *upper) Process(ctx context.Context, _ int, in arrow.RecordBatch, out engine.Emitter) error {
+	src := in.Column(u.f.col).(*array.String)
+	b := array.NewStringBuilder(u.mem)
+	defer b.Release()
+	for i := 0; i < src.Len(); i++ {
+		if src.IsNull(i) {
+			b.AppendNull()
+		} else {
+			b.Append(strings.ToUpper(src.Value(i)))
+		}
+	}
+	col := b.NewArray()
+	defer col.Release()
+	cols := append([]arrow.Array(nil), in.Columns()...)
+	cols[u.f.col] = col
+	return out.Emit(array.NewRecordBatch(u.f.schema, cols, in.NumRows()))
+}
+
+// Register a custom operator from user code and use it from YAML.
+func ExampleRegister() {
+	err := zflow.Register(engine.Spec{
+		Name: "upper", Kind: engine.KindTransform, Stateless: true, MinInputs: 1, MaxInputs: 1,
+		Summary:   "upper-case a string column",
+		NewConfig: func() any { return &upperConfig{} },
+		Build: func(bc *engine.BuildContext, c any) (engine.Factory, error) {
+			cfg := c.(*upperConfig)
+			idx := bc.Inputs[0].FieldIndices(cfg.Column)
+			if len(idx) != 1 || bc.Inputs[0].Field(idx[0]).Type.ID() != arrow.STRING {
+				return nil, engine.Errf("column", "no string column %q", cfg.Column)
+			}
+			return &upperFactory{schema: bc.Inputs[0], col: idx[0]}, nil
+		},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	p, err := zflow.Parse([]byte(`
+version: 1
+name: custom
+sources:
+  s: {type: generate, rows: 3, columns: [{name: sym, type: string, values: [abc]}]}
+operators:
+  u: {type: upper, inputs: [s], column: sym}
+sinks:
+  out: {type: stdout, inputs: [u], format: csv}
+`), "custom.yaml")
+	if err != nil {
+		log.Fatal(err)
+	}
+	if _, err := p.Run(context.Background()); err != nil {
+		log.Fatal(err)
+	}
+	// Output:
+	// sym
+	// ABC
+	// ABC
+	// ABC
+}

@@ -1,0 +1,206 @@
+package zflow_test
+
+import (
+	"context"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet/file"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+	"go.uber.org/goleak"
+
+	"github.com/zflowdev/zflow"
+	"github.com/zflowdev/zflow/engine"
+	"github.com/zflowdev/zflow/operators"
+)
+
+// runIn runs the pipeline file at path (relative to the repo root) inside a
+// fresh directory, on a checked allocator, and checks that it ends with zero
+// bytes outstanding and no goroutine left.
+func runIn(t *testing.T, path string) (engine.Summary, string) {
+	t.Helper()
+	root := repoRoot
+	t.Setenv("ZFLOW_DATA", filepath.Join(root, "testdata"))
+	p, err := zflow.Load(filepath.Join(root, path))
+	if err != nil {
+		t.Fatalf("load %s: %v", path, err)
+	}
+	dir := t.TempDir()
+	t.Chdir(dir)
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	sum, err := p.Run(context.Background(), zflow.WithAllocator(mem))
+	if err != nil {
+		t.Fatalf("run %s: %v", path, err)
+	}
+	mem.AssertSize(t, 0)
+	goleak.VerifyNone(t)
+	return sum, dir
+}
+
+// TestExamples validates and runs every file in pipelines/examples.
+func TestExamples(t *testing.T) {
+	files, err := filepath.Glob("pipelines/examples/*.yaml")
+	if err != nil || len(files) < 3 {
+		t.Fatalf("examples: %v %v", files, err)
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			sum, dir := runIn(t, f)
+			var sinks int
+			for _, o := range sum.Ops {
+				if o.Kind == "sink" {
+					sinks++
+				}
+			}
+			if sinks == 0 {
+				t.Fatal("no sink ran")
+			}
+			if filepath.Base(f) == "quickstart.yaml" {
+				checkQuickstart(t, sum, dir)
+			}
+			// No temporary file is left beside the outputs.
+			filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+				if err == nil && strings.Contains(d.Name(), ".tmp") {
+					t.Errorf("temporary file left: %s", p)
+				}
+				return nil
+			})
+		})
+	}
+}
+
+// checkQuickstart checks out/quickstart.parquet against data computed
+// independently: the generate source run on its own (no engine), filtered
+// and multiplied in plain Go loops, and the Parquet file read back with
+// arrow-go's own reader.
+func checkQuickstart(t *testing.T, sum engine.Summary, dir string) {
+	want := oracleQuickstart(t)
+
+	f, err := os.Open(filepath.Join(dir, "out/quickstart.parquet"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	pf, err := file.NewParquetReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pf.Close()
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{}, mem)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tbl, err := fr.ReadTable(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { tbl.Release(); mem.AssertSize(t, 0) }()
+	if tbl.NumRows() != int64(len(want)) {
+		t.Fatalf("parquet has %d rows, the oracle %d", tbl.NumRows(), len(want))
+	}
+	names := []string{"ts", "symbol", "qty", "price", "notional"}
+	for i, n := range names {
+		if got := tbl.Schema().Field(i).Name; got != n {
+			t.Fatalf("column %d is %q, want %q", i, got, n)
+		}
+	}
+	tr := array.NewTableReader(tbl, 1<<20)
+	defer tr.Release()
+	row := 0
+	for tr.Next() {
+		rec := tr.RecordBatch()
+		syms := rec.Column(1).(*array.String)
+		qty := rec.Column(2).(*array.Int64)
+		price := rec.Column(3).(*array.Float64)
+		notional := rec.Column(4).(*array.Float64)
+		for i := 0; i < int(rec.NumRows()); i++ {
+			w := want[row]
+			if syms.Value(i) != w.sym || qty.Value(i) != w.qty || price.Value(i) != w.price || notional.Value(i) != w.price*float64(w.qty) {
+				t.Fatalf("row %d: got %s %d %v %v, want %+v", row, syms.Value(i), qty.Value(i), price.Value(i), notional.Value(i), w)
+			}
+			row++
+		}
+	}
+	// The copy ledger reports the copies that happen, and nothing else: the
+	// filter's compaction and the Parquet encoder.
+	var copies []string
+	for _, o := range sum.Ops {
+		for reason := range o.Copies {
+			copies = append(copies, o.ID+":"+reason)
+		}
+	}
+	slices.Sort(copies)
+	if strings.Join(copies, ",") != "big:filter compact,out:parquet encode" {
+		t.Fatalf("copy ledger: %v", copies)
+	}
+	if n := sum.Op("notional"); n.BytesCopied != 0 || n.BytesRef == 0 {
+		t.Fatalf("project copied %d bytes, passed %d by reference", n.BytesCopied, n.BytesRef)
+	}
+	if s := sum.Op("out"); s.RowsIn != int64(len(want)) {
+		t.Fatalf("sink rows %d", s.RowsIn)
+	}
+}
+
+type trade struct {
+	sym   string
+	qty   int64
+	price float64
+}
+
+// oracleQuickstart runs quickstart's generate source directly and applies
+// its filter with plain Go.
+func oracleQuickstart(t *testing.T) []trade {
+	t.Helper()
+	cfg := &operators.GenerateConfig{Seed: 42, Rows: 2000000, Columns: []operators.GenerateColumn{
+		{Name: "symbol", Type: "string", Cardinality: 20, Prefix: "SYM"},
+		{Name: "price", Type: "float64", Min: 10, Max: 500},
+		{Name: "qty", Type: "int64", Min: 1, Max: 1000},
+		{Name: "ts", Type: "timestamp", Start: "2024-01-02T09:30:00Z", Step: 1e6},
+	}}
+	spec := operators.GenerateSpec()
+	f, err := spec.Build(&engine.BuildContext{Node: "trades", Settings: engine.DefaultSettings()}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem := memory.NewGoAllocator()
+	src, err := f.New(&engine.InstanceContext{Node: "trades", Count: 1, Alloc: mem, Ledger: engine.NewLedger(), Settings: engine.DefaultSettings()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []trade
+	keep := map[string]bool{"SYM0001": true, "SYM0002": true, "SYM0003": true}
+	err = src.(engine.Source).Run(context.Background(), emitFunc(func(b arrow.RecordBatch) error {
+		defer b.Release()
+		syms := b.Column(0).(*array.String)
+		price := b.Column(1).(*array.Float64)
+		qty := b.Column(2).(*array.Int64)
+		for i := 0; i < int(b.NumRows()); i++ {
+			if qty.Value(i) > 100 && keep[syms.Value(i)] {
+				out = append(out, trade{syms.Value(i), qty.Value(i), price.Value(i)})
+			}
+		}
+		return nil
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out) == 0 || math.Abs(float64(len(out))/2e6-0.135) > 0.02 {
+		t.Fatalf("oracle kept %d rows of 2M; the example's selectivity changed", len(out))
+	}
+	return out
+}
+
+type emitFunc func(arrow.RecordBatch) error
+
+func (f emitFunc) Emit(b arrow.RecordBatch) error { return f(b) }
+
+// repoRoot is where the test binary started: the repository root.
+var repoRoot, _ = os.Getwd()
