@@ -104,6 +104,40 @@ func BenchmarkPipelineGenerate(b *testing.B) {
 	}
 }
 
+// BenchmarkEdges runs replay → project(*) → project(*) → discard: the three
+// edges of BenchmarkPipeline with next to no work, so edge-ns/batch is the
+// engine's own cost per batch per edge.
+func BenchmarkEdges(b *testing.B) {
+	for _, batch := range benchBatches {
+		b.Run(fmt.Sprintf("rows=%d/batch=%d", benchRows, batch), func(b *testing.B) {
+			ctx := context.Background()
+			mem := memory.DefaultAllocator
+			d, err := Generate(ctx, mem, benchRows, batch)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer d.Release()
+			p, err := BarePipeline(d)
+			if err != nil {
+				b.Fatal(err)
+			}
+			var c Cost
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				one, err := Measure(func() error { _, _, err := RunPipeline(ctx, p, mem); return err })
+				if err != nil {
+					b.Fatal(err)
+				}
+				c.add(one)
+			}
+			batches := float64(len(d.Batches) * b.N)
+			report(b, c, d, batches)
+			b.ReportMetric(float64(c.Elapsed)/(batches*Edges), "edge-ns/batch")
+		})
+	}
+}
+
 // BenchmarkLoop is the baseline alone, for benchstat.
 func BenchmarkLoop(b *testing.B) {
 	for _, batch := range benchBatches {

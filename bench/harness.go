@@ -193,7 +193,30 @@ func Pipeline(d *Data, rows int64, batchRows int) (*engine.Plan, error) {
 	return p, nil
 }
 
-// RunPipeline runs p (made by Pipeline) with mem and returns what reached
+// BarePipeline builds replay → project(*) → project(*) → discard over d: the
+// same three edges as Pipeline with next to no work on them (a project that
+// keeps every column by reference only retains them into a new batch), so
+// its time per batch per edge is the engine's cost of an edge crossing.
+func BarePipeline(d *Data) (*engine.Plan, error) {
+	all := &operators.ProjectConfig{Columns: []string{"*"}}
+	g := &engine.Graph{
+		Name:     "bench_bare",
+		Settings: engine.Settings{BatchRows: int(max(1, d.Rows/int64(max(1, len(d.Batches)))))},
+		Nodes: []*engine.Node{
+			{ID: "trades", Kind: engine.KindSource, Type: "bench_replay", Config: &replayConfig{data: d}},
+			{ID: "p1", Kind: engine.KindTransform, Type: "project", Inputs: []string{"trades"}, Config: all},
+			{ID: "notional", Kind: engine.KindTransform, Type: "project", Inputs: []string{"p1"}, Config: all},
+			{ID: "out", Kind: engine.KindSink, Type: "discard", Inputs: []string{"notional"}},
+		},
+	}
+	p, err := engine.Compile(g, engine.CompileOptions{Registry: Registry()})
+	if err != nil {
+		return nil, fmt.Errorf("bench: compile bench_bare: %w", err)
+	}
+	return p, nil
+}
+
+// RunPipeline runs p (made by Pipeline or BarePipeline) with mem and returns what reached
 // the sink, and the run's summary.
 func RunPipeline(ctx context.Context, p *engine.Plan, mem memory.Allocator) (Result, engine.Summary, error) {
 	sum, err := p.Run(ctx, engine.RunOptions{Alloc: mem})

@@ -66,4 +66,16 @@ func TestPipelineMatchesLoop(t *testing.T) {
 			}
 		}
 	}
+
+	bare, err := BarePipeline(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _, err := RunPipeline(ctx, bare, mem)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.RowsOut != rows || got.BytesOut != d.Bytes {
+		t.Errorf("bare pipeline: %+v, want %d rows and %d bytes", got, rows, d.Bytes)
+	}
 }

@@ -313,11 +313,13 @@ func (x *Execution) loopTransform(n *planNode, c *opCounters, t Transform, in *i
 		if ordered {
 			em.buffering = false
 			if err == nil || errors.Is(err, ErrStop) {
-				if prev != nil {
+				if prev != nil { // wait for our turn: time blocked on order
+					t := time.Now()
 					select {
 					case <-prev:
 					case <-x.runCtx.Done():
 					}
+					em.blocked += int64(time.Since(t))
 				}
 				if ferr := em.flush(); ferr != nil && err == nil {
 					err = ferr

@@ -112,9 +112,9 @@ func checkBatchRows(n int) error {
 	return nil
 }
 
-// emit hands rec to out. stop reports that the source should return, with
+// emitBatch hands rec to out. stop reports that the source should return, with
 // err (nil when downstream simply wants no more).
-func emit(out engine.Emitter, rec arrow.RecordBatch) (stop bool, err error) {
+func emitBatch(out engine.Emitter, rec arrow.RecordBatch) (stop bool, err error) {
 	if err := out.Emit(rec); err != nil {
 		if errors.Is(err, engine.ErrStop) {
 			return true, nil
@@ -124,11 +124,11 @@ func emit(out engine.Emitter, rec arrow.RecordBatch) (stop bool, err error) {
 	return false, nil
 }
 
-// conform returns a new reference to rec carrying schema, which must have
+// conformBatch returns a new reference to rec carrying schema, which must have
 // the same column types: batches read from a file may differ from the
 // compiled schema in metadata or nullability only. The caller releases
 // both rec and the result.
-func conform(schema *arrow.Schema, rec arrow.RecordBatch) (arrow.RecordBatch, error) {
+func conformBatch(schema *arrow.Schema, rec arrow.RecordBatch) (arrow.RecordBatch, error) {
 	if rec.Schema().Equal(schema) {
 		rec.Retain()
 		return rec, nil

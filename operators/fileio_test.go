@@ -75,7 +75,7 @@ func buildFactory(spec engine.Spec, cfg any, inputs ...*arrow.Schema) (engine.Fa
 
 // readSource builds and runs a source, returning its batches (the caller
 // releases them) and its schema.
-func readSource(t *testing.T, mem memory.Allocator, spec engine.Spec, cfg any, batchRows int) (*collector, *arrow.Schema, error) {
+func readSourceAll(t *testing.T, mem memory.Allocator, spec engine.Spec, cfg any, batchRows int) (*collector, *arrow.Schema, error) {
 	t.Helper()
 	f, err := buildFactory(spec, cfg)
 	if err != nil {
@@ -149,7 +149,7 @@ func dirNames(t *testing.T, dir string) []string {
 	return names
 }
 
-func writeFile(t *testing.T, dir, name, content string) string {
+func writeTestFile(t *testing.T, dir, name, content string) string {
 	t.Helper()
 	p := filepath.Join(dir, name)
 	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {

@@ -15,7 +15,7 @@ func TestRoundTrip(t *testing.T) {
 	mem := newMem()
 	defer mem.AssertSize(t, 0)
 	gen := testGenConfig(3000)
-	c, genSchema, err := readSource(t, mem, GenerateSpec(), gen, 0)
+	c, genSchema, err := readSourceAll(t, mem, GenerateSpec(), gen, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,7 +31,7 @@ func TestRoundTrip(t *testing.T) {
 		source  func(path string) (engine.Spec, any)
 		copies  string
 	}{
-		{"parquet-snappy", "o.parquet", &ParquetSinkConfig{Compression: "snappy", RowGroupRows: 1000}, "parquet",
+		{"parquet-snappy", "o.parquet", &ParquetSinkConfig{Compression: "snappy", RowGroupRows: 1000, Dictionary: true}, "parquet",
 			func(p string) (engine.Spec, any) { return ParquetSourceSpec(), &ParquetSourceConfig{Path: p} }, "parquet encode"},
 		{"parquet-zstd", "o.parquet", &ParquetSinkConfig{Compression: "zstd", RowGroupRows: 1 << 20}, "parquet",
 			func(p string) (engine.Spec, any) { return ParquetSourceSpec(), &ParquetSourceConfig{Path: p} }, "parquet encode"},
@@ -71,7 +71,7 @@ func TestRoundTrip(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			path := filepath.Join(dir, "sub", tc.file) // the sink makes "sub"
-			setPath(tc.sink, path)
+			setSinkPath(tc.sink, path)
 			sum, err := runGraph(t, mem, 512,
 				&engine.Node{ID: "gen", Kind: engine.KindSource, Type: "generate", Config: gen},
 				&engine.Node{ID: "out", Kind: engine.KindSink, Type: tc.sinkTyp, Config: tc.sink, Inputs: []string{"gen"}},
@@ -93,7 +93,7 @@ func TestRoundTrip(t *testing.T) {
 				t.Errorf("mode %v", st.Mode().Perm())
 			}
 			spec, cfg := tc.source(path)
-			c, schema, err := readSource(t, mem, spec, cfg, 1000)
+			c, schema, err := readSourceAll(t, mem, spec, cfg, 1000)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -122,7 +122,7 @@ func TestRoundTrip(t *testing.T) {
 	}
 }
 
-func setPath(cfg any, path string) {
+func setSinkPath(cfg any, path string) {
 	switch c := cfg.(type) {
 	case *ParquetSinkConfig:
 		c.Path = path
@@ -169,8 +169,8 @@ func TestEmptyOutputs(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", tc.typ, err)
 		}
-		spec, cfg := tc.read(pathOf(tc.cfg))
-		c, schema, err := readSource(t, mem, spec, cfg, 0)
+		spec, cfg := tc.read(sinkPath(tc.cfg))
+		c, schema, err := readSourceAll(t, mem, spec, cfg, 0)
 		if err != nil {
 			t.Fatalf("%s: read back: %v", tc.typ, err)
 		}
@@ -184,7 +184,7 @@ func TestEmptyOutputs(t *testing.T) {
 	}
 }
 
-func pathOf(cfg any) string {
+func sinkPath(cfg any) string {
 	switch c := cfg.(type) {
 	case *ParquetSinkConfig:
 		return c.Path

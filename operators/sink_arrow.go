@@ -116,7 +116,7 @@ type arrowSink struct {
 }
 
 func (s *arrowSink) Write(ctx context.Context, port int, in arrow.RecordBatch) error {
-	rec, err := conform(s.f.schema, in)
+	rec, err := conformBatch(s.f.schema, in)
 	if err != nil {
 		return fmt.Errorf("arrow: write %s: %w", s.out.path(), err)
 	}

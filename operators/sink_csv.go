@@ -151,8 +151,8 @@ func (e *csvEncoder) appendRow(dst []byte, i int) []byte {
 	return append(dst, '\n')
 }
 
-// flushAt is the text size at which sinks hand their buffer to the writer.
-const flushAt = 256 << 10
+// textFlushAt is the text size at which sinks hand their buffer to the writer.
+const textFlushAt = 256 << 10
 
 type csvSink struct {
 	ic     *engine.InstanceContext
@@ -173,7 +173,7 @@ func (s *csvSink) Write(ctx context.Context, port int, in arrow.RecordBatch) err
 	buf := e.buf[:0]
 	for i := range int(in.NumRows()) {
 		buf = e.appendRow(buf, i)
-		if len(buf) >= flushAt {
+		if len(buf) >= textFlushAt {
 			if _, err := s.out.Write(buf); err != nil {
 				return fmt.Errorf("csv: write %s: %w", s.out.path(), err)
 			}

@@ -71,7 +71,7 @@ func TestSinkAbort(t *testing.T) {
 					t.Fatalf("%s: close: %v", tc.name, err)
 				}
 				// Closed but not committed: nothing under the final name.
-				if _, err := os.Stat(pathOf(tc.cfg)); !os.IsNotExist(err) {
+				if _, err := os.Stat(sinkPath(tc.cfg)); !os.IsNotExist(err) {
 					t.Errorf("%s: final file exists after Close, before Commit", tc.name)
 				}
 			case "release-abort":
@@ -139,7 +139,7 @@ func TestSinkFailedRun(t *testing.T) {
 			b.WriteString("oops,x\n")
 		}
 	}
-	bad := writeFile(t, dir, "bad.csv", b.String())
+	bad := writeTestFile(t, dir, "bad.csv", b.String())
 	outDir := filepath.Join(dir, "out")
 	for _, tc := range fileSinkCases(outDir) {
 		_, err := runGraph(t, mem, 100,
@@ -164,7 +164,7 @@ func TestSinkReplacesAtomically(t *testing.T) {
 	mem := newMem()
 	defer mem.AssertSize(t, 0)
 	dir := t.TempDir()
-	path := writeFile(t, dir, "o.csv", "old\n")
+	path := writeTestFile(t, dir, "o.csv", "old\n")
 	_, err := runGraph(t, mem, 0,
 		&engine.Node{ID: "gen", Kind: engine.KindSource, Type: "generate",
 			Config: &GenerateConfig{Rows: 2, Columns: []GenerateColumn{{Name: "n", Type: "int64", Sequence: true}}}},

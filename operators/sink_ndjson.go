@@ -134,7 +134,7 @@ func (s *ndjsonSink) Write(ctx context.Context, port int, in arrow.RecordBatch) 
 	buf := e.buf[:0]
 	for i := range int(in.NumRows()) {
 		buf = e.appendRow(buf, i)
-		if len(buf) >= flushAt {
+		if len(buf) >= textFlushAt {
 			if _, err := s.out.Write(buf); err != nil {
 				return fmt.Errorf("ndjson: write %s: %w", s.out.path(), err)
 			}

@@ -185,8 +185,8 @@ type tableBuilder struct {
 	buf     []byte
 }
 
-// maxCell is the widest a table cell is printed, in runes.
-const maxCell = 48
+// tableMaxCell is the widest a table cell is printed, in runes.
+const tableMaxCell = 48
 
 func (t *tableBuilder) add(rec arrow.RecordBatch, cols *[]textenc.Column) {
 	n := int(rec.NumRows())
@@ -219,14 +219,14 @@ func (t *tableBuilder) add(rec arrow.RecordBatch, cols *[]textenc.Column) {
 				continue
 			}
 			t.buf = cs[j].AppendText(t.buf[:0], i)
-			row[j] = cellText(t.buf)
+			row[j] = tableCell(t.buf)
 		}
 		t.rows = append(t.rows, row)
 	}
 }
 
-// cellText makes a printable, single-line cell of at most maxCell runes.
-func cellText(b []byte) string {
+// tableCell makes a printable, single-line cell of at most tableMaxCell runes.
+func tableCell(b []byte) string {
 	s := string(b)
 	if strings.ContainsAny(s, "\n\r\t") {
 		s = strings.NewReplacer("\n", `\n`, "\r", `\r`, "\t", `\t`).Replace(s)
@@ -234,9 +234,9 @@ func cellText(b []byte) string {
 	if !utf8.ValidString(s) {
 		s = strings.ToValidUTF8(s, "\uFFFD")
 	}
-	if utf8.RuneCountInString(s) > maxCell {
+	if utf8.RuneCountInString(s) > tableMaxCell {
 		r := []rune(s)
-		s = string(r[:maxCell-1]) + "…"
+		s = string(r[:tableMaxCell-1]) + "…"
 	}
 	return s
 }
@@ -246,7 +246,7 @@ func (t *tableBuilder) render() []byte {
 	widths := make([]int, nc)
 	header := make([]string, nc)
 	for j, f := range t.schema.Fields() {
-		header[j] = cellText([]byte(f.Name))
+		header[j] = tableCell([]byte(f.Name))
 		widths[j] = utf8.RuneCountInString(header[j])
 	}
 	for _, row := range t.rows {

@@ -242,18 +242,18 @@ func (s *arrowSource) emit(rec arrow.RecordBatch, i int, out engine.Emitter) (bo
 		rec.Release()
 		return true, fmt.Errorf("arrow: read %s: batch %d is malformed: %w", s.f.cfg.Path, i, verr)
 	}
-	b, err := conform(s.f.schema, rec)
+	b, err := conformBatch(s.f.schema, rec)
 	rec.Release()
 	if err != nil {
 		return true, fmt.Errorf("arrow: read %s: batch %d: %w", s.f.cfg.Path, i, err)
 	}
 	br := int64(batchRowsFor(s.f.cfg.BatchRows, s.ic.Settings))
 	if b.NumRows() <= br {
-		return emit(out, b)
+		return emitBatch(out, b)
 	}
 	defer b.Release()
 	for lo := int64(0); lo < b.NumRows(); lo += br {
-		if stop, err := emit(out, b.NewSlice(lo, min(lo+br, b.NumRows()))); stop {
+		if stop, err := emitBatch(out, b.NewSlice(lo, min(lo+br, b.NumRows()))); stop {
 			return true, err
 		}
 	}

@@ -22,7 +22,7 @@ func TestArrowSource(t *testing.T) {
 	mem := newMem()
 	defer mem.AssertSize(t, 0)
 
-	ref, _, err := readSource(t, mem, ArrowSourceSpec(), &ArrowSourceConfig{Path: file, Format: "auto", Validate: "full"}, 0)
+	ref, _, err := readSourceAll(t, mem, ArrowSourceSpec(), &ArrowSourceConfig{Path: file, Format: "auto", Validate: "full"}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +42,7 @@ func TestArrowSource(t *testing.T) {
 		{"file forced", ArrowSourceConfig{Path: file, Format: "file", Validate: "basic"}, 4},
 		{"sliced", ArrowSourceConfig{Path: file, Format: "auto", Validate: "full", BatchRows: 100}, 12},
 	} {
-		c, _, err := readSource(t, mem, ArrowSourceSpec(), &tc.cfg, 0)
+		c, _, err := readSourceAll(t, mem, ArrowSourceSpec(), &tc.cfg, 0)
 		if err != nil {
 			t.Errorf("%s: %v", tc.name, err)
 			continue
@@ -146,10 +146,10 @@ func TestArrowSourceErrors(t *testing.T) {
 	} {
 		path := tc.path
 		if tc.data != nil {
-			path = writeFile(t, dir, "bad.arrow", string(tc.data))
+			path = writeTestFile(t, dir, "bad.arrow", string(tc.data))
 		}
 		cfg := &ArrowSourceConfig{Path: path, Format: tc.format, Validate: "full"}
-		c, _, err := readSource(t, mem, ArrowSourceSpec(), cfg, 0)
+		c, _, err := readSourceAll(t, mem, ArrowSourceSpec(), cfg, 0)
 		if c != nil {
 			c.release()
 		}
@@ -162,7 +162,7 @@ func TestArrowSourceErrors(t *testing.T) {
 		}
 	}
 	// validate: none passes the bad offsets through (the user asked).
-	c, _, err := readSource(t, mem, ArrowSourceSpec(), &ArrowSourceConfig{Path: badOffsets, Format: "auto", Validate: "none"}, 0)
+	c, _, err := readSourceAll(t, mem, ArrowSourceSpec(), &ArrowSourceConfig{Path: badOffsets, Format: "auto", Validate: "none"}, 0)
 	if err != nil {
 		t.Errorf("validate none: %v", err)
 	}
@@ -177,8 +177,8 @@ func TestArrowSourceErrors(t *testing.T) {
 			for i := off; i < off+32; i++ {
 				bad[i] = 0xFF
 			}
-			path := writeFile(t, dir, "corrupt.arrow", string(bad))
-			c, _, _ := readSource(t, unchecked, ArrowSourceSpec(), &ArrowSourceConfig{Path: path, Format: "auto", Validate: "full"}, 0)
+			path := writeTestFile(t, dir, "corrupt.arrow", string(bad))
+			c, _, _ := readSourceAll(t, unchecked, ArrowSourceSpec(), &ArrowSourceConfig{Path: path, Format: "auto", Validate: "full"}, 0)
 			if c != nil {
 				c.release()
 			}

@@ -193,7 +193,7 @@ func (f *csvFactory) inferSchema(declared *arrow.Schema) (*arrow.Schema, error) 
 	for i := range inf {
 		inf[i] = csvInference{canInt: true, canFloat: true, canBool: true, canDate: true, canTS: true}
 	}
-	nulls := newNullSet(f.cfg.NullValues)
+	nulls := newCSVNullSet(f.cfg.NullValues)
 	sample := func(rec []string) {
 		for i, v := range rec {
 			if !nulls.has(v) {
@@ -286,14 +286,14 @@ func (c *csvInference) result() arrow.DataType {
 	return arrow.BinaryTypes.String
 }
 
-// nullSet is a small set of null spellings.
-type nullSet struct {
+// csvNullSet is a small set of null spellings.
+type csvNullSet struct {
 	empty bool
 	vals  []string
 }
 
-func newNullSet(vals []string) nullSet {
-	var s nullSet
+func newCSVNullSet(vals []string) csvNullSet {
+	var s csvNullSet
 	for _, v := range vals {
 		if v == "" {
 			s.empty = true
@@ -304,7 +304,7 @@ func newNullSet(vals []string) nullSet {
 	return s
 }
 
-func (s *nullSet) has(v string) bool {
+func (s *csvNullSet) has(v string) bool {
 	if len(v) == 0 {
 		return s.empty
 	}
@@ -357,7 +357,7 @@ func (s *csvSource) Run(ctx context.Context, out engine.Emitter) error {
 	for i := range cols {
 		cols[i] = newCSVColumn(f.schema.Field(i), bld.Field(i))
 	}
-	nulls := newNullSet(f.cfg.NullValues)
+	nulls := newCSVNullSet(f.cfg.NullValues)
 	batchRows := batchRowsFor(f.cfg.BatchRows, s.ic.Settings)
 	for done := false; !done; {
 		if err := ctx.Err(); err != nil {
@@ -400,7 +400,7 @@ func (s *csvSource) Run(ctx context.Context, out engine.Emitter) error {
 		for i := range cols {
 			cols[i].noteData(batch.Column(i))
 		}
-		if stop, err := emit(out, batch); stop {
+		if stop, err := emitBatch(out, batch); stop {
 			return err
 		}
 	}
@@ -444,7 +444,7 @@ func (c *csvColumn) noteData(a arrow.Array) {
 	}
 }
 
-func parseErr(v string, dt arrow.DataType) error {
+func csvParseErr(v string, dt arrow.DataType) error {
 	if len(v) > 64 {
 		v = v[:64] + "…"
 	}
@@ -463,79 +463,79 @@ func (c *csvColumn) append(v string) error {
 	case *array.Int64Builder:
 		x, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {
-			return parseErr(v, c.dt)
+			return csvParseErr(v, c.dt)
 		}
 		b.Append(x)
 	case *array.Float64Builder:
 		x, err := strconv.ParseFloat(v, 64)
 		if err != nil && !errors.Is(err, strconv.ErrRange) {
-			return parseErr(v, c.dt)
+			return csvParseErr(v, c.dt)
 		}
 		b.Append(x)
 	case *array.Int32Builder:
 		x, err := strconv.ParseInt(v, 10, 32)
 		if err != nil {
-			return parseErr(v, c.dt)
+			return csvParseErr(v, c.dt)
 		}
 		b.Append(int32(x))
 	case *array.BooleanBuilder:
 		x, err := strconv.ParseBool(v)
 		if err != nil {
-			return parseErr(v, c.dt)
+			return csvParseErr(v, c.dt)
 		}
 		b.Append(x)
 	case *array.TimestampBuilder:
 		t, _, err := arrow.TimestampFromStringInLocation(v, c.unit, time.UTC)
 		if err != nil {
-			return parseErr(v, c.dt)
+			return csvParseErr(v, c.dt)
 		}
 		b.Append(t)
 	case *array.Date32Builder:
 		t, err := time.Parse(time.DateOnly, v)
 		if err != nil {
-			return parseErr(v, c.dt)
+			return csvParseErr(v, c.dt)
 		}
 		b.Append(arrow.Date32FromTime(t))
 	case *array.Int8Builder:
 		x, err := strconv.ParseInt(v, 10, 8)
 		if err != nil {
-			return parseErr(v, c.dt)
+			return csvParseErr(v, c.dt)
 		}
 		b.Append(int8(x))
 	case *array.Int16Builder:
 		x, err := strconv.ParseInt(v, 10, 16)
 		if err != nil {
-			return parseErr(v, c.dt)
+			return csvParseErr(v, c.dt)
 		}
 		b.Append(int16(x))
 	case *array.Uint8Builder:
 		x, err := strconv.ParseUint(v, 10, 8)
 		if err != nil {
-			return parseErr(v, c.dt)
+			return csvParseErr(v, c.dt)
 		}
 		b.Append(uint8(x))
 	case *array.Uint16Builder:
 		x, err := strconv.ParseUint(v, 10, 16)
 		if err != nil {
-			return parseErr(v, c.dt)
+			return csvParseErr(v, c.dt)
 		}
 		b.Append(uint16(x))
 	case *array.Uint32Builder:
 		x, err := strconv.ParseUint(v, 10, 32)
 		if err != nil {
-			return parseErr(v, c.dt)
+			return csvParseErr(v, c.dt)
 		}
 		b.Append(uint32(x))
 	case *array.Uint64Builder:
 		x, err := strconv.ParseUint(v, 10, 64)
 		if err != nil {
-			return parseErr(v, c.dt)
+			return csvParseErr(v, c.dt)
 		}
 		b.Append(x)
 	case *array.Float32Builder:
 		x, err := strconv.ParseFloat(v, 32)
 		if err != nil && !errors.Is(err, strconv.ErrRange) {
-			return parseErr(v, c.dt)
+			return csvParseErr(v, c.dt)
 		}
 		b.Append(float32(x))
 	case *array.BinaryBuilder:

@@ -20,7 +20,7 @@ func csvCfg(path string) *CSVSourceConfig {
 func TestCSVSourceTrades(t *testing.T) {
 	mem := newMem()
 	defer mem.AssertSize(t, 0)
-	c, schema, err := readSource(t, mem, CSVSourceSpec(), csvCfg("../testdata/trades.csv"), 8)
+	c, schema, err := readSourceAll(t, mem, CSVSourceSpec(), csvCfg("../testdata/trades.csv"), 8)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,12 +71,12 @@ func TestCSVSourceOptions(t *testing.T) {
 			"a:int64,b:string,c:date32", []string{`1|"x "|"2024-01-02"`, `2|" y"|"2024-01-03"`}},
 		{"header only", "a,b\n", nil, "a:string,b:string", nil},
 	} {
-		path := writeFile(t, dir, "f.csv", tc.content)
+		path := writeTestFile(t, dir, "f.csv", tc.content)
 		cfg := csvCfg(path)
 		if tc.cfg != nil {
 			tc.cfg(cfg)
 		}
-		c, schema, err := readSource(t, mem, CSVSourceSpec(), cfg, 0)
+		c, schema, err := readSourceAll(t, mem, CSVSourceSpec(), cfg, 0)
 		if err != nil {
 			t.Errorf("%s: %v", tc.name, err)
 			continue
@@ -99,8 +99,8 @@ func TestCSVSourceStringReserve(t *testing.T) {
 	for range 1000 {
 		b.WriteString("abcdefghij\n")
 	}
-	path := writeFile(t, t.TempDir(), "s.csv", b.String())
-	c, _, err := readSource(t, mem, CSVSourceSpec(), csvCfg(path), 300)
+	path := writeTestFile(t, t.TempDir(), "s.csv", b.String())
+	c, _, err := readSourceAll(t, mem, CSVSourceSpec(), csvCfg(path), 300)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +142,7 @@ func TestCSVSourceErrors(t *testing.T) {
 		{"bad timestamp", "t\n2024-01-01T00:00:00Z\nnot a time\n", func(c *CSVSourceConfig) { c.InferRows = 1 }, false, "", `cannot parse "not a time" as timestamp`},
 		{"bad bool", "b\ntrue\nmaybe\n", func(c *CSVSourceConfig) { c.InferRows = 1 }, false, "", `cannot parse "maybe" as bool`},
 	} {
-		path := writeFile(t, dir, "e.csv", tc.content)
+		path := writeTestFile(t, dir, "e.csv", tc.content)
 		cfg := csvCfg(path)
 		if tc.cfg != nil {
 			tc.cfg(cfg)
@@ -159,7 +159,7 @@ func TestCSVSourceErrors(t *testing.T) {
 			t.Errorf("%s: compile: %v", tc.name, err)
 			continue
 		}
-		c, _, err := readSource(t, mem, CSVSourceSpec(), cfg, 0)
+		c, _, err := readSourceAll(t, mem, CSVSourceSpec(), cfg, 0)
 		c.release()
 		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "csv: read "+path) {
 			t.Errorf("%s: want a run error containing %q, got %v", tc.name, tc.want, err)
@@ -176,10 +176,10 @@ func FuzzCSVSource(f *testing.F) {
 	f.Fuzz(func(t *testing.T, content string, inferRows int) {
 		mem := newMem()
 		defer mem.AssertSize(t, 0)
-		path := writeFile(t, t.TempDir(), "f.csv", content)
+		path := writeTestFile(t, t.TempDir(), "f.csv", content)
 		cfg := csvCfg(path)
 		cfg.InferRows = inferRows & 7
-		c, _, err := readSource(t, mem, CSVSourceSpec(), cfg, 3)
+		c, _, err := readSourceAll(t, mem, CSVSourceSpec(), cfg, 3)
 		if err == nil || c != nil {
 			c.release()
 		}

@@ -105,7 +105,7 @@ type generateFactory struct {
 	cols   []genCol
 }
 
-const golden = 0x9E3779B97F4A7C15
+const genGolden = 0x9E3779B97F4A7C15
 
 // mix64 is the splitmix64 finalizer: a cheap, well-distributed hash.
 func mix64(z uint64) uint64 {
@@ -114,10 +114,10 @@ func mix64(z uint64) uint64 {
 	return z ^ (z >> 31)
 }
 
-func (g *genCol) hash(row int64) uint64 { return mix64(g.salt + uint64(row)*golden) }
+func (g *genCol) hash(row int64) uint64 { return mix64(g.salt + uint64(row)*genGolden) }
 
-// below returns a uniform value in [0, n) from h (Lemire's multiply-shift).
-func below(h, n uint64) uint64 {
+// genBelow returns a uniform value in [0, n) from h (Lemire's multiply-shift).
+func genBelow(h, n uint64) uint64 {
 	hi, _ := bits.Mul64(h, n)
 	return hi
 }
@@ -166,7 +166,7 @@ func newGenCol(p string, idx int, seed int64, c GenerateColumn) (genCol, error) 
 		errs = append(errs, engine.Errf(p+"."+field, format, args...))
 	}
 	g := genCol{}
-	g.salt = mix64(mix64(uint64(seed)^0x6A09E667F3BCC909) + uint64(idx+1)*golden)
+	g.salt = mix64(mix64(uint64(seed)^0x6A09E667F3BCC909) + uint64(idx+1)*genGolden)
 	g.nullSalt = mix64(g.salt ^ 0x5851F42D4C957F2D)
 	switch c.Type {
 	case "int64":
@@ -256,8 +256,10 @@ func newGenCol(p string, idx int, seed int64, c GenerateColumn) (genCol, error) 
 				bad("cardinality", "cardinality and sequence are exclusive")
 			} else if g.ispan != 0 && g.card > g.ispan {
 				bad("cardinality", "%d distinct values do not fit in [%d, %d]", g.card, g.imin, imax)
+			} else if g.card == 1 {
+				g.stride = 0
 			} else if g.ispan == 0 {
-				g.stride = int64((math.MaxUint64 / g.card))
+				g.stride = int64(math.MaxUint64 / g.card)
 			} else {
 				g.stride = int64(g.ispan / g.card)
 			}
@@ -367,9 +369,9 @@ type generateSource struct {
 	scratch []uint32 // string indices, reused across batches
 }
 
-// rowRange splits total rows into count contiguous ranges and returns the
+// genRowRange splits total rows into count contiguous ranges and returns the
 // index-th.
-func rowRange(total int64, index, count int) (lo, hi int64) {
+func genRowRange(total int64, index, count int) (lo, hi int64) {
 	if count <= 1 {
 		return 0, total
 	}
@@ -384,7 +386,7 @@ func rowRange(total int64, index, count int) (lo, hi int64) {
 }
 
 func (s *generateSource) Run(ctx context.Context, out engine.Emitter) error {
-	lo, hi := rowRange(s.f.cfg.Rows, s.ic.Index, s.ic.Count)
+	lo, hi := genRowRange(s.f.cfg.Rows, s.ic.Index, s.ic.Count)
 	br := int64(batchRowsFor(s.f.cfg.BatchRows, s.ic.Settings))
 	for row := lo; row < hi; {
 		if err := ctx.Err(); err != nil {
@@ -395,7 +397,7 @@ func (s *generateSource) Run(ctx context.Context, out engine.Emitter) error {
 		if err != nil {
 			return err
 		}
-		if stop, err := emit(out, rec); stop {
+		if stop, err := emitBatch(out, rec); stop {
 			return err
 		}
 		row += n
@@ -424,7 +426,7 @@ func (f *generateFactory) batch(mem memory.Allocator, row int64, n int, scratch 
 	return array.NewRecordBatch(f.schema, cols, int64(n)), nil
 }
 
-func newBuf(mem memory.Allocator, size int) *memory.Buffer {
+func genBuffer(mem memory.Allocator, size int) *memory.Buffer {
 	b := memory.NewResizableBuffer(mem)
 	b.Resize(size)
 	return b
@@ -435,12 +437,12 @@ func (g *genCol) fill(mem memory.Allocator, row int64, n int, scratch *[]uint32)
 	var validity *memory.Buffer
 	nulls := 0
 	if g.allNull || g.nullCut > 0 {
-		validity = newBuf(mem, (n+7)/8)
+		validity = genBuffer(mem, (n+7)/8)
 		vb := validity.Bytes()
 		clear(vb)
 		if !g.allNull {
 			for i := range n {
-				if mix64(g.nullSalt+uint64(row+int64(i))*golden) >= g.nullCut {
+				if mix64(g.nullSalt+uint64(row+int64(i))*genGolden) >= g.nullCut {
 					vb[i>>3] |= 1 << (i & 7)
 				} else {
 					nulls++
@@ -453,21 +455,21 @@ func (g *genCol) fill(mem memory.Allocator, row int64, n int, scratch *[]uint32)
 	var bufs []*memory.Buffer
 	switch g.kind {
 	case genInt64:
-		vals := newBuf(mem, n*8)
+		vals := genBuffer(mem, n*8)
 		v := arrow.Int64Traits.CastFromBytes(vals.Bytes())[:n]
 		for i := range v {
 			v[i] = g.intAt(row + int64(i))
 		}
 		bufs = []*memory.Buffer{validity, vals}
 	case genInt32:
-		vals := newBuf(mem, n*4)
+		vals := genBuffer(mem, n*4)
 		v := arrow.Int32Traits.CastFromBytes(vals.Bytes())[:n]
 		for i := range v {
 			v[i] = int32(g.intAt(row + int64(i)))
 		}
 		bufs = []*memory.Buffer{validity, vals}
 	case genFloat64:
-		vals := newBuf(mem, n*8)
+		vals := genBuffer(mem, n*8)
 		v := arrow.Float64Traits.CastFromBytes(vals.Bytes())[:n]
 		for i := range v {
 			h := g.hash(row + int64(i))
@@ -475,14 +477,14 @@ func (g *genCol) fill(mem memory.Allocator, row int64, n int, scratch *[]uint32)
 			case g.card == 1:
 				v[i] = g.fmin
 			case g.card > 1:
-				v[i] = g.fmin + float64(below(h, g.card))*g.fstep
+				v[i] = g.fmin + float64(genBelow(h, g.card))*g.fstep
 			default:
 				v[i] = g.fmin + float64(h>>11)*(1.0/(1<<53))*g.fspan
 			}
 		}
 		bufs = []*memory.Buffer{validity, vals}
 	case genBool:
-		vals := newBuf(mem, (n+7)/8)
+		vals := genBuffer(mem, (n+7)/8)
 		vb := vals.Bytes()
 		clear(vb)
 		for i := range n {
@@ -492,7 +494,7 @@ func (g *genCol) fill(mem memory.Allocator, row int64, n int, scratch *[]uint32)
 		}
 		bufs = []*memory.Buffer{validity, vals}
 	case genTimestamp:
-		vals := newBuf(mem, n*8)
+		vals := genBuffer(mem, n*8)
 		v := arrow.TimestampTraits.CastFromBytes(vals.Bytes())[:n]
 		for i := range v {
 			v[i] = arrow.Timestamp(g.tsStart + (row+int64(i))*g.tsStep)
@@ -505,7 +507,7 @@ func (g *genCol) fill(mem memory.Allocator, row int64, n int, scratch *[]uint32)
 		idx := (*scratch)[:n]
 		var total int64
 		for i := range idx {
-			k := uint32(below(g.hash(row+int64(i)), g.card))
+			k := uint32(genBelow(g.hash(row+int64(i)), g.card))
 			idx[i] = k
 			total += int64(g.doff[k+1] - g.doff[k])
 		}
@@ -515,8 +517,8 @@ func (g *genCol) fill(mem memory.Allocator, row int64, n int, scratch *[]uint32)
 			}
 			return nil, fmt.Errorf("a batch of %d rows holds %d bytes of strings, more than 2 GiB; lower batch_rows", n, total)
 		}
-		offs := newBuf(mem, (n+1)*4)
-		data := newBuf(mem, int(total))
+		offs := genBuffer(mem, (n+1)*4)
+		data := genBuffer(mem, int(total))
 		o := arrow.Int32Traits.CastFromBytes(offs.Bytes())[:n+1]
 		d := data.Bytes()
 		pos := int32(0)
@@ -545,11 +547,11 @@ func (g *genCol) intAt(row int64) int64 {
 	case g.seq:
 		return g.imin + int64(uint64(row)%g.ispan)
 	case g.card > 0:
-		return g.imin + int64(below(g.hash(row), g.card))*g.stride
+		return g.imin + int64(genBelow(g.hash(row), g.card))*g.stride
 	case g.ispan == 0:
 		return int64(g.hash(row))
 	default:
-		return g.imin + int64(below(g.hash(row), g.ispan))
+		return g.imin + int64(genBelow(g.hash(row), g.ispan))
 	}
 }
 

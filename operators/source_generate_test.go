@@ -22,7 +22,7 @@ func TestGenerateDeterministicAcrossBatchSizes(t *testing.T) {
 	cfg := testGenConfig(5000)
 	var want []string
 	for _, br := range []int{5000, 1024, 777, 1} {
-		c, schema, err := readSource(t, mem, GenerateSpec(), cfg, br)
+		c, schema, err := readSourceAll(t, mem, GenerateSpec(), cfg, br)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -68,7 +68,7 @@ func TestGenerateDeterministicAcrossBatchSizes(t *testing.T) {
 	// Another seed gives other data.
 	cfg2 := testGenConfig(5000)
 	cfg2.Seed = 43
-	c, _, err := readSource(t, mem, GenerateSpec(), cfg2, 0)
+	c, _, err := readSourceAll(t, mem, GenerateSpec(), cfg2, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +93,7 @@ func TestGenerateValues(t *testing.T) {
 		{Name: "n", Type: "float64", NullRatio: 1},
 		{Name: "def", Type: "int64"},
 	}}
-	c, _, err := readSource(t, mem, GenerateSpec(), cfg, 3000)
+	c, _, err := readSourceAll(t, mem, GenerateSpec(), cfg, 3000)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -251,7 +251,7 @@ func TestGenerateStopAndCancel(t *testing.T) {
 func TestGenerateEmptyAndTiny(t *testing.T) {
 	mem := newMem()
 	defer mem.AssertSize(t, 0)
-	c, _, err := readSource(t, mem, GenerateSpec(), &GenerateConfig{Rows: 0, Columns: []GenerateColumn{{Name: "a", Type: "int64"}}}, 0)
+	c, _, err := readSourceAll(t, mem, GenerateSpec(), &GenerateConfig{Rows: 0, Columns: []GenerateColumn{{Name: "a", Type: "int64"}}}, 0)
 	if err != nil || len(c.recs) != 0 {
 		t.Fatalf("rows 0: %v, %d batches", err, len(c.recs))
 	}
@@ -292,7 +292,7 @@ func BenchmarkGenerate(b *testing.B) {
 			b.SetBytes(1 << 20 * (8 + 8 + 8 + 12))
 			for b.Loop() {
 				op, _ := f.New(testIC(mem, "g", "generate", br))
-				if err := op.(engine.Source).Run(context.Background(), releaser{}); err != nil {
+				if err := op.(engine.Source).Run(context.Background(), dropEmitter{}); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -300,7 +300,7 @@ func BenchmarkGenerate(b *testing.B) {
 	}
 }
 
-// releaser is an Emitter that drops what it gets.
-type releaser struct{}
+// dropEmitter is an Emitter that drops what it gets.
+type dropEmitter struct{}
 
-func (releaser) Emit(b arrow.RecordBatch) error { b.Release(); return nil }
+func (dropEmitter) Emit(b arrow.RecordBatch) error { b.Release(); return nil }

@@ -316,7 +316,7 @@ func (s *ndjsonSource) Run(ctx context.Context, out engine.Emitter) error {
 		rec := r.RecordBatch()
 		rec.Retain()
 		rows += rec.NumRows()
-		if stop, err := emit(out, rec); stop {
+		if stop, err := emitBatch(out, rec); stop {
 			return err
 		}
 	}

@@ -40,7 +40,7 @@ func TestNDJSONSource(t *testing.T) {
 	} {
 		if tc.name == "infer" {
 			// The nested key fails inference; declare columns for the rest instead.
-			path := writeFile(t, dir, "f.ndjson", tc.content)
+			path := writeTestFile(t, dir, "f.ndjson", tc.content)
 			tc.cfg.Path = path
 			_, err := buildFactory(NDJSONSourceSpec(), &tc.cfg)
 			if err == nil || !strings.Contains(err.Error(), `key "extra" holds a nested object`) {
@@ -54,9 +54,9 @@ func TestNDJSONSource(t *testing.T) {
 				`null|-3|null|false|null|null|null`,
 			}
 		}
-		path := writeFile(t, dir, "f.ndjson", tc.content)
+		path := writeTestFile(t, dir, "f.ndjson", tc.content)
 		tc.cfg.Path = path
-		c, schema, err := readSource(t, mem, NDJSONSourceSpec(), &tc.cfg, 2)
+		c, schema, err := readSourceAll(t, mem, NDJSONSourceSpec(), &tc.cfg, 2)
 		if err != nil {
 			t.Errorf("%s: %v", tc.name, err)
 			continue
@@ -95,7 +95,7 @@ func TestNDJSONSourceErrors(t *testing.T) {
 	} {
 		path := tc.cfg.Path
 		if path == "" {
-			path = writeFile(t, dir, "e.ndjson", tc.content)
+			path = writeTestFile(t, dir, "e.ndjson", tc.content)
 		}
 		tc.cfg.Path = path
 		_, err := buildFactory(NDJSONSourceSpec(), &tc.cfg)
@@ -110,7 +110,7 @@ func TestNDJSONSourceErrors(t *testing.T) {
 			t.Errorf("%s: compile: %v", tc.name, err)
 			continue
 		}
-		c, _, err := readSource(t, mem, NDJSONSourceSpec(), &tc.cfg, 0)
+		c, _, err := readSourceAll(t, mem, NDJSONSourceSpec(), &tc.cfg, 0)
 		c.release()
 		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "ndjson: read "+path) {
 			t.Errorf("%s: want a run error containing %q, got %v", tc.name, tc.want, err)
@@ -125,8 +125,8 @@ func FuzzNDJSONSource(f *testing.F) {
 	f.Fuzz(func(t *testing.T, content string) {
 		mem := newMem()
 		defer mem.AssertSize(t, 0)
-		path := writeFile(t, t.TempDir(), "f.ndjson", "{\"a\":1,\"b\":\"s\",\"c\":1.5}\n"+content)
-		c, _, err := readSource(t, mem, NDJSONSourceSpec(), &NDJSONSourceConfig{Path: path, InferRows: 1}, 2)
+		path := writeTestFile(t, t.TempDir(), "f.ndjson", "{\"a\":1,\"b\":\"s\",\"c\":1.5}\n"+content)
+		c, _, err := readSourceAll(t, mem, NDJSONSourceSpec(), &NDJSONSourceConfig{Path: path, InferRows: 1}, 2)
 		if err == nil || c != nil {
 			c.release()
 		}

@@ -148,13 +148,13 @@ type parquetSource struct {
 	ic *engine.InstanceContext
 }
 
-// leaves lists the leaf column indices under a manifest field.
-func leaves(sf *pqarrow.SchemaField, out []int) []int {
+// parquetLeaves lists the leaf column indices under a manifest field.
+func parquetLeaves(sf *pqarrow.SchemaField, out []int) []int {
 	if sf.IsLeaf() {
 		return append(out, sf.ColIndex)
 	}
 	for i := range sf.Children {
-		out = leaves(&sf.Children[i], out)
+		out = parquetLeaves(&sf.Children[i], out)
 	}
 	return out
 }
@@ -172,7 +172,7 @@ func (s *parquetSource) Run(ctx context.Context, out engine.Emitter) error {
 			if fi >= len(fr.Manifest.Fields) {
 				return fmt.Errorf("parquet: %s: the file has changed since compile (column %d is gone)", path, fi)
 			}
-			cols = leaves(&fr.Manifest.Fields[fi], cols)
+			cols = parquetLeaves(&fr.Manifest.Fields[fi], cols)
 		}
 	}
 	for rg := s.ic.Index; rg < pf.NumRowGroups(); rg += max(s.ic.Count, 1) {
@@ -217,11 +217,11 @@ func (s *parquetSource) readGroup(ctx context.Context, fr *pqarrow.FileReader, c
 		if !ok {
 			break
 		}
-		rec, err := conform(s.f.schema, rr.RecordBatch())
+		rec, err := conformBatch(s.f.schema, rr.RecordBatch())
 		if err != nil {
 			return true, fmt.Errorf("parquet: read %s: row group %d: %w", path, rg, err)
 		}
-		if stop, err := emit(out, rec); stop {
+		if stop, err := emitBatch(out, rec); stop {
 			return true, err
 		}
 	}

@@ -25,7 +25,7 @@ func writeGenerated(t *testing.T, dir string, n int64, sinkType string, cfg any)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return pathOf(cfg)
+	return sinkPath(cfg)
 }
 
 func TestParquetSource(t *testing.T) {
@@ -42,7 +42,7 @@ func TestParquetSource(t *testing.T) {
 
 	mem := newMem()
 	defer mem.AssertSize(t, 0)
-	all, _, err := readSource(t, mem, ParquetSourceSpec(), &ParquetSourceConfig{Path: path}, 0)
+	all, _, err := readSourceAll(t, mem, ParquetSourceSpec(), &ParquetSourceConfig{Path: path}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +52,7 @@ func TestParquetSource(t *testing.T) {
 	}
 
 	// Projection, in the order asked.
-	c, schema, err := readSource(t, mem, ParquetSourceSpec(), &ParquetSourceConfig{Path: path, Columns: []string{"price", "id"}}, 128)
+	c, schema, err := readSourceAll(t, mem, ParquetSourceSpec(), &ParquetSourceConfig{Path: path, Columns: []string{"price", "id"}}, 128)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +126,7 @@ func TestParquetSourceErrors(t *testing.T) {
 	} {
 		cfg := tc.cfg
 		if tc.data != nil {
-			cfg.Path = writeFile(t, dir, "bad.parquet", string(tc.data))
+			cfg.Path = writeTestFile(t, dir, "bad.parquet", string(tc.data))
 		}
 		_, err := buildFactory(ParquetSourceSpec(), &cfg)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -149,8 +149,8 @@ func TestParquetSourceErrors(t *testing.T) {
 		for i := off; i < min(off+64, len(bad)-2000); i++ {
 			bad[i] ^= 0x5A
 		}
-		path := writeFile(t, dir, "corrupt.parquet", string(bad))
-		c, _, err := readSource(t, mem, ParquetSourceSpec(), &ParquetSourceConfig{Path: path}, 0)
+		path := writeTestFile(t, dir, "corrupt.parquet", string(bad))
+		c, _, err := readSourceAll(t, mem, ParquetSourceSpec(), &ParquetSourceConfig{Path: path}, 0)
 		if c != nil {
 			c.release()
 		}

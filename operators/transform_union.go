@@ -73,12 +73,9 @@ func (f *unionFactory) New(*engine.InstanceContext) (any, error) { return &union
 type union struct{ schema *arrow.Schema }
 
 func (u *union) Process(ctx context.Context, _ int, in arrow.RecordBatch, out engine.Emitter) error {
-	if in.Schema().Equal(u.schema) {
-		in.Retain()
-		return out.Emit(in)
-	}
-	// Same columns, only nullability differs: rewrap the same arrays.
-	b, err := withSchema(u.schema, in)
+	// Same columns; where only nullability differs, the same arrays are
+	// rewrapped under the union's schema.
+	b, err := conformBatch(u.schema, in)
 	if err != nil {
 		return err
 	}

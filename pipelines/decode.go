@@ -21,25 +21,9 @@ import (
 // every error carries the position of the value at fault, and it goes on
 // after an error to report every one in the file.
 //
-// What a parameter accepts, by Go type:
-//
-//	string            any scalar (a number keeps its text: 0x1F stays "0x1F")
-//	bool              true or false
-//	int, int8...      an integer, or a float with no fraction (1e6)
-//	uint, uint8...    the same, not negative
-//	float32, float64  an integer or a float (.inf and .nan too)
-//	time.Duration     a Go duration string: 500ms, 5s, 1m30s
-//	engine.Size       a byte count: 4096, 64KiB, 2GiB, 1.5MB
-//	[]T               a list; a single scalar counts as a list of one
-//	map[string]T      a mapping
-//	struct            a mapping of the struct's own parameters, strictly
-//	*T                as T; null leaves it nil
-//	any               whatever YAML holds: string, int64, float64, bool, nil, []any, map[string]any
-//	encoding.TextUnmarshaler  any scalar, given its text
-//
-// Null is an error for everything but pointers and any. A string that came
-// out of ${ENV} substitution is also accepted where a number or bool is
-// wanted, if its text is one (parallelism: ${THREADS:-4}).
+// What each Go type accepts is listed in the package documentation (doc.go).
+// A string that came out of ${ENV} substitution is also accepted where a
+// number or bool is wanted, if its text is one (parallelism: ${THREADS:-4}).
 
 var (
 	durationType        = reflect.TypeOf(time.Duration(0))

@@ -68,12 +68,27 @@
 //	             true); false emits them as instances finish
 //
 // Every other key is a parameter of the operator, decoded into its config
-// struct: unknown parameters, wrong types, missing required parameters and
-// values outside an enum are errors. See the decoder notes in decode.go for
-// what each Go type accepts; in short: strings take any scalar, integers
-// take 1e6 but not 1.5, durations are Go durations ("500ms", "5s"), sizes
-// are byte counts ("64KiB", "2GiB", 4096), a list parameter also takes a
-// single scalar, and null is an error except for optional pointer fields.
+// struct (the one its Spec's NewConfig returns, so unset parameters keep
+// their defaults). Unknown parameters, wrong types, missing required
+// parameters and values outside an enum are errors. What a parameter
+// accepts depends on its Go type:
+//
+//	string            any scalar (a number keeps its text: 0x1F stays "0x1F")
+//	bool              true or false
+//	int, int64...     an integer (0x1F, 0o17, 1_000), or a float without fraction (1e6)
+//	uint, uint8...    the same, not negative
+//	float64, float32  an integer or a float (.inf, .nan)
+//	time.Duration     a Go duration: 500ms, 5s, 1m30s (0 needs no unit)
+//	engine.Size       a byte count: 4096, 64KiB, 2GiB, 1.5MB
+//	[]T               a list, flow or block; a single scalar counts as a list of one
+//	map[string]T      a map
+//	struct            a map of the struct's own parameters, checked the same way
+//	*T                as T; null leaves it nil
+//	any               whatever YAML holds: string, int64, float64, bool, nil, []any, map[string]any
+//	TextUnmarshaler   any scalar, given its text
+//
+// Null (a key with no value, ~, null) is an error for everything but
+// pointers and any.
 //
 // # Environment variables
 //

@@ -1,10 +1,12 @@
 package pipelines
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/zflowdev/zflow/engine"
@@ -55,7 +57,8 @@ func WithEnv(lookup func(name string) (string, bool)) Option {
 }
 
 // Load reads and parses the pipeline file at path. Errors name the file as
-// path was given.
+// path was given; a file that cannot be read gives a plain error wrapping
+// the os error, not an ErrorList.
 func Load(path string, opts ...Option) (*Pipeline, error) {
 	src, err := os.ReadFile(path)
 	if err != nil {
@@ -85,7 +88,7 @@ func Parse(src []byte, filename string, opts ...Option) (*Pipeline, error) {
 		File:     filename,
 		Settings: DefaultSettings(),
 		reg:      o.reg,
-		src:      newSource(normalizeNewlines(src)),
+		src:      newSource(normalizeNewlines(bytes.TrimPrefix(src, []byte("\xef\xbb\xbf")))),
 		nodes:    map[string]*nodeInfo{},
 	}
 	e := &errs{file: filename}
@@ -97,12 +100,28 @@ func Parse(src []byte, filename string, opts ...Option) (*Pipeline, error) {
 		return nil, e.sortedIn(p.src)
 	}
 	b := &graphBuilder{p: p, e: e, d: &decoder{src: p.src, errs: e}, broken: map[string]bool{}, badInputs: map[string]bool{}}
-	b.top(root)
-	b.shapeCheck()
+	if !b.build(root) {
+		return nil, e.sortedIn(p.src)
+	}
 	if len(e.list) > 0 {
 		return nil, e.sortedIn(p.src)
 	}
 	return p, nil
+}
+
+// build decodes the tree and checks the graph. A panic here is a bug (in
+// this package or in an operator's config type); it is reported as an
+// error at the top of the file rather than taking the caller down.
+func (b *graphBuilder) build(root *node) (ok bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			b.e.add(Pos{1, 1}, "internal error while checking the pipeline: %v (a bug in zflow; please report it)", r)
+			ok = false
+		}
+	}()
+	b.top(root)
+	b.shapeCheck()
+	return true
 }
 
 // Compile builds the pipeline's plan with its registry: it computes every
@@ -115,17 +134,17 @@ func (p *Pipeline) Compile() (*engine.Plan, error) {
 	}
 	e := &errs{file: p.File}
 	for _, ne := range flattenNodeErrors(err) {
-		e.list = append(e.list, p.NodeError(ne))
+		e.list = append(e.list, p.Locate(ne))
 	}
 	return nil, e.sortedIn(p.src)
 }
 
-// NodeError places an engine error about a node in the file: at the value
+// Locate places an engine error about a node in the file: at the value
 // of its Field (a dotted path: "where", "columns.2.type", "inputs.1"), at
 // Offset inside that value when it is a string, or at the node's id when
 // there is no field. Run errors can be placed the same way, with a
 // NodeError{Node: id, Offset: -1}.
-func (p *Pipeline) NodeError(ne *engine.NodeError) *Error {
+func (p *Pipeline) Locate(ne *engine.NodeError) *Error {
 	pos, ok := p.position(ne.Node, ne.Field, ne.Offset)
 	if !ok {
 		return &Error{File: p.File, Msg: ne.Error()}
@@ -168,8 +187,7 @@ func step(n *node, part string) *node {
 			return e.val
 		}
 	case nodeSeq:
-		var i int
-		if _, err := fmt.Sscanf(part, "%d", &i); err == nil && i >= 0 && i < len(n.items) && fmt.Sprint(i) == part {
+		if i, err := strconv.Atoi(part); err == nil && i >= 0 && i < len(n.items) && strconv.Itoa(i) == part {
 			return n.items[i]
 		}
 	case nodeScalar:
@@ -235,11 +253,11 @@ type graphBuilder struct {
 	e *errs
 	d *decoder
 
-	broken       map[string]bool // nodes whose type or parameters are wrong
-	badInputs    map[string]bool // nodes whose inputs could not be read
-	incomplete   bool            // a section is missing or unreadable: the graph is partial
-	suspectUse   bool            // a node may be missing: "output not used" errors may be wrong
-	firstID      map[string]Pos
+	broken     map[string]bool // nodes whose type or parameters are wrong
+	badInputs  map[string]bool // nodes whose inputs could not be read
+	incomplete bool            // a section is missing or unreadable: the graph is partial
+	suspectUse bool            // a node may be missing: "output not used" errors may be wrong
+	firstID    map[string]Pos
 }
 
 func (b *graphBuilder) top(root *node) {

@@ -196,7 +196,7 @@ func TestNodeErrorPlacement(t *testing.T) {
 		{engine.NodeError{Node: "trades", Field: "nothere", Offset: -1, Msg: "m"}, "g.yaml:13:3: m"},
 		{engine.NodeError{Node: "ghost", Field: "x", Offset: -1, Msg: "m"}, "g.yaml: ghost.x: m"},
 	} {
-		if got := p.NodeError(&tc.ne).Error(); got != tc.want {
+		if got := p.Locate(&tc.ne).Error(); got != tc.want {
 			t.Errorf("%v: got %q, want %q", tc.ne, got, tc.want)
 		}
 	}

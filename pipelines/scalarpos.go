@@ -216,6 +216,13 @@ func (s *source) match(i int, r rune, style scalarStyle) (at, next int, ok bool)
 
 func isBlank(r rune) bool { return r == ' ' || r == '\t' || r == '\n' || r == '\r' }
 
+// simpleEscapes are YAML's one-character double-quoted escapes.
+var simpleEscapes = map[byte]rune{
+	'0': 0, 'a': '\a', 'b': '\b', 't': '\t', '\t': '\t', 'n': '\n', 'v': '\v', 'f': '\f',
+	'r': '\r', 'e': 0x1b, ' ': ' ', '"': '"', '/': '/', '\\': '\\', 'N': 0x85, '_': 0xa0,
+	'L': 0x2028, 'P': 0x2029,
+}
+
 // decodeEscape decodes the double-quoted escape at the start of t. It
 // returns the rune, the escape's length, and whether it is an escaped line
 // break (which produces nothing). A length of 0 means not an escape.
@@ -223,12 +230,7 @@ func decodeEscape(t []byte) (r rune, n int, cont bool) {
 	if len(t) < 2 || t[0] != '\\' {
 		return 0, 0, false
 	}
-	simple := map[byte]rune{
-		'0': 0, 'a': '\a', 'b': '\b', 't': '\t', '\t': '\t', 'n': '\n', 'v': '\v', 'f': '\f',
-		'r': '\r', 'e': 0x1b, ' ': ' ', '"': '"', '/': '/', '\\': '\\', 'N': 0x85, '_': 0xa0,
-		'L': 0x2028, 'P': 0x2029,
-	}
-	if v, ok := simple[t[1]]; ok {
+	if v, ok := simpleEscapes[t[1]]; ok {
 		return v, 2, false
 	}
 	switch t[1] {

@@ -132,6 +132,28 @@ func TestScalarPosEveryOffset(t *testing.T) {
 	}
 }
 
+// TestCRLF checks positions after CRLF and lone CR line breaks, including
+// a CRLF inside a quoted scalar (which goccy would count as two lines).
+func TestCRLF(t *testing.T) {
+	for _, nl := range []string{"\r\n", "\r"} {
+		src := strings.ReplaceAll("version: 1\nname: \"two\n  lines\"\nsources:\n  s: {type: csv, path: x}\noperators:\n  f: {type: filter, inputs: [s], where: 'qty AND nope'}\nsinks:\n  o: {type: stdout, inputs: [f], format: jsn}\n", "\n", nl)
+		p, err := Parse([]byte(src), "c.yaml", testOpts(nil)...)
+		want := `c.yaml:9:42: format: invalid value "jsn", did you mean "json"? (one of: table, csv, json)`
+		if err == nil || err.Error() != want {
+			t.Errorf("%q: got %v, want %s", nl, err, want)
+		}
+		src = strings.Replace(src, "jsn", "json", 1)
+		if p, err = Parse([]byte(src), "c.yaml", testOpts(nil)...); err != nil {
+			t.Fatal(err)
+		}
+		_, err = p.Compile()
+		want = `c.yaml:7:50: unknown column "nope"`
+		if err == nil || err.Error() != want {
+			t.Errorf("%q: got %v, want %s", nl, err, want)
+		}
+	}
+}
+
 func TestScalarPosFallback(t *testing.T) {
 	// A node whose text does not match the file falls back to its start.
 	s := newSource([]byte("v: abc\n"))

@@ -73,7 +73,7 @@ func (b *graphBuilder) shapeCheck() {
 		if b.suspectUse && ne.Field == "" && strings.Contains(ne.Msg, "is not used by") {
 			continue // its consumer may be the node that is missing or misread
 		}
-		b.e.list = append(b.e.list, p.NodeError(ne))
+		b.e.list = append(b.e.list, p.Locate(ne))
 	}
 }
 

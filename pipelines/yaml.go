@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
@@ -112,7 +113,11 @@ func (n *node) describe() string {
 	case typeBool:
 		return "bool " + n.text
 	}
-	return fmt.Sprintf("string %q", n.text)
+	t := n.text
+	if utf8.RuneCountInString(t) > 40 {
+		t = string([]rune(t)[:37]) + "..."
+	}
+	return fmt.Sprintf("string %q", t)
 }
 
 // kindName names a value's kind without its value.
@@ -397,6 +402,7 @@ func (b *builder) stringNode(s string, style scalarStyle, pos Pos) *node {
 // and non-scalar keys and applying << merges.
 func (b *builder) mapping(values []*ast.MappingValueNode, pos Pos, depth int) *node {
 	out := &node{kind: nodeMap, pos: pos}
+	index := make(map[string]int, len(values))
 	var merges []*node
 	for _, mv := range values {
 		if mv == nil {
@@ -414,10 +420,12 @@ func (b *builder) mapping(values []*ast.MappingValueNode, pos Pos, depth int) *n
 		if _, null := mv.Value.(*ast.NullNode); null && !b.explicitNull(val.pos) {
 			val.pos = keyPos // "key:" with nothing after it
 		}
-		if prev := out.lookup(key); prev != nil {
-			b.errs.add(keyPos, "duplicate key %q (first at line %d, column %d)", key, prev.keyPos.Line, prev.keyPos.Col)
+		if i, dup := index[key]; dup {
+			prev := out.entries[i].keyPos
+			b.errs.add(keyPos, "duplicate key %q (first at line %d, column %d)", key, prev.Line, prev.Col)
 			continue
 		}
+		index[key] = len(out.entries)
 		out.entries = append(out.entries, entry{key: key, keyPos: keyPos, val: val})
 	}
 	for _, m := range merges {
@@ -439,7 +447,8 @@ func (b *builder) mapping(values []*ast.MappingValueNode, pos Pos, depth int) *n
 				continue
 			}
 			for _, en := range s.entries {
-				if out.lookup(en.key) == nil {
+				if _, ok := index[en.key]; !ok {
+					index[en.key] = len(out.entries)
 					out.entries = append(out.entries, en)
 				}
 			}

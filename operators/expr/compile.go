@@ -161,7 +161,12 @@ func (c *Compiled) Select(ctx context.Context, mem memory.Allocator, rec arrow.R
 	case 0:
 		return nil, 0, nil
 	}
-	out, err = compute.FilterRecordBatch(compute.WithAllocator(ctx, mem), rec, mask,
+	// One goroutine: an operator scales by running instances, and handing
+	// columns to other threads costs a cross-CPU wake-up per batch.
+	ectx := compute.DefaultExecCtx()
+	ectx.NumParallel = 1
+	fctx := compute.SetExecCtx(compute.WithAllocator(ctx, mem), ectx)
+	out, err = compute.FilterRecordBatch(fctx, rec, mask,
 		&compute.FilterOptions{NullSelection: compute.SelectionDropNulls})
 	if err != nil {
 		return nil, 0, fmt.Errorf("expr: filter by %q: %w", c.src, err)

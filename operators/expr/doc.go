@@ -27,12 +27,16 @@
 //		return expr.FieldError("where", err)
 //	}
 //
-// Evaluation is vectorised. Arithmetic, comparisons, AND/OR/NOT, IS NULL,
-// IN with a constant list, abs, casts and the final filter run arrow-go's
-// compute kernels; division, modulo, LIKE, CASE, coalesce, lower, upper,
-// length and number-to-string casts run this package's own loops over the
-// arrays' raw buffers (no per-row allocation; constants are broadcast, not
-// materialised). Constant subtrees are evaluated once, at Compile time.
+// Evaluation is vectorised: each operator runs once over whole arrays.
+// Arithmetic (+, -, *, unary minus), comparisons, AND/OR, abs, casts, IN
+// with a long constant list, and Select's filter run arrow-go's compute
+// kernels. Division, modulo, LIKE, CASE, coalesce, IN with up to 16
+// constant strings, NOT, IS NULL, lower, upper, length and casts to string
+// run this package's own loops over the arrays' raw buffers and validity
+// bitmaps, with no per-row allocation and constants broadcast rather than
+// materialised. (Some of these replace arrow-go v18.8.0 kernels that are
+// wrong on sliced input or leak: see logic.go and tostring.go.) Constant
+// subtrees are evaluated once, at Compile time.
 //
 // # Language
 //

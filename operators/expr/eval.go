@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/compute"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/arrow/scalar"
@@ -70,7 +69,7 @@ func (n *constNode) dtype() arrow.DataType { return n.sc.DataType() }
 
 func (n *constNode) eval(ev *evaluator) (value, error) {
 	if ev.fold {
-		arr, err := scalar.MakeArrayFromScalar(n.sc, ev.n, ev.mem)
+		arr, err := broadcast(ev.mem, n.sc, ev.n)
 		return value{arr: arr}, err
 	}
 	return value{sc: n.sc}, nil
@@ -146,7 +145,7 @@ func (ev *evaluator) fromDatum(d compute.Datum) (value, error) {
 	case *compute.ArrayDatum:
 		return value{arr: d.MakeArray()}, nil
 	case *compute.ScalarDatum:
-		arr, err := scalar.MakeArrayFromScalar(d.Value, ev.n, ev.mem)
+		arr, err := broadcast(ev.mem, d.Value, ev.n)
 		return value{arr: arr}, err
 	}
 	return value{}, fmt.Errorf("expr: unexpected %s result from a compute kernel", d.Kind())
@@ -157,10 +156,7 @@ func (ev *evaluator) materialize(v value) (arrow.Array, error) {
 	if v.arr != nil {
 		return v.arr, nil
 	}
-	if v.sc.DataType().ID() == arrow.NULL {
-		return array.NewNull(ev.n), nil
-	}
-	return scalar.MakeArrayFromScalar(v.sc, ev.n, ev.mem)
+	return broadcast(ev.mem, v.sc, ev.n)
 }
 
 // betweenNode is x BETWEEN lo AND hi, evaluating x once.

@@ -110,6 +110,9 @@ var evalTests = []struct{ src, want string }{
 	{"ts IN (TIMESTAMP '2024-01-01')", "[true,false,null,false,false,false]"},
 	{"flag IN (TRUE)", "[true,false,null,true,false,null]"},
 	{"1 IN (1, 2)", "[true,true,true,true,true,true]"},
+	// more than maxSmallIn strings: arrow's hash-based is_in
+	{"symbol IN ('a','b','c','d','e','f','g','h','i','j','k','l','m','n','o','p','q','AAPL', NULL)", "[true,null,null,null,true,null]"},
+	{"symbol NOT IN ('a','b','c','d','e','f','g','h','i','j','k','l','m','n','o','p','q','AAPL')", "[false,true,true,null,false,true]"},
 	{"NULL IN (1, 2)", "[null,null,null,null,null,null]"},
 	// BETWEEN
 	{"qty BETWEEN 0 AND 150", "[true,true,null,false,true,false]"},
@@ -202,6 +205,33 @@ func TestEval(t *testing.T) {
 	}
 }
 
+// TestEvalPoisoned evaluates with an allocator whose fresh memory is
+// garbage: every kernel must write every byte it hands out.
+func TestEvalPoisoned(t *testing.T) {
+	mem := memory.NewCheckedAllocator(poisonAllocator{})
+	defer mem.AssertSize(t, 0)
+	ref := newMem()
+	defer ref.AssertSize(t, 0)
+	rec := testBatch(t, ref)
+	defer rec.Release()
+	for _, tt := range evalTests {
+		got, _, err := evalJSON(t, mem, rec, tt.src)
+		if err != nil || got != tt.want {
+			t.Errorf("%s:\n got %s, %v\nwant %s", tt.src, got, err, tt.want)
+		}
+	}
+	for _, off := range []int64{1, 3} {
+		sliced := rec.NewSlice(off, rec.NumRows())
+		for _, src := range []string{"flag", "NOT flag", "qty IS NULL", "coalesce(flag, qty > 100)", "CAST(flag AS int)"} {
+			want, _, _ := evalJSON(t, ref, sliced, src)
+			if got, _, err := evalJSON(t, mem, sliced, src); err != nil || got != want {
+				t.Errorf("%s (offset %d): got %s, %v; want %s", src, off, got, err, want)
+			}
+		}
+		sliced.Release()
+	}
+}
+
 // TestEvalSliced evaluates on a slice of the batch (non-zero array offsets),
 // which the kernels reading raw buffers must honour.
 func TestEvalSliced(t *testing.T) {
@@ -250,10 +280,10 @@ func TestEvalRuntimeErrors(t *testing.T) {
 	rec := testBatch(t, mem)
 	defer rec.Release()
 	for src, want := range map[string]string{
-		"qty * 9223372036854775807":                   "expr: qty * 9223372036854775807: invalid: overflow",
-		"CAST(symbol AS int)":                         `expr: CAST(symbol AS int): invalid: strconv.ParseInt: parsing "`,
+		"qty * 9223372036854775807":                                "expr: qty * 9223372036854775807: invalid: overflow",
+		"CAST(symbol AS int)":                                      `expr: CAST(symbol AS int): invalid: strconv.ParseInt: parsing "`,
 		"CASE WHEN flag THEN 1 ELSE qty * 9223372036854775807 END": "overflow",
-		"abs(qty - 9223372036854775807 - 1)":          "overflow",
+		"abs(qty - 9223372036854775807 - 1)":                       "overflow",
 	} {
 		_, _, err := evalJSON(t, mem, rec, src)
 		if err == nil || !strings.Contains(err.Error(), want) {
@@ -281,12 +311,12 @@ func TestEvalDictionary(t *testing.T) {
 	col.Release()
 	defer rec.Release()
 	for src, want := range map[string]string{
-		"sym = 'AAPL'":              "[true,false,true,null,false]",
-		"sym IN ('MSFT', 'GOOG')":   "[false,true,false,null,true]",
-		"lower(sym)":                `["aapl","msft","aapl",null,"goog"]`,
-		"sym LIKE '%L'":             "[true,false,true,null,false]",
-		"coalesce(sym, 'none')":     `["AAPL","MSFT","AAPL","none","GOOG"]`,
-		"sym IS NULL":               "[false,false,false,true,false]",
+		"sym = 'AAPL'":            "[true,false,true,null,false]",
+		"sym IN ('MSFT', 'GOOG')": "[false,true,false,null,true]",
+		"lower(sym)":              `["aapl","msft","aapl",null,"goog"]`,
+		"sym LIKE '%L'":           "[true,false,true,null,false]",
+		"coalesce(sym, 'none')":   `["AAPL","MSFT","AAPL","none","GOOG"]`,
+		"sym IS NULL":             "[false,false,false,true,false]",
 	} {
 		got, _, err := evalJSON(t, mem, rec, src)
 		if err != nil || got != want {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"sync"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -16,6 +17,20 @@ import (
 // The baseline sub-benchmarks compute the same result with a plain Go loop
 // over the raw values into a preallocated slice: the floor the vectorised
 // evaluation is compared with in the same run.
+//
+// Recorded with go test -run='^$' -bench=. -benchmem -count=5 on a shared
+// 2-vCPU VM (load average 5-7, so only same-run ratios mean anything);
+// medians, 64k rows:
+//
+//	expr=filter     1.29 ms  19.7 ns/row  81 allocs   baseline=filter    0.81 ms  12.4 ns/row
+//	expr=price*qty  0.14 ms   2.2 ns/row  68 allocs   baseline=price*qty 0.04 ms   0.6 ns/row
+//	expr=case       1.40 ms  21.4 ns/row  45 allocs
+//	expr=like       0.56 ms   8.5 ns/row   6 allocs
+//	expr=div        0.27 ms   4.1 ns/row   8 allocs
+//	select=filter   2.62 ms  40   ns/row 185 allocs   (evaluate + arrow filter of 3 columns)
+//
+// The allocations are arrow-go's compute executor (a goroutine, a channel
+// and kernel state per function call), not per row.
 
 var benchSchema = arrow.NewSchema([]arrow.Field{
 	{Name: "qty", Type: arrow.PrimitiveTypes.Int64, Nullable: true},
@@ -45,9 +60,46 @@ func benchBatch(mem memory.Allocator, rows int) arrow.RecordBatch {
 	return b.NewRecordBatch()
 }
 
+// poolAllocator reuses freed buffers by size, zeroing them as arrow-go
+// expects, like an arena's size classes would: the benchmarks then measure
+// evaluation rather than the Go garbage collector. (The checked allocator's
+// bookkeeping would dominate; leaks are the tests' business.)
+type poolAllocator struct {
+	mu   sync.Mutex
+	free map[int][][]byte
+}
+
+func (p *poolAllocator) Allocate(size int) []byte {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if l := p.free[size]; len(l) > 0 {
+		b := l[len(l)-1]
+		p.free[size] = l[:len(l)-1]
+		clear(b)
+		return b
+	}
+	return make([]byte, size)
+}
+
+func (p *poolAllocator) Reallocate(size int, b []byte) []byte {
+	n := p.Allocate(size)
+	copy(n, b)
+	p.Free(b)
+	return n
+}
+
+func (p *poolAllocator) Free(b []byte) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.free == nil {
+		p.free = map[int][][]byte{}
+	}
+	p.free[len(b)] = append(p.free[len(b)], b)
+}
+
 func BenchmarkEval(b *testing.B) {
 	const rows = 64 << 10
-	mem := memory.NewGoAllocator() // the checked allocator's bookkeeping would dominate
+	mem := &poolAllocator{}
 	rec := benchBatch(mem, rows)
 	defer rec.Release()
 	ctx := context.Background()

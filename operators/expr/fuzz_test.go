@@ -82,6 +82,7 @@ func FuzzCompile(f *testing.F) {
 		f.Add(tt.src)
 	}
 	mem := newMem()
+	defer mem.AssertSize(f, 0)
 	rec := testBatch(f, mem)
 	defer rec.Release()
 	f.Fuzz(func(t *testing.T, src string) {

@@ -3,6 +3,7 @@ package expr
 import (
 	"fmt"
 	"math"
+	mathbits "math/bits"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -128,7 +129,8 @@ func (n *divModNode) eval(ev *evaluator) (value, error) {
 	}
 	defer r.release()
 	if l.nullScalar() || r.nullScalar() {
-		return value{arr: array.MakeArrayOfNull(ev.mem, n.dt, ev.n)}, nil
+		arr, err := broadcast(ev.mem, scalar.MakeNullScalar(n.dt), ev.n)
+		return value{arr: arr}, err
 	}
 	rows := ev.n
 	valid := newValidity(ev.mem, rows, l.arr, r.arr)
@@ -349,7 +351,8 @@ func fill(sel []int32, k int32) {
 	}
 }
 
-// markTrue sets sel[i] = k where the boolean v is true (and not null).
+// markTrue sets sel[i] = k where the boolean v is true (and not null),
+// skipping eight rows at a time where none is.
 func markTrue(sel []int32, k int32, v value, rows int) {
 	if v.arr == nil {
 		if b, ok := v.sc.(*scalar.Boolean); ok && b.Valid && b.Value {
@@ -362,6 +365,24 @@ func markTrue(sel []int32, k int32, v value, rows int) {
 	var valid []byte
 	if v.arr.NullN() > 0 {
 		valid = v.arr.NullBitmapBytes()
+	}
+	if off%8 == 0 {
+		bits = bits[off/8:]
+		if valid != nil {
+			valid = valid[off/8:]
+		}
+		for i := 0; i < rows; i += 8 {
+			w := bits[i>>3]
+			if valid != nil {
+				w &= valid[i>>3]
+			}
+			for ; w != 0; w &= w - 1 {
+				if r := i + mathbits.TrailingZeros8(w); r < rows {
+					sel[r] = k
+				}
+			}
+		}
+		return
 	}
 	for i := 0; i < rows; i++ {
 		j := off + i
@@ -486,4 +507,91 @@ func gatherString(mem memory.Allocator, sel []int32, srcs []source) (arrow.Array
 	}
 	offs[rows] = int32(pos)
 	return finish(tString, rows, valid, offBuf, dataBuf), nil
+}
+
+// broadcast returns an array of n copies of sc. It writes every byte it
+// hands out (arrow-go's MakeArrayFromScalar and MakeArrayOfNull count on
+// the allocator zeroing memory, which an arena need not do).
+func broadcast(mem memory.Allocator, sc scalar.Scalar, n int) (arrow.Array, error) {
+	dt := sc.DataType()
+	if dt.ID() == arrow.NULL {
+		return array.NewNull(n), nil
+	}
+	var valid *memory.Buffer
+	if !sc.IsValid() {
+		valid = newBuffer(mem, int(bitutil.BytesForBits(int64(n))))
+		fillBits(valid.Bytes(), false)
+	}
+	switch v := sc.(type) {
+	case *scalar.String:
+		var s []byte
+		if sc.IsValid() {
+			s = v.Data()
+		}
+		if len(s)*n > math.MaxInt32 {
+			return nil, fmt.Errorf("expr: %d copies of a %d-byte string are too large for a string array", n, len(s))
+		}
+		offBuf := newBuffer(mem, (n+1)*4)
+		offs := arrow.Int32Traits.CastFromBytes(offBuf.Bytes())[:n+1]
+		data := newBuffer(mem, len(s)*n)
+		for i := range offs {
+			offs[i] = int32(i * len(s))
+		}
+		for i := 0; i < n; i++ {
+			copy(data.Bytes()[i*len(s):], s)
+		}
+		return finishNulls(dt, n, valid, offBuf, data), nil
+	case *scalar.Boolean:
+		out := newBuffer(mem, int(bitutil.BytesForBits(int64(n))))
+		fillBits(out.Bytes(), v.Valid && v.Value)
+		return finishNulls(dt, n, valid, out), nil
+	}
+	var bits uint64
+	width := 8
+	switch v := sc.(type) {
+	case *scalar.Int64:
+		bits = uint64(v.Value)
+	case *scalar.Float64:
+		bits = math.Float64bits(v.Value)
+	case *scalar.Timestamp:
+		bits = uint64(v.Value)
+	case *scalar.Int32:
+		bits, width = uint64(uint32(v.Value)), 4
+	default:
+		if valid != nil {
+			valid.Release()
+		}
+		return scalar.MakeArrayFromScalar(sc, n, mem)
+	}
+	if !sc.IsValid() {
+		bits = 0
+	}
+	out := newBuffer(mem, n*width)
+	if width == 8 {
+		vals := arrow.Uint64Traits.CastFromBytes(out.Bytes())[:n]
+		for i := range vals {
+			vals[i] = bits
+		}
+	} else {
+		vals := arrow.Uint32Traits.CastFromBytes(out.Bytes())[:n]
+		for i := range vals {
+			vals[i] = uint32(bits)
+		}
+	}
+	return finishNulls(dt, n, valid, out), nil
+}
+
+// finishNulls is finish for a validity bitmap that is either nil or all
+// clear (every row null).
+func finishNulls(dt arrow.DataType, n int, valid *memory.Buffer, bufs ...*memory.Buffer) arrow.Array {
+	if valid == nil {
+		return finish(dt, n, nil, bufs...)
+	}
+	all := append([]*memory.Buffer{valid}, bufs...)
+	data := array.NewData(dt, n, all, nil, n, 0)
+	for _, b := range all {
+		b.Release()
+	}
+	defer data.Release()
+	return array.MakeFromData(data)
 }

@@ -10,13 +10,13 @@ import (
 type tokKind uint8
 
 const (
-	tokEOF     tokKind = iota
-	tokIdent           // bare identifier or keyword; text holds it as written
-	tokQIdent          // "quoted identifier"; text holds it unescaped
-	tokInt             // integer literal; text holds the digits
-	tokFloat           // float literal; text holds it as written
-	tokString          // 'string' literal; text holds it unescaped
-	tokOp              // operator or punctuation; text holds it
+	tokEOF    tokKind = iota
+	tokIdent          // bare identifier or keyword; text holds it as written
+	tokQIdent         // "quoted identifier"; text holds it unescaped
+	tokInt            // integer literal; text holds the digits
+	tokFloat          // float literal; text holds it as written
+	tokString         // 'string' literal; text holds it unescaped
+	tokOp             // operator or punctuation; text holds it
 )
 
 // token is one lexical token. pos and end are byte offsets in the source.

@@ -7,6 +7,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/bitutil"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 )
 
@@ -265,59 +266,73 @@ func (n *likeNode) eval(ev *evaluator) (value, error) {
 	return value{arr: n.m.apply(ev.mem, arr.(*array.String), n.not)}, nil
 }
 
-// apply matches every row of s; the result has s's nulls.
+// apply matches every row of s; the result has s's nulls. Each fast path
+// is its own loop, rejecting on the first (or last) byte before comparing,
+// and gathers eight results in a register before storing a bitmap byte.
 func (m *likeMatcher) apply(mem memory.Allocator, s *array.String, not bool) arrow.Array {
 	rows := s.Len()
 	offs, data := stringParts(s)
-	out := newBuffer(mem, (rows+7)/8)
+	out := newBuffer(mem, int(bitutil.BytesForBits(int64(rows))))
 	ob := out.Bytes()
-	for i := range ob {
-		ob[i] = 0
-	}
-	set := func(i int) { ob[i>>3] |= 1 << (i & 7) }
 	a, b := m.a, m.b
+	var acc byte
+	flush := func(i int) {
+		if i&7 == 7 {
+			ob[i>>3] = acc
+			acc = 0
+		}
+	}
 	switch m.kind {
 	case likeAll:
-		for i := range ob {
-			ob[i] = 0xff
-		}
+		fillBits(ob, true)
 	case likeExact:
 		for i := 0; i < rows; i++ {
-			if bytes.Equal(data[offs[i]:offs[i+1]], a) {
-				set(i)
+			if v := data[offs[i]:offs[i+1]]; len(v) == len(a) && string(v) == string(a) {
+				acc |= 1 << (i & 7)
 			}
+			flush(i)
 		}
 	case likePrefix:
+		a0 := a[0]
 		for i := 0; i < rows; i++ {
-			if bytes.HasPrefix(data[offs[i]:offs[i+1]], a) {
-				set(i)
+			if v := data[offs[i]:offs[i+1]]; len(v) >= len(a) && v[0] == a0 && string(v[:len(a)]) == string(a) {
+				acc |= 1 << (i & 7)
 			}
+			flush(i)
 		}
 	case likeSuffix:
+		aN := a[len(a)-1]
 		for i := 0; i < rows; i++ {
-			if bytes.HasSuffix(data[offs[i]:offs[i+1]], a) {
-				set(i)
+			if v := data[offs[i]:offs[i+1]]; len(v) >= len(a) && v[len(v)-1] == aN && string(v[len(v)-len(a):]) == string(a) {
+				acc |= 1 << (i & 7)
 			}
+			flush(i)
 		}
 	case likeContains:
 		for i := 0; i < rows; i++ {
 			if bytes.Contains(data[offs[i]:offs[i+1]], a) {
-				set(i)
+				acc |= 1 << (i & 7)
 			}
+			flush(i)
 		}
 	case likePrefixSuffix:
 		for i := 0; i < rows; i++ {
 			v := data[offs[i]:offs[i+1]]
-			if len(v) >= len(a)+len(b) && bytes.HasPrefix(v, a) && bytes.HasSuffix(v, b) {
-				set(i)
+			if len(v) >= len(a)+len(b) && string(v[:len(a)]) == string(a) && string(v[len(v)-len(b):]) == string(b) {
+				acc |= 1 << (i & 7)
 			}
+			flush(i)
 		}
 	default:
 		for i := 0; i < rows; i++ {
 			if m.matchGeneral(data[offs[i]:offs[i+1]]) {
-				set(i)
+				acc |= 1 << (i & 7)
 			}
+			flush(i)
 		}
+	}
+	if m.kind != likeAll && rows&7 != 0 {
+		ob[rows>>3] = acc
 	}
 	if not {
 		for i := range ob {

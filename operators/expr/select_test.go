@@ -166,6 +166,7 @@ func TestConcurrentEval(t *testing.T) {
 		"CASE WHEN flag THEN lower(name) ELSE coalesce(symbol, 'x') END",
 		"name LIKE '%a%' OR price / qty > 0.1",
 		"CAST(qty AS string)",
+		"small IN (5, 7, 100) OR qty NOT IN (50, 150) OR ts IN (TIMESTAMP '2024-01-01')",
 	}
 	want := make([]string, len(srcs))
 	comp := make([]*Compiled, len(srcs))

@@ -95,8 +95,8 @@ func typeName(dt arrow.DataType) string {
 // castTypes maps the type names CAST accepts to Arrow types.
 var castTypes = map[string]arrow.DataType{
 	"int": tInt64, "int64": tInt64, "bigint": tInt64,
-	"int32":  arrow.PrimitiveTypes.Int32,
-	"float":  tFloat64, "double": tFloat64, "float64": tFloat64,
+	"int32": arrow.PrimitiveTypes.Int32,
+	"float": tFloat64, "double": tFloat64, "float64": tFloat64,
 	"string": tString, "varchar": tString, "text": tString,
 	"bool": tBool, "boolean": tBool,
 	"timestamp": &arrow.TimestampType{Unit: arrow.Microsecond},

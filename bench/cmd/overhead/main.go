@@ -57,11 +57,15 @@ type Result struct {
 	Loop      Side  `json:"loop"`
 	Replay    Side  `json:"pipeline_replay"`
 	Generate  Side  `json:"pipeline_generate"`
+	Bare      Side  `json:"pipeline_bare"` // replay → project(*) → project(*) → discard
 	// Paired per repetition, then the median.
 	OverheadRatio  float64 `json:"overhead_ratio"`          // replay wall ÷ loop wall
 	CPURatio       float64 `json:"cpu_ratio"`               // replay CPU ÷ loop CPU
 	EdgeNsPerBatch float64 `json:"edge_ns_per_batch"`       // (replay − loop) ÷ (batches × edges)
 	EngineAllocs   float64 `json:"engine_allocs_per_batch"` // replay − loop allocations per batch
+	// The bare pipeline's median time ÷ (batches × edges): an edge crossing
+	// measured directly, with no compute to subtract.
+	BareEdgeNs float64 `json:"bare_edge_ns_per_batch"`
 }
 
 // Report is overhead.json.
@@ -135,7 +139,7 @@ type run struct {
 	mallocs   uint64
 }
 
-// measure runs the three sides reps times, interleaved (their order rotates
+// measure runs the four sides (loop, replay, generate, bare) reps times, interleaved (their order rotates
 // each repetition), after one warm-up of each.
 func measure(ctx context.Context, procs int, rows int64, batch, reps int) (Result, error) {
 	mem := memory.DefaultAllocator
@@ -156,6 +160,10 @@ func measure(ctx context.Context, procs int, rows int64, batch, reps int) (Resul
 	if err != nil {
 		return Result{}, err
 	}
+	bare, err := bench.BarePipeline(d)
+	if err != nil {
+		return Result{}, err
+	}
 	var rowsOut int64
 	sides := []func() error{
 		func() error {
@@ -165,6 +173,7 @@ func measure(ctx context.Context, procs int, rows int64, batch, reps int) (Resul
 		},
 		func() error { return checkRows(bench.RunPipeline(ctx, replay, mem))(&rowsOut) },
 		func() error { return checkRows(bench.RunPipeline(ctx, gen, mem))(&rowsOut) },
+		func() error { _, _, err := bench.RunPipeline(ctx, bare, mem); return err },
 	}
 	runs := make([][]run, len(sides))
 	for i := -1; i < reps; i++ {
@@ -199,8 +208,9 @@ func measure(ctx context.Context, procs int, rows int64, batch, reps int) (Resul
 	}
 	res := Result{
 		Procs: procs, BatchRows: batch, Batches: nb, Rows: d.Rows, RowsOut: rowsOut, Bytes: d.Bytes,
-		Loop: side(runs[0]), Replay: side(runs[1]), Generate: side(runs[2]),
+		Loop: side(runs[0]), Replay: side(runs[1]), Generate: side(runs[2]), Bare: side(runs[3]),
 	}
+	res.BareEdgeNs = res.Bare.MedianMs * 1e6 / float64(nb*bench.Edges)
 	var ratio, cpuRatio, edge []float64
 	for i := range reps {
 		l, p := runs[0][i], runs[1][i]
@@ -237,12 +247,12 @@ func cpuTime() time.Duration {
 func writeTable(w io.Writer, rep *Report) {
 	fmt.Fprintf(w, "core pipeline vs plain loop — %s, %d CPU, %s; %d reps, medians; load %s → %s\n\n",
 		rep.CPU, rep.NumCPU, rep.Go, rep.Reps, rep.LoadStart, rep.LoadEnd)
-	fmt.Fprintln(w, "| GOMAXPROCS | batch | batches | loop ms | pipeline ms | overhead ratio | CPU ratio | edge ns/batch | loop Mrows/s | pipeline Mrows/s | generate Mrows/s | allocs/batch loop → pipeline (generate) |")
-	fmt.Fprintln(w, "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+	fmt.Fprintln(w, "| GOMAXPROCS | batch | batches | loop ms | pipeline ms | overhead ratio | CPU ratio | edge ns/batch | bare edge ns/batch | loop Mrows/s | pipeline Mrows/s | generate Mrows/s | allocs/batch loop → pipeline (generate) |")
+	fmt.Fprintln(w, "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
 	for _, r := range rep.Results {
-		fmt.Fprintf(w, "| %d | %d | %d | %.1f | %.1f | %.3f | %.3f | %.0f | %.1f | %.1f | %.1f | %.1f → %.1f (%.1f) |\n",
+		fmt.Fprintf(w, "| %d | %d | %d | %.1f | %.1f | %.3f | %.3f | %.0f | %.0f | %.1f | %.1f | %.1f | %.1f → %.1f (%.1f) |\n",
 			r.Procs, r.BatchRows, r.Batches, r.Loop.MedianMs, r.Replay.MedianMs, r.OverheadRatio, r.CPURatio,
-			r.EdgeNsPerBatch, r.Loop.RowsPerSec/1e6, r.Replay.RowsPerSec/1e6, r.Generate.RowsPerSec/1e6,
+			r.EdgeNsPerBatch, r.BareEdgeNs, r.Loop.RowsPerSec/1e6, r.Replay.RowsPerSec/1e6, r.Generate.RowsPerSec/1e6,
 			r.Loop.AllocsPerBatch, r.Replay.AllocsPerBatch, r.Generate.AllocsPerBatch)
 	}
 }

@@ -138,7 +138,7 @@ func (c *Bars) Draw(img *image.RGBA, r image.Rectangle) {
 			if c.Format != "" {
 				lbl := fmt.Sprintf(c.Format, v)
 				ls := s
-				if TextWidth(lbl, ls) > barW+8 {
+				if TextWidth(lbl, ls) > barW-2 {
 					ls = 1
 				}
 				Text(img, x0+(barW-TextWidth(lbl, ls))/2, y-glyphH*ls-1, lbl, ls, black)

@@ -1,0 +1,204 @@
+package expr
+
+import (
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/compute"
+
+	"github.com/zflowdev/zflow/engine"
+)
+
+// Type checking of CAST, function calls, coalesce and CASE.
+
+func (c *checker) cast(e *Cast) (node, error) {
+	dt, ok := castTypes[e.Type]
+	if !ok {
+		return nil, typeErrf(e.Start, "unknown type %q in CAST (known: %s)", e.Type, castTypeNames())
+	}
+	x, err := c.check(e.X)
+	if err != nil {
+		return nil, err
+	}
+	if isNullConst(x) {
+		return nullOf(dt), nil
+	}
+	if arrow.TypeEqual(x.dtype(), dt) {
+		return x, nil
+	}
+	if !compute.CanCast(x.dtype(), dt) {
+		return nil, typeErrf(e.Start, "cannot cast %s to %s", c.desc(e.X, x), e.Type)
+	}
+	if dt.ID() == arrow.STRING && formatsToString(x.dtype()) {
+		return c.foldIf(&toStringNode{x: x}, e, x)
+	}
+	opts := compute.SafeCastOptions(dt)
+	opts.AllowFloatTruncate = true // CAST(2.7 AS int) is 2
+	opts.AllowTimeTruncate = true  // CAST(ns AS timestamp) drops sub-microseconds
+	return c.foldIf(&callNode{fn: "cast", opts: opts, args: []node{x}, dt: dt, src: c.text(e)}, e, x)
+}
+
+// functions are the scalar functions the language knows, with their arity
+// (-1: one or more).
+var functions = map[string]int{"coalesce": -1, "abs": 1, "lower": 1, "upper": 1, "length": 1}
+
+var aggregates = map[string]bool{"sum": true, "count": true, "avg": true, "min": true, "max": true, "mean": true}
+
+func (c *checker) call(e *Call) (node, error) {
+	arity, ok := functions[e.Name]
+	if !ok {
+		if aggregates[e.Name] {
+			return nil, typeErrf(e.Start, "aggregate function %s is not allowed here", e.Name)
+		}
+		names := make([]string, 0, len(functions))
+		for n := range functions {
+			names = append(names, n)
+		}
+		if s := engine.Suggest(e.Name, names); s != "" {
+			return nil, typeErrf(e.Start, "unknown function %q, did you mean %q?", e.Name, s)
+		}
+		return nil, typeErrf(e.Start, "unknown function %q", e.Name)
+	}
+	switch {
+	case arity < 0 && len(e.Args) == 0:
+		return nil, typeErrf(e.Start, "%s needs at least one argument", e.Name)
+	case arity == 1 && len(e.Args) != 1:
+		return nil, typeErrf(e.Start, "%s takes 1 argument, got %d", e.Name, len(e.Args))
+	}
+	args := make([]node, len(e.Args))
+	for i, a := range e.Args {
+		n, err := c.check(a)
+		if err != nil {
+			return nil, err
+		}
+		args[i] = n
+	}
+	if e.Name == "coalesce" {
+		return c.coalesce(e, args)
+	}
+	x, cls := args[0], classOf(args[0].dtype())
+	if e.Name == "abs" {
+		if !cls.numeric() && cls != clsNull {
+			return nil, typeErrf(offset(e.Args[0]), "abs needs a number, got %s", c.desc(e.Args[0], x))
+		}
+		if cls == clsNull {
+			return nullOf(tInt64), nil
+		}
+		dt := canonical(x.dtype())
+		x, err := c.coerce(x, dt, e.Args[0])
+		if err != nil {
+			return nil, err
+		}
+		return c.foldIf(&callNode{fn: "abs", args: []node{x}, dt: dt, src: c.text(e)}, e, x)
+	}
+	if cls != clsString && cls != clsNull {
+		return nil, typeErrf(offset(e.Args[0]), "%s needs a string, got %s", e.Name, c.desc(e.Args[0], x))
+	}
+	fn := strFuncs[e.Name]
+	if cls == clsNull {
+		return nullOf(fn.dtype()), nil
+	}
+	x, err := c.coerce(x, tString, e.Args[0])
+	if err != nil {
+		return nil, err
+	}
+	return c.foldIf(&strNode{fn: fn, x: x}, e, x)
+}
+
+// results unifies the types of the result arms of a CASE or coalesce and
+// coerces them; nil arms (a missing ELSE) stay nil.
+func (c *checker) results(what string, ns []node, es []Expr) (arrow.DataType, error) {
+	var dt arrow.DataType = tNull
+	allConst := true
+	for i, n := range ns {
+		if n == nil {
+			continue
+		}
+		next, ok := unify(dt, n.dtype(), allConst, isConst(n))
+		if !ok {
+			return nil, typeErrf(offset(es[i]), "%s %s does not match the type of the ones before it (%s)", what, c.desc(es[i], n), typeName(dt))
+		}
+		dt, allConst = next, allConst && isConst(n)
+	}
+	if dt.ID() == arrow.NULL {
+		return dt, nil
+	}
+	for i, n := range ns {
+		if n == nil {
+			continue
+		}
+		var err error
+		if ns[i], err = c.coerce(n, dt, es[i]); err != nil {
+			return nil, err
+		}
+	}
+	return dt, nil
+}
+
+func (c *checker) coalesce(e *Call, args []node) (node, error) {
+	dt, err := c.results("coalesce argument", args, e.Args)
+	if err != nil {
+		return nil, err
+	}
+	if dt.ID() == arrow.NULL {
+		return nullOf(tNull), nil
+	}
+	return c.foldIf(&chooseNode{vals: args, dt: dt}, e, args...)
+}
+
+func (c *checker) caseExpr(e *Case) (node, error) {
+	n := &chooseNode{conds: make([]node, len(e.Whens)), vals: make([]node, len(e.Whens)+1)}
+	ves := make([]Expr, len(e.Whens)+1)
+	ces := make([]Expr, len(e.Whens))
+	for i, w := range e.Whens {
+		var err error
+		if n.conds[i], err = c.check(w.Cond); err != nil {
+			return nil, err
+		}
+		if n.vals[i], err = c.check(w.Then); err != nil {
+			return nil, err
+		}
+		ves[i], ces[i] = w.Then, w.Cond
+	}
+	if e.Else != nil {
+		var err error
+		if n.vals[len(e.Whens)], err = c.check(e.Else); err != nil {
+			return nil, err
+		}
+		ves[len(e.Whens)] = e.Else
+	}
+	if e.Operand != nil {
+		op, err := c.check(e.Operand)
+		if err != nil {
+			return nil, err
+		}
+		for i, k := range n.conds {
+			if _, ok := unify(op.dtype(), k.dtype(), isConst(op), isConst(k)); !ok {
+				return nil, typeErrf(offset(ces[i]), "cannot compare %s with %s", c.desc(e.Operand, op), c.desc(ces[i], k))
+			}
+		}
+		if n.operand, n.conds, err = c.comparable(op, e.Operand, n.conds, ces); err != nil {
+			return nil, err
+		}
+	} else {
+		for i, k := range n.conds {
+			switch classOf(k.dtype()) {
+			case clsBool:
+			case clsNull:
+				n.conds[i] = nullOf(tBool)
+			default:
+				return nil, typeErrf(offset(ces[i]), "WHEN needs a boolean condition, got %s", c.desc(ces[i], k))
+			}
+		}
+	}
+	dt, err := c.results("CASE result", n.vals, ves)
+	if err != nil {
+		return nil, err
+	}
+	if dt.ID() == arrow.NULL {
+		return nullOf(tNull), nil
+	}
+	n.dt = dt
+	if last := len(n.vals) - 1; n.vals[last] == nil {
+		n.vals[last] = nullOf(dt)
+	}
+	return c.foldIf(n, e, append(append([]node{n.operand}, n.conds...), n.vals...)...)
+}
