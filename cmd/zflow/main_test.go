@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -242,5 +243,28 @@ sinks:
 	entries, _ := os.ReadDir(filepath.Join(dir, "out"))
 	for _, en := range entries {
 		t.Errorf("left in out/: %s", en.Name())
+	}
+}
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// docs/operators.md is generated from the specs; it must be current.
+func TestOperatorDocs(t *testing.T) {
+	code, out, e := zflowRun(t, "operators", "--markdown")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, e)
+	}
+	path := "../../docs/operators.md"
+	if *update {
+		if err := os.WriteFile(path, []byte(out), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(want) != out {
+		t.Fatal("docs/operators.md is stale: go test ./cmd/zflow -run TestOperatorDocs -update")
 	}
 }
