@@ -77,7 +77,7 @@ func (c *decodeCtx) where(path string) string {
 	return b.String()
 }
 
-func (d *decoder) errorf(p Pos, path, format string, args ...any) {
+func (d *decoder) errorf(p filePos, path, format string, args ...any) {
 	d.fail(path)
 	msg := fmt.Sprintf(format, args...)
 	if path != "" {

@@ -6,16 +6,16 @@ import (
 	"strings"
 )
 
-// Pos is a position in a pipeline file: 1-based line and column. Columns
-// count characters (runes), not bytes, as goccy/go-yaml does. The zero Pos
+// filePos is a position in a pipeline file: 1-based line and column. Columns
+// count characters (runes), not bytes, as goccy/go-yaml does. The zero filePos
 // means "no position".
-type Pos struct {
+type filePos struct {
 	Line, Col int
 }
 
-func (p Pos) valid() bool { return p.Line > 0 }
+func (p filePos) valid() bool { return p.Line > 0 }
 
-func (p Pos) before(q Pos) bool {
+func (p filePos) before(q filePos) bool {
 	if p.Line != q.Line {
 		return p.Line < q.Line
 	}
@@ -75,7 +75,7 @@ type errs struct {
 	list ErrorList
 }
 
-func (c *errs) add(p Pos, format string, args ...any) {
+func (c *errs) add(p filePos, format string, args ...any) {
 	c.list = append(c.list, &Error{File: c.file, Line: p.Line, Col: p.Col, Msg: fmt.Sprintf(format, args...)})
 }
 
@@ -85,7 +85,7 @@ func (c *errs) add(p Pos, format string, args ...any) {
 func (c *errs) sortedIn(src *source) ErrorList {
 	for _, e := range c.list {
 		if src != nil && e.Line > 0 {
-			p := src.clamp(Pos{e.Line, e.Col})
+			p := src.clamp(filePos{e.Line, e.Col})
 			e.Line, e.Col = p.Line, p.Col
 		}
 	}
@@ -107,7 +107,7 @@ func sortErrors(l ErrorList) ErrorList {
 		if (a.Line > 0) != (b.Line > 0) {
 			return a.Line > 0
 		}
-		return Pos{a.Line, a.Col}.before(Pos{b.Line, b.Col})
+		return filePos{a.Line, a.Col}.before(filePos{b.Line, b.Col})
 	})
 	out := l[:1]
 	for _, e := range l[1:] {

@@ -37,7 +37,7 @@ func FuzzParse(f *testing.F) {
 			if e.Line < 0 || e.Line > lines || e.Col < 0 || (e.Line > 0) != (e.Col > 0) {
 				t.Errorf("position %d:%d outside the file (%d lines): %v", e.Line, e.Col, lines, e)
 			}
-			if i > 0 && e.Line > 0 && (Pos{e.Line, e.Col}).before(Pos{list[i-1].Line, list[i-1].Col}) {
+			if i > 0 && e.Line > 0 && (filePos{e.Line, e.Col}).before(filePos{list[i-1].Line, list[i-1].Col}) {
 				t.Errorf("errors not sorted: %v before %v", list[i-1], e)
 			}
 		}

@@ -35,7 +35,7 @@ type Pipeline struct {
 // nodeInfo is where a node is in the file.
 type nodeInfo struct {
 	id    string
-	idPos Pos
+	idPos filePos
 	body  *node // the node's mapping
 }
 
@@ -95,7 +95,7 @@ func Parse(src []byte, filename string, opts ...Option) (*Pipeline, error) {
 	root := parseYAML(p.src, o.lookup, e)
 	if root == nil {
 		if len(e.list) == 0 {
-			e.add(Pos{1, 1}, "empty pipeline file (want version, name, sources and sinks)")
+			e.add(filePos{1, 1}, "empty pipeline file (want version, name, sources and sinks)")
 		}
 		return nil, e.sortedIn(p.src)
 	}
@@ -115,7 +115,7 @@ func Parse(src []byte, filename string, opts ...Option) (*Pipeline, error) {
 func (b *graphBuilder) build(root *node) (ok bool) {
 	defer func() {
 		if r := recover(); r != nil {
-			b.e.add(Pos{1, 1}, "internal error while checking the pipeline: %v (a bug in zflow; please report it)", r)
+			b.e.add(filePos{1, 1}, "internal error while checking the pipeline: %v (a bug in zflow; please report it)", r)
 			ok = false
 		}
 	}()
@@ -153,10 +153,10 @@ func (p *Pipeline) Locate(ne *engine.NodeError) *Error {
 }
 
 // position finds node id's field in the file.
-func (p *Pipeline) position(id, field string, offset int) (Pos, bool) {
+func (p *Pipeline) position(id, field string, offset int) (filePos, bool) {
 	info := p.nodes[id]
 	if info == nil {
-		return Pos{}, false
+		return filePos{}, false
 	}
 	if field == "" {
 		return info.idPos, true
@@ -257,7 +257,7 @@ type graphBuilder struct {
 	badInputs  map[string]bool // nodes whose inputs could not be read
 	incomplete bool            // a section is missing or unreadable: the graph is partial
 	suspectUse bool            // a node may be missing: "output not used" errors may be wrong
-	firstID    map[string]Pos
+	firstID    map[string]filePos
 }
 
 func (b *graphBuilder) top(root *node) {
@@ -310,7 +310,7 @@ func (b *graphBuilder) top(root *node) {
 	}
 
 	p.Graph = &engine.Graph{Name: p.Name, Settings: p.Settings.Engine()}
-	b.firstID = map[string]Pos{}
+	b.firstID = map[string]filePos{}
 	for _, en := range root.entries {
 		for _, sec := range sections {
 			if en.key == sec.key {

@@ -60,7 +60,7 @@ func normalizeNewlines(b []byte) []byte {
 
 // clamp moves p inside the file: to its last line, and to at most one past
 // the end of its line.
-func (s *source) clamp(p Pos) Pos {
+func (s *source) clamp(p filePos) filePos {
 	if p.Line < 1 {
 		return p
 	}
@@ -75,7 +75,7 @@ func (s *source) clamp(p Pos) Pos {
 }
 
 // index returns the byte offset of p, clamped to its line.
-func (s *source) index(p Pos) int {
+func (s *source) index(p filePos) int {
 	if p.Line < 1 || p.Line > len(s.lines) {
 		return -1
 	}
@@ -88,16 +88,16 @@ func (s *source) index(p Pos) int {
 }
 
 // pos returns the position of byte offset i.
-func (s *source) pos(i int) Pos {
+func (s *source) pos(i int) filePos {
 	i = max(0, min(i, len(s.text)))
 	line := sort.Search(len(s.lines), func(k int) bool { return s.lines[k] > i }) // first line starting after i
 	start := s.lines[line-1]
-	return Pos{Line: line, Col: utf8.RuneCount(s.text[start:i]) + 1}
+	return filePos{Line: line, Col: utf8.RuneCount(s.text[start:i]) + 1}
 }
 
 // skipBlank moves p past spaces and tabs on its line: goccy sometimes places
 // a value at the blank before it.
-func (s *source) skipBlank(p Pos) Pos {
+func (s *source) skipBlank(p filePos) filePos {
 	i := s.index(p)
 	if i < 0 {
 		return p
@@ -109,18 +109,18 @@ func (s *source) skipBlank(p Pos) Pos {
 	if j == i || j == len(s.text) || s.text[j] == '\n' || s.text[j] == '\r' {
 		return p
 	}
-	return Pos{p.Line, p.Col + j - i}
+	return filePos{p.Line, p.Col + j - i}
 }
 
 // scalarPos returns the position of byte offset off in the value of string
 // scalar n: of its text after ${ENV} substitution when afterEnv, else of its
 // text before. It never fails: without a better answer it returns n.pos.
-func scalarPos(s *source, n *node, off int, afterEnv bool) Pos {
+func scalarPos(s *source, n *node, off int, afterEnv bool) filePos {
 	if s == nil || n == nil || n.kind != nodeScalar {
 		if n != nil {
 			return n.pos
 		}
-		return Pos{}
+		return filePos{}
 	}
 	if afterEnv {
 		off = n.env.inOffset(off)

@@ -41,7 +41,7 @@ func valueNode(t *testing.T, src string, env map[string]string) (*node, *source)
 }
 
 // at returns the text of the file from p on.
-func at(s *source, p Pos) string {
+func at(s *source, p filePos) string {
 	i := s.index(p)
 	if i < 0 {
 		return ""
@@ -54,29 +54,29 @@ func TestScalarPos(t *testing.T) {
 		name, src string
 		env       map[string]string
 		target    string // a substring of the decoded value; its position is checked
-		want      Pos
+		want      filePos
 	}{
-		{"plain", "v: qty > 100 AND sym = 'x'\n", nil, "sym", Pos{1, 18}},
-		{"plain start", "v: qty > 100\n", nil, "qty", Pos{1, 4}},
-		{"single", "v: 'qty > 1 AND sym = ''x'' AND zz'\n", nil, "zz", Pos{1, 33}},
-		{"double", `v: "a \"b\" \t c\u00e9 zz"` + "\n", nil, "zz", Pos{1, 24}},
-		{"double end", `v: "abc"` + "\n", nil, "", Pos{1, 8}},
-		{"flow map", "x: {v: \"qty > 1 AND zz\", w: 1}\n", nil, "zz", Pos{1, 21}},
-		{"flow seq", "x: [{v: 'a AND zz'}]\n", nil, "zz", Pos{1, 16}},
-		{"plain multiline", "v: qty > 1\n  AND zz > 2\n", nil, "zz", Pos{2, 7}},
-		{"double multiline", "v: \"qty > 1\n  AND zz > 2\"\n", nil, "zz", Pos{2, 7}},
-		{"double continuation", "v: \"qty > 1 \\\n    AND zz\"\n", nil, "zz", Pos{2, 9}},
-		{"literal", "v: |\n  qty > 1\n    AND zz > 2\n", nil, "zz", Pos{3, 9}},
-		{"literal strip", "v: |-\n  qty > 1\n  AND zz\n", nil, "zz", Pos{3, 7}},
-		{"folded", "x:\n  v: >\n    qty > 1\n    AND zz\n", nil, "zz", Pos{4, 9}},
-		{"folded blank line", "v: >-\n  a\n\n  b zz\n", nil, "zz", Pos{4, 5}},
-		{"literal comment header", "v: | # note\n  zz\n", nil, "zz", Pos{2, 3}},
-		{"unicode", "v: 'é > ü AND zz'\n", nil, "zz", Pos{1, 15}},
-		{"env before", "v: \"${A} AND zz\"\n", map[string]string{"A": "long value"}, "zz", Pos{1, 14}},
-		{"env inside", "v: \"x AND ${A}\"\n", map[string]string{"A": "long zz"}, "zz", Pos{1, 11}},
-		{"env escape", "v: '$$x AND zz'\n", nil, "zz", Pos{1, 13}},
-		{"crlf", "w: 1\r\nv: \"a AND\r\n  zz\"\r\n", nil, "zz", Pos{3, 3}},
-		{"tab before", "v:\t'a zz'\n", nil, "zz", Pos{1, 7}},
+		{"plain", "v: qty > 100 AND sym = 'x'\n", nil, "sym", filePos{1, 18}},
+		{"plain start", "v: qty > 100\n", nil, "qty", filePos{1, 4}},
+		{"single", "v: 'qty > 1 AND sym = ''x'' AND zz'\n", nil, "zz", filePos{1, 33}},
+		{"double", `v: "a \"b\" \t c\u00e9 zz"` + "\n", nil, "zz", filePos{1, 24}},
+		{"double end", `v: "abc"` + "\n", nil, "", filePos{1, 8}},
+		{"flow map", "x: {v: \"qty > 1 AND zz\", w: 1}\n", nil, "zz", filePos{1, 21}},
+		{"flow seq", "x: [{v: 'a AND zz'}]\n", nil, "zz", filePos{1, 16}},
+		{"plain multiline", "v: qty > 1\n  AND zz > 2\n", nil, "zz", filePos{2, 7}},
+		{"double multiline", "v: \"qty > 1\n  AND zz > 2\"\n", nil, "zz", filePos{2, 7}},
+		{"double continuation", "v: \"qty > 1 \\\n    AND zz\"\n", nil, "zz", filePos{2, 9}},
+		{"literal", "v: |\n  qty > 1\n    AND zz > 2\n", nil, "zz", filePos{3, 9}},
+		{"literal strip", "v: |-\n  qty > 1\n  AND zz\n", nil, "zz", filePos{3, 7}},
+		{"folded", "x:\n  v: >\n    qty > 1\n    AND zz\n", nil, "zz", filePos{4, 9}},
+		{"folded blank line", "v: >-\n  a\n\n  b zz\n", nil, "zz", filePos{4, 5}},
+		{"literal comment header", "v: | # note\n  zz\n", nil, "zz", filePos{2, 3}},
+		{"unicode", "v: 'é > ü AND zz'\n", nil, "zz", filePos{1, 15}},
+		{"env before", "v: \"${A} AND zz\"\n", map[string]string{"A": "long value"}, "zz", filePos{1, 14}},
+		{"env inside", "v: \"x AND ${A}\"\n", map[string]string{"A": "long zz"}, "zz", filePos{1, 11}},
+		{"env escape", "v: '$$x AND zz'\n", nil, "zz", filePos{1, 13}},
+		{"crlf", "w: 1\r\nv: \"a AND\r\n  zz\"\r\n", nil, "zz", filePos{3, 3}},
+		{"tab before", "v:\t'a zz'\n", nil, "zz", filePos{1, 7}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			n, s := valueNode(t, tc.src, tc.env)
@@ -157,11 +157,11 @@ func TestCRLF(t *testing.T) {
 func TestScalarPosFallback(t *testing.T) {
 	// A node whose text does not match the file falls back to its start.
 	s := newSource([]byte("v: abc\n"))
-	n := &node{kind: nodeScalar, typ: typeString, pos: Pos{1, 4}, text: "xyz", raw: "xyz"}
-	if got := scalarPos(s, n, 1, true); got != (Pos{1, 4}) {
+	n := &node{kind: nodeScalar, typ: typeString, pos: filePos{1, 4}, text: "xyz", raw: "xyz"}
+	if got := scalarPos(s, n, 1, true); got != (filePos{1, 4}) {
 		t.Errorf("got %v", got)
 	}
-	if got := scalarPos(s, &node{kind: nodeMap, pos: Pos{2, 2}}, 5, true); got != (Pos{2, 2}) {
+	if got := scalarPos(s, &node{kind: nodeMap, pos: filePos{2, 2}}, 5, true); got != (filePos{2, 2}) {
 		t.Errorf("got %v", got)
 	}
 }

@@ -87,7 +87,7 @@ func (d *decoder) decodeSettings(n *node, s *Settings) {
 	if n.kind != nodeMap {
 		return
 	}
-	at := func(path ...string) Pos {
+	at := func(path ...string) filePos {
 		if v := resolvePath(n, path); v != nil {
 			return v.pos
 		}

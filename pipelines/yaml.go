@@ -56,7 +56,7 @@ const maxDepth = 100
 // node is one YAML value. Aliases share the node of their anchor.
 type node struct {
 	kind nodeKind
-	pos  Pos // of the value: first character, opening quote or bracket, block indicator
+	pos  filePos // of the value: first character, opening quote or bracket, block indicator
 
 	// Scalars.
 	typ    scalarType
@@ -78,7 +78,7 @@ type node struct {
 // entry is one key: value of a mapping.
 type entry struct {
 	key    string
-	keyPos Pos
+	keyPos filePos
 	val    *node
 }
 
@@ -174,7 +174,7 @@ func parseYAML(src *source, lookup func(string) (string, bool), e *errs) (root *
 	b := &builder{src: src, lookup: lookup, errs: e, anchors: map[string]*node{}}
 	defer func() {
 		if r := recover(); r != nil {
-			e.add(Pos{1, 1}, "internal error while reading the YAML tree: %v (a bug in zflow; please report it)", r)
+			e.add(filePos{1, 1}, "internal error while reading the YAML tree: %v (a bug in zflow; please report it)", r)
 			root = nil
 		}
 	}()
@@ -220,18 +220,18 @@ func syntaxError(file string, err error) *Error {
 }
 
 // posOf is the position of an AST node's token.
-func posOf(n ast.Node) Pos {
+func posOf(n ast.Node) filePos {
 	if n == nil {
-		return Pos{}
+		return filePos{}
 	}
 	return tokenPos(n.GetToken())
 }
 
-func tokenPos(tk *token.Token) Pos {
+func tokenPos(tk *token.Token) filePos {
 	if tk == nil || tk.Position == nil {
-		return Pos{}
+		return filePos{}
 	}
-	return Pos{tk.Position.Line, max(tk.Position.Column, 1)}
+	return filePos{tk.Position.Line, max(tk.Position.Column, 1)}
 }
 
 type builder struct {
@@ -361,7 +361,7 @@ func (b *builder) convert(n ast.Node, depth int) *node {
 }
 
 // pos is the position of an AST node, moved past blanks goccy counts in.
-func (b *builder) pos(n ast.Node) Pos { return b.src.skipBlank(posOf(n)) }
+func (b *builder) pos(n ast.Node) filePos { return b.src.skipBlank(posOf(n)) }
 
 func tokenValue(tk *token.Token, def string) string {
 	if tk != nil && tk.Value != "" {
@@ -384,7 +384,7 @@ func anchorName(n ast.Node) string {
 }
 
 // stringNode makes a string scalar and substitutes ${ENV} in it.
-func (b *builder) stringNode(s string, style scalarStyle, pos Pos) *node {
+func (b *builder) stringNode(s string, style scalarStyle, pos filePos) *node {
 	out := &node{kind: nodeScalar, typ: typeString, pos: pos, text: s, raw: s, style: style}
 	text, sub, errs := expandEnv(s, b.lookup)
 	if len(errs) > 0 {
@@ -400,7 +400,7 @@ func (b *builder) stringNode(s string, style scalarStyle, pos Pos) *node {
 
 // mapping converts the key: value pairs of a mapping, reporting duplicate
 // and non-scalar keys and applying << merges.
-func (b *builder) mapping(values []*ast.MappingValueNode, pos Pos, depth int) *node {
+func (b *builder) mapping(values []*ast.MappingValueNode, pos filePos, depth int) *node {
 	out := &node{kind: nodeMap, pos: pos}
 	index := make(map[string]int, len(values))
 	var merges []*node
@@ -459,7 +459,7 @@ func (b *builder) mapping(values []*ast.MappingValueNode, pos Pos, depth int) *n
 
 // explicitNull tells whether a null is written (null, ~) at p, rather than
 // implied by an empty value.
-func (b *builder) explicitNull(p Pos) bool {
+func (b *builder) explicitNull(p filePos) bool {
 	i := b.src.index(p)
 	if i < 0 || i >= len(b.src.text) {
 		return false
@@ -477,7 +477,7 @@ func (b *builder) explicitNull(p Pos) bool {
 var yamlFloat = regexp.MustCompile(`^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$`)
 
 // key returns the text of a mapping key. Keys must be scalars.
-func (b *builder) key(k ast.MapKeyNode) (string, Pos, bool) {
+func (b *builder) key(k ast.MapKeyNode) (string, filePos, bool) {
 	pos := b.pos(k)
 	switch x := k.(type) {
 	case *ast.StringNode:
