@@ -35,6 +35,8 @@ type Pipeline struct {
 	name string
 	file *pipelines.Pipeline // nil when built in Go
 	plan *engine.Plan
+
+	warnings []string
 }
 
 // Option configures loading or building a pipeline.
@@ -93,12 +95,30 @@ func Parse(src []byte, filename string, opts ...Option) (*Pipeline, error) {
 }
 
 func fromFile(f *pipelines.Pipeline) (*Pipeline, error) {
+	mem := f.Settings.Memory
+	var warnings []string
+	if f.Graph.Info == nil {
+		f.Graph.Info = map[string]string{}
+	}
+	f.Graph.Info["memory"] = "heap (Go allocator, or the one passed to Run)"
+	if mem.Arena != "" && mem.Arena != "heap" {
+		w := fmt.Sprintf("settings.memory.arena %q is not available in this build; batches use the Go heap", mem.Arena)
+		warnings = append(warnings, w)
+		f.Graph.Info["memory"] += "; " + w
+	}
+	if ex := f.Settings.Trace.Exporter; ex != "" && ex != "none" {
+		warnings = append(warnings, fmt.Sprintf("settings.trace.exporter %q is not available in this build; no traces are exported", ex))
+	}
 	plan, err := f.Compile()
 	if err != nil {
 		return nil, err
 	}
-	return &Pipeline{name: f.Name, file: f, plan: plan}, nil
+	return &Pipeline{name: f.Name, file: f, plan: plan, warnings: warnings}, nil
 }
+
+// Warnings lists the settings this build could not honour (each also logged
+// at warn level when the pipeline runs).
+func (p *Pipeline) Warnings() []string { return p.warnings }
 
 // Name is the pipeline's name.
 func (p *Pipeline) Name() string { return p.name }
@@ -131,6 +151,11 @@ func (p *Pipeline) Start(ctx context.Context, opts ...RunOption) *engine.Executi
 	var ro engine.RunOptions
 	for _, f := range opts {
 		f(&ro)
+	}
+	if ro.Logger != nil {
+		for _, w := range p.warnings {
+			ro.Logger.Warn(w, "pipeline", p.name)
+		}
 	}
 	return p.plan.Start(ctx, ro)
 }

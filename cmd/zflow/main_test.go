@@ -268,3 +268,29 @@ func TestOperatorDocs(t *testing.T) {
 		t.Fatal("docs/operators.md is stale: go test ./cmd/zflow -run TestOperatorDocs -update")
 	}
 }
+
+// Every bad pipeline of the golden table exits 2 with its golden messages,
+// each at file:line:col, and never panics.
+func TestBadPipelinesExit2(t *testing.T) {
+	files, _ := filepath.Glob("../../pipelines/testdata/bad/*.yaml")
+	if len(files) < 30 {
+		t.Fatalf("only %d bad pipelines", len(files))
+	}
+	for _, f := range files {
+		golden, err := os.ReadFile(strings.TrimSuffix(f, ".yaml") + ".golden")
+		if err != nil {
+			t.Fatal(err)
+		}
+		code, _, e := zflowRun(t, "validate", f)
+		if code != exitUsage || strings.Contains(e, "panic") {
+			t.Errorf("%s: exit %d, want 2:\n%s", f, code, e)
+			continue
+		}
+		// The golden names the file by its base name; the CLI by the path given.
+		for _, line := range strings.Split(strings.TrimSpace(string(golden)), "\n") {
+			if !strings.Contains(e, strings.TrimPrefix(line, filepath.Base(f))) || !strings.Contains(e, f+":") {
+				t.Errorf("%s: stderr lacks %q:\n%s", f, line, e)
+			}
+		}
+	}
+}
