@@ -31,11 +31,11 @@ func TestRoundTrip(t *testing.T) {
 		source  func(path string) (engine.Spec, any)
 		copies  string
 	}{
-		{"parquet-snappy", "o.parquet", &ParquetSinkConfig{Compression: "snappy", RowGroupRows: 1000, Dictionary: true}, "parquet",
+		{"parquet-snappy", "o.parquet", &ParquetSinkConfig{Compression: "snappy", RowGroupRows: 1000, Dictionary: "always"}, "parquet",
 			func(p string) (engine.Spec, any) { return ParquetSourceSpec(), &ParquetSourceConfig{Path: p} }, "parquet encode"},
 		{"parquet-zstd", "o.parquet", &ParquetSinkConfig{Compression: "zstd", RowGroupRows: 1 << 20}, "parquet",
 			func(p string) (engine.Spec, any) { return ParquetSourceSpec(), &ParquetSourceConfig{Path: p} }, "parquet encode"},
-		{"parquet-gzip", "o.parquet", &ParquetSinkConfig{Compression: "gzip", RowGroupRows: 700}, "parquet",
+		{"parquet-gzip", "o.parquet", &ParquetSinkConfig{Compression: "gzip", RowGroupRows: 700, Dictionary: "never"}, "parquet",
 			func(p string) (engine.Spec, any) { return ParquetSourceSpec(), &ParquetSourceConfig{Path: p} }, "parquet encode"},
 		{"parquet-none", "o.parquet", &ParquetSinkConfig{Compression: "none", RowGroupRows: 1 << 20}, "parquet",
 			func(p string) (engine.Spec, any) { return ParquetSourceSpec(), &ParquetSourceConfig{Path: p} }, "parquet encode"},

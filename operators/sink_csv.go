@@ -1,9 +1,7 @@
 package operators
 
 import (
-	"context"
 	"errors"
-	"fmt"
 
 	"github.com/apache/arrow-go/v18/arrow"
 
@@ -85,10 +83,11 @@ func (f *csvSinkFactory) New(ic *engine.InstanceContext) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &csvSink{ic: ic, out: out, enc: newCSVEncoder(f.delim, f.cfg.NullValue), ncols: f.schema.NumFields()}
+	enc := newCSVEncoder(f.delim, f.cfg.NullValue)
+	s := &textSink{kind: "csv", ic: ic, out: out, enc: enc, ncols: f.schema.NumFields()}
 	if f.cfg.Header {
-		s.enc.buf = s.enc.appendHeader(s.enc.buf[:0], f.schema)
-		out.Write(s.enc.buf) // buffered; an error shows at the first flush
+		enc.buf = enc.appendHeader(enc.buf[:0], f.schema)
+		out.Write(enc.buf) // buffered; an error shows at the first flush
 	}
 	return s, nil
 }
@@ -97,8 +96,8 @@ func (f *csvSinkFactory) New(ic *engine.InstanceContext) (any, error) {
 type csvEncoder struct {
 	delim byte
 	null  string
-	cols  []textenc.Column
-	buf   []byte
+	batchCols
+	buf []byte
 }
 
 func newCSVEncoder(delim byte, null string) *csvEncoder {
@@ -117,24 +116,6 @@ func (e *csvEncoder) appendHeader(dst []byte, schema *arrow.Schema) []byte {
 	return append(dst, '\n')
 }
 
-// reset points the encoder at rec's columns.
-func (e *csvEncoder) reset(rec arrow.RecordBatch) {
-	n := int(rec.NumCols())
-	if cap(e.cols) < n {
-		e.cols = make([]textenc.Column, n)
-	}
-	e.cols = e.cols[:n]
-	for j := range e.cols {
-		e.cols[j].Reset(rec.Column(j))
-	}
-}
-
-// drop forgets the batch given to reset.
-func (e *csvEncoder) drop() {
-	clear(e.cols)
-	e.cols = e.cols[:0]
-}
-
 // appendRow appends row i of the batch given to reset.
 func (e *csvEncoder) appendRow(dst []byte, i int) []byte {
 	for j := range e.cols {
@@ -150,54 +131,3 @@ func (e *csvEncoder) appendRow(dst []byte, i int) []byte {
 	}
 	return append(dst, '\n')
 }
-
-// textFlushAt is the text size at which sinks hand their buffer to the writer.
-const textFlushAt = 256 << 10
-
-type csvSink struct {
-	ic     *engine.InstanceContext
-	ncols  int
-	out    *fileOut
-	enc    *csvEncoder
-	closed bool
-}
-
-func (s *csvSink) Write(ctx context.Context, port int, in arrow.RecordBatch) error {
-	if int(in.NumCols()) != s.ncols {
-		return fmt.Errorf("csv: write %s: batch has %d columns, the schema %d", s.out.path(), in.NumCols(), s.ncols)
-	}
-	s.ic.Ledger.Copied("csv encode", engine.BatchBytes(in))
-	e := s.enc
-	e.reset(in)
-	defer e.drop()
-	buf := e.buf[:0]
-	for i := range int(in.NumRows()) {
-		buf = e.appendRow(buf, i)
-		if len(buf) >= textFlushAt {
-			if _, err := s.out.Write(buf); err != nil {
-				return fmt.Errorf("csv: write %s: %w", s.out.path(), err)
-			}
-			buf = buf[:0]
-		}
-	}
-	e.buf = buf
-	if _, err := s.out.Write(buf); err != nil {
-		return fmt.Errorf("csv: write %s: %w", s.out.path(), err)
-	}
-	return nil
-}
-
-func (s *csvSink) Close(ctx context.Context) error {
-	if s.closed {
-		return nil
-	}
-	s.closed = true
-	if err := s.out.finish(); err != nil {
-		return fmt.Errorf("csv: close %s: %w", s.out.path(), err)
-	}
-	return nil
-}
-
-func (s *csvSink) Commit() error { return s.out.commit() }
-
-func (s *csvSink) Abort() { s.out.abort() }

@@ -1,9 +1,7 @@
 package operators
 
 import (
-	"context"
 	"errors"
-	"fmt"
 
 	"github.com/apache/arrow-go/v18/arrow"
 
@@ -65,15 +63,15 @@ func (f *ndjsonSinkFactory) New(ic *engine.InstanceContext) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &ndjsonSink{ic: ic, out: out, enc: newNDJSONEncoder(f.schema)}, nil
+	return &textSink{kind: "ndjson", ic: ic, out: out, enc: newNDJSONEncoder(f.schema), ncols: f.schema.NumFields()}, nil
 }
 
 // ndjsonEncoder turns batches into NDJSON text. It is reused by the stdout
 // sink.
 type ndjsonEncoder struct {
 	keys [][]byte // `{"name":` for the first column, `,"name":` after
-	cols []textenc.Column
-	buf  []byte
+	batchCols
+	buf []byte
 }
 
 func newNDJSONEncoder(schema *arrow.Schema) *ndjsonEncoder {
@@ -89,22 +87,6 @@ func newNDJSONEncoder(schema *arrow.Schema) *ndjsonEncoder {
 	return e
 }
 
-func (e *ndjsonEncoder) reset(rec arrow.RecordBatch) {
-	n := int(rec.NumCols())
-	if cap(e.cols) < n {
-		e.cols = make([]textenc.Column, n)
-	}
-	e.cols = e.cols[:n]
-	for j := range e.cols {
-		e.cols[j].Reset(rec.Column(j))
-	}
-}
-
-func (e *ndjsonEncoder) drop() {
-	clear(e.cols)
-	e.cols = e.cols[:0]
-}
-
 func (e *ndjsonEncoder) appendRow(dst []byte, i int) []byte {
 	if len(e.cols) == 0 {
 		return append(dst, '{', '}', '\n')
@@ -115,50 +97,3 @@ func (e *ndjsonEncoder) appendRow(dst []byte, i int) []byte {
 	}
 	return append(dst, '}', '\n')
 }
-
-type ndjsonSink struct {
-	ic     *engine.InstanceContext
-	out    *fileOut
-	enc    *ndjsonEncoder
-	closed bool
-}
-
-func (s *ndjsonSink) Write(ctx context.Context, port int, in arrow.RecordBatch) error {
-	if int(in.NumCols()) != len(s.enc.keys) {
-		return fmt.Errorf("ndjson: write %s: batch has %d columns, the schema %d", s.out.path(), in.NumCols(), len(s.enc.keys))
-	}
-	s.ic.Ledger.Copied("ndjson encode", engine.BatchBytes(in))
-	e := s.enc
-	e.reset(in)
-	defer e.drop()
-	buf := e.buf[:0]
-	for i := range int(in.NumRows()) {
-		buf = e.appendRow(buf, i)
-		if len(buf) >= textFlushAt {
-			if _, err := s.out.Write(buf); err != nil {
-				return fmt.Errorf("ndjson: write %s: %w", s.out.path(), err)
-			}
-			buf = buf[:0]
-		}
-	}
-	e.buf = buf
-	if _, err := s.out.Write(buf); err != nil {
-		return fmt.Errorf("ndjson: write %s: %w", s.out.path(), err)
-	}
-	return nil
-}
-
-func (s *ndjsonSink) Close(ctx context.Context) error {
-	if s.closed {
-		return nil
-	}
-	s.closed = true
-	if err := s.out.finish(); err != nil {
-		return fmt.Errorf("ndjson: close %s: %w", s.out.path(), err)
-	}
-	return nil
-}
-
-func (s *ndjsonSink) Commit() error { return s.out.commit() }
-
-func (s *ndjsonSink) Abort() { s.out.abort() }

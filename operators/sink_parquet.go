@@ -19,7 +19,7 @@ type ParquetSinkConfig struct {
 	Path         string `zflow:"path" required:"true" doc:"file to write; replaced atomically when the run succeeds" example:"out/vwap.parquet"`
 	Compression  string `zflow:"compression" doc:"page compression codec" enum:"snappy,zstd,gzip,none"`
 	RowGroupRows int    `zflow:"row_group_rows" doc:"rows per row group (the last one may hold fewer)"`
-	Dictionary   bool   `zflow:"dictionary" doc:"dictionary-encode columns (falling back to plain encoding when a dictionary grows past 1 MiB); off writes faster for high-cardinality data"`
+	Dictionary   string `zflow:"dictionary" enum:"auto,always,never" doc:"dictionary encoding (a dictionary that grows past 1 MiB falls back to plain encoding): auto encodes string and binary columns only, where repeats are common and hashing pays; always encodes every column; never writes plain"`
 }
 
 // ParquetSinkSpec is the spec of the parquet sink.
@@ -35,7 +35,7 @@ inputs: [vwap]
 path: out/vwap.parquet
 compression: zstd`,
 		MinInputs: 1, MaxInputs: 1,
-		NewConfig: func() any { return &ParquetSinkConfig{Compression: "snappy", RowGroupRows: 1 << 20, Dictionary: true} },
+		NewConfig: func() any { return &ParquetSinkConfig{Compression: "snappy", RowGroupRows: 1 << 20, Dictionary: "auto"} },
 		Build:     buildParquetSink,
 	}
 }
@@ -67,6 +67,13 @@ func buildParquetSink(bc *engine.BuildContext, c any) (engine.Factory, error) {
 	default:
 		errs = append(errs, engine.Errf("compression", "want snappy, zstd, gzip or none, got %q", cfg.Compression))
 	}
+	switch cfg.Dictionary {
+	case "":
+		cfg.Dictionary = "auto"
+	case "auto", "always", "never":
+	default:
+		errs = append(errs, engine.Errf("dictionary", "want auto, always or never, got %q", cfg.Dictionary))
+	}
 	if cfg.RowGroupRows <= 0 {
 		errs = append(errs, engine.Errf("row_group_rows", "must be > 0, got %d", cfg.RowGroupRows))
 	}
@@ -78,21 +85,32 @@ func buildParquetSink(bc *engine.BuildContext, c any) (engine.Factory, error) {
 		return nil, errors.Join(errs...)
 	}
 	// Check at compile time that every column has a Parquet mapping.
+	f.schema = schema
 	if _, err := pqarrow.ToParquet(schema, f.writerProps(parquetScratch), pqarrow.DefaultWriterProps()); err != nil {
 		return nil, engine.Errf("inputs", "parquet: cannot store schema %s: %v", schema, err)
 	}
-	f.schema = schema
 	return f, nil
 }
 
 func (f *parquetSinkFactory) writerProps(mem memory.Allocator) *parquet.WriterProperties {
-	return parquet.NewWriterProperties(
+	opts := []parquet.WriterProperty{
 		parquet.WithAllocator(mem),
 		parquet.WithCompression(f.codec),
 		parquet.WithMaxRowGroupLength(int64(f.cfg.RowGroupRows)),
-		parquet.WithDictionaryDefault(f.cfg.Dictionary),
+		parquet.WithDictionaryDefault(f.cfg.Dictionary == "always"),
 		parquet.WithCreatedBy("zflow"),
-	)
+	}
+	if f.cfg.Dictionary == "auto" {
+		// Top-level string and binary columns only: numbers and timestamps
+		// rarely repeat enough to pay for the hash lookups.
+		for _, fl := range f.schema.Fields() {
+			switch fl.Type.ID() {
+			case arrow.STRING, arrow.LARGE_STRING, arrow.BINARY, arrow.LARGE_BINARY, arrow.DICTIONARY, arrow.STRING_VIEW, arrow.BINARY_VIEW:
+				opts = append(opts, parquet.WithDictionaryFor(fl.Name, true))
+			}
+		}
+	}
+	return parquet.NewWriterProperties(opts...)
 }
 
 func (f *parquetSinkFactory) Schema() *arrow.Schema { return nil }
