@@ -35,8 +35,10 @@ inputs: [vwap]
 path: out/vwap.parquet
 compression: zstd`,
 		MinInputs: 1, MaxInputs: 1,
-		NewConfig: func() any { return &ParquetSinkConfig{Compression: "snappy", RowGroupRows: 1 << 20, Dictionary: "auto"} },
-		Build:     buildParquetSink,
+		NewConfig: func() any {
+			return &ParquetSinkConfig{Compression: "snappy", RowGroupRows: 1 << 20, Dictionary: "auto"}
+		},
+		Build: buildParquetSink,
 	}
 }
 

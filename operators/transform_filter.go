@@ -48,7 +48,7 @@ type filterFactory struct {
 }
 
 func (f *filterFactory) Schema() *arrow.Schema { return f.schema }
-func (f *filterFactory) Describe() string     { return "where: " + f.pred.String() }
+func (f *filterFactory) Describe() string      { return "where: " + f.pred.String() }
 
 func (f *filterFactory) New(ic *engine.InstanceContext) (any, error) {
 	return &filter{pred: f.pred, mem: ic.Alloc, ledger: ic.Ledger}, nil

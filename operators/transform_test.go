@@ -114,13 +114,13 @@ func TestProjectErrors(t *testing.T) {
 
 func TestSplitAlias(t *testing.T) {
 	cases := map[string][2]string{
-		"qty":                       {"qty", ""},
-		"qty AS q":                  {"qty ", "q"},
-		"CAST(qty AS int32)":        {"CAST(qty AS int32)", ""},
-		"CAST(qty AS int32) as x":   {"CAST(qty AS int32) ", "x"},
-		"'a as b' AS s":             {"'a as b' ", "s"},
-		`price * qty AS "my col"`:   {"price * qty ", "my col"},
-		"has_as":                    {"has_as", ""},
+		"qty":                     {"qty", ""},
+		"qty AS q":                {"qty ", "q"},
+		"CAST(qty AS int32)":      {"CAST(qty AS int32)", ""},
+		"CAST(qty AS int32) as x": {"CAST(qty AS int32) ", "x"},
+		"'a as b' AS s":           {"'a as b' ", "s"},
+		`price * qty AS "my col"`: {"price * qty ", "my col"},
+		"has_as":                  {"has_as", ""},
 	}
 	for in, want := range cases {
 		e, a := splitAlias(in)

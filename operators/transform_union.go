@@ -68,7 +68,9 @@ type unionFactory struct{ schema *arrow.Schema }
 
 func (f *unionFactory) Schema() *arrow.Schema { return f.schema }
 
-func (f *unionFactory) New(*engine.InstanceContext) (any, error) { return &union{schema: f.schema}, nil }
+func (f *unionFactory) New(*engine.InstanceContext) (any, error) {
+	return &union{schema: f.schema}, nil
+}
 
 type union struct{ schema *arrow.Schema }
 
