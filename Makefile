@@ -9,7 +9,7 @@ BIN       := bin/zflow
 LDFLAGS   := -checklinkname=0
 GOFLAGS_T ?= -race -count=1 -timeout 20m
 
-.PHONY: run test build deps vet fuzz bench clean
+.PHONY: run test build deps vet fuzz bench bench-overhead bench-duckdb clean
 
 run: build
 	$(BIN) run pipelines/examples/quickstart.yaml
@@ -29,6 +29,8 @@ deps:
 
 vet: deps
 	$(GO) vet ./...
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './bench/duckdb/*')); \
+	  if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 
 test: deps vet
 	$(GO) test $(GOFLAGS_T) -ldflags='$(LDFLAGS)' ./...
@@ -39,8 +41,21 @@ fuzz: deps
 	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) -parallel=1 ./pipelines/
 	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) -parallel=1 ./operators/expr/
 
+# Benchmarks are not tests: they print figures (ratios against a baseline
+# measured in the same run) and never assert a timing.
 bench: deps
-	$(GO) test -run='^$$' -bench=. -benchmem ./bench/...
+	$(GO) test -run='^$$' -bench=. -benchtime=5x -cpu 1,2 ./bench/
+
+# Engine overhead (pipeline ÷ the same compute calls in a plain loop), with a
+# PNG chart: bench/results/overhead.{json,png}.
+bench-overhead: deps
+	$(GO) run ./bench/cmd/overhead
+
+# zflow vs DuckDB (through @duckdb/node-api, threads=2) on a 10M-row CSV, as
+# whole processes under hyperfine: bench/results/duckdb.{json,md,png}.
+# Installs hyperfine, time and the npm packages if missing; ~5 minutes.
+bench-duckdb: deps
+	bash bench/duckdb.sh
 
 clean:
 	rm -rf bin out

@@ -24,6 +24,7 @@ var benchBatches = []int{1 << 10, 8 << 10, 64 << 10}
 //	                operators overlap on several CPUs: run with -cpu 1,2)
 //	edge-ns/batch   (pipeline − loop) ÷ (batches × 3 edges)
 //	allocs/batch    heap allocations per source batch (pipeline, and loop-)
+//	goroutines/batch  goroutines started per source batch
 func BenchmarkPipeline(b *testing.B) {
 	for _, batch := range benchBatches {
 		b.Run(fmt.Sprintf("rows=%d/batch=%d", benchRows, batch), func(b *testing.B) {
@@ -171,6 +172,7 @@ func BenchmarkLoop(b *testing.B) {
 func (c *Cost) add(o Cost) {
 	c.Elapsed += o.Elapsed
 	c.Mallocs += o.Mallocs
+	c.Goroutines += o.Goroutines
 }
 
 // report adds rows/s, bytes/s (input payload) and allocs/batch for c, the
@@ -183,4 +185,5 @@ func report(b *testing.B, c Cost, d *Data, batches float64) {
 	b.ReportMetric(float64(d.Rows)*float64(b.N)/sec, "rows/s")
 	b.ReportMetric(float64(d.Bytes)*float64(b.N)/sec, "bytes/s")
 	b.ReportMetric(float64(c.Mallocs)/batches, "allocs/batch")
+	b.ReportMetric(float64(c.Goroutines)/batches, "goroutines/batch")
 }

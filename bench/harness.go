@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"runtime/metrics"
 	"sync"
 	"time"
 
@@ -230,21 +231,36 @@ func RunPipeline(ctx context.Context, p *engine.Plan, mem memory.Allocator) (Res
 	return r, sum, nil
 }
 
-// Cost is the wall time and heap allocation count of one call.
+// Cost is the wall time, heap allocation count and goroutines started of
+// one call.
 type Cost struct {
-	Elapsed time.Duration
-	Mallocs uint64 // runtime.MemStats.Mallocs delta (every Go heap object, arrow buffers included)
+	Elapsed    time.Duration
+	Mallocs    uint64 // runtime.MemStats.Mallocs delta (every Go heap object, arrow buffers included)
+	Goroutines uint64 // goroutines created (arrow-go's compute starts one per CallFunction)
+}
+
+const goroutinesCreated = "/sched/goroutines-created:goroutines"
+
+func goroutines() uint64 {
+	s := []metrics.Sample{{Name: goroutinesCreated}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return s[0].Value.Uint64()
 }
 
 // Measure runs fn once and returns its cost.
 func Measure(fn func() error) (Cost, error) {
 	var m0, m1 runtime.MemStats
 	runtime.ReadMemStats(&m0)
+	g0 := goroutines()
 	t0 := time.Now()
 	err := fn()
 	el := time.Since(t0)
+	g1 := goroutines()
 	runtime.ReadMemStats(&m1)
-	return Cost{Elapsed: el, Mallocs: m1.Mallocs - m0.Mallocs}, err
+	return Cost{Elapsed: el, Mallocs: m1.Mallocs - m0.Mallocs, Goroutines: g1 - g0}, err
 }
 
 // errNoData is returned by a replay source built without data.

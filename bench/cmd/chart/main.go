@@ -237,7 +237,7 @@ func drawPNG(in, out string) error {
 		YLabel: "MiB", Series: []string{"zflow", "DuckDB"}, Format: "%.0f",
 	}
 	for _, t := range rep.Tasks {
-		label := map[string]string{"startup": "start-up", "convert": "csv -> parquet", "filter": "filter+project\n-> parquet"}[t.ID]
+		label := map[string]string{"startup": "start-up", "convert": "csv->parquet", "filter": "filter+project\n->parquet"}[t.ID]
 		wall.Groups = append(wall.Groups, chart.Group{Label: fmt.Sprintf("%s\nx%.2f", label, t.Ratio),
 			Values: []float64{t.ZFlow.MeanS, t.DuckDB.MeanS}})
 		cpu.Groups = append(cpu.Groups, chart.Group{Label: fmt.Sprintf("%s\nx%.2f", label, t.CPURatio),
@@ -249,7 +249,7 @@ func drawPNG(in, out string) error {
 		fmt.Sprintf("x = zflow / DuckDB. DuckDB threads=%d. %s", rep.Threads, rep.Meta["cpu"]),
 		rep.Meta["duckdb"],
 	}
-	const pw, h = 520, 460
+	const pw, h = 640, 470
 	img := chart.NewCanvas(3*pw, h)
 	wall.Draw(img, image.Rect(0, 0, pw, h))
 	cpu.Draw(img, image.Rect(pw, 0, 2*pw, h))

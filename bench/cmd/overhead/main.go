@@ -8,6 +8,7 @@
 // Run it from the repository root:
 //
 //	go run ./bench/cmd/overhead [-rows 4194304] [-reps 7] [-procs 1,2] [-out bench/results]
+//	go run ./bench/cmd/overhead -replot    # redraw the chart from overhead.json
 package main
 
 import (
@@ -37,13 +38,14 @@ import (
 // Side is the figures of one side (loop, replay pipeline, generate
 // pipeline) over the repetitions.
 type Side struct {
-	MedianMs       float64   `json:"median_ms"`
-	MinMs          float64   `json:"min_ms"`
-	CPUMs          float64   `json:"cpu_median_ms"` // user+system time of the whole process
-	RowsPerSec     float64   `json:"rows_per_s"`    // input rows ÷ median time
-	BytesPerSec    float64   `json:"bytes_per_s"`   // input payload ÷ median time
-	AllocsPerBatch float64   `json:"allocs_per_batch"`
-	RunsMs         []float64 `json:"runs_ms"`
+	MedianMs           float64   `json:"median_ms"`
+	MinMs              float64   `json:"min_ms"`
+	CPUMs              float64   `json:"cpu_median_ms"` // user+system time of the whole process
+	RowsPerSec         float64   `json:"rows_per_s"`    // input rows ÷ median time
+	BytesPerSec        float64   `json:"bytes_per_s"`   // input payload ÷ median time
+	AllocsPerBatch     float64   `json:"allocs_per_batch"`
+	GoroutinesPerBatch float64   `json:"goroutines_per_batch"`
+	RunsMs             []float64 `json:"runs_ms"`
 }
 
 // Result is one (procs, batch size) cell.
@@ -90,7 +92,23 @@ func main() {
 	batchList := flag.String("batches", "1024,8192,65536", "batch sizes, comma-separated")
 	procList := flag.String("procs", "1,2", "GOMAXPROCS values, comma-separated")
 	out := flag.String("out", "bench/results", "folder for overhead.json and overhead.png ('' writes nothing)")
+	replot := flag.Bool("replot", false, "measure nothing: redraw <out>/overhead.png and reprint the table from <out>/overhead.json")
 	flag.Parse()
+	if *replot {
+		var rep Report
+		b, err := os.ReadFile(filepath.Join(*out, "overhead.json"))
+		if err == nil {
+			err = json.Unmarshal(b, &rep)
+		}
+		if err == nil {
+			writeTable(os.Stdout, &rep)
+			err = writeChart(filepath.Join(*out, "overhead.png"), &rep)
+		}
+		if err != nil {
+			fatal(err)
+		}
+		return
+	}
 	batches, err := ints(*batchList)
 	if err != nil {
 		fatal(err)
@@ -135,8 +153,9 @@ func main() {
 }
 
 type run struct {
-	wall, cpu time.Duration
-	mallocs   uint64
+	wall, cpu  time.Duration
+	mallocs    uint64
+	goroutines uint64
 }
 
 // measure runs the four sides (loop, replay, generate, bare) reps times, interleaved (their order rotates
@@ -186,24 +205,26 @@ func measure(ctx context.Context, procs int, rows int64, batch, reps int) (Resul
 				return Result{}, fmt.Errorf("procs=%d batch=%d: %w", procs, batch, err)
 			}
 			if i >= 0 {
-				runs[s] = append(runs[s], run{wall: c.Elapsed, cpu: cpuTime() - c0, mallocs: c.Mallocs})
+				runs[s] = append(runs[s], run{wall: c.Elapsed, cpu: cpuTime() - c0, mallocs: c.Mallocs, goroutines: c.Goroutines})
 			}
 		}
 	}
 	nb := len(d.Batches)
 	side := func(rs []run) Side {
 		s := Side{}
-		var walls, cpus, allocs []float64
+		var walls, cpus, allocs, gors []float64
 		for _, r := range rs {
 			walls = append(walls, ms(r.wall))
 			cpus = append(cpus, ms(r.cpu))
 			allocs = append(allocs, float64(r.mallocs)/float64(nb))
+			gors = append(gors, float64(r.goroutines)/float64(nb))
 		}
 		s.RunsMs = walls
 		s.MedianMs, s.MinMs, s.CPUMs = median(walls), slices.Min(walls), median(cpus)
 		s.RowsPerSec = float64(d.Rows) / (s.MedianMs / 1e3)
 		s.BytesPerSec = float64(d.Bytes) / (s.MedianMs / 1e3)
 		s.AllocsPerBatch = median(allocs)
+		s.GoroutinesPerBatch = median(gors)
 		return s
 	}
 	res := Result{
@@ -247,13 +268,14 @@ func cpuTime() time.Duration {
 func writeTable(w io.Writer, rep *Report) {
 	fmt.Fprintf(w, "core pipeline vs plain loop — %s, %d CPU, %s; %d reps, medians; load %s → %s\n\n",
 		rep.CPU, rep.NumCPU, rep.Go, rep.Reps, rep.LoadStart, rep.LoadEnd)
-	fmt.Fprintln(w, "| GOMAXPROCS | batch | batches | loop ms | pipeline ms | overhead ratio | CPU ratio | edge ns/batch | bare edge ns/batch | loop Mrows/s | pipeline Mrows/s | generate Mrows/s | allocs/batch loop → pipeline (generate) |")
-	fmt.Fprintln(w, "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+	fmt.Fprintln(w, "| GOMAXPROCS | batch | batches | loop ms | pipeline ms | overhead ratio | CPU ratio | edge ns/batch | bare edge ns/batch | loop Mrows/s | pipeline Mrows/s | generate Mrows/s | allocs/batch loop → pipeline (generate) | goroutines/batch loop → pipeline |")
+	fmt.Fprintln(w, "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |")
 	for _, r := range rep.Results {
-		fmt.Fprintf(w, "| %d | %d | %d | %.1f | %.1f | %.3f | %.3f | %.0f | %.0f | %.1f | %.1f | %.1f | %.1f → %.1f (%.1f) |\n",
+		fmt.Fprintf(w, "| %d | %d | %d | %.1f | %.1f | %.3f | %.3f | %.0f | %.0f | %.1f | %.1f | %.1f | %.1f → %.1f (%.1f) | %.1f → %.1f |\n",
 			r.Procs, r.BatchRows, r.Batches, r.Loop.MedianMs, r.Replay.MedianMs, r.OverheadRatio, r.CPURatio,
 			r.EdgeNsPerBatch, r.BareEdgeNs, r.Loop.RowsPerSec/1e6, r.Replay.RowsPerSec/1e6, r.Generate.RowsPerSec/1e6,
-			r.Loop.AllocsPerBatch, r.Replay.AllocsPerBatch, r.Generate.AllocsPerBatch)
+			r.Loop.AllocsPerBatch, r.Replay.AllocsPerBatch, r.Generate.AllocsPerBatch,
+			r.Loop.GoroutinesPerBatch, r.Replay.GoroutinesPerBatch)
 	}
 }
 
@@ -275,7 +297,7 @@ func writeChart(path string, rep *Report) error {
 			Values: []float64{r.Loop.RowsPerSec / 1e6, r.Replay.RowsPerSec / 1e6, r.Generate.RowsPerSec / 1e6},
 		})
 	}
-	w := max(900, 150*len(c.Groups)+120)
+	w := max(1000, 190*len(c.Groups)+120)
 	img := chart.NewCanvas(w, 520)
 	c.Draw(img, image.Rect(0, 0, w, 520))
 	return chart.WritePNG(path, img)

@@ -1,6 +1,3 @@
-// Package chart draws the simple bar charts of bench/results as PNG files
-// with the standard library only: grouped bars, a value axis with ticks and
-// a grid, group labels, a legend, and text from a built-in bitmap font.
 package chart
 
 import (
@@ -126,6 +123,16 @@ func (c *Bars) Draw(img *image.RGBA, r image.Rectangle) {
 	groupW := (right - left) / n
 	nb := max(len(c.Series), 1)
 	barW := min(140, max(4, (groupW-24)/nb))
+	// One scale for every value label: the large one if all of them fit
+	// their bars.
+	ls := s
+	for _, g := range c.Groups {
+		for _, v := range g.Values {
+			if c.Format != "" && TextWidth(fmt.Sprintf(c.Format, v), s) > barW-2 {
+				ls = 1
+			}
+		}
+	}
 	for gi, g := range c.Groups {
 		gx := left + gi*groupW + (groupW-barW*nb)/2
 		for si, v := range g.Values {
@@ -137,10 +144,6 @@ func (c *Bars) Draw(img *image.RGBA, r image.Rectangle) {
 			fill(img, image.Rect(x0+1, y, x0+barW-1, bottom), Palette[si%len(Palette)])
 			if c.Format != "" {
 				lbl := fmt.Sprintf(c.Format, v)
-				ls := s
-				if TextWidth(lbl, ls) > barW-2 {
-					ls = 1
-				}
 				Text(img, x0+(barW-TextWidth(lbl, ls))/2, y-glyphH*ls-1, lbl, ls, black)
 			}
 		}
