@@ -135,6 +135,10 @@ func WithAllocator(mem memory.Allocator) RunOption {
 	return func(o *engine.RunOptions) { o.Alloc = mem }
 }
 
+// WithBeforeCommit calls f once the pipeline has stopped and before its
+// sinks publish (or discard) their output.
+func WithBeforeCommit(f func()) RunOption { return func(o *engine.RunOptions) { o.BeforeCommit = f } }
+
 // WithLogger sends the run's log records to l.
 func WithLogger(l *slog.Logger) RunOption { return func(o *engine.RunOptions) { o.Logger = l } }
 

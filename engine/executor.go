@@ -21,6 +21,10 @@ type RunOptions struct {
 	Alloc memory.Allocator
 	// Logger receives the run's log records; nil discards them.
 	Logger *slog.Logger
+	// BeforeCommit, if set, is called once every instance has returned and
+	// before the sinks commit (or abort): the CLI clears its progress line
+	// there, before a stdout sink prints its result.
+	BeforeCommit func()
 }
 
 // Execution is a running plan.
@@ -393,6 +397,9 @@ func (x *Execution) finish() {
 	}
 	err := x.err
 	x.errMu.Unlock()
+	if x.opts.BeforeCommit != nil {
+		x.opts.BeforeCommit()
+	}
 	if err == nil {
 		for i, s := range x.sinks {
 			if cerr := s.Commit(); cerr != nil {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"sync"
 	"syscall"
 	"time"
 
@@ -80,8 +81,18 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 		defer pprof.StopCPUProfile()
 	}
-	x := p.Start(runCtx, zflow.WithLogger(logger))
 	showProgress := !*quiet && isTerminal(stderr)
+	var progressMu sync.Mutex
+	progressOn := showProgress
+	stopProgress := func() {
+		progressMu.Lock()
+		defer progressMu.Unlock()
+		if progressOn {
+			progressOn = false
+			fmt.Fprint(stderr, "\r\033[K")
+		}
+	}
+	x := p.Start(runCtx, zflow.WithLogger(logger), zflow.WithBeforeCommit(stopProgress))
 	if showProgress {
 		tick := time.NewTicker(*progressEvery)
 	loop:
@@ -90,11 +101,15 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			case <-x.Done():
 				break loop
 			case <-tick.C:
-				writeProgress(stderr, x.Snapshot())
+				progressMu.Lock()
+				if progressOn {
+					writeProgress(stderr, x.Snapshot())
+				}
+				progressMu.Unlock()
 			}
 		}
 		tick.Stop()
-		fmt.Fprint(stderr, "\r\033[K")
+		stopProgress()
 	}
 	sum, runErr := x.Wait()
 	switch {

@@ -141,14 +141,16 @@ func (c *checker) in(e *In) (node, error) {
 	switch {
 	case allConst && x.dtype().ID() == arrow.STRING && len(list) <= maxSmallIn:
 		in := &inStrNode{x: x}
+		strs := make([]string, 0, len(list))
 		for _, k := range list {
 			s, null, _ := constString(k)
 			if null {
 				in.hasNull = true
 			} else {
-				in.set = append(in.set, s)
+				strs = append(strs, s)
 			}
 		}
+		in.set = newStrSet(strs)
 		n = in
 	// arrow-go v18.8.0's is_in does not find booleans: they take the OR path.
 	case allConst && classOf(x.dtype()) != clsBool:
