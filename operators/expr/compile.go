@@ -131,7 +131,7 @@ func (c *Compiled) Eval(ctx context.Context, mem memory.Allocator, rec arrow.Rec
 //
 //   - every row kept: out is rec itself, Retained (the same batch, no copy);
 //   - no row kept: out is nil;
-//   - otherwise out is a new batch built by arrow's filter kernel, with
+//   - otherwise out is a new batch of the kept rows (see select.go), with
 //     memory from mem, and copied is its payload size (engine.BatchBytes),
 //     the bytes to put on the copy ledger.
 //
@@ -154,20 +154,17 @@ func (c *Compiled) Select(ctx context.Context, mem memory.Allocator, rec arrow.R
 	if !ok { // an always-NULL predicate
 		return nil, 0, nil
 	}
-	switch kept := countTrue(b); kept {
+	kept := countTrue(b)
+	switch kept {
 	case n:
 		rec.Retain()
 		return rec, 0, nil
 	case 0:
 		return nil, 0, nil
 	}
-	// One goroutine: an operator scales by running instances, and handing
-	// columns to other threads costs a cross-CPU wake-up per batch.
-	ectx := compute.DefaultExecCtx()
-	ectx.NumParallel = 1
-	fctx := compute.SetExecCtx(compute.WithAllocator(ctx, mem), ectx)
-	out, err = compute.FilterRecordBatch(fctx, rec, mask,
-		&compute.FilterOptions{NullSelection: compute.SelectionDropNulls})
+	idxBuf, idx := keptRows(mem, b, int(kept))
+	defer idxBuf.Release()
+	out, err = filterBatch(ctx, mem, rec, mask, idx)
 	if err != nil {
 		return nil, 0, fmt.Errorf("expr: filter by %q: %w", c.src, err)
 	}

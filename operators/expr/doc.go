@@ -28,15 +28,23 @@
 //	}
 //
 // Evaluation is vectorised: each operator runs once over whole arrays.
-// Arithmetic (+, -, *, unary minus), comparisons, AND/OR, abs, casts, IN
-// with a long constant list, and Select's filter run arrow-go's compute
-// kernels. Division, modulo, LIKE, CASE, coalesce, IN with up to 16
-// constant strings, NOT, IS NULL, lower, upper, length and casts to string
-// run this package's own loops over the arrays' raw buffers and validity
+// This package's own loops run over the arrays' raw buffers and validity
 // bitmaps, with no per-row allocation and constants broadcast rather than
-// materialised. (Some of these replace arrow-go v18.8.0 kernels that are
-// wrong on sliced input or leak: see logic.go and tostring.go.) Constant
-// subtrees are evaluated once, at Compile time.
+// materialised, for: +, - and * on int64 (checked for overflow) and
+// float64; the comparisons on int64, int32, float64, timestamps and dates;
+// AND/OR; the casts of an integer to int64 or float64; division, modulo,
+// LIKE, CASE, coalesce, NOT, IS NULL, lower, upper, length and casts to
+// string; IN with up to 256 constant strings (a hash set built at Compile
+// time, see in.go); and Select's filter, which gathers the kept rows of
+// every primitive, boolean, string and binary column (see select.go).
+// The rest (unary minus, abs, other casts and comparisons, IN over other
+// constants or a longer list, the filter of nested or dictionary columns)
+// runs arrow-go's compute kernels, each call of which starts a goroutine.
+// (Some of the package's loops replace arrow-go v18.8.0 kernels that are
+// wrong on sliced input or leak: see logic.go and tostring.go; and arrow's
+// checked add and subtract miss some overflows next to MinInt64, which
+// these loops do not: see fastcall.go.) Constant subtrees are evaluated
+// once, at Compile time.
 //
 // # Language
 //

@@ -120,6 +120,15 @@ func (n *callNode) eval(ev *evaluator) (value, error) {
 
 // call runs compute function fn over args (borrowed) and returns its result.
 func (ev *evaluator) call(src, fn string, opts compute.FunctionOptions, args ...value) (value, error) {
+	if opts == nil {
+		if v, ok, err := ev.fastCall(src, fn, args); ok {
+			return v, err
+		}
+	} else if co, isCast := opts.(*compute.CastOptions); isCast && fn == "cast" && len(args) == 1 {
+		if v, ok := ev.fastCast(co, args[0]); ok {
+			return v, nil
+		}
+	}
 	var buf [3]compute.Datum
 	ds := buf[:0]
 	for _, a := range args {

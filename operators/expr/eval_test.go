@@ -110,7 +110,7 @@ var evalTests = []struct{ src, want string }{
 	{"ts IN (TIMESTAMP '2024-01-01')", "[true,false,null,false,false,false]"},
 	{"flag IN (TRUE)", "[true,false,null,true,false,null]"},
 	{"1 IN (1, 2)", "[true,true,true,true,true,true]"},
-	// more than maxSmallIn strings: arrow's hash-based is_in
+	// a longer list of strings, with a NULL
 	{"symbol IN ('a','b','c','d','e','f','g','h','i','j','k','l','m','n','o','p','q','AAPL', NULL)", "[true,null,null,null,true,null]"},
 	{"symbol NOT IN ('a','b','c','d','e','f','g','h','i','j','k','l','m','n','o','p','q','AAPL')", "[false,true,true,null,false,true]"},
 	{"NULL IN (1, 2)", "[null,null,null,null,null,null]"},

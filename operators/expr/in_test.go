@@ -33,21 +33,32 @@ func TestStrSet(t *testing.T) {
 			list = append(list, s)
 			want[s] = true
 		}
-		set := newStrSet(list)
-		for _, s := range list {
-			if !set.has([]byte(s), 0, len(s)) {
-				t.Fatalf("round %d: member %q not found", round, s)
-			}
+		uniq := make([]string, 0, len(want))
+		for s := range want {
+			uniq = append(uniq, s)
 		}
-		for range 200 {
-			s := randStr()
-			if rng.IntN(3) == 0 && len(list) > 0 {
-				s = list[rng.IntN(len(list))]
+		probing, _ := buildStrSet(uniq, 128, 0, false)
+		for _, set := range []strSet{newStrSet(list), probing} {
+			for _, s := range list {
+				if !set.has([]byte(s), 0, len(s)) {
+					t.Fatalf("round %d: member %q not found", round, s)
+				}
 			}
-			pre := rng.IntN(9)
-			buf := []byte(strings.Repeat("a", pre) + s)
-			if got := set.has(buf, pre, len(s)); got != want[s] {
-				t.Fatalf("round %d: has(%q) = %v, want %v (list %q)", round, s, got, want[s], list)
+			for range 200 {
+				s := randStr()
+				if rng.IntN(3) == 0 && len(list) > 0 {
+					s = list[rng.IntN(len(list))]
+				}
+				pre := rng.IntN(9)
+				buf := []byte(strings.Repeat("a", pre) + s)
+				if got := set.has(buf, pre, len(s)); got != want[s] {
+					t.Fatalf("round %d: has(%q) = %v, want %v (list %q)", round, s, got, want[s], list)
+				}
+				if set.perfect && len(s) <= 16 {
+					if got := set.hasShort(buf, pre, len(s)) == 1; got != want[s] {
+						t.Fatalf("round %d: hasShort(%q) = %v, want %v (list %q)", round, s, got, want[s], list)
+					}
+				}
 			}
 		}
 	}
@@ -111,5 +122,47 @@ func TestInStrSliced(t *testing.T) {
 			}
 			got.Release()
 		}
+	}
+}
+
+// TestInLongList checks a list longer than maxSmallIn, which takes arrow's
+// is_in kernel, against the hash set.
+func TestInLongList(t *testing.T) {
+	mem := newMem()
+	defer mem.AssertSize(t, 0)
+	rec := testBatch(t, mem)
+	defer rec.Release()
+	for _, n := range []int{maxSmallIn - 1, maxSmallIn + 1} {
+		var b strings.Builder
+		b.WriteString("symbol IN ('AAPL', 'GOOG'")
+		for i := range n - 2 {
+			fmt.Fprintf(&b, ", 'x%d'", i)
+		}
+		b.WriteString(")")
+		got, _, err := evalJSON(t, mem, rec, b.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := "[true,false,true,null,true,false]"; got != want {
+			t.Errorf("%d strings: got %s, want %s", n, got, want)
+		}
+	}
+}
+
+// TestStrSetPerfect: the core benchmark's list gets a perfect hash, so its
+// lookups read one slot.
+func TestStrSetPerfect(t *testing.T) {
+	list := []string{"SYM0001", "SYM0002", "SYM0003", "SYM0005", "SYM0008", "SYM0013", "SYM0017", "SYM0019"}
+	for n := 1; n <= len(list); n++ {
+		if s := newStrSet(list[:n]); !s.perfect {
+			t.Errorf("%d strings: no perfect hash", n)
+		}
+	}
+	var many []string
+	for i := range 64 {
+		many = append(many, fmt.Sprintf("K%d", i))
+	}
+	if s := newStrSet(many); !s.perfect {
+		t.Errorf("64 strings: no perfect hash")
 	}
 }
