@@ -2,9 +2,11 @@ package operators
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/csv"
 	"errors"
 	"io"
+	"math/bits"
 	"unicode/utf8"
 )
 
@@ -17,7 +19,8 @@ import (
 // to that.
 //
 // Unlike encoding/csv it does not allocate per record: it scans a large
-// read buffer byte by byte and returns fields as slices of that buffer, or
+// read buffer (unquoted fields eight bytes at a time, the rest byte by byte)
+// and returns fields as slices of that buffer, or
 // of a scratch buffer for the quoted fields that needed unescaping ("" and
 // \r\n inside quotes). The fields are valid until the next call to next.
 //
@@ -41,6 +44,9 @@ type csvScanner struct {
 	// plain marks the bytes that do not end a run of an unquoted field;
 	// quotedPlain those that do not end a run of a quoted one.
 	plain, quotedPlain [256]bool
+	// swar repeats each byte that is not plain in an unquoted field over
+	// the eight bytes of a word (a byte twice when there are three).
+	swar [4]uint64
 
 	// fieldsPerRecord is csv.Reader.FieldsPerRecord: > 0 requires that many
 	// fields per record, 0 sets it from the first record, < 0 checks nothing.
@@ -88,10 +94,25 @@ func newCSVScanner(r io.Reader, comma, comment rune, lazy bool, bufSize int) *cs
 	if lazy {
 		s.plain['"'] = true // a quote inside an unquoted field is data
 	}
+	const lo = 0x0101010101010101
+	s.swar = [4]uint64{lo * uint64(s.comma0), lo * '\n', lo * '\r', lo * '"'}
+	if lazy {
+		s.swar[3] = s.swar[2]
+	}
 	for _, c := range []byte{'\n', '\r', '"'} {
 		s.quotedPlain[c] = false
 	}
 	return s
+}
+
+// special flags, with their high bit, the bytes of w (eight bytes of input,
+// little-endian) that equal the byte repeated in sw0, sw1, sw2 or sw3
+// (s.swar). Only the lowest flag is exact: a borrow may set flags above it,
+// which is all a scan for the first special byte needs.
+func special(w, sw0, sw1, sw2, sw3 uint64) uint64 {
+	const lo, hi = 0x0101010101010101, 0x8080808080808080
+	x0, x1, x2, x3 := w^sw0, w^sw1, w^sw2, w^sw3
+	return ((x0 - lo) &^ x0 & hi) | ((x1 - lo) &^ x1 & hi) | ((x2 - lo) &^ x2 & hi) | ((x3 - lo) &^ x3 & hi)
 }
 
 // next returns the fields of the next record, valid until the next call, or
@@ -194,6 +215,7 @@ func (s *csvScanner) scan() (int, error) {
 		c := d[i]
 		if s.comment != nil && c == s.comment[0] {
 			if len(d)-i < len(s.comment) && !atEOF {
+				s.pos += i
 				return scanMore, nil
 			}
 			if bytes.HasPrefix(d[i:], s.comment) {
@@ -238,10 +260,11 @@ func (s *csvScanner) scan() (int, error) {
 	i = 0
 
 	recLine := s.line + 1
-	cur := recLine        // the line being scanned
-	lineStart := 0        // where it starts in d
-	prevLineStart := 0    // where the line before it starts
+	cur := recLine     // the line being scanned
+	lineStart := 0     // where it starts in d
+	prevLineStart := 0 // where the line before it starts
 	comma0, commaLen := s.comma0, len(s.comma)
+	sw0, sw1, sw2, sw3 := s.swar[0], s.swar[1], s.swar[2], s.swar[3]
 	s.fields, s.lines, s.scratch = s.fields[:0], s.lines[:0], s.scratch[:0]
 
 	for {
@@ -354,9 +377,19 @@ func (s *csvScanner) scan() (int, error) {
 			start := i
 			j := i
 			for {
+				// Eight bytes at a time to the first that is not plain, then
+				// byte by byte over the tail.
+				for j+8 <= len(d) {
+					if m := special(binary.LittleEndian.Uint64(d[j:]), sw0, sw1, sw2, sw3); m != 0 {
+						j += bits.TrailingZeros64(m) >> 3
+						goto stop
+					}
+					j += 8
+				}
 				for j < len(d) && s.plain[d[j]] {
 					j++
 				}
+			stop:
 				if j == len(d) {
 					if !atEOF {
 						return scanMore, nil

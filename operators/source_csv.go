@@ -2,11 +2,10 @@ package operators
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/csv"
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/zflowdev/zflow/engine"
 	"github.com/zflowdev/zflow/internal/coltype"
+	"github.com/zflowdev/zflow/internal/fastts"
 )
 
 // CSVSourceConfig configures the csv source.
@@ -134,25 +134,29 @@ func buildCSVSource(bc *engine.BuildContext, c any) (engine.Factory, error) {
 	return f, nil
 }
 
-func (f *csvFactory) newReader(r io.Reader) *csv.Reader {
-	cr := csv.NewReader(r)
-	cr.Comma = f.comma
-	cr.Comment = f.comment
-	cr.LazyQuotes = f.cfg.LazyQuotes
-	cr.ReuseRecord = true
-	return cr
+// newScanner returns a scanner of the file's text, with a buffer no larger
+// than the file needs. The caller closes file.
+func (f *csvFactory) newScanner() (*os.File, *csvScanner, error) {
+	file, err := os.Open(f.cfg.Path)
+	if err != nil {
+		return nil, nil, err
+	}
+	size := csvScanBuffer
+	if st, err := file.Stat(); err == nil && st.Mode().IsRegular() {
+		size = int(min(max(st.Size()+1, 4096), csvScanBuffer))
+	}
+	return file, newCSVScanner(file, f.comma, f.comment, f.cfg.LazyQuotes, size), nil
 }
 
 // inferSchema reads the header and a sample of rows. With declared
 // columns it only checks their number against the file.
 func (f *csvFactory) inferSchema(declared *arrow.Schema) (*arrow.Schema, error) {
-	file, br, err := openText(f.cfg.Path)
+	file, r, err := f.newScanner()
 	if err != nil {
 		return nil, engine.Errf("path", "csv: %v", err)
 	}
 	defer file.Close()
-	r := f.newReader(br)
-	first, err := r.Read()
+	first, err := r.next()
 	if err == io.EOF {
 		if declared != nil {
 			return declared, nil
@@ -179,7 +183,7 @@ func (f *csvFactory) inferSchema(declared *arrow.Schema) (*arrow.Schema, error) 
 	for i := range names {
 		names[i] = fmt.Sprintf("f%d", i)
 		if f.cfg.Header {
-			names[i] = strings.TrimSpace(first[i])
+			names[i] = strings.TrimSpace(string(first[i]))
 			if names[i] == "" {
 				names[i] = fmt.Sprintf("f%d", i)
 			}
@@ -194,10 +198,10 @@ func (f *csvFactory) inferSchema(declared *arrow.Schema) (*arrow.Schema, error) 
 		inf[i] = csvInference{canInt: true, canFloat: true, canBool: true, canDate: true, canTS: true}
 	}
 	nulls := newCSVNullSet(f.cfg.NullValues)
-	sample := func(rec []string) {
+	sample := func(rec [][]byte) {
 		for i, v := range rec {
 			if !nulls.has(v) {
-				inf[i].see(v)
+				inf[i].see(string(v))
 			}
 		}
 	}
@@ -205,7 +209,7 @@ func (f *csvFactory) inferSchema(declared *arrow.Schema) (*arrow.Schema, error) 
 		sample(first)
 	}
 	for n := 0; n < f.cfg.InferRows; n++ {
-		rec, err := r.Read()
+		rec, err := r.next()
 		if err == io.EOF {
 			break
 		}
@@ -245,12 +249,18 @@ func (c *csvInference) see(v string) {
 		c.canBool = strings.EqualFold(v, "true") || strings.EqualFold(v, "false")
 	}
 	if c.canDate {
-		if _, err := time.Parse(time.DateOnly, v); err != nil {
-			c.canDate = false
+		if _, ok := fastts.Date([]byte(v)); !ok {
+			if _, err := time.Parse(time.DateOnly, v); err != nil {
+				c.canDate = false
+			}
 		}
 	}
 	if c.canTS {
-		if _, _, err := arrow.TimestampFromStringInLocation(v, arrow.Nanosecond, time.UTC); err != nil {
+		if _, ok := fastts.Timestamp([]byte(v), 9); ok {
+			if i := strings.IndexByte(v, '.'); i >= 0 && fractionDigits(v[i+1:]) > 6 {
+				c.nanos = true
+			}
+		} else if _, _, err := arrow.TimestampFromStringInLocation(v, arrow.Nanosecond, time.UTC); err != nil {
 			c.canTS = false
 		} else if i := strings.IndexByte(v, '.'); i >= 0 && fractionDigits(v[i+1:]) > 6 {
 			c.nanos = true
@@ -304,12 +314,12 @@ func newCSVNullSet(vals []string) csvNullSet {
 	return s
 }
 
-func (s *csvNullSet) has(v string) bool {
+func (s *csvNullSet) has(v []byte) bool {
 	if len(v) == 0 {
 		return s.empty
 	}
 	for _, n := range s.vals {
-		if n == v {
+		if n == string(v) {
 			return true
 		}
 	}
@@ -335,19 +345,21 @@ type csvSource struct {
 	ic *engine.InstanceContext
 }
 
+// Run reads the file in batches of batch_rows. Values go from the scanner's
+// buffer straight into the builders, whose capacity is reserved once per
+// batch, so a row costs no allocation.
 func (s *csvSource) Run(ctx context.Context, out engine.Emitter) error {
 	f := s.f
 	path := f.cfg.Path
-	file, br, err := openText(path)
+	file, r, err := f.newScanner()
 	if err != nil {
 		return fmt.Errorf("csv: %w", err)
 	}
 	defer file.Close()
-	r := f.newReader(br)
 	ncols := f.schema.NumFields()
-	r.FieldsPerRecord = ncols
+	r.fieldsPerRecord = ncols
 	if f.cfg.Header {
-		if _, err := r.Read(); err != nil && err != io.EOF {
+		if _, err := r.next(); err != nil && err != io.EOF {
 			return fmt.Errorf("csv: read %s: header: %w (has the file changed since compile?)", path, err)
 		}
 	}
@@ -369,7 +381,7 @@ func (s *csvSource) Run(ctx context.Context, out engine.Emitter) error {
 		}
 		n := 0
 		for n < batchRows {
-			rec, err := r.Read()
+			rec, err := r.next()
 			if err == io.EOF {
 				done = true
 				break
@@ -378,17 +390,17 @@ func (s *csvSource) Run(ctx context.Context, out engine.Emitter) error {
 				return fmt.Errorf("csv: read %s: %w", path, err)
 			}
 			for j, v := range rec {
+				c := &cols[j]
 				if nulls.has(v) {
-					cols[j].b.AppendNull()
+					c.b.AppendNull()
 					continue
 				}
-				if err := cols[j].append(v); err != nil {
-					line, _ := r.FieldPos(j)
+				if err := c.append(v); err != nil {
 					hint := ""
-					if f.inferred && f.cfg.Types[cols[j].name] == "" {
+					if f.inferred && f.cfg.Types[c.name] == "" {
 						hint = fmt.Sprintf(" (the type was inferred from the first %d rows; set types: or columns:)", f.cfg.InferRows)
 					}
-					return fmt.Errorf("csv: read %s: line %d, column %q: %w%s", path, line, cols[j].name, err, hint)
+					return fmt.Errorf("csv: read %s: line %d, column %q: %w%s", path, r.fieldLine(j), c.name, err, hint)
 				}
 			}
 			n++
@@ -403,149 +415,6 @@ func (s *csvSource) Run(ctx context.Context, out engine.Emitter) error {
 		if stop, err := emitBatch(out, batch); stop {
 			return err
 		}
-	}
-	return nil
-}
-
-// csvColumn parses one column's text into its builder.
-type csvColumn struct {
-	name     string
-	dt       arrow.DataType
-	b        array.Builder
-	unit     arrow.TimeUnit
-	lastData int // string bytes of the previous batch, to reserve
-}
-
-func newCSVColumn(f arrow.Field, b array.Builder) csvColumn {
-	c := csvColumn{name: f.Name, dt: f.Type, b: b}
-	if ts, ok := f.Type.(*arrow.TimestampType); ok {
-		c.unit = ts.Unit
-	}
-	return c
-}
-
-func (c *csvColumn) reserveData() {
-	if c.lastData > 0 {
-		switch b := c.b.(type) {
-		case *array.StringBuilder:
-			b.ReserveData(c.lastData)
-		case *array.BinaryBuilder:
-			b.ReserveData(c.lastData)
-		}
-	}
-}
-
-func (c *csvColumn) noteData(a arrow.Array) {
-	switch a := a.(type) {
-	case *array.String:
-		c.lastData = len(a.ValueBytes())
-	case *array.Binary:
-		c.lastData = len(a.ValueBytes())
-	}
-}
-
-func csvParseErr(v string, dt arrow.DataType) error {
-	if len(v) > 64 {
-		v = v[:64] + "…"
-	}
-	return fmt.Errorf("cannot parse %q as %s", v, coltype.Name(dt))
-}
-
-func (c *csvColumn) append(v string) error {
-	if b, ok := c.b.(*array.StringBuilder); ok {
-		b.Append(v)
-		return nil
-	}
-	if len(v) > 0 && (v[0] == ' ' || v[len(v)-1] == ' ' || v[0] == '\t' || v[len(v)-1] == '\t') {
-		v = strings.TrimSpace(v) // spaces around a number or a date are not part of it
-	}
-	switch b := c.b.(type) {
-	case *array.Int64Builder:
-		x, err := strconv.ParseInt(v, 10, 64)
-		if err != nil {
-			return csvParseErr(v, c.dt)
-		}
-		b.Append(x)
-	case *array.Float64Builder:
-		x, err := strconv.ParseFloat(v, 64)
-		if err != nil && !errors.Is(err, strconv.ErrRange) {
-			return csvParseErr(v, c.dt)
-		}
-		b.Append(x)
-	case *array.Int32Builder:
-		x, err := strconv.ParseInt(v, 10, 32)
-		if err != nil {
-			return csvParseErr(v, c.dt)
-		}
-		b.Append(int32(x))
-	case *array.BooleanBuilder:
-		x, err := strconv.ParseBool(v)
-		if err != nil {
-			return csvParseErr(v, c.dt)
-		}
-		b.Append(x)
-	case *array.TimestampBuilder:
-		t, _, err := arrow.TimestampFromStringInLocation(v, c.unit, time.UTC)
-		if err != nil {
-			return csvParseErr(v, c.dt)
-		}
-		b.Append(t)
-	case *array.Date32Builder:
-		t, err := time.Parse(time.DateOnly, v)
-		if err != nil {
-			return csvParseErr(v, c.dt)
-		}
-		b.Append(arrow.Date32FromTime(t))
-	case *array.Int8Builder:
-		x, err := strconv.ParseInt(v, 10, 8)
-		if err != nil {
-			return csvParseErr(v, c.dt)
-		}
-		b.Append(int8(x))
-	case *array.Int16Builder:
-		x, err := strconv.ParseInt(v, 10, 16)
-		if err != nil {
-			return csvParseErr(v, c.dt)
-		}
-		b.Append(int16(x))
-	case *array.Uint8Builder:
-		x, err := strconv.ParseUint(v, 10, 8)
-		if err != nil {
-			return csvParseErr(v, c.dt)
-		}
-		b.Append(uint8(x))
-	case *array.Uint16Builder:
-		x, err := strconv.ParseUint(v, 10, 16)
-		if err != nil {
-			return csvParseErr(v, c.dt)
-		}
-		b.Append(uint16(x))
-	case *array.Uint32Builder:
-		x, err := strconv.ParseUint(v, 10, 32)
-		if err != nil {
-			return csvParseErr(v, c.dt)
-		}
-		b.Append(uint32(x))
-	case *array.Uint64Builder:
-		x, err := strconv.ParseUint(v, 10, 64)
-		if err != nil {
-			return csvParseErr(v, c.dt)
-		}
-		b.Append(x)
-	case *array.Float32Builder:
-		x, err := strconv.ParseFloat(v, 32)
-		if err != nil && !errors.Is(err, strconv.ErrRange) {
-			return csvParseErr(v, c.dt)
-		}
-		b.Append(float32(x))
-	case *array.BinaryBuilder:
-		x, err := base64.StdEncoding.DecodeString(v)
-		if err != nil {
-			return fmt.Errorf("cannot decode %q as base64 binary", v)
-		}
-		b.Append(x)
-	default:
-		return fmt.Errorf("type %s is not supported by the csv reader", c.dt)
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package operators
 
 import (
+	"context"
 	"errors"
 	"slices"
 	"strings"
@@ -70,6 +71,22 @@ func TestCSVSourceOptions(t *testing.T) {
 		{"spaces", "a , b,c\n 1 ,x , 2024-01-02\n2, y,2024-01-03 \n", nil,
 			"a:int64,b:string,c:date32", []string{`1|"x "|"2024-01-02"`, `2|" y"|"2024-01-03"`}},
 		{"header only", "a,b\n", nil, "a:string,b:string", nil},
+		{"crlf and quoted newlines", "s,n\r\n\"a\r\nb\",1\r\n\"say \"\"hi\"\"\",2\r\n\"\",3", nil,
+			"s:string,n:int64", []string{`"a\nb"|1`, `"say \"hi\""|2`, `null|3`}},
+		{"lazy quotes", "s,n\na\"b,1\n\"c\"d\",2\n", func(c *CSVSourceConfig) { c.LazyQuotes = true },
+			"s:string,n:int64", []string{`"a\"b"|1`, `"c\"d"|2`}},
+		{"multibyte delimiter", "a€b\n1€x\n", func(c *CSVSourceConfig) { c.Delimiter = "€" },
+			"a:int64,b:string", []string{`1|"x"`}},
+		{"timestamp shapes", "t\n2024-01-02T03:04\n2024-01-02T03:04:05+0100\n2024-01-02 03:04:05.25-01\n2024-01-02\n1969-12-31T23:59:59.999999Z\n", nil,
+			"t:timestamp", []string{`"2024-01-02T03:04:00Z"`, `"2024-01-02T02:04:05Z"`, `"2024-01-02T04:04:05.25Z"`,
+				`"2024-01-02T00:00:00Z"`, `"1969-12-31T23:59:59.999999Z"`}},
+		{"declared types", "a,b,c,d,e,f,g\n 7 ,2024-02-29,1e3,2024-01-02T03:04:05.123Z,T,aGk=,-0\n", func(c *CSVSourceConfig) {
+			c.Columns = []ColumnDef{{Name: "a", Type: "int32"}, {Name: "b", Type: "date32"}, {Name: "c", Type: "float64"},
+				{Name: "d", Type: "timestamp_ms"}, {Name: "e", Type: "bool"}, {Name: "f", Type: "binary"}, {Name: "g", Type: "int8"}}
+		}, "a:int32,b:date32,c:float64,d:timestamp_ms,e:bool,f:binary,g:int8",
+			[]string{`7|"2024-02-29"|1000.0|"2024-01-02T03:04:05.123Z"|true|"aGk="|0`}},
+		{"na nulls", "a,b\nNA,x\n1,NA\n", func(c *CSVSourceConfig) { c.NullValues = []string{"NA"} },
+			"a:int64,b:string", []string{`null|"x"`, `1|null`}},
 	} {
 		path := writeTestFile(t, dir, "f.csv", tc.content)
 		cfg := csvCfg(path)
@@ -141,6 +158,26 @@ func TestCSVSourceErrors(t *testing.T) {
 		{"declared bad value", "a\n1.5\n", func(c *CSVSourceConfig) { c.Columns = []ColumnDef{{Name: "a", Type: "int32"}} }, false, "", `cannot parse "1.5" as int32`},
 		{"bad timestamp", "t\n2024-01-01T00:00:00Z\nnot a time\n", func(c *CSVSourceConfig) { c.InferRows = 1 }, false, "", `cannot parse "not a time" as timestamp`},
 		{"bad bool", "b\ntrue\nmaybe\n", func(c *CSVSourceConfig) { c.InferRows = 1 }, false, "", `cannot parse "maybe" as bool`},
+		{"line after quoted newlines", "a,b\n\"x\ny\",1\nz,w\n", func(c *CSVSourceConfig) { c.InferRows = 1 }, false, "",
+			`line 4, column "b": cannot parse "w" as int64`},
+		{"field on a later line", "a,b\n\"x\ny\",q\n", func(c *CSVSourceConfig) {
+			c.Columns = []ColumnDef{{Name: "a", Type: "string"}, {Name: "b", Type: "int64"}}
+		}, false, "", `line 3, column "b": cannot parse "q" as int64`},
+		{"ragged after quoted newline", "a,b\n\"x\ny\",1\n2\n", func(c *CSVSourceConfig) { c.InferRows = 1 }, false, "",
+			"record on line 4: wrong number of fields"},
+		{"unterminated quote late", "a\n1\n\"2\n", func(c *CSVSourceConfig) { c.InferRows = 1 }, false, "",
+			`parse error on line 3, column 4: extraneous or missing " in quoted-field`},
+		{"int32 overflow", "a\n1\n3000000000\n", func(c *CSVSourceConfig) { c.Types = map[string]string{"a": "int32"} }, false, "",
+			`line 3, column "a": cannot parse "3000000000" as int32`},
+		{"leap second", "t\n2016-12-31T23:59:59Z\n2016-12-31T23:59:60Z\n", func(c *CSVSourceConfig) { c.InferRows = 1 }, false, "",
+			`line 3, column "t": cannot parse "2016-12-31T23:59:60Z" as timestamp`},
+		{"bad date", "d\n2024-02-28\n2023-02-29\n", func(c *CSVSourceConfig) { c.InferRows = 1 }, false, "",
+			`line 3, column "d": cannot parse "2023-02-29" as date32`},
+		{"too precise", "t\n2024-01-01T00:00:00Z\n2024-01-01T00:00:00.1234567Z\n", func(c *CSVSourceConfig) { c.InferRows = 1 }, false, "",
+			`cannot parse "2024-01-01T00:00:00.1234567Z" as timestamp`},
+		{"bad base64", "b\n!!\n", func(c *CSVSourceConfig) { c.Columns = []ColumnDef{{Name: "b", Type: "binary"}} }, false, "",
+			`line 2, column "b": cannot decode "!!" as base64 binary`},
+		{"nul delimiter", "a\n", func(c *CSVSourceConfig) { c.Delimiter = "\x00" }, true, "path", "invalid field or comment delimiter"},
 	} {
 		path := writeTestFile(t, dir, "e.csv", tc.content)
 		cfg := csvCfg(path)
@@ -168,9 +205,37 @@ func TestCSVSourceErrors(t *testing.T) {
 	}
 }
 
+// TestCSVSourceAllocs checks that rows cost no allocation: what a run
+// allocates is per batch and per file.
+func TestCSVSourceAllocs(t *testing.T) {
+	mem := newMem()
+	defer mem.AssertSize(t, 0)
+	const rows = 50_000
+	path, _ := writeTradesCSV(t, t.TempDir(), rows)
+	f, err := buildFactory(CSVSourceSpec(), csvCfg(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	allocs := testing.AllocsPerRun(2, func() {
+		op, err := f.New(testIC(mem, "src", "csv", 10_000))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var e releasingEmitter
+		if err := op.(engine.Source).Run(context.Background(), &e); err != nil || e.rows != rows {
+			t.Fatalf("%d rows: %v", e.rows, err)
+		}
+	})
+	if allocs > rows/50 { // about 150 a batch (builders, arrays, the checked allocator's records)
+		t.Errorf("%.0f allocations to read %d rows in 5 batches", allocs, rows)
+	}
+}
+
 // FuzzCSVSource checks that no input makes the csv source panic or leak.
 func FuzzCSVSource(f *testing.F) {
-	for _, s := range []string{"a,b\n1,2\n", "a\n\"x\n", "x,y\n1,2.5\ntrue,\n", "t\n2024-01-01T00:00:00Z\n", "a,b\n1\n", "\xEF\xBB\xBF\n,\n"} {
+	for _, s := range []string{"a,b\n1,2\n", "a\n\"x\n", "x,y\n1,2.5\ntrue,\n", "t\n2024-01-01T00:00:00Z\n", "a,b\n1\n", "\xEF\xBB\xBF\n,\n",
+		"t,d\r\n2024-01-02T09:30:00.001Z,2024-02-29\r\n2024-01-02 09:30:00+01:00,2023-02-29\r\n", "s,n\n\"a\nb\",1\n\"c\"\"d\",2\n",
+		"a,b\n1.5,-0\n1e400,+7\n", "t\n2016-12-31T23:59:60Z\n", "a\n\"x\"y\n"} {
 		f.Add(s, 1)
 	}
 	f.Fuzz(func(t *testing.T, content string, inferRows int) {

@@ -25,7 +25,25 @@ func date(b []byte) (int64, bool) {
 	if m < 1 || m > 12 || d < 1 || d > daysIn(m, y) {
 		return 0, false
 	}
-	return DaysFromCivil(y, m, d), true
+	return daysFromCivil(uint32(y), uint32(m), uint32(d)), true
+}
+
+// daysFromCivil returns the days from 1970-01-01 to year y (0-9999), month
+// m (1-12), day d of the proleptic Gregorian calendar: Hinnant's
+// days_from_civil with the year shifted by one era of 400 years, so that
+// all the arithmetic is on small unsigned numbers.
+func daysFromCivil(y, m, d uint32) int64 {
+	y += 400
+	mp := m - 3
+	if m <= 2 {
+		y--
+		mp = m + 9
+	}
+	era := y / 400
+	yoe := y - era*400
+	doy := (153*mp+2)/5 + d - 1
+	doe := yoe*365 + yoe/4 - yoe/100 + doy
+	return int64(era)*146097 + int64(doe) - 719468 - 146097
 }
 
 // daysIn is the number of days of month m (1-12) of year y.
@@ -37,26 +55,6 @@ func daysIn(m, y int64) int64 {
 		return 28
 	}
 	return 30 + (m+m>>3)&1 // 31 in Jan, Mar, May, Jul, Aug, Oct, Dec
-}
-
-// DaysFromCivil returns the days from 1970-01-01 to year y, month m (1-12),
-// day d of the proleptic Gregorian calendar (Hinnant's days_from_civil).
-func DaysFromCivil(y, m, d int64) int64 {
-	if m <= 2 {
-		y--
-	}
-	era := y / 400
-	if y < 0 && y%400 != 0 {
-		era-- // floor division
-	}
-	yoe := y - era*400 // [0, 399]
-	mp := m - 3
-	if m <= 2 {
-		mp = m + 9
-	}
-	doy := (153*mp+2)/5 + d - 1            // [0, 365]
-	doe := yoe*365 + yoe/4 - yoe/100 + doy // [0, 146096]
-	return era*146097 + doe - 719468
 }
 
 // Timestamp parses b as one of the package's shapes and returns it as a

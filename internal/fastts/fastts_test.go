@@ -53,7 +53,7 @@ func TestTimestamp(t *testing.T) {
 		{"2024-01-00T00:00:00Z", 0, false},
 		{"2024-01-02T24:00:00Z", 0, false},
 		{"2024-01-02T23:60:00Z", 0, false},
-		{"2016-12-31T23:59:60Z", 0, false}, // leap second: time.Parse rejects it too
+		{"2016-12-31T23:59:60Z", 0, false},         // leap second: time.Parse rejects it too
 		{"2024-01-02T03:04:05.1234567Z", 0, false}, // more digits than µs
 		{"2024-01-02T03:04:05.Z", 0, false},
 		{"2024-01-02T03:04:05,5Z", 0, false},
@@ -140,8 +140,8 @@ func TestDaysFromCivil(t *testing.T) {
 	day := time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC)
 	for day.Year() < 10000 {
 		y, m, d := day.Date()
-		if got, want := DaysFromCivil(int64(y), int64(m), int64(d)), day.Unix()/86400; got != want {
-			t.Fatalf("DaysFromCivil(%d, %d, %d) = %d, want %d", y, m, d, got, want)
+		if got, want := daysFromCivil(uint32(y), uint32(m), uint32(d)), day.Unix()/86400; got != want {
+			t.Fatalf("daysFromCivil(%d, %d, %d) = %d, want %d", y, m, d, got, want)
 		}
 		if got := daysIn(int64(m), int64(y)); got != int64(time.Date(y, m+1, 0, 0, 0, 0, 0, time.UTC).Day()) {
 			t.Fatalf("daysIn(%d, %d) = %d", m, y, got)
