@@ -53,7 +53,4 @@ func writeSummary(w io.Writer, s *engine.Summary) {
 		fmt.Fprintf(w, " — %s", strings.Join(copies, ", "))
 	}
 	fmt.Fprintln(w)
-	if s.Err != "" {
-		fmt.Fprintf(w, "error: %s\n", s.Err)
-	}
 }
