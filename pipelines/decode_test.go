@@ -265,12 +265,8 @@ func TestDecodeAliasBomb(t *testing.T) {
 		A any    `zflow:"a"`
 	}
 	d := &decoder{src: s, errs: e}
-	start := time.Now()
 	d.decodeStruct(root, structValue(&c), "", &decodeCtx{noun: "parameter"}, func(k string) bool { return k != "r" && k != "a" })
 	if len(e.list) != 1 || !strings.Contains(e.list[0].Msg, "too many values") {
 		t.Errorf("got %v", e.sorted())
-	}
-	if time.Since(start) > 10*time.Second {
-		t.Errorf("took %v", time.Since(start))
 	}
 }
