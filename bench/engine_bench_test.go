@@ -28,17 +28,9 @@ var benchBatches = []int{1 << 10, 8 << 10, 64 << 10}
 func BenchmarkPipeline(b *testing.B) {
 	for _, batch := range benchBatches {
 		b.Run(fmt.Sprintf("rows=%d/batch=%d", benchRows, batch), func(b *testing.B) {
-			ctx := context.Background()
-			mem := memory.DefaultAllocator
-			d, err := Generate(ctx, mem, benchRows, batch)
-			if err != nil {
-				b.Fatal(err)
-			}
+			ctx, mem := context.Background(), memory.DefaultAllocator
+			d, loop := benchSetup(b, batch)
 			defer d.Release()
-			loop, err := NewLoop(d.Schema)
-			if err != nil {
-				b.Fatal(err)
-			}
 			p, err := Pipeline(d, benchRows, batch)
 			if err != nil {
 				b.Fatal(err)
@@ -143,17 +135,9 @@ func BenchmarkEdges(b *testing.B) {
 func BenchmarkLoop(b *testing.B) {
 	for _, batch := range benchBatches {
 		b.Run(fmt.Sprintf("rows=%d/batch=%d", benchRows, batch), func(b *testing.B) {
-			ctx := context.Background()
-			mem := memory.DefaultAllocator
-			d, err := Generate(ctx, mem, benchRows, batch)
-			if err != nil {
-				b.Fatal(err)
-			}
+			ctx, mem := context.Background(), memory.DefaultAllocator
+			d, loop := benchSetup(b, batch)
 			defer d.Release()
-			loop, err := NewLoop(d.Schema)
-			if err != nil {
-				b.Fatal(err)
-			}
 			var base Cost
 			b.ReportAllocs()
 			b.ResetTimer()
@@ -186,4 +170,20 @@ func report(b *testing.B, c Cost, d *Data, batches float64) {
 	b.ReportMetric(float64(d.Bytes)*float64(b.N)/sec, "bytes/s")
 	b.ReportMetric(float64(c.Mallocs)/batches, "allocs/batch")
 	b.ReportMetric(float64(c.Goroutines)/batches, "goroutines/batch")
+}
+
+// benchSetup generates the benchmark batches (the caller releases them) and
+// compiles the plain-loop baseline over them.
+func benchSetup(b *testing.B, batch int) (*Data, *Loop) {
+	b.Helper()
+	d, err := Generate(context.Background(), memory.DefaultAllocator, benchRows, batch)
+	if err != nil {
+		b.Fatal(err)
+	}
+	loop, err := NewLoop(d.Schema)
+	if err != nil {
+		d.Release()
+		b.Fatal(err)
+	}
+	return d, loop
 }
