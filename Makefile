@@ -9,7 +9,7 @@ BIN       := bin/zflow
 LDFLAGS   := -checklinkname=0
 GOFLAGS_T ?= -race -count=1 -timeout 20m
 
-.PHONY: run test build deps vet fuzz bench bench-overhead bench-duckdb clean
+.PHONY: run test build deps vet jaeger fuzz bench bench-overhead bench-duckdb clean
 
 run: build
 	$(BIN) run pipelines/examples/quickstart.yaml
@@ -32,8 +32,20 @@ vet: deps
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './bench/duckdb/*')); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 
-test: deps vet
-	$(GO) test $(GOFLAGS_T) -ldflags='$(LDFLAGS)' ./...
+test: deps vet jaeger
+	ZFLOW_JAEGER=$(CURDIR)/$(JAEGER) $(GO) test $(GOFLAGS_T) -ldflags='$(LDFLAGS)' ./...
+
+# A real OTLP receiver for the telemetry integration test: Jaeger v2 (an
+# OpenTelemetry Collector distribution: OTLP gRPC/HTTP in, memory store,
+# query API), built from the pinned module in tools/jaeger (go install
+# refuses its replace directives). The first build takes ~10 minutes on 2
+# cores; the binary is cached under .cache/, which this Makefile owns.
+JAEGER := .cache/jaeger/jaeger
+jaeger: $(JAEGER)
+$(JAEGER): tools/jaeger/go.mod tools/jaeger/go.sum
+	mkdir -p $(dir $(JAEGER))
+	cd tools/jaeger && $(GO) build -trimpath -o $(CURDIR)/$(JAEGER).tmp github.com/jaegertracing/jaeger/cmd/jaeger
+	mv $(JAEGER).tmp $(JAEGER)
 
 # Fuzz each parser (FUZZTIME=10m for the long run quoted in notes).
 FUZZTIME ?= 1m
@@ -58,4 +70,4 @@ bench-duckdb: deps
 	bash bench/duckdb.sh
 
 clean:
-	rm -rf bin out
+	rm -rf bin out .cache

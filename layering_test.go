@@ -22,6 +22,7 @@ func TestLayering(t *testing.T) {
 		"buffers":   {"/engine", "/pipelines", "/operators", "/cmd", "/bench"},
 		"topology":  {"/engine", "/pipelines", "/operators", "/cmd", "/bench", "/buffers"},
 		"internal":  {"/engine", "/pipelines", "/operators", "/cmd", "/bench"},
+		"telemetry": {"/engine", "/pipelines", "/operators", "/cmd", "/bench", "/buffers", "/topology", "/io", "/nvmeof", "/cxl"},
 	}
 	// Tests of pipelines may load the real operators to check real messages.
 	testOK := map[string]bool{"pipelines:/operators": true}

@@ -20,6 +20,9 @@ import (
 	"github.com/zflowdev/zflow/engine"
 	_ "github.com/zflowdev/zflow/operators" // built-in operators register themselves
 	"github.com/zflowdev/zflow/pipelines"
+	"github.com/zflowdev/zflow/telemetry"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Version is the engine's version, set at build time with
@@ -106,9 +109,6 @@ func fromFile(f *pipelines.Pipeline) (*Pipeline, error) {
 		warnings = append(warnings, w)
 		f.Graph.Info["memory"] += "; " + w
 	}
-	if ex := f.Settings.Trace.Exporter; ex != "" && ex != "none" {
-		warnings = append(warnings, fmt.Sprintf("settings.trace.exporter %q is not available in this build; no traces are exported", ex))
-	}
 	plan, err := f.Compile()
 	if err != nil {
 		return nil, err
@@ -127,20 +127,94 @@ func (p *Pipeline) Name() string { return p.name }
 func (p *Pipeline) Plan() *engine.Plan { return p.plan }
 
 // RunOption configures one run.
-type RunOption func(*engine.RunOptions)
+type RunOption func(*runOptions)
+
+type runOptions struct {
+	engine.RunOptions
+	tp           trace.TracerProvider
+	mp           metric.MeterProvider
+	batches      *float64
+	ownProviders bool
+}
 
 // WithAllocator makes every operator allocate its batches from mem (for
 // example memory.NewCheckedAllocator in tests).
 func WithAllocator(mem memory.Allocator) RunOption {
-	return func(o *engine.RunOptions) { o.Alloc = mem }
+	return func(o *runOptions) { o.Alloc = mem }
 }
 
 // WithBeforeCommit calls f once the pipeline has stopped and before its
 // sinks publish (or discard) their output.
-func WithBeforeCommit(f func()) RunOption { return func(o *engine.RunOptions) { o.BeforeCommit = f } }
+func WithBeforeCommit(f func()) RunOption { return func(o *runOptions) { o.BeforeCommit = f } }
 
 // WithLogger sends the run's log records to l.
-func WithLogger(l *slog.Logger) RunOption { return func(o *engine.RunOptions) { o.Logger = l } }
+func WithLogger(l *slog.Logger) RunOption { return func(o *runOptions) { o.Logger = l } }
+
+// WithTracerProvider records the run's spans (one for the run, one per
+// operator instance) on tp. Given this or WithMeterProvider, the run uses
+// only the providers it is given: the pipeline's trace and metrics
+// exporter settings are not used, and nothing global is touched. The
+// caller flushes and shuts down its providers.
+func WithTracerProvider(tp trace.TracerProvider) RunOption {
+	return func(o *runOptions) { o.tp, o.ownProviders = tp, true }
+}
+
+// WithMeterProvider records the run's metrics on mp; see WithTracerProvider.
+func WithMeterProvider(mp metric.MeterProvider) RunOption {
+	return func(o *runOptions) { o.mp, o.ownProviders = mp, true }
+}
+
+// WithBatchSampling sets the fraction of source batches traced through
+// every operator (settings.trace.batches in a pipeline file).
+func WithBatchSampling(f float64) RunOption { return func(o *runOptions) { o.batches = &f } }
+
+// TelemetryConfig is what the pipeline's settings.trace and
+// settings.metrics ask for, with the standard OTEL_* environment variables
+// applied over them (see telemetry.Config.ApplyEnv). A pipeline built in Go
+// asks for nothing.
+func (p *Pipeline) TelemetryConfig() (telemetry.Config, error) {
+	c := telemetry.Config{Version: Version, Traces: telemetry.TraceConfig{Exporter: "none", Sampling: 1}, Metrics: telemetry.MetricConfig{Exporter: "none"}}
+	if p.file != nil {
+		t, m := p.file.Settings.Trace, p.file.Settings.Metrics
+		c.Traces = telemetry.TraceConfig{Exporter: t.Exporter, Protocol: t.Protocol, Endpoint: t.Endpoint, Sampling: t.Sampling}
+		c.Metrics = telemetry.MetricConfig{Exporter: m.Exporter, Protocol: m.Protocol, Endpoint: m.Endpoint, Interval: m.Interval, Listen: m.Listen}
+		c.Timeout = t.Timeout
+	}
+	err := c.ApplyEnv(nil)
+	return c, err
+}
+
+// telemetry fills ro.Telemetry: the caller's providers, or providers set up
+// here from the pipeline's settings (flushed before Run returns).
+func (p *Pipeline) telemetry(ctx context.Context, ro *runOptions) {
+	t := &ro.Telemetry
+	if p.file != nil {
+		t.BatchSampling = p.file.Settings.Trace.Batches
+		t.Attributes = append(t.Attributes, engine.AttrArenaKind.String(p.file.Settings.Memory.Arena))
+	}
+	if ro.batches != nil {
+		t.BatchSampling = *ro.batches
+	}
+	if ro.ownProviders {
+		t.TracerProvider, t.MeterProvider = ro.tp, ro.mp
+		return
+	}
+	cfg, err := p.TelemetryConfig()
+	if err != nil {
+		ro.Logger.Warn("telemetry off: "+err.Error(), "pipeline", p.name)
+		return
+	}
+	if !cfg.Enabled() {
+		return
+	}
+	tel, err := telemetry.Setup(ctx, cfg)
+	if err != nil {
+		ro.Logger.Warn("telemetry off: "+err.Error(), "pipeline", p.name)
+		return
+	}
+	t.TracerProvider, t.MeterProvider = tel.TracerProvider(), tel.MeterProvider()
+	t.Flush = func() error { return tel.Shutdown(context.Background()) }
+}
 
 // Run runs the pipeline until it ends, fails, or ctx is cancelled. On error
 // the summary still holds what was done, and no sink has left a file under
@@ -152,16 +226,18 @@ func (p *Pipeline) Run(ctx context.Context, opts ...RunOption) (Summary, error) 
 // Start starts the pipeline and returns at once; use the Execution's
 // Snapshot for progress and Wait for the result.
 func (p *Pipeline) Start(ctx context.Context, opts ...RunOption) *engine.Execution {
-	var ro engine.RunOptions
+	var ro runOptions
 	for _, f := range opts {
 		f(&ro)
 	}
-	if ro.Logger != nil {
-		for _, w := range p.warnings {
-			ro.Logger.Warn(w, "pipeline", p.name)
-		}
+	if ro.Logger == nil {
+		ro.Logger = slog.New(slog.DiscardHandler)
 	}
-	return p.plan.Start(ctx, ro)
+	for _, w := range p.warnings {
+		ro.Logger.Warn(w, "pipeline", p.name)
+	}
+	p.telemetry(ctx, &ro)
+	return p.plan.Start(ctx, ro.RunOptions)
 }
 
 // Register adds a custom operator to the default registry, so pipeline files

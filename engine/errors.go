@@ -129,3 +129,17 @@ func levenshtein(a, b string) int {
 	}
 	return prev[len(b)]
 }
+
+// reportedPanic is implemented by errors that a component raises by panic
+// because its interface has no error return (an allocator out of budget, for
+// example): the engine reports them as the operator's error, without the
+// "panic:" prefix and stack dump a bug gets.
+type reportedPanic interface {
+	error
+	ReportedPanic()
+}
+
+func isReportedPanic(err error) bool {
+	var rp reportedPanic
+	return errors.As(err, &rp)
+}

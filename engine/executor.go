@@ -12,6 +12,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // RunOptions configure one run of a Plan.
@@ -25,6 +26,9 @@ type RunOptions struct {
 	// before the sinks commit (or abort): the CLI clears its progress line
 	// there, before a stdout sink prints its result.
 	BeforeCommit func()
+	// Telemetry sends the run's spans and metrics to OpenTelemetry; the
+	// zero value records nothing.
+	Telemetry Telemetry
 }
 
 // Execution is a running plan.
@@ -44,6 +48,8 @@ type Execution struct {
 	errMu sync.Mutex
 	err   error
 
+	tel *runTel // nil without telemetry
+
 	done    chan struct{}
 	elapsed time.Duration
 	summary Summary
@@ -52,6 +58,9 @@ type Execution struct {
 type item struct {
 	port int
 	rec  arrow.RecordBatch
+	edge int32              // index into the run's edge metrics, with metrics on
+	at   int64              // when it entered the edge, with metrics on
+	sc   *trace.SpanContext // the producer's batch span, when the batch is traced
 }
 
 // inbox is a node's input edge. Several producers (fan-in) send into one
@@ -81,6 +90,7 @@ func (in *inbox) isDetached() bool {
 type outEdge struct {
 	in   *inbox
 	port int
+	edge int32 // index into the run's edge metrics; -1 without metrics
 }
 
 // Run runs the plan to completion and returns its summary. The error, if any,
@@ -101,6 +111,8 @@ func (p *Plan) Start(ctx context.Context, opts RunOptions) *Execution {
 	}
 	x := &Execution{plan: p, opts: opts, ctx: ctx, start: time.Now(), done: make(chan struct{})}
 	x.runCtx, x.cancel = context.WithCancel(ctx)
+	x.tel, x.runCtx = newRunTel(x, x.runCtx, opts.Telemetry)
+	x.tel.startInstances()
 	idx := map[*planNode]int{}
 	x.counters = make([]*opCounters, len(p.nodes))
 	x.inboxes = make([]*inbox, len(p.nodes))
@@ -133,7 +145,11 @@ func (p *Plan) Start(ctx context.Context, opts RunOptions) *Execution {
 					port = j
 				}
 			}
-			outs = append(outs, outEdge{in: x.inboxes[idx[c]], port: port})
+			edge := int32(-1)
+			if x.tel != nil {
+				edge = x.tel.m.addEdge(n.ID, c.ID)
+			}
+			outs = append(outs, outEdge{in: x.inboxes[idx[c]], port: port, edge: edge})
 		}
 		left := &atomic.Int32{}
 		left.Store(int32(n.Parallelism))
@@ -142,10 +158,12 @@ func (p *Plan) Start(ctx context.Context, opts RunOptions) *Execution {
 				Node: n.ID, Type: n.Spec.Name, Index: k, Count: n.Parallelism,
 				Alloc: opts.Alloc, Logger: opts.Logger.With("op", n.ID),
 				Ledger: &Ledger{stats: x.counters[i]}, Settings: p.Settings,
+				span: x.tel.span(i, k),
 			}
 			op, err := newInstance(n, ic)
 			if err != nil {
 				buildErr = &OpError{Op: n.ID, Type: n.Spec.Name, Instance: k, Err: err}
+				x.tel.endUnstarted(i, k, buildErr)
 				break
 			}
 			insts = append(insts, inst{node: i, ic: ic, op: op, outs: outs, left: left, inbox: x.inboxes[i]})
@@ -172,8 +190,9 @@ func (p *Plan) Start(ctx context.Context, opts RunOptions) *Execution {
 	}
 	for _, in := range insts {
 		x.wg.Add(1)
-		go x.runInstance(p.nodes[in.node], x.counters[in.node], in.ic, in.op, in.inbox, in.outs, in.left)
+		go x.runInstance(in.node, in.ic, in.op, in.inbox, in.outs, in.left)
 	}
+	x.tel.startMetrics()
 	go func() {
 		x.wg.Wait()
 		x.finish()
@@ -207,12 +226,14 @@ func newInstance(n *planNode, ic *InstanceContext) (op any, err error) {
 }
 
 // fail records err from an instance; the first real error cancels the run.
-func (x *Execution) fail(n *planNode, k int, err error) {
+// It tells whether err is a real error (not ErrStop, not a consequence of
+// the cancellation).
+func (x *Execution) fail(n *planNode, k int, err error) bool {
 	if err == nil || errors.Is(err, ErrStop) {
-		return
+		return false
 	}
 	if x.runCtx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
-		return // a consequence of the cancellation, not its cause
+		return false // a consequence of the cancellation, not its cause
 	}
 	x.errMu.Lock()
 	if x.err == nil {
@@ -220,17 +241,34 @@ func (x *Execution) fail(n *planNode, k int, err error) {
 	}
 	x.errMu.Unlock()
 	x.cancel()
+	return true
 }
 
-func (x *Execution) runInstance(n *planNode, c *opCounters, ic *InstanceContext, op any, in *inbox, outs []outEdge, left *atomic.Int32) {
+func (x *Execution) runInstance(node int, ic *InstanceContext, op any, in *inbox, outs []outEdge, left *atomic.Int32) {
 	defer x.wg.Done()
-	em := &emitter{ctx: x.runCtx, outs: outs, c: c}
+	n, c := x.plan.nodes[node], x.counters[node]
+	ctx := x.tel.instCtx(x.runCtx, node, ic.Index)
+	em := &emitter{ctx: ctx, outs: outs, c: c}
+	if x.tel != nil {
+		em.m = x.tel.m
+		if x.tel.batches {
+			em.bt = &batchTel{rt: x.tel, span: x.tel.span(node, ic.Index), source: n.Spec.Kind == KindSource}
+		}
+	}
 	t0 := time.Now()
+	var err error
+	var cause bool
 	defer func() {
 		if r := recover(); r != nil {
-			x.opts.Logger.Error("operator panicked", "op", n.ID, "panic", r, "stack", string(debug.Stack()))
-			x.fail(n, ic.Index, fmt.Errorf("panic: %v", r))
+			perr, ok := r.(error)
+			if !ok || !isReportedPanic(perr) {
+				x.opts.Logger.Error("operator panicked", "op", n.ID, "panic", r, "stack", string(debug.Stack()))
+				perr = fmt.Errorf("panic: %v", r)
+			}
+			err = perr
+			cause = x.fail(n, ic.Index, perr)
 		}
+		x.tel.endInstance(node, ic.Index, em, ic.Ledger, err, cause)
 		if r, ok := op.(Releaser); ok {
 			r.Release()
 		}
@@ -249,16 +287,15 @@ func (x *Execution) runInstance(n *planNode, c *opCounters, ic *InstanceContext,
 			}
 		}
 	}()
-	var err error
 	switch o := op.(type) {
 	case Source:
-		err = o.Run(x.runCtx, em)
+		err = o.Run(ctx, em)
 	case Transform:
-		err = x.loopTransform(n, c, o, in, em)
+		err = x.loopTransform(ctx, n, o, in, em)
 	case Sink:
-		err = x.loopSink(c, o, in, em)
+		err = x.loopSink(ctx, o, in, em)
 	}
-	x.fail(n, ic.Index, err)
+	cause = x.fail(n, ic.Index, err)
 }
 
 // recv takes the next item from in; ok is false at the end of input.
@@ -268,6 +305,7 @@ func (x *Execution) recv(in *inbox, em *emitter) (item, bool) {
 	}
 	select {
 	case it, ok := <-in.ch:
+		em.took(it, ok)
 		return it, ok
 	default:
 	}
@@ -275,19 +313,26 @@ func (x *Execution) recv(in *inbox, em *emitter) (item, bool) {
 	defer func() { em.idle += int64(time.Since(t)) }()
 	select {
 	case it, ok := <-in.ch:
+		em.took(it, ok)
 		return it, ok
 	case <-x.runCtx.Done():
 		return item{}, false
 	}
 }
 
-func countIn(c *opCounters, rec arrow.RecordBatch) {
-	c.rowsIn.Add(rec.NumRows())
+// countIn counts an input batch and returns its size.
+func countIn(c *opCounters, em *emitter, rec arrow.RecordBatch) int64 {
+	n, b := rec.NumRows(), BatchBytes(rec)
+	c.rowsIn.Add(n)
 	c.batchesIn.Add(1)
-	c.bytesIn.Add(BatchBytes(rec))
+	c.bytesIn.Add(b)
+	em.own.rowsIn += n
+	em.own.batchesIn++
+	em.own.bytesIn += b
+	return b
 }
 
-func (x *Execution) loopTransform(n *planNode, c *opCounters, t Transform, in *inbox, em *emitter) error {
+func (x *Execution) loopTransform(ctx context.Context, n *planNode, t Transform, in *inbox, em *emitter) error {
 	ordered := n.Parallelism > 1 && !n.Unordered
 	em.track = true
 	for {
@@ -308,10 +353,17 @@ func (x *Execution) loopTransform(n *planNode, c *opCounters, t Transform, in *i
 		if !ok {
 			break
 		}
-		countIn(c, it.rec)
+		size := countIn(em.c, em, it.rec)
 		em.inBufs.reset(it.rec)
 		em.buffering = ordered
-		err := t.Process(x.runCtx, it.port, it.rec, em)
+		var bs trace.Span
+		if em.bt != nil && it.sc != nil {
+			bs = em.bt.begin(it.sc, it.rec.NumRows(), size)
+		}
+		err := t.Process(ctx, it.port, it.rec, em)
+		if bs != nil {
+			em.bt.end(bs, err)
+		}
 		it.rec.Release()
 		em.inBufs.reset(nil)
 		if ordered {
@@ -348,19 +400,26 @@ func (x *Execution) loopTransform(n *planNode, c *opCounters, t Transform, in *i
 		return x.runCtx.Err()
 	}
 	if f, ok := t.(Finisher); ok {
-		return f.Finish(x.runCtx, em)
+		return f.Finish(ctx, em)
 	}
 	return nil
 }
 
-func (x *Execution) loopSink(c *opCounters, s Sink, in *inbox, em *emitter) error {
+func (x *Execution) loopSink(ctx context.Context, s Sink, in *inbox, em *emitter) error {
 	for {
 		it, ok := x.recv(in, em)
 		if !ok {
 			break
 		}
-		countIn(c, it.rec)
-		err := s.Write(x.runCtx, it.port, it.rec)
+		size := countIn(em.c, em, it.rec)
+		var bs trace.Span
+		if em.bt != nil && it.sc != nil {
+			bs = em.bt.begin(it.sc, it.rec.NumRows(), size)
+		}
+		err := s.Write(ctx, it.port, it.rec)
+		if bs != nil {
+			em.bt.end(bs, err)
+		}
 		it.rec.Release()
 		if err != nil {
 			return err
@@ -369,7 +428,7 @@ func (x *Execution) loopSink(c *opCounters, s Sink, in *inbox, em *emitter) erro
 	if err := x.runCtx.Err(); err != nil {
 		return err
 	}
-	return s.Close(x.runCtx)
+	return s.Close(ctx)
 }
 
 // finish runs once every instance has returned: it releases what is left on
@@ -383,6 +442,9 @@ func (x *Execution) finish() {
 			select {
 			case it, ok := <-in.ch:
 				if ok {
+					if it.edge >= 0 && x.tel != nil && x.tel.m != nil {
+						x.tel.m.edges[it.edge].depth.Add(-1)
+					}
 					it.rec.Release()
 					continue
 				}
@@ -424,6 +486,7 @@ func (x *Execution) finish() {
 	if err != nil {
 		x.summary.Err = err.Error()
 	}
+	x.tel.endRun(&x.summary, err)
 	close(x.done)
 }
 
@@ -464,56 +527,94 @@ type emitter struct {
 	ctx     context.Context
 	outs    []outEdge
 	c       *opCounters
-	blocked int64 // ns, this instance only
+	own     instCounters // this instance's share of c, for its span
+	blocked int64        // ns, this instance only
 	idle    int64
+
+	m  *runMetrics // nil without metrics
+	bt *batchTel   // nil without batch tracing
 
 	track  bool   // transforms: count bytes shared with the input
 	inBufs bufSet // the current input's buffers
 
 	buffering bool // ordered parallel: hold batches until our turn
-	held      []arrow.RecordBatch
+	held      []heldBatch
+}
+
+type heldBatch struct {
+	rec arrow.RecordBatch
+	sc  *trace.SpanContext
+}
+
+// instCounters are one instance's figures; only its goroutine touches them.
+type instCounters struct {
+	rowsIn, rowsOut       int64
+	batchesIn, batchesOut int64
+	bytesIn, bytesOut     int64
+	ref                   int64
 }
 
 func (e *emitter) Emit(b arrow.RecordBatch) error {
 	if b == nil {
 		return nil
 	}
-	e.c.rowsOut.Add(b.NumRows())
+	rows, size := b.NumRows(), BatchBytes(b)
+	e.c.rowsOut.Add(rows)
 	e.c.batchesOut.Add(1)
-	e.c.bytesOut.Add(BatchBytes(b))
+	e.c.bytesOut.Add(size)
+	e.own.rowsOut += rows
+	e.own.batchesOut++
+	e.own.bytesOut += size
 	if e.track && len(e.inBufs.ptrs) > 0 {
-		e.c.ref.Add(e.inBufs.sharedBytes(b))
+		r := e.inBufs.sharedBytes(b)
+		e.c.ref.Add(r)
+		e.own.ref += r
+	}
+	var sc *trace.SpanContext
+	if e.bt != nil {
+		if e.bt.source {
+			sc = e.bt.sourceBatch(b, size)
+		} else {
+			sc = e.bt.cur
+		}
 	}
 	if e.buffering {
-		e.held = append(e.held, b)
+		e.held = append(e.held, heldBatch{b, sc})
 		return nil
 	}
-	return e.send(b)
+	return e.send(b, sc)
+}
+
+// took accounts for an item taken off an edge.
+func (e *emitter) took(it item, ok bool) {
+	if ok && e.m != nil && it.edge >= 0 {
+		e.m.received(it.edge, it.at)
+	}
 }
 
 func (e *emitter) flush() error {
 	var err error
-	for i, b := range e.held {
+	for i, h := range e.held {
 		if err != nil {
-			b.Release()
+			h.rec.Release()
 		} else {
-			err = e.send(b)
+			err = e.send(h.rec, h.sc)
 		}
-		e.held[i] = nil
+		e.held[i] = heldBatch{}
 	}
 	e.held = e.held[:0]
 	return err
 }
 
 func (e *emitter) dropBuffered() {
-	for i, b := range e.held {
-		b.Release()
-		e.held[i] = nil
+	for i, h := range e.held {
+		h.rec.Release()
+		e.held[i] = heldBatch{}
 	}
 	e.held = e.held[:0]
 }
 
-func (e *emitter) send(b arrow.RecordBatch) error {
+func (e *emitter) send(b arrow.RecordBatch, sc *trace.SpanContext) error {
 	var liveBuf [8]outEdge
 	live := liveBuf[:0]
 	for _, o := range e.outs {
@@ -529,7 +630,10 @@ func (e *emitter) send(b arrow.RecordBatch) error {
 		b.Retain() // fan-out: one reference per consumer, never a copy
 	}
 	for i, o := range live {
-		it := item{port: o.port, rec: b}
+		it := item{port: o.port, rec: b, edge: o.edge, sc: sc}
+		if e.m != nil && o.edge >= 0 {
+			it.at = e.m.sent(o.edge)
+		}
 		select {
 		case o.in.ch <- it:
 			continue
@@ -539,8 +643,10 @@ func (e *emitter) send(b arrow.RecordBatch) error {
 		select {
 		case o.in.ch <- it:
 		case <-o.in.detached:
+			e.unsent(o)
 			b.Release()
 		case <-e.ctx.Done():
+			e.unsent(o)
 			e.blocked += int64(time.Since(t))
 			for range len(live) - i {
 				b.Release()
@@ -555,4 +661,11 @@ func (e *emitter) send(b arrow.RecordBatch) error {
 		}
 	}
 	return ErrStop
+}
+
+// unsent takes back the queue-depth count of a batch that never entered o.
+func (e *emitter) unsent(o outEdge) {
+	if e.m != nil && o.edge >= 0 {
+		e.m.edges[o.edge].depth.Add(-1)
+	}
 }

@@ -3,9 +3,11 @@ package engine
 import (
 	"context"
 	"log/slog"
+	"sync/atomic"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Emitter takes batches from an operator. Emit takes ownership of one
@@ -67,6 +69,8 @@ type InstanceContext struct {
 	Logger   *slog.Logger
 	Ledger   *Ledger
 	Settings Settings
+
+	span trace.Span // the instance's span, with tracing on
 }
 
 // Ledger is an operator's page of the copy ledger. Every place that copies
@@ -75,6 +79,7 @@ type InstanceContext struct {
 // ("parquet encode", "filter take"). Safe for concurrent use.
 type Ledger struct {
 	stats *opCounters
+	own   atomic.Int64 // this instance's share
 }
 
 // Copied records n payload bytes copied for reason.
@@ -83,6 +88,7 @@ func (l *Ledger) Copied(reason string, n int64) {
 		return
 	}
 	l.stats.copied.Add(n)
+	l.own.Add(n)
 	l.stats.addReason(reason, n)
 }
 

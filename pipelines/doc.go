@@ -40,8 +40,17 @@
 //	    path: /dev/dax0.0       # arena cxl only: device-DAX file, or a file on tmpfs/hugetlbfs
 //	  trace:
 //	    exporter: none          # none | stdout | otlp
-//	    endpoint: localhost:4317  # otlp only
+//	    protocol: grpc          # otlp only: grpc | http
+//	    endpoint: localhost:4317  # otlp only (OTEL_EXPORTER_OTLP_ENDPOINT overrides)
 //	    sampling: 1             # fraction of runs traced, 0..1
+//	    batches: 0              # fraction of source batches traced through the graph, 0..1
+//	    timeout: 5s             # longest wait for the collector
+//	  metrics:
+//	    exporter: none          # none | stdout | otlp
+//	    protocol: grpc          # otlp only: grpc | http
+//	    endpoint: localhost:4317  # otlp only
+//	    interval: 10s           # export interval
+//	    listen: 127.0.0.1:9464  # serve Prometheus /metrics during the run
 //	sources:                    # required: id -> node
 //	  trades: {type: parquet, path: testdata/trades.parquet}
 //	operators:                  # optional

@@ -2,7 +2,9 @@ package pipelines
 
 import (
 	"fmt"
+	"net"
 	"strconv"
+	"time"
 
 	"github.com/zflowdev/zflow/engine"
 )
@@ -15,6 +17,7 @@ type Settings struct {
 	EdgeCapacity int            `zflow:"edge_capacity" doc:"batches an edge buffers before its producer blocks"`
 	Memory       MemorySettings `zflow:"memory" doc:"where batches live"`
 	Trace        TraceSettings  `zflow:"trace" doc:"OpenTelemetry tracing"`
+	Metrics      MetricSettings `zflow:"metrics" doc:"OpenTelemetry metrics and the Prometheus endpoint"`
 }
 
 // MemorySettings choose the arena batches are allocated from.
@@ -30,9 +33,21 @@ type MemorySettings struct {
 
 // TraceSettings choose where OpenTelemetry traces go.
 type TraceSettings struct {
-	Exporter string  `zflow:"exporter" enum:"none,stdout,otlp" doc:"none, stdout or otlp"`
-	Endpoint string  `zflow:"endpoint" doc:"OTLP endpoint (host:port); empty means the OpenTelemetry default"`
-	Sampling float64 `zflow:"sampling" doc:"fraction of runs traced, 0 to 1"`
+	Exporter string        `zflow:"exporter" enum:"none,stdout,otlp" doc:"none, stdout or otlp"`
+	Protocol string        `zflow:"protocol" enum:"grpc,http" doc:"OTLP transport: grpc (port 4317) or http (OTLP/HTTP protobuf, port 4318)"`
+	Endpoint string        `zflow:"endpoint" doc:"OTLP endpoint (host:port or a URL); empty means the OpenTelemetry default"`
+	Sampling float64       `zflow:"sampling" doc:"fraction of runs traced, 0 to 1"`
+	Batches  float64       `zflow:"batches" doc:"fraction of source batches traced through every operator, 0 to 1 (0: one span per operator instance only)"`
+	Timeout  time.Duration `zflow:"timeout" doc:"longest wait for the collector, per export and at shutdown"`
+}
+
+// MetricSettings choose where OpenTelemetry metrics go.
+type MetricSettings struct {
+	Exporter string        `zflow:"exporter" enum:"none,stdout,otlp" doc:"none, stdout or otlp"`
+	Protocol string        `zflow:"protocol" enum:"grpc,http" doc:"OTLP transport: grpc or http"`
+	Endpoint string        `zflow:"endpoint" doc:"OTLP endpoint (host:port or a URL); empty means the OpenTelemetry default"`
+	Interval time.Duration `zflow:"interval" doc:"how often metrics are exported"`
+	Listen   string        `zflow:"listen" doc:"serve a Prometheus scrape endpoint (/metrics) at this host:port during the run"`
 }
 
 // NUMANode is a NUMA node number, or AutoNode.
@@ -70,7 +85,8 @@ func DefaultSettings() Settings {
 		BatchRows:    d.BatchRows,
 		EdgeCapacity: d.EdgeCapacity,
 		Memory:       MemorySettings{Arena: "heap", Page: 2 << 20, Node: AutoNode},
-		Trace:        TraceSettings{Exporter: "none", Sampling: 1},
+		Trace:        TraceSettings{Exporter: "none", Protocol: "grpc", Sampling: 1, Timeout: 5 * time.Second},
+		Metrics:      MetricSettings{Exporter: "none", Protocol: "grpc", Interval: 10 * time.Second},
 	}
 }
 
@@ -125,5 +141,23 @@ func (d *decoder) decodeSettings(n *node, s *Settings) {
 	}
 	if t.Endpoint != "" && t.Exporter != "otlp" && ok("trace.exporter", "trace.endpoint") {
 		d.errs.add(at("trace", "endpoint"), "trace.endpoint: only exporter otlp uses an endpoint (exporter is %s)", t.Exporter)
+	}
+	if (t.Batches < 0 || t.Batches > 1 || t.Batches != t.Batches) && ok("trace.batches") {
+		d.errs.add(at("trace", "batches"), "trace.batches: must be between 0 and 1, got %v", t.Batches)
+	}
+	if t.Timeout <= 0 && ok("trace.timeout") {
+		d.errs.add(at("trace", "timeout"), "trace.timeout: must be > 0, got %v", t.Timeout)
+	}
+	mt := &s.Metrics
+	if mt.Endpoint != "" && mt.Exporter != "otlp" && ok("metrics.exporter", "metrics.endpoint") {
+		d.errs.add(at("metrics", "endpoint"), "metrics.endpoint: only exporter otlp uses an endpoint (exporter is %s)", mt.Exporter)
+	}
+	if mt.Interval <= 0 && ok("metrics.interval") {
+		d.errs.add(at("metrics", "interval"), "metrics.interval: must be > 0, got %v", mt.Interval)
+	}
+	if mt.Listen != "" && ok("metrics.listen") {
+		if _, _, err := net.SplitHostPort(mt.Listen); err != nil {
+			d.errs.add(at("metrics", "listen"), "metrics.listen: want host:port (like 127.0.0.1:9464 or :9464), got %q", mt.Listen)
+		}
 	}
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/zflowdev/zflow"
 	"github.com/zflowdev/zflow/engine"
+	"github.com/zflowdev/zflow/telemetry"
 	"golang.org/x/term"
 )
 
@@ -26,6 +27,11 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	progressEvery := fs.Duration("progress", time.Second, "progress line interval on a terminal")
 	logLevel := fs.String("log-level", "warn", "debug, info, warn or error")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
+	traceExporter := fs.String("trace-exporter", "", "none, stdout or otlp (overrides settings.trace.exporter and OTEL_TRACES_EXPORTER)")
+	traceEndpoint := fs.String("trace-endpoint", "", "OTLP endpoint for traces and metrics, host:port or URL (overrides OTEL_EXPORTER_OTLP_ENDPOINT)")
+	traceFile := fs.String("trace-file", "", "write the run's spans to this file (OTLP/JSON, one object per line)")
+	traceBatches := fs.Float64("trace-batches", -1, "fraction of source batches traced through every operator, 0 to 1 (overrides settings.trace.batches)")
+	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus metrics at http://HOST:PORT/metrics during the run")
 	files, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -92,7 +98,46 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			fmt.Fprint(stderr, "\r\033[K")
 		}
 	}
-	x := p.Start(runCtx, zflow.WithLogger(logger), zflow.WithBeforeCommit(stopProgress))
+	tcfg, err := p.TelemetryConfig()
+	if err != nil {
+		return usageError{fmt.Sprintf("run: %v", err)}
+	}
+	if *traceExporter != "" {
+		tcfg.Traces.Exporter = *traceExporter
+	}
+	if *traceEndpoint != "" {
+		tcfg.Traces.Endpoint, tcfg.Metrics.Endpoint = *traceEndpoint, *traceEndpoint
+	}
+	if *traceFile != "" {
+		tcfg.Traces.File = *traceFile
+	}
+	if *metricsAddr != "" {
+		tcfg.Metrics.Listen = *metricsAddr
+	}
+	if *traceBatches > 1 {
+		return usageError{fmt.Sprintf("run: --trace-batches %v: want 0 to 1", *traceBatches)}
+	}
+	tcfg.Stdout = stdout
+	tel, err := telemetry.Setup(ctx, tcfg)
+	if err != nil {
+		return exitError{code: exitUsage, err: fmt.Errorf("zflow: %w", err)}
+	}
+	defer func() {
+		// Flushes within the telemetry timeout whatever the collector does;
+		// what could not be delivered is one warning, never a failed run.
+		if err := tel.Shutdown(context.Background()); err != nil {
+			fmt.Fprintf(stderr, "zflow: warning: %v\n", err)
+		}
+	}()
+	if a := tel.MetricsAddr(); a != "" && !*quiet {
+		fmt.Fprintf(stderr, "zflow: metrics at http://%s/metrics\n", a)
+	}
+	runOpts := []zflow.RunOption{zflow.WithLogger(logger), zflow.WithBeforeCommit(stopProgress),
+		zflow.WithTracerProvider(tel.TracerProvider()), zflow.WithMeterProvider(tel.MeterProvider())}
+	if *traceBatches >= 0 {
+		runOpts = append(runOpts, zflow.WithBatchSampling(*traceBatches))
+	}
+	x := p.Start(runCtx, runOpts...)
 	if showProgress {
 		tick := time.NewTicker(*progressEvery)
 	loop:

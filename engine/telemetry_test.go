@@ -1,0 +1,342 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"testing"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+)
+
+// fanGraph: src fans out to a and b, u unions them (fan-in, 2 instances of
+// a), s1 takes u, s2 takes src.
+func fanGraph(s1, s2 *collectConfig, pass *passConfig) *Graph {
+	return &Graph{Name: "fan", Settings: Settings{EdgeCapacity: 4}, Nodes: []*Node{
+		{ID: "src", Kind: KindSource, Type: "seq", Config: &seqConfig{Batches: 12, Rows: 100}},
+		{ID: "a", Kind: KindTransform, Type: "pass", Config: pass, Inputs: []string{"src"}, Parallelism: 2},
+		{ID: "b", Kind: KindTransform, Type: "pass", Inputs: []string{"src"}},
+		{ID: "u", Kind: KindTransform, Type: "pass", Inputs: []string{"a", "b"}},
+		{ID: "s1", Kind: KindSink, Type: "collect", Config: s1, Inputs: []string{"u"}},
+		{ID: "s2", Kind: KindSink, Type: "collect", Config: s2, Inputs: []string{"src"}},
+	}}
+}
+
+func attrMap(kv []attribute.KeyValue) map[attribute.Key]attribute.Value {
+	m := map[attribute.Key]attribute.Value{}
+	for _, a := range kv {
+		m[a.Key] = a.Value
+	}
+	return m
+}
+
+func TestTraceSpanTree(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	defer tp.Shutdown(context.Background())
+	mem := newCountingAlloc()
+	s1, s2 := &collectConfig{}, &collectConfig{}
+	p := mustCompile(t, fanGraph(s1, s2, &passConfig{}))
+	sum, err := p.Run(context.Background(), RunOptions{Alloc: mem, Telemetry: Telemetry{
+		TracerProvider: tp,
+		Attributes:     []attribute.KeyValue{AttrArenaKind.String("heap")},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkNoLeaks(t, mem)
+	if started, ended := len(rec.Started()), len(rec.Ended()); started != ended {
+		t.Fatalf("%d spans started, %d ended when Run returned", started, ended)
+	}
+	spans := rec.Ended()
+	var root sdktrace.ReadOnlySpan
+	byName := map[string][]sdktrace.ReadOnlySpan{}
+	for _, s := range spans {
+		byName[s.Name()] = append(byName[s.Name()], s)
+		if s.Name() == "zflow run fan" {
+			root = s
+		}
+	}
+	if root == nil {
+		t.Fatalf("no run span among %d", len(spans))
+	}
+	// Exact tree: the run span, and one child per instance (a has 2).
+	want := map[string]int{"zflow run fan": 1, "seq src": 1, "pass a": 2, "pass b": 1, "pass u": 1, "collect s1": 1, "collect s2": 1}
+	got := map[string]int{}
+	for name, ss := range byName {
+		got[name] = len(ss)
+		for _, s := range ss {
+			if s == root {
+				if s.Parent().IsValid() {
+					t.Errorf("run span has a parent")
+				}
+				continue
+			}
+			if s.Parent().SpanID() != root.SpanContext().SpanID() || s.SpanContext().TraceID() != root.SpanContext().TraceID() {
+				t.Errorf("span %q: parent %v, want the run span %v", name, s.Parent().SpanID(), root.SpanContext().SpanID())
+			}
+		}
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("spans: got %v, want %v", got, want)
+	}
+	// Attributes: per instance figures sum to the summary's.
+	sums := map[string]*OpStats{}
+	for _, s := range spans {
+		if s == root {
+			continue
+		}
+		a := attrMap(s.Attributes())
+		id := a[AttrOperatorID].AsString()
+		if a[AttrPipeline].AsString() != "fan" || a[AttrArenaKind].AsString() != "heap" || a[AttrOperatorType].AsString() == "" {
+			t.Errorf("%s: attributes %v", s.Name(), a)
+		}
+		if s.Status().Code == codes.Error {
+			t.Errorf("%s: error status %v", s.Name(), s.Status())
+		}
+		st := sums[id]
+		if st == nil {
+			st = &OpStats{}
+			sums[id] = st
+		}
+		st.RowsIn += a[AttrRowsIn].AsInt64()
+		st.RowsOut += a[AttrRowsOut].AsInt64()
+		st.BatchesIn += a[AttrBatchesIn].AsInt64()
+		st.BatchesOut += a[AttrBatchesOut].AsInt64()
+		st.BytesIn += a[AttrBytesIn].AsInt64()
+		st.BytesOut += a[AttrBytesOut].AsInt64()
+		st.BytesRef += a[AttrBytesRef].AsInt64()
+		st.BytesCopied += a[AttrBytesCopied].AsInt64()
+		st.Instances++
+	}
+	for _, o := range sum.Ops {
+		g := sums[o.ID]
+		if g == nil || g.RowsIn != o.RowsIn || g.RowsOut != o.RowsOut || g.BatchesIn != o.BatchesIn ||
+			g.BatchesOut != o.BatchesOut || g.BytesIn != o.BytesIn || g.BytesOut != o.BytesOut ||
+			g.BytesRef != o.BytesRef || g.BytesCopied != o.BytesCopied || g.Instances != o.Instances {
+			t.Errorf("%s: spans say %+v, summary %+v", o.ID, g, o)
+		}
+	}
+	if sum.Op("u").RowsIn != 2400 || sum.Op("src").BytesOut == 0 {
+		t.Fatalf("unexpected summary %+v", sum.Ops)
+	}
+	// Links: u links to both a instances and b; s2 and a/b link to src.
+	links := func(name string) []string {
+		var out []string
+		for _, l := range byName[name][0].Links() {
+			la := attrMap(l.Attributes)
+			out = append(out, la[AttrEdgeFrom].AsString())
+			found := false
+			for _, s := range spans {
+				if s.SpanContext().SpanID() == l.SpanContext.SpanID() {
+					found = strings.HasSuffix(s.Name(), " "+la[AttrEdgeFrom].AsString())
+				}
+			}
+			if !found {
+				t.Errorf("%s: link to %v is not the span of %s", name, l.SpanContext.SpanID(), la[AttrEdgeFrom].AsString())
+			}
+		}
+		sort.Strings(out)
+		return out
+	}
+	if l := links("pass u"); fmt.Sprint(l) != "[a a b]" {
+		t.Errorf("u links %v, want [a a b]", l)
+	}
+	if l := links("collect s2"); fmt.Sprint(l) != "[src]" {
+		t.Errorf("s2 links %v", l)
+	}
+	if l := links("seq src"); len(l) != 0 {
+		t.Errorf("source links %v", l)
+	}
+	// Nothing is recorded after Run returned.
+	n := len(rec.Started())
+	if n != len(rec.Ended()) {
+		t.Fatal("open spans after Run")
+	}
+}
+
+func TestTraceErrorStatus(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	defer tp.Shutdown(context.Background())
+	mem := newCountingAlloc()
+	p := mustCompile(t, linear(&seqConfig{Batches: 100, Rows: 10}, &passConfig{FailAt: 3}, &collectConfig{}, 1, false))
+	_, err := p.Run(context.Background(), RunOptions{Alloc: mem, Telemetry: Telemetry{TracerProvider: tp}})
+	if err == nil {
+		t.Fatal("want an error")
+	}
+	checkNoLeaks(t, mem)
+	if len(rec.Started()) != len(rec.Ended()) {
+		t.Fatal("open spans after Run")
+	}
+	status := map[string]sdktrace.Status{}
+	for _, s := range rec.Ended() {
+		status[s.Name()] = s.Status()
+	}
+	if st := status["pass p"]; st.Code != codes.Error || !strings.Contains(st.Description, "injected failure") {
+		t.Errorf("failing operator status %+v", st)
+	}
+	if st := status["zflow run t"]; st.Code != codes.Error || !strings.Contains(st.Description, `operator "p"`) {
+		t.Errorf("run status %+v", st)
+	}
+	for _, name := range []string{"seq src", "collect out"} {
+		if status[name].Code == codes.Error {
+			t.Errorf("%s was cancelled, not failed, but has status %+v", name, status[name])
+		}
+	}
+}
+
+func TestTraceBatchLineage(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	defer tp.Shutdown(context.Background())
+	mem := newCountingAlloc()
+	p := mustCompile(t, fanGraph(&collectConfig{}, &collectConfig{}, &passConfig{}))
+	if _, err := p.Run(context.Background(), RunOptions{Alloc: mem, Telemetry: Telemetry{TracerProvider: tp, BatchSampling: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	checkNoLeaks(t, mem)
+	parents := map[[8]byte]string{} // span id → instance span name
+	for _, s := range rec.Ended() {
+		parents[s.SpanContext().SpanID()] = s.Name()
+	}
+	// Each of the 12 source batches: a span at src, a, b, u (twice: via a
+	// and via b), s1 (twice), s2: 12 × 8 = 96 batch spans.
+	count := map[string]int{}
+	for _, s := range rec.Ended() {
+		if s.Name() != "batch" {
+			continue
+		}
+		at := parents[s.Parent().SpanID()]
+		count[at]++
+		if at != "seq src" {
+			if len(s.Links()) != 1 || parents[s.Links()[0].SpanContext.SpanID()] != "batch" {
+				t.Errorf("batch span at %s not linked to its producer's batch span", at)
+			}
+		}
+	}
+	want := map[string]int{"seq src": 12, "pass a": 12, "pass b": 12, "pass u": 24, "collect s1": 24, "collect s2": 12}
+	if fmt.Sprint(count) != fmt.Sprint(want) {
+		t.Fatalf("batch spans by operator %v, want %v", count, want)
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	defer mp.Shutdown(context.Background())
+	mem := newCountingAlloc()
+	p := mustCompile(t, fanGraph(&collectConfig{}, &collectConfig{}, &passConfig{}))
+	sum, err := p.Run(context.Background(), RunOptions{Alloc: mem, Telemetry: Telemetry{
+		MeterProvider: mp,
+		Gauges: func(o GaugeObserver) {
+			o("zflow.arena.bytes_in_use", "By", "arena bytes", 4096, AttrArenaBacking.String("thp"))
+		},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkNoLeaks(t, mem)
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int64{}
+	var latencyCount uint64
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			switch d := m.Data.(type) {
+			case metricdata.Sum[int64]:
+				for _, dp := range d.DataPoints {
+					id, _ := dp.Attributes.Value(AttrOperatorID)
+					dir, _ := dp.Attributes.Value(AttrDirection)
+					got[m.Name+"/"+id.AsString()+"/"+dir.AsString()] += dp.Value
+				}
+			case metricdata.Histogram[float64]:
+				for _, dp := range d.DataPoints {
+					latencyCount += dp.Count
+				}
+			case metricdata.Gauge[int64]:
+				t.Errorf("gauge %s still reported after Run returned", m.Name)
+			}
+		}
+	}
+	for _, o := range sum.Ops {
+		checks := map[string]int64{
+			"zflow.operator.rows/" + o.ID + "/in":     o.RowsIn,
+			"zflow.operator.rows/" + o.ID + "/out":    o.RowsOut,
+			"zflow.operator.batches/" + o.ID + "/out": o.BatchesOut,
+			"zflow.operator.bytes/" + o.ID + "/in":    o.BytesIn,
+			"zflow.operator.bytes/" + o.ID + "/out":   o.BytesOut,
+		}
+		for k, v := range checks {
+			if got[k] != v {
+				t.Errorf("%s = %d, summary says %d", k, got[k], v)
+			}
+		}
+	}
+	// Every batch crossed an edge once per consumer: src→a, src→b, src→s2,
+	// a→u, b→u, u→s1.
+	var crossings uint64
+	for _, o := range sum.Ops {
+		crossings += uint64(o.BatchesIn)
+	}
+	if latencyCount != crossings {
+		t.Errorf("latency histogram has %d samples, %d batches crossed edges", latencyCount, crossings)
+	}
+}
+
+func TestMetricsLiveGauges(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	defer mp.Shutdown(context.Background())
+	mem := newCountingAlloc()
+	pass := &passConfig{Sleep: 2e6} // 2 ms per batch: the edge fills up
+	p := mustCompile(t, linear(&seqConfig{Batches: 40, Rows: 10}, pass, &collectConfig{}, 1, false))
+	x := p.Start(context.Background(), RunOptions{Alloc: mem, Telemetry: Telemetry{
+		MeterProvider: mp,
+		Gauges: func(o GaugeObserver) {
+			o("zflow.arena.bytes_in_use", "By", "arena bytes", 4096, AttrArenaBacking.String("thp"))
+		},
+	}})
+	defer x.Wait()
+	var depth, arena bool
+	for !(depth && arena) {
+		select {
+		case <-x.Done():
+			t.Fatalf("run ended before the gauges showed (depth %v, arena %v)", depth, arena)
+		default:
+		}
+		var rm metricdata.ResourceMetrics
+		if err := reader.Collect(context.Background(), &rm); err != nil {
+			t.Fatal(err)
+		}
+		for _, sm := range rm.ScopeMetrics {
+			for _, m := range sm.Metrics {
+				g, ok := m.Data.(metricdata.Gauge[int64])
+				if !ok {
+					continue
+				}
+				for _, dp := range g.DataPoints {
+					from, _ := dp.Attributes.Value(AttrEdgeFrom)
+					if m.Name == "zflow.edge.queue.depth" && from.AsString() == "src" && dp.Value > 0 {
+						depth = true
+					}
+					if m.Name == "zflow.arena.bytes_in_use" && dp.Value == 4096 {
+						arena = true
+					}
+				}
+			}
+		}
+	}
+	if _, err := x.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	checkNoLeaks(t, mem)
+}
