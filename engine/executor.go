@@ -12,6 +12,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -252,7 +253,8 @@ func (x *Execution) runInstance(node int, ic *InstanceContext, op any, in *inbox
 	if x.tel != nil {
 		em.m = x.tel.m
 		if x.tel.batches {
-			em.bt = &batchTel{rt: x.tel, span: x.tel.span(node, ic.Index), source: n.Spec.Kind == KindSource}
+			em.bt = &batchTel{rt: x.tel, span: x.tel.span(node, ic.Index), source: n.Spec.Kind == KindSource,
+				name: "batch " + n.ID, attrs: []attribute.KeyValue{AttrOperatorID.String(n.ID), AttrInstance.Int(ic.Index)}}
 		}
 	}
 	t0 := time.Now()
@@ -360,7 +362,11 @@ func (x *Execution) loopTransform(ctx context.Context, n *planNode, t Transform,
 		if em.bt != nil && it.sc != nil {
 			bs = em.bt.begin(it.sc, it.rec.NumRows(), size)
 		}
-		err := t.Process(ctx, it.port, it.rec, em)
+		pctx := ctx
+		if bs != nil {
+			pctx = trace.ContextWithSpan(ctx, bs) // InjectBatchTrace finds the batch's span
+		}
+		err := t.Process(pctx, it.port, it.rec, em)
 		if bs != nil {
 			em.bt.end(bs, err)
 		}
@@ -416,7 +422,11 @@ func (x *Execution) loopSink(ctx context.Context, s Sink, in *inbox, em *emitter
 		if em.bt != nil && it.sc != nil {
 			bs = em.bt.begin(it.sc, it.rec.NumRows(), size)
 		}
-		err := s.Write(ctx, it.port, it.rec)
+		wctx := ctx
+		if bs != nil {
+			wctx = trace.ContextWithSpan(ctx, bs) // InjectBatchTrace finds the batch's span
+		}
+		err := s.Write(wctx, it.port, it.rec)
 		if bs != nil {
 			em.bt.end(bs, err)
 		}

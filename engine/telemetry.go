@@ -257,7 +257,9 @@ func (rt *runTel) instCtx(ctx context.Context, node, k int) context.Context {
 // instance's goroutine.
 type batchTel struct {
 	rt     *runTel
-	span   trace.Span // the instance span
+	name   string               // span name: "batch <node id>"
+	attrs  []attribute.KeyValue // operator id and instance
+	span   trace.Span           // the instance span
 	source bool
 	seq    int64
 	cur    *trace.SpanContext // the batch being processed, if traced
@@ -270,18 +272,22 @@ func (b *batchTel) sourceBatch(rec interface{ NumRows() int64 }, bytes int64) *t
 	if !b.source || (b.rt.sample < 1 && rand.Float64() >= b.rt.sample) {
 		return nil
 	}
-	_, s := b.rt.tracer.Start(trace.ContextWithSpan(context.Background(), b.span), "batch",
+	_, s := b.rt.tracer.Start(trace.ContextWithSpan(context.Background(), b.span), b.name,
+		trace.WithAttributes(b.attrs...),
 		trace.WithAttributes(AttrBatchSeq.Int64(b.seq), AttrBatchRows.Int64(rec.NumRows()), AttrBatchBytes.Int64(bytes)))
 	s.End()
 	sc := s.SpanContext()
 	return &sc
 }
 
-// begin starts the span of a traced batch arriving at this instance.
+// begin starts the span of a traced batch arriving at this instance: a
+// child of the producer's batch span (so a traced batch's way through the
+// graph, and across processes, is one tree), linked to this instance's span.
 func (b *batchTel) begin(from *trace.SpanContext, rows, bytes int64) trace.Span {
 	b.seq++
-	_, s := b.rt.tracer.Start(trace.ContextWithSpan(context.Background(), b.span), "batch",
-		trace.WithLinks(trace.Link{SpanContext: *from}),
+	_, s := b.rt.tracer.Start(trace.ContextWithSpanContext(context.Background(), *from), b.name,
+		trace.WithLinks(trace.Link{SpanContext: b.span.SpanContext()}),
+		trace.WithAttributes(b.attrs...),
 		trace.WithAttributes(AttrBatchSeq.Int64(b.seq), AttrBatchRows.Int64(rows), AttrBatchBytes.Int64(bytes)))
 	sc := s.SpanContext()
 	b.cur = &sc

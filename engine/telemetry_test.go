@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -202,26 +203,33 @@ func TestTraceBatchLineage(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkNoLeaks(t, mem)
-	parents := map[[8]byte]string{} // span id → instance span name
+	names := map[[8]byte]string{} // span id → span name
 	for _, s := range rec.Ended() {
-		parents[s.SpanContext().SpanID()] = s.Name()
+		names[s.SpanContext().SpanID()] = s.Name()
 	}
 	// Each of the 12 source batches: a span at src, a, b, u (twice: via a
-	// and via b), s1 (twice), s2: 12 × 8 = 96 batch spans.
+	// and via b), s1 (twice), s2. Each is a child of its producer's batch
+	// span and links to the instance span it ran in.
+	producer := map[string][]string{"batch a": {"batch src"}, "batch b": {"batch src"}, "batch u": {"batch a", "batch b"},
+		"batch s1": {"batch u"}, "batch s2": {"batch src"}, "batch src": {"seq src"}}
+	instance := map[string]string{"batch a": "pass a", "batch b": "pass b", "batch u": "pass u", "batch s1": "collect s1", "batch s2": "collect s2"}
 	count := map[string]int{}
 	for _, s := range rec.Ended() {
-		if s.Name() != "batch" {
+		if !strings.HasPrefix(s.Name(), "batch ") {
 			continue
 		}
-		at := parents[s.Parent().SpanID()]
-		count[at]++
-		if at != "seq src" {
-			if len(s.Links()) != 1 || parents[s.Links()[0].SpanContext.SpanID()] != "batch" {
-				t.Errorf("batch span at %s not linked to its producer's batch span", at)
+		count[s.Name()]++
+		parent := names[s.Parent().SpanID()]
+		if !slices.Contains(producer[s.Name()], parent) {
+			t.Errorf("%s: parent %q, want one of %v", s.Name(), parent, producer[s.Name()])
+		}
+		if want, ok := instance[s.Name()]; ok {
+			if len(s.Links()) != 1 || names[s.Links()[0].SpanContext.SpanID()] != want {
+				t.Errorf("%s: links %v, want the %s instance span", s.Name(), s.Links(), want)
 			}
 		}
 	}
-	want := map[string]int{"seq src": 12, "pass a": 12, "pass b": 12, "pass u": 24, "collect s1": 24, "collect s2": 12}
+	want := map[string]int{"batch src": 12, "batch a": 12, "batch b": 12, "batch u": 24, "batch s1": 24, "batch s2": 12}
 	if fmt.Sprint(count) != fmt.Sprint(want) {
 		t.Fatalf("batch spans by operator %v, want %v", count, want)
 	}

@@ -80,6 +80,7 @@ type ipcWriter interface {
 }
 
 func (f *arrowSinkFactory) New(ic *engine.InstanceContext) (any, error) {
+	fileBackend(ic)
 	out, err := newFileOut("arrow", f.cfg.Path)
 	if err != nil {
 		return nil, err

@@ -59,6 +59,7 @@ func (f *ndjsonSinkFactory) Schema() *arrow.Schema { return nil }
 func (f *ndjsonSinkFactory) Describe() string { return f.cfg.Path }
 
 func (f *ndjsonSinkFactory) New(ic *engine.InstanceContext) (any, error) {
+	fileBackend(ic)
 	out, err := newFileOut("ndjson", f.cfg.Path)
 	if err != nil {
 		return nil, err

@@ -122,6 +122,7 @@ func (f *parquetSinkFactory) Describe() string {
 }
 
 func (f *parquetSinkFactory) New(ic *engine.InstanceContext) (any, error) {
+	fileBackend(ic)
 	out, err := newFileOut("parquet", f.cfg.Path)
 	if err != nil {
 		return nil, err

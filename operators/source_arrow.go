@@ -152,6 +152,7 @@ func (f *arrowFactory) Describe() string {
 }
 
 func (f *arrowFactory) New(ic *engine.InstanceContext) (any, error) {
+	fileBackend(ic)
 	if f.stream && ic.Count > 1 {
 		return nil, fmt.Errorf("arrow: %s is an IPC stream, which one instance reads from start to end; use parallelism 1 or the file format", f.cfg.Path)
 	}

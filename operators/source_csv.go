@@ -337,6 +337,7 @@ func (f *csvFactory) Describe() string {
 }
 
 func (f *csvFactory) New(ic *engine.InstanceContext) (any, error) {
+	fileBackend(ic)
 	return &csvSource{f: f, ic: ic}, nil
 }
 

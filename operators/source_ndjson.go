@@ -282,6 +282,7 @@ func (f *ndjsonFactory) Describe() string {
 }
 
 func (f *ndjsonFactory) New(ic *engine.InstanceContext) (any, error) {
+	fileBackend(ic)
 	return &ndjsonSource{f: f, ic: ic}, nil
 }
 

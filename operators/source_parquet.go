@@ -140,6 +140,7 @@ func (f *parquetFactory) Describe() string {
 }
 
 func (f *parquetFactory) New(ic *engine.InstanceContext) (any, error) {
+	fileBackend(ic)
 	return &parquetSource{f: f, ic: ic}, nil
 }
 
