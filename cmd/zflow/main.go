@@ -45,6 +45,9 @@ Usage:
   zflow validate FILE...                 check pipeline files, print every error
   zflow plan [--format text|dot|json] FILE  print the compiled plan
   zflow operators [NAME]                 list operators, or one operator's parameters
+  zflow topology [--json] [--check] [--sys DIR --proc DIR]
+                                         the machine: NUMA and CXL nodes, hugepages, DAX, NVMe, NICs
+  zflow doctor                           what hugepage/NUMA arenas lack here, with the fixing commands
   zflow version                          print versions
 
 Exit codes: 0 ok, 1 run failure, 2 bad usage or invalid pipeline, 130 interrupted.
@@ -70,13 +73,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = cmdPlan(rest, stdout, stderr)
 	case "operators":
 		err = cmdOperators(rest, stdout)
+	case "topology":
+		err = cmdTopology(ctx, rest, stdout, stderr)
+	case "doctor":
+		err = cmdTopology(ctx, append([]string{"--check"}, rest...), stdout, stderr)
 	case "version", "--version", "-v":
 		err = cmdVersion(stdout)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return exitOK
 	default:
-		err = usageError{fmt.Sprintf("unknown command %q (known: run, validate, plan, operators, version)", cmd)}
+		err = usageError{fmt.Sprintf("unknown command %q (known: run, validate, plan, operators, topology, doctor, version)", cmd)}
 	}
 	if err == nil {
 		return exitOK
