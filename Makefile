@@ -9,7 +9,7 @@ BIN       := bin/zflow
 LDFLAGS   := -checklinkname=0
 GOFLAGS_T ?= -race -count=1 -timeout 20m
 
-.PHONY: run test build deps vet jaeger fuzz bench bench-overhead bench-duckdb clean
+.PHONY: run test build deps vet jaeger fuzz bench bench-overhead bench-tracing bench-duckdb clean
 
 run: build
 	$(BIN) run pipelines/examples/quickstart.yaml
@@ -62,6 +62,11 @@ bench: deps
 # PNG chart: bench/results/overhead.{json,png}.
 bench-overhead: deps
 	$(GO) run ./bench/cmd/overhead
+
+# What OpenTelemetry costs a run (off, sampled out, operator spans, metrics,
+# batch spans), as ratios in one run: bench/results/tracing.{json,png}.
+bench-tracing: deps
+	$(GO) run ./bench/cmd/tracing
 
 # zflow vs DuckDB (through @duckdb/node-api, threads=2) on a 10M-row CSV, as
 # whole processes under hyperfine: bench/results/duckdb.{json,md,png}.

@@ -12,7 +12,6 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"flag"
@@ -23,7 +22,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -32,6 +30,7 @@ import (
 
 	"github.com/zflowdev/zflow/bench"
 	"github.com/zflowdev/zflow/bench/internal/chart"
+	"github.com/zflowdev/zflow/bench/internal/runinfo"
 	"github.com/zflowdev/zflow/engine"
 )
 
@@ -109,18 +108,18 @@ func main() {
 		}
 		return
 	}
-	batches, err := ints(*batchList)
+	batches, err := runinfo.Ints(*batchList)
 	if err != nil {
 		fatal(err)
 	}
-	procs, err := ints(*procList)
+	procs, err := runinfo.Ints(*procList)
 	if err != nil {
 		fatal(err)
 	}
 	rep := Report{
 		Command: "go run ./bench/cmd/overhead " + strings.Join(os.Args[1:], " "),
-		Time:    time.Now().UTC(), Go: runtime.Version(), CPU: cpuModel(), NumCPU: runtime.NumCPU(),
-		LoadStart: loadavg(), Where: bench.Where, Computed: bench.Notional + " AS notional",
+		Time:    time.Now().UTC(), Go: runtime.Version(), CPU: runinfo.CPUModel(), NumCPU: runtime.NumCPU(),
+		LoadStart: runinfo.LoadAvg(), Where: bench.Where, Computed: bench.Notional + " AS notional",
 		Edges: bench.Edges, Reps: *reps,
 	}
 	for _, p := range procs {
@@ -134,7 +133,7 @@ func main() {
 			fmt.Fprintf(os.Stderr, "procs=%d batch=%d: ratio %.3f\n", p, b, r.OverheadRatio)
 		}
 	}
-	rep.LoadEnd = loadavg()
+	rep.LoadEnd = runinfo.LoadAvg()
 	writeTable(os.Stdout, &rep)
 	if *out == "" {
 		return
@@ -220,11 +219,11 @@ func measure(ctx context.Context, procs int, rows int64, batch, reps int) (Resul
 			gors = append(gors, float64(r.goroutines)/float64(nb))
 		}
 		s.RunsMs = walls
-		s.MedianMs, s.MinMs, s.CPUMs = median(walls), slices.Min(walls), median(cpus)
+		s.MedianMs, s.MinMs, s.CPUMs = runinfo.Median(walls), slices.Min(walls), runinfo.Median(cpus)
 		s.RowsPerSec = float64(d.Rows) / (s.MedianMs / 1e3)
 		s.BytesPerSec = float64(d.Bytes) / (s.MedianMs / 1e3)
-		s.AllocsPerBatch = median(allocs)
-		s.GoroutinesPerBatch = median(gors)
+		s.AllocsPerBatch = runinfo.Median(allocs)
+		s.GoroutinesPerBatch = runinfo.Median(gors)
 		return s
 	}
 	res := Result{
@@ -239,7 +238,7 @@ func measure(ctx context.Context, procs int, rows int64, batch, reps int) (Resul
 		cpuRatio = append(cpuRatio, p.cpu.Seconds()/l.cpu.Seconds())
 		edge = append(edge, float64(p.wall-l.wall)/float64(nb*bench.Edges))
 	}
-	res.OverheadRatio, res.CPURatio, res.EdgeNsPerBatch = median(ratio), median(cpuRatio), median(edge)
+	res.OverheadRatio, res.CPURatio, res.EdgeNsPerBatch = runinfo.Median(ratio), runinfo.Median(cpuRatio), runinfo.Median(edge)
 	res.EngineAllocs = res.Replay.AllocsPerBatch - res.Loop.AllocsPerBatch
 	return res, nil
 }
@@ -281,7 +280,7 @@ func writeTable(w io.Writer, rep *Report) {
 
 func writeChart(path string, rep *Report) error {
 	c := &chart.Bars{
-		Title:  fmt.Sprintf("core pipeline vs plain loop, %s rows: M rows/s (median of %d)", short(rep.Results[0].Rows), rep.Reps),
+		Title:  fmt.Sprintf("core pipeline vs plain loop, %s rows: M rows/s (median of %d)", runinfo.Short(rep.Results[0].Rows), rep.Reps),
 		YLabel: "M rows/s",
 		Series: []string{"plain loop", "pipeline (replay)", "pipeline (generate)"},
 		Format: "%.1f",
@@ -293,7 +292,7 @@ func writeChart(path string, rep *Report) error {
 	}
 	for _, r := range rep.Results {
 		c.Groups = append(c.Groups, chart.Group{
-			Label:  fmt.Sprintf("batch %s\nprocs %d\nx%.2f", short(int64(r.BatchRows)), r.Procs, r.OverheadRatio),
+			Label:  fmt.Sprintf("batch %s\nprocs %d\nx%.2f", runinfo.Short(int64(r.BatchRows)), r.Procs, r.OverheadRatio),
 			Values: []float64{r.Loop.RowsPerSec / 1e6, r.Replay.RowsPerSec / 1e6, r.Generate.RowsPerSec / 1e6},
 		})
 	}
@@ -303,66 +302,7 @@ func writeChart(path string, rep *Report) error {
 	return chart.WritePNG(path, img)
 }
 
-func short(n int64) string {
-	switch {
-	case n >= 1<<20 && n%(1<<20) == 0:
-		return fmt.Sprintf("%dMi", n>>20)
-	case n >= 1<<10 && n%(1<<10) == 0:
-		return fmt.Sprintf("%dKi", n>>10)
-	}
-	return strconv.FormatInt(n, 10)
-}
-
-func median(v []float64) float64 {
-	if len(v) == 0 {
-		return 0
-	}
-	s := slices.Clone(v)
-	slices.SortFunc(s, cmp.Compare)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
-
 func ms(d time.Duration) float64 { return float64(d) / 1e6 }
-
-func ints(s string) ([]int, error) {
-	var out []int
-	for _, f := range strings.Split(s, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || n <= 0 {
-			return nil, fmt.Errorf("overhead: bad number %q in %q", f, s)
-		}
-		out = append(out, n)
-	}
-	return out, nil
-}
-
-func loadavg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
-}
-
-func cpuModel() string {
-	b, err := os.ReadFile("/proc/cpuinfo")
-	if err != nil {
-		return runtime.GOARCH
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return runtime.GOARCH
-}
 
 func fatal(err error) {
 	fmt.Fprintln(os.Stderr, "overhead:", err)
