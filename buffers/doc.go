@@ -1,10 +1,50 @@
-// Package buffers will hold zflow's memory: arenas made of large mmap'd
-// regions (MAP_HUGETLB, then transparent hugepages, then plain pages) bound
-// to a NUMA node with mbind, and an implementation of arrow-go's
-// memory.Allocator on top of them (64-byte aligned size classes, reuse
-// without the Go heap, a budget, stats by backing kind).
+// Package buffers is zflow's memory: arenas of large mmap'd regions and an
+// implementation of arrow-go's memory.Allocator on top of them.
 //
-// Until it lands, every batch is allocated from the memory.Allocator passed
-// to the run (the Go allocator by default). See DESIGN.md, "Memory, NUMA and
-// CXL".
+// # Arena
+//
+// An arena maps extents (64 MiB by default), each through a fallback chain
+// that starts at the Kind asked for: MAP_HUGETLB (2 MiB pages, or 1 GiB when
+// asked) → anonymous memory with madvise(MADV_HUGEPAGE) (transparent
+// hugepages) → plain pages. Each mapping is then bound to a NUMA node with
+// mbind(MPOL_BIND) (topology.Mbind), optionally mlocked and prefaulted. Any
+// step that fails is logged once with its reason (the hugepage pool's state
+// and how to reserve more, the THP mode, the missing node) and the arena
+// carries on with less: a run never fails for want of hugepages. What a
+// mapping actually got is read back, never assumed: Arena.Backing parses
+// /proc/self/smaps (KernelPageSize, AnonHugePages, Private_Hugetlb, Rss,
+// Locked) and asks move_pages(2) which node a sample of pages is on.
+// "Use the Go heap" is not a Kind: it is the absence of this package
+// (memory.NewGoAllocator).
+//
+// # Allocator
+//
+// New builds an Allocator over an arena. Requests up to MaxClassSize
+// (4 MiB) are rounded to one of 60 size classes (64-byte multiples, four
+// per doubling) carved from extents in spans; freed blocks go on sharded
+// free lists, linked through the blocks themselves, and are reused without
+// ever going back to the OS or through the Go heap. Larger requests get a
+// mapping of their own, kept in a small cache when freed. Every block is
+// 64-byte aligned and handed out zeroed (fresh memory is zero; a reused
+// block has the bytes asked for cleared when it is handed out again:
+// BenchmarkZeroing found clearing whole blocks on free no faster, and it
+// clears more). Free checks what it is given against a per-block state
+// word: a slice not from this allocator, not the start of a block, or freed
+// twice panics with a message saying which, before anything is corrupted.
+// Allocate and Free of a class block make no Go heap allocation.
+//
+// # Budgets and stats
+//
+// A hard budget makes an Allocate beyond it panic with a *BudgetError
+// (memory.Allocator cannot return errors; the engine recovers it and fails
+// the operator). A soft budget is backpressure: an Allocate above it waits
+// for frees, at most SoftWait, then proceeds, so it cannot deadlock.
+// Allocator.For(owner) returns a view that attributes allocations to an
+// operator in BudgetError and Stats. Stats are atomic counters and
+// per-shard counts, read without stopping the allocator.
+//
+// The layout follows the classic size-class allocators (tcmalloc's size
+// classes and spans, jemalloc's extents) with arrow-go's allocator contract
+// (memory.Allocator, memory.CheckedAllocator for leak checks). See
+// DESIGN.md, "Memory, NUMA and CXL".
 package buffers

@@ -21,6 +21,14 @@ type RunOptions struct {
 	// Alloc is the allocator every operator instance allocates batches from;
 	// nil means memory.DefaultAllocator.
 	Alloc memory.Allocator
+	// AllocFor, if set, gives each operator instance its own view of the
+	// allocator (an arena attributing bytes to the operator, for budgets
+	// and stats); it is called once per instance before the run starts.
+	AllocFor func(node, typ string, index int) memory.Allocator
+	// Finish, if set, is called once the sinks have committed or aborted,
+	// with the final summary, before Wait returns: the caller adds what it
+	// owns (the arena's report).
+	Finish func(*Summary)
 	// Logger receives the run's log records; nil discards them.
 	Logger *slog.Logger
 	// BeforeCommit, if set, is called once every instance has returned and
@@ -157,7 +165,7 @@ func (p *Plan) Start(ctx context.Context, opts RunOptions) *Execution {
 		for k := 0; k < n.Parallelism; k++ {
 			ic := &InstanceContext{
 				Node: n.ID, Type: n.Spec.Name, Index: k, Count: n.Parallelism,
-				Alloc: opts.Alloc, Logger: opts.Logger.With("op", n.ID),
+				Alloc: allocFor(opts, n, k), Logger: opts.Logger.With("op", n.ID),
 				Ledger: &Ledger{stats: x.counters[i]}, Settings: p.Settings,
 				span: x.tel.span(i, k),
 			}
@@ -199,6 +207,15 @@ func (p *Plan) Start(ctx context.Context, opts RunOptions) *Execution {
 		x.finish()
 	}()
 	return x
+}
+
+func allocFor(opts RunOptions, n *planNode, k int) memory.Allocator {
+	if opts.AllocFor != nil {
+		if a := opts.AllocFor(n.ID, n.Spec.Name, k); a != nil {
+			return a
+		}
+	}
+	return opts.Alloc
 }
 
 func newInstance(n *planNode, ic *InstanceContext) (op any, err error) {
@@ -495,6 +512,9 @@ func (x *Execution) finish() {
 	x.summary = x.snapshot(x.elapsed)
 	if err != nil {
 		x.summary.Err = err.Error()
+	}
+	if x.opts.Finish != nil {
+		x.opts.Finish(&x.summary)
 	}
 	x.tel.endRun(&x.summary, err)
 	close(x.done)

@@ -67,6 +67,27 @@ type Summary struct {
 	Elapsed  time.Duration `json:"elapsed_ns"`
 	Ops      []OpStats     `json:"operators"`
 	Err      string        `json:"error,omitempty"`
+	// Memory is where the batches lived, as read back from the kernel; nil
+	// when the run used the Go heap (or an allocator the caller passed).
+	Memory *MemoryReport `json:"memory,omitempty"`
+}
+
+// MemoryReport describes the arena a run allocated from: what was asked
+// and what the kernel actually gave (read back from /proc/self/smaps and
+// move_pages, not assumed). The layer that made the arena fills it in.
+type MemoryReport struct {
+	Arena      string           `json:"arena"`               // asked: hugepage, thp or plain
+	Page       int64            `json:"page_bytes,omitempty"` // hugepage size asked
+	Node       int              `json:"node"`                // NUMA node asked, -1 for none
+	NodeSeen   int              `json:"node_observed"`       // node holding the sampled pages, -1 if none were present
+	Mapped     int64            `json:"mapped_bytes"`        // bytes mapped at the end
+	Huge       int64            `json:"huge_bytes"`          // of which observed on hugepages (hugetlb or THP)
+	ByBacking  map[string]int64 `json:"mapped_by_backing"`   // mapped bytes by what each mapping got: hugetlb, thp, plain
+	Peak       int64            `json:"peak_bytes"`          // most bytes allocated at once
+	Budget     int64            `json:"budget_bytes,omitempty"`
+	SoftBudget int64            `json:"soft_budget_bytes,omitempty"`
+	SoftWaits  int64            `json:"soft_budget_waits,omitempty"` // allocations that waited on the soft budget
+	Fallbacks  []string         `json:"fallbacks,omitempty"`         // why it got less than asked
 }
 
 // Op returns the stats of node id, or nil.

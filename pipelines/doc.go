@@ -30,13 +30,15 @@
 //	settings:                   # optional
 //	  batch_rows: 65536         # target rows per source batch (≥ 1)
 //	  edge_capacity: 4          # batches buffered per edge before backpressure (≥ 1)
+//	  pin: false                # pin operator threads to the CPUs of the node nearest their data
 //	  memory:
-//	    arena: heap             # heap | hugepage | thp | cxl
+//	    arena: hugepage         # hugepage (→ thp → plain, each fallback logged) | thp | plain | heap | cxl
 //	    page: 2MiB              # hugepage size: 2MiB | 1GiB
-//	    node: auto              # NUMA node: auto | 0, 1, ...
-//	    budget: 2GiB            # most bytes the arena may hold; 0 = no limit
+//	    node: auto              # NUMA node to bind to: auto (unbound: first touch) | 0, 1, ...
+//	    budget: 0               # hard limit on bytes in use (fails the run naming the operator); 0 = none
+//	    soft_budget: 0          # above it allocations wait for frees (backpressure); 0 = none
 //	    lock: false             # mlock the arena
-//	    prefault: false         # touch every page at start-up
+//	    prefault: true          # fault pages in when mapped, not on the hot path
 //	    path: /dev/dax0.0       # arena cxl only: device-DAX file, or a file on tmpfs/hugetlbfs
 //	  trace:
 //	    exporter: none          # none | stdout | otlp

@@ -16,16 +16,18 @@ type Settings struct {
 	BatchRows    int            `zflow:"batch_rows" doc:"target rows per batch for sources"`
 	EdgeCapacity int            `zflow:"edge_capacity" doc:"batches an edge buffers before its producer blocks"`
 	Memory       MemorySettings `zflow:"memory" doc:"where batches live"`
+	Pin          bool           `zflow:"pin" doc:"pin each operator instance's thread to the CPUs of the NUMA node nearest its data (or memory.node)"`
 	Trace        TraceSettings  `zflow:"trace" doc:"OpenTelemetry tracing"`
 	Metrics      MetricSettings `zflow:"metrics" doc:"OpenTelemetry metrics and the Prometheus endpoint"`
 }
 
 // MemorySettings choose the arena batches are allocated from.
 type MemorySettings struct {
-	Arena    string      `zflow:"arena" enum:"heap,hugepage,thp,cxl" doc:"heap (the Go heap), hugepage (MAP_HUGETLB, falling back to thp then plain pages), thp (transparent hugepages), cxl (a shared segment at path)"`
+	Arena    string      `zflow:"arena" enum:"hugepage,thp,plain,heap,cxl" doc:"hugepage (MAP_HUGETLB, falling back to thp then plain pages, each step logged), thp (transparent hugepages), plain (mmap'd 4 KiB pages), heap (the Go heap, no arena), cxl (a shared segment at path)"`
 	Page     engine.Size `zflow:"page" doc:"hugepage size for arena hugepage: 2MiB or 1GiB"`
 	Node     NUMANode    `zflow:"node" doc:"NUMA node to bind the arena to: auto or a node number"`
-	Budget   engine.Size `zflow:"budget" doc:"most bytes the arena may hold; 0 means no limit"`
+	Budget   engine.Size `zflow:"budget" doc:"hard limit on bytes in use: an allocation beyond it fails the run, naming the operator; 0 means no limit"`
+	Soft     engine.Size `zflow:"soft_budget" doc:"bytes in use above which allocations wait for frees (backpressure); 0 means none"`
 	Lock     bool        `zflow:"lock" doc:"mlock the arena"`
 	Prefault bool        `zflow:"prefault" doc:"touch every page at start-up"`
 	Path     string      `zflow:"path" doc:"for arena cxl: a device-DAX file (/dev/dax0.0) or a file on tmpfs or hugetlbfs"`
@@ -84,7 +86,7 @@ func DefaultSettings() Settings {
 	return Settings{
 		BatchRows:    d.BatchRows,
 		EdgeCapacity: d.EdgeCapacity,
-		Memory:       MemorySettings{Arena: "heap", Page: 2 << 20, Node: AutoNode},
+		Memory:       MemorySettings{Arena: "hugepage", Page: 2 << 20, Node: AutoNode, Prefault: true},
 		Trace:        TraceSettings{Exporter: "none", Protocol: "grpc", Sampling: 1, Timeout: 5 * time.Second},
 		Metrics:      MetricSettings{Exporter: "none", Protocol: "grpc", Interval: 10 * time.Second},
 	}
@@ -128,6 +130,18 @@ func (d *decoder) decodeSettings(n *node, s *Settings) {
 	m := &s.Memory
 	if m.Page != 2<<20 && m.Page != 1<<30 && ok("memory.page") {
 		d.errs.add(at("memory", "page"), "memory.page: hugepages are 2MiB or 1GiB, got %s", m.Page)
+	}
+	if m.Budget < 0 && ok("memory.budget") {
+		d.errs.add(at("memory", "budget"), "memory.budget: must be ≥ 0, got %s", m.Budget)
+	}
+	if m.Soft < 0 && ok("memory.soft_budget") {
+		d.errs.add(at("memory", "soft_budget"), "memory.soft_budget: must be ≥ 0, got %s", m.Soft)
+	}
+	if m.Budget > 0 && m.Soft > m.Budget && ok("memory.budget", "memory.soft_budget") {
+		d.errs.add(at("memory", "soft_budget"), "memory.soft_budget %s is above the hard budget %s", m.Soft, m.Budget)
+	}
+	if m.Arena == "heap" && (m.Budget > 0 || m.Soft > 0 || m.Lock) && ok("memory.arena", "memory.budget", "memory.soft_budget", "memory.lock") {
+		d.errs.add(at("memory", "arena"), "memory: arena heap has no budget or lock (they need an arena: hugepage, thp or plain)")
 	}
 	if m.Arena == "cxl" && m.Path == "" && ok("memory.arena", "memory.path") {
 		d.errs.add(at("memory", "arena"), "memory: arena cxl needs a path (a device-DAX file like /dev/dax0.0, or a file on tmpfs or hugetlbfs)")

@@ -53,4 +53,46 @@ func writeSummary(w io.Writer, s *engine.Summary) {
 		fmt.Fprintf(w, " — %s", strings.Join(copies, ", "))
 	}
 	fmt.Fprintln(w)
+	writeMemory(w, s.Memory)
+}
+
+// writeMemory prints where the batches lived: the arena asked for and what
+// the kernel gave, as read back at the end of the run.
+func writeMemory(w io.Writer, m *engine.MemoryReport) {
+	if m == nil {
+		fmt.Fprintln(w, "memory: Go heap")
+		return
+	}
+	asked := m.Arena
+	if m.Arena == "hugepage" {
+		asked += " " + engine.HumanBytes(m.Page)
+	}
+	if m.Node >= 0 {
+		asked += fmt.Sprintf(" on node %d", m.Node)
+	}
+	var got []string
+	for _, k := range []string{"hugetlb", "thp", "plain"} {
+		if n := m.ByBacking[k]; n > 0 {
+			got = append(got, fmt.Sprintf("%s %s", engine.HumanBytes(n), k))
+		}
+	}
+	if len(got) == 0 {
+		got = append(got, "nothing mapped")
+	}
+	seen := "no pages present"
+	if m.NodeSeen >= 0 {
+		seen = fmt.Sprintf("pages on node %d", m.NodeSeen)
+	}
+	fmt.Fprintf(w, "memory: arena %s → got %s (%s on hugepages, %s), peak %s",
+		asked, strings.Join(got, " + "), engine.HumanBytes(m.Huge), seen, engine.HumanBytes(m.Peak))
+	if m.Budget > 0 {
+		fmt.Fprintf(w, ", budget %s", engine.HumanBytes(m.Budget))
+	}
+	if m.SoftBudget > 0 {
+		fmt.Fprintf(w, ", soft budget %s (%d waits)", engine.HumanBytes(m.SoftBudget), m.SoftWaits)
+	}
+	fmt.Fprintln(w)
+	for _, f := range m.Fallbacks {
+		fmt.Fprintf(w, "  fallback: %s\n", f)
+	}
 }

@@ -1,0 +1,305 @@
+package buffers
+
+import (
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"github.com/apache/arrow-go/v18/arrow/memory"
+)
+
+// Allocator is arrow-go's memory.Allocator over an Arena: blocks of 64 to
+// 4 MiB come from size classes carved from the arena's extents and are
+// recycled through sharded free lists, never given back to the OS before
+// Close; larger ones get a mapping of their own (kept in a small cache
+// when freed). Memory from Allocate and Reallocate is 64-byte aligned and
+// zeroed, as arrow-go assumes. It is safe for concurrent use.
+//
+// Allocate and Free of a size-class block take one free-list mutex, a few
+// atomic adds and no Go heap allocation.
+type Allocator struct {
+	ar      *Arena
+	hard    int64 // hard budget, 0 = none
+	soft    int64 // soft budget, 0 = none
+	softMax time.Duration
+	// zeroOnFree clears a whole block when it is freed instead of the
+	// requested bytes when it is handed out again. Off: BenchmarkZeroing
+	// found the two within run-to-run noise for class-sized requests
+	// (4 KiB to 1 MiB, written in full between), and clearing on reuse
+	// clears only the bytes asked for (not the whole class), only for
+	// blocks actually reused, right before the caller writes them; the
+	// free-list link must be cleared on reuse anyway. Kept for the
+	// benchmark.
+	zeroOnFree bool
+
+	classes  [numClasses]class
+	carveMu  sync.Mutex                // guards extent bumps and new extents
+	exts     atomic.Pointer[[]*extent] // sorted by base; replaced, never mutated
+	large    largeSet
+	inUse    atomic.Int64
+	peak     atomic.Int64
+	reallocs atomic.Int64
+
+	budgetFailures atomic.Int64
+	softMu         sync.Mutex
+	softCh         chan struct{} // closed and replaced on each free while someone waits
+	softWaiters    atomic.Int64
+	softWaits      atomic.Int64
+	softWaited     atomic.Int64 // nanoseconds
+	softTimeouts   atomic.Int64
+
+	ownerMu     sync.Mutex
+	ownerByName map[string]*ownerView
+	owners      atomic.Pointer[[]*owner] // owners[id-1]; replaced, never mutated
+	self        *owner                   // id 1, name ""
+	closed      atomic.Bool
+}
+
+var _ memory.Allocator = (*Allocator)(nil)
+
+// owner is one name allocations are attributed to.
+type owner struct {
+	id             uint32
+	name           string
+	inUse, peak    atomic.Int64
+	allocs, frees  atomic.Int64
+	budgetFailures atomic.Int64
+}
+
+// New maps the first extent of an arena as cfg says (logging each fallback
+// with its reason) and returns an Allocator over it. It fails only when no
+// memory at all can be mapped or cfg is invalid; getting less than asked
+// (no hugepages, a missing node) is logged and reported by Backing.
+func New(cfg ArenaConfig) (*Allocator, error) {
+	ar, err := newArena(cfg)
+	if err != nil {
+		return nil, err
+	}
+	a := &Allocator{
+		ar:          ar,
+		hard:        ar.cfg.Budget,
+		soft:        ar.cfg.SoftBudget,
+		softMax:     ar.cfg.SoftWait,
+		softCh:      make(chan struct{}),
+		ownerByName: make(map[string]*ownerView),
+	}
+	nshards := 4
+	for nshards < 2*runtime.GOMAXPROCS(0) && nshards < 64 {
+		nshards *= 2
+	}
+	for i := range a.classes {
+		c := &a.classes[i]
+		c.size = uintptr(classSizes[i])
+		blocks, bytes := spanLayout(classSizes[i])
+		c.spanBlocks, c.spanBytes = blocks, uintptr(bytes)
+		c.shards = make([]shard, nshards)
+	}
+	a.exts.Store(new([]*extent))
+	a.large.init(ar.cfg.LargeCache)
+	a.self = &owner{id: 1}
+	a.owners.Store(&[]*owner{a.self})
+	a.carveMu.Lock()
+	_, err = a.newExtent(uintptr(ar.cfg.ExtentSize))
+	a.carveMu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// Arena returns the arena behind the allocator.
+func (a *Allocator) Arena() *Arena { return a.ar }
+
+// Backing reads back what the arena's mappings got (see Arena.Backing).
+func (a *Allocator) Backing() Report { return a.ar.Backing() }
+
+// InUse returns the bytes in use now, as the budgets count them.
+func (a *Allocator) InUse() int64 { return a.inUse.Load() }
+
+// Allocate returns size zeroed bytes, 64-byte aligned, with len and cap
+// size. The caller owns them until it passes the same slice to Free (or
+// Reallocate). It panics with a *BudgetError beyond the hard budget, and
+// with an error if the OS has no memory left to map.
+func (a *Allocator) Allocate(size int) []byte { return a.alloc(size, a.self) }
+
+// Reallocate returns a buffer of size bytes holding the first
+// min(size, len(b)) bytes of b, the rest zeroed, and frees b; like
+// memory.GoAllocator it may return b's own memory when the new size stays
+// within b's block. b must come from this allocator (any of its For views).
+func (a *Allocator) Reallocate(size int, b []byte) []byte { return a.realloc(size, b, a.self) }
+
+// Free gives b back. b must be a slice Allocate or Reallocate returned,
+// freed once; anything else panics with an error that says why (not ours,
+// not the start of a block, double free). A slice of capacity 0 is a
+// no-op.
+func (a *Allocator) Free(b []byte) { a.free(b) }
+
+// For returns a view of the allocator that attributes what it allocates to
+// the owner name (an operator id), in Stats and in BudgetError. Views share the
+// allocator's memory and budgets, a block may be freed through any of
+// them, and the same name always gives the same view. Cheap, but not free:
+// call it when an operator starts, not per batch.
+func (a *Allocator) For(name string) memory.Allocator {
+	if name == "" {
+		return a
+	}
+	a.ownerMu.Lock()
+	defer a.ownerMu.Unlock()
+	if v, ok := a.ownerByName[name]; ok {
+		return v
+	}
+	old := *a.owners.Load()
+	o := &owner{id: uint32(len(old) + 1), name: name}
+	tab := append(append(make([]*owner, 0, len(old)+1), old...), o)
+	a.owners.Store(&tab)
+	v := &ownerView{a: a, o: o}
+	a.ownerByName[name] = v
+	return v
+}
+
+// ownerView is the memory.Allocator For returns.
+type ownerView struct {
+	a *Allocator
+	o *owner
+}
+
+func (v *ownerView) Allocate(size int) []byte             { return v.a.alloc(size, v.o) }
+func (v *ownerView) Reallocate(size int, b []byte) []byte { return v.a.realloc(size, b, v.o) }
+func (v *ownerView) Free(b []byte)                        { v.a.free(b) }
+
+// ownerOf returns the owner with id.
+func (a *Allocator) ownerOf(id uint32) *owner { return (*a.owners.Load())[id-1] }
+
+// zeroBlock is where zero-length allocations point: non-nil, capacity 0,
+// so Free knows to ignore them.
+var zeroBlock [64]byte
+
+func (a *Allocator) alloc(size int, o *owner) []byte {
+	switch {
+	case size == 0:
+		return zeroBlock[:0:0]
+	case size < 0:
+		panicSize("Allocate", size)
+	case a.closed.Load():
+		panicClosed("Allocate")
+	case size > MaxClassSize:
+		return a.allocLarge(size, o)
+	}
+	c := &a.classes[classOf(size)]
+	a.charge(int64(c.size), size, o)
+	var sp *span
+	p := c.pop(shardHint())
+	dirty := p != 0
+	if dirty {
+		sp, _ = blockOf(a.findExtent(p), p, 0, "Allocate")
+	} else {
+		var err error
+		if p, sp, err = a.carve(c); err != nil {
+			a.uncharge(int64(c.size), o)
+			panic(fmt.Errorf("buffers: Allocate(%d): %w", size, err))
+		}
+	}
+	if !sp.state[(p-sp.base)/sp.size].CompareAndSwap(0, o.id) {
+		panicFree("Allocate (free list corrupt)", p, size)
+	}
+	b := bytesAt(p, uintptr(size))[:size:size]
+	if dirty {
+		if a.zeroOnFree {
+			*(*uintptr)(ptrAt(p)) = 0 // the free-list link
+		} else {
+			clear(b)
+		}
+	}
+	return b
+}
+
+func (a *Allocator) free(b []byte) {
+	if cap(b) == 0 {
+		return
+	}
+	p := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+	e := a.findExtent(p)
+	if e == nil {
+		a.freeLarge(p, len(b))
+		return
+	}
+	sp, i := blockOf(e, p, len(b), "Free")
+	id := sp.state[i].Swap(0)
+	if id == 0 {
+		panicFree("Free", p, len(b))
+	}
+	if a.zeroOnFree {
+		clear(bytesAt(p, sp.size))
+	}
+	c := &a.classes[sp.class]
+	c.push(p, shardHint())
+	a.uncharge(int64(sp.size), a.ownerOf(id))
+}
+
+func (a *Allocator) realloc(size int, b []byte, o *owner) []byte {
+	if size < 0 {
+		panicSize("Reallocate", size)
+	}
+	if cap(b) == 0 {
+		return a.alloc(size, o)
+	}
+	a.reallocs.Add(1)
+	if size == 0 {
+		a.free(b)
+		return zeroBlock[:0:0]
+	}
+	p := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+	old := len(b)
+	if e := a.findExtent(p); e != nil {
+		sp, i := blockOf(e, p, old, "Reallocate")
+		if sp.state[i].Load() == 0 {
+			panicFree("Reallocate", p, old)
+		}
+		if size <= MaxClassSize && classOf(size) == sp.class {
+			out := bytesAt(p, uintptr(size))[:size:size]
+			if size > old {
+				clear(out[old:]) // may hold bytes of an earlier, longer use
+			}
+			return out
+		}
+	} else if out, ok := a.reallocLarge(p, old, size); ok {
+		return out
+	}
+	out := a.alloc(size, o)
+	copy(out, b)
+	a.free(b)
+	return out
+}
+
+// Close unmaps the arena. With allocations still outstanding it unmaps
+// nothing (that would turn a leak into a crash) and returns an error that
+// says how many; Close may then be called again once they are freed.
+// After a successful Close, Allocate panics; Close again is a no-op.
+func (a *Allocator) Close() error {
+	if a.closed.Load() {
+		return nil
+	}
+	st := a.Stats()
+	if n := st.Allocs - st.Frees; n != 0 || st.InUse != 0 {
+		return fmt.Errorf("buffers: close: %d allocations (%s) still in use; arena left mapped", n, humanBytes(st.InUse))
+	}
+	a.closed.Store(true)
+	a.carveMu.Lock()
+	a.exts.Store(new([]*extent))
+	a.carveMu.Unlock()
+	a.large.drop()
+	return a.ar.closeAll()
+}
+
+//go:noinline
+func panicSize(op string, size int) {
+	panic(fmt.Errorf("buffers: %s(%d): negative size", op, size))
+}
+
+//go:noinline
+func panicClosed(op string) {
+	panic(fmt.Errorf("buffers: %s on a closed allocator", op))
+}

@@ -1,0 +1,142 @@
+package buffers
+
+import (
+	"cmp"
+	"slices"
+	"time"
+)
+
+// Stats is a snapshot of an Allocator's counters. Byte counts are at block
+// size (the size class, or the rounded mapping of a large allocation), as
+// the budgets count them.
+type Stats struct {
+	InUse  int64 // bytes handed out and not freed
+	Peak   int64 // highest InUse so far
+	Mapped int64 // bytes mapped from the OS: extents, large blocks, large cache
+
+	Allocs   int64 // Allocate calls that returned memory (and moves by Reallocate)
+	Frees    int64 // blocks freed
+	Reallocs int64 // Reallocate calls
+
+	SoftWaits    int64         // Allocate calls that waited at the soft budget
+	SoftWaited   time.Duration // total time they waited
+	SoftTimeouts int64         // waits that ended because SoftWait passed
+	// BudgetFailures counts Allocate calls refused by the hard budget.
+	BudgetFailures int64
+
+	// Classes has one entry per size class used so far, smallest first.
+	Classes []ClassStats
+	Large   LargeStats
+	// Backing has one entry per kind of mapping got (hugepage, thp, plain)
+	// with any mapped.
+	Backing []BackingStats
+	// Owners has one entry per name given to For, and one for "" (the
+	// allocator itself) when it was used.
+	Owners []OwnerStats
+}
+
+// ClassStats describes one size class.
+type ClassStats struct {
+	Size   int64 // block size
+	InUse  int64 // blocks handed out
+	Bytes  int64 // InUse * Size
+	Free   int64 // blocks on the free lists
+	Carved int64 // blocks carved from extents so far
+	Spans  int64 // spans carved
+	Allocs int64
+	Frees  int64
+}
+
+// LargeStats describes allocations above MaxClassSize.
+type LargeStats struct {
+	InUse       int64 // blocks handed out
+	Bytes       int64 // bytes they were charged
+	Cached      int64 // freed mappings kept for reuse
+	CachedBytes int64
+	Maps        int64 // mappings made for large blocks
+	Reuses      int64 // allocations served from the cache
+	Allocs      int64
+	Frees       int64
+}
+
+// BackingStats is what the arena mapped of one kind, as got (the step of
+// the fallback chain that succeeded; Arena.Backing observes the pages).
+type BackingStats struct {
+	Kind     Kind
+	Mappings int64
+	Mapped   int64
+}
+
+// OwnerStats is one owner's share (see Allocator.For).
+type OwnerStats struct {
+	Owner          string
+	InUse, Peak    int64
+	Allocs, Frees  int64
+	BudgetFailures int64
+}
+
+// Stats returns a snapshot, read counter by counter (under concurrent use
+// the per-class figures may be a few blocks apart). It takes every
+// free-list lock briefly: call it for reports and metrics, not per batch.
+func (a *Allocator) Stats() Stats {
+	s := Stats{
+		InUse:          a.inUse.Load(),
+		Peak:           a.peak.Load(),
+		Mapped:         a.ar.Mapped(),
+		Reallocs:       a.reallocs.Load(),
+		SoftWaits:      a.softWaits.Load(),
+		SoftWaited:     time.Duration(a.softWaited.Load()),
+		SoftTimeouts:   a.softTimeouts.Load(),
+		BudgetFailures: a.budgetFailures.Load(),
+	}
+	for i := range a.classes {
+		c := &a.classes[i]
+		cs := ClassStats{Size: int64(c.size)}
+		c.mu.Lock()
+		cs.Carved, cs.Spans = c.carved, c.nspans
+		c.mu.Unlock()
+		cs.Allocs = cs.Carved
+		for j := range c.shards {
+			sh := &c.shards[j]
+			sh.mu.Lock()
+			cs.Allocs += sh.allocs
+			cs.Frees += sh.frees
+			sh.mu.Unlock()
+			cs.Free += sh.n.Load()
+		}
+		if cs.Spans == 0 {
+			continue
+		}
+		cs.InUse = cs.Allocs - cs.Frees
+		cs.Bytes = cs.InUse * cs.Size
+		s.Allocs += cs.Allocs
+		s.Frees += cs.Frees
+		s.Classes = append(s.Classes, cs)
+	}
+	l := &a.large
+	l.mu.Lock()
+	s.Large = LargeStats{
+		InUse: int64(len(l.inUse)), Bytes: l.bytes,
+		Cached: int64(len(l.cache)), CachedBytes: l.cacheBytes,
+		Maps: l.maps, Reuses: l.reuses, Allocs: l.allocs, Frees: l.frees,
+	}
+	l.mu.Unlock()
+	s.Allocs += s.Large.Allocs
+	s.Frees += s.Large.Frees
+	for k := KindPlain; k <= KindHugepage; k++ {
+		if n := a.ar.extentsN[k].Load(); n > 0 {
+			s.Backing = append(s.Backing, BackingStats{Kind: k, Mappings: n, Mapped: a.ar.byKind[k].Load()})
+		}
+	}
+	for _, o := range *a.owners.Load() {
+		if o.id == 1 && o.allocs.Load() == 0 {
+			continue
+		}
+		s.Owners = append(s.Owners, OwnerStats{
+			Owner: o.name, InUse: o.inUse.Load(), Peak: o.peak.Load(),
+			Allocs: o.allocs.Load(), Frees: o.frees.Load(), BudgetFailures: o.budgetFailures.Load(),
+		})
+	}
+	slices.SortFunc(s.Owners, func(x, y OwnerStats) int { return cmp.Compare(x.Owner, y.Owner) })
+	return s
+}
