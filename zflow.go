@@ -103,11 +103,26 @@ func fromFile(f *pipelines.Pipeline) (*Pipeline, error) {
 	if f.Graph.Info == nil {
 		f.Graph.Info = map[string]string{}
 	}
-	f.Graph.Info["memory"] = "heap (Go allocator, or the one passed to Run)"
-	if mem.Arena != "" && mem.Arena != "heap" {
+	switch mem.Arena {
+	case "heap":
+		f.Graph.Info["memory"] = "heap (the Go allocator, or the one passed to Run)"
+	case "cxl":
 		w := fmt.Sprintf("settings.memory.arena %q is not available in this build; batches use the Go heap", mem.Arena)
 		warnings = append(warnings, w)
-		f.Graph.Info["memory"] += "; " + w
+		f.Graph.Info["memory"] = "heap; " + w
+	default:
+		desc := "arena " + mem.Arena
+		if mem.Arena == "hugepage" {
+			desc += " " + mem.Page.String() + " (falls back to thp, then plain pages)"
+		}
+		desc += ", node " + mem.Node.String()
+		if mem.Budget > 0 {
+			desc += ", budget " + mem.Budget.String()
+		}
+		if mem.Soft > 0 {
+			desc += ", soft budget " + mem.Soft.String()
+		}
+		f.Graph.Info["memory"] = desc
 	}
 	plan, err := f.Compile()
 	if err != nil {
@@ -236,6 +251,8 @@ func (p *Pipeline) Start(ctx context.Context, opts ...RunOption) *engine.Executi
 	for _, w := range p.warnings {
 		ro.Logger.Warn(w, "pipeline", p.name)
 	}
+	p.useArena(&ro)
+	p.usePinning(&ro)
 	p.telemetry(ctx, &ro)
 	return p.plan.Start(ctx, ro.RunOptions)
 }

@@ -29,6 +29,9 @@ type RunOptions struct {
 	// with the final summary, before Wait returns: the caller adds what it
 	// owns (the arena's report).
 	Finish func(*Summary)
+	// OnInstance, if set, is called first thing in each operator instance's
+	// goroutine (to pin its thread near the operator's data).
+	OnInstance func(node, typ string, index int)
 	// Logger receives the run's log records; nil discards them.
 	Logger *slog.Logger
 	// BeforeCommit, if set, is called once every instance has returned and
@@ -265,6 +268,9 @@ func (x *Execution) fail(n *planNode, k int, err error) bool {
 func (x *Execution) runInstance(node int, ic *InstanceContext, op any, in *inbox, outs []outEdge, left *atomic.Int32) {
 	defer x.wg.Done()
 	n, c := x.plan.nodes[node], x.counters[node]
+	if x.opts.OnInstance != nil {
+		x.opts.OnInstance(n.ID, n.Spec.Name, ic.Index)
+	}
 	ctx := x.tel.instCtx(x.runCtx, node, ic.Index)
 	em := &emitter{ctx: ctx, outs: outs, c: c}
 	if x.tel != nil {
@@ -513,6 +519,7 @@ func (x *Execution) finish() {
 	if err != nil {
 		x.summary.Err = err.Error()
 	}
+	x.tel.stopMetrics() // before Finish: the gauges may read what Finish closes
 	if x.opts.Finish != nil {
 		x.opts.Finish(&x.summary)
 	}

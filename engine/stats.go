@@ -76,14 +76,14 @@ type Summary struct {
 // and what the kernel actually gave (read back from /proc/self/smaps and
 // move_pages, not assumed). The layer that made the arena fills it in.
 type MemoryReport struct {
-	Arena      string           `json:"arena"`               // asked: hugepage, thp or plain
+	Arena      string           `json:"arena"`                // asked: hugepage, thp or plain
 	Page       int64            `json:"page_bytes,omitempty"` // hugepage size asked
-	Node       int              `json:"node"`                // NUMA node asked, -1 for none
-	NodeSeen   int              `json:"node_observed"`       // node holding the sampled pages, -1 if none were present
-	Mapped     int64            `json:"mapped_bytes"`        // bytes mapped at the end
-	Huge       int64            `json:"huge_bytes"`          // of which observed on hugepages (hugetlb or THP)
-	ByBacking  map[string]int64 `json:"mapped_by_backing"`   // mapped bytes by what each mapping got: hugetlb, thp, plain
-	Peak       int64            `json:"peak_bytes"`          // most bytes allocated at once
+	Node       int              `json:"node"`                 // NUMA node asked, -1 for none
+	NodeSeen   int              `json:"node_observed"`        // node holding the sampled pages, -1 if none were present
+	Mapped     int64            `json:"mapped_bytes"`         // bytes mapped at the end
+	Huge       int64            `json:"huge_bytes"`           // of which observed on hugepages (hugetlb or THP)
+	ByBacking  map[string]int64 `json:"mapped_by_backing"`    // mapped bytes by what each mapping got: hugetlb, thp, plain
+	Peak       int64            `json:"peak_bytes"`           // most bytes allocated at once
 	Budget     int64            `json:"budget_bytes,omitempty"`
 	SoftBudget int64            `json:"soft_budget_bytes,omitempty"`
 	SoftWaits  int64            `json:"soft_budget_waits,omitempty"` // allocations that waited on the soft budget

@@ -197,6 +197,13 @@ func (rt *runTel) startMetrics() {
 	}
 }
 
+// stopMetrics reports the final figures and unregisters the gauges.
+func (rt *runTel) stopMetrics() {
+	if rt != nil {
+		rt.m.stop()
+	}
+}
+
 // endUnstarted ends the spans of a run whose instance (node, k) failed to
 // start: nothing ran.
 func (rt *runTel) endUnstarted(node, k int, err error) {
