@@ -9,7 +9,7 @@ BIN       := bin/zflow
 LDFLAGS   := -checklinkname=0
 GOFLAGS_T ?= -race -count=1 -timeout 20m
 
-.PHONY: run test build deps vet jaeger fuzz bench bench-overhead bench-tracing bench-duckdb clean
+.PHONY: run test build deps vet jaeger fuzz bench bench-overhead bench-tracing bench-arena bench-duckdb clean
 
 run: build
 	$(BIN) run pipelines/examples/quickstart.yaml
@@ -67,6 +67,12 @@ bench-overhead: deps
 # batch spans), as ratios in one run: bench/results/tracing.{json,png}.
 bench-tracing: deps
 	$(GO) run ./bench/cmd/tracing
+
+# The arena allocator against Go's on the core pipeline (rows/s, minor page
+# faults per GB) and per buffer size: bench/results/arena.{json,png}.
+# As root it reserves 2 MiB hugepages for the run and restores the pool.
+bench-arena: deps
+	$(GO) run -ldflags='$(LDFLAGS)' ./bench/cmd/arena
 
 # zflow vs DuckDB (through @duckdb/node-api, threads=2) on a 10M-row CSV, as
 # whole processes under hyperfine: bench/results/duckdb.{json,md,png}.
