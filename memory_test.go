@@ -165,4 +165,3 @@ func TestSoftBudget(t *testing.T) {
 	}
 	t.Logf("soft budget 3 MiB: %d waits, peak %d (without: peak %d)", soft.Memory.SoftWaits, soft.Memory.Peak, free.Memory.Peak)
 }
-

@@ -40,7 +40,7 @@ func (affinitySink) Abort()                      {}
 
 type affinityFactory struct{ s affinitySink }
 
-func (affinityFactory) Schema() *arrow.Schema                       { return nil }
+func (affinityFactory) Schema() *arrow.Schema                      { return nil }
 func (f affinityFactory) New(*engine.InstanceContext) (any, error) { return f.s, nil }
 
 // TestPin: with settings.pin, an operator's thread runs on the CPUs of the
