@@ -9,7 +9,7 @@ BIN       := bin/zflow
 LDFLAGS   := -checklinkname=0
 GOFLAGS_T ?= -race -count=1 -timeout 20m
 
-.PHONY: run test build deps vet jaeger fuzz bench bench-overhead bench-tracing bench-arena bench-duckdb clean
+.PHONY: run test build deps vet jaeger fuzz bench bench-overhead bench-tracing bench-arena bench-duckdb interop clean
 
 run: build
 	$(BIN) run pipelines/examples/quickstart.yaml
@@ -32,8 +32,11 @@ vet: deps
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './bench/duckdb/*')); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 
+# The Go tests (against a real Jaeger for the telemetry integration test),
+# then the multi-node NUMA checks in a QEMU guest (make interop).
 test: deps vet jaeger
 	ZFLOW_JAEGER=$(CURDIR)/$(JAEGER) $(GO) test $(GOFLAGS_T) -ldflags='$(LDFLAGS)' ./...
+	$(MAKE) interop
 
 # A real OTLP receiver for the telemetry integration test: Jaeger v2 (an
 # OpenTelemetry Collector distribution: OTLP gRPC/HTTP in, memory store,
@@ -79,6 +82,16 @@ bench-arena: deps
 # Installs hyperfine, time and the npm packages if missing; ~5 minutes.
 bench-duckdb: deps
 	bash bench/duckdb.sh
+
+# A real multi-node NUMA machine (CPU nodes 0 and 1, memory-only node 2 as
+# CXL memory appears) in a QEMU guest under TCG: boots a stock Debian kernel
+# with static zflow and interop/numa's tests, checks topology, page
+# placement, per-node hugepages and pinning (interop/README.md). The last
+# step of `make test`. Installs qemu-system-x86, busybox-static, cpio,
+# xz-utils if missing; caches the kernel under .cache/interop/. ~8-13 s warm,
+# ~20 s with the download, plus the first static build.
+interop: deps
+	GO='$(GO)' bash interop/guest/run.sh
 
 clean:
 	rm -rf bin out .cache
