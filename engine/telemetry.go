@@ -339,7 +339,7 @@ type runMetrics struct {
 
 type edgeMetric struct {
 	from, to string
-	attrs    metric.RecordOption
+	attrs    []metric.RecordOption // one element, passed as attrs... so no slice is made per Record
 	obsAttrs metric.ObserveOption
 	depth    atomic.Int64
 }
@@ -434,7 +434,7 @@ func (m *runMetrics) addEdge(from, to string) int32 {
 	}
 	set := attribute.NewSet(AttrPipeline.String(m.x.plan.Name), AttrEdgeFrom.String(from), AttrEdgeTo.String(to))
 	m.edges = append(m.edges, edgeMetric{from: from, to: to,
-		attrs: metric.WithAttributeSet(set), obsAttrs: metric.WithAttributeSet(set)})
+		attrs: []metric.RecordOption{metric.WithAttributeSet(set)}, obsAttrs: metric.WithAttributeSet(set)})
 	return int32(len(m.edges) - 1)
 }
 
@@ -517,7 +517,7 @@ func (m *runMetrics) sent(e int32) int64 {
 func (m *runMetrics) received(e int32, at int64) {
 	m.edges[e].depth.Add(-1)
 	d := time.Duration(int64(time.Since(m.x.start)) - at)
-	m.latency.Record(context.Background(), d.Seconds(), m.edges[e].attrs)
+	m.latency.Record(context.Background(), d.Seconds(), m.edges[e].attrs...)
 }
 
 // SetAttributes adds attributes to this instance's span (for example the

@@ -191,7 +191,7 @@ func (a *countingAlloc) Reallocate(n int, b []byte) []byte {
 	return a.CheckedAllocator.Reallocate(n, b)
 }
 
-func mustCompile(t *testing.T, g *Graph) *Plan {
+func mustCompile(t testing.TB, g *Graph) *Plan {
 	t.Helper()
 	p, err := Compile(g, CompileOptions{Registry: testRegistry()})
 	if err != nil {

@@ -8,7 +8,7 @@
 //
 // Run it from the repository root:
 //
-//	go run ./bench/cmd/tracing [-rows 8388608] [-batches 8192,65536] [-reps 9] [-out bench/results]
+//	go run ./bench/cmd/tracing [-rows 16777216] [-batches 8192,65536] [-reps 25] [-out bench/results]
 package main
 
 import (
@@ -17,10 +17,12 @@ import (
 	"flag"
 	"fmt"
 	"image"
+	"math/rand/v2"
 	"io"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -80,6 +82,8 @@ type Cell struct {
 	Batches   int                  `json:"batches"`
 	MedianMs  map[string]float64   `json:"median_ms"`
 	Ratio     map[string]float64   `json:"ratio_vs_off"` // median of per-repetition ratios
+	RatioQ1   map[string]float64   `json:"ratio_q1"`     // their first and third quartiles: the noise
+	RatioQ3   map[string]float64   `json:"ratio_q3"`
 	RunsMs    map[string][]float64 `json:"runs_ms"`
 }
 
@@ -99,10 +103,11 @@ type Report struct {
 }
 
 func main() {
-	rows := flag.Int64("rows", 8<<20, "rows per run")
-	reps := flag.Int("reps", 9, "measured repetitions of each variant (after one warm-up)")
+	rows := flag.Int64("rows", 16<<20, "rows per run")
+	reps := flag.Int("reps", 25, "measured repetitions of each variant (after one warm-up)")
 	batchList := flag.String("batches", "8192,65536", "batch sizes, comma-separated")
 	out := flag.String("out", "bench/results", "folder for tracing.json and tracing.png ('' writes nothing)")
+	only := flag.String("variants", "", "comma-separated variant names to run (off is always run); empty: all")
 	flag.Parse()
 	batches, err := runinfo.Ints(*batchList)
 	if err != nil {
@@ -112,6 +117,15 @@ func main() {
 		Command: "go run ./bench/cmd/tracing " + strings.Join(os.Args[1:], " "),
 		Time:    time.Now().UTC(), Go: runtime.Version(), CPU: runinfo.CPUModel(), NumCPU: runtime.NumCPU(),
 		LoadStart: runinfo.LoadAvg(), Rows: *rows, Reps: *reps, Variants: variants(),
+	}
+	if *only != "" {
+		keep := rep.Variants[:1]
+		for _, v := range rep.Variants[1:] {
+			if slices.Contains(strings.Split(*only, ","), v.Name) {
+				keep = append(keep, v)
+			}
+		}
+		rep.Variants = keep
 	}
 	for _, b := range batches {
 		c, err := measure(context.Background(), *rows, b, *reps, rep.Variants)
@@ -145,11 +159,17 @@ func measure(ctx context.Context, rows int64, batch, reps int, vs []Variant) (Ce
 	if err != nil {
 		return Cell{}, err
 	}
-	c := Cell{BatchRows: batch, Batches: len(d.Batches), MedianMs: map[string]float64{}, Ratio: map[string]float64{}, RunsMs: map[string][]float64{}}
+	c := Cell{BatchRows: batch, Batches: len(d.Batches), MedianMs: map[string]float64{}, Ratio: map[string]float64{},
+		RatioQ1: map[string]float64{}, RatioQ3: map[string]float64{}, RunsMs: map[string][]float64{}}
 	ratios := map[string][]float64{}
+	order := rand.New(rand.NewPCG(1, uint64(batch)))
 	for rep := -1; rep < reps; rep++ { // rep -1 warms up
-		var off float64
-		for _, v := range vs {
+		// A fresh random order in each repetition (fixed seed: the same
+		// orders every run), so no variant always runs first or after the
+		// same neighbour.
+		times := map[string]float64{}
+		for _, j := range order.Perm(len(vs)) {
+			v := vs[j]
 			tel, shutdown := v.setup()
 			runtime.GC()
 			t0 := time.Now()
@@ -159,36 +179,47 @@ func measure(ctx context.Context, rows int64, batch, reps int, vs []Variant) (Ce
 			if err != nil {
 				return c, fmt.Errorf("%s: %w", v.Name, err)
 			}
-			if rep < 0 {
-				continue
-			}
-			if v.Name == "off" {
-				off = el
-			}
-			c.RunsMs[v.Name] = append(c.RunsMs[v.Name], el)
-			ratios[v.Name] = append(ratios[v.Name], el/off)
+			times[v.Name] = el
+		}
+		if rep < 0 {
+			continue
+		}
+		for _, v := range vs {
+			c.RunsMs[v.Name] = append(c.RunsMs[v.Name], times[v.Name])
+			ratios[v.Name] = append(ratios[v.Name], times[v.Name]/times["off"])
 		}
 	}
 	for _, v := range vs {
 		c.MedianMs[v.Name] = runinfo.Median(c.RunsMs[v.Name])
 		c.Ratio[v.Name] = runinfo.Median(ratios[v.Name])
+		c.RatioQ1[v.Name], c.RatioQ3[v.Name] = quartiles(ratios[v.Name])
 	}
 	fmt.Fprintf(os.Stderr, "batch=%d: %v\n", batch, c.Ratio)
 	return c, nil
 }
 
 func writeTable(w io.Writer, rep *Report) {
-	fmt.Fprintf(w, "core pipeline, %s rows, GOMAXPROCS=%d, median of %d interleaved repetitions; ratio = variant ÷ off, same repetition\n\n",
+	fmt.Fprintf(w, "core pipeline, %s rows, GOMAXPROCS=%d, median of %d repetitions (variants in a random order in each); ratio = variant ÷ off in the same repetition, median and interquartile range\n\n",
 		runinfo.Short(rep.Rows), runtime.GOMAXPROCS(0), rep.Reps)
 	fmt.Fprintf(w, "| variant | %s |\n|---|%s\n", strings.Join(cellHeads(rep), " | "), strings.Repeat("---|", len(rep.Cells)))
 	for _, v := range rep.Variants {
 		var cols []string
 		for _, c := range rep.Cells {
-			cols = append(cols, fmt.Sprintf("%.1f ms (×%.3f)", c.MedianMs[v.Name], c.Ratio[v.Name]))
+			cols = append(cols, fmt.Sprintf("%.1f ms (×%.3f, IQR %.3f–%.3f)", c.MedianMs[v.Name], c.Ratio[v.Name], c.RatioQ1[v.Name], c.RatioQ3[v.Name]))
 		}
 		fmt.Fprintf(w, "| %s | %s |\n", v.Name, strings.Join(cols, " | "))
 	}
 	fmt.Fprintf(w, "\n%s, %d CPU, %s, load %s → %s\n", rep.CPU, rep.NumCPU, rep.Go, rep.LoadStart, rep.LoadEnd)
+}
+
+// quartiles returns the first and third quartiles of v.
+func quartiles(v []float64) (float64, float64) {
+	if len(v) == 0 {
+		return 0, 0
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	return s[len(s)/4], s[(3*len(s))/4]
 }
 
 func cellHeads(rep *Report) []string {
