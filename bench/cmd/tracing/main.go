@@ -108,7 +108,22 @@ func main() {
 	batchList := flag.String("batches", "8192,65536", "batch sizes, comma-separated")
 	out := flag.String("out", "bench/results", "folder for tracing.json and tracing.png ('' writes nothing)")
 	only := flag.String("variants", "", "comma-separated variant names to run (off is always run); empty: all")
+	replot := flag.Bool("replot", false, "measure nothing: redraw <out>/tracing.png from <out>/tracing.json")
 	flag.Parse()
+	if *replot {
+		var rep Report
+		b, err := os.ReadFile(filepath.Join(*out, "tracing.json"))
+		if err == nil {
+			err = json.Unmarshal(b, &rep)
+		}
+		if err == nil {
+			err = writeChart(filepath.Join(*out, "tracing.png"), &rep)
+		}
+		if err != nil {
+			fatal(err)
+		}
+		return
+	}
 	batches, err := runinfo.Ints(*batchList)
 	if err != nil {
 		fatal(err)
@@ -232,7 +247,7 @@ func cellHeads(rep *Report) []string {
 
 func writeChart(path string, rep *Report) error {
 	c := &chart.Bars{
-		Title:  fmt.Sprintf("telemetry cost on the core pipeline, %s rows: time ÷ telemetry off (median of %d)", runinfo.Short(rep.Rows), rep.Reps),
+		Title:  fmt.Sprintf("telemetry cost on the core pipeline, %s rows: time / time with telemetry off (median of %d, IQR in tracing.md)", runinfo.Short(rep.Rows), rep.Reps),
 		YLabel: "ratio vs off",
 		Format: "%.3f",
 		Notes: []string{
