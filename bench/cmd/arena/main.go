@@ -18,7 +18,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"image"
@@ -26,7 +25,6 @@ import (
 	"log/slog"
 	"math"
 	"os"
-	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -67,19 +65,13 @@ type Micro struct {
 
 // Report is arena.json.
 type Report struct {
-	Command   string    `json:"command"`
-	Time      time.Time `json:"time"`
-	Go        string    `json:"go"`
-	CPU       string    `json:"cpu"`
-	NumCPU    int       `json:"num_cpu"`
-	LoadStart string    `json:"loadavg_start"`
-	LoadEnd   string    `json:"loadavg_end"`
-	Rows      int64     `json:"rows"`
-	BatchRows int       `json:"batch_rows"`
-	BytesMade int64     `json:"bytes_made"` // by the source, per run
-	Reps      int       `json:"reps"`
-	Sides     []Side    `json:"pipeline"`
-	Micro     []Micro   `json:"alloc_touch_free"`
+	runinfo.Machine
+	Rows      int64   `json:"rows"`
+	BatchRows int     `json:"batch_rows"`
+	BytesMade int64   `json:"bytes_made"` // by the source, per run
+	Reps      int     `json:"reps"`
+	Sides     []Side  `json:"pipeline"`
+	Micro     []Micro `json:"alloc_touch_free"`
 }
 
 type alloc struct {
@@ -97,9 +89,7 @@ func main() {
 	restore := reserveHugepages(1024) // 2 GiB of 2 MiB pages, if root
 	defer restore()
 	rep := Report{
-		Command: "go run ./bench/cmd/arena " + strings.Join(os.Args[1:], " "),
-		Time:    time.Now().UTC(), Go: runtime.Version(), CPU: runinfo.CPUModel(), NumCPU: runtime.NumCPU(),
-		LoadStart: runinfo.LoadAvg(), Rows: *rows, BatchRows: *batch, Reps: *reps,
+		Machine: runinfo.Start("arena"), Rows: *rows, BatchRows: *batch, Reps: *reps,
 	}
 	allocs := []alloc{{name: "go", heap: true}, {name: "plain", kind: buffers.KindPlain},
 		{name: "thp", kind: buffers.KindTHP}, {name: "hugetlb", kind: buffers.KindHugepage}}
@@ -109,14 +99,7 @@ func main() {
 	rep.Micro = micro()
 	rep.LoadEnd = runinfo.LoadAvg()
 	writeTables(os.Stdout, &rep)
-	if *out == "" {
-		return
-	}
-	b, _ := json.MarshalIndent(&rep, "", "  ")
-	if err := os.WriteFile(filepath.Join(*out, "arena.json"), append(b, '\n'), 0o644); err != nil {
-		fatal(err)
-	}
-	if err := writeChart(filepath.Join(*out, "arena.png"), &rep); err != nil {
+	if err := runinfo.Save(*out, "arena", &rep, func(path string) error { return writeChart(path, &rep) }); err != nil {
 		fatal(err)
 	}
 }

@@ -13,14 +13,12 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"image"
-	"math/rand/v2"
 	"io"
+	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
@@ -89,17 +87,11 @@ type Cell struct {
 
 // Report is tracing.json.
 type Report struct {
-	Command   string    `json:"command"`
-	Time      time.Time `json:"time"`
-	Go        string    `json:"go"`
-	CPU       string    `json:"cpu"`
-	NumCPU    int       `json:"num_cpu"`
-	LoadStart string    `json:"loadavg_start"`
-	LoadEnd   string    `json:"loadavg_end"`
-	Rows      int64     `json:"rows"`
-	Reps      int       `json:"reps"`
-	Variants  []Variant `json:"variants"`
-	Cells     []Cell    `json:"cells"`
+	runinfo.Machine
+	Rows     int64     `json:"rows"`
+	Reps     int       `json:"reps"`
+	Variants []Variant `json:"variants"`
+	Cells    []Cell    `json:"cells"`
 }
 
 func main() {
@@ -112,14 +104,7 @@ func main() {
 	flag.Parse()
 	if *replot {
 		var rep Report
-		b, err := os.ReadFile(filepath.Join(*out, "tracing.json"))
-		if err == nil {
-			err = json.Unmarshal(b, &rep)
-		}
-		if err == nil {
-			err = writeChart(filepath.Join(*out, "tracing.png"), &rep)
-		}
-		if err != nil {
+		if err := runinfo.Replot(*out, "tracing", &rep, func(path string) error { return writeChart(path, &rep) }); err != nil {
 			fatal(err)
 		}
 		return
@@ -129,9 +114,7 @@ func main() {
 		fatal(err)
 	}
 	rep := Report{
-		Command: "go run ./bench/cmd/tracing " + strings.Join(os.Args[1:], " "),
-		Time:    time.Now().UTC(), Go: runtime.Version(), CPU: runinfo.CPUModel(), NumCPU: runtime.NumCPU(),
-		LoadStart: runinfo.LoadAvg(), Rows: *rows, Reps: *reps, Variants: variants(),
+		Machine: runinfo.Start("tracing"), Rows: *rows, Reps: *reps, Variants: variants(),
 	}
 	if *only != "" {
 		keep := rep.Variants[:1]
@@ -151,14 +134,7 @@ func main() {
 	}
 	rep.LoadEnd = runinfo.LoadAvg()
 	writeTable(os.Stdout, &rep)
-	if *out == "" {
-		return
-	}
-	b, _ := json.MarshalIndent(&rep, "", "  ")
-	if err := os.WriteFile(filepath.Join(*out, "tracing.json"), append(b, '\n'), 0o644); err != nil {
-		fatal(err)
-	}
-	if err := writeChart(filepath.Join(*out, "tracing.png"), &rep); err != nil {
+	if err := runinfo.Save(*out, "tracing", &rep, func(path string) error { return writeChart(path, &rep) }); err != nil {
 		fatal(err)
 	}
 }

@@ -4,12 +4,15 @@ package runinfo
 
 import (
 	"cmp"
+	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // LoadAvg is /proc/loadavg's first three fields, or "?".
@@ -74,4 +77,54 @@ func Ints(s string) ([]int, error) {
 		out = append(out, n)
 	}
 	return out, nil
+}
+
+// Machine is what every report records about where and how it was made.
+// Reports embed it, so its fields sit at the top level of their JSON.
+type Machine struct {
+	Command   string    `json:"command"`
+	Time      time.Time `json:"time"`
+	Go        string    `json:"go"`
+	CPU       string    `json:"cpu"`
+	NumCPU    int       `json:"num_cpu"`
+	LoadStart string    `json:"loadavg_start"`
+	LoadEnd   string    `json:"loadavg_end"`
+}
+
+// Start fills in m for the command named name (run from the repository
+// root with go run ./bench/cmd/<name>).
+func Start(name string) Machine {
+	return Machine{
+		Command: "go run ./bench/cmd/" + name + " " + strings.Join(os.Args[1:], " "),
+		Time:    time.Now().UTC(), Go: runtime.Version(), CPU: CPUModel(), NumCPU: runtime.NumCPU(),
+		LoadStart: LoadAvg(),
+	}
+}
+
+// Save writes rep as <dir>/<name>.json and draws <dir>/<name>.png; dir ""
+// writes nothing.
+func Save(dir, name string, rep any, draw func(path string) error) error {
+	if dir == "" {
+		return nil
+	}
+	b, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, name+".json"), append(b, '\n'), 0o644); err != nil {
+		return err
+	}
+	return draw(filepath.Join(dir, name+".png"))
+}
+
+// Replot reads <dir>/<name>.json into rep and redraws <dir>/<name>.png.
+func Replot(dir, name string, rep any, draw func(path string) error) error {
+	b, err := os.ReadFile(filepath.Join(dir, name+".json"))
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, rep); err != nil {
+		return fmt.Errorf("%s.json: %w", name, err)
+	}
+	return draw(filepath.Join(dir, name+".png"))
 }
