@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	"go.opentelemetry.io/otel"
 	"go.uber.org/goleak"
 
 	"github.com/zflowdev/zflow"
@@ -435,4 +436,33 @@ func TestPrometheusDuringRun(t *testing.T) {
 	cancel()
 	x.Wait()
 	mem.AssertSize(t, 0)
+}
+
+// TestGlobalsUntouched: a run that sets up its own exporter from the
+// pipeline's settings (settings.trace.exporter: stdout) leaves
+// OpenTelemetry's global providers and propagator alone.
+func TestGlobalsUntouched(t *testing.T) {
+	tp0, mp0, prop0 := otel.GetTracerProvider(), otel.GetMeterProvider(), otel.GetTextMapPropagator()
+	p, err := zflow.Parse([]byte(fmt.Sprintf(fanPipeline, "stdout", "grpc", "", "1s", 1000)), "fan.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, w, _ := os.Pipe()
+	stdout := os.Stdout
+	os.Stdout = w // the stdout exporter's default writer
+	done := make(chan []byte)
+	go func() { b, _ := io.ReadAll(r); done <- b }()
+	_, err = p.Run(context.Background())
+	os.Stdout = stdout
+	w.Close()
+	spans := <-done
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(spans, []byte(`"Name":"zflow run fan"`)) {
+		t.Fatalf("the stdout exporter did not print the run span:\n%.400s", spans)
+	}
+	if otel.GetTracerProvider() != tp0 || otel.GetMeterProvider() != mp0 || otel.GetTextMapPropagator() != prop0 {
+		t.Fatal("a run changed OpenTelemetry's global providers")
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -156,4 +157,41 @@ func TestTraceFileUnwritable(t *testing.T) {
 	if !errors.As(err, &de) || !strings.Contains(err.Error(), path) {
 		t.Fatalf("want a DeliveryError naming the file, got %v", err)
 	}
+}
+
+func TestStdoutExporters(t *testing.T) {
+	var out lockedWriter
+	tel, err := Setup(context.Background(), Config{Stdout: &out,
+		Traces: TraceConfig{Exporter: "stdout", Sampling: 1}, Metrics: MetricConfig{Exporter: "stdout", Interval: time.Hour}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, s := tel.TracerProvider().Tracer("t").Start(context.Background(), "hello-span")
+	s.End()
+	c, _ := tel.MeterProvider().Meter("m").Int64Counter("hello.counter")
+	c.Add(context.Background(), 3)
+	if err := tel.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	got := out.String()
+	if !strings.Contains(got, `"Name":"hello-span"`) || !strings.Contains(got, `"Name":"hello.counter"`) {
+		t.Fatalf("stdout exporters wrote:\n%s", got)
+	}
+}
+
+type lockedWriter struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (w *lockedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+func (w *lockedWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
 }
