@@ -2,6 +2,7 @@ package zflow_test
 
 import (
 	"context"
+	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
@@ -17,14 +18,16 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/zflowdev/zflow"
+	"github.com/zflowdev/zflow/buffers"
 	"github.com/zflowdev/zflow/engine"
 	"github.com/zflowdev/zflow/operators"
 )
 
 // runIn runs the pipeline file at path (relative to the repo root) inside a
-// fresh directory, on a checked allocator, and checks that it ends with zero
-// bytes outstanding and no goroutine left.
-func runIn(t *testing.T, path string) (engine.Summary, string) {
+// fresh directory, on a checked allocator over base (Go's allocator when
+// nil), and checks that it ends with zero bytes outstanding and no
+// goroutine left.
+func runIn(t *testing.T, path string, base memory.Allocator) (engine.Summary, string) {
 	t.Helper()
 	root := repoRoot
 	t.Setenv("ZFLOW_DATA", filepath.Join(root, "testdata"))
@@ -34,7 +37,10 @@ func runIn(t *testing.T, path string) (engine.Summary, string) {
 	}
 	dir := t.TempDir()
 	t.Chdir(dir)
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	if base == nil {
+		base = memory.NewGoAllocator()
+	}
+	mem := memory.NewCheckedAllocator(base)
 	sum, err := p.Run(context.Background(), zflow.WithAllocator(mem))
 	if err != nil {
 		t.Fatalf("run %s: %v", path, err)
@@ -51,29 +57,53 @@ func TestExamples(t *testing.T) {
 		t.Fatalf("examples: %v %v", files, err)
 	}
 	for _, f := range files {
-		t.Run(filepath.Base(f), func(t *testing.T) {
-			sum, dir := runIn(t, f)
-			var sinks int
-			for _, o := range sum.Ops {
-				if o.Kind == "sink" {
-					sinks++
+		for _, alloc := range []string{"heap", "arena"} {
+			t.Run(filepath.Base(f)+"/"+alloc, func(t *testing.T) {
+				var base memory.Allocator
+				if alloc == "arena" {
+					// Every operator of every example on the arena allocator:
+					// zero bytes outstanding and an arena that closes clean.
+					a, err := buffers.New(buffers.ArenaConfig{Kind: buffers.KindHugepage, Node: buffers.NoNode, Prefault: true,
+						Logger: slog.New(slog.DiscardHandler)})
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer func() {
+						if err := a.Close(); err != nil {
+							t.Error(err)
+						}
+					}()
+					base = a
 				}
-			}
-			if sinks == 0 {
-				t.Fatal("no sink ran")
-			}
-			if filepath.Base(f) == "quickstart.yaml" {
-				checkQuickstart(t, sum, dir)
-			}
-			// No temporary file is left beside the outputs.
-			filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-				if err == nil && strings.Contains(d.Name(), ".tmp") {
-					t.Errorf("temporary file left: %s", p)
-				}
-				return nil
+				exampleRun(t, f, base)
 			})
-		})
+		}
 	}
+}
+
+// exampleRun runs the example file f on a checked allocator over base and
+// checks its outputs.
+func exampleRun(t *testing.T, f string, base memory.Allocator) {
+	sum, dir := runIn(t, f, base)
+	var sinks int
+	for _, o := range sum.Ops {
+		if o.Kind == "sink" {
+			sinks++
+		}
+	}
+	if sinks == 0 {
+		t.Fatal("no sink ran")
+	}
+	if filepath.Base(f) == "quickstart.yaml" {
+		checkQuickstart(t, sum, dir)
+	}
+	// No temporary file is left beside the outputs.
+	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && strings.Contains(d.Name(), ".tmp") {
+			t.Errorf("temporary file left: %s", p)
+		}
+		return nil
+	})
 }
 
 // checkQuickstart checks out/quickstart.parquet against data computed
