@@ -64,7 +64,7 @@ func (p *Pipeline) useArena(ro *runOptions) {
 	ro.Alloc = a
 	ro.AllocFor = func(node, _ string, _ int) memory.Allocator { return a.For(node) }
 	t := &ro.Telemetry
-	t.Attributes = append(t.Attributes, engine.AttrArenaNode.Int(cfg.Node))
+	t.Attributes = append(t.Attributes, engine.AttrArenaKind.String(cfg.Kind.String()), engine.AttrArenaNode.Int(cfg.Node))
 	t.Gauges = func(o engine.GaugeObserver) {
 		st := a.Stats()
 		for _, b := range st.Backing {

@@ -248,7 +248,8 @@ func TestOTLPToJaeger(t *testing.T) {
 				if v, ok := tags[string(engine.AttrRowsOut)].(float64); ok {
 					rows[id] += v
 				}
-				if tags[string(engine.AttrPipeline)] != "fan" || tags[string(engine.AttrOperatorType)] == nil {
+				if tags[string(engine.AttrPipeline)] != "fan" || tags[string(engine.AttrOperatorType)] == nil ||
+					tags[string(engine.AttrArenaKind)] != "caller" { // WithAllocator above
 					t.Errorf("%s: tags %v", s.OperationName, tags)
 				}
 				wantLinks := map[string]int{"trades": 0, "big": 1, "small": 1, "both": 3, "out": 1, "raw": 1}[id]

@@ -185,8 +185,9 @@ func WithBatchSampling(f float64) RunOption { return func(o *runOptions) { o.bat
 
 // TelemetryConfig is what the pipeline's settings.trace and
 // settings.metrics ask for, with the standard OTEL_* environment variables
-// applied over them (see telemetry.Config.ApplyEnv). A pipeline built in Go
-// asks for nothing.
+// applied over them (see telemetry.Config.ApplyEnv). For a pipeline built in
+// Go only the environment variables count. A run uses it unless it is given
+// providers (WithTracerProvider, WithMeterProvider).
 func (p *Pipeline) TelemetryConfig() (telemetry.Config, error) {
 	c := telemetry.Config{Version: Version, Traces: telemetry.TraceConfig{Exporter: "none", Sampling: 1}, Metrics: telemetry.MetricConfig{Exporter: "none"}}
 	if p.file != nil {
@@ -205,7 +206,6 @@ func (p *Pipeline) telemetry(ctx context.Context, ro *runOptions) {
 	t := &ro.Telemetry
 	if p.file != nil {
 		t.BatchSampling = p.file.Settings.Trace.Batches
-		t.Attributes = append(t.Attributes, engine.AttrArenaKind.String(p.file.Settings.Memory.Arena))
 	}
 	if ro.batches != nil {
 		t.BatchSampling = *ro.batches
@@ -251,7 +251,14 @@ func (p *Pipeline) Start(ctx context.Context, opts ...RunOption) *engine.Executi
 	for _, w := range p.warnings {
 		ro.Logger.Warn(w, "pipeline", p.name)
 	}
+	callerAlloc := ro.Alloc != nil
 	p.useArena(&ro)
+	switch { // what the batches really live in, for the spans
+	case callerAlloc:
+		ro.Telemetry.Attributes = append(ro.Telemetry.Attributes, engine.AttrArenaKind.String("caller"))
+	case ro.Alloc == nil:
+		ro.Telemetry.Attributes = append(ro.Telemetry.Attributes, engine.AttrArenaKind.String("heap"))
+	}
 	p.usePinning(&ro)
 	p.telemetry(ctx, &ro)
 	return p.plan.Start(ctx, ro.RunOptions)

@@ -382,8 +382,11 @@ func (x *Execution) loopTransform(ctx context.Context, n *planNode, t Transform,
 		em.inBufs.reset(it.rec)
 		em.buffering = ordered
 		var bs trace.Span
-		if em.bt != nil && it.sc != nil {
-			bs = em.bt.begin(it.sc, it.rec.NumRows(), size)
+		if em.bt != nil {
+			em.bt.seq++
+			if it.sc != nil {
+				bs = em.bt.begin(it.sc, it.rec.NumRows(), size)
+			}
 		}
 		pctx := ctx
 		if bs != nil {
@@ -391,7 +394,7 @@ func (x *Execution) loopTransform(ctx context.Context, n *planNode, t Transform,
 		}
 		err := t.Process(pctx, it.port, it.rec, em)
 		if bs != nil {
-			em.bt.end(bs, err)
+			em.bt.end(bs, err, x.failure(err))
 		}
 		it.rec.Release()
 		em.inBufs.reset(nil)
@@ -442,8 +445,11 @@ func (x *Execution) loopSink(ctx context.Context, s Sink, in *inbox, em *emitter
 		}
 		size := countIn(em.c, em, it.rec)
 		var bs trace.Span
-		if em.bt != nil && it.sc != nil {
-			bs = em.bt.begin(it.sc, it.rec.NumRows(), size)
+		if em.bt != nil {
+			em.bt.seq++
+			if it.sc != nil {
+				bs = em.bt.begin(it.sc, it.rec.NumRows(), size)
+			}
 		}
 		wctx := ctx
 		if bs != nil {
@@ -451,7 +457,7 @@ func (x *Execution) loopSink(ctx context.Context, s Sink, in *inbox, em *emitter
 		}
 		err := s.Write(wctx, it.port, it.rec)
 		if bs != nil {
-			em.bt.end(bs, err)
+			em.bt.end(bs, err, x.failure(err))
 		}
 		it.rec.Release()
 		if err != nil {
@@ -610,6 +616,7 @@ func (e *emitter) Emit(b arrow.RecordBatch) error {
 	var sc *trace.SpanContext
 	if e.bt != nil {
 		if e.bt.source {
+			e.bt.seq++
 			sc = e.bt.sourceBatch(b, size)
 		} else {
 			sc = e.bt.cur

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"math/rand/v2"
 	"sort"
 	"sync"
@@ -180,11 +181,14 @@ func (rt *runTel) endInstance(node, k int, em *emitter, led *Ledger, err error, 
 	if rt.x.plan.nodes[node].Spec.Kind != KindSink {
 		s.SetAttributes(AttrBytesCreated.Int64(max(0, c.bytesOut-c.ref-copied)))
 	}
+	if bt := em.bt; bt != nil && bt.open != nil { // a panic left a batch span open
+		bt.end(bt.open, err, cause)
+	}
 	switch {
 	case cause:
 		s.RecordError(err)
 		s.SetStatus(codes.Error, err.Error())
-	case err != nil:
+	case err != nil && !errors.Is(err, ErrStop):
 		s.AddEvent("cancelled", trace.WithAttributes(attribute.String("zflow.reason", err.Error())))
 	}
 	s.End()
@@ -264,6 +268,7 @@ func (rt *runTel) instCtx(ctx context.Context, node, k int) context.Context {
 // instance's goroutine.
 type batchTel struct {
 	rt     *runTel
+	open   trace.Span           // the batch span begun and not yet ended
 	name   string               // span name: "batch <node id>"
 	attrs  []attribute.KeyValue // operator id and instance
 	span   trace.Span           // the instance span
@@ -275,7 +280,6 @@ type batchTel struct {
 // sourceBatch decides whether a batch a source emits is traced; if so it
 // records the batch's span and returns its context to travel with it.
 func (b *batchTel) sourceBatch(rec interface{ NumRows() int64 }, bytes int64) *trace.SpanContext {
-	b.seq++
 	if !b.source || (b.rt.sample < 1 && rand.Float64() >= b.rt.sample) {
 		return nil
 	}
@@ -290,23 +294,35 @@ func (b *batchTel) sourceBatch(rec interface{ NumRows() int64 }, bytes int64) *t
 // begin starts the span of a traced batch arriving at this instance: a
 // child of the producer's batch span (so a traced batch's way through the
 // graph, and across processes, is one tree), linked to this instance's span.
+// The caller has counted the batch in seq (every batch, traced or not).
 func (b *batchTel) begin(from *trace.SpanContext, rows, bytes int64) trace.Span {
-	b.seq++
 	_, s := b.rt.tracer.Start(trace.ContextWithSpanContext(context.Background(), *from), b.name,
 		trace.WithLinks(trace.Link{SpanContext: b.span.SpanContext()}),
 		trace.WithAttributes(b.attrs...),
 		trace.WithAttributes(AttrBatchSeq.Int64(b.seq), AttrBatchRows.Int64(rows), AttrBatchBytes.Int64(bytes)))
 	sc := s.SpanContext()
 	b.cur = &sc
+	b.open = s
 	return s
 }
 
-func (b *batchTel) end(s trace.Span, err error) {
-	if err != nil && err != ErrStop {
+// end ends a batch span; it is marked Error only when its operator's error
+// is the run's failure (not ErrStop, not a consequence of another's).
+func (b *batchTel) end(s trace.Span, err error, cause bool) {
+	if cause {
 		s.SetStatus(codes.Error, err.Error())
 	}
 	s.End()
-	b.cur = nil
+	b.cur, b.open = nil, nil
+}
+
+// failure tells whether err from Process or Write is a real failure of this
+// operator rather than ErrStop or the run's cancellation.
+func (x *Execution) failure(err error) bool {
+	if err == nil || errors.Is(err, ErrStop) {
+		return false
+	}
+	return x.runCtx.Err() == nil || !(errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded))
 }
 
 // runMetrics holds a run's instruments. Counters are fed from the live
@@ -333,6 +349,7 @@ type runMetrics struct {
 	lastCopies      []map[string]int64
 
 	stopOnce sync.Once
+	started  bool // set by start, in Start's goroutine, before any stop
 	quit     chan struct{}
 	done     chan struct{}
 }
@@ -443,6 +460,7 @@ func (m *runMetrics) start() {
 		return
 	}
 	m.register()
+	m.started = true
 	go func() {
 		defer close(m.done)
 		tk := time.NewTicker(m.interval)
@@ -465,6 +483,9 @@ func (m *runMetrics) stop() {
 		return
 	}
 	m.stopOnce.Do(func() {
+		if !m.started {
+			return // the run failed before it started: nothing ran, nothing to report
+		}
 		close(m.quit)
 		<-m.done
 		m.pump()

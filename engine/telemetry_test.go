@@ -7,6 +7,10 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"go.uber.org/goleak"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -347,4 +351,97 @@ func TestMetricsLiveGauges(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkNoLeaks(t, mem)
+}
+
+// A constructor that fails stops the run before anything starts: with
+// metrics on, Run still returns (it once waited for a pump never started).
+func TestTelemetryBuildFailure(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	defer mp.Shutdown(context.Background())
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	defer tp.Shutdown(context.Background())
+	reg := testRegistry()
+	reg.MustRegister(Spec{Name: "badsink", Kind: KindSink, MinInputs: 1, MaxInputs: 1, NewConfig: func() any { return &struct{}{} },
+		Build: func(*BuildContext, any) (Factory, error) {
+			return funcFactoryErr{fmt.Errorf("cannot open the output")}, nil
+		}})
+	p, err := Compile(&Graph{Name: "bad", Nodes: []*Node{
+		{ID: "src", Kind: KindSource, Type: "seq", Config: &seqConfig{Batches: 2, Rows: 2}},
+		{ID: "out", Kind: KindSink, Type: "badsink", Inputs: []string{"src"}},
+	}}, CompileOptions{Registry: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := p.Start(context.Background(), RunOptions{Telemetry: Telemetry{TracerProvider: tp, MeterProvider: mp}})
+	select {
+	case <-x.Done():
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not return after a constructor failed")
+	}
+	if _, err := x.Wait(); err == nil || !strings.Contains(err.Error(), "cannot open the output") {
+		t.Fatalf("error %v", err)
+	}
+	for _, s := range rec.Ended() {
+		if s.Name() == "badsink out" && s.Status().Code != codes.Error {
+			t.Errorf("failed constructor's span status %v", s.Status())
+		}
+	}
+	if len(rec.Started()) != len(rec.Ended()) {
+		t.Error("spans left open")
+	}
+	goleak.VerifyNone(t)
+}
+
+type funcFactoryErr struct{ err error }
+
+func (funcFactoryErr) Schema() *arrow.Schema               { return nil }
+func (f funcFactoryErr) New(*InstanceContext) (any, error) { return nil, f.err }
+
+// ErrStop (a downstream limit) is a normal end: no "cancelled" event, no
+// error status; batch spans cut short by another operator's failure are
+// not errors either.
+func TestTraceStopAndCancelAreNotErrors(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	defer tp.Shutdown(context.Background())
+	mem := newCountingAlloc()
+	p := mustCompile(t, linear(&seqConfig{Batches: 100, Rows: 10}, &passConfig{Stop: 3}, &collectConfig{}, 1, false))
+	if _, err := p.Run(context.Background(), RunOptions{Alloc: mem, Telemetry: Telemetry{TracerProvider: tp, BatchSampling: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	checkNoLeaks(t, mem)
+	for _, s := range rec.Ended() {
+		if s.Status().Code == codes.Error {
+			t.Errorf("%s: status %v in a run that stopped early on purpose", s.Name(), s.Status())
+		}
+		for _, ev := range s.Events() {
+			if ev.Name == "cancelled" {
+				t.Errorf("%s: a cancelled event for ErrStop", s.Name())
+			}
+		}
+	}
+	rec2 := tracetest.NewSpanRecorder()
+	tp2 := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec2))
+	defer tp2.Shutdown(context.Background())
+	p = mustCompile(t, linear(&seqConfig{Batches: 100, Rows: 10}, &passConfig{FailAt: 5}, &collectConfig{Sleep: time.Millisecond}, 1, false))
+	if _, err := p.Run(context.Background(), RunOptions{Alloc: mem, Telemetry: Telemetry{TracerProvider: tp2, BatchSampling: 1}}); err == nil {
+		t.Fatal("want the injected failure")
+	}
+	checkNoLeaks(t, mem)
+	var failed int
+	for _, s := range rec2.Ended() {
+		if s.Status().Code == codes.Error {
+			switch s.Name() {
+			case "pass p", "batch p", "zflow run t":
+				failed++
+			default:
+				t.Errorf("%s: Error status, but only p failed", s.Name())
+			}
+		}
+	}
+	if failed != 3 {
+		t.Errorf("%d spans with Error status, want the run, p and p's failing batch", failed)
+	}
 }

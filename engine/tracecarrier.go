@@ -123,11 +123,14 @@ func (e *emitter) EmitTraced(b arrow.RecordBatch, from TraceCarrier) error {
 	if err != nil || !sc.IsValid() || !sc.IsSampled() {
 		return e.Emit(b)
 	}
-	s := e.bt.begin(&sc, b.NumRows(), BatchBytes(b)) // sets bt.cur: the batch travels with it
-	src := e.bt.source
-	e.bt.source = false // the batch has its span already: do not sample it again
+	bt := e.bt
+	cur, src := bt.cur, bt.source
+	bt.seq++
+	s := bt.begin(&sc, b.NumRows(), BatchBytes(b)) // sets bt.cur: the batch travels with it
+	bt.source = false                              // the batch has its span already: do not sample it again
+	defer func() { bt.source = src }()
 	err = e.Emit(b)
-	e.bt.source = src
-	e.bt.end(s, err)
+	bt.end(s, nil, false)
+	bt.cur = cur // a transform emitting mid-Process keeps its input's lineage
 	return err
 }

@@ -46,20 +46,24 @@ type Config struct {
 
 // TraceConfig chooses the trace exporter.
 type TraceConfig struct {
-	Exporter string  // none, stdout or otlp
-	Protocol string  // grpc (default) or http (OTLP/HTTP protobuf)
-	Endpoint string  // host:port or a URL; empty means the OTLP default (localhost:4317, :4318 for http)
-	Sampling float64 // fraction of runs traced (parent-based trace-id ratio)
-	File     string  // also write the spans to this OTLP/JSON file
+	Exporter string // none, stdout or otlp
+	Protocol string // grpc (default) or http (OTLP/HTTP protobuf)
+	Endpoint string // host:port or a URL; empty means the OTLP default (localhost:4317, :4318 for http)
+	// EndpointIsBase says Endpoint came from OTEL_EXPORTER_OTLP_ENDPOINT:
+	// for OTLP/HTTP the signal's path (/v1/traces) is appended to it.
+	EndpointIsBase bool
+	Sampling       float64 // fraction of runs traced (parent-based trace-id ratio)
+	File           string  // also write the spans to this OTLP/JSON file
 }
 
 // MetricConfig chooses the metric exporters.
 type MetricConfig struct {
-	Exporter string        // none, stdout or otlp
-	Protocol string        // grpc (default) or http
-	Endpoint string        // as TraceConfig.Endpoint
-	Interval time.Duration // OTLP/stdout export interval; 0 means 10 s
-	Listen   string        // serve a Prometheus scrape endpoint at this host:port
+	Exporter       string        // none, stdout or otlp
+	Protocol       string        // grpc (default) or http
+	Endpoint       string        // as TraceConfig.Endpoint
+	EndpointIsBase bool          // as TraceConfig.EndpointIsBase
+	Interval       time.Duration // OTLP/stdout export interval; 0 means 10 s
+	Listen         string        // serve a Prometheus scrape endpoint at this host:port
 }
 
 // Enabled tells whether c asks for anything at all.
@@ -83,7 +87,7 @@ func (c *Config) ApplyEnv(getenv func(string) string) error {
 		getenv = os.Getenv
 	}
 	if strings.EqualFold(getenv("OTEL_SDK_DISABLED"), "true") {
-		c.Traces.Exporter, c.Metrics.Exporter = "none", "none"
+		c.Traces.Exporter, c.Metrics.Exporter, c.Metrics.Listen = "none", "none", ""
 		return nil
 	}
 	if v := getenv("OTEL_SERVICE_NAME"); v != "" {
@@ -98,6 +102,7 @@ func (c *Config) ApplyEnv(getenv func(string) string) error {
 			*into = "stdout"
 		case "prometheus":
 			if name == "OTEL_METRICS_EXPORTER" {
+				*into = "none" // metrics are pulled, not pushed
 				if c.Metrics.Listen == "" {
 					c.Metrics.Listen = "localhost:9464"
 				}
@@ -124,12 +129,13 @@ func (c *Config) ApplyEnv(getenv func(string) string) error {
 	}
 	if v := getenv("OTEL_EXPORTER_OTLP_ENDPOINT"); v != "" {
 		c.Traces.Endpoint, c.Metrics.Endpoint = v, v
+		c.Traces.EndpointIsBase, c.Metrics.EndpointIsBase = true, true
 	}
 	if v := getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"); v != "" {
-		c.Traces.Endpoint = v
+		c.Traces.Endpoint, c.Traces.EndpointIsBase = v, false
 	}
 	if v := getenv("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"); v != "" {
-		c.Metrics.Endpoint = v
+		c.Metrics.Endpoint, c.Metrics.EndpointIsBase = v, false
 	}
 	if v := getenv("OTEL_TRACES_SAMPLER"); v != "" {
 		r, err := samplerRatio(v, getenv("OTEL_TRACES_SAMPLER_ARG"))
@@ -223,11 +229,13 @@ func Setup(ctx context.Context, c Config) (*Telemetry, error) {
 			res = m
 		}
 	}
-	if err := t.setupTraces(ctx, res); err != nil {
+	// Metrics first: binding the Prometheus address is what most often
+	// fails, and nothing of the traces (the trace file) exists yet then.
+	if err := t.setupMetrics(ctx, res); err != nil {
 		return nil, err
 	}
-	if err := t.setupMetrics(ctx, res); err != nil {
-		t.shutdownTraces(ctx)
+	if err := t.setupTraces(ctx, res); err != nil {
+		t.stopMetrics()
 		return nil, err
 	}
 	return t, nil
@@ -235,7 +243,18 @@ func Setup(ctx context.Context, c Config) (*Telemetry, error) {
 
 func (t *Telemetry) setupTraces(ctx context.Context, res *resource.Resource) error {
 	c := t.cfg
+	ratio := c.Traces.Sampling
+	if ratio < 0 || ratio > 1 || ratio != ratio {
+		return fmt.Errorf("telemetry: trace sampling %v: want a ratio between 0 and 1", ratio)
+	}
 	var opts []sdktrace.TracerProviderOption
+	// The file first: the provider shuts its processors down in order and
+	// gives up on the rest when the deadline passes, and a collector that
+	// is down must not cost the file.
+	if c.Traces.File != "" {
+		t.dests = append(t.dests, "traces: file "+c.Traces.File)
+		opts = append(opts, sdktrace.WithSyncer(capturedSpanExporter{NewFileExporter(c.Traces.File), t}))
+	}
 	switch c.Traces.Exporter {
 	case "", "none":
 	case "stdout":
@@ -255,16 +274,8 @@ func (t *Telemetry) setupTraces(ctx context.Context, res *resource.Resource) err
 	default:
 		return fmt.Errorf("telemetry: trace exporter %q: want none, stdout or otlp", c.Traces.Exporter)
 	}
-	if c.Traces.File != "" {
-		t.dests = append(t.dests, "traces: file "+c.Traces.File)
-		opts = append(opts, sdktrace.WithSyncer(capturedSpanExporter{NewFileExporter(c.Traces.File), t}))
-	}
 	if len(opts) == 0 {
 		return nil
-	}
-	ratio := c.Traces.Sampling
-	if ratio < 0 || ratio > 1 || ratio != ratio {
-		return fmt.Errorf("telemetry: trace sampling %v: want a ratio between 0 and 1", ratio)
 	}
 	opts = append(opts, sdktrace.WithResource(res),
 		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(ratio))))
@@ -283,7 +294,7 @@ func (t *Telemetry) otlpTraceExporter(ctx context.Context) (sdktrace.SpanExporte
 		opts := []otlptracehttp.Option{otlptracehttp.WithTimeout(t.cfg.Timeout),
 			otlptracehttp.WithRetry(otlptracehttp.RetryConfig{Enabled: true, InitialInterval: 100 * time.Millisecond, MaxInterval: time.Second, MaxElapsedTime: retry})}
 		if c.Endpoint != "" {
-			opts = append(opts, httpEndpoint(c.Endpoint, "/v1/traces", otlptracehttp.WithEndpointURL, otlptracehttp.WithEndpoint, otlptracehttp.WithInsecure())...)
+			opts = append(opts, httpEndpoint(c.Endpoint, c.EndpointIsBase, "/v1/traces", otlptracehttp.WithEndpointURL, otlptracehttp.WithEndpoint, otlptracehttp.WithInsecure())...)
 		}
 		exp, err := otlptracehttp.New(ctx, opts...)
 		if err != nil {
@@ -324,11 +335,14 @@ func grpcEndpoint[O any](ep string, withURL func(string) O, withEndpoint func(st
 	return []O{withEndpoint(ep), insecure}
 }
 
-// httpEndpoint: a URL without a path gets the signal's path, as
-// OTEL_EXPORTER_OTLP_ENDPOINT does; a bare host:port means plaintext.
-func httpEndpoint[O any](ep, path string, withURL func(string) O, withEndpoint func(string) O, insecure O) []O {
+// httpEndpoint: a URL without a path gets the signal's path; a base
+// endpoint (OTEL_EXPORTER_OTLP_ENDPOINT) always gets it appended, as the
+// OTLP exporter spec says; a bare host:port means plaintext.
+func httpEndpoint[O any](ep string, base bool, path string, withURL func(string) O, withEndpoint func(string) O, insecure O) []O {
 	if i := strings.Index(ep, "://"); i >= 0 {
-		if !strings.Contains(ep[i+3:], "/") {
+		if base {
+			ep = strings.TrimRight(ep, "/") + path
+		} else if !strings.Contains(ep[i+3:], "/") {
 			ep += path
 		}
 		return []O{withURL(ep)}
@@ -342,74 +356,118 @@ func (t *Telemetry) setupMetrics(ctx context.Context, res *resource.Resource) er
 	if interval <= 0 {
 		interval = 10 * time.Second
 	}
-	var readers []sdkmetric.Option
-	periodic := func(e sdkmetric.Exporter) {
-		readers = append(readers, sdkmetric.WithReader(sdkmetric.NewPeriodicReader(capturedMetricExporter{e, t},
-			sdkmetric.WithInterval(interval), sdkmetric.WithTimeout(c.Timeout))))
-	}
+	// Everything that can fail comes before anything that starts a
+	// goroutine or holds a port, so a failed Setup leaves nothing behind.
+	var exp sdkmetric.Exporter
 	switch c.Metrics.Exporter {
 	case "", "none":
 	case "stdout":
-		exp, err := newStdoutMetricExporter(c.Stdout)
+		e, err := newStdoutMetricExporter(c.Stdout)
 		if err != nil {
 			return err
 		}
-		periodic(exp)
+		exp = e
 	case "otlp":
-		proto, err := parseProtocol(c.Metrics.Protocol)
+		e, err := t.otlpMetricExporter(ctx)
 		if err != nil {
-			return fmt.Errorf("telemetry: metric exporter: %w", err)
+			return err
 		}
-		var exp sdkmetric.Exporter
-		if proto == "http" {
-			opts := []otlpmetrichttp.Option{otlpmetrichttp.WithTimeout(c.Timeout),
-				otlpmetrichttp.WithRetry(otlpmetrichttp.RetryConfig{Enabled: true, InitialInterval: 100 * time.Millisecond, MaxInterval: time.Second, MaxElapsedTime: c.Timeout})}
-			if ep := c.Metrics.Endpoint; ep != "" {
-				opts = append(opts, httpEndpoint(ep, "/v1/metrics", otlpmetrichttp.WithEndpointURL, otlpmetrichttp.WithEndpoint, otlpmetrichttp.WithInsecure())...)
-			}
-			exp, err = otlpmetrichttp.New(ctx, opts...)
-		} else {
-			opts := []otlpmetricgrpc.Option{otlpmetricgrpc.WithTimeout(c.Timeout),
-				otlpmetricgrpc.WithRetry(otlpmetricgrpc.RetryConfig{Enabled: true, InitialInterval: 100 * time.Millisecond, MaxInterval: time.Second, MaxElapsedTime: c.Timeout})}
-			if ep := c.Metrics.Endpoint; ep != "" {
-				opts = append(opts, grpcEndpoint(ep, otlpmetricgrpc.WithEndpointURL, otlpmetricgrpc.WithEndpoint, otlpmetricgrpc.WithInsecure())...)
-			}
-			exp, err = otlpmetricgrpc.New(ctx, opts...)
-		}
-		if err != nil {
-			return fmt.Errorf("telemetry: otlp metric exporter: %w", err)
-		}
+		exp = e
 		t.dests = append(t.dests, "metrics: "+dest(c.Metrics.Protocol, c.Metrics.Endpoint))
-		periodic(exp)
 	default:
 		return fmt.Errorf("telemetry: metric exporter %q: want none, stdout or otlp", c.Metrics.Exporter)
 	}
+	var readers []sdkmetric.Option
+	var reg *prometheus.Registry
 	if c.Metrics.Listen != "" {
-		reg := prometheus.NewRegistry()
-		exp, err := otelprom.New(otelprom.WithRegisterer(reg))
+		reg = prometheus.NewRegistry()
+		pexp, err := otelprom.New(otelprom.WithRegisterer(reg))
 		if err != nil {
 			return fmt.Errorf("telemetry: prometheus exporter: %w", err)
 		}
-		readers = append(readers, sdkmetric.WithReader(exp))
 		ln, err := net.Listen("tcp", c.Metrics.Listen)
 		if err != nil {
+			if exp != nil {
+				_ = exp.Shutdown(ctx)
+			}
 			return fmt.Errorf("telemetry: metrics endpoint: %w", err)
 		}
-		mux := http.NewServeMux()
-		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
 		t.ln = ln
-		t.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-		t.srvDone = make(chan struct{})
-		go func() {
-			defer close(t.srvDone)
-			_ = t.srv.Serve(ln) // returns http.ErrServerClosed on Shutdown
-		}()
+		readers = append(readers, sdkmetric.WithReader(pexp))
+	}
+	if exp != nil {
+		readers = append(readers, sdkmetric.WithReader(sdkmetric.NewPeriodicReader(capturedMetricExporter{exp, t},
+			sdkmetric.WithInterval(interval), sdkmetric.WithTimeout(c.Timeout))))
 	}
 	if len(readers) == 0 {
 		return nil
 	}
 	t.mp = sdkmetric.NewMeterProvider(append(readers, sdkmetric.WithResource(res))...)
+	if t.ln != nil {
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
+		t.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		t.srvDone = make(chan struct{})
+		go func() {
+			defer close(t.srvDone)
+			_ = t.srv.Serve(t.ln) // returns http.ErrServerClosed once stopped
+		}()
+	}
 	return nil
+}
+
+func (t *Telemetry) otlpMetricExporter(ctx context.Context) (sdkmetric.Exporter, error) {
+	c := t.cfg
+	proto, err := parseProtocol(c.Metrics.Protocol)
+	if err != nil {
+		return nil, fmt.Errorf("telemetry: metric exporter: %w", err)
+	}
+	var exp sdkmetric.Exporter
+	if proto == "http" {
+		opts := []otlpmetrichttp.Option{otlpmetrichttp.WithTimeout(c.Timeout),
+			otlpmetrichttp.WithRetry(otlpmetrichttp.RetryConfig{Enabled: true, InitialInterval: 100 * time.Millisecond, MaxInterval: time.Second, MaxElapsedTime: c.Timeout})}
+		if ep := c.Metrics.Endpoint; ep != "" {
+			opts = append(opts, httpEndpoint(ep, c.Metrics.EndpointIsBase, "/v1/metrics", otlpmetrichttp.WithEndpointURL, otlpmetrichttp.WithEndpoint, otlpmetrichttp.WithInsecure())...)
+		}
+		exp, err = otlpmetrichttp.New(ctx, opts...)
+	} else {
+		opts := []otlpmetricgrpc.Option{otlpmetricgrpc.WithTimeout(c.Timeout),
+			otlpmetricgrpc.WithRetry(otlpmetricgrpc.RetryConfig{Enabled: true, InitialInterval: 100 * time.Millisecond, MaxInterval: time.Second, MaxElapsedTime: c.Timeout})}
+		if ep := c.Metrics.Endpoint; ep != "" {
+			opts = append(opts, grpcEndpoint(ep, otlpmetricgrpc.WithEndpointURL, otlpmetricgrpc.WithEndpoint, otlpmetricgrpc.WithInsecure())...)
+		}
+		exp, err = otlpmetricgrpc.New(ctx, opts...)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("telemetry: otlp metric exporter: %w", err)
+	}
+	return exp, nil
+}
+
+// stopMetrics undoes setupMetrics after a later step of Setup failed.
+func (t *Telemetry) stopMetrics() {
+	if t.mp != nil {
+		_ = t.mp.Shutdown(context.Background())
+	}
+	t.stopServer(context.Background())
+}
+
+// stopServer stops the Prometheus endpoint: a graceful shutdown bounded by
+// ctx (and a second at most), then whatever connections are left are
+// closed.
+func (t *Telemetry) stopServer(ctx context.Context) {
+	if t.srv == nil {
+		if t.ln != nil {
+			t.ln.Close()
+		}
+		return
+	}
+	sctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	if err := t.srv.Shutdown(sctx); err != nil {
+		_ = t.srv.Close()
+	}
+	<-t.srvDone
 }
 
 // TracerProvider is the provider runs should record spans on; nil when
@@ -503,14 +561,9 @@ func (t *Telemetry) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		// An exporter ignoring its context: leave it behind rather than
 		// hang the process; it holds no batches of ours.
-		t.Handle(fmt.Errorf("flush did not finish within %v", t.cfg.Timeout))
+		t.Handle(fmt.Errorf("flush did not finish in time (timeout %v): %w", t.cfg.Timeout, context.Cause(ctx)))
 	}
-	if t.srv != nil {
-		sctx, scancel := context.WithTimeout(context.Background(), time.Second)
-		_ = t.srv.Shutdown(sctx)
-		scancel()
-		<-t.srvDone
-	}
+	t.stopServer(ctx)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.errs == 0 {

@@ -4,6 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
+	"math"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
+	"go.uber.org/goleak"
 )
 
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -194,4 +198,75 @@ func (w *lockedWriter) String() string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.b.String()
+}
+
+// With the collector down, the trace file is still written in full.
+func TestTraceFileWithCollectorDown(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "trace.json")
+	tel, err := Setup(context.Background(), Config{Timeout: 300 * time.Millisecond,
+		Traces: TraceConfig{Exporter: "otlp", Endpoint: "127.0.0.1:1", File: path, Sampling: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, s := tel.TracerProvider().Tracer("t").Start(context.Background(), "kept", trace.WithAttributes(
+		attribute.Float64("nan", math.NaN()), attribute.Float64("inf", math.Inf(-1))))
+	s.End()
+	var de *DeliveryError
+	if err := tel.Shutdown(context.Background()); !errors.As(err, &de) {
+		t.Fatalf("want a delivery error for the OTLP side, got %v", err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("trace file lost when the collector was down: %v", err)
+	}
+	if !strings.Contains(string(b), `"name":"kept"`) || !strings.Contains(string(b), `"doubleValue":"NaN"`) || !strings.Contains(string(b), `"doubleValue":"-Infinity"`) {
+		t.Fatalf("trace file: %s", b)
+	}
+}
+
+// A Setup that fails (the Prometheus address is taken) leaves nothing
+// behind: no goroutine, no trace file written over an old one.
+func TestSetupFailureLeavesNothing(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	path := filepath.Join(t.TempDir(), "trace.json")
+	if err := os.WriteFile(path, []byte("previous run\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		_, err := Setup(context.Background(), Config{
+			Traces:  TraceConfig{File: path, Sampling: 1},
+			Metrics: MetricConfig{Exporter: "stdout", Listen: busy.Addr().String(), Interval: time.Hour}, Stdout: io.Discard})
+		if err == nil || !strings.Contains(err.Error(), "metrics endpoint") {
+			t.Fatalf("want the bind error, got %v", err)
+		}
+	}
+	if b, _ := os.ReadFile(path); string(b) != "previous run\n" {
+		t.Fatalf("a failed Setup wrote the trace file: %q", b)
+	}
+	goleak.VerifyNone(t)
+}
+
+func TestApplyEnvBaseEndpoint(t *testing.T) {
+	c := Config{Traces: TraceConfig{Exporter: "otlp", Protocol: "http"}, Metrics: MetricConfig{Exporter: "otlp", Listen: "x:1"}}
+	if err := c.ApplyEnv(env(map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://gw:4318/otlp", "OTEL_METRICS_EXPORTER": "prometheus"})); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, o := range httpEndpoint(c.Traces.Endpoint, c.Traces.EndpointIsBase, "/v1/traces", func(s string) string { return s }, func(s string) string { return "host " + s }, "insecure") {
+		got = append(got, o)
+	}
+	if len(got) != 1 || got[0] != "http://gw:4318/otlp/v1/traces" {
+		t.Errorf("base endpoint with a path: %v", got)
+	}
+	if c.Metrics.Exporter != "none" || c.Metrics.Listen != "x:1" {
+		t.Errorf("prometheus from the environment: %+v", c.Metrics)
+	}
+	d := Config{Metrics: MetricConfig{Listen: "127.0.0.1:9464"}}
+	if err := d.ApplyEnv(env(map[string]string{"OTEL_SDK_DISABLED": "true"})); err != nil || d.Enabled() {
+		t.Errorf("OTEL_SDK_DISABLED left %+v enabled", d)
+	}
 }

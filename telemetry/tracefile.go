@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"strconv"
 	"sync"
 
@@ -162,7 +163,7 @@ type otlpAnyValue struct {
 	String *string         `json:"stringValue,omitempty"`
 	Bool   *bool           `json:"boolValue,omitempty"`
 	Int    *string         `json:"intValue,omitempty"`
-	Double *float64        `json:"doubleValue,omitempty"`
+	Double any             `json:"doubleValue,omitempty"` // a float64, or "NaN", "Infinity", "-Infinity" (proto3 JSON)
 	Array  *otlpArrayValue `json:"arrayValue,omitempty"`
 }
 
@@ -199,6 +200,20 @@ func otlpSpanOf(s sdktrace.ReadOnlySpan) otlpSpan {
 	return o
 }
 
+// jsonDouble is f as proto3 JSON writes a double: encoding/json refuses NaN
+// and the infinities, which the mapping spells as strings.
+func jsonDouble(f float64) any {
+	switch {
+	case math.IsNaN(f):
+		return "NaN"
+	case math.IsInf(f, 1):
+		return "Infinity"
+	case math.IsInf(f, -1):
+		return "-Infinity"
+	}
+	return f
+}
+
 func otlpAttrs(kv []attribute.KeyValue) []otlpKeyValue {
 	out := make([]otlpKeyValue, 0, len(kv))
 	for _, a := range kv {
@@ -217,8 +232,7 @@ func otlpValue(v attribute.Value) otlpAnyValue {
 		s := strconv.FormatInt(v.AsInt64(), 10)
 		o.Int = &s
 	case attribute.FLOAT64:
-		f := v.AsFloat64()
-		o.Double = &f
+		o.Double = jsonDouble(v.AsFloat64())
 	case attribute.BOOLSLICE:
 		o.Array = &otlpArrayValue{}
 		for _, b := range v.AsBoolSlice() {

@@ -107,6 +107,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	if *traceEndpoint != "" {
 		tcfg.Traces.Endpoint, tcfg.Metrics.Endpoint = *traceEndpoint, *traceEndpoint
+		tcfg.Traces.EndpointIsBase, tcfg.Metrics.EndpointIsBase = false, false
 	}
 	if *traceFile != "" {
 		tcfg.Traces.File = *traceFile
@@ -114,10 +115,13 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if *metricsAddr != "" {
 		tcfg.Metrics.Listen = *metricsAddr
 	}
-	if *traceBatches > 1 {
+	if *traceBatches != -1 && !(*traceBatches >= 0 && *traceBatches <= 1) { // -1: not given; NaN fails too
 		return usageError{fmt.Sprintf("run: --trace-batches %v: want 0 to 1", *traceBatches)}
 	}
 	tcfg.Stdout = stdout
+	if *asJSON {
+		tcfg.Stdout = stderr // stdout holds the JSON summary alone
+	}
 	tel, err := telemetry.Setup(ctx, tcfg)
 	if err != nil {
 		return exitError{code: exitUsage, err: fmt.Errorf("zflow: %w", err)}
