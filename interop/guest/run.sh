@@ -52,7 +52,9 @@ fi
 deb=$(ls "$C"/debs/"$KPKG"_*.deb 2>/dev/null | head -1 || true)
 if [ -z "$deb" ]; then
 	say "downloading $KPKG"
-	if ! (cd "$C/debs" && apt-get download -o APT::Sandbox::User=root "$KPKG" >/dev/null); then
+	fetch() { (cd "$C/debs" && apt-get download -o APT::Sandbox::User=root "$1" >/dev/null 2>&1); }
+	# A fresh machine may have empty package lists: update once, then retry.
+	if ! fetch "$KPKG" && { [ "$(id -u)" != 0 ] || ! apt-get update -qq || ! fetch "$KPKG"; }; then
 		# A security update renames the package (a new ABI number) and the
 		# old one may leave the mirror: take what linux-image-amd64 wants now.
 		cur=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-/ { print $2; exit }')
