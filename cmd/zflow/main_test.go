@@ -144,12 +144,38 @@ sinks:
 			ID     string `json:"id"`
 			RowsIn int64  `json:"rows_in"`
 		} `json:"operators"`
+		Memory *struct {
+			Arena     string           `json:"arena"`
+			Mapped    int64            `json:"mapped_bytes"`
+			ByBacking map[string]int64 `json:"mapped_by_backing"`
+		} `json:"memory"`
 	}
 	if err := json.Unmarshal([]byte(out), &sum); err != nil || len(sum.Operators) != 3 {
 		t.Fatalf("json: %v %s", err, out)
 	}
+	// The default arena, and what it got, read back.
+	if m := sum.Memory; m == nil || m.Arena != "hugepage" || m.Mapped == 0 || len(m.ByBacking) == 0 {
+		t.Fatalf("memory report: %+v", sum.Memory)
+	}
 	if _, err := os.Stat(filepath.Join(dir, "out/x.csv")); err != nil {
 		t.Fatal(err)
+	}
+	// The text summary ends with the memory line.
+	code, _, e = zflowRun(t, "run", p)
+	if code != 0 || !strings.Contains(e, "memory: arena hugepage") || !strings.Contains(e, "→ got ") {
+		t.Fatalf("exit %d, summary:\n%s", code, e)
+	}
+	code, _, e = zflowRun(t, "run", writeTemp(t, dir, "heap.yaml", `
+version: 1
+name: j
+settings: {memory: {arena: heap}}
+sources:
+  g: {type: generate, rows: 50, columns: [{name: qty, type: int64}]}
+sinks:
+  out: {type: discard, inputs: [g]}
+`))
+	if code != 0 || !strings.Contains(e, "memory: Go heap") {
+		t.Fatalf("exit %d, summary:\n%s", code, e)
 	}
 }
 
