@@ -1,6 +1,7 @@
 package zflow
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"reflect"
@@ -150,9 +151,9 @@ func (p *Pipeline) usePinning(ro *runOptions) {
 		paths[n.ID] = configPath(n.Config)
 	}
 	var once sync.Map
-	logOnce := func(key, msg string) {
+	logOnce := func(key string, level slog.Level, msg string) {
 		if _, seen := once.LoadOrStore(key, true); !seen {
-			ro.Logger.Info(msg, "pipeline", p.name)
+			ro.Logger.Log(context.Background(), level, msg, "pipeline", p.name)
 		}
 	}
 	ro.OnInstance = func(node, _ string, idx int) {
@@ -161,17 +162,17 @@ func (p *Pipeline) usePinning(ro *runOptions) {
 			target, why = m.Pick(paths[node])
 		}
 		if target < 0 {
-			logOnce(node, fmt.Sprintf("pin: operator %q runs unpinned: %s", node, why))
+			logOnce(node, slog.LevelWarn, fmt.Sprintf("pin: operator %q runs unpinned: %s", node, why))
 			return
 		}
 		// The goroutine keeps this thread to its end; Go then ends the
 		// thread, so the affinity never leaks to other goroutines.
 		runtime.LockOSThread()
 		if err := m.PinCurrentThreadToNode(target); err != nil {
-			logOnce(node, fmt.Sprintf("pin: operator %q runs unpinned: %v", node, err))
+			logOnce(node, slog.LevelWarn, fmt.Sprintf("pin: operator %q runs unpinned: %v", node, err))
 			return
 		}
-		logOnce(node, fmt.Sprintf("pin: operator %q on node %d (%s)", node, target, why))
+		logOnce(node, slog.LevelInfo, fmt.Sprintf("pin: operator %q on node %d (%s)", node, target, why))
 	}
 	ro.Telemetry.Attributes = append(ro.Telemetry.Attributes, attribute.Bool("zflow.pin", true))
 }
