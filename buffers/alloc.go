@@ -190,6 +190,10 @@ func (a *Allocator) alloc(size int, o *owner) []byte {
 	}
 	c := &a.classes[classOf(size)]
 	a.charge(int64(c.size), size, o)
+	if a.closed.Load() { // Close ran between the check above and the charge
+		a.uncharge(int64(c.size), o)
+		panicClosed("Allocate")
+	}
 	var sp *span
 	p := c.pop(shardHint())
 	dirty := p != 0
@@ -279,14 +283,17 @@ func (a *Allocator) realloc(size int, b []byte, o *owner) []byte {
 // says how many; Close may then be called again once they are freed.
 // After a successful Close, Allocate panics; Close again is a no-op.
 func (a *Allocator) Close() error {
-	if a.closed.Load() {
+	// Claim the close first, then look at what is in use: an Allocate
+	// charges before it checks closed, so one of the two sees the other
+	// (and a second Close returns at once instead of unmapping again).
+	if !a.closed.CompareAndSwap(false, true) {
 		return nil
 	}
 	st := a.Stats()
-	if n := st.Allocs - st.Frees; n != 0 || st.InUse != 0 {
+	if n := st.Allocs - st.Frees; n != 0 || a.inUse.Load() != 0 {
+		a.closed.Store(false)
 		return fmt.Errorf("buffers: close: %d allocations (%s) still in use; arena left mapped", n, humanBytes(st.InUse))
 	}
-	a.closed.Store(true)
 	a.carveMu.Lock()
 	a.exts.Store(new([]*extent))
 	a.carveMu.Unlock()

@@ -131,14 +131,19 @@ type Arena struct {
 	pageSize uintptr // of the kind asked for: 4 KiB, 2 MiB or 1 GiB
 	osPage   uintptr
 
-	mu       sync.Mutex
-	maps     map[uintptr]*mapping // every live mapping, by base address
-	logged   map[string]bool      // fallback steps already logged
-	reasons  []string             // distinct fallback reasons, in order met
-	unbound  string               // why mbind was given up, if it was
-	mapped   atomic.Int64
-	byKind   [3]atomic.Int64 // bytes mapped by the kind got
-	extentsN [3]atomic.Int64 // mappings by the kind got
+	mu      sync.Mutex
+	maps    map[uintptr]*mapping // every live mapping, by base address
+	logged  map[string]bool      // fallback steps already logged
+	reasons []string             // distinct fallback reasons, in order met
+	unbound string               // why mbind was given up, if it was
+
+	// hugetlbFailed is set once a hugetlb mapping could not be made: large
+	// allocations are then rounded to the THP size, not the hugepage size
+	// asked (which may be 1 GiB).
+	hugetlbFailed atomic.Bool
+	mapped        atomic.Int64
+	byKind        [3]atomic.Int64 // bytes mapped by the kind got
+	extentsN      [3]atomic.Int64 // mappings by the kind got
 }
 
 // newArena checks and normalizes cfg; it maps nothing yet.

@@ -56,12 +56,23 @@ func (a *Allocator) charge(n int64, asked int, o *owner) {
 			a.softWait(n)
 		}
 	}
-	v := a.inUse.Add(n)
-	if a.hard > 0 && v > a.hard {
-		a.inUse.Add(-n)
-		a.budgetFailures.Add(1)
-		o.budgetFailures.Add(1)
-		panic(&BudgetError{Owner: o.name, Asked: int64(asked), InUse: v - n, Limit: a.hard})
+	var v int64
+	if a.hard == 0 {
+		v = a.inUse.Add(n)
+	} else {
+		// Never publish a total above the hard limit, even for a moment: a
+		// refused request must not make a concurrent one that fits fail.
+		for {
+			cur := a.inUse.Load()
+			if v = cur + n; v > a.hard {
+				a.budgetFailures.Add(1)
+				o.budgetFailures.Add(1)
+				panic(&BudgetError{Owner: o.name, Asked: int64(asked), InUse: cur, Limit: a.hard})
+			}
+			if a.inUse.CompareAndSwap(cur, v) {
+				break
+			}
+		}
 	}
 	raise(&a.peak, v)
 	raise(&o.peak, o.inUse.Add(n))

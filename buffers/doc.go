@@ -30,7 +30,9 @@
 // BenchmarkZeroing found clearing whole blocks on free no faster, and it
 // clears more). Free checks what it is given against a per-block state
 // word: a slice not from this allocator, not the start of a block, or freed
-// twice panics with a message saying which, before anything is corrupted.
+// twice while it is still free panics with a message saying which, before
+// anything is corrupted. A stale second Free, after the block was handed
+// out again, cannot be told from the new owner's Free and is not caught.
 // Allocate and Free of a class block make no Go heap allocation.
 //
 // # Budgets and stats

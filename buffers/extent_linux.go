@@ -41,6 +41,7 @@ type mapping struct {
 	page             uintptr // page size of what got: hugetlb page or base page
 	node             int     // node bound with mbind, or NoNode
 	locked           bool
+	populated        bool   // faulted in already (bound hugetlb)
 	large            bool   // a large allocation's own mapping, not an extent
 	fallback         string // why got differs from asked; "" when it does not
 }
@@ -73,11 +74,25 @@ func (ar *Arena) mapRegion(size uintptr, large bool) (*mapping, error) {
 		sz := roundUp(size, ar.pageSize)
 		base, err := mmapHugetlb(sz, ar.pageSize)
 		if err == nil {
-			m = &mapping{base: base, size: sz, rawBase: base, rawSize: sz, got: KindHugepage, page: ar.pageSize}
+			m = &mapping{base: base, size: sz, rawBase: base, rawSize: sz, got: KindHugepage, page: ar.pageSize, node: NoNode}
+			if r := ar.bindHugetlb(m); r != "" {
+				_ = m.unmap()
+				m = nil
+				reasons = append(reasons, r)
+				ar.fallback("hugetlb", r)
+			}
 		} else {
 			r := ar.hugetlbReason(err, sz)
 			reasons = append(reasons, r)
 			ar.fallback("hugetlb", r)
+		}
+		if m == nil {
+			ar.hugetlbFailed.Store(true)
+			if !large && ar.pageSize > thpPMD {
+				// An extent rounded to a 1 GiB page, falling back: map (and
+				// prefault) the default extent, not a whole GiB.
+				size = min(size, DefaultExtentSize)
+			}
 		}
 	}
 	if m == nil && cfg.Kind >= KindTHP {
@@ -117,10 +132,13 @@ func (ar *Arena) mapRegion(size uintptr, large bool) (*mapping, error) {
 			}
 		}
 	}
-	m.asked, m.large, m.node = cfg.Kind, large, NoNode
+	m.asked, m.large = cfg.Kind, large
+	if m.got != KindHugepage {
+		m.node = NoNode
+	}
 	m.fallback = strings.Join(reasons, "; ")
 
-	if cfg.Node >= 0 {
+	if cfg.Node >= 0 && m.node != cfg.Node {
 		ar.mu.Lock()
 		unbound := ar.unbound
 		ar.mu.Unlock()
@@ -144,11 +162,37 @@ func (ar *Arena) mapRegion(size uintptr, large bool) (*mapping, error) {
 			m.locked = true
 		}
 	}
-	if cfg.Prefault && !m.locked { // mlock has faulted everything in already
+	if cfg.Prefault && !m.locked && !m.populated { // mlock has faulted everything in already
 		ar.prefault(m)
 	}
 	ar.add(m)
 	return m, nil
+}
+
+// bindHugetlb binds a fresh hugetlb mapping to the configured node and
+// faults it in at once. The pool reservation mmap made is machine-wide, not
+// per node: a bound mapping whose node's pool is short would otherwise
+// SIGBUS on first touch. It returns why the mapping cannot be used ("" when
+// it can, including when binding is not asked or was given up: the general
+// step then reports it).
+func (ar *Arena) bindHugetlb(m *mapping) string {
+	node := ar.cfg.Node
+	ar.mu.Lock()
+	unbound := ar.unbound
+	ar.mu.Unlock()
+	if node < 0 || unbound != "" {
+		return ""
+	}
+	if err := topology.Mbind(m.base, m.size, node, 0); err != nil {
+		return "" // the general mbind step fails the same way and says why
+	}
+	m.node = node
+	if err := unix.Madvise(bytesAt(m.base, m.size), unix.MADV_POPULATE_WRITE); err != nil {
+		return fmt.Sprintf("MAP_HUGETLB %s bound to node %d: cannot fault the pages in (%v: the node's pool is short, or the kernel predates MADV_POPULATE_WRITE); using THP",
+			humanBytes(int64(m.size)), node, err)
+	}
+	m.populated = true
+	return ""
 }
 
 // prefault faults every page of m in with MADV_POPULATE_WRITE (Linux 5.14),

@@ -76,7 +76,10 @@ func (l *largeSet) drop() {
 func (a *Allocator) largeRound() uintptr {
 	switch a.ar.cfg.Kind {
 	case KindHugepage:
-		return a.ar.pageSize
+		if !a.ar.hugetlbFailed.Load() {
+			return a.ar.pageSize
+		}
+		return thpPMD
 	case KindTHP:
 		return thpPMD
 	}
@@ -86,6 +89,10 @@ func (a *Allocator) largeRound() uintptr {
 func (a *Allocator) allocLarge(size int, o *owner) []byte {
 	need := roundUp(uintptr(size), a.largeRound())
 	a.charge(int64(need), size, o)
+	if a.closed.Load() { // Close ran between Allocate's check and the charge
+		a.uncharge(int64(need), o)
+		panicClosed("Allocate")
+	}
 	l := &a.large
 	l.mu.Lock()
 	lb := l.take(need)
@@ -169,6 +176,22 @@ func (a *Allocator) reallocLarge(p uintptr, old, size int) ([]byte, bool) {
 	}
 	inPlace := size > MaxClassSize && uintptr(size) <= lb.m.size && uintptr(size) >= lb.m.size/2
 	if inPlace {
+		// Growing past what the block was charged (it may sit in a larger
+		// cached mapping) charges the difference first, outside the lock:
+		// the budget holds for in-place growth too.
+		if extra := int64(roundUp(uintptr(size), a.largeRound())) - lb.charged; extra > 0 {
+			id := lb.owner
+			l.mu.Unlock()
+			a.charge(extra, size, a.ownerOf(id))
+			l.mu.Lock()
+			if l.inUse[p] != lb { // freed meanwhile: a misuse by the caller
+				l.mu.Unlock()
+				a.uncharge(extra, a.ownerOf(id))
+				panicNotOurs("Reallocate", p, old)
+			}
+			lb.charged += extra
+			l.bytes += extra
+		}
 		out := bytesAt(p, uintptr(size))[:size:size]
 		if size > old {
 			clear(out[old:min(uintptr(size), max(lb.dirty, uintptr(old)))])

@@ -176,7 +176,7 @@ for n in 0 1 2; do want+=("^ZG: HUGEPAGES node$n nr_hugepages=$HUGE "); done
 tests=('TestTopologyJSON' 'TestNodes'
 	'TestArenaPages' 'TestArenaPages/node=0' 'TestArenaPages/node=1' 'TestArenaPages/node=2'
 	'TestHugepagePools' 'TestHugepagePools/node=1' 'TestHugepagePools/node=2'
-	'TestPinning' 'TestPipelineOnNode' 'TestPipelineOnNode/node=1' 'TestPipelineOnNode/node=2')
+	'TestPinning' 'TestHugepageShortNodePool' 'TestPipelineOnNode' 'TestPipelineOnNode/node=1' 'TestPipelineOnNode/node=2')
 for t in "${tests[@]}"; do
 	if [ -z "$RUN" ] || [[ ${t%%/*} =~ $RUN ]]; then want+=("^ *--- PASS: $t "); fi
 done

@@ -478,3 +478,46 @@ func getcpu(t *testing.T) int {
 	}
 	return int(cpu)
 }
+
+// TestHugepageShortNodePool: a hugetlb arena bound to a node whose own
+// pool is too small, while the machine-wide pool is big enough. The mmap
+// reservation is machine-wide, so without care the first touch would
+// SIGBUS; the arena faults the bound pages in at once, sees the failure,
+// and falls back to THP on that node, saying why. Every pool is whole
+// again afterwards.
+func TestHugepageShortNodePool(t *testing.T) {
+	m := guestMachine(t)
+	const node = 1
+	before := freeHugepages(t, m)
+	var total int64
+	for _, n := range before {
+		total += n
+	}
+	want := before[node] + 4 // pages: more than node 1 has, less than all nodes have
+	if want > total {
+		t.Fatalf("pools %v: the machine-wide pool must exceed node %d's for this check", before, node)
+	}
+	a, err := buffers.New(buffers.ArenaConfig{
+		Kind: buffers.KindHugepage, Page: buffers.Page2MiB, Node: node, Prefault: true,
+		ExtentSize: want * hugePage, LargeCache: -1,
+	})
+	if err != nil {
+		t.Fatalf("buffers.New: %v", err)
+	}
+	r := a.Backing()
+	t.Logf("hugetlb arena of %d pages on node %d (its pool: %d free, all nodes: %d): fallbacks %q", want, node, before[node], total, r.Fallbacks)
+	if len(r.Fallbacks) == 0 || !strings.Contains(r.Fallbacks[0], "cannot fault the pages in") {
+		t.Fatalf("want a fallback saying the node's pool is short, got %q", r.Fallbacks)
+	}
+	if e := r.Extents[0]; e.Got == buffers.KindHugepage {
+		t.Fatalf("extent still hugetlb: %+v", e)
+	}
+	b := a.Allocate(1 << 20)
+	touch(b, basePage) // SIGBUS here before the fix
+	requireAll(t, pageNodes(t, []uintptr{addr(b)}), node, "allocated block")
+	a.Free(b)
+	closeArena(t, a)
+	if after := freeHugepages(t, m); !maps.Equal(after, before) {
+		t.Errorf("free_hugepages %v after Close, want %v back", after, before)
+	}
+}
