@@ -100,30 +100,27 @@ func (p *parser) parseExpr() (Expr, error) {
 	return p.parseOr()
 }
 
-func (p *parser) parseOr() (Expr, error) {
-	d := p.depth
-	defer func() { p.depth = d }()
-	l, err := p.parseAnd()
-	for err == nil && p.tok.is("OR") {
-		if err = p.enter(); err != nil {
-			break
-		}
-		if err = p.advance(); err != nil {
-			break
-		}
-		var r Expr
-		if r, err = p.parseAnd(); err == nil {
-			l = &Binary{Pos: span(l, r), Op: "OR", L: l, R: r}
-		}
-	}
-	return l, err
-}
+func (p *parser) parseOr() (Expr, error) { return p.leftAssoc(p.parseAnd, "OR") }
 
-func (p *parser) parseAnd() (Expr, error) {
+func (p *parser) parseAnd() (Expr, error) { return p.leftAssoc(p.parseNot, "AND") }
+
+// leftAssoc parses next (op next)*, folding to the left: one precedence
+// level of binary operators. Each operator counts one level of nesting
+// (enter), given back when the level is done.
+func (p *parser) leftAssoc(next func() (Expr, error), ops ...string) (Expr, error) {
 	d := p.depth
 	defer func() { p.depth = d }()
-	l, err := p.parseNot()
-	for err == nil && p.tok.is("AND") {
+	l, err := next()
+	for err == nil {
+		op := ""
+		for _, o := range ops {
+			if p.tok.is(o) {
+				op = o
+			}
+		}
+		if op == "" {
+			break
+		}
 		if err = p.enter(); err != nil {
 			break
 		}
@@ -131,8 +128,8 @@ func (p *parser) parseAnd() (Expr, error) {
 			break
 		}
 		var r Expr
-		if r, err = p.parseNot(); err == nil {
-			l = &Binary{Pos: span(l, r), Op: "AND", L: l, R: r}
+		if r, err = next(); err == nil {
+			l = &Binary{Pos: span(l, r), Op: op, L: l, R: r}
 		}
 	}
 	return l, err
@@ -321,45 +318,9 @@ func (p *parser) parseLike(x Expr, not bool) (Expr, error) {
 	return l, nil
 }
 
-func (p *parser) parseAdd() (Expr, error) {
-	d := p.depth
-	defer func() { p.depth = d }()
-	l, err := p.parseMul()
-	for err == nil && (p.tok.is("+") || p.tok.is("-")) {
-		op := p.tok.text
-		if err = p.enter(); err != nil {
-			break
-		}
-		if err = p.advance(); err != nil {
-			break
-		}
-		var r Expr
-		if r, err = p.parseMul(); err == nil {
-			l = &Binary{Pos: span(l, r), Op: op, L: l, R: r}
-		}
-	}
-	return l, err
-}
+func (p *parser) parseAdd() (Expr, error) { return p.leftAssoc(p.parseMul, "+", "-") }
 
-func (p *parser) parseMul() (Expr, error) {
-	d := p.depth
-	defer func() { p.depth = d }()
-	l, err := p.parseUnary()
-	for err == nil && (p.tok.is("*") || p.tok.is("/") || p.tok.is("%")) {
-		op := p.tok.text
-		if err = p.enter(); err != nil {
-			break
-		}
-		if err = p.advance(); err != nil {
-			break
-		}
-		var r Expr
-		if r, err = p.parseUnary(); err == nil {
-			l = &Binary{Pos: span(l, r), Op: op, L: l, R: r}
-		}
-	}
-	return l, err
-}
+func (p *parser) parseMul() (Expr, error) { return p.leftAssoc(p.parseUnary, "*", "/", "%") }
 
 func (p *parser) parseUnary() (Expr, error) {
 	if !p.tok.is("-") && !p.tok.is("+") {
