@@ -328,13 +328,7 @@ func (s *csvNullSet) has(v []byte) bool {
 
 func (f *csvFactory) Schema() *arrow.Schema { return f.schema }
 
-func (f *csvFactory) Describe() string {
-	how := "declared columns"
-	if f.inferred {
-		how = "inferred types"
-	}
-	return fmt.Sprintf("%s (%d columns, %s)", f.cfg.Path, f.schema.NumFields(), how)
-}
+func (f *csvFactory) Describe() string { return describeText(f.cfg.Path, f.schema, f.inferred) }
 
 func (f *csvFactory) New(ic *engine.InstanceContext) (any, error) {
 	fileBackend(ic)

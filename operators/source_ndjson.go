@@ -273,13 +273,7 @@ func inferNDJSON(path string, n int) (*arrow.Schema, error) {
 
 func (f *ndjsonFactory) Schema() *arrow.Schema { return f.schema }
 
-func (f *ndjsonFactory) Describe() string {
-	how := "declared columns"
-	if f.inferred {
-		how = "inferred types"
-	}
-	return fmt.Sprintf("%s (%d columns, %s)", f.cfg.Path, f.schema.NumFields(), how)
-}
+func (f *ndjsonFactory) Describe() string { return describeText(f.cfg.Path, f.schema, f.inferred) }
 
 func (f *ndjsonFactory) New(ic *engine.InstanceContext) (any, error) {
 	fileBackend(ic)

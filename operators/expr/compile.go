@@ -119,11 +119,7 @@ func (c *Compiled) Eval(ctx context.Context, mem memory.Allocator, rec arrow.Rec
 		return array.MakeArrayOfNull(mem, c.Type(), 0), nil
 	}
 	ev := &evaluator{ctx: compute.WithAllocator(ctx, mem), mem: mem, rec: rec, n: int(rec.NumRows())}
-	v, err := c.root.eval(ev)
-	if err != nil {
-		return nil, err
-	}
-	return ev.materialize(v)
+	return ev.evalArray(c.root)
 }
 
 // Select evaluates a boolean expression as a filter predicate over rec (a

@@ -161,6 +161,21 @@ func (ev *evaluator) fromDatum(d compute.Datum) (value, error) {
 }
 
 // materialize turns v into an array of the batch's length; it takes over v.
+// evalArray evaluates x as an array of the batch's rows (a constant is
+// broadcast); the caller releases it.
+func (ev *evaluator) evalArray(x node) (arrow.Array, error) {
+	v, err := x.eval(ev)
+	if err != nil {
+		return nil, err
+	}
+	arr, err := ev.materialize(v)
+	if err != nil {
+		v.release()
+		return nil, err
+	}
+	return arr, nil
+}
+
 func (ev *evaluator) materialize(v value) (arrow.Array, error) {
 	if v.arr != nil {
 		return v.arr, nil

@@ -162,13 +162,8 @@ func b2u(b bool) uint64 {
 func (n *inStrNode) dtype() arrow.DataType { return tBool }
 
 func (n *inStrNode) eval(ev *evaluator) (value, error) {
-	x, err := n.x.eval(ev)
+	arr, err := ev.evalArray(n.x)
 	if err != nil {
-		return value{}, err
-	}
-	arr, err := ev.materialize(x)
-	if err != nil {
-		x.release()
 		return value{}, err
 	}
 	defer arr.Release()

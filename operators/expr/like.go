@@ -253,13 +253,8 @@ type likeNode struct {
 func (n *likeNode) dtype() arrow.DataType { return tBool }
 
 func (n *likeNode) eval(ev *evaluator) (value, error) {
-	x, err := n.x.eval(ev)
+	arr, err := ev.evalArray(n.x)
 	if err != nil {
-		return value{}, err
-	}
-	arr, err := ev.materialize(x)
-	if err != nil {
-		x.release()
 		return value{}, err
 	}
 	defer arr.Release()

@@ -17,13 +17,8 @@ type notNode struct{ x node }
 func (n *notNode) dtype() arrow.DataType { return tBool }
 
 func (n *notNode) eval(ev *evaluator) (value, error) {
-	x, err := n.x.eval(ev)
+	arr, err := ev.evalArray(n.x)
 	if err != nil {
-		return value{}, err
-	}
-	arr, err := ev.materialize(x)
-	if err != nil {
-		x.release()
 		return value{}, err
 	}
 	defer arr.Release()
@@ -44,13 +39,8 @@ type isNullNode struct {
 func (n *isNullNode) dtype() arrow.DataType { return tBool }
 
 func (n *isNullNode) eval(ev *evaluator) (value, error) {
-	x, err := n.x.eval(ev)
+	arr, err := ev.evalArray(n.x)
 	if err != nil {
-		return value{}, err
-	}
-	arr, err := ev.materialize(x)
-	if err != nil {
-		x.release()
 		return value{}, err
 	}
 	defer arr.Release()

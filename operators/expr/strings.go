@@ -39,13 +39,8 @@ type strNode struct {
 func (n *strNode) dtype() arrow.DataType { return n.fn.dtype() }
 
 func (n *strNode) eval(ev *evaluator) (value, error) {
-	x, err := n.x.eval(ev)
+	arr, err := ev.evalArray(n.x)
 	if err != nil {
-		return value{}, err
-	}
-	arr, err := ev.materialize(x)
-	if err != nil {
-		x.release()
 		return value{}, err
 	}
 	defer arr.Release()

@@ -38,13 +38,8 @@ func formatsToString(dt arrow.DataType) bool {
 }
 
 func (n *toStringNode) eval(ev *evaluator) (value, error) {
-	x, err := n.x.eval(ev)
+	arr, err := ev.evalArray(n.x)
 	if err != nil {
-		return value{}, err
-	}
-	arr, err := ev.materialize(x)
-	if err != nil {
-		x.release()
 		return value{}, err
 	}
 	defer arr.Release()
