@@ -381,17 +381,7 @@ func (x *Execution) loopTransform(ctx context.Context, n *planNode, t Transform,
 		size := countIn(em.c, em, it.rec)
 		em.inBufs.reset(it.rec)
 		em.buffering = ordered
-		var bs trace.Span
-		if em.bt != nil {
-			em.bt.seq++
-			if it.sc != nil {
-				bs = em.bt.begin(it.sc, it.rec.NumRows(), size)
-			}
-		}
-		pctx := ctx
-		if bs != nil {
-			pctx = trace.ContextWithSpan(ctx, bs) // InjectBatchTrace finds the batch's span
-		}
+		pctx, bs := em.bt.arrive(ctx, it, size)
 		err := t.Process(pctx, it.port, it.rec, em)
 		if bs != nil {
 			em.bt.end(bs, err, x.failure(err))
@@ -444,17 +434,7 @@ func (x *Execution) loopSink(ctx context.Context, s Sink, in *inbox, em *emitter
 			break
 		}
 		size := countIn(em.c, em, it.rec)
-		var bs trace.Span
-		if em.bt != nil {
-			em.bt.seq++
-			if it.sc != nil {
-				bs = em.bt.begin(it.sc, it.rec.NumRows(), size)
-			}
-		}
-		wctx := ctx
-		if bs != nil {
-			wctx = trace.ContextWithSpan(ctx, bs) // InjectBatchTrace finds the batch's span
-		}
+		wctx, bs := em.bt.arrive(ctx, it, size)
 		err := s.Write(wctx, it.port, it.rec)
 		if bs != nil {
 			em.bt.end(bs, err, x.failure(err))

@@ -294,6 +294,22 @@ func (b *batchTel) sourceBatch(rec interface{ NumRows() int64 }, bytes int64) *t
 // begin starts the span of a traced batch arriving at this instance: a
 // child of the producer's batch span (so a traced batch's way through the
 // graph, and across processes, is one tree), linked to this instance's span.
+// arrive counts a batch taken off an edge and, when it is traced, begins
+// its span here and returns ctx carrying it (so InjectBatchTrace in the
+// operator finds the batch's span). Without batch tracing (b nil) it
+// returns ctx and no span.
+func (b *batchTel) arrive(ctx context.Context, it item, size int64) (context.Context, trace.Span) {
+	if b == nil {
+		return ctx, nil
+	}
+	b.seq++
+	if it.sc == nil {
+		return ctx, nil
+	}
+	s := b.begin(it.sc, it.rec.NumRows(), size)
+	return trace.ContextWithSpan(ctx, s), s
+}
+
 // The caller has counted the batch in seq (every batch, traced or not).
 func (b *batchTel) begin(from *trace.SpanContext, rows, bytes int64) trace.Span {
 	_, s := b.rt.tracer.Start(trace.ContextWithSpanContext(context.Background(), *from), b.name,

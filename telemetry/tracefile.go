@@ -200,6 +200,15 @@ func otlpSpanOf(s sdktrace.ReadOnlySpan) otlpSpan {
 	return o
 }
 
+// otlpArray is an array attribute's values, each as its own AnyValue.
+func otlpArray[T any](vals []T, wrap func(T) attribute.Value) *otlpArrayValue {
+	a := &otlpArrayValue{Values: make([]otlpAnyValue, 0, len(vals))}
+	for _, v := range vals {
+		a.Values = append(a.Values, otlpValue(wrap(v)))
+	}
+	return a
+}
+
 // jsonDouble is f as proto3 JSON writes a double: encoding/json refuses NaN
 // and the infinities, which the mapping spells as strings.
 func jsonDouble(f float64) any {
@@ -234,25 +243,13 @@ func otlpValue(v attribute.Value) otlpAnyValue {
 	case attribute.FLOAT64:
 		o.Double = jsonDouble(v.AsFloat64())
 	case attribute.BOOLSLICE:
-		o.Array = &otlpArrayValue{}
-		for _, b := range v.AsBoolSlice() {
-			o.Array.Values = append(o.Array.Values, otlpValue(attribute.BoolValue(b)))
-		}
+		o.Array = otlpArray(v.AsBoolSlice(), attribute.BoolValue)
 	case attribute.INT64SLICE:
-		o.Array = &otlpArrayValue{}
-		for _, n := range v.AsInt64Slice() {
-			o.Array.Values = append(o.Array.Values, otlpValue(attribute.Int64Value(n)))
-		}
+		o.Array = otlpArray(v.AsInt64Slice(), attribute.Int64Value)
 	case attribute.FLOAT64SLICE:
-		o.Array = &otlpArrayValue{}
-		for _, f := range v.AsFloat64Slice() {
-			o.Array.Values = append(o.Array.Values, otlpValue(attribute.Float64Value(f)))
-		}
+		o.Array = otlpArray(v.AsFloat64Slice(), attribute.Float64Value)
 	case attribute.STRINGSLICE:
-		o.Array = &otlpArrayValue{}
-		for _, s := range v.AsStringSlice() {
-			o.Array.Values = append(o.Array.Values, otlpValue(attribute.StringValue(s)))
-		}
+		o.Array = otlpArray(v.AsStringSlice(), attribute.StringValue)
 	default:
 		s := v.Emit()
 		o.String = &s

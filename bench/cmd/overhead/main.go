@@ -22,7 +22,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
-	"strings"
 	"syscall"
 	"time"
 
@@ -71,18 +70,12 @@ type Result struct {
 
 // Report is overhead.json.
 type Report struct {
-	Command   string    `json:"command"`
-	Time      time.Time `json:"time"`
-	Go        string    `json:"go"`
-	CPU       string    `json:"cpu"`
-	NumCPU    int       `json:"num_cpu"`
-	LoadStart string    `json:"loadavg_start"`
-	LoadEnd   string    `json:"loadavg_end"`
-	Where     string    `json:"where"`
-	Computed  string    `json:"computed"`
-	Edges     int       `json:"edges"`
-	Reps      int       `json:"reps"`
-	Results   []Result  `json:"results"`
+	runinfo.Machine
+	Where    string   `json:"where"`
+	Computed string   `json:"computed"`
+	Edges    int      `json:"edges"`
+	Reps     int      `json:"reps"`
+	Results  []Result `json:"results"`
 }
 
 func main() {
@@ -117,9 +110,7 @@ func main() {
 		fatal(err)
 	}
 	rep := Report{
-		Command: "go run ./bench/cmd/overhead " + strings.Join(os.Args[1:], " "),
-		Time:    time.Now().UTC(), Go: runtime.Version(), CPU: runinfo.CPUModel(), NumCPU: runtime.NumCPU(),
-		LoadStart: runinfo.LoadAvg(), Where: bench.Where, Computed: bench.Notional + " AS notional",
+		Machine: runinfo.Start("overhead"), Where: bench.Where, Computed: bench.Notional + " AS notional",
 		Edges: bench.Edges, Reps: *reps,
 	}
 	for _, p := range procs {
