@@ -95,23 +95,15 @@ func (n *node) lookup(key string) *entry {
 	return nil
 }
 
-// describe names the kind of a value for "expected X, got Y" messages.
+// describe names the kind of a value for "expected X, got Y" messages:
+// its kind, and a scalar's text.
 func (n *node) describe() string {
-	switch n.kind {
-	case nodeNull:
-		return "null"
-	case nodeMap:
-		return "map"
-	case nodeSeq:
-		return "list"
-	}
-	switch n.typ {
-	case typeInt:
-		return "int " + n.text
-	case typeFloat:
-		return "float " + n.text
-	case typeBool:
-		return "bool " + n.text
+	k := n.kindName()
+	switch {
+	case n.kind != nodeScalar:
+		return k
+	case k != "string":
+		return k + " " + n.text
 	}
 	t := n.text
 	if utf8.RuneCountInString(t) > 40 {
