@@ -132,7 +132,7 @@ func (u *upper) Process(ctx context.Context, _ int, in arrow.RecordBatch, out en
 // Register a custom operator from user code and use it from YAML.
 func ExampleRegister() {
 	err := zflow.Register(engine.Spec{
-		Name: "upper", Kind: engine.KindTransform, Stateless: true, MinInputs: 1, MaxInputs: 1,
+		Name: "upper", Kind: engine.KindTransform, Parallel: true, MinInputs: 1, MaxInputs: 1,
 		Summary:   "upper-case a string column",
 		NewConfig: func() any { return &upperConfig{} },
 		Build: func(bc *engine.BuildContext, c any) (engine.Factory, error) {

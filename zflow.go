@@ -299,8 +299,8 @@ func (b *Builder) Transform(id, typ string, cfg any, inputs ...string) *Builder 
 	return b.add(engine.KindTransform, id, typ, cfg, inputs)
 }
 
-// Parallel sets the parallelism of the node added last (stateless
-// transforms only); ordered says whether it keeps its input order.
+// Parallel sets the parallelism of the node added last (operators
+// whose Spec is Parallel); ordered says whether it keeps its input order.
 func (b *Builder) Parallel(n int, ordered bool) *Builder {
 	if len(b.g.Nodes) > 0 {
 		last := b.g.Nodes[len(b.g.Nodes)-1]

@@ -28,7 +28,7 @@ type Node struct {
 	Config any      // pointer from the Spec's NewConfig, filled in; nil means defaults
 	Inputs []string // ids of the nodes feeding this one
 
-	// Parallelism is the number of instances (stateless transforms only);
+	// Parallelism is the number of instances (operators whose Spec is Parallel);
 	// 0 means 1.
 	Parallelism int
 	// Unordered lets parallel instances emit in completion order. By default
@@ -94,7 +94,7 @@ func Compile(g *Graph, opts CompileOptions) (*Plan, error) {
 		if n.Config == nil {
 			n.Config = spec.NewConfig()
 		}
-		if pn.Parallelism > 1 && !spec.Stateless {
+		if pn.Parallelism > 1 && !spec.Parallel {
 			nodeErr(n, "parallelism", "%s %q keeps state and cannot run with parallelism %d", spec.Kind, spec.Name, n.Parallelism)
 		}
 		if n.Parallelism < 0 {

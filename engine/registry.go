@@ -42,8 +42,12 @@ type Spec struct {
 	Doc     string // longer description, optional
 	Example string // a YAML snippet of the node's body, shown by `zflow operators`
 
-	// Stateless operators may run `parallelism: N` instances.
-	Stateless bool
+	// Parallel says the operator may run as several instances
+	// (`parallelism: N`): each instance gets a share of the input (a
+	// transform) or of the data (a source, by InstanceContext.Index), and
+	// none shares state with another. An operator that keeps state across
+	// batches (an aggregate, a sort, a limit) leaves it false.
+	Parallel bool
 	// MinInputs and MaxInputs bound the node's inputs; MaxInputs < 0 means
 	// unbounded. Sources have 0 and 0.
 	MinInputs, MaxInputs int

@@ -147,7 +147,7 @@ func testRegistry() *Registry {
 		},
 	})
 	r.MustRegister(Spec{
-		Name: "pass", Kind: KindTransform, Stateless: true, MinInputs: 1, MaxInputs: -1,
+		Name: "pass", Kind: KindTransform, Parallel: true, MinInputs: 1, MaxInputs: -1,
 		NewConfig: func() any { return &passConfig{} },
 		Build: func(bc *BuildContext, cfg any) (Factory, error) {
 			for i, s := range bc.Inputs[1:] {

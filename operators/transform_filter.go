@@ -20,7 +20,7 @@ type FilterConfig struct {
 // copy ledger as "filter compact".
 func FilterSpec() engine.Spec {
 	return engine.Spec{
-		Name: "filter", Kind: engine.KindTransform, Stateless: true, MinInputs: 1, MaxInputs: 1,
+		Name: "filter", Kind: engine.KindTransform, Parallel: true, MinInputs: 1, MaxInputs: 1,
 		Summary:   "keep the rows where an expression is true",
 		Doc:       "The expression language: columns, literals, + - * / %, comparisons, AND OR NOT (three-valued), IN, BETWEEN, IS [NOT] NULL, LIKE, CASE WHEN, CAST, coalesce, abs, lower, upper, length.",
 		Example:   `{type: filter, inputs: [trades], where: "qty > 100 AND symbol IN ('AAPL', 'MSFT')"}`,

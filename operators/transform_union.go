@@ -18,7 +18,7 @@ type UnionConfig struct{}
 // any input.
 func UnionSpec() engine.Spec {
 	return engine.Spec{
-		Name: "union", Kind: engine.KindTransform, Stateless: true, MinInputs: 2, MaxInputs: -1,
+		Name: "union", Kind: engine.KindTransform, Parallel: true, MinInputs: 2, MaxInputs: -1,
 		Summary:   "merge inputs with the same schema into one stream (by reference)",
 		Example:   "{type: union, inputs: [east, west]}",
 		NewConfig: func() any { return &UnionConfig{} },

@@ -74,7 +74,7 @@
 //	type         the operator type, registered for the section's kind (required)
 //	inputs       the ids of the nodes feeding it: a list, or one id as a string
 //	             (operators and sinks only)
-//	parallelism  instances to run (≥ 1; only for stateless operators)
+//	parallelism  instances to run (≥ 1; only for operators that may run as several instances)
 //	ordered      with parallelism > 1, emit batches in input order (default
 //	             true); false emits them as instances finish
 //

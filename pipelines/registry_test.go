@@ -132,7 +132,7 @@ func newTestRegistry() *engine.Registry {
 		},
 	})
 	r.MustRegister(engine.Spec{
-		Name: "filter", Kind: engine.KindTransform, Stateless: true, MinInputs: 1, MaxInputs: 1,
+		Name: "filter", Kind: engine.KindTransform, Parallel: true, MinInputs: 1, MaxInputs: 1,
 		NewConfig: func() any { return &testFilterConfig{} },
 		Build: func(bc *engine.BuildContext, cfg any) (engine.Factory, error) {
 			if err := checkExpr("where", cfg.(*testFilterConfig).Where, bc.Inputs[0]); err != nil {
@@ -142,7 +142,7 @@ func newTestRegistry() *engine.Registry {
 		},
 	})
 	r.MustRegister(engine.Spec{
-		Name: "project", Kind: engine.KindTransform, Stateless: true, MinInputs: 1, MaxInputs: 1,
+		Name: "project", Kind: engine.KindTransform, Parallel: true, MinInputs: 1, MaxInputs: 1,
 		NewConfig: func() any { return &testProjectConfig{} },
 		Build: func(bc *engine.BuildContext, cfg any) (engine.Factory, error) {
 			c := cfg.(*testProjectConfig)
@@ -183,7 +183,7 @@ func newTestRegistry() *engine.Registry {
 		},
 	})
 	r.MustRegister(engine.Spec{
-		Name: "union", Kind: engine.KindTransform, Stateless: true, MinInputs: 1, MaxInputs: -1,
+		Name: "union", Kind: engine.KindTransform, Parallel: true, MinInputs: 1, MaxInputs: -1,
 		NewConfig: func() any { return &struct{}{} },
 		Build: func(bc *engine.BuildContext, cfg any) (engine.Factory, error) {
 			return schemaFactory{bc.Inputs[0]}, nil

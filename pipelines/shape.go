@@ -40,7 +40,7 @@ func (b *graphBuilder) shapeCheck() {
 	}
 	for _, sec := range sections {
 		_ = reg.Register(engine.Spec{
-			Name: placeholderType, Kind: sec.kind, Stateless: true, MinInputs: 0, MaxInputs: -1,
+			Name: placeholderType, Kind: sec.kind, Parallel: true, MinInputs: 0, MaxInputs: -1,
 			NewConfig: func() any { return &struct{}{} }, Build: stubBuild,
 		})
 	}

@@ -187,8 +187,8 @@ func writeSpec(w io.Writer, s *engine.Spec) {
 	default:
 		fmt.Fprintf(w, "inputs: %d to %d\n", s.MinInputs, s.MaxInputs)
 	}
-	if s.Stateless {
-		fmt.Fprintln(w, "parallelism: yes (stateless)")
+	if s.Parallel {
+		fmt.Fprintln(w, "parallelism: yes (may run as several instances)")
 	}
 	params, _ := engine.Params(s.NewConfig())
 	if len(params) > 0 {
@@ -254,7 +254,7 @@ func writeMarkdown(w io.Writer, specs []*engine.Spec) {
 		default:
 			notes = append(notes, fmt.Sprintf("inputs: %d to %d", s.MinInputs, s.MaxInputs))
 		}
-		if s.Stateless {
+		if s.Parallel {
 			notes = append(notes, "may run with `parallelism: N`")
 		}
 		if len(notes) > 0 {
