@@ -19,7 +19,7 @@ func DiscardSpec() engine.Spec {
 		Summary: "consumes batches and drops them (for benchmarks and dry runs)",
 		Example: `type: discard
 inputs: [trades]`,
-		Parallel: true,
+		Parallel:  true,
 		MinInputs: 1, MaxInputs: -1,
 		NewConfig: func() any { return &DiscardConfig{} },
 		Build: func(bc *engine.BuildContext, cfg any) (engine.Factory, error) {

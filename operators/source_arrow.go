@@ -35,7 +35,7 @@ func ArrowSourceSpec() engine.Spec {
 			"by one instance.",
 		Example: `type: arrow
 path: testdata/trades.arrow`,
-		Parallel: true,
+		Parallel:  true,
 		NewConfig: func() any { return &ArrowSourceConfig{Format: "auto", Validate: "full"} },
 		Build:     buildArrowSource,
 	}

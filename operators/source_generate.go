@@ -56,7 +56,7 @@ columns:
   - {name: price, type: float64, min: 1, max: 500}
   - {name: qty, type: int64, min: 1, max: 1000, null_ratio: 0.01}
   - {name: ts, type: timestamp, start: "2024-01-02T09:30:00Z", step: 1ms}`,
-		Parallel: true,
+		Parallel:  true,
 		NewConfig: func() any { return &GenerateConfig{Seed: 1} },
 		Build:     buildGenerate,
 	}

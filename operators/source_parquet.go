@@ -34,7 +34,7 @@ func ParquetSourceSpec() engine.Spec {
 		Example: `type: parquet
 path: testdata/trades.parquet
 columns: [symbol, price, qty]`,
-		Parallel: true,
+		Parallel:  true,
 		NewConfig: func() any { return &ParquetSourceConfig{} },
 		Build:     buildParquetSource,
 	}
