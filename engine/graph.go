@@ -126,7 +126,7 @@ func Compile(g *Graph, opts CompileOptions) (*Plan, error) {
 		if n.Ordered && n.Unordered {
 			nodeErr(n, "ordered", "both ordered and unordered asked")
 		} else if n.Ordered && pn.Parallelism > 1 && spec.Kind != KindTransform {
-			nodeErr(n, "ordered", "a parallel %s has no order to keep: each of its %d instances %s; use parallelism 1 for one ordered stream",
+			nodeErr(n, "ordered", "ordered: a parallel %s has no order to keep: each of its %d instances %s; use parallelism 1 for one ordered stream",
 				spec.Kind, pn.Parallelism, map[Kind]string{KindSource: "reads its own share of the data", KindSink: "writes what it takes"}[spec.Kind])
 		}
 		if n.Memory != nil {

@@ -172,6 +172,10 @@ func DescribeMemory(c buffers.PoolConfig) string {
 		b.WriteString("heap (the Go allocator, or the one passed to Run)")
 	case "":
 		b.WriteString("the run's pool")
+		if c.Budget > 0 {
+			b.WriteString(" under its own budget " + Size(c.Budget).String())
+		}
+		return b.String()
 	default:
 		b.WriteString("arena " + c.Kind)
 		if c.Kind == "hugepage" {
