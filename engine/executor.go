@@ -347,6 +347,13 @@ func (x *Execution) runInstance(node int, ic *InstanceContext, op any, in *inbox
 			}
 			err = perr
 			cause = x.fail(n, ic.Index, perr)
+			// The batch borrowed for the call that panicked, and what an
+			// ordered instance held back, are still ours to release.
+			if em.inflight != nil {
+				em.inflight.Release()
+				em.inflight = nil
+			}
+			em.dropBuffered()
 		}
 		x.tel.endInstance(node, ic.Index, em, ic.Ledger, err, cause)
 		if r, ok := op.(Releaser); ok {
@@ -434,7 +441,9 @@ func (x *Execution) loopTransform(ctx context.Context, n *planNode, t Transform,
 		em.inBufs.reset(it.rec)
 		em.buffering = ordered
 		pctx, bs := em.bt.arrive(ctx, it, size)
+		em.inflight = it.rec
 		err := t.Process(pctx, it.port, it.rec, em)
+		em.inflight = nil
 		if bs != nil {
 			em.bt.end(bs, err, x.failure(err))
 		}
@@ -484,7 +493,9 @@ func (x *Execution) loopSink(ctx context.Context, s Sink, in *inbox, em *emitter
 		}
 		size := countIn(em.c, it.rec)
 		wctx, bs := em.bt.arrive(ctx, it, size)
+		em.inflight = it.rec
 		err := s.Write(wctx, it.port, it.rec)
+		em.inflight = nil
 		if bs != nil {
 			em.bt.end(bs, err, x.failure(err))
 		}
@@ -609,6 +620,8 @@ type emitter struct {
 
 	buffering bool // ordered parallel: hold batches until our turn
 	held      []heldBatch
+
+	inflight arrow.RecordBatch // the batch borrowed by the current Process or Write
 }
 
 type heldBatch struct {

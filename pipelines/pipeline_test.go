@@ -63,7 +63,7 @@ func TestParseGood(t *testing.T) {
 	}
 	cols := []testColumn{{Name: "symbol", Type: "string", Values: []any{"AAPL", "MSFT"}}, {Name: "qty", Type: "int64", Max: 1000}}
 	want := &engine.Graph{
-		Name:     "vwap",
+		Name: "vwap",
 		Settings: engine.Settings{BatchRows: 1024, EdgeCapacity: 8, Memory: buffers.PoolConfig{
 			Kind: "hugepage", Page: 1 << 30, Bind: true, Node: 0, Budget: 2 << 30, Lock: true, Prefault: true}},
 		Nodes: []*engine.Node{
