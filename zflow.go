@@ -17,6 +17,7 @@ import (
 	"log/slog"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/zflowdev/zflow/buffers"
 	"github.com/zflowdev/zflow/engine"
 	_ "github.com/zflowdev/zflow/operators" // built-in operators register themselves
 	"github.com/zflowdev/zflow/pipelines"
@@ -98,37 +99,11 @@ func Parse(src []byte, filename string, opts ...Option) (*Pipeline, error) {
 }
 
 func fromFile(f *pipelines.Pipeline) (*Pipeline, error) {
-	mem := f.Settings.Memory
-	var warnings []string
-	if f.Graph.Info == nil {
-		f.Graph.Info = map[string]string{}
-	}
-	switch mem.Arena {
-	case "heap":
-		f.Graph.Info["memory"] = "heap (the Go allocator, or the one passed to Run)"
-	case "cxl":
-		w := fmt.Sprintf("settings.memory.arena %q is not available in this build; batches use the Go heap", mem.Arena)
-		warnings = append(warnings, w)
-		f.Graph.Info["memory"] = "heap; " + w
-	default:
-		desc := "arena " + mem.Arena
-		if mem.Arena == "hugepage" {
-			desc += " " + mem.Page.String() + " (falls back to thp, then plain pages)"
-		}
-		desc += ", node " + mem.Node.String()
-		if mem.Budget > 0 {
-			desc += ", budget " + mem.Budget.String()
-		}
-		if mem.Soft > 0 {
-			desc += ", soft budget " + mem.Soft.String()
-		}
-		f.Graph.Info["memory"] = desc
-	}
 	plan, err := f.Compile()
 	if err != nil {
 		return nil, err
 	}
-	return &Pipeline{name: f.Name, file: f, plan: plan, warnings: warnings}, nil
+	return &Pipeline{name: f.Name, file: f, plan: plan}, nil
 }
 
 // Warnings lists the settings this build could not honour (each also logged
@@ -152,8 +127,11 @@ type runOptions struct {
 	ownProviders bool
 }
 
-// WithAllocator makes every operator allocate its batches from mem (for
-// example memory.NewCheckedAllocator in tests).
+// WithAllocator makes the run's pool out of mem instead of
+// settings.memory (for example memory.NewCheckedAllocator in tests). Each
+// operator still allocates through its own account of it: its figures
+// are in the summary and settings.memory.budget still applies. Operators
+// with a memory: block of their own keep their own pools.
 func WithAllocator(mem memory.Allocator) RunOption {
 	return func(o *runOptions) { o.Alloc = mem }
 }
@@ -251,15 +229,6 @@ func (p *Pipeline) Start(ctx context.Context, opts ...RunOption) *engine.Executi
 	for _, w := range p.warnings {
 		ro.Logger.Warn(w, "pipeline", p.name)
 	}
-	callerAlloc := ro.Alloc != nil
-	p.useArena(&ro)
-	switch { // what the batches really live in, for the spans
-	case callerAlloc:
-		ro.Telemetry.Attributes = append(ro.Telemetry.Attributes, engine.AttrArenaKind.String("caller"))
-	case ro.Alloc == nil:
-		ro.Telemetry.Attributes = append(ro.Telemetry.Attributes, engine.AttrArenaKind.String("heap"))
-	}
-	p.usePinning(&ro)
 	p.telemetry(ctx, &ro)
 	return p.plan.Start(ctx, ro.RunOptions)
 }
@@ -280,8 +249,23 @@ func New(name string, opts ...Option) *Builder {
 	return &Builder{g: &engine.Graph{Name: name}, registry: o.registry}
 }
 
-// Settings sets the engine settings (batch rows, edge capacity).
+// Settings sets the engine settings: batch rows, edge capacity, memory
+// and pinning, as a pipeline file's settings: section does. Start from
+// engine.DefaultSettings() (which the zero value also gets) to change
+// one field: a pipeline built in Go with the same settings as a file runs
+// on the same memory, with the same budgets and pinning.
 func (b *Builder) Settings(s engine.Settings) *Builder { b.g.Settings = s; return b }
+
+// Memory gives the node added last memory of its own, as a memory: block
+// on a node in a pipeline file does: with a Kind, a pool of its own (say
+// an arena bound to another NUMA node, or shared memory); without one, the
+// run's pool under its own Budget.
+func (b *Builder) Memory(m buffers.PoolConfig) *Builder {
+	if len(b.g.Nodes) > 0 {
+		b.g.Nodes[len(b.g.Nodes)-1].Memory = &m
+	}
+	return b
+}
 
 func (b *Builder) add(kind engine.Kind, id, typ string, cfg any, inputs []string) *Builder {
 	b.g.Nodes = append(b.g.Nodes, &engine.Node{ID: id, Kind: kind, Type: typ, Config: cfg, Inputs: inputs})
@@ -304,7 +288,7 @@ func (b *Builder) Transform(id, typ string, cfg any, inputs ...string) *Builder 
 func (b *Builder) Parallel(n int, ordered bool) *Builder {
 	if len(b.g.Nodes) > 0 {
 		last := b.g.Nodes[len(b.g.Nodes)-1]
-		last.Parallelism, last.Unordered = n, !ordered
+		last.Parallelism, last.Unordered, last.Ordered = n, !ordered, ordered
 	}
 	return b
 }

@@ -387,7 +387,7 @@ func TestConfigErrors(t *testing.T) {
 		{ArenaConfig{Kind: KindHugepage, Page: 4 << 20}, "hugepage size 4 MiB not supported"},
 		{ArenaConfig{Kind: KindTHP, Page: Page1GiB}, "transparent hugepages are 2 MiB"},
 		{ArenaConfig{Kind: Kind(7)}, "not supported"},
-		{ArenaConfig{Node: -2}, "NUMA node -2"},
+		{ArenaConfig{Bind: true, Node: -2}, "NUMA node -2"},
 		{ArenaConfig{Node: NoNode, Budget: 1 << 20, SoftBudget: 2 << 20}, "soft budget 2 MiB above the hard budget 1 MiB"},
 	} {
 		_, err := New(tc.cfg)

@@ -2,11 +2,14 @@ package engine
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow"
+
+	"github.com/zflowdev/zflow/buffers"
 )
 
 // Graph is an uncompiled pipeline: what package pipelines builds from YAML,
@@ -32,8 +35,18 @@ type Node struct {
 	// 0 means 1.
 	Parallelism int
 	// Unordered lets parallel instances emit in completion order. By default
-	// a parallel node emits batches in the order it received them.
+	// a parallel transform emits batches in the order it received them; a
+	// parallel source or sink has no order to keep (each source instance
+	// reads its own share), so Ordered there is an error.
 	Unordered bool
+	// Ordered asks for order explicitly; set by the layers above when the
+	// user wrote it, so that a request the engine cannot honour is refused
+	// rather than ignored.
+	Ordered bool
+	// Memory, if set, is where this node allocates: a Kind gives it a pool
+	// of its own (for example shared memory, or another NUMA node); no Kind
+	// keeps it in the run's pool under its own Budget.
+	Memory *buffers.PoolConfig
 }
 
 // Plan is a compiled graph, ready to run (any number of times).
@@ -69,6 +82,16 @@ func Compile(g *Graph, opts CompileOptions) (*Plan, error) {
 	}
 	p := &Plan{Name: g.Name, Settings: g.Settings.withDefaults(), Info: g.Info, byID: map[string]*planNode{}}
 	var errs Errors
+	if err := checkMemory(p.Settings.Memory); err != nil {
+		errs = append(errs, &NodeError{Node: "settings", Field: "memory.arena", Offset: -1, Msg: err.Error()})
+	}
+	p.Info = maps.Clone(p.Info)
+	if p.Info == nil {
+		p.Info = map[string]string{}
+	}
+	if _, ok := p.Info["memory"]; !ok {
+		p.Info["memory"] = DescribeMemory(p.Settings.Memory)
+	}
 	nodeErr := func(n *Node, field string, format string, args ...any) {
 		errs = append(errs, &NodeError{Node: n.ID, Field: field, Offset: -1, Msg: fmt.Sprintf(format, args...)})
 	}
@@ -99,6 +122,20 @@ func Compile(g *Graph, opts CompileOptions) (*Plan, error) {
 		}
 		if n.Parallelism < 0 {
 			nodeErr(n, "parallelism", "parallelism must be ≥ 1, got %d", n.Parallelism)
+		}
+		if n.Ordered && n.Unordered {
+			nodeErr(n, "ordered", "both ordered and unordered asked")
+		} else if n.Ordered && pn.Parallelism > 1 && spec.Kind != KindTransform {
+			nodeErr(n, "ordered", "ordered: a parallel %s has no order to keep: each of its %d instances %s; use parallelism 1 for one ordered stream",
+				spec.Kind, pn.Parallelism, map[Kind]string{KindSource: "reads its own share of the data", KindSink: "writes what it takes"}[spec.Kind])
+		}
+		if n.Memory != nil {
+			if err := checkMemory(*n.Memory); err != nil {
+				nodeErr(n, "memory.arena", "%s", err.Error())
+			}
+			if n.Memory.Budget < 0 || n.Memory.SoftBudget < 0 {
+				nodeErr(n, "memory.budget", "a budget must be ≥ 0")
+			}
 		}
 		if spec.Kind == KindSource && len(n.Inputs) > 0 {
 			nodeErr(n, "inputs", "a source takes no inputs")
