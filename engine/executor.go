@@ -542,15 +542,7 @@ func (x *Execution) finish() {
 		x.opts.BeforeCommit()
 	}
 	if err == nil {
-		for i, s := range x.sinks {
-			if cerr := s.Commit(); cerr != nil {
-				err = fmt.Errorf("engine: commit sink output: %w", cerr)
-				for _, rest := range x.sinks[i+1:] {
-					rest.Abort()
-				}
-				break
-			}
-		}
+		err = commitSinks(x.sinks, x.sinkNames())
 	} else {
 		for _, s := range x.sinks {
 			s.Abort()

@@ -45,7 +45,15 @@ type Finisher interface {
 // a temporary name. Only when every node of the run has succeeded does it call
 // Commit, which publishes the output under its final name; on any error or
 // cancellation it calls Abort instead, which removes what was written. Abort
-// may follow Close, and must be safe to call more than once.
+// may follow Close (and a failed Commit), and must be safe to call more than
+// once.
+//
+// A run with several sinks commits them all or none only if they implement
+// UndoableSink (every built-in file sink does): if one Commit fails, the
+// sinks committed before it are rolled back. A sink that does not implement
+// it is committed after all those that do; it cannot be undone, so if a
+// second such sink fails after it, its output stays published (the run's
+// error says so).
 type Sink interface {
 	Write(ctx context.Context, port int, in arrow.RecordBatch) error
 	Close(ctx context.Context) error
