@@ -419,20 +419,6 @@ func TestBudgetErrorMessage(t *testing.T) {
 	}
 }
 
-func TestHumanBytes(t *testing.T) {
-	for _, tc := range []struct {
-		n    int64
-		want string
-	}{
-		{0, "0 B"}, {1023, "1023 B"}, {1024, "1 KiB"}, {1536, "1.5 KiB"}, {64 << 20, "64 MiB"},
-		{2083059712, "1.94 GiB"}, {2 << 30, "2 GiB"}, {(1 << 30) - 1, "1 GiB"}, {-2048, "-2 KiB"},
-	} {
-		if got := humanBytes(tc.n); got != tc.want {
-			t.Errorf("humanBytes(%d) = %q, want %q", tc.n, got, tc.want)
-		}
-	}
-}
-
 // TestLargeCache: freed large mappings are kept up to LargeCache bytes,
 // the oldest evicted first, and reused by a later allocation that fits.
 func TestLargeCache(t *testing.T) {

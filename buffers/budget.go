@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"sync/atomic"
 	"time"
+
+	"github.com/zflowdev/zflow/internal/units"
 )
 
 // Budgets. The hard budget is a limit: an Allocate that would take the
@@ -177,43 +179,8 @@ func raise(p *atomic.Int64, v int64) {
 	}
 }
 
-// humanBytes formats a byte count with binary units and at most two
-// decimals: "512 B", "64 MiB", "1.94 GiB".
-func humanBytes(n int64) string {
-	const unit = 1024
-	neg := n < 0
-	if neg {
-		n = -n
-	}
-	s := ""
-	if n < unit {
-		s = strconv.FormatInt(n, 10) + " B"
-	} else {
-		units := []string{"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"}
-		v, i := float64(n)/unit, 0
-		for v >= unit-0.005 && i < len(units)-1 { // so that 1023.999 MiB reads 1 GiB
-			v /= unit
-			i++
-		}
-		f := strconv.FormatFloat(v, 'f', 2, 64)
-		for f[len(f)-1] == '0' {
-			f = f[:len(f)-1]
-		}
-		f = trimSuffixByte(f, '.')
-		s = f + " " + units[i]
-	}
-	if neg {
-		return "-" + s
-	}
-	return s
-}
-
-func trimSuffixByte(s string, c byte) string {
-	if len(s) > 0 && s[len(s)-1] == c {
-		return s[:len(s)-1]
-	}
-	return s
-}
+// humanBytes is units.Bytes, the one format for byte counts.
+func humanBytes(n int64) string { return units.Bytes(n) }
 
 // ReportedPanic marks a BudgetError as an error raised by panic only because
 // memory.Allocator has no error return: the engine reports it as the

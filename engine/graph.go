@@ -28,8 +28,12 @@ type Node struct {
 	ID     string
 	Kind   Kind
 	Type   string   // registered operator name
-	Config any      // pointer from the Spec's NewConfig, filled in; nil means defaults
+	Config any      // pointer to the Spec's config type; nil means defaults
 	Inputs []string // ids of the nodes feeding this one
+	// ConfigFrom says how Compile treats Config: as given (made by the
+	// Spec's NewConfig and checked by the caller, like package pipelines),
+	// or to be completed with defaults and checked (a config written in Go).
+	ConfigFrom ConfigFrom
 
 	// Parallelism is the number of instances (operators whose Spec is Parallel);
 	// 0 means 1.
@@ -66,6 +70,7 @@ type planNode struct {
 	Parallelism int
 	Inputs      []*planNode
 	Consumers   []*planNode
+	badConfig   bool // its config was reported wrong: it is not built
 }
 
 // CompileOptions tune Compile.
@@ -74,7 +79,9 @@ type CompileOptions struct {
 }
 
 // Compile checks g and computes every node's output schema. It reports every
-// error it can find, as Errors of *NodeError, not just the first.
+// error it can find, as Errors of *NodeError, not just the first. It sets
+// each node's Config to what its Build gets: NewConfig's for a nil one, the
+// completed copy for a ConfigLiteral (see ConfigFrom).
 func Compile(g *Graph, opts CompileOptions) (*Plan, error) {
 	reg := opts.Registry
 	if reg == nil {
@@ -114,8 +121,9 @@ func Compile(g *Graph, opts CompileOptions) (*Plan, error) {
 			continue
 		}
 		pn.Spec = spec
-		if n.Config == nil {
-			n.Config = spec.NewConfig()
+		for _, fe := range prepareConfig(n, spec) {
+			errs = append(errs, &NodeError{Node: n.ID, Field: fe.Field, Offset: fe.Offset, Msg: fe.Msg})
+			pn.badConfig = true
 		}
 		if pn.Parallelism > 1 && !spec.Parallel {
 			nodeErr(n, "parallelism", "%s %q keeps state and cannot run with parallelism %d", spec.Kind, spec.Name, n.Parallelism)
@@ -199,7 +207,7 @@ func Compile(g *Graph, opts CompileOptions) (*Plan, error) {
 	// Build in topological order so input schemas are known.
 	failed := map[*planNode]bool{}
 	for _, pn := range order {
-		if pn.Spec == nil {
+		if pn.Spec == nil || pn.badConfig {
 			failed[pn] = true
 			continue
 		}

@@ -165,6 +165,9 @@ func BatchBytes(b arrow.RecordBatch) int64 {
 	return n
 }
 
+// ArrayBytes is BatchBytes for one array.
+func ArrayBytes(d arrow.ArrayData) int64 { return dataBytes(d) }
+
 func dataBytes(d arrow.ArrayData) int64 {
 	var n int64
 	for _, b := range d.Buffers() {

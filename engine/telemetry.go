@@ -291,9 +291,6 @@ func (b *batchTel) sourceBatch(rec interface{ NumRows() int64 }, bytes int64) *t
 	return &sc
 }
 
-// begin starts the span of a traced batch arriving at this instance: a
-// child of the producer's batch span (so a traced batch's way through the
-// graph, and across processes, is one tree), linked to this instance's span.
 // arrive counts a batch taken off an edge and, when it is traced, begins
 // its span here and returns ctx carrying it (so InjectBatchTrace in the
 // operator finds the batch's span). Without batch tracing (b nil) it
@@ -310,6 +307,10 @@ func (b *batchTel) arrive(ctx context.Context, it item, size int64) (context.Con
 	return trace.ContextWithSpan(ctx, s), s
 }
 
+// begin starts the span of a traced batch arriving at this instance: a
+// child of the producer's batch span (so a traced batch's way through the
+// graph, and across processes, is one tree), linked to this instance's span.
+// It makes the span the instance's current (cur) and open one until end.
 // The caller has counted the batch in seq (every batch, traced or not).
 func (b *batchTel) begin(from *trace.SpanContext, rows, bytes int64) trace.Span {
 	_, s := b.rt.tracer.Start(trace.ContextWithSpanContext(context.Background(), *from), b.name,

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/zflowdev/zflow/buffers"
+	"github.com/zflowdev/zflow/internal/units"
 )
 
 // Size is a byte count that config files write as "64KiB", "2GiB", "1MB" or a
@@ -66,20 +67,9 @@ func (s Size) String() string {
 	return strconv.FormatInt(n, 10)
 }
 
-// HumanBytes renders n bytes for people: "1.5 GiB".
-func HumanBytes(n int64) string {
-	f := float64(n)
-	for _, u := range []string{"B", "KiB", "MiB", "GiB", "TiB"} {
-		if f < 1024 || u == "TiB" {
-			if u == "B" {
-				return fmt.Sprintf("%d B", n)
-			}
-			return fmt.Sprintf("%.1f %s", f, u)
-		}
-		f /= 1024
-	}
-	return ""
-}
+// HumanBytes renders n bytes for people: "512 B", "64 MiB", "1.94 GiB"
+// (units.Bytes, the format every zflow package uses).
+func HumanBytes(n int64) string { return units.Bytes(n) }
 
 // Settings are the pipeline-wide knobs the engine itself reads.
 type Settings struct {

@@ -71,7 +71,7 @@ func buildParquetSink(bc *engine.BuildContext, c any) (engine.Factory, error) {
 	}
 	switch cfg.Dictionary {
 	case "":
-		cfg.Dictionary = "auto"
+		f.cfg.Dictionary = "auto" // f holds its own copy of cfg
 	case "auto", "always", "never":
 	default:
 		errs = append(errs, engine.Errf("dictionary", "want auto, always or never, got %q", cfg.Dictionary))

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/zflowdev/zflow/internal/units"
 )
 
 // WriteText prints m as tables for people: the machine, NUMA nodes (CPU
@@ -34,7 +36,7 @@ func (m *Machine) WriteText(w io.Writer) error {
 			note = "memory only (CXL-like)"
 		}
 		p("  %d\t%s\t%s\t%s\t%s\t%s\t%s\n", n.ID, orNone(FormatCPUList(n.CPUs), "-"),
-			humanBytes(n.MemTotal), humanBytes(n.MemFree), intList(n.Distances), nodePools(n.HugePages), note)
+			units.Bytes(n.MemTotal), units.Bytes(n.MemFree), intList(n.Distances), nodePools(n.HugePages), note)
 	}
 	p("\nHugepage pools (machine-wide, in pages)\n")
 	if len(m.HugePages) == 0 {
@@ -42,7 +44,7 @@ func (m *Machine) WriteText(w io.Writer) error {
 	} else {
 		p("  SIZE\tTOTAL\tFREE\tRESERVED\tSURPLUS\n")
 		for _, hp := range m.HugePages {
-			p("  %s\t%d\t%d\t%d\t%d\n", humanBytes(hp.Size), hp.Total, hp.Free, hp.Reserved, hp.Surplus)
+			p("  %s\t%d\t%d\t%d\t%d\n", units.Bytes(hp.Size), hp.Total, hp.Free, hp.Reserved, hp.Surplus)
 		}
 	}
 	p("\nDAX devices\n")
@@ -51,7 +53,7 @@ func (m *Machine) WriteText(w io.Writer) error {
 	} else {
 		p("  NAME\tPATH\tSIZE\tALIGN\tNODE\tDRIVER\n")
 		for _, d := range m.DAX {
-			p("  %s\t%s\t%s\t%s\t%s\t%s\n", d.Name, d.Path, humanBytes(d.Size), alignText(d.Align), nodeText(d.Node), orNone(d.Driver, "-"))
+			p("  %s\t%s\t%s\t%s\t%s\t%s\n", d.Name, d.Path, units.Bytes(d.Size), alignText(d.Align), nodeText(d.Node), orNone(d.Driver, "-"))
 		}
 	}
 	p("\nNVMe controllers\n")
@@ -62,7 +64,7 @@ func (m *Machine) WriteText(w io.Writer) error {
 		for _, c := range m.NVMe {
 			var ns []string
 			for _, n := range c.Namespaces {
-				ns = append(ns, n.Name+" "+humanBytes(n.Size))
+				ns = append(ns, n.Name+" "+units.Bytes(n.Size))
 			}
 			nqn := c.SubsysNQN // for fabrics: what was connected to
 			if c.Transport == "pcie" {
@@ -122,28 +124,11 @@ func (n Node) MarshalJSON() ([]byte, error) {
 	}{plain(n), n.MemoryOnly()})
 }
 
-// humanBytes prints a byte count with a binary unit: "2 MiB", "10.5 GiB".
-func humanBytes(n int64) string {
-	units := []string{"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"}
-	if n < 1024 {
-		return strconv.FormatInt(n, 10) + " B"
-	}
-	i, v := 0, float64(n)
-	for v >= 1024 && i < len(units)-1 {
-		v /= 1024
-		i++
-	}
-	if n%(int64(1)<<(10*i)) == 0 {
-		return fmt.Sprintf("%d %s", n>>(10*i), units[i])
-	}
-	return fmt.Sprintf("%.1f %s", v, units[i])
-}
-
 func alignText(n int64) string {
 	if n <= 0 {
 		return "-"
 	}
-	return humanBytes(n)
+	return units.Bytes(n)
 }
 
 func speedText(mbps int) string {
@@ -181,7 +166,7 @@ func sizeList(sizes []int64) string {
 	}
 	s := make([]string, len(sizes))
 	for i, n := range sizes {
-		s[i] = humanBytes(n)
+		s[i] = units.Bytes(n)
 	}
 	return strings.Join(s, ", ")
 }
@@ -192,7 +177,7 @@ func nodePools(pools []HugePool) string {
 	}
 	s := make([]string, len(pools))
 	for i, p := range pools {
-		s[i] = fmt.Sprintf("%s: %d (%d free)", humanBytes(p.Size), p.Total, p.Free)
+		s[i] = fmt.Sprintf("%s: %d (%d free)", units.Bytes(p.Size), p.Total, p.Free)
 	}
 	return strings.Join(s, ", ")
 }
@@ -205,7 +190,7 @@ func memlockText(l *Limit, capLock bool) string {
 	case l.Soft == Unlimited:
 		s = "unlimited"
 	default:
-		s = humanBytes(l.Soft)
+		s = units.Bytes(l.Soft)
 	}
 	if capLock {
 		s += " (CAP_IPC_LOCK: not enforced)"
