@@ -267,11 +267,30 @@ func (m *mappedSource) Run(ctx context.Context, out engine.Emitter) error {
 	return nil
 }
 
-// Release unmaps the file once the run is over (nothing points into it).
+// The mappings stay until the test ends: the batches point into them
+// until the last consumer releases them, after the source has returned.
+var (
+	mappingsMu sync.Mutex
+	mappings   [][]byte
+)
+
 func (m *mappedSource) Release() {
 	if m.mem != nil {
-		_ = unix.Munmap(m.mem)
+		mappingsMu.Lock()
+		mappings = append(mappings, m.mem)
+		mappingsMu.Unlock()
 	}
+}
+
+func unmapAll(t *testing.T) {
+	mappingsMu.Lock()
+	defer mappingsMu.Unlock()
+	for _, m := range mappings {
+		if err := unix.Munmap(m); err != nil {
+			t.Error(err)
+		}
+	}
+	mappings = nil
 }
 
 var mappedSchema = arrow.NewSchema([]arrow.Field{{Name: "v", Type: arrow.PrimitiveTypes.Int64}}, nil)
@@ -411,6 +430,7 @@ sinks:
 	}
 	checked := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	sum, _ := runLogged(t, p, zflow.WithAllocator(checked))
+	unmapAll(t)
 	checked.AssertSize(t, 0)
 	src := sum.Op("ints")
 	if src.BytesOut != int64(len(vals)) || src.BytesRef != src.BytesOut || src.BytesNew != 0 || src.References["mapped file"] != src.BytesOut {

@@ -38,7 +38,7 @@ type Allocator struct {
 	carveMu  sync.Mutex                // guards extent bumps and new extents
 	exts     atomic.Pointer[[]*extent] // sorted by base; replaced, never mutated
 	large    largeSet
-	use      limited // bytes in use under the hard budget
+	use      total // bytes in use, under the hard budget
 	reallocs atomic.Int64
 
 	budgetFailures atomic.Int64
@@ -62,7 +62,7 @@ var _ memory.Allocator = (*Allocator)(nil)
 type owner struct {
 	id             uint32
 	name           string
-	use            limited // bytes in use under the owner's own limit
+	use            share // bytes in use, under the owner's own limit
 	allocs, frees  atomic.Int64
 	budgetFailures atomic.Int64
 }
@@ -78,7 +78,7 @@ func New(cfg ArenaConfig) (*Allocator, error) {
 	}
 	a := &Allocator{
 		ar:          ar,
-		use:         limited{limit: ar.cfg.Budget},
+		use:         total{limited: limited{limit: ar.cfg.Budget}, exact: ar.cfg.Budget > 0 || ar.cfg.SoftBudget > 0},
 		soft:        ar.cfg.SoftBudget,
 		softMax:     ar.cfg.SoftWait,
 		softCh:      make(chan struct{}),
@@ -115,7 +115,16 @@ func (a *Allocator) Arena() *Arena { return a.ar }
 func (a *Allocator) Backing() Report { return a.ar.Backing() }
 
 // InUse returns the bytes in use now, as the budgets count them.
-func (a *Allocator) InUse() int64 { return a.use.inUse.Load() }
+func (a *Allocator) InUse() int64 {
+	if a.use.exact {
+		return a.use.inUse.Load()
+	}
+	var n int64
+	for _, o := range *a.owners.Load() {
+		n += o.use.inUse.Load()
+	}
+	return n
+}
 
 // Allocate returns size zeroed bytes, 64-byte aligned, with len and cap
 // size. The caller owns them until it passes the same slice to Free (or
@@ -160,7 +169,8 @@ func (a *Allocator) viewLocked(name string, limit int64) *ownerView {
 		return v
 	}
 	old := *a.owners.Load()
-	o := &owner{id: uint32(len(old) + 1), name: name, use: limited{limit: max(limit, 0)}}
+	o := &owner{id: uint32(len(old) + 1), name: name}
+	o.use.limit = max(limit, 0)
 	tab := append(append(make([]*owner, 0, len(old)+1), old...), o)
 	a.owners.Store(&tab)
 	v := &ownerView{a: a, o: o}
@@ -299,7 +309,7 @@ func (a *Allocator) Close() error {
 		return nil
 	}
 	st := a.Stats()
-	if n := st.Allocs - st.Frees; n != 0 || a.use.inUse.Load() != 0 {
+	if n := st.Allocs - st.Frees; n != 0 || st.InUse != 0 {
 		a.closed.Store(false)
 		return fmt.Errorf("buffers: close: %d allocations (%s) still in use; arena left mapped", n, humanBytes(st.InUse))
 	}

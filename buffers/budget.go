@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -87,6 +88,74 @@ func (l *limited) add(n int64) (v int64, ok bool) {
 	}
 }
 
+// share is one owner's bytes in use, exact and under the owner's own
+// limit; and, in a pool that keeps no exact total, the bytes the owner has
+// claimed from the pool's total.
+type share struct {
+	limited
+	claimMu sync.Mutex
+	claimed atomic.Int64
+}
+
+// total is a pool's bytes in use. A pool with a budget (hard or soft)
+// counts every charge in it, exactly, to hold the budget. A pool without
+// one counts what its owners claim, a quantum at a time: each owner's
+// allocations then touch only the owner's own counter (no cache line
+// shared by every operator on every allocation), and the total and its
+// peak are over by at most two quanta per owner. Exact figures are the sum
+// over the owners (Stats, Usage).
+type total struct {
+	limited
+	exact bool
+}
+
+// claimQuantum is the step in which owners claim from a pool's total.
+const claimQuantum = 256 << 10
+
+// charge takes n more bytes for owner s (named owner, for the error),
+// under s's own limit and the pool's budget; it charges nothing when it
+// refuses.
+func (t *total) charge(s *share, n int64, asked int, owner string) *BudgetError {
+	cur, ok := s.add(n)
+	if !ok {
+		return &BudgetError{Owner: owner, Own: true, Asked: int64(asked), InUse: cur, Limit: s.limit}
+	}
+	if t.exact {
+		if pc, ok := t.add(n); !ok {
+			s.inUse.Add(-n)
+			return &BudgetError{Owner: owner, Asked: int64(asked), InUse: pc, Limit: t.limit}
+		}
+		return nil
+	}
+	if cur > s.claimed.Load() {
+		t.claim(s)
+	}
+	return nil
+}
+
+// uncharge gives n bytes of s back.
+func (t *total) uncharge(s *share, n int64) {
+	cur := s.inUse.Add(-n)
+	if t.exact {
+		t.inUse.Add(-n)
+		return
+	}
+	if s.claimed.Load()-cur > 2*claimQuantum {
+		t.claim(s)
+	}
+}
+
+// claim moves s's claim to its use, rounded up to a quantum.
+func (t *total) claim(s *share) {
+	s.claimMu.Lock()
+	want := roundUp(max(s.inUse.Load(), 0), claimQuantum)
+	if d := want - s.claimed.Load(); d != 0 {
+		t.add(d) // no limit: never refused
+		s.claimed.Store(want)
+	}
+	s.claimMu.Unlock()
+}
+
 // charge accounts n more bytes in use for owner o, asked bytes asked: it
 // waits at the soft budget, panics beyond a hard one, and keeps the peaks.
 // It is on the hot path: a few atomics when no budget is near.
@@ -104,24 +173,17 @@ func (a *Allocator) tryCharge(n int64, asked int, o *owner) *BudgetError {
 			a.softWait(n)
 		}
 	}
-	if cur, ok := o.use.add(n); !ok {
+	if err := a.use.charge(&o.use, n, asked, o.name); err != nil {
 		a.budgetFailures.Add(1)
 		o.budgetFailures.Add(1)
-		return &BudgetError{Owner: o.name, Own: true, Asked: int64(asked), InUse: cur, Limit: o.use.limit}
-	}
-	if cur, ok := a.use.add(n); !ok {
-		o.use.inUse.Add(-n)
-		a.budgetFailures.Add(1)
-		o.budgetFailures.Add(1)
-		return &BudgetError{Owner: o.name, Asked: int64(asked), InUse: cur, Limit: a.use.limit}
+		return err
 	}
 	return nil
 }
 
 // uncharge is the other half, on free; it wakes soft-budget waiters.
 func (a *Allocator) uncharge(n int64, o *owner) {
-	a.use.inUse.Add(-n)
-	o.use.inUse.Add(-n)
+	a.use.uncharge(&o.use, n)
 	o.frees.Add(1)
 	a.wakeSoft()
 }

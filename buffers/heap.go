@@ -18,7 +18,7 @@ import (
 type heapPool struct {
 	kind string
 	mem  memory.Allocator
-	use  limited
+	use  total
 
 	mu    sync.Mutex
 	accts map[string]*heapAccount
@@ -47,7 +47,8 @@ func NewHeapPool(kind string, mem memory.Allocator, cfg PoolConfig) (Pool, error
 	if mem == nil {
 		mem = memory.NewGoAllocator()
 	}
-	return &heapPool{kind: kind, mem: mem, use: limited{limit: cfg.Budget}, accts: map[string]*heapAccount{}}, nil
+	return &heapPool{kind: kind, mem: mem, use: total{limited: limited{limit: cfg.Budget}, exact: cfg.Budget > 0},
+		accts: map[string]*heapAccount{}}, nil
 }
 
 func (p *heapPool) Kind() string { return p.kind }
@@ -58,13 +59,29 @@ func (p *heapPool) Account(owner string, limit int64) Account {
 	if a, ok := p.accts[owner]; ok {
 		return a
 	}
-	a := &heapAccount{p: p, name: owner, use: limited{limit: max(limit, 0)}}
+	a := &heapAccount{p: p, name: owner}
+	a.use.limit = max(limit, 0)
 	p.accts[owner] = a
 	return a
 }
 
 func (p *heapPool) Usage() Usage {
-	return Usage{InUse: p.use.inUse.Load(), Peak: p.use.peak.Load()}
+	return Usage{InUse: p.inUse(), Peak: p.use.peak.Load()}
+}
+
+// inUse is the exact bytes in use: the pool's total with a budget, the sum
+// over the accounts otherwise.
+func (p *heapPool) inUse() int64 {
+	if p.use.exact {
+		return p.use.inUse.Load()
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var n int64
+	for _, a := range p.accts {
+		n += a.use.inUse.Load()
+	}
+	return n
 }
 
 func (p *heapPool) Report() PoolReport {
@@ -90,25 +107,15 @@ func (p *heapPool) Close() error {
 type heapAccount struct {
 	p        *heapPool
 	name     string
-	use      limited
+	use      share
 	reserved atomic.Int64
 }
 
 func (a *heapAccount) charge(n int64, asked int) *BudgetError {
-	if cur, ok := a.use.add(n); !ok {
-		return &BudgetError{Owner: a.name, Own: true, Asked: int64(asked), InUse: cur, Limit: a.use.limit}
-	}
-	if cur, ok := a.p.use.add(n); !ok {
-		a.use.inUse.Add(-n)
-		return &BudgetError{Owner: a.name, Asked: int64(asked), InUse: cur, Limit: a.p.use.limit}
-	}
-	return nil
+	return a.p.use.charge(&a.use, n, asked, a.name)
 }
 
-func (a *heapAccount) uncharge(n int64) {
-	a.use.inUse.Add(-n)
-	a.p.use.inUse.Add(-n)
-}
+func (a *heapAccount) uncharge(n int64) { a.p.use.uncharge(&a.use, n) }
 
 func (a *heapAccount) Allocate(size int) []byte {
 	if size < 0 {
@@ -146,7 +153,7 @@ func (a *heapAccount) Free(b []byte) {
 func (a *heapAccount) Used() int64      { return a.use.inUse.Load() }
 func (a *heapAccount) Limit() int64     { return a.use.limit }
 func (a *heapAccount) Peak() int64      { return a.use.peak.Load() }
-func (a *heapAccount) Available() int64 { return min(room(&a.use), room(&a.p.use)) }
+func (a *heapAccount) Available() int64 { return min(room(&a.use.limited), room(&a.p.use.limited)) }
 
 func (a *heapAccount) Reserve(n int64) error {
 	if n < 0 {

@@ -235,7 +235,7 @@ func (a *Allocator) Account(owner string, limit int64) Account {
 
 // Usage reads the allocator's counters without stopping it.
 func (a *Allocator) Usage() Usage {
-	u := Usage{InUse: a.use.inUse.Load(), Peak: a.use.peak.Load(), Mapped: a.ar.Mapped()}
+	u := Usage{InUse: a.InUse(), Peak: a.use.peak.Load(), Mapped: a.ar.Mapped()}
 	for k := KindPlain; k <= KindHugepage; k++ {
 		if n := a.ar.byKind[k].Load(); n > 0 {
 			u.MappedBy = append(u.MappedBy, Backed{Backing: backingName(k), Bytes: n})
@@ -298,7 +298,7 @@ func (v *ownerView) Limit() int64 { return v.o.use.limit }
 func (v *ownerView) Peak() int64  { return v.o.use.peak.Load() }
 
 func (v *ownerView) Available() int64 {
-	return min(room(&v.o.use), room(&v.a.use))
+	return min(room(&v.o.use.limited), room(&v.a.use.limited))
 }
 
 func (v *ownerView) Reserve(n int64) error {
@@ -312,8 +312,7 @@ func (v *ownerView) Reserve(n int64) error {
 }
 
 func (v *ownerView) Unreserve(n int64) {
-	v.a.use.inUse.Add(-n)
-	v.o.use.inUse.Add(-n)
+	v.a.use.uncharge(&v.o.use, n)
 	v.a.wakeSoft()
 }
 

@@ -81,7 +81,7 @@ type OwnerStats struct {
 // free-list lock briefly: call it for reports and metrics, not per batch.
 func (a *Allocator) Stats() Stats {
 	s := Stats{
-		InUse:          a.use.inUse.Load(),
+		InUse:          a.InUse(),
 		Peak:           a.use.peak.Load(),
 		Mapped:         a.ar.Mapped(),
 		Reallocs:       a.reallocs.Load(),

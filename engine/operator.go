@@ -62,8 +62,10 @@ type Sink interface {
 }
 
 // Releaser is an optional interface of any instance (source, transform or
-// sink) that holds resources: Release is called once when the run ends,
-// whatever happened.
+// sink) that holds resources: Release is called once, when the instance's
+// goroutine ends (its input done, or the run failed or was cancelled),
+// whatever happened. Batches it emitted may still be in use downstream
+// then: memory they point into must outlive them, not the instance.
 type Releaser interface {
 	Release()
 }

@@ -32,14 +32,15 @@
 //	  edge_capacity: 4          # batches buffered per edge before backpressure (≥ 1)
 //	  pin: false                # pin operator threads to the CPUs of the node nearest their data
 //	  memory:
-//	    arena: hugepage         # hugepage (→ thp → plain, each fallback logged) | thp | plain | heap | cxl
+//	    arena: hugepage         # hugepage (→ thp → plain, each fallback logged) | thp | plain | heap | a registered kind
 //	    page: 2MiB              # hugepage size: 2MiB | 1GiB
 //	    node: auto              # NUMA node to bind to: auto (unbound: first touch) | 0, 1, ...
 //	    budget: 0               # hard limit on bytes in use (fails the run naming the operator); 0 = none
 //	    soft_budget: 0          # above it allocations wait for frees (backpressure); 0 = none
 //	    lock: false             # mlock the arena
 //	    prefault: true          # fault pages in when mapped, not on the hot path
-//	    path: /dev/dax0.0       # arena cxl only: device-DAX file, or a file on tmpfs/hugetlbfs
+//	    path: /dev/dax0.0       # kinds backed by a file (cxl): device-DAX file, or a file on tmpfs/hugetlbfs
+//	    size: 1GiB              # kinds backed by a file: the segment's size
 //	  trace:
 //	    exporter: none          # none | stdout | otlp
 //	    protocol: grpc          # otlp only: grpc | http
@@ -75,8 +76,15 @@
 //	inputs       the ids of the nodes feeding it: a list, or one id as a string
 //	             (operators and sinks only)
 //	parallelism  instances to run (≥ 1; only for operators that may run as several instances)
-//	ordered      with parallelism > 1, emit batches in input order (default
-//	             true); false emits them as instances finish
+//	ordered      with parallelism > 1, a transform emits batches in input order
+//	             (default true); false emits them as instances finish. A
+//	             parallel source or sink has no order to keep (each instance
+//	             reads or writes its own share): ordered: true there is an error
+//	memory       where this operator allocates, with the keys of
+//	             settings.memory: with an arena, a pool of its own (say
+//	             {arena: plain, node: 1}); without one, the run's pool under
+//	             its own budget ({budget: 256MiB}); the summary reports each
+//	             operator's pool, peak and limit
 //
 // Every other key is a parameter of the operator, decoded into its config
 // struct (the one its Spec's NewConfig returns, so unset parameters keep
