@@ -64,8 +64,8 @@ func TestArenaRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if heap.Memory != nil {
-		t.Fatalf("heap run has a memory report: %+v", heap.Memory)
+	if m := heap.Memory; m == nil || m.Arena != "heap" || m.Mapped != 0 || m.Peak == 0 || len(m.Operators) != 4 {
+		t.Fatalf("heap run's memory report: %+v", heap.Memory)
 	}
 	for _, kind := range []string{"hugepage", "thp", "plain"} {
 		t.Run(kind, func(t *testing.T) {

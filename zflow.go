@@ -13,10 +13,13 @@ package zflow
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/zflowdev/zflow/buffers"
 	"github.com/zflowdev/zflow/engine"
 	_ "github.com/zflowdev/zflow/operators" // built-in operators register themselves
 	"github.com/zflowdev/zflow/pipelines"
@@ -98,37 +101,11 @@ func Parse(src []byte, filename string, opts ...Option) (*Pipeline, error) {
 }
 
 func fromFile(f *pipelines.Pipeline) (*Pipeline, error) {
-	mem := f.Settings.Memory
-	var warnings []string
-	if f.Graph.Info == nil {
-		f.Graph.Info = map[string]string{}
-	}
-	switch mem.Arena {
-	case "heap":
-		f.Graph.Info["memory"] = "heap (the Go allocator, or the one passed to Run)"
-	case "cxl":
-		w := fmt.Sprintf("settings.memory.arena %q is not available in this build; batches use the Go heap", mem.Arena)
-		warnings = append(warnings, w)
-		f.Graph.Info["memory"] = "heap; " + w
-	default:
-		desc := "arena " + mem.Arena
-		if mem.Arena == "hugepage" {
-			desc += " " + mem.Page.String() + " (falls back to thp, then plain pages)"
-		}
-		desc += ", node " + mem.Node.String()
-		if mem.Budget > 0 {
-			desc += ", budget " + mem.Budget.String()
-		}
-		if mem.Soft > 0 {
-			desc += ", soft budget " + mem.Soft.String()
-		}
-		f.Graph.Info["memory"] = desc
-	}
 	plan, err := f.Compile()
 	if err != nil {
 		return nil, err
 	}
-	return &Pipeline{name: f.Name, file: f, plan: plan, warnings: warnings}, nil
+	return &Pipeline{name: f.Name, file: f, plan: plan}, nil
 }
 
 // Warnings lists the settings this build could not honour (each also logged
@@ -152,8 +129,11 @@ type runOptions struct {
 	ownProviders bool
 }
 
-// WithAllocator makes every operator allocate its batches from mem (for
-// example memory.NewCheckedAllocator in tests).
+// WithAllocator makes the run's pool out of mem instead of
+// settings.memory (for example memory.NewCheckedAllocator in tests). Each
+// operator still allocates through its own account of it: its figures
+// are in the summary and settings.memory.budget still applies. Operators
+// with a memory: block of their own keep their own pools.
 func WithAllocator(mem memory.Allocator) RunOption {
 	return func(o *runOptions) { o.Alloc = mem }
 }
@@ -251,15 +231,6 @@ func (p *Pipeline) Start(ctx context.Context, opts ...RunOption) *engine.Executi
 	for _, w := range p.warnings {
 		ro.Logger.Warn(w, "pipeline", p.name)
 	}
-	callerAlloc := ro.Alloc != nil
-	p.useArena(&ro)
-	switch { // what the batches really live in, for the spans
-	case callerAlloc:
-		ro.Telemetry.Attributes = append(ro.Telemetry.Attributes, engine.AttrArenaKind.String("caller"))
-	case ro.Alloc == nil:
-		ro.Telemetry.Attributes = append(ro.Telemetry.Attributes, engine.AttrArenaKind.String("heap"))
-	}
-	p.usePinning(&ro)
 	p.telemetry(ctx, &ro)
 	return p.plan.Start(ctx, ro.RunOptions)
 }
@@ -268,10 +239,25 @@ func (p *Pipeline) Start(ctx context.Context, opts ...RunOption) *engine.Executi
 // can name it by spec.Name. It fails on a duplicate name.
 func Register(spec engine.Spec) error { return engine.DefaultRegistry.Register(spec) }
 
-// Builder builds a pipeline in Go, without YAML.
+// Builder builds a pipeline in Go, without YAML. Its nodes get the same
+// defaults and checks as a pipeline file's (see engine.ConfigFrom):
+//
+//   - A config given as a struct pointer (&operators.CSVSinkConfig{Path:
+//     "out.csv"}) is completed: each parameter left at its zero value takes
+//     the operator's default, here header: true and delimiter: ",". The
+//     struct passed in is not changed.
+//   - To set a parameter to zero or false where its default is not, start
+//     from the defaults with [Defaults]: every value set there is kept.
+//   - nil means every default.
+//
+// A required parameter left at its zero value, and a value outside the
+// parameter's allowed values, are errors of Build naming the node and the
+// parameter (an engine.NodeError with Field set), worded as the YAML
+// decoder words them.
 type Builder struct {
 	g        *engine.Graph
 	registry *engine.Registry
+	funcs    map[*engine.Node]configFunc // nodes configured by Defaults
 }
 
 // New starts building a pipeline named name.
@@ -280,21 +266,48 @@ func New(name string, opts ...Option) *Builder {
 	return &Builder{g: &engine.Graph{Name: name}, registry: o.registry}
 }
 
-// Settings sets the engine settings (batch rows, edge capacity).
+// Settings sets the engine settings: batch rows, edge capacity, memory
+// and pinning, as a pipeline file's settings: section does. Start from
+// engine.DefaultSettings() (which the zero value also gets) to change
+// one field: a pipeline built in Go with the same settings as a file runs
+// on the same memory, with the same budgets and pinning.
 func (b *Builder) Settings(s engine.Settings) *Builder { b.g.Settings = s; return b }
 
+// Memory gives the node added last memory of its own, as a memory: block
+// on a node in a pipeline file does: with a Kind, a pool of its own (say
+// an arena bound to another NUMA node, or shared memory); without one, the
+// run's pool under its own Budget.
+func (b *Builder) Memory(m buffers.PoolConfig) *Builder {
+	if len(b.g.Nodes) > 0 {
+		b.g.Nodes[len(b.g.Nodes)-1].Memory = &m
+	}
+	return b
+}
+
 func (b *Builder) add(kind engine.Kind, id, typ string, cfg any, inputs []string) *Builder {
-	b.g.Nodes = append(b.g.Nodes, &engine.Node{ID: id, Kind: kind, Type: typ, Config: cfg, Inputs: inputs})
+	n := &engine.Node{ID: id, Kind: kind, Type: typ, Config: cfg, Inputs: inputs, ConfigFrom: engine.ConfigLiteral}
+	switch c := cfg.(type) {
+	case nil:
+		n.ConfigFrom = engine.ConfigDefaults
+	case configFunc:
+		n.Config, n.ConfigFrom = nil, engine.ConfigDefaults
+		if b.funcs == nil {
+			b.funcs = map[*engine.Node]configFunc{}
+		}
+		b.funcs[n] = c
+	}
+	b.g.Nodes = append(b.g.Nodes, n)
 	return b
 }
 
 // Source adds a source node. cfg is the operator's config struct pointer
-// (e.g. &operators.GenerateConfig{...}), or nil for its defaults.
+// (e.g. &operators.GenerateConfig{...}), a [Defaults], or nil for its
+// defaults.
 func (b *Builder) Source(id, typ string, cfg any) *Builder {
 	return b.add(engine.KindSource, id, typ, cfg, nil)
 }
 
-// Transform adds a transform node reading from inputs.
+// Transform adds a transform node reading from inputs; cfg is as for Source.
 func (b *Builder) Transform(id, typ string, cfg any, inputs ...string) *Builder {
 	return b.add(engine.KindTransform, id, typ, cfg, inputs)
 }
@@ -304,21 +317,75 @@ func (b *Builder) Transform(id, typ string, cfg any, inputs ...string) *Builder 
 func (b *Builder) Parallel(n int, ordered bool) *Builder {
 	if len(b.g.Nodes) > 0 {
 		last := b.g.Nodes[len(b.g.Nodes)-1]
-		last.Parallelism, last.Unordered = n, !ordered
+		last.Parallelism, last.Unordered, last.Ordered = n, !ordered, ordered
 	}
 	return b
 }
 
-// Sink adds a sink node reading from inputs.
+// Sink adds a sink node reading from inputs; cfg is as for Source.
 func (b *Builder) Sink(id, typ string, cfg any, inputs ...string) *Builder {
 	return b.add(engine.KindSink, id, typ, cfg, inputs)
 }
 
 // Build compiles the graph. Errors name the node and parameter at fault.
 func (b *Builder) Build() (*Pipeline, error) {
+	reg := b.registry
+	if reg == nil {
+		reg = engine.DefaultRegistry
+	}
+	var errs engine.Errors
+	for _, n := range b.g.Nodes {
+		f := b.funcs[n]
+		if f == nil {
+			continue
+		}
+		spec, err := reg.Lookup(n.Kind, n.Type)
+		if err != nil {
+			continue // Compile reports it
+		}
+		n.Config = spec.NewConfig()
+		if err := f.apply(n.Config); err != nil {
+			errs = append(errs, &engine.NodeError{Node: n.ID, Offset: -1, Msg: err.Error()})
+		}
+	}
 	plan, err := engine.Compile(b.g, engine.CompileOptions{Registry: b.registry})
 	if err != nil {
-		return nil, fmt.Errorf("zflow: build %q: %w", b.g.Name, err)
+		var ce engine.Errors
+		if !errors.As(err, &ce) {
+			ce = engine.Errors{err}
+		}
+		errs = append(errs, ce...)
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("zflow: build %q: %w", b.g.Name, errs)
 	}
 	return &Pipeline{name: b.g.Name, plan: plan}, nil
 }
+
+// configFunc is what Defaults returns.
+type configFunc interface {
+	apply(cfg any) error
+}
+
+type defaultsFunc[T any] func(*T)
+
+func (f defaultsFunc[T]) apply(cfg any) error {
+	c, ok := cfg.(*T)
+	if !ok {
+		return fmt.Errorf("zflow.Defaults is given a func(*%v), but the operator's config is %T", reflect.TypeFor[T](), cfg)
+	}
+	f(c)
+	return nil
+}
+
+// Defaults is a config for Builder's Source, Transform and Sink that starts
+// from the operator's defaults (its Spec's NewConfig) and lets set change
+// them. Unlike a struct literal's zero fields, which take the defaults,
+// every value set keeps the value it is given, zero and false included:
+//
+//	b.Sink("out", "csv", zflow.Defaults(func(c *operators.CSVSinkConfig) {
+//		c.Path, c.Header = "out.csv", false // no header line
+//	}), "src")
+//
+// T is the operator's config struct type.
+func Defaults[T any](set func(*T)) any { return defaultsFunc[T](set) }

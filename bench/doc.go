@@ -9,7 +9,7 @@
 // the computed column's Eval). The quotient of the two is the engine overhead
 // ratio; their difference spread over batches × edges is the cost of one edge
 // crossing per batch. Only ratios taken in one run mean anything on these
-// machines (see DESIGN.md), so every figure here is paired with its baseline.
+// machines (docs/ARCHITECTURE.md, "Measured facts"), so every figure here is paired with its baseline.
 //
 // The DuckDB comparison (duckdb.sh, pipelines/, duckdb/) runs both engines
 // as whole processes with hyperfine on the same generated CSV file.

@@ -156,7 +156,7 @@ func (l *Loop) Run(ctx context.Context, mem memory.Allocator, d *Data) (Result, 
 			return r, err
 		}
 		r.RowsOut += kept.NumRows()
-		r.BytesOut += engine.BatchBytes(kept) + arrayBytes(col.Data())
+		r.BytesOut += engine.BatchBytes(kept) + engine.ArrayBytes(col.Data())
 		col.Release()
 		kept.Release()
 	}

@@ -109,18 +109,3 @@ func (s collectSink) Abort() {
 		b.Release()
 	}
 }
-
-// arrayBytes is engine.BatchBytes for one array: the summed length of its
-// buffers and its children's.
-func arrayBytes(d arrow.ArrayData) int64 {
-	var n int64
-	for _, b := range d.Buffers() {
-		if b != nil {
-			n += int64(b.Len())
-		}
-	}
-	for _, c := range d.Children() {
-		n += arrayBytes(c)
-	}
-	return n
-}

@@ -22,7 +22,6 @@ import (
 // atomic adds and no Go heap allocation.
 type Allocator struct {
 	ar      *Arena
-	hard    int64 // hard budget, 0 = none
 	soft    int64 // soft budget, 0 = none
 	softMax time.Duration
 	// zeroOnFree clears a whole block when it is freed instead of the
@@ -39,8 +38,7 @@ type Allocator struct {
 	carveMu  sync.Mutex                // guards extent bumps and new extents
 	exts     atomic.Pointer[[]*extent] // sorted by base; replaced, never mutated
 	large    largeSet
-	inUse    atomic.Int64
-	peak     atomic.Int64
+	use      limited // bytes in use under the hard budget
 	reallocs atomic.Int64
 
 	budgetFailures atomic.Int64
@@ -64,7 +62,7 @@ var _ memory.Allocator = (*Allocator)(nil)
 type owner struct {
 	id             uint32
 	name           string
-	inUse, peak    atomic.Int64
+	use            limited // bytes in use under the owner's own limit
 	allocs, frees  atomic.Int64
 	budgetFailures atomic.Int64
 }
@@ -80,7 +78,7 @@ func New(cfg ArenaConfig) (*Allocator, error) {
 	}
 	a := &Allocator{
 		ar:          ar,
-		hard:        ar.cfg.Budget,
+		use:         limited{limit: ar.cfg.Budget},
 		soft:        ar.cfg.SoftBudget,
 		softMax:     ar.cfg.SoftWait,
 		softCh:      make(chan struct{}),
@@ -117,7 +115,7 @@ func (a *Allocator) Arena() *Arena { return a.ar }
 func (a *Allocator) Backing() Report { return a.ar.Backing() }
 
 // InUse returns the bytes in use now, as the budgets count them.
-func (a *Allocator) InUse() int64 { return a.inUse.Load() }
+func (a *Allocator) InUse() int64 { return a.use.inUse.Load() }
 
 // Allocate returns size zeroed bytes, 64-byte aligned, with len and cap
 // size. The caller owns them until it passes the same slice to Free (or
@@ -148,11 +146,21 @@ func (a *Allocator) For(name string) memory.Allocator {
 	}
 	a.ownerMu.Lock()
 	defer a.ownerMu.Unlock()
+	return a.viewLocked(name, 0)
+}
+
+// viewLocked returns the view of owner name, made with limit if new.
+func (a *Allocator) viewLocked(name string, limit int64) *ownerView {
 	if v, ok := a.ownerByName[name]; ok {
 		return v
 	}
+	if name == "" {
+		v := &ownerView{a: a, o: a.self}
+		a.ownerByName[name] = v
+		return v
+	}
 	old := *a.owners.Load()
-	o := &owner{id: uint32(len(old) + 1), name: name}
+	o := &owner{id: uint32(len(old) + 1), name: name, use: limited{limit: max(limit, 0)}}
 	tab := append(append(make([]*owner, 0, len(old)+1), old...), o)
 	a.owners.Store(&tab)
 	v := &ownerView{a: a, o: o}
@@ -160,7 +168,8 @@ func (a *Allocator) For(name string) memory.Allocator {
 	return v
 }
 
-// ownerView is the memory.Allocator For returns.
+// ownerView is the memory.Allocator For returns, and the Account of
+// Pool.Account.
 type ownerView struct {
 	a *Allocator
 	o *owner
@@ -290,7 +299,7 @@ func (a *Allocator) Close() error {
 		return nil
 	}
 	st := a.Stats()
-	if n := st.Allocs - st.Frees; n != 0 || a.inUse.Load() != 0 {
+	if n := st.Allocs - st.Frees; n != 0 || a.use.inUse.Load() != 0 {
 		a.closed.Store(false)
 		return fmt.Errorf("buffers: close: %d allocations (%s) still in use; arena left mapped", n, humanBytes(st.InUse))
 	}

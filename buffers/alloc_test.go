@@ -389,7 +389,7 @@ func TestConfigErrors(t *testing.T) {
 		{ArenaConfig{Kind: KindHugepage, Page: 4 << 20}, "hugepage size 4 MiB not supported"},
 		{ArenaConfig{Kind: KindTHP, Page: Page1GiB}, "transparent hugepages are 2 MiB"},
 		{ArenaConfig{Kind: Kind(7)}, "not supported"},
-		{ArenaConfig{Node: -2}, "NUMA node -2"},
+		{ArenaConfig{Bind: true, Node: -2}, "NUMA node -2"},
 		{ArenaConfig{Node: NoNode, Budget: 1 << 20, SoftBudget: 2 << 20}, "soft budget 2 MiB above the hard budget 1 MiB"},
 	} {
 		_, err := New(tc.cfg)
@@ -417,20 +417,6 @@ func TestBudgetErrorMessage(t *testing.T) {
 		}
 		if !errors.Is(&tc.e, ErrBudgetExceeded) {
 			t.Errorf("%v is not ErrBudgetExceeded", &tc.e)
-		}
-	}
-}
-
-func TestHumanBytes(t *testing.T) {
-	for _, tc := range []struct {
-		n    int64
-		want string
-	}{
-		{0, "0 B"}, {1023, "1023 B"}, {1024, "1 KiB"}, {1536, "1.5 KiB"}, {64 << 20, "64 MiB"},
-		{2083059712, "1.94 GiB"}, {2 << 30, "2 GiB"}, {(1 << 30) - 1, "1 GiB"}, {-2048, "-2 KiB"},
-	} {
-		if got := humanBytes(tc.n); got != tc.want {
-			t.Errorf("humanBytes(%d) = %q, want %q", tc.n, got, tc.want)
 		}
 	}
 }

@@ -62,8 +62,10 @@ func ParseKind(s string) (Kind, error) {
 	return 0, fmt.Errorf("buffers: unknown arena kind %q (known: plain, thp, hugepage)", s)
 }
 
-// NoNode as ArenaConfig.Node leaves the arena unbound: pages come from the
-// node of the CPU that first touches them (the kernel's default policy).
+// NoNode stands for "no node" in reports (an unbound arena, no pages
+// observed). An arena is unbound unless ArenaConfig.Bind is set: pages then
+// come from the node of the CPU that first touches them (the kernel's
+// default policy).
 const NoNode = -1
 
 // Sizes of the pages an arena can ask for.
@@ -80,17 +82,18 @@ const (
 )
 
 // ArenaConfig says what memory an Allocator is made of. The zero value is a
-// plain-page arena bound to node 0 with no budget: set Node to NoNode for
-// no binding.
+// plain-page arena, unbound, with no budget.
 type ArenaConfig struct {
 	// Kind is the backing asked for, the start of the fallback chain.
 	Kind Kind
 	// Page is the hugepage size for KindHugepage: Page2MiB (the default, 0)
 	// or Page1GiB. For the other kinds it must be 0.
 	Page int64
-	// Node is the NUMA node to bind every mapping to with mbind(MPOL_BIND),
-	// or NoNode. A node the machine does not have is not an error: New logs
-	// why and carries on unbound, and Report says so.
+	// Bind binds every mapping to NUMA node Node with mbind(MPOL_BIND);
+	// without it Node is ignored and the arena is unbound. A node the
+	// machine does not have is not an error: New logs why and carries on
+	// unbound, and Report says so.
+	Bind bool
 	Node int
 	// Budget is the hard limit on bytes in use (blocks handed out, counted
 	// at their class size); 0 means none. An Allocate beyond it panics with
@@ -175,8 +178,10 @@ func newArena(cfg ArenaConfig) (*Arena, error) {
 		}
 		cfg.Page = 0
 	}
-	if cfg.Node < NoNode {
-		return nil, fmt.Errorf("buffers: NUMA node %d: want a node id or NoNode (-1)", cfg.Node)
+	if !cfg.Bind {
+		cfg.Node = NoNode
+	} else if cfg.Node < 0 {
+		return nil, fmt.Errorf("buffers: bind to NUMA node %d: want a node id ≥ 0", cfg.Node)
 	}
 	if cfg.Budget < 0 || cfg.SoftBudget < 0 || cfg.ExtentSize < 0 || cfg.SoftWait < 0 {
 		return nil, fmt.Errorf("buffers: negative size in arena config %+v", cfg)

@@ -220,7 +220,7 @@ func TestLock(t *testing.T) {
 
 // TestMbindNode0: an arena bound to node 0 has its pages on node 0.
 func TestMbindNode0(t *testing.T) {
-	a, _ := newTest(t, ArenaConfig{Kind: KindTHP, Node: 0, ExtentSize: 8 << 20, Prefault: true})
+	a, _ := newTest(t, ArenaConfig{Kind: KindTHP, Bind: true, Node: 0, ExtentSize: 8 << 20, Prefault: true})
 	b := a.Allocate(1 << 20)
 	touch(b)
 	rep := a.Backing()
@@ -247,7 +247,7 @@ func TestMbindMissingNode(t *testing.T) {
 	if n > 1 {
 		t.Logf("%d possible NUMA nodes: using node %d, which cannot exist", n, n)
 	}
-	a, sink := newTest(t, ArenaConfig{Kind: KindPlain, Node: n, ExtentSize: 4 << 20})
+	a, sink := newTest(t, ArenaConfig{Kind: KindPlain, Bind: true, Node: n, ExtentSize: 4 << 20})
 	b := a.Allocate(MaxClassSize) // a second extent: not retried, not logged again
 	rep := a.Backing()
 	want := fmt.Sprintf("mbind to NUMA node %d", n)

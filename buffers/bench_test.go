@@ -17,7 +17,8 @@ import (
 //
 // They print figures and never assert one. faults/op is the minor page
 // faults of the whole process (getrusage ru_minflt) per operation: the
-// cost DESIGN.md's "page faults cost more than copies" is about.
+// cost that "page faults cost more than copies" (docs/ARCHITECTURE.md,
+// "Measured facts") is about.
 
 func minorFaults(b *testing.B) int64 {
 	var ru syscall.Rusage

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"sync/atomic"
 	"time"
+
+	"github.com/zflowdev/zflow/internal/units"
 )
 
 // Budgets. The hard budget is a limit: an Allocate that would take the
@@ -23,22 +25,32 @@ import (
 // ErrBudgetExceeded is matched by errors.Is for every *BudgetError.
 var ErrBudgetExceeded = errors.New("memory budget exceeded")
 
-// BudgetError is the panic value of an Allocate beyond the hard budget.
+// BudgetError is the panic value of an Allocate beyond a hard budget, and
+// the error of Account.Reserve and Account.TryAllocate.
 type BudgetError struct {
-	// Owner is the name given to Allocator.For, "" for the allocator
-	// itself.
+	// Owner is the name given to Allocator.For or Pool.Account, "" for the
+	// allocator itself.
 	Owner string
+	// Own is set when the limit refused is the owner's own (Pool.Account's
+	// limit), not the pool's budget.
+	Own bool
 	// Asked is the size the caller asked for; InUse the bytes in use before
-	// the call; Limit the hard budget.
+	// the call (the owner's when Own, the pool's otherwise); Limit the
+	// budget refused.
 	Asked, InUse, Limit int64
 }
 
 // Error reads e.g. `memory budget exceeded: operator "big" asked for 64 MiB
-// with 1.94 GiB of 2 GiB in use`.
+// with 1.94 GiB of 2 GiB in use`, or with Own, `... with 60 MiB of its own
+// 64 MiB budget in use`.
 func (e *BudgetError) Error() string {
 	who := ""
 	if e.Owner != "" {
 		who = " operator " + strconv.Quote(e.Owner)
+	}
+	if e.Own {
+		return fmt.Sprintf("memory budget exceeded:%s asked for %s with %s of its own %s budget in use",
+			who, humanBytes(e.Asked), humanBytes(e.InUse), humanBytes(e.Limit))
 	}
 	return fmt.Sprintf("memory budget exceeded:%s asked for %s with %s of %s in use",
 		who, humanBytes(e.Asked), humanBytes(e.InUse), humanBytes(e.Limit))
@@ -47,43 +59,75 @@ func (e *BudgetError) Error() string {
 // Is makes errors.Is(err, ErrBudgetExceeded) true.
 func (e *BudgetError) Is(target error) bool { return target == ErrBudgetExceeded }
 
+// limited is a byte count held under a limit (0: none), with its peak.
+// add never publishes a total above the limit, even for a moment: a
+// refused request must not make a concurrent one that fits fail.
+type limited struct {
+	inUse, peak atomic.Int64
+	limit       int64
+}
+
+// add takes n more bytes; it returns the new total, or ok false and the
+// total it saw when the limit refuses them.
+func (l *limited) add(n int64) (v int64, ok bool) {
+	if l.limit == 0 {
+		v = l.inUse.Add(n)
+		raise(&l.peak, v)
+		return v, true
+	}
+	for {
+		cur := l.inUse.Load()
+		if v = cur + n; v > l.limit {
+			return cur, false
+		}
+		if l.inUse.CompareAndSwap(cur, v) {
+			raise(&l.peak, v)
+			return v, true
+		}
+	}
+}
+
 // charge accounts n more bytes in use for owner o, asked bytes asked: it
-// waits at the soft budget, panics beyond the hard one, and keeps the
-// peaks. It is on the hot path: a few atomics when no budget is near.
+// waits at the soft budget, panics beyond a hard one, and keeps the peaks.
+// It is on the hot path: a few atomics when no budget is near.
 func (a *Allocator) charge(n int64, asked int, o *owner) {
+	if err := a.tryCharge(n, asked, o); err != nil {
+		panic(err)
+	}
+	o.allocs.Add(1)
+}
+
+// tryCharge is charge returning the budget error instead of panicking.
+func (a *Allocator) tryCharge(n int64, asked int, o *owner) *BudgetError {
 	if a.soft > 0 {
-		if cur := a.inUse.Load(); cur > 0 && cur+n > a.soft {
+		if cur := a.use.inUse.Load(); cur > 0 && cur+n > a.soft {
 			a.softWait(n)
 		}
 	}
-	var v int64
-	if a.hard == 0 {
-		v = a.inUse.Add(n)
-	} else {
-		// Never publish a total above the hard limit, even for a moment: a
-		// refused request must not make a concurrent one that fits fail.
-		for {
-			cur := a.inUse.Load()
-			if v = cur + n; v > a.hard {
-				a.budgetFailures.Add(1)
-				o.budgetFailures.Add(1)
-				panic(&BudgetError{Owner: o.name, Asked: int64(asked), InUse: cur, Limit: a.hard})
-			}
-			if a.inUse.CompareAndSwap(cur, v) {
-				break
-			}
-		}
+	if cur, ok := o.use.add(n); !ok {
+		a.budgetFailures.Add(1)
+		o.budgetFailures.Add(1)
+		return &BudgetError{Owner: o.name, Own: true, Asked: int64(asked), InUse: cur, Limit: o.use.limit}
 	}
-	raise(&a.peak, v)
-	raise(&o.peak, o.inUse.Add(n))
-	o.allocs.Add(1)
+	if cur, ok := a.use.add(n); !ok {
+		o.use.inUse.Add(-n)
+		a.budgetFailures.Add(1)
+		o.budgetFailures.Add(1)
+		return &BudgetError{Owner: o.name, Asked: int64(asked), InUse: cur, Limit: a.use.limit}
+	}
+	return nil
 }
 
 // uncharge is the other half, on free; it wakes soft-budget waiters.
 func (a *Allocator) uncharge(n int64, o *owner) {
-	a.inUse.Add(-n)
-	o.inUse.Add(-n)
+	a.use.inUse.Add(-n)
+	o.use.inUse.Add(-n)
 	o.frees.Add(1)
+	a.wakeSoft()
+}
+
+// wakeSoft wakes the allocations waiting at the soft budget, if any.
+func (a *Allocator) wakeSoft() {
 	if a.softWaiters.Load() > 0 {
 		a.softMu.Lock()
 		close(a.softCh)
@@ -104,7 +148,7 @@ func (a *Allocator) softWait(n int64) {
 		a.softMu.Lock()
 		ch := a.softCh
 		a.softMu.Unlock()
-		cur := a.inUse.Load()
+		cur := a.use.inUse.Load()
 		if cur == 0 || cur+n <= a.soft {
 			break
 		}
@@ -135,43 +179,8 @@ func raise(p *atomic.Int64, v int64) {
 	}
 }
 
-// humanBytes formats a byte count with binary units and at most two
-// decimals: "512 B", "64 MiB", "1.94 GiB".
-func humanBytes(n int64) string {
-	const unit = 1024
-	neg := n < 0
-	if neg {
-		n = -n
-	}
-	s := ""
-	if n < unit {
-		s = strconv.FormatInt(n, 10) + " B"
-	} else {
-		units := []string{"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"}
-		v, i := float64(n)/unit, 0
-		for v >= unit-0.005 && i < len(units)-1 { // so that 1023.999 MiB reads 1 GiB
-			v /= unit
-			i++
-		}
-		f := strconv.FormatFloat(v, 'f', 2, 64)
-		for f[len(f)-1] == '0' {
-			f = f[:len(f)-1]
-		}
-		f = trimSuffixByte(f, '.')
-		s = f + " " + units[i]
-	}
-	if neg {
-		return "-" + s
-	}
-	return s
-}
-
-func trimSuffixByte(s string, c byte) string {
-	if len(s) > 0 && s[len(s)-1] == c {
-		return s[:len(s)-1]
-	}
-	return s
-}
+// humanBytes is units.Bytes, the one format for byte counts.
+func humanBytes(n int64) string { return units.Bytes(n) }
 
 // ReportedPanic marks a BudgetError as an error raised by panic only because
 // memory.Allocator has no error return: the engine reports it as the

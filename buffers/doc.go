@@ -54,5 +54,5 @@
 // The layout follows the classic size-class allocators (tcmalloc's size
 // classes and spans, jemalloc's extents) with arrow-go's allocator contract
 // (memory.Allocator, memory.CheckedAllocator for leak checks). See
-// DESIGN.md, "Memory, NUMA and CXL".
+// docs/ARCHITECTURE.md, "Memory: pools, kinds and accounts".
 package buffers

@@ -113,16 +113,16 @@ func (m *model) charge(size int) int64 {
 
 func (m *model) alloc(size int) {
 	c := m.charge(size)
-	over := m.a.hard > 0 && m.inUse+c > m.a.hard
+	over := m.a.use.limit > 0 && m.inUse+c > m.a.use.limit
 	var b []byte
 	func() {
 		defer func() {
 			if v := recover(); v != nil {
 				var be *BudgetError
 				if err, ok := v.(error); !over || !ok || !errors.As(err, &be) {
-					m.t.Fatalf("Allocate(%d) with %d of %d in use: panic %v", size, m.inUse, m.a.hard, v)
+					m.t.Fatalf("Allocate(%d) with %d of %d in use: panic %v", size, m.inUse, m.a.use.limit, v)
 				}
-				if be.Asked != int64(size) || be.InUse != m.inUse || be.Limit != m.a.hard {
+				if be.Asked != int64(size) || be.InUse != m.inUse || be.Limit != m.a.use.limit {
 					m.t.Fatalf("Allocate(%d): %+v, model in use %d", size, be, m.inUse)
 				}
 			}
@@ -131,7 +131,7 @@ func (m *model) alloc(size int) {
 	}()
 	if over {
 		if b != nil {
-			m.t.Fatalf("Allocate(%d) with %d of %d in use: no budget error", size, m.inUse, m.a.hard)
+			m.t.Fatalf("Allocate(%d) with %d of %d in use: no budget error", size, m.inUse, m.a.use.limit)
 		}
 		return
 	}
@@ -156,7 +156,7 @@ func (m *model) realloc(k, size int) {
 	c := m.charge(size)
 	// Whether it moves is the allocator's choice; the budget is checked
 	// only when it moves, so keep the model's budget out of reach.
-	if m.a.hard > 0 && m.inUse+c > m.a.hard {
+	if m.a.use.limit > 0 && m.inUse+c > m.a.use.limit {
 		return
 	}
 	nb := m.a.Reallocate(size, mb.b)

@@ -71,6 +71,7 @@ type BackingStats struct {
 type OwnerStats struct {
 	Owner          string
 	InUse, Peak    int64
+	Limit          int64 // the owner's own limit (Pool.Account), 0 for none
 	Allocs, Frees  int64
 	BudgetFailures int64
 }
@@ -80,8 +81,8 @@ type OwnerStats struct {
 // free-list lock briefly: call it for reports and metrics, not per batch.
 func (a *Allocator) Stats() Stats {
 	s := Stats{
-		InUse:          a.inUse.Load(),
-		Peak:           a.peak.Load(),
+		InUse:          a.use.inUse.Load(),
+		Peak:           a.use.peak.Load(),
 		Mapped:         a.ar.Mapped(),
 		Reallocs:       a.reallocs.Load(),
 		SoftWaits:      a.softWaits.Load(),
@@ -133,7 +134,7 @@ func (a *Allocator) Stats() Stats {
 			continue
 		}
 		s.Owners = append(s.Owners, OwnerStats{
-			Owner: o.name, InUse: o.inUse.Load(), Peak: o.peak.Load(),
+			Owner: o.name, InUse: o.use.inUse.Load(), Peak: o.use.peak.Load(), Limit: o.use.limit,
 			Allocs: o.allocs.Load(), Frees: o.frees.Load(), BudgetFailures: o.budgetFailures.Load(),
 		})
 	}

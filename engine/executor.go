@@ -18,19 +18,18 @@ import (
 
 // RunOptions configure one run of a Plan.
 type RunOptions struct {
-	// Alloc is the allocator every operator instance allocates batches from;
-	// nil means memory.DefaultAllocator.
+	// Alloc, if set, is the allocator the run's pool is made of instead of
+	// Settings.Memory (memory.NewCheckedAllocator in tests, say): each
+	// operator still allocates through its own account of it, with its
+	// figures in the summary and Settings.Memory.Budget as the hard limit.
+	// Nodes with their own Memory still get their own pools.
 	Alloc memory.Allocator
-	// AllocFor, if set, gives each operator instance its own view of the
-	// allocator (an arena attributing bytes to the operator, for budgets
-	// and stats); it is called once per instance before the run starts.
-	AllocFor func(node, typ string, index int) memory.Allocator
 	// Finish, if set, is called once the sinks have committed or aborted,
-	// with the final summary, before Wait returns: the caller adds what it
-	// owns (the arena's report).
+	// with the final summary (memory report included), before Wait
+	// returns: the caller adds what it owns.
 	Finish func(*Summary)
 	// OnInstance, if set, is called first thing in each operator instance's
-	// goroutine (to pin its thread near the operator's data).
+	// goroutine (after the engine pinned it, with Settings.Pin).
 	OnInstance func(node, typ string, index int)
 	// Logger receives the run's log records; nil discards them.
 	Logger *slog.Logger
@@ -45,17 +44,19 @@ type RunOptions struct {
 
 // Execution is a running plan.
 type Execution struct {
-	plan     *Plan
-	opts     RunOptions
-	ctx      context.Context // the caller's
-	runCtx   context.Context // cancelled on the first error
-	cancel   context.CancelFunc
-	start    time.Time
-	counters []*opCounters // by plan.nodes index
-	inboxes  []*inbox      // by plan.nodes index; nil for sources
-	sinks    []Sink
-	sinksMu  sync.Mutex
-	wg       sync.WaitGroup
+	plan    *Plan
+	opts    RunOptions
+	ctx     context.Context // the caller's
+	runCtx  context.Context // cancelled on the first error
+	cancel  context.CancelFunc
+	start   time.Time
+	stats   []*nodeStats // by plan.nodes index
+	inboxes []*inbox     // by plan.nodes index; nil for sources
+	mem     *runMemory
+	pin     *pinner
+	sinks   []Sink
+	sinksMu sync.Mutex
+	wg      sync.WaitGroup
 
 	errMu sync.Mutex
 	err   error
@@ -83,9 +84,41 @@ type inbox struct {
 	detached  chan struct{} // closed when the consumer wants no more
 	once      sync.Once
 
-	// ordered parallel receive
-	mu   sync.Mutex
-	last chan struct{}
+	// Ordered parallel transforms: instances take tickets in the order they
+	// receive (under mu) and emit when turn reaches theirs. Nothing is
+	// allocated per batch.
+	mu    sync.Mutex
+	next  uint64 // the next ticket; under mu
+	turn  atomic.Uint64
+	tmu   sync.Mutex
+	tcond sync.Cond // on tmu: turn moved, or the run was cancelled
+}
+
+// waitTurn blocks until it is ticket t's turn or the run is cancelled.
+func (in *inbox) waitTurn(t uint64, runCtx context.Context) {
+	if in.turn.Load() == t {
+		return
+	}
+	in.tmu.Lock()
+	for in.turn.Load() != t && runCtx.Err() == nil {
+		in.tcond.Wait()
+	}
+	in.tmu.Unlock()
+}
+
+// advance passes the turn on from ticket t.
+func (in *inbox) advance(t uint64) {
+	in.tmu.Lock()
+	in.turn.Store(t + 1)
+	in.tmu.Unlock()
+	in.tcond.Broadcast()
+}
+
+// wake wakes every waiter (the run was cancelled).
+func (in *inbox) wake() {
+	in.tmu.Lock()
+	in.tmu.Unlock() //nolint:staticcheck // an empty section orders the broadcast after a waiter's check
+	in.tcond.Broadcast()
 }
 
 func (in *inbox) detach() { in.once.Do(func() { close(in.detached) }) }
@@ -115,28 +148,57 @@ func (p *Plan) Run(ctx context.Context, opts RunOptions) (Summary, error) {
 // Start starts the plan and returns at once; see Execution.Wait and
 // Execution.Snapshot.
 func (p *Plan) Start(ctx context.Context, opts RunOptions) *Execution {
-	if opts.Alloc == nil {
-		opts.Alloc = memory.DefaultAllocator
-	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	x := &Execution{plan: p, opts: opts, ctx: ctx, start: time.Now(), done: make(chan struct{})}
 	x.runCtx, x.cancel = context.WithCancel(ctx)
-	x.tel, x.runCtx = newRunTel(x, x.runCtx, opts.Telemetry)
+	mem, memErr := newRunMemory(p, opts)
+	if memErr == nil {
+		x.mem = mem
+		t := &x.opts.Telemetry
+		t.Attributes = append(mem.attributes(), t.Attributes...)
+		callerGauges := t.Gauges
+		t.Gauges = func(o GaugeObserver) {
+			mem.gauges(o)
+			if callerGauges != nil {
+				callerGauges(o)
+			}
+		}
+		if p.Settings.Pin {
+			x.opts.Telemetry.Attributes = append(x.opts.Telemetry.Attributes, attribute.Bool("zflow.pin", true))
+		}
+	}
+	x.tel, x.runCtx = newRunTel(x, x.runCtx, x.opts.Telemetry)
 	x.tel.startInstances()
 	idx := map[*planNode]int{}
-	x.counters = make([]*opCounters, len(p.nodes))
+	x.stats = make([]*nodeStats, len(p.nodes))
 	x.inboxes = make([]*inbox, len(p.nodes))
 	for i, n := range p.nodes {
 		idx[n] = i
-		x.counters[i] = newOpCounters()
+		x.stats[i] = newNodeStats(n.Parallelism)
 		if len(n.Inputs) > 0 {
 			in := &inbox{ch: make(chan item, p.Settings.EdgeCapacity), detached: make(chan struct{})}
 			in.producers.Store(int32(len(n.Inputs)))
+			if n.Parallelism > 1 && !n.Unordered && n.Spec.Kind == KindTransform {
+				in.tcond.L = &in.tmu
+				context.AfterFunc(x.runCtx, in.wake)
+			}
 			x.inboxes[i] = in
 		}
 	}
+	if memErr != nil {
+		x.err = memErr
+		var oe *OpError
+		if errors.As(memErr, &oe) {
+			x.tel.endUnstarted(idx[p.byID[oe.Op]], 0, memErr)
+		} else {
+			x.tel.endUnstarted(-1, -1, memErr)
+		}
+		x.finish()
+		return x
+	}
+	x.pin = newPinner(p, x.mem, opts.Logger)
 	// Make every instance first, so a failing constructor starts nothing.
 	type inst struct {
 		node  int
@@ -166,10 +228,11 @@ func (p *Plan) Start(ctx context.Context, opts RunOptions) *Execution {
 		left := &atomic.Int32{}
 		left.Store(int32(n.Parallelism))
 		for k := 0; k < n.Parallelism; k++ {
+			acct := x.mem.accts[i]
 			ic := &InstanceContext{
 				Node: n.ID, Type: n.Spec.Name, Index: k, Count: n.Parallelism,
-				Alloc: allocFor(opts, n, k), Logger: opts.Logger.With("op", n.ID),
-				Ledger: &Ledger{stats: x.counters[i]}, Settings: p.Settings,
+				Alloc: acct, Budget: acct, Logger: opts.Logger.With("op", n.ID),
+				Ledger: &x.stats[i].led[k], Settings: p.Settings,
 				span: x.tel.span(i, k),
 			}
 			op, err := newInstance(n, ic)
@@ -210,15 +273,6 @@ func (p *Plan) Start(ctx context.Context, opts RunOptions) *Execution {
 		x.finish()
 	}()
 	return x
-}
-
-func allocFor(opts RunOptions, n *planNode, k int) memory.Allocator {
-	if opts.AllocFor != nil {
-		if a := opts.AllocFor(n.ID, n.Spec.Name, k); a != nil {
-			return a
-		}
-	}
-	return opts.Alloc
 }
 
 func newInstance(n *planNode, ic *InstanceContext) (op any, err error) {
@@ -267,7 +321,8 @@ func (x *Execution) fail(n *planNode, k int, err error) bool {
 
 func (x *Execution) runInstance(node int, ic *InstanceContext, op any, in *inbox, outs []outEdge, left *atomic.Int32) {
 	defer x.wg.Done()
-	n, c := x.plan.nodes[node], x.counters[node]
+	n, c := x.plan.nodes[node], &x.stats[node].inst[ic.Index]
+	x.pin.pin(node, n)
 	if x.opts.OnInstance != nil {
 		x.opts.OnInstance(n.ID, n.Spec.Name, ic.Index)
 	}
@@ -292,15 +347,22 @@ func (x *Execution) runInstance(node int, ic *InstanceContext, op any, in *inbox
 			}
 			err = perr
 			cause = x.fail(n, ic.Index, perr)
+			// The batch borrowed for the call that panicked, and what an
+			// ordered instance held back, are still ours to release.
+			if em.inflight != nil {
+				em.inflight.Release()
+				em.inflight = nil
+			}
+			em.dropBuffered()
 		}
 		x.tel.endInstance(node, ic.Index, em, ic.Ledger, err, cause)
 		if r, ok := op.(Releaser); ok {
 			r.Release()
 		}
 		total := time.Since(t0)
-		c.busy.Add(int64(total) - em.blocked - em.idle)
-		c.blocked.Add(em.blocked)
-		c.idle.Add(em.idle)
+		c.busy.Store(int64(total) - em.blocked - em.idle)
+		c.blocked.Store(em.blocked)
+		c.idle.Store(em.idle)
 		if in != nil && x.runCtx.Err() != nil {
 			in.detach()
 		}
@@ -346,14 +408,11 @@ func (x *Execution) recv(in *inbox, em *emitter) (item, bool) {
 }
 
 // countIn counts an input batch and returns its size.
-func countIn(c *opCounters, em *emitter, rec arrow.RecordBatch) int64 {
-	n, b := rec.NumRows(), BatchBytes(rec)
-	c.rowsIn.Add(n)
-	c.batchesIn.Add(1)
-	c.bytesIn.Add(b)
-	em.own.rowsIn += n
-	em.own.batchesIn++
-	em.own.bytesIn += b
+func countIn(c *instCounters, rec arrow.RecordBatch) int64 {
+	b := BatchBytes(rec)
+	bump(&c.rowsIn, rec.NumRows())
+	bump(&c.batchesIn, 1)
+	bump(&c.bytesIn, b)
 	return b
 }
 
@@ -363,13 +422,13 @@ func (x *Execution) loopTransform(ctx context.Context, n *planNode, t Transform,
 	for {
 		var it item
 		var ok bool
-		var prev, mine chan struct{}
+		var ticket uint64
 		if ordered {
 			in.mu.Lock()
 			it, ok = x.recv(in, em)
 			if ok {
-				prev, mine = in.last, make(chan struct{})
-				in.last = mine
+				ticket = in.next
+				in.next++
 			}
 			in.mu.Unlock()
 		} else {
@@ -378,11 +437,13 @@ func (x *Execution) loopTransform(ctx context.Context, n *planNode, t Transform,
 		if !ok {
 			break
 		}
-		size := countIn(em.c, em, it.rec)
+		size := countIn(em.c, it.rec)
 		em.inBufs.reset(it.rec)
 		em.buffering = ordered
 		pctx, bs := em.bt.arrive(ctx, it, size)
+		em.inflight = it.rec
 		err := t.Process(pctx, it.port, it.rec, em)
+		em.inflight = nil
 		if bs != nil {
 			em.bt.end(bs, err, x.failure(err))
 		}
@@ -391,12 +452,9 @@ func (x *Execution) loopTransform(ctx context.Context, n *planNode, t Transform,
 		if ordered {
 			em.buffering = false
 			if err == nil || errors.Is(err, ErrStop) {
-				if prev != nil { // wait for our turn: time blocked on order
+				if in.turn.Load() != ticket { // wait for our turn: time blocked on order
 					t := time.Now()
-					select {
-					case <-prev:
-					case <-x.runCtx.Done():
-					}
+					in.waitTurn(ticket, x.runCtx)
 					em.blocked += int64(time.Since(t))
 				}
 				if ferr := em.flush(); ferr != nil && err == nil {
@@ -405,7 +463,7 @@ func (x *Execution) loopTransform(ctx context.Context, n *planNode, t Transform,
 			} else {
 				em.dropBuffered()
 			}
-			close(mine)
+			in.advance(ticket)
 		}
 		if errors.Is(err, ErrStop) {
 			in.detach()
@@ -433,9 +491,11 @@ func (x *Execution) loopSink(ctx context.Context, s Sink, in *inbox, em *emitter
 		if !ok {
 			break
 		}
-		size := countIn(em.c, em, it.rec)
+		size := countIn(em.c, it.rec)
 		wctx, bs := em.bt.arrive(ctx, it, size)
+		em.inflight = it.rec
 		err := s.Write(wctx, it.port, it.rec)
+		em.inflight = nil
 		if bs != nil {
 			em.bt.end(bs, err, x.failure(err))
 		}
@@ -482,15 +542,7 @@ func (x *Execution) finish() {
 		x.opts.BeforeCommit()
 	}
 	if err == nil {
-		for i, s := range x.sinks {
-			if cerr := s.Commit(); cerr != nil {
-				err = fmt.Errorf("engine: commit sink output: %w", cerr)
-				for _, rest := range x.sinks[i+1:] {
-					rest.Abort()
-				}
-				break
-			}
-		}
+		err = commitSinks(x.sinks, x.sinkNames())
 	} else {
 		for _, s := range x.sinks {
 			s.Abort()
@@ -505,7 +557,10 @@ func (x *Execution) finish() {
 	if err != nil {
 		x.summary.Err = err.Error()
 	}
-	x.tel.stopMetrics() // before Finish: the gauges may read what Finish closes
+	x.tel.stopMetrics() // before the pools close: the gauges read them
+	if x.mem != nil {
+		x.mem.finish(&x.summary, x.opts)
+	}
 	if x.opts.Finish != nil {
 		x.opts.Finish(&x.summary)
 	}
@@ -535,11 +590,7 @@ func (x *Execution) Snapshot() Summary {
 func (x *Execution) snapshot(elapsed time.Duration) Summary {
 	s := Summary{Pipeline: x.plan.Name, Elapsed: elapsed}
 	for i, n := range x.plan.nodes {
-		st := x.counters[i].snapshot(n)
-		if n.Spec.Kind != KindSink {
-			st.BytesNew = max(0, st.BytesOut-st.BytesRef-st.BytesCopied)
-		}
-		s.Ops = append(s.Ops, st)
+		s.Ops = append(s.Ops, x.stats[i].snapshot(n))
 	}
 	return s
 }
@@ -549,9 +600,8 @@ func (x *Execution) snapshot(elapsed time.Duration) Summary {
 type emitter struct {
 	ctx     context.Context
 	outs    []outEdge
-	c       *opCounters
-	own     instCounters // this instance's share of c, for its span
-	blocked int64        // ns, this instance only
+	c       *instCounters // this instance's
+	blocked int64         // ns
 	idle    int64
 
 	m  *runMetrics // nil without metrics
@@ -562,6 +612,8 @@ type emitter struct {
 
 	buffering bool // ordered parallel: hold batches until our turn
 	held      []heldBatch
+
+	inflight arrow.RecordBatch // the batch borrowed by the current Process or Write
 }
 
 type heldBatch struct {
@@ -569,29 +621,16 @@ type heldBatch struct {
 	sc  *trace.SpanContext
 }
 
-// instCounters are one instance's figures; only its goroutine touches them.
-type instCounters struct {
-	rowsIn, rowsOut       int64
-	batchesIn, batchesOut int64
-	bytesIn, bytesOut     int64
-	ref                   int64
-}
-
 func (e *emitter) Emit(b arrow.RecordBatch) error {
 	if b == nil {
 		return nil
 	}
-	rows, size := b.NumRows(), BatchBytes(b)
-	e.c.rowsOut.Add(rows)
-	e.c.batchesOut.Add(1)
-	e.c.bytesOut.Add(size)
-	e.own.rowsOut += rows
-	e.own.batchesOut++
-	e.own.bytesOut += size
+	size := BatchBytes(b)
+	bump(&e.c.rowsOut, b.NumRows())
+	bump(&e.c.batchesOut, 1)
+	bump(&e.c.bytesOut, size)
 	if e.track && len(e.inBufs.ptrs) > 0 {
-		r := e.inBufs.sharedBytes(b)
-		e.c.ref.Add(r)
-		e.own.ref += r
+		bump(&e.c.ref, e.inBufs.sharedBytes(b))
 	}
 	var sc *trace.SpanContext
 	if e.bt != nil {

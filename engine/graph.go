@@ -2,11 +2,14 @@ package engine
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow"
+
+	"github.com/zflowdev/zflow/buffers"
 )
 
 // Graph is an uncompiled pipeline: what package pipelines builds from YAML,
@@ -25,15 +28,29 @@ type Node struct {
 	ID     string
 	Kind   Kind
 	Type   string   // registered operator name
-	Config any      // pointer from the Spec's NewConfig, filled in; nil means defaults
+	Config any      // pointer to the Spec's config type; nil means defaults
 	Inputs []string // ids of the nodes feeding this one
+	// ConfigFrom says how Compile treats Config: as given (made by the
+	// Spec's NewConfig and checked by the caller, like package pipelines),
+	// or to be completed with defaults and checked (a config written in Go).
+	ConfigFrom ConfigFrom
 
 	// Parallelism is the number of instances (operators whose Spec is Parallel);
 	// 0 means 1.
 	Parallelism int
 	// Unordered lets parallel instances emit in completion order. By default
-	// a parallel node emits batches in the order it received them.
+	// a parallel transform emits batches in the order it received them; a
+	// parallel source or sink has no order to keep (each source instance
+	// reads its own share), so Ordered there is an error.
 	Unordered bool
+	// Ordered asks for order explicitly; set by the layers above when the
+	// user wrote it, so that a request the engine cannot honour is refused
+	// rather than ignored.
+	Ordered bool
+	// Memory, if set, is where this node allocates: a Kind gives it a pool
+	// of its own (for example shared memory, or another NUMA node); no Kind
+	// keeps it in the run's pool under its own Budget.
+	Memory *buffers.PoolConfig
 }
 
 // Plan is a compiled graph, ready to run (any number of times).
@@ -53,6 +70,7 @@ type planNode struct {
 	Parallelism int
 	Inputs      []*planNode
 	Consumers   []*planNode
+	badConfig   bool // its config was reported wrong: it is not built
 }
 
 // CompileOptions tune Compile.
@@ -61,7 +79,9 @@ type CompileOptions struct {
 }
 
 // Compile checks g and computes every node's output schema. It reports every
-// error it can find, as Errors of *NodeError, not just the first.
+// error it can find, as Errors of *NodeError, not just the first. It sets
+// each node's Config to what its Build gets: NewConfig's for a nil one, the
+// completed copy for a ConfigLiteral (see ConfigFrom).
 func Compile(g *Graph, opts CompileOptions) (*Plan, error) {
 	reg := opts.Registry
 	if reg == nil {
@@ -69,6 +89,16 @@ func Compile(g *Graph, opts CompileOptions) (*Plan, error) {
 	}
 	p := &Plan{Name: g.Name, Settings: g.Settings.withDefaults(), Info: g.Info, byID: map[string]*planNode{}}
 	var errs Errors
+	if err := checkMemory(p.Settings.Memory); err != nil {
+		errs = append(errs, &NodeError{Node: "settings", Field: "memory.arena", Offset: -1, Msg: err.Error()})
+	}
+	p.Info = maps.Clone(p.Info)
+	if p.Info == nil {
+		p.Info = map[string]string{}
+	}
+	if _, ok := p.Info["memory"]; !ok {
+		p.Info["memory"] = DescribeMemory(p.Settings.Memory)
+	}
 	nodeErr := func(n *Node, field string, format string, args ...any) {
 		errs = append(errs, &NodeError{Node: n.ID, Field: field, Offset: -1, Msg: fmt.Sprintf(format, args...)})
 	}
@@ -91,14 +121,29 @@ func Compile(g *Graph, opts CompileOptions) (*Plan, error) {
 			continue
 		}
 		pn.Spec = spec
-		if n.Config == nil {
-			n.Config = spec.NewConfig()
+		for _, fe := range prepareConfig(n, spec) {
+			errs = append(errs, &NodeError{Node: n.ID, Field: fe.Field, Offset: fe.Offset, Msg: fe.Msg})
+			pn.badConfig = true
 		}
 		if pn.Parallelism > 1 && !spec.Parallel {
 			nodeErr(n, "parallelism", "%s %q keeps state and cannot run with parallelism %d", spec.Kind, spec.Name, n.Parallelism)
 		}
 		if n.Parallelism < 0 {
 			nodeErr(n, "parallelism", "parallelism must be ≥ 1, got %d", n.Parallelism)
+		}
+		if n.Ordered && n.Unordered {
+			nodeErr(n, "ordered", "both ordered and unordered asked")
+		} else if n.Ordered && pn.Parallelism > 1 && spec.Kind != KindTransform {
+			nodeErr(n, "ordered", "ordered: a parallel %s has no order to keep: each of its %d instances %s; use parallelism 1 for one ordered stream",
+				spec.Kind, pn.Parallelism, map[Kind]string{KindSource: "reads its own share of the data", KindSink: "writes what it takes"}[spec.Kind])
+		}
+		if n.Memory != nil {
+			if err := checkMemory(*n.Memory); err != nil {
+				nodeErr(n, "memory.arena", "%s", err.Error())
+			}
+			if n.Memory.Budget < 0 || n.Memory.SoftBudget < 0 {
+				nodeErr(n, "memory.budget", "a budget must be ≥ 0")
+			}
 		}
 		if spec.Kind == KindSource && len(n.Inputs) > 0 {
 			nodeErr(n, "inputs", "a source takes no inputs")
@@ -162,7 +207,7 @@ func Compile(g *Graph, opts CompileOptions) (*Plan, error) {
 	// Build in topological order so input schemas are known.
 	failed := map[*planNode]bool{}
 	for _, pn := range order {
-		if pn.Spec == nil {
+		if pn.Spec == nil || pn.badConfig {
 			failed[pn] = true
 			continue
 		}

@@ -3,11 +3,12 @@ package engine
 import (
 	"context"
 	"log/slog"
-	"sync/atomic"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/zflowdev/zflow/buffers"
 )
 
 // Emitter takes batches from an operator. Emit takes ownership of one
@@ -44,7 +45,15 @@ type Finisher interface {
 // a temporary name. Only when every node of the run has succeeded does it call
 // Commit, which publishes the output under its final name; on any error or
 // cancellation it calls Abort instead, which removes what was written. Abort
-// may follow Close, and must be safe to call more than once.
+// may follow Close (and a failed Commit), and must be safe to call more than
+// once.
+//
+// A run with several sinks commits them all or none only if they implement
+// UndoableSink (every built-in file sink does): if one Commit fails, the
+// sinks committed before it are rolled back. A sink that does not implement
+// it is committed after all those that do; it cannot be undone, so if a
+// second such sink fails after it, its output stays published (the run's
+// error says so).
 type Sink interface {
 	Write(ctx context.Context, port int, in arrow.RecordBatch) error
 	Close(ctx context.Context) error
@@ -61,45 +70,23 @@ type Releaser interface {
 
 // InstanceContext is what an operator instance gets from the engine.
 type InstanceContext struct {
-	Node     string // node id
-	Type     string // operator type
-	Index    int    // this instance, 0 ≤ Index < Count
-	Count    int    // parallelism of the node
-	Alloc    memory.Allocator
+	Node  string // node id
+	Type  string // operator type
+	Index int    // this instance, 0 ≤ Index < Count
+	Count int    // parallelism of the node
+	// Alloc is the instance's allocator: its operator's account of the
+	// pool it allocates from (the run's, or the node's own memory:). What
+	// it allocates is attributed to the operator, for budgets and stats.
+	Alloc memory.Allocator
+	// Budget is the same account seen as a budget: what the operator has
+	// in use, its limit, and reservations that say no instead of panicking
+	// (what a spilling operator decides with). Goroutines an operator
+	// starts itself should run under Group, so that a budget overrun in
+	// them fails the operator instead of the process.
+	Budget   buffers.Budget
 	Logger   *slog.Logger
 	Ledger   *Ledger
 	Settings Settings
 
 	span trace.Span // the instance's span, with tracing on
-}
-
-// Ledger is an operator's page of the copy ledger. Every place that copies
-// payload bytes (bytes that already existed in a buffer, as opposed to bytes
-// it creates by parsing or computing) reports them here, with a short reason
-// ("parquet encode", "filter take"). Safe for concurrent use.
-type Ledger struct {
-	stats *opCounters
-	own   atomic.Int64 // this instance's share
-}
-
-// Copied records n payload bytes copied for reason.
-func (l *Ledger) Copied(reason string, n int64) {
-	if l == nil || l.stats == nil || n == 0 {
-		return
-	}
-	l.stats.copied.Add(n)
-	l.own.Add(n)
-	l.stats.addReason(reason, n)
-}
-
-// NewLedger returns a free-standing ledger, for using an operator outside a run
-// (tests, benchmarks). Its figures are read with Copies.
-func NewLedger() *Ledger { return &Ledger{stats: newOpCounters()} }
-
-// Copies returns the bytes reported as copied, by reason.
-func (l *Ledger) Copies() map[string]int64 {
-	if l == nil || l.stats == nil {
-		return nil
-	}
-	return l.stats.reasons()
 }

@@ -19,6 +19,7 @@ type PlanNodeInfo struct {
 	Parallelism int         `json:"parallelism"`
 	Ordered     bool        `json:"ordered"`
 	Detail      string      `json:"detail,omitempty"`
+	Memory      string      `json:"memory,omitempty"` // the node's own memory, if it has a memory: block
 	Schema      []FieldInfo `json:"schema,omitempty"`
 }
 
@@ -44,8 +45,11 @@ func (p *Plan) Describe() PlanInfo {
 	for _, n := range p.nodes {
 		ni := PlanNodeInfo{
 			ID: n.ID, Kind: n.Spec.Kind.String(), Type: n.Spec.Name,
-			Parallelism: n.Parallelism, Ordered: n.Parallelism == 1 || !n.Unordered,
+			Parallelism: n.Parallelism, Ordered: n.Parallelism == 1 || (n.Spec.Kind == KindTransform && !n.Unordered),
 			Schema: schemaInfo(n.Schema),
+		}
+		if n.Memory != nil {
+			ni.Memory = DescribeMemory(*n.Memory)
 		}
 		for _, in := range n.Inputs {
 			ni.Inputs = append(ni.Inputs, in.ID)
@@ -93,7 +97,12 @@ func (p *Plan) WriteText(w io.Writer) error {
 		fmt.Fprintf(&b, "%s %s  [%s %s", branch, n.ID, n.Kind, n.Type)
 		if n.Parallelism > 1 {
 			order := "ordered"
-			if !n.Ordered {
+			switch {
+			case n.Kind == KindSource.String():
+				order = "unordered, each instance reads its own share"
+			case n.Kind == KindSink.String():
+				order = "unordered, each instance writes what it takes"
+			case !n.Ordered:
 				order = "unordered"
 			}
 			fmt.Fprintf(&b, " ×%d %s", n.Parallelism, order)
@@ -105,6 +114,9 @@ func (p *Plan) WriteText(w io.Writer) error {
 		b.WriteString("\n")
 		if n.Detail != "" {
 			fmt.Fprintf(&b, "%s    %s\n", cont, n.Detail)
+		}
+		if n.Memory != "" {
+			fmt.Fprintf(&b, "%s    memory: %s\n", cont, n.Memory)
 		}
 		if len(n.Schema) > 0 {
 			cols := make([]string, len(n.Schema))

@@ -54,13 +54,15 @@ type Spec struct {
 
 	// NewConfig returns a pointer to a config struct filled with defaults.
 	// Fields are described by struct tags: `zflow:"name"` (the YAML key),
-	// `doc:"..."`, `required:"true"`, `example:"..."`.
+	// `doc:"..."`, `required:"true"`, `enum:"a,b"` (the allowed values),
+	// `example:"..."`.
 	NewConfig func() any
 
-	// Build checks cfg (as returned by NewConfig, then filled in) against the
-	// input schemas and returns a factory for the node's instances. Errors
-	// about a parameter should be *FieldError so they can be placed in the
-	// source file.
+	// Build checks cfg (of NewConfig's type, with its defaults where the
+	// pipeline does not set a parameter, required parameters present and
+	// enums respected: see ConfigFrom) against the input schemas and
+	// returns a factory for the node's instances. Errors about a parameter
+	// should be *FieldError so they can be placed in the source file.
 	Build func(bc *BuildContext, cfg any) (Factory, error)
 }
 

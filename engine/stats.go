@@ -1,43 +1,41 @@
 package engine
 
 import (
-	"maps"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/zflowdev/zflow/buffers"
 )
 
-// opCounters are the live counters of one node, shared by its instances.
-type opCounters struct {
+// instCounters are one operator instance's live figures. Only the
+// instance's goroutine writes them, with a load and a store (no locked
+// instruction, no cache line shared with another instance); they are
+// atomics so that Snapshot and the metric pump may read them while it runs.
+// The node's figures are the sum over its instances.
+type instCounters struct {
 	rowsIn, rowsOut       atomic.Int64
 	batchesIn, batchesOut atomic.Int64
 	bytesIn, bytesOut     atomic.Int64
-	ref, copied, created  atomic.Int64
+	ref                   atomic.Int64 // output bytes shared with the input being processed
 	busy, blocked, idle   atomic.Int64 // nanoseconds
-
-	mu     sync.Mutex
-	reason map[string]int64
+	_                     [64]byte     // the next instance's counters start on another cache line
 }
 
-func newOpCounters() *opCounters { return &opCounters{} }
+// bump adds n to a counter only one goroutine writes.
+func bump(c *atomic.Int64, n int64) { c.Store(c.Load() + n) }
 
-func (c *opCounters) addReason(r string, n int64) {
-	c.mu.Lock()
-	if c.reason == nil {
-		c.reason = map[string]int64{}
-	}
-	c.reason[r] += n
-	c.mu.Unlock()
+// nodeStats are a node's instances' counters and ledger pages.
+type nodeStats struct {
+	inst []instCounters
+	led  []Ledger
 }
 
-func (c *opCounters) reasons() map[string]int64 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return maps.Clone(c.reason)
+func newNodeStats(instances int) *nodeStats {
+	return &nodeStats{inst: make([]instCounters, instances), led: make([]Ledger, instances)}
 }
 
 // OpStats are one node's figures for a run.
@@ -52,13 +50,15 @@ type OpStats struct {
 	BatchesOut  int64            `json:"batches_out"`
 	BytesIn     int64            `json:"bytes_in"`
 	BytesOut    int64            `json:"bytes_out"`
-	BytesRef    int64            `json:"bytes_by_reference"` // output bytes that share an input's buffers
-	BytesCopied int64            `json:"bytes_copied"`       // payload bytes copied (see Copies)
-	BytesNew    int64            `json:"bytes_created"`      // output bytes newly made (decoded, computed)
-	Copies      map[string]int64 `json:"copies,omitempty"`   // bytes copied by reason
-	Busy        time.Duration    `json:"busy_ns"`            // summed over instances
-	Blocked     time.Duration    `json:"blocked_ns"`         // waiting on full output edges
-	Idle        time.Duration    `json:"idle_ns"`            // waiting for input
+	BytesRef    int64            `json:"bytes_by_reference"`     // output bytes passed on without a copy (see References)
+	BytesCopied int64            `json:"bytes_copied"`           // payload bytes copied (see Copies)
+	BytesNew    int64            `json:"bytes_created"`          // output bytes newly made (decoded, computed)
+	Copies      map[string]int64 `json:"copies,omitempty"`       // bytes copied by reason
+	References  map[string]int64 `json:"by_reference,omitempty"` // bytes by reference by reason ("input": shared with the batch processed)
+	Memory      *OpMemory        `json:"memory,omitempty"`       // what the operator allocated, from which pool
+	Busy        time.Duration    `json:"busy_ns"`                // summed over instances
+	Blocked     time.Duration    `json:"blocked_ns"`             // waiting on full output edges
+	Idle        time.Duration    `json:"idle_ns"`                // waiting for input
 }
 
 // Summary is the result of a run.
@@ -67,27 +67,27 @@ type Summary struct {
 	Elapsed  time.Duration `json:"elapsed_ns"`
 	Ops      []OpStats     `json:"operators"`
 	Err      string        `json:"error,omitempty"`
-	// Memory is where the batches lived, as read back from the kernel; nil
-	// when the run used the Go heap (or an allocator the caller passed).
+	// Memory is the run's pool, where the batches lived, as read back from
+	// the kernel (arena "heap" or "caller" when they lived on the Go heap
+	// or in the allocator the caller passed).
 	Memory *MemoryReport `json:"memory,omitempty"`
+	// Pools are the operators' own pools (memory: blocks), each listing
+	// the operators that allocated from it.
+	Pools []MemoryReport `json:"pools,omitempty"`
 }
 
-// MemoryReport describes the arena a run allocated from: what was asked
-// and what the kernel actually gave (read back from /proc/self/smaps and
-// move_pages, not assumed). The layer that made the arena fills it in.
-type MemoryReport struct {
-	Arena      string           `json:"arena"`                // asked: hugepage, thp or plain
-	Page       int64            `json:"page_bytes,omitempty"` // hugepage size asked
-	Node       int              `json:"node"`                 // NUMA node asked, -1 for none
-	NodeSeen   int              `json:"node_observed"`        // node holding the sampled pages, -1 if none were present
-	Mapped     int64            `json:"mapped_bytes"`         // bytes mapped at the end
-	Huge       int64            `json:"huge_bytes"`           // of which observed on hugepages (hugetlb or THP)
-	ByBacking  map[string]int64 `json:"mapped_by_backing"`    // mapped bytes by what each mapping got: hugetlb, thp, plain
-	Peak       int64            `json:"peak_bytes"`           // most bytes allocated at once
-	Budget     int64            `json:"budget_bytes,omitempty"`
-	SoftBudget int64            `json:"soft_budget_bytes,omitempty"`
-	SoftWaits  int64            `json:"soft_budget_waits,omitempty"` // allocations that waited on the soft budget
-	Fallbacks  []string         `json:"fallbacks,omitempty"`         // why it got less than asked
+// MemoryReport describes a pool a run allocated from: what was asked and
+// what the kernel actually gave (read back from /proc/self/smaps and
+// move_pages where the pool can, not assumed).
+type MemoryReport = buffers.PoolReport
+
+// OpMemory is what one operator allocated.
+type OpMemory struct {
+	Pool  string `json:"pool"`                  // the kind of the pool it allocated from
+	Own   bool   `json:"own,omitempty"`         // the pool is the operator's own (its memory: block), not the run's
+	Peak  int64  `json:"peak_bytes"`            // most bytes it had in use at once (allocated and reserved)
+	InUse int64  `json:"in_use_bytes"`          // still in use when the run ended (batches the caller holds)
+	Limit int64  `json:"limit_bytes,omitempty"` // its own budget, 0 for none
 }
 
 // Op returns the stats of node id, or nil.
@@ -114,18 +114,46 @@ func (s *Summary) Totals() (rowsIn, bytesIn, copied, ref int64) {
 	return
 }
 
-func (c *opCounters) snapshot(n *planNode) OpStats {
-	return OpStats{
-		ID: n.ID, Type: n.Spec.Name, Kind: n.Spec.Kind.String(), Instances: n.Parallelism,
-		RowsIn: c.rowsIn.Load(), RowsOut: c.rowsOut.Load(),
-		BatchesIn: c.batchesIn.Load(), BatchesOut: c.batchesOut.Load(),
-		BytesIn: c.bytesIn.Load(), BytesOut: c.bytesOut.Load(),
-		BytesRef: c.ref.Load(), BytesCopied: c.copied.Load(), BytesNew: c.created.Load(),
-		Copies: c.reasons(),
-		Busy:   time.Duration(c.busy.Load()), Blocked: time.Duration(c.blocked.Load()),
-		Idle: time.Duration(c.idle.Load()),
+// snapshot sums the node's instances.
+func (ns *nodeStats) snapshot(n *planNode) OpStats {
+	st := OpStats{ID: n.ID, Type: n.Spec.Name, Kind: n.Spec.Kind.String(), Instances: n.Parallelism}
+	var input int64
+	for i := range ns.inst {
+		c := &ns.inst[i]
+		st.RowsIn += c.rowsIn.Load()
+		st.RowsOut += c.rowsOut.Load()
+		st.BatchesIn += c.batchesIn.Load()
+		st.BatchesOut += c.batchesOut.Load()
+		st.BytesIn += c.bytesIn.Load()
+		st.BytesOut += c.bytesOut.Load()
+		input += c.ref.Load()
+		st.Busy += time.Duration(c.busy.Load())
+		st.Blocked += time.Duration(c.blocked.Load())
+		st.Idle += time.Duration(c.idle.Load())
 	}
+	st.BytesRef = input
+	for i := range ns.led {
+		l := &ns.led[i]
+		st.BytesRef += l.ref.Load()
+		st.BytesCopied += l.copied.Load()
+		st.Copies = l.copies.snapshot(st.Copies)
+		st.References = l.refs.snapshot(st.References)
+	}
+	if input > 0 {
+		if st.References == nil {
+			st.References = map[string]int64{}
+		}
+		st.References[RefInput] += input
+	}
+	if n.Spec.Kind != KindSink {
+		st.BytesNew = max(0, st.BytesOut-st.BytesRef-st.BytesCopied)
+	}
+	return st
 }
+
+// RefInput is the by-reference reason of output bytes the engine found
+// shared with the batch being processed.
+const RefInput = "input"
 
 // BatchBytes is the payload size of a batch: the summed length of every
 // buffer it references (children and dictionaries included).
@@ -136,6 +164,9 @@ func BatchBytes(b arrow.RecordBatch) int64 {
 	}
 	return n
 }
+
+// ArrayBytes is BatchBytes for one array.
+func ArrayBytes(d arrow.ArrayData) int64 { return dataBytes(d) }
 
 func dataBytes(d arrow.ArrayData) int64 {
 	var n int64

@@ -170,16 +170,16 @@ func (rt *runTel) endInstance(node, k int, em *emitter, led *Ledger, err error, 
 	if s == nil {
 		return
 	}
-	c := &em.own
-	copied := led.own.Load()
+	c := em.c
+	copied, ref, out := led.copied.Load(), c.ref.Load()+led.ref.Load(), c.bytesOut.Load()
 	s.SetAttributes(
-		AttrRowsIn.Int64(c.rowsIn), AttrRowsOut.Int64(c.rowsOut),
-		AttrBatchesIn.Int64(c.batchesIn), AttrBatchesOut.Int64(c.batchesOut),
-		AttrBytesIn.Int64(c.bytesIn), AttrBytesOut.Int64(c.bytesOut),
-		AttrBytesRef.Int64(c.ref), AttrBytesCopied.Int64(copied),
+		AttrRowsIn.Int64(c.rowsIn.Load()), AttrRowsOut.Int64(c.rowsOut.Load()),
+		AttrBatchesIn.Int64(c.batchesIn.Load()), AttrBatchesOut.Int64(c.batchesOut.Load()),
+		AttrBytesIn.Int64(c.bytesIn.Load()), AttrBytesOut.Int64(out),
+		AttrBytesRef.Int64(ref), AttrBytesCopied.Int64(copied),
 	)
 	if rt.x.plan.nodes[node].Spec.Kind != KindSink {
-		s.SetAttributes(AttrBytesCreated.Int64(max(0, c.bytesOut-c.ref-copied)))
+		s.SetAttributes(AttrBytesCreated.Int64(max(0, out-ref-copied)))
 	}
 	if bt := em.bt; bt != nil && bt.open != nil { // a panic left a batch span open
 		bt.end(bt.open, err, cause)
@@ -291,9 +291,6 @@ func (b *batchTel) sourceBatch(rec interface{ NumRows() int64 }, bytes int64) *t
 	return &sc
 }
 
-// begin starts the span of a traced batch arriving at this instance: a
-// child of the producer's batch span (so a traced batch's way through the
-// graph, and across processes, is one tree), linked to this instance's span.
 // arrive counts a batch taken off an edge and, when it is traced, begins
 // its span here and returns ctx carrying it (so InjectBatchTrace in the
 // operator finds the batch's span). Without batch tracing (b nil) it
@@ -310,6 +307,10 @@ func (b *batchTel) arrive(ctx context.Context, it item, size int64) (context.Con
 	return trace.ContextWithSpan(ctx, s), s
 }
 
+// begin starts the span of a traced batch arriving at this instance: a
+// child of the producer's batch span (so a traced batch's way through the
+// graph, and across processes, is one tree), linked to this instance's span.
+// It makes the span the instance's current (cur) and open one until end.
 // The caller has counted the batch in seq (every batch, traced or not).
 func (b *batchTel) begin(from *trace.SpanContext, rows, bytes int64) trace.Span {
 	_, s := b.rt.tracer.Start(trace.ContextWithSpanContext(context.Background(), *from), b.name,
@@ -342,7 +343,7 @@ func (x *Execution) failure(err error) bool {
 }
 
 // runMetrics holds a run's instruments. Counters are fed from the live
-// opCounters by a pump (every MetricsInterval and once at the end), so the
+// instance counters by a pump (every MetricsInterval and once at the end), so the
 // batch path pays nothing for them; edge latency is recorded per batch.
 type runMetrics struct {
 	x        *Execution
@@ -515,7 +516,7 @@ func (m *runMetrics) stop() {
 func (m *runMetrics) pump() {
 	ctx := context.Background()
 	for i, n := range m.x.plan.nodes {
-		now := m.x.counters[i].snapshot(n)
+		now := m.x.stats[i].snapshot(n)
 		was := &m.last[i]
 		add := func(c metric.Int64Counter, d int64, o metric.AddOption) {
 			if d > 0 {

@@ -6,6 +6,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/zflowdev/zflow/buffers"
+	"github.com/zflowdev/zflow/internal/units"
 )
 
 // Size is a byte count that config files write as "64KiB", "2GiB", "1MB" or a
@@ -64,20 +67,9 @@ func (s Size) String() string {
 	return strconv.FormatInt(n, 10)
 }
 
-// HumanBytes renders n bytes for people: "1.5 GiB".
-func HumanBytes(n int64) string {
-	f := float64(n)
-	for _, u := range []string{"B", "KiB", "MiB", "GiB", "TiB"} {
-		if f < 1024 || u == "TiB" {
-			if u == "B" {
-				return fmt.Sprintf("%d B", n)
-			}
-			return fmt.Sprintf("%.1f %s", f, u)
-		}
-		f /= 1024
-	}
-	return ""
-}
+// HumanBytes renders n bytes for people: "512 B", "64 MiB", "1.94 GiB"
+// (units.Bytes, the format every zflow package uses).
+func HumanBytes(n int64) string { return units.Bytes(n) }
 
 // Settings are the pipeline-wide knobs the engine itself reads.
 type Settings struct {
@@ -86,10 +78,21 @@ type Settings struct {
 	// EdgeCapacity is the number of batches an edge buffers before its
 	// producer blocks (backpressure).
 	EdgeCapacity int
+	// Memory is the run's pool: what the operators allocate batches from
+	// (see DefaultMemory; a zero Kind means DefaultMemory's, with the
+	// budgets given here). A node's own Memory overrides it for that node.
+	Memory buffers.PoolConfig
+	// Pin pins each operator instance's thread to the CPUs of a NUMA node:
+	// the node its memory is bound to, else the node nearest its data (the
+	// device behind its path parameter). Where none can be chosen, or
+	// pinning fails, the instance runs unpinned and the reason is logged.
+	Pin bool
 }
 
 // DefaultSettings are used where a pipeline says nothing.
-func DefaultSettings() Settings { return Settings{BatchRows: 65536, EdgeCapacity: 4} }
+func DefaultSettings() Settings {
+	return Settings{BatchRows: 65536, EdgeCapacity: 4, Memory: DefaultMemory()}
+}
 
 func (s Settings) withDefaults() Settings {
 	d := DefaultSettings()
@@ -98,6 +101,12 @@ func (s Settings) withDefaults() Settings {
 	}
 	if s.EdgeCapacity <= 0 {
 		s.EdgeCapacity = d.EdgeCapacity
+	}
+	if s.Memory.Kind == "" {
+		m := d.Memory
+		m.Budget, m.SoftBudget, m.Lock = s.Memory.Budget, s.Memory.SoftBudget, s.Memory.Lock
+		m.Bind, m.Node = s.Memory.Bind, s.Memory.Node
+		s.Memory = m
 	}
 	return s
 }

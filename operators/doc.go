@@ -20,4 +20,23 @@
 // cancelled run never leaves a partial file under the final name. Encoding is
 // a copy of the payload and is reported to the copy ledger. stdout prints
 // and discard drops.
+//
+// The file sinks are engine.UndoableSink, so a run commits them all or none:
+// Commit keeps the file it replaces as a hard link
+// (".out.parquet.zflow-….prev") until the executor calls Forget once every
+// sink has committed; if a later sink's Commit fails, Rollback puts the old
+// file back (or removes the new one where there was none). The stdout sink
+// cannot be undone: it commits after them, so it prints only once they have
+// committed.
+//
+// The files next to the final name carry their owner in their name (pid,
+// process start time, boot id, pid namespace: see atomicfile.FormatName).
+// When a sink starts, it first removes what dead runs of the same final path
+// left (a run killed with SIGKILL, or by a second Ctrl-C): their temporary
+// files, and, for a run that died in the middle of its commit, it undoes
+// that commit: the previous file goes back under the final name (a run that
+// never ended well leaves the previous state, and the user's old file is
+// never lost). It logs what it did, and fails rather than write if the
+// cleanup fails. Live runs' files, other paths' files and any name that is
+// not exactly ours are never touched.
 package operators

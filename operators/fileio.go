@@ -170,7 +170,8 @@ func stripMeta(s *arrow.Schema) *arrow.Schema {
 
 // fileOut is the output file of a sink: a buffered writer over an
 // atomicfile. The sink writes through it, calls finish in Close, commit in
-// Commit and abort in Abort.
+// Commit, rollback in Rollback, forget in Forget and abort in Abort: every
+// file sink is an engine.UndoableSink.
 type fileOut struct {
 	kind     string // operator type, for errors
 	af       *atomicfile.File
@@ -181,7 +182,21 @@ type fileOut struct {
 
 const fileOutBuffer = 1 << 20
 
-func newFileOut(kind, path string) (*fileOut, error) {
+// newFileOut first cleans up after the dead runs that wrote path (their
+// temporary files, and their pending commits undone: see
+// atomicfile.Recover), logging what it did, then opens the temporary file.
+// It fails if the cleanup fails, rather than write over a state it could
+// not repair.
+func newFileOut(ic *engine.InstanceContext, kind, path string) (*fileOut, error) {
+	notes, err := atomicfile.Recover(path)
+	if ic.Logger != nil {
+		for _, n := range notes {
+			ic.Logger.Warn(kind+": "+n, "path", path)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", kind, err)
+	}
 	af, err := atomicfile.Create(path)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", kind, err)
@@ -223,13 +238,31 @@ func (o *fileOut) finish() error {
 	return nil
 }
 
-// commit publishes the file under its final name.
+// commit publishes the file under its final name, keeping the file it
+// replaces until forget (or putting it back on rollback).
 func (o *fileOut) commit() error {
 	if !o.finished {
 		o.abort()
 		return fmt.Errorf("%s: commit %s: the output was not closed", o.kind, o.af.Path())
 	}
-	if err := o.af.Commit(); err != nil {
+	if err := o.af.Publish(); err != nil {
+		return fmt.Errorf("%s: %w", o.kind, err)
+	}
+	return nil
+}
+
+// rollback undoes commit: the previous file is back under the final name,
+// or none if there was none.
+func (o *fileOut) rollback() error {
+	if err := o.af.Rollback(); err != nil {
+		return fmt.Errorf("%s: %w", o.kind, err)
+	}
+	return nil
+}
+
+// forget ends commit: the previous file is dropped.
+func (o *fileOut) forget() error {
+	if err := o.af.Forget(); err != nil {
 		return fmt.Errorf("%s: %w", o.kind, err)
 	}
 	return nil

@@ -81,7 +81,7 @@ type ipcWriter interface {
 
 func (f *arrowSinkFactory) New(ic *engine.InstanceContext) (any, error) {
 	fileBackend(ic)
-	out, err := newFileOut("arrow", f.cfg.Path)
+	out, err := newFileOut(ic, "arrow", f.cfg.Path)
 	if err != nil {
 		return nil, err
 	}
@@ -141,6 +141,12 @@ func (s *arrowSink) Close(ctx context.Context) error {
 }
 
 func (s *arrowSink) Commit() error { return s.out.commit() }
+
+// Rollback puts back the file Commit replaced (engine.UndoableSink).
+func (s *arrowSink) Rollback() error { return s.out.rollback() }
+
+// Forget drops the file Commit replaced (engine.UndoableSink).
+func (s *arrowSink) Forget() error { return s.out.forget() }
 
 func (s *arrowSink) Abort() {
 	s.teardown()

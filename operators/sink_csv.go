@@ -80,7 +80,7 @@ func (f *csvSinkFactory) Describe() string { return f.cfg.Path }
 
 func (f *csvSinkFactory) New(ic *engine.InstanceContext) (any, error) {
 	fileBackend(ic)
-	out, err := newFileOut("csv", f.cfg.Path)
+	out, err := newFileOut(ic, "csv", f.cfg.Path)
 	if err != nil {
 		return nil, err
 	}

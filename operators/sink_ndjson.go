@@ -60,7 +60,7 @@ func (f *ndjsonSinkFactory) Describe() string { return f.cfg.Path }
 
 func (f *ndjsonSinkFactory) New(ic *engine.InstanceContext) (any, error) {
 	fileBackend(ic)
-	out, err := newFileOut("ndjson", f.cfg.Path)
+	out, err := newFileOut(ic, "ndjson", f.cfg.Path)
 	if err != nil {
 		return nil, err
 	}

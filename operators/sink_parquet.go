@@ -71,7 +71,7 @@ func buildParquetSink(bc *engine.BuildContext, c any) (engine.Factory, error) {
 	}
 	switch cfg.Dictionary {
 	case "":
-		cfg.Dictionary = "auto"
+		f.cfg.Dictionary = "auto" // f holds its own copy of cfg
 	case "auto", "always", "never":
 	default:
 		errs = append(errs, engine.Errf("dictionary", "want auto, always or never, got %q", cfg.Dictionary))
@@ -123,7 +123,7 @@ func (f *parquetSinkFactory) Describe() string {
 
 func (f *parquetSinkFactory) New(ic *engine.InstanceContext) (any, error) {
 	fileBackend(ic)
-	out, err := newFileOut("parquet", f.cfg.Path)
+	out, err := newFileOut(ic, "parquet", f.cfg.Path)
 	if err != nil {
 		return nil, err
 	}
@@ -171,6 +171,12 @@ func (s *parquetSink) Close(ctx context.Context) error {
 }
 
 func (s *parquetSink) Commit() error { return s.out.commit() }
+
+// Rollback puts back the file Commit replaced (engine.UndoableSink).
+func (s *parquetSink) Rollback() error { return s.out.rollback() }
+
+// Forget drops the file Commit replaced (engine.UndoableSink).
+func (s *parquetSink) Forget() error { return s.out.forget() }
 
 func (s *parquetSink) Abort() {
 	s.teardown()

@@ -93,4 +93,10 @@ func (s *textSink) Close(ctx context.Context) error {
 
 func (s *textSink) Commit() error { return s.out.commit() }
 
+// Rollback puts back the file Commit replaced (engine.UndoableSink).
+func (s *textSink) Rollback() error { return s.out.rollback() }
+
+// Forget drops the file Commit replaced (engine.UndoableSink).
+func (s *textSink) Forget() error { return s.out.forget() }
+
 func (s *textSink) Abort() { s.out.abort() }

@@ -450,16 +450,11 @@ func isScalarType(t reflect.Type) bool {
 
 // checkEnum reports a scalar that is not one of enum's values.
 func (d *decoder) checkEnum(n *node, path string, enum []string) bool {
-	if len(enum) == 0 || slices.Contains(enum, n.text) {
-		return true
+	err := engine.CheckEnum(n.text, enum)
+	if err != nil {
+		d.errorf(n.pos, path, "%v", err)
 	}
-	msg := fmt.Sprintf("invalid value %q", n.text)
-	if s := engine.Suggest(n.text, enum); s != "" {
-		msg += fmt.Sprintf(", did you mean %q?", s)
-	}
-	msg += " (one of: " + strings.Join(enum, ", ") + ")"
-	d.errorf(n.pos, path, "%s", msg)
-	return false
+	return err == nil
 }
 
 // generic turns n into plain Go values for an `any` parameter.

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/zflowdev/zflow/buffers"
 	"github.com/zflowdev/zflow/engine"
 )
 
@@ -246,7 +247,7 @@ var sections = []sectionDef{
 var topKeys = []string{"version", "name", "settings", "sources", "operators", "sinks"}
 
 // commonKeys are the keys of every node that are not operator parameters.
-var commonKeys = []string{"type", "inputs", "parallelism", "ordered"}
+var commonKeys = []string{"type", "inputs", "parallelism", "ordered", "memory"}
 
 type graphBuilder struct {
 	p *Pipeline
@@ -310,6 +311,9 @@ func (b *graphBuilder) top(root *node) {
 	}
 
 	p.Graph = &engine.Graph{Name: p.Name, Settings: p.Settings.Engine()}
+	if _, err := buffers.LookupKind(p.Graph.Settings.Memory.Kind); err != nil {
+		p.Graph.Settings.Memory.Kind = "" // reported above, at its place
+	}
 	b.firstID = map[string]filePos{}
 	for _, en := range root.entries {
 		for _, sec := range sections {
@@ -439,7 +443,34 @@ func (b *graphBuilder) node(en entry, kind engine.Kind) {
 	if ord := body.lookup("ordered"); ord != nil {
 		ordered := true
 		d.value(ord.val, reflect.ValueOf(&ordered).Elem(), "ordered", nil, &decodeCtx{noun: "key"})
-		gn.Unordered = !ordered
+		gn.Unordered, gn.Ordered = !ordered, ordered
+	}
+	if mem := body.lookup("memory"); mem != nil {
+		ms := nodeMemoryDefaults()
+		d.failed = nil // the checks below look at this block's errors only
+		d.decodeStruct(mem.val, structValue(&ms), "memory", &decodeCtx{noun: "setting"}, nil)
+		if mem.val.kind == nodeMap {
+			at := func(path ...string) filePos {
+				if v := resolvePath(body, path); v != nil {
+					return v.pos
+				}
+				return mem.val.pos
+			}
+			ok := func(paths ...string) bool {
+				for _, p := range paths {
+					if d.failed[p] {
+						return false
+					}
+				}
+				return true
+			}
+			d.checkMemory(&ms, "memory", at, ok, true)
+			pool := ms.Pool()
+			if _, err := buffers.LookupKind(pool.Kind); err != nil {
+				pool.Kind = "" // reported above, at its place
+			}
+			gn.Memory = &pool
+		}
 	}
 
 	// Parameters.

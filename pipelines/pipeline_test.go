@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zflowdev/zflow/buffers"
 	"github.com/zflowdev/zflow/engine"
 )
 
@@ -62,8 +63,9 @@ func TestParseGood(t *testing.T) {
 	}
 	cols := []testColumn{{Name: "symbol", Type: "string", Values: []any{"AAPL", "MSFT"}}, {Name: "qty", Type: "int64", Max: 1000}}
 	want := &engine.Graph{
-		Name:     "vwap",
-		Settings: engine.Settings{BatchRows: 1024, EdgeCapacity: 8},
+		Name: "vwap",
+		Settings: engine.Settings{BatchRows: 1024, EdgeCapacity: 8, Memory: buffers.PoolConfig{
+			Kind: "hugepage", Page: 1 << 30, Bind: true, Node: 0, Budget: 2 << 30, Lock: true, Prefault: true}},
 		Nodes: []*engine.Node{
 			{ID: "trades", Kind: engine.KindSource, Type: "gen", Config: &testGenConfig{Rows: 1e6, Seed: 7, Columns: cols, Interval: 250 * time.Millisecond, Buffer: 64 << 10}},
 			{ID: "more", Kind: engine.KindSource, Type: "csv", Config: &testCSVConfig{Path: "/d/more.csv", Header: true, Delimiter: ","}},

@@ -4,8 +4,10 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
+	"github.com/zflowdev/zflow/buffers"
 	"github.com/zflowdev/zflow/engine"
 )
 
@@ -23,14 +25,38 @@ type Settings struct {
 
 // MemorySettings choose the arena batches are allocated from.
 type MemorySettings struct {
-	Arena    string      `zflow:"arena" enum:"hugepage,thp,plain,heap,cxl" doc:"hugepage (MAP_HUGETLB, falling back to thp then plain pages, each step logged), thp (transparent hugepages), plain (mmap'd 4 KiB pages), heap (the Go heap, no arena), cxl (a shared segment at path)"`
+	Arena    string      `zflow:"arena" doc:"hugepage (MAP_HUGETLB, falling back to thp then plain pages, each step logged), thp (transparent hugepages), plain (mmap'd 4 KiB pages), heap (the Go heap, no arena), or a kind another package registers in this build (cxl: a shared segment at path)"`
 	Page     engine.Size `zflow:"page" doc:"hugepage size for arena hugepage: 2MiB or 1GiB"`
 	Node     NUMANode    `zflow:"node" doc:"NUMA node to bind the arena to: auto or a node number"`
-	Budget   engine.Size `zflow:"budget" doc:"hard limit on bytes in use: an allocation beyond it fails the run, naming the operator; 0 means no limit"`
+	Budget   engine.Size `zflow:"budget" doc:"hard limit on bytes in use: an allocation beyond it fails the run, naming the operator (an operator can also ask how much is left and spill); 0 means no limit"`
 	Soft     engine.Size `zflow:"soft_budget" doc:"bytes in use above which allocations wait for frees (backpressure); 0 means none"`
 	Lock     bool        `zflow:"lock" doc:"mlock the arena"`
 	Prefault bool        `zflow:"prefault" doc:"touch every page at start-up"`
-	Path     string      `zflow:"path" doc:"for arena cxl: a device-DAX file (/dev/dax0.0) or a file on tmpfs or hugetlbfs"`
+	Path     string      `zflow:"path" doc:"for kinds backed by a file (cxl): a device-DAX file (/dev/dax0.0) or a file on tmpfs or hugetlbfs"`
+	Size     engine.Size `zflow:"size" doc:"for kinds backed by a file (cxl): the size of the segment to create"`
+}
+
+// Pool is the engine's memory config for m.
+func (m MemorySettings) Pool() buffers.PoolConfig {
+	c := buffers.PoolConfig{
+		Kind: m.Arena, Budget: int64(m.Budget), SoftBudget: int64(m.Soft),
+		Lock: m.Lock, Prefault: m.Prefault, Path: m.Path, Size: int64(m.Size),
+	}
+	if m.Arena == "hugepage" {
+		c.Page = int64(m.Page)
+	}
+	if m.Node != AutoNode {
+		c.Bind, c.Node = true, int(m.Node)
+	}
+	return c
+}
+
+// nodeMemoryDefaults are the defaults of a node's memory: block: no arena
+// (the run's pool, under the node's own budget).
+func nodeMemoryDefaults() MemorySettings {
+	m := DefaultSettings().Memory
+	m.Arena = ""
+	return m
 }
 
 // TraceSettings choose where OpenTelemetry traces go.
@@ -94,7 +120,59 @@ func DefaultSettings() Settings {
 
 // Engine returns the part of s the engine reads.
 func (s Settings) Engine() engine.Settings {
-	return engine.Settings{BatchRows: s.BatchRows, EdgeCapacity: s.EdgeCapacity}
+	return engine.Settings{BatchRows: s.BatchRows, EdgeCapacity: s.EdgeCapacity, Memory: s.Memory.Pool(), Pin: s.Pin}
+}
+
+// checkMemory checks a memory block (settings.memory, or a node's memory:
+// with node set) for what a struct tag cannot say. at and ok are as in
+// decodeSettings, relative to the block's parent.
+func (d *decoder) checkMemory(m *MemorySettings, key string, at func(...string) filePos, ok func(...string) bool, node bool) {
+	k := func(f string) string { return key + "." + f }
+	pos := func(f string) filePos { return at(key, f) }
+	var spec *buffers.KindSpec
+	if m.Arena != "" && ok(k("arena")) {
+		if ks, err := buffers.LookupKind(m.Arena); err != nil {
+			d.errs.add(pos("arena"), "%s.arena: %s", key, strings.TrimPrefix(err.Error(), "buffers: "))
+		} else {
+			spec = &ks
+		}
+	}
+	if m.Page != 2<<20 && m.Page != 1<<30 && ok(k("page")) {
+		d.errs.add(pos("page"), "%s.page: hugepages are 2MiB or 1GiB, got %s", key, m.Page)
+	}
+	if m.Budget < 0 && ok(k("budget")) {
+		d.errs.add(pos("budget"), "%s.budget: must be ≥ 0, got %s", key, m.Budget)
+	}
+	if m.Soft < 0 && ok(k("soft_budget")) {
+		d.errs.add(pos("soft_budget"), "%s.soft_budget: must be ≥ 0, got %s", key, m.Soft)
+	}
+	if m.Budget > 0 && m.Soft > m.Budget && ok(k("budget"), k("soft_budget")) {
+		d.errs.add(pos("soft_budget"), "%s.soft_budget %s is above the hard budget %s", key, m.Soft, m.Budget)
+	}
+	if node && m.Arena == "" && ok(k("arena")) {
+		// No arena: the node shares the run's pool; only its budget applies.
+		for _, f := range []struct {
+			name string
+			set  bool
+		}{{"soft_budget", m.Soft > 0}, {"lock", m.Lock}, {"path", m.Path != ""}, {"size", m.Size > 0}, {"node", m.Node != AutoNode}} {
+			if f.set && ok(k(f.name)) {
+				d.errs.add(pos(f.name), "%s.%s: needs an arena of the operator's own (memory.arena); without one the operator allocates from the run's pool and only memory.budget applies", key, f.name)
+			}
+		}
+	}
+	if m.Arena == "heap" && (m.Soft > 0 || m.Lock || m.Node != AutoNode) && ok(k("arena"), k("soft_budget"), k("lock"), k("node")) {
+		d.errs.add(pos("arena"), "%s: arena heap has no soft budget, node or lock (they need an arena: hugepage, thp or plain)", key)
+	}
+	if spec != nil && spec.Path && m.Path == "" && ok(k("path")) {
+		d.errs.add(pos("arena"), "%s: arena %s needs a path (a device-DAX file like /dev/dax0.0, or a file on tmpfs or hugetlbfs)", key, m.Arena)
+	}
+	if spec != nil && !spec.Path && (m.Path != "" || m.Size > 0) && ok(k("path"), k("size")) {
+		f := "path"
+		if m.Path == "" {
+			f = "size"
+		}
+		d.errs.add(pos(f), "%s.%s: arena %s does not use a %s (only kinds backed by a file, like cxl)", key, f, m.Arena, f)
+	}
 }
 
 // decodeSettings decodes the settings section into s, then checks what a
@@ -127,28 +205,7 @@ func (d *decoder) decodeSettings(n *node, s *Settings) {
 	if s.EdgeCapacity < 1 && ok("edge_capacity") {
 		d.errs.add(at("edge_capacity"), "edge_capacity: must be ≥ 1, got %d", s.EdgeCapacity)
 	}
-	m := &s.Memory
-	if m.Page != 2<<20 && m.Page != 1<<30 && ok("memory.page") {
-		d.errs.add(at("memory", "page"), "memory.page: hugepages are 2MiB or 1GiB, got %s", m.Page)
-	}
-	if m.Budget < 0 && ok("memory.budget") {
-		d.errs.add(at("memory", "budget"), "memory.budget: must be ≥ 0, got %s", m.Budget)
-	}
-	if m.Soft < 0 && ok("memory.soft_budget") {
-		d.errs.add(at("memory", "soft_budget"), "memory.soft_budget: must be ≥ 0, got %s", m.Soft)
-	}
-	if m.Budget > 0 && m.Soft > m.Budget && ok("memory.budget", "memory.soft_budget") {
-		d.errs.add(at("memory", "soft_budget"), "memory.soft_budget %s is above the hard budget %s", m.Soft, m.Budget)
-	}
-	if m.Arena == "heap" && (m.Budget > 0 || m.Soft > 0 || m.Lock) && ok("memory.arena", "memory.budget", "memory.soft_budget", "memory.lock") {
-		d.errs.add(at("memory", "arena"), "memory: arena heap has no budget or lock (they need an arena: hugepage, thp or plain)")
-	}
-	if m.Arena == "cxl" && m.Path == "" && ok("memory.arena", "memory.path") {
-		d.errs.add(at("memory", "arena"), "memory: arena cxl needs a path (a device-DAX file like /dev/dax0.0, or a file on tmpfs or hugetlbfs)")
-	}
-	if m.Arena != "cxl" && m.Path != "" && ok("memory.arena", "memory.path") {
-		d.errs.add(at("memory", "path"), "memory.path: only arena cxl uses a path (arena is %s)", m.Arena)
-	}
+	d.checkMemory(&s.Memory, "memory", at, ok, false)
 	t := &s.Trace
 	if (t.Sampling < 0 || t.Sampling > 1 || t.Sampling != t.Sampling) && ok("trace.sampling") {
 		d.errs.add(at("trace", "sampling"), "trace.sampling: must be between 0 and 1, got %v", t.Sampling)

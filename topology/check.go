@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/zflowdev/zflow/internal/units"
 )
 
 // Status says where an Advice stands.
@@ -63,7 +65,7 @@ func (m *Machine) Check() []Advice {
 		add(StatusOK, "", "%d NUMA nodes: %d with CPUs, %d memory only", len(m.Nodes), len(cpuNodes), len(memNodes))
 	}
 	for _, n := range memNodes {
-		add(StatusOK, "", "node %d: memory only (CXL-like), %s; arenas bind to it with node: %d", n.ID, humanBytes(n.MemTotal), n.ID)
+		add(StatusOK, "", "node %d: memory only (CXL-like), %s; arenas bind to it with node: %d", n.ID, units.Bytes(n.MemTotal), n.ID)
 	}
 
 	// Transparent hugepages.
@@ -95,7 +97,7 @@ func (m *Machine) Check() []Advice {
 			{size2M, 512, StatusMissing, fallback, "1 GiB as 512 × 2 MiB"},
 			{size1G, 1, StatusHint, "2 MiB pages", ""},
 		} {
-			name := humanBytes(sz.size) + " hugepages"
+			name := units.Bytes(sz.size) + " hugepages"
 			p, ok := m.pool(sz.size)
 			switch {
 			case !ok && sz.size == size1G:
@@ -118,7 +120,7 @@ func (m *Machine) Check() []Advice {
 				}
 				add(sz.st, fix, "%s: the pool is empty; arenas that ask for them use %s", name, sz.instead)
 			default:
-				add(StatusOK, "", "%s: %d in the pool (%s), %d free, %d reserved by mappings", name, p.Total, humanBytes(p.Total*p.Size), p.Free, p.Reserved)
+				add(StatusOK, "", "%s: %d in the pool (%s), %d free, %d reserved by mappings", name, p.Total, units.Bytes(p.Total*p.Size), p.Free, p.Reserved)
 				if len(m.Nodes) == 1 {
 					continue
 				}
@@ -142,7 +144,7 @@ func (m *Machine) Check() []Advice {
 	case m.Memlock.Soft == Unlimited:
 		add(StatusOK, "", "memlock limit: unlimited")
 	default:
-		add(StatusHint, memlockFix, "memlock limit: %s; lock: true arenas larger than that fail", humanBytes(m.Memlock.Soft))
+		add(StatusHint, memlockFix, "memlock limit: %s; lock: true arenas larger than that fail", units.Bytes(m.Memlock.Soft))
 	}
 
 	// DAX.
@@ -159,7 +161,7 @@ func (m *Machine) Check() []Advice {
 			if d.Node >= 0 {
 				where = fmt.Sprintf("node %d", d.Node)
 			}
-			add(StatusOK, "", "%s: %s on %s, align %s, mapped through %s", d.Name, humanBytes(d.Size), where, alignText(d.Align), d.Path)
+			add(StatusOK, "", "%s: %s on %s, align %s, mapped through %s", d.Name, units.Bytes(d.Size), where, alignText(d.Align), d.Path)
 		}
 	}
 	return out

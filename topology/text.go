@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/zflowdev/zflow/internal/units"
 )
 
 // WriteText prints m as tables for people: the machine, NUMA nodes (CPU
@@ -36,7 +38,7 @@ func (m *Machine) WriteText(w io.Writer) error {
 		if n.MemoryOnly() {
 			note = "memory only (CXL-like)"
 		}
-		total, free := humanBytes(n.MemTotal), humanBytes(n.MemFree)
+		total, free := units.Bytes(n.MemTotal), units.Bytes(n.MemFree)
 		if m.Note != "" && n.MemTotal == 0 { // not read (NotLinux), not empty
 			total, free = "?", "?"
 		}
@@ -49,7 +51,7 @@ func (m *Machine) WriteText(w io.Writer) error {
 	} else {
 		p("  SIZE\tTOTAL\tFREE\tRESERVED\tSURPLUS\n")
 		for _, hp := range m.HugePages {
-			p("  %s\t%d\t%d\t%d\t%d\n", humanBytes(hp.Size), hp.Total, hp.Free, hp.Reserved, hp.Surplus)
+			p("  %s\t%d\t%d\t%d\t%d\n", units.Bytes(hp.Size), hp.Total, hp.Free, hp.Reserved, hp.Surplus)
 		}
 	}
 	p("\nDAX devices\n")
@@ -58,7 +60,7 @@ func (m *Machine) WriteText(w io.Writer) error {
 	} else {
 		p("  NAME\tPATH\tSIZE\tALIGN\tNODE\tDRIVER\n")
 		for _, d := range m.DAX {
-			p("  %s\t%s\t%s\t%s\t%s\t%s\n", d.Name, d.Path, humanBytes(d.Size), alignText(d.Align), nodeText(d.Node), orNone(d.Driver, "-"))
+			p("  %s\t%s\t%s\t%s\t%s\t%s\n", d.Name, d.Path, units.Bytes(d.Size), alignText(d.Align), nodeText(d.Node), orNone(d.Driver, "-"))
 		}
 	}
 	p("\nNVMe controllers\n")
@@ -69,7 +71,7 @@ func (m *Machine) WriteText(w io.Writer) error {
 		for _, c := range m.NVMe {
 			var ns []string
 			for _, n := range c.Namespaces {
-				ns = append(ns, n.Name+" "+humanBytes(n.Size))
+				ns = append(ns, n.Name+" "+units.Bytes(n.Size))
 			}
 			nqn := c.SubsysNQN // for fabrics: what was connected to
 			if c.Transport == "pcie" {
@@ -129,28 +131,11 @@ func (n Node) MarshalJSON() ([]byte, error) {
 	}{plain(n), n.MemoryOnly()})
 }
 
-// humanBytes prints a byte count with a binary unit: "2 MiB", "10.5 GiB".
-func humanBytes(n int64) string {
-	units := []string{"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"}
-	if n < 1024 {
-		return strconv.FormatInt(n, 10) + " B"
-	}
-	i, v := 0, float64(n)
-	for v >= 1024 && i < len(units)-1 {
-		v /= 1024
-		i++
-	}
-	if n%(int64(1)<<(10*i)) == 0 {
-		return fmt.Sprintf("%d %s", n>>(10*i), units[i])
-	}
-	return fmt.Sprintf("%.1f %s", v, units[i])
-}
-
 func alignText(n int64) string {
 	if n <= 0 {
 		return "-"
 	}
-	return humanBytes(n)
+	return units.Bytes(n)
 }
 
 func speedText(mbps int) string {
@@ -188,7 +173,7 @@ func sizeList(sizes []int64) string {
 	}
 	s := make([]string, len(sizes))
 	for i, n := range sizes {
-		s[i] = humanBytes(n)
+		s[i] = units.Bytes(n)
 	}
 	return strings.Join(s, ", ")
 }
@@ -199,7 +184,7 @@ func nodePools(pools []HugePool) string {
 	}
 	s := make([]string, len(pools))
 	for i, p := range pools {
-		s[i] = fmt.Sprintf("%s: %d (%d free)", humanBytes(p.Size), p.Total, p.Free)
+		s[i] = fmt.Sprintf("%s: %d (%d free)", units.Bytes(p.Size), p.Total, p.Free)
 	}
 	return strings.Join(s, ", ")
 }
@@ -212,7 +197,7 @@ func memlockText(l *Limit, capLock bool) string {
 	case l.Soft == Unlimited:
 		s = "unlimited"
 	default:
-		s = humanBytes(l.Soft)
+		s = units.Bytes(l.Soft)
 	}
 	if capLock {
 		s += " (CAP_IPC_LOCK: not enforced)"

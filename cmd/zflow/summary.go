@@ -53,14 +53,29 @@ func writeSummary(w io.Writer, s *engine.Summary) {
 		fmt.Fprintf(w, " — %s", strings.Join(copies, ", "))
 	}
 	fmt.Fprintln(w)
-	writeMemory(w, s.Memory)
+	writeMemory(w, "memory", s.Memory)
+	for i := range s.Pools {
+		writeMemory(w, "memory of "+strings.Join(s.Pools[i].Operators, ", "), &s.Pools[i])
+	}
 }
 
 // writeMemory prints where the batches lived: the arena asked for and what
 // the kernel gave, as read back at the end of the run.
-func writeMemory(w io.Writer, m *engine.MemoryReport) {
-	if m == nil {
-		fmt.Fprintln(w, "memory: Go heap")
+func writeMemory(w io.Writer, label string, m *engine.MemoryReport) {
+	switch {
+	case m == nil || m.Arena == "heap" || m.Arena == "caller":
+		what := "Go heap"
+		if m != nil && m.Arena == "caller" {
+			what = "the caller's allocator"
+		}
+		fmt.Fprintf(w, "%s: %s", label, what)
+		if m != nil {
+			fmt.Fprintf(w, ", peak %s", engine.HumanBytes(m.Peak))
+			if m.Budget > 0 {
+				fmt.Fprintf(w, ", budget %s", engine.HumanBytes(m.Budget))
+			}
+		}
+		fmt.Fprintln(w)
 		return
 	}
 	asked := m.Arena
@@ -83,8 +98,8 @@ func writeMemory(w io.Writer, m *engine.MemoryReport) {
 	if m.NodeSeen >= 0 {
 		seen = fmt.Sprintf("pages on node %d", m.NodeSeen)
 	}
-	fmt.Fprintf(w, "memory: arena %s → got %s (%s on hugepages, %s), peak %s",
-		asked, strings.Join(got, " + "), engine.HumanBytes(m.Huge), seen, engine.HumanBytes(m.Peak))
+	fmt.Fprintf(w, "%s: arena %s → got %s (%s on hugepages, %s), peak %s",
+		label, asked, strings.Join(got, " + "), engine.HumanBytes(m.Huge), seen, engine.HumanBytes(m.Peak))
 	if m.Budget > 0 {
 		fmt.Fprintf(w, ", budget %s", engine.HumanBytes(m.Budget))
 	}

@@ -14,7 +14,7 @@
 # INTEROP_NODE_MEM (512M per node), INTEROP_HUGEPAGES (16 per node),
 # INTEROP_TIMEOUT (300 s for the boot), INTEROP_RUN (a -test.run filter; the
 # PASS check then only looks for what it selects), INTEROP_ACCEL (tcg; kvm
-# hangs a stock kernel on our VMs, see kernel-guest.md).
+# hangs a stock kernel on our VMs, see docs/guest.md).
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."

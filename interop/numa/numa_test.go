@@ -125,7 +125,7 @@ func TestArenaPages(t *testing.T) {
 	for _, node := range []int{0, 1, 2} {
 		t.Run(fmt.Sprintf("node=%d", node), func(t *testing.T) {
 			a, err := buffers.New(buffers.ArenaConfig{
-				Kind: buffers.KindPlain, Node: node, Prefault: true,
+				Kind: buffers.KindPlain, Bind: true, Node: node, Prefault: true,
 				ExtentSize: extentLen, LargeCache: -1,
 			})
 			if err != nil {
@@ -167,7 +167,7 @@ func TestHugepagePools(t *testing.T) {
 				t.Fatalf("node %d has %d free 2 MiB hugepages, need %d: did /init reserve them?", node, before[node], extentLen/hugePage)
 			}
 			a, err := buffers.New(buffers.ArenaConfig{
-				Kind: buffers.KindHugepage, Page: buffers.Page2MiB, Node: node, Prefault: true,
+				Kind: buffers.KindHugepage, Page: buffers.Page2MiB, Bind: true, Node: node, Prefault: true,
 				ExtentSize: extentLen, LargeCache: -1,
 			})
 			if err != nil {
@@ -500,7 +500,7 @@ func TestHugepageShortNodePool(t *testing.T) {
 		t.Fatalf("pools %v: the machine-wide pool must exceed node %d's for this check", before, node)
 	}
 	a, err := buffers.New(buffers.ArenaConfig{
-		Kind: buffers.KindHugepage, Page: buffers.Page2MiB, Node: node, Prefault: true,
+		Kind: buffers.KindHugepage, Page: buffers.Page2MiB, Bind: true, Node: node, Prefault: true,
 		ExtentSize: want * hugePage, LargeCache: -1,
 	})
 	if err != nil {

@@ -1,0 +1,142 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/zflowdev/zflow/internal/atomicfile"
+)
+
+// A run killed with SIGKILL leaves its temporary file; the next run of the
+// same sink removes it, and only it: a live process's temporary file for the
+// same path (this test's), a dead run's file for another path, a file of an
+// earlier zflow version and a user's file all stay.
+func TestSIGKILLLeftoversRemovedByNextRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	me, err := atomicfile.Self()
+	if err != nil {
+		t.Skipf("no /proc: %v", err)
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "zflow")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	out := filepath.Join(dir, "out")
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	final := filepath.Join(out, "big.parquet")
+	if err := os.WriteFile(final, []byte("the old file"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dead := me
+	dead.Start++ // this pid, another start time: a dead process
+	keep := []string{
+		// A live process's temporary file for the same final name: ours.
+		atomicfile.FormatName("big.parquet", atomicfile.Tag{Owner: me, Rand: 7}, atomicfile.KindTemp),
+		// A dead run's files for another final name.
+		atomicfile.FormatName("small.parquet", atomicfile.Tag{Owner: dead, Rand: 8}, atomicfile.KindTemp),
+		// An earlier zflow version's temporary file, a user's files.
+		".big.parquet.tmp-123456",
+		"notes.txt",
+		"big.parquet.zflow-backup",
+	}
+	for _, n := range keep {
+		if err := os.WriteFile(filepath.Join(out, n), []byte(n), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	endless := writeTemp(t, dir, "endless.yaml", `
+version: 1
+name: endless
+sources:
+  g: {type: generate, rows: 1000000000000, columns: [{name: qty, type: int64}, {name: s, type: string}]}
+sinks:
+  out: {type: parquet, inputs: [g], path: out/big.parquet, row_group_rows: 10000}
+`)
+	cmd := exec.Command(bin, "run", "--quiet", endless)
+	cmd.Dir = dir
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Wait until the run's temporary file holds data, then kill the run.
+	var killed string
+	deadline := time.Now().Add(30 * time.Second)
+	for killed == "" && time.Now().Before(deadline) {
+		ents, _ := os.ReadDir(out)
+		for _, e := range ents {
+			tag, k, ok := atomicfile.ParseName("big.parquet", e.Name())
+			if ok && k == atomicfile.KindTemp && tag.PID == cmd.Process.Pid {
+				if st, err := os.Stat(filepath.Join(out, e.Name())); err == nil && st.Size() > 0 {
+					killed = e.Name()
+				}
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if killed == "" {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatal("the run wrote no temporary file in 30 s")
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	if _, err := os.Stat(filepath.Join(out, killed)); err != nil {
+		t.Fatalf("the killed run's temporary file: %v", err)
+	}
+	if b, _ := os.ReadFile(final); string(b) != "the old file" {
+		t.Fatalf("the killed run changed the final file: %q", b)
+	}
+
+	// The next run of the same sink.
+	small := writeTemp(t, dir, "small.yaml", `
+version: 1
+name: small
+sources:
+  g: {type: generate, rows: 100, columns: [{name: qty, type: int64}]}
+sinks:
+  out: {type: parquet, inputs: [g], path: out/big.parquet}
+`)
+	next := exec.Command(bin, "run", "--quiet", small)
+	next.Dir = dir
+	var stderr bytes.Buffer
+	next.Stderr = &stderr
+	if err := next.Run(); err != nil {
+		t.Fatalf("next run: %v\n%s", err, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), killed) || !strings.Contains(stderr.String(), "dead process "+strconv.Itoa(cmd.Process.Pid)) {
+		t.Errorf("the next run did not log the removal of %s:\n%s", killed, stderr.String())
+	}
+	want := append(slices.Clone(keep), "big.parquet")
+	slices.Sort(want)
+	var got []string
+	ents, _ := os.ReadDir(out)
+	for _, e := range ents {
+		got = append(got, e.Name())
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("out/ holds\n%q\nwant\n%q", got, want)
+	}
+	for _, n := range keep {
+		if b, _ := os.ReadFile(filepath.Join(out, n)); string(b) != n {
+			t.Errorf("%s changed: %q", n, b)
+		}
+	}
+	if b, _ := os.ReadFile(final); !bytes.HasPrefix(b, []byte("PAR1")) {
+		t.Errorf("the next run did not write the final file: %q", b[:min(len(b), 16)])
+	}
+}
