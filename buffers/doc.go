@@ -21,7 +21,7 @@
 // move_pages; extent_linux.go). The package builds everywhere, but on any
 // other OS New fails, after checking the config, with an error that says
 // so and wraps errors.ErrUnsupported; callers then use the Go heap (the
-// root package logs the reason and does).
+// engine logs the reason and does).
 //
 // # Allocator
 //

@@ -34,8 +34,8 @@ func bytesAt(addr, n uintptr) []byte { return unsafe.Slice((*byte)(ptrAt(addr)),
 // notLinux is the error New returns on an OS other than Linux (goos/goarch,
 // as runtime.GOOS and runtime.GOARCH name it): arenas are built from
 // mmap, madvise and mbind, and read back from /proc/self/smaps and
-// move_pages, all Linux-only. The caller uses the Go heap instead (the root
-// package's useArena logs this and does). It wraps errors.ErrUnsupported.
+// move_pages, all Linux-only. The caller uses the Go heap instead (the
+// engine logs this as the reason and does). It wraps errors.ErrUnsupported.
 func notLinux(goos, goarch string) error {
 	return fmt.Errorf("buffers: arenas need Linux (mmap, madvise, mbind); this is %s/%s: %w", goos, goarch, errors.ErrUnsupported)
 }
