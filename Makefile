@@ -4,18 +4,39 @@
 
 GO        ?= go
 BIN       := bin/zflow
-# io/uring pulls syscall.munmap through go:linkname; Go ≥ 1.23 links it only
-# with this flag. Harmless for binaries that do not import io/uring.
-LDFLAGS   := -checklinkname=0
 GOFLAGS_T ?= -race -count=1 -timeout 20m
 
-.PHONY: run test build deps vet jaeger fuzz bench bench-overhead bench-tracing bench-arena bench-duckdb interop clean
+# -checklinkname=0, only where io/uring is linked. The io_uring backend
+# (io/uring) uses giouring, which pulls syscall.munmap through go:linkname;
+# Go >= 1.23 links that only with -ldflags=-checklinkname=0. That flag turns
+# the check off for the whole binary, so only binaries and test binaries
+# that depend on io/uring get it, found with go list (nothing while io/uring
+# does not exist):
+#   uring_tests  the packages among $(1) whose test binary, or command,
+#                links io/uring: `go test` runs them with the flag, the rest
+#                without (go list -test: each PKG.test main and its Deps);
+#   uring_ldflags  -ldflags=-checklinkname=0 when the binary $(1) links
+#                io/uring (go list -deps), else nothing;
+#   uring_test_ldflags  the same for the test binaries of $(1).
+# interop/guest/run.sh decides the same way for its static binaries.
+URING    := github.com/zflowdev/zflow/io/uring
+LINKNAME := -checklinkname=0
+uring_tests = $(shell $(GO) list -test -f '{{if and (eq .Name "main") (not .ForTest)}}{{range .Deps}}{{$$.ImportPath}}|{{.}}{{"\n"}}{{end}}{{end}}' $(1) \
+	| grep -E '\|$(URING)( \[|$$)' | cut -d'|' -f1 | sed 's/\.test$$//' | sort -u)
+uring_ldflags = $(if $(shell $(GO) list -deps $(1) | grep -x '$(URING)'),-ldflags='$(LINKNAME)')
+uring_test_ldflags = $(if $(call uring_tests,$(1)),-ldflags='$(LINKNAME)')
+
+# The other platforms the module must build and vet on (make cross): there
+# arenas fall back to the Go heap and topology says what it cannot read.
+CROSS := darwin/arm64 windows/amd64
+
+.PHONY: run test build deps vet cross jaeger fuzz bench bench-overhead bench-tracing bench-arena bench-duckdb interop clean
 
 run: build
 	$(BIN) run pipelines/examples/quickstart.yaml
 
 build: deps
-	$(GO) build -ldflags='$(LDFLAGS)' -o $(BIN) ./cmd/zflow
+	$(GO) build $(call uring_ldflags,./cmd/zflow) -o $(BIN) ./cmd/zflow
 
 # Everything the tests need on a fresh machine: Go modules (and, when a test
 # needs one, Debian packages: listed in APT_PACKAGES).
@@ -32,10 +53,24 @@ vet: deps
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './bench/duckdb/*')); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 
-# The Go tests (against a real Jaeger for the telemetry integration test),
-# then the multi-node NUMA checks in a QEMU guest (make interop).
-test: deps vet jaeger
-	ZFLOW_JAEGER=$(CURDIR)/$(JAEGER) $(GO) test $(GOFLAGS_T) -ldflags='$(LDFLAGS)' ./...
+# GOOS=darwin GOARCH=arm64 and GOOS=windows GOARCH=amd64 go build ./... and
+# go vet ./... (test files included), with GOFLAGS cleared (-race cannot
+# cross-compile). Under a minute on 2 cores with a warm cache.
+cross: deps
+	@for p in $(CROSS); do \
+	  echo "GOOS=$${p%/*} GOARCH=$${p#*/} go build ./... && go vet ./..."; \
+	  GOFLAGS= GOOS=$${p%/*} GOARCH=$${p#*/} $(GO) build ./... && \
+	  GOFLAGS= GOOS=$${p%/*} GOARCH=$${p#*/} $(GO) vet ./... || exit 1; \
+	done
+
+# The cross builds, the Go tests (against a real Jaeger for the telemetry
+# integration test; packages that link io/uring in a second run with
+# -checklinkname=0), then the multi-node NUMA checks in a QEMU guest (make
+# interop).
+test: deps vet cross jaeger
+	$(eval URING_TESTS := $(call uring_tests,./...))
+	ZFLOW_JAEGER=$(CURDIR)/$(JAEGER) $(GO) test $(GOFLAGS_T) $(or $(filter-out $(URING_TESTS),$(shell $(GO) list ./...)),./...)
+	$(if $(URING_TESTS),ZFLOW_JAEGER=$(CURDIR)/$(JAEGER) $(GO) test $(GOFLAGS_T) -ldflags='$(LINKNAME)' $(URING_TESTS))
 	$(MAKE) interop
 
 # A real OTLP receiver for the telemetry integration test: Jaeger v2 (an
@@ -53,13 +88,13 @@ $(JAEGER): tools/jaeger/go.mod tools/jaeger/go.sum
 # Fuzz each parser (FUZZTIME=10m for the long run quoted in notes).
 FUZZTIME ?= 1m
 fuzz: deps
-	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) -parallel=1 ./pipelines/
-	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) -parallel=1 ./operators/expr/
+	$(GO) test $(call uring_test_ldflags,./pipelines/) -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) -parallel=1 ./pipelines/
+	$(GO) test $(call uring_test_ldflags,./operators/expr/) -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) -parallel=1 ./operators/expr/
 
 # Benchmarks are not tests: they print figures (ratios against a baseline
 # measured in the same run) and never assert a timing.
 bench: deps
-	$(GO) test -run='^$$' -bench=. -benchtime=5x -cpu 1,2 ./bench/
+	$(GO) test $(call uring_test_ldflags,./bench/) -run='^$$' -bench=. -benchtime=5x -cpu 1,2 ./bench/
 
 # Engine overhead (pipeline ÷ the same compute calls in a plain loop), with a
 # PNG chart: bench/results/overhead.{json,png}.
@@ -75,7 +110,7 @@ bench-tracing: deps
 # faults per GB) and per buffer size: bench/results/arena.{json,png}.
 # As root it reserves 2 MiB hugepages for the run and restores the pool.
 bench-arena: deps
-	$(GO) run -ldflags='$(LDFLAGS)' ./bench/cmd/arena
+	$(GO) run $(call uring_ldflags,./bench/cmd/arena) ./bench/cmd/arena
 
 # zflow vs DuckDB (through @duckdb/node-api, threads=2) on a 10M-row CSV, as
 # whole processes under hyperfine: bench/results/duckdb.{json,md,png}.

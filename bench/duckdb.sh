@@ -44,7 +44,7 @@ if [ ! -d bench/duckdb/node_modules/@duckdb/node-api ]; then
 fi
 
 log "building bin/zflow and bin/zflow-bench-chart"
-go build -ldflags=-checklinkname=0 -o bin/zflow ./cmd/zflow
+"${MAKE:-make}" --no-print-directory build # -checklinkname=0 only if it links io/uring
 go build -o bin/zflow-bench-chart ./bench/cmd/chart
 
 # --- data --------------------------------------------------------------------

@@ -149,7 +149,8 @@ type Arena struct {
 	extentsN      [3]atomic.Int64 // mappings by the kind got
 }
 
-// newArena checks and normalizes cfg; it maps nothing yet.
+// newArena checks and normalizes cfg; it maps nothing yet. On an OS other
+// than Linux it fails (after checking cfg) with an error that says so.
 func newArena(cfg ArenaConfig) (*Arena, error) {
 	if cfg.Kind < KindPlain || cfg.Kind > KindHugepage {
 		return nil, fmt.Errorf("buffers: arena kind %v not supported", cfg.Kind)
@@ -207,6 +208,9 @@ func newArena(cfg ArenaConfig) (*Arena, error) {
 		log = slog.Default()
 	}
 	cfg.Logger = log
+	if err := arenaSupported(); err != nil { // checked after cfg: a bad config is an error everywhere
+		return nil, err
+	}
 	return &Arena{
 		cfg:      cfg,
 		log:      log,

@@ -17,6 +17,12 @@
 // "Use the Go heap" is not a Kind: it is the absence of this package
 // (memory.NewGoAllocator).
 //
+// Arenas are Linux-only (mmap, madvise, mbind, /proc/self/smaps,
+// move_pages; extent_linux.go). The package builds everywhere, but on any
+// other OS New fails, after checking the config, with an error that says
+// so and wraps errors.ErrUnsupported; callers then use the Go heap (the
+// engine logs the reason and does).
+//
 // # Allocator
 //
 // New builds an Allocator over an arena. Requests up to MaxClassSize

@@ -6,7 +6,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"unsafe"
 
 	"github.com/zflowdev/zflow/topology"
 	"golang.org/x/sys/unix"
@@ -23,36 +22,14 @@ import (
 // heap; the GC neither scans nor frees it, so it may hold raw addresses
 // (the free lists live in it).
 
-// thpPMD is the size of a transparent hugepage on amd64 and arm64 with 4 KiB
-// base pages, and the alignment every non-hugetlb region gets.
-const thpPMD = 2 << 20
-
 // Paths read to explain a fallback; variables for tests.
 var (
 	thpEnabledPath = "/sys/kernel/mm/transparent_hugepage/enabled"
 	hugepagesDir   = "/sys/kernel/mm/hugepages"
 )
 
-// mapping is one mmap'd region.
-type mapping struct {
-	base, size       uintptr // the usable region
-	rawBase, rawSize uintptr // what to munmap: the region and its guard pages
-	asked, got       Kind
-	page             uintptr // page size of what got: hugetlb page or base page
-	node             int     // node bound with mbind, or NoNode
-	locked           bool
-	populated        bool   // faulted in already (bound hugetlb)
-	large            bool   // a large allocation's own mapping, not an extent
-	fallback         string // why got differs from asked; "" when it does not
-}
-
-// ptrAt turns an address inside one of our mappings (outside the Go heap,
-// never moved) back into a pointer.
-func ptrAt(addr uintptr) unsafe.Pointer { return unsafe.Add(unsafe.Pointer(nil), addr) }
-
-// bytesAt is the n bytes at addr as a slice; the caller keeps it within a
-// live mapping.
-func bytesAt(addr, n uintptr) []byte { return unsafe.Slice((*byte)(ptrAt(addr)), n) }
+// arenaSupported reports whether this OS can map arenas: Linux can.
+func arenaSupported() error { return nil }
 
 func (m *mapping) unmap() error {
 	if err := unix.MunmapPtr(ptrAt(m.rawBase), m.rawSize); err != nil {

@@ -2,17 +2,16 @@
 
 package topology
 
-import (
-	"errors"
-	"fmt"
-)
+import "fmt"
 
-// PinCurrentThread is supported on Linux only.
+// PinCurrentThread is Linux-only (sched_setaffinity(2)): elsewhere it fails
+// with an error that wraps errors.ErrUnsupported, and callers run unpinned
+// (the root package logs why).
 func PinCurrentThread(cpus []int) error {
-	return fmt.Errorf("topology: pin thread: %w", errors.ErrUnsupported)
+	return fmt.Errorf("topology: pin thread to cpus %v: %w", cpus, linuxOnly("sched_setaffinity(2)"))
 }
 
-// ThreadAffinity is supported on Linux only.
+// ThreadAffinity is Linux-only (sched_getaffinity(2)).
 func ThreadAffinity() ([]int, error) {
-	return nil, fmt.Errorf("topology: thread affinity: %w", errors.ErrUnsupported)
+	return nil, fmt.Errorf("topology: thread affinity: %w", linuxOnly("sched_getaffinity(2)"))
 }

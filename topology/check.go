@@ -38,7 +38,13 @@ const (
 // 1 GiB hugepage pools (machine-wide and per node), the memlock limit for
 // `lock: true`, DAX devices. The commands name the real /sys and /proc
 // paths whatever Root m was read from: they are for the machine's owner.
+//
+// A machine with a Note (NotLinux) gets that note as its one finding: the
+// rest would be Linux commands for a machine that is not Linux.
 func (m *Machine) Check() []Advice {
+	if m.Note != "" {
+		return []Advice{{What: m.Note, Status: StatusMissing}}
+	}
 	var out []Advice
 	add := func(st Status, fix, format string, args ...any) {
 		out = append(out, Advice{What: fmt.Sprintf(format, args...), Status: st, Fix: fix})

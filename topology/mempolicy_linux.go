@@ -7,7 +7,6 @@ package topology
 // is legal but means nothing, the runtime moves and reuses it.
 
 import (
-	"errors"
 	"fmt"
 	"math/bits"
 	"os"
@@ -18,22 +17,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// MbindFlags are the MPOL_MF_* flags of mbind(2).
-type MbindFlags int
-
+// The MbindFlags values are the kernel's: these fail to compile (a negative
+// constant converted to uint) if they ever differ from x/sys/unix.
 const (
-	// MbindStrict (MPOL_MF_STRICT) makes mbind fail with EIO when pages
-	// already present in the range are not on the node (and, with
-	// MbindMove, could not be moved).
-	MbindStrict MbindFlags = unix.MPOL_MF_STRICT
-	// MbindMove (MPOL_MF_MOVE) migrates pages already present in the range,
-	// that only this process maps, to the node.
-	MbindMove MbindFlags = unix.MPOL_MF_MOVE
+	_ = uint(MbindStrict-unix.MPOL_MF_STRICT) + uint(unix.MPOL_MF_STRICT-MbindStrict)
+	_ = uint(MbindMove-unix.MPOL_MF_MOVE) + uint(unix.MPOL_MF_MOVE-MbindMove)
 )
-
-// ErrNodeUnavailable is wrapped (together with the errno) by Mbind when the
-// kernel refused a node that does not exist or has no memory.
-var ErrNodeUnavailable = errors.New("NUMA node not available")
 
 // mpolSysNodeDir is where the kernel lists NUMA nodes; a variable for tests.
 var mpolSysNodeDir = "/sys/devices/system/node"

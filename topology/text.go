@@ -15,12 +15,15 @@ import (
 // WriteText prints m as tables for people: the machine, NUMA nodes (CPU
 // lists in range form, memory, distances, hugepages; memory-only nodes
 // marked), machine-wide hugepage pools, DAX devices, NVMe controllers (the
-// subsystem NQN for fabrics only) and NICs.
+// subsystem NQN for fabrics only) and NICs, after m.Note if there is one.
 func (m *Machine) WriteText(w io.Writer) error {
 	var buf bytes.Buffer
 	tw := tabwriter.NewWriter(&buf, 0, 0, 2, ' ', 0)
 	p := func(format string, args ...any) { fmt.Fprintf(tw, format, args...) }
 
+	if m.Note != "" {
+		p("Note: %s\n\n", m.Note)
+	}
 	p("Machine\n")
 	p("  kernel\t%s\n", m.Kernel)
 	p("  online CPUs\t%d\n", m.CPUs)
@@ -35,8 +38,12 @@ func (m *Machine) WriteText(w io.Writer) error {
 		if n.MemoryOnly() {
 			note = "memory only (CXL-like)"
 		}
+		total, free := units.Bytes(n.MemTotal), units.Bytes(n.MemFree)
+		if m.Note != "" && n.MemTotal == 0 { // not read (NotLinux), not empty
+			total, free = "?", "?"
+		}
 		p("  %d\t%s\t%s\t%s\t%s\t%s\t%s\n", n.ID, orNone(FormatCPUList(n.CPUs), "-"),
-			units.Bytes(n.MemTotal), units.Bytes(n.MemFree), intList(n.Distances), nodePools(n.HugePages), note)
+			total, free, intList(n.Distances), nodePools(n.HugePages), note)
 	}
 	p("\nHugepage pools (machine-wide, in pages)\n")
 	if len(m.HugePages) == 0 {

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -44,6 +45,10 @@ type Machine struct {
 	DAX           []DAXDevice      `json:"dax"`
 	NVMe          []NVMeController `json:"nvme"`
 	NICs          []NIC            `json:"nics"`
+	// Note says what Read could not know and why; "" when it read
+	// everything. On an OS other than Linux, Read(Host()) fills in only
+	// what Go knows (NotLinux) and Note says so.
+	Note string `json:"note,omitempty"`
 
 	root Root // where it was read from, for the placement methods
 }
@@ -119,7 +124,15 @@ type NIC struct {
 // NVMe, no DAX devices, no hugetlb, no THP) are empty, not errors; a
 // mandatory file that cannot be read or parsed (cpu/online, a node's
 // cpulist, meminfo or distance, osrelease) is an error naming the file.
+//
+// On an OS other than Linux there is no sysfs: Read(Host()) returns
+// NotLinux's machine (runtime.NumCPU CPUs on one node, Note saying the rest
+// is unknown) and no error. A Root other than Host (a copied tree) is read
+// as on Linux.
 func Read(r Root) (*Machine, error) {
+	if runtime.GOOS != "linux" && r == Host() {
+		return NotLinux(runtime.GOOS, runtime.GOARCH, runtime.NumCPU()), nil
+	}
 	m := &Machine{root: r}
 	var err error
 	if m.Kernel, err = readString(r.proc("sys/kernel/osrelease")); err != nil {

@@ -28,7 +28,7 @@
 //     pinning to the memory-only node 2 fails with an error that says so.
 //
 // Everywhere else (go test ./... on a developer machine or in CI) each test
-// skips and says why. The test names and their "--- PASS" lines are what
+// skips and says why; off Linux the tests are not built at all. The test names and their "--- PASS" lines are what
 // the host harness looks for in the serial log; keep them in step with
 // interop/guest/run.sh.
 package numa

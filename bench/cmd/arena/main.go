@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command arena measures what the arena allocator (package buffers) buys a
 // pipeline against Go's allocator: the core pipeline generate → filter →
 // project → discard, where every batch is freshly allocated, on
@@ -12,6 +14,9 @@
 // As root it reserves the 2 MiB hugepages the hugetlb arena needs (and
 // restores /proc/sys/vm/nr_hugepages); otherwise that arena falls back to
 // THP and the table says so.
+//
+// It is Linux-only, as arenas are (and it counts minor faults with
+// getrusage).
 //
 //	go run ./bench/cmd/arena [-rows 8388608] [-batch 65536] [-reps 7] [-out bench/results]
 package main

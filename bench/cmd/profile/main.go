@@ -2,7 +2,7 @@
 // then Run with the default allocator) under the Go profilers, for finding
 // where a benchmark's time goes; the zflow CLI has no profiling flags.
 //
-//	go build -ldflags=-checklinkname=0 -o bin/zflow-profile ./bench/cmd/profile
+//	go build -o bin/zflow-profile ./bench/cmd/profile
 //	bin/zflow-profile -cpuprofile cpu.prof [-memprofile mem.prof] [-trace trace.out] bench/pipelines/filter_project.yaml
 //	go tool pprof -top -cum bin/zflow-profile cpu.prof
 package main
