@@ -1,8 +1,10 @@
 package engine
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 
@@ -70,7 +72,11 @@ func newRunMemory(p *Plan, opts RunOptions) (*runMemory, error) {
 	default:
 		run, err = buffers.NewPool(cfg)
 		if err != nil {
-			opts.Logger.Error("memory: no "+cfg.Kind+" pool, batches use the Go heap: "+err.Error(), "pipeline", p.Name)
+			level := slog.LevelError
+			if errors.Is(err, errors.ErrUnsupported) { // no arenas on this OS: expected, said once
+				level = slog.LevelWarn
+			}
+			opts.Logger.Log(context.Background(), level, "memory: no "+cfg.Kind+" pool, batches use the Go heap: "+err.Error(), "pipeline", p.Name)
 			kind = "heap"
 			run, err = buffers.NewHeapPool(kind, memory.DefaultAllocator, buffers.PoolConfig{Budget: cfg.Budget})
 		}
