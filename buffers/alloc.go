@@ -121,7 +121,7 @@ func (a *Allocator) InUse() int64 {
 	}
 	var n int64
 	for _, o := range *a.owners.Load() {
-		n += o.use.inUse.Load()
+		n += o.use.inUse()
 	}
 	return n
 }

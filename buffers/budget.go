@@ -88,67 +88,128 @@ func (l *limited) add(n int64) (v int64, ok bool) {
 	}
 }
 
-// share is one owner's bytes in use, exact and under the owner's own
-// limit; and, in a pool that keeps no exact total, the bytes the owner has
-// claimed from the pool's total.
+// share is one owner's bytes in use. With a limit of its own the owner
+// keeps one exact count, held under the limit. Without one (the common
+// case) it keeps what it allocated and what was freed in two counters on
+// two cache lines: an operator allocates on its own goroutine and its
+// consumers free on theirs, so neither side writes the other's line on
+// every call. In use is their difference, read when asked; the peak is
+// sampled every claimQuantum bytes allocated (and the owner's claim on a
+// budget-less pool's total moved then too).
 type share struct {
-	limited
+	limit int64
+	used  atomic.Int64 // with a limit: in use; without: bytes allocated
+	mark  atomic.Int64 // without a limit: used at the last sample
+	_     [48]byte
+	freed atomic.Int64 // without a limit: bytes freed
+	_     [56]byte
+	peak  atomic.Int64
+
 	claimMu sync.Mutex
 	claimed atomic.Int64
 }
 
+// inUse is the owner's bytes in use now.
+func (s *share) inUse() int64 {
+	if s.limit > 0 {
+		return s.used.Load()
+	}
+	return s.used.Load() - s.freed.Load()
+}
+
+// Peak is the most bytes the owner had in use at once (sampled without a
+// limit: see share).
+func (s *share) Peak() int64 { return max(s.peak.Load(), s.inUse()) }
+
+// add takes n more bytes (n may be negative: a Reallocate that shrinks,
+// an Unreserve). It refuses bytes over the limit, returning what was in
+// use; sample says the caller should move the owner's claim.
+func (s *share) add(n int64) (cur int64, ok, sample bool) {
+	if s.limit > 0 {
+		for {
+			c := s.used.Load()
+			if v := c + n; v > s.limit && n > 0 {
+				return c, false, false
+			} else if s.used.CompareAndSwap(c, v) {
+				raise(&s.peak, v)
+				return v, true, true
+			}
+		}
+	}
+	if n < 0 {
+		s.freed.Add(-n)
+		return 0, true, false
+	}
+	v := s.used.Add(n)
+	if v-s.mark.Load() < claimQuantum && v > claimQuantum {
+		return 0, true, false
+	}
+	s.mark.Store(v)
+	cur = v - s.freed.Load()
+	raise(&s.peak, cur)
+	return cur, true, true
+}
+
+// sub gives n bytes back.
+func (s *share) sub(n int64) {
+	if s.limit > 0 {
+		s.used.Add(-n)
+		return
+	}
+	s.freed.Add(n)
+}
+
 // total is a pool's bytes in use. A pool with a budget (hard or soft)
 // counts every charge in it, exactly, to hold the budget. A pool without
-// one counts what its owners claim, a quantum at a time: each owner's
-// allocations then touch only the owner's own counter (no cache line
-// shared by every operator on every allocation), and the total and its
-// peak are over by at most two quanta per owner. Exact figures are the sum
-// over the owners (Stats, Usage).
+// one counts what its owners claim, moved a quantum at a time when they
+// sample: each owner's allocations then touch only the owner's own
+// counters (no cache line shared by every operator on every allocation),
+// and the total's peak is over by about two quanta per owner. Exact
+// figures in use are the sum over the owners (Stats, Usage).
 type total struct {
 	limited
 	exact bool
 }
 
-// claimQuantum is the step in which owners claim from a pool's total.
+// claimQuantum is the step in which owners sample their use and claim
+// from a pool's total.
 const claimQuantum = 256 << 10
 
 // charge takes n more bytes for owner s (named owner, for the error),
 // under s's own limit and the pool's budget; it charges nothing when it
 // refuses.
 func (t *total) charge(s *share, n int64, asked int, owner string) *BudgetError {
-	cur, ok := s.add(n)
+	cur, ok, sample := s.add(n)
 	if !ok {
 		return &BudgetError{Owner: owner, Own: true, Asked: int64(asked), InUse: cur, Limit: s.limit}
 	}
 	if t.exact {
 		if pc, ok := t.add(n); !ok {
-			s.inUse.Add(-n)
+			s.sub(n)
 			return &BudgetError{Owner: owner, Asked: int64(asked), InUse: pc, Limit: t.limit}
 		}
 		return nil
 	}
-	if cur > s.claimed.Load() {
-		t.claim(s)
+	if sample {
+		if c := s.claimed.Load(); cur > c || c-cur > 2*claimQuantum {
+			t.claim(s)
+		}
 	}
 	return nil
 }
 
 // uncharge gives n bytes of s back.
 func (t *total) uncharge(s *share, n int64) {
-	cur := s.inUse.Add(-n)
+	s.sub(n)
 	if t.exact {
 		t.inUse.Add(-n)
-		return
-	}
-	if s.claimed.Load()-cur > 2*claimQuantum {
-		t.claim(s)
 	}
 }
 
 // claim moves s's claim to its use, rounded up to a quantum.
 func (t *total) claim(s *share) {
 	s.claimMu.Lock()
-	want := roundUp(max(s.inUse.Load(), 0), claimQuantum)
+	want := roundUp(max(s.inUse(), 0), claimQuantum)
 	if d := want - s.claimed.Load(); d != 0 {
 		t.add(d) // no limit: never refused
 		s.claimed.Store(want)

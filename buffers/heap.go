@@ -79,7 +79,7 @@ func (p *heapPool) inUse() int64 {
 	defer p.mu.Unlock()
 	var n int64
 	for _, a := range p.accts {
-		n += a.use.inUse.Load()
+		n += a.use.inUse()
 	}
 	return n
 }
@@ -150,10 +150,10 @@ func (a *heapAccount) Free(b []byte) {
 	a.uncharge(int64(n))
 }
 
-func (a *heapAccount) Used() int64      { return a.use.inUse.Load() }
+func (a *heapAccount) Used() int64      { return a.use.inUse() }
 func (a *heapAccount) Limit() int64     { return a.use.limit }
-func (a *heapAccount) Peak() int64      { return a.use.peak.Load() }
-func (a *heapAccount) Available() int64 { return min(room(&a.use.limited), room(&a.p.use.limited)) }
+func (a *heapAccount) Peak() int64      { return a.use.Peak() }
+func (a *heapAccount) Available() int64 { return min(a.use.room(), room(&a.p.use.limited)) }
 
 func (a *heapAccount) Reserve(n int64) error {
 	if n < 0 {

@@ -293,12 +293,12 @@ func backingName(k Kind) string {
 
 // The ownerView is an Account.
 
-func (v *ownerView) Used() int64  { return v.o.use.inUse.Load() }
+func (v *ownerView) Used() int64  { return v.o.use.inUse() }
 func (v *ownerView) Limit() int64 { return v.o.use.limit }
-func (v *ownerView) Peak() int64  { return v.o.use.peak.Load() }
+func (v *ownerView) Peak() int64  { return v.o.use.Peak() }
 
 func (v *ownerView) Available() int64 {
-	return min(room(&v.o.use.limited), room(&v.a.use.limited))
+	return min(v.o.use.room(), room(&v.a.use.limited))
 }
 
 func (v *ownerView) Reserve(n int64) error {
@@ -327,6 +327,14 @@ func (v *ownerView) TryAllocate(size int) (b []byte, err error) {
 		}
 	}()
 	return v.a.alloc(size, v.o), nil
+}
+
+// room is what is left under s's own limit, math.MaxInt64 without one.
+func (s *share) room() int64 {
+	if s.limit == 0 {
+		return math.MaxInt64
+	}
+	return max(0, s.limit-s.inUse())
 }
 
 // room is what is left under l's limit, math.MaxInt64 without one.

@@ -134,7 +134,7 @@ func (a *Allocator) Stats() Stats {
 			continue
 		}
 		s.Owners = append(s.Owners, OwnerStats{
-			Owner: o.name, InUse: o.use.inUse.Load(), Peak: o.use.peak.Load(), Limit: o.use.limit,
+			Owner: o.name, InUse: o.use.inUse(), Peak: o.use.Peak(), Limit: o.use.limit,
 			Allocs: o.allocs.Load(), Frees: o.frees.Load(), BudgetFailures: o.budgetFailures.Load(),
 		})
 	}

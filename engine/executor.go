@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -71,6 +72,7 @@ type Execution struct {
 type item struct {
 	port int
 	rec  arrow.RecordBatch
+	size int64              // engine.BatchBytes(rec), computed once by the producer
 	edge int32              // index into the run's edge metrics, with metrics on
 	at   int64              // when it entered the edge, with metrics on
 	sc   *trace.SpanContext // the producer's batch span, when the batch is traced
@@ -398,6 +400,18 @@ func (x *Execution) recv(in *inbox, em *emitter) (item, bool) {
 	}
 	t := time.Now()
 	defer func() { em.idle += int64(time.Since(t)) }()
+	// Spin, then park: parking and being woken costs a futex round trip
+	// and, with a CPU idle, tens of microseconds, more than a small batch
+	// takes to make. Yielding lets the producer run if it shares our P.
+	for range spinRecv {
+		runtime.Gosched()
+		select {
+		case it, ok := <-in.ch:
+			em.took(it, ok)
+			return it, ok
+		default:
+		}
+	}
 	select {
 	case it, ok := <-in.ch:
 		em.took(it, ok)
@@ -407,13 +421,20 @@ func (x *Execution) recv(in *inbox, em *emitter) (item, bool) {
 	}
 }
 
+// spinRecv is how many times a consumer yields, looking for input, before
+// it parks on an empty edge.
+var spinRecv = 8
+
+// spinSend is how many times a producer yields, looking for room, before
+// it parks on a full edge.
+var spinSend = 8
+
 // countIn counts an input batch and returns its size.
-func countIn(c *instCounters, rec arrow.RecordBatch) int64 {
-	b := BatchBytes(rec)
-	bump(&c.rowsIn, rec.NumRows())
+func countIn(c *instCounters, it item) int64 {
+	bump(&c.rowsIn, it.rec.NumRows())
 	bump(&c.batchesIn, 1)
-	bump(&c.bytesIn, b)
-	return b
+	bump(&c.bytesIn, it.size)
+	return it.size
 }
 
 func (x *Execution) loopTransform(ctx context.Context, n *planNode, t Transform, in *inbox, em *emitter) error {
@@ -437,7 +458,7 @@ func (x *Execution) loopTransform(ctx context.Context, n *planNode, t Transform,
 		if !ok {
 			break
 		}
-		size := countIn(em.c, it.rec)
+		size := countIn(em.c, it)
 		em.inBufs.reset(it.rec)
 		em.buffering = ordered
 		pctx, bs := em.bt.arrive(ctx, it, size)
@@ -491,7 +512,7 @@ func (x *Execution) loopSink(ctx context.Context, s Sink, in *inbox, em *emitter
 		if !ok {
 			break
 		}
-		size := countIn(em.c, it.rec)
+		size := countIn(em.c, it)
 		wctx, bs := em.bt.arrive(ctx, it, size)
 		em.inflight = it.rec
 		err := s.Write(wctx, it.port, it.rec)
@@ -617,7 +638,8 @@ type emitter struct {
 }
 
 type heldBatch struct {
-	rec arrow.RecordBatch
+	rec  arrow.RecordBatch
+	size int64
 	sc  *trace.SpanContext
 }
 
@@ -642,10 +664,10 @@ func (e *emitter) Emit(b arrow.RecordBatch) error {
 		}
 	}
 	if e.buffering {
-		e.held = append(e.held, heldBatch{b, sc})
+		e.held = append(e.held, heldBatch{b, size, sc})
 		return nil
 	}
-	return e.send(b, sc)
+	return e.send(b, size, sc)
 }
 
 // took accounts for an item taken off an edge.
@@ -661,7 +683,7 @@ func (e *emitter) flush() error {
 		if err != nil {
 			h.rec.Release()
 		} else {
-			err = e.send(h.rec, h.sc)
+			err = e.send(h.rec, h.size, h.sc)
 		}
 		e.held[i] = heldBatch{}
 	}
@@ -677,7 +699,7 @@ func (e *emitter) dropBuffered() {
 	e.held = e.held[:0]
 }
 
-func (e *emitter) send(b arrow.RecordBatch, sc *trace.SpanContext) error {
+func (e *emitter) send(b arrow.RecordBatch, size int64, sc *trace.SpanContext) error {
 	var liveBuf [8]outEdge
 	live := liveBuf[:0]
 	for _, o := range e.outs {
@@ -693,7 +715,7 @@ func (e *emitter) send(b arrow.RecordBatch, sc *trace.SpanContext) error {
 		b.Retain() // fan-out: one reference per consumer, never a copy
 	}
 	for i, o := range live {
-		it := item{port: o.port, rec: b, edge: o.edge, sc: sc}
+		it := item{port: o.port, rec: b, size: size, edge: o.edge, sc: sc}
 		if e.m != nil && o.edge >= 0 {
 			it.at = e.m.sent(o.edge)
 		}
@@ -703,6 +725,21 @@ func (e *emitter) send(b arrow.RecordBatch, sc *trace.SpanContext) error {
 		default:
 		}
 		t := time.Now()
+		sent := false
+		for range spinSend { // spin, then park (see spinRecv)
+			runtime.Gosched()
+			select {
+			case o.in.ch <- it:
+				sent = true
+			default:
+				continue
+			}
+			break
+		}
+		if sent {
+			e.blocked += int64(time.Since(t))
+			continue
+		}
 		select {
 		case o.in.ch <- it:
 		case <-o.in.detached:
