@@ -640,7 +640,7 @@ type emitter struct {
 type heldBatch struct {
 	rec  arrow.RecordBatch
 	size int64
-	sc  *trace.SpanContext
+	sc   *trace.SpanContext
 }
 
 func (e *emitter) Emit(b arrow.RecordBatch) error {
