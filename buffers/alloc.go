@@ -63,7 +63,6 @@ type owner struct {
 	id             uint32
 	name           string
 	use            share // bytes in use, under the owner's own limit
-	allocs, frees  atomic.Int64
 	budgetFailures atomic.Int64
 }
 
@@ -214,7 +213,11 @@ func (a *Allocator) alloc(size int, o *owner) []byte {
 		panicClosed("Allocate")
 	}
 	var sp *span
-	p := c.pop(shardHint())
+	h := shardHint()
+	p := c.take(h)
+	if p == 0 {
+		p = c.pop(h)
+	}
 	dirty := p != 0
 	if dirty {
 		sp, _ = blockOf(a.findExtent(p), p, 0, "Allocate")
@@ -309,9 +312,9 @@ func (a *Allocator) Close() error {
 		return nil
 	}
 	st := a.Stats()
-	if n := st.Allocs - st.Frees; n != 0 || st.InUse != 0 {
+	if st.Blocks != 0 || st.InUse != 0 {
 		a.closed.Store(false)
-		return fmt.Errorf("buffers: close: %d allocations (%s) still in use; arena left mapped", n, humanBytes(st.InUse))
+		return fmt.Errorf("buffers: close: %d allocations (%s) still in use; arena left mapped", st.Blocks, humanBytes(st.InUse))
 	}
 	a.carveMu.Lock()
 	a.exts.Store(new([]*extent))

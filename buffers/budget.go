@@ -224,7 +224,6 @@ func (a *Allocator) charge(n int64, asked int, o *owner) {
 	if err := a.tryCharge(n, asked, o); err != nil {
 		panic(err)
 	}
-	o.allocs.Add(1)
 }
 
 // tryCharge is charge returning the budget error instead of panicking.
@@ -245,7 +244,6 @@ func (a *Allocator) tryCharge(n int64, asked int, o *owner) *BudgetError {
 // uncharge is the other half, on free; it wakes soft-budget waiters.
 func (a *Allocator) uncharge(n int64, o *owner) {
 	a.use.uncharge(&o.use, n)
-	o.frees.Add(1)
 	a.wakeSoft()
 }
 

@@ -68,9 +68,11 @@ type shard struct {
 	mu     sync.Mutex
 	head   uintptr      // first free block; its first word links the next
 	n      atomic.Int64 // blocks on the stack; read without the lock as a hint
-	allocs int64        // pops, under mu
-	frees  int64        // pushes, under mu
-	_      [24]byte
+	// slot holds one free block, taken and given without the lock: the
+	// common case of a block freed and allocated again on the same
+	// goroutine costs one atomic each way.
+	slot atomic.Uintptr
+	_    [24]byte
 }
 
 // shardHint hashes the address of a local variable: goroutines run on
@@ -96,7 +98,6 @@ func (c *class) pop(h uint32) uintptr {
 		if p := s.head; p != 0 {
 			s.head = *(*uintptr)(ptrAt(p))
 			s.n.Add(-1)
-			s.allocs++
 			s.mu.Unlock()
 			return p
 		}
@@ -105,14 +106,25 @@ func (c *class) pop(h uint32) uintptr {
 	return 0
 }
 
-// push returns block p to shard h.
+// take takes shard h's slot block, or 0.
+func (c *class) take(h uint32) uintptr {
+	s := &c.shards[h&uint32(len(c.shards)-1)]
+	if s.slot.Load() == 0 {
+		return 0
+	}
+	return s.slot.Swap(0)
+}
+
+// push returns block p to shard h: to its slot if empty, else its stack.
 func (c *class) push(p uintptr, h uint32) {
 	s := &c.shards[h&uint32(len(c.shards)-1)]
+	if s.slot.Load() == 0 && s.slot.CompareAndSwap(0, p) {
+		return
+	}
 	s.mu.Lock()
 	*(*uintptr)(ptrAt(p)) = s.head
 	s.head = p
 	s.n.Add(1)
-	s.frees++
 	s.mu.Unlock()
 }
 

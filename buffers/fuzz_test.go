@@ -254,8 +254,8 @@ func (m *model) check() {
 	if st.InUse != m.inUse {
 		m.t.Fatalf("in use %d, model %d", st.InUse, m.inUse)
 	}
-	if n := st.Allocs - st.Frees; n != int64(len(m.live)) {
-		m.t.Fatalf("%d allocs - %d frees = %d blocks, model %d", st.Allocs, st.Frees, n, len(m.live))
+	if n := st.Blocks; n != int64(len(m.live)) {
+		m.t.Fatalf("%d blocks in use, model %d", n, len(m.live))
 	}
 	var blocks int64
 	for _, c := range st.Classes {

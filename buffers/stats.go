@@ -14,8 +14,10 @@ type Stats struct {
 	Peak   int64 // highest InUse so far
 	Mapped int64 // bytes mapped from the OS: extents, large blocks, large cache
 
-	Allocs   int64 // Allocate calls that returned memory (and moves by Reallocate)
-	Frees    int64 // blocks freed
+	// Blocks counts the blocks handed out and not freed: size-class
+	// blocks by their state words, and large blocks. (The hot path keeps
+	// no per-call counters: they would cost it more than the allocation.)
+	Blocks   int64
 	Reallocs int64 // Reallocate calls
 
 	SoftWaits    int64         // Allocate calls that waited at the soft budget
@@ -38,13 +40,11 @@ type Stats struct {
 // ClassStats describes one size class.
 type ClassStats struct {
 	Size   int64 // block size
-	InUse  int64 // blocks handed out
+	InUse  int64 // blocks handed out, by their state words
 	Bytes  int64 // InUse * Size
-	Free   int64 // blocks on the free lists
+	Free   int64 // blocks on the free lists and in the shards' slots
 	Carved int64 // blocks carved from extents so far
 	Spans  int64 // spans carved
-	Allocs int64
-	Frees  int64
 }
 
 // LargeStats describes allocations above MaxClassSize.
@@ -72,7 +72,6 @@ type OwnerStats struct {
 	Owner          string
 	InUse, Peak    int64
 	Limit          int64 // the owner's own limit (Pool.Account), 0 for none
-	Allocs, Frees  int64
 	BudgetFailures int64
 }
 
@@ -90,28 +89,26 @@ func (a *Allocator) Stats() Stats {
 		SoftTimeouts:   a.softTimeouts.Load(),
 		BudgetFailures: a.budgetFailures.Load(),
 	}
+	inUse := a.blocksInUse()
 	for i := range a.classes {
 		c := &a.classes[i]
 		cs := ClassStats{Size: int64(c.size)}
 		c.mu.Lock()
 		cs.Carved, cs.Spans = c.carved, c.nspans
 		c.mu.Unlock()
-		cs.Allocs = cs.Carved
 		for j := range c.shards {
 			sh := &c.shards[j]
-			sh.mu.Lock()
-			cs.Allocs += sh.allocs
-			cs.Frees += sh.frees
-			sh.mu.Unlock()
 			cs.Free += sh.n.Load()
+			if sh.slot.Load() != 0 {
+				cs.Free++
+			}
 		}
 		if cs.Spans == 0 {
 			continue
 		}
-		cs.InUse = cs.Allocs - cs.Frees
+		cs.InUse = inUse[i]
 		cs.Bytes = cs.InUse * cs.Size
-		s.Allocs += cs.Allocs
-		s.Frees += cs.Frees
+		s.Blocks += cs.InUse
 		s.Classes = append(s.Classes, cs)
 	}
 	l := &a.large
@@ -122,22 +119,43 @@ func (a *Allocator) Stats() Stats {
 		Maps: l.maps, Reuses: l.reuses, Allocs: l.allocs, Frees: l.frees,
 	}
 	l.mu.Unlock()
-	s.Allocs += s.Large.Allocs
-	s.Frees += s.Large.Frees
+	s.Blocks += s.Large.InUse
 	for k := KindPlain; k <= KindHugepage; k++ {
 		if n := a.ar.extentsN[k].Load(); n > 0 {
 			s.Backing = append(s.Backing, BackingStats{Kind: k, Mappings: n, Mapped: a.ar.byKind[k].Load()})
 		}
 	}
 	for _, o := range *a.owners.Load() {
-		if o.id == 1 && o.allocs.Load() == 0 {
+		if o.id == 1 && o.use.used.Load() == 0 {
 			continue
 		}
 		s.Owners = append(s.Owners, OwnerStats{
 			Owner: o.name, InUse: o.use.inUse(), Peak: o.use.Peak(), Limit: o.use.limit,
-			Allocs: o.allocs.Load(), Frees: o.frees.Load(), BudgetFailures: o.budgetFailures.Load(),
+			BudgetFailures: o.budgetFailures.Load(),
 		})
 	}
 	slices.SortFunc(s.Owners, func(x, y OwnerStats) int { return cmp.Compare(x.Owner, y.Owner) })
 	return s
+}
+
+// blocksInUse counts, by class, the blocks whose state word says they are
+// handed out, over every span of every extent.
+func (a *Allocator) blocksInUse() [numClasses]int64 {
+	var n [numClasses]int64
+	for _, e := range *a.exts.Load() {
+		var last *span
+		for g := range e.spans {
+			sp := e.spans[g].Load()
+			if sp == nil || sp == last {
+				continue
+			}
+			last = sp
+			for b := range sp.state {
+				if sp.state[b].Load() != 0 {
+					n[sp.class]++
+				}
+			}
+		}
+	}
+	return n
 }
