@@ -65,9 +65,9 @@ type class struct {
 
 // shard is one stack of free blocks, padded to its own cache line.
 type shard struct {
-	mu     sync.Mutex
-	head   uintptr      // first free block; its first word links the next
-	n      atomic.Int64 // blocks on the stack; read without the lock as a hint
+	mu   sync.Mutex
+	head uintptr      // first free block; its first word links the next
+	n    atomic.Int64 // blocks on the stack; read without the lock as a hint
 	// slot holds one free block, taken and given without the lock: the
 	// common case of a block freed and allocated again on the same
 	// goroutine costs one atomic each way.
