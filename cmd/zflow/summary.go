@@ -24,7 +24,7 @@ func writeSummary(w io.Writer, s *engine.Summary) {
 	fmt.Fprintf(w, "pipeline %q %s in %s: %s rows, %s read, %s rows/s\n",
 		s.Pipeline, status, s.Elapsed.Round(time.Millisecond), humanCount(rows), engine.HumanBytes(bytes), humanCount(int64(rate)))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "operator\ttype\trows in\trows out\tbatches\tbytes in\tbytes out\tby ref\tcopied\tbusy\tblocked\t")
+	fmt.Fprintln(tw, "operator\ttype\trows in\trows out\tbatches\tbytes in\tbytes out\tby ref\tcopied\tcreated\tbusy\tblocked\tmem peak\t")
 	for _, o := range s.Ops {
 		batches := o.BatchesOut
 		if o.Kind == "sink" {
@@ -34,11 +34,18 @@ func writeSummary(w io.Writer, s *engine.Summary) {
 		if o.Instances > 1 {
 			typ += fmt.Sprintf("×%d", o.Instances)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t\n",
+		peak := "-"
+		if o.Memory != nil {
+			peak = engine.HumanBytes(o.Memory.Peak)
+			if o.Memory.Own {
+				peak += " (" + o.Memory.Pool + ")"
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n",
 			o.ID, typ, humanCount(o.RowsIn), humanCount(o.RowsOut), batches,
 			engine.HumanBytes(o.BytesIn), engine.HumanBytes(o.BytesOut),
-			engine.HumanBytes(o.BytesRef), engine.HumanBytes(o.BytesCopied),
-			o.Busy.Round(time.Millisecond), o.Blocked.Round(time.Millisecond))
+			engine.HumanBytes(o.BytesRef), engine.HumanBytes(o.BytesCopied), engine.HumanBytes(o.BytesNew),
+			o.Busy.Round(time.Millisecond), o.Blocked.Round(time.Millisecond), peak)
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "by reference: %s; copied: %s", engine.HumanBytes(ref), engine.HumanBytes(copied))
@@ -53,6 +60,18 @@ func writeSummary(w io.Writer, s *engine.Summary) {
 		fmt.Fprintf(w, " — %s", strings.Join(copies, ", "))
 	}
 	fmt.Fprintln(w)
+	var refs []string // what operators passed on from elsewhere than their input
+	for _, o := range s.Ops {
+		for reason, n := range o.References {
+			if reason != engine.RefInput {
+				refs = append(refs, fmt.Sprintf("%s %s (%s)", o.ID, engine.HumanBytes(n), reason))
+			}
+		}
+	}
+	sort.Strings(refs)
+	if len(refs) > 0 {
+		fmt.Fprintf(w, "by reference, not from the input: %s\n", strings.Join(refs, ", "))
+	}
 	writeMemory(w, "memory", s.Memory)
 	for i := range s.Pools {
 		writeMemory(w, "memory of "+strings.Join(s.Pools[i].Operators, ", "), &s.Pools[i])
