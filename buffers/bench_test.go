@@ -98,12 +98,17 @@ func BenchmarkAllocTouchFree(b *testing.B) {
 // serial and from every P at once; 0 allocs/op for the arena.
 func BenchmarkAllocFreeHot(b *testing.B) {
 	for _, size := range []int{64, 4096, 64 << 10} {
-		for _, alloc := range []string{"go", "arena"} {
+		// arena is the allocator itself; account is an operator's account
+		// of it (what the engine hands an operator: per-owner counting).
+		for _, alloc := range []string{"go", "arena", "account"} {
 			mk := func(b *testing.B) memory.Allocator {
 				if alloc == "go" {
 					return memory.NewGoAllocator()
 				}
 				a, _ := newTest(b, ArenaConfig{Kind: KindTHP, Node: NoNode, ExtentSize: 16 << 20, Logger: slog.New(slog.DiscardHandler)})
+				if alloc == "account" {
+					return a.Account("op", 0)
+				}
 				return a
 			}
 			b.Run(fmt.Sprintf("size=%s/alloc=%s/mode=serial", sizeName(size), alloc), func(b *testing.B) {

@@ -90,23 +90,34 @@ func (l *limited) add(n int64) (v int64, ok bool) {
 
 // share is one owner's bytes in use. With a limit of its own the owner
 // keeps one exact count, held under the limit. Without one (the common
-// case) it keeps what it allocated and what was freed in two counters on
-// two cache lines: an operator allocates on its own goroutine and its
-// consumers free on theirs, so neither side writes the other's line on
-// every call. In use is their difference, read when asked; the peak is
-// sampled every claimQuantum bytes allocated (and the owner's claim on a
-// budget-less pool's total moved then too).
+// case) it counts allocated and freed bytes in lanes picked by the calling
+// goroutine (shardHint), each count on a cache line of its own: an
+// operator allocates on its goroutine and its consumers free on theirs, and
+// parallel instances of one operator allocate on several, so no two of
+// them write one line on every call. In use is the sum, read when asked;
+// the peak is sampled every claimQuantum/shareLanes bytes a lane allocates
+// (and the owner's claim on a budget-less pool's total moved then too).
 type share struct {
 	limit int64
-	used  atomic.Int64 // with a limit: in use; without: bytes allocated
-	mark  atomic.Int64 // without a limit: used at the last sample
-	_     [48]byte
-	freed atomic.Int64 // without a limit: bytes freed
-	_     [56]byte
+	used  atomic.Int64 // with a limit: in use
 	peak  atomic.Int64
 
 	claimMu sync.Mutex
 	claimed atomic.Int64
+
+	lanes [shareLanes]lane
+}
+
+const shareLanes = 4
+
+// lane is one goroutine group's counts: allocated (and the value at the
+// last sample) on one cache line, freed on another.
+type lane struct {
+	_     [64]byte
+	alloc atomic.Int64
+	mark  atomic.Int64
+	_     [48]byte
+	freed atomic.Int64
 }
 
 // inUse is the owner's bytes in use now.
@@ -114,38 +125,53 @@ func (s *share) inUse() int64 {
 	if s.limit > 0 {
 		return s.used.Load()
 	}
-	return s.used.Load() - s.freed.Load()
+	var n int64
+	for i := range s.lanes {
+		n += s.lanes[i].alloc.Load() - s.lanes[i].freed.Load()
+	}
+	return n
+}
+
+// touched tells whether the owner ever allocated.
+func (s *share) touched() bool {
+	if s.used.Load() != 0 || s.peak.Load() != 0 {
+		return true
+	}
+	for i := range s.lanes {
+		if s.lanes[i].alloc.Load() != 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // Peak is the most bytes the owner had in use at once (sampled without a
 // limit: see share).
 func (s *share) Peak() int64 { return max(s.peak.Load(), s.inUse()) }
 
-// add takes n more bytes (n may be negative: a Reallocate that shrinks,
-// an Unreserve). It refuses bytes over the limit, returning what was in
-// use; sample says the caller should move the owner's claim.
+// add takes n more bytes. It refuses bytes over the limit, returning what
+// was in use; sample says the caller should move the owner's claim.
 func (s *share) add(n int64) (cur int64, ok, sample bool) {
 	if s.limit > 0 {
 		for {
 			c := s.used.Load()
-			if v := c + n; v > s.limit && n > 0 {
+			v := c + n
+			if v > s.limit && n > 0 {
 				return c, false, false
-			} else if s.used.CompareAndSwap(c, v) {
+			}
+			if s.used.CompareAndSwap(c, v) {
 				raise(&s.peak, v)
 				return v, true, true
 			}
 		}
 	}
-	if n < 0 {
-		s.freed.Add(-n)
+	l := &s.lanes[shardHint()&(shareLanes-1)]
+	v := l.alloc.Add(n)
+	if v-l.mark.Load() < claimQuantum/shareLanes && v > claimQuantum/shareLanes {
 		return 0, true, false
 	}
-	v := s.used.Add(n)
-	if v-s.mark.Load() < claimQuantum && v > claimQuantum {
-		return 0, true, false
-	}
-	s.mark.Store(v)
-	cur = v - s.freed.Load()
+	l.mark.Store(v)
+	cur = s.inUse()
 	raise(&s.peak, cur)
 	return cur, true, true
 }
@@ -156,7 +182,7 @@ func (s *share) sub(n int64) {
 		s.used.Add(-n)
 		return
 	}
-	s.freed.Add(n)
+	s.lanes[shardHint()&(shareLanes-1)].freed.Add(n)
 }
 
 // total is a pool's bytes in use. A pool with a budget (hard or soft)

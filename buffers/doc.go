@@ -48,8 +48,25 @@
 // the operator). A soft budget is backpressure: an Allocate above it waits
 // for frees, at most SoftWait, then proceeds, so it cannot deadlock.
 // Allocator.For(owner) returns a view that attributes allocations to an
-// operator in BudgetError and Stats. Stats are atomic counters and
-// per-shard counts, read without stopping the allocator.
+// operator in BudgetError and Stats; Pool.Account(owner, limit) is the same
+// view with a limit of the owner's own and the Budget an owner plans with
+// (Used, Limit, Available, Reserve, TryAllocate: the last two say no
+// instead of panicking). An owner without a limit counts allocated and
+// freed bytes on two cache lines (producer and consumer do not share one
+// per call) and samples its peak every 256 KiB; a pool without a budget
+// keeps its total as its owners' claims, moved a quantum at a time, so no
+// counter is shared by every operator on every allocation. Stats counts
+// blocks in use from their state words: the hot path keeps no per-call
+// counters.
+//
+// # Pools and kinds
+//
+// A Pool is what a run allocates from; kinds of pool register with
+// RegisterKind (hugepage, thp, plain: arenas; heap: the Go heap with the
+// same accounting), the database/sql driver pattern, so another package
+// (shared memory, registered I/O buffers) supplies a kind without this
+// package importing it. NewHeapPool also wraps an allocator a caller
+// passes (kind "caller").
 //
 // The layout follows the classic size-class allocators (tcmalloc's size
 // classes and spans, jemalloc's extents) with arrow-go's allocator contract

@@ -126,7 +126,7 @@ func (a *Allocator) Stats() Stats {
 		}
 	}
 	for _, o := range *a.owners.Load() {
-		if o.id == 1 && o.use.used.Load() == 0 {
+		if o.id == 1 && !o.use.touched() {
 			continue
 		}
 		s.Owners = append(s.Owners, OwnerStats{
