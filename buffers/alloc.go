@@ -83,7 +83,7 @@ func New(cfg ArenaConfig) (*Allocator, error) {
 		softCh:      make(chan struct{}),
 		ownerByName: make(map[string]*ownerView),
 	}
-	nshards := 4
+	nshards := 8
 	for nshards < 2*runtime.GOMAXPROCS(0) && nshards < 64 {
 		nshards *= 2
 	}

@@ -108,7 +108,7 @@ type share struct {
 	lanes [shareLanes]lane
 }
 
-const shareLanes = 4
+const shareLanes = 8
 
 // lane is one goroutine group's counts: allocated (and the value at the
 // last sample) on one cache line, freed on another.
