@@ -95,8 +95,9 @@ func (l *limited) add(n int64) (v int64, ok bool) {
 // operator allocates on its goroutine and its consumers free on theirs, and
 // parallel instances of one operator allocate on several, so no two of
 // them write one line on every call. In use is the sum, read when asked;
-// the peak is sampled every claimQuantum/shareLanes bytes a lane allocates
-// (and the owner's claim on a budget-less pool's total moved then too).
+// the peak is sampled every sampleEvery bytes a lane allocates, and the
+// owner's claim on a budget-less pool's total is moved then and every
+// sampleEvery bytes a lane frees.
 type share struct {
 	limit int64
 	used  atomic.Int64 // with a limit: in use
@@ -108,28 +109,38 @@ type share struct {
 	lanes [shareLanes]lane
 }
 
-const shareLanes = 8
+const (
+	shareLanes  = 8
+	sampleEvery = 32 << 10
+)
 
 // lane is one goroutine group's counts: allocated (and the value at the
-// last sample) on one cache line, freed on another.
+// last sample) on one cache line, freed (and its last sample) on another.
 type lane struct {
 	_     [64]byte
 	alloc atomic.Int64
 	mark  atomic.Int64
 	_     [48]byte
 	freed atomic.Int64
+	fmark atomic.Int64
 }
 
-// inUse is the owner's bytes in use now.
+// inUse is the owner's bytes in use now. Without a limit it reads every
+// lane's freed count before any allocated count: a block is allocated
+// before it is freed and the counts only grow, so the sum is never
+// negative (it may include allocations made while it reads).
 func (s *share) inUse() int64 {
 	if s.limit > 0 {
 		return s.used.Load()
 	}
-	var n int64
+	var freed, alloc int64
 	for i := range s.lanes {
-		n += s.lanes[i].alloc.Load() - s.lanes[i].freed.Load()
+		freed += s.lanes[i].freed.Load()
 	}
-	return n
+	for i := range s.lanes {
+		alloc += s.lanes[i].alloc.Load()
+	}
+	return alloc - freed
 }
 
 // touched tells whether the owner ever allocated.
@@ -150,7 +161,8 @@ func (s *share) touched() bool {
 func (s *share) Peak() int64 { return max(s.peak.Load(), s.inUse()) }
 
 // add takes n more bytes. It refuses bytes over the limit, returning what
-// was in use; sample says the caller should move the owner's claim.
+// was in use. sample says cur is the owner's use now (the caller raises
+// the peak once the pool has accepted the bytes too, and moves the claim).
 func (s *share) add(n int64) (cur int64, ok, sample bool) {
 	if s.limit > 0 {
 		for {
@@ -160,29 +172,32 @@ func (s *share) add(n int64) (cur int64, ok, sample bool) {
 				return c, false, false
 			}
 			if s.used.CompareAndSwap(c, v) {
-				raise(&s.peak, v)
 				return v, true, true
 			}
 		}
 	}
 	l := &s.lanes[shardHint()&(shareLanes-1)]
 	v := l.alloc.Add(n)
-	if v-l.mark.Load() < claimQuantum/shareLanes && v > claimQuantum/shareLanes {
+	if v-l.mark.Load() < sampleEvery && v > sampleEvery {
 		return 0, true, false
 	}
 	l.mark.Store(v)
-	cur = s.inUse()
-	raise(&s.peak, cur)
-	return cur, true, true
+	return s.inUse(), true, true
 }
 
-// sub gives n bytes back.
-func (s *share) sub(n int64) {
+// sub gives n bytes back; sample says the claim should be looked at.
+func (s *share) sub(n int64) (sample bool) {
 	if s.limit > 0 {
 		s.used.Add(-n)
-		return
+		return false
 	}
-	s.lanes[shardHint()&(shareLanes-1)].freed.Add(n)
+	l := &s.lanes[shardHint()&(shareLanes-1)]
+	v := l.freed.Add(n)
+	if v-l.fmark.Load() < sampleEvery {
+		return false
+	}
+	l.fmark.Store(v)
+	return true
 }
 
 // total is a pool's bytes in use. A pool with a budget (hard or soft)
@@ -190,16 +205,16 @@ func (s *share) sub(n int64) {
 // one counts what its owners claim, moved a quantum at a time when they
 // sample: each owner's allocations then touch only the owner's own
 // counters (no cache line shared by every operator on every allocation),
-// and the total's peak is over by about two quanta per owner. Exact
-// figures in use are the sum over the owners (Stats, Usage).
+// and the total and its peak are over by at most a quantum and a sample
+// per owner. Exact figures in use are the sum over the owners (Stats,
+// Usage).
 type total struct {
 	limited
 	exact bool
 }
 
-// claimQuantum is the step in which owners sample their use and claim
-// from a pool's total.
-const claimQuantum = 256 << 10
+// claimQuantum is the step in which owners claim from a pool's total.
+const claimQuantum = 64 << 10
 
 // charge takes n more bytes for owner s (named owner, for the error),
 // under s's own limit and the pool's budget; it charges nothing when it
@@ -214,10 +229,10 @@ func (t *total) charge(s *share, n int64, asked int, owner string) *BudgetError 
 			s.sub(n)
 			return &BudgetError{Owner: owner, Asked: int64(asked), InUse: pc, Limit: t.limit}
 		}
-		return nil
 	}
 	if sample {
-		if c := s.claimed.Load(); cur > c || c-cur > 2*claimQuantum {
+		raise(&s.peak, cur)
+		if c := s.claimed.Load(); !t.exact && (cur > c || c-cur > claimQuantum) {
 			t.claim(s)
 		}
 	}
@@ -226,9 +241,11 @@ func (t *total) charge(s *share, n int64, asked int, owner string) *BudgetError 
 
 // uncharge gives n bytes of s back.
 func (t *total) uncharge(s *share, n int64) {
-	s.sub(n)
+	sample := s.sub(n)
 	if t.exact {
 		t.inUse.Add(-n)
+	} else if sample && s.claimed.Load()-s.inUse() > claimQuantum {
+		t.claim(s)
 	}
 }
 

@@ -91,6 +91,11 @@ func (c *class) pop(h uint32) uintptr {
 	mask := uint32(len(c.shards) - 1)
 	for k := uint32(0); k <= mask; k++ {
 		s := &c.shards[(h+k)&mask]
+		if k > 0 && s.slot.Load() != 0 { // another goroutine's slot: better than carving
+			if p := s.slot.Swap(0); p != 0 {
+				return p
+			}
+		}
 		if s.n.Load() == 0 {
 			continue
 		}

@@ -167,6 +167,9 @@ func (a *heapAccount) Reserve(n int64) error {
 }
 
 func (a *heapAccount) Unreserve(n int64) {
+	if n <= 0 {
+		return
+	}
 	a.reserved.Add(-n)
 	a.uncharge(n)
 }

@@ -32,8 +32,11 @@ type Pool interface {
 	// Report says what the pool asked for and got, for a run's summary. It
 	// may read from the kernel: call it once, at the end.
 	Report() PoolReport
-	// Close releases the pool's memory. With allocations or reservations
-	// outstanding it releases nothing and returns an error saying so.
+	// Close releases the pool's memory. A pool that would unmap memory
+	// still in use (an arena with allocations or reservations outstanding)
+	// releases nothing and returns an error saying so; a pool on the Go
+	// heap, whose memory the collector frees, reports reservations still
+	// held.
 	Close() error
 }
 
@@ -312,18 +315,24 @@ func (v *ownerView) Reserve(n int64) error {
 }
 
 func (v *ownerView) Unreserve(n int64) {
+	if n <= 0 {
+		return
+	}
 	v.a.use.uncharge(&v.o.use, n)
 	v.a.wakeSoft()
 }
 
 func (v *ownerView) TryAllocate(size int) (b []byte, err error) {
+	if size < 0 {
+		return nil, fmt.Errorf("buffers: allocate %d bytes: negative", size)
+	}
 	defer func() {
 		if r := recover(); r != nil {
-			be, ok := r.(*BudgetError)
+			e, ok := r.(error) // a budget refused, or the OS had no memory to map
 			if !ok {
 				panic(r)
 			}
-			err = be
+			b, err = nil, e
 		}
 	}()
 	return v.a.alloc(size, v.o), nil

@@ -475,12 +475,15 @@ func (x *Execution) loopTransform(ctx context.Context, n *planNode, t Transform,
 		em.inBufs.reset(nil)
 		if ordered {
 			em.buffering = false
+			// Wait for our turn even after an error: passing the turn on
+			// early would let a later batch out before an earlier one
+			// (the wait ends at once when the run is cancelled).
+			if in.turn.Load() != ticket { // time blocked on order
+				t := time.Now()
+				in.waitTurn(ticket, x.runCtx)
+				em.blocked += int64(time.Since(t))
+			}
 			if err == nil || errors.Is(err, ErrStop) {
-				if in.turn.Load() != ticket { // wait for our turn: time blocked on order
-					t := time.Now()
-					in.waitTurn(ticket, x.runCtx)
-					em.blocked += int64(time.Since(t))
-				}
 				if ferr := em.flush(); ferr != nil && err == nil {
 					err = ferr
 				}

@@ -92,6 +92,10 @@ func Compile(g *Graph, opts CompileOptions) (*Plan, error) {
 	if err := checkMemory(p.Settings.Memory); err != nil {
 		errs = append(errs, &NodeError{Node: "settings", Field: "memory.arena", Offset: -1, Msg: err.Error()})
 	}
+	if m := p.Settings.Memory; m.Budget < 0 || m.SoftBudget < 0 || (m.Budget > 0 && m.SoftBudget > m.Budget) {
+		errs = append(errs, &NodeError{Node: "settings", Field: "memory.budget", Offset: -1,
+			Msg: fmt.Sprintf("budgets must be ≥ 0 and the soft budget at most the hard one (budget %d, soft budget %d)", m.Budget, m.SoftBudget)})
+	}
 	p.Info = maps.Clone(p.Info)
 	if p.Info == nil {
 		p.Info = map[string]string{}

@@ -311,8 +311,14 @@ func (b *graphBuilder) top(root *node) {
 	}
 
 	p.Graph = &engine.Graph{Name: p.Name, Settings: p.Settings.Engine()}
-	if _, err := buffers.LookupKind(p.Graph.Settings.Memory.Kind); err != nil {
-		p.Graph.Settings.Memory.Kind = "" // reported above, at its place
+	// Values reported above, at their places, are not reported again by
+	// the engine's own checks.
+	m := &p.Graph.Settings.Memory
+	if _, err := buffers.LookupKind(m.Kind); err != nil {
+		m.Kind = ""
+	}
+	if m.Budget < 0 || m.SoftBudget < 0 || (m.Budget > 0 && m.SoftBudget > m.Budget) {
+		m.Budget, m.SoftBudget = 0, 0
 	}
 	b.firstID = map[string]filePos{}
 	for _, en := range root.entries {
