@@ -83,7 +83,7 @@ func New(cfg ArenaConfig) (*Allocator, error) {
 		softCh:      make(chan struct{}),
 		ownerByName: make(map[string]*ownerView),
 	}
-	nshards := 8
+	nshards := 16
 	for nshards < 2*runtime.GOMAXPROCS(0) && nshards < 64 {
 		nshards *= 2
 	}
@@ -115,6 +115,7 @@ func (a *Allocator) Backing() Report { return a.ar.Backing() }
 
 // InUse returns the bytes in use now, as the budgets count them.
 func (a *Allocator) InUse() int64 {
+	a.flushSlots()
 	if a.use.exact {
 		return a.use.inUse.Load()
 	}
@@ -207,16 +208,40 @@ func (a *Allocator) alloc(size int, o *owner) []byte {
 		return a.allocLarge(size, o)
 	}
 	c := &a.classes[classOf(size)]
-	a.charge(int64(c.size), size, o)
+	h := shardHint()
+	// A block in this shard's slot that o freed is still charged to o:
+	// taking it back costs no accounting at all (see free).
+	var p uintptr
+	charged := false
+	if v := c.take(h); v != 0 {
+		var owner uint32
+		p, owner = slotSplit(v)
+		charged = owner == o.id
+		if !charged && owner != 0 {
+			a.uncharge(int64(c.size), a.ownerOf(owner))
+		}
+	}
+	if !charged {
+		if err := a.tryCharge(int64(c.size), size, o); err != nil {
+			if p != 0 {
+				c.push(p, h)
+			}
+			panic(err)
+		}
+	}
 	if a.closed.Load() { // Close ran between the check above and the charge
 		a.uncharge(int64(c.size), o)
+		if p != 0 {
+			c.push(p, h)
+		}
 		panicClosed("Allocate")
 	}
 	var sp *span
-	h := shardHint()
-	p := c.take(h)
 	if p == 0 {
-		p = c.pop(h)
+		var owner uint32
+		if p, owner = c.pop(h); owner != 0 {
+			a.uncharge(int64(c.size), a.ownerOf(owner))
+		}
 	}
 	dirty := p != 0
 	if dirty {
@@ -228,7 +253,7 @@ func (a *Allocator) alloc(size int, o *owner) []byte {
 			panic(fmt.Errorf("buffers: Allocate(%d): %w", size, err))
 		}
 	}
-	if !sp.state[(p-sp.base)/sp.size].CompareAndSwap(0, o.id) {
+	if !sp.stateOf((p-sp.base)/sp.size).CompareAndSwap(0, o.id) {
 		panicFree("Allocate (free list corrupt)", p, size)
 	}
 	b := bytesAt(p, uintptr(size))[:size:size]
@@ -253,7 +278,7 @@ func (a *Allocator) free(b []byte) {
 		return
 	}
 	sp, i := blockOf(e, p, len(b), "Free")
-	id := sp.state[i].Swap(0)
+	id := sp.stateOf(i).Swap(0)
 	if id == 0 {
 		panicFree("Free", p, len(b))
 	}
@@ -261,8 +286,26 @@ func (a *Allocator) free(b []byte) {
 		clear(bytesAt(p, sp.size))
 	}
 	c := &a.classes[sp.class]
-	c.push(p, shardHint())
-	a.uncharge(int64(sp.size), a.ownerOf(id))
+	o := a.ownerOf(id)
+	// Into the slot still charged to its owner, when that costs no
+	// precision anyone relies on (no budget on the pool, no limit on the
+	// owner): the owner's next Allocate of this class on this goroutine
+	// takes it back without touching a counter. The owner's Used() may
+	// then count one such block per shard and class; InUse, Stats,
+	// Usage, Report and Close flush the slots first.
+	var keep uint32
+	if !a.use.exact && o.use.limit == 0 && id < 1<<16 {
+		keep = id
+	}
+	h := shardHint()
+	if c.putSlot(p, h, keep) {
+		if keep != 0 {
+			return
+		}
+	} else {
+		c.pushList(p, h)
+	}
+	a.uncharge(int64(sp.size), o)
 }
 
 func (a *Allocator) realloc(size int, b []byte, o *owner) []byte {
@@ -281,7 +324,7 @@ func (a *Allocator) realloc(size int, b []byte, o *owner) []byte {
 	old := len(b)
 	if e := a.findExtent(p); e != nil {
 		sp, i := blockOf(e, p, old, "Reallocate")
-		if sp.state[i].Load() == 0 {
+		if sp.stateOf(i).Load() == 0 {
 			panicFree("Reallocate", p, old)
 		}
 		if size <= MaxClassSize && classOf(size) == sp.class {

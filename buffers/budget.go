@@ -110,7 +110,7 @@ type share struct {
 }
 
 const (
-	shareLanes  = 8
+	shareLanes  = 16
 	sampleEvery = 32 << 10
 )
 
@@ -123,6 +123,7 @@ type lane struct {
 	_     [48]byte
 	freed atomic.Int64
 	fmark atomic.Int64
+	_     [48]byte
 }
 
 // inUse is the owner's bytes in use now. Without a limit it reads every

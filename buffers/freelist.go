@@ -45,7 +45,29 @@ type span struct {
 	size   uintptr // block size
 	blocks uintptr
 	class  int
-	state  []atomic.Uint32 // per block: 0 free, else the owner id
+	state  []atomic.Uint32 // per block (at stateOf): 0 free, else the owner id
+	stride uintptr         // see stateLayout; 0 for block i at state[i]
+}
+
+// stateLayout makes a span's state words. Neighbouring blocks are handed
+// to different goroutines, and a CAS on one state word invalidates the
+// cache line of its neighbours: with many blocks, block i's word is put at
+// (i%16)*stride + i/16, so neighbours' words lie stride words apart, on
+// different lines (a bijection onto 16*stride words).
+func stateLayout(blocks int) ([]atomic.Uint32, uintptr) {
+	if blocks < 256 {
+		return make([]atomic.Uint32, blocks), 0
+	}
+	stride := (blocks + 15) / 16
+	return make([]atomic.Uint32, 16*stride), uintptr(stride)
+}
+
+// stateOf returns block i's state word.
+func (sp *span) stateOf(i uintptr) *atomic.Uint32 {
+	if sp.stride == 0 {
+		return &sp.state[i]
+	}
+	return &sp.state[(i&15)*sp.stride+i>>4]
 }
 
 // class is one size class: its shards of free blocks and the span it is
@@ -70,9 +92,11 @@ type shard struct {
 	n    atomic.Int64 // blocks on the stack; read without the lock as a hint
 	// slot holds one free block, taken and given without the lock: the
 	// common case of a block freed and allocated again on the same
-	// goroutine costs one atomic each way.
-	slot atomic.Uintptr
-	_    [24]byte
+	// goroutine costs one atomic each way. Its word is the block's address
+	// and, in the top 16 bits, the id of an owner the block is still
+	// charged to (0: charged to nobody); see Allocator.free.
+	slot atomic.Uint64
+	_    [32]byte // 8+8+8+8+32: a cache line of its own
 }
 
 // shardHint hashes the address of a local variable: goroutines run on
@@ -80,20 +104,31 @@ type shard struct {
 // tends to stay on one.
 func shardHint() uint32 {
 	var x byte
-	h := uint64(uintptr(unsafe.Pointer(&x)) >> 11)
-	return uint32((h * 0x9E3779B97F4A7C15) >> 32)
+	h := uint64(uintptr(unsafe.Pointer(&x)) >> 13)
+	// Fibonacci hashing: the top bits of the product spread neighbouring
+	// stacks (which differ by a stack size) over the shards; its middle
+	// bits did not (two goroutines shared a shard in 4 runs of 10).
+	return uint32((h * 0x9E3779B97F4A7C15) >> 58)
 }
 
-// pop takes a free block, from shard h first, then from any other; it
-// returns 0 when the class has none. A popped block is dirty: it held data
-// (and its first word holds the link).
-func (c *class) pop(h uint32) uintptr {
+// A slot word: a block address (arena memory lies below 2^48) and the id
+// of the owner it is still charged to, if any.
+const slotAddr = 1<<48 - 1
+
+func slotWord(p uintptr, owner uint32) uint64 { return uint64(p) | uint64(owner)<<48 }
+func slotSplit(v uint64) (uintptr, uint32)    { return uintptr(v & slotAddr), uint32(v >> 48) }
+
+// pop takes a free block, from shard h's stack first, then from any other
+// shard's slot or stack; it returns 0 when the class has none, and the
+// owner a stolen slot block is still charged to. A popped block is dirty:
+// it held data (and its first word holds the link).
+func (c *class) pop(h uint32) (uintptr, uint32) {
 	mask := uint32(len(c.shards) - 1)
 	for k := uint32(0); k <= mask; k++ {
 		s := &c.shards[(h+k)&mask]
 		if k > 0 && s.slot.Load() != 0 { // another goroutine's slot: better than carving
-			if p := s.slot.Swap(0); p != 0 {
-				return p
+			if v := s.slot.Swap(0); v != 0 {
+				return slotSplit(v)
 			}
 		}
 		if s.n.Load() == 0 {
@@ -104,15 +139,15 @@ func (c *class) pop(h uint32) uintptr {
 			s.head = *(*uintptr)(ptrAt(p))
 			s.n.Add(-1)
 			s.mu.Unlock()
-			return p
+			return p, 0
 		}
 		s.mu.Unlock()
 	}
-	return 0
+	return 0, 0
 }
 
-// take takes shard h's slot block, or 0.
-func (c *class) take(h uint32) uintptr {
+// take takes shard h's slot word, or 0.
+func (c *class) take(h uint32) uint64 {
 	s := &c.shards[h&uint32(len(c.shards)-1)]
 	if s.slot.Load() == 0 {
 		return 0
@@ -120,17 +155,51 @@ func (c *class) take(h uint32) uintptr {
 	return s.slot.Swap(0)
 }
 
-// push returns block p to shard h: to its slot if empty, else its stack.
-func (c *class) push(p uintptr, h uint32) {
+// putSlot puts block p (still charged to owner, or to nobody when 0) in
+// shard h's slot if it is empty; it tells whether it did.
+func (c *class) putSlot(p uintptr, h uint32, owner uint32) bool {
 	s := &c.shards[h&uint32(len(c.shards)-1)]
-	if s.slot.Load() == 0 && s.slot.CompareAndSwap(0, p) {
+	return s.slot.Load() == 0 && s.slot.CompareAndSwap(0, slotWord(p, owner))
+}
+
+// push returns block p (charged to nobody) to shard h: to its slot if
+// empty, else its stack.
+func (c *class) push(p uintptr, h uint32) {
+	if c.putSlot(p, h, 0) {
 		return
 	}
+	c.pushList(p, h)
+}
+
+// pushList puts block p on shard h's stack.
+func (c *class) pushList(p uintptr, h uint32) {
+	s := &c.shards[h&uint32(len(c.shards)-1)]
 	s.mu.Lock()
 	*(*uintptr)(ptrAt(p)) = s.head
 	s.head = p
 	s.n.Add(1)
 	s.mu.Unlock()
+}
+
+// flushSlots moves every slot block to its shard's stack and gives back
+// what it was still charged to, so that the owners' counts are exact.
+func (a *Allocator) flushSlots() {
+	for i := range a.classes {
+		c := &a.classes[i]
+		for j := range c.shards {
+			s := &c.shards[j]
+			if s.slot.Load() == 0 {
+				continue
+			}
+			if v := s.slot.Swap(0); v != 0 {
+				p, owner := slotSplit(v)
+				if owner != 0 {
+					a.uncharge(int64(c.size), a.ownerOf(owner))
+				}
+				c.pushList(p, uint32(j))
+			}
+		}
+	}
 }
 
 // carve hands out the next fresh (zeroed, never used) block of c, carving
@@ -176,8 +245,8 @@ func (a *Allocator) newSpan(c *class) (*span, error) {
 		size:   c.size,
 		blocks: uintptr(c.spanBlocks),
 		class:  classOf(int(c.size)),
-		state:  make([]atomic.Uint32, c.spanBlocks),
 	}
+	sp.state, sp.stride = stateLayout(c.spanBlocks)
 	first := e.bump >> granuleShift
 	e.bump += c.spanBytes
 	for g := first; g < e.bump>>granuleShift; g++ {

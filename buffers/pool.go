@@ -296,6 +296,8 @@ func backingName(k Kind) string {
 
 // The ownerView is an Account.
 
+// Used may count, for an owner without a limit, blocks it freed that wait
+// in a shard's slot for its next allocation (one per shard and class).
 func (v *ownerView) Used() int64  { return v.o.use.inUse() }
 func (v *ownerView) Limit() int64 { return v.o.use.limit }
 func (v *ownerView) Peak() int64  { return v.o.use.Peak() }

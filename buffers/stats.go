@@ -79,6 +79,7 @@ type OwnerStats struct {
 // the per-class figures may be a few blocks apart). It takes every
 // free-list lock briefly: call it for reports and metrics, not per batch.
 func (a *Allocator) Stats() Stats {
+	a.flushSlots()
 	s := Stats{
 		InUse:          a.InUse(),
 		Peak:           a.use.peak.Load(),
