@@ -52,12 +52,18 @@
 // view with a limit of the owner's own and the Budget an owner plans with
 // (Used, Limit, Available, Reserve, TryAllocate: the last two say no
 // instead of panicking). An owner without a limit counts allocated and
-// freed bytes on two cache lines (producer and consumer do not share one
-// per call) and samples its peak every 256 KiB; a pool without a budget
-// keeps its total as its owners' claims, moved a quantum at a time, so no
-// counter is shared by every operator on every allocation. Stats counts
-// blocks in use from their state words: the hot path keeps no per-call
-// counters.
+// freed bytes in lanes picked by the calling goroutine, each count on a
+// cache line of its own (producer and consumer do not share one per
+// call), and samples its peak every 32 KiB a lane moves; a pool without a
+// budget keeps its total as its owners' claims, moved 64 KiB at a time, so
+// no counter is shared by every operator on every allocation. Each
+// free-list shard has a one-block slot taken and filled with one atomic; a
+// block freed there stays charged to its owner (when neither the owner nor
+// the pool has a budget), so the owner's next allocation of that size on
+// that goroutine touches no counter at all — InUse, Stats, Usage, Report
+// and Close give those blocks back first. Stats counts blocks in use from
+// their state words (spread so that neighbouring blocks' words sit on
+// different cache lines): the hot path keeps no per-call counters.
 //
 // # Pools and kinds
 //
