@@ -210,11 +210,22 @@ func DescribeMemory(c buffers.PoolConfig) string {
 }
 
 // checkMemory checks a memory config at compile time: the kind must be
-// registered in this build.
+// registered in this build, and given a path if and only if it maps one.
 func checkMemory(c buffers.PoolConfig) error {
 	if c.Kind == "" {
+		if c.Path != "" || c.Size > 0 {
+			return fmt.Errorf("a path or size needs an arena kind backed by a file (cxl)")
+		}
 		return nil
 	}
-	_, err := buffers.LookupKind(c.Kind)
-	return err
+	k, err := buffers.LookupKind(c.Kind)
+	switch {
+	case err != nil:
+		return err
+	case k.Path && c.Path == "":
+		return fmt.Errorf("arena %s needs a path (a device-DAX file like /dev/dax0.0, or a file on tmpfs or hugetlbfs)", c.Kind)
+	case !k.Path && (c.Path != "" || c.Size > 0):
+		return fmt.Errorf("arena %s does not use a path or size (only kinds backed by a file, like cxl)", c.Kind)
+	}
+	return nil
 }

@@ -106,6 +106,7 @@ func (s Settings) withDefaults() Settings {
 		m := d.Memory
 		m.Budget, m.SoftBudget, m.Lock = s.Memory.Budget, s.Memory.SoftBudget, s.Memory.Lock
 		m.Bind, m.Node = s.Memory.Bind, s.Memory.Node
+		m.Path, m.Size = s.Memory.Path, s.Memory.Size // refused by Compile: no kind maps them
 		s.Memory = m
 	}
 	return s

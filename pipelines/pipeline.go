@@ -313,13 +313,7 @@ func (b *graphBuilder) top(root *node) {
 	p.Graph = &engine.Graph{Name: p.Name, Settings: p.Settings.Engine()}
 	// Values reported above, at their places, are not reported again by
 	// the engine's own checks.
-	m := &p.Graph.Settings.Memory
-	if _, err := buffers.LookupKind(m.Kind); err != nil {
-		m.Kind = ""
-	}
-	if m.Budget < 0 || m.SoftBudget < 0 || (m.Budget > 0 && m.SoftBudget > m.Budget) {
-		m.Budget, m.SoftBudget = 0, 0
-	}
+	reported(&p.Graph.Settings.Memory)
 	b.firstID = map[string]filePos{}
 	for _, en := range root.entries {
 		for _, sec := range sections {
@@ -472,9 +466,7 @@ func (b *graphBuilder) node(en entry, kind engine.Kind) {
 			}
 			d.checkMemory(&ms, "memory", at, ok, true)
 			pool := ms.Pool()
-			if _, err := buffers.LookupKind(pool.Kind); err != nil {
-				pool.Kind = "" // reported above, at its place
-			}
+			reported(&pool)
 			gn.Memory = &pool
 		}
 	}
@@ -488,6 +480,23 @@ func (b *graphBuilder) node(en entry, kind engine.Kind) {
 	}
 	if len(e.list) > before || spec == nil {
 		b.broken[id] = true
+	}
+}
+
+// reported clears what checkMemory has reported in m, at its place, so
+// that the engine's own checks of the same values do not report it again.
+func reported(m *buffers.PoolConfig) {
+	k, err := buffers.LookupKind(m.Kind)
+	switch {
+	case m.Kind == "":
+		m.Path, m.Size = "", 0
+	case err != nil || (k.Path && m.Path == ""):
+		m.Kind, m.Path, m.Size = "", "", 0
+	case !k.Path:
+		m.Path, m.Size = "", 0
+	}
+	if m.Budget < 0 || m.SoftBudget < 0 || (m.Budget > 0 && m.SoftBudget > m.Budget) {
+		m.Budget, m.SoftBudget = 0, 0
 	}
 }
 
