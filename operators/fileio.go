@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -292,20 +291,6 @@ func checkPath(path string) error {
 		return engine.Errf("path", "is required")
 	}
 	return nil
-}
-
-// openText opens a text file for reading through a 1 MiB buffer, skipping
-// a UTF-8 byte order mark. The caller closes the file.
-func openText(path string) (*os.File, *bufio.Reader, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, nil, err
-	}
-	br := bufio.NewReaderSize(f, 1<<20)
-	if b, err := br.Peek(3); err == nil && b[0] == 0xEF && b[1] == 0xBB && b[2] == 0xBF {
-		br.Discard(3)
-	}
-	return f, br, nil
 }
 
 // bufioReader buffers reads of r by 1 MiB.

@@ -14,6 +14,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/zflowdev/zflow/engine"
+	"github.com/zflowdev/zflow/internal/textin"
 )
 
 // ArrowSourceConfig configures the arrow source.
@@ -85,6 +86,16 @@ func buildArrowSource(bc *engine.BuildContext, c any) (engine.Factory, error) {
 		head := make([]byte, len(arrowMagic))
 		n, _ := io.ReadFull(osf, head)
 		f.stream = !bytes.Equal(head[:n], arrowMagic)
+		if f.stream && !arrowStreamStart(head[:n]) {
+			msg := fmt.Sprintf("arrow: %s is not an Arrow IPC file or stream", cfg.Path)
+			if looks, use, ok := textin.Describe(cfg.Path); ok {
+				msg += "; it looks like " + looks
+				if use != "" && use != "arrow" {
+					msg += "; use type: " + use
+				}
+			}
+			return nil, engine.Errf("path", "%s", msg)
+		}
 		if _, err := osf.Seek(0, io.SeekStart); err != nil {
 			return nil, engine.Errf("path", "arrow: %v", err)
 		}
@@ -157,6 +168,20 @@ func (f *arrowFactory) New(ic *engine.InstanceContext) (any, error) {
 		return nil, fmt.Errorf("arrow: %s is an IPC stream, which one instance reads from start to end; use parallelism 1 or the file format", f.cfg.Path)
 	}
 	return &arrowSource{f: f, ic: ic}, nil
+}
+
+// arrowStreamStart tells whether head can start an Arrow IPC stream: the
+// continuation marker, or (streams written before Arrow 0.15) a positive
+// little-endian length of the first message's metadata.
+func arrowStreamStart(head []byte) bool {
+	if len(head) < 4 {
+		return false
+	}
+	if bytes.Equal(head[:4], []byte{0xff, 0xff, 0xff, 0xff}) {
+		return true
+	}
+	n := int32(uint32(head[0]) | uint32(head[1])<<8 | uint32(head[2])<<16 | uint32(head[3])<<24)
+	return n > 0 && n < 1<<24 && head[3] == 0
 }
 
 type arrowSource struct {

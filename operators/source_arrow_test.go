@@ -136,8 +136,9 @@ func TestArrowSourceErrors(t *testing.T) {
 		want    string
 	}{
 		{"missing", nil, filepath.Join(dir, "none.arrow"), "auto", true, "no such file"},
-		{"empty", []byte{}, "", "auto", true, "as an IPC stream"},
-		{"garbage", []byte(strings.Repeat("garbage!", 64)), "", "auto", true, "as an IPC stream"},
+		{"empty", []byte{}, "", "auto", true, "is not an Arrow IPC file or stream; it looks like an empty file"},
+		{"garbage", []byte(strings.Repeat("garbage!", 64)), "", "auto", true, "is not an Arrow IPC file or stream; it looks like text; use type: csv"},
+		{"parquet", []byte("PAR1\x00\x00\x15\x04 and so on PAR1"), "", "auto", true, "it looks like a Parquet file; use type: parquet"},
 		{"file truncated", fdata[:len(fdata)-20], "", "auto", true, "as an IPC file"},
 		{"file as stream", fdata, "", "stream", true, "as an IPC stream"},
 		{"stream as file", sdata, "", "file", true, "as an IPC file"},

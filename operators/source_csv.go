@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -17,6 +16,7 @@ import (
 	"github.com/zflowdev/zflow/engine"
 	"github.com/zflowdev/zflow/internal/coltype"
 	"github.com/zflowdev/zflow/internal/fastts"
+	"github.com/zflowdev/zflow/internal/textin"
 )
 
 // CSVSourceConfig configures the csv source.
@@ -136,16 +136,16 @@ func buildCSVSource(bc *engine.BuildContext, c any) (engine.Factory, error) {
 
 // newScanner returns a scanner of the file's text, with a buffer no larger
 // than the file needs. The caller closes file.
-func (f *csvFactory) newScanner() (*os.File, *csvScanner, error) {
-	file, err := os.Open(f.cfg.Path)
+func (f *csvFactory) newScanner() (io.Closer, *csvScanner, error) {
+	in, err := textin.Open(f.cfg.Path, "csv")
 	if err != nil {
 		return nil, nil, err
 	}
 	size := csvScanBuffer
-	if st, err := file.Stat(); err == nil && st.Mode().IsRegular() {
-		size = int(min(max(st.Size()+1, 4096), csvScanBuffer))
+	if n, ok := in.Regular(); ok {
+		size = int(min(max(n+1, 4096), csvScanBuffer))
 	}
-	return file, newCSVScanner(file, f.comma, f.comment, f.cfg.LazyQuotes, size), nil
+	return in, newCSVScanner(in, f.comma, f.comment, f.cfg.LazyQuotes, size), nil
 }
 
 // inferSchema reads the header and a sample of rows. With declared

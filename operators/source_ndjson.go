@@ -15,6 +15,7 @@ import (
 
 	"github.com/zflowdev/zflow/engine"
 	"github.com/zflowdev/zflow/internal/coltype"
+	"github.com/zflowdev/zflow/internal/textin"
 )
 
 // NDJSONSourceConfig configures the ndjson source.
@@ -95,11 +96,11 @@ func buildNDJSONSource(bc *engine.BuildContext, c any) (engine.Factory, error) {
 
 // openCheck checks that path can be opened for reading.
 func openCheck(path string) error {
-	file, _, err := openText(path)
+	in, err := textin.Open(path, "ndjson")
 	if err != nil {
 		return err
 	}
-	return file.Close()
+	return in.Close()
 }
 
 // jsonKind is what a sampled key held, from narrow to wide.
@@ -209,12 +210,12 @@ func (j *jsonInference) dataType() arrow.DataType {
 
 // inferNDJSON samples up to n objects of path.
 func inferNDJSON(path string, n int) (*arrow.Schema, error) {
-	file, br, err := openText(path)
+	in, err := textin.Open(path, "ndjson")
 	if err != nil {
 		return nil, fmt.Errorf("ndjson: %w", err)
 	}
-	defer file.Close()
-	dec := json.NewDecoder(br)
+	defer in.Close()
+	dec := json.NewDecoder(in)
 	dec.UseNumber()
 	var names []string
 	inf := map[string]*jsonInference{}
@@ -287,13 +288,13 @@ type ndjsonSource struct {
 
 func (s *ndjsonSource) Run(ctx context.Context, out engine.Emitter) error {
 	path := s.f.cfg.Path
-	file, br, err := openText(path)
+	in, err := textin.Open(path, "ndjson")
 	if err != nil {
 		return fmt.Errorf("ndjson: %w", err)
 	}
-	defer file.Close()
+	defer in.Close()
 	batchRows := batchRowsFor(s.f.cfg.BatchRows, s.ic.Settings)
-	lines := &lineCounter{r: br}
+	lines := &lineCounter{r: in.Reader}
 	r := array.NewJSONReader(lines, s.f.schema, array.WithAllocator(s.ic.Alloc), array.WithChunk(batchRows))
 	defer r.Release()
 	var rows int64

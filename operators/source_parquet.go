@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -13,6 +14,7 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
 	"github.com/zflowdev/zflow/engine"
+	"github.com/zflowdev/zflow/internal/textin"
 )
 
 // ParquetSourceConfig configures the parquet source.
@@ -65,6 +67,9 @@ func openParquet(path string, mem memory.Allocator, batchRows int) (pf *file.Rea
 			pf, fr, err = nil, nil, fmt.Errorf("parquet: open %s: malformed file (reader panicked: %v)", path, r)
 		}
 	}()
+	if err := checkParquetMagic(path); err != nil {
+		return nil, nil, err
+	}
 	pf, err = file.OpenParquetFile(path, false, file.WithReadProps(parquet.NewReaderProperties(parquetScratch)))
 	if err != nil {
 		return nil, nil, fmt.Errorf("parquet: open %s: %w", path, err)
@@ -75,6 +80,46 @@ func openParquet(path string, mem memory.Allocator, batchRows int) (pf *file.Rea
 		return nil, nil, fmt.Errorf("parquet: open %s: %w", path, err)
 	}
 	return pf, fr, nil
+}
+
+// checkParquetMagic refuses a file that does not start and end with PAR1,
+// saying what it looks like instead, before the decoder says something
+// about its internals.
+func checkParquetMagic(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("parquet: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("parquet: %w", err)
+	}
+	var head, tail [4]byte
+	if st.Size() >= 12 {
+		if _, err := f.ReadAt(head[:], 0); err != nil {
+			return fmt.Errorf("parquet: read %s: %w", path, err)
+		}
+		if _, err := f.ReadAt(tail[:], st.Size()-4); err != nil {
+			return fmt.Errorf("parquet: read %s: %w", path, err)
+		}
+	}
+	switch {
+	case string(head[:]) == "PAR1" && string(tail[:]) == "PAR1":
+		return nil
+	case string(tail[:]) == "PARE":
+		return fmt.Errorf("parquet: %s is an encrypted Parquet file, which zflow cannot read", path)
+	}
+	msg := fmt.Sprintf("parquet: %s is not a Parquet file (no PAR1 footer)", path)
+	if string(head[:]) == "PAR1" {
+		msg = fmt.Sprintf("parquet: %s is not a whole Parquet file: it starts with PAR1 but has no PAR1 footer (cut short?)", path)
+	} else if looks, use, ok := textin.Describe(path); ok {
+		msg += "; it looks like " + looks
+		if use != "" {
+			msg += "; use type: " + use
+		}
+	}
+	return errors.New(msg)
 }
 
 func buildParquetSource(bc *engine.BuildContext, c any) (engine.Factory, error) {

@@ -118,10 +118,13 @@ func TestParquetSourceErrors(t *testing.T) {
 		want string
 	}{
 		{"missing", ParquetSourceConfig{Path: filepath.Join(dir, "none.parquet")}, nil, "no such file"},
-		{"empty", ParquetSourceConfig{}, []byte{}, "parquet: open"},
-		{"garbage", ParquetSourceConfig{}, []byte(strings.Repeat("not parquet at all ", 20)), "parquet: open"},
-		{"truncated", ParquetSourceConfig{}, data[:len(data)/2], "parquet: open"},
-		{"bad magic", ParquetSourceConfig{}, append(slices.Clone(data[:len(data)-4]), "PAR2"...), "parquet: open"},
+		{"empty", ParquetSourceConfig{}, []byte{}, "is not a Parquet file (no PAR1 footer); it looks like an empty file"},
+		{"garbage", ParquetSourceConfig{}, []byte(strings.Repeat("not parquet at all ", 20)), "is not a Parquet file (no PAR1 footer); it looks like text; use type: csv"},
+		{"json", ParquetSourceConfig{}, []byte(`{"a": 1}` + "\n"), "it looks like JSON text; use type: ndjson"},
+		{"gzip", ParquetSourceConfig{}, []byte("\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03 more bytes"), "it looks like gzip-compressed data"},
+		{"truncated", ParquetSourceConfig{}, data[:len(data)/2], "starts with PAR1 but has no PAR1 footer (cut short?)"},
+		{"bad magic", ParquetSourceConfig{}, append(slices.Clone(data[:len(data)-4]), "PAR2"...), "has no PAR1 footer"},
+		{"encrypted", ParquetSourceConfig{}, append(slices.Clone(data[:len(data)-4]), "PARE"...), "an encrypted Parquet file"},
 		{"unknown column", ParquetSourceConfig{Columns: []string{"prise"}}, data, `did you mean "price"`},
 	} {
 		cfg := tc.cfg
