@@ -41,7 +41,9 @@ func CSVSourceSpec() engine.Spec {
 		Summary: "reads a CSV file (RFC 4180), inferring column types or taking them from a column list",
 		Doc: "Types are inferred at compile time from a sample of rows: int64, float64, bool (true/false), " +
 			"date32 (2006-01-02), timestamp (RFC 3339 or 2006-01-02 15:04:05, with or without zone; UTC) or " +
-			"string. A value that does not parse as its column's type is an error naming the line.",
+			"string. A value that does not parse as its column's type is an error naming the line. " +
+			"A gzip, zstd, bzip2 or xz file is read decompressed (found by its magic bytes, not its name); " +
+			"a file that is not text (Parquet, Arrow, an archive, NUL bytes) is refused, saying what it looks like.",
 		Example: `type: csv
 path: testdata/trades.csv
 types: {qty: int32}`,

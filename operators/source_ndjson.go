@@ -36,7 +36,7 @@ func NDJSONSourceSpec() engine.Spec {
 		Doc: "Columns are the keys of the sampled objects in order of first appearance; types are " +
 			"int64, float64 (when a key holds both), bool, date32 (\"2006-01-02\"), timestamp (RFC 3339 " +
 			"strings; UTC when they carry a zone) or string. Keys missing from an object are null; keys " +
-			"not among the columns are ignored. Nested objects and arrays are not supported.",
+			"not among the columns are ignored. Nested objects and arrays are not supported. A gzip, zstd, bzip2 or xz file is read decompressed (found by its magic bytes, not its name); a file that is not text is refused, saying what it looks like.",
 		Example: `type: ndjson
 path: testdata/trades.ndjson`,
 		NewConfig: func() any { return &NDJSONSourceConfig{InferRows: 1000} },
