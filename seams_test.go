@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -455,5 +457,35 @@ func TestLedgerReasonsCheap(t *testing.T) {
 	}
 	if c, r := l.Copies(), l.References(); !maps.Equal(c, map[string]int64{"gather": 10011}) || !maps.Equal(r, map[string]int64{"held": 10011}) {
 		t.Fatalf("copies %v refs %v", c, r)
+	}
+}
+
+// TestPathClashes: two sinks on one file, or a sink on a file a source
+// reads, are compile errors on both nodes — through a symlink too, and on
+// the Go path as on the YAML one.
+func TestPathClashes(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join(dir, "in.csv")
+	if err := os.WriteFile(in, []byte("a\n1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "link.csv")
+	if err := os.Symlink(in, link); err != nil {
+		t.Fatal(err)
+	}
+	_, err := zflow.New("clash").
+		Source("src", "csv", &operators.CSVSourceConfig{Path: in}).
+		Sink("out", "csv", &operators.CSVSinkConfig{Path: link}, "src").
+		Build()
+	if err == nil || !strings.Contains(err.Error(), `out.path: source "src" reads this file`) || !strings.Contains(err.Error(), `src.path: sink "out" writes this file`) {
+		t.Fatalf("got %v", err)
+	}
+	_, err = zflow.New("clash2").
+		Source("src", "csv", &operators.CSVSourceConfig{Path: in}).
+		Sink("a", "csv", &operators.CSVSinkConfig{Path: filepath.Join(dir, "o.csv")}, "src").
+		Sink("b", "parquet", &operators.ParquetSinkConfig{Path: filepath.Join(dir, "x", "..", "o.csv")}, "src").
+		Build()
+	if err == nil || !strings.Contains(err.Error(), `b.path: sink "a" writes the same file`) {
+		t.Fatalf("got %v", err)
 	}
 }

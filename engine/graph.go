@@ -3,6 +3,8 @@ package engine
 import (
 	"fmt"
 	"maps"
+	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -208,6 +210,7 @@ func Compile(g *Graph, opts CompileOptions) (*Plan, error) {
 			nodeErr(pn.Node, "", "the output of %s %q is not used by any operator or sink", pn.Spec.Kind, pn.ID)
 		}
 	}
+	errs = append(errs, pathClashes(order)...)
 	// Build in topological order so input schemas are known.
 	failed := map[*planNode]bool{}
 	for _, pn := range order {
@@ -339,4 +342,60 @@ func (p *Plan) NodeIDs() []string {
 		out[i] = n.ID
 	}
 	return out
+}
+
+// pathClashes finds sinks that would write the same file, and sinks that
+// would write a file a source of the same run reads: each would destroy
+// the other's data. Both nodes get an error at their path, naming the
+// other. Paths are compared absolute and cleaned, and by file identity
+// when both exist (a symlink or hard link to the same file).
+func pathClashes(order []*planNode) []error {
+	type use struct {
+		n        *planNode
+		raw, abs string
+		info     os.FileInfo
+	}
+	var sinks, sources []use
+	for _, pn := range order {
+		if pn.Spec == nil || pn.Spec.Kind == KindTransform {
+			continue
+		}
+		p := configPath(pn.Config)
+		if p == "" || p == "-" {
+			continue
+		}
+		abs, err := filepath.Abs(p)
+		if err != nil {
+			abs = filepath.Clean(p)
+		}
+		u := use{n: pn, raw: p, abs: abs}
+		u.info, _ = os.Stat(abs)
+		if pn.Spec.Kind == KindSink {
+			sinks = append(sinks, u)
+		} else {
+			sources = append(sources, u)
+		}
+	}
+	same := func(a, b use) bool {
+		return a.abs == b.abs || (a.info != nil && b.info != nil && os.SameFile(a.info, b.info))
+	}
+	var errs []error
+	clash := func(n *planNode, msg string, args ...any) {
+		errs = append(errs, &NodeError{Node: n.ID, Field: "path", Offset: -1, Msg: fmt.Sprintf(msg, args...)})
+	}
+	for i, a := range sinks {
+		for _, b := range sinks[i+1:] {
+			if same(a, b) {
+				clash(a.n, "sink %q writes the same file (%s): each would overwrite the other", b.n.ID, b.raw)
+				clash(b.n, "sink %q writes the same file (%s): each would overwrite the other", a.n.ID, a.raw)
+			}
+		}
+		for _, src := range sources {
+			if same(a, src) {
+				clash(a.n, "source %q reads this file (%s): the sink would replace it while it is read", src.n.ID, src.raw)
+				clash(src.n, "sink %q writes this file (%s): it would replace it while it is read", a.n.ID, a.raw)
+			}
+		}
+	}
+	return errs
 }
