@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -280,6 +281,12 @@ func renderDefault(v reflect.Value) string {
 	switch x := v.Interface().(type) {
 	case fmt.Stringer:
 		return x.String()
+	case []string: // as YAML writes a list: null_values: [""]
+		q := make([]string, len(x))
+		for i, e := range x {
+			q[i] = strconv.Quote(e)
+		}
+		return "[" + strings.Join(q, ", ") + "]"
 	}
 	switch v.Kind() {
 	case reflect.Slice, reflect.Map, reflect.Struct, reflect.Pointer:

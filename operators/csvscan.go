@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/bits"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // csvScanner splits RFC 4180 text into records of fields. It reads what
@@ -441,9 +442,23 @@ func (s *csvScanner) scan() (int, error) {
 	}
 }
 
+// quotedEmpty backs the field of a quoted empty value (""): an empty
+// string, told apart from an unquoted empty field (null by default, as
+// DuckDB reads it) by its data pointer.
+var quotedEmpty = make([]byte, 0, 1)
+
+// isQuotedEmpty tells whether field v was written "" in the file.
+func isQuotedEmpty(v []byte) bool {
+	return len(v) == 0 && cap(v) == 0 && unsafe.SliceData(v) == unsafe.SliceData(quotedEmpty)
+}
+
 // appendQuoted adds a quoted field whose text ends with tail, after
 // scratch[sc:] if it was unescaped.
 func (s *csvScanner) appendQuoted(tail []byte, sc int, unescaped bool) {
+	if len(tail) == 0 && (!unescaped || len(s.scratch) == sc) {
+		s.fields = append(s.fields, quotedEmpty[:0:0])
+		return
+	}
 	if !unescaped {
 		s.fields = append(s.fields, tail)
 		return

@@ -26,7 +26,7 @@ type CSVSourceConfig struct {
 	Delimiter  string            `zflow:"delimiter" doc:"field separator, one character (\"\\t\" or tab for tabs)"`
 	Columns    []ColumnDef       `zflow:"columns" doc:"the columns in file order, with their types; default: names from the header, types inferred from the first infer_rows rows"`
 	Types      map[string]string `zflow:"types" doc:"override the inferred type of some columns, by name" example:"{qty: int32}"`
-	NullValues []string          `zflow:"null_values" doc:"field values read as null (in every column)"`
+	NullValues []string          `zflow:"null_values" doc:"field values read as null (in every column); the default, an empty string, matches an unquoted empty field only: a quoted \"\" is an empty string"`
 	InferRows  int               `zflow:"infer_rows" doc:"rows sampled at compile time to infer column types"`
 	Comment    string            `zflow:"comment" doc:"skip lines starting with this character"`
 	LazyQuotes bool              `zflow:"lazy_quotes" doc:"accept a quote in an unquoted field and a non-doubled quote in a quoted field"`
@@ -316,9 +316,13 @@ func newCSVNullSet(vals []string) csvNullSet {
 	return s
 }
 
+// has tells whether field v reads as null. An empty field is null only
+// when it was not quoted: "" is an empty string (DuckDB's rule), which is
+// how the csv sink writes one, so a round trip keeps empty strings and
+// nulls apart.
 func (s *csvNullSet) has(v []byte) bool {
 	if len(v) == 0 {
-		return s.empty
+		return s.empty && !isQuotedEmpty(v)
 	}
 	for _, n := range s.vals {
 		if n == string(v) {
