@@ -24,7 +24,9 @@ type NDJSONSourceConfig struct {
 	Columns   []ColumnDef       `zflow:"columns" doc:"the columns to read, with their types; default: every key seen in the first infer_rows objects, types inferred"`
 	Types     map[string]string `zflow:"types" doc:"override the inferred type of some columns, by name" example:"{qty: int32}"`
 	InferRows int               `zflow:"infer_rows" doc:"objects sampled at compile time to infer the columns"`
-	BatchRows int               `zflow:"batch_rows" doc:"rows per batch; 0 means settings.batch_rows"`
+	// UnknownKeys says what a key that is not a column does.
+	UnknownKeys string `zflow:"unknown_keys" enum:"auto,error,ignore" doc:"a key that is not a column: error (the run fails naming the line and the key), ignore (dropped), or auto: error when the columns were inferred (a key first seen after infer_rows objects), ignore when columns: lists them"`
+	BatchRows   int    `zflow:"batch_rows" doc:"rows per batch; 0 means settings.batch_rows"`
 }
 
 // NDJSONSourceSpec is the spec of the ndjson source.
@@ -35,11 +37,12 @@ func NDJSONSourceSpec() engine.Spec {
 		Summary: "reads newline-delimited JSON objects, one row each",
 		Doc: "Columns are the keys of the sampled objects in order of first appearance; types are " +
 			"int64, float64 (when a key holds both), bool, date32 (\"2006-01-02\"), timestamp (RFC 3339 " +
-			"strings; UTC when they carry a zone) or string. Keys missing from an object are null; keys " +
-			"not among the columns are ignored. Nested objects and arrays are not supported. A gzip, zstd, bzip2 or xz file is read decompressed (found by its magic bytes, not its name); a file that is not text is refused, saying what it looks like.",
+			"strings; UTC when they carry a zone) or string. Keys missing from an object are null; a key " +
+			"not among the columns fails the run naming its line (unknown_keys: auto, when the columns were inferred) " +
+			"or is dropped (unknown_keys: ignore, or auto with columns: declared). Nested objects and arrays are not supported. A gzip, zstd, bzip2 or xz file is read decompressed (found by its magic bytes, not its name); a file that is not text is refused, saying what it looks like.",
 		Example: `type: ndjson
 path: testdata/trades.ndjson`,
-		NewConfig: func() any { return &NDJSONSourceConfig{InferRows: 1000} },
+		NewConfig: func() any { return &NDJSONSourceConfig{InferRows: 1000, UnknownKeys: "auto"} },
 		Build:     buildNDJSONSource,
 	}
 }
@@ -295,6 +298,18 @@ func (s *ndjsonSource) Run(ctx context.Context, out engine.Emitter) error {
 	defer in.Close()
 	batchRows := batchRowsFor(s.f.cfg.BatchRows, s.ic.Settings)
 	lines := &lineCounter{r: in.Reader}
+	if p := s.f.cfg.UnknownKeys; p == "error" || (p != "ignore" && s.f.inferred) {
+		hint := "declare columns: (the columns come from the keys of the first " + fmt.Sprint(s.f.cfg.InferRows) +
+			" objects), raise infer_rows, or set unknown_keys: ignore to drop such keys"
+		if !s.f.inferred {
+			hint = "add it to columns:, or set unknown_keys: ignore to drop such keys"
+		}
+		names := make([]string, s.f.schema.NumFields())
+		for i, fd := range s.f.schema.Fields() {
+			names[i] = fd.Name
+		}
+		lines.keys = newKeyCheck(path, names, hint)
+	}
 	r := array.NewJSONReader(lines, s.f.schema, array.WithAllocator(s.ic.Alloc), array.WithChunk(batchRows))
 	defer r.Release()
 	var rows int64
@@ -303,6 +318,9 @@ func (s *ndjsonSource) Run(ctx context.Context, out engine.Emitter) error {
 			return err
 		}
 		ok, err := safeNext(r.Next)
+		if lines.keys != nil && lines.keys.err != nil {
+			return fmt.Errorf("ndjson: %w", lines.keys.err)
+		}
 		if err != nil {
 			return fmt.Errorf("ndjson: read %s: record %d: %w", path, rows+1, err)
 		}
@@ -315,6 +333,9 @@ func (s *ndjsonSource) Run(ctx context.Context, out engine.Emitter) error {
 		if stop, err := emitBatch(out, rec); stop {
 			return err
 		}
+	}
+	if lines.keys != nil && lines.keys.err != nil {
+		return fmt.Errorf("ndjson: %w", lines.keys.err)
 	}
 	if err := r.Err(); err != nil {
 		return fmt.Errorf("ndjson: read %s: record %d: %w", path, rows+1, err)
@@ -329,15 +350,22 @@ func (s *ndjsonSource) Run(ctx context.Context, out engine.Emitter) error {
 	return nil
 }
 
-// lineCounter counts the non-blank lines read through it.
+// lineCounter counts the non-blank lines read through it, and checks the
+// objects' keys when keys is set.
 type lineCounter struct {
 	r      io.Reader
 	lines  int64
 	inLine bool // the current line has a non-space byte
+	keys   *keyCheck
 }
 
 func (c *lineCounter) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
+	if c.keys != nil {
+		if kerr := c.keys.scan(p[:n]); kerr != nil {
+			return n, kerr
+		}
+	}
 	for _, b := range p[:n] {
 		switch b {
 		case '\n':

@@ -35,7 +35,7 @@ func TestNDJSONSource(t *testing.T) {
 			"a:float64", []string{"1.0", "2.5"}},
 		{"ts and text", "{\"a\":\"2024-01-02T03:04:05Z\"}\n{\"a\":\"hello\"}\n", NDJSONSourceConfig{InferRows: 10},
 			"a:string", []string{`"2024-01-02T03:04:05Z"`, `"hello"`}},
-		{"ignores keys past the sample", "{\"a\":1}\n{\"a\":2,\"b\":3}\n", NDJSONSourceConfig{InferRows: 1},
+		{"ignores keys past the sample when asked", "{\"a\":1}\n{\"a\":2,\"b\":3}\n", NDJSONSourceConfig{InferRows: 1, UnknownKeys: "ignore"},
 			"a:int64", []string{"1", "2"}},
 	} {
 		if tc.name == "infer" {
