@@ -31,8 +31,15 @@ func (c *checker) cast(e *Cast) (node, error) {
 		return c.foldIf(&toStringNode{x: x}, e, x)
 	}
 	opts := compute.SafeCastOptions(dt)
-	opts.AllowFloatTruncate = true // CAST(2.7 AS int) is 2
-	opts.AllowTimeTruncate = true  // CAST(ns AS timestamp) drops sub-microseconds
+	opts.AllowTimeTruncate = true // CAST(ns AS timestamp) drops sub-microseconds
+	if arrow.IsFloating(x.dtype().ID()) && arrow.IsInteger(dt.ID()) {
+		// SQL (DuckDB, PostgreSQL) rounds half away from zero:
+		// CAST(2.5 AS int) is 3, CAST(-2.5 AS int) is -3. Round, then cast
+		// what is now whole (a value out of the type's range still fails).
+		x = &callNode{fn: "round", opts: &compute.RoundOptions{NDigits: 0, Mode: compute.RoundHalfTowardsInfinity},
+			args: []node{x}, dt: x.dtype(), src: c.text(e)}
+		opts.AllowFloatTruncate = true // nothing is left to truncate
+	}
 	return c.foldIf(&callNode{fn: "cast", opts: opts, args: []node{x}, dt: dt, src: c.text(e)}, e, x)
 }
 

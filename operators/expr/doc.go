@@ -97,7 +97,8 @@
 //   - LIKE is case-sensitive; % matches any run of characters, _ exactly one
 //     (a UTF-8 code point). The pattern must be a constant; there is no
 //     default escape character.
-//   - CAST from float to int truncates toward zero; a string that does not
+//   - CAST from float to int rounds half away from zero, as SQL does
+//     (CAST(2.5 AS int) is 3, CAST(-2.5 AS int) is -3); a string that does not
 //     parse, or an integer that does not fit, is a run-time error (the
 //     whole batch fails). CAST(x AS timestamp) gives timestamp[us].
 //   - lower and upper map Unicode letters; length counts code points.
