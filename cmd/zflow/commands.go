@@ -20,11 +20,36 @@ func newFlags(name string, stderr io.Writer) *flag.FlagSet {
 	return fs
 }
 
+// helpRequest is what --help (or -h) on a subcommand returns: run prints
+// the subcommand's flags on stdout and exits 0.
+type helpRequest struct{ fs *flag.FlagSet }
+
+func (h helpRequest) Error() string { return "help requested" }
+
+// print writes the subcommand's usage line and flags to w.
+func (h helpRequest) print(w io.Writer) {
+	fmt.Fprintf(w, "usage: zflow %s [flags]%s\n", h.fs.Name(), map[string]string{
+		"run": " PIPELINE.yaml", "validate": " PIPELINE.yaml...", "plan": " PIPELINE.yaml", "operators": " [NAME]",
+	}[h.fs.Name()])
+	n := 0
+	h.fs.VisitAll(func(*flag.Flag) { n++ })
+	if n == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\nflags:")
+	h.fs.SetOutput(w)
+	h.fs.PrintDefaults()
+	h.fs.SetOutput(io.Discard)
+}
+
 // parseFlags parses flags that may come before or after the positional args.
 func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, helpRequest{fs}
+			}
 			return nil, usageError{fmt.Sprintf("%s: %v", fs.Name(), err)}
 		}
 		args = fs.Args()

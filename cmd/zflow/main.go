@@ -90,7 +90,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	var ue usageError
 	var ee exitError
+	var hr helpRequest
 	switch {
+	case errors.As(err, &hr):
+		hr.print(stdout)
+		return exitOK
 	case errors.As(err, &ue):
 		fmt.Fprintf(stderr, "zflow: %s\n\n%s", ue.msg, usage)
 		return exitUsage
