@@ -47,6 +47,15 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return loadError(err)
 	}
+	if *asJSON {
+		// The summary goes to stdout: a sink writing there would mix data
+		// into the JSON.
+		for _, n := range p.Plan().Describe().Nodes {
+			if n.Kind == "sink" && n.Type == "stdout" {
+				return usageError{fmt.Sprintf("run: --json prints the summary on stdout, where sink %q (stdout) writes its rows too: drop --json, or write the rows to a file sink", n.ID)}
+			}
+		}
+	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 
 	// First SIGINT/SIGTERM: cancel and shut down cleanly (sinks remove their
