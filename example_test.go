@@ -169,3 +169,31 @@ sinks:
 	// ABC
 	// ABC
 }
+
+// ExamplePipeline_Run_summary prints a run's summary the way `zflow run`
+// does, from an embedding program (times vary, so only the first words
+// are shown here).
+func ExamplePipeline_Run_summary() {
+	p, err := zflow.Parse([]byte(`
+version: 1
+name: tiny
+settings: {memory: {arena: heap}}
+sources:
+  gen: {type: generate, rows: 1000, columns: [{name: qty, type: int64}]}
+sinks:
+  out: {type: discard, inputs: [gen]}
+`), "tiny.yaml")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	sum, err := p.Run(context.Background())
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	var b strings.Builder
+	sum.WriteText(&b)
+	fmt.Println(strings.Fields(b.String())[:3])
+	// Output: [pipeline "tiny" ok]
+}

@@ -206,19 +206,7 @@ func writeProgress(w io.Writer, s engine.Summary) {
 	rows, bytes, copied, _ := s.Totals()
 	sec := s.Elapsed.Seconds()
 	fmt.Fprintf(w, "\r\033[K%s  rows %s  %s  %s rows/s  %s/s  copied %s",
-		s.Elapsed.Round(100*time.Millisecond), humanCount(rows), engine.HumanBytes(bytes),
-		humanCount(int64(float64(rows)/sec)), engine.HumanBytes(int64(float64(bytes)/sec)),
+		s.Elapsed.Round(100*time.Millisecond), engine.HumanCount(rows), engine.HumanBytes(bytes),
+		engine.HumanCount(int64(float64(rows)/sec)), engine.HumanBytes(int64(float64(bytes)/sec)),
 		engine.HumanBytes(copied))
-}
-
-func humanCount(n int64) string {
-	switch {
-	case n >= 1e9:
-		return fmt.Sprintf("%.2fG", float64(n)/1e9)
-	case n >= 1e6:
-		return fmt.Sprintf("%.2fM", float64(n)/1e6)
-	case n >= 1e4:
-		return fmt.Sprintf("%.1fk", float64(n)/1e3)
-	}
-	return fmt.Sprint(n)
 }
