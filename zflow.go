@@ -41,8 +41,6 @@ type Pipeline struct {
 	name string
 	file *pipelines.Pipeline // nil when built in Go
 	plan *engine.Plan
-
-	warnings []string
 }
 
 // Option configures loading or building a pipeline.
@@ -107,10 +105,6 @@ func fromFile(f *pipelines.Pipeline) (*Pipeline, error) {
 	}
 	return &Pipeline{name: f.Name, file: f, plan: plan}, nil
 }
-
-// Warnings lists the settings this build could not honour (each also logged
-// at warn level when the pipeline runs).
-func (p *Pipeline) Warnings() []string { return p.warnings }
 
 // Name is the pipeline's name.
 func (p *Pipeline) Name() string { return p.name }
@@ -227,9 +221,6 @@ func (p *Pipeline) Start(ctx context.Context, opts ...RunOption) *engine.Executi
 	}
 	if ro.Logger == nil {
 		ro.Logger = slog.New(slog.DiscardHandler)
-	}
-	for _, w := range p.warnings {
-		ro.Logger.Warn(w, "pipeline", p.name)
 	}
 	p.telemetry(ctx, &ro)
 	return p.plan.Start(ctx, ro.RunOptions)

@@ -49,17 +49,16 @@ type poolUse struct {
 
 // runMemory is a run's pools and each node's account.
 type runMemory struct {
-	run    *poolUse
-	own    []*poolUse
-	node   []*poolUse        // by plan node index
-	accts  []buffers.Account // by plan node index
-	limits []int64           // by plan node index: the node's own limit
+	run   *poolUse
+	own   []*poolUse
+	node  []*poolUse        // by plan node index
+	accts []buffers.Account // by plan node index
 }
 
 // newRunMemory makes the run's pools. err is an *OpError naming the node
 // whose own pool could not be made; the pools made so far are closed.
 func newRunMemory(p *Plan, opts RunOptions) (*runMemory, error) {
-	m := &runMemory{node: make([]*poolUse, len(p.nodes)), accts: make([]buffers.Account, len(p.nodes)), limits: make([]int64, len(p.nodes))}
+	m := &runMemory{node: make([]*poolUse, len(p.nodes)), accts: make([]buffers.Account, len(p.nodes))}
 	cfg := p.Settings.Memory
 	cfg.Logger = opts.Logger.With("pipeline", p.Name)
 	var run buffers.Pool
@@ -102,7 +101,7 @@ func newRunMemory(p *Plan, opts RunOptions) (*runMemory, error) {
 				limit = 0 // the pool's budget is the node's
 			}
 		}
-		m.node[i], m.limits[i] = use, limit
+		m.node[i] = use
 		m.accts[i] = use.pool.Account(n.ID, limit)
 		use.ops = append(use.ops, n.ID)
 	}
