@@ -3,8 +3,6 @@ package expr
 import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/compute"
-
-	"github.com/zflowdev/zflow/engine"
 )
 
 // Type checking of CAST, function calls, coalesce and CASE.
@@ -41,73 +39,6 @@ func (c *checker) cast(e *Cast) (node, error) {
 		opts.AllowFloatTruncate = true // nothing is left to truncate
 	}
 	return c.foldIf(&callNode{fn: "cast", opts: opts, args: []node{x}, dt: dt, src: c.text(e)}, e, x)
-}
-
-// functions are the scalar functions the language knows, with their arity
-// (-1: one or more).
-var functions = map[string]int{"coalesce": -1, "abs": 1, "lower": 1, "upper": 1, "length": 1}
-
-var aggregates = map[string]bool{"sum": true, "count": true, "avg": true, "min": true, "max": true, "mean": true}
-
-func (c *checker) call(e *Call) (node, error) {
-	arity, ok := functions[e.Name]
-	if !ok {
-		if aggregates[e.Name] {
-			return nil, typeErrf(e.Start, "aggregate function %s is not allowed here", e.Name)
-		}
-		names := make([]string, 0, len(functions))
-		for n := range functions {
-			names = append(names, n)
-		}
-		if s := engine.Suggest(e.Name, names); s != "" {
-			return nil, typeErrf(e.Start, "unknown function %q, did you mean %q?", e.Name, s)
-		}
-		return nil, typeErrf(e.Start, "unknown function %q", e.Name)
-	}
-	switch {
-	case arity < 0 && len(e.Args) == 0:
-		return nil, typeErrf(e.Start, "%s needs at least one argument", e.Name)
-	case arity == 1 && len(e.Args) != 1:
-		return nil, typeErrf(e.Start, "%s takes 1 argument, got %d", e.Name, len(e.Args))
-	}
-	args := make([]node, len(e.Args))
-	for i, a := range e.Args {
-		n, err := c.check(a)
-		if err != nil {
-			return nil, err
-		}
-		args[i] = n
-	}
-	if e.Name == "coalesce" {
-		return c.coalesce(e, args)
-	}
-	x, cls := args[0], classOf(args[0].dtype())
-	if e.Name == "abs" {
-		if !cls.numeric() && cls != clsNull {
-			return nil, typeErrf(offset(e.Args[0]), "abs needs a number, got %s", c.desc(e.Args[0], x))
-		}
-		if cls == clsNull {
-			return nullOf(tInt64), nil
-		}
-		dt := canonical(x.dtype())
-		x, err := c.coerce(x, dt, e.Args[0])
-		if err != nil {
-			return nil, err
-		}
-		return c.foldIf(&callNode{fn: "abs", args: []node{x}, dt: dt, src: c.text(e)}, e, x)
-	}
-	if cls != clsString && cls != clsNull {
-		return nil, typeErrf(offset(e.Args[0]), "%s needs a string, got %s", e.Name, c.desc(e.Args[0], x))
-	}
-	fn := strFuncs[e.Name]
-	if cls == clsNull {
-		return nullOf(fn.dtype()), nil
-	}
-	x, err := c.coerce(x, tString, e.Args[0])
-	if err != nil {
-		return nil, err
-	}
-	return c.foldIf(&strNode{fn: fn, x: x}, e, x)
 }
 
 // results unifies the types of the result arms of a CASE or coalesce and
