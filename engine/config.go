@@ -211,11 +211,27 @@ func CheckEnum(value string, enum []string) error {
 	return fmt.Errorf("%s (one of: %s)", msg, strings.Join(enum, ", "))
 }
 
+// ConfigNormalizer is implemented by configs with a Go-only shorthand that
+// folds into a parameter (the file sources' Path, one entry of the path
+// list). Compile calls NormalizeConfig on a copy of the node's config before
+// it completes and checks it, so a required parameter given through the
+// shorthand is not missing; the caller's struct is not changed.
+type ConfigNormalizer interface {
+	NormalizeConfig()
+}
+
 // prepareConfig makes n.Config ready for Build according to n.ConfigFrom,
 // and returns what is wrong with it.
 func prepareConfig(n *Node, spec *Spec) []*FieldError {
 	if v := reflect.ValueOf(n.Config); n.Config == nil || v.Kind() == reflect.Pointer && v.IsNil() {
 		n.Config = spec.NewConfig()
+	}
+	if _, ok := n.Config.(ConfigNormalizer); ok {
+		v := reflect.ValueOf(n.Config)
+		c := reflect.New(v.Type().Elem())
+		c.Elem().Set(v.Elem())
+		c.Interface().(ConfigNormalizer).NormalizeConfig()
+		n.Config = c.Interface()
 	}
 	switch n.ConfigFrom {
 	case ConfigLiteral:
