@@ -36,7 +36,14 @@ func (c *checker) cast(e *Cast) (node, error) {
 		// what is now whole (a value out of the type's range still fails).
 		x = &callNode{fn: "round", opts: &compute.RoundOptions{NDigits: 0, Mode: compute.RoundHalfTowardsInfinity},
 			args: []node{x}, dt: x.dtype(), src: c.text(e)}
-		opts.AllowFloatTruncate = true // nothing is left to truncate
+		x = newFloatRangeNode(x, dt, c.text(e)) // the cast below no longer checks the range
+		opts.AllowFloatTruncate = true          // nothing is left to truncate
+	}
+	if classOf(x.dtype()) == clsInt && classOf(dt) == clsFloat {
+		// As when an int meets a float (coerce): above 2^53 the value
+		// rounds to the nearest float, as in DuckDB and PostgreSQL, rather
+		// than failing the batch.
+		opts.AllowFloatTruncate = true
 	}
 	return c.foldIf(&callNode{fn: "cast", opts: opts, args: []node{x}, dt: dt, src: c.text(e)}, e, x)
 }

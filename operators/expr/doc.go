@@ -87,8 +87,9 @@
 //   - Integer division truncates toward zero (7 / 2 = 3, -7 / 2 = -3) and
 //     % takes the dividend's sign (-7 % 2 = -1), as in Go and SQL.
 //     Division or modulo by zero (integer or float) yields NULL, not an
-//     error. Integer overflow in +, -, *, unary minus and abs is a run-time
-//     error.
+//     error. Integer overflow in +, -, *, /, unary minus and abs is a
+//     run-time error (the one overflowing division is MinInt64 / -1;
+//     MinInt64 % -1 is 0).
 //   - Any operator or function with a NULL operand yields NULL, except:
 //     AND/OR follow Kleene logic (FALSE AND NULL = FALSE, TRUE OR NULL =
 //     TRUE); IS [NOT] NULL; coalesce; CASE (a NULL condition counts as not
@@ -99,8 +100,10 @@
 //     default escape character.
 //   - CAST from float to int rounds half away from zero, as SQL does
 //     (CAST(2.5 AS int) is 3, CAST(-2.5 AS int) is -3); a string that does not
-//     parse, or an integer that does not fit, is a run-time error (the
-//     whole batch fails). CAST(x AS timestamp) gives timestamp[us].
+//     parse, or an integer or float that does not fit (±Inf and NaN never
+//     do), is a run-time error (the whole batch fails). CAST from int to
+//     float rounds to the nearest float above 2^53. CAST(x AS timestamp)
+//     gives timestamp[us].
 //   - lower and upper map Unicode letters; length counts code points.
 //   - CASE evaluates every branch over the whole batch and then picks per
 //     row, so an error in a branch no row takes (integer overflow) still
