@@ -110,4 +110,18 @@
 //     fails the batch; division by zero does not, as it yields NULL.
 //
 // Select treats a NULL predicate as false, as SQL's WHERE does.
+//
+// # Checked against DuckDB
+//
+// TestDuckDB (duckdb_test.go) is a differential test with DuckDB as the
+// oracle: each expression of testdata/duckdb/*.sql, one a line, runs in
+// zflow and in DuckDB (through internal/duckdbtest, all in one session)
+// over the same seeded table of ~2000 rows with NULLs and edge values, and
+// every value must agree: NULLs in the same rows, integers, strings and
+// booleans exactly, floats within 1e-9 (float32 1e-6), timestamps by
+// instant; a top-level CAST's type too; when DuckDB fails, zflow must fail.
+// To add an expression, add a line to the file of its area (core.sql for
+// the operators above); testdata/duckdb/README.md describes the format, the
+// table's columns, how to write an expression both dialects read alike,
+// and the short list of known differences.
 package expr
