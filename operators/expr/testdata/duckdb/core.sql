@@ -269,3 +269,45 @@ CAST(i64 AS int32)
 CAST(sf AS bigint)
 --! error
 CAST('x' AS boolean)
+
+-- constants that do or do not fit a narrow column's own type
+i8 < 200
+i8 > -129
+i8 = 1000
+i32 = 2.5
+i32 < 2.5
+i16 >= -0.5
+u32 > -1
+u32 = -1
+f32 = 0.1
+f32 < 0.1
+ts_ms = TIMESTAMP '2024-01-02 03:04:05.123'
+ts_ms = TIMESTAMP '2024-01-02 03:04:05.123456'
+ts_ms < TIMESTAMP '2024-01-02 03:04:05.1235'
+i8 IN (1000, 1, -1)
+f32 IN (0.5, 1.5, -2.5)
+
+-- lists that are not constant, long lists, nesting
+s IN (s2, 'x')
+k IN (i8, i16, NULL)
+s IN ('a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j', 'k', 'l', 'm', 'n', 'o', 'p', 'q', 'r', 's', 't', 'u', 'v', 'w', 'x', 'y', 'z', 'A', 'B', 'C', 'D', 'E', 'F', 'G', 'H', 'I', 'J', 'K', 'L', 'M', 'N', 'O', 'P', 'Q', 'R', 'S', 'T', 'U', 'V', 'W', 'X', 'Y', 'Z', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '', ' ', 'ab', 'abc', 'ABC', 'x', 'xy', 'xyz', '_', '%', 'é', 'É', 'ß', '日本', '🦆', 'NULL')
+k NOT IN (-10, -9, -8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10)
+CASE WHEN k > 0 THEN CASE WHEN b THEN 'pos-true' ELSE 'pos-other' END ELSE coalesce(s2, 'none') END
+CASE WHEN b THEN NULL ELSE k END
+CASE k % 3 WHEN 0 THEN f64 WHEN 1 THEN f32 ELSE i32 END
+CASE WHEN i8 IS NULL THEN ts END
+coalesce(i8, 0)
+coalesce(CASE WHEN k > 0 THEN k END, -k)
+NOT (k IN (1, 2) OR s LIKE 'a%')
+(k > 0) = (i8 > 0)
+k BETWEEN i8 AND i16 AND NOT b
+length(lower(s)) = length(s)
+lower(s) LIKE '%ä%'
+upper(s2) NOT LIKE '%,%'
+NULL IS NOT NULL
+CAST(NULL AS bigint)
+CAST(NULL AS varchar) IS NULL
+CAST(k > 0 AS varchar)
+CAST(CAST(b AS varchar) AS boolean)
+CAST(CAST(i64 AS varchar) AS bigint) = i64
+CAST(ts_ms AS varchar) < CAST(ts AS varchar)
