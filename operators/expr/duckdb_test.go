@@ -163,7 +163,7 @@ func TestDuckDB(t *testing.T) {
 			t.Logf("%s: known difference (%s):\n\t%s", e.where(), reason, strings.Join(problems, "\n\t"))
 		case len(problems) > 0:
 			failed++
-			t.Errorf("%s:\n\t%s", e.where(), strings.Join(problems, "\n\t"))
+			t.Errorf("%s: %s", e.where(), strings.Join(problems, "\n"+e.where()+": "))
 		}
 		if o.duck.err != "" && o.zflow.err != nil {
 			bothFail++
