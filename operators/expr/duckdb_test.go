@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"testing"
@@ -152,7 +153,7 @@ func TestDuckDB(t *testing.T) {
 		o := outcome{entry: e}
 		o.duck = readDuck(t, mem, resultPath(dir, i), res[i+1].Err, rec.NumRows())
 		o.zflow = evalZflow(mem, e.src, rec)
-		problems := o.check(t)
+		problems := o.check(rec)
 		o.release()
 		reason, isKnown := knownDifferences[e.src]
 		switch {
@@ -259,13 +260,17 @@ func readDuck(t *testing.T, mem memory.Allocator, path, duckErr string, rows int
 
 // zflowResult is zflow's answer to one expression.
 type zflowResult struct {
-	stage string // "Compile" or "Eval", where err happened
+	stage string // "Compile", "Eval" or "panic", where err happened
 	err   error
 	dtype arrow.DataType // the compiled type
 	r     arrow.Array
 	// slices holds Eval over three slices of the batch (offsets that are
 	// not multiples of 8 included), checked against r.
 	slices []zflowSlice
+	// For a boolean expression, Select over the batch: sel is the batch
+	// of kept rows (nil when none is kept), selErr its error.
+	sel    arrow.RecordBatch
+	selErr error
 }
 
 type zflowSlice struct {
@@ -277,15 +282,28 @@ type zflowSlice struct {
 // sliceBounds cut the batch for the sliced evaluation.
 var sliceBounds = []int{0, 7, 1001}
 
-func evalZflow(mem memory.Allocator, src string, rec arrow.RecordBatch) zflowResult {
+// evalZflow compiles src and evaluates it over rec, whole and in slices,
+// and as a filter when it is boolean. A panic is recovered and reported as
+// the expression's failure, so that the other expressions are still
+// checked (what it had allocated may stay outstanding).
+func evalZflow(mem memory.Allocator, src string, rec arrow.RecordBatch) (out zflowResult) {
+	defer func() {
+		if p := recover(); p != nil {
+			out.release()
+			out = zflowResult{stage: "panic", err: fmt.Errorf("%v\n%s", p, debug.Stack())}
+		}
+	}()
 	c, err := expr.Compile(src, rec.Schema())
 	if err != nil {
 		return zflowResult{stage: "Compile", err: err}
 	}
 	ctx := context.Background()
-	out := zflowResult{dtype: c.Type()}
+	out = zflowResult{dtype: c.Type()}
 	if out.r, err = c.Eval(ctx, mem, rec); err != nil {
 		return zflowResult{stage: "Eval", err: err, dtype: c.Type()}
+	}
+	if id := c.Type().ID(); id == arrow.BOOL || id == arrow.NULL {
+		out.sel, _, out.selErr = c.Select(ctx, mem, rec)
 	}
 	n := int(rec.NumRows())
 	for i, from := range sliceBounds {
@@ -309,15 +327,23 @@ type outcome struct {
 }
 
 func (o *outcome) release() {
-	for _, a := range []arrow.Array{o.duck.r, o.zflow.r} {
-		if a != nil {
-			a.Release()
-		}
+	if o.duck.r != nil {
+		o.duck.r.Release()
 	}
-	for _, s := range o.zflow.slices {
+	o.zflow.release()
+}
+
+func (z *zflowResult) release() {
+	if z.r != nil {
+		z.r.Release()
+	}
+	for _, s := range z.slices {
 		if s.r != nil {
 			s.r.Release()
 		}
+	}
+	if z.sel != nil {
+		z.sel.Release()
 	}
 }
 
@@ -325,9 +351,11 @@ func (o *outcome) release() {
 const maxRowsShown = 3
 
 // check compares the answers and returns what disagrees, one line each.
-func (o *outcome) check(t *testing.T) []string {
+func (o *outcome) check(rec arrow.RecordBatch) []string {
 	d, z := o.duck, o.zflow
 	switch {
+	case z.stage == "panic":
+		return []string{fmt.Sprintf("zflow panics: %v", z.err)}
 	case d.err != "" && z.err != nil:
 		if !o.entry.wantError {
 			return []string{fmt.Sprintf("fails in both, which the corpus does not expect (add \"--! error\" above it if it should): zflow at %s: %v; DuckDB: %s",
@@ -346,6 +374,9 @@ func (o *outcome) check(t *testing.T) []string {
 	if p := o.checkType(); p != "" {
 		problems = append(problems, p)
 	}
+	if !arrow.TypeEqual(z.r.DataType(), z.dtype) {
+		problems = append(problems, fmt.Sprintf("zflow's Eval gives %s, its Type() says %s", z.r.DataType(), z.dtype))
+	}
 	if d.r.Len() != z.r.Len() {
 		return append(problems, fmt.Sprintf("zflow gave %d rows, DuckDB %d", z.r.Len(), d.r.Len()))
 	}
@@ -363,6 +394,7 @@ func (o *outcome) check(t *testing.T) []string {
 	if bad > maxRowsShown {
 		problems = append(problems, fmt.Sprintf("... and %d more rows (%d of %d differ)", bad-maxRowsShown, bad, d.r.Len()))
 	}
+	problems = append(problems, o.checkSelect(rec)...)
 	for _, s := range z.slices {
 		if s.err != nil {
 			problems = append(problems, fmt.Sprintf("zflow fails on rows [%d, %d) alone, not on the whole batch: %v", s.from, s.to, s.err))
@@ -377,6 +409,43 @@ func (o *outcome) check(t *testing.T) []string {
 		}
 	}
 	return problems
+}
+
+// checkSelect checks Select, the filter, for a boolean expression: it must
+// keep the rows where DuckDB's value is true (a NULL is not), in order, each
+// with every column of rec as it is.
+func (o *outcome) checkSelect(rec arrow.RecordBatch) []string {
+	z := o.zflow
+	if z.sel == nil && z.selErr == nil {
+		if id := z.dtype.ID(); id != arrow.BOOL && id != arrow.NULL {
+			return nil
+		}
+	}
+	if z.selErr != nil {
+		return []string{fmt.Sprintf("zflow's Select fails where Eval does not: %v", z.selErr)}
+	}
+	var want []int
+	for i := range o.duck.r.Len() {
+		if c := cellOf(o.duck.r, i); c.kind == cellBool && c.b {
+			want = append(want, i)
+		}
+	}
+	got := 0
+	if z.sel != nil {
+		got = int(z.sel.NumRows())
+	}
+	if got != len(want) {
+		return []string{fmt.Sprintf("zflow's Select keeps %d rows, DuckDB's WHERE %d", got, len(want))}
+	}
+	for j, id := range want {
+		for c := range int(rec.NumCols()) {
+			if !cellOf(z.sel.Column(c), j).same(cellOf(rec.Column(c), id)) {
+				return []string{fmt.Sprintf("zflow's Select: kept row %d is not row %d (id=%d) in column %s: %s",
+					j, id, id, rec.ColumnName(c), cellOf(z.sel.Column(c), j))}
+			}
+		}
+	}
+	return nil
 }
 
 // checkType compares the result types when the expression is a CAST at top
