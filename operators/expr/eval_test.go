@@ -118,6 +118,8 @@ var evalTests = []struct{ src, want string }{
 	// BETWEEN
 	{"qty BETWEEN 0 AND 150", "[true,true,null,false,true,false]"},
 	{"qty NOT BETWEEN 0 AND 150", "[false,false,null,true,false,true]"},
+	{"NULL BETWEEN NULL AND NULL", "[null,null,null,null,null,null]"},
+	{"NULL NOT BETWEEN NULL AND NULL", "[null,null,null,null,null,null]"},
 	{"price BETWEEN qty AND 100", "[false,false,null,null,true,true]"},
 	{"ts BETWEEN TIMESTAMP '2024-01-01' AND TIMESTAMP '2024-01-02'", "[true,false,null,false,false,true]"},
 	{"symbol BETWEEN 'A' AND 'H'", "[true,false,true,null,true,false]"},
@@ -147,6 +149,8 @@ var evalTests = []struct{ src, want string }{
 	{"CASE WHEN flag THEN 1 WHEN NOT flag THEN 0 ELSE -1 END", "[1,0,-1,1,0,-1]"},
 	{"CASE WHEN qty > 0 THEN price ELSE qty END", "[10.5,20,null,null,0,-7]"},
 	{"CASE symbol WHEN 'AAPL' THEN 1 WHEN 'MSFT' THEN 2 END", "[1,2,null,null,1,null]"},
+	{"CASE NULL WHEN NULL THEN 1 ELSE qty END", "[50,150,null,200,0,-7]"},
+	{"CASE NULL WHEN NULL THEN 1 END", "[null,null,null,null,null,null]"},
 	{"CASE small WHEN 5 THEN 'five' WHEN 100 THEN 'hundred' ELSE 'other' END", `["five","other","other","other","other","hundred"]`},
 	{"CASE WHEN flag THEN flag ELSE qty > 100 END", "[true,true,null,true,false,false]"},
 	{"CASE WHEN TRUE THEN qty END", "[50,150,null,200,0,-7]"},
