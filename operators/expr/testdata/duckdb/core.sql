@@ -311,3 +311,36 @@ CAST(k > 0 AS varchar)
 CAST(CAST(b AS varchar) AS boolean)
 CAST(CAST(i64 AS varchar) AS bigint) = i64
 CAST(ts_ms AS varchar) < CAST(ts AS varchar)
+
+-- NULL in every position
+k BETWEEN NULL AND 5
+NULL IN (1, 2)
+k IN (NULL)
+NOT NULL
+-NULL
+NULL + k
+s LIKE NULL
+CASE NULL WHEN NULL THEN 1 ELSE 2 END
+CASE k WHEN NULL THEN 1 ELSE 2 END
+CASE WHEN k > 0 THEN 1 WHEN k > 0 THEN 2 END
+coalesce(NULL, NULL, s)
+lower(NULL)
+abs(NULL)
+length(NULL)
+
+-- more arithmetic and casts
+-f64
+-f32
+f64 % 2.5
+f32 % 1
+k % 2.5
+CAST(b AS int32)
+CAST(si AS bigint) % 7
+CAST(sb AS boolean) AND b
+CAST(sf AS double) * 2
+length(s) > 3 AND s LIKE '%a%'
+--! error
+CAST(u32 AS int32)
+NULL BETWEEN NULL AND NULL
+NULL NOT BETWEEN NULL AND NULL
+CASE NULL WHEN NULL THEN 1 END
