@@ -29,6 +29,7 @@ func TestHash(t *testing.T) {
 		{"hash(symbol) = hash(upper(symbol))", "[true,true,true,true,true,false]"},
 		{"hash(symbol) = hash(name)", "[false,false,false,false,false,false]"},
 		{"hash(flag) = hash(TRUE)", "[true,false,false,true,false,false]"},
+		{"hash(flag) = hash(1)", "[true,false,false,true,false,false]"}, // as in DuckDB
 		{"hash(qty) IN (hash(50), hash(0))", "[true,false,false,false,true,false]"},
 		{"hash(ts) = hash(ts)", "[true,true,true,true,true,true]"},
 	}

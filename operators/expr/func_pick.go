@@ -305,11 +305,12 @@ func hashKernel(ev *evaluator, vals []value) (arrow.Array, error) {
 				out[i] = hashNull
 				continue
 			}
-			tmp[0] = 0
+			var x uint64
 			if boolAt(v, i) {
-				tmp[0] = 1
+				x = 1
 			}
-			out[i] = xxhash.Sum64(tmp[:1])
+			binary.LittleEndian.PutUint64(tmp[:], x)
+			out[i] = xxhash.Sum64(tmp[:])
 		}
 	case arrow.FLOAT64:
 		xs, mask := operand[float64](v)
