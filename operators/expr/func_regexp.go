@@ -85,7 +85,8 @@ func (c *checker) compileRegexp(e *Call, args []node, i, k int, replace bool) (r
 	}
 	flags, literal, global, err := regexpOptions(opts, replace)
 	if err != nil {
-		return nil, false, false, c.report(typeErrf(offset(e.Args[k]), "%s: %v", e.Name, err))
+		// The pattern is still compiled (without options), for its errors.
+		bad = c.report(typeErrf(offset(e.Args[k]), "%s: %v", e.Name, err))
 	}
 	if literal {
 		pat = regexp.QuoteMeta(pat)
@@ -104,6 +105,9 @@ func (c *checker) compileRegexp(e *Call, args []node, i, k int, replace bool) (r
 			}
 		}
 		return nil, false, false, c.report(typeErrf(offset(e.Args[i]), "%s: invalid pattern %s: %s", e.Name, quoteString(pat), msg))
+	}
+	if bad != nil {
+		return nil, false, false, bad
 	}
 	return re, global, false, nil
 }
