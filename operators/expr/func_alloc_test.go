@@ -3,6 +3,7 @@ package expr
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -50,6 +51,9 @@ func TestFunctionsDoNotAllocatePerRow(t *testing.T) {
 	defer large.Release()
 	mem := memory.NewGoAllocator()
 	for _, src := range exprs {
+		if raceEnabled && strings.HasPrefix(src, "regexp") {
+			continue // the race detector empties the pool of regexp machines
+		}
 		c, err := Compile(src, schema)
 		if err != nil {
 			t.Fatalf("%s: %v", src, err)
