@@ -73,7 +73,9 @@ func intType(bits int, signed bool) arrow.DataType {
 
 func isFloat(dt arrow.DataType) bool { return dt.ID() == arrow.FLOAT32 || dt.ID() == arrow.FLOAT64 }
 
-func isString(dt arrow.DataType) bool { return dt.ID() == arrow.STRING || dt.ID() == arrow.LARGE_STRING }
+func isString(dt arrow.DataType) bool {
+	return dt.ID() == arrow.STRING || dt.ID() == arrow.LARGE_STRING
+}
 
 // widenType returns the type a and b widen into, and false when they do
 // not (see the rules above).
