@@ -44,7 +44,9 @@ const (
 // value holds NewConfig's default; parameters that hold a struct are
 // completed field by field. cfg itself is not changed. Lists, maps and the
 // elements of lists are taken as they are: a nil list takes the default, an
-// empty non-nil one ([]string{}) stays empty.
+// empty non-nil one ([]string{}) stays empty. A ConfigNormalizer's
+// shorthands are folded in (NormalizeConfig), so the copy is what a YAML
+// file saying the same decodes to.
 func CompleteConfig(spec *Spec, cfg any) (any, error) {
 	def := spec.NewConfig()
 	if err := sameType(cfg, def); err != nil {
@@ -58,6 +60,9 @@ func CompleteConfig(spec *Spec, cfg any) (any, error) {
 	ov := reflect.ValueOf(out).Elem()
 	ov.Set(reflect.ValueOf(cfg).Elem())
 	fillDefaults(ov, reflect.ValueOf(def).Elem(), params)
+	if n, ok := out.(ConfigNormalizer); ok {
+		n.NormalizeConfig()
+	}
 	return out, nil
 }
 
