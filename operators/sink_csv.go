@@ -16,7 +16,7 @@ type CSVSinkConfig struct {
 	Header       bool     `zflow:"header" doc:"write the column names first"`
 	Delimiter    string   `zflow:"delimiter" doc:"field separator, one ASCII character (\"\\t\" or tab for tabs)"`
 	NullValue    string   `zflow:"null_value" doc:"how a null is written (an empty string value is written as \"\")"`
-	PartitionBy  []string `zflow:"partition_by" doc:"write a Hive-partitioned directory tree instead of one file: path is a directory, and each row goes to path/col=value/.../part-N.csv by these columns' values (strings, integers, booleans or dates; null and empty strings are __HIVE_DEFAULT_PARTITION__; / = % and control characters percent-encoded), which are not written inside the files; the tree is published as a whole when the run succeeds" example:"[day, symbol]"`
+	PartitionBy  []string `zflow:"partition_by" doc:"write a Hive-partitioned directory tree instead of one file: path is a directory, and each row goes to path/col=value/.../part-N.csv by these columns' values (strings, integers, booleans or dates; null is __HIVE_DEFAULT_PARTITION__; every byte but letters, digits and - _ . ~ percent-encoded, as DuckDB writes them), which are not written inside the files; the tree is published as a whole when the run succeeds" example:"[day, symbol]"`
 	MaxOpenFiles int      `zflow:"max_open_files" doc:"with partition_by: partition files open at once (each holds its encoder's buffers); when another is needed the least recently used is closed, and a partition that gets rows again continues in a new part file"`
 }
 

@@ -13,7 +13,7 @@ import (
 // NDJSONSinkConfig configures the ndjson sink.
 type NDJSONSinkConfig struct {
 	Path         string   `zflow:"path" required:"true" doc:"file to write; replaced atomically when the run succeeds. - writes standard output instead, as batches arrive (not atomic: a failed run may have printed some rows; one node per pipeline)" example:"out/trades.ndjson"`
-	PartitionBy  []string `zflow:"partition_by" doc:"write a Hive-partitioned directory tree instead of one file: path is a directory, and each row goes to path/col=value/.../part-N.ndjson by these columns' values (strings, integers, booleans or dates; null and empty strings are __HIVE_DEFAULT_PARTITION__; / = % and control characters percent-encoded), which are not written inside the files; the tree is published as a whole when the run succeeds" example:"[day, symbol]"`
+	PartitionBy  []string `zflow:"partition_by" doc:"write a Hive-partitioned directory tree instead of one file: path is a directory, and each row goes to path/col=value/.../part-N.ndjson by these columns' values (strings, integers, booleans or dates; null is __HIVE_DEFAULT_PARTITION__; every byte but letters, digits and - _ . ~ percent-encoded, as DuckDB writes them), which are not written inside the files; the tree is published as a whole when the run succeeds" example:"[day, symbol]"`
 	MaxOpenFiles int      `zflow:"max_open_files" doc:"with partition_by: partition files open at once (each holds its encoder's buffers); when another is needed the least recently used is closed, and a partition that gets rows again continues in a new part file"`
 }
 

@@ -21,7 +21,7 @@ type ParquetSinkConfig struct {
 	Compression  string   `zflow:"compression" doc:"page compression codec" enum:"snappy,zstd,gzip,none"`
 	RowGroupRows int      `zflow:"row_group_rows" doc:"rows per row group (the last one may hold fewer)"`
 	Dictionary   string   `zflow:"dictionary" enum:"auto,always,never" doc:"dictionary encoding (a dictionary that grows past 1 MiB falls back to plain encoding): auto encodes string and binary columns only, where repeats are common and hashing pays; always encodes every column; never writes plain"`
-	PartitionBy  []string `zflow:"partition_by" doc:"write a Hive-partitioned directory tree instead of one file: path is a directory, and each row goes to path/col=value/.../part-N.parquet by these columns' values (strings, integers, booleans or dates; null and empty strings are __HIVE_DEFAULT_PARTITION__; / = % and control characters percent-encoded), which are not written inside the files; the tree is published as a whole when the run succeeds" example:"[day, symbol]"`
+	PartitionBy  []string `zflow:"partition_by" doc:"write a Hive-partitioned directory tree instead of one file: path is a directory, and each row goes to path/col=value/.../part-N.parquet by these columns' values (strings, integers, booleans or dates; null is __HIVE_DEFAULT_PARTITION__; every byte but letters, digits and - _ . ~ percent-encoded, as DuckDB writes them), which are not written inside the files; the tree is published as a whole when the run succeeds" example:"[day, symbol]"`
 	MaxOpenFiles int      `zflow:"max_open_files" doc:"with partition_by: partition files open at once (each holds its encoder's buffers); when another is needed the least recently used is closed, and a partition that gets rows again continues in a new part file"`
 }
 

@@ -27,10 +27,13 @@ import (
 // them back from the directory names.
 //
 // Values are written as text (integers in decimal, booleans true/false,
-// dates 2006-01-02, strings as they are) with /, \, =, %, :, *, ?, ", <,
-// >, |, #, control characters and DEL percent-encoded (%2F, upper-case hex),
-// so a value is always one directory name and reads back the same; a null
-// is __HIVE_DEFAULT_PARTITION__, as Hive, Spark and DuckDB write it.
+// dates 2006-01-02, strings as they are), percent-encoded as DuckDB does:
+// every byte but ASCII letters, digits and - _ . ~ becomes %XX (upper-case
+// hex), so / = % spaces, control characters and non-ASCII letters never
+// break a directory name, and the names are the ones DuckDB's COPY ...
+// PARTITION_BY writes. A null is __HIVE_DEFAULT_PARTITION__, as Hive,
+// Spark and DuckDB write it; an empty string is k= (DuckDB reads it back as
+// an empty string).
 //
 // The whole tree is written under a temporary directory next to path
 // (internal/atomicfile.Dir) and renamed into place on Commit, replacing the
@@ -130,15 +133,16 @@ func (p *partitioning) describe(path string) string {
 	return fmt.Sprintf("%s/ partitioned by %s (at most %d files open)", strings.TrimSuffix(path, "/"), strings.Join(p.names, ", "), p.maxOpen)
 }
 
-// appendHiveValue appends v escaped as one directory name.
+// appendHiveValue appends v escaped as one directory name: every byte but
+// the unreserved characters of RFC 3986 percent-encoded, as DuckDB does.
 func appendHiveValue(dst, v []byte) []byte {
 	const hex = "0123456789ABCDEF"
 	for _, c := range v {
 		switch {
-		case c < 0x20 || c == 0x7f || strings.IndexByte(`/\=%:*?"<>|#`, c) >= 0:
-			dst = append(dst, '%', hex[c>>4], hex[c&15])
-		default:
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-', c == '_', c == '.', c == '~':
 			dst = append(dst, c)
+		default:
+			dst = append(dst, '%', hex[c>>4], hex[c&15])
 		}
 	}
 	return dst
@@ -220,14 +224,7 @@ func (s *partitionedSink) appendKey(dst []byte, i int) []byte {
 			dst = append(dst, hiveDefault...)
 			continue
 		}
-		v := c.AppendText(scratch[:0], i)
-		if len(v) == 0 {
-			// Hive has no name for an empty string: it is written, and
-			// read back, as null.
-			dst = append(dst, hiveDefault...)
-			continue
-		}
-		dst = appendHiveValue(dst, v)
+		dst = appendHiveValue(dst, c.AppendText(scratch[:0], i))
 	}
 	return dst
 }

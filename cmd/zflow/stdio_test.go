@@ -58,12 +58,17 @@ func TestRunStdio(t *testing.T) {
 	}
 }
 
-// TestRunStdioErrors: what cannot work is refused before anything runs,
-// with exit 2 and the place in the pipeline file, and leaves no file.
+// TestRunStdioErrors: what cannot work with standard input and output,
+// file lists and partitioned output is refused before anything runs, with
+// exit 2 and the place in the pipeline file, and leaves no file.
 func TestRunStdioErrors(t *testing.T) {
 	dir := t.TempDir()
 	csv := writeTemp(t, dir, "in.csv", "a\n1\n")
 	out := filepath.Join(dir, "out.csv")
+	data := filepath.Join(dir, "data")
+	os.Mkdir(data, 0o755)
+	writeTemp(t, data, "a.csv", "id,price\n1,2.5\n")
+	writeTemp(t, data, "b.csv", "id,cost\n2,3.5\n")
 	for _, tc := range []struct {
 		name, yaml string
 		args       []string
@@ -79,6 +84,10 @@ func TestRunStdioErrors(t *testing.T) {
 			[]string{"--json"}, []string{`run: --json prints the summary on stdout, where sink "o" (ndjson, path: -) writes its rows too`}},
 		{"glob matches nothing", "version: 1\nname: x\nsources:\n  a: {type: csv, path: " + filepath.Join(dir, "*.tsv") + "}\nsinks:\n  o: {type: csv, inputs: [a], path: " + out + "}\n",
 			nil, []string{`p.yaml:4:24: csv: no file matches "` + filepath.Join(dir, "*.tsv") + `"`}},
+		{"columns differ across files", "version: 1\nname: x\nsources:\n  a: {type: csv, path: " + data + "}\nsinks:\n  o: {type: csv, inputs: [a], path: " + out + "}\n",
+			nil, []string{`p.yaml:4:24: csv: column 2 is "cost" in ` + filepath.Join(data, "b.csv") + ` but "price" in ` + filepath.Join(data, "a.csv") + ` (the first file, which sets the columns)`}},
+		{"float partition key", "version: 1\nname: x\nsources:\n  a: {type: csv, path: " + filepath.Join(data, "a.csv") + "}\nsinks:\n  o: {type: parquet, inputs: [a], path: " + out + ", partition_by: [id, price]}\n",
+			nil, []string{`p.yaml:6:107: column "price" is float64, which cannot be a partition key`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := writeTemp(t, dir, "p.yaml", tc.yaml)
@@ -95,7 +104,7 @@ func TestRunStdioErrors(t *testing.T) {
 			if len(stdout) != 0 {
 				t.Errorf("stdout %q", stdout)
 			}
-			if names := dirList(t, dir); strings.Join(names, ",") != "in.csv,p.yaml" {
+			if names := dirList(t, dir); strings.Join(names, ",") != "data,in.csv,p.yaml" {
 				t.Errorf("left in the directory: %v", names)
 			}
 		})
