@@ -305,6 +305,7 @@ func (s *partitionedSink) open(ps *partState) error {
 		return fmt.Errorf("%s: %w", s.kind, err)
 	}
 	ps.next++
+	s.ic.CountFiles(1)
 	ps.file, ps.bw = f, bufio.NewWriterSize(f, 256<<10)
 	w, err := s.newW(s.ic, ps.bw)
 	if err != nil {

@@ -69,11 +69,21 @@ func TestPartitionedSinks(t *testing.T) {
 			}
 			// Twice: the second run replaces the first's tree.
 			for range 2 {
-				_, err := runGraph(t, mem, 3,
+				sum, err := runGraph(t, mem, 3,
 					&engine.Node{ID: "in", Kind: engine.KindSource, Type: "csv", Config: csvCfg(in), ConfigFrom: engine.ConfigLiteral},
 					&engine.Node{ID: "out", Kind: engine.KindSink, Type: tc.kind, Config: tc.sink, ConfigFrom: engine.ConfigLiteral, Inputs: []string{"in"}})
 				if err != nil {
 					t.Fatal(err)
+				}
+				// 6 partitions; with max_open_files 1 and 2, reopened ones
+				// make more files.
+				if files := sum.Ops[1].Files; files < 6 || sum.Ops[0].Files != 1 {
+					t.Errorf("summary: %d files read, %d written", sum.Ops[0].Files, files)
+				}
+				var b strings.Builder
+				sum.WriteText(&b)
+				if !strings.Contains(b.String(), "files: in 1, out ") {
+					t.Errorf("summary text lacks the files:\n%s", b.String())
 				}
 			}
 			if names := dirNames(t, dir); slices.ContainsFunc(names, func(n string) bool { return strings.HasPrefix(n, ".") }) {

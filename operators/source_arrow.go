@@ -278,6 +278,9 @@ func (s *arrowSource) Run(ctx context.Context, out engine.Emitter) error {
 
 func (s *arrowSource) runInput(ctx context.Context, fi, unit int, out engine.Emitter) (bool, error) {
 	path := s.f.files.name(fi)
+	if unit%max(s.ic.Count, 1) == s.ic.Index {
+		s.ic.CountFiles(1) // counted once, by the instance that reads its first unit
+	}
 	var in io.Reader
 	if s.f.files.stdin {
 		in = runStdin(s.ic)

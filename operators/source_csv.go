@@ -464,6 +464,7 @@ func (s *csvSource) runFile(ctx context.Context, fi int, bld *array.RecordBuilde
 		return true, fmt.Errorf("csv: %w", err)
 	}
 	defer file.Close()
+	s.ic.CountFiles(1)
 	r.fieldsPerRecord = len(cols)
 	if f.cfg.Header {
 		if _, err := r.next(); err != nil && err != io.EOF {

@@ -341,6 +341,7 @@ func (s *ndjsonSource) runFile(ctx context.Context, fi int, out engine.Emitter) 
 		return true, fmt.Errorf("ndjson: %w", err)
 	}
 	defer in.Close()
+	s.ic.CountFiles(1)
 	batchRows := batchRowsFor(f.cfg.BatchRows, s.ic.Settings)
 	lines := &lineCounter{r: in.Reader}
 	if p := f.cfg.UnknownKeys; p == "error" || (p != "ignore" && f.inferred) {

@@ -307,6 +307,9 @@ func (s *parquetSource) runFile(ctx context.Context, fi int, path string, unit i
 		return true, err
 	}
 	defer pf.Close()
+	if unit%max(s.ic.Count, 1) == s.ic.Index {
+		s.ic.CountFiles(1) // counted once, by the instance that reads its first row group
+	}
 	var cols []int // leaf columns; nil reads all
 	if s.f.fields != nil {
 		for _, fi := range s.f.fields {
