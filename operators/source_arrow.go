@@ -101,7 +101,7 @@ func buildArrowSource(bc *engine.BuildContext, c any) (engine.Factory, error) {
 		f.stream, f.batches, f.fileSchema = []bool{true}, []int{1}, stripMeta(schema)
 	}
 	for i, path := range files.files {
-		schema, stream, n, err := arrowFileSchema(path, cfg.Format)
+		schema, stream, n, err := arrowFileSchema(files.param(i), path, cfg.Format)
 		if err != nil {
 			return nil, err
 		}
@@ -112,7 +112,7 @@ func buildArrowSource(bc *engine.BuildContext, c any) (engine.Factory, error) {
 			continue
 		}
 		if err := sameFileColumns(f.fileSchema, schema); err != nil {
-			return nil, engine.Errf("path", "arrow: %s and %s (the first file, which sets the columns) differ: %v; every file must have the same columns", path, files.files[0], err)
+			return nil, engine.Errf(files.param(i), "arrow: %s and %s (the first file, which sets the columns) differ: %v; every file must have the same columns", path, files.files[0], err)
 		}
 	}
 	if f.extra, err = planExtras(files, cfg.HivePartitioning, cfg.Filename, f.fileSchema); err != nil {
@@ -148,11 +148,12 @@ func stdinArrowSchema(st *engine.Stdin, format string) (*arrow.Schema, error) {
 }
 
 // arrowFileSchema reads the schema of the IPC file or stream at path, and
-// tells which it is and how many batches a file holds.
-func arrowFileSchema(path, format string) (*arrow.Schema, bool, int, error) {
+// tells which it is and how many batches a file holds; errors are placed at
+// param.
+func arrowFileSchema(param, path, format string) (*arrow.Schema, bool, int, error) {
 	osf, err := os.Open(path)
 	if err != nil {
-		return nil, false, 0, engine.Errf("path", "arrow: %v", err)
+		return nil, false, 0, engine.Errf(param, "arrow: %v", err)
 	}
 	defer osf.Close()
 	stream := format == "stream"
@@ -168,24 +169,24 @@ func arrowFileSchema(path, format string) (*arrow.Schema, bool, int, error) {
 					msg += "; use type: " + use
 				}
 			}
-			return nil, false, 0, engine.Errf("path", "%s", msg)
+			return nil, false, 0, engine.Errf(param, "%s", msg)
 		}
 		if _, err := osf.Seek(0, io.SeekStart); err != nil {
-			return nil, false, 0, engine.Errf("path", "arrow: %v", err)
+			return nil, false, 0, engine.Errf(param, "arrow: %v", err)
 		}
 	}
 	mem := memory.NewGoAllocator() // only the schema is read
 	if stream {
 		r, err := newIPCStreamReader(osf, mem)
 		if err != nil {
-			return nil, false, 0, engine.Errf("path", "arrow: read %s as an IPC stream: %v", path, err)
+			return nil, false, 0, engine.Errf(param, "arrow: read %s as an IPC stream: %v", path, err)
 		}
 		defer r.Release()
 		return r.Schema(), true, 1, nil
 	}
 	r, err := newIPCFileReader(osf, mem)
 	if err != nil {
-		return nil, false, 0, engine.Errf("path", "arrow: read %s as an IPC file: %v", path, err)
+		return nil, false, 0, engine.Errf(param, "arrow: read %s as an IPC file: %v", path, err)
 	}
 	defer r.Close()
 	return r.Schema(), false, r.NumRecords(), nil

@@ -190,7 +190,7 @@ func (f *csvFactory) checkFiles(names []string) error {
 		err := func() error {
 			file, r, name, err := f.newScanner(i, nil)
 			if err != nil {
-				return engine.Errf("path", "csv: %v", err)
+				return engine.Errf(f.files.param(i), "csv: %v", err)
 			}
 			defer file.Close()
 			first, err := r.next()
@@ -198,10 +198,10 @@ func (f *csvFactory) checkFiles(names []string) error {
 				return nil // an empty file adds no rows
 			}
 			if err != nil {
-				return engine.Errf("path", "csv: read %s: %v", name, err)
+				return engine.Errf(f.files.param(i), "csv: read %s: %v", name, err)
 			}
 			if len(first) != len(names) {
-				return engine.Errf("path", "csv: %s has %d columns, but %s (the first file, which sets the columns) has %d: every file must have the same columns",
+				return engine.Errf(f.files.param(i), "csv: %s has %d columns, but %s (the first file, which sets the columns) has %d: every file must have the same columns",
 					name, len(first), f.files.name(0), len(names))
 			}
 			if !f.cfg.Header {
@@ -209,7 +209,7 @@ func (f *csvFactory) checkFiles(names []string) error {
 			}
 			for j, v := range first {
 				if got := strings.TrimSpace(string(v)); got != names[j] && !(got == "" && names[j] == fmt.Sprintf("f%d", j)) {
-					return engine.Errf("path", "csv: column %d is %q in %s but %q in %s (the first file, which sets the columns): every file must have the same columns",
+					return engine.Errf(f.files.param(i), "csv: column %d is %q in %s but %q in %s (the first file, which sets the columns): every file must have the same columns",
 						j+1, got, name, names[j], f.files.name(0))
 				}
 			}

@@ -151,7 +151,7 @@ func buildParquetSource(bc *engine.BuildContext, c any) (engine.Factory, error) 
 	f := &parquetFactory{cfg: cfg, files: files}
 	var first *arrow.Schema
 	for i, path := range files.files {
-		full, rows, groups, err := parquetSchema(path, batchRowsFor(cfg.BatchRows, bc.Settings))
+		full, rows, groups, err := parquetSchema(files.param(i), path, batchRowsFor(cfg.BatchRows, bc.Settings))
 		if err != nil {
 			return nil, err
 		}
@@ -162,7 +162,7 @@ func buildParquetSource(bc *engine.BuildContext, c any) (engine.Factory, error) 
 			continue
 		}
 		if err := sameFileColumns(first, full); err != nil {
-			return nil, engine.Errf("path", "parquet: %s and %s (the first file, which sets the columns) differ: %v; every file must have the same columns", path, files.files[0], err)
+			return nil, engine.Errf(files.param(i), "parquet: %s and %s (the first file, which sets the columns) differ: %v; every file must have the same columns", path, files.files[0], err)
 		}
 	}
 	if f.fileSchema, f.fields, err = selectColumns(first, cfg.Columns, files.files[0]); err != nil {
@@ -175,16 +175,17 @@ func buildParquetSource(bc *engine.BuildContext, c any) (engine.Factory, error) 
 	return f, nil
 }
 
-// parquetSchema reads the schema, row count and row groups of path.
-func parquetSchema(path string, batchRows int) (*arrow.Schema, int64, int, error) {
+// parquetSchema reads the schema, row count and row groups of path;
+// errors are placed at param.
+func parquetSchema(param, path string, batchRows int) (*arrow.Schema, int64, int, error) {
 	pf, fr, err := openParquet(path, parquetScratch, batchRows)
 	if err != nil {
-		return nil, 0, 0, engine.Errf("path", "%v", err)
+		return nil, 0, 0, engine.Errf(param, "%v", err)
 	}
 	defer pf.Close()
 	full, err := fr.Schema()
 	if err != nil {
-		return nil, 0, 0, engine.Errf("path", "parquet: %s: read schema: %v", path, err)
+		return nil, 0, 0, engine.Errf(param, "parquet: %s: read schema: %v", path, err)
 	}
 	return stripMeta(full), pf.NumRows(), pf.NumRowGroups(), nil
 }
