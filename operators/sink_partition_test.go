@@ -228,3 +228,20 @@ func TestAppendHiveValue(t *testing.T) {
 		}
 	}
 }
+
+// TestPartitionedSinkReadsItsOwnTree: a sink replacing the directory a
+// source reads from is a compile error at both nodes.
+func TestPartitionedSinkReadsItsOwnTree(t *testing.T) {
+	dir := t.TempDir()
+	mkTree(t, dir, map[string]string{"tree/k=1/part-0.csv": "n\n1\n", "tree/k=2/part-0.csv": "n\n2\n"})
+	tree := filepath.Join(dir, "tree")
+	g := &engine.Graph{Name: "own", Nodes: []*engine.Node{
+		{ID: "in", Kind: engine.KindSource, Type: "csv", Config: csvCfg(filepath.Join(tree, "**", "*.csv")), ConfigFrom: engine.ConfigLiteral},
+		{ID: "out", Kind: engine.KindSink, Type: "csv", Config: &CSVSinkConfig{Path: tree, PartitionBy: []string{"k"}}, ConfigFrom: engine.ConfigLiteral, Inputs: []string{"in"}},
+	}}
+	_, err := engine.Compile(g, engine.CompileOptions{})
+	if err == nil || !strings.Contains(err.Error(), `out.path: source "in" reads `+filepath.Join(tree, "k=1", "part-0.csv")+`, inside this directory`) ||
+		!strings.Contains(err.Error(), `in.path: sink "out" writes the directory `+tree) || strings.Count(err.Error(), "inside this directory") != 1 {
+		t.Fatalf("got %v", err)
+	}
+}
