@@ -32,6 +32,8 @@ func TestHash(t *testing.T) {
 		{"hash(flag) = hash(1)", "[true,false,false,true,false,false]"}, // as in DuckDB
 		{"hash(qty) IN (hash(50), hash(0))", "[true,false,false,false,true,false]"},
 		{"hash(ts) = hash(ts)", "[true,true,true,true,true,true]"},
+		{"hash(hash(name)) = hash(hash(name))", "[true,true,true,true,true,true]"},
+		{"hash(hash(NULL))", "[4107362844620371459,4107362844620371459,4107362844620371459,4107362844620371459,4107362844620371459,4107362844620371459]"},
 	}
 	for _, tt := range tests {
 		got, _, err := evalJSON(t, mem, rec, tt.src)

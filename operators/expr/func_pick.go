@@ -263,11 +263,13 @@ const hashNull = 13787848793156543929
 
 // checkHash is hash(x): a uint64 (DuckDB's UBIGINT) that is the same for
 // equal values in every process, run and batch size: the xxhash64 of the
-// value's canonical bytes (an integer as an 8-byte little-endian int64, a
-// float as its float64 bits with -0 as 0 and every NaN as one NaN, a
-// string's bytes, a boolean as one byte 0 or 1, a timestamp or date as its
-// stored integer in its own unit), and hashNull for NULL, like DuckDB. The
-// values differ from DuckDB's own hash function.
+// value's canonical bytes. An integer of any width is its int64 value in 8
+// little-endian bytes (a uint64 its own 8 bytes, the same for a value an
+// int64 holds), a float its float64 bits with -0 as 0 and every NaN as one
+// NaN, a string its bytes, a boolean the integer 0 or 1 (so hash(TRUE) =
+// hash(1), as in DuckDB), a timestamp or date its stored integer in its own
+// unit. NULL hashes to hashNull, as in DuckDB; other values differ from
+// DuckDB's hash.
 func checkHash(c *checker, e *Call, args []node) (node, error) {
 	x := args[0]
 	cls := classOf(x.dtype())
@@ -277,7 +279,11 @@ func checkHash(c *checker, e *Call, args []node) (node, error) {
 	case clsOther:
 		return nil, typeErrf(offset(e.Args[0]), "hash cannot hash %s", c.desc(e.Args[0], x))
 	}
-	x, err := c.coerce(x, canonical(x.dtype()), e.Args[0])
+	dt := canonical(x.dtype())
+	if x.dtype().ID() == arrow.UINT64 {
+		dt = tUint64 // its 8 bytes as they are: int64 cannot hold every uint64
+	}
+	x, err := c.coerce(x, dt, e.Args[0])
 	if err != nil {
 		return nil, err
 	}
@@ -286,6 +292,14 @@ func checkHash(c *checker, e *Call, args []node) (node, error) {
 
 func hashKernel(ev *evaluator, vals []value) (arrow.Array, error) {
 	v := vals[0]
+	if v.arr == nil && v.dtype().ID() == arrow.UINT64 {
+		arr, err := broadcast(ev.mem, v.sc, ev.n)
+		if err != nil {
+			return nil, err
+		}
+		defer arr.Release()
+		v = value{arr: arr}
+	}
 	buf := newBuffer(ev.mem, ev.n*8)
 	out := arrow.Uint64Traits.CastFromBytes(buf.Bytes())[:ev.n]
 	var tmp [8]byte
@@ -337,6 +351,17 @@ func hashKernel(ev *evaluator, vals []value) (arrow.Array, error) {
 				continue
 			}
 			binary.LittleEndian.PutUint64(tmp[:], uint64(int64(xs[i&mask])))
+			out[i] = xxhash.Sum64(tmp[:])
+		}
+	case arrow.UINT64:
+		d := v.arr.Data()
+		xs := arrow.Uint64Traits.CastFromBytes(d.Buffers()[1].Bytes())[d.Offset():]
+		for i := range out {
+			if argNull(v, i) {
+				out[i] = hashNull
+				continue
+			}
+			binary.LittleEndian.PutUint64(tmp[:], xs[i])
 			out[i] = xxhash.Sum64(tmp[:])
 		}
 	default: // int64, timestamps, dates in int64
