@@ -385,7 +385,7 @@ func (c *checker) arith(e *Binary) (node, error) {
 	if fn, ok := arithNames[e.Op]; ok {
 		n = &callNode{fn: fn, args: []node{l, r}, dt: dt, src: c.text(e)}
 	} else {
-		n = &divModNode{op: e.Op[0], l: l, r: r, dt: dt}
+		n = &divModNode{op: e.Op[0], l: l, r: r, dt: dt, src: c.text(e)}
 	}
 	return c.foldIf(n, e, l, r)
 }

@@ -230,6 +230,9 @@ func (c *checker) between(e *Between) (node, error) {
 	if err != nil {
 		return nil, err
 	}
+	if x.dtype().ID() == arrow.NULL { // NULL BETWEEN NULL AND NULL, NOT too
+		return nullOf(tBool), nil
+	}
 	var n node = &betweenNode{x: x, lo: bounds[0], hi: bounds[1], src: c.text(e)}
 	if n, err = c.foldIf(n, e, x, bounds[0], bounds[1]); err != nil {
 		return nil, err

@@ -39,7 +39,14 @@ func (c *checker) cast(e *Cast) (node, error) {
 		// what is now whole (a value out of the type's range still fails).
 		x = &callNode{fn: "round", opts: &compute.RoundOptions{NDigits: 0, Mode: compute.RoundHalfTowardsInfinity},
 			args: []node{x}, dt: x.dtype(), src: c.text(e)}
-		opts.AllowFloatTruncate = true // nothing is left to truncate
+		x = newFloatRangeNode(x, dt, c.text(e)) // the cast below no longer checks the range
+		opts.AllowFloatTruncate = true          // nothing is left to truncate
+	}
+	if classOf(x.dtype()) == clsInt && classOf(dt) == clsFloat {
+		// As when an int meets a float (coerce): above 2^53 the value
+		// rounds to the nearest float, as in DuckDB and PostgreSQL, rather
+		// than failing the batch.
+		opts.AllowFloatTruncate = true
 	}
 	return c.foldIf(&callNode{fn: "cast", opts: opts, args: []node{x}, dt: dt, src: c.text(e)}, e, x)
 }
@@ -136,6 +143,14 @@ func (c *checker) caseExpr(e *Case) (node, error) {
 			var err error
 			if n.operand, n.conds, err = c.comparable(op, e.Operand, n.conds, ces); err != nil {
 				return nil, err
+			}
+			if n.operand.dtype().ID() == arrow.NULL {
+				// The operand and every WHEN are NULL: no WHEN matches
+				// (NULL = NULL is not true), as a NULL condition does not.
+				n.operand = nil
+				for i := range n.conds {
+					n.conds[i] = nullOf(tBool)
+				}
 			}
 		}
 	} else {
