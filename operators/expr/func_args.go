@@ -98,6 +98,29 @@ func (v *int64View) null(i int) bool {
 	return v.nullK || (v.valid != nil && !bitutil.BitIsSet(v.valid, v.voff+i))
 }
 
+// float64View is a float64 operand, as int64View.
+type float64View struct {
+	vals  []float64
+	mask  int
+	valid []byte
+	voff  int
+}
+
+func float64ViewOf(v value) float64View {
+	vals, mask := operand[float64](v)
+	fv := float64View{vals: vals, mask: mask}
+	if v.arr != nil && v.arr.NullN() > 0 {
+		fv.valid, fv.voff = v.arr.NullBitmapBytes(), v.arr.Data().Offset()
+	}
+	return fv
+}
+
+func (v *float64View) at(i int) float64 { return v.vals[i&v.mask] }
+
+func (v *float64View) null(i int) bool {
+	return v.valid != nil && !bitutil.BitIsSet(v.valid, v.voff+i)
+}
+
 // validityN returns the validity of a result that is null where any of vals
 // is: nil when none has a null, the one array's own bitmap (shared) when
 // only one array at offset 0 has nulls, all clear when a constant is NULL,
@@ -206,7 +229,8 @@ func (w *strWriter) release() {
 	w.dataBuf.Release()
 }
 
-// boolWriter fills a boolean result's values bitmap; every byte is written.
+// newBoolBuffer returns the values bitmap of a boolean result of rows rows,
+// all false (every byte written), and its bytes.
 func newBoolBuffer(mem memory.Allocator, rows int) (*memory.Buffer, []byte) {
 	buf := newBuffer(mem, int(bitutil.BytesForBits(int64(rows))))
 	b := buf.Bytes()
