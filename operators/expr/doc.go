@@ -178,8 +178,9 @@
 //     timestamp as its stored integer in its own unit — so it is the same
 //     in every process, run and batch size. NULL hashes to
 //     13787848793156543929, DuckDB's value; other values differ from
-//     DuckDB's hash. Two uint64 compare as uint64, so hash(a) = hash(b)
-//     works; arithmetic converts to int64 and fails above 2^63-1.
+//     DuckDB's hash. Hashes stay uint64 where they meet each other (=, IN,
+//     CASE, coalesce, greatest, least, nullif), so hash(a) = hash(b)
+//     works; arithmetic converts them to int64 and fails above 2^63-1.
 //   - Every other argument that is NULL makes the result NULL.
 //
 // Select treats a NULL predicate as false, as SQL's WHERE does.

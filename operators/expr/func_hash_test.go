@@ -33,6 +33,12 @@ func TestHash(t *testing.T) {
 		{"hash(qty) IN (hash(50), hash(0))", "[true,false,false,false,true,false]"},
 		{"hash(ts) = hash(ts)", "[true,true,true,true,true,true]"},
 		{"hash(hash(name)) = hash(hash(name))", "[true,true,true,true,true,true]"},
+		// Hashes are compared, picked and nulled as uint64.
+		{"greatest(hash(symbol), hash(name)) >= hash(symbol)", "[true,true,true,true,true,true]"},
+		{"least(hash(symbol), hash(NULL), hash('a')) = least(hash(NULL), hash('a'), hash(symbol))", "[true,true,true,true,true,true]"},
+		{"greatest(hash('a'), hash(NULL))", "[15154266338359012955,15154266338359012955,15154266338359012955,15154266338359012955,15154266338359012955,15154266338359012955]"},
+		{"nullif(hash(name), hash('')) IS NULL", "[false,false,false,false,true,false]"},
+		{"coalesce(nullif(hash(name), hash('')), hash(NULL)) = hash(NULL)", "[false,false,true,false,true,false]"},
 		{"hash(hash(NULL))", "[4107362844620371459,4107362844620371459,4107362844620371459,4107362844620371459,4107362844620371459,4107362844620371459]"},
 	}
 	for _, tt := range tests {

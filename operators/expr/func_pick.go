@@ -57,6 +57,10 @@ func checkPick(c *checker, e *Call, args []node) (node, error) {
 		run = func(ev *evaluator, vals []value) (arrow.Array, error) {
 			return pickFixed[int32](ev, dt, vals, greatest, func(a, b int32) bool { return a < b }), nil
 		}
+	case arrow.UINT64: // hash values
+		run = func(ev *evaluator, vals []value) (arrow.Array, error) {
+			return pickFixed[uint64](ev, dt, vals, greatest, func(a, b uint64) bool { return a < b }), nil
+		}
 	case arrow.FLOAT64:
 		run = func(ev *evaluator, vals []value) (arrow.Array, error) {
 			return pickFixed[float64](ev, dt, vals, greatest, lessNaNLast), nil
@@ -97,12 +101,12 @@ func argNull(v value, i int) bool {
 
 // pickFixed picks, column by column, the greatest (or least) non-null value
 // of every row.
-func pickFixed[T int32 | int64 | float64](ev *evaluator, dt arrow.DataType, vals []value, greatest bool, less func(a, b T) bool) arrow.Array {
+func pickFixed[T int32 | int64 | uint64 | float64](ev *evaluator, dt arrow.DataType, vals []value, greatest bool, less func(a, b T) bool) arrow.Array {
 	buf := newBuffer(ev.mem, ev.n*int(dt.(arrow.FixedWidthDataType).BitWidth()/8))
 	out := castBytes[T](buf.Bytes())[:ev.n]
 	st := newPickState(ev.mem, ev.n)
 	for _, v := range vals {
-		xs, mask := operand[T](v)
+		xs, mask := fixedOperand[T](v)
 		for i := range out {
 			if argNull(v, i) {
 				continue
@@ -125,6 +129,16 @@ func pickFixed[T int32 | int64 | float64](ev *evaluator, dt arrow.DataType, vals
 		}
 	}
 	return finish(dt, ev.n, st.valid, buf)
+}
+
+// fixedOperand is operand for any fixed-width type whose values are Ts,
+// uint64 included.
+func fixedOperand[T int32 | int64 | uint64 | float64](v value) ([]T, int) {
+	if v.arr != nil {
+		d := v.arr.Data()
+		return castBytes[T](d.Buffers()[1].Bytes())[d.Offset() : d.Offset()+v.arr.Len()], -1
+	}
+	return castBytes[T](v.sc.(scalar.PrimitiveScalar).Data())[:1], 0
 }
 
 // pickBool is pickFixed for booleans (false < true): greatest is the OR
@@ -208,6 +222,9 @@ func checkNullIf(c *checker, e *Call, args []node) (node, error) {
 		return nullOf(canonical(b.dtype())), nil
 	}
 	dt := canonical(a.dtype())
+	if a.dtype().ID() == arrow.UINT64 {
+		dt = tUint64 // a hash stays one: int64 cannot hold every uint64
+	}
 	out, err := c.coerce(a, dt, e.Args[0])
 	if err != nil {
 		return nil, err
