@@ -19,7 +19,7 @@ func init() {
 	define(&funcDef{name: "greatest", sig: "greatest(a, ...)", min: 1, max: -1, check: checkPick})
 	define(&funcDef{name: "least", sig: "least(a, ...)", min: 1, max: -1, check: checkPick})
 	define(&funcDef{name: "nullif", sig: "nullif(a, b)", min: 2, max: 2, check: checkNullIf})
-	define(&funcDef{name: "hash", sig: "hash(x)", min: 1, max: 1, check: checkHash})
+	define(&funcDef{name: "hash", sig: "hash(x, ...)", min: 1, max: -1, check: checkHash})
 }
 
 // checkPick is greatest(a, ...) or least(a, ...): the arguments are brought
@@ -286,39 +286,81 @@ const hashNull = 13787848793156543929
 // NaN, a string its bytes, a boolean the integer 0 or 1 (so hash(TRUE) =
 // hash(1), as in DuckDB), a timestamp or date its stored integer in its own
 // unit. NULL hashes to hashNull, as in DuckDB; other values differ from
-// DuckDB's hash.
+// DuckDB's hash. With several arguments (a row key) the hashes are folded
+// left to right: h = xxhash64(h ‖ hash(next)), both as 8 little-endian
+// bytes, so hash(a, b) differs from hash(b, a).
 func checkHash(c *checker, e *Call, args []node) (node, error) {
-	x := args[0]
-	cls := classOf(x.dtype())
-	switch cls {
-	case clsNull:
-		return &constNode{sc: scalar.NewUint64Scalar(hashNull)}, nil
-	case clsOther:
-		return nil, typeErrf(offset(e.Args[0]), "hash cannot hash %s", c.desc(e.Args[0], x))
+	ns := make([]node, len(args))
+	for i, x := range args {
+		switch classOf(x.dtype()) {
+		case clsNull:
+			ns[i] = nullOf(tUint64) // hashes to hashNull
+			continue
+		case clsOther:
+			ns[i] = c.report(typeErrf(offset(e.Args[i]), "hash cannot hash %s", c.desc(e.Args[i], x)))
+			continue
+		}
+		dt := canonical(x.dtype())
+		if x.dtype().ID() == arrow.UINT64 {
+			dt = tUint64 // its 8 bytes as they are: int64 cannot hold every uint64
+		}
+		n, err := c.coerce(x, dt, e.Args[i])
+		if err != nil {
+			n = c.report(asTypeError(err, e.Args[i]))
+		}
+		ns[i] = n
 	}
-	dt := canonical(x.dtype())
-	if x.dtype().ID() == arrow.UINT64 {
-		dt = tUint64 // its 8 bytes as they are: int64 cannot hold every uint64
+	if poisoned(ns...) {
+		return poisonNode{}, nil
 	}
-	x, err := c.coerce(x, dt, e.Args[0])
-	if err != nil {
-		return nil, err
-	}
-	return c.newFunc(e, tUint64, []node{x}, hashKernel)
+	return c.newFunc(e, tUint64, ns, hashKernel)
 }
 
+// hashKernel hashes the first argument, then folds in each next one:
+// h = xxhash64(h ‖ hash(x)), both as 8 little-endian bytes.
 func hashKernel(ev *evaluator, vals []value) (arrow.Array, error) {
-	v := vals[0]
+	buf := newBuffer(ev.mem, ev.n*8)
+	out := arrow.Uint64Traits.CastFromBytes(buf.Bytes())[:ev.n]
+	if err := hashInto(ev, out, vals[0]); err != nil {
+		buf.Release()
+		return nil, err
+	}
+	if len(vals) > 1 {
+		scratch := newBuffer(ev.mem, ev.n*8)
+		defer scratch.Release()
+		next := arrow.Uint64Traits.CastFromBytes(scratch.Bytes())[:ev.n]
+		var pair [16]byte
+		for _, v := range vals[1:] {
+			if err := hashInto(ev, next, v); err != nil {
+				buf.Release()
+				return nil, err
+			}
+			for i := range out {
+				binary.LittleEndian.PutUint64(pair[:8], out[i])
+				binary.LittleEndian.PutUint64(pair[8:], next[i])
+				out[i] = xxhash.Sum64(pair[:])
+			}
+		}
+	}
+	return finish(tUint64, ev.n, nil, buf), nil
+}
+
+// hashInto writes the hash of every row of v into out.
+func hashInto(ev *evaluator, out []uint64, v value) error {
+	if v.arr == nil && !v.sc.IsValid() {
+		for i := range out {
+			out[i] = hashNull
+		}
+		return nil
+	}
 	if v.arr == nil && v.dtype().ID() == arrow.UINT64 {
 		arr, err := broadcast(ev.mem, v.sc, ev.n)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		defer arr.Release()
 		v = value{arr: arr}
 	}
-	buf := newBuffer(ev.mem, ev.n*8)
-	out := arrow.Uint64Traits.CastFromBytes(buf.Bytes())[:ev.n]
 	var tmp [8]byte
 	switch dt := v.dtype(); dt.ID() {
 	case arrow.STRING:
@@ -392,5 +434,5 @@ func hashKernel(ev *evaluator, vals []value) (arrow.Array, error) {
 			out[i] = xxhash.Sum64(tmp[:])
 		}
 	}
-	return finish(tUint64, ev.n, nil, buf), nil
+	return nil
 }
