@@ -155,7 +155,6 @@ func (ev *evaluator) validityN(vals ...value) *memory.Buffer {
 // exact size and a data buffer sized up front by the caller's estimate,
 // grown by doubling if a row needs more.
 type strWriter struct {
-	mem     memory.Allocator
 	offBuf  *memory.Buffer
 	dataBuf *memory.Buffer
 	offs    []int32
@@ -165,7 +164,7 @@ type strWriter struct {
 }
 
 func newStrWriter(mem memory.Allocator, rows, size int) *strWriter {
-	w := &strWriter{mem: mem, offBuf: newBuffer(mem, (rows+1)*4), dataBuf: newBuffer(mem, max(size, 0))}
+	w := &strWriter{offBuf: newBuffer(mem, (rows+1)*4), dataBuf: newBuffer(mem, max(size, 0))}
 	w.offs = arrow.Int32Traits.CastFromBytes(w.offBuf.Bytes())[:rows+1]
 	w.data = w.dataBuf.Bytes()
 	return w
@@ -198,15 +197,6 @@ func (w *strWriter) write(b []byte) {
 		return
 	}
 	w.pos += copy(w.data[w.pos:], b)
-}
-
-// writeByte appends c to the current row.
-func (w *strWriter) writeByte(c byte) {
-	if !w.grow(1) {
-		return
-	}
-	w.data[w.pos] = c
-	w.pos++
 }
 
 // finish ends the last row and builds the array with validity valid (nil:
