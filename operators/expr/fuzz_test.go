@@ -37,6 +37,14 @@ var fuzzSeeds = []string{
 	"CASE END",
 	"x IS NOT NULL IS NULL",
 	"NOT NOT NOT TRUE",
+	"substr(name, -3, qty) || symbol || 1 + 2",
+	"concat(symbol, NULL, qty, flag) = trim(name, 'ab')",
+	"split_part(name, '', small) <> replace(symbol, 'A', '')",
+	"regexp_replace(name, '(.)(a*)', '\\2\\1', 'gi') LIKE 'a%'",
+	"regexp_matches(symbol, '[', 'x')",
+	"round(price, small) + floor(qty) + sqrt(abs(price)) + ln(qty) + pow(2, small)",
+	"greatest(qty, price, NULL) = least(small, 1) OR nullif(symbol, 'AAPL') IS NULL",
+	"hash(name) = hash(lower(name)) AND starts_with(symbol, 'A') AND contains(name, 'a')",
 }
 
 func FuzzParse(f *testing.F) {
@@ -72,8 +80,8 @@ func FuzzParse(f *testing.F) {
 }
 
 // FuzzCompile compiles against the test schema and evaluates what compiles
-// on the test batch: no panic, no leak, errors with offsets inside the
-// source.
+// on the test batch: no panic, no leak, every error with an offset inside
+// the source, in source order.
 func FuzzCompile(f *testing.F) {
 	for _, s := range fuzzSeeds {
 		f.Add(s)
@@ -88,12 +96,19 @@ func FuzzCompile(f *testing.F) {
 	f.Fuzz(func(t *testing.T, src string) {
 		c, err := Compile(src, testSchema)
 		if err != nil {
-			off, _, ok := Position(err)
-			if !ok {
-				t.Fatalf("Compile(%q): %v has no position", src, err)
-			}
-			if off < 0 || off > len(src) {
-				t.Fatalf("Compile(%q): offset %d outside the source", src, off)
+			prev := 0
+			for _, e := range Errors(err) {
+				off, _, ok := Position(e)
+				if !ok {
+					t.Fatalf("Compile(%q): %v has no position", src, e)
+				}
+				if off < 0 || off > len(src) {
+					t.Fatalf("Compile(%q): offset %d outside the source", src, off)
+				}
+				if off < prev {
+					t.Fatalf("Compile(%q): errors out of source order: %v", src, err)
+				}
+				prev = off
 			}
 			return
 		}
