@@ -155,6 +155,9 @@ func TestJSONErrors(t *testing.T) {
 				t.Errorf("%v: %v", c.args, err)
 				continue
 			}
+			if names := dirNames(t, filepath.Dir(out)); len(names) != 1 {
+				t.Errorf("%v: files beside the JSON: %v", c.args, names)
+			}
 		}
 		var got errorReport
 		if err := json.Unmarshal(b, &got); err != nil {
