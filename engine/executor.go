@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"os"
 	"runtime"
 	"runtime/debug"
 	"sync"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/zflowdev/zflow/buffers"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -25,6 +28,10 @@ type RunOptions struct {
 	// figures in the summary and Settings.Memory.Budget as the hard limit.
 	// Nodes with their own Memory still get their own pools.
 	Alloc memory.Allocator
+	// Memory, if set (and Alloc is not), replaces Settings.Memory for this
+	// run's pool: `zflow run --arena` is this. Nodes with their own Memory
+	// keep it.
+	Memory *buffers.PoolConfig
 	// Finish, if set, is called once the sinks have committed or aborted,
 	// with the final summary (memory report included), before Wait
 	// returns: the caller adds what it owns.
@@ -41,6 +48,10 @@ type RunOptions struct {
 	// Telemetry sends the run's spans and metrics to OpenTelemetry; the
 	// zero value records nothing.
 	Telemetry Telemetry
+	// Stdout is what a sink with path "-" and a stdout sink write; nil
+	// means os.Stdout. (Standard input is CompileOptions.Stdin: sources
+	// read their schema from it at compile time.)
+	Stdout io.Writer
 }
 
 // Execution is a running plan.
@@ -212,6 +223,10 @@ func (p *Plan) Start(ctx context.Context, opts RunOptions) *Execution {
 	}
 	var insts []inst
 	var buildErr error
+	var stdout io.Writer = os.Stdout
+	if opts.Stdout != nil {
+		stdout = opts.Stdout
+	}
 	for i, n := range p.nodes {
 		var outs []outEdge
 		for _, c := range n.Consumers {
@@ -235,6 +250,7 @@ func (p *Plan) Start(ctx context.Context, opts RunOptions) *Execution {
 				Node: n.ID, Type: n.Spec.Name, Index: k, Count: n.Parallelism,
 				Alloc: acct, Budget: acct, Logger: opts.Logger.With("op", n.ID),
 				Ledger: &x.stats[i].led[k], Settings: p.Settings,
+				Stdin: p.stdin, Stdout: stdout,
 				span: x.tel.span(i, k),
 			}
 			op, err := newInstance(n, ic)

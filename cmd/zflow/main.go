@@ -1,7 +1,9 @@
 // Command zflow runs, validates and explains zflow pipelines.
 //
 //	zflow run FILE        run a pipeline; progress on a terminal, summary at the end
-//	zflow validate FILE…  check pipeline files; print every error
+//	                      (--quiet: nothing on stderr but errors; --json[=OUT]: the
+//	                      summary, or an invalid file's errors, as JSON)
+//	zflow validate FILE…  check pipeline files; print every error (--json: as JSON)
 //	zflow plan FILE       print the compiled plan (--format text|dot|json)
 //	zflow operators [NAME] list operators, or one operator's parameters
 //	zflow version         print versions
@@ -41,8 +43,10 @@ func (e exitError) Error() string { return e.err.Error() }
 const usage = `zflow — a dataflow pipeline engine for Arrow batches
 
 Usage:
-  zflow run [--quiet] [--json] FILE      run a pipeline
-  zflow validate FILE...                 check pipeline files, print every error
+  zflow run [--quiet] [--json[=OUT]] [--arena KIND] FILE
+                                         run a pipeline (--json: the summary, or an
+                                         invalid file's errors, as JSON on stdout or in OUT)
+  zflow validate [--json[=OUT]] FILE...  check pipeline files, print every error
   zflow plan [--format text|dot|json] FILE  print the compiled plan
   zflow operators [NAME]                 list operators, or one operator's parameters
   zflow topology [--json] [--check] [--sys DIR --proc DIR]
@@ -54,11 +58,18 @@ Exit codes: 0 ok, 1 run failure, 2 bad usage or invalid pipeline, 130 interrupte
 `
 
 func main() {
-	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
+	os.Exit(runIO(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
 // run is main without the process: it returns the exit code.
+// run is runIO with the process's standard input.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return runIO(ctx, args, os.Stdin, stdout, stderr)
+}
+
+// runIO runs the command in args; a pipeline's path "-" reads stdin and
+// writes stdout.
+func runIO(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return exitUsage
@@ -66,7 +77,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var err error
 	switch cmd, rest := args[0], args[1:]; cmd {
 	case "run":
-		err = cmdRun(ctx, rest, stdout, stderr)
+		err = cmdRun(ctx, rest, stdin, stdout, stderr)
 	case "validate":
 		err = cmdValidate(rest, stdout, stderr)
 	case "plan":

@@ -208,6 +208,8 @@ func (c *checker) checkNode(e Expr) (node, error) {
 			return c.logic(e)
 		case "+", "-", "*", "/", "%":
 			return c.arith(e)
+		case "||":
+			return c.concatOp(e)
 		}
 		return c.compare(e)
 	case *In:
