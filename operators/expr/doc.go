@@ -195,7 +195,10 @@
 // over the same seeded table of ~2000 rows with NULLs and edge values, and
 // every value must agree: NULLs in the same rows, integers, strings and
 // booleans exactly, floats within 1e-9 (float32 1e-6), timestamps by
-// instant; a top-level CAST's type too; when DuckDB fails, zflow must fail.
+// instant; a top-level CAST's type too; when DuckDB fails, zflow must fail;
+// a boolean expression's Select keeps the rows DuckDB's WHERE keeps. Seeded
+// random expressions, written in the subset both dialects read alike, are
+// checked the same way.
 // To add an expression, add a line to the file of its area (core.sql for
 // the operators above); testdata/duckdb/README.md describes the format, the
 // table's columns, how to write an expression both dialects read alike,
