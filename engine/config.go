@@ -42,7 +42,8 @@ const (
 // CompleteConfig returns a copy of cfg, a pointer to a struct literal of the
 // type spec's NewConfig returns, in which every parameter left at its zero
 // value holds NewConfig's default; parameters that hold a struct are
-// completed field by field. cfg itself is not changed. Lists, maps and the
+// completed field by field, and a Go-only shorthand (ConfigNormalizer) is
+// folded in. cfg itself is not changed. Lists, maps and the
 // elements of lists are taken as they are: a nil list takes the default, an
 // empty non-nil one ([]string{}) stays empty. A ConfigNormalizer's
 // shorthands are folded in (NormalizeConfig), so the copy is what a YAML
@@ -59,6 +60,9 @@ func CompleteConfig(spec *Spec, cfg any) (any, error) {
 	out := spec.NewConfig()
 	ov := reflect.ValueOf(out).Elem()
 	ov.Set(reflect.ValueOf(cfg).Elem())
+	if n, ok := out.(ConfigNormalizer); ok {
+		n.NormalizeConfig() // out is a copy: the caller's struct keeps its shorthand
+	}
 	fillDefaults(ov, reflect.ValueOf(def).Elem(), params)
 	if n, ok := out.(ConfigNormalizer); ok {
 		n.NormalizeConfig()

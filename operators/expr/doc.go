@@ -78,7 +78,7 @@
 //	             regexp_replace(s, pattern, replacement[, options])
 //	             round(x[, digits])  floor(x)  ceil(x)  ceiling(x)  sqrt(x)  ln(x)
 //	             pow(x, y)  power(x, y)  greatest(a, ...)  least(a, ...)
-//	             nullif(a, b)  hash(x)
+//	             nullif(a, b)  hash(x, ...)
 //
 // Precedence, loosest first: OR; AND; NOT; comparisons, IN, BETWEEN, LIKE,
 // IS (left-associative); || (as in DuckDB: 'a' || 1 + 2 is 'a3'); + and -; *, / and %; unary minus. Keywords and
@@ -171,15 +171,18 @@
 //     strings compare bytewise.
 //   - nullif(a, b) is NULL where a = b (compared as = compares them), else
 //     a, in a's type.
-//   - hash(x) is a uint64 (DuckDB's UBIGINT), never NULL: the xxhash64 of
+//   - hash(x, ...) is a uint64 (DuckDB's UBIGINT), never NULL: the xxhash64 of
 //     the value's canonical bytes — an integer of any width as its int64
 //     (8 bytes, little-endian), a float as its float64 bits with -0 as 0
 //     and one NaN, a string's bytes, a boolean as the integer 0 or 1, a
 //     timestamp as its stored integer in its own unit — so it is the same
 //     in every process, run and batch size. NULL hashes to
 //     13787848793156543929, DuckDB's value; other values differ from
-//     DuckDB's hash. Two uint64 compare as uint64, so hash(a) = hash(b)
-//     works; arithmetic converts to int64 and fails above 2^63-1.
+//     DuckDB's hash. Several arguments (a row key) fold left to right,
+//     h = xxhash64(h ‖ hash(next)) over 8 little-endian bytes each. Hashes
+//     stay uint64 where they meet each other (=, IN, CASE, coalesce,
+//     greatest, least, nullif), so hash(a) = hash(b) works; arithmetic
+//     converts them to int64 and fails above 2^63-1.
 //   - Every other argument that is NULL makes the result NULL.
 //
 // Select treats a NULL predicate as false, as SQL's WHERE does.
@@ -192,7 +195,10 @@
 // over the same seeded table of ~2000 rows with NULLs and edge values, and
 // every value must agree: NULLs in the same rows, integers, strings and
 // booleans exactly, floats within 1e-9 (float32 1e-6), timestamps by
-// instant; a top-level CAST's type too; when DuckDB fails, zflow must fail.
+// instant; a top-level CAST's type too; when DuckDB fails, zflow must fail;
+// a boolean expression's Select keeps the rows DuckDB's WHERE keeps. Seeded
+// random expressions, written in the subset both dialects read alike, are
+// checked the same way.
 // To add an expression, add a line to the file of its area (core.sql for
 // the operators above); testdata/duckdb/README.md describes the format, the
 // table's columns, how to write an expression both dialects read alike,
