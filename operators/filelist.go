@@ -42,10 +42,10 @@ import (
 // A list takes its entries in order, each expanded as above.
 
 // stdinPath is the path that means standard input (or output, for a sink).
-const stdinPath = "-"
+const stdinPath = engine.StdPath
 
-// pathParam is the common part of a file source's config: the path
-// parameter (one entry or a list) and the Go shorthand for one entry.
+// sourcePaths are the path entries of a file source's config: the Go
+// shorthand Path first, then the path parameter's list.
 func sourcePaths(one string, list []string) []string {
 	var out []string
 	if one != "" {

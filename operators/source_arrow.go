@@ -22,7 +22,7 @@ import (
 type ArrowSourceConfig struct {
 	// Path is one file, glob, directory or "-", for Go callers; it comes
 	// before Files. The pipeline parameter path fills Files.
-	Path             string   `example:"testdata/trades.arrow"`
+	Path             string
 	Files            []string `zflow:"path" required:"true" doc:"what to read, Arrow IPC files (.arrow, .feather v2) or streams (.arrows): a file, a glob (data/*.arrow, data/**/*.arrow), a directory (its files, recursively, in lexical order, skipping hidden and _-prefixed names), - for an IPC stream on standard input, or a list of these; every file must have the first one's columns" example:"testdata/trades.arrow"`
 	Filename         string   `zflow:"filename" doc:"add a string column naming the file each row came from: true names it filename, any other value is the column's name"`
 	HivePartitioning string   `zflow:"hive_partitioning" enum:"auto,true,false" doc:"add the key=value directories between a directory or glob root and the files as columns (int64, date32 or string, inferred from the values; __HIVE_DEFAULT_PARTITION__ is null): auto does when every file has the same keys, true requires it"`

@@ -21,7 +21,7 @@ import (
 type ParquetSourceConfig struct {
 	// Path is one file, glob or directory, for Go callers; it comes before
 	// Files. The pipeline parameter path fills Files.
-	Path             string   `example:"testdata/trades.parquet"`
+	Path             string
 	Files            []string `zflow:"path" required:"true" doc:"what to read: a file, a glob (data/*.parquet, data/**/*.parquet), a directory (its files, recursively, in lexical order, skipping hidden and _-prefixed names, as a Hive-partitioned tree), or a list of these; every file must have the first one's columns. Not - : Parquet needs its footer, at the end of a seekable file" example:"data/**/*.parquet"`
 	Filename         string   `zflow:"filename" doc:"add a string column naming the file each row came from: true names it filename, any other value is the column's name"`
 	HivePartitioning string   `zflow:"hive_partitioning" enum:"auto,true,false" doc:"add the key=value directories between a directory or glob root and the files as columns (int64, date32 or string, inferred from the values; __HIVE_DEFAULT_PARTITION__ is null): auto does when every file has the same keys, true requires it"`

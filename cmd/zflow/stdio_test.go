@@ -51,6 +51,21 @@ func TestRunStdio(t *testing.T) {
 	if code != 0 || bytes.Count(out, []byte("\n")) != 21 || !bytes.HasPrefix(out, []byte("symbol,price,qty,ts\nAAPL,195.19,200,")) {
 		t.Fatalf("from arrow: exit %d, stdout %q, stderr %s", code, out, e)
 	}
+	// Parquet and the Arrow file format need no seeking to write: both go
+	// to standard output, and read back from a file.
+	for _, format := range []string{"parquet", "arrow"} {
+		toFile := writeTemp(t, dir, format+".yaml", "version: 1\nname: f\nsources:\n  t: {type: csv, path: '-'}\nsinks:\n  o: {type: "+format+", inputs: [t], path: '-'}\n")
+		code, data, e := zflowPipe(t, gz, "run", "--quiet", toFile)
+		if code != 0 {
+			t.Fatalf("%s to stdout: exit %d: %s", format, code, e)
+		}
+		saved := writeTemp(t, dir, "saved."+format, string(data))
+		back := writeTemp(t, dir, "back.yaml", "version: 1\nname: b\nsources:\n  t: {type: "+format+", path: "+saved+"}\nsinks:\n  o: {type: csv, inputs: [t], path: '-'}\n")
+		code, out, e = zflowPipe(t, nil, "run", "--quiet", back)
+		if code != 0 || bytes.Count(out, []byte("\n")) != 21 || !bytes.HasPrefix(out, []byte("symbol,price,qty,ts\nAAPL,195.19,200,")) {
+			t.Fatalf("%s from stdout: exit %d, stdout %q, stderr %s", format, code, out, e)
+		}
+	}
 	// The stdout sink writes the run's standard output too.
 	table := writeTemp(t, dir, "t.yaml", "version: 1\nname: t\nsources:\n  t: {type: csv, path: '-'}\nsinks:\n  o: {type: stdout, inputs: [t], format: csv}\n")
 	if code, out, e := zflowPipe(t, []byte("a\n1\n"), "run", "--quiet", table); code != 0 || string(out) != "a\n1\n" {
