@@ -8,9 +8,9 @@ import (
 // Type checking of CAST, function calls, coalesce and CASE.
 
 func (c *checker) cast(e *Cast) (node, error) {
-	dt, ok := castTypes[e.Type]
-	if !ok {
-		return nil, typeErrf(e.Start, "unknown type %q in CAST (known: %s)", e.Type, castTypeNames())
+	dt, err := resolveType(e.Type)
+	if err != nil {
+		return nil, typeErrf(e.Start, "%v", err)
 	}
 	x, err := c.check(e.X)
 	if err != nil {
@@ -19,25 +19,24 @@ func (c *checker) cast(e *Cast) (node, error) {
 	if isNullConst(x) {
 		return nullOf(dt), nil
 	}
+	if x.dtype().ID() == arrow.DICTIONARY {
+		if x, err = c.coerce(x, canonical(x.dtype()), e.X); err != nil {
+			return nil, err
+		}
+	}
 	if arrow.TypeEqual(x.dtype(), dt) {
 		return x, nil
-	}
-	if !compute.CanCast(x.dtype(), dt) {
-		return nil, typeErrf(e.Start, "cannot cast %s to %s", c.desc(e.X, x), e.Type)
 	}
 	if dt.ID() == arrow.STRING && formatsToString(x.dtype()) {
 		return c.foldIf(&toStringNode{x: x}, e, x)
 	}
-	opts := compute.SafeCastOptions(dt)
-	opts.AllowTimeTruncate = true // CAST(ns AS timestamp) drops sub-microseconds
-	if arrow.IsFloating(x.dtype().ID()) && arrow.IsInteger(dt.ID()) {
-		// SQL (DuckDB, PostgreSQL) rounds half away from zero:
-		// CAST(2.5 AS int) is 3, CAST(-2.5 AS int) is -3. Round, then cast
-		// what is now whole (a value out of the type's range still fails).
-		x = &callNode{fn: "round", opts: &compute.RoundOptions{NDigits: 0, Mode: compute.RoundHalfTowardsInfinity},
-			args: []node{x}, dt: x.dtype(), src: c.text(e)}
-		opts.AllowFloatTruncate = true // nothing is left to truncate
+	if castKind(x.dtype(), dt) != "" {
+		return c.foldIf(&castNode{x: x, dt: dt, src: c.text(e)}, e, x)
 	}
+	if castClass(x.dtype()) != "" || castClass(dt) != "" && castClass(dt) != "string" || !compute.CanCast(x.dtype(), dt) {
+		return nil, typeErrf(e.Start, "cannot cast %s to %s", c.desc(e.X, x), sqlTypeName(dt))
+	}
+	opts := compute.SafeCastOptions(dt)
 	return c.foldIf(&callNode{fn: "cast", opts: opts, args: []node{x}, dt: dt, src: c.text(e)}, e, x)
 }
 

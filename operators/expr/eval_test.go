@@ -168,11 +168,11 @@ var evalTests = []struct{ src, want string }{
 	{"CAST(-2.5 AS int) + qty * 0", "[-3,-3,null,-3,-3,-3]"},
 	{"CAST(qty AS double) / 100", "[0.5,1.5,null,2,0,-0.07]"},
 	{"CAST(qty AS string)", `["50","150",null,"200","0","-7"]`},
-	{"CAST(price AS varchar)", `["10.5","20","30.25",null,"0","-2.5"]`},
-	{"CAST(f32 AS text)", `["1.5","2.5",null,"-1","0","3"]`},
+	{"CAST(price AS varchar)", `["10.5","20.0","30.25",null,"0.0","-2.5"]`},
+	{"CAST(f32 AS text)", `["1.5","2.5",null,"-1.0","0.0","3.0"]`},
 	{"CAST(flag AS string)", `["true","false",null,"true","false",null]`},
 	{"CAST(ts AS string)", `["2024-01-01 00:00:00","2024-01-02 03:04:05",null,"2024-06-30 12:00:00","2023-12-31 23:59:59","2024-01-02 00:00:00"]`},
-	{"CAST(tsz AS string)", `["2024-01-01 00:00:00Z","2024-01-02 03:04:05Z",null,"2024-06-30 12:00:00Z","2023-12-31 23:59:59Z","2024-01-02 00:00:00Z"]`},
+	{"CAST(tsz AS string)", `["2024-01-01 00:00:00+00","2024-01-02 03:04:05+00",null,"2024-06-30 12:00:00+00","2023-12-31 23:59:59+00","2024-01-02 00:00:00+00"]`},
 	{"CAST(flag AS int)", "[1,0,null,1,0,null]"},
 	{"CAST(qty AS bool)", "[true,true,null,true,false,true]"},
 	{"CAST(small AS int32)", "[5,-3,0,null,7,100]"},
@@ -284,7 +284,8 @@ func TestEvalRuntimeErrors(t *testing.T) {
 	defer rec.Release()
 	for src, want := range map[string]string{
 		"qty * 9223372036854775807":                                "expr: qty * 9223372036854775807: invalid: overflow",
-		"CAST(symbol AS int)":                                      `expr: CAST(symbol AS int): invalid: strconv.ParseInt: parsing "`,
+		"CAST(symbol AS int)":                                      `expr: CAST(symbol AS int): could not convert string 'AAPL' to INTEGER`,
+		"CAST(qty * 1 AS tinyint)":                                 `expr: CAST(qty * 1 AS tinyint): value 150 is out of range for TINYINT`,
 		"CASE WHEN flag THEN 1 ELSE qty * 9223372036854775807 END": "overflow",
 		"abs(qty - 9223372036854775807 - 1)":                       "overflow",
 	} {

@@ -527,11 +527,8 @@ func (p *parser) parseCast() (Expr, error) {
 	if err := p.expect("AS", " in CAST"); err != nil {
 		return nil, err
 	}
-	if p.tok.kind != tokIdent {
-		return nil, p.errf("expected a type name, found %s", p.tok.describe())
-	}
-	typ := strings.ToLower(p.tok.text)
-	if err := p.advance(); err != nil {
+	typ, err := p.parseTypeName()
+	if err != nil {
 		return nil, err
 	}
 	end := p.tok.end
@@ -571,4 +568,54 @@ func (p *parser) parseTimestamp() (Expr, error) {
 		return nil, p.errf("invalid timestamp %s (want 'YYYY-MM-DD[ HH:MM:SS[.fraction]][Z|±HH:MM]')", quoteString(s.text))
 	}
 	return &Literal{Pos: Pos{start, s.end}, Kind: LitTimestamp, Time: ts.UTC()}, p.advance()
+}
+
+// typeWords are the words that continue a multi-word type name: DOUBLE
+// PRECISION, TIMESTAMP WITH[OUT] TIME ZONE.
+var typeWords = map[string]bool{"precision": true, "with": true, "without": true, "time": true, "zone": true}
+
+// parseTypeName reads the type of a CAST: one or more words, then
+// optionally integer parameters in parentheses, as in DECIMAL(10, 2). It
+// returns the name lower-cased and normalised ("decimal(10,2)",
+// "timestamp with time zone"); the checker resolves it.
+func (p *parser) parseTypeName() (string, error) {
+	if p.tok.kind != tokIdent {
+		return "", p.errf("expected a type name, found %s", p.tok.describe())
+	}
+	name := strings.ToLower(p.tok.text)
+	if err := p.advance(); err != nil {
+		return "", err
+	}
+	for p.tok.kind == tokIdent && typeWords[strings.ToLower(p.tok.text)] {
+		name += " " + strings.ToLower(p.tok.text)
+		if err := p.advance(); err != nil {
+			return "", err
+		}
+	}
+	if !p.tok.is("(") {
+		return name, nil
+	}
+	if err := p.advance(); err != nil {
+		return "", err
+	}
+	var params []string
+	for {
+		if p.tok.kind != tokInt {
+			return "", p.errf("expected an integer type parameter, found %s", p.tok.describe())
+		}
+		params = append(params, p.tok.text)
+		if err := p.advance(); err != nil {
+			return "", err
+		}
+		if !p.tok.is(",") {
+			break
+		}
+		if err := p.advance(); err != nil {
+			return "", err
+		}
+	}
+	if err := p.expect(")", " to close the type parameters"); err != nil {
+		return "", err
+	}
+	return name + "(" + strings.Join(params, ",") + ")", nil
 }

@@ -1,9 +1,6 @@
 package expr
 
 import (
-	"sort"
-	"strings"
-
 	"github.com/apache/arrow-go/v18/arrow"
 )
 
@@ -90,25 +87,6 @@ func typeName(dt arrow.DataType) string {
 		return "dictionary<" + typeName(d.ValueType) + ">"
 	}
 	return dt.String()
-}
-
-// castTypes maps the type names CAST accepts to Arrow types.
-var castTypes = map[string]arrow.DataType{
-	"int": tInt64, "int64": tInt64, "bigint": tInt64,
-	"int32": arrow.PrimitiveTypes.Int32,
-	"float": tFloat64, "double": tFloat64, "float64": tFloat64,
-	"string": tString, "varchar": tString, "text": tString,
-	"bool": tBool, "boolean": tBool,
-	"timestamp": &arrow.TimestampType{Unit: arrow.Microsecond},
-}
-
-func castTypeNames() string {
-	names := make([]string, 0, len(castTypes))
-	for n := range castTypes {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return strings.Join(names, ", ")
 }
 
 // finerUnit returns the finer of two time units.
