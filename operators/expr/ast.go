@@ -44,7 +44,10 @@ const (
 	LitInt
 	LitFloat
 	LitString
-	LitTimestamp
+	LitTimestamp   // TIMESTAMP '...': wall clock, zone-less
+	LitTimestampTZ // TIMESTAMPTZ '...': an instant
+	LitDate        // DATE '...'
+	LitInterval    // INTERVAL ...
 )
 
 // Literal is a constant written in the source.
@@ -55,7 +58,18 @@ type Literal struct {
 	Int   int64
 	Float float64
 	Str   string
-	Time  time.Time // LitTimestamp, in UTC
+	Time  time.Time // LitTimestamp, LitTimestampTZ, LitDate: in UTC
+	// Interval is the value of a LitInterval.
+	Interval Interval
+}
+
+// Interval is a span of calendar time, as DuckDB's INTERVAL: months and
+// days count on the calendar (a month from Jan 31 is Feb 29), micros is
+// the exact rest.
+type Interval struct {
+	Months int32
+	Days   int32
+	Micros int64
 }
 
 // Unary is -X, +X or NOT X. Op is "-", "+" or "NOT".
@@ -178,6 +192,12 @@ func (e *Literal) String() string {
 		return quoteString(e.Str)
 	case LitTimestamp:
 		return "TIMESTAMP " + quoteString(e.Time.UTC().Format("2006-01-02 15:04:05.999999999"))
+	case LitTimestampTZ:
+		return "TIMESTAMPTZ " + quoteString(e.Time.UTC().Format("2006-01-02 15:04:05.999999999Z07:00"))
+	case LitDate:
+		return "DATE " + quoteString(civilString(e.Time.Unix()/secsPerDay))
+	case LitInterval:
+		return "INTERVAL " + quoteString(e.Interval.String())
 	}
 	return "?"
 }

@@ -268,7 +268,7 @@ func numLoop[S numeric, D int8 | int16 | int32 | int64 | uint8 | uint16 | uint32
 	case isFloatType[S]():
 		flo, fhi := floatBounds(lo, hi)
 		for i, v := range src {
-			f := math.Round(float64(v))
+			f := math.RoundToEven(float64(v))
 			ok := f >= flo && f < fhi
 			bad = bad || (!ok && (valid == nil || bitutil.BitIsSet(valid, off+i)))
 			if ok {
@@ -304,7 +304,7 @@ func numLoop[S numeric, D int8 | int16 | int32 | int64 | uint8 | uint16 | uint32
 		switch {
 		case isFloatType[S]():
 			flo, fhi := floatBounds(lo, hi)
-			f := math.Round(float64(v))
+			f := math.RoundToEven(float64(v))
 			ok = f >= flo && f < fhi
 		case isSigned[S]():
 			s := int64(v)

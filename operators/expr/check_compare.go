@@ -52,20 +52,11 @@ func (c *checker) compare(e *Binary) (node, error) {
 	return c.foldIf(&callNode{fn: compareNames[e.Op], args: []node{l, r}, dt: tBool, src: c.text(e)}, e, l, r)
 }
 
-// timestampHint suggests a TIMESTAMP literal when a timestamp meets a
-// string constant.
+// timestampHint adds a hint to a failed comparison: a decimal is
+// compared after a cast to DOUBLE.
 func timestampHint(l, r node, le, re Expr) string {
-	var other Expr
-	switch {
-	case classOf(l.dtype()) == clsTimestamp:
-		other = re
-	case classOf(r.dtype()) == clsTimestamp:
-		other = le
-	default:
-		return ""
-	}
-	if lit, ok := other.(*Literal); ok && lit.Kind == LitString {
-		return "; write TIMESTAMP " + quoteString(lit.Str) + " for a timestamp"
+	if l.dtype().ID() == arrow.DECIMAL128 || r.dtype().ID() == arrow.DECIMAL128 {
+		return "; decimals do not compute: CAST them AS DOUBLE"
 	}
 	return ""
 }
@@ -77,7 +68,7 @@ func timestampHint(l, r node, le, re Expr) string {
 func (c *checker) comparable(x node, xe Expr, list []node, les []Expr) (node, []node, error) {
 	out := make([]node, len(list))
 	xdt := x.dtype()
-	if xc := classOf(xdt); !isConst(x) && xdt.ID() != arrow.DICTIONARY && (xc == clsInt || xc == clsTimestamp) {
+	if xc := classOf(xdt); !isConst(x) && xdt.ID() != arrow.DICTIONARY && (xc == clsInt || xc == clsTimestamp || xc == clsDate) {
 		ok := true
 		for i, k := range list {
 			if !isConst(k) {

@@ -50,6 +50,9 @@ func CompileExpr(src string, e Expr, schema *arrow.Schema) (*Compiled, error) {
 	if err != nil {
 		return nil, err
 	}
+	if classOf(root.dtype()) == clsInterval {
+		return nil, typeErrf(offset(e), "%s is an interval, which cannot be a result: add it to a date or timestamp", c.text(e))
+	}
 	cols := make([]int, 0, len(c.cols))
 	for i := range c.cols {
 		cols = append(cols, i)

@@ -413,9 +413,17 @@ func (p *parser) parsePrimary() (Expr, error) {
 			return p.parseCase()
 		case "CAST":
 			return p.parseCast()
-		case "TIMESTAMP", "DATE":
+		case "TIMESTAMP", "DATE", "TIMESTAMPTZ":
 			if n := p.peek(); n.kind == tokString {
 				return p.parseTimestamp()
+			}
+		case "INTERVAL":
+			if n := p.peek(); n.kind == tokString || n.kind == tokInt || n.is("(") || n.is("-") {
+				return p.parseInterval()
+			}
+		case "EXTRACT":
+			if p.peek().is("(") {
+				return p.parseExtract()
 			}
 		}
 		if isKeyword(t.text) {
@@ -538,36 +546,30 @@ func (p *parser) parseCast() (Expr, error) {
 	return &Cast{Pos: Pos{start, end}, X: x, Type: typ}, nil
 }
 
-// timestampLayouts are the accepted forms of TIMESTAMP '...' and DATE '...'.
-var timestampLayouts = []string{
-	"2006-01-02",
-	"2006-01-02 15:04:05.999999999",
-	"2006-01-02T15:04:05.999999999",
-	"2006-01-02 15:04:05.999999999Z07:00",
-	"2006-01-02T15:04:05.999999999Z07:00",
-	"2006-01-02 15:04",
-	"2006-01-02T15:04",
-}
-
-// parseTimestamp parses TIMESTAMP 'literal' (or DATE 'literal'). A literal
-// without a zone offset is UTC.
+// parseTimestamp parses TIMESTAMP '...', TIMESTAMPTZ '...' or DATE '...'
+// in DuckDB's text forms (see parseDateTime). As in DuckDB, a TIMESTAMP
+// keeps the wall clock and drops a zone offset, a TIMESTAMPTZ converts to
+// UTC, and a DATE drops the time.
 func (p *parser) parseTimestamp() (Expr, error) {
-	start := p.tok.pos
+	start, kw := p.tok.pos, strings.ToUpper(p.tok.text)
 	if err := p.advance(); err != nil { // TIMESTAMP
 		return nil, err
 	}
 	s := p.tok
-	var ts time.Time
-	var err error
-	for _, layout := range timestampLayouts {
-		if ts, err = time.Parse(layout, strings.TrimSpace(s.text)); err == nil {
-			break
-		}
-	}
+	dt, err := parseDateTime(s.text)
 	if err != nil {
-		return nil, p.errf("invalid timestamp %s (want 'YYYY-MM-DD[ HH:MM:SS[.fraction]][Z|±HH:MM]')", quoteString(s.text))
+		return nil, p.errf("invalid %s %s: %v (want 'YYYY-MM-DD[ HH:MM:SS[.fraction]][Z|±HH[:MM]]')", strings.ToLower(kw), quoteString(s.text), err)
 	}
-	return &Literal{Pos: Pos{start, s.end}, Kind: LitTimestamp, Time: ts.UTC()}, p.advance()
+	lit := &Literal{Pos: Pos{start, s.end}}
+	switch kw {
+	case "DATE":
+		lit.Kind, lit.Time = LitDate, time.Unix(dt.days*secsPerDay, 0).UTC()
+	case "TIMESTAMP":
+		lit.Kind, lit.Time = LitTimestamp, time.Unix(dt.days*secsPerDay+dt.secs, dt.nanos).UTC()
+	default:
+		lit.Kind, lit.Time = LitTimestampTZ, time.Unix(dt.days*secsPerDay+dt.secs-dt.offset, dt.nanos).UTC()
+	}
+	return lit, p.advance()
 }
 
 // typeWords are the words that continue a multi-word type name: DOUBLE
