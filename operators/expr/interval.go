@@ -471,9 +471,11 @@ func (c *checker) timeArith(e *Binary, l, r node) (node, bool, error) {
 		if sub {
 			in = Interval{-in.Months, -in.Days, -in.Micros}
 		}
+		// DuckDB: the result is a TIMESTAMP (microseconds) whatever the
+		// unit, keeping a time zone.
 		dt := tTimestampUS
 		if lc == clsTimestamp {
-			dt = canonical(l.dtype()).(*arrow.TimestampType)
+			dt = &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: canonical(l.dtype()).(*arrow.TimestampType).TimeZone}
 		}
 		x, err := c.coerce(l, dt, e.L)
 		if err != nil {
