@@ -30,7 +30,7 @@ uring_test_ldflags = $(if $(call uring_tests,$(1)),-ldflags='$(LINKNAME)')
 # arenas fall back to the Go heap and topology says what it cannot read.
 CROSS := darwin/arm64 windows/amd64
 
-.PHONY: run test build deps vet cross jaeger fuzz bench bench-overhead bench-tracing bench-arena bench-duckdb interop clean
+.PHONY: run test build deps duckdb vet cross jaeger fuzz bench bench-overhead bench-tracing bench-arena bench-duckdb interop clean
 
 run: build
 	$(BIN) run pipelines/examples/quickstart.yaml
@@ -46,6 +46,20 @@ deps:
 	@if [ -n "$(APT_PACKAGES)" ]; then \
 	  missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	  if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi; \
+	fi
+
+# DuckDB for the oracle tests (internal/duckdbtest: the expression language,
+# sinks and sources checked against DuckDB): node and npm from Debian when
+# node is missing, then @duckdb/node-api as pinned by bench/duckdb's
+# package-lock.json (~2 s). `make test` requires it (ZFLOW_REQUIRE_DUCKDB=1:
+# a test that cannot reach DuckDB fails instead of skipping).
+duckdb:
+	@if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm; \
+	fi
+	@if [ ! -f bench/duckdb/node_modules/@duckdb/node-api/package.json ]; then \
+	  echo "cd bench/duckdb && npm ci"; \
+	  cd bench/duckdb && npm ci --no-audit --no-fund --loglevel=error; \
 	fi
 
 vet: deps
@@ -66,11 +80,11 @@ cross: deps
 # The cross builds, the Go tests (against a real Jaeger for the telemetry
 # integration test; packages that link io/uring in a second run with
 # -checklinkname=0), then the multi-node NUMA checks in a QEMU guest (make
-# interop).
-test: deps vet cross jaeger
+# interop). DuckDB must be there for the oracle tests (ZFLOW_REQUIRE_DUCKDB=1).
+test: deps duckdb vet cross jaeger
 	$(eval URING_TESTS := $(call uring_tests,./...))
-	ZFLOW_JAEGER=$(CURDIR)/$(JAEGER) $(GO) test $(GOFLAGS_T) $(or $(filter-out $(URING_TESTS),$(shell $(GO) list ./...)),./...)
-	$(if $(URING_TESTS),ZFLOW_JAEGER=$(CURDIR)/$(JAEGER) $(GO) test $(GOFLAGS_T) -ldflags='$(LINKNAME)' $(URING_TESTS))
+	ZFLOW_REQUIRE_DUCKDB=1 ZFLOW_JAEGER=$(CURDIR)/$(JAEGER) $(GO) test $(GOFLAGS_T) $(or $(filter-out $(URING_TESTS),$(shell $(GO) list ./...)),./...)
+	$(if $(URING_TESTS),ZFLOW_REQUIRE_DUCKDB=1 ZFLOW_JAEGER=$(CURDIR)/$(JAEGER) $(GO) test $(GOFLAGS_T) -ldflags='$(LINKNAME)' $(URING_TESTS))
 	$(MAKE) interop
 
 # A real OTLP receiver for the telemetry integration test: Jaeger v2 (an

@@ -29,7 +29,7 @@ func FilterSpec() engine.Spec {
 			cfg := c.(*FilterConfig)
 			pred, err := expr.Compile(cfg.Where, bc.Inputs[0])
 			if err != nil {
-				return nil, expr.FieldError("where", err)
+				return nil, expr.FieldErrors("where", err)
 			}
 			if id := pred.Type().ID(); id != arrow.BOOL && id != arrow.NULL {
 				return nil, &engine.FieldError{Field: "where", Offset: 0,

@@ -80,7 +80,7 @@ func buildProject(bc *engine.BuildContext, c any) (engine.Factory, error) {
 		src, alias := splitAlias(item)
 		e, err := expr.Compile(src, in)
 		if err != nil {
-			errs = append(errs, expr.FieldError(field, err))
+			errs = append(errs, expr.FieldErrors(field, err)...)
 			continue
 		}
 		name := alias

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"unicode/utf8"
 
@@ -18,10 +19,58 @@ import (
 
 // checker type-checks a syntax tree against a schema and builds the node
 // tree, folding constant subtrees as it goes.
+//
+// It reports every error of the expression, not only the first: check
+// records a sub-expression's *TypeError and hands its parent a poisonNode in
+// its place. A parent with a poisoned operand is poisoned itself without a
+// message of its own about it (no cascade), but still checks, and reports
+// on, its other operands.
 type checker struct {
 	src    string
 	schema *arrow.Schema
 	cols   map[int]bool
+	errs   []*TypeError
+}
+
+// poisonNode stands for a sub-expression that failed to check; its error is
+// already recorded. It is never evaluated: Compile fails when one exists.
+type poisonNode struct{}
+
+func (poisonNode) dtype() arrow.DataType { return tNull }
+
+func (poisonNode) eval(*evaluator) (value, error) {
+	return value{}, errors.New("expr: evaluating an expression that failed to check (a bug)")
+}
+
+// poisoned reports whether any of ns failed to check.
+func poisoned(ns ...node) bool {
+	for _, n := range ns {
+		if _, ok := n.(poisonNode); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// report records err and returns the poison that stands for the
+// sub-expression it is about.
+func (c *checker) report(err *TypeError) node {
+	c.errs = append(c.errs, err)
+	return poisonNode{}
+}
+
+// result turns what the checker found into Compile's error: nil, the one
+// *TypeError, or an ErrorList in source order.
+func (c *checker) result() error {
+	switch len(c.errs) {
+	case 0:
+		return nil
+	case 1:
+		return c.errs[0]
+	}
+	l := ErrorList(c.errs)
+	sort.SliceStable(l, func(i, j int) bool { return l[i].Offset < l[j].Offset })
+	return l
 }
 
 // constMem allocates constants. They live as long as the compiled program,
@@ -133,8 +182,22 @@ func (c *checker) coerce(n node, dt arrow.DataType, e Expr) (node, error) {
 	return c.foldIf(cn, e, n)
 }
 
-// check type-checks e and returns its node.
+// check type-checks e and returns its node. A *TypeError is recorded (see
+// result) and e's node is a poisonNode; the error check returns is nil
+// then, and otherwise one that ends the whole check (a nil expression).
 func (c *checker) check(e Expr) (node, error) {
+	n, err := c.checkNode(e)
+	if err != nil {
+		var te *TypeError
+		if errors.As(err, &te) {
+			return c.report(te), nil
+		}
+		return nil, err
+	}
+	return n, nil
+}
+
+func (c *checker) checkNode(e Expr) (node, error) {
 	switch e := e.(type) {
 	case *Ident:
 		return c.ident(e)
@@ -235,8 +298,8 @@ func (c *checker) literal(e *Literal) (node, error) {
 
 func (c *checker) unary(e *Unary) (node, error) {
 	x, err := c.check(e.X)
-	if err != nil {
-		return nil, err
+	if err != nil || poisoned(x) {
+		return x, err
 	}
 	cls := classOf(x.dtype())
 	if e.Op == "NOT" {
@@ -266,6 +329,7 @@ func (c *checker) unary(e *Unary) (node, error) {
 
 func (c *checker) logic(e *Binary) (node, error) {
 	var ns [2]node
+	bad := false
 	for i, s := range []Expr{e.L, e.R} {
 		n, err := c.check(s)
 		if err != nil {
@@ -274,11 +338,16 @@ func (c *checker) logic(e *Binary) (node, error) {
 		switch classOf(n.dtype()) {
 		case clsBool:
 		case clsNull:
-			n = nullOf(tBool)
+			if !poisoned(n) {
+				n = nullOf(tBool)
+			}
 		default:
-			return nil, typeErrf(offset(s), "%s needs boolean operands, got %s", e.Op, c.desc(s, n))
+			n = c.report(typeErrf(offset(s), "%s needs boolean operands, got %s", e.Op, c.desc(s, n)))
 		}
-		ns[i] = n
+		ns[i], bad = n, bad || poisoned(n)
+	}
+	if bad {
+		return poisonNode{}, nil
 	}
 	fn := "and_kleene"
 	if e.Op == "OR" {
@@ -298,23 +367,31 @@ func (c *checker) arith(e *Binary) (node, error) {
 		}
 		ns[i] = n
 	}
-	if n, ok, err := c.timeArith(e, ns[0], ns[1]); ok {
-		return n, err
+	failed := poisoned(ns[0], ns[1])
+	if !failed {
+		if n, ok, err := c.timeArith(e, ns[0], ns[1]); ok {
+			return n, err
+		}
 	}
 	dt := tInt64
+	bad := false
 	for i, s := range []Expr{e.L, e.R} {
 		n := ns[i]
-		switch classOf(n.dtype()) {
-		case clsInt, clsNull:
-		case clsFloat:
+		switch cls := classOf(n.dtype()); {
+		case cls == clsInt || cls == clsNull:
+		case cls == clsFloat:
 			dt = tFloat64
+		case failed && (cls == clsDate || cls == clsTimestamp || cls == clsInterval):
+			// The other operand failed; this one may be right for + or -.
+		case n.dtype().ID() == arrow.DECIMAL128:
+			n = c.report(typeErrf(offset(s), "operator %s does not compute on decimals, got %s: CAST it AS DOUBLE", e.Op, c.desc(s, n)))
 		default:
-			if n.dtype().ID() == arrow.DECIMAL128 {
-				return nil, typeErrf(offset(s), "operator %s does not compute on decimals, got %s: CAST it AS DOUBLE", e.Op, c.desc(s, n))
-			}
-			return nil, typeErrf(offset(s), "operator %s needs numeric operands, got %s", e.Op, c.desc(s, n))
+			n = c.report(typeErrf(offset(s), "operator %s needs numeric operands, got %s", e.Op, c.desc(s, n)))
 		}
-		ns[i] = n
+		ns[i], bad = n, bad || poisoned(n)
+	}
+	if bad {
+		return poisonNode{}, nil
 	}
 	if isNullConst(ns[0]) || isNullConst(ns[1]) {
 		return nullOf(dt), nil

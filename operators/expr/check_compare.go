@@ -25,6 +25,9 @@ func (c *checker) compare(e *Binary) (node, error) {
 	if err != nil {
 		return nil, err
 	}
+	if poisoned(l, r) {
+		return poisonNode{}, nil
+	}
 	if isNullConst(l) || isNullConst(r) {
 		return nullOf(tBool), nil
 	}
@@ -112,15 +115,23 @@ func (c *checker) in(e *In) (node, error) {
 		return nil, err
 	}
 	list := make([]node, len(e.List))
-	allConst := true
+	allConst, bad := true, poisoned(x)
 	for i, le := range e.List {
 		if list[i], err = c.check(le); err != nil {
 			return nil, err
 		}
-		if _, ok := unify(x.dtype(), list[i].dtype(), isConst(x), isConst(list[i])); !ok {
-			return nil, typeErrf(offset(le), "cannot compare %s with %s", c.desc(e.X, x), c.desc(le, list[i]))
+		if poisoned(list[i]) {
+			bad = true
+			continue
+		}
+		if _, ok := unify(x.dtype(), list[i].dtype(), isConst(x), isConst(list[i])); !ok && !poisoned(x) {
+			c.report(typeErrf(offset(le), "cannot compare %s with %s", c.desc(e.X, x), c.desc(le, list[i])))
+			bad = true
 		}
 		allConst = allConst && isConst(list[i])
+	}
+	if bad {
+		return poisonNode{}, nil
 	}
 	if isNullConst(x) {
 		return nullOf(tBool), nil
@@ -190,10 +201,18 @@ func (c *checker) between(e *Between) (node, error) {
 		}
 		ns[i] = n
 	}
+	if poisoned(ns[:]...) {
+		return poisonNode{}, nil
+	}
+	bad := false
 	for i, s := range []Expr{e.Lo, e.Hi} {
 		if _, ok := unify(ns[0].dtype(), ns[i+1].dtype(), isConst(ns[0]), isConst(ns[i+1])); !ok {
-			return nil, typeErrf(offset(s), "cannot compare %s with %s", c.desc(e.X, ns[0]), c.desc(s, ns[i+1]))
+			c.report(typeErrf(offset(s), "cannot compare %s with %s", c.desc(e.X, ns[0]), c.desc(s, ns[i+1])))
+			bad = true
 		}
+	}
+	if bad {
+		return poisonNode{}, nil
 	}
 	if classOf(ns[0].dtype()) == clsBool {
 		return nil, typeErrf(e.Start, "cannot order booleans with BETWEEN")
@@ -214,8 +233,8 @@ func (c *checker) between(e *Between) (node, error) {
 
 func (c *checker) isNull(e *IsNull) (node, error) {
 	x, err := c.check(e.X)
-	if err != nil {
-		return nil, err
+	if err != nil || poisoned(x) {
+		return x, err
 	}
 	if k, ok := x.(*constNode); ok {
 		return &constNode{sc: scalar.NewBooleanScalar(k.sc.IsValid() == e.Not)}, nil
@@ -245,15 +264,15 @@ func (c *checker) like(e *Like) (node, error) {
 		return nil, err
 	}
 	if cls := classOf(x.dtype()); cls != clsString && cls != clsNull {
-		return nil, typeErrf(offset(e.X), "LIKE needs a string, got %s", c.desc(e.X, x))
+		x = c.report(typeErrf(offset(e.X), "LIKE needs a string, got %s", c.desc(e.X, x)))
 	}
 	pn, err := c.check(e.Pattern)
 	if err != nil {
 		return nil, err
 	}
 	pat, patNull, ok := constString(pn)
-	if !ok {
-		return nil, typeErrf(offset(e.Pattern), "LIKE pattern must be a constant string, got %s", c.desc(e.Pattern, pn))
+	if !ok && !poisoned(pn) {
+		pn = c.report(typeErrf(offset(e.Pattern), "LIKE pattern must be a constant string, got %s", c.desc(e.Pattern, pn)))
 	}
 	esc := rune(-1)
 	if e.Escape != nil {
@@ -262,10 +281,17 @@ func (c *checker) like(e *Like) (node, error) {
 			return nil, err
 		}
 		s, null, ok := constString(en)
-		if !ok || null || utf8.RuneCountInString(s) != 1 {
-			return nil, typeErrf(offset(e.Escape), "ESCAPE must be a one-character string, got %s", c.desc(e.Escape, en))
+		switch {
+		case poisoned(en):
+			pn = en
+		case !ok || null || utf8.RuneCountInString(s) != 1:
+			pn = c.report(typeErrf(offset(e.Escape), "ESCAPE must be a one-character string, got %s", c.desc(e.Escape, en)))
+		default:
+			esc, _ = utf8.DecodeRuneInString(s)
 		}
-		esc, _ = utf8.DecodeRuneInString(s)
+	}
+	if poisoned(x, pn) {
+		return poisonNode{}, nil
 	}
 	if patNull || isNullConst(x) {
 		return nullOf(tBool), nil

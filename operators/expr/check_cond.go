@@ -8,13 +8,16 @@ import (
 // Type checking of CAST, function calls, coalesce and CASE.
 
 func (c *checker) cast(e *Cast) (node, error) {
+	x, err := c.check(e.X)
+	if err != nil {
+		return nil, err
+	}
 	dt, err := resolveType(e.Type)
 	if err != nil {
 		return nil, typeErrf(e.Start, "%v", err)
 	}
-	x, err := c.check(e.X)
-	if err != nil {
-		return nil, err
+	if poisoned(x) {
+		return x, nil
 	}
 	if isNullConst(x) {
 		return nullOf(dt), nil
@@ -41,39 +44,46 @@ func (c *checker) cast(e *Cast) (node, error) {
 }
 
 // results unifies the types of the result arms of a CASE or coalesce and
-// coerces them; nil arms (a missing ELSE) stay nil.
-func (c *checker) results(what string, ns []node, es []Expr) (arrow.DataType, error) {
-	var dt arrow.DataType = tNull
+// coerces them; nil arms (a missing ELSE) stay nil. ok is false when an arm
+// is poisoned or does not match (reported here, each against the type of
+// the arms before it).
+func (c *checker) results(what string, ns []node, es []Expr) (dt arrow.DataType, ok bool, err error) {
+	dt, ok = tNull, true
 	allConst := true
 	for i, n := range ns {
 		if n == nil {
 			continue
 		}
-		next, ok := unify(dt, n.dtype(), allConst, isConst(n))
-		if !ok {
-			return nil, typeErrf(offset(es[i]), "%s %s does not match the type of the ones before it (%s)", what, c.desc(es[i], n), typeName(dt))
+		if poisoned(n) {
+			ok = false
+			continue
+		}
+		next, fits := unify(dt, n.dtype(), allConst, isConst(n))
+		if !fits {
+			c.report(typeErrf(offset(es[i]), "%s %s does not match the type of the ones before it (%s)", what, c.desc(es[i], n), typeName(dt)))
+			ok = false
+			continue
 		}
 		dt, allConst = next, allConst && isConst(n)
 	}
-	if dt.ID() == arrow.NULL {
-		return dt, nil
+	if !ok || dt.ID() == arrow.NULL {
+		return dt, ok, nil
 	}
 	for i, n := range ns {
 		if n == nil {
 			continue
 		}
-		var err error
 		if ns[i], err = c.coerce(n, dt, es[i]); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 	}
-	return dt, nil
+	return dt, true, nil
 }
 
 func (c *checker) coalesce(e *Call, args []node) (node, error) {
-	dt, err := c.results("coalesce argument", args, e.Args)
-	if err != nil {
-		return nil, err
+	dt, ok, err := c.results("coalesce argument", args, e.Args)
+	if err != nil || !ok {
+		return poisonNode{}, err
 	}
 	if dt.ID() == arrow.NULL {
 		return nullOf(tNull), nil
@@ -85,6 +95,13 @@ func (c *checker) caseExpr(e *Case) (node, error) {
 	n := &chooseNode{conds: make([]node, len(e.Whens)), vals: make([]node, len(e.Whens)+1)}
 	ves := make([]Expr, len(e.Whens)+1)
 	ces := make([]Expr, len(e.Whens))
+	var op node
+	if e.Operand != nil {
+		var err error
+		if op, err = c.check(e.Operand); err != nil {
+			return nil, err
+		}
+	}
 	for i, w := range e.Whens {
 		var err error
 		if n.conds[i], err = c.check(w.Cond); err != nil {
@@ -102,33 +119,43 @@ func (c *checker) caseExpr(e *Case) (node, error) {
 		}
 		ves[len(e.Whens)] = e.Else
 	}
-	if e.Operand != nil {
-		op, err := c.check(e.Operand)
-		if err != nil {
-			return nil, err
-		}
+	condsOK := true
+	if op != nil {
 		for i, k := range n.conds {
+			if poisoned(op, k) {
+				condsOK = false
+				continue
+			}
 			if _, ok := unify(op.dtype(), k.dtype(), isConst(op), isConst(k)); !ok {
-				return nil, typeErrf(offset(ces[i]), "cannot compare %s with %s", c.desc(e.Operand, op), c.desc(ces[i], k))
+				c.report(typeErrf(offset(ces[i]), "cannot compare %s with %s", c.desc(e.Operand, op), c.desc(ces[i], k)))
+				condsOK = false
 			}
 		}
-		if n.operand, n.conds, err = c.comparable(op, e.Operand, n.conds, ces); err != nil {
-			return nil, err
+		if condsOK {
+			var err error
+			if n.operand, n.conds, err = c.comparable(op, e.Operand, n.conds, ces); err != nil {
+				return nil, err
+			}
 		}
 	} else {
 		for i, k := range n.conds {
 			switch classOf(k.dtype()) {
 			case clsBool:
 			case clsNull:
-				n.conds[i] = nullOf(tBool)
+				if poisoned(k) {
+					condsOK = false
+				} else {
+					n.conds[i] = nullOf(tBool)
+				}
 			default:
-				return nil, typeErrf(offset(ces[i]), "WHEN needs a boolean condition, got %s", c.desc(ces[i], k))
+				c.report(typeErrf(offset(ces[i]), "WHEN needs a boolean condition, got %s", c.desc(ces[i], k)))
+				condsOK = false
 			}
 		}
 	}
-	dt, err := c.results("CASE result", n.vals, ves)
-	if err != nil {
-		return nil, err
+	dt, ok, err := c.results("CASE result", n.vals, ves)
+	if err != nil || !ok || !condsOK {
+		return poisonNode{}, err
 	}
 	if dt.ID() == arrow.NULL {
 		return nullOf(tNull), nil

@@ -27,9 +27,10 @@ type Compiled struct {
 	cols   []int
 }
 
-// Compile parses src and type-checks it against schema. Errors are
-// *SyntaxError or *TypeError, both with a byte offset into src (see
-// Position and FieldError).
+// Compile parses src and type-checks it against schema. Errors are a
+// *SyntaxError (parsing stops at the first), a *TypeError, or an ErrorList
+// of every *TypeError when the check found several, each with a byte
+// offset into src (see Position, Errors, FieldError and FieldErrors).
 func Compile(src string, schema *arrow.Schema) (*Compiled, error) {
 	e, err := Parse(src)
 	if err != nil {
@@ -47,6 +48,9 @@ func CompileExpr(src string, e Expr, schema *arrow.Schema) (*Compiled, error) {
 	}
 	c := &checker{src: src, schema: schema, cols: map[int]bool{}}
 	root, err := c.check(e)
+	if err == nil {
+		err = c.result()
+	}
 	if err != nil {
 		return nil, err
 	}

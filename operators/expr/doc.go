@@ -19,12 +19,18 @@
 // it returns the batch itself when every row passes, nil when none does, and
 // otherwise a filtered copy together with its size for the copy ledger.
 //
-// Errors carry a byte offset into the source; FieldError turns one into the
-// engine's *engine.FieldError so the pipeline compiler can show file:line:col:
+// Errors carry a byte offset into the source. Parse stops at the first
+// syntax error; Compile reports every type error of the expression (an
+// ErrorList when there are several, in source order), and none about a
+// sub-expression that already failed: `a + 'x' > nope AND lower(5)` gives
+// three errors, not a fourth about comparing the failed sum. FieldErrors
+// turns them into the engine's *engine.FieldError, one each, so the
+// pipeline compiler shows each at its own file:line:col (FieldError keeps
+// only the first):
 //
 //	c, err := expr.Compile(cfg.Where, schema)
 //	if err != nil {
-//		return expr.FieldError("where", err)
+//		return expr.FieldErrors("where", err)
 //	}
 //
 // Evaluation is vectorised: each operator runs once over whole arrays.

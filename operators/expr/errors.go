@@ -3,6 +3,7 @@ package expr
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/zflowdev/zflow/engine"
 )
@@ -32,8 +33,50 @@ func (e *TypeError) Error() string {
 	return fmt.Sprintf("expr: type error at offset %d: %s", e.Offset, e.Msg)
 }
 
+// ErrorList is every *TypeError that Compile found in one expression, in
+// source order (by offset), when there is more than one. Each keeps its own
+// offset; errors.As finds the first, so Position and FieldError see the
+// first error of the list, and Errors and FieldErrors return them all.
+type ErrorList []*TypeError
+
+// Error renders one error per line.
+func (l ErrorList) Error() string {
+	var b strings.Builder
+	for i, e := range l {
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		b.WriteString(e.Error())
+	}
+	return b.String()
+}
+
+// Unwrap lets errors.Is and errors.As look at each *TypeError.
+func (l ErrorList) Unwrap() []error {
+	out := make([]error, len(l))
+	for i, e := range l {
+		out[i] = e
+	}
+	return out
+}
+
+// Errors returns every error of err: each *TypeError of an ErrorList found
+// in err's chain, else err itself (a *SyntaxError, a single *TypeError, or
+// any other error); nil for nil.
+func Errors(err error) []error {
+	if err == nil {
+		return nil
+	}
+	var l ErrorList
+	if errors.As(err, &l) {
+		return l.Unwrap()
+	}
+	return []error{err}
+}
+
 // Position returns the byte offset and the bare message of a *SyntaxError or
-// *TypeError found in err's chain; ok is false for any other error.
+// *TypeError found in err's chain (the first of an ErrorList); ok is false
+// for any other error.
 func Position(err error) (offset int, msg string, ok bool) {
 	var se *SyntaxError
 	if errors.As(err, &se) {
@@ -56,6 +99,19 @@ func FieldError(field string, err error) *engine.FieldError {
 		return &engine.FieldError{Field: field, Offset: off, Msg: msg}
 	}
 	return &engine.FieldError{Field: field, Offset: -1, Msg: err.Error()}
+}
+
+// FieldErrors is FieldError for every error of err (see Errors): one
+// *engine.FieldError for each, all for field, as an engine.Errors that the
+// engine and the pipeline compiler report one by one, each at its own
+// place. A single error gives a list of one.
+func FieldErrors(field string, err error) engine.Errors {
+	es := Errors(err)
+	out := make(engine.Errors, len(es))
+	for i, e := range es {
+		out[i] = FieldError(field, e)
+	}
+	return out
 }
 
 func typeErrf(off int, format string, args ...any) *TypeError {

@@ -46,6 +46,20 @@ func funcNames() []string {
 var aggregates = map[string]bool{"sum": true, "count": true, "avg": true, "min": true, "max": true, "mean": true}
 
 func (c *checker) call(e *Call) (node, error) {
+	// The arguments are checked first, so that their errors are reported
+	// whatever is wrong with the call itself.
+	args := make([]node, len(e.Args))
+	for i, a := range e.Args {
+		if _, star := a.(*Star); star && aggregates[e.Name] {
+			args[i] = poisonNode{} // count(*): the aggregate is the error
+			continue
+		}
+		n, err := c.check(a)
+		if err != nil {
+			return nil, err
+		}
+		args[i] = n
+	}
 	d, ok := funcs[e.Name]
 	if !ok {
 		if aggregates[e.Name] {
@@ -59,13 +73,8 @@ func (c *checker) call(e *Call) (node, error) {
 	if n := len(e.Args); n < d.min || (d.max >= 0 && n > d.max) {
 		return nil, typeErrf(e.Start, "%s takes %s, got %d: %s", e.Name, arityText(d.min, d.max), n, d.sig)
 	}
-	args := make([]node, len(e.Args))
-	for i, a := range e.Args {
-		n, err := c.check(a)
-		if err != nil {
-			return nil, err
-		}
-		args[i] = n
+	if poisoned(args...) {
+		return poisonNode{}, nil
 	}
 	return d.check(c, e, args)
 }

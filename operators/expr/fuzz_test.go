@@ -72,8 +72,8 @@ func FuzzParse(f *testing.F) {
 }
 
 // FuzzCompile compiles against the test schema and evaluates what compiles
-// on the test batch: no panic, no leak, errors with offsets inside the
-// source.
+// on the test batch: no panic, no leak, every error with an offset inside
+// the source, in source order.
 func FuzzCompile(f *testing.F) {
 	for _, s := range fuzzSeeds {
 		f.Add(s)
@@ -88,12 +88,19 @@ func FuzzCompile(f *testing.F) {
 	f.Fuzz(func(t *testing.T, src string) {
 		c, err := Compile(src, testSchema)
 		if err != nil {
-			off, _, ok := Position(err)
-			if !ok {
-				t.Fatalf("Compile(%q): %v has no position", src, err)
-			}
-			if off < 0 || off > len(src) {
-				t.Fatalf("Compile(%q): offset %d outside the source", src, off)
+			prev := 0
+			for _, e := range Errors(err) {
+				off, _, ok := Position(e)
+				if !ok {
+					t.Fatalf("Compile(%q): %v has no position", src, e)
+				}
+				if off < 0 || off > len(src) {
+					t.Fatalf("Compile(%q): offset %d outside the source", src, off)
+				}
+				if off < prev {
+					t.Fatalf("Compile(%q): errors out of source order: %v", src, err)
+				}
+				prev = off
 			}
 			return
 		}

@@ -117,19 +117,29 @@ func formatStrings(mem memory.Allocator, arr arrow.Array, format func([]byte, in
 	offBuf := newBuffer(mem, (rows+1)*4)
 	offs := arrow.Int32Traits.CastFromBytes(offBuf.Bytes())[:rows+1]
 	dataBuf := newBuffer(mem, total)
-	data := dataBuf.Bytes()[:0]
+	data := dataBuf.Bytes()
+	// Each row is formatted into scratch and copied: formatting straight
+	// into data could write past its end (time's AppendFormat writes every
+	// fraction digit before trimming the zeros), and an append past the
+	// capacity would move the bytes off dataBuf.
+	pos := 0
 	for i := 0; i < rows; i++ {
-		offs[i] = int32(len(data))
+		offs[i] = int32(pos)
 		if arr.IsValid(i) {
-			data = format(data, i)
+			b := format(scratch[:0], i)
+			if len(b) > total-pos {
+				pos += len(b)
+				break
+			}
+			pos += copy(data[pos:], b)
 		}
 	}
-	offs[rows] = int32(len(data))
-	if len(data) != total {
+	if pos != total {
 		offBuf.Release()
 		dataBuf.Release()
-		return value{}, fmt.Errorf("expr: formatting strings: sized %d bytes, wrote %d", total, len(data))
+		return value{}, fmt.Errorf("expr: formatting strings: sized %d bytes, wrote %d or more", total, pos)
 	}
+	offs[rows] = int32(pos)
 	var valid *memory.Buffer
 	if arr.NullN() > 0 {
 		valid = newValidity(mem, rows, arr)
