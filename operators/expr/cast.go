@@ -579,7 +579,14 @@ func scaleTicks(v, from, to int64) (int64, bool) {
 		}
 		return r, true
 	}
-	// Coarser: DuckDB rounds to the nearest tick (half away from zero).
+	// Coarser: DuckDB truncates nanoseconds to microseconds (toward zero),
+	// and rounds microseconds to the nearest tick (half away from zero).
+	if from == 1_000_000_000 {
+		v, from = v/1000, 1_000_000
+		if to == from {
+			return v, true
+		}
+	}
 	f := from / to
 	q, rem := v/f, v%f
 	if rem >= (f+1)/2 {
@@ -631,6 +638,9 @@ func castTimes(mem memory.Allocator, arr arrow.Array, to arrow.DataType) (arrow.
 		}
 		perDay := srcPer * secsPerDay
 		for i, v := range src64 {
+			if srcPer == 1_000_000_000 {
+				v = v / 1000 * 1000 // DuckDB goes through microseconds, truncating
+			}
 			days := floorDiv(v, perDay)
 			if days < math.MinInt32 || days > math.MaxInt32 {
 				if vb == nil || bitutil.BitIsSet(vb, i) {

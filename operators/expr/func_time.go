@@ -22,8 +22,8 @@ import (
 //	epoch_ms(n)          TIMESTAMP of n milliseconds since the epoch
 //
 // x is a date or a timestamp of any unit; the kernels work in
-// microseconds (DuckDB's TIMESTAMP precision): a timestamp[ns] is floored to
-// microseconds first. part and format must be constant strings, checked at
+// microseconds (DuckDB's TIMESTAMP precision): a timestamp[ns] is truncated
+// to microseconds first, toward zero, as DuckDB does. part and format must be constant strings, checked at
 // Compile time.
 
 func init() {
@@ -264,7 +264,7 @@ func microsOf(mem memory.Allocator, arr arrow.Array) (vals []int64, release func
 			v = src64[i]
 		}
 		if div != 1 {
-			out[i] = floorDiv(v, div)
+			out[i] = v / div // toward zero, as DuckDB converts TIMESTAMP_NS
 			continue
 		}
 		r := v * mul
