@@ -37,7 +37,9 @@ func NDJSONSourceSpec() engine.Spec {
 		Summary: "reads newline-delimited JSON objects, one row each",
 		Doc: "Columns are the keys of the sampled objects in order of first appearance; types are " +
 			"int64, float64 (when a key holds both), bool, date32 (\"2006-01-02\"), timestamp (RFC 3339 " +
-			"strings; UTC when they carry a zone) or string. Keys missing from an object are null; a key " +
+			"strings; UTC when they carry a zone, converted from an offset such as +02:00 or -0530) or string. " +
+			"A timestamp with more fraction digits than its column's unit holds fails the run, unless the column " +
+			"is declared with truncate: true, which drops them. Keys missing from an object are null; a key " +
 			"not among the columns fails the run naming its line (unknown_keys: auto, when the columns were inferred) " +
 			"or is dropped (unknown_keys: ignore, or auto with columns: declared). Nested objects and arrays are not supported. A gzip, zstd, bzip2 or xz file is read decompressed (found by its magic bytes, not its name); a file that is not text is refused, saying what it looks like.",
 		Example: `type: ndjson
@@ -310,7 +312,11 @@ func (s *ndjsonSource) Run(ctx context.Context, out engine.Emitter) error {
 		}
 		lines.keys = newKeyCheck(path, names, hint)
 	}
-	r := array.NewJSONReader(lines, s.f.schema, array.WithAllocator(s.ic.Alloc), array.WithChunk(batchRows))
+	// A timestamp column with truncate: true is read as text and parsed
+	// here, dropping the digits its unit cannot hold (arrow's reader fails
+	// on them).
+	readSchema, trunc := truncatingSchema(s.f.schema, truncatingColumns(s.f.cfg.Columns))
+	r := array.NewJSONReader(lines, readSchema, array.WithAllocator(s.ic.Alloc), array.WithChunk(batchRows))
 	defer r.Release()
 	var rows int64
 	for {
@@ -329,6 +335,14 @@ func (s *ndjsonSource) Run(ctx context.Context, out engine.Emitter) error {
 		}
 		rec := r.RecordBatch()
 		rec.Retain()
+		if len(trunc) > 0 {
+			conv, err := truncateTimestamps(s.ic.Alloc, s.f.schema, rec, trunc, rows)
+			rec.Release()
+			if err != nil {
+				return fmt.Errorf("ndjson: read %s: %w", path, err)
+			}
+			rec = conv
+		}
 		rows += rec.NumRows()
 		if stop, err := emitBatch(out, rec); stop {
 			return err
