@@ -312,10 +312,11 @@ func (s *ndjsonSource) Run(ctx context.Context, out engine.Emitter) error {
 		}
 		lines.keys = newKeyCheck(path, names, hint)
 	}
-	// A timestamp column with truncate: true is read as text and parsed
-	// here, dropping the digits its unit cannot hold (arrow's reader fails
-	// on them).
-	readSchema, trunc := truncatingSchema(s.f.schema, truncatingColumns(s.f.cfg.Columns))
+	// Timestamp columns are read as text and parsed here, so that a bad
+	// value names its key and a column with truncate: true drops the digits
+	// its unit cannot hold.
+	readSchema, tsCols := textTimestamps(s.f.schema)
+	trunc := truncatingColumns(s.f.cfg.Columns)
 	r := array.NewJSONReader(lines, readSchema, array.WithAllocator(s.ic.Alloc), array.WithChunk(batchRows))
 	defer r.Release()
 	var rows int64
@@ -335,8 +336,8 @@ func (s *ndjsonSource) Run(ctx context.Context, out engine.Emitter) error {
 		}
 		rec := r.RecordBatch()
 		rec.Retain()
-		if len(trunc) > 0 {
-			conv, err := truncateTimestamps(s.ic.Alloc, s.f.schema, rec, trunc, rows)
+		if len(tsCols) > 0 {
+			conv, err := parseTimestampColumns(s.ic.Alloc, s.f.schema, rec, tsCols, trunc, rows)
 			rec.Release()
 			if err != nil {
 				return fmt.Errorf("ndjson: read %s: %w", path, err)

@@ -101,27 +101,30 @@ func quoteText(v []byte) string {
 	return fmt.Sprintf("%q", s)
 }
 
-// truncatingSchema returns the schema to read with: schema with the
-// truncating timestamp columns as strings, and their indices.
-func truncatingSchema(schema *arrow.Schema, names map[string]bool) (*arrow.Schema, []int) {
-	if len(names) == 0 {
-		return schema, nil
-	}
+// textTimestamps returns the schema an ndjson reader reads with: schema
+// with its timestamp columns as strings, so that this package parses them
+// (see parseTimestampText: errors that name the record and the key, and
+// truncate), and the indices of those columns.
+func textTimestamps(schema *arrow.Schema) (*arrow.Schema, []int) {
 	fields := schema.Fields()
 	var idx []int
 	for i, f := range fields {
-		if names[f.Name] && f.Type.ID() == arrow.TIMESTAMP {
+		if f.Type.ID() == arrow.TIMESTAMP {
 			fields[i].Type = arrow.BinaryTypes.String
 			idx = append(idx, i)
 		}
 	}
+	if idx == nil {
+		return schema, nil
+	}
 	return arrow.NewSchema(fields, nil), idx
 }
 
-// truncateTimestamps parses the string columns idx of rec as the
-// timestamps schema declares, truncating, and returns the batch of schema;
-// rows is the number of records before rec, for messages.
-func truncateTimestamps(mem memory.Allocator, schema *arrow.Schema, rec arrow.RecordBatch, idx []int, rows int64) (arrow.RecordBatch, error) {
+// parseTimestampColumns parses the string columns idx of rec as the
+// timestamps schema declares (truncating those named in trunc) and returns
+// the batch of schema; rows is the number of records before rec, for
+// messages.
+func parseTimestampColumns(mem memory.Allocator, schema *arrow.Schema, rec arrow.RecordBatch, idx []int, trunc map[string]bool, rows int64) (arrow.RecordBatch, error) {
 	cols := make([]arrow.Array, rec.NumCols())
 	for i := range cols {
 		cols[i] = rec.Column(i)
@@ -134,7 +137,8 @@ func truncateTimestamps(mem memory.Allocator, schema *arrow.Schema, rec arrow.Re
 	}
 	var scratch []byte
 	for _, i := range idx {
-		tt := schema.Field(i).Type.(*arrow.TimestampType)
+		f := schema.Field(i)
+		tt := f.Type.(*arrow.TimestampType)
 		s := cols[i].(*array.String)
 		b := array.NewTimestampBuilder(mem, tt)
 		b.Reserve(s.Len())
@@ -144,11 +148,11 @@ func truncateTimestamps(mem memory.Allocator, schema *arrow.Schema, rec arrow.Re
 				continue
 			}
 			v := s.Value(k)
-			x, err := parseTimestampText(unsafe.Slice(unsafe.StringData(v), len(v)), tt, tsScale(tt.Unit), true, &scratch)
+			x, err := parseTimestampText(unsafe.Slice(unsafe.StringData(v), len(v)), tt, tsScale(tt.Unit), trunc[f.Name], &scratch)
 			if err != nil {
 				b.Release()
 				release()
-				return nil, fmt.Errorf("record %d, key %q: %w", rows+int64(k)+1, schema.Field(i).Name, err)
+				return nil, fmt.Errorf("record %d, key %q: %w", rows+int64(k)+1, f.Name, err)
 			}
 			b.UnsafeAppend(arrow.Timestamp(x))
 		}

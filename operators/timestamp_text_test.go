@@ -68,8 +68,9 @@ func TestTimestampTruncate(t *testing.T) {
 	}
 	c, _, err = readSourceAll(t, mem, NDJSONSourceSpec(), &NDJSONSourceConfig{Path: ndPath, Columns: cols}, 0)
 	c.release()
-	if err == nil || !strings.Contains(err.Error(), "record 1") {
-		t.Errorf("ndjson without truncate: %v, want an error at record 1", err)
+	want = `record 1, key "t": "2024-01-01 00:00:00.123456" has more fraction digits than timestamp_ms holds (3); set truncate: true on the column to drop them`
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("ndjson without truncate: %v, want %q", err, want)
 	}
 
 	// A bad value in a truncating column names its record and key.
