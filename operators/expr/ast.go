@@ -191,11 +191,11 @@ func (e *Literal) String() string {
 	case LitString:
 		return quoteString(e.Str)
 	case LitTimestamp:
-		return "TIMESTAMP " + quoteString(e.Time.UTC().Format("2006-01-02 15:04:05.999999999"))
+		return "TIMESTAMP " + quoteString(literalTime(e.Time, true, ""))
 	case LitTimestampTZ:
-		return "TIMESTAMPTZ " + quoteString(e.Time.UTC().Format("2006-01-02 15:04:05.999999999Z07:00"))
+		return "TIMESTAMPTZ " + quoteString(literalTime(e.Time, true, "Z"))
 	case LitDate:
-		return "DATE " + quoteString(civilString(e.Time.Unix()/secsPerDay))
+		return "DATE " + quoteString(literalTime(e.Time, false, ""))
 	case LitInterval:
 		return "INTERVAL " + quoteString(e.Interval.String())
 	}
@@ -355,4 +355,40 @@ func Walk(e Expr, fn func(Expr) bool) {
 			Walk(x, fn)
 		}
 	}
+}
+
+// literalTime renders t (UTC) as a literal parseDateTime reads back:
+// [-]YYYY-MM-DD[ HH:MM:SS[.fraction]] and suffix.
+func literalTime(t time.Time, clock bool, suffix string) string {
+	sec := t.Unix()
+	days, sod := floorDiv(sec, secsPerDay), floorMod(sec, secsPerDay)
+	y, m, d := civilFromDays(days)
+	var b []byte
+	if y < 0 {
+		b = append(b, '-')
+		y = -y
+	}
+	b = appendPad(b, y, 4)
+	b = append(b, '-')
+	b = appendPad(b, int64(m), 2)
+	b = append(b, '-')
+	b = appendPad(b, int64(d), 2)
+	if clock {
+		b = append(b, ' ')
+		b = appendPad(b, sod/3600, 2)
+		b = append(b, ':')
+		b = appendPad(b, sod/60%60, 2)
+		b = append(b, ':')
+		b = appendPad(b, sod%60, 2)
+		if ns := int64(t.Nanosecond()); ns != 0 {
+			w := 9
+			for ns%10 == 0 {
+				ns /= 10
+				w--
+			}
+			b = append(b, '.')
+			b = appendPad(b, ns, w)
+		}
+	}
+	return string(append(b, suffix...))
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sort"
 	"strings"
 	"unicode/utf8"
@@ -274,7 +275,11 @@ func (c *checker) literal(e *Literal) (node, error) {
 	case LitString:
 		return &constNode{sc: scalar.NewStringScalar(e.Str)}, nil
 	case LitDate:
-		return &constNode{sc: scalar.NewDate32Scalar(arrow.Date32(e.Time.Unix() / secsPerDay))}, nil
+		days := floorDiv(e.Time.Unix(), secsPerDay)
+		if days < math.MinInt32 || days > math.MaxInt32 {
+			return nil, typeErrf(e.Start, "date %s is outside the date range", c.text(e))
+		}
+		return &constNode{sc: scalar.NewDate32Scalar(arrow.Date32(days))}, nil
 	case LitInterval:
 		return &constNode{sc: intervalScalar(e.Interval)}, nil
 	case LitTimestamp, LitTimestampTZ:
@@ -282,6 +287,9 @@ func (c *checker) literal(e *Literal) (node, error) {
 		zone := ""
 		if e.Kind == LitTimestampTZ {
 			zone = "UTC"
+		}
+		if sec := t.Unix(); sec > math.MaxInt64/1_000_000-1 || sec < math.MinInt64/1_000_000+1 {
+			return nil, typeErrf(e.Start, "timestamp %s is outside the microsecond range (years -290308 to 294247)", c.text(e))
 		}
 		if t.Nanosecond()%1000 == 0 {
 			dt := &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: zone}

@@ -67,8 +67,8 @@ func CompileExpr(src string, e Expr, schema *arrow.Schema) (*Compiled, error) {
 
 // Type returns the type of the arrays Eval returns. It is the column's own
 // type for a bare column reference, otherwise one of int64, float64, utf8,
-// bool, a timestamp, int32 (only from CAST) or null (an expression that is
-// always NULL).
+// bool, date32, a timestamp, the type a CAST names (int8…uint64, float32,
+// decimal128) or null (an expression that is always NULL).
 func (c *Compiled) Type() arrow.DataType { return c.root.dtype() }
 
 // Columns returns the indices, ascending, of the schema columns the

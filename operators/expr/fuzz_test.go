@@ -37,6 +37,15 @@ var fuzzSeeds = []string{
 	"CASE END",
 	"x IS NOT NULL IS NULL",
 	"NOT NOT NOT TRUE",
+	"CAST(qty AS DECIMAL(10, 2))",
+	"CAST(s AS TIMESTAMP WITH TIME ZONE) > TIMESTAMPTZ '2024-01-02T03:04:05+02:00'",
+	"CAST(x AS double precision) + CAST(y AS utinyint)",
+	"ts + INTERVAL '1 year 2 months 3 days 04:05:06.5 ago' - INTERVAL (2) DAY",
+	"DATE '-0044-03-15' + 1 < d - INTERVAL 3 MONTHS",
+	"extract(dow FROM ts) = date_part('isodow', DATE '2024-06-02')",
+	"date_trunc('quarter', ts) <> strptime('02/06/24 1pm', '%d/%m/%y %I%p')",
+	"strftime(ts, '%A %-d %B %Y, %H:%M:%S.%f %z')",
+	"epoch_ms(ts) - epoch_ms(1704067200000)",
 }
 
 func FuzzParse(f *testing.F) {
