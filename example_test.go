@@ -170,6 +170,67 @@ sinks:
 	// ABC
 }
 
+// The whole definition of a custom transform, config included, is the 18
+// lines from "type upperCaseConfig" to the end of upperCase: zflow.Map makes
+// the engine.Spec (parameters, compile-time checks, parallel instances),
+// zflow.Column finds the column or says what is wrong with it, and
+// zflow.SetColumn makes the output batch, which shares every other column
+// with the input.
+type upperCaseConfig struct {
+	Column string `zflow:"column" required:"true" doc:"the string column"`
+}
+
+var upperCase = zflow.Map("upper_case", "upper-case a string column", func(cfg *upperCaseConfig, in *arrow.Schema) (*arrow.Schema, zflow.BatchFunc, error) {
+	i, err := zflow.Column(in, "column", cfg.Column, arrow.STRING)
+	return in, func(mem memory.Allocator, b arrow.RecordBatch) (arrow.RecordBatch, error) {
+		col, up := b.Column(i).(*array.String), array.NewStringBuilder(mem)
+		defer up.Release()
+		for r := range col.Len() {
+			if col.IsNull(r) {
+				up.AppendNull()
+				continue
+			}
+			up.Append(strings.ToUpper(col.Value(r)))
+		}
+		return zflow.SetColumn(b, i, up.NewArray()), nil
+	}, err
+})
+
+// Define a custom transform with zflow.Map, register it and use it from
+// YAML; a wrong column is a compile error at its place in the file, and a
+// null stays null (the empty field).
+func ExampleMap() {
+	if err := zflow.Register(upperCase); err != nil {
+		log.Fatal(err)
+	}
+	src := `
+version: 1
+name: shout
+sources:
+  s: {type: generate, rows: 4, seed: 4, columns: [{name: sym, type: string, values: [abc, de], null_ratio: 0.3}, {name: n, type: int64, sequence: true}]}
+operators:
+  u: {type: upper_case, inputs: [s], column: %s}
+sinks:
+  out: {type: stdout, inputs: [u], format: csv}
+`
+	_, err := zflow.Parse([]byte(fmt.Sprintf(src, "n")), "shout.yaml")
+	fmt.Println(err)
+	p, err := zflow.Parse([]byte(fmt.Sprintf(src, "sym")), "shout.yaml")
+	if err != nil {
+		log.Fatal(err)
+	}
+	if _, err := p.Run(context.Background()); err != nil {
+		log.Fatal(err)
+	}
+	// Output:
+	// shout.yaml:7:46: column "n" is int64, want string
+	// sym,n
+	// DE,0
+	// ,1
+	// ABC,2
+	// ABC,3
+}
+
 // ExamplePipeline_Run_summary prints a run's summary the way `zflow run`
 // does, from an embedding program (times vary, so only the first words
 // are shown here).

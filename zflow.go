@@ -132,6 +132,15 @@ func WithAllocator(mem memory.Allocator) RunOption {
 	return func(o *runOptions) { o.Alloc = mem }
 }
 
+// WithMemory makes the run's pool from m instead of the pipeline's
+// settings.memory (what `zflow run --arena` does); start from
+// p.Plan().Settings.Memory to change one field. A kind this build does not
+// have fails the run. Operators with a memory: block of their own keep
+// their own pools.
+func WithMemory(m buffers.PoolConfig) RunOption {
+	return func(o *runOptions) { o.Memory = &m }
+}
+
 // WithBeforeCommit calls f once the pipeline has stopped and before its
 // sinks publish (or discard) their output.
 func WithBeforeCommit(f func()) RunOption { return func(o *runOptions) { o.BeforeCommit = f } }

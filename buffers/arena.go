@@ -1,6 +1,7 @@
 package buffers
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"os"
@@ -123,6 +124,11 @@ type ArenaConfig struct {
 	// Logger receives each fallback once, with its reason; nil means
 	// slog.Default().
 	Logger *slog.Logger
+	// QuietFallback logs fallbacks at Info instead of Warn: for an arena
+	// nobody asked for (the default hugepage arena on a machine without
+	// hugepages reserved is expected to fall back, and saying so on every
+	// run is noise). The Report still gives every fallback and its reason.
+	QuietFallback bool
 }
 
 // Arena is the set of mappings behind an Allocator: the extents its size
@@ -239,7 +245,11 @@ func (ar *Arena) fallback(step, reason string) {
 	}
 	ar.mu.Unlock()
 	if first {
-		ar.log.Warn("buffers: arena fallback", "step", step, "reason", reason)
+		level := slog.LevelWarn
+		if ar.cfg.QuietFallback {
+			level = slog.LevelInfo
+		}
+		ar.log.Log(context.Background(), level, "buffers: arena fallback", "step", step, "reason", reason)
 	}
 }
 

@@ -298,3 +298,25 @@ func TestErrnoName(t *testing.T) {
 		t.Errorf("errnoName(plain) = %q", got)
 	}
 }
+
+// TestQuietFallback: the same fallback is a warning when the arena was
+// asked for and an info record with QuietFallback (the default arena);
+// the report has it either way.
+func TestQuietFallback(t *testing.T) {
+	if _, err := os.Stat(pool2M); err != nil {
+		t.Skipf("no 2 MiB hugepage pool: %v", err)
+	}
+	extent := (readIntFile(t, freeHugepages) + 2) * Page2MiB // more than are free
+	for _, c := range []struct {
+		quiet bool
+		level string
+	}{{false, "level=WARN"}, {true, "level=INFO"}} {
+		a, sink := newTest(t, ArenaConfig{Kind: KindHugepage, Node: NoNode, ExtentSize: extent, QuietFallback: c.quiet})
+		a.Free(a.Allocate(64))
+		rep := a.Backing()
+		logged := sink.String()
+		if len(rep.Fallbacks) == 0 || !strings.Contains(logged, c.level+` msg="buffers: arena fallback"`) || strings.Count(logged, "arena fallback") != 1 {
+			t.Errorf("quiet %v: fallbacks %q, log:\n%s\nwant one record at %s", c.quiet, rep.Fallbacks, logged, c.level)
+		}
+	}
+}

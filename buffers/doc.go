@@ -9,7 +9,9 @@
 // hugepages) → plain pages. Each mapping is then bound to a NUMA node with
 // mbind(MPOL_BIND) (topology.Mbind), optionally mlocked and prefaulted. Any
 // step that fails is logged once with its reason (the hugepage pool's state
-// and how to reserve more, the THP mode, the missing node) and the arena
+// and how to reserve more, the THP mode, the missing node), as a warning,
+// or at Info with ArenaConfig.QuietFallback (an arena nobody asked for: the
+// engine's default), and the arena
 // carries on with less: a run never fails for want of hugepages. What a
 // mapping actually got is read back, never assumed: Arena.Backing parses
 // /proc/self/smaps (KernelPageSize, AnonHugePages, Private_Hugetlb, Rss,

@@ -133,6 +133,10 @@ type PoolConfig struct {
 	Size int64
 	// Logger receives each fallback once, with its reason.
 	Logger *slog.Logger
+	// QuietFallback logs the fallbacks at Info instead of Warn (see
+	// ArenaConfig.QuietFallback): the engine sets it for the default
+	// memory, and package pipelines unless the file names an arena.
+	QuietFallback bool
 }
 
 // KindSpec declares a kind of pool.
@@ -215,7 +219,7 @@ func init() {
 			return New(ArenaConfig{
 				Kind: k.kind, Page: cfg.Page, Bind: cfg.Bind, Node: cfg.Node,
 				Budget: cfg.Budget, SoftBudget: cfg.SoftBudget, Lock: cfg.Lock, Prefault: cfg.Prefault,
-				Logger: cfg.Logger,
+				Logger: cfg.Logger, QuietFallback: cfg.QuietFallback,
 			})
 		}})
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/zflowdev/zflow/buffers"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -25,6 +26,10 @@ type RunOptions struct {
 	// figures in the summary and Settings.Memory.Budget as the hard limit.
 	// Nodes with their own Memory still get their own pools.
 	Alloc memory.Allocator
+	// Memory, if set (and Alloc is not), replaces Settings.Memory for this
+	// run's pool: `zflow run --arena` is this. Nodes with their own Memory
+	// keep it.
+	Memory *buffers.PoolConfig
 	// Finish, if set, is called once the sinks have committed or aborted,
 	// with the final summary (memory report included), before Wait
 	// returns: the caller adds what it owns.

@@ -33,9 +33,12 @@ import (
 
 // DefaultMemory is the memory of a pipeline that says nothing: a hugepage
 // arena (falling back to transparent hugepages, then plain pages), unbound,
-// prefaulted, no budget.
+// prefaulted, no budget. Its fallbacks are logged at Info
+// (QuietFallback): nobody asked for hugepages, so a machine without them
+// reserved is not worth a warning on every run; the summary's memory line
+// still says what the arena got.
 func DefaultMemory() buffers.PoolConfig {
-	return buffers.PoolConfig{Kind: "hugepage", Page: buffers.Page2MiB, Prefault: true}
+	return buffers.PoolConfig{Kind: "hugepage", Page: buffers.Page2MiB, Prefault: true, QuietFallback: true}
 }
 
 // poolUse is a pool in a run and who allocates from it.
@@ -60,6 +63,9 @@ type runMemory struct {
 func newRunMemory(p *Plan, opts RunOptions) (*runMemory, error) {
 	m := &runMemory{node: make([]*poolUse, len(p.nodes)), accts: make([]buffers.Account, len(p.nodes))}
 	cfg := p.Settings.Memory
+	if opts.Memory != nil {
+		cfg = *opts.Memory
+	}
 	cfg.Logger = opts.Logger.With("pipeline", p.Name)
 	var run buffers.Pool
 	var err error
@@ -74,6 +80,9 @@ func newRunMemory(p *Plan, opts RunOptions) (*runMemory, error) {
 			level := slog.LevelError
 			if errors.Is(err, errors.ErrUnsupported) { // no arenas on this OS: expected, said once
 				level = slog.LevelWarn
+				if cfg.QuietFallback {
+					level = slog.LevelInfo
+				}
 			}
 			opts.Logger.Log(context.Background(), level, "memory: no "+cfg.Kind+" pool, batches use the Go heap: "+err.Error(), "pipeline", p.Name)
 			kind = "heap"

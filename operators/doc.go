@@ -12,6 +12,20 @@
 // (InstanceContext.Alloc). Batches hold settings.batch_rows rows unless the
 // node sets batch_rows.
 //
+// # Union
+//
+// union merges its inputs by position (the same columns, passed by
+// reference) or, with by_name: true, by column name: the output has the
+// first input's columns, then those the other inputs add, in order of
+// appearance. A column an input lacks is one all-null array per batch
+// (created bytes); types that differ are widened (union_widen.go has the
+// rules: integers to the wider signed type, to float64 with a float;
+// timestamps to the finest unit; string and large_string to large_string),
+// and the widened column is a copy counted on the ledger as "union cast".
+// Types that do not widen are a compile error naming both inputs, unless
+// widen_to_string: true makes the column text. Columns whose type is
+// already the output's pass by reference.
+//
 // # File sinks
 //
 // parquet, arrow, csv and ndjson write to a temporary file next to the

@@ -22,7 +22,7 @@ func FilterSpec() engine.Spec {
 	return engine.Spec{
 		Name: "filter", Kind: engine.KindTransform, Parallel: true, MinInputs: 1, MaxInputs: 1,
 		Summary:   "keep the rows where an expression is true",
-		Doc:       "The expression language: columns, literals, + - * / %, comparisons, AND OR NOT (three-valued), IN, BETWEEN, IS [NOT] NULL, LIKE, CASE WHEN, CAST, coalesce, abs, lower, upper, length.",
+		Doc:       "The expression language: columns, literals, + - * / %, comparisons, AND OR NOT (three-valued), IN, BETWEEN, IS [NOT] NULL, LIKE, CASE WHEN, CAST, ||, and functions (coalesce, abs, lower, upper, length, substr, replace, trim, concat, split_part, starts_with, contains, regexp_matches, regexp_replace, round, floor, ceil, sqrt, ln, pow, greatest, least, nullif, hash); see the expr package doc.",
 		Example:   `{type: filter, inputs: [trades], where: "qty > 100 AND symbol IN ('AAPL', 'MSFT')"}`,
 		NewConfig: func() any { return &FilterConfig{} },
 		Build: func(bc *engine.BuildContext, c any) (engine.Factory, error) {

@@ -2,6 +2,10 @@ package operators
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"unsafe"
@@ -239,5 +243,143 @@ func TestUnion(t *testing.T) {
 	)
 	if err == nil || !strings.Contains(err.Error(), `input "b" has 1 columns`) {
 		t.Fatalf("got %v", err)
+	}
+}
+
+// TestUnionByName unions real files whose columns differ in order, presence
+// and type (testdata/union: CSV, NDJSON and Parquet) and checks the schema,
+// the rows (sorted: a union passes batches in arrival order), what was
+// copied, and the compile errors.
+func TestUnionByName(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	src := func(id, file string) *engine.Node {
+		n := &engine.Node{ID: id, Kind: engine.KindSource, ConfigFrom: engine.ConfigLiteral}
+		path := filepath.Join("..", "testdata", "union", file) // shared with pipelines/examples/union_by_name.yaml
+		switch filepath.Ext(file) {
+		case ".csv":
+			n.Type, n.Config = "csv", &CSVSourceConfig{Path: path, Header: true}
+		case ".ndjson":
+			n.Type, n.Config = "ndjson", &NDJSONSourceConfig{Path: path}
+		case ".parquet":
+			n.Type, n.Config = "parquet", &ParquetSourceConfig{Path: path}
+		}
+		return n
+	}
+	cases := []struct {
+		name   string
+		files  []string
+		cfg    UnionConfig
+		schema string // the output's columns, name:type
+		rows   []string
+		cast   bool   // bytes counted as "union cast"
+		err    string // a compile error
+	}{
+		{
+			name:   "csv+ndjson: missing columns are null",
+			files:  []string{"east.csv", "west.ndjson"},
+			cfg:    UnionConfig{ByName: true},
+			schema: "region:utf8 qty:int64 price:float64 note:utf8",
+			rows:   []string{"east,1,1.5,", "east,2,2.25,", "west,3,,late", "west,4,,"},
+		},
+		{
+			name:   "parquet first: its order, int32 and float32 widened",
+			files:  []string{"north.parquet", "east.csv", "west.ndjson"},
+			cfg:    UnionConfig{ByName: true},
+			schema: "qty:int64 region:utf8 price:float64 ts:timestamp[ms, tz=UTC] note:utf8",
+			rows: []string{"1,east,1.5,,", "2,east,2.25,,", "3,west,,,late", "4,west,,,",
+				"5,north,0.5,2024-01-02T09:40:00Z,", ",north,8.0,2024-01-02T09:40:00.25Z,"},
+			cast: true,
+		},
+		{
+			name:  "int and string do not widen",
+			files: []string{"east.csv", "south.csv"},
+			cfg:   UnionConfig{ByName: true},
+			err:   `inputs.1: column "qty" is int64 in input "i0" but utf8 in input "i1", which do not widen into one type (cast one side with a project, or set widen_to_string: true to union them as text)`,
+		},
+		{
+			name:   "widen_to_string: numbers as text",
+			files:  []string{"east.csv", "south.csv", "north.parquet"},
+			cfg:    UnionConfig{ByName: true, WidenToString: true},
+			schema: "region:utf8 qty:utf8 price:float64 ts:timestamp[ms, tz=UTC]",
+			rows: []string{"east,1,1.5,", "east,2,2.25,", "south,many,,", "south,7,,",
+				"north,5,0.5,2024-01-02T09:40:00Z", "north,,8.0,2024-01-02T09:40:00.25Z"},
+			cast: true,
+		},
+		{
+			name:  "by position: different columns",
+			files: []string{"east.csv", "west.ndjson"},
+			err:   `column 3 of input "i1" is note utf8, but of "i0" it is price float64; by_name: true matches columns by name and widens types`,
+		},
+		{
+			name:  "widen_to_string needs by_name",
+			files: []string{"east.csv", "east.csv"},
+			cfg:   UnionConfig{WidenToString: true},
+			err:   `widen_to_string: widen_to_string needs by_name: true`,
+		},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			mem := newMem()
+			defer mem.AssertSize(t, 0)
+			var nodes []*engine.Node
+			var ids []string
+			for i, f := range c.files {
+				id := fmt.Sprintf("i%d", i)
+				nodes = append(nodes, src(id, f))
+				ids = append(ids, id)
+			}
+			cfg := c.cfg
+			out := filepath.Join(t.TempDir(), "out.csv")
+			nodes = append(nodes,
+				&engine.Node{ID: "u", Kind: engine.KindTransform, Type: "union", Config: &cfg, Inputs: ids},
+				&engine.Node{ID: "w", Kind: engine.KindSink, Type: "csv", Config: &CSVSinkConfig{Path: out}, ConfigFrom: engine.ConfigLiteral, Inputs: []string{"u"}})
+			g := &engine.Graph{Name: t.Name(), Settings: engine.Settings{BatchRows: 1}, Nodes: nodes}
+			p, err := engine.Compile(g, engine.CompileOptions{})
+			if c.err != "" {
+				if err == nil || !strings.Contains(err.Error(), c.err) {
+					t.Fatalf("got %v, want %q", err, c.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var cols []string
+			for _, f := range p.Schema("u").Fields() {
+				cols = append(cols, f.Name+":"+f.Type.String())
+			}
+			if got := strings.Join(cols, " "); got != c.schema {
+				t.Errorf("schema %s, want %s", got, c.schema)
+			}
+			sum, err := p.Run(context.Background(), engine.RunOptions{Alloc: mem})
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := os.ReadFile(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+			var names []string
+			for _, col := range cols {
+				names = append(names, strings.SplitN(col, ":", 2)[0])
+			}
+			if want := strings.Join(names, ","); lines[0] != want {
+				t.Errorf("header %q, want %q", lines[0], want)
+			}
+			got, want := lines[1:], slices.Clone(c.rows)
+			slices.Sort(got)
+			slices.Sort(want)
+			if !slices.Equal(got, want) {
+				t.Errorf("rows\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+			}
+			u := sum.Op("u")
+			if cast := u.Copies["union cast"]; (cast > 0) != c.cast || u.BytesCopied != cast {
+				t.Errorf("copies %v, copied %d; want a union cast: %v", u.Copies, u.BytesCopied, c.cast)
+			}
+			if u.RowsOut != int64(len(c.rows)) {
+				t.Errorf("rows out %d", u.RowsOut)
+			}
+		})
 	}
 }

@@ -32,7 +32,7 @@
 //	  edge_capacity: 4          # batches buffered per edge before backpressure (≥ 1)
 //	  pin: false                # pin operator threads to the CPUs of the node nearest their data
 //	  memory:
-//	    arena: hugepage         # hugepage (→ thp → plain, each fallback logged) | thp | plain | heap | a registered kind
+//	    arena: hugepage         # hugepage (→ thp → plain; a fallback is a warning only when arena is written here) | thp | plain | heap | a registered kind
 //	    page: 2MiB              # hugepage size: 2MiB | 1GiB
 //	    node: auto              # NUMA node to bind to: auto (unbound: first touch) | 0, 1, ...
 //	    budget: 0               # hard limit on bytes in use (fails the run naming the operator); 0 = none

@@ -449,6 +449,7 @@ func (b *graphBuilder) node(en entry, kind engine.Kind) {
 		ms := nodeMemoryDefaults()
 		d.failed = nil // the checks below look at this block's errors only
 		d.decodeStruct(mem.val, structValue(&ms), "memory", &decodeCtx{noun: "setting"}, nil)
+		ms.arenaWritten = resolvePath(mem.val, []string{"arena"}) != nil
 		if mem.val.kind == nodeMap {
 			at := func(path ...string) filePos {
 				if v := resolvePath(body, path); v != nil {

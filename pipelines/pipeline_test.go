@@ -54,7 +54,7 @@ func TestParseGood(t *testing.T) {
 	}
 	wantSettings := Settings{
 		BatchRows: 1024, EdgeCapacity: 8,
-		Memory:  MemorySettings{Arena: "hugepage", Page: 1 << 30, Node: 0, Budget: 2 << 30, Lock: true, Prefault: true},
+		Memory:  MemorySettings{Arena: "hugepage", Page: 1 << 30, Node: 0, Budget: 2 << 30, Lock: true, Prefault: true, arenaWritten: true},
 		Trace:   TraceSettings{Exporter: "otlp", Protocol: "grpc", Endpoint: "localhost:4317", Sampling: 0.5, Timeout: 5 * time.Second},
 		Metrics: MetricSettings{Exporter: "none", Protocol: "grpc", Interval: 10 * time.Second},
 	}

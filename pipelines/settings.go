@@ -34,6 +34,11 @@ type MemorySettings struct {
 	Prefault bool        `zflow:"prefault" doc:"touch every page at start-up"`
 	Path     string      `zflow:"path" doc:"for kinds backed by a file (cxl): a device-DAX file (/dev/dax0.0) or a file on tmpfs or hugetlbfs"`
 	Size     engine.Size `zflow:"size" doc:"for kinds backed by a file (cxl): the size of the segment to create"`
+
+	// arenaWritten says the file names the arena (memory.arena): only then
+	// is a fallback (no hugepages reserved, say) a warning; the default
+	// arena falls back quietly (buffers.PoolConfig.QuietFallback).
+	arenaWritten bool
 }
 
 // Pool is the engine's memory config for m.
@@ -41,6 +46,7 @@ func (m MemorySettings) Pool() buffers.PoolConfig {
 	c := buffers.PoolConfig{
 		Kind: m.Arena, Budget: int64(m.Budget), SoftBudget: int64(m.Soft),
 		Lock: m.Lock, Prefault: m.Prefault, Path: m.Path, Size: int64(m.Size),
+		QuietFallback: !m.arenaWritten,
 	}
 	if m.Arena == "hugepage" {
 		c.Page = int64(m.Page)
@@ -205,6 +211,7 @@ func (d *decoder) decodeSettings(n *node, s *Settings) {
 	if s.EdgeCapacity < 1 && ok("edge_capacity") {
 		d.errs.add(at("edge_capacity"), "edge_capacity: must be ≥ 1, got %d", s.EdgeCapacity)
 	}
+	s.Memory.arenaWritten = resolvePath(n, []string{"memory", "arena"}) != nil
 	d.checkMemory(&s.Memory, "memory", at, ok, false)
 	t := &s.Trace
 	if (t.Sampling < 0 || t.Sampling > 1 || t.Sampling != t.Sampling) && ok("trace.sampling") {

@@ -10,7 +10,11 @@
 //
 // Delivery failures (collector down, unreachable or slow) never fail or hang
 // a run: Shutdown flushes within Config.Timeout and reports what was lost as
-// one DeliveryError, which callers print as a single warning.
+// one DeliveryError, which callers print as a single warning. A collector
+// that refuses connections costs one dial, not the timeout: each OTLP
+// exporter first checks that the collector accepts a TCP connection (at
+// most every 10 s; reach.go) and fails the export at once when it does not,
+// where the OTLP exporters would retry until the timeout.
 //
 // The span and metric names and attributes follow the OpenTelemetry semantic
 // conventions' style under the zflow. prefix; they are listed in

@@ -253,7 +253,7 @@ func (t *Telemetry) setupTraces(ctx context.Context, res *resource.Resource) err
 	// is down must not cost the file.
 	if c.Traces.File != "" {
 		t.dests = append(t.dests, "traces: file "+c.Traces.File)
-		opts = append(opts, sdktrace.WithSyncer(capturedSpanExporter{NewFileExporter(c.Traces.File), t}))
+		opts = append(opts, sdktrace.WithSyncer(capturedSpanExporter{NewFileExporter(c.Traces.File), t, nil}))
 	}
 	switch c.Traces.Exporter {
 	case "", "none":
@@ -269,7 +269,8 @@ func (t *Telemetry) setupTraces(ctx context.Context, res *resource.Resource) err
 			return err
 		}
 		t.dests = append(t.dests, "traces: "+dest(c.Traces.Protocol, c.Traces.Endpoint))
-		opts = append(opts, sdktrace.WithBatcher(capturedSpanExporter{exp, t}, sdktrace.WithExportTimeout(c.Timeout),
+		r := newReach(c.Traces.Protocol, c.Traces.Endpoint, "TRACES", c.Timeout)
+		opts = append(opts, sdktrace.WithBatcher(capturedSpanExporter{exp, t, r}, sdktrace.WithExportTimeout(c.Timeout),
 			sdktrace.WithMaxQueueSize(8192), sdktrace.WithMaxExportBatchSize(1024)))
 	default:
 		return fmt.Errorf("telemetry: trace exporter %q: want none, stdout or otlp", c.Traces.Exporter)
@@ -359,6 +360,7 @@ func (t *Telemetry) setupMetrics(ctx context.Context, res *resource.Resource) er
 	// Everything that can fail comes before anything that starts a
 	// goroutine or holds a port, so a failed Setup leaves nothing behind.
 	var exp sdkmetric.Exporter
+	var r *reach
 	switch c.Metrics.Exporter {
 	case "", "none":
 	case "stdout":
@@ -373,6 +375,7 @@ func (t *Telemetry) setupMetrics(ctx context.Context, res *resource.Resource) er
 			return err
 		}
 		exp = e
+		r = newReach(c.Metrics.Protocol, c.Metrics.Endpoint, "METRICS", c.Timeout)
 		t.dests = append(t.dests, "metrics: "+dest(c.Metrics.Protocol, c.Metrics.Endpoint))
 	default:
 		return fmt.Errorf("telemetry: metric exporter %q: want none, stdout or otlp", c.Metrics.Exporter)
@@ -396,7 +399,7 @@ func (t *Telemetry) setupMetrics(ctx context.Context, res *resource.Resource) er
 		readers = append(readers, sdkmetric.WithReader(pexp))
 	}
 	if exp != nil {
-		readers = append(readers, sdkmetric.WithReader(sdkmetric.NewPeriodicReader(capturedMetricExporter{exp, t},
+		readers = append(readers, sdkmetric.WithReader(sdkmetric.NewPeriodicReader(capturedMetricExporter{exp, t, r},
 			sdkmetric.WithInterval(interval), sdkmetric.WithTimeout(c.Timeout))))
 	}
 	if len(readers) == 0 {

@@ -69,6 +69,8 @@ func loadError(err error) error {
 
 func cmdValidate(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("validate", stderr)
+	var asJSON jsonFlag
+	fs.Var(&asJSON, "json", "print the result as JSON on stdout (or with --json=FILE in FILE): {\"ok\", \"files\", \"errors\": [{\"file\", \"line\", \"col\", \"message\"}]}")
 	files, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -77,13 +79,24 @@ func cmdValidate(args []string, stdout, stderr io.Writer) error {
 		return usageError{"validate: no pipeline file given"}
 	}
 	var bad int
+	report := &errorReport{Errors: []jsonError{}}
 	for _, f := range files {
-		if _, err := zflow.Load(f); err != nil {
+		_, err := zflow.Load(f)
+		report.add(f, err)
+		switch {
+		case err != nil:
 			bad++
-			fmt.Fprintln(stderr, err)
-			continue
+			if !asJSON.on {
+				fmt.Fprintln(stderr, err)
+			}
+		case !asJSON.on:
+			fmt.Fprintf(stdout, "%s: ok\n", f)
 		}
-		fmt.Fprintf(stdout, "%s: ok\n", f)
+	}
+	if asJSON.on {
+		if err := asJSON.write(stdout, report); err != nil {
+			return err
+		}
 	}
 	if bad > 0 {
 		return exitError{code: exitUsage, err: fmt.Errorf("zflow: %d of %d pipeline files are invalid", bad, len(files))}

@@ -1,7 +1,9 @@
 // Command zflow runs, validates and explains zflow pipelines.
 //
 //	zflow run FILE        run a pipeline; progress on a terminal, summary at the end
-//	zflow validate FILE…  check pipeline files; print every error
+//	                      (--quiet: nothing on stderr but errors; --json[=OUT]: the
+//	                      summary, or an invalid file's errors, as JSON)
+//	zflow validate FILE…  check pipeline files; print every error (--json: as JSON)
 //	zflow plan FILE       print the compiled plan (--format text|dot|json)
 //	zflow operators [NAME] list operators, or one operator's parameters
 //	zflow version         print versions
@@ -41,8 +43,10 @@ func (e exitError) Error() string { return e.err.Error() }
 const usage = `zflow — a dataflow pipeline engine for Arrow batches
 
 Usage:
-  zflow run [--quiet] [--json] FILE      run a pipeline
-  zflow validate FILE...                 check pipeline files, print every error
+  zflow run [--quiet] [--json[=OUT]] [--arena KIND] FILE
+                                         run a pipeline (--json: the summary, or an
+                                         invalid file's errors, as JSON on stdout or in OUT)
+  zflow validate [--json[=OUT]] FILE...  check pipeline files, print every error
   zflow plan [--format text|dot|json] FILE  print the compiled plan
   zflow operators [NAME]                 list operators, or one operator's parameters
   zflow topology [--json] [--check] [--sys DIR --proc DIR]

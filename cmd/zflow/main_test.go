@@ -320,3 +320,23 @@ func TestBadPipelinesExit2(t *testing.T) {
 		}
 	}
 }
+
+// TestPlanUnionByName: zflow plan shows a union by name's merged schema
+// and, per input, the columns it gets as nulls and the casts.
+func TestPlanUnionByName(t *testing.T) {
+	root, _ := filepath.Abs("../..")
+	t.Setenv("ZFLOW_DATA", filepath.Join(root, "testdata"))
+	code, out, e := zflowRun(t, "plan", filepath.Join(root, "pipelines/examples/union_by_name.yaml"))
+	if code != 0 {
+		t.Fatalf("plan: %d %s", code, e)
+	}
+	for _, want := range []string{
+		"all  [transform union] ← east, west, north",
+		"by name; east: null note, ts; west: null price, ts; north: null note; north: cast qty int32→int64, price float32→float64",
+		"schema: region utf8, qty int64, price float64, note utf8, ts timestamp[ms, tz=UTC]",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("plan lacks %q:\n%s", want, out)
+		}
+	}
+}

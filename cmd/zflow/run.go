@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -10,11 +9,13 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/zflowdev/zflow"
+	"github.com/zflowdev/zflow/buffers"
 	"github.com/zflowdev/zflow/engine"
 	"github.com/zflowdev/zflow/telemetry"
 	"golang.org/x/term"
@@ -22,8 +23,10 @@ import (
 
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("run", stderr)
-	quiet := fs.Bool("quiet", false, "no progress line and no summary")
-	asJSON := fs.Bool("json", false, "print the summary as JSON on stdout")
+	quiet := fs.Bool("quiet", false, "nothing on stderr but errors: no progress line, no summary, no warnings")
+	var asJSON jsonFlag
+	fs.Var(&asJSON, "json", "print the summary as JSON on stdout, or with --json=FILE write it to FILE (an invalid pipeline: its errors as JSON)")
+	arena := fs.String("arena", "", "the run's arena, overriding settings.memory.arena: hugepage, thp, plain, heap (asked explicitly, a fallback is a warning)")
 	progressEvery := fs.Duration("progress", time.Second, "progress line interval on a terminal")
 	logLevel := fs.String("log-level", "warn", "debug, info, warn or error")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
@@ -43,11 +46,27 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
 		return usageError{fmt.Sprintf("run: --log-level: %v", err)}
 	}
+	if *quiet {
+		level = max(level, slog.LevelError)
+	}
 	p, err := zflow.Load(files[0])
 	if err != nil {
+		if asJSON.on {
+			if jerr := asJSON.write(stdout, newErrorReport(err, files[0])); jerr != nil {
+				return jerr
+			}
+		}
 		return loadError(err)
 	}
-	if *asJSON {
+	var memOpt []zflow.RunOption
+	if *arena != "" {
+		m, err := arenaFlag(p.Plan().Settings.Memory, *arena)
+		if err != nil {
+			return usageError{fmt.Sprintf("run: --arena %s: %v", *arena, err)}
+		}
+		memOpt = append(memOpt, zflow.WithMemory(m))
+	}
+	if asJSON.on && asJSON.path == "" {
 		// The summary goes to stdout: a sink writing there would mix data
 		// into the JSON.
 		for _, n := range p.Plan().Describe().Nodes {
@@ -128,7 +147,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return usageError{fmt.Sprintf("run: --trace-batches %v: want 0 to 1", *traceBatches)}
 	}
 	tcfg.Stdout = stdout
-	if *asJSON {
+	if asJSON.on && asJSON.path == "" {
 		tcfg.Stdout = stderr // stdout holds the JSON summary alone
 	}
 	tel, err := telemetry.Setup(ctx, tcfg)
@@ -136,9 +155,10 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return exitError{code: exitUsage, err: fmt.Errorf("zflow: %w", err)}
 	}
 	defer func() {
-		// Flushes within the telemetry timeout whatever the collector does;
+		// Flushes within the telemetry timeout whatever the collector does
+		// (one that refuses connections costs a dial, not the timeout);
 		// what could not be delivered is one warning, never a failed run.
-		if err := tel.Shutdown(context.Background()); err != nil {
+		if err := tel.Shutdown(context.Background()); err != nil && !*quiet {
 			fmt.Fprintf(stderr, "zflow: warning: %v\n", err)
 		}
 	}()
@@ -150,6 +170,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if *traceBatches >= 0 {
 		runOpts = append(runOpts, zflow.WithBatchSampling(*traceBatches))
 	}
+	runOpts = append(runOpts, memOpt...)
 	x := p.Start(runCtx, runOpts...)
 	if showProgress {
 		tick := time.NewTicker(*progressEvery)
@@ -171,11 +192,12 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	sum, runErr := x.Wait()
 	switch {
-	case *asJSON:
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(sum); err != nil {
+	case asJSON.on:
+		if err := asJSON.write(stdout, sum); err != nil {
 			return err
+		}
+		if asJSON.path != "" && !*quiet { // stderr is free: the table too
+			writeSummary(stderr, &sum)
 		}
 	case !*quiet:
 		writeSummary(stderr, &sum)
@@ -209,4 +231,27 @@ func writeProgress(w io.Writer, s engine.Summary) {
 		s.Elapsed.Round(100*time.Millisecond), engine.HumanCount(rows), engine.HumanBytes(bytes),
 		engine.HumanCount(int64(float64(rows)/sec)), engine.HumanBytes(int64(float64(bytes)/sec)),
 		engine.HumanBytes(copied))
+}
+
+// arenaFlag is the run's memory with the arena --arena names: asked
+// explicitly, so a fallback is a warning (not QuietFallback).
+func arenaFlag(m buffers.PoolConfig, kind string) (buffers.PoolConfig, error) {
+	k, err := buffers.LookupKind(kind)
+	if err != nil {
+		return m, errors.New(strings.TrimPrefix(err.Error(), "buffers: "))
+	}
+	if k.Path && m.Path == "" {
+		return m, fmt.Errorf("arena %s needs a path: set settings.memory.path in the pipeline", kind)
+	}
+	if m.Kind != kind {
+		m.Page = 0 // hugepage: the default 2 MiB; other kinds have none
+		if !k.Path {
+			m.Path, m.Size = "", 0
+		}
+	}
+	if kind == "hugepage" && m.Page == 0 {
+		m.Page = buffers.Page2MiB
+	}
+	m.Kind, m.QuietFallback = kind, false
+	return m, nil
 }

@@ -79,7 +79,7 @@ type Unary struct {
 	X  Expr
 }
 
-// Binary is L Op R. Op is one of + - * / % = != < <= > >= AND OR; the
+// Binary is L Op R. Op is one of + - * / % || = != < <= > >= AND OR; the
 // spellings == and <> are normalised to = and !=.
 type Binary struct {
 	Pos

@@ -371,19 +371,14 @@ func parseInto(v string, to arrow.DataType, out []byte, i int) error {
 		}
 		return nil
 	case arrow.FLOAT32, arrow.FLOAT64:
+		// As DuckDB: a number beyond the type's range is ±inf, not an error.
 		f, err := strconv.ParseFloat(trimSpace(v), 64)
 		if err != nil && !isRangeErr(err) {
 			return fmt.Errorf("could not convert string %s to %s", quoteString(v), sqlTypeName(to))
 		}
 		if to.ID() == arrow.FLOAT32 {
-			if !math.IsInf(f, 0) && math.Abs(f) > math.MaxFloat32 || math.IsInf(f, 0) && err != nil {
-				return errOutOfRange(trimSpace(v), to)
-			}
 			castBytes[float32](out)[i] = float32(f)
 			return nil
-		}
-		if err != nil {
-			return errOutOfRange(trimSpace(v), to)
 		}
 		castBytes[float64](out)[i] = f
 		return nil
@@ -408,8 +403,17 @@ func parseInto(v string, to arrow.DataType, out []byte, i int) error {
 			return fmt.Errorf("could not convert string %s to %s: %v", quoteString(v), sqlTypeName(to), err)
 		}
 		// DuckDB: a TIMESTAMP keeps the wall clock and drops an offset; a
-		// TIMESTAMPTZ is the instant, stored in UTC.
-		ts, ok := dt.toUnit(tt.Unit, tt.TimeZone != "")
+		// TIMESTAMPTZ is the instant, stored in UTC. The text is read to
+		// microseconds (nanoseconds for TIMESTAMP_NS), digits past them
+		// dropped, and then rounded to a coarser unit.
+		unit := tt.Unit
+		if unit < arrow.Microsecond {
+			unit = arrow.Microsecond
+		}
+		ts, ok := dt.toUnit(unit, tt.TimeZone != "")
+		if ok && unit != tt.Unit {
+			ts, ok = scaleTicks(ts, microsPerSec, unitsPerSec(tt.Unit))
+		}
 		if !ok {
 			return errOutOfRange(quoteString(v), to)
 		}
@@ -418,13 +422,13 @@ func parseInto(v string, to arrow.DataType, out []byte, i int) error {
 	}
 	// integers
 	isUnsigned := arrow.IsUnsignedInteger(to.ID())
-	iv, uv, ok := parseInteger(v, isUnsigned)
+	iv, uv, ok, over := parseInteger(v, isUnsigned)
 	if !ok {
 		return fmt.Errorf("could not convert string %s to %s", quoteString(v), sqlTypeName(to))
 	}
 	lo, hi := intBounds(to.ID())
 	switch {
-	case isUnsigned && uv > hi:
+	case over, isUnsigned && uv > hi:
 		return errOutOfRange(trimSpace(v), to)
 	case !isUnsigned && (iv < lo || (iv > 0 && uint64(iv) > hi)):
 		return errOutOfRange(trimSpace(v), to)
@@ -478,17 +482,18 @@ func intBounds(id arrow.Type) (int64, uint64) {
 // parseInteger reads an integer as DuckDB's cast does: surrounding spaces,
 // a sign, decimal digits with '_' separators, a 0x hex prefix, or a
 // decimal or exponent form that is rounded half away from zero ('2.5' is
-// 3). Out of int64 (uint64 when unsigned) range reports ok with the value
-// saturated so the caller's range check fails.
-func parseInteger(v string, unsigned bool) (int64, uint64, bool) {
+// 3). ok is false for text that is not a number; over is true for a number
+// out of the range of int64 (uint64 when unsigned), which the caller
+// reports as out of range.
+func parseInteger(v string, unsigned bool) (iv int64, uv uint64, ok, over bool) {
 	s := trimSpace(v)
 	if s == "" {
-		return 0, 0, false
+		return 0, 0, false, false
 	}
 	clean := s
 	if strings.IndexByte(s, '_') >= 0 {
 		if s[0] == '_' || s[len(s)-1] == '_' || strings.Contains(s, "__") {
-			return 0, 0, false
+			return 0, 0, false, false
 		}
 		clean = strings.ReplaceAll(s, "_", "")
 	}
@@ -501,57 +506,49 @@ func parseInteger(v string, unsigned bool) (int64, uint64, bool) {
 		base, body = 16, body[2:]
 	}
 	if body == "" || body[0] == '+' || body[0] == '-' {
-		return 0, 0, false
+		return 0, 0, false, false
 	}
-	if u, err := strconv.ParseUint(body, base, 64); err == nil {
-		if unsigned {
-			if neg && u != 0 {
-				return -1, 0, true // out of range for any unsigned type
-			}
-			return 0, u, true
+	u, err := strconv.ParseUint(body, base, 64)
+	switch {
+	case err == nil && unsigned:
+		if neg && u != 0 {
+			return 0, 0, true, true
 		}
-		if neg {
-			if u > 1<<63 {
-				return math.MinInt64, 0, true
-			}
-			return -int64(u), 0, true // -(1<<63) wraps to MinInt64
+		return 0, u, true, false
+	case err == nil && neg:
+		if u > 1<<63 {
+			return 0, 0, true, true
 		}
+		return -int64(u), 0, true, false // -(1<<63) wraps to MinInt64
+	case err == nil:
 		if u > math.MaxInt64 {
-			return math.MaxInt64, math.MaxUint64, true
+			return 0, 0, true, true
 		}
-		return int64(u), uint64(u), true
-	} else if isRangeErr(err) {
-		if neg {
-			return math.MinInt64, 0, true
-		}
-		return math.MaxInt64, math.MaxUint64, true
-	}
-	if base != 10 {
-		return 0, 0, false
+		return int64(u), 0, true, false
+	case isRangeErr(err):
+		return 0, 0, true, true
+	case base != 10:
+		return 0, 0, false, false
 	}
 	for _, c := range body {
 		if !(isDigit(byte(c)) || c == '.' || c == 'e' || c == 'E' || c == '+' || c == '-') {
-			return 0, 0, false
+			return 0, 0, false, false
 		}
 	}
 	f, err := strconv.ParseFloat(clean, 64)
 	if err != nil && !isRangeErr(err) {
-		return 0, 0, false
+		return 0, 0, false, false
 	}
 	f = math.Round(f)
 	switch {
-	case unsigned && f < 0:
-		return -1, 0, true
-	case unsigned && f >= 18446744073709551616.0:
-		return 0, math.MaxUint64, false
+	case unsigned && (f < 0 || f >= 18446744073709551616.0):
+		return 0, 0, true, true
 	case unsigned:
-		return 0, uint64(f), true
-	case f >= 9223372036854775808.0:
-		return math.MaxInt64, math.MaxUint64, true
-	case f < -9223372036854775808.0:
-		return math.MinInt64, 0, true
+		return 0, uint64(f), true, false
+	case f >= 9223372036854775808.0 || f < -9223372036854775808.0:
+		return 0, 0, true, true
 	}
-	return int64(f), 0, true
+	return int64(f), 0, true, false
 }
 
 // parseBool reads DuckDB's boolean strings: true/t/yes/y/1 and

@@ -212,6 +212,8 @@ func (c *checker) checkNode(e Expr) (node, error) {
 			return c.logic(e)
 		case "+", "-", "*", "/", "%":
 			return c.arith(e)
+		case "||":
+			return c.concatOp(e)
 		}
 		return c.compare(e)
 	case *In:
@@ -416,7 +418,7 @@ func (c *checker) arith(e *Binary) (node, error) {
 	if fn, ok := arithNames[e.Op]; ok {
 		n = &callNode{fn: fn, args: []node{l, r}, dt: dt, src: c.text(e)}
 	} else {
-		n = &divModNode{op: e.Op[0], l: l, r: r, dt: dt}
+		n = &divModNode{op: e.Op[0], l: l, r: r, dt: dt, src: c.text(e)}
 	}
 	return c.foldIf(n, e, l, r)
 }

@@ -1,6 +1,7 @@
 package expr
 
 import (
+	"math/big"
 	"unicode/utf8"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -79,7 +80,7 @@ func (c *checker) comparable(x node, xe Expr, list []node, les []Expr) (node, []
 				break
 			}
 			n, err := c.coerce(k, xdt, les[i])
-			if err != nil {
+			if err != nil || !sameInstant(k, n) {
 				ok = false
 				break
 			}
@@ -221,6 +222,9 @@ func (c *checker) between(e *Between) (node, error) {
 	if err != nil {
 		return nil, err
 	}
+	if x.dtype().ID() == arrow.NULL { // NULL BETWEEN NULL AND NULL, NOT too
+		return nullOf(tBool), nil
+	}
 	var n node = &betweenNode{x: x, lo: bounds[0], hi: bounds[1], src: c.text(e)}
 	if n, err = c.foldIf(n, e, x, bounds[0], bounds[1]); err != nil {
 		return nil, err
@@ -304,4 +308,38 @@ func (c *checker) like(e *Like) (node, error) {
 		return nil, err
 	}
 	return c.foldIf(&likeNode{x: x, m: m, not: e.Not}, e, x)
+}
+
+// sameInstant reports whether the constant b, converted from the constant
+// a, still holds a's instant when both are dates or timestamps (a cast to a
+// coarser unit rounds: ts_ms = TIMESTAMP '… .123456' must not compare as
+// '… .123'); for other constants it is true.
+func sameInstant(a, b node) bool {
+	ta, oka := instant(a)
+	tb, okb := instant(b)
+	if !oka || !okb {
+		return true
+	}
+	return ta.Cmp(tb) == 0
+}
+
+// instant returns the nanoseconds since the epoch of a date or timestamp
+// constant; ok is false for anything else (a NULL included).
+func instant(n node) (*big.Int, bool) {
+	k, isConst := n.(*constNode)
+	if !isConst || !k.sc.IsValid() {
+		return nil, false
+	}
+	var v, per int64
+	switch sc := k.sc.(type) {
+	case *scalar.Timestamp:
+		v, per = int64(sc.Value), 1_000_000_000/unitsPerSec(sc.Type.(*arrow.TimestampType).Unit)
+	case *scalar.Date32:
+		v, per = int64(sc.Value), secsPerDay*1_000_000_000
+	case *scalar.Date64:
+		v, per = int64(sc.Value), 1_000_000
+	default:
+		return nil, false
+	}
+	return new(big.Int).Mul(big.NewInt(v), big.NewInt(per)), true
 }

@@ -136,6 +136,14 @@ func (c *checker) caseExpr(e *Case) (node, error) {
 			if n.operand, n.conds, err = c.comparable(op, e.Operand, n.conds, ces); err != nil {
 				return nil, err
 			}
+			if n.operand.dtype().ID() == arrow.NULL {
+				// The operand and every WHEN are NULL: no WHEN matches
+				// (NULL = NULL is not true), as a NULL condition does not.
+				n.operand = nil
+				for i := range n.conds {
+					n.conds[i] = nullOf(tBool)
+				}
+			}
 		}
 	} else {
 		for i, k := range n.conds {

@@ -89,6 +89,20 @@ func TestAllTypeErrors(t *testing.T) {
 			"@14 coalesce argument 'a' (string) does not match the type of the ones before it (int64)",
 			"@24 coalesce argument TRUE (bool) does not match the type of the ones before it (float64)",
 		}},
+		// Every wrong argument of a function, and what is wrong inside one.
+		{"substr(qty, 'a', flag) || round(symbol, zzzzzz)", []string{
+			"@7 substr needs a string, got qty (int64)",
+			"@12 substr needs an integer start, got 'a' (string)",
+			"@17 substr needs an integer length, got flag (bool)",
+			`@40 unknown column "zzzzzz"`,
+		}},
+		{"regexp_replace(qty, '(', symbol, 'gx')", []string{
+			"@15 regexp_replace needs a string, got qty (int64)",
+			"@20 regexp_replace: invalid pattern '(': missing closing )",
+			"@25 regexp_replace needs a constant string replacement, got symbol (string)",
+			`@33 regexp_replace: unknown regexp option "x" (known: c, i, l, m, n, p, s, g)`,
+		}},
+		{"1 || flag || ts || zzzzzz", []string{`@19 unknown column "zzzzzz"`}},
 		// A constant that cannot be folded is one error among others.
 		{"9223372036854775807 + 1 > qty AND zzzzzz", []string{
 			"@0 cannot evaluate 9223372036854775807 + 1: overflow",

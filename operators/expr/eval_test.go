@@ -63,6 +63,7 @@ var evalTests = []struct{ src, want string }{
 	{"7 % -2", "[1,1,1,1,1,1]"},
 	{"price % 3", "[1.5,2,0.25,null,0,-2.5]"},
 	{"qty % (small - 5)", "[null,6,null,null,0,-7]"},
+	{"(qty * 0 - 9223372036854775807 - 1) % -1", "[0,0,null,0,0,0]"},
 	// comparisons
 	{"qty > 100", "[false,true,null,true,false,false]"},
 	{"qty >= 150", "[false,true,null,true,false,false]"},
@@ -117,6 +118,8 @@ var evalTests = []struct{ src, want string }{
 	// BETWEEN
 	{"qty BETWEEN 0 AND 150", "[true,true,null,false,true,false]"},
 	{"qty NOT BETWEEN 0 AND 150", "[false,false,null,true,false,true]"},
+	{"NULL BETWEEN NULL AND NULL", "[null,null,null,null,null,null]"},
+	{"NULL NOT BETWEEN NULL AND NULL", "[null,null,null,null,null,null]"},
 	{"price BETWEEN qty AND 100", "[false,false,null,null,true,true]"},
 	{"ts BETWEEN TIMESTAMP '2024-01-01' AND TIMESTAMP '2024-01-02'", "[true,false,null,false,false,true]"},
 	{"symbol BETWEEN 'A' AND 'H'", "[true,false,true,null,true,false]"},
@@ -146,6 +149,8 @@ var evalTests = []struct{ src, want string }{
 	{"CASE WHEN flag THEN 1 WHEN NOT flag THEN 0 ELSE -1 END", "[1,0,-1,1,0,-1]"},
 	{"CASE WHEN qty > 0 THEN price ELSE qty END", "[10.5,20,null,null,0,-7]"},
 	{"CASE symbol WHEN 'AAPL' THEN 1 WHEN 'MSFT' THEN 2 END", "[1,2,null,null,1,null]"},
+	{"CASE NULL WHEN NULL THEN 1 ELSE qty END", "[50,150,null,200,0,-7]"},
+	{"CASE NULL WHEN NULL THEN 1 END", "[null,null,null,null,null,null]"},
 	{"CASE small WHEN 5 THEN 'five' WHEN 100 THEN 'hundred' ELSE 'other' END", `["five","other","other","other","other","hundred"]`},
 	{"CASE WHEN flag THEN flag ELSE qty > 100 END", "[true,true,null,true,false,false]"},
 	{"CASE WHEN TRUE THEN qty END", "[50,150,null,200,0,-7]"},
@@ -168,6 +173,10 @@ var evalTests = []struct{ src, want string }{
 	{"CAST(3.5 AS int) + qty * 0", "[4,4,null,4,4,4]"},
 	{"CAST(-2.5 AS int) + qty * 0", "[-2,-2,null,-2,-2,-2]"},
 	{"CAST(qty AS double) / 100", "[0.5,1.5,null,2,0,-0.07]"},
+	{"CAST(qty * 0 + 9007199254740993 AS double)", "[9007199254740992,9007199254740992,null,9007199254740992,9007199254740992,9007199254740992]"},
+	{"CAST(qty * 0 + 9223372036854775807 AS double)", "[9223372036854776000,9223372036854776000,null,9223372036854776000,9223372036854776000,9223372036854776000]"},
+	{"CAST(price * 0 - 9223372036854775808.0 AS bigint)", "[-9223372036854775808,-9223372036854775808,-9223372036854775808,null,-9223372036854775808,-9223372036854775808]"},
+	{"CAST(price * 0 + 2147483647.4 AS int32)", "[2147483647,2147483647,2147483647,null,2147483647,2147483647]"},
 	{"CAST(qty AS string)", `["50","150",null,"200","0","-7"]`},
 	{"CAST(price AS varchar)", `["10.5","20.0","30.25",null,"0.0","-2.5"]`},
 	{"CAST(f32 AS text)", `["1.5","2.5",null,"-1.0","0.0","3.0"]`},
@@ -289,6 +298,14 @@ func TestEvalRuntimeErrors(t *testing.T) {
 		"CAST(qty * 1 AS tinyint)":                                 `expr: CAST(qty * 1 AS tinyint): value 150 is out of range for TINYINT`,
 		"CASE WHEN flag THEN 1 ELSE qty * 9223372036854775807 END": "overflow",
 		"abs(qty - 9223372036854775807 - 1)":                       "overflow",
+		"(qty * 0 - 9223372036854775807 - 1) / -1":                 "/ -1: invalid: overflow",
+		"CAST(price * 1e300 AS bigint)":                            "expr: CAST(price * 1e300 AS bigint): value 1.0500000000000001e+301 is out of range for BIGINT",
+		"CAST(price * 0 + 9223372036854775808.0 AS bigint)":        "value 9.223372036854776e+18 is out of range for BIGINT",
+		"CAST(price * 1e308 * 10 AS bigint)":                       "value inf is out of range for BIGINT",
+		"CAST(price * 0 + CAST('nan' AS double) AS int)":           "value nan is out of range for INTEGER",
+		"CAST(price * 100000000 AS int32)":                         "value 3025000000.0 is out of range for INTEGER",
+		"CAST(price * 0 + 2147483647.5 AS int32)":                  "value 2147483647.5 is out of range for INTEGER",
+		"CAST(f32 * 1e30 AS bigint)":                               "value 1.5000000000000002e+30 is out of range for BIGINT",
 	} {
 		_, _, err := evalJSON(t, mem, rec, src)
 		if err == nil || !strings.Contains(err.Error(), want) {

@@ -46,6 +46,14 @@ var fuzzSeeds = []string{
 	"date_trunc('quarter', ts) <> strptime('02/06/24 1pm', '%d/%m/%y %I%p')",
 	"strftime(ts, '%A %-d %B %Y, %H:%M:%S.%f %z')",
 	"epoch_ms(ts) - epoch_ms(1704067200000)",
+	"substr(name, -3, qty) || symbol || 1 + 2",
+	"concat(symbol, NULL, qty, flag) = trim(name, 'ab')",
+	"split_part(name, '', small) <> replace(symbol, 'A', '')",
+	"regexp_replace(name, '(.)(a*)', '\\2\\1', 'gi') LIKE 'a%'",
+	"regexp_matches(symbol, '[', 'x')",
+	"round(price, small) + floor(qty) + sqrt(abs(price)) + ln(qty) + pow(2, small)",
+	"greatest(qty, price, NULL) = least(small, 1) OR nullif(symbol, 'AAPL') IS NULL",
+	"hash(name) = hash(lower(name)) AND starts_with(symbol, 'A') AND contains(name, 'a')",
 }
 
 func FuzzParse(f *testing.F) {

@@ -93,10 +93,13 @@ func finish(dt arrow.DataType, n int, valid *memory.Buffer, bufs ...*memory.Buff
 
 // divModNode is l / r or l % r on int64 or float64 operands. A zero divisor
 // yields NULL; integer division truncates toward zero, as in Go and SQL.
+// MinInt64 / -1 overflows (a run-time error, as the other integer
+// operators' overflows are); MinInt64 % -1 is 0.
 type divModNode struct {
 	op   byte // '/' or '%'
 	l, r node
 	dt   arrow.DataType
+	src  string // the source text, for run-time errors
 }
 
 func (n *divModNode) dtype() arrow.DataType { return n.dt }
@@ -142,13 +145,18 @@ func (n *divModNode) eval(ev *evaluator) (value, error) {
 		res := arrow.Int64Traits.CastFromBytes(out.Bytes())[:rows]
 		if n.op == '/' {
 			for i := range res {
-				b := rv[i&rm]
+				a, b := lv[i&lm], rv[i&rm]
 				if b == 0 {
 					res[i] = 0
 					bitutil.ClearBit(vb, i)
 					continue
 				}
-				res[i] = lv[i&lm] / b
+				if b == -1 && a == math.MinInt64 && bitutil.BitIsSet(vb, i) {
+					valid.Release()
+					out.Release()
+					return value{}, fmt.Errorf("expr: %s: %w", n.src, errOverflow)
+				}
+				res[i] = a / b
 			}
 		} else {
 			for i := range res {

@@ -163,7 +163,7 @@ var cmpOps = map[string]string{"=": "=", "==": "=", "!=": "!=", "<>": "!=", "<":
 func (p *parser) parseCmp() (Expr, error) {
 	d := p.depth
 	defer func() { p.depth = d }()
-	l, err := p.parseAdd()
+	l, err := p.parseConcat()
 	if err != nil {
 		return nil, err
 	}
@@ -181,7 +181,7 @@ func (p *parser) parseCmp() (Expr, error) {
 			if err := p.advance(); err != nil {
 				return nil, err
 			}
-			r, err := p.parseAdd()
+			r, err := p.parseConcat()
 			if err != nil {
 				return nil, err
 			}
@@ -279,14 +279,14 @@ func (p *parser) parseBetween(x Expr, not bool) (Expr, error) {
 	if err := p.advance(); err != nil { // BETWEEN
 		return nil, err
 	}
-	lo, err := p.parseAdd()
+	lo, err := p.parseConcat()
 	if err != nil {
 		return nil, err
 	}
 	if err := p.expect("AND", " in BETWEEN"); err != nil {
 		return nil, err
 	}
-	hi, err := p.parseAdd()
+	hi, err := p.parseConcat()
 	if err != nil {
 		return nil, err
 	}
@@ -300,7 +300,7 @@ func (p *parser) parseLike(x Expr, not bool) (Expr, error) {
 	if err := p.advance(); err != nil { // LIKE
 		return nil, err
 	}
-	pat, err := p.parseAdd()
+	pat, err := p.parseConcat()
 	if err != nil {
 		return nil, err
 	}
@@ -309,7 +309,7 @@ func (p *parser) parseLike(x Expr, not bool) (Expr, error) {
 		if err := p.advance(); err != nil {
 			return nil, err
 		}
-		esc, err := p.parseAdd()
+		esc, err := p.parseConcat()
 		if err != nil {
 			return nil, err
 		}
@@ -317,6 +317,10 @@ func (p *parser) parseLike(x Expr, not bool) (Expr, error) {
 	}
 	return l, nil
 }
+
+// parseConcat parses the || level, between the comparisons and + and -, as
+// in DuckDB and PostgreSQL: 'a' || 1 + 2 is 'a3', 'a' || 'b' = 'ab' is true.
+func (p *parser) parseConcat() (Expr, error) { return p.leftAssoc(p.parseAdd, "||") }
 
 func (p *parser) parseAdd() (Expr, error) { return p.leftAssoc(p.parseMul, "+", "-") }
 

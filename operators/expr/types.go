@@ -143,6 +143,11 @@ func unify(a, b arrow.DataType, aConst, bConst bool) (arrow.DataType, bool) {
 	case cb == clsNull:
 		return canonical(a), ca != clsOther
 	case ca == clsInt && cb == clsInt:
+		if a.ID() == arrow.UINT64 && b.ID() == arrow.UINT64 {
+			// Two uint64 (hash values) meet as they are: int64 cannot
+			// hold every one of them.
+			return a, true
+		}
 		return tInt64, true
 	case ca.numeric() && cb.numeric():
 		return tFloat64, true

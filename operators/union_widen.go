@@ -1,0 +1,429 @@
+package operators
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/bitutil"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+)
+
+// The widening rules of a union by name. Two types widen into one when
+// every value of both is exact in it, with two documented exceptions:
+// integers go to float64 (exact up to 2^53), as SQL engines do.
+//
+//	int8 → int16 → int32 → int64           the wider signed type
+//	uintN with intM                        int(max(M, 2N)); uint64 with a signed type does not widen
+//	uintN with uintM                       the wider
+//	any integer with float32 or float64    float64
+//	float32 with float64                   float64
+//	timestamp[a, tz] with timestamp[b, tz] the finer unit (same time zone)
+//	string with large_string               large_string
+//	null with T                            T
+//
+// Anything else does not widen; with widen_to_string the column becomes
+// text (textType).
+
+// intBits returns the width of an integer type and whether it is signed;
+// bits is 0 for other types.
+func intBits(dt arrow.DataType) (bits int, signed bool) {
+	switch dt.ID() {
+	case arrow.INT8:
+		return 8, true
+	case arrow.INT16:
+		return 16, true
+	case arrow.INT32:
+		return 32, true
+	case arrow.INT64:
+		return 64, true
+	case arrow.UINT8:
+		return 8, false
+	case arrow.UINT16:
+		return 16, false
+	case arrow.UINT32:
+		return 32, false
+	case arrow.UINT64:
+		return 64, false
+	}
+	return 0, false
+}
+
+func intType(bits int, signed bool) arrow.DataType {
+	switch {
+	case signed && bits <= 8:
+		return arrow.PrimitiveTypes.Int8
+	case signed && bits <= 16:
+		return arrow.PrimitiveTypes.Int16
+	case signed && bits <= 32:
+		return arrow.PrimitiveTypes.Int32
+	case signed:
+		return arrow.PrimitiveTypes.Int64
+	case bits <= 8:
+		return arrow.PrimitiveTypes.Uint8
+	case bits <= 16:
+		return arrow.PrimitiveTypes.Uint16
+	case bits <= 32:
+		return arrow.PrimitiveTypes.Uint32
+	}
+	return arrow.PrimitiveTypes.Uint64
+}
+
+func isFloat(dt arrow.DataType) bool { return dt.ID() == arrow.FLOAT32 || dt.ID() == arrow.FLOAT64 }
+
+func isString(dt arrow.DataType) bool {
+	return dt.ID() == arrow.STRING || dt.ID() == arrow.LARGE_STRING
+}
+
+// widenType returns the type a and b widen into, and false when they do
+// not (see the rules above).
+func widenType(a, b arrow.DataType) (arrow.DataType, bool) {
+	if arrow.TypeEqual(a, b) {
+		return a, true
+	}
+	if a.ID() == arrow.NULL {
+		return b, true
+	}
+	if b.ID() == arrow.NULL {
+		return a, true
+	}
+	ab, as := intBits(a)
+	bb, bs := intBits(b)
+	switch {
+	case ab > 0 && bb > 0:
+		switch {
+		case as == bs:
+			return intType(max(ab, bb), as), true
+		case !as && ab == 64, !bs && bb == 64:
+			return nil, false // no signed type holds every uint64
+		case as:
+			return intType(max(ab, 2*bb), true), true
+		default:
+			return intType(max(bb, 2*ab), true), true
+		}
+	case (ab > 0 || isFloat(a)) && (bb > 0 || isFloat(b)):
+		return arrow.PrimitiveTypes.Float64, true
+	case isString(a) && isString(b):
+		return arrow.BinaryTypes.LargeString, true
+	}
+	ta, aok := a.(*arrow.TimestampType)
+	tb, bok := b.(*arrow.TimestampType)
+	if aok && bok && ta.TimeZone == tb.TimeZone {
+		return &arrow.TimestampType{Unit: max(ta.Unit, tb.Unit), TimeZone: ta.TimeZone}, true
+	}
+	return nil, false
+}
+
+// textType is the type of a column widen_to_string turns into text:
+// large_string if either side is, string otherwise.
+func textType(a, b arrow.DataType) arrow.DataType {
+	if a.ID() == arrow.LARGE_STRING || b.ID() == arrow.LARGE_STRING {
+		return arrow.BinaryTypes.LargeString
+	}
+	return arrow.BinaryTypes.String
+}
+
+// newBytes is how many bytes of out's buffers are not buffers of in: what
+// a cast made (validity and string data it shares are passed by
+// reference, and the engine counts them so).
+func newBytes(out, in arrow.ArrayData) int64 {
+	var n int64
+	for _, b := range out.Buffers() {
+		if b == nil || b.Len() == 0 {
+			continue
+		}
+		shared := false
+		for _, ib := range in.Buffers() {
+			if ib == b {
+				shared = true
+				break
+			}
+		}
+		if !shared {
+			n += int64(b.Len())
+		}
+	}
+	return n
+}
+
+// castColumn casts src to dt, one of the types widenType or textType
+// returned for it. The result is new memory from mem, except the validity
+// bitmap and string bytes, which are shared when they can be.
+func castColumn(mem memory.Allocator, src arrow.Array, dt arrow.DataType) (arrow.Array, error) {
+	n := src.Len()
+	switch {
+	case src.DataType().ID() == arrow.NULL:
+		return array.MakeArrayOfNull(mem, dt, n), nil
+	case dt.ID() == arrow.INT8 || dt.ID() == arrow.INT16 || dt.ID() == arrow.INT32 || dt.ID() == arrow.INT64 ||
+		dt.ID() == arrow.UINT8 || dt.ID() == arrow.UINT16 || dt.ID() == arrow.UINT32 || dt.ID() == arrow.UINT64 ||
+		dt.ID() == arrow.FLOAT64:
+		if bits, _ := intBits(src.DataType()); bits == 0 && !isFloat(src.DataType()) {
+			break
+		}
+		return castNumber(mem, src, dt), nil
+	case dt.ID() == arrow.TIMESTAMP && src.DataType().ID() == arrow.TIMESTAMP:
+		return castTimestamp(mem, src.(*array.Timestamp), dt.(*arrow.TimestampType))
+	case dt.ID() == arrow.LARGE_STRING && src.DataType().ID() == arrow.STRING:
+		return stringToLarge(mem, src.(*array.String)), nil
+	}
+	if isString(dt) {
+		return formatText(mem, src, dt)
+	}
+	return nil, fmt.Errorf("cannot cast %s to %s", src.DataType(), dt)
+}
+
+// validityOf returns src's validity bitmap for an output array starting
+// at offset 0: src's own buffer (retained) when src starts at 0, a copy of
+// its bits otherwise, nil when src has no nulls.
+func validityOf(mem memory.Allocator, src arrow.Array) *memory.Buffer {
+	if src.NullN() == 0 {
+		return nil
+	}
+	d := src.Data()
+	buf := d.Buffers()[0]
+	if buf == nil {
+		return nil
+	}
+	if d.Offset() == 0 {
+		buf.Retain()
+		return buf
+	}
+	out := memory.NewResizableBuffer(mem)
+	out.Resize(int(bitutil.BytesForBits(int64(d.Len()))))
+	bitutil.CopyBitmap(buf.Bytes(), d.Offset(), d.Len(), out.Bytes(), 0)
+	return out
+}
+
+// castNumber widens integers and floats: each value is converted exactly
+// (or to the nearest float64 for integers above 2^53).
+func castNumber(mem memory.Allocator, src arrow.Array, dt arrow.DataType) arrow.Array {
+	n := src.Len()
+	width := dt.(arrow.FixedWidthDataType).BitWidth() / 8
+	vals := memory.NewResizableBuffer(mem)
+	vals.Resize(n * width)
+	b := vals.Bytes()
+	get := numberGetter(src)
+	switch dt.ID() {
+	case arrow.FLOAT64:
+		out := arrow.Float64Traits.CastFromBytes(b)
+		for i := range n {
+			out[i] = get.f(i)
+		}
+	case arrow.INT16:
+		out := arrow.Int16Traits.CastFromBytes(b)
+		for i := range n {
+			out[i] = int16(get.i(i))
+		}
+	case arrow.INT32:
+		out := arrow.Int32Traits.CastFromBytes(b)
+		for i := range n {
+			out[i] = int32(get.i(i))
+		}
+	case arrow.INT64:
+		out := arrow.Int64Traits.CastFromBytes(b)
+		for i := range n {
+			out[i] = get.i(i)
+		}
+	case arrow.UINT16:
+		out := arrow.Uint16Traits.CastFromBytes(b)
+		for i := range n {
+			out[i] = uint16(get.u(i))
+		}
+	case arrow.UINT32:
+		out := arrow.Uint32Traits.CastFromBytes(b)
+		for i := range n {
+			out[i] = uint32(get.u(i))
+		}
+	case arrow.UINT64:
+		out := arrow.Uint64Traits.CastFromBytes(b)
+		for i := range n {
+			out[i] = get.u(i)
+		}
+	default: // int8 and uint8 are never a widened type
+		panic(fmt.Sprintf("operators: castNumber to %s", dt))
+	}
+	valid := validityOf(mem, src)
+	d := array.NewData(dt, n, []*memory.Buffer{valid, vals}, nil, src.NullN(), 0)
+	defer d.Release()
+	if valid != nil {
+		valid.Release()
+	}
+	vals.Release()
+	return array.MakeFromData(d)
+}
+
+// getter reads row i of a numeric array as int64, uint64 or float64.
+type getter struct {
+	i func(int) int64
+	u func(int) uint64
+	f func(int) float64
+}
+
+func numberGetter(src arrow.Array) getter {
+	switch a := src.(type) {
+	case *array.Int8:
+		return signedGetter(a.Value)
+	case *array.Int16:
+		return signedGetter(a.Value)
+	case *array.Int32:
+		return signedGetter(a.Value)
+	case *array.Int64:
+		return signedGetter(a.Value)
+	case *array.Uint8:
+		return unsignedGetter(a.Value)
+	case *array.Uint16:
+		return unsignedGetter(a.Value)
+	case *array.Uint32:
+		return unsignedGetter(a.Value)
+	case *array.Uint64:
+		return unsignedGetter(a.Value)
+	case *array.Float32:
+		return getter{f: func(i int) float64 { return float64(a.Value(i)) }}
+	case *array.Float64:
+		return getter{f: a.Value}
+	}
+	panic(fmt.Sprintf("operators: numberGetter of %s", src.DataType()))
+}
+
+func signedGetter[T int8 | int16 | int32 | int64](v func(int) T) getter {
+	return getter{
+		i: func(i int) int64 { return int64(v(i)) },
+		u: func(i int) uint64 { return uint64(v(i)) },
+		f: func(i int) float64 { return float64(v(i)) },
+	}
+}
+
+func unsignedGetter[T uint8 | uint16 | uint32 | uint64](v func(int) T) getter {
+	return getter{
+		i: func(i int) int64 { return int64(v(i)) },
+		u: func(i int) uint64 { return uint64(v(i)) },
+		f: func(i int) float64 { return float64(v(i)) },
+	}
+}
+
+// castTimestamp converts to a finer unit; a value that does not fit the
+// finer unit (beyond the years 1677–2262 in nanoseconds) is an error.
+func castTimestamp(mem memory.Allocator, src *array.Timestamp, dt *arrow.TimestampType) (arrow.Array, error) {
+	from := src.DataType().(*arrow.TimestampType).Unit
+	mul := int64(1)
+	for u := from; u < dt.Unit; u++ {
+		mul *= 1000
+	}
+	n := src.Len()
+	vals := memory.NewResizableBuffer(mem)
+	vals.Resize(n * 8)
+	out := arrow.Int64Traits.CastFromBytes(vals.Bytes())
+	for i := range n {
+		v := int64(src.Value(i))
+		if src.IsValid(i) && (v > math.MaxInt64/mul || v < math.MinInt64/mul) {
+			vals.Release()
+			return nil, fmt.Errorf("row %d: timestamp %d %s does not fit in %s", i, v, from, dt.Unit)
+		}
+		out[i] = v * mul
+	}
+	valid := validityOf(mem, src)
+	d := array.NewData(dt, n, []*memory.Buffer{valid, vals}, nil, src.NullN(), 0)
+	defer d.Release()
+	if valid != nil {
+		valid.Release()
+	}
+	vals.Release()
+	return array.MakeFromData(d), nil
+}
+
+// stringToLarge widens the offsets to 64 bits; the string bytes and the
+// validity are shared.
+func stringToLarge(mem memory.Allocator, src *array.String) arrow.Array {
+	n := src.Len()
+	offs := memory.NewResizableBuffer(mem)
+	offs.Resize((n + 1) * 8)
+	out := arrow.Int64Traits.CastFromBytes(offs.Bytes())
+	in := src.ValueOffsets() // n+1 offsets, from the array's own offset
+	for i, o := range in {
+		out[i] = int64(o)
+	}
+	data := src.Data().Buffers()[2]
+	bufs := []*memory.Buffer{validityOf(mem, src), offs, data}
+	d := array.NewData(arrow.BinaryTypes.LargeString, n, bufs, nil, src.NullN(), 0)
+	defer d.Release()
+	if bufs[0] != nil {
+		bufs[0].Release()
+	}
+	offs.Release()
+	return array.MakeFromData(d)
+}
+
+// formatText is widen_to_string's cast: each valid value in its text form
+// (integers in decimal, floats in the shortest form that reads back the
+// same, true/false, timestamps as 2006-01-02 15:04:05[.fraction] with a Z
+// when the type has a time zone, other types as Arrow prints them).
+func formatText(mem memory.Allocator, src arrow.Array, dt arrow.DataType) (arrow.Array, error) {
+	format := textFormatter(src)
+	n := src.Len()
+	var scratch []byte
+	if dt.ID() == arrow.LARGE_STRING {
+		b := array.NewLargeStringBuilder(mem)
+		defer b.Release()
+		b.Reserve(n)
+		for i := range n {
+			if src.IsNull(i) {
+				b.AppendNull()
+				continue
+			}
+			scratch = format(scratch[:0], i)
+			b.BinaryBuilder.Append(scratch)
+		}
+		return b.NewArray(), nil
+	}
+	b := array.NewStringBuilder(mem)
+	defer b.Release()
+	b.Reserve(n)
+	total := 0
+	for i := range n {
+		if src.IsNull(i) {
+			b.AppendNull()
+			continue
+		}
+		scratch = format(scratch[:0], i)
+		if total += len(scratch); total > math.MaxInt32 {
+			return nil, fmt.Errorf("%d rows of text exceed a string array's 2 GiB", n)
+		}
+		b.BinaryBuilder.Append(scratch)
+	}
+	return b.NewArray(), nil
+}
+
+// textFormatter returns a function that appends row i of src as text.
+func textFormatter(src arrow.Array) func(dst []byte, i int) []byte {
+	switch a := src.(type) {
+	case *array.Int8, *array.Int16, *array.Int32, *array.Int64:
+		g := numberGetter(a)
+		return func(dst []byte, i int) []byte { return strconv.AppendInt(dst, g.i(i), 10) }
+	case *array.Uint8, *array.Uint16, *array.Uint32, *array.Uint64:
+		g := numberGetter(a)
+		return func(dst []byte, i int) []byte { return strconv.AppendUint(dst, g.u(i), 10) }
+	case *array.Float32:
+		return func(dst []byte, i int) []byte { return strconv.AppendFloat(dst, float64(a.Value(i)), 'g', -1, 32) }
+	case *array.Float64:
+		return func(dst []byte, i int) []byte { return strconv.AppendFloat(dst, a.Value(i), 'g', -1, 64) }
+	case *array.Boolean:
+		return func(dst []byte, i int) []byte { return strconv.AppendBool(dst, a.Value(i)) }
+	case *array.String:
+		return func(dst []byte, i int) []byte { return append(dst, a.Value(i)...) }
+	case *array.LargeString:
+		return func(dst []byte, i int) []byte { return append(dst, a.Value(i)...) }
+	case *array.Timestamp:
+		dt := a.DataType().(*arrow.TimestampType)
+		unit, zone := dt.Unit, dt.TimeZone != ""
+		return func(dst []byte, i int) []byte {
+			dst = a.Value(i).ToTime(unit).AppendFormat(dst, "2006-01-02 15:04:05.999999999")
+			if zone {
+				dst = append(dst, 'Z')
+			}
+			return dst
+		}
+	}
+	return func(dst []byte, i int) []byte { return append(dst, src.ValueStr(i)...) }
+}
