@@ -554,11 +554,18 @@ func parseInteger(v string, unsigned bool) (iv int64, uv uint64, ok, over bool) 
 // parseBool reads DuckDB's boolean strings: true/t/yes/y/1 and
 // false/f/no/n/0, any case, no surrounding spaces.
 func parseBool(s string) (bool, bool) {
-	switch strings.ToLower(s) {
-	case "true", "t", "yes", "y", "1":
-		return true, true
-	case "false", "f", "no", "n", "0":
-		return false, true
+	if len(s) > 5 {
+		return false, false
+	}
+	for _, w := range [...]string{"true", "t", "yes", "y", "1"} {
+		if strings.EqualFold(s, w) {
+			return true, true
+		}
+	}
+	for _, w := range [...]string{"false", "f", "no", "n", "0"} {
+		if strings.EqualFold(s, w) {
+			return false, true
+		}
 	}
 	return false, false
 }

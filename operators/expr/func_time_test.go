@@ -2,6 +2,8 @@ package expr
 
 import (
 	"context"
+	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -183,6 +185,79 @@ func TestTimeRuntimeErrors(t *testing.T) {
 		}
 		if !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%s: error %q, want it to contain %q", tt.src, err, tt.want)
+		}
+	}
+}
+
+// TestTimeKernelsDoNotAllocatePerRow evaluates the casts, the date and time
+// functions and the interval arithmetic over 100 and 10000 rows: the larger
+// batch must cost no more Go allocations (the kernels loop over buffers).
+// (A cast to DECIMAL is not here: decimal128 parses through math/big.)
+func TestTimeKernelsDoNotAllocatePerRow(t *testing.T) {
+	exprs := []string{
+		"CAST(n AS TINYINT)", "CAST(f AS INTEGER)", "CAST(n AS REAL)", "CAST(f AS BOOLEAN)", "CAST(b AS INTEGER)",
+		"CAST(si AS BIGINT)", "CAST(sf AS DOUBLE)", "CAST(sb AS BOOLEAN)", "CAST(sts AS TIMESTAMP)", "CAST(sts AS DATE)",
+		"CAST(sts AS TIMESTAMPTZ)", "CAST(ts AS DATE)", "CAST(d AS TIMESTAMP)", "CAST(ts AS TIMESTAMP_MS)",
+		"CAST(d AS VARCHAR)", "CAST(ts AS VARCHAR)", "CAST(f AS VARCHAR)",
+		"d = '2024-06-02'", "d < ts", "d + 1", "d - DATE '2000-01-01'", "d + INTERVAL 1 MONTH", "ts - INTERVAL '90 minutes'",
+		"date_part('year', d)", "date_part('week', ts)", "date_part('epoch', ts)", "extract(dow FROM ts)",
+		"date_trunc('month', ts)", "date_trunc('week', d)", "epoch_ms(ts)", "epoch_ms(n)",
+		"strftime(ts, '%Y-%m-%d %H:%M:%S.%f %a')", "strptime(sts, '%Y-%m-%d %H:%M:%S')",
+		"CASE WHEN b THEN d ELSE DATE '2000-01-01' END", "coalesce(d, DATE '2000-01-01')",
+	}
+	schema := arrow.NewSchema([]arrow.Field{
+		{Name: "n", Type: arrow.PrimitiveTypes.Int64, Nullable: true},
+		{Name: "f", Type: arrow.PrimitiveTypes.Float64, Nullable: true},
+		{Name: "b", Type: arrow.FixedWidthTypes.Boolean, Nullable: true},
+		{Name: "si", Type: arrow.BinaryTypes.String, Nullable: true},
+		{Name: "sf", Type: arrow.BinaryTypes.String, Nullable: true},
+		{Name: "sb", Type: arrow.BinaryTypes.String, Nullable: true},
+		{Name: "sts", Type: arrow.BinaryTypes.String, Nullable: true},
+		{Name: "d", Type: arrow.FixedWidthTypes.Date32, Nullable: true},
+		{Name: "ts", Type: &arrow.TimestampType{Unit: arrow.Microsecond}, Nullable: true},
+	}, nil)
+	batch := func(rows int) arrow.RecordBatch {
+		b := array.NewRecordBuilder(memory.NewGoAllocator(), schema)
+		defer b.Release()
+		for i := 0; i < rows; i++ {
+			if i%10 == 3 {
+				for k := range schema.Fields() {
+					b.Field(k).AppendNull()
+				}
+				continue
+			}
+			b.Field(0).(*array.Int64Builder).Append(int64(i%200 - 100))
+			b.Field(1).(*array.Float64Builder).Append(float64(i%1000) / 3)
+			b.Field(2).(*array.BooleanBuilder).Append(i%2 == 0)
+			b.Field(3).(*array.StringBuilder).Append(" " + strconv.Itoa(i) + " ")
+			b.Field(4).(*array.StringBuilder).Append(strconv.Itoa(i) + ".25")
+			b.Field(5).(*array.StringBuilder).Append([]string{"true", "F", "yes", "0"}[i%4])
+			b.Field(6).(*array.StringBuilder).Append(fmt.Sprintf("20%02d-0%d-1%d 1%d:0%d:2%d", i%100, i%9+1, i%10, i%10, i%10, i%10))
+			b.Field(7).(*array.Date32Builder).Append(arrow.Date32(i*37 - 20000))
+			b.Field(8).(*array.TimestampBuilder).Append(arrow.Timestamp(int64(i)*3_600_000_123 - 1e15))
+		}
+		return b.NewRecordBatch()
+	}
+	small, large := batch(100), batch(10000)
+	defer small.Release()
+	defer large.Release()
+	mem := memory.NewGoAllocator()
+	for _, src := range exprs {
+		c, err := Compile(src, schema)
+		if err != nil {
+			t.Fatalf("%s: %v", src, err)
+		}
+		allocs := func(rec arrow.RecordBatch) float64 {
+			return testing.AllocsPerRun(5, func() {
+				arr, err := c.Eval(context.Background(), mem, rec)
+				if err != nil {
+					t.Fatalf("%s: %v", src, err)
+				}
+				arr.Release()
+			})
+		}
+		if s, l := allocs(small), allocs(large); l > s+2 {
+			t.Errorf("%s: %v allocations for 100 rows, %v for 10000: it allocates per row", src, s, l)
 		}
 	}
 }

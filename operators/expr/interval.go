@@ -495,7 +495,7 @@ func (c *checker) timeArith(e *Binary, l, r node) (node, bool, error) {
 	case lc == clsNull && (rc == clsDate || rc == clsTimestamp) && !sub:
 		return c.timeArith(&Binary{Pos: e.Pos, Op: e.Op, L: e.R, R: e.L}, r, l)
 	case lc == clsTimestamp && rc == clsTimestamp && sub:
-		return nil, true, typeErrf(e.Start, "%s gives an interval, which cannot be a result here; use date_diff or epoch_ms(a) - epoch_ms(b)", c.text(e))
+		return nil, true, typeErrf(e.Start, "%s gives an interval, which cannot be a result here; use epoch_ms(a) - epoch_ms(b)", c.text(e))
 	}
 	return bad()
 }
