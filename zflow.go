@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"reflect"
 
@@ -49,11 +50,17 @@ type Option func(*options)
 type options struct {
 	registry *engine.Registry
 	env      func(string) (string, bool)
+	stdin    io.Reader
 }
 
 // WithRegistry compiles against r instead of the default registry (which
 // holds the built-in operators and anything passed to Register).
 func WithRegistry(r *engine.Registry) Option { return func(o *options) { o.registry = r } }
+
+// WithStdin makes a source with path "-" read r instead of os.Stdin. It is
+// given when the pipeline is compiled because the source reads its schema
+// then (peeking, without consuming: the run reads r from its start).
+func WithStdin(r io.Reader) Option { return func(o *options) { o.stdin = r } }
 
 // WithEnv replaces os.LookupEnv for ${VAR} substitution in pipeline files.
 func WithEnv(lookup func(string) (string, bool)) Option { return func(o *options) { o.env = lookup } }
@@ -73,6 +80,9 @@ func (o options) pipelineOpts() []pipelines.Option {
 	}
 	if o.env != nil {
 		po = append(po, pipelines.WithEnv(o.env))
+	}
+	if o.stdin != nil {
+		po = append(po, pipelines.WithStdin(o.stdin))
 	}
 	return po
 }
@@ -144,6 +154,10 @@ func WithMemory(m buffers.PoolConfig) RunOption {
 // WithBeforeCommit calls f once the pipeline has stopped and before its
 // sinks publish (or discard) their output.
 func WithBeforeCommit(f func()) RunOption { return func(o *runOptions) { o.BeforeCommit = f } }
+
+// WithStdout makes a sink with path "-", and a stdout sink, write to w
+// instead of os.Stdout.
+func WithStdout(w io.Writer) RunOption { return func(o *runOptions) { o.Stdout = w } }
 
 // WithLogger sends the run's log records to l.
 func WithLogger(l *slog.Logger) RunOption { return func(o *runOptions) { o.Logger = l } }
@@ -257,13 +271,14 @@ func Register(spec engine.Spec) error { return engine.DefaultRegistry.Register(s
 type Builder struct {
 	g        *engine.Graph
 	registry *engine.Registry
+	stdin    io.Reader
 	funcs    map[*engine.Node]configFunc // nodes configured by Defaults
 }
 
 // New starts building a pipeline named name.
 func New(name string, opts ...Option) *Builder {
 	o := collect(opts)
-	return &Builder{g: &engine.Graph{Name: name}, registry: o.registry}
+	return &Builder{g: &engine.Graph{Name: name}, registry: o.registry, stdin: o.stdin}
 }
 
 // Settings sets the engine settings: batch rows, edge capacity, memory
@@ -348,7 +363,7 @@ func (b *Builder) Build() (*Pipeline, error) {
 			errs = append(errs, &engine.NodeError{Node: n.ID, Offset: -1, Msg: err.Error()})
 		}
 	}
-	plan, err := engine.Compile(b.g, engine.CompileOptions{Registry: b.registry})
+	plan, err := engine.Compile(b.g, engine.CompileOptions{Registry: b.registry, Stdin: b.stdin})
 	if err != nil {
 		var ce engine.Errors
 		if !errors.As(err, &ce) {

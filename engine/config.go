@@ -42,7 +42,8 @@ const (
 // CompleteConfig returns a copy of cfg, a pointer to a struct literal of the
 // type spec's NewConfig returns, in which every parameter left at its zero
 // value holds NewConfig's default; parameters that hold a struct are
-// completed field by field. cfg itself is not changed. Lists, maps and the
+// completed field by field, and a Go-only shorthand (ConfigNormalizer) is
+// folded in. cfg itself is not changed. Lists, maps and the
 // elements of lists are taken as they are: a nil list takes the default, an
 // empty non-nil one ([]string{}) stays empty.
 func CompleteConfig(spec *Spec, cfg any) (any, error) {
@@ -57,6 +58,9 @@ func CompleteConfig(spec *Spec, cfg any) (any, error) {
 	out := spec.NewConfig()
 	ov := reflect.ValueOf(out).Elem()
 	ov.Set(reflect.ValueOf(cfg).Elem())
+	if n, ok := out.(ConfigNormalizer); ok {
+		n.NormalizeConfig() // out is a copy: the caller's struct keeps its shorthand
+	}
 	fillDefaults(ov, reflect.ValueOf(def).Elem(), params)
 	return out, nil
 }
@@ -211,11 +215,27 @@ func CheckEnum(value string, enum []string) error {
 	return fmt.Errorf("%s (one of: %s)", msg, strings.Join(enum, ", "))
 }
 
+// ConfigNormalizer is implemented by configs with a Go-only shorthand that
+// folds into a parameter (the file sources' Path, one entry of the path
+// list). Compile calls NormalizeConfig on a copy of the node's config before
+// it completes and checks it, so a required parameter given through the
+// shorthand is not missing; the caller's struct is not changed.
+type ConfigNormalizer interface {
+	NormalizeConfig()
+}
+
 // prepareConfig makes n.Config ready for Build according to n.ConfigFrom,
 // and returns what is wrong with it.
 func prepareConfig(n *Node, spec *Spec) []*FieldError {
 	if v := reflect.ValueOf(n.Config); n.Config == nil || v.Kind() == reflect.Pointer && v.IsNil() {
 		n.Config = spec.NewConfig()
+	}
+	if _, ok := n.Config.(ConfigNormalizer); ok {
+		v := reflect.ValueOf(n.Config)
+		c := reflect.New(v.Type().Elem())
+		c.Elem().Set(v.Elem())
+		c.Interface().(ConfigNormalizer).NormalizeConfig()
+		n.Config = c.Interface()
 	}
 	switch n.ConfigFrom {
 	case ConfigLiteral:

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"os"
 	"runtime"
 	"runtime/debug"
 	"sync"
@@ -46,6 +48,10 @@ type RunOptions struct {
 	// Telemetry sends the run's spans and metrics to OpenTelemetry; the
 	// zero value records nothing.
 	Telemetry Telemetry
+	// Stdout is what a sink with path "-" and a stdout sink write; nil
+	// means os.Stdout. (Standard input is CompileOptions.Stdin: sources
+	// read their schema from it at compile time.)
+	Stdout io.Writer
 }
 
 // Execution is a running plan.
@@ -217,6 +223,10 @@ func (p *Plan) Start(ctx context.Context, opts RunOptions) *Execution {
 	}
 	var insts []inst
 	var buildErr error
+	var stdout io.Writer = os.Stdout
+	if opts.Stdout != nil {
+		stdout = opts.Stdout
+	}
 	for i, n := range p.nodes {
 		var outs []outEdge
 		for _, c := range n.Consumers {
@@ -240,6 +250,7 @@ func (p *Plan) Start(ctx context.Context, opts RunOptions) *Execution {
 				Node: n.ID, Type: n.Spec.Name, Index: k, Count: n.Parallelism,
 				Alloc: acct, Budget: acct, Logger: opts.Logger.With("op", n.ID),
 				Ledger: &x.stats[i].led[k], Settings: p.Settings,
+				Stdin: p.stdin, Stdout: stdout,
 				span: x.tel.span(i, k),
 			}
 			op, err := newInstance(n, ic)

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"io"
 	"maps"
 	"os"
 	"path/filepath"
@@ -61,6 +62,8 @@ type Plan struct {
 	Settings Settings
 	Info     map[string]string
 	nodes    []*planNode // topological order
+	stdin    *Stdin
+	stdio    [2][]string // ids of the nodes reading standard input, writing standard output
 	byID     map[string]*planNode
 }
 
@@ -78,6 +81,9 @@ type planNode struct {
 // CompileOptions tune Compile.
 type CompileOptions struct {
 	Registry *Registry // nil means DefaultRegistry
+	// Stdin is what a source with path "-" reads; nil means os.Stdin. Its
+	// Build may peek at it (see Stdin), and the plan's runs read it.
+	Stdin io.Reader
 }
 
 // Compile checks g and computes every node's output schema. It reports every
@@ -89,7 +95,8 @@ func Compile(g *Graph, opts CompileOptions) (*Plan, error) {
 	if reg == nil {
 		reg = DefaultRegistry
 	}
-	p := &Plan{Name: g.Name, Settings: g.Settings.withDefaults(), Info: g.Info, byID: map[string]*planNode{}}
+	p := &Plan{Name: g.Name, Settings: g.Settings.withDefaults(), Info: g.Info, byID: map[string]*planNode{},
+		stdin: NewStdin(opts.Stdin)}
 	var errs Errors
 	if err := checkMemory(p.Settings.Memory); err != nil {
 		errs = append(errs, &NodeError{Node: "settings", Field: "memory.arena", Offset: -1, Msg: err.Error()})
@@ -210,7 +217,9 @@ func Compile(g *Graph, opts CompileOptions) (*Plan, error) {
 			nodeErr(pn.Node, "", "the output of %s %q is not used by any operator or sink", pn.Spec.Kind, pn.ID)
 		}
 	}
-	errs = append(errs, pathClashes(order)...)
+	clashes, stdio := pathClashes(order)
+	errs = append(errs, clashes...)
+	p.stdio = stdio
 	// Build in topological order so input schemas are known.
 	failed := map[*planNode]bool{}
 	for _, pn := range order {
@@ -218,7 +227,7 @@ func Compile(g *Graph, opts CompileOptions) (*Plan, error) {
 			failed[pn] = true
 			continue
 		}
-		bc := &BuildContext{Node: pn.ID, Settings: p.Settings}
+		bc := &BuildContext{Node: pn.ID, Settings: p.Settings, Stdin: p.stdin}
 		skip := false
 		for _, in := range pn.Inputs {
 			if failed[in] || in.Schema == nil {
@@ -349,31 +358,50 @@ func (p *Plan) NodeIDs() []string {
 // the other's data. Both nodes get an error at their path, naming the
 // other. Paths are compared absolute and cleaned, and by file identity
 // when both exist (a symlink or hard link to the same file).
-func pathClashes(order []*planNode) []error {
+func pathClashes(order []*planNode) ([]error, [2][]string) {
 	type use struct {
 		n        *planNode
 		raw, abs string
 		info     os.FileInfo
 	}
 	var sinks, sources []use
+	var stdin, stdout []*planNode
 	for _, pn := range order {
 		if pn.Spec == nil || pn.Spec.Kind == KindTransform {
 			continue
 		}
-		p := configPath(pn.Config)
-		if p == "" || p == "-" {
-			continue
+		if su, ok := pn.Config.(StdioUser); ok {
+			in, out := su.UsesStdio()
+			if in {
+				stdin = append(stdin, pn)
+			}
+			if out {
+				stdout = append(stdout, pn)
+			}
 		}
-		abs, err := filepath.Abs(p)
-		if err != nil {
-			abs = filepath.Clean(p)
-		}
-		u := use{n: pn, raw: p, abs: abs}
-		u.info, _ = os.Stat(abs)
-		if pn.Spec.Kind == KindSink {
-			sinks = append(sinks, u)
-		} else {
-			sources = append(sources, u)
+		for _, p := range configPaths(pn.Config) {
+			if p == "" {
+				continue
+			}
+			if p == StdPath {
+				if pn.Spec.Kind == KindSink {
+					stdout = append(stdout, pn)
+				} else {
+					stdin = append(stdin, pn)
+				}
+				continue
+			}
+			abs, err := filepath.Abs(p)
+			if err != nil {
+				abs = filepath.Clean(p)
+			}
+			u := use{n: pn, raw: p, abs: abs}
+			u.info, _ = os.Stat(abs)
+			if pn.Spec.Kind == KindSink {
+				sinks = append(sinks, u)
+			} else {
+				sources = append(sources, u)
+			}
 		}
 	}
 	same := func(a, b use) bool {
@@ -382,6 +410,27 @@ func pathClashes(order []*planNode) []error {
 	var errs []error
 	clash := func(n *planNode, msg string, args ...any) {
 		errs = append(errs, &NodeError{Node: n.ID, Field: "path", Offset: -1, Msg: fmt.Sprintf(msg, args...)})
+	}
+	stdio := func(nodes []*planNode, what, verb string) {
+		nodes = slices.CompactFunc(nodes, func(a, b *planNode) bool { return a == b })
+		for _, a := range nodes {
+			for _, b := range nodes {
+				if a != b {
+					errs = append(errs, &NodeError{Node: a.ID, Field: stdioField(a), Offset: -1,
+						Msg: fmt.Sprintf("only one node of a pipeline may %s %s, and %s %q %ss it too", verb, what, b.Spec.Kind, b.ID, verb)})
+					break
+				}
+			}
+		}
+	}
+	stdio(stdin, "standard input", "read")
+	stdio(stdout, "standard output", "write")
+	var ids [2][]string
+	for _, n := range stdin {
+		ids[0] = append(ids[0], n.ID)
+	}
+	for _, n := range stdout {
+		ids[1] = append(ids[1], n.ID)
 	}
 	for i, a := range sinks {
 		for _, b := range sinks[i+1:] {
@@ -397,5 +446,22 @@ func pathClashes(order []*planNode) []error {
 			}
 		}
 	}
-	return errs
+	return errs, ids
 }
+
+// stdioField is where a node's use of standard input or output is placed:
+// its path, or the node itself when it has no path parameter (stdout).
+func stdioField(n *planNode) string {
+	if _, ok := n.Config.(StdioUser); ok && len(configPaths(n.Config)) == 0 {
+		return ""
+	}
+	return "path"
+}
+
+// StdinNodes are the ids of the nodes that read standard input (at most
+// one in a compiled plan).
+func (p *Plan) StdinNodes() []string { return p.stdio[0] }
+
+// StdoutNodes are the ids of the nodes that write standard output: a sink
+// with path "-" or a stdout sink (at most one in a compiled plan).
+func (p *Plan) StdoutNodes() []string { return p.stdio[1] }

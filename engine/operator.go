@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"io"
 	"log/slog"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -89,6 +90,12 @@ type InstanceContext struct {
 	Logger   *slog.Logger
 	Ledger   *Ledger
 	Settings Settings
+	// Stdin is what a source whose path is "-" reads (CompileOptions.Stdin,
+	// from its start), and Stdout what a sink whose path is "-" or a stdout
+	// sink writes (RunOptions.Stdout, else os.Stdout). The engine lets one
+	// node of a run read Stdin and one write Stdout.
+	Stdin  io.Reader
+	Stdout io.Writer
 
 	span trace.Span // the instance's span, with tracing on
 }

@@ -80,24 +80,50 @@ func (pn *pinner) logOnce(key string, level slog.Level, msg string) {
 	}
 }
 
-// configPath is the path parameter of an operator's config (the field
-// tagged `zflow:"path"`: the file it reads or writes), or "".
+// configPath is the first path of an operator's config (see configPaths),
+// or "".
 func configPath(cfg any) string {
+	if ps := configPaths(cfg); len(ps) > 0 {
+		return ps[0]
+	}
+	return ""
+}
+
+// configPaths are the paths an operator's config names: what its
+// PathsConfig method returns, else its parameter tagged `zflow:"path"` (a
+// string, or a list of strings).
+func configPaths(cfg any) []string {
+	if pc, ok := cfg.(PathsConfig); ok {
+		return pc.Paths()
+	}
 	v := reflect.ValueOf(cfg)
 	for v.Kind() == reflect.Pointer || v.Kind() == reflect.Interface {
 		if v.IsNil() {
-			return ""
+			return nil
 		}
 		v = v.Elem()
 	}
 	if v.Kind() != reflect.Struct {
-		return ""
+		return nil
 	}
 	for i := 0; i < v.NumField(); i++ {
 		f := v.Type().Field(i)
-		if f.Tag.Get("zflow") == "path" && f.Type.Kind() == reflect.String {
-			return v.Field(i).String()
+		if f.Tag.Get("zflow") != "path" {
+			continue
+		}
+		switch fv := v.Field(i); {
+		case f.Type.Kind() == reflect.String:
+			if fv.String() == "" {
+				return nil
+			}
+			return []string{fv.String()}
+		case f.Type.Kind() == reflect.Slice && f.Type.Elem().Kind() == reflect.String:
+			out := make([]string, fv.Len())
+			for j := range out {
+				out[j] = fv.Index(j).String()
+			}
+			return out
 		}
 	}
-	return ""
+	return nil
 }

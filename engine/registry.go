@@ -73,6 +73,10 @@ type BuildContext struct {
 	Inputs   []*arrow.Schema // the schema of each input, in the node's order
 	InputIDs []string        // the id of each input
 	Settings Settings
+	// Stdin is the run's standard input, for a source whose path is "-":
+	// Build may Peek at it (to read a schema), never Read. Nil outside
+	// Compile (operator unit tests).
+	Stdin *Stdin
 }
 
 // Factory makes the instances of one compiled node.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -193,7 +194,8 @@ func stripMeta(s *arrow.Schema) *arrow.Schema {
 // Commit, rollback in Rollback, forget in Forget and abort in Abort: every
 // file sink is an engine.UndoableSink.
 type fileOut struct {
-	kind     string // operator type, for errors
+	kind     string    // operator type, for errors
+	std      io.Writer // standard output, for path "-"; af is nil then
 	af       *atomicfile.File
 	bw       *bufio.Writer
 	finished bool
@@ -207,7 +209,19 @@ const fileOutBuffer = 1 << 20
 // atomicfile.Recover), logging what it did, then opens the temporary file.
 // It fails if the cleanup fails, rather than write over a state it could
 // not repair.
+//
+// For path "-" the output is the run's standard output (ic.Stdout): bytes
+// go out as they are written, and commit, rollback and forget do nothing,
+// since printed bytes cannot be taken back (see stdSink).
 func newFileOut(ic *engine.InstanceContext, kind, path string) (*fileOut, error) {
+	if path == stdinPath {
+		o := &fileOut{kind: kind, std: ic.Stdout}
+		if o.std == nil {
+			o.std = os.Stdout
+		}
+		o.bw = bufio.NewWriterSize(writerFunc(o.writeFile), fileOutBuffer)
+		return o, nil
+	}
 	notes, err := atomicfile.Recover(path)
 	if ic.Logger != nil {
 		for _, n := range notes {
@@ -233,6 +247,15 @@ func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 func (o *fileOut) writeFile(p []byte) (int, error) {
 	if o.discard {
 		return len(p), nil
+	}
+	if o.std != nil {
+		stdoutMu.Lock()
+		defer stdoutMu.Unlock()
+		n, err := o.std.Write(p)
+		if err != nil {
+			return n, fmt.Errorf("%s: write standard output: %w", o.kind, err)
+		}
+		return n, nil
 	}
 	n, err := o.af.Write(p)
 	if err != nil {
@@ -263,7 +286,10 @@ func (o *fileOut) finish() error {
 func (o *fileOut) commit() error {
 	if !o.finished {
 		o.abort()
-		return fmt.Errorf("%s: commit %s: the output was not closed", o.kind, o.af.Path())
+		return fmt.Errorf("%s: commit %s: the output was not closed", o.kind, o.path())
+	}
+	if o.std != nil {
+		return nil
 	}
 	if err := o.af.Publish(); err != nil {
 		return fmt.Errorf("%s: %w", o.kind, err)
@@ -274,6 +300,9 @@ func (o *fileOut) commit() error {
 // rollback undoes commit: the previous file is back under the final name,
 // or none if there was none.
 func (o *fileOut) rollback() error {
+	if o.std != nil {
+		return nil
+	}
 	if err := o.af.Rollback(); err != nil {
 		return fmt.Errorf("%s: %w", o.kind, err)
 	}
@@ -282,6 +311,9 @@ func (o *fileOut) rollback() error {
 
 // forget ends commit: the previous file is dropped.
 func (o *fileOut) forget() error {
+	if o.std != nil {
+		return nil
+	}
 	if err := o.af.Forget(); err != nil {
 		return fmt.Errorf("%s: %w", o.kind, err)
 	}
@@ -291,11 +323,40 @@ func (o *fileOut) forget() error {
 // abort removes the temporary file; safe to call more than once.
 func (o *fileOut) abort() {
 	o.discard = true
-	o.af.Abort()
+	if o.af != nil {
+		o.af.Abort()
+	}
 }
 
 // path is the final name.
-func (o *fileOut) path() string { return o.af.Path() }
+func (o *fileOut) path() string {
+	if o.std != nil {
+		return "standard output"
+	}
+	return o.af.Path()
+}
+
+// stdSink is a file sink writing standard output (path "-"). It hides the
+// sink's Rollback and Forget: what it printed cannot be undone, so it is a
+// plain sink, which the executor commits after the undoable ones. Its bytes
+// go out as batches arrive; a run that fails after some were printed exits
+// with an error, and the reader of the stream must heed it.
+type stdSink struct{ engine.Sink }
+
+// Release forwards to the sink's (engine.Releaser).
+func (s stdSink) Release() {
+	if r, ok := s.Sink.(engine.Releaser); ok {
+		r.Release()
+	}
+}
+
+// forStdout wraps s in a stdSink when out writes standard output.
+func forStdout(out *fileOut, s engine.Sink) engine.Sink {
+	if out.std != nil {
+		return stdSink{s}
+	}
+	return s
+}
 
 // checkSinkInput checks that a file sink has one input and returns its
 // schema.

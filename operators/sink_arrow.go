@@ -13,7 +13,7 @@ import (
 
 // ArrowSinkConfig configures the arrow sink.
 type ArrowSinkConfig struct {
-	Path        string `zflow:"path" required:"true" doc:"file to write; replaced atomically when the run succeeds" example:"out/trades.arrow"`
+	Path        string `zflow:"path" required:"true" doc:"file to write; replaced atomically when the run succeeds. - writes standard output instead, as batches arrive (not atomic: a failed run may have printed some rows; one node per pipeline)" example:"out/trades.arrow"`
 	Format      string `zflow:"format" doc:"IPC file (random access, with a footer) or stream" enum:"file,stream"`
 	Compression string `zflow:"compression" doc:"buffer compression (readers must support it)" enum:"none,lz4,zstd"`
 }
@@ -103,7 +103,7 @@ func (f *arrowSinkFactory) New(ic *engine.InstanceContext) (any, error) {
 		}
 		w = fw
 	}
-	return &arrowSink{f: f, ic: ic, out: out, w: w}, nil
+	return forStdout(out, &arrowSink{f: f, ic: ic, out: out, w: w}), nil
 }
 
 // arrowSink owns its writer until Close or teardown, and its file until

@@ -11,7 +11,7 @@ import (
 
 // CSVSinkConfig configures the csv sink.
 type CSVSinkConfig struct {
-	Path      string `zflow:"path" required:"true" doc:"file to write; replaced atomically when the run succeeds" example:"out/trades.csv"`
+	Path      string `zflow:"path" required:"true" doc:"file to write; replaced atomically when the run succeeds. - writes standard output instead, as batches arrive (not atomic: a failed run may have printed some rows; one node per pipeline)" example:"out/trades.csv"`
 	Header    bool   `zflow:"header" doc:"write the column names first"`
 	Delimiter string `zflow:"delimiter" doc:"field separator, one ASCII character (\"\\t\" or tab for tabs)"`
 	NullValue string `zflow:"null_value" doc:"how a null is written (an empty string value is written as \"\")"`
@@ -90,7 +90,7 @@ func (f *csvSinkFactory) New(ic *engine.InstanceContext) (any, error) {
 		enc.buf = enc.appendHeader(enc.buf[:0], f.schema)
 		out.Write(enc.buf) // buffered; an error shows at the first flush
 	}
-	return s, nil
+	return forStdout(out, s), nil
 }
 
 // csvEncoder turns batches into CSV text. It is reused by the stdout sink.

@@ -11,7 +11,7 @@ import (
 
 // NDJSONSinkConfig configures the ndjson sink.
 type NDJSONSinkConfig struct {
-	Path string `zflow:"path" required:"true" doc:"file to write; replaced atomically when the run succeeds" example:"out/trades.ndjson"`
+	Path string `zflow:"path" required:"true" doc:"file to write; replaced atomically when the run succeeds. - writes standard output instead, as batches arrive (not atomic: a failed run may have printed some rows; one node per pipeline)" example:"out/trades.ndjson"`
 }
 
 // NDJSONSinkSpec is the spec of the ndjson sink.
@@ -64,7 +64,7 @@ func (f *ndjsonSinkFactory) New(ic *engine.InstanceContext) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &textSink{kind: "ndjson", ic: ic, out: out, enc: newNDJSONEncoder(f.schema), ncols: f.schema.NumFields()}, nil
+	return forStdout(out, &textSink{kind: "ndjson", ic: ic, out: out, enc: newNDJSONEncoder(f.schema), ncols: f.schema.NumFields()}), nil
 }
 
 // ndjsonEncoder turns batches into NDJSON text. It is reused by the stdout

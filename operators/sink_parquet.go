@@ -16,7 +16,7 @@ import (
 
 // ParquetSinkConfig configures the parquet sink.
 type ParquetSinkConfig struct {
-	Path         string `zflow:"path" required:"true" doc:"file to write; replaced atomically when the run succeeds" example:"out/vwap.parquet"`
+	Path         string `zflow:"path" required:"true" doc:"file to write; replaced atomically when the run succeeds. - writes standard output instead, as batches arrive (not atomic: a failed run may have printed some rows; one node per pipeline)" example:"out/vwap.parquet"`
 	Compression  string `zflow:"compression" doc:"page compression codec" enum:"snappy,zstd,gzip,none"`
 	RowGroupRows int    `zflow:"row_group_rows" doc:"rows per row group (the last one may hold fewer)"`
 	Dictionary   string `zflow:"dictionary" enum:"auto,always,never" doc:"dictionary encoding (a dictionary that grows past 1 MiB falls back to plain encoding): auto encodes string and binary columns only, where repeats are common and hashing pays; always encodes every column; never writes plain"`
@@ -133,7 +133,7 @@ func (f *parquetSinkFactory) New(ic *engine.InstanceContext) (any, error) {
 		out.abort()
 		return nil, fmt.Errorf("parquet: create %s: %w", f.cfg.Path, err)
 	}
-	return &parquetSink{f: f, ic: ic, out: out, fw: fw}, nil
+	return forStdout(out, &parquetSink{f: f, ic: ic, out: out, fw: fw}), nil
 }
 
 // parquetSink owns its writer until Close or teardown, and its file until

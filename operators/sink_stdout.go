@@ -22,10 +22,16 @@ type StdoutConfig struct {
 	Format  string `zflow:"format" doc:"table prints aligned columns once the run has succeeded; csv and ndjson stream as batches arrive" enum:"table,csv,ndjson"`
 	MaxRows int    `zflow:"max_rows" doc:"table: rows to print, the rest are counted; 0 prints every row"`
 
-	// Out is where the sink writes; nil means os.Stdout. Not a pipeline
-	// parameter: embedders and tests set it on the config they pass in.
+	// Out is where the sink writes; nil means the run's standard output
+	// (engine.RunOptions.Stdout, zflow.WithStdout; else os.Stdout). Not a
+	// pipeline parameter: embedders and tests set it on the config they
+	// pass in.
 	Out io.Writer
 }
+
+// UsesStdio says the sink writes standard output unless Out is set
+// (engine.StdioUser): a pipeline has one node writing there.
+func (c *StdoutConfig) UsesStdio() (stdin, stdout bool) { return false, c.Out == nil }
 
 // StdoutSpec is the spec of the stdout sink.
 func StdoutSpec() engine.Spec {
@@ -72,9 +78,6 @@ func buildStdout(bc *engine.BuildContext, c any) (engine.Factory, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	if cfg.Out == nil {
-		cfg.Out = os.Stdout
-	}
 	return &stdoutFactory{cfg: cfg, schema: schema}, nil
 }
 
@@ -83,7 +86,13 @@ func (f *stdoutFactory) Schema() *arrow.Schema { return nil }
 func (f *stdoutFactory) Describe() string { return f.cfg.Format }
 
 func (f *stdoutFactory) New(ic *engine.InstanceContext) (any, error) {
-	s := &stdoutSink{f: f, ic: ic}
+	s := &stdoutSink{f: f, ic: ic, out: f.cfg.Out}
+	if s.out == nil {
+		s.out = ic.Stdout
+	}
+	if s.out == nil {
+		s.out = os.Stdout
+	}
 	switch f.cfg.Format {
 	case "csv":
 		s.csv = newCSVEncoder(',', "")
@@ -99,6 +108,7 @@ func (f *stdoutFactory) New(ic *engine.InstanceContext) (any, error) {
 
 type stdoutSink struct {
 	f       *stdoutFactory
+	out     io.Writer // cfg.Out, else the run's standard output
 	ic      *engine.InstanceContext
 	csv     *csvEncoder
 	ndjson  *ndjsonEncoder
@@ -114,7 +124,7 @@ func (s *stdoutSink) write(p []byte) error {
 	}
 	stdoutMu.Lock()
 	defer stdoutMu.Unlock()
-	if _, err := s.f.cfg.Out.Write(p); err != nil {
+	if _, err := s.out.Write(p); err != nil {
 		return fmt.Errorf("stdout: write: %w", err)
 	}
 	return nil

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -19,10 +20,15 @@ import (
 
 // ArrowSourceConfig configures the arrow source.
 type ArrowSourceConfig struct {
-	Path      string `zflow:"path" required:"true" doc:"file to read: Arrow IPC file (.arrow, .feather v2) or stream (.arrows)" example:"testdata/trades.arrow"`
-	Format    string `zflow:"format" doc:"auto tells the file format by its ARROW1 magic" enum:"auto,file,stream"`
-	BatchRows int    `zflow:"batch_rows" doc:"split stored batches larger than this into zero-copy slices; 0 means settings.batch_rows"`
-	Validate  string `zflow:"validate" doc:"check each batch read: full checks every offset (O(rows)), basic only buffer sizes, none trusts the file" enum:"full,basic,none"`
+	// Path is one file, glob, directory or "-", for Go callers; it comes
+	// before Files. The pipeline parameter path fills Files.
+	Path             string   `example:"testdata/trades.arrow"`
+	Files            []string `zflow:"path" required:"true" doc:"what to read, Arrow IPC files (.arrow, .feather v2) or streams (.arrows): a file, a glob (data/*.arrow, data/**/*.arrow), a directory (its files, recursively, in lexical order, skipping hidden and _-prefixed names), - for an IPC stream on standard input, or a list of these; every file must have the first one's columns" example:"testdata/trades.arrow"`
+	Filename         string   `zflow:"filename" doc:"add a string column naming the file each row came from: true names it filename, any other value is the column's name"`
+	HivePartitioning string   `zflow:"hive_partitioning" enum:"auto,true,false" doc:"add the key=value directories between a directory or glob root and the files as columns (int64, date32 or string, inferred from the values; __HIVE_DEFAULT_PARTITION__ is null): auto does when every file has the same keys, true requires it"`
+	Format           string   `zflow:"format" doc:"auto tells the file format by its ARROW1 magic" enum:"auto,file,stream"`
+	BatchRows        int      `zflow:"batch_rows" doc:"split stored batches larger than this into zero-copy slices; 0 means settings.batch_rows"`
+	Validate         string   `zflow:"validate" doc:"check each batch read: full checks every offset (O(rows)), basic only buffer sizes, none trusts the file" enum:"full,basic,none"`
 }
 
 // ArrowSourceSpec is the spec of the arrow source.
@@ -37,7 +43,7 @@ func ArrowSourceSpec() engine.Spec {
 		Example: `type: arrow
 path: testdata/trades.arrow`,
 		Parallel:  true,
-		NewConfig: func() any { return &ArrowSourceConfig{Format: "auto", Validate: "full"} },
+		NewConfig: func() any { return &ArrowSourceConfig{Format: "auto", Validate: "full", HivePartitioning: "auto"} },
 		Build:     buildArrowSource,
 	}
 }
@@ -45,17 +51,28 @@ path: testdata/trades.arrow`,
 func init() { engine.Register(ArrowSourceSpec()) }
 
 type arrowFactory struct {
-	cfg    ArrowSourceConfig
-	stream bool
-	schema *arrow.Schema
+	cfg        ArrowSourceConfig
+	files      *fileSet
+	stream     []bool // per input: an IPC stream (else the file format)
+	batches    []int  // per input: batches of a file-format input; 1 for a stream
+	extra      *extraCols
+	fileSchema *arrow.Schema // the columns of the files
+	schema     *arrow.Schema // fileSchema and the extra columns
 }
+
+// Paths lists the files the source reads (engine.PathsConfig).
+func (c *ArrowSourceConfig) Paths() []string { return configFiles(sourcePaths(c.Path, c.Files)) }
+
+// NormalizeConfig moves Path to the front of Files (engine.ConfigNormalizer).
+func (c *ArrowSourceConfig) NormalizeConfig() { c.Files, c.Path = sourcePaths(c.Path, c.Files), "" }
 
 // arrowMagic starts and ends an Arrow IPC file.
 var arrowMagic = []byte("ARROW1")
 
 func buildArrowSource(bc *engine.BuildContext, c any) (engine.Factory, error) {
 	cfg := *c.(*ArrowSourceConfig)
-	if err := checkPath(cfg.Path); err != nil {
+	files, err := resolvePaths("arrow", sourcePaths(cfg.Path, cfg.Files))
+	if err != nil {
 		return nil, err
 	}
 	var errs []error
@@ -75,79 +92,120 @@ func buildArrowSource(bc *engine.BuildContext, c any) (engine.Factory, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	f := &arrowFactory{cfg: cfg}
-	osf, err := os.Open(cfg.Path)
+	f := &arrowFactory{cfg: cfg, files: files}
+	if files.stdin {
+		schema, err := stdinArrowSchema(stdinOf(bc.Stdin), cfg.Format)
+		if err != nil {
+			return nil, engine.Errf("path", "%v", err)
+		}
+		f.stream, f.batches, f.fileSchema = []bool{true}, []int{1}, stripMeta(schema)
+	}
+	for i, path := range files.files {
+		schema, stream, n, err := arrowFileSchema(path, cfg.Format)
+		if err != nil {
+			return nil, err
+		}
+		f.stream, f.batches = append(f.stream, stream), append(f.batches, n)
+		schema = stripMeta(schema)
+		if i == 0 {
+			f.fileSchema = schema
+			continue
+		}
+		if err := sameFileColumns(f.fileSchema, schema); err != nil {
+			return nil, engine.Errf("path", "arrow: %s and %s (the first file, which sets the columns) differ: %v; every file must have the same columns", path, files.files[0], err)
+		}
+	}
+	if f.extra, err = planExtras(files, cfg.HivePartitioning, cfg.Filename, f.fileSchema); err != nil {
+		return nil, err
+	}
+	f.schema = f.extra.schema(f.fileSchema)
+	return f, nil
+}
+
+// stdinArrowSchema reads the schema message at the start of an IPC stream
+// on standard input, without consuming it.
+func stdinArrowSchema(st *engine.Stdin, format string) (*arrow.Schema, error) {
+	head, err := st.Peek(engine.StdinPeekSize)
+	if err != nil && err != io.EOF {
+		return nil, fmt.Errorf("arrow: %w", err)
+	}
+	if format == "file" || bytes.HasPrefix(head, arrowMagic) {
+		return nil, fmt.Errorf("arrow: standard input holds an Arrow IPC file, whose footer needs a file zflow can seek in; send an IPC stream (the arrow sink's format: stream) or write it to a file")
+	}
+	if format == "auto" && !arrowStreamStart(head) {
+		msg := "arrow: standard input is not an Arrow IPC stream"
+		if len(head) == 0 {
+			msg += " (it is empty)"
+		}
+		return nil, errors.New(msg)
+	}
+	r, err := ipc.NewReader(bytes.NewReader(head), ipc.WithAllocator(memory.NewGoAllocator()))
 	if err != nil {
-		return nil, engine.Errf("path", "arrow: %v", err)
+		return nil, fmt.Errorf("arrow: read standard input as an IPC stream: %w", err)
+	}
+	defer r.Release()
+	return r.Schema(), nil
+}
+
+// arrowFileSchema reads the schema of the IPC file or stream at path, and
+// tells which it is and how many batches a file holds.
+func arrowFileSchema(path, format string) (*arrow.Schema, bool, int, error) {
+	osf, err := os.Open(path)
+	if err != nil {
+		return nil, false, 0, engine.Errf("path", "arrow: %v", err)
 	}
 	defer osf.Close()
-	switch cfg.Format {
-	case "auto":
+	stream := format == "stream"
+	if format == "auto" {
 		head := make([]byte, len(arrowMagic))
 		n, _ := io.ReadFull(osf, head)
-		f.stream = !bytes.Equal(head[:n], arrowMagic)
-		if f.stream && !arrowStreamStart(head[:n]) {
-			msg := fmt.Sprintf("arrow: %s is not an Arrow IPC file or stream", cfg.Path)
-			if looks, use, ok := textin.Describe(cfg.Path); ok {
+		stream = !bytes.Equal(head[:n], arrowMagic)
+		if stream && !arrowStreamStart(head[:n]) {
+			msg := fmt.Sprintf("arrow: %s is not an Arrow IPC file or stream", path)
+			if looks, use, ok := textin.Describe(path); ok {
 				msg += "; it looks like " + looks
 				if use != "" && use != "arrow" {
 					msg += "; use type: " + use
 				}
 			}
-			return nil, engine.Errf("path", "%s", msg)
+			return nil, false, 0, engine.Errf("path", "%s", msg)
 		}
 		if _, err := osf.Seek(0, io.SeekStart); err != nil {
-			return nil, engine.Errf("path", "arrow: %v", err)
+			return nil, false, 0, engine.Errf("path", "arrow: %v", err)
 		}
-	case "stream":
-		f.stream = true
 	}
-	schema, err := f.readSchema(osf)
-	if err != nil {
-		return nil, engine.Errf("path", "%v", err)
-	}
-	f.schema = stripMeta(schema)
-	return f, nil
-}
-
-func (f *arrowFactory) kind() string {
-	if f.stream {
-		return "stream"
-	}
-	return "file"
-}
-
-func (f *arrowFactory) readSchema(osf *os.File) (*arrow.Schema, error) {
 	mem := memory.NewGoAllocator() // only the schema is read
-	if f.stream {
+	if stream {
 		r, err := newIPCStreamReader(osf, mem)
 		if err != nil {
-			return nil, fmt.Errorf("arrow: read %s as an IPC stream: %w", f.cfg.Path, err)
+			return nil, false, 0, engine.Errf("path", "arrow: read %s as an IPC stream: %v", path, err)
 		}
 		defer r.Release()
-		return r.Schema(), nil
+		return r.Schema(), true, 1, nil
 	}
 	r, err := newIPCFileReader(osf, mem)
 	if err != nil {
-		return nil, fmt.Errorf("arrow: read %s as an IPC file: %w", f.cfg.Path, err)
+		return nil, false, 0, engine.Errf("path", "arrow: read %s as an IPC file: %v", path, err)
 	}
 	defer r.Close()
-	return r.Schema(), nil
+	return r.Schema(), false, r.NumRecords(), nil
 }
 
 // ipcLimits bounds what a message may claim to hold by the size of the
 // file, so a corrupt length cannot make the reader allocate gigabytes (the
 // stream reader has no limit by default; the file reader's default of 256
 // MiB per batch would refuse large legitimate batches).
-func ipcLimits(osf *os.File, mem memory.Allocator) []ipc.Option {
+func ipcLimits(in io.Reader, mem memory.Allocator) []ipc.Option {
 	size := int64(1 << 62)
-	if st, err := osf.Stat(); err == nil && st.Mode().IsRegular() {
-		size = max(st.Size(), 1)
+	if osf, ok := in.(*os.File); ok {
+		if st, err := osf.Stat(); err == nil && st.Mode().IsRegular() {
+			size = max(st.Size(), 1)
+		}
 	}
 	return []ipc.Option{ipc.WithAllocator(mem), ipc.WithMetadataSizeLimit(min(size, 64<<20)), ipc.WithBodySizeLimit(size)}
 }
 
-func newIPCStreamReader(osf *os.File, mem memory.Allocator) (*ipc.Reader, error) {
+func newIPCStreamReader(osf io.Reader, mem memory.Allocator) (*ipc.Reader, error) {
 	opts := ipcLimits(osf, mem)
 	return ipc.NewReaderFromMessageReader(ipc.NewMessageReader(bufioReader(osf), opts...), opts...)
 }
@@ -159,13 +217,20 @@ func newIPCFileReader(osf *os.File, mem memory.Allocator) (*ipc.FileReader, erro
 func (f *arrowFactory) Schema() *arrow.Schema { return f.schema }
 
 func (f *arrowFactory) Describe() string {
-	return fmt.Sprintf("%s (IPC %s, %d columns)", f.cfg.Path, f.kind(), f.schema.NumFields())
+	kind := "file"
+	if slices.Contains(f.stream, true) {
+		kind = "stream"
+		if slices.Contains(f.stream, false) {
+			kind = "files and streams"
+		}
+	}
+	return fmt.Sprintf("%s (IPC %s, %d columns)", f.files.describe(), kind, f.schema.NumFields())
 }
 
 func (f *arrowFactory) New(ic *engine.InstanceContext) (any, error) {
 	fileBackend(ic)
-	if f.stream && ic.Count > 1 {
-		return nil, fmt.Errorf("arrow: %s is an IPC stream, which one instance reads from start to end; use parallelism 1 or the file format", f.cfg.Path)
+	if len(f.stream) == 1 && f.stream[0] && ic.Count > 1 {
+		return nil, fmt.Errorf("arrow: %s is an IPC stream, which one instance reads from start to end; use parallelism 1 or the file format", f.files.name(0))
 	}
 	return &arrowSource{f: f, ic: ic}, nil
 }
@@ -189,74 +254,112 @@ type arrowSource struct {
 	ic *engine.InstanceContext
 }
 
+// Run reads the inputs in order. With parallelism N, instance i takes the
+// units numbered i, i+N, ... across the inputs: a unit is a batch of a
+// file-format input, or a whole stream.
 func (s *arrowSource) Run(ctx context.Context, out engine.Emitter) error {
-	path := s.f.cfg.Path
-	osf, err := os.Open(path)
-	if err != nil {
-		return fmt.Errorf("arrow: %w", err)
-	}
-	defer osf.Close()
-	if s.f.stream {
-		return s.runStream(ctx, osf, out)
-	}
-	r, err := newIPCFileReader(osf, s.ic.Alloc)
-	if err != nil {
-		return fmt.Errorf("arrow: read %s: %w", path, err)
-	}
-	defer r.Close()
-	if err := sameColumns(s.f.schema, r.Schema()); err != nil {
-		return fmt.Errorf("arrow: %s: the file has changed since compile: %w", path, err)
-	}
-	for i := s.ic.Index; i < r.NumRecords(); i += max(s.ic.Count, 1) {
-		if err := ctx.Err(); err != nil {
-			return err
+	unit := 0
+	step := max(s.ic.Count, 1)
+	for fi := range s.f.files.inputs() {
+		n := s.f.batches[fi]
+		mine := false
+		for k := range n {
+			mine = mine || (unit+k)%step == s.ic.Index
 		}
-		rec, err := r.RecordBatchAt(i)
-		if err != nil {
-			return fmt.Errorf("arrow: read %s: batch %d: %w", path, i, err)
+		if mine {
+			if stop, err := s.runInput(ctx, fi, unit, out); stop || err != nil {
+				return err
+			}
 		}
-		if stop, err := s.emit(rec, i, out); stop {
-			return err
-		}
+		unit += n
 	}
 	return nil
 }
 
-func (s *arrowSource) runStream(ctx context.Context, osf *os.File, out engine.Emitter) error {
-	path := s.f.cfg.Path
-	r, err := newIPCStreamReader(osf, s.ic.Alloc)
+func (s *arrowSource) runInput(ctx context.Context, fi, unit int, out engine.Emitter) (bool, error) {
+	path := s.f.files.name(fi)
+	var in io.Reader
+	if s.f.files.stdin {
+		in = runStdin(s.ic)
+	} else {
+		osf, err := os.Open(path)
+		if err != nil {
+			return true, fmt.Errorf("arrow: %w", err)
+		}
+		defer osf.Close()
+		in = osf
+		if !s.f.stream[fi] {
+			return s.runFile(ctx, osf, fi, unit, out)
+		}
+	}
+	return s.runStream(ctx, in, fi, out)
+}
+
+func (s *arrowSource) runFile(ctx context.Context, osf *os.File, fi, unit int, out engine.Emitter) (bool, error) {
+	path := s.f.files.name(fi)
+	r, err := newIPCFileReader(osf, s.ic.Alloc)
 	if err != nil {
-		return fmt.Errorf("arrow: read %s: %w", path, err)
+		return true, fmt.Errorf("arrow: read %s: %w", path, err)
+	}
+	defer r.Close()
+	if err := sameColumns(s.f.fileSchema, r.Schema()); err != nil {
+		return true, fmt.Errorf("arrow: %s: the file has changed since compile: %w", path, err)
+	}
+	step := max(s.ic.Count, 1)
+	for i := 0; i < r.NumRecords(); i++ {
+		if (unit+i)%step != s.ic.Index {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return true, err
+		}
+		rec, err := r.RecordBatchAt(i)
+		if err != nil {
+			return true, fmt.Errorf("arrow: read %s: batch %d: %w", path, i, err)
+		}
+		if stop, err := s.emit(rec, fi, i, out); stop {
+			return true, err
+		}
+	}
+	return false, nil
+}
+
+func (s *arrowSource) runStream(ctx context.Context, in io.Reader, fi int, out engine.Emitter) (bool, error) {
+	path := s.f.files.name(fi)
+	r, err := newIPCStreamReader(in, s.ic.Alloc)
+	if err != nil {
+		return true, fmt.Errorf("arrow: read %s: %w", path, err)
 	}
 	defer r.Release()
-	if err := sameColumns(s.f.schema, r.Schema()); err != nil {
-		return fmt.Errorf("arrow: %s: the file has changed since compile: %w", path, err)
+	if err := sameColumns(s.f.fileSchema, r.Schema()); err != nil {
+		return true, fmt.Errorf("arrow: %s: the file has changed since compile: %w", path, err)
 	}
 	for i := 0; ; i++ {
 		if err := ctx.Err(); err != nil {
-			return err
+			return true, err
 		}
 		ok, err := safeNext(r.Next)
 		if err == nil && !ok {
 			err = r.Err()
 		}
 		if err != nil {
-			return fmt.Errorf("arrow: read %s: batch %d: %w", path, i, err)
+			return true, fmt.Errorf("arrow: read %s: batch %d: %w", path, i, err)
 		}
 		if !ok {
-			return nil
+			return false, nil
 		}
 		rec := r.RecordBatch()
 		rec.Retain()
-		if stop, err := s.emit(rec, i, out); stop {
-			return err
+		if stop, err := s.emit(rec, fi, i, out); stop {
+			return true, err
 		}
 	}
 }
 
 // emit validates rec (owned), relabels it with the compiled schema and
 // emits it, in slices of at most batch_rows rows.
-func (s *arrowSource) emit(rec arrow.RecordBatch, i int, out engine.Emitter) (bool, error) {
+func (s *arrowSource) emit(rec arrow.RecordBatch, fi, i int, out engine.Emitter) (bool, error) {
+	path := s.f.files.name(fi)
 	var verr error
 	switch s.f.cfg.Validate {
 	case "full":
@@ -266,12 +369,15 @@ func (s *arrowSource) emit(rec arrow.RecordBatch, i int, out engine.Emitter) (bo
 	}
 	if verr != nil {
 		rec.Release()
-		return true, fmt.Errorf("arrow: read %s: batch %d is malformed: %w", s.f.cfg.Path, i, verr)
+		return true, fmt.Errorf("arrow: read %s: batch %d is malformed: %w", path, i, verr)
 	}
-	b, err := conformBatch(s.f.schema, rec)
+	b, err := conformBatch(s.f.fileSchema, rec)
 	rec.Release()
 	if err != nil {
-		return true, fmt.Errorf("arrow: read %s: batch %d: %w", s.f.cfg.Path, i, err)
+		return true, fmt.Errorf("arrow: read %s: batch %d: %w", path, i, err)
+	}
+	if b, err = s.f.extra.extend(s.ic.Alloc, s.f.schema, b, fi); err != nil {
+		return true, fmt.Errorf("arrow: read %s: batch %d: %w", path, i, err)
 	}
 	br := int64(batchRowsFor(s.f.cfg.BatchRows, s.ic.Settings))
 	if b.NumRows() <= br {

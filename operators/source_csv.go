@@ -1,6 +1,7 @@
 package operators
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -16,21 +17,25 @@ import (
 	"github.com/zflowdev/zflow/engine"
 	"github.com/zflowdev/zflow/internal/coltype"
 	"github.com/zflowdev/zflow/internal/fastts"
-	"github.com/zflowdev/zflow/internal/textin"
 )
 
 // CSVSourceConfig configures the csv source.
 type CSVSourceConfig struct {
-	Path       string            `zflow:"path" required:"true" doc:"file to read" example:"testdata/trades.csv"`
-	Header     bool              `zflow:"header" doc:"the first line names the columns (else they are f0, f1, ...)"`
-	Delimiter  string            `zflow:"delimiter" doc:"field separator, one character (\"\\t\" or tab for tabs)"`
-	Columns    []ColumnDef       `zflow:"columns" doc:"the columns in file order, with their types; default: names from the header, types inferred from the first infer_rows rows"`
-	Types      map[string]string `zflow:"types" doc:"override the inferred type of some columns, by name" example:"{qty: int32}"`
-	NullValues []string          `zflow:"null_values" doc:"field values read as null (in every column); the default, an empty string, matches an unquoted empty field only: a quoted \"\" is an empty string"`
-	InferRows  int               `zflow:"infer_rows" doc:"rows sampled at compile time to infer column types"`
-	Comment    string            `zflow:"comment" doc:"skip lines starting with this character"`
-	LazyQuotes bool              `zflow:"lazy_quotes" doc:"accept a quote in an unquoted field and a non-doubled quote in a quoted field"`
-	BatchRows  int               `zflow:"batch_rows" doc:"rows per batch; 0 means settings.batch_rows"`
+	// Path is one file, glob, directory or "-", for Go callers; it comes
+	// before Files. The pipeline parameter path fills Files.
+	Path             string            `example:"testdata/trades.csv"`
+	Files            []string          `zflow:"path" required:"true" doc:"what to read: a file, a glob (data/*.csv, data/**/*.csv), a directory (its files, recursively, in lexical order, skipping hidden and _-prefixed names), - for standard input, or a list of these; every file must have the first one's columns" example:"data/*.csv"`
+	Filename         string            `zflow:"filename" doc:"add a string column naming the file each row came from: true names it filename, any other value is the column's name"`
+	HivePartitioning string            `zflow:"hive_partitioning" enum:"auto,true,false" doc:"add the key=value directories between a directory or glob root and the files as columns (int64, date32 or string, inferred from the values; __HIVE_DEFAULT_PARTITION__ is null): auto does when every file has the same keys, true requires it"`
+	Header           bool              `zflow:"header" doc:"the first line names the columns (else they are f0, f1, ...)"`
+	Delimiter        string            `zflow:"delimiter" doc:"field separator, one character (\"\\t\" or tab for tabs)"`
+	Columns          []ColumnDef       `zflow:"columns" doc:"the columns in file order, with their types; default: names from the header, types inferred from the first infer_rows rows"`
+	Types            map[string]string `zflow:"types" doc:"override the inferred type of some columns, by name" example:"{qty: int32}"`
+	NullValues       []string          `zflow:"null_values" doc:"field values read as null (in every column); the default, an empty string, matches an unquoted empty field only: a quoted \"\" is an empty string"`
+	InferRows        int               `zflow:"infer_rows" doc:"rows sampled at compile time to infer column types"`
+	Comment          string            `zflow:"comment" doc:"skip lines starting with this character"`
+	LazyQuotes       bool              `zflow:"lazy_quotes" doc:"accept a quote in an unquoted field and a non-doubled quote in a quoted field"`
+	BatchRows        int               `zflow:"batch_rows" doc:"rows per batch; 0 means settings.batch_rows"`
 }
 
 // CSVSourceSpec is the spec of the csv source.
@@ -50,7 +55,7 @@ func CSVSourceSpec() engine.Spec {
 path: testdata/trades.csv
 types: {qty: int32}`,
 		NewConfig: func() any {
-			return &CSVSourceConfig{Header: true, Delimiter: ",", NullValues: []string{""}, InferRows: 1000}
+			return &CSVSourceConfig{Header: true, Delimiter: ",", NullValues: []string{""}, InferRows: 1000, HivePartitioning: "auto"}
 		},
 		Build: buildCSVSource,
 	}
@@ -59,12 +64,22 @@ types: {qty: int32}`,
 func init() { engine.Register(CSVSourceSpec()) }
 
 type csvFactory struct {
-	cfg      CSVSourceConfig
-	comma    rune
-	comment  rune
-	schema   *arrow.Schema
-	inferred bool
+	cfg        CSVSourceConfig
+	comma      rune
+	comment    rune
+	files      *fileSet
+	extra      *extraCols
+	fileSchema *arrow.Schema // the columns of the files
+	schema     *arrow.Schema // fileSchema and the extra columns
+	inferred   bool
+	stdin      []byte // the sample of standard input the types were inferred from
 }
+
+// Paths lists the files the source reads (engine.PathsConfig).
+func (c *CSVSourceConfig) Paths() []string { return configFiles(sourcePaths(c.Path, c.Files)) }
+
+// NormalizeConfig moves Path to the front of Files (engine.ConfigNormalizer).
+func (c *CSVSourceConfig) NormalizeConfig() { c.Files, c.Path = sourcePaths(c.Path, c.Files), "" }
 
 // parseDelimiter reads a delimiter parameter.
 func parseDelimiter(field, s string) (rune, error) {
@@ -87,7 +102,8 @@ func parseDelimiter(field, s string) (rune, error) {
 func buildCSVSource(bc *engine.BuildContext, c any) (engine.Factory, error) {
 	cfg := *c.(*CSVSourceConfig)
 	var errs []error
-	if err := checkPath(cfg.Path); err != nil {
+	files, err := resolvePaths("csv", sourcePaths(cfg.Path, cfg.Files))
+	if err != nil {
 		return nil, err
 	}
 	if err := checkBatchRows(cfg.BatchRows); err != nil {
@@ -122,8 +138,13 @@ func buildCSVSource(bc *engine.BuildContext, c any) (engine.Factory, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	f := &csvFactory{cfg: cfg, comma: comma, comment: comment}
-	schema, err := f.inferSchema(declared)
+	f := &csvFactory{cfg: cfg, comma: comma, comment: comment, files: files}
+	if files.stdin {
+		if f.stdin, err = stdinTextSample(stdinOf(bc.Stdin), "csv"); err != nil {
+			return nil, engine.Errf("path", "csv: %v", err)
+		}
+	}
+	schema, names, err := f.inferSchema(declared)
 	if err != nil {
 		return nil, err
 	}
@@ -134,41 +155,93 @@ func buildCSVSource(bc *engine.BuildContext, c any) (engine.Factory, error) {
 			return nil, err
 		}
 	}
-	f.schema = schema
+	if err := f.checkFiles(names); err != nil {
+		return nil, err
+	}
+	f.fileSchema = schema
+	if f.extra, err = planExtras(files, cfg.HivePartitioning, cfg.Filename, schema); err != nil {
+		return nil, err
+	}
+	f.schema = f.extra.schema(schema)
 	return f, nil
 }
 
-// newScanner returns a scanner of the file's text, with a buffer no larger
-// than the file needs. The caller closes file.
-func (f *csvFactory) newScanner() (io.Closer, *csvScanner, error) {
-	in, err := textin.Open(f.cfg.Path, "csv")
+// newScanner returns a scanner of input i's text (the stdin sample at
+// compile time when sample is set), with a buffer no larger than a file
+// needs. The caller closes the closer.
+func (f *csvFactory) newScanner(i int, in io.Reader) (io.Closer, *csvScanner, string, error) {
+	if f.files.stdin && in == nil {
+		in = bytes.NewReader(f.stdin)
+	}
+	tr, name, err := openTextInput(f.files, i, in, "csv")
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, name, err
 	}
 	size := csvScanBuffer
-	if n, ok := in.Regular(); ok {
+	if n, ok := tr.Regular(); ok {
 		size = int(min(max(n+1, 4096), csvScanBuffer))
 	}
-	return in, newCSVScanner(in, f.comma, f.comment, f.cfg.LazyQuotes, size), nil
+	return tr, newCSVScanner(tr, f.comma, f.comment, f.cfg.LazyQuotes, size), name, nil
 }
 
-// inferSchema reads the header and a sample of rows. With declared
-// columns it only checks their number against the file.
-func (f *csvFactory) inferSchema(declared *arrow.Schema) (*arrow.Schema, error) {
-	file, r, err := f.newScanner()
+// checkFiles checks the first line of every file after the first against
+// the first file's: the same number of fields and, with a header, the same
+// names (names, nil without a header).
+func (f *csvFactory) checkFiles(names []string) error {
+	for i := 1; i < f.files.inputs(); i++ {
+		err := func() error {
+			file, r, name, err := f.newScanner(i, nil)
+			if err != nil {
+				return engine.Errf("path", "csv: %v", err)
+			}
+			defer file.Close()
+			first, err := r.next()
+			if err == io.EOF {
+				return nil // an empty file adds no rows
+			}
+			if err != nil {
+				return engine.Errf("path", "csv: read %s: %v", name, err)
+			}
+			if len(first) != len(names) {
+				return engine.Errf("path", "csv: %s has %d columns, but %s (the first file, which sets the columns) has %d: every file must have the same columns",
+					name, len(first), f.files.name(0), len(names))
+			}
+			if !f.cfg.Header {
+				return nil
+			}
+			for j, v := range first {
+				if got := strings.TrimSpace(string(v)); got != names[j] && !(got == "" && names[j] == fmt.Sprintf("f%d", j)) {
+					return engine.Errf("path", "csv: column %d is %q in %s but %q in %s (the first file, which sets the columns): every file must have the same columns",
+						j+1, got, name, names[j], f.files.name(0))
+				}
+			}
+			return nil
+		}()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// inferSchema reads the header and a sample of rows of the first input.
+// With declared columns it only checks their number against the file. It
+// also returns the header's names (f0, f1... without one).
+func (f *csvFactory) inferSchema(declared *arrow.Schema) (*arrow.Schema, []string, error) {
+	file, r, path, err := f.newScanner(0, nil)
 	if err != nil {
-		return nil, engine.Errf("path", "csv: %v", err)
+		return nil, nil, engine.Errf("path", "csv: %v", err)
 	}
 	defer file.Close()
 	first, err := r.next()
 	if err == io.EOF {
 		if declared != nil {
-			return declared, nil
+			return declared, declaredNames(declared), nil
 		}
-		return nil, engine.Errf("path", "csv: %s is empty: no header or rows to take the columns from (declare columns:)", f.cfg.Path)
+		return nil, nil, engine.Errf("path", "csv: %s is empty: no header or rows to take the columns from (declare columns:)", path)
 	}
 	if err != nil {
-		return nil, engine.Errf("path", "csv: read %s: %v", f.cfg.Path, err)
+		return nil, nil, engine.Errf("path", "csv: read %s: %v", path, err)
 	}
 	ncols := len(first)
 	if declared != nil {
@@ -177,10 +250,16 @@ func (f *csvFactory) inferSchema(declared *arrow.Schema) (*arrow.Schema, error) 
 			if f.cfg.Header {
 				what = "its header"
 			}
-			return nil, engine.Errf("columns", "%d columns declared, but %s has %d fields (%s)",
-				declared.NumFields(), what, ncols, f.cfg.Path)
+			return nil, nil, engine.Errf("columns", "%d columns declared, but %s has %d fields (%s)",
+				declared.NumFields(), what, ncols, path)
 		}
-		return declared, nil
+		names := declaredNames(declared)
+		if f.cfg.Header {
+			for i := range names {
+				names[i] = strings.TrimSpace(string(first[i]))
+			}
+		}
+		return declared, names, nil
 	}
 	names := make([]string, ncols)
 	seen := map[string]bool{}
@@ -193,7 +272,7 @@ func (f *csvFactory) inferSchema(declared *arrow.Schema) (*arrow.Schema, error) 
 			}
 		}
 		if seen[names[i]] {
-			return nil, engine.Errf("path", "csv: %s: the header names column %q twice (declare columns: to rename)", f.cfg.Path, names[i])
+			return nil, nil, engine.Errf("path", "csv: %s: the header names column %q twice (declare columns: to rename)", path, names[i])
 		}
 		seen[names[i]] = true
 	}
@@ -218,7 +297,7 @@ func (f *csvFactory) inferSchema(declared *arrow.Schema) (*arrow.Schema, error) 
 			break
 		}
 		if err != nil {
-			return nil, engine.Errf("path", "csv: read %s: %v", f.cfg.Path, err)
+			return nil, nil, engine.Errf("path", "csv: read %s: %v", path, err)
 		}
 		sample(rec)
 	}
@@ -226,7 +305,16 @@ func (f *csvFactory) inferSchema(declared *arrow.Schema) (*arrow.Schema, error) 
 	for i := range fields {
 		fields[i] = arrow.Field{Name: names[i], Type: inf[i].result(), Nullable: true}
 	}
-	return arrow.NewSchema(fields, nil), nil
+	return arrow.NewSchema(fields, nil), names, nil
+}
+
+// declaredNames are the names of a declared schema.
+func declaredNames(s *arrow.Schema) []string {
+	out := make([]string, s.NumFields())
+	for i, fd := range s.Fields() {
+		out[i] = fd.Name
+	}
+	return out
 }
 
 // csvInference narrows a column's type as sample values are seen.
@@ -336,7 +424,9 @@ func (s *csvNullSet) has(v []byte) bool {
 
 func (f *csvFactory) Schema() *arrow.Schema { return f.schema }
 
-func (f *csvFactory) Describe() string { return describeText(f.cfg.Path, f.schema, f.inferred) }
+func (f *csvFactory) Describe() string {
+	return describeText(f.files.describe(), f.schema, f.inferred)
+}
 
 func (f *csvFactory) New(ic *engine.InstanceContext) (any, error) {
 	fileBackend(ic)
@@ -348,36 +438,46 @@ type csvSource struct {
 	ic *engine.InstanceContext
 }
 
-// Run reads the file in batches of batch_rows. Values go from the scanner's
-// buffer straight into the builders, whose capacity is reserved once per
-// batch, so a row costs no allocation.
+// Run reads the files one after the other, in batches of batch_rows (a
+// batch holds the rows of one file).
 func (s *csvSource) Run(ctx context.Context, out engine.Emitter) error {
 	f := s.f
-	path := f.cfg.Path
-	file, r, err := f.newScanner()
-	if err != nil {
-		return fmt.Errorf("csv: %w", err)
-	}
-	defer file.Close()
-	ncols := f.schema.NumFields()
-	r.fieldsPerRecord = ncols
-	if f.cfg.Header {
-		if _, err := r.next(); err != nil && err != io.EOF {
-			return fmt.Errorf("csv: read %s: header: %w (has the file changed since compile?)", path, err)
-		}
-	}
-	bld := array.NewRecordBuilder(s.ic.Alloc, f.schema)
+	bld := array.NewRecordBuilder(s.ic.Alloc, f.fileSchema)
 	defer bld.Release()
-	cols := make([]csvColumn, ncols)
+	cols := make([]csvColumn, f.fileSchema.NumFields())
 	truncate := truncatingColumns(f.cfg.Columns)
 	for i := range cols {
-		cols[i] = newCSVColumn(f.schema.Field(i), bld.Field(i), truncate[f.schema.Field(i).Name])
+		cols[i] = newCSVColumn(f.fileSchema.Field(i), bld.Field(i), truncate[f.fileSchema.Field(i).Name])
+	}
+	for i := range f.files.inputs() {
+		if stop, err := s.runFile(ctx, i, bld, cols, out); stop || err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// runFile reads input i. Values go from the scanner's buffer straight into
+// the builders, whose capacity is reserved once per batch, so a row costs no
+// allocation.
+func (s *csvSource) runFile(ctx context.Context, fi int, bld *array.RecordBuilder, cols []csvColumn, out engine.Emitter) (bool, error) {
+	f := s.f
+	file, r, path, err := f.newScanner(fi, runStdin(s.ic))
+	if err != nil {
+		return true, fmt.Errorf("csv: %w", err)
+	}
+	defer file.Close()
+	r.fieldsPerRecord = len(cols)
+	if f.cfg.Header {
+		if _, err := r.next(); err != nil && err != io.EOF {
+			return true, fmt.Errorf("csv: read %s: header: %w (has the file changed since compile?)", path, err)
+		}
 	}
 	nulls := newCSVNullSet(f.cfg.NullValues)
 	batchRows := batchRowsFor(f.cfg.BatchRows, s.ic.Settings)
 	for done := false; !done; {
 		if err := ctx.Err(); err != nil {
-			return err
+			return true, err
 		}
 		bld.Reserve(batchRows)
 		for i := range cols {
@@ -391,7 +491,7 @@ func (s *csvSource) Run(ctx context.Context, out engine.Emitter) error {
 				break
 			}
 			if err != nil {
-				return fmt.Errorf("csv: read %s: %w", path, err)
+				return true, fmt.Errorf("csv: read %s: %w", path, err)
 			}
 			for j, v := range rec {
 				c := &cols[j]
@@ -402,9 +502,13 @@ func (s *csvSource) Run(ctx context.Context, out engine.Emitter) error {
 				if err := c.append(v); err != nil {
 					hint := ""
 					if f.inferred && f.cfg.Types[c.name] == "" {
-						hint = fmt.Sprintf(" (the type was inferred from the first %d rows; set types: or columns:)", f.cfg.InferRows)
+						of := ""
+						if f.files.inputs() > 1 {
+							of = " of " + f.files.name(0)
+						}
+						hint = fmt.Sprintf(" (the type was inferred from the first %d rows%s; set types: or columns:)", f.cfg.InferRows, of)
 					}
-					return fmt.Errorf("csv: read %s: line %d, column %q: %w%s", path, r.fieldLine(j), c.name, err, hint)
+					return true, fmt.Errorf("csv: read %s: line %d, column %q: %w%s", path, r.fieldLine(j), c.name, err, hint)
 				}
 			}
 			n++
@@ -416,9 +520,13 @@ func (s *csvSource) Run(ctx context.Context, out engine.Emitter) error {
 		for i := range cols {
 			cols[i].noteData(batch.Column(i))
 		}
+		batch, err := f.extra.extend(s.ic.Alloc, f.schema, batch, fi)
+		if err != nil {
+			return true, fmt.Errorf("csv: read %s: %w", path, err)
+		}
 		if stop, err := emitBatch(out, batch); stop {
-			return err
+			return true, err
 		}
 	}
-	return nil
+	return false, nil
 }

@@ -1,6 +1,7 @@
 package operators
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -20,10 +21,15 @@ import (
 
 // NDJSONSourceConfig configures the ndjson source.
 type NDJSONSourceConfig struct {
-	Path      string            `zflow:"path" required:"true" doc:"file to read: one JSON object per line" example:"testdata/trades.ndjson"`
-	Columns   []ColumnDef       `zflow:"columns" doc:"the columns to read, with their types; default: every key seen in the first infer_rows objects, types inferred"`
-	Types     map[string]string `zflow:"types" doc:"override the inferred type of some columns, by name" example:"{qty: int32}"`
-	InferRows int               `zflow:"infer_rows" doc:"objects sampled at compile time to infer the columns"`
+	// Path is one file, glob, directory or "-", for Go callers; it comes
+	// before Files. The pipeline parameter path fills Files.
+	Path             string            `example:"testdata/trades.ndjson"`
+	Files            []string          `zflow:"path" required:"true" doc:"what to read, one JSON object per line: a file, a glob (data/*.ndjson, data/**/*.ndjson), a directory (its files, recursively, in lexical order, skipping hidden and _-prefixed names), - for standard input, or a list of these; the columns come from the first file" example:"logs/*.ndjson"`
+	Filename         string            `zflow:"filename" doc:"add a string column naming the file each row came from: true names it filename, any other value is the column's name"`
+	HivePartitioning string            `zflow:"hive_partitioning" enum:"auto,true,false" doc:"add the key=value directories between a directory or glob root and the files as columns (int64, date32 or string, inferred from the values; __HIVE_DEFAULT_PARTITION__ is null): auto does when every file has the same keys, true requires it"`
+	Columns          []ColumnDef       `zflow:"columns" doc:"the columns to read, with their types; default: every key seen in the first infer_rows objects, types inferred"`
+	Types            map[string]string `zflow:"types" doc:"override the inferred type of some columns, by name" example:"{qty: int32}"`
+	InferRows        int               `zflow:"infer_rows" doc:"objects sampled at compile time to infer the columns"`
 	// UnknownKeys says what a key that is not a column does.
 	UnknownKeys string `zflow:"unknown_keys" enum:"auto,error,ignore" doc:"a key that is not a column: error (the run fails naming the line and the key), ignore (dropped), or auto: error when the columns were inferred (a key first seen after infer_rows objects), ignore when columns: lists them"`
 	BatchRows   int    `zflow:"batch_rows" doc:"rows per batch; 0 means settings.batch_rows"`
@@ -44,7 +50,7 @@ func NDJSONSourceSpec() engine.Spec {
 			"or is dropped (unknown_keys: ignore, or auto with columns: declared). Nested objects and arrays are not supported. A gzip, zstd, bzip2 or xz file is read decompressed (found by its magic bytes, not its name); a file that is not text is refused, saying what it looks like.",
 		Example: `type: ndjson
 path: testdata/trades.ndjson`,
-		NewConfig: func() any { return &NDJSONSourceConfig{InferRows: 1000, UnknownKeys: "auto"} },
+		NewConfig: func() any { return &NDJSONSourceConfig{InferRows: 1000, UnknownKeys: "auto", HivePartitioning: "auto"} },
 		Build:     buildNDJSONSource,
 	}
 }
@@ -52,14 +58,24 @@ path: testdata/trades.ndjson`,
 func init() { engine.Register(NDJSONSourceSpec()) }
 
 type ndjsonFactory struct {
-	cfg      NDJSONSourceConfig
-	schema   *arrow.Schema
-	inferred bool
+	cfg        NDJSONSourceConfig
+	files      *fileSet
+	extra      *extraCols
+	fileSchema *arrow.Schema // the columns of the files
+	schema     *arrow.Schema // fileSchema and the extra columns
+	inferred   bool
 }
+
+// Paths lists the files the source reads (engine.PathsConfig).
+func (c *NDJSONSourceConfig) Paths() []string { return configFiles(sourcePaths(c.Path, c.Files)) }
+
+// NormalizeConfig moves Path to the front of Files (engine.ConfigNormalizer).
+func (c *NDJSONSourceConfig) NormalizeConfig() { c.Files, c.Path = sourcePaths(c.Path, c.Files), "" }
 
 func buildNDJSONSource(bc *engine.BuildContext, c any) (engine.Factory, error) {
 	cfg := *c.(*NDJSONSourceConfig)
-	if err := checkPath(cfg.Path); err != nil {
+	files, err := resolvePaths("ndjson", sourcePaths(cfg.Path, cfg.Files))
+	if err != nil {
 		return nil, err
 	}
 	var errs []error
@@ -72,40 +88,61 @@ func buildNDJSONSource(bc *engine.BuildContext, c any) (engine.Factory, error) {
 	if len(cfg.Columns) > 0 && len(cfg.Types) > 0 {
 		errs = append(errs, engine.Errf("types", "types overrides inferred types; with columns, give the types there"))
 	}
-	f := &ndjsonFactory{cfg: cfg}
+	f := &ndjsonFactory{cfg: cfg, files: files}
+	var schema *arrow.Schema
 	if len(cfg.Columns) > 0 {
 		s, err := columnsSchema("columns", cfg.Columns)
 		if err != nil {
 			errs = append(errs, err)
 		}
-		f.schema = s
+		schema = s
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	if err := openCheck(cfg.Path); err != nil {
-		return nil, engine.Errf("path", "ndjson: %v", err)
+	var sample []byte
+	if files.stdin {
+		if sample, err = stdinTextSample(stdinOf(bc.Stdin), "ndjson"); err != nil {
+			return nil, engine.Errf("path", "ndjson: %v", err)
+		}
 	}
-	if f.schema == nil {
-		s, err := inferNDJSON(cfg.Path, cfg.InferRows)
+	for i := range files.inputs() {
+		if files.stdin {
+			break
+		}
+		in, _, err := openTextInput(files, i, nil, "ndjson")
+		if err != nil {
+			return nil, engine.Errf("path", "ndjson: %v", err)
+		}
+		in.Close()
+	}
+	if schema == nil {
+		var in io.Reader = bytes.NewReader(sample)
+		if !files.stdin {
+			tr, _, err := openTextInput(files, 0, nil, "ndjson")
+			if err != nil {
+				return nil, engine.Errf("path", "ndjson: %v", err)
+			}
+			defer tr.Close()
+			in = tr
+		} else if in, err = textin.OpenReader(in, "standard input", "ndjson"); err != nil {
+			return nil, engine.Errf("path", "ndjson: %v", err)
+		}
+		s, err := inferNDJSON(in, files.name(0), cfg.InferRows)
 		if err != nil {
 			return nil, engine.Errf("path", "%v", err)
 		}
 		if s, err = applyTypes("types", s, cfg.Types); err != nil {
 			return nil, err
 		}
-		f.schema, f.inferred = s, true
+		schema, f.inferred = s, true
 	}
+	f.fileSchema = schema
+	if f.extra, err = planExtras(files, cfg.HivePartitioning, cfg.Filename, schema); err != nil {
+		return nil, err
+	}
+	f.schema = f.extra.schema(schema)
 	return f, nil
-}
-
-// openCheck checks that path can be opened for reading.
-func openCheck(path string) error {
-	in, err := textin.Open(path, "ndjson")
-	if err != nil {
-		return err
-	}
-	return in.Close()
 }
 
 // jsonKind is what a sampled key held, from narrow to wide.
@@ -213,13 +250,8 @@ func (j *jsonInference) dataType() arrow.DataType {
 	return arrow.BinaryTypes.String
 }
 
-// inferNDJSON samples up to n objects of path.
-func inferNDJSON(path string, n int) (*arrow.Schema, error) {
-	in, err := textin.Open(path, "ndjson")
-	if err != nil {
-		return nil, fmt.Errorf("ndjson: %w", err)
-	}
-	defer in.Close()
+// inferNDJSON samples up to n objects of in, named path in errors.
+func inferNDJSON(in io.Reader, path string, n int) (*arrow.Schema, error) {
 	dec := json.NewDecoder(in)
 	dec.UseNumber()
 	var names []string
@@ -279,7 +311,9 @@ func inferNDJSON(path string, n int) (*arrow.Schema, error) {
 
 func (f *ndjsonFactory) Schema() *arrow.Schema { return f.schema }
 
-func (f *ndjsonFactory) Describe() string { return describeText(f.cfg.Path, f.schema, f.inferred) }
+func (f *ndjsonFactory) Describe() string {
+	return describeText(f.files.describe(), f.schema, f.inferred)
+}
 
 func (f *ndjsonFactory) New(ic *engine.InstanceContext) (any, error) {
 	fileBackend(ic)
@@ -291,23 +325,38 @@ type ndjsonSource struct {
 	ic *engine.InstanceContext
 }
 
+// Run reads the files one after the other (a batch holds the rows of one
+// file).
 func (s *ndjsonSource) Run(ctx context.Context, out engine.Emitter) error {
-	path := s.f.cfg.Path
-	in, err := textin.Open(path, "ndjson")
+	for i := range s.f.files.inputs() {
+		if stop, err := s.runFile(ctx, i, out); stop || err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *ndjsonSource) runFile(ctx context.Context, fi int, out engine.Emitter) (bool, error) {
+	f := s.f
+	in, path, err := openTextInput(f.files, fi, runStdin(s.ic), "ndjson")
 	if err != nil {
-		return fmt.Errorf("ndjson: %w", err)
+		return true, fmt.Errorf("ndjson: %w", err)
 	}
 	defer in.Close()
-	batchRows := batchRowsFor(s.f.cfg.BatchRows, s.ic.Settings)
+	batchRows := batchRowsFor(f.cfg.BatchRows, s.ic.Settings)
 	lines := &lineCounter{r: in.Reader}
-	if p := s.f.cfg.UnknownKeys; p == "error" || (p != "ignore" && s.f.inferred) {
-		hint := "declare columns: (the columns come from the keys of the first " + fmt.Sprint(s.f.cfg.InferRows) +
-			" objects), raise infer_rows, or set unknown_keys: ignore to drop such keys"
-		if !s.f.inferred {
+	if p := f.cfg.UnknownKeys; p == "error" || (p != "ignore" && f.inferred) {
+		of := ""
+		if f.files.inputs() > 1 {
+			of = " of " + f.files.name(0)
+		}
+		hint := "declare columns: (the columns come from the keys of the first " + fmt.Sprint(f.cfg.InferRows) +
+			" objects" + of + "), raise infer_rows, or set unknown_keys: ignore to drop such keys"
+		if !f.inferred {
 			hint = "add it to columns:, or set unknown_keys: ignore to drop such keys"
 		}
-		names := make([]string, s.f.schema.NumFields())
-		for i, fd := range s.f.schema.Fields() {
+		names := make([]string, f.fileSchema.NumFields())
+		for i, fd := range f.fileSchema.Fields() {
 			names[i] = fd.Name
 		}
 		lines.keys = newKeyCheck(path, names, hint)
@@ -315,21 +364,21 @@ func (s *ndjsonSource) Run(ctx context.Context, out engine.Emitter) error {
 	// Timestamp columns are read as text and parsed here, so that a bad
 	// value names its key and a column with truncate: true drops the digits
 	// its unit cannot hold.
-	readSchema, tsCols := textTimestamps(s.f.schema)
-	trunc := truncatingColumns(s.f.cfg.Columns)
+	readSchema, tsCols := textTimestamps(f.fileSchema)
+	trunc := truncatingColumns(f.cfg.Columns)
 	r := array.NewJSONReader(lines, readSchema, array.WithAllocator(s.ic.Alloc), array.WithChunk(batchRows))
 	defer r.Release()
 	var rows int64
 	for {
 		if err := ctx.Err(); err != nil {
-			return err
+			return true, err
 		}
 		ok, err := safeNext(r.Next)
 		if lines.keys != nil && lines.keys.err != nil {
-			return fmt.Errorf("ndjson: %w", lines.keys.err)
+			return true, fmt.Errorf("ndjson: %w", lines.keys.err)
 		}
 		if err != nil {
-			return fmt.Errorf("ndjson: read %s: record %d: %w", path, rows+1, err)
+			return true, fmt.Errorf("ndjson: read %s: record %d: %w", path, rows+1, err)
 		}
 		if !ok {
 			break
@@ -337,32 +386,36 @@ func (s *ndjsonSource) Run(ctx context.Context, out engine.Emitter) error {
 		rec := r.RecordBatch()
 		rec.Retain()
 		if len(tsCols) > 0 {
-			conv, err := parseTimestampColumns(s.ic.Alloc, s.f.schema, rec, tsCols, trunc, rows)
+			conv, err := parseTimestampColumns(s.ic.Alloc, f.fileSchema, rec, tsCols, trunc, rows)
 			rec.Release()
 			if err != nil {
-				return fmt.Errorf("ndjson: read %s: %w", path, err)
+				return true, fmt.Errorf("ndjson: read %s: %w", path, err)
 			}
 			rec = conv
 		}
 		rows += rec.NumRows()
+		rec, err = f.extra.extend(s.ic.Alloc, f.schema, rec, fi)
+		if err != nil {
+			return true, fmt.Errorf("ndjson: read %s: %w", path, err)
+		}
 		if stop, err := emitBatch(out, rec); stop {
-			return err
+			return true, err
 		}
 	}
 	if lines.keys != nil && lines.keys.err != nil {
-		return fmt.Errorf("ndjson: %w", lines.keys.err)
+		return true, fmt.Errorf("ndjson: %w", lines.keys.err)
 	}
 	if err := r.Err(); err != nil {
-		return fmt.Errorf("ndjson: read %s: record %d: %w", path, rows+1, err)
+		return true, fmt.Errorf("ndjson: read %s: record %d: %w", path, rows+1, err)
 	}
 	// arrow-go's reader takes an object cut short by the end of the file
 	// for the end of input; count lines to catch it (and objects that
 	// share or span lines).
 	if n := lines.count(); n != rows {
-		return fmt.Errorf("ndjson: read %s: %d objects decoded from %d non-blank lines: record %d is incomplete, or objects are not one per line",
+		return true, fmt.Errorf("ndjson: read %s: %d objects decoded from %d non-blank lines: record %d is incomplete, or objects are not one per line",
 			path, rows, n, rows+1)
 	}
-	return nil
+	return false, nil
 }
 
 // lineCounter counts the non-blank lines read through it, and checks the

@@ -19,9 +19,14 @@ import (
 
 // ParquetSourceConfig configures the parquet source.
 type ParquetSourceConfig struct {
-	Path      string   `zflow:"path" required:"true" doc:"file to read" example:"testdata/trades.parquet"`
-	Columns   []string `zflow:"columns" doc:"read only these columns, in this order (default: all)" example:"[symbol, price]"`
-	BatchRows int      `zflow:"batch_rows" doc:"rows per batch; 0 means settings.batch_rows"`
+	// Path is one file, glob or directory, for Go callers; it comes before
+	// Files. The pipeline parameter path fills Files.
+	Path             string   `example:"testdata/trades.parquet"`
+	Files            []string `zflow:"path" required:"true" doc:"what to read: a file, a glob (data/*.parquet, data/**/*.parquet), a directory (its files, recursively, in lexical order, skipping hidden and _-prefixed names, as a Hive-partitioned tree), or a list of these; every file must have the first one's columns. Not - : Parquet needs its footer, at the end of a seekable file" example:"data/**/*.parquet"`
+	Filename         string   `zflow:"filename" doc:"add a string column naming the file each row came from: true names it filename, any other value is the column's name"`
+	HivePartitioning string   `zflow:"hive_partitioning" enum:"auto,true,false" doc:"add the key=value directories between a directory or glob root and the files as columns (int64, date32 or string, inferred from the values; __HIVE_DEFAULT_PARTITION__ is null): auto does when every file has the same keys, true requires it"`
+	Columns          []string `zflow:"columns" doc:"read only these columns, in this order (default: all)" example:"[symbol, price]"`
+	BatchRows        int      `zflow:"batch_rows" doc:"rows per batch; 0 means settings.batch_rows"`
 }
 
 // ParquetSourceSpec is the spec of the parquet source.
@@ -37,7 +42,7 @@ func ParquetSourceSpec() engine.Spec {
 path: testdata/trades.parquet
 columns: [symbol, price, qty]`,
 		Parallel:  true,
-		NewConfig: func() any { return &ParquetSourceConfig{} },
+		NewConfig: func() any { return &ParquetSourceConfig{HivePartitioning: "auto"} },
 		Build:     buildParquetSource,
 	}
 }
@@ -45,12 +50,21 @@ columns: [symbol, price, qty]`,
 func init() { engine.Register(ParquetSourceSpec()) }
 
 type parquetFactory struct {
-	cfg    ParquetSourceConfig
-	schema *arrow.Schema
-	fields []int // top-level field indices, in output order; nil for all
-	rows   int64
-	groups int
+	cfg        ParquetSourceConfig
+	files      *fileSet
+	extra      *extraCols
+	fileSchema *arrow.Schema // the columns read from the files
+	schema     *arrow.Schema // fileSchema and the extra columns
+	fields     []int         // top-level field indices, in output order; nil for all
+	rows       int64
+	groups     []int // row groups per file
 }
+
+// Paths lists the files the source reads (engine.PathsConfig).
+func (c *ParquetSourceConfig) Paths() []string { return configFiles(sourcePaths(c.Path, c.Files)) }
+
+// NormalizeConfig moves Path to the front of Files (engine.ConfigNormalizer).
+func (c *ParquetSourceConfig) NormalizeConfig() { c.Files, c.Path = sourcePaths(c.Path, c.Files), "" }
 
 // parquetScratch is the allocator for the parquet decoder's own page
 // buffers. The decoder pools them and frees them through finalizers, so
@@ -124,25 +138,82 @@ func checkParquetMagic(path string) error {
 
 func buildParquetSource(bc *engine.BuildContext, c any) (engine.Factory, error) {
 	cfg := *c.(*ParquetSourceConfig)
-	if err := checkPath(cfg.Path); err != nil {
+	files, err := resolvePaths("parquet", sourcePaths(cfg.Path, cfg.Files))
+	if err != nil {
 		return nil, err
+	}
+	if files.stdin {
+		return nil, engine.Errf("path", "parquet: cannot read standard input: a Parquet file keeps its schema and row group index in a footer at its end, so it must be a file zflow can seek in; write it to a file first, or send an Arrow IPC stream (type: arrow)")
 	}
 	if err := checkBatchRows(cfg.BatchRows); err != nil {
 		return nil, err
 	}
-	pf, fr, err := openParquet(cfg.Path, parquetScratch, batchRowsFor(cfg.BatchRows, bc.Settings))
+	f := &parquetFactory{cfg: cfg, files: files}
+	var first *arrow.Schema
+	for i, path := range files.files {
+		full, rows, groups, err := parquetSchema(path, batchRowsFor(cfg.BatchRows, bc.Settings))
+		if err != nil {
+			return nil, err
+		}
+		f.rows += rows
+		f.groups = append(f.groups, groups)
+		if i == 0 {
+			first = full
+			continue
+		}
+		if err := sameFileColumns(first, full); err != nil {
+			return nil, engine.Errf("path", "parquet: %s and %s (the first file, which sets the columns) differ: %v; every file must have the same columns", path, files.files[0], err)
+		}
+	}
+	if f.fileSchema, f.fields, err = selectColumns(first, cfg.Columns, files.files[0]); err != nil {
+		return nil, err
+	}
+	if f.extra, err = planExtras(files, cfg.HivePartitioning, cfg.Filename, f.fileSchema); err != nil {
+		return nil, err
+	}
+	f.schema = f.extra.schema(f.fileSchema)
+	return f, nil
+}
+
+// parquetSchema reads the schema, row count and row groups of path.
+func parquetSchema(path string, batchRows int) (*arrow.Schema, int64, int, error) {
+	pf, fr, err := openParquet(path, parquetScratch, batchRows)
 	if err != nil {
-		return nil, engine.Errf("path", "%v", err)
+		return nil, 0, 0, engine.Errf("path", "%v", err)
 	}
 	defer pf.Close()
 	full, err := fr.Schema()
 	if err != nil {
-		return nil, engine.Errf("path", "parquet: %s: read schema: %v", cfg.Path, err)
+		return nil, 0, 0, engine.Errf("path", "parquet: %s: read schema: %v", path, err)
 	}
-	f := &parquetFactory{cfg: cfg, rows: pf.NumRows(), groups: pf.NumRowGroups()}
-	if len(cfg.Columns) == 0 {
-		f.schema = stripMeta(full)
-		return f, nil
+	return stripMeta(full), pf.NumRows(), pf.NumRowGroups(), nil
+}
+
+// sameFileColumns says how got's columns differ from want's (names and
+// types, in order), or nil.
+func sameFileColumns(want, got *arrow.Schema) error {
+	for i := range max(want.NumFields(), got.NumFields()) {
+		switch {
+		case i >= got.NumFields():
+			return fmt.Errorf("column %q (%s) is missing", want.Field(i).Name, want.Field(i).Type)
+		case i >= want.NumFields():
+			return fmt.Errorf("column %q (%s) is extra", got.Field(i).Name, got.Field(i).Type)
+		}
+		w, g := want.Field(i), got.Field(i)
+		if w.Name != g.Name {
+			return fmt.Errorf("column %d is %q, not %q", i+1, g.Name, w.Name)
+		}
+		if !arrow.TypeEqual(w.Type, g.Type) {
+			return fmt.Errorf("column %q is %s, not %s", w.Name, g.Type, w.Type)
+		}
+	}
+	return nil
+}
+
+// selectColumns applies the columns parameter to a file's schema.
+func selectColumns(full *arrow.Schema, columns []string, path string) (*arrow.Schema, []int, error) {
+	if len(columns) == 0 {
+		return full, nil, nil
 	}
 	var names []string
 	for _, fl := range full.Fields() {
@@ -150,15 +221,16 @@ func buildParquetSource(bc *engine.BuildContext, c any) (engine.Factory, error) 
 	}
 	var errs []error
 	var fields []arrow.Field
+	var idxs []int
 	seen := map[string]bool{}
-	for i, name := range cfg.Columns {
+	for i, name := range columns {
 		p := fmt.Sprintf("columns.%d", i)
 		idx := full.FieldIndices(name)
 		switch {
 		case seen[name]:
 			errs = append(errs, engine.Errf(p, "column %q is listed twice", name))
 		case len(idx) == 0:
-			msg := fmt.Sprintf("no column %q in %s", name, cfg.Path)
+			msg := fmt.Sprintf("no column %q in %s", name, path)
 			if s := engine.Suggest(name, names); s != "" {
 				msg += fmt.Sprintf(", did you mean %q?", s)
 			}
@@ -166,22 +238,25 @@ func buildParquetSource(bc *engine.BuildContext, c any) (engine.Factory, error) 
 		case len(idx) > 1:
 			errs = append(errs, engine.Errf(p, "the file has %d columns named %q", len(idx), name))
 		default:
-			f.fields = append(f.fields, idx[0])
+			idxs = append(idxs, idx[0])
 			fields = append(fields, full.Field(idx[0]))
 		}
 		seen[name] = true
 	}
 	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+		return nil, nil, errors.Join(errs...)
 	}
-	f.schema = arrow.NewSchema(fields, nil)
-	return f, nil
+	return arrow.NewSchema(fields, nil), idxs, nil
 }
 
 func (f *parquetFactory) Schema() *arrow.Schema { return f.schema }
 
 func (f *parquetFactory) Describe() string {
-	return fmt.Sprintf("%s (%d rows in %d row groups, %d columns)", f.cfg.Path, f.rows, f.groups, f.schema.NumFields())
+	groups := 0
+	for _, g := range f.groups {
+		groups += g
+	}
+	return fmt.Sprintf("%s (%d rows in %d row groups, %d columns)", f.files.describe(), f.rows, groups, f.schema.NumFields())
 }
 
 func (f *parquetFactory) New(ic *engine.InstanceContext) (any, error) {
@@ -205,37 +280,57 @@ func parquetLeaves(sf *pqarrow.SchemaField, out []int) []int {
 	return out
 }
 
+// Run reads the files' row groups in order; with parallelism N, instance i
+// reads the row groups numbered i, i+N, ... across all the files.
 func (s *parquetSource) Run(ctx context.Context, out engine.Emitter) error {
-	path := s.f.cfg.Path
+	unit := 0 // row groups seen, across files
+	step := max(s.ic.Count, 1)
+	for fi, path := range s.f.files.files {
+		n := s.f.groups[fi]
+		mine := false
+		for rg := range n {
+			mine = mine || (unit+rg)%step == s.ic.Index
+		}
+		if mine {
+			if stop, err := s.runFile(ctx, fi, path, unit, out); stop || err != nil {
+				return err
+			}
+		}
+		unit += n
+	}
+	return nil
+}
+
+func (s *parquetSource) runFile(ctx context.Context, fi int, path string, unit int, out engine.Emitter) (bool, error) {
 	pf, fr, err := openParquet(path, s.ic.Alloc, batchRowsFor(s.f.cfg.BatchRows, s.ic.Settings))
 	if err != nil {
-		return err
+		return true, err
 	}
 	defer pf.Close()
 	var cols []int // leaf columns; nil reads all
 	if s.f.fields != nil {
 		for _, fi := range s.f.fields {
 			if fi >= len(fr.Manifest.Fields) {
-				return fmt.Errorf("parquet: %s: the file has changed since compile (column %d is gone)", path, fi)
+				return true, fmt.Errorf("parquet: %s: the file has changed since compile (column %d is gone)", path, fi)
 			}
 			cols = parquetLeaves(&fr.Manifest.Fields[fi], cols)
 		}
 	}
-	for rg := s.ic.Index; rg < pf.NumRowGroups(); rg += max(s.ic.Count, 1) {
-		if pf.MetaData().RowGroup(rg).NumRows() == 0 {
+	step := max(s.ic.Count, 1)
+	for rg := 0; rg < pf.NumRowGroups(); rg++ {
+		if (unit+rg)%step != s.ic.Index || pf.MetaData().RowGroup(rg).NumRows() == 0 {
 			continue
 		}
-		stop, err := s.readGroup(ctx, fr, cols, rg, out)
+		stop, err := s.readGroup(ctx, fr, cols, fi, path, rg, out)
 		if stop || err != nil {
-			return err
+			return true, err
 		}
 	}
-	return nil
+	return false, nil
 }
 
 // readGroup emits row group rg.
-func (s *parquetSource) readGroup(ctx context.Context, fr *pqarrow.FileReader, cols []int, rg int, out engine.Emitter) (stop bool, err error) {
-	path := s.f.cfg.Path
+func (s *parquetSource) readGroup(ctx context.Context, fr *pqarrow.FileReader, cols []int, fi int, path string, rg int, out engine.Emitter) (stop bool, err error) {
 	var rr pqarrow.RecordReader
 	func() {
 		defer func() {
@@ -249,7 +344,7 @@ func (s *parquetSource) readGroup(ctx context.Context, fr *pqarrow.FileReader, c
 		return true, fmt.Errorf("parquet: read %s: row group %d: %w", path, rg, err)
 	}
 	defer rr.Release()
-	if err := sameColumns(s.f.schema, rr.Schema()); err != nil {
+	if err := sameColumns(s.f.fileSchema, rr.Schema()); err != nil {
 		return true, fmt.Errorf("parquet: %s: the file has changed since compile: %w", path, err)
 	}
 	for {
@@ -263,8 +358,11 @@ func (s *parquetSource) readGroup(ctx context.Context, fr *pqarrow.FileReader, c
 		if !ok {
 			break
 		}
-		rec, err := conformBatch(s.f.schema, rr.RecordBatch())
+		rec, err := conformBatch(s.f.fileSchema, rr.RecordBatch())
 		if err != nil {
+			return true, fmt.Errorf("parquet: read %s: row group %d: %w", path, rg, err)
+		}
+		if rec, err = s.f.extra.extend(s.ic.Alloc, s.f.schema, rec, fi); err != nil {
 			return true, fmt.Errorf("parquet: read %s: row group %d: %w", path, rg, err)
 		}
 		if stop, err := emitBatch(out, rec); stop {

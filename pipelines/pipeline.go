@@ -3,6 +3,7 @@ package pipelines
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"reflect"
 	"slices"
@@ -29,6 +30,7 @@ type Pipeline struct {
 	Graph *engine.Graph
 
 	reg   *engine.Registry
+	stdin io.Reader // what a source with path "-" reads; nil: os.Stdin
 	src   *source
 	nodes map[string]*nodeInfo
 }
@@ -46,11 +48,16 @@ type Option func(*options)
 type options struct {
 	reg    *engine.Registry
 	lookup func(string) (string, bool)
+	stdin  io.Reader
 }
 
 // WithRegistry makes the pipeline use reg for its operator types instead of
 // engine.DefaultRegistry (Compile uses it too).
 func WithRegistry(reg *engine.Registry) Option { return func(o *options) { o.reg = reg } }
+
+// WithStdin makes a source with path "-" read r instead of os.Stdin
+// (Compile peeks at it for the source's schema; runs read it).
+func WithStdin(r io.Reader) Option { return func(o *options) { o.stdin = r } }
 
 // WithEnv replaces os.LookupEnv for ${NAME} substitution.
 func WithEnv(lookup func(name string) (string, bool)) Option {
@@ -89,6 +96,7 @@ func Parse(src []byte, filename string, opts ...Option) (*Pipeline, error) {
 		File:     filename,
 		Settings: DefaultSettings(),
 		reg:      o.reg,
+		stdin:    o.stdin,
 		src:      newSource(normalizeNewlines(bytes.TrimPrefix(src, []byte("\xef\xbb\xbf")))),
 		nodes:    map[string]*nodeInfo{},
 	}
@@ -129,7 +137,7 @@ func (b *graphBuilder) build(root *node) (ok bool) {
 // node's output schema and lets each operator check its parameters against
 // its inputs. Errors come back as an ErrorList placed in the file.
 func (p *Pipeline) Compile() (*engine.Plan, error) {
-	plan, err := engine.Compile(p.Graph, engine.CompileOptions{Registry: p.reg})
+	plan, err := engine.Compile(p.Graph, engine.CompileOptions{Registry: p.reg, Stdin: p.stdin})
 	if err == nil {
 		return plan, nil
 	}

@@ -111,7 +111,7 @@ sources:
 sinks:
   out: {type: parquet, inputs: [g], path: out/big.parquet}
 `)
-	next := exec.Command(bin, "run", "--quiet", small)
+	next := exec.Command(bin, "run", small) // not --quiet: that leaves errors only, and the removal is a warning
 	next.Dir = dir
 	var stderr bytes.Buffer
 	next.Stderr = &stderr

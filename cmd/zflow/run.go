@@ -21,7 +21,7 @@ import (
 	"golang.org/x/term"
 )
 
-func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlags("run", stderr)
 	quiet := fs.Bool("quiet", false, "nothing on stderr but errors: no progress line, no summary, no warnings")
 	var asJSON jsonFlag
@@ -49,7 +49,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if *quiet {
 		level = max(level, slog.LevelError)
 	}
-	p, err := zflow.Load(files[0])
+	p, err := zflow.Load(files[0], zflow.WithStdin(stdin))
 	if err != nil {
 		if asJSON.on {
 			if jerr := asJSON.write(stdout, newErrorReport(err, files[0])); jerr != nil {
@@ -67,12 +67,20 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		memOpt = append(memOpt, zflow.WithMemory(m))
 	}
 	if asJSON.on && asJSON.path == "" {
-		// The summary goes to stdout: a sink writing there would mix data
-		// into the JSON.
-		for _, n := range p.Plan().Describe().Nodes {
-			if n.Kind == "sink" && n.Type == "stdout" {
-				return usageError{fmt.Sprintf("run: --json prints the summary on stdout, where sink %q (stdout) writes its rows too: drop --json, or write the rows to a file sink", n.ID)}
+		// The summary goes to stdout: a sink writing there (a stdout sink,
+		// or a file sink with path -) would mix data into the JSON.
+		for _, id := range p.Plan().StdoutNodes() {
+			typ := ""
+			for _, n := range p.Plan().Describe().Nodes {
+				if n.ID == id {
+					typ = n.Type
+				}
 			}
+			what := "(stdout)"
+			if typ != "stdout" {
+				what = fmt.Sprintf("(%s, path: -)", typ)
+			}
+			return usageError{fmt.Sprintf("run: --json prints the summary on stdout, where sink %q %s writes its rows too: drop --json, or write the rows to a file sink", id, what)}
 		}
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
@@ -165,7 +173,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if a := tel.MetricsAddr(); a != "" && !*quiet {
 		fmt.Fprintf(stderr, "zflow: metrics at http://%s/metrics\n", a)
 	}
-	runOpts := []zflow.RunOption{zflow.WithLogger(logger), zflow.WithBeforeCommit(stopProgress),
+	runOpts := []zflow.RunOption{zflow.WithLogger(logger), zflow.WithBeforeCommit(stopProgress), zflow.WithStdout(stdout),
 		zflow.WithTracerProvider(tel.TracerProvider()), zflow.WithMeterProvider(tel.MeterProvider())}
 	if *traceBatches >= 0 {
 		runOpts = append(runOpts, zflow.WithBatchSampling(*traceBatches))

@@ -56,7 +56,7 @@ func (r *Reader) Close() error {
 // Regular tells whether the input is a plain, uncompressed regular file,
 // and its size.
 func (r *Reader) Regular() (int64, bool) {
-	if r.Compression != "" {
+	if r.Compression != "" || r.file == nil {
 		return 0, false
 	}
 	st, err := r.file.Stat()
@@ -98,8 +98,23 @@ func Open(path, kind string) (*Reader, error) {
 	return r, nil
 }
 
-func (r *Reader) open(path, kind string) error {
-	raw := bufio.NewReaderSize(r.file, 1<<16)
+// OpenReader is Open for a stream that is already open, such as standard
+// input, which need not be seekable: the magic bytes are peeked at through
+// a buffer, never read twice. name is used in errors. Close closes the
+// decompressor but not src.
+func OpenReader(src io.Reader, name, kind string) (*Reader, error) {
+	r := &Reader{}
+	if err := r.openFrom(src, name, kind); err != nil {
+		r.Close()
+		return nil, err
+	}
+	return r, nil
+}
+
+func (r *Reader) open(path, kind string) error { return r.openFrom(r.file, path, kind) }
+
+func (r *Reader) openFrom(in io.Reader, path, kind string) error {
+	raw := bufio.NewReaderSize(in, 1<<16)
 	head, err := raw.Peek(8)
 	if err != nil && err != io.EOF && !errors.Is(err, bufio.ErrBufferFull) {
 		return err
