@@ -43,7 +43,8 @@
 // function below but coalesce and abs; CAST to and
 // from every type it names (cast.go, tostring.go; decimals convert row by
 // row through arrow's decimal128.Num, which allocates to parse a string);
-// the date and time functions (func_time.go, strtime.go) and date and
+// the date and time functions (func_time.go, strtime.go,
+// func_datediff.go) and date and
 // interval arithmetic (interval.go); IN with up to 256 constant strings (a
 // hash set built at Compile time, see in.go); and Select's filter, which
 // gathers the kept rows of every primitive, boolean, string and binary
@@ -107,6 +108,7 @@
 //	             pow(x, y)  power(x, y)  greatest(a, ...)  least(a, ...)
 //	             nullif(a, b)  hash(x)
 //	             date_part(part, x)  extract(part FROM x)  date_trunc(part, x)
+//	             date_diff(part, start, end)  datediff(...)  make_date(y, m, d)
 //	             strftime(x, format)  strptime(s, format)  epoch_ms(x)
 //
 // Precedence, loosest first: OR; AND; NOT; comparisons, IN, BETWEEN, LIKE,
@@ -146,6 +148,13 @@
 //     gives a TIMESTAMP, a TIMESTAMPTZ when the format has %z and a
 //     TIMESTAMP_NS when it has %n; a string that does not match is a
 //     run-time error naming the string and the format.
+//   - date_diff(part, start, end) (datediff is the same) gives a BIGINT:
+//     how many part boundaries lie between start and end, negative when
+//     end is earlier (date_diff('hour', '00:59', '01:00') is 1); week
+//     counts whole 7-day spans, century and millennium year/100 and
+//     year/1000 boundaries, as DuckDB does.
+//   - make_date(year, month, day) gives a DATE; a day that does not exist
+//     (2023-02-29) is a run-time error.
 //   - epoch_ms(x) gives the BIGINT milliseconds of a date or timestamp
 //     (toward zero); epoch_ms(n) the TIMESTAMP of n milliseconds.
 //

@@ -92,6 +92,15 @@ var timeTests = []struct{ src, want, typ string }{
 	{"epoch_ms(ts)", "1706695872123|0|NULL|-12219292800000|1735603199000", "BIGINT"},
 	{"epoch_ms(d)", "1709164800000|-86400000|NULL|-12219292800000|1735516800000", "BIGINT"},
 	{"epoch_ms(n)", "1970-01-01 00:00:00.001|1969-12-31 23:59:59.999|NULL|1970-01-01 00:00:00.366|1970-01-01 00:00:00", "TIMESTAMP"},
+	// date_diff, make_date
+	{"date_diff('day', d, ts)", "-29|0|NULL|0|0", "BIGINT"},
+	{"date_diff('month', d, DATE '2024-03-31')", "1|651|NULL|5297|-9", "BIGINT"},
+	{"datediff('year', ts_s, d64)", "0|0|NULL|-318|0", "BIGINT"},
+	{"date_diff('week', d, ts_ms)", "-4|0|NULL|16559|0", "BIGINT"},
+	{"date_diff('hour', ts, ts_ms)", "0|0|NULL|2782056|0", "BIGINT"},
+	{"date_diff('second', ts_ms, ts)", "0|0|NULL|-10015401600|0", "BIGINT"},
+	{"date_diff('quarter', tz, TIMESTAMPTZ '2000-01-01 00:00:00+00')", "-96|121|NULL|400|-99", "BIGINT"},
+	{"make_date(2000 + n * 4, 2, 29)", "2004-02-29|1996-02-29|NULL|3464-02-29|2000-02-29", "DATE"},
 	// casts
 	{"CAST(s AS TIMESTAMPTZ)", "2024-06-02 00:00:00+00|1969-12-31 23:59:59+00|NULL|1582-10-15 00:00:00+00|2024-12-30 23:59:59+00", "TIMESTAMP WITH TIME ZONE"},
 	{"CAST(ts_ns AS TIMESTAMP)", "2024-01-31 10:11:12.123456|1970-01-01 00:00:00|NULL|1900-03-01 00:00:00|2024-12-30 23:59:59", "TIMESTAMP"},
@@ -171,6 +180,7 @@ func TestTimeRuntimeErrors(t *testing.T) {
 		{"CAST(n AS UTINYINT)", "value -1 is out of range for UTINYINT"},
 		{"epoch_ms(n * 9223372036854775)", "milliseconds is out of the timestamp range"},
 		{"d + n * 30000000", "date out of range"},
+		{"make_date(2023, 2, 28 + n)", "date out of range: 2023-2-29"},
 	} {
 		c, err := Compile(tt.src, timeSchema)
 		if err != nil {

@@ -128,3 +128,19 @@ TIMESTAMP '2024-01-05T00:00:00Z'
 TIMESTAMP '2024-01-05 10:00:00.5'
 DATE '2024-02-29'
 DATE '1969-12-31' + CAST(k AS INTEGER)
+-- date_diff counts part boundaries; make_date builds a date.
+date_diff('day', d, ts)
+date_diff('month', d, DATE '2024-03-31')
+date_diff('year', ts_ms, d)
+date_diff('quarter', d, ts)
+date_diff('week', d, ts_ms)
+date_diff('hour', ts, ts_ms)
+date_diff('minute', ts_ms, ts)
+date_diff('second', ts, TIMESTAMP '2000-01-01 00:00:00')
+date_diff('millisecond', ts_ms, ts)
+date_diff('decade', d, DATE '2000-01-01')
+datediff('isoyear', d, ts)
+make_date(2000 + CAST(k AS INTEGER) * 400, 2, 29)
+make_date(date_part('year', d), date_part('month', d), 1)
+--! error
+make_date(2023, 2, 29)
