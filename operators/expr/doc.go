@@ -82,7 +82,8 @@
 //	             x IS [NOT] NULL   x [NOT] LIKE 'pat%' [ESCAPE '\']
 //	conditional  CASE WHEN c THEN v [WHEN ...] [ELSE v] END
 //	             CASE x WHEN a THEN v [WHEN ...] [ELSE v] END
-//	conversion   CAST(x AS type), type one of (case-insensitive):
+//	conversion   CAST(x AS type), or x::type (binding tighter than any
+//	             operator), type one of (case-insensitive):
 //	               TINYINT INT1 → int8; SMALLINT INT2 SHORT INT16 → int16;
 //	               INTEGER INT INT4 SIGNED INT32 → int32;
 //	               BIGINT INT8 LONG INT64 → int64;

@@ -46,6 +46,7 @@ var fuzzSeeds = []string{
 	"date_trunc('quarter', ts) <> strptime('02/06/24 1pm', '%d/%m/%y %I%p')",
 	"strftime(ts, '%A %-d %B %Y, %H:%M:%S.%f %z')",
 	"epoch_ms(ts) - epoch_ms(1704067200000)",
+	"-qty::smallint::varchar || symbol::date::timestamp with time zone",
 	"substr(name, -3, qty) || symbol || 1 + 2",
 	"concat(symbol, NULL, qty, flag) = trim(name, 'ab')",
 	"split_part(name, '', small) <> replace(symbol, 'A', '')",

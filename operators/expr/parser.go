@@ -328,7 +328,11 @@ func (p *parser) parseMul() (Expr, error) { return p.leftAssoc(p.parseUnary, "*"
 
 func (p *parser) parseUnary() (Expr, error) {
 	if !p.tok.is("-") && !p.tok.is("+") {
-		return p.parsePrimary()
+		x, err := p.parsePrimary()
+		if err != nil {
+			return nil, err
+		}
+		return p.parseCasts(x)
 	}
 	d := p.depth
 	defer func() { p.depth = d }()
@@ -346,7 +350,10 @@ func (p *parser) parseUnary() (Expr, error) {
 			return nil, err
 		}
 		lit.Start = start
-		return lit, p.advance()
+		if err := p.advance(); err != nil {
+			return nil, err
+		}
+		return p.parseCasts(lit)
 	}
 	x, err := p.parseUnary()
 	if err != nil {
@@ -539,7 +546,7 @@ func (p *parser) parseCast() (Expr, error) {
 	if err := p.expect("AS", " in CAST"); err != nil {
 		return nil, err
 	}
-	typ, err := p.parseTypeName()
+	typ, _, err := p.parseTypeName()
 	if err != nil {
 		return nil, err
 	}
@@ -584,44 +591,66 @@ var typeWords = map[string]bool{"precision": true, "with": true, "without": true
 // optionally integer parameters in parentheses, as in DECIMAL(10, 2). It
 // returns the name lower-cased and normalised ("decimal(10,2)",
 // "timestamp with time zone"); the checker resolves it.
-func (p *parser) parseTypeName() (string, error) {
+func (p *parser) parseTypeName() (name string, end int, err error) {
 	if p.tok.kind != tokIdent {
-		return "", p.errf("expected a type name, found %s", p.tok.describe())
+		return "", 0, p.errf("expected a type name, found %s", p.tok.describe())
 	}
-	name := strings.ToLower(p.tok.text)
+	name, end = strings.ToLower(p.tok.text), p.tok.end
 	if err := p.advance(); err != nil {
-		return "", err
+		return "", 0, err
 	}
 	for p.tok.kind == tokIdent && typeWords[strings.ToLower(p.tok.text)] {
-		name += " " + strings.ToLower(p.tok.text)
+		name, end = name+" "+strings.ToLower(p.tok.text), p.tok.end
 		if err := p.advance(); err != nil {
-			return "", err
+			return "", 0, err
 		}
 	}
 	if !p.tok.is("(") {
-		return name, nil
+		return name, end, nil
 	}
 	if err := p.advance(); err != nil {
-		return "", err
+		return "", 0, err
 	}
 	var params []string
 	for {
 		if p.tok.kind != tokInt {
-			return "", p.errf("expected an integer type parameter, found %s", p.tok.describe())
+			return "", 0, p.errf("expected an integer type parameter, found %s", p.tok.describe())
 		}
 		params = append(params, p.tok.text)
 		if err := p.advance(); err != nil {
-			return "", err
+			return "", 0, err
 		}
 		if !p.tok.is(",") {
 			break
 		}
 		if err := p.advance(); err != nil {
-			return "", err
+			return "", 0, err
 		}
 	}
+	end = p.tok.end
 	if err := p.expect(")", " to close the type parameters"); err != nil {
-		return "", err
+		return "", 0, err
 	}
-	return name + "(" + strings.Join(params, ",") + ")", nil
+	return name + "(" + strings.Join(params, ",") + ")", end, nil
+}
+
+// parseCasts parses the postfix casts x::type[::type...] (PostgreSQL's and
+// DuckDB's shorthand for CAST(x AS type)), which bind tighter than any
+// operator.
+func (p *parser) parseCasts(x Expr) (Expr, error) {
+	for p.tok.is("::") {
+		if err := p.enter(); err != nil {
+			return nil, err
+		}
+		if err := p.advance(); err != nil {
+			return nil, err
+		}
+		typ, end, err := p.parseTypeName()
+		if err != nil {
+			return nil, err
+		}
+		start, _ := x.Span()
+		x = &Cast{Pos: Pos{start, end}, X: x, Type: typ}
+	}
+	return x, nil
 }
