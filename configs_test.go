@@ -3,6 +3,7 @@ package zflow_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -144,7 +145,7 @@ func TestEveryConfigStruct(t *testing.T) {
 			}
 			mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 			defer mem.AssertSize(t, 0)
-			sum, err := p.Run(context.Background(), zflow.WithAllocator(mem))
+			sum, err := p.Run(context.Background(), zflow.WithAllocator(mem), zflow.WithStdout(io.Discard))
 			if err != nil {
 				t.Fatal(err)
 			}

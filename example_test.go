@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log"
+	"os"
 	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -14,6 +15,32 @@ import (
 	"github.com/zflowdev/zflow/engine"
 	"github.com/zflowdev/zflow/operators"
 )
+
+// Load a pipeline file, run it and print the summary `zflow run` prints.
+// The body of this example is README.md's embedding snippet, word for word
+// (TestReadme checks it). The stdout sink of the quickstart prints the
+// preview; the summary goes to stderr, as the CLI's does.
+func ExampleLoad() {
+	p, err := zflow.Load("pipelines/examples/quickstart.yaml") // or zflow.Parse(src, "name.yaml")
+	if err != nil {
+		log.Fatal(err) // every problem in the file, as file:line:col: message
+	}
+	sum, err := p.Run(context.Background()) // options: zflow.WithAllocator, zflow.WithLogger, ...
+	if err != nil {
+		log.Fatal(err) // names the operator that failed; no sink has left a file
+	}
+	sum.WriteText(os.Stderr) // the summary table of zflow run, memory line included
+	fmt.Println("rows written:", sum.Op("out").RowsIn)
+	// Output:
+	// ts                        symbol   qty               price            notional
+	// ------------------------  -------  ---  ------------------  ------------------
+	// 2024-01-02T09:30:00.003Z  SYM0001  341  149.77896993430988   51074.62874759967
+	// 2024-01-02T09:30:00.008Z  SYM0003  491  312.56480881239617  153469.32112688653
+	// 2024-01-02T09:30:00.009Z  SYM0003  367  180.02907509887163    66070.6705612859
+	// 2024-01-02T09:30:00.018Z  SYM0001  625  188.77550254932615  117984.68909332884
+	// 2024-01-02T09:30:00.027Z  SYM0002  594   406.9302269118123  241716.55478561652
+	// rows written: 269748
+}
 
 // Parse a pipeline held in memory and run it on a checked allocator.
 func ExampleParse() {

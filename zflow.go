@@ -5,6 +5,11 @@
 //	p, err := zflow.Load("pipeline.yaml")
 //	if err != nil { ... }           // errors say file:line:col
 //	sum, err := p.Run(ctx)          // err names the operator that failed
+//	sum.WriteText(os.Stderr)        // the summary table zflow run prints
+//
+// A custom transform is a config struct and a function applied to each
+// batch: zflow.Register(zflow.Map(name, summary, build)) (see Map, Column,
+// SetColumn); engine.Spec is the full operator contract.
 //
 // Importing this package links the built-in operators (package operators).
 // A program that wants only its own operators can use packages engine and

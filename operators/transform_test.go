@@ -377,6 +377,11 @@ func TestUnionByName(t *testing.T) {
 			if cast := u.Copies["union cast"]; (cast > 0) != c.cast || u.BytesCopied != cast {
 				t.Errorf("copies %v, copied %d; want a union cast: %v", u.Copies, u.BytesCopied, c.cast)
 			}
+			// Every case has a column some input lacks: its nulls are new
+			// bytes (created), never counted as copied.
+			if u.BytesNew == 0 || u.BytesRef == 0 {
+				t.Errorf("created %d, by reference %d: want both > 0", u.BytesNew, u.BytesRef)
+			}
 			if u.RowsOut != int64(len(c.rows)) {
 				t.Errorf("rows out %d", u.RowsOut)
 			}

@@ -13,7 +13,7 @@ import (
 
 // UnionConfig is the config of the union transform.
 type UnionConfig struct {
-	ByName bool `zflow:"by_name" doc:"match columns by name (case-sensitive), not by position: the output has the first input's columns in its order, then the columns other inputs add, in order of appearance; a column an input lacks is null in its rows, and differing types are widened (int8→int16→int32→int64, unsigned to the next wider signed, integers to float64, float32 to float64, timestamps to the finest unit, string and large_string to large_string)"`
+	ByName bool `zflow:"by_name" doc:"match columns by name (case-sensitive), not by position: the output has the first input's columns in its order, then the columns other inputs add, in order of appearance; a column an input lacks is null in its rows; differing types are widened: integers to the wider integer (an unsigned one with a signed one to a signed type twice its width; uint64 does not widen with a signed type), integers with floats and float32 with float64 to float64, timestamps of one time zone to the finest unit, string with large_string to large_string, a null-typed column to the other type"`
 	// WidenToString is the escape hatch for types that do not widen.
 	WidenToString bool `zflow:"widen_to_string" doc:"with by_name: a column whose types cannot be widened into one (int64 and string, say) becomes a string column holding each value's text form, instead of a compile error"`
 }

@@ -197,50 +197,28 @@ func validityOf(mem memory.Allocator, src arrow.Array) *memory.Buffer {
 }
 
 // castNumber widens integers and floats: each value is converted exactly
-// (or to the nearest float64 for integers above 2^53).
+// (or to the nearest float64 for integers above 2^53), in a typed loop.
 func castNumber(mem memory.Allocator, src arrow.Array, dt arrow.DataType) arrow.Array {
 	n := src.Len()
 	width := dt.(arrow.FixedWidthDataType).BitWidth() / 8
 	vals := memory.NewResizableBuffer(mem)
 	vals.Resize(n * width)
 	b := vals.Bytes()
-	get := numberGetter(src)
 	switch dt.ID() {
 	case arrow.FLOAT64:
-		out := arrow.Float64Traits.CastFromBytes(b)
-		for i := range n {
-			out[i] = get.f(i)
-		}
+		convertFrom(src, arrow.Float64Traits.CastFromBytes(b))
 	case arrow.INT16:
-		out := arrow.Int16Traits.CastFromBytes(b)
-		for i := range n {
-			out[i] = int16(get.i(i))
-		}
+		convertFrom(src, arrow.Int16Traits.CastFromBytes(b))
 	case arrow.INT32:
-		out := arrow.Int32Traits.CastFromBytes(b)
-		for i := range n {
-			out[i] = int32(get.i(i))
-		}
+		convertFrom(src, arrow.Int32Traits.CastFromBytes(b))
 	case arrow.INT64:
-		out := arrow.Int64Traits.CastFromBytes(b)
-		for i := range n {
-			out[i] = get.i(i)
-		}
+		convertFrom(src, arrow.Int64Traits.CastFromBytes(b))
 	case arrow.UINT16:
-		out := arrow.Uint16Traits.CastFromBytes(b)
-		for i := range n {
-			out[i] = uint16(get.u(i))
-		}
+		convertFrom(src, arrow.Uint16Traits.CastFromBytes(b))
 	case arrow.UINT32:
-		out := arrow.Uint32Traits.CastFromBytes(b)
-		for i := range n {
-			out[i] = uint32(get.u(i))
-		}
+		convertFrom(src, arrow.Uint32Traits.CastFromBytes(b))
 	case arrow.UINT64:
-		out := arrow.Uint64Traits.CastFromBytes(b)
-		for i := range n {
-			out[i] = get.u(i)
-		}
+		convertFrom(src, arrow.Uint64Traits.CastFromBytes(b))
 	default: // int8 and uint8 are never a widened type
 		panic(fmt.Sprintf("operators: castNumber to %s", dt))
 	}
@@ -254,52 +232,78 @@ func castNumber(mem memory.Allocator, src arrow.Array, dt arrow.DataType) arrow.
 	return array.MakeFromData(d)
 }
 
-// getter reads row i of a numeric array as int64, uint64 or float64.
+type number interface {
+	~int8 | ~int16 | ~int32 | ~int64 | ~uint8 | ~uint16 | ~uint32 | ~uint64 | ~float32 | ~float64
+}
+
+// convertFrom converts the values of src, a numeric array, into dst (its
+// length). Null slots convert whatever they hold; the validity says they
+// are null.
+func convertFrom[D number](src arrow.Array, dst []D) {
+	switch a := src.(type) {
+	case *array.Int8:
+		convert(a.Int8Values(), dst)
+	case *array.Int16:
+		convert(a.Int16Values(), dst)
+	case *array.Int32:
+		convert(a.Int32Values(), dst)
+	case *array.Int64:
+		convert(a.Int64Values(), dst)
+	case *array.Uint8:
+		convert(a.Uint8Values(), dst)
+	case *array.Uint16:
+		convert(a.Uint16Values(), dst)
+	case *array.Uint32:
+		convert(a.Uint32Values(), dst)
+	case *array.Uint64:
+		convert(a.Uint64Values(), dst)
+	case *array.Float32:
+		convert(a.Float32Values(), dst)
+	case *array.Float64:
+		convert(a.Float64Values(), dst)
+	default:
+		panic(fmt.Sprintf("operators: convertFrom %s", src.DataType()))
+	}
+}
+
+func convert[S, D number](src []S, dst []D) {
+	for i, v := range src {
+		dst[i] = D(v)
+	}
+}
+
+// getter reads row i of an integer array as int64 or uint64.
 type getter struct {
 	i func(int) int64
 	u func(int) uint64
-	f func(int) float64
 }
 
 func numberGetter(src arrow.Array) getter {
 	switch a := src.(type) {
 	case *array.Int8:
-		return signedGetter(a.Value)
+		return intGetter(a.Value)
 	case *array.Int16:
-		return signedGetter(a.Value)
+		return intGetter(a.Value)
 	case *array.Int32:
-		return signedGetter(a.Value)
+		return intGetter(a.Value)
 	case *array.Int64:
-		return signedGetter(a.Value)
+		return intGetter(a.Value)
 	case *array.Uint8:
-		return unsignedGetter(a.Value)
+		return intGetter(a.Value)
 	case *array.Uint16:
-		return unsignedGetter(a.Value)
+		return intGetter(a.Value)
 	case *array.Uint32:
-		return unsignedGetter(a.Value)
+		return intGetter(a.Value)
 	case *array.Uint64:
-		return unsignedGetter(a.Value)
-	case *array.Float32:
-		return getter{f: func(i int) float64 { return float64(a.Value(i)) }}
-	case *array.Float64:
-		return getter{f: a.Value}
+		return intGetter(a.Value)
 	}
 	panic(fmt.Sprintf("operators: numberGetter of %s", src.DataType()))
 }
 
-func signedGetter[T int8 | int16 | int32 | int64](v func(int) T) getter {
+func intGetter[T int8 | int16 | int32 | int64 | uint8 | uint16 | uint32 | uint64](v func(int) T) getter {
 	return getter{
 		i: func(i int) int64 { return int64(v(i)) },
 		u: func(i int) uint64 { return uint64(v(i)) },
-		f: func(i int) float64 { return float64(v(i)) },
-	}
-}
-
-func unsignedGetter[T uint8 | uint16 | uint32 | uint64](v func(int) T) getter {
-	return getter{
-		i: func(i int) int64 { return int64(v(i)) },
-		u: func(i int) uint64 { return uint64(v(i)) },
-		f: func(i int) float64 { return float64(v(i)) },
 	}
 }
 

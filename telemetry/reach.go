@@ -38,10 +38,13 @@ type reach struct {
 }
 
 // newReach returns the probe of an OTLP endpoint, or nil when its address
-// cannot be told (the exporter then finds it from variables of its own).
+// cannot be told (the exporter then finds it from variables of its own) or
+// the exporter may go through a proxy (HTTPS_PROXY and the like, which both
+// the HTTP and the gRPC exporters honour): the collector may then be out of
+// our direct reach and still get the data.
 func newReach(protocol, endpoint, signal string, timeout time.Duration) *reach {
 	addr := collectorAddr(protocol, endpoint, signal)
-	if addr == "" {
+	if addr == "" || proxied() {
 		return nil
 	}
 	return &reach{addr: addr, timeout: min(timeout, probeTimeout)}
@@ -69,6 +72,16 @@ func (r *reach) check(ctx context.Context) error {
 	}
 	r.at, r.err = time.Now(), err
 	return err
+}
+
+// proxied reports whether a proxy variable is set.
+func proxied() bool {
+	for _, v := range []string{"HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"} {
+		if os.Getenv(v) != "" {
+			return true
+		}
+	}
+	return false
 }
 
 // collectorAddr is the host:port an OTLP exporter of protocol (grpc or

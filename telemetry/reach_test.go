@@ -66,4 +66,9 @@ func TestReach(t *testing.T) {
 	if err := none.check(ctx); err != nil {
 		t.Error(err)
 	}
+	// Through a proxy the collector may be out of direct reach: no probe.
+	t.Setenv("HTTPS_PROXY", "http://proxy.example:3128")
+	if r := newReach("grpc", refused, "TRACES", 0); r != nil {
+		t.Errorf("a probe with HTTPS_PROXY set: %+v", r)
+	}
 }

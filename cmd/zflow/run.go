@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -28,7 +29,7 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 	fs.Var(&asJSON, "json", "print the summary as JSON on stdout, or with --json=FILE write it to FILE (an invalid pipeline: its errors as JSON)")
 	arena := fs.String("arena", "", "the run's arena, overriding settings.memory.arena: hugepage, thp, plain, heap (asked explicitly, a fallback is a warning)")
 	progressEvery := fs.Duration("progress", time.Second, "progress line interval on a terminal")
-	logLevel := fs.String("log-level", "warn", "debug, info, warn or error")
+	logLevel := fs.String("log-level", "warn", "debug, info, warn or error (--quiet: error, unless given)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	traceExporter := fs.String("trace-exporter", "", "none, stdout or otlp (overrides settings.trace.exporter and OTEL_TRACES_EXPORTER)")
 	traceEndpoint := fs.String("trace-endpoint", "", "OTLP endpoint for traces and metrics, host:port or URL (overrides OTEL_EXPORTER_OTLP_ENDPOINT)")
@@ -46,7 +47,7 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
 		return usageError{fmt.Sprintf("run: --log-level: %v", err)}
 	}
-	if *quiet {
+	if *quiet && !flagSet(fs, "log-level") { // an explicit --log-level wins
 		level = max(level, slog.LevelError)
 	}
 	p, err := zflow.Load(files[0], zflow.WithStdin(stdin))
@@ -262,4 +263,11 @@ func arenaFlag(m buffers.PoolConfig, kind string) (buffers.PoolConfig, error) {
 	}
 	m.Kind, m.QuietFallback = kind, false
 	return m, nil
+}
+
+// flagSet reports whether the flag name was given on the command line.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }

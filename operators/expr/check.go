@@ -82,6 +82,15 @@ func (c *checker) text(e Expr) string {
 	s, end := e.Span()
 	var t string
 	if 0 <= s && s <= end && end <= len(c.src) {
+		// A node's span starts at its first operand, inside any parentheses
+		// around that operand: take in the '(' its closing ')' needs.
+		for open := parenBalance(c.src[s:end]); open < 0; open++ {
+			i := strings.LastIndexByte(c.src[:s], '(')
+			if i < 0 || strings.TrimSpace(c.src[i+1:s]) != "" {
+				break
+			}
+			s = i
+		}
 		t = strings.TrimSpace(c.src[s:end])
 	}
 	if t == "" {
@@ -92,6 +101,28 @@ func (c *checker) text(e Expr) string {
 		t = string(r[:45]) + "..."
 	}
 	return t
+}
+
+// parenBalance counts the '(' in s less the ')', outside quoted strings and
+// names.
+func parenBalance(s string) int {
+	n := 0
+	var quote byte
+	for i := 0; i < len(s); i++ {
+		switch b := s[i]; {
+		case quote != 0:
+			if b == quote {
+				quote = 0 // a doubled quote closes and reopens: the count is the same
+			}
+		case b == '\'' || b == '"':
+			quote = b
+		case b == '(':
+			n++
+		case b == ')':
+			n--
+		}
+	}
+	return n
 }
 
 // desc renders an operand for a message: `qty (int64)`.

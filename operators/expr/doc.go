@@ -40,11 +40,10 @@
 // float64; the comparisons on int64, int32, float64, timestamps and dates;
 // AND/OR; the casts of an integer to int64 or float64; division, modulo,
 // LIKE, CASE, coalesce, NOT, IS NULL, lower, upper, length, ||, every
-// function below but coalesce and abs; CAST to and
-// from every type it names (cast.go, tostring.go; decimals convert row by
-// row through arrow's decimal128.Num, which allocates to parse a string);
-// the date and time functions (func_time.go, strtime.go,
-// func_datediff.go) and date and
+// function below but coalesce and abs; CAST to and from every type it
+// names (cast.go, tostring.go; decimals convert row by row through arrow's
+// decimal128.Num, which allocates to parse a string); the date and time
+// functions (func_time.go, strtime.go, func_datediff.go) and date and
 // interval arithmetic (interval.go); IN with up to 256 constant strings (a
 // hash set built at Compile time, see in.go); and Select's filter, which
 // gathers the kept rows of every primitive, boolean, string and binary
@@ -107,7 +106,7 @@
 //	             regexp_replace(s, pattern, replacement[, options])
 //	             round(x[, digits])  floor(x)  ceil(x)  ceiling(x)  sqrt(x)  ln(x)
 //	             pow(x, y)  power(x, y)  greatest(a, ...)  least(a, ...)
-//	             nullif(a, b)  hash(x)
+//	             nullif(a, b)  hash(x, ...)
 //	             date_part(part, x)  extract(part FROM x)  date_trunc(part, x)
 //	             date_diff(part, start, end)  datediff(...)  make_date(y, m, d)
 //	             strftime(x, format)  strptime(s, format)  epoch_ms(x)
@@ -117,9 +116,9 @@
 // -; *, / and %; unary minus. Keywords and function names are
 // case-insensitive and reserved (quote a column named "end"). TIMESTAMP,
 // TIMESTAMPTZ, DATE and INTERVAL are keywords only before a literal and
-// EXTRACT only before "(", so a column may be called timestamp or date. A bare column name matches exactly, or else
-// case-insensitively if only one column matches; a quoted name matches
-// exactly.
+// EXTRACT only before "(", so a column may be called timestamp or date. A
+// bare column name matches exactly, or else case-insensitively if only one
+// column matches; a quoted name matches exactly.
 //
 // Dates and timestamps are written YYYY-MM-DD, then optionally ' ' or 'T'
 // and HH:MM[:SS[.fraction]], then optionally a zone: Z, UTC, ±HH, ±HH:MM or
@@ -282,15 +281,18 @@
 //     strings compare bytewise.
 //   - nullif(a, b) is NULL where a = b (compared as = compares them), else
 //     a, in a's type.
-//   - hash(x) is a uint64 (DuckDB's UBIGINT), never NULL: the xxhash64 of
+//   - hash(x, ...) is a uint64 (DuckDB's UBIGINT), never NULL: the xxhash64 of
 //     the value's canonical bytes — an integer of any width as its int64
 //     (8 bytes, little-endian), a float as its float64 bits with -0 as 0
 //     and one NaN, a string's bytes, a boolean as the integer 0 or 1, a
 //     timestamp as its stored integer in its own unit — so it is the same
 //     in every process, run and batch size. NULL hashes to
 //     13787848793156543929, DuckDB's value; other values differ from
-//     DuckDB's hash. Two uint64 compare as uint64, so hash(a) = hash(b)
-//     works; arithmetic converts to int64 and fails above 2^63-1.
+//     DuckDB's hash. Several arguments (a row key) fold left to right,
+//     h = xxhash64(h ‖ hash(next)) over 8 little-endian bytes each. Hashes
+//     stay uint64 where they meet each other (=, IN, CASE, coalesce,
+//     greatest, least, nullif), so hash(a) = hash(b) works; arithmetic
+//     converts them to int64 and fails above 2^63-1.
 //   - Every other argument that is NULL makes the result NULL.
 //
 // Select treats a NULL predicate as false, as SQL's WHERE does.
@@ -303,7 +305,10 @@
 // over the same seeded table of ~2000 rows with NULLs and edge values, and
 // every value must agree: NULLs in the same rows, integers, strings and
 // booleans exactly, floats within 1e-9 (float32 1e-6), timestamps by
-// instant; a top-level CAST's type too; when DuckDB fails, zflow must fail.
+// instant; a top-level CAST's type too; when DuckDB fails, zflow must fail;
+// a boolean expression's Select keeps the rows DuckDB's WHERE keeps. Seeded
+// random expressions, written in the subset both dialects read alike, are
+// checked the same way.
 // To add an expression, add a line to the file of its area (core.sql for
 // the operators above); testdata/duckdb/README.md describes the format, the
 // table's columns, how to write an expression both dialects read alike,

@@ -126,7 +126,7 @@ func parseCorpus(path string) ([]corpusEntry, error) {
 
 func TestDuckDB(t *testing.T) {
 	db := duckdbtest.Open(t)
-	corpus := readCorpus(t)
+	corpus := append(readCorpus(t), randomCorpus(*duckdbRandom, *duckdbSeed)...)
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
 	rec := oracleTable(t, mem)

@@ -98,6 +98,29 @@ func (v *int64View) null(i int) bool {
 	return v.nullK || (v.valid != nil && !bitutil.BitIsSet(v.valid, v.voff+i))
 }
 
+// float64View is a float64 operand, as int64View.
+type float64View struct {
+	vals  []float64
+	mask  int
+	valid []byte
+	voff  int
+}
+
+func float64ViewOf(v value) float64View {
+	vals, mask := operand[float64](v)
+	fv := float64View{vals: vals, mask: mask}
+	if v.arr != nil && v.arr.NullN() > 0 {
+		fv.valid, fv.voff = v.arr.NullBitmapBytes(), v.arr.Data().Offset()
+	}
+	return fv
+}
+
+func (v *float64View) at(i int) float64 { return v.vals[i&v.mask] }
+
+func (v *float64View) null(i int) bool {
+	return v.valid != nil && !bitutil.BitIsSet(v.valid, v.voff+i)
+}
+
 // validityN returns the validity of a result that is null where any of vals
 // is: nil when none has a null, the one array's own bitmap (shared) when
 // only one array at offset 0 has nulls, all clear when a constant is NULL,
@@ -132,7 +155,6 @@ func (ev *evaluator) validityN(vals ...value) *memory.Buffer {
 // exact size and a data buffer sized up front by the caller's estimate,
 // grown by doubling if a row needs more.
 type strWriter struct {
-	mem     memory.Allocator
 	offBuf  *memory.Buffer
 	dataBuf *memory.Buffer
 	offs    []int32
@@ -142,7 +164,7 @@ type strWriter struct {
 }
 
 func newStrWriter(mem memory.Allocator, rows, size int) *strWriter {
-	w := &strWriter{mem: mem, offBuf: newBuffer(mem, (rows+1)*4), dataBuf: newBuffer(mem, max(size, 0))}
+	w := &strWriter{offBuf: newBuffer(mem, (rows+1)*4), dataBuf: newBuffer(mem, max(size, 0))}
 	w.offs = arrow.Int32Traits.CastFromBytes(w.offBuf.Bytes())[:rows+1]
 	w.data = w.dataBuf.Bytes()
 	return w
@@ -177,15 +199,6 @@ func (w *strWriter) write(b []byte) {
 	w.pos += copy(w.data[w.pos:], b)
 }
 
-// writeByte appends c to the current row.
-func (w *strWriter) writeByte(c byte) {
-	if !w.grow(1) {
-		return
-	}
-	w.data[w.pos] = c
-	w.pos++
-}
-
 // finish ends the last row and builds the array with validity valid (nil:
 // no nulls), taking it over; on error it releases everything.
 func (w *strWriter) finish(rows int, valid *memory.Buffer) (arrow.Array, error) {
@@ -206,7 +219,8 @@ func (w *strWriter) release() {
 	w.dataBuf.Release()
 }
 
-// boolWriter fills a boolean result's values bitmap; every byte is written.
+// newBoolBuffer returns the values bitmap of a boolean result of rows rows,
+// all false (every byte written), and its bytes.
 func newBoolBuffer(mem memory.Allocator, rows int) (*memory.Buffer, []byte) {
 	buf := newBuffer(mem, int(bitutil.BytesForBits(int64(rows))))
 	b := buf.Bytes()

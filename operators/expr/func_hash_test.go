@@ -2,7 +2,11 @@ package expr
 
 import (
 	"context"
+	"encoding/binary"
+	"strconv"
 	"testing"
+
+	"github.com/cespare/xxhash/v2"
 
 	"github.com/apache/arrow-go/v18/arrow/array"
 )
@@ -32,8 +36,34 @@ func TestHash(t *testing.T) {
 		{"hash(flag) = hash(1)", "[true,false,false,true,false,false]"}, // as in DuckDB
 		{"hash(qty) IN (hash(50), hash(0))", "[true,false,false,false,true,false]"},
 		{"hash(ts) = hash(ts)", "[true,true,true,true,true,true]"},
+		{"hash(hash(name)) = hash(hash(name))", "[true,true,true,true,true,true]"},
+		// Hashes are compared, picked and nulled as uint64.
+		{"greatest(hash(symbol), hash(name)) >= hash(symbol)", "[true,true,true,true,true,true]"},
+		{"least(hash(symbol), hash(NULL), hash('a')) = least(hash(NULL), hash('a'), hash(symbol))", "[true,true,true,true,true,true]"},
+		{"greatest(hash('a'), hash(NULL))", "[15154266338359012955,15154266338359012955,15154266338359012955,15154266338359012955,15154266338359012955,15154266338359012955]"},
+		{"nullif(hash(name), hash('')) IS NULL", "[false,false,false,false,true,false]"},
+		{"coalesce(nullif(hash(name), hash('')), hash(NULL)) = hash(NULL)", "[false,false,true,false,true,false]"},
+		{"hash(hash(NULL))", "[4107362844620371459,4107362844620371459,4107362844620371459,4107362844620371459,4107362844620371459,4107362844620371459]"},
 	}
 	for _, tt := range tests {
+		got, _, err := evalJSON(t, mem, rec, tt.src)
+		if err != nil || got != tt.want {
+			t.Errorf("%s:\n got %s %v\nwant %s", tt.src, got, err, tt.want)
+		}
+	}
+	// Several arguments fold left to right: h = xxhash64(h ‖ hash(next)).
+	var pair [16]byte
+	binary.LittleEndian.PutUint64(pair[:8], xxhash.Sum64String("a"))
+	binary.LittleEndian.PutUint64(pair[8:], hashNull)
+	ha := xxhash.Sum64(pair[:])
+	for _, tt := range []struct{ src, want string }{
+		{"hash('a', NULL) = " + strconv.FormatUint(ha, 10), "[true,true,true,true,true,true]"},
+		{"hash(symbol, qty) = hash(symbol, qty)", "[true,true,true,true,true,true]"},
+		{"hash(symbol, qty) = hash(qty, symbol)", "[false,false,false,false,false,false]"},
+		{"hash(symbol, qty, flag) = hash(symbol, qty, flag = TRUE)", "[true,true,true,true,true,true]"},
+		{"hash(name, NULL) = hash(name, CAST(NULL AS string))", "[true,true,true,true,true,true]"},
+		{"hash(name, small) = hash(name, CAST(small AS bigint))", "[true,true,true,true,true,true]"},
+	} {
 		got, _, err := evalJSON(t, mem, rec, tt.src)
 		if err != nil || got != tt.want {
 			t.Errorf("%s:\n got %s %v\nwant %s", tt.src, got, err, tt.want)

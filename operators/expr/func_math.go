@@ -33,31 +33,6 @@ func newInt64s(mem memory.Allocator, n int) (*memory.Buffer, []int64) {
 	return buf, arrow.Int64Traits.CastFromBytes(buf.Bytes())[:n]
 }
 
-// float64View is a float64 operand, as int64View.
-type float64View struct {
-	vals  []float64
-	mask  int
-	valid []byte
-	voff  int
-}
-
-func float64ViewOf(v value) float64View {
-	vals, mask := operand[float64](v)
-	fv := float64View{vals: vals, mask: mask}
-	if v.arr != nil && v.arr.NullN() > 0 {
-		fv.valid, fv.voff = v.arr.NullBitmapBytes(), v.arr.Data().Offset()
-	}
-	return fv
-}
-
-func (v *float64View) at(i int) float64 { return v.vals[i&v.mask] }
-
-func (v *float64View) null(i int) bool {
-	return v.valid != nil && !bitIsSet(v.valid, v.voff+i)
-}
-
-func bitIsSet(b []byte, i int) bool { return b[i>>3]&(1<<(i&7)) != 0 }
-
 // checkRound is round(x[, digits]): half away from zero. An integer stays
 // an integer (int64) and a float a float (float64), as in DuckDB; a NULL
 // digits gives NULL.

@@ -19,7 +19,7 @@ func init() {
 	define(&funcDef{name: "greatest", sig: "greatest(a, ...)", min: 1, max: -1, check: checkPick})
 	define(&funcDef{name: "least", sig: "least(a, ...)", min: 1, max: -1, check: checkPick})
 	define(&funcDef{name: "nullif", sig: "nullif(a, b)", min: 2, max: 2, check: checkNullIf})
-	define(&funcDef{name: "hash", sig: "hash(x)", min: 1, max: 1, check: checkHash})
+	define(&funcDef{name: "hash", sig: "hash(x, ...)", min: 1, max: -1, check: checkHash})
 }
 
 // checkPick is greatest(a, ...) or least(a, ...): the arguments are brought
@@ -56,6 +56,10 @@ func checkPick(c *checker, e *Call, args []node) (node, error) {
 	case arrow.INT32, arrow.DATE32:
 		run = func(ev *evaluator, vals []value) (arrow.Array, error) {
 			return pickFixed[int32](ev, dt, vals, greatest, func(a, b int32) bool { return a < b }), nil
+		}
+	case arrow.UINT64: // hash values
+		run = func(ev *evaluator, vals []value) (arrow.Array, error) {
+			return pickFixed[uint64](ev, dt, vals, greatest, func(a, b uint64) bool { return a < b }), nil
 		}
 	case arrow.FLOAT64:
 		run = func(ev *evaluator, vals []value) (arrow.Array, error) {
@@ -97,12 +101,12 @@ func argNull(v value, i int) bool {
 
 // pickFixed picks, column by column, the greatest (or least) non-null value
 // of every row.
-func pickFixed[T int32 | int64 | float64](ev *evaluator, dt arrow.DataType, vals []value, greatest bool, less func(a, b T) bool) arrow.Array {
+func pickFixed[T int32 | int64 | uint64 | float64](ev *evaluator, dt arrow.DataType, vals []value, greatest bool, less func(a, b T) bool) arrow.Array {
 	buf := newBuffer(ev.mem, ev.n*int(dt.(arrow.FixedWidthDataType).BitWidth()/8))
 	out := castBytes[T](buf.Bytes())[:ev.n]
 	st := newPickState(ev.mem, ev.n)
 	for _, v := range vals {
-		xs, mask := operand[T](v)
+		xs, mask := fixedOperand[T](v)
 		for i := range out {
 			if argNull(v, i) {
 				continue
@@ -125,6 +129,16 @@ func pickFixed[T int32 | int64 | float64](ev *evaluator, dt arrow.DataType, vals
 		}
 	}
 	return finish(dt, ev.n, st.valid, buf)
+}
+
+// fixedOperand is operand for any fixed-width type whose values are Ts,
+// uint64 included.
+func fixedOperand[T int32 | int64 | uint64 | float64](v value) ([]T, int) {
+	if v.arr != nil {
+		d := v.arr.Data()
+		return castBytes[T](d.Buffers()[1].Bytes())[d.Offset() : d.Offset()+v.arr.Len()], -1
+	}
+	return castBytes[T](v.sc.(scalar.PrimitiveScalar).Data())[:1], 0
 }
 
 // pickBool is pickFixed for booleans (false < true): greatest is the OR
@@ -208,6 +222,9 @@ func checkNullIf(c *checker, e *Call, args []node) (node, error) {
 		return nullOf(canonical(b.dtype())), nil
 	}
 	dt := canonical(a.dtype())
+	if a.dtype().ID() == arrow.UINT64 {
+		dt = tUint64 // a hash stays one: int64 cannot hold every uint64
+	}
 	out, err := c.coerce(a, dt, e.Args[0])
 	if err != nil {
 		return nil, err
@@ -263,31 +280,87 @@ const hashNull = 13787848793156543929
 
 // checkHash is hash(x): a uint64 (DuckDB's UBIGINT) that is the same for
 // equal values in every process, run and batch size: the xxhash64 of the
-// value's canonical bytes (an integer as an 8-byte little-endian int64, a
-// float as its float64 bits with -0 as 0 and every NaN as one NaN, a
-// string's bytes, a boolean as one byte 0 or 1, a timestamp or date as its
-// stored integer in its own unit), and hashNull for NULL, like DuckDB. The
-// values differ from DuckDB's own hash function.
+// value's canonical bytes. An integer of any width is its int64 value in 8
+// little-endian bytes (a uint64 its own 8 bytes, the same for a value an
+// int64 holds), a float its float64 bits with -0 as 0 and every NaN as one
+// NaN, a string its bytes, a boolean the integer 0 or 1 (so hash(TRUE) =
+// hash(1), as in DuckDB), a timestamp or date its stored integer in its own
+// unit. NULL hashes to hashNull, as in DuckDB; other values differ from
+// DuckDB's hash. With several arguments (a row key) the hashes are folded
+// left to right: h = xxhash64(h ‖ hash(next)), both as 8 little-endian
+// bytes, so hash(a, b) differs from hash(b, a).
 func checkHash(c *checker, e *Call, args []node) (node, error) {
-	x := args[0]
-	cls := classOf(x.dtype())
-	switch cls {
-	case clsNull:
-		return &constNode{sc: scalar.NewUint64Scalar(hashNull)}, nil
-	case clsOther:
-		return nil, typeErrf(offset(e.Args[0]), "hash cannot hash %s", c.desc(e.Args[0], x))
+	ns := make([]node, len(args))
+	for i, x := range args {
+		switch classOf(x.dtype()) {
+		case clsNull:
+			ns[i] = nullOf(tUint64) // hashes to hashNull
+			continue
+		case clsOther:
+			ns[i] = c.report(typeErrf(offset(e.Args[i]), "hash cannot hash %s", c.desc(e.Args[i], x)))
+			continue
+		}
+		dt := canonical(x.dtype())
+		if x.dtype().ID() == arrow.UINT64 {
+			dt = tUint64 // its 8 bytes as they are: int64 cannot hold every uint64
+		}
+		n, err := c.coerce(x, dt, e.Args[i])
+		if err != nil {
+			n = c.report(asTypeError(err, e.Args[i]))
+		}
+		ns[i] = n
 	}
-	x, err := c.coerce(x, canonical(x.dtype()), e.Args[0])
-	if err != nil {
-		return nil, err
+	if poisoned(ns...) {
+		return poisonNode{}, nil
 	}
-	return c.newFunc(e, tUint64, []node{x}, hashKernel)
+	return c.newFunc(e, tUint64, ns, hashKernel)
 }
 
+// hashKernel hashes the first argument, then folds in each next one:
+// h = xxhash64(h ‖ hash(x)), both as 8 little-endian bytes.
 func hashKernel(ev *evaluator, vals []value) (arrow.Array, error) {
-	v := vals[0]
 	buf := newBuffer(ev.mem, ev.n*8)
 	out := arrow.Uint64Traits.CastFromBytes(buf.Bytes())[:ev.n]
+	if err := hashInto(ev, out, vals[0]); err != nil {
+		buf.Release()
+		return nil, err
+	}
+	if len(vals) > 1 {
+		scratch := newBuffer(ev.mem, ev.n*8)
+		defer scratch.Release()
+		next := arrow.Uint64Traits.CastFromBytes(scratch.Bytes())[:ev.n]
+		var pair [16]byte
+		for _, v := range vals[1:] {
+			if err := hashInto(ev, next, v); err != nil {
+				buf.Release()
+				return nil, err
+			}
+			for i := range out {
+				binary.LittleEndian.PutUint64(pair[:8], out[i])
+				binary.LittleEndian.PutUint64(pair[8:], next[i])
+				out[i] = xxhash.Sum64(pair[:])
+			}
+		}
+	}
+	return finish(tUint64, ev.n, nil, buf), nil
+}
+
+// hashInto writes the hash of every row of v into out.
+func hashInto(ev *evaluator, out []uint64, v value) error {
+	if v.arr == nil && !v.sc.IsValid() {
+		for i := range out {
+			out[i] = hashNull
+		}
+		return nil
+	}
+	if v.arr == nil && v.dtype().ID() == arrow.UINT64 {
+		arr, err := broadcast(ev.mem, v.sc, ev.n)
+		if err != nil {
+			return err
+		}
+		defer arr.Release()
+		v = value{arr: arr}
+	}
 	var tmp [8]byte
 	switch dt := v.dtype(); dt.ID() {
 	case arrow.STRING:
@@ -339,6 +412,17 @@ func hashKernel(ev *evaluator, vals []value) (arrow.Array, error) {
 			binary.LittleEndian.PutUint64(tmp[:], uint64(int64(xs[i&mask])))
 			out[i] = xxhash.Sum64(tmp[:])
 		}
+	case arrow.UINT64:
+		d := v.arr.Data()
+		xs := arrow.Uint64Traits.CastFromBytes(d.Buffers()[1].Bytes())[d.Offset():]
+		for i := range out {
+			if argNull(v, i) {
+				out[i] = hashNull
+				continue
+			}
+			binary.LittleEndian.PutUint64(tmp[:], xs[i])
+			out[i] = xxhash.Sum64(tmp[:])
+		}
 	default: // int64, timestamps, dates in int64
 		xs, mask := operand[int64](v)
 		for i := range out {
@@ -350,5 +434,5 @@ func hashKernel(ev *evaluator, vals []value) (arrow.Array, error) {
 			out[i] = xxhash.Sum64(tmp[:])
 		}
 	}
-	return finish(tUint64, ev.n, nil, buf), nil
+	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/bitutil"
 	"github.com/apache/arrow-go/v18/arrow/scalar"
 )
 
@@ -349,22 +350,32 @@ func concatKernel(ev *evaluator, vals []value, skipNulls bool) (arrow.Array, err
 		size += estimate(&views[i], ev.n)
 	}
 	w := newStrWriter(ev.mem, ev.n, size)
+	if skipNulls {
+		for i := 0; i < ev.n; i++ {
+			w.row(i)
+			for k := range views {
+				if !views[k].null(i) {
+					w.write(views[k].at(i))
+				}
+			}
+		}
+		return w.finish(ev.n, nil)
+	}
+	valid := ev.validityN(vals...)
+	var bits []byte
+	if valid != nil {
+		bits = valid.Bytes()
+	}
 	for i := 0; i < ev.n; i++ {
 		w.row(i)
+		if bits != nil && !bitutil.BitIsSet(bits, i) {
+			continue // a NULL row holds no bytes
+		}
 		for k := range views {
-			if views[k].null(i) {
-				if skipNulls {
-					continue
-				}
-				break
-			}
 			w.write(views[k].at(i))
 		}
 	}
-	if skipNulls {
-		return w.finish(ev.n, nil)
-	}
-	return w.finish(ev.n, ev.validityN(vals...))
+	return w.finish(ev.n, valid)
 }
 
 func checkSplitPart(c *checker, e *Call, args []node) (node, error) {

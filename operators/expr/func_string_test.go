@@ -6,6 +6,9 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
 )
 
 // The string functions on the test batch (see eval_test.go for its rows).
@@ -152,4 +155,42 @@ func sliceJSON(t *testing.T, want string, lo, hi int) string {
 		parts = append(parts, string(e))
 	}
 	return "[" + strings.Join(parts, ",") + "]"
+}
+
+// TestFunctionsOnDictionary runs the functions on a dictionary-encoded
+// string column, which they decode once and then treat as utf8.
+func TestFunctionsOnDictionary(t *testing.T) {
+	mem := newMem()
+	defer mem.AssertSize(t, 0)
+	dt := &arrow.DictionaryType{IndexType: arrow.PrimitiveTypes.Int32, ValueType: arrow.BinaryTypes.String}
+	b := array.NewDictionaryBuilder(mem, dt).(*array.BinaryDictionaryBuilder)
+	for _, s := range []string{"AAPL", "MSFT", "AAPL", "", "GOOG"} {
+		if s == "" {
+			b.AppendNull()
+		} else if err := b.AppendString(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	col := b.NewArray()
+	b.Release()
+	schema := arrow.NewSchema([]arrow.Field{{Name: "sym", Type: dt, Nullable: true}}, nil)
+	rec := array.NewRecordBatch(schema, []arrow.Array{col}, int64(col.Len()))
+	col.Release()
+	defer rec.Release()
+	for _, tt := range []struct{ src, want string }{
+		{"substr(sym, 2, 2)", `["AP","SF","AP",null,"OO"]`},
+		{"sym || '!'", `["AAPL!","MSFT!","AAPL!",null,"GOOG!"]`},
+		{"concat(sym, NULL, '.')", `["AAPL.","MSFT.","AAPL.",".","GOOG."]`},
+		{"trim(sym, 'AL')", `["P","MSFT","P",null,"GOOG"]`},
+		{"split_part(sym, 'A', -1)", `["PL","MSFT","PL",null,"GOOG"]`},
+		{"regexp_replace(sym, 'O+', '0')", `["AAPL","MSFT","AAPL",null,"G0G"]`},
+		{"greatest(sym, 'B')", `["B","MSFT","B","B","GOOG"]`},
+		{"nullif(sym, 'AAPL')", `[null,"MSFT",null,null,"GOOG"]`},
+		{"hash(sym) = hash('AAPL')", "[true,false,true,false,false]"},
+	} {
+		got, _, err := evalJSON(t, mem, rec, tt.src)
+		if err != nil || got != tt.want {
+			t.Errorf("%s: got %s, %v; want %s", tt.src, got, err, tt.want)
+		}
+	}
 }

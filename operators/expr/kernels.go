@@ -245,6 +245,8 @@ func makeSource(v value) (source, error) {
 			s.c64 = uint64(sc.Value)
 		case *scalar.Date32:
 			s.c32 = uint32(sc.Value)
+		case *scalar.Uint64:
+			s.c64 = sc.Value
 		case *scalar.Boolean:
 			s.cbool = sc.Value
 		case *scalar.String:
@@ -270,7 +272,7 @@ func makeSource(v value) (source, error) {
 	case *array.Date32:
 		s.u32 = arrow.Uint32Traits.CastFromBytes(d.Buffers()[1].Bytes())
 	default:
-		if d.DataType().ID() != arrow.INT64 && d.DataType().ID() != arrow.FLOAT64 && d.DataType().ID() != arrow.TIMESTAMP {
+		if id := d.DataType().ID(); id != arrow.INT64 && id != arrow.FLOAT64 && id != arrow.TIMESTAMP && id != arrow.UINT64 {
 			return s, fmt.Errorf("expr: CASE/coalesce on %s is not supported", typeName(d.DataType()))
 		}
 		s.u64 = arrow.Uint64Traits.CastFromBytes(d.Buffers()[1].Bytes())
@@ -317,7 +319,7 @@ func (n *chooseNode) eval(ev *evaluator) (value, error) {
 		return value{}, err
 	}
 	switch n.dt.ID() {
-	case arrow.INT64, arrow.FLOAT64, arrow.TIMESTAMP:
+	case arrow.INT64, arrow.FLOAT64, arrow.TIMESTAMP, arrow.UINT64:
 		return value{arr: gather64(ev.mem, n.dt, sel, srcs)}, nil
 	case arrow.DATE32:
 		return value{arr: gather32(ev.mem, n.dt, sel, srcs)}, nil

@@ -129,6 +129,14 @@ func commonTimestamp(a, b arrow.DataType, aConst, bConst bool) (arrow.DataType, 
 	return &arrow.TimestampType{Unit: finerUnit(ta.Unit, tb.Unit), TimeZone: tz}, true
 }
 
+// keepUint64 is canonical, except that a uint64 (a hash) stays one.
+func keepUint64(dt arrow.DataType) arrow.DataType {
+	if dt.ID() == arrow.UINT64 {
+		return dt
+	}
+	return canonical(dt)
+}
+
 // unify returns the type two values of a CASE, coalesce, IN list or
 // comparison are brought to, or false when they do not mix.
 func unify(a, b arrow.DataType, aConst, bConst bool) (arrow.DataType, bool) {
@@ -139,9 +147,9 @@ func unify(a, b arrow.DataType, aConst, bConst bool) (arrow.DataType, bool) {
 	case ca == clsInterval || cb == clsInterval:
 		return nil, false
 	case ca == clsNull:
-		return canonical(b), cb != clsOther
+		return keepUint64(b), cb != clsOther
 	case cb == clsNull:
-		return canonical(a), ca != clsOther
+		return keepUint64(a), ca != clsOther
 	case ca == clsInt && cb == clsInt:
 		if a.ID() == arrow.UINT64 && b.ID() == arrow.UINT64 {
 			// Two uint64 (hash values) meet as they are: int64 cannot
