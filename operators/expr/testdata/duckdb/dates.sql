@@ -144,3 +144,8 @@ make_date(2000 + CAST(k AS INTEGER) * 400, 2, 29)
 make_date(date_part('year', d), date_part('month', d), 1)
 --! error
 make_date(2023, 2, 29)
+TIMESTAMP '2024-01-05 10:00:00+02:00'
+TIMESTAMPTZ '2024-01-05 10:00:00+02:00'
+TIMESTAMPTZ '2024-01-05T10:00:00-0530' > CAST(ts AS TIMESTAMPTZ)
+DATE '2024-01-05 10:00'
+DATE '1600-03-01' <= d
