@@ -164,6 +164,7 @@ func TestCastErrors(t *testing.T) {
 		{"CAST('x1' AS DECIMAL(5,2))", "could not convert string 'x1' to DECIMAL(5,2)"},
 		{"CAST(ts AS BIGINT)", "cannot cast ts (timestamp[us]) to BIGINT"},
 		{"CAST(flag AS DATE)", "cannot cast flag (bool) to DATE"},
+		{"CAST(name AS BOOLEAN)", "could not convert string 'Alpha' to BOOLEAN"}, // a large_utf8 column
 	}
 	for _, tt := range tests {
 		_, _, err := evalText(t, tt.src, 0)

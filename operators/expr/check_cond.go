@@ -22,7 +22,7 @@ func (c *checker) cast(e *Cast) (node, error) {
 	if isNullConst(x) {
 		return nullOf(dt), nil
 	}
-	if x.dtype().ID() == arrow.DICTIONARY {
+	if id := x.dtype().ID(); id == arrow.DICTIONARY || id == arrow.LARGE_STRING {
 		if x, err = c.coerce(x, canonical(x.dtype()), e.X); err != nil {
 			return nil, err
 		}
