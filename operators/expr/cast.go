@@ -572,8 +572,8 @@ func parseBool(s string) (bool, bool) {
 
 // ---- dates and timestamps ----
 
-// timeTicks returns the value of row i of a date or timestamp array as
-// ticks of unit u (for a date: its midnight). ok is false on overflow.
+// scaleTicks converts v ticks of 1/from seconds to ticks of 1/to seconds;
+// ok is false when the result overflows int64.
 func scaleTicks(v, from, to int64) (int64, bool) {
 	if to >= from {
 		f := to / from

@@ -1,7 +1,6 @@
 package expr
 
 import (
-	"fmt"
 	"strconv"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -132,9 +131,8 @@ func trimSpace(s string) string {
 // parseDateTime reads DuckDB's text forms of a date or timestamp, spaces
 // around it allowed: YYYY-MM-DD, then optionally ' ' or 'T' and
 // HH:MM[:SS[.fraction]], then optionally a zone: Z, UTC, ±HH, ±HH:MM, ±HHMM.
-// Fraction digits past nanoseconds are dropped. needTime false stops after
-// the date when what follows is not a time (DATE ignores the rest only when
-// it is a valid time).
+// Fraction digits past nanoseconds are dropped. A DATE reads the same text
+// and ignores the time, which must still be valid.
 func parseDateTime(s string) (dateTime, error) {
 	var dt dateTime
 	s = trimSpace(s)
@@ -357,13 +355,4 @@ func appendTimestamp(dst []byte, v int64, u arrow.TimeUnit, zone bool) []byte {
 		dst = append(dst, " (BC)"...)
 	}
 	return dst
-}
-
-// civilString renders a day number for messages.
-func civilString(days int64) string { return string(appendDate(nil, days)) }
-
-// errDateRange is the error of a date or timestamp computation that leaves
-// the representable range.
-func errDateRange(what string, v int64) error {
-	return fmt.Errorf("%s %d is out of the representable range", what, v)
 }

@@ -24,8 +24,6 @@ import (
 // added to or subtracted from a date or timestamp, and is refused anywhere
 // else (there are no interval columns or results).
 
-var tInterval = arrow.FixedWidthTypes.MonthDayNanoInterval
-
 func intervalScalar(iv Interval) scalar.Scalar {
 	return scalar.NewMonthDayNanoIntervalScalar(arrow.MonthDayNanoInterval{
 		Months: iv.Months, Days: iv.Days, Nanoseconds: iv.Micros * 1000,
