@@ -37,6 +37,8 @@ func TestTypeErrors(t *testing.T) {
 		{"ts - ts", 0, "ts - ts gives an interval, which cannot be a result here; use epoch_ms(a) - epoch_ms(b)"},
 		{"qty + INTERVAL 1 DAY", 0, "operator + does not apply to qty (int64) and INTERVAL 1 DAY (month_day_nano_interval)"},
 		{"ts * 2", 0, "operator * needs numeric operands, got ts (timestamp[us])"},
+		{"ts + INTERVAL 1 DAY * qty", 22, "an interval may only be multiplied by a constant number, got qty (int64)"},
+		{"INTERVAL 1 DAY * 2 + INTERVAL 1 HOUR", 0, "INTERVAL 1 DAY * 2 + INTERVAL 1 HOUR is an interval, which cannot be a result: add it to a date or timestamp"},
 		{"CAST(1.5 AS DECIMAL(4,1)) + 1", 0, "operator + does not compute on decimals, got CAST(1.5 AS DECIMAL(4,1)) (decimal(4, 1)): CAST it AS DOUBLE"},
 		{"ts = tsz", 0, "cannot compare ts (timestamp[us]) with tsz (timestamp[ns, tz=UTC])"},
 		{"flag = 1", 0, "cannot compare flag (bool) with 1 (int64)"},

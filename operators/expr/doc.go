@@ -73,6 +73,7 @@
 //	arithmetic   -x  x + y  x - y  x * y  x / y  x % y
 //	             date ± integer (days)  date - date (BIGINT days)
 //	             date|timestamp ± INTERVAL ...  INTERVAL ... + date|timestamp
+//	             INTERVAL ... ± INTERVAL ...  INTERVAL ... * n  (constants, folded)
 //	strings      x || y   (concatenation; numbers, booleans, timestamps are
 //	             formatted as CAST(x AS string))
 //	comparison   =  ==  !=  <>  <  <=  >  >=
@@ -174,7 +175,10 @@
 // may be cast to and from numbers, strings and other decimals and
 // returned; an operator or comparison on one is a *TypeError saying to
 // CAST it AS DOUBLE. An interval is a constant only: it may be added to or
-// subtracted from a date or timestamp, and is refused as a result.
+// subtracted from a date or timestamp, added to another or multiplied by a
+// constant number (a fraction of a month becomes days, 30 to a month, and
+// a fraction of a day microseconds, as in DuckDB), and is refused as a
+// result.
 // Other column types may only be returned as they are or tested with IS
 // NULL. An int meeting a float becomes float64. Comparing a narrow column
 // (int32, timestamp[s], date32) with a constant that converts exactly

@@ -445,6 +445,9 @@ func (c *checker) timeArith(e *Binary, l, r node) (node, bool, error) {
 	bad := func() (node, bool, error) {
 		return nil, true, typeErrf(e.Start, "operator %s does not apply to %s and %s", e.Op, c.desc(e.L, l), c.desc(e.R, r))
 	}
+	if n, ok, err := c.intervalConst(e, l, r); ok {
+		return n, true, err
+	}
 	if e.Op != "+" && e.Op != "-" {
 		return nil, false, nil // the numeric check names the operand
 	}
@@ -511,4 +514,85 @@ func (c *checker) dateArith(e *Binary, l, r node, sub bool, dt, rdt arrow.DataTy
 	}
 	n, err := c.foldIf(&dateArithNode{l: l, r: r, sub: sub, dt: dt, src: c.text(e)}, e, l, r)
 	return n, true, err
+}
+
+// constInterval returns the value of an interval constant.
+func constInterval(n node) (Interval, bool) {
+	k, ok := n.(*constNode)
+	if !ok || !k.sc.IsValid() {
+		return Interval{}, false
+	}
+	sc, ok := k.sc.(*scalar.MonthDayNanoInterval)
+	if !ok {
+		return Interval{}, false
+	}
+	return Interval{Months: sc.Value.Months, Days: sc.Value.Days, Micros: sc.Value.Nanoseconds / 1000}, true
+}
+
+// intervalConst folds interval ± interval and interval * number (either
+// order) into one interval constant, as DuckDB computes them: a fraction of
+// a month becomes days (30 to a month), a fraction of a day microseconds.
+// ok is false when neither operand is an interval.
+func (c *checker) intervalConst(e *Binary, l, r node) (node, bool, error) {
+	li, lok := constInterval(l)
+	ri, rok := constInterval(r)
+	switch {
+	case lok && rok && (e.Op == "+" || e.Op == "-"):
+		sign := int64(1)
+		if e.Op == "-" {
+			sign = -1
+		}
+		m := int64(li.Months) + sign*int64(ri.Months)
+		d := int64(li.Days) + sign*int64(ri.Days)
+		us := li.Micros + sign*ri.Micros
+		if m != int64(int32(m)) || d != int64(int32(d)) {
+			return nil, true, typeErrf(e.Start, "%s: interval out of range", c.text(e))
+		}
+		return &constNode{sc: intervalScalar(Interval{int32(m), int32(d), us})}, true, nil
+	case e.Op == "*" && (lok || rok):
+		iv, k, ke := li, r, e.R
+		if !lok {
+			iv, k, ke = ri, l, e.L
+		}
+		f, ok := constNumber(k)
+		if !ok {
+			return nil, true, typeErrf(offset(ke), "an interval may only be multiplied by a constant number, got %s", c.desc(ke, k))
+		}
+		out, err := iv.scale(f)
+		if err != nil {
+			return nil, true, typeErrf(e.Start, "%s: %v", c.text(e), err)
+		}
+		return &constNode{sc: intervalScalar(out)}, true, nil
+	}
+	return nil, false, nil
+}
+
+// constNumber returns the value of a numeric constant.
+func constNumber(n node) (float64, bool) {
+	k, ok := n.(*constNode)
+	if !ok || !k.sc.IsValid() {
+		return 0, false
+	}
+	switch sc := k.sc.(type) {
+	case *scalar.Int64:
+		return float64(sc.Value), true
+	case *scalar.Float64:
+		return sc.Value, true
+	}
+	return 0, false
+}
+
+// scale multiplies iv by f.
+func (iv Interval) scale(f float64) (Interval, error) {
+	var out Interval
+	m := float64(iv.Months) * f
+	wm := math.Trunc(m)
+	d := float64(iv.Days)*f + (m-wm)*30
+	wd := math.Trunc(d)
+	us := float64(iv.Micros)*f + (d-wd)*microsPerDay
+	if math.Abs(wm) > math.MaxInt32 || math.Abs(wd) > math.MaxInt32 || math.Abs(us) > 1<<62 || math.IsNaN(us) {
+		return out, fmt.Errorf("interval out of range")
+	}
+	out.Months, out.Days, out.Micros = int32(wm), int32(wd), int64(math.Round(us))
+	return out, nil
 }
