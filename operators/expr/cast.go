@@ -92,6 +92,12 @@ func (n *castNode) eval(ev *evaluator) (value, error) {
 	return value{arr: out}, nil
 }
 
+// evalErrf is a run-time error of the expression src: "expr: src: msg",
+// with msg wrapped so that a failed constant fold shows it alone.
+func evalErrf(src, format string, args ...any) error {
+	return fmt.Errorf("expr: %s: %w", src, fmt.Errorf(format, args...))
+}
+
 // fixedOut allocates the values buffer of n fixed-width results of dt.
 func fixedOut(mem memory.Allocator, dt arrow.DataType, n int) *memory.Buffer {
 	if dt.ID() == arrow.BOOL {

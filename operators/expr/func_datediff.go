@@ -1,7 +1,6 @@
 package expr
 
 import (
-	"fmt"
 	"math"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -76,12 +75,12 @@ func (n *dateDiffNode) eval(ev *evaluator) (value, error) {
 	defer ba.Release()
 	av, ra, err := microsOf(ev.mem, aa)
 	if err != nil {
-		return value{}, fmt.Errorf("expr: %s: %w", n.src, err)
+		return value{}, evalErrf(n.src, "%w", err)
 	}
 	defer ra()
 	bv, rb, err := microsOf(ev.mem, ba)
 	if err != nil {
-		return value{}, fmt.Errorf("expr: %s: %w", n.src, err)
+		return value{}, evalErrf(n.src, "%w", err)
 	}
 	defer rb()
 	rows := ev.n
@@ -199,13 +198,13 @@ func (n *makeDateNode) eval(ev *evaluator) (value, error) {
 		if m < 1 || m > 12 || d < 1 || y < -5_000_000 || y > 5_000_000 || d > int64(daysIn(y, int(m))) {
 			out.Release()
 			valid.Release()
-			return value{}, fmt.Errorf("expr: %s: date out of range: %d-%d-%d", n.src, y, m, d)
+			return value{}, evalErrf(n.src, "date out of range: %d-%d-%d", y, m, d)
 		}
 		days := daysFromCivil(y, int(m), int(d))
 		if days < math.MinInt32 || days > math.MaxInt32 {
 			out.Release()
 			valid.Release()
-			return value{}, fmt.Errorf("expr: %s: date out of range: %d-%d-%d", n.src, y, m, d)
+			return value{}, evalErrf(n.src, "date out of range: %d-%d-%d", y, m, d)
 		}
 		res[i] = int32(days)
 	}

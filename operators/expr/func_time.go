@@ -294,7 +294,7 @@ func (n *timeFuncNode) eval(ev *evaluator) (value, error) {
 	} else {
 		var release func()
 		if us, release, err = microsOf(ev.mem, arr); err != nil {
-			return value{}, fmt.Errorf("expr: %s: %w", n.src, err)
+			return value{}, evalErrf(n.src, "%w", err)
 		}
 		defer release()
 	}
@@ -334,7 +334,7 @@ func (n *timeFuncNode) eval(ev *evaluator) (value, error) {
 			if v > math.MaxInt64/1000 || v < math.MinInt64/1000 {
 				if valid == nil || bitutil.BitIsSet(valid, off+i) {
 					out.Release()
-					return value{}, fmt.Errorf("expr: %s: %d milliseconds is out of the timestamp range", n.src, v)
+					return value{}, evalErrf(n.src, "%d milliseconds is out of the timestamp range", v)
 				}
 				r = 0
 			}

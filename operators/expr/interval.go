@@ -339,7 +339,7 @@ func (n *intervalNode) eval(ev *evaluator) (value, error) {
 	exact, ok := scaleTicks(n.iv.Micros, microsPerSec, per)
 	if !ok {
 		out.Release()
-		return value{}, fmt.Errorf("expr: %s: interval out of range for %s", n.src, sqlTypeName(n.dt))
+		return value{}, evalErrf(n.src, "interval out of range for %s", sqlTypeName(n.dt))
 	}
 	var valid []byte
 	if arr.NullN() > 0 {
@@ -347,16 +347,18 @@ func (n *intervalNode) eval(ev *evaluator) (value, error) {
 	}
 	calendar := n.iv.Months != 0 || n.iv.Days != 0
 	for i, v := range src {
+		inRange := true
 		if calendar {
 			days, tod := floorDiv(v, perDay), floorMod(v, perDay)
 			days = addMonths(days, int64(n.iv.Months)) + int64(n.iv.Days)
+			inRange = days > math.MinInt64/perDay+1 && days < math.MaxInt64/perDay-1
 			v = days*perDay + tod
 		}
 		r := v + exact
-		if (exact > 0 && r < v) || (exact < 0 && r > v) || (calendar && !fitsDays(v, perDay)) {
+		if (exact > 0 && r < v) || (exact < 0 && r > v) || !inRange {
 			if valid == nil || bitutil.BitIsSet(valid, d.Offset()+i) {
 				out.Release()
-				return value{}, fmt.Errorf("expr: %s: result out of range for %s", n.src, sqlTypeName(n.dt))
+				return value{}, evalErrf(n.src, "result out of range for %s", sqlTypeName(n.dt))
 			}
 		}
 		dst[i] = r
@@ -364,10 +366,6 @@ func (n *intervalNode) eval(ev *evaluator) (value, error) {
 	return value{arr: finish(n.dt, rows, validOf(ev.mem, arr), out)}, nil
 }
 
-func fitsDays(v, perDay int64) bool {
-	d := floorDiv(v, perDay)
-	return d > math.MinInt64/perDay && d < math.MaxInt64/perDay
-}
 
 // dateArithNode is date ± integer days (a date) or date - date (BIGINT days).
 type dateArithNode struct {
@@ -429,7 +427,7 @@ func (n *dateArithNode) eval(ev *evaluator) (value, error) {
 		if valid != nil {
 			valid.Release()
 		}
-		return value{}, fmt.Errorf("expr: %s: date out of range", n.src)
+		return value{}, evalErrf(n.src, "date out of range")
 	}
 	return value{arr: finish(n.dt, rows, valid, out)}, nil
 }

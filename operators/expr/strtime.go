@@ -221,7 +221,7 @@ func (n *strftimeNode) eval(ev *evaluator) (value, error) {
 	defer arr.Release()
 	us, release, err := microsOf(ev.mem, arr)
 	if err != nil {
-		return value{}, fmt.Errorf("expr: %s: %w", n.src, err)
+		return value{}, evalErrf(n.src, "%w", err)
 	}
 	defer release()
 	return formatStrings(ev.mem, arr, func(dst []byte, i int) []byte {
@@ -297,7 +297,7 @@ func (n *strptimeNode) eval(ev *evaluator) (value, error) {
 		v, ok := strptime(s.Value(i), n.items, n.dt.Unit == arrow.Nanosecond)
 		if !ok {
 			out.Release()
-			return value{}, fmt.Errorf("expr: %s: could not parse string %s according to format %s", n.src, quoteString(s.Value(i)), quoteString(n.format))
+			return value{}, evalErrf(n.src, "could not parse string %s according to format %s", quoteString(s.Value(i)), quoteString(n.format))
 		}
 		res[i] = v
 	}
