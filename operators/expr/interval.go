@@ -366,7 +366,6 @@ func (n *intervalNode) eval(ev *evaluator) (value, error) {
 	return value{arr: finish(n.dt, rows, validOf(ev.mem, arr), out)}, nil
 }
 
-
 // dateArithNode is date ± integer days (a date) or date - date (BIGINT days).
 type dateArithNode struct {
 	l, r node // date32, and int64 or date32
