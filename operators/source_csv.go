@@ -47,6 +47,8 @@ func CSVSourceSpec() engine.Spec {
 		Doc: "Types are inferred at compile time from a sample of rows: int64, float64, bool (true/false), " +
 			"date32 (2006-01-02), timestamp (RFC 3339 or 2006-01-02 15:04:05, with or without zone; UTC) or " +
 			"string. A value that does not parse as its column's type is an error naming the line. " +
+			"A timestamp with more fraction digits than its column's unit holds is an error too, unless the column " +
+			"is declared with truncate: true, which drops them; a zone offset (Z, +02, +02:00, -0530) converts to UTC. " +
 			"A gzip, zstd, bzip2 or xz file is read decompressed (found by its magic bytes, not its name); " +
 			"a file that is not text (Parquet, Arrow, an archive, NUL bytes) is refused, saying what it looks like.",
 		Example: `type: csv
@@ -443,8 +445,9 @@ func (s *csvSource) Run(ctx context.Context, out engine.Emitter) error {
 	bld := array.NewRecordBuilder(s.ic.Alloc, f.fileSchema)
 	defer bld.Release()
 	cols := make([]csvColumn, f.fileSchema.NumFields())
+	truncate := truncatingColumns(f.cfg.Columns)
 	for i := range cols {
-		cols[i] = newCSVColumn(f.fileSchema.Field(i), bld.Field(i))
+		cols[i] = newCSVColumn(f.fileSchema.Field(i), bld.Field(i), truncate[f.fileSchema.Field(i).Name])
 	}
 	for i := range f.files.inputs() {
 		if stop, err := s.runFile(ctx, i, bld, cols, out); stop || err != nil {

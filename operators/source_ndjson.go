@@ -43,7 +43,9 @@ func NDJSONSourceSpec() engine.Spec {
 		Summary: "reads newline-delimited JSON objects, one row each",
 		Doc: "Columns are the keys of the sampled objects in order of first appearance; types are " +
 			"int64, float64 (when a key holds both), bool, date32 (\"2006-01-02\"), timestamp (RFC 3339 " +
-			"strings; UTC when they carry a zone) or string. Keys missing from an object are null; a key " +
+			"strings; UTC when they carry a zone, converted from an offset such as +02:00 or -0530) or string. " +
+			"A timestamp with more fraction digits than its column's unit holds fails the run, unless the column " +
+			"is declared with truncate: true, which drops them. Keys missing from an object are null; a key " +
 			"not among the columns fails the run naming its line (unknown_keys: auto, when the columns were inferred) " +
 			"or is dropped (unknown_keys: ignore, or auto with columns: declared). Nested objects and arrays are not supported. A gzip, zstd, bzip2 or xz file is read decompressed (found by its magic bytes, not its name); a file that is not text is refused, saying what it looks like.",
 		Example: `type: ndjson
@@ -360,7 +362,12 @@ func (s *ndjsonSource) runFile(ctx context.Context, fi int, out engine.Emitter) 
 		}
 		lines.keys = newKeyCheck(path, names, hint)
 	}
-	r := array.NewJSONReader(lines, f.fileSchema, array.WithAllocator(s.ic.Alloc), array.WithChunk(batchRows))
+	// Timestamp columns are read as text and parsed here, so that a bad
+	// value names its key and a column with truncate: true drops the digits
+	// its unit cannot hold.
+	readSchema, tsCols := textTimestamps(f.fileSchema)
+	trunc := truncatingColumns(f.cfg.Columns)
+	r := array.NewJSONReader(lines, readSchema, array.WithAllocator(s.ic.Alloc), array.WithChunk(batchRows))
 	defer r.Release()
 	var rows int64
 	for {
@@ -379,6 +386,14 @@ func (s *ndjsonSource) runFile(ctx context.Context, fi int, out engine.Emitter) 
 		}
 		rec := r.RecordBatch()
 		rec.Retain()
+		if len(tsCols) > 0 {
+			conv, err := parseTimestampColumns(s.ic.Alloc, f.fileSchema, rec, tsCols, trunc, rows)
+			rec.Release()
+			if err != nil {
+				return true, fmt.Errorf("ndjson: read %s: %w", path, err)
+			}
+			rec = conv
+		}
 		rows += rec.NumRows()
 		rec, err = f.extra.extend(s.ic.Alloc, f.schema, rec, fi)
 		if err != nil {

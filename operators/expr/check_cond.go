@@ -12,9 +12,9 @@ func (c *checker) cast(e *Cast) (node, error) {
 	if err != nil {
 		return nil, err
 	}
-	dt, ok := castTypes[e.Type]
-	if !ok {
-		return nil, typeErrf(e.Start, "unknown type %q in CAST (known: %s)", e.Type, castTypeNames())
+	dt, err := resolveType(e.Type)
+	if err != nil {
+		return nil, typeErrf(e.Start, "%v", err)
 	}
 	if poisoned(x) {
 		return x, nil
@@ -22,32 +22,24 @@ func (c *checker) cast(e *Cast) (node, error) {
 	if isNullConst(x) {
 		return nullOf(dt), nil
 	}
+	if id := x.dtype().ID(); id == arrow.DICTIONARY || id == arrow.LARGE_STRING {
+		if x, err = c.coerce(x, canonical(x.dtype()), e.X); err != nil {
+			return nil, err
+		}
+	}
 	if arrow.TypeEqual(x.dtype(), dt) {
 		return x, nil
-	}
-	if !compute.CanCast(x.dtype(), dt) {
-		return nil, typeErrf(e.Start, "cannot cast %s to %s", c.desc(e.X, x), e.Type)
 	}
 	if dt.ID() == arrow.STRING && formatsToString(x.dtype()) {
 		return c.foldIf(&toStringNode{x: x}, e, x)
 	}
+	if castKind(x.dtype(), dt) != "" {
+		return c.foldIf(&castNode{x: x, dt: dt, src: c.text(e)}, e, x)
+	}
+	if castClass(x.dtype()) != "" || castClass(dt) != "" && castClass(dt) != "string" || !compute.CanCast(x.dtype(), dt) {
+		return nil, typeErrf(e.Start, "cannot cast %s to %s", c.desc(e.X, x), sqlTypeName(dt))
+	}
 	opts := compute.SafeCastOptions(dt)
-	opts.AllowTimeTruncate = true // CAST(ns AS timestamp) drops sub-microseconds
-	if arrow.IsFloating(x.dtype().ID()) && arrow.IsInteger(dt.ID()) {
-		// SQL (DuckDB, PostgreSQL) rounds half away from zero:
-		// CAST(2.5 AS int) is 3, CAST(-2.5 AS int) is -3. Round, then cast
-		// what is now whole (a value out of the type's range still fails).
-		x = &callNode{fn: "round", opts: &compute.RoundOptions{NDigits: 0, Mode: compute.RoundHalfTowardsInfinity},
-			args: []node{x}, dt: x.dtype(), src: c.text(e)}
-		x = newFloatRangeNode(x, dt, c.text(e)) // the cast below no longer checks the range
-		opts.AllowFloatTruncate = true          // nothing is left to truncate
-	}
-	if classOf(x.dtype()) == clsInt && classOf(dt) == clsFloat {
-		// As when an int meets a float (coerce): above 2^53 the value
-		// rounds to the nearest float, as in DuckDB and PostgreSQL, rather
-		// than failing the batch.
-		opts.AllowFloatTruncate = true
-	}
 	return c.foldIf(&callNode{fn: "cast", opts: opts, args: []node{x}, dt: dt, src: c.text(e)}, e, x)
 }
 
