@@ -3,6 +3,7 @@ package expr
 import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/compute"
+	"github.com/apache/arrow-go/v18/arrow/scalar"
 )
 
 // Type checking of CAST, function calls, coalesce and CASE.
@@ -29,6 +30,9 @@ func (c *checker) cast(e *Cast) (node, error) {
 	}
 	if arrow.TypeEqual(x.dtype(), dt) {
 		return x, nil
+	}
+	if iv, ok := constInterval(x); ok && dt.ID() == arrow.STRING {
+		return &constNode{sc: scalar.NewStringScalar(iv.String())}, nil
 	}
 	if dt.ID() == arrow.STRING && formatsToString(x.dtype()) {
 		return c.foldIf(&toStringNode{x: x}, e, x)
