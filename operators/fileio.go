@@ -235,6 +235,7 @@ func newFileOut(ic *engine.InstanceContext, kind, path string) (*fileOut, error)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", kind, err)
 	}
+	ic.CountFiles(1)
 	o := &fileOut{kind: kind, af: af}
 	o.bw = bufio.NewWriterSize(writerFunc(o.writeFile), fileOutBuffer)
 	return o, nil

@@ -23,7 +23,7 @@ import (
 type CSVSourceConfig struct {
 	// Path is one file, glob, directory or "-", for Go callers; it comes
 	// before Files. The pipeline parameter path fills Files.
-	Path             string            `example:"testdata/trades.csv"`
+	Path             string
 	Files            []string          `zflow:"path" required:"true" doc:"what to read: a file, a glob (data/*.csv, data/**/*.csv), a directory (its files, recursively, in lexical order, skipping hidden and _-prefixed names), - for standard input, or a list of these; every file must have the first one's columns" example:"data/*.csv"`
 	Filename         string            `zflow:"filename" doc:"add a string column naming the file each row came from: true names it filename, any other value is the column's name"`
 	HivePartitioning string            `zflow:"hive_partitioning" enum:"auto,true,false" doc:"add the key=value directories between a directory or glob root and the files as columns (int64, date32 or string, inferred from the values; __HIVE_DEFAULT_PARTITION__ is null): auto does when every file has the same keys, true requires it"`
@@ -192,7 +192,7 @@ func (f *csvFactory) checkFiles(names []string) error {
 		err := func() error {
 			file, r, name, err := f.newScanner(i, nil)
 			if err != nil {
-				return engine.Errf("path", "csv: %v", err)
+				return engine.Errf(f.files.param(i), "csv: %v", err)
 			}
 			defer file.Close()
 			first, err := r.next()
@@ -200,10 +200,10 @@ func (f *csvFactory) checkFiles(names []string) error {
 				return nil // an empty file adds no rows
 			}
 			if err != nil {
-				return engine.Errf("path", "csv: read %s: %v", name, err)
+				return engine.Errf(f.files.param(i), "csv: read %s: %v", name, err)
 			}
 			if len(first) != len(names) {
-				return engine.Errf("path", "csv: %s has %d columns, but %s (the first file, which sets the columns) has %d: every file must have the same columns",
+				return engine.Errf(f.files.param(i), "csv: %s has %d columns, but %s (the first file, which sets the columns) has %d: every file must have the same columns",
 					name, len(first), f.files.name(0), len(names))
 			}
 			if !f.cfg.Header {
@@ -211,7 +211,7 @@ func (f *csvFactory) checkFiles(names []string) error {
 			}
 			for j, v := range first {
 				if got := strings.TrimSpace(string(v)); got != names[j] && !(got == "" && names[j] == fmt.Sprintf("f%d", j)) {
-					return engine.Errf("path", "csv: column %d is %q in %s but %q in %s (the first file, which sets the columns): every file must have the same columns",
+					return engine.Errf(f.files.param(i), "csv: column %d is %q in %s but %q in %s (the first file, which sets the columns): every file must have the same columns",
 						j+1, got, name, names[j], f.files.name(0))
 				}
 			}
@@ -467,6 +467,7 @@ func (s *csvSource) runFile(ctx context.Context, fi int, bld *array.RecordBuilde
 		return true, fmt.Errorf("csv: %w", err)
 	}
 	defer file.Close()
+	s.ic.CountFiles(1)
 	r.fieldsPerRecord = len(cols)
 	if f.cfg.Header {
 		if _, err := r.next(); err != nil && err != io.EOF {

@@ -23,7 +23,7 @@ import (
 type NDJSONSourceConfig struct {
 	// Path is one file, glob, directory or "-", for Go callers; it comes
 	// before Files. The pipeline parameter path fills Files.
-	Path             string            `example:"testdata/trades.ndjson"`
+	Path             string
 	Files            []string          `zflow:"path" required:"true" doc:"what to read, one JSON object per line: a file, a glob (data/*.ndjson, data/**/*.ndjson), a directory (its files, recursively, in lexical order, skipping hidden and _-prefixed names), - for standard input, or a list of these; the columns come from the first file" example:"logs/*.ndjson"`
 	Filename         string            `zflow:"filename" doc:"add a string column naming the file each row came from: true names it filename, any other value is the column's name"`
 	HivePartitioning string            `zflow:"hive_partitioning" enum:"auto,true,false" doc:"add the key=value directories between a directory or glob root and the files as columns (int64, date32 or string, inferred from the values; __HIVE_DEFAULT_PARTITION__ is null): auto does when every file has the same keys, true requires it"`
@@ -344,6 +344,7 @@ func (s *ndjsonSource) runFile(ctx context.Context, fi int, out engine.Emitter) 
 		return true, fmt.Errorf("ndjson: %w", err)
 	}
 	defer in.Close()
+	s.ic.CountFiles(1)
 	batchRows := batchRowsFor(f.cfg.BatchRows, s.ic.Settings)
 	lines := &lineCounter{r: in.Reader}
 	if p := f.cfg.UnknownKeys; p == "error" || (p != "ignore" && f.inferred) {

@@ -42,12 +42,14 @@ func evalText(t *testing.T, src string, row int) (string, arrow.DataType, error)
 // VARCHAR) prints it and the result type, or an error substring.
 func TestCastDuckDB(t *testing.T) {
 	tests := []struct{ src, want, typ string }{
-		// A float literal is a DOUBLE here (DuckDB's 2.5 is a DECIMAL):
-		// DuckDB rounds a DOUBLE half to even.
-		{"CAST(2.5 AS INT)", "2", "int32"},
-		{"CAST(-2.5 AS INTEGER)", "-2", "int32"},
-		{"CAST(-0.5 AS INTEGER)", "0", "int32"},
+		// A literal with a decimal point is an exact decimal, as DuckDB's
+		// 2.5 is a DECIMAL: half away from zero. A DOUBLE value (with an
+		// exponent, or computed) rounds half to even, as DuckDB's DOUBLE.
+		{"CAST(2.5 AS INT)", "3", "int32"},
+		{"CAST(-2.5 AS INTEGER)", "-3", "int32"},
+		{"CAST(-0.5 AS INTEGER)", "-1", "int32"},
 		{"CAST(3.5 AS INTEGER)", "4", "int32"},
+		{"CAST(25e-1 AS INTEGER)", "2", "int32"},
 		{"CAST(127 AS TINYINT)", "127", "int8"},
 		{"CAST(-128 AS INT1)", "-128", "int8"},
 		{"CAST(300 AS SMALLINT)", "300", "int16"},

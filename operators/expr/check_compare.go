@@ -90,6 +90,26 @@ func (c *checker) comparable(x node, xe Expr, list []node, les []Expr) (node, []
 			return x, out, nil
 		}
 	}
+	if xdt.ID() == arrow.FLOAT32 && !isConst(x) {
+		// A FLOAT column meets decimal literals (0.1): SQL casts each
+		// literal to FLOAT, so f32 = 0.1 holds where f32 was set from 0.1.
+		ok := true
+		for i, k := range list {
+			if _, dec := c.decimalLiteral(les[i]); !dec || !isConst(k) {
+				ok = false
+				break
+			}
+			n, err := c.coerce(k, xdt, les[i])
+			if err != nil {
+				ok = false
+				break
+			}
+			out[i] = n
+		}
+		if ok {
+			return x, out, nil
+		}
+	}
 	dt, xconst := xdt, isConst(x)
 	for i, k := range list {
 		var ok bool

@@ -1,6 +1,9 @@
 package expr
 
 import (
+	"math"
+	"strings"
+
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/compute"
 	"github.com/apache/arrow-go/v18/arrow/scalar"
@@ -37,6 +40,11 @@ func (c *checker) cast(e *Cast) (node, error) {
 	if dt.ID() == arrow.STRING && formatsToString(x.dtype()) {
 		return c.foldIf(&toStringNode{x: x}, e, x)
 	}
+	if v, ok := c.decimalLiteral(e.X); ok && arrow.IsInteger(dt.ID()) {
+		// 2.5 is an exact decimal, as in SQL: CAST(2.5 AS INT) rounds it
+		// half away from zero (3), where a DOUBLE rounds half to even.
+		x = &constNode{sc: scalar.NewFloat64Scalar(math.Round(v))}
+	}
 	if castKind(x.dtype(), dt) != "" {
 		return c.foldIf(&castNode{x: x, dt: dt, src: c.text(e)}, e, x)
 	}
@@ -45,6 +53,34 @@ func (c *checker) cast(e *Cast) (node, error) {
 	}
 	opts := compute.SafeCastOptions(dt)
 	return c.foldIf(&callNode{fn: "cast", opts: opts, args: []node{x}, dt: dt, src: c.text(e)}, e, x)
+}
+
+// decimalLiteral reports whether e is a number literal written with a
+// decimal point and no exponent (2.5, -0.1), possibly negated, and returns
+// its value. SQL (DuckDB, PostgreSQL) reads such a literal as an exact
+// DECIMAL, not a DOUBLE: CAST(2.5 AS INT) is 3, and float_col = 0.1
+// compares with 0.1 rounded to the column's FLOAT. zflow keeps it a
+// float64 constant and follows those two rules where they differ.
+func (c *checker) decimalLiteral(e Expr) (float64, bool) {
+	neg := false
+	for {
+		u, ok := e.(*Unary)
+		if !ok || u.Op != "-" {
+			break
+		}
+		neg, e = !neg, u.X
+	}
+	l, ok := e.(*Literal)
+	if !ok || l.Kind != LitFloat {
+		return 0, false
+	}
+	if s, end := l.Span(); 0 <= s && s <= end && end <= len(c.src) && strings.ContainsAny(c.src[s:end], "eE") {
+		return 0, false // 1e3 is a DOUBLE in SQL too
+	}
+	if neg {
+		return -l.Float, true
+	}
+	return l.Float, true
 }
 
 // results unifies the types of the result arms of a CASE or coalesce and

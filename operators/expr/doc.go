@@ -216,10 +216,14 @@
 //   - CAST follows DuckDB. A value out of the target's range is a run-time
 //     error, the whole batch failing ("value 300 is out of range for
 //     TINYINT"; ±Inf and NaN fit no integer; a constant one fails Compile).
-//     An integer to a float rounds to the nearest float above 2^53. A DOUBLE or FLOAT to an integer rounds half to even, as
-//     DuckDB does (CAST(2.5 AS INT) is 2, CAST(3.5 AS INT) is 4; DuckDB's
-//     literal 2.5 is a DECIMAL, which rounds half away from zero, so there
-//     CAST(2.5 AS INT) is 3). A string to a number ignores surrounding
+//     An integer to a float rounds to the nearest float above 2^53. A
+//     DOUBLE or FLOAT value to an integer rounds half to even, as DuckDB
+//     does (CAST(price AS INT) with price 2.5 is 2). A literal written with
+//     a decimal point and no exponent is an exact decimal, as in SQL:
+//     CAST(2.5 AS INT) is 3 and CAST(-2.5 AS INT) is -3 (half away from
+//     zero; 25e-1 is a DOUBLE and gives 2), and a FLOAT column compares
+//     with such a literal rounded to FLOAT (f32 = 0.1 holds for the FLOAT
+//     nearest 0.1), as DuckDB casts the literal to the column's type. A string to a number ignores surrounding
 //     spaces and takes a sign, '_' separators, 0x hex and, for an integer,
 //     a decimal or exponent form rounded half away from zero ('2.5' is 3);
 //     to a boolean it takes true/t/yes/y/1 and false/f/no/n/0 in any case;

@@ -169,9 +169,9 @@ var evalTests = []struct{ src, want string }{
 	// CAST
 	{"CAST(price AS int)", "[10,20,30,null,0,-2]"}, // DuckDB rounds a DOUBLE half to even
 	{"CAST(price * 2 + 0.5 AS int32)", "[22,40,61,null,0,-4]"},
-	{"CAST(2.5 AS int) + qty * 0", "[2,2,null,2,2,2]"},
+	{"CAST(2.5 AS int) + qty * 0", "[3,3,null,3,3,3]"}, // 2.5 is an exact decimal: half away from zero
 	{"CAST(3.5 AS int) + qty * 0", "[4,4,null,4,4,4]"},
-	{"CAST(-2.5 AS int) + qty * 0", "[-2,-2,null,-2,-2,-2]"},
+	{"CAST(-2.5 AS int) + qty * 0", "[-3,-3,null,-3,-3,-3]"},
 	{"CAST(qty AS double) / 100", "[0.5,1.5,null,2,0,-0.07]"},
 	{"CAST(qty * 0 + 9007199254740993 AS double)", "[9007199254740992,9007199254740992,null,9007199254740992,9007199254740992,9007199254740992]"},
 	{"CAST(qty * 0 + 9223372036854775807 AS double)", "[9223372036854776000,9223372036854776000,null,9223372036854776000,9223372036854776000,9223372036854776000]"},
