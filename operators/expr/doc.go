@@ -223,9 +223,10 @@
 //     CAST(2.5 AS INT) is 3 and CAST(-2.5 AS INT) is -3 (half away from
 //     zero; 25e-1 is a DOUBLE and gives 2), and a FLOAT column compares
 //     with such a literal rounded to FLOAT (f32 = 0.1 holds for the FLOAT
-//     nearest 0.1), as DuckDB casts the literal to the column's type. A string to a number ignores surrounding
-//     spaces and takes a sign, '_' separators, 0x hex and, for an integer,
-//     a decimal or exponent form rounded half away from zero ('2.5' is 3);
+//     nearest 0.1), as DuckDB casts the literal to the column's type. A
+//     string to a number ignores surrounding spaces and takes a sign, '_'
+//     separators, 0x hex and, for an integer, a decimal or exponent form
+//     rounded half away from zero ('2.5' is 3);
 //     to a boolean it takes true/t/yes/y/1 and false/f/no/n/0 in any case;
 //     to a date or timestamp the forms above, digits past the unit dropped.
 //     A string that does not parse is a run-time error naming it. A
