@@ -124,9 +124,10 @@
 //
 // Dates and timestamps are written YYYY-MM-DD, then optionally ' ' or 'T'
 // and HH:MM[:SS[.fraction]], then optionally a zone: Z, UTC, ±HH, ±HH:MM or
-// ±HHMM. As in DuckDB, a TIMESTAMP (literal or cast) keeps the wall clock
-// and ignores a zone offset; a TIMESTAMPTZ converts it to UTC; a DATE
-// ignores the time. An interval's text is number-and-unit pairs (year,
+// ±HHMM. A zone offset converts the time to UTC, for a TIMESTAMP (literal
+// or cast) as for a TIMESTAMPTZ: '2024-01-05 10:00:00+02:00' is 08:00 UTC
+// (DuckDB keeps 10:00 for a TIMESTAMP and drops the offset, which moves
+// the instant without a word); a DATE ignores the time. An interval's text is number-and-unit pairs (year,
 // quarter, month, week, day, hour, minute, second, millisecond,
 // microsecond, their plurals and DuckDB's abbreviations: y, mon, d, h,
 // min, m, s, ms, us...), fractions allowed ('1.5 hours'), and/or a clock
