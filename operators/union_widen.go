@@ -27,48 +27,51 @@ import (
 // Anything else does not widen; with widen_to_string the column becomes
 // text (textType).
 
+// intTypes are the integer types, narrowest first within each signedness.
+var intTypes = [...]struct {
+	dt     arrow.DataType
+	bits   int
+	signed bool
+}{
+	{arrow.PrimitiveTypes.Int8, 8, true},
+	{arrow.PrimitiveTypes.Int16, 16, true},
+	{arrow.PrimitiveTypes.Int32, 32, true},
+	{arrow.PrimitiveTypes.Int64, 64, true},
+	{arrow.PrimitiveTypes.Uint8, 8, false},
+	{arrow.PrimitiveTypes.Uint16, 16, false},
+	{arrow.PrimitiveTypes.Uint32, 32, false},
+	{arrow.PrimitiveTypes.Uint64, 64, false},
+}
+
 // intBits returns the width of an integer type and whether it is signed;
 // bits is 0 for other types.
 func intBits(dt arrow.DataType) (bits int, signed bool) {
-	switch dt.ID() {
-	case arrow.INT8:
-		return 8, true
-	case arrow.INT16:
-		return 16, true
-	case arrow.INT32:
-		return 32, true
-	case arrow.INT64:
-		return 64, true
-	case arrow.UINT8:
-		return 8, false
-	case arrow.UINT16:
-		return 16, false
-	case arrow.UINT32:
-		return 32, false
-	case arrow.UINT64:
-		return 64, false
+	for _, t := range intTypes {
+		if t.dt.ID() == dt.ID() {
+			return t.bits, t.signed
+		}
 	}
 	return 0, false
 }
 
+// intType returns the narrowest integer type of that signedness with at
+// least bits bits (the widest when none has).
 func intType(bits int, signed bool) arrow.DataType {
-	switch {
-	case signed && bits <= 8:
-		return arrow.PrimitiveTypes.Int8
-	case signed && bits <= 16:
-		return arrow.PrimitiveTypes.Int16
-	case signed && bits <= 32:
-		return arrow.PrimitiveTypes.Int32
-	case signed:
-		return arrow.PrimitiveTypes.Int64
-	case bits <= 8:
-		return arrow.PrimitiveTypes.Uint8
-	case bits <= 16:
-		return arrow.PrimitiveTypes.Uint16
-	case bits <= 32:
-		return arrow.PrimitiveTypes.Uint32
+	var dt arrow.DataType
+	for _, t := range intTypes {
+		if t.signed == signed {
+			dt = t.dt
+			if t.bits >= bits {
+				break
+			}
+		}
 	}
-	return arrow.PrimitiveTypes.Uint64
+	return dt
+}
+
+func isInt(dt arrow.DataType) bool {
+	bits, _ := intBits(dt)
+	return bits > 0
 }
 
 func isFloat(dt arrow.DataType) bool { return dt.ID() == arrow.FLOAT32 || dt.ID() == arrow.FLOAT64 }
@@ -156,10 +159,8 @@ func castColumn(mem memory.Allocator, src arrow.Array, dt arrow.DataType) (arrow
 	switch {
 	case src.DataType().ID() == arrow.NULL:
 		return array.MakeArrayOfNull(mem, dt, n), nil
-	case dt.ID() == arrow.INT8 || dt.ID() == arrow.INT16 || dt.ID() == arrow.INT32 || dt.ID() == arrow.INT64 ||
-		dt.ID() == arrow.UINT8 || dt.ID() == arrow.UINT16 || dt.ID() == arrow.UINT32 || dt.ID() == arrow.UINT64 ||
-		dt.ID() == arrow.FLOAT64:
-		if bits, _ := intBits(src.DataType()); bits == 0 && !isFloat(src.DataType()) {
+	case isInt(dt) || dt.ID() == arrow.FLOAT64:
+		if !isInt(src.DataType()) && !isFloat(src.DataType()) {
 			break
 		}
 		return castNumber(mem, src, dt), nil
@@ -222,14 +223,7 @@ func castNumber(mem memory.Allocator, src arrow.Array, dt arrow.DataType) arrow.
 	default: // int8 and uint8 are never a widened type
 		panic(fmt.Sprintf("operators: castNumber to %s", dt))
 	}
-	valid := validityOf(mem, src)
-	d := array.NewData(dt, n, []*memory.Buffer{valid, vals}, nil, src.NullN(), 0)
-	defer d.Release()
-	if valid != nil {
-		valid.Release()
-	}
-	vals.Release()
-	return array.MakeFromData(d)
+	return newArray(mem, dt, src, vals)
 }
 
 type number interface {
@@ -272,41 +266,6 @@ func convert[S, D number](src []S, dst []D) {
 	}
 }
 
-// getter reads row i of an integer array as int64 or uint64.
-type getter struct {
-	i func(int) int64
-	u func(int) uint64
-}
-
-func numberGetter(src arrow.Array) getter {
-	switch a := src.(type) {
-	case *array.Int8:
-		return intGetter(a.Value)
-	case *array.Int16:
-		return intGetter(a.Value)
-	case *array.Int32:
-		return intGetter(a.Value)
-	case *array.Int64:
-		return intGetter(a.Value)
-	case *array.Uint8:
-		return intGetter(a.Value)
-	case *array.Uint16:
-		return intGetter(a.Value)
-	case *array.Uint32:
-		return intGetter(a.Value)
-	case *array.Uint64:
-		return intGetter(a.Value)
-	}
-	panic(fmt.Sprintf("operators: numberGetter of %s", src.DataType()))
-}
-
-func intGetter[T int8 | int16 | int32 | int64 | uint8 | uint16 | uint32 | uint64](v func(int) T) getter {
-	return getter{
-		i: func(i int) int64 { return int64(v(i)) },
-		u: func(i int) uint64 { return uint64(v(i)) },
-	}
-}
-
 // castTimestamp converts to a finer unit; a value that does not fit the
 // finer unit (beyond the years 1677–2262 in nanoseconds) is an error.
 func castTimestamp(mem memory.Allocator, src *array.Timestamp, dt *arrow.TimestampType) (arrow.Array, error) {
@@ -327,14 +286,7 @@ func castTimestamp(mem memory.Allocator, src *array.Timestamp, dt *arrow.Timesta
 		}
 		out[i] = v * mul
 	}
-	valid := validityOf(mem, src)
-	d := array.NewData(dt, n, []*memory.Buffer{valid, vals}, nil, src.NullN(), 0)
-	defer d.Release()
-	if valid != nil {
-		valid.Release()
-	}
-	vals.Release()
-	return array.MakeFromData(d), nil
+	return newArray(mem, dt, src, vals), nil
 }
 
 // stringToLarge widens the offsets to 64 bits; the string bytes and the
@@ -348,14 +300,21 @@ func stringToLarge(mem memory.Allocator, src *array.String) arrow.Array {
 	for i, o := range in {
 		out[i] = int64(o)
 	}
-	data := src.Data().Buffers()[2]
-	bufs := []*memory.Buffer{validityOf(mem, src), offs, data}
-	d := array.NewData(arrow.BinaryTypes.LargeString, n, bufs, nil, src.NullN(), 0)
+	return newArray(mem, arrow.BinaryTypes.LargeString, src, offs, src.Data().Buffers()[2])
+}
+
+// newArray makes an array of dt with src's length and nulls: src's
+// validity (see validityOf), then vals, which it takes over, then any
+// buffers of src it shares (string bytes).
+func newArray(mem memory.Allocator, dt arrow.DataType, src arrow.Array, vals *memory.Buffer, shared ...*memory.Buffer) arrow.Array {
+	valid := validityOf(mem, src)
+	bufs := append([]*memory.Buffer{valid, vals}, shared...)
+	d := array.NewData(dt, src.Len(), bufs, nil, src.NullN(), 0)
 	defer d.Release()
-	if bufs[0] != nil {
-		bufs[0].Release()
+	if valid != nil {
+		valid.Release()
 	}
-	offs.Release()
+	vals.Release()
 	return array.MakeFromData(d)
 }
 
@@ -366,35 +325,29 @@ func stringToLarge(mem memory.Allocator, src *array.String) arrow.Array {
 func formatText(mem memory.Allocator, src arrow.Array, dt arrow.DataType) (arrow.Array, error) {
 	format := textFormatter(src)
 	n := src.Len()
-	var scratch []byte
-	if dt.ID() == arrow.LARGE_STRING {
-		b := array.NewLargeStringBuilder(mem)
-		defer b.Release()
-		b.Reserve(n)
-		for i := range n {
-			if src.IsNull(i) {
-				b.AppendNull()
-				continue
-			}
-			scratch = format(scratch[:0], i)
-			b.BinaryBuilder.Append(scratch)
-		}
-		return b.NewArray(), nil
-	}
-	b := array.NewStringBuilder(mem)
+	b := array.NewBuilder(mem, dt) // a StringBuilder or a LargeStringBuilder
 	defer b.Release()
-	b.Reserve(n)
+	var bin *array.BinaryBuilder
+	limit := math.MaxInt64
+	switch sb := b.(type) {
+	case *array.StringBuilder:
+		bin, limit = sb.BinaryBuilder, math.MaxInt32
+	case *array.LargeStringBuilder:
+		bin = sb.BinaryBuilder
+	}
+	bin.Reserve(n)
 	total := 0
+	var scratch []byte
 	for i := range n {
 		if src.IsNull(i) {
-			b.AppendNull()
+			bin.AppendNull()
 			continue
 		}
 		scratch = format(scratch[:0], i)
-		if total += len(scratch); total > math.MaxInt32 {
+		if total += len(scratch); total > limit {
 			return nil, fmt.Errorf("%d rows of text exceed a string array's 2 GiB", n)
 		}
-		b.BinaryBuilder.Append(scratch)
+		bin.Append(scratch)
 	}
 	return b.NewArray(), nil
 }
@@ -403,11 +356,13 @@ func formatText(mem memory.Allocator, src arrow.Array, dt arrow.DataType) (arrow
 func textFormatter(src arrow.Array) func(dst []byte, i int) []byte {
 	switch a := src.(type) {
 	case *array.Int8, *array.Int16, *array.Int32, *array.Int64:
-		g := numberGetter(a)
-		return func(dst []byte, i int) []byte { return strconv.AppendInt(dst, g.i(i), 10) }
+		v := make([]int64, a.Len())
+		convertFrom(a, v)
+		return func(dst []byte, i int) []byte { return strconv.AppendInt(dst, v[i], 10) }
 	case *array.Uint8, *array.Uint16, *array.Uint32, *array.Uint64:
-		g := numberGetter(a)
-		return func(dst []byte, i int) []byte { return strconv.AppendUint(dst, g.u(i), 10) }
+		v := make([]uint64, a.Len())
+		convertFrom(a, v)
+		return func(dst []byte, i int) []byte { return strconv.AppendUint(dst, v[i], 10) }
 	case *array.Float32:
 		return func(dst []byte, i int) []byte { return strconv.AppendFloat(dst, float64(a.Value(i)), 'g', -1, 32) }
 	case *array.Float64:
