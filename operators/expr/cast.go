@@ -132,46 +132,51 @@ type numeric interface {
 func castNumbers(mem memory.Allocator, arr arrow.Array, to arrow.DataType) (arrow.Array, error) {
 	n := arr.Len()
 	d := arr.Data()
-	off := d.Offset()
-	var valid []byte
-	if arr.NullN() > 0 {
-		valid = arr.NullBitmapBytes()
-	}
 	out := fixedOut(mem, to, n)
-	var bad int = -1
-	if arr.DataType().ID() == arrow.BOOL {
-		bits := d.Buffers()[1].Bytes()
-		bad = boolTo(bits, off, n, to.ID(), out.Bytes())
-	} else {
-		vals := d.Buffers()[1].Bytes()
-		switch arr.DataType().ID() {
-		case arrow.INT8:
-			bad = numFrom(castBytes[int8](vals)[off:off+n], valid, off, to.ID(), out.Bytes())
-		case arrow.INT16:
-			bad = numFrom(castBytes[int16](vals)[off:off+n], valid, off, to.ID(), out.Bytes())
-		case arrow.INT32:
-			bad = numFrom(castBytes[int32](vals)[off:off+n], valid, off, to.ID(), out.Bytes())
-		case arrow.INT64:
-			bad = numFrom(castBytes[int64](vals)[off:off+n], valid, off, to.ID(), out.Bytes())
-		case arrow.UINT8:
-			bad = numFrom(castBytes[uint8](vals)[off:off+n], valid, off, to.ID(), out.Bytes())
-		case arrow.UINT16:
-			bad = numFrom(castBytes[uint16](vals)[off:off+n], valid, off, to.ID(), out.Bytes())
-		case arrow.UINT32:
-			bad = numFrom(castBytes[uint32](vals)[off:off+n], valid, off, to.ID(), out.Bytes())
-		case arrow.UINT64:
-			bad = numFrom(castBytes[uint64](vals)[off:off+n], valid, off, to.ID(), out.Bytes())
-		case arrow.FLOAT32:
-			bad = numFrom(castBytes[float32](vals)[off:off+n], valid, off, to.ID(), out.Bytes())
-		case arrow.FLOAT64:
-			bad = numFrom(castBytes[float64](vals)[off:off+n], valid, off, to.ID(), out.Bytes())
-		}
+	c := numCast{vals: d.Buffers()[1].Bytes(), off: d.Offset(), n: n, to: to.ID(), out: out.Bytes()}
+	if arr.NullN() > 0 {
+		c.valid = arr.NullBitmapBytes()
+	}
+	bad := -1
+	switch arr.DataType().ID() {
+	case arrow.BOOL:
+		boolTo(c)
+	case arrow.INT8:
+		bad = castFrom[int8](c)
+	case arrow.INT16:
+		bad = castFrom[int16](c)
+	case arrow.INT32:
+		bad = castFrom[int32](c)
+	case arrow.INT64:
+		bad = castFrom[int64](c)
+	case arrow.UINT8:
+		bad = castFrom[uint8](c)
+	case arrow.UINT16:
+		bad = castFrom[uint16](c)
+	case arrow.UINT32:
+		bad = castFrom[uint32](c)
+	case arrow.UINT64:
+		bad = castFrom[uint64](c)
+	case arrow.FLOAT32:
+		bad = castFrom[float32](c)
+	case arrow.FLOAT64:
+		bad = castFrom[float64](c)
 	}
 	if bad >= 0 {
 		out.Release()
 		return nil, errOutOfRange(valueText(arr, bad), to)
 	}
 	return finish(to, n, validOf(mem, arr), out), nil
+}
+
+// numCast is one cast of n numbers or booleans: the source's values
+// buffer vals and validity valid (nil without nulls), both from bit or
+// row off, and the output buffer out of type to, from row 0.
+type numCast struct {
+	vals, valid []byte
+	off, n      int
+	to          arrow.Type
+	out         []byte
 }
 
 // valueText renders row i of arr for a message, as DuckDB would print it.
@@ -184,62 +189,66 @@ func valueText(arr arrow.Array, i int) string {
 }
 
 // boolTo converts booleans to 0/1 (or copies them); it never fails.
-func boolTo(bits []byte, off, n int, to arrow.Type, out []byte) int {
-	for i := 0; i < n; i++ {
-		var v uint8
-		if bitutil.BitIsSet(bits, off+i) {
-			v = 1
-		}
-		switch to {
-		case arrow.BOOL:
-			if v == 1 {
-				bitutil.SetBit(out, i)
-			}
-		case arrow.INT8, arrow.UINT8:
-			out[i] = v
-		case arrow.INT16, arrow.UINT16:
-			castBytes[uint16](out)[i] = uint16(v)
-		case arrow.INT32, arrow.UINT32:
-			castBytes[uint32](out)[i] = uint32(v)
-		case arrow.INT64, arrow.UINT64:
-			castBytes[uint64](out)[i] = uint64(v)
-		case arrow.FLOAT32:
-			castBytes[float32](out)[i] = float32(v)
-		case arrow.FLOAT64:
-			castBytes[float64](out)[i] = float64(v)
-		}
+func boolTo(c numCast) {
+	switch c.to {
+	case arrow.BOOL:
+		bitutil.CopyBitmap(c.vals, c.off, c.n, c.out, 0)
+	case arrow.INT8, arrow.UINT8:
+		boolLoop(c, c.out)
+	case arrow.INT16, arrow.UINT16:
+		boolLoop(c, castBytes[uint16](c.out))
+	case arrow.INT32, arrow.UINT32:
+		boolLoop(c, castBytes[uint32](c.out))
+	case arrow.INT64, arrow.UINT64:
+		boolLoop(c, castBytes[uint64](c.out))
+	case arrow.FLOAT32:
+		boolLoop(c, castBytes[float32](c.out))
+	case arrow.FLOAT64:
+		boolLoop(c, castBytes[float64](c.out))
 	}
-	return -1
 }
 
-// numFrom converts src into the type to, written to out; it returns the
-// index of the first valid row out of range, or -1.
-func numFrom[S numeric](src []S, valid []byte, off int, to arrow.Type, out []byte) int {
-	switch to {
+func boolLoop[D numeric](c numCast, dst []D) {
+	dst = dst[:c.n]
+	for i := range dst {
+		var v D
+		if bitutil.BitIsSet(c.vals, c.off+i) {
+			v = 1
+		}
+		dst[i] = v
+	}
+}
+
+// castFrom converts the source values, of type S, into c.to; it returns
+// the index of the first valid row out of range, or -1.
+func castFrom[S numeric](c numCast) int {
+	src := castBytes[S](c.vals)[c.off : c.off+c.n]
+	lo, hi := intBounds(c.to)
+	switch c.to {
 	case arrow.INT8:
-		return numLoop(src, valid, off, castBytes[int8](out), math.MinInt8, math.MaxInt8)
+		return numLoop(src, c.valid, c.off, castBytes[int8](c.out), lo, hi)
 	case arrow.INT16:
-		return numLoop(src, valid, off, castBytes[int16](out), math.MinInt16, math.MaxInt16)
+		return numLoop(src, c.valid, c.off, castBytes[int16](c.out), lo, hi)
 	case arrow.INT32:
-		return numLoop(src, valid, off, castBytes[int32](out), math.MinInt32, math.MaxInt32)
+		return numLoop(src, c.valid, c.off, castBytes[int32](c.out), lo, hi)
 	case arrow.INT64:
-		return numLoop(src, valid, off, castBytes[int64](out), math.MinInt64, math.MaxInt64)
+		return numLoop(src, c.valid, c.off, castBytes[int64](c.out), lo, hi)
 	case arrow.UINT8:
-		return numLoop(src, valid, off, castBytes[uint8](out), 0, math.MaxUint8)
+		return numLoop(src, c.valid, c.off, castBytes[uint8](c.out), lo, hi)
 	case arrow.UINT16:
-		return numLoop(src, valid, off, castBytes[uint16](out), 0, math.MaxUint16)
+		return numLoop(src, c.valid, c.off, castBytes[uint16](c.out), lo, hi)
 	case arrow.UINT32:
-		return numLoop(src, valid, off, castBytes[uint32](out), 0, math.MaxUint32)
+		return numLoop(src, c.valid, c.off, castBytes[uint32](c.out), lo, hi)
 	case arrow.UINT64:
-		return numLoop(src, valid, off, castBytes[uint64](out), 0, math.MaxUint64)
+		return numLoop(src, c.valid, c.off, castBytes[uint64](c.out), lo, hi)
 	case arrow.FLOAT32:
-		return floatLoop(src, valid, off, castBytes[float32](out), math.MaxFloat32)
+		return floatLoop(src, c.valid, c.off, castBytes[float32](c.out), math.MaxFloat32)
 	case arrow.FLOAT64:
-		return floatLoop(src, valid, off, castBytes[float64](out), math.MaxFloat64)
+		return floatLoop(src, c.valid, c.off, castBytes[float64](c.out), math.MaxFloat64)
 	case arrow.BOOL:
 		for i, v := range src {
 			if v != 0 {
-				bitutil.SetBit(out, i)
+				bitutil.SetBit(c.out, i)
 			}
 		}
 	}
