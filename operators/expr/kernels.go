@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	mathbits "math/bits"
+	"unsafe"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -219,10 +220,8 @@ type source struct {
 	null    bool   // constant NULL
 	valid   []byte // nil: no nulls
 	off     int
-	u64     []uint64 // 8-byte values: int64, float64, timestamp
-	c64     uint64
-	u32     []uint32 // 4-byte values: date32
-	c32     uint32
+	fixed   []byte // 8-byte values (int64, uint64, float64, timestamp) or 4-byte ones (date32)
+	cfixed  uint64 // the constant's bits (a date32 in the low 32)
 	bits    []byte // bool values
 	cbool   bool
 	offs    []int32 // string offsets (already shifted by the array offset)
@@ -238,15 +237,15 @@ func makeSource(v value) (source, error) {
 		}
 		switch sc := v.sc.(type) {
 		case *scalar.Int64:
-			s.c64 = uint64(sc.Value)
+			s.cfixed = uint64(sc.Value)
 		case *scalar.Float64:
-			s.c64 = math.Float64bits(sc.Value)
+			s.cfixed = math.Float64bits(sc.Value)
 		case *scalar.Timestamp:
-			s.c64 = uint64(sc.Value)
+			s.cfixed = uint64(sc.Value)
 		case *scalar.Date32:
-			s.c32 = uint32(sc.Value)
+			s.cfixed = uint64(uint32(sc.Value))
 		case *scalar.Uint64:
-			s.c64 = sc.Value
+			s.cfixed = sc.Value
 		case *scalar.Boolean:
 			s.cbool = sc.Value
 		case *scalar.String:
@@ -270,12 +269,12 @@ func makeSource(v value) (source, error) {
 			s.data = b.Bytes()
 		}
 	case *array.Date32:
-		s.u32 = arrow.Uint32Traits.CastFromBytes(d.Buffers()[1].Bytes())
+		s.fixed = d.Buffers()[1].Bytes()
 	default:
 		if id := d.DataType().ID(); id != arrow.INT64 && id != arrow.FLOAT64 && id != arrow.TIMESTAMP && id != arrow.UINT64 {
 			return s, fmt.Errorf("expr: CASE/coalesce on %s is not supported", typeName(d.DataType()))
 		}
-		s.u64 = arrow.Uint64Traits.CastFromBytes(d.Buffers()[1].Bytes())
+		s.fixed = d.Buffers()[1].Bytes()
 	}
 	return s, nil
 }
@@ -320,9 +319,9 @@ func (n *chooseNode) eval(ev *evaluator) (value, error) {
 	}
 	switch n.dt.ID() {
 	case arrow.INT64, arrow.FLOAT64, arrow.TIMESTAMP, arrow.UINT64:
-		return value{arr: gather64(ev.mem, n.dt, sel, srcs)}, nil
+		return value{arr: gatherCase[uint64](ev.mem, n.dt, sel, srcs)}, nil
 	case arrow.DATE32:
-		return value{arr: gather32(ev.mem, n.dt, sel, srcs)}, nil
+		return value{arr: gatherCase[uint32](ev.mem, n.dt, sel, srcs)}, nil
 	case arrow.BOOL:
 		return value{arr: gatherBool(ev.mem, sel, srcs)}, nil
 	case arrow.STRING:
@@ -429,12 +428,15 @@ func markValid(sel []int32, k int32, s *source, rows int) {
 	}
 }
 
-func gather64(mem memory.Allocator, dt arrow.DataType, sel []int32, srcs []source) arrow.Array {
+// gatherCase takes row i of the result from source sel[i], for a result
+// of fixed-width values T (the bits of int64, uint64, float64 and
+// timestamp as uint64, of date32 as uint32).
+func gatherCase[T uint32 | uint64](mem memory.Allocator, dt arrow.DataType, sel []int32, srcs []source) arrow.Array {
 	rows := len(sel)
 	valid := newValidity(mem, rows)
 	vb := valid.Bytes()
-	out := newBuffer(mem, rows*8)
-	res := arrow.Uint64Traits.CastFromBytes(out.Bytes())[:rows]
+	out := newBuffer(mem, rows*int(unsafe.Sizeof(T(0))))
+	res := castBytes[T](out.Bytes())[:rows]
 	for i, k := range sel {
 		s := &srcs[k]
 		switch {
@@ -442,35 +444,10 @@ func gather64(mem memory.Allocator, dt arrow.DataType, sel []int32, srcs []sourc
 			res[i] = 0
 			bitutil.ClearBit(vb, i)
 		case s.isConst:
-			res[i] = s.c64
+			res[i] = T(s.cfixed)
 		default:
 			j := s.off + i
-			res[i] = s.u64[j]
-			if !s.isValid(j) {
-				bitutil.ClearBit(vb, i)
-			}
-		}
-	}
-	return finish(dt, rows, valid, out)
-}
-
-func gather32(mem memory.Allocator, dt arrow.DataType, sel []int32, srcs []source) arrow.Array {
-	rows := len(sel)
-	valid := newValidity(mem, rows)
-	vb := valid.Bytes()
-	out := newBuffer(mem, rows*4)
-	res := arrow.Uint32Traits.CastFromBytes(out.Bytes())[:rows]
-	for i, k := range sel {
-		s := &srcs[k]
-		switch {
-		case s.null:
-			res[i] = 0
-			bitutil.ClearBit(vb, i)
-		case s.isConst:
-			res[i] = s.c32
-		default:
-			j := s.off + i
-			res[i] = s.u32[j]
+			res[i] = castBytes[T](s.fixed)[j]
 			if !s.isValid(j) {
 				bitutil.ClearBit(vb, i)
 			}
