@@ -377,58 +377,46 @@ type dateArithNode struct {
 func (n *dateArithNode) dtype() arrow.DataType { return n.dt }
 
 func (n *dateArithNode) eval(ev *evaluator) (value, error) {
-	l, err := n.l.eval(ev)
-	if err != nil {
-		return value{}, err
-	}
-	defer l.release()
-	r, err := n.r.eval(ev)
-	if err != nil {
-		return value{}, err
-	}
-	defer r.release()
-	if l.nullScalar() || r.nullScalar() {
-		arr, err := broadcast(ev.mem, scalar.MakeNullScalar(n.dt), ev.n)
-		return value{arr: arr}, err
-	}
-	rows := ev.n
-	lv, lm := operand[int32](l)
-	valid := ev.validity2(l, r)
-	if n.dt.ID() == arrow.INT64 { // date - date
-		rv, rm := operand[int32](r)
-		out := newBuffer(ev.mem, rows*8)
-		res := castBytes[int64](out.Bytes())[:rows]
+	return ev.evalBinary(n.l, n.r, n.dt, func(l, r value) (value, error) {
+		rows := ev.n
+		lv, lm := operand[int32](l)
+		valid := ev.validity2(l, r)
+		if n.dt.ID() == arrow.INT64 { // date - date
+			rv, rm := operand[int32](r)
+			out := newBuffer(ev.mem, rows*8)
+			res := castBytes[int64](out.Bytes())[:rows]
+			for i := range res {
+				res[i] = int64(lv[i&lm]) - int64(rv[i&rm])
+			}
+			return value{arr: finish(n.dt, rows, valid, out)}, nil
+		}
+		rv, rm := operand[int64](r)
+		out := newBuffer(ev.mem, rows*4)
+		res := castBytes[int32](out.Bytes())[:rows]
+		bad := -1
 		for i := range res {
-			res[i] = int64(lv[i&lm]) - int64(rv[i&rm])
+			k := rv[i&rm]
+			if n.sub {
+				k = -k
+			}
+			s := int64(lv[i&lm]) + k
+			if s < math.MinInt32 || s > math.MaxInt32 || (k == math.MinInt64) {
+				if bad < 0 && (valid == nil || bitutil.BitIsSet(valid.Bytes(), i)) {
+					bad = i
+				}
+				s = 0
+			}
+			res[i] = int32(s)
+		}
+		if bad >= 0 {
+			out.Release()
+			if valid != nil {
+				valid.Release()
+			}
+			return value{}, evalErrf(n.src, "date out of range")
 		}
 		return value{arr: finish(n.dt, rows, valid, out)}, nil
-	}
-	rv, rm := operand[int64](r)
-	out := newBuffer(ev.mem, rows*4)
-	res := castBytes[int32](out.Bytes())[:rows]
-	bad := -1
-	for i := range res {
-		k := rv[i&rm]
-		if n.sub {
-			k = -k
-		}
-		s := int64(lv[i&lm]) + k
-		if s < math.MinInt32 || s > math.MaxInt32 || (k == math.MinInt64) {
-			if bad < 0 && (valid == nil || bitutil.BitIsSet(valid.Bytes(), i)) {
-				bad = i
-			}
-			s = 0
-		}
-		res[i] = int32(s)
-	}
-	if bad >= 0 {
-		out.Release()
-		if valid != nil {
-			valid.Release()
-		}
-		return value{}, evalErrf(n.src, "date out of range")
-	}
-	return value{arr: finish(n.dt, rows, valid, out)}, nil
+	})
 }
 
 // timeArith types + and - when an operand is a date, a timestamp or an

@@ -105,98 +105,70 @@ type divModNode struct {
 
 func (n *divModNode) dtype() arrow.DataType { return n.dt }
 
-// int64Operand returns the values of v and the mask that indexes them: all
-// ones for an array, zero for a constant (broadcast).
-func int64Operand(v value) ([]int64, int) {
-	if v.arr != nil {
-		return v.arr.(*array.Int64).Int64Values(), -1
-	}
-	return []int64{v.sc.(*scalar.Int64).Value}, 0
-}
-
-func float64Operand(v value) ([]float64, int) {
-	if v.arr != nil {
-		return v.arr.(*array.Float64).Float64Values(), -1
-	}
-	return []float64{v.sc.(*scalar.Float64).Value}, 0
-}
-
 func (n *divModNode) eval(ev *evaluator) (value, error) {
-	l, err := n.l.eval(ev)
-	if err != nil {
-		return value{}, err
-	}
-	defer l.release()
-	r, err := n.r.eval(ev)
-	if err != nil {
-		return value{}, err
-	}
-	defer r.release()
-	if l.nullScalar() || r.nullScalar() {
-		arr, err := broadcast(ev.mem, scalar.MakeNullScalar(n.dt), ev.n)
-		return value{arr: arr}, err
-	}
-	rows := ev.n
-	valid := newValidity(ev.mem, rows, l.arr, r.arr)
-	vb := valid.Bytes()
-	out := newBuffer(ev.mem, rows*8)
-	if n.dt.ID() == arrow.INT64 {
-		lv, lm := int64Operand(l)
-		rv, rm := int64Operand(r)
-		res := arrow.Int64Traits.CastFromBytes(out.Bytes())[:rows]
-		if n.op == '/' {
-			for i := range res {
-				a, b := lv[i&lm], rv[i&rm]
-				if b == 0 {
-					res[i] = 0
-					bitutil.ClearBit(vb, i)
-					continue
+	return ev.evalBinary(n.l, n.r, n.dt, func(l, r value) (value, error) {
+		rows := ev.n
+		valid := newValidity(ev.mem, rows, l.arr, r.arr)
+		vb := valid.Bytes()
+		out := newBuffer(ev.mem, rows*8)
+		if n.dt.ID() == arrow.INT64 {
+			lv, lm := operand[int64](l)
+			rv, rm := operand[int64](r)
+			res := arrow.Int64Traits.CastFromBytes(out.Bytes())[:rows]
+			if n.op == '/' {
+				for i := range res {
+					a, b := lv[i&lm], rv[i&rm]
+					if b == 0 {
+						res[i] = 0
+						bitutil.ClearBit(vb, i)
+						continue
+					}
+					if b == -1 && a == math.MinInt64 && bitutil.BitIsSet(vb, i) {
+						valid.Release()
+						out.Release()
+						return value{}, fmt.Errorf("expr: %s: %w", n.src, errOverflow)
+					}
+					res[i] = a / b
 				}
-				if b == -1 && a == math.MinInt64 && bitutil.BitIsSet(vb, i) {
-					valid.Release()
-					out.Release()
-					return value{}, fmt.Errorf("expr: %s: %w", n.src, errOverflow)
+			} else {
+				for i := range res {
+					b := rv[i&rm]
+					if b == 0 {
+						res[i] = 0
+						bitutil.ClearBit(vb, i)
+						continue
+					}
+					res[i] = lv[i&lm] % b
 				}
-				res[i] = a / b
 			}
 		} else {
-			for i := range res {
-				b := rv[i&rm]
-				if b == 0 {
-					res[i] = 0
-					bitutil.ClearBit(vb, i)
-					continue
+			lv, lm := operand[float64](l)
+			rv, rm := operand[float64](r)
+			res := arrow.Float64Traits.CastFromBytes(out.Bytes())[:rows]
+			if n.op == '/' {
+				for i := range res {
+					b := rv[i&rm]
+					if b == 0 {
+						res[i] = 0
+						bitutil.ClearBit(vb, i)
+						continue
+					}
+					res[i] = lv[i&lm] / b
 				}
-				res[i] = lv[i&lm] % b
+			} else {
+				for i := range res {
+					b := rv[i&rm]
+					if b == 0 {
+						res[i] = 0
+						bitutil.ClearBit(vb, i)
+						continue
+					}
+					res[i] = math.Mod(lv[i&lm], b)
+				}
 			}
 		}
-	} else {
-		lv, lm := float64Operand(l)
-		rv, rm := float64Operand(r)
-		res := arrow.Float64Traits.CastFromBytes(out.Bytes())[:rows]
-		if n.op == '/' {
-			for i := range res {
-				b := rv[i&rm]
-				if b == 0 {
-					res[i] = 0
-					bitutil.ClearBit(vb, i)
-					continue
-				}
-				res[i] = lv[i&lm] / b
-			}
-		} else {
-			for i := range res {
-				b := rv[i&rm]
-				if b == 0 {
-					res[i] = 0
-					bitutil.ClearBit(vb, i)
-					continue
-				}
-				res[i] = math.Mod(lv[i&lm], b)
-			}
-		}
-	}
-	return value{arr: finish(n.dt, rows, valid, out)}, nil
+		return value{arr: finish(n.dt, rows, valid, out)}, nil
+	})
 }
 
 // chooseNode is CASE or coalesce: for each row it picks one of vals.
@@ -527,6 +499,28 @@ func gatherString(mem memory.Allocator, sel []int32, srcs []source) (arrow.Array
 	}
 	offs[rows] = int32(pos)
 	return finish(tString, rows, valid, offBuf, dataBuf), nil
+}
+
+// evalBinary evaluates the operands l and r of a node of type dt and
+// runs kernel over them; when either is a NULL constant the result is NULL
+// on every row and kernel does not run. The operands are released after
+// kernel returns.
+func (ev *evaluator) evalBinary(ln, rn node, dt arrow.DataType, kernel func(l, r value) (value, error)) (value, error) {
+	l, err := ln.eval(ev)
+	if err != nil {
+		return value{}, err
+	}
+	defer l.release()
+	r, err := rn.eval(ev)
+	if err != nil {
+		return value{}, err
+	}
+	defer r.release()
+	if l.nullScalar() || r.nullScalar() {
+		arr, err := broadcast(ev.mem, scalar.MakeNullScalar(dt), ev.n)
+		return value{arr: arr}, err
+	}
+	return kernel(l, r)
 }
 
 // broadcast returns an array of n copies of sc. It writes every byte it
