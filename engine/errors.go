@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/zflowdev/zflow/internal/errlist"
 )
 
 // ErrStop is returned by Emitter.Emit when no consumer wants more batches
@@ -62,16 +64,7 @@ func Errf(field, format string, args ...any) *FieldError {
 // Errors is a list of compile errors, reported together.
 type Errors []error
 
-func (es Errors) Error() string {
-	var b strings.Builder
-	for i, e := range es {
-		if i > 0 {
-			b.WriteString("\n")
-		}
-		b.WriteString(e.Error())
-	}
-	return b.String()
-}
+func (es Errors) Error() string { return errlist.Join(es) }
 
 // Unwrap lets errors.Is/As look into each error.
 func (es Errors) Unwrap() []error { return es }

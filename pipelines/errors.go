@@ -3,7 +3,8 @@ package pipelines
 import (
 	"fmt"
 	"sort"
-	"strings"
+
+	"github.com/zflowdev/zflow/internal/errlist"
 )
 
 // filePos is a position in a pipeline file: 1-based line and column. Columns
@@ -49,25 +50,10 @@ func (e *Error) Error() string {
 type ErrorList []*Error
 
 // Error renders one error per line.
-func (l ErrorList) Error() string {
-	var b strings.Builder
-	for i, e := range l {
-		if i > 0 {
-			b.WriteByte('\n')
-		}
-		b.WriteString(e.Error())
-	}
-	return b.String()
-}
+func (l ErrorList) Error() string { return errlist.Join(l) }
 
 // Unwrap lets errors.Is and errors.As look at each *Error.
-func (l ErrorList) Unwrap() []error {
-	out := make([]error, len(l))
-	for i, e := range l {
-		out[i] = e
-	}
-	return out
-}
+func (l ErrorList) Unwrap() []error { return errlist.Unwrap(l) }
 
 // errs collects the errors of one file.
 type errs struct {

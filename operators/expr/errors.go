@@ -3,9 +3,9 @@ package expr
 import (
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/zflowdev/zflow/engine"
+	"github.com/zflowdev/zflow/internal/errlist"
 )
 
 // SyntaxError is a Parse error. Offset is a byte offset into the source
@@ -40,25 +40,10 @@ func (e *TypeError) Error() string {
 type ErrorList []*TypeError
 
 // Error renders one error per line.
-func (l ErrorList) Error() string {
-	var b strings.Builder
-	for i, e := range l {
-		if i > 0 {
-			b.WriteByte('\n')
-		}
-		b.WriteString(e.Error())
-	}
-	return b.String()
-}
+func (l ErrorList) Error() string { return errlist.Join(l) }
 
 // Unwrap lets errors.Is and errors.As look at each *TypeError.
-func (l ErrorList) Unwrap() []error {
-	out := make([]error, len(l))
-	for i, e := range l {
-		out[i] = e
-	}
-	return out
-}
+func (l ErrorList) Unwrap() []error { return errlist.Unwrap(l) }
 
 // Errors returns every error of err: each *TypeError of an ErrorList found
 // in err's chain, else err itself (a *SyntaxError, a single *TypeError, or
