@@ -12,11 +12,7 @@ import (
 )
 
 func TestTypeErrors(t *testing.T) {
-	tests := []struct {
-		src    string
-		offset int
-		msg    string
-	}{
+	tests := []compileErrorCase{
 		{"qyt > 1", 0, `unknown column "qyt", did you mean "qty"?`},
 		{"qty > 100 AND prise < 2", 14, `unknown column "prise", did you mean "price"?`},
 		{"zzzzzz = 1", 0, `unknown column "zzzzzz"`},
@@ -91,17 +87,7 @@ func TestTypeErrors(t *testing.T) {
 		{"TIMESTAMP '1200-01-01 00:00:00.000000001'", 0, "timestamp TIMESTAMP '1200-01-01 00:00:00.000000001' has nanoseconds but is outside the nanosecond range (years 1678-2261)"},
 		{"qty > 1 AND lower(qty) = 'x'", 18, "lower needs a string, got qty (int64)"},
 	}
-	for _, tt := range tests {
-		_, err := Compile(tt.src, testSchema)
-		var te *TypeError
-		if !errors.As(err, &te) {
-			t.Errorf("Compile(%q): got %v, want a *TypeError", tt.src, err)
-			continue
-		}
-		if te.Offset != tt.offset || te.Msg != tt.msg {
-			t.Errorf("Compile(%q):\n got @%d %s\nwant @%d %s", tt.src, te.Offset, te.Msg, tt.offset, tt.msg)
-		}
-	}
+	checkCompileErrors(t, tests)
 }
 
 func TestFieldError(t *testing.T) {

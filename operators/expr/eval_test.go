@@ -308,9 +308,8 @@ func TestEvalRuntimeErrors(t *testing.T) {
 		"CAST(price * 0 + 2147483647.5 AS int32)":                  "value 2147483647.5 is out of range for INTEGER",
 		"CAST(f32 * 1e30 AS bigint)":                               "value 1.5000000000000002e+30 is out of range for BIGINT",
 	} {
-		_, _, err := evalJSON(t, mem, rec, src)
-		if err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("%s: got error %v, want %q", src, err, want)
+		if got := evalError(t, mem, rec, src); got == "" || !strings.Contains(got, want) {
+			t.Errorf("%s: got error %q, want %q", src, got, want)
 		}
 	}
 }
@@ -318,20 +317,7 @@ func TestEvalRuntimeErrors(t *testing.T) {
 func TestEvalDictionary(t *testing.T) {
 	mem := newMem()
 	defer mem.AssertSize(t, 0)
-	dt := &arrow.DictionaryType{IndexType: arrow.PrimitiveTypes.Int32, ValueType: arrow.BinaryTypes.String}
-	b := array.NewDictionaryBuilder(mem, dt).(*array.BinaryDictionaryBuilder)
-	for _, s := range []string{"AAPL", "MSFT", "AAPL", "", "GOOG"} {
-		if s == "" {
-			b.AppendNull()
-		} else if err := b.AppendString(s); err != nil {
-			t.Fatal(err)
-		}
-	}
-	col := b.NewArray()
-	b.Release()
-	schema := arrow.NewSchema([]arrow.Field{{Name: "sym", Type: dt, Nullable: true}}, nil)
-	rec := array.NewRecordBatch(schema, []arrow.Array{col}, int64(col.Len()))
-	col.Release()
+	rec, dt := dictBatch(t, mem)
 	defer rec.Release()
 	for src, want := range map[string]string{
 		"sym = 'AAPL'":            "[true,false,true,null,false]",
@@ -347,7 +333,7 @@ func TestEvalDictionary(t *testing.T) {
 		}
 	}
 	// A bare dictionary column is returned as it is.
-	c, err := Compile("sym", schema)
+	c, err := Compile("sym", rec.Schema())
 	if err != nil || !arrow.TypeEqual(c.Type(), dt) {
 		t.Errorf("Compile(sym): %v, %v", c, err)
 	}

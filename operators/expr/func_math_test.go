@@ -1,7 +1,6 @@
 package expr
 
 import (
-	"errors"
 	"testing"
 )
 
@@ -59,11 +58,7 @@ var mathFuncTests = []struct{ src, want string }{
 func TestMathFunctions(t *testing.T) { runFuncTests(t, mathFuncTests) }
 
 func TestMathFunctionErrors(t *testing.T) {
-	tests := []struct {
-		src    string
-		offset int
-		msg    string
-	}{
+	tests := []compileErrorCase{
 		{"round(symbol)", 6, "round needs a number, got symbol (string)"},
 		{"round(price, 1.5)", 13, "round needs an integer number of digits, got 1.5 (float64)"},
 		{"floor(flag)", 6, "floor needs a number, got flag (bool)"},
@@ -77,17 +72,7 @@ func TestMathFunctionErrors(t *testing.T) {
 		{"nullif(qty, 'a')", 12, "nullif cannot compare qty (int64) with 'a' (string)"},
 		{"hash()", 0, "hash takes at least 1 argument, got 0: hash(x, ...)"},
 	}
-	for _, tt := range tests {
-		_, err := Compile(tt.src, testSchema)
-		var te *TypeError
-		if !errors.As(err, &te) {
-			t.Errorf("Compile(%q): got %v, want a *TypeError", tt.src, err)
-			continue
-		}
-		if te.Offset != tt.offset || te.Msg != tt.msg {
-			t.Errorf("Compile(%q):\n got @%d %s\nwant @%d %s", tt.src, te.Offset, te.Msg, tt.offset, tt.msg)
-		}
-	}
+	checkCompileErrors(t, tests)
 	// Run-time errors fail the batch; a NULL row does not raise one.
 	mem := newMem()
 	defer mem.AssertSize(t, 0)
@@ -102,12 +87,7 @@ func TestMathFunctionErrors(t *testing.T) {
 		"sqrt(-price)":                           "expr: sqrt(-price): cannot take the square root of a negative number (-10.5)",
 		"round(qty * 46116860184273879 + 7, -1)": "expr: round(qty * 46116860184273879 + 7, -1): round(9223372036854775807, -1) overflows int64",
 	} {
-		_, _, err := evalJSON(t, mem, rec, src)
-		got := ""
-		if err != nil {
-			got = err.Error()
-		}
-		if got != want {
+		if got := evalError(t, mem, rec, src); got != want {
 			t.Errorf("%s: got error %q, want %q", src, got, want)
 		}
 	}

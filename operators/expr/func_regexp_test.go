@@ -1,7 +1,6 @@
 package expr
 
 import (
-	"errors"
 	"testing"
 )
 
@@ -40,11 +39,7 @@ var regexpFuncTests = []struct{ src, want string }{
 func TestRegexpFunctions(t *testing.T) { runFuncTests(t, regexpFuncTests) }
 
 func TestRegexpErrors(t *testing.T) {
-	tests := []struct {
-		src    string
-		offset int
-		msg    string
-	}{
+	tests := []compileErrorCase{
 		{"regexp_matches(symbol, '(')", 23, "regexp_matches: invalid pattern '(': missing closing )"},
 		{"regexp_matches(symbol, 'a(b)\\')", 23, `regexp_matches: invalid pattern 'a(b)\': trailing backslash at end of expression`},
 		{"regexp_matches(symbol, '[z-a]', 'i')", 23, "regexp_matches: invalid pattern '(?i)[z-a]': invalid character class range at 'z-a'"},
@@ -56,17 +51,7 @@ func TestRegexpErrors(t *testing.T) {
 		{"regexp_replace(qty, '[', 1)", 15, "regexp_replace needs a string, got qty (int64)"},
 		{"regexp_matches(symbol, 'a', flag)", 28, "regexp_matches needs constant string options, got flag (bool)"},
 	}
-	for _, tt := range tests {
-		_, err := Compile(tt.src, testSchema)
-		var te *TypeError
-		if !errors.As(err, &te) {
-			t.Errorf("Compile(%q): got %v, want a *TypeError", tt.src, err)
-			continue
-		}
-		if te.Offset != tt.offset || te.Msg != tt.msg {
-			t.Errorf("Compile(%q):\n got @%d %s\nwant @%d %s", tt.src, te.Offset, te.Msg, tt.offset, tt.msg)
-		}
-	}
+	checkCompileErrors(t, tests)
 	// Every wrong argument of one call is reported.
 	_, err := Compile("regexp_replace(qty, '[', 1)", testSchema)
 	if es := Errors(err); len(es) != 3 {

@@ -3,12 +3,8 @@ package expr
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"strings"
 	"testing"
-
-	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/arrow/array"
 )
 
 // The string functions on the test batch (see eval_test.go for its rows).
@@ -95,11 +91,7 @@ func runFuncTests(t *testing.T, tests []struct{ src, want string }) {
 func TestStringFunctions(t *testing.T) { runFuncTests(t, stringFuncTests) }
 
 func TestStringFunctionErrors(t *testing.T) {
-	tests := []struct {
-		src    string
-		offset int
-		msg    string
-	}{
+	tests := []compileErrorCase{
 		{"substr(qty, 1)", 7, "substr needs a string, got qty (int64)"},
 		{"substr(symbol, name)", 15, "substr needs an integer start, got name (large_string)"},
 		{"substring(symbol, 1, 2.5)", 21, "substring needs an integer length, got 2.5 (float64)"},
@@ -114,17 +106,7 @@ func TestStringFunctionErrors(t *testing.T) {
 		{"substr('x', 5000000000)", 0, "cannot evaluate substr('x', 5000000000): substring offset 5000000000 is outside the supported range (-4294967296 to 4294967295)"},
 		{"substr('x', 1, -4294967297)", 0, "cannot evaluate substr('x', 1, -4294967297): substring length -4294967297 is outside the supported range (-4294967296 to 4294967295)"},
 	}
-	for _, tt := range tests {
-		_, err := Compile(tt.src, testSchema)
-		var te *TypeError
-		if !errors.As(err, &te) {
-			t.Errorf("Compile(%q): got %v, want a *TypeError", tt.src, err)
-			continue
-		}
-		if te.Offset != tt.offset || te.Msg != tt.msg {
-			t.Errorf("Compile(%q):\n got @%d %s\nwant @%d %s", tt.src, te.Offset, te.Msg, tt.offset, tt.msg)
-		}
-	}
+	checkCompileErrors(t, tests)
 	// A run-time error names the call and fails the batch.
 	mem := newMem()
 	defer mem.AssertSize(t, 0)
@@ -162,20 +144,7 @@ func sliceJSON(t *testing.T, want string, lo, hi int) string {
 func TestFunctionsOnDictionary(t *testing.T) {
 	mem := newMem()
 	defer mem.AssertSize(t, 0)
-	dt := &arrow.DictionaryType{IndexType: arrow.PrimitiveTypes.Int32, ValueType: arrow.BinaryTypes.String}
-	b := array.NewDictionaryBuilder(mem, dt).(*array.BinaryDictionaryBuilder)
-	for _, s := range []string{"AAPL", "MSFT", "AAPL", "", "GOOG"} {
-		if s == "" {
-			b.AppendNull()
-		} else if err := b.AppendString(s); err != nil {
-			t.Fatal(err)
-		}
-	}
-	col := b.NewArray()
-	b.Release()
-	schema := arrow.NewSchema([]arrow.Field{{Name: "sym", Type: dt, Nullable: true}}, nil)
-	rec := array.NewRecordBatch(schema, []arrow.Array{col}, int64(col.Len()))
-	col.Release()
+	rec, _ := dictBatch(t, mem)
 	defer rec.Release()
 	for _, tt := range []struct{ src, want string }{
 		{"substr(sym, 2, 2)", `["AP","SF","AP",null,"OO"]`},

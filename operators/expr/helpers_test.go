@@ -2,6 +2,7 @@ package expr
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 
@@ -93,3 +94,87 @@ func (p poisonAllocator) Reallocate(size int, b []byte) []byte {
 }
 
 func (poisonAllocator) Free([]byte) {}
+
+// compileErrorCase is an expression that does not compile: the offset and
+// message of its first *TypeError.
+type compileErrorCase struct {
+	src    string
+	offset int
+	msg    string
+}
+
+// checkCompileErrors compiles each case against testSchema and checks that
+// it fails with a *TypeError at the case's offset with its message.
+func checkCompileErrors(t *testing.T, tests []compileErrorCase) {
+	t.Helper()
+	for _, tt := range tests {
+		_, err := Compile(tt.src, testSchema)
+		var te *TypeError
+		if !errors.As(err, &te) {
+			t.Errorf("Compile(%q): got %v, want a *TypeError", tt.src, err)
+			continue
+		}
+		if te.Offset != tt.offset || te.Msg != tt.msg {
+			t.Errorf("Compile(%q):\n got @%d %s\nwant @%d %s", tt.src, te.Offset, te.Msg, tt.offset, tt.msg)
+		}
+	}
+}
+
+// evalError evaluates src on rec and returns its error's text, "" when it
+// succeeds.
+func evalError(t *testing.T, mem memory.Allocator, rec arrow.RecordBatch, src string) string {
+	t.Helper()
+	if _, _, err := evalJSON(t, mem, rec, src); err != nil {
+		return err.Error()
+	}
+	return ""
+}
+
+// dictBatch builds a batch of one dictionary-encoded string column, sym:
+// "AAPL", "MSFT", "AAPL", NULL, "GOOG".
+func dictBatch(t *testing.T, mem memory.Allocator) (arrow.RecordBatch, *arrow.DictionaryType) {
+	t.Helper()
+	dt := &arrow.DictionaryType{IndexType: arrow.PrimitiveTypes.Int32, ValueType: arrow.BinaryTypes.String}
+	b := array.NewDictionaryBuilder(mem, dt).(*array.BinaryDictionaryBuilder)
+	defer b.Release()
+	for _, s := range []string{"AAPL", "MSFT", "AAPL", "", "GOOG"} {
+		if s == "" {
+			b.AppendNull()
+		} else if err := b.AppendString(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	col := b.NewArray()
+	defer col.Release()
+	schema := arrow.NewSchema([]arrow.Field{{Name: "sym", Type: dt, Nullable: true}}, nil)
+	return array.NewRecordBatch(schema, []arrow.Array{col}, int64(col.Len())), dt
+}
+
+// checkNoPerRowAllocs compiles each of exprs against schema and evaluates
+// it over batch(100) and batch(10000): the larger batch must cost no more
+// Go allocations (give or take two), or the kernel allocates per row.
+func checkNoPerRowAllocs(t *testing.T, schema *arrow.Schema, exprs []string, batch func(rows int) arrow.RecordBatch) {
+	t.Helper()
+	small, large := batch(100), batch(10000)
+	defer small.Release()
+	defer large.Release()
+	mem := memory.NewGoAllocator()
+	for _, src := range exprs {
+		c, err := Compile(src, schema)
+		if err != nil {
+			t.Fatalf("%s: %v", src, err)
+		}
+		allocs := func(rec arrow.RecordBatch) float64 {
+			return testing.AllocsPerRun(5, func() {
+				arr, err := c.Eval(context.Background(), mem, rec)
+				if err != nil {
+					t.Fatalf("%s: %v", src, err)
+				}
+				arr.Release()
+			})
+		}
+		if s, l := allocs(small), allocs(large); l > s+2 {
+			t.Errorf("%s: %v allocations for 100 rows, %v for 10000: it allocates per row", src, s, l)
+		}
+	}
+}
