@@ -20,18 +20,9 @@ import (
 // same path (this test's), a dead run's file for another path, a file of an
 // earlier zflow version and a user's file all stay.
 func TestSIGKILLLeftoversRemovedByNextRun(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the binary")
-	}
-	me, err := atomicfile.Self()
-	if err != nil {
-		t.Skipf("no /proc: %v", err)
-	}
+	me := crashSelf(t)
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "zflow")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildBinary(t, dir)
 	out := filepath.Join(dir, "out")
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		t.Fatal(err)
@@ -66,35 +57,19 @@ sources:
 sinks:
   out: {type: parquet, inputs: [g], path: out/big.parquet, row_group_rows: 10000}
 `)
-	cmd := exec.Command(bin, "run", "--quiet", endless)
-	cmd.Dir = dir
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	// Wait until the run's temporary file holds data, then kill the run.
-	var killed string
-	deadline := time.Now().Add(30 * time.Second)
-	for killed == "" && time.Now().Before(deadline) {
+	// Kill the run once its temporary file holds data.
+	killed, pid := killWhenWritten(t, bin, dir, endless, func(pid int) string {
 		ents, _ := os.ReadDir(out)
 		for _, e := range ents {
 			tag, k, ok := atomicfile.ParseName("big.parquet", e.Name())
-			if ok && k == atomicfile.KindTemp && tag.PID == cmd.Process.Pid {
+			if ok && k == atomicfile.KindTemp && tag.PID == pid {
 				if st, err := os.Stat(filepath.Join(out, e.Name())); err == nil && st.Size() > 0 {
-					killed = e.Name()
+					return e.Name()
 				}
 			}
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	if killed == "" {
-		cmd.Process.Kill()
-		cmd.Wait()
-		t.Fatal("the run wrote no temporary file in 30 s")
-	}
-	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	cmd.Wait()
+		return ""
+	})
 	if _, err := os.Stat(filepath.Join(out, killed)); err != nil {
 		t.Fatalf("the killed run's temporary file: %v", err)
 	}
@@ -111,15 +86,9 @@ sources:
 sinks:
   out: {type: parquet, inputs: [g], path: out/big.parquet}
 `)
-	next := exec.Command(bin, "run", small) // not --quiet: that leaves errors only, and the removal is a warning
-	next.Dir = dir
-	var stderr bytes.Buffer
-	next.Stderr = &stderr
-	if err := next.Run(); err != nil {
-		t.Fatalf("next run: %v\n%s", err, stderr.String())
-	}
-	if !strings.Contains(stderr.String(), killed) || !strings.Contains(stderr.String(), "dead process "+strconv.Itoa(cmd.Process.Pid)) {
-		t.Errorf("the next run did not log the removal of %s:\n%s", killed, stderr.String())
+	stderr := runNext(t, bin, dir, "run", small) // not --quiet: that leaves errors only, and the removal is a warning
+	if !strings.Contains(stderr, killed) || !strings.Contains(stderr, "dead process "+strconv.Itoa(pid)) {
+		t.Errorf("the next run did not log the removal of %s:\n%s", killed, stderr)
 	}
 	want := append(slices.Clone(keep), "big.parquet")
 	slices.Sort(want)
@@ -145,17 +114,9 @@ sinks:
 // previous tree as it was; the next run of the same sink removes the
 // temporary tree and publishes its own.
 func TestSIGKILLPartitionedTree(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the binary")
-	}
-	if _, err := atomicfile.Self(); err != nil {
-		t.Skipf("no /proc: %v", err)
-	}
+	crashSelf(t)
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "zflow")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildBinary(t, dir)
 	tree := filepath.Join(dir, "out", "tree")
 	if err := os.MkdirAll(filepath.Join(tree, "k=old"), 0o755); err != nil {
 		t.Fatal(err)
@@ -169,39 +130,23 @@ sources:
 sinks:
   out: {type: csv, inputs: [g], path: out/tree, partition_by: [k]}
 `)
-	cmd := exec.Command(bin, "run", "--quiet", endless)
-	cmd.Dir = dir
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	// Wait until the run's temporary tree holds data, then kill the run.
-	var killed string
-	deadline := time.Now().Add(30 * time.Second)
-	for killed == "" && time.Now().Before(deadline) {
+	// Kill the run once its temporary tree holds data.
+	killed, _ := killWhenWritten(t, bin, dir, endless, func(pid int) string {
 		ents, _ := os.ReadDir(filepath.Join(dir, "out"))
 		for _, e := range ents {
 			tag, k, ok := atomicfile.ParseName("tree", e.Name())
-			if !ok || k != atomicfile.KindTemp || tag.PID != cmd.Process.Pid {
+			if !ok || k != atomicfile.KindTemp || tag.PID != pid {
 				continue
 			}
 			parts, _ := filepath.Glob(filepath.Join(dir, "out", e.Name(), "k=*", "part-0.csv"))
 			for _, p := range parts {
 				if st, err := os.Stat(p); err == nil && st.Size() > 0 {
-					killed = e.Name()
+					return e.Name()
 				}
 			}
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	if killed == "" {
-		cmd.Process.Kill()
-		cmd.Wait()
-		t.Fatal("the run wrote no temporary tree in 30 s")
-	}
-	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	cmd.Wait()
+		return ""
+	})
 	if got := strings.Join(dirList(t, tree), ","); got != "k=old" {
 		t.Fatalf("the killed run changed the tree: %s", got)
 	}
@@ -213,15 +158,9 @@ sources:
 sinks:
   out: {type: csv, inputs: [g], path: out/tree, partition_by: [k]}
 `)
-	next := exec.Command(bin, "run", "--quiet", "--log-level", "warn", small)
-	next.Dir = dir
-	var stderr bytes.Buffer
-	next.Stderr = &stderr
-	if err := next.Run(); err != nil {
-		t.Fatalf("next run: %v\n%s", err, stderr.String())
-	}
-	if !strings.Contains(stderr.String(), killed) {
-		t.Errorf("the next run did not log the removal of %s:\n%s", killed, stderr.String())
+	stderr := runNext(t, bin, dir, "run", "--quiet", "--log-level", "warn", small)
+	if !strings.Contains(stderr, killed) {
+		t.Errorf("the next run did not log the removal of %s:\n%s", killed, stderr)
 	}
 	if got := strings.Join(dirList(t, filepath.Join(dir, "out")), ","); got != "tree" {
 		t.Errorf("left next to the tree: %s", got)
@@ -229,4 +168,73 @@ sinks:
 	if got := strings.Join(dirList(t, tree), ","); got != "k=a,k=b" {
 		t.Errorf("the tree is now %s", got)
 	}
+}
+
+// crashSelf returns this process's owner tag; the test is skipped without
+// /proc, which the tags are read from.
+func crashSelf(t *testing.T) atomicfile.Owner {
+	t.Helper()
+	me, err := atomicfile.Self()
+	if err != nil {
+		t.Skipf("no /proc: %v", err)
+	}
+	return me
+}
+
+// buildBinary builds the zflow binary into dir and returns its path; the
+// test is skipped with -short.
+func buildBinary(t *testing.T, dir string) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := filepath.Join(dir, "zflow")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// killWhenWritten starts bin run --quiet pipeline in dir, polls written
+// with the run's pid until it names the run's temporary file or tree
+// holding data (for 30 s at the most), then kills the run with SIGKILL.
+// It returns that name and the killed run's pid.
+func killWhenWritten(t *testing.T, bin, dir, pipeline string, written func(pid int) string) (string, int) {
+	t.Helper()
+	cmd := exec.Command(bin, "run", "--quiet", pipeline)
+	cmd.Dir = dir
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pid := cmd.Process.Pid
+	var killed string
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if killed = written(pid); killed != "" {
+			break
+		}
+	}
+	if killed == "" {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatal("the run wrote no temporary file or tree in 30 s")
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	return killed, pid
+}
+
+// runNext runs bin with args in dir, fails the test if the run fails, and
+// returns what it wrote to stderr.
+func runNext(t *testing.T, bin, dir string, args ...string) string {
+	t.Helper()
+	next := exec.Command(bin, args...)
+	next.Dir = dir
+	var stderr bytes.Buffer
+	next.Stderr = &stderr
+	if err := next.Run(); err != nil {
+		t.Fatalf("next run: %v\n%s", err, stderr.String())
+	}
+	return stderr.String()
 }

@@ -221,15 +221,8 @@ sinks:
 // SIGINT mid-run: the real binary stops cleanly, exits 130, and leaves no
 // file (final or temporary) behind.
 func TestSIGINT(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the binary")
-	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "zflow")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildBinary(t, dir)
 	p := writeTemp(t, dir, "p.yaml", `
 version: 1
 name: endless
