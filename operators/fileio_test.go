@@ -81,16 +81,24 @@ func readSourceAll(t *testing.T, mem memory.Allocator, spec engine.Spec, cfg any
 	if err != nil {
 		return nil, nil, err
 	}
-	op, err := f.New(testIC(mem, "src", spec.Name, batchRows))
+	c, err := runSource(f, testIC(mem, "src", spec.Name, batchRows))
+	return c, f.Schema(), err
+}
+
+// runSource runs one instance of the source factory f, made with ic, into
+// a new collector. The caller releases the collector, which is nil when
+// the instance could not be made.
+func runSource(f engine.Factory, ic *engine.InstanceContext) (*collector, error) {
+	op, err := f.New(ic)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	c := &collector{}
 	err = op.(engine.Source).Run(context.Background(), c)
 	if r, ok := op.(engine.Releaser); ok {
 		r.Release()
 	}
-	return c, f.Schema(), err
+	return c, err
 }
 
 // rowsText renders batches as one JSON-ish line per row, for comparing

@@ -2,7 +2,6 @@ package operators
 
 import (
 	"bytes"
-	"context"
 	"os"
 	"path/filepath"
 	"slices"
@@ -205,16 +204,14 @@ func TestMultiFileParquetArrow(t *testing.T) {
 				for i := range par {
 					ic := testIC(mem, "src", tc.spec.Name, 0)
 					ic.Index, ic.Count = i, par
-					op, err := f.New(ic)
+					c, err := runSource(f, ic)
+					if c != nil {
+						rows += c.rows()
+						c.release()
+					}
 					if err != nil {
 						t.Fatal(err)
 					}
-					c := &collector{}
-					if err := op.(engine.Source).Run(context.Background(), c); err != nil {
-						t.Fatal(err)
-					}
-					rows += c.rows()
-					c.release()
 				}
 				if rows != tc.rows {
 					t.Errorf("parallelism %d: %d rows, want %d", par, rows, tc.rows)
@@ -318,13 +315,11 @@ func TestStdinSources(t *testing.T) {
 			}
 			ic := testIC(mem, "src", tc.spec.Name, 0)
 			ic.Stdin = st
-			op, err := f.New(ic)
-			if err != nil {
-				t.Fatal(err)
+			c, err := runSource(f, ic)
+			if c != nil {
+				defer c.release()
 			}
-			c := &collector{}
-			defer c.release()
-			if err := op.(engine.Source).Run(context.Background(), c); err != nil {
+			if err != nil {
 				t.Fatal(err)
 			}
 			if tc.rows >= 0 && c.rows() != tc.rows {
