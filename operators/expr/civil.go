@@ -288,6 +288,17 @@ func (dt dateTime) toUnit(u arrow.TimeUnit, utc bool) (int64, bool) {
 // appendDate appends day number days as DuckDB writes a DATE:
 // YYYY-MM-DD, with " (BC)" for years before 1 (year 0 is 1 BC).
 func appendDate(dst []byte, days int64) []byte {
+	dst, bc := appendYMD(dst, days)
+	if bc {
+		dst = append(dst, " (BC)"...)
+	}
+	return dst
+}
+
+// appendYMD appends day number days as YYYY-MM-DD, a year before 1 as
+// its number BC (year 0 is 1 BC); bc says it was, for the caller to
+// append " (BC)" after whatever follows the date.
+func appendYMD(dst []byte, days int64) ([]byte, bool) {
 	y, m, d := civilFromDays(days)
 	bc := y <= 0
 	if bc {
@@ -298,10 +309,7 @@ func appendDate(dst []byte, days int64) []byte {
 	dst = appendPad(dst, int64(m), 2)
 	dst = append(dst, '-')
 	dst = appendPad(dst, int64(d), 2)
-	if bc {
-		dst = append(dst, " (BC)"...)
-	}
-	return dst
+	return dst, bc
 }
 
 func appendPad(dst []byte, v int64, width int) []byte {
@@ -320,16 +328,7 @@ func appendTimestamp(dst []byte, v int64, u arrow.TimeUnit, zone bool) []byte {
 	per := unitsPerSec(u)
 	secs, frac := floorDiv(v, per), floorMod(v, per)
 	days, sod := floorDiv(secs, secsPerDay), floorMod(secs, secsPerDay)
-	y, m, d := civilFromDays(days)
-	bc := y <= 0
-	if bc {
-		y = 1 - y
-	}
-	dst = appendPad(dst, y, 4)
-	dst = append(dst, '-')
-	dst = appendPad(dst, int64(m), 2)
-	dst = append(dst, '-')
-	dst = appendPad(dst, int64(d), 2)
+	dst, bc := appendYMD(dst, days)
 	dst = append(dst, ' ')
 	dst = appendPad(dst, sod/3600, 2)
 	dst = append(dst, ':')
