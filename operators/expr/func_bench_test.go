@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 )
 
@@ -34,25 +35,29 @@ func BenchmarkFunctions(b *testing.B) {
 		"nullif(qty, 0)",
 		"hash(symbol)",
 	}
-	for _, rows := range []int{1 << 16} {
-		mem := memory.NewGoAllocator()
-		rec := benchBatch(mem, rows)
-		for _, src := range exprs {
-			c, err := Compile(src, benchSchema)
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.Run(fmt.Sprintf("expr=%s/rows=%d", src, rows), func(b *testing.B) {
-				b.ReportAllocs()
-				for b.Loop() {
-					arr, err := c.Eval(context.Background(), mem, rec)
-					if err != nil {
-						b.Fatal(err)
-					}
-					arr.Release()
-				}
-			})
+	mem := memory.NewGoAllocator()
+	rec := benchBatch(mem, 1<<16)
+	defer rec.Release()
+	benchExprs(b, mem, rec, exprs)
+}
+
+// benchExprs runs a sub-benchmark expr=<src>/rows=<n> for each of exprs:
+// src compiled against rec's schema and evaluated on rec with mem.
+func benchExprs(b *testing.B, mem memory.Allocator, rec arrow.RecordBatch, exprs []string) {
+	for _, src := range exprs {
+		c, err := Compile(src, rec.Schema())
+		if err != nil {
+			b.Fatal(err)
 		}
-		rec.Release()
+		b.Run(fmt.Sprintf("expr=%s/rows=%d", src, rec.NumRows()), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				arr, err := c.Eval(context.Background(), mem, rec)
+				if err != nil {
+					b.Fatal(err)
+				}
+				arr.Release()
+			}
+		})
 	}
 }

@@ -1,7 +1,6 @@
 package expr
 
 import (
-	"context"
 	"fmt"
 	"strconv"
 	"testing"
@@ -44,26 +43,11 @@ func BenchmarkTime(b *testing.B) {
 	rec := timeBenchBatch(rows)
 	defer rec.Release()
 	mem := memory.NewGoAllocator()
-	for _, src := range []string{
+	benchExprs(b, mem, rec, []string{
 		"date_part('year', ts)", "date_trunc('month', ts)", "strftime(ts, '%Y-%m-%d %H:%M:%S')",
 		"CAST(s AS TIMESTAMP)", "CAST(si AS BIGINT)", "CAST(ts AS VARCHAR)", "ts + INTERVAL 1 MONTH",
 		"d >= '2010-01-01'",
-	} {
-		c, err := Compile(src, timeBenchSchema)
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Run(fmt.Sprintf("expr=%s/rows=%d", src, rows), func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				arr, err := c.Eval(context.Background(), mem, rec)
-				if err != nil {
-					b.Fatal(err)
-				}
-				arr.Release()
-			}
-		})
-	}
+	})
 	ts := rec.Column(0).(*array.Timestamp).TimestampValues()
 	strs := rec.Column(2).(*array.String)
 	out := make([]int64, rows)
