@@ -51,26 +51,40 @@ func testBatch(t testing.TB, mem memory.Allocator) arrow.RecordBatch {
 // result as JSON.
 func evalJSON(t *testing.T, mem memory.Allocator, rec arrow.RecordBatch, src string) (string, arrow.DataType, error) {
 	t.Helper()
-	c, err := Compile(src, rec.Schema())
-	if err != nil {
-		return "", nil, err
-	}
-	arr, err := c.Eval(context.Background(), mem, rec)
+	arr, err := evalChecked(t, mem, rec, src)
 	if err != nil {
 		return "", nil, err
 	}
 	defer arr.Release()
-	if arr.Len() != int(rec.NumRows()) {
-		t.Fatalf("%s: got %d rows, want %d", src, arr.Len(), rec.NumRows())
-	}
-	if !arrow.TypeEqual(arr.DataType(), c.Type()) {
-		t.Fatalf("%s: array type %s, Type() says %s", src, arr.DataType(), c.Type())
-	}
 	b, err := arr.MarshalJSON()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return string(b), c.Type(), nil
+	return string(b), arr.DataType(), nil
+}
+
+// evalChecked compiles src against rec's schema and evaluates it on rec;
+// the result must have rec's rows and the type Type() promised. The caller
+// releases it.
+func evalChecked(t *testing.T, mem memory.Allocator, rec arrow.RecordBatch, src string) (arrow.Array, error) {
+	t.Helper()
+	c, err := Compile(src, rec.Schema())
+	if err != nil {
+		return nil, err
+	}
+	arr, err := c.Eval(context.Background(), mem, rec)
+	if err != nil {
+		return nil, err
+	}
+	if arr.Len() != int(rec.NumRows()) {
+		arr.Release()
+		t.Fatalf("%s: got %d rows, want %d", src, arr.Len(), rec.NumRows())
+	}
+	if !arrow.TypeEqual(arr.DataType(), c.Type()) {
+		arr.Release()
+		t.Fatalf("%s: array type %s, Type() says %s", src, arr.DataType(), c.Type())
+	}
+	return arr, nil
 }
 
 // poisonAllocator hands out memory filled with garbage: a kernel of this
