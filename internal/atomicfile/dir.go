@@ -211,27 +211,9 @@ func RecoverDir(path string) (notes []string, err error) {
 	if dir == "" {
 		dir = "."
 	}
-	ents, err := os.ReadDir(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
+	groups, tags, err := deadRuns(path, dir, base)
 	if err != nil {
-		return nil, fmt.Errorf("atomicfile: recover %s: %w", path, err)
-	}
-	groups := map[Tag]map[Kind]bool{}
-	for _, e := range ents {
-		if t, k, ok := ParseName(base, e.Name()); ok {
-			if groups[t] == nil {
-				groups[t] = map[Kind]bool{}
-			}
-			groups[t][k] = true
-		}
-	}
-	var tags []Tag
-	for t := range groups {
-		if Alive(t.Owner) == Dead {
-			tags = append(tags, t)
-		}
+		return nil, err
 	}
 	slices.SortFunc(tags, func(a, b Tag) int { return int(b.Start) - int(a.Start) }) // latest first
 	var errs []error

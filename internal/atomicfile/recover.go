@@ -33,29 +33,9 @@ func Recover(path string) (notes []string, err error) {
 	if base == "" {
 		return nil, fmt.Errorf("atomicfile: recover %s: not a file name", path)
 	}
-	ents, err := os.ReadDir(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
+	groups, dead, err := deadRuns(path, dir, base)
 	if err != nil {
-		return nil, fmt.Errorf("atomicfile: recover %s: %w", path, err)
-	}
-	groups := map[Tag]map[Kind]bool{}
-	for _, e := range ents {
-		t, k, ok := ParseName(base, e.Name())
-		if !ok {
-			continue
-		}
-		if groups[t] == nil {
-			groups[t] = map[Kind]bool{}
-		}
-		groups[t][k] = true
-	}
-	var dead []Tag
-	for t := range groups {
-		if Alive(t.Owner) == Dead {
-			dead = append(dead, t)
-		}
+		return nil, err
 	}
 	slices.SortFunc(dead, func(a, b Tag) int {
 		return cmp.Or(cmp.Compare(a.Start, b.Start), cmp.Compare(a.PID, b.PID), cmp.Compare(a.Rand, b.Rand))
@@ -123,4 +103,36 @@ func Recover(path string) (notes []string, err error) {
 		}
 	}
 	return notes, errors.Join(errs...)
+}
+
+// deadRuns reads dir for the files and trees named after base (see
+// ParseName), grouped by the run that wrote them with the kinds each
+// wrote, and returns them with the tags of the runs that are dead, in no
+// order. A missing dir holds none.
+func deadRuns(path, dir, base string) (map[Tag]map[Kind]bool, []Tag, error) {
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("atomicfile: recover %s: %w", path, err)
+	}
+	groups := map[Tag]map[Kind]bool{}
+	for _, e := range ents {
+		t, k, ok := ParseName(base, e.Name())
+		if !ok {
+			continue
+		}
+		if groups[t] == nil {
+			groups[t] = map[Kind]bool{}
+		}
+		groups[t][k] = true
+	}
+	var dead []Tag
+	for t := range groups {
+		if Alive(t.Owner) == Dead {
+			dead = append(dead, t)
+		}
+	}
+	return groups, dead, nil
 }
