@@ -94,7 +94,7 @@ func TestRunJSONFile(t *testing.T) {
 	if err != nil || json.Unmarshal(b, &sum) != nil || sum.Pipeline != "j" || len(sum.Operators) != 2 || sum.Operators[1].RowsIn != 3 {
 		t.Fatalf("summary file: %v %s", err, b)
 	}
-	if names := dirNames(t, filepath.Dir(sumFile)); len(names) != 1 {
+	if names := dirList(t, filepath.Dir(sumFile)); len(names) != 1 {
 		t.Errorf("files beside the summary: %v", names)
 	}
 }
@@ -154,7 +154,7 @@ func TestJSONErrors(t *testing.T) {
 				t.Errorf("%v: %v", c.args, err)
 				continue
 			}
-			if names := dirNames(t, filepath.Dir(out)); len(names) != 1 {
+			if names := dirList(t, filepath.Dir(out)); len(names) != 1 {
 				t.Errorf("%v: files beside the JSON: %v", c.args, names)
 			}
 		}
@@ -209,17 +209,4 @@ func TestRunOTLPRefused(t *testing.T) {
 			t.Errorf("%s --quiet: exit %d, stderr %q", proto, code, stderr)
 		}
 	}
-}
-
-func dirNames(t *testing.T, dir string) []string {
-	t.Helper()
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, e := range ents {
-		names = append(names, e.Name())
-	}
-	return names
 }

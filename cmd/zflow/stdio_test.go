@@ -128,6 +128,7 @@ func TestRunStdioErrors(t *testing.T) {
 	}
 }
 
+// dirList returns the names in dir, sorted.
 func dirList(t *testing.T, dir string) []string {
 	t.Helper()
 	ents, err := os.ReadDir(dir)
