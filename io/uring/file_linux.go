@@ -65,6 +65,7 @@ type File struct {
 	// per-batch scratch, reused
 	st    []reqState
 	queue []int
+	ts    syscall.Timespec // the wait's timeout, kept here so it is not allocated per batch
 
 	closeOnce sync.Once
 	closeErr  error
@@ -188,6 +189,9 @@ func (f *File) batch(ctx context.Context, op storage.Op, reqs []storage.Request)
 	if r.closed {
 		return fmt.Errorf("uring: %s %s: ring closed", op, f.name)
 	}
+	if r.broken != nil {
+		return r.broken
+	}
 	if cap(f.st) < len(reqs) {
 		f.st = make([]reqState, len(reqs))
 	}
@@ -208,6 +212,9 @@ func (f *File) batch(ctx context.Context, op storage.Op, reqs []storage.Request)
 		}
 		queue = append(queue, i)
 	}
+	// queue[head:] waits for an SQE; popping advances head rather than
+	// reslicing, so the slice keeps its capacity for the next batch.
+	head := 0
 	defer func() { f.queue = queue[:0] }()
 	if err := ctx.Err(); err != nil {
 		for _, i := range queue {
@@ -220,29 +227,29 @@ func (f *File) batch(ctx context.Context, op storage.Op, reqs []storage.Request)
 		inflight  int
 		cancelled error
 		fatal     error
-		ts        = syscall.NsecToTimespec(pollWait.Nanoseconds())
 	)
-	for len(queue) > 0 || inflight > 0 {
-		for cancelled == nil && len(queue) > 0 && inflight < r.entries {
+	f.ts = syscall.NsecToTimespec(pollWait.Nanoseconds())
+	for head < len(queue) || inflight > 0 {
+		for cancelled == nil && head < len(queue) && inflight < r.entries {
 			sqe := r.r.GetSQE()
 			if sqe == nil {
 				break
 			}
-			i := queue[0]
-			queue = queue[1:]
+			i := queue[head]
+			head++
 			f.prep(sqe, op, reqs, st, i)
 			inflight++
 			r.inflight.Add(1)
 		}
-		_, err := r.r.SubmitAndWaitTimeout(1, &ts, nil)
+		_, err := r.r.SubmitAndWaitTimeout(1, &f.ts, nil)
 		f.stats.Calls.Add(1)
 		if err != nil && !errors.Is(err, syscall.ETIME) && !errors.Is(err, syscall.EINTR) &&
 			!errors.Is(err, syscall.EAGAIN) && !errors.Is(err, syscall.EBUSY) {
 			// The ring cannot submit or wait: nothing more can be known of
-			// what is in flight. Mark the ring closed so nobody reuses it;
-			// the buffers of requests in flight must be leaked by the caller.
-			fatal = fmt.Errorf("uring: %s %s: io_uring_enter: %w (%d requests in flight abandoned)", op, f.name, err, inflight)
-			r.closed = true
+			// what is in flight. The ring is marked broken so nobody reuses
+			// it; the caller must not reuse the buffers of this batch.
+			fatal = fmt.Errorf("uring: %s %s: io_uring_enter: %w (%d requests in flight abandoned; do not reuse this batch's buffers)", op, f.name, err, inflight)
+			r.broken = fatal
 			break
 		}
 		n := r.r.PeekBatchCQE(r.cqes)
@@ -256,12 +263,15 @@ func (f *File) batch(ctx context.Context, op storage.Op, reqs []storage.Request)
 			f.complete(op, reqs, st, int(ud-1), res, cancelled, &queue)
 		}
 		r.r.CQAdvance(n)
+		if head == len(queue) {
+			queue, head = queue[:0], 0
+		}
 		if cancelled == nil && ctx.Err() != nil {
 			cancelled = ctx.Err()
-			for _, i := range queue {
+			for _, i := range queue[head:] {
 				f.finish(reqs, st, i, fmt.Errorf("uring: %s at %d of %s not started: %w", op, reqs[i].Off, f.name, cancelled))
 			}
-			queue = queue[:0]
+			queue, head = queue[:0], 0
 			inflight += f.cancelInFlight(st)
 		}
 	}

@@ -40,6 +40,9 @@ type Ring struct {
 	inflight atomic.Int64
 	cqes     []*giouring.CompletionQueueEvent
 	closed   bool
+	// broken is why the ring can no longer be used: io_uring_enter failed
+	// with requests in flight, whose buffers the kernel may still write.
+	broken error
 
 	// registered buffers, sorted by start address
 	bufs []region
@@ -178,7 +181,7 @@ func (r *Ring) Close() error {
 	if r.closed {
 		return nil
 	}
-	if n := r.inflight.Load(); n != 0 {
+	if n := r.inflight.Load(); n != 0 && r.broken == nil {
 		return fmt.Errorf("uring: close with %d requests in flight", n)
 	}
 	r.closed = true
