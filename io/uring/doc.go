@@ -45,7 +45,12 @@
 // every request in flight, and the batch still waits for every completion
 // (cancelled or finished) before it returns: when ReadBatch returns, the
 // kernel holds no reference to any buffer, and Ring.InFlight is zero.
-// Ring.Close refuses to tear down a ring with anything in flight.
+// Ring.Close refuses to tear down a ring with anything in flight. The one
+// exception is io_uring_enter itself failing (with anything but EINTR,
+// ETIME, EAGAIN or EBUSY): nothing more can be learnt about the requests
+// in flight, so the batch returns an error that says not to reuse its
+// buffers, and the ring is marked broken (every later batch fails; Close
+// still tears it down).
 //
 // # When io_uring is refused
 //
