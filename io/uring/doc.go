@@ -25,7 +25,8 @@
 // most 1000 times per request), and the rest of a short transfer (a read
 // that returns 0 is the file's end: N < len(Buf) with io.EOF). A buffer
 // inside a region registered with Ring.RegisterBuffers
-// (IORING_REGISTER_BUFFERS over arena extents) is read with READ_FIXED or
+// (IORING_REGISTER_BUFFERS over an arena's extents, buffers.Arena.Extents)
+// is read with READ_FIXED or
 // written with WRITE_FIXED, landing straight in the Arrow buffer carved
 // from that extent; other buffers go as plain READ/WRITE. Files go through
 // the ring's registered file table (IOSQE_FIXED_FILE) when the kernel

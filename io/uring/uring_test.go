@@ -14,6 +14,7 @@ import (
 	"go.uber.org/goleak"
 	"golang.org/x/sys/unix"
 
+	"github.com/zflowdev/zflow/buffers"
 	"github.com/zflowdev/zflow/io/mmap"
 	"github.com/zflowdev/zflow/io/posix"
 	"github.com/zflowdev/zflow/io/storage"
@@ -279,5 +280,76 @@ func TestCancelBlockedReads(t *testing.T) {
 		if !errors.Is(r.Err, context.DeadlineExceeded) || r.N != 0 {
 			t.Errorf("request %d: n=%d err=%v", i, r.N, r.Err)
 		}
+	}
+}
+
+// Arrow buffers carved from a zflow arena: its extents registered as fixed
+// buffers, reads go as READ_FIXED straight into the Arrow buffers, and
+// writes from them as WRITE_FIXED.
+func TestArenaFixedBuffers(t *testing.T) {
+	needUring(t)
+	alloc, err := buffers.New(buffers.ArenaConfig{Kind: buffers.KindPlain, ExtentSize: 8 << 20, QuietFallback: true})
+	if err != nil {
+		t.Skipf("no arena here: %v", err)
+	}
+	defer func() {
+		if err := alloc.Close(); err != nil {
+			t.Error(err)
+		}
+	}()
+	mem := memory.NewCheckedAllocator(alloc)
+	defer mem.AssertSize(t, 0)
+	dir := storagetest.DiskDir(t)
+	path, want := storagetest.WriteFile(t, dir, "arena.bin", 300000)
+	ring, err := uring.NewRing(uring.Config{Entries: 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ring.Close()
+	bufs := make([]*memory.Buffer, 10)
+	for i := range bufs {
+		bufs[i] = memory.NewResizableBuffer(mem)
+		bufs[i].Resize(30000)
+	}
+	defer func() {
+		for _, b := range bufs {
+			b.Release()
+		}
+	}()
+	if err := ring.RegisterBuffers(alloc.Arena().Extents()); err != nil {
+		t.Skipf("IORING_REGISTER_BUFFERS refused: %v", err)
+	}
+	f, err := ring.Open(path, os.O_RDWR, 0, storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	reqs := make([]storage.Request, len(bufs))
+	for i, b := range bufs {
+		reqs[i] = storage.Request{Buf: b.Bytes(), Off: int64(i * 30000)}
+	}
+	if err := f.ReadBatch(context.Background(), reqs); err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range reqs {
+		if r.Err != nil || !bytes.Equal(r.Buf, want[i*30000:(i+1)*30000]) {
+			t.Errorf("read %d into an arena buffer: n=%d err=%v", i, r.N, r.Err)
+		}
+	}
+	if st := f.Stats(); st.Fixed != int64(len(reqs)) {
+		t.Errorf("Stats.Fixed = %d, want %d: arena buffers must go as READ_FIXED", st.Fixed, len(reqs))
+	}
+	for i := range reqs { // write them back shifted by one block: WRITE_FIXED
+		reqs[i].Off += 300000
+	}
+	if err := f.WriteBatch(context.Background(), reqs); err != nil {
+		t.Fatal(err)
+	}
+	if st := f.Stats(); st.Fixed != 2*int64(len(reqs)) {
+		t.Errorf("Stats.Fixed = %d after the writes, want %d", st.Fixed, 2*len(reqs))
+	}
+	got, err := os.ReadFile(path)
+	if err != nil || !bytes.Equal(got[300000:], want) {
+		t.Errorf("WRITE_FIXED from arena buffers: file differs (%v)", err)
 	}
 }
