@@ -36,6 +36,7 @@ type File struct {
 	align int
 	seq   int64
 	stats storage.Counters
+	iov   []iovec // scratch for vectored calls
 
 	closeOnce sync.Once
 	closeErr  error
@@ -100,32 +101,114 @@ func (f *File) WriteBatch(ctx context.Context, reqs []storage.Request) error {
 }
 
 func (f *File) batch(ctx context.Context, op storage.Op, reqs []storage.Request) error {
-	for i := range reqs {
+	for i := 0; i < len(reqs); {
 		if err := ctx.Err(); err != nil {
 			for j := i; j < len(reqs); j++ {
 				reqs[j].N, reqs[j].Err = 0, fmt.Errorf("posix: %s at %d of %s not started: %w", op, reqs[j].Off, f.name, err)
 			}
 			return err
 		}
-		r := &reqs[i]
-		r.N, r.Err = f.one(op, r.Buf, r.Off)
-		f.stats.Requests.Add(1)
-		f.stats.Bytes.Add(int64(r.N))
+		j := f.run(reqs, i)
+		if j-i > 1 {
+			f.vector(op, reqs[i:j])
+		} else {
+			r := &reqs[i]
+			r.N, r.Err = f.one(op, r.Buf, r.Off, f.nextSeq(1), 0)
+		}
+		for k := i; k < j; k++ {
+			f.stats.Requests.Add(1)
+			f.stats.Bytes.Add(int64(reqs[k].N))
+		}
+		i = j
 	}
 	return nil
 }
 
-// one transfers buf at off: EINTR/EAGAIN retried, a short transfer
-// continued for the rest, until done, the file's end (reads: io.EOF) or an
-// error.
-func (f *File) one(op storage.Op, buf []byte, off int64) (int, error) {
-	seq := f.seq
-	f.seq++
+func (f *File) nextSeq(n int) int64 {
+	s := f.seq
+	f.seq += int64(n)
+	return s
+}
+
+// run is the end of the run of requests from i on that one vectored call
+// can serve: each starts where the previous ends, none is empty or
+// unaligned, at most maxVec of them (1 where this platform has no
+// preadv2).
+func (f *File) run(reqs []storage.Request, i int) int {
+	j := i + 1
+	if maxVec <= 1 || len(reqs[i].Buf) == 0 || storage.CheckAligned(Name, f.name, reqs[i].Buf, reqs[i].Off, f.align) != nil {
+		return j
+	}
+	for j < len(reqs) && j-i < maxVec {
+		prev, r := &reqs[j-1], &reqs[j]
+		if len(r.Buf) == 0 || r.Off != prev.Off+int64(len(prev.Buf)) ||
+			storage.CheckAligned(Name, f.name, r.Buf, r.Off, f.align) != nil {
+			break
+		}
+		j++
+	}
+	return j
+}
+
+// vector serves adjacent requests with one preadv2/pwritev2 (the kernel
+// fills the buffers in turn): EINTR/EAGAIN retried; after a short
+// transfer, the request it ended in and those after it continue one by
+// one; after an error, each request is done on its own, so the error
+// lands on the request it belongs to.
+func (f *File) vector(op storage.Op, rs []storage.Request) {
+	seq := f.nextSeq(len(rs))
+	total := 0
+	for i := range rs {
+		total += len(rs[i].Buf)
+	}
+	var n int
+	var err error
+	for attempt, retries := 0, 0; ; attempt++ {
+		n, err = f.vcall(op, rs, rs[0].Off)
+		f.stats.Calls.Add(1)
+		if f.opts.Fault != nil {
+			n, err = f.opts.Fault(storage.Call{Op: op, Seq: seq, Attempt: attempt, Off: rs[0].Off, Len: total, Reqs: len(rs)}, n, err)
+		}
+		if err != nil && storage.Transient(err) && retries < maxRetries {
+			f.stats.Retries.Add(1)
+			retries++
+			continue
+		}
+		break
+	}
+	if err != nil {
+		for i := range rs {
+			rs[i].N, rs[i].Err = f.one(op, rs[i].Buf, rs[i].Off, seq+int64(i), 0)
+		}
+		return
+	}
+	for i := range rs {
+		r := &rs[i]
+		take := min(n, len(r.Buf))
+		n -= take
+		if take == len(r.Buf) {
+			r.N, r.Err = take, nil
+			continue
+		}
+		if take > 0 {
+			f.stats.Resubmit.Add(1)
+		}
+		r.N, r.Err = f.one(op, r.Buf, r.Off, seq+int64(i), take)
+	}
+}
+
+// one transfers buf at off from done on: EINTR/EAGAIN retried, a short
+// transfer continued for the rest, until done, the file's end (reads:
+// io.EOF) or an error. seq is the request's number for the Fault hook.
+func (f *File) one(op storage.Op, buf []byte, off int64, seq int64, done int) (int, error) {
 	if err := storage.CheckAligned(Name, f.name, buf, off, f.align); err != nil {
 		f.stats.Refused.Add(1)
 		return 0, err
 	}
-	done, attempt, retries := 0, 0, 0
+	if done%f.align != 0 && op == storage.OpRead {
+		return done, io.EOF // O_DIRECT: short inside a block is the file's end
+	}
+	attempt, retries := 0, 0
 	for done < len(buf) {
 		at := off + int64(done)
 		n, err := f.call(op, buf[done:], at)

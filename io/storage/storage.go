@@ -127,14 +127,20 @@ func (o Op) String() string {
 // Seq numbers the file's requests from 0 in submission order (the k-th
 // request of the file's life), Attempt counts the calls made for that
 // request (retries and continuations after a short transfer), Off and Len
-// are the range this call asked for.
+// are the range this call asked for. A vectored call (posix's preadv2 over
+// adjacent requests) serves requests Seq to Seq+Reqs-1; Reqs is 1
+// otherwise (0 is read as 1).
 type Call struct {
 	Op      Op
 	Seq     int64
 	Attempt int
 	Off     int64
 	Len     int
+	Reqs    int
 }
+
+// Covers says whether the call serves request number k.
+func (c Call) Covers(k int64) bool { return k >= c.Seq && k < c.Seq+int64(max(c.Reqs, 1)) }
 
 // Fault replaces a call's result; see Options.Fault.
 type Fault func(c Call, n int, err error) (int, error)
