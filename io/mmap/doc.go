@@ -18,5 +18,10 @@
 // allocator passed to OpenIPC and are released as usual.
 //
 // A mapping is taken at Open: a file that grows afterwards is read to the
-// size it had then. direct: true and writing are refused.
+// size it had then. A file truncated while mapped faults (SIGBUS) where it
+// is read past its new end: ReadBatch turns that into an error on the
+// request (runtime/debug.SetPanicOnFault); arrays handed out by Adopt
+// cannot be guarded that way, so files read zero-copy must not be
+// truncated while in use (zflow's sinks write a new file and rename it).
+// direct: true and writing are refused.
 package mmap

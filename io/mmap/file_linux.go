@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 	"sync"
 	"unsafe"
 
@@ -97,6 +98,10 @@ func (f *File) Close() error {
 // and its result is handled as posix handles a pread's: EINTR/EAGAIN
 // retried, a short copy continued, nothing copied at the mapping's end.
 func (f *File) ReadBatch(ctx context.Context, reqs []storage.Request) error {
+	// A file truncated under its mapping faults (SIGBUS) where it is read
+	// past the new end: turn that into an error on the request instead of
+	// a crash.
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	for i := range reqs {
 		if err := ctx.Err(); err != nil {
 			for j := i; j < len(reqs); j++ {
@@ -105,11 +110,27 @@ func (f *File) ReadBatch(ctx context.Context, reqs []storage.Request) error {
 			return err
 		}
 		r := &reqs[i]
-		r.N, r.Err = f.one(r.Buf, r.Off)
+		r.N, r.Err = f.guarded(r.Buf, r.Off)
 		f.stats.Requests.Add(1)
 		f.stats.Bytes.Add(int64(r.N))
 	}
 	return nil
+}
+
+// guarded is one with a memory fault (the file shrank) turned into an
+// error.
+func (f *File) guarded(buf []byte, off int64) (n int, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			// SetPanicOnFault's panics carry the faulting address
+			if fe, ok := p.(interface{ Addr() uintptr }); ok {
+				n, err = 0, fmt.Errorf("mmap: read %d bytes at %d of %s: the file shrank under its mapping (fault at %#x)", len(buf), off, f.name, fe.Addr())
+				return
+			}
+			panic(p)
+		}
+	}()
+	return f.one(buf, off)
 }
 
 func (f *File) one(buf []byte, off int64) (int, error) {

@@ -273,3 +273,28 @@ func TestBytes(t *testing.T) {
 		t.Error("the last Release did not unmap")
 	}
 }
+
+// A file truncated under its mapping: the read past the new end is an
+// error on the request, not a crash.
+func TestTruncatedUnderMapping(t *testing.T) {
+	dir := storagetest.ShmDir(t)
+	path, want := storagetest.WriteFile(t, dir, "t.bin", 5*4096)
+	f, err := mmap.Open(path, os.O_RDONLY, 0, storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := os.Truncate(path, 4096); err != nil {
+		t.Fatal(err)
+	}
+	reqs := []storage.Request{{Buf: make([]byte, 100), Off: 10}, {Buf: make([]byte, 100), Off: 3 * 4096}}
+	if err := f.ReadBatch(context.Background(), reqs); err != nil {
+		t.Fatal(err)
+	}
+	if reqs[0].Err != nil || string(reqs[0].Buf) != string(want[10:110]) {
+		t.Errorf("read inside the remaining page: n=%d err=%v", reqs[0].N, reqs[0].Err)
+	}
+	if reqs[1].Err == nil || !strings.Contains(reqs[1].Err.Error(), "shrank") {
+		t.Errorf("read past the new end: n=%d err=%v, want the file-shrank error", reqs[1].N, reqs[1].Err)
+	}
+}
