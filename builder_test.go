@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -194,7 +195,7 @@ sinks:
 	if err != nil {
 		t.Fatalf("a literal relying on defaults: %v", err)
 	}
-	if *csvCfg != (operators.CSVSinkConfig{Path: filepath.Join(dir, "y.csv")}) {
+	if !reflect.DeepEqual(*csvCfg, operators.CSVSinkConfig{Path: filepath.Join(dir, "y.csv")}) {
 		t.Errorf("Build changed the config passed in: %+v", *csvCfg)
 	}
 	if g, y := plan(gp), plan(yp); g != y {

@@ -285,3 +285,34 @@ sinks:
 	fmt.Println(strings.Fields(b.String())[:3])
 	// Output: [pipeline "tiny" ok]
 }
+
+// A pipeline whose path is "-" reads the standard input and writes the
+// standard output its caller gives it: here a string in and a buffer out.
+// The reader is given when the pipeline is compiled (the csv source reads
+// its header and infers its types then, without consuming it), the writer
+// when it runs.
+func ExampleWithStdin() {
+	src := []byte(`
+version: 1
+name: filter_stdin
+sources:
+  in: {type: csv, path: "-"}
+operators:
+  big: {type: filter, inputs: [in], where: "qty > 100"}
+sinks:
+  out: {type: ndjson, inputs: [big], path: "-"}
+`)
+	in := strings.NewReader("symbol,qty\nAAPL,200\nMSFT,50\nNVDA,300\n")
+	p, err := zflow.Parse(src, "filter_stdin.yaml", zflow.WithStdin(in))
+	if err != nil {
+		log.Fatal(err)
+	}
+	var out strings.Builder
+	if _, err := p.Run(context.Background(), zflow.WithStdout(&out)); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Print(out.String())
+	// Output:
+	// {"symbol":"AAPL","qty":200}
+	// {"symbol":"NVDA","qty":300}
+}

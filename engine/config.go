@@ -45,7 +45,9 @@ const (
 // completed field by field, and a Go-only shorthand (ConfigNormalizer) is
 // folded in. cfg itself is not changed. Lists, maps and the
 // elements of lists are taken as they are: a nil list takes the default, an
-// empty non-nil one ([]string{}) stays empty.
+// empty non-nil one ([]string{}) stays empty. A ConfigNormalizer's
+// shorthands are folded in (NormalizeConfig), so the copy is what a YAML
+// file saying the same decodes to.
 func CompleteConfig(spec *Spec, cfg any) (any, error) {
 	def := spec.NewConfig()
 	if err := sameType(cfg, def); err != nil {
@@ -62,6 +64,9 @@ func CompleteConfig(spec *Spec, cfg any) (any, error) {
 		n.NormalizeConfig() // out is a copy: the caller's struct keeps its shorthand
 	}
 	fillDefaults(ov, reflect.ValueOf(def).Elem(), params)
+	if n, ok := out.(ConfigNormalizer); ok {
+		n.NormalizeConfig()
+	}
 	return out, nil
 }
 

@@ -17,6 +17,12 @@
 // call; emitting hands one reference to the engine; fan-out retains once per
 // extra consumer and never copies.
 //
+// Standard input and output belong to the run, not to the process: the
+// caller passes them (CompileOptions.Stdin, peeked at by Build through
+// [Stdin] to read a schema; RunOptions.Stdout) and instances find them in
+// their [InstanceContext]. Compile lets one node read standard input and one
+// write standard output (a config's path "-", or a [StdioUser]).
+//
 // The engine knows no YAML, no concrete operator, no backend and no CLI:
 // operators register themselves in init (the database/sql driver pattern),
 // and package pipelines turns YAML into a [Graph].

@@ -439,10 +439,19 @@ func pathClashes(order []*planNode) ([]error, [2][]string) {
 				clash(b.n, "sink %q writes the same file (%s): each would overwrite the other", a.n.ID, a.raw)
 			}
 		}
+		reported := map[*planNode]bool{} // one error per source, however many files it reads
 		for _, src := range sources {
-			if same(a, src) {
+			switch {
+			case reported[src.n]:
+			case same(a, src):
+				reported[src.n] = true
 				clash(a.n, "source %q reads this file (%s): the sink would replace it while it is read", src.n.ID, src.raw)
 				clash(src.n, "sink %q writes this file (%s): it would replace it while it is read", a.n.ID, a.raw)
+			case a.info != nil && a.info.IsDir() && strings.HasPrefix(src.abs, a.abs+string(filepath.Separator)):
+				// A partitioned sink replaces the whole directory.
+				reported[src.n] = true
+				clash(a.n, "source %q reads %s, inside this directory: the sink would replace it while it is read", src.n.ID, src.raw)
+				clash(src.n, "sink %q writes the directory %s, which holds %s: it would replace it while it is read", a.n.ID, a.raw, src.raw)
 			}
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"sync/atomic"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
@@ -97,5 +98,15 @@ type InstanceContext struct {
 	Stdin  io.Reader
 	Stdout io.Writer
 
-	span trace.Span // the instance's span, with tracing on
+	span  trace.Span
+	files *atomic.Int64 // the instance's file counter; nil outside a run // the instance's span, with tracing on
+}
+
+// CountFiles adds n to the files the instance has read (a source) or
+// written (a sink), shown in the summary (OpStats.Files). A file source
+// counts each input it opens, a partitioned sink each file it writes.
+func (ic *InstanceContext) CountFiles(n int) {
+	if ic != nil && ic.files != nil {
+		ic.files.Add(int64(n))
+	}
 }

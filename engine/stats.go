@@ -22,6 +22,7 @@ type instCounters struct {
 	bytesIn, bytesOut     atomic.Int64
 	ref                   atomic.Int64 // output bytes shared with the input being processed
 	busy, blocked, idle   atomic.Int64 // nanoseconds
+	files                 atomic.Int64 // files read or written (InstanceContext.CountFiles)
 	_                     [64]byte     // the next instance's counters start on another cache line
 }
 
@@ -59,6 +60,7 @@ type OpStats struct {
 	Busy        time.Duration    `json:"busy_ns"`                // summed over instances
 	Blocked     time.Duration    `json:"blocked_ns"`             // waiting on full output edges
 	Idle        time.Duration    `json:"idle_ns"`                // waiting for input
+	Files       int64            `json:"files,omitempty"`        // files read (a source) or written (a sink), as the operator counts them
 }
 
 // Summary is the result of a run.
@@ -130,6 +132,7 @@ func (ns *nodeStats) snapshot(n *planNode) OpStats {
 		st.Busy += time.Duration(c.busy.Load())
 		st.Blocked += time.Duration(c.blocked.Load())
 		st.Idle += time.Duration(c.idle.Load())
+		st.Files += c.files.Load()
 	}
 	st.BytesRef = input
 	for i := range ns.led {

@@ -48,6 +48,17 @@ func (s *Summary) WriteText(w io.Writer) {
 			o.Busy.Round(time.Millisecond), o.Blocked.Round(time.Millisecond), peak)
 	}
 	tw.Flush()
+	var files []string
+	many := false
+	for _, o := range s.Ops {
+		if o.Files > 0 {
+			files = append(files, fmt.Sprintf("%s %d", o.ID, o.Files))
+			many = many || o.Files > 1
+		}
+	}
+	if many { // one file per operator is the usual case, not worth a line
+		fmt.Fprintf(w, "files: %s\n", strings.Join(files, ", "))
+	}
 	fmt.Fprintf(w, "by reference: %s; copied: %s", HumanBytes(ref), HumanBytes(copied))
 	var copies []string
 	for _, o := range s.Ops {

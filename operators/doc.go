@@ -12,6 +12,33 @@
 // (InstanceContext.Alloc). Batches hold settings.batch_rows rows unless the
 // node sets batch_rows.
 //
+// The file sources read many files as one (filelist.go): path is a file, a
+// glob (** spans directories), a directory (recursive, lexical order,
+// hidden and _-prefixed names skipped) or a list of these, resolved and
+// sorted at compile time; a glob matching nothing is a compile error naming
+// it. The first file sets the columns (a csv or ndjson source infers its
+// types from it) and every other file is checked against it at compile time
+// (a csv file's header; a parquet or arrow file's schema), an error naming
+// both files and the column; a value of a later file that does not parse
+// as its column's type fails the run naming the file and line. Files are
+// read one after the other and a batch never spans two. hive_partitioning
+// (auto: when every file has the same key=value directories below the
+// directory or glob root) appends those keys as columns (int64, date32 or
+// string, inferred from all the values; __HIVE_DEFAULT_PARTITION__ is
+// null), and filename appends the file's name; both are constant per file
+// and made per batch from the run's allocator. The plan says how many files
+// a source reads, the summary how many each source read and each sink wrote
+// (InstanceContext.CountFiles). A parallel parquet source spreads row
+// groups over its instances across files, a parallel arrow source the
+// batches of IPC files and whole streams.
+//
+// Path "-" is standard input (engine.Stdin), for csv, ndjson (compression
+// is still found by its magic bytes: textin peeks through a buffer and
+// never seeks) and Arrow IPC streams. The schema is read at compile time by
+// peeking at the stream, which the run then reads from its start; a parquet
+// source refuses "-", since Parquet's footer needs a seekable file, and an
+// arrow source refuses an IPC file (not a stream) there for the same reason.
+//
 // # Union
 //
 // union merges its inputs by position (the same columns, passed by
@@ -42,6 +69,30 @@
 // file back (or removes the new one where there was none). The stdout sink
 // cannot be undone: it commits after them, so it prints only once they have
 // committed.
+//
+// With path "-" a file sink writes standard output (InstanceContext.Stdout,
+// which the caller chooses: engine.RunOptions.Stdout): csv, ndjson, parquet
+// (its writer only appends) and arrow, file or stream. The bytes go out as
+// batches arrive and cannot be taken back, so such a sink is a plain sink
+// (stdSink hides Rollback and Forget) and commits after the undoable ones; a
+// failed run may have printed part of its rows, and exits with an error. The
+// stdout sink is the other way to print: it renders a table (after the run
+// has succeeded) or csv/ndjson for people, where a file sink with "-" writes
+// the format a program reads (parquet or an Arrow stream into another
+// zflow, duckdb or pyarrow). Both write the run's standard output; a
+// pipeline has one node writing there.
+//
+// With partition_by (sink_partition.go) the parquet, csv and ndjson sinks
+// write a Hive-partitioned tree: path/k1=v1/k2=v2/part-N.ext, the keys'
+// values percent-encoded as DuckDB writes them and not stored inside the
+// files. The tree is written under a temporary sibling directory and
+// published as a whole (atomicfile.Dir): Commit renames it into place,
+// keeping the tree it replaced until Forget, Rollback puts that back, a
+// failed run removes the temporary tree, and the next run undoes what a
+// killed one left (atomicfile.RecoverDir). At most max_open_files partition
+// files are open at once (an LRU): memory is bounded by that many encoders
+// (a parquet file's row group), and a partition closed for another that
+// gets rows again goes on in a new file, part-1, part-2....
 //
 // The files next to the final name carry their owner in their name (pid,
 // process start time, boot id, pid namespace: see atomicfile.FormatName).

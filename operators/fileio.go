@@ -27,6 +27,24 @@ const columnTypeEnum = "bool,int8,int16,int32,int64,uint8,uint16,uint32,uint64,f
 type ColumnDef struct {
 	Name string `zflow:"name" required:"true" doc:"column name"`
 	Type string `zflow:"type" required:"true" doc:"column type" enum:"bool,int8,int16,int32,int64,uint8,uint16,uint32,uint64,float32,float64,string,binary,date32,timestamp,timestamp_s,timestamp_ms,timestamp_us,timestamp_ns"`
+	// Truncate lets a timestamp column drop fraction digits its unit cannot
+	// hold; without it such a value fails the run naming its place.
+	Truncate bool `zflow:"truncate" doc:"a timestamp column: drop fraction digits finer than its unit (2024-01-01 00:00:00.123456 read as timestamp_ms is .123) instead of failing"`
+}
+
+// truncatingColumns returns the names of the columns declared with
+// truncate: true.
+func truncatingColumns(cols []ColumnDef) map[string]bool {
+	var m map[string]bool
+	for _, c := range cols {
+		if c.Truncate {
+			if m == nil {
+				m = map[string]bool{}
+			}
+			m[c.Name] = true
+		}
+	}
+	return m
 }
 
 // columnsSchema turns an explicit column list into a schema; errors name
@@ -46,6 +64,9 @@ func columnsSchema(param string, cols []ColumnDef) (*arrow.Schema, error) {
 		if err != nil {
 			errs = append(errs, engine.Errf(fmt.Sprintf("%s.%d.type", param, i), "%v", err))
 			continue
+		}
+		if c.Truncate && dt.ID() != arrow.TIMESTAMP {
+			errs = append(errs, engine.Errf(fmt.Sprintf("%s.%d.truncate", param, i), "truncate applies to timestamp columns, not %s", c.Type))
 		}
 		fields = append(fields, arrow.Field{Name: c.Name, Type: dt, Nullable: true})
 	}
@@ -214,6 +235,7 @@ func newFileOut(ic *engine.InstanceContext, kind, path string) (*fileOut, error)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", kind, err)
 	}
+	ic.CountFiles(1)
 	o := &fileOut{kind: kind, af: af}
 	o.bw = bufio.NewWriterSize(writerFunc(o.writeFile), fileOutBuffer)
 	return o, nil

@@ -42,10 +42,10 @@ import (
 // A list takes its entries in order, each expanded as above.
 
 // stdinPath is the path that means standard input (or output, for a sink).
-const stdinPath = "-"
+const stdinPath = engine.StdPath
 
-// pathParam is the common part of a file source's config: the path
-// parameter (one entry or a list) and the Go shorthand for one entry.
+// sourcePaths are the path entries of a file source's config: the Go
+// shorthand Path first, then the path parameter's list.
 func sourcePaths(one string, list []string) []string {
 	var out []string
 	if one != "" {
@@ -61,6 +61,17 @@ type fileSet struct {
 	// roots[i] is the directory files[i] was found under (the directory
 	// given, or the fixed part of the glob), for Hive partition keys.
 	roots []string
+	// params[i] is the parameter files[i] came from ("path", or "path.2" in
+	// a list), where an error about the file is placed.
+	params []string
+}
+
+// param is where an error about input i is placed.
+func (s *fileSet) param(i int) string {
+	if s.stdin || i >= len(s.params) {
+		return "path"
+	}
+	return s.params[i]
 }
 
 func (s *fileSet) describe() string {
@@ -108,7 +119,7 @@ func resolvePaths(kind string, entries []string) (*fileSet, error) {
 				errs = append(errs, engine.Errf(param, "%s: no file matches %q", kind, e))
 				continue
 			}
-			s.add(files, root)
+			s.add(files, root, param)
 		default:
 			st, err := os.Stat(e)
 			if err != nil {
@@ -116,7 +127,7 @@ func resolvePaths(kind string, entries []string) (*fileSet, error) {
 				continue
 			}
 			if !st.IsDir() {
-				s.add([]string{e}, "")
+				s.add([]string{e}, "", param)
 				continue
 			}
 			files, err := dirFiles(e)
@@ -128,7 +139,7 @@ func resolvePaths(kind string, entries []string) (*fileSet, error) {
 				errs = append(errs, engine.Errf(param, "%s: directory %s holds no files to read (hidden files and names starting with _ are skipped)", kind, e))
 				continue
 			}
-			s.add(files, e)
+			s.add(files, e, param)
 		}
 	}
 	if len(errs) > 0 {
@@ -137,10 +148,11 @@ func resolvePaths(kind string, entries []string) (*fileSet, error) {
 	return s, nil
 }
 
-func (s *fileSet) add(files []string, root string) {
+func (s *fileSet) add(files []string, root, param string) {
 	for _, f := range files {
 		s.files = append(s.files, f)
 		s.roots = append(s.roots, root)
+		s.params = append(s.params, param)
 	}
 }
 

@@ -2,6 +2,7 @@ package operators
 
 import (
 	"errors"
+	"io"
 
 	"github.com/apache/arrow-go/v18/arrow"
 
@@ -11,10 +12,12 @@ import (
 
 // CSVSinkConfig configures the csv sink.
 type CSVSinkConfig struct {
-	Path      string `zflow:"path" required:"true" doc:"file to write; replaced atomically when the run succeeds. - writes standard output instead, as batches arrive (not atomic: a failed run may have printed some rows; one node per pipeline)" example:"out/trades.csv"`
-	Header    bool   `zflow:"header" doc:"write the column names first"`
-	Delimiter string `zflow:"delimiter" doc:"field separator, one ASCII character (\"\\t\" or tab for tabs)"`
-	NullValue string `zflow:"null_value" doc:"how a null is written (an empty string value is written as \"\")"`
+	Path         string   `zflow:"path" required:"true" doc:"file to write; replaced atomically when the run succeeds. - writes standard output instead, as batches arrive (not atomic: a failed run may have printed some rows; one node per pipeline)" example:"out/trades.csv"`
+	Header       bool     `zflow:"header" doc:"write the column names first"`
+	Delimiter    string   `zflow:"delimiter" doc:"field separator, one ASCII character (\"\\t\" or tab for tabs)"`
+	NullValue    string   `zflow:"null_value" doc:"how a null is written (an empty string value is written as \"\")"`
+	PartitionBy  []string `zflow:"partition_by" doc:"write a Hive-partitioned directory tree instead of one file: path is a directory, and each row goes to path/col=value/.../part-N.csv by these columns' values (strings, integers, booleans or dates; null is __HIVE_DEFAULT_PARTITION__; every byte but letters, digits and - _ . ~ percent-encoded, as DuckDB writes them), which are not written inside the files; the tree is published as a whole when the run succeeds" example:"[day, symbol]"`
+	MaxOpenFiles int      `zflow:"max_open_files" doc:"with partition_by: partition files open at once (each holds its encoder's buffers); when another is needed the least recently used is closed, and a partition that gets rows again continues in a new part file"`
 }
 
 // CSVSinkSpec is the spec of the csv sink.
@@ -30,7 +33,7 @@ func CSVSinkSpec() engine.Spec {
 inputs: [trades]
 path: out/trades.csv`,
 		MinInputs: 1, MaxInputs: 1,
-		NewConfig: func() any { return &CSVSinkConfig{Header: true, Delimiter: ","} },
+		NewConfig: func() any { return &CSVSinkConfig{Header: true, Delimiter: ",", MaxOpenFiles: 64} },
 		Build:     buildCSVSink,
 	}
 }
@@ -41,6 +44,7 @@ type csvSinkFactory struct {
 	cfg    CSVSinkConfig
 	delim  byte
 	schema *arrow.Schema
+	part   *partitioning // nil unless partition_by
 }
 
 func parseSinkDelimiter(s string) (byte, error) {
@@ -71,15 +75,37 @@ func buildCSVSink(bc *engine.BuildContext, c any) (engine.Factory, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	return &csvSinkFactory{cfg: cfg, delim: delim, schema: schema}, nil
+	f := &csvSinkFactory{cfg: cfg, delim: delim, schema: schema}
+	if len(cfg.PartitionBy) > 0 {
+		if f.part, err = planPartitioning(schema, cfg.PartitionBy, cfg.MaxOpenFiles, cfg.Path); err != nil {
+			return nil, err
+		}
+	}
+	return f, nil
 }
 
 func (f *csvSinkFactory) Schema() *arrow.Schema { return nil }
 
-func (f *csvSinkFactory) Describe() string { return f.cfg.Path }
+func (f *csvSinkFactory) Describe() string {
+	if f.part != nil {
+		return f.part.describe(f.cfg.Path)
+	}
+	return f.cfg.Path
+}
 
 func (f *csvSinkFactory) New(ic *engine.InstanceContext) (any, error) {
 	fileBackend(ic)
+	if f.part != nil {
+		return newPartitionedSink(ic, "csv", f.cfg.Path, f.part, func(ic *engine.InstanceContext, w io.Writer) (partWriter, error) {
+			enc := newCSVEncoder(f.delim, f.cfg.NullValue)
+			if f.cfg.Header {
+				if _, err := w.Write(enc.appendHeader(nil, f.part.schema)); err != nil {
+					return nil, err
+				}
+			}
+			return &textPartWriter{w: w, enc: enc}, nil
+		})
+	}
 	out, err := newFileOut(ic, "csv", f.cfg.Path)
 	if err != nil {
 		return nil, err

@@ -2,6 +2,7 @@ package operators
 
 import (
 	"errors"
+	"io"
 
 	"github.com/apache/arrow-go/v18/arrow"
 
@@ -11,7 +12,9 @@ import (
 
 // NDJSONSinkConfig configures the ndjson sink.
 type NDJSONSinkConfig struct {
-	Path string `zflow:"path" required:"true" doc:"file to write; replaced atomically when the run succeeds. - writes standard output instead, as batches arrive (not atomic: a failed run may have printed some rows; one node per pipeline)" example:"out/trades.ndjson"`
+	Path         string   `zflow:"path" required:"true" doc:"file to write; replaced atomically when the run succeeds. - writes standard output instead, as batches arrive (not atomic: a failed run may have printed some rows; one node per pipeline)" example:"out/trades.ndjson"`
+	PartitionBy  []string `zflow:"partition_by" doc:"write a Hive-partitioned directory tree instead of one file: path is a directory, and each row goes to path/col=value/.../part-N.ndjson by these columns' values (strings, integers, booleans or dates; null is __HIVE_DEFAULT_PARTITION__; every byte but letters, digits and - _ . ~ percent-encoded, as DuckDB writes them), which are not written inside the files; the tree is published as a whole when the run succeeds" example:"[day, symbol]"`
+	MaxOpenFiles int      `zflow:"max_open_files" doc:"with partition_by: partition files open at once (each holds its encoder's buffers); when another is needed the least recently used is closed, and a partition that gets rows again continues in a new part file"`
 }
 
 // NDJSONSinkSpec is the spec of the ndjson sink.
@@ -26,7 +29,7 @@ func NDJSONSinkSpec() engine.Spec {
 inputs: [trades]
 path: out/trades.ndjson`,
 		MinInputs: 1, MaxInputs: 1,
-		NewConfig: func() any { return &NDJSONSinkConfig{} },
+		NewConfig: func() any { return &NDJSONSinkConfig{MaxOpenFiles: 64} },
 		Build:     buildNDJSONSink,
 	}
 }
@@ -36,6 +39,7 @@ func init() { engine.Register(NDJSONSinkSpec()) }
 type ndjsonSinkFactory struct {
 	cfg    NDJSONSinkConfig
 	schema *arrow.Schema
+	part   *partitioning // nil unless partition_by
 }
 
 func buildNDJSONSink(bc *engine.BuildContext, c any) (engine.Factory, error) {
@@ -51,15 +55,31 @@ func buildNDJSONSink(bc *engine.BuildContext, c any) (engine.Factory, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	return &ndjsonSinkFactory{cfg: cfg, schema: schema}, nil
+	f := &ndjsonSinkFactory{cfg: cfg, schema: schema}
+	if len(cfg.PartitionBy) > 0 {
+		if f.part, err = planPartitioning(schema, cfg.PartitionBy, cfg.MaxOpenFiles, cfg.Path); err != nil {
+			return nil, err
+		}
+	}
+	return f, nil
 }
 
 func (f *ndjsonSinkFactory) Schema() *arrow.Schema { return nil }
 
-func (f *ndjsonSinkFactory) Describe() string { return f.cfg.Path }
+func (f *ndjsonSinkFactory) Describe() string {
+	if f.part != nil {
+		return f.part.describe(f.cfg.Path)
+	}
+	return f.cfg.Path
+}
 
 func (f *ndjsonSinkFactory) New(ic *engine.InstanceContext) (any, error) {
 	fileBackend(ic)
+	if f.part != nil {
+		return newPartitionedSink(ic, "ndjson", f.cfg.Path, f.part, func(ic *engine.InstanceContext, w io.Writer) (partWriter, error) {
+			return &textPartWriter{w: w, enc: newNDJSONEncoder(f.part.schema)}, nil
+		})
+	}
 	out, err := newFileOut(ic, "ndjson", f.cfg.Path)
 	if err != nil {
 		return nil, err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
@@ -16,10 +17,12 @@ import (
 
 // ParquetSinkConfig configures the parquet sink.
 type ParquetSinkConfig struct {
-	Path         string `zflow:"path" required:"true" doc:"file to write; replaced atomically when the run succeeds. - writes standard output instead, as batches arrive (not atomic: a failed run may have printed some rows; one node per pipeline)" example:"out/vwap.parquet"`
-	Compression  string `zflow:"compression" doc:"page compression codec" enum:"snappy,zstd,gzip,none"`
-	RowGroupRows int    `zflow:"row_group_rows" doc:"rows per row group (the last one may hold fewer)"`
-	Dictionary   string `zflow:"dictionary" enum:"auto,always,never" doc:"dictionary encoding (a dictionary that grows past 1 MiB falls back to plain encoding): auto encodes string and binary columns only, where repeats are common and hashing pays; always encodes every column; never writes plain"`
+	Path         string   `zflow:"path" required:"true" doc:"file to write; replaced atomically when the run succeeds. - writes standard output instead, as batches arrive (not atomic: a failed run may have printed some rows; one node per pipeline)" example:"out/vwap.parquet"`
+	Compression  string   `zflow:"compression" doc:"page compression codec" enum:"snappy,zstd,gzip,none"`
+	RowGroupRows int      `zflow:"row_group_rows" doc:"rows per row group (the last one may hold fewer)"`
+	Dictionary   string   `zflow:"dictionary" enum:"auto,always,never" doc:"dictionary encoding (a dictionary that grows past 1 MiB falls back to plain encoding): auto encodes string and binary columns only, where repeats are common and hashing pays; always encodes every column; never writes plain"`
+	PartitionBy  []string `zflow:"partition_by" doc:"write a Hive-partitioned directory tree instead of one file: path is a directory, and each row goes to path/col=value/.../part-N.parquet by these columns' values (strings, integers, booleans or dates; null is __HIVE_DEFAULT_PARTITION__; every byte but letters, digits and - _ . ~ percent-encoded, as DuckDB writes them), which are not written inside the files; the tree is published as a whole when the run succeeds" example:"[day, symbol]"`
+	MaxOpenFiles int      `zflow:"max_open_files" doc:"with partition_by: partition files open at once (each holds its encoder's buffers); when another is needed the least recently used is closed, and a partition that gets rows again continues in a new part file"`
 }
 
 // ParquetSinkSpec is the spec of the parquet sink.
@@ -36,7 +39,7 @@ path: out/vwap.parquet
 compression: zstd`,
 		MinInputs: 1, MaxInputs: 1,
 		NewConfig: func() any {
-			return &ParquetSinkConfig{Compression: "snappy", RowGroupRows: 1 << 20, Dictionary: "auto"}
+			return &ParquetSinkConfig{Compression: "snappy", RowGroupRows: 1 << 20, Dictionary: "auto", MaxOpenFiles: 64}
 		},
 		Build: buildParquetSink,
 	}
@@ -47,7 +50,8 @@ func init() { engine.Register(ParquetSinkSpec()) }
 type parquetSinkFactory struct {
 	cfg    ParquetSinkConfig
 	codec  compress.Compression
-	schema *arrow.Schema
+	schema *arrow.Schema // of the files: the input's, less the partition keys
+	part   *partitioning // nil unless partition_by
 }
 
 func buildParquetSink(bc *engine.BuildContext, c any) (engine.Factory, error) {
@@ -86,8 +90,14 @@ func buildParquetSink(bc *engine.BuildContext, c any) (engine.Factory, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	// Check at compile time that every column has a Parquet mapping.
 	f.schema = schema
+	if len(cfg.PartitionBy) > 0 {
+		if f.part, err = planPartitioning(schema, cfg.PartitionBy, cfg.MaxOpenFiles, cfg.Path); err != nil {
+			return nil, err
+		}
+		f.schema = f.part.schema
+	}
+	// Check at compile time that every column has a Parquet mapping.
 	if _, err := pqarrow.ToParquet(schema, f.writerProps(parquetScratch), pqarrow.DefaultWriterProps()); err != nil {
 		return nil, engine.Errf("inputs", "parquet: cannot store schema %s: %v", schema, err)
 	}
@@ -118,11 +128,24 @@ func (f *parquetSinkFactory) writerProps(mem memory.Allocator) *parquet.WriterPr
 func (f *parquetSinkFactory) Schema() *arrow.Schema { return nil }
 
 func (f *parquetSinkFactory) Describe() string {
+	if f.part != nil {
+		return fmt.Sprintf("%s (%s, %d rows per row group)", f.part.describe(f.cfg.Path), f.cfg.Compression, f.cfg.RowGroupRows)
+	}
 	return fmt.Sprintf("%s (%s, %d rows per row group)", f.cfg.Path, f.cfg.Compression, f.cfg.RowGroupRows)
 }
 
 func (f *parquetSinkFactory) New(ic *engine.InstanceContext) (any, error) {
 	fileBackend(ic)
+	if f.part != nil {
+		return newPartitionedSink(ic, "parquet", f.cfg.Path, f.part, func(ic *engine.InstanceContext, w io.Writer) (partWriter, error) {
+			fw, err := pqarrow.NewFileWriter(f.schema, w, f.writerProps(ic.Alloc),
+				pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema(), pqarrow.WithAllocator(ic.Alloc)))
+			if err != nil {
+				return nil, err
+			}
+			return &parquetPartWriter{fw: fw}, nil
+		})
+	}
 	out, err := newFileOut(ic, "parquet", f.cfg.Path)
 	if err != nil {
 		return nil, err
@@ -191,5 +214,26 @@ func (s *parquetSink) teardown() {
 		s.closed = true
 		s.out.discard = true
 		s.fw.Close() // frees the buffered row group; the output is discarded
+	}
+}
+
+// parquetPartWriter writes one file of a partitioned parquet sink.
+type parquetPartWriter struct {
+	fw     *pqarrow.FileWriter
+	closed bool
+}
+
+func (p *parquetPartWriter) write(rec arrow.RecordBatch) error { return p.fw.WriteBuffered(rec) }
+
+func (p *parquetPartWriter) finish() error {
+	p.closed = true
+	return p.fw.Close()
+}
+
+// abort frees the buffered row group; the file is discarded.
+func (p *parquetPartWriter) abort() {
+	if !p.closed {
+		p.closed = true
+		p.fw.Close()
 	}
 }

@@ -22,7 +22,7 @@ import (
 type ArrowSourceConfig struct {
 	// Path is one file, glob, directory or "-", for Go callers; it comes
 	// before Files. The pipeline parameter path fills Files.
-	Path             string   `example:"testdata/trades.arrow"`
+	Path             string
 	Files            []string `zflow:"path" required:"true" doc:"what to read, Arrow IPC files (.arrow, .feather v2) or streams (.arrows): a file, a glob (data/*.arrow, data/**/*.arrow), a directory (its files, recursively, in lexical order, skipping hidden and _-prefixed names), - for an IPC stream on standard input, or a list of these; every file must have the first one's columns" example:"testdata/trades.arrow"`
 	Filename         string   `zflow:"filename" doc:"add a string column naming the file each row came from: true names it filename, any other value is the column's name"`
 	HivePartitioning string   `zflow:"hive_partitioning" enum:"auto,true,false" doc:"add the key=value directories between a directory or glob root and the files as columns (int64, date32 or string, inferred from the values; __HIVE_DEFAULT_PARTITION__ is null): auto does when every file has the same keys, true requires it"`
@@ -101,7 +101,7 @@ func buildArrowSource(bc *engine.BuildContext, c any) (engine.Factory, error) {
 		f.stream, f.batches, f.fileSchema = []bool{true}, []int{1}, stripMeta(schema)
 	}
 	for i, path := range files.files {
-		schema, stream, n, err := arrowFileSchema(path, cfg.Format)
+		schema, stream, n, err := arrowFileSchema(files.param(i), path, cfg.Format)
 		if err != nil {
 			return nil, err
 		}
@@ -112,7 +112,7 @@ func buildArrowSource(bc *engine.BuildContext, c any) (engine.Factory, error) {
 			continue
 		}
 		if err := sameFileColumns(f.fileSchema, schema); err != nil {
-			return nil, engine.Errf("path", "arrow: %s and %s (the first file, which sets the columns) differ: %v; every file must have the same columns", path, files.files[0], err)
+			return nil, engine.Errf(files.param(i), "arrow: %s and %s (the first file, which sets the columns) differ: %v; every file must have the same columns", path, files.files[0], err)
 		}
 	}
 	if f.extra, err = planExtras(files, cfg.HivePartitioning, cfg.Filename, f.fileSchema); err != nil {
@@ -148,11 +148,12 @@ func stdinArrowSchema(st *engine.Stdin, format string) (*arrow.Schema, error) {
 }
 
 // arrowFileSchema reads the schema of the IPC file or stream at path, and
-// tells which it is and how many batches a file holds.
-func arrowFileSchema(path, format string) (*arrow.Schema, bool, int, error) {
+// tells which it is and how many batches a file holds; errors are placed at
+// param.
+func arrowFileSchema(param, path, format string) (*arrow.Schema, bool, int, error) {
 	osf, err := os.Open(path)
 	if err != nil {
-		return nil, false, 0, engine.Errf("path", "arrow: %v", err)
+		return nil, false, 0, engine.Errf(param, "arrow: %v", err)
 	}
 	defer osf.Close()
 	stream := format == "stream"
@@ -168,24 +169,24 @@ func arrowFileSchema(path, format string) (*arrow.Schema, bool, int, error) {
 					msg += "; use type: " + use
 				}
 			}
-			return nil, false, 0, engine.Errf("path", "%s", msg)
+			return nil, false, 0, engine.Errf(param, "%s", msg)
 		}
 		if _, err := osf.Seek(0, io.SeekStart); err != nil {
-			return nil, false, 0, engine.Errf("path", "arrow: %v", err)
+			return nil, false, 0, engine.Errf(param, "arrow: %v", err)
 		}
 	}
 	mem := memory.NewGoAllocator() // only the schema is read
 	if stream {
 		r, err := newIPCStreamReader(osf, mem)
 		if err != nil {
-			return nil, false, 0, engine.Errf("path", "arrow: read %s as an IPC stream: %v", path, err)
+			return nil, false, 0, engine.Errf(param, "arrow: read %s as an IPC stream: %v", path, err)
 		}
 		defer r.Release()
 		return r.Schema(), true, 1, nil
 	}
 	r, err := newIPCFileReader(osf, mem)
 	if err != nil {
-		return nil, false, 0, engine.Errf("path", "arrow: read %s as an IPC file: %v", path, err)
+		return nil, false, 0, engine.Errf(param, "arrow: read %s as an IPC file: %v", path, err)
 	}
 	defer r.Close()
 	return r.Schema(), false, r.NumRecords(), nil
@@ -278,6 +279,9 @@ func (s *arrowSource) Run(ctx context.Context, out engine.Emitter) error {
 
 func (s *arrowSource) runInput(ctx context.Context, fi, unit int, out engine.Emitter) (bool, error) {
 	path := s.f.files.name(fi)
+	if unit%max(s.ic.Count, 1) == s.ic.Index {
+		s.ic.CountFiles(1) // counted once, by the instance that reads its first unit
+	}
 	var in io.Reader
 	if s.f.files.stdin {
 		in = runStdin(s.ic)

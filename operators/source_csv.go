@@ -23,7 +23,7 @@ import (
 type CSVSourceConfig struct {
 	// Path is one file, glob, directory or "-", for Go callers; it comes
 	// before Files. The pipeline parameter path fills Files.
-	Path             string            `example:"testdata/trades.csv"`
+	Path             string
 	Files            []string          `zflow:"path" required:"true" doc:"what to read: a file, a glob (data/*.csv, data/**/*.csv), a directory (its files, recursively, in lexical order, skipping hidden and _-prefixed names), - for standard input, or a list of these; every file must have the first one's columns" example:"data/*.csv"`
 	Filename         string            `zflow:"filename" doc:"add a string column naming the file each row came from: true names it filename, any other value is the column's name"`
 	HivePartitioning string            `zflow:"hive_partitioning" enum:"auto,true,false" doc:"add the key=value directories between a directory or glob root and the files as columns (int64, date32 or string, inferred from the values; __HIVE_DEFAULT_PARTITION__ is null): auto does when every file has the same keys, true requires it"`
@@ -47,6 +47,8 @@ func CSVSourceSpec() engine.Spec {
 		Doc: "Types are inferred at compile time from a sample of rows: int64, float64, bool (true/false), " +
 			"date32 (2006-01-02), timestamp (RFC 3339 or 2006-01-02 15:04:05, with or without zone; UTC) or " +
 			"string. A value that does not parse as its column's type is an error naming the line. " +
+			"A timestamp with more fraction digits than its column's unit holds is an error too, unless the column " +
+			"is declared with truncate: true, which drops them; a zone offset (Z, +02, +02:00, -0530) converts to UTC. " +
 			"A gzip, zstd, bzip2 or xz file is read decompressed (found by its magic bytes, not its name); " +
 			"a file that is not text (Parquet, Arrow, an archive, NUL bytes) is refused, saying what it looks like.",
 		Example: `type: csv
@@ -190,7 +192,7 @@ func (f *csvFactory) checkFiles(names []string) error {
 		err := func() error {
 			file, r, name, err := f.newScanner(i, nil)
 			if err != nil {
-				return engine.Errf("path", "csv: %v", err)
+				return engine.Errf(f.files.param(i), "csv: %v", err)
 			}
 			defer file.Close()
 			first, err := r.next()
@@ -198,10 +200,10 @@ func (f *csvFactory) checkFiles(names []string) error {
 				return nil // an empty file adds no rows
 			}
 			if err != nil {
-				return engine.Errf("path", "csv: read %s: %v", name, err)
+				return engine.Errf(f.files.param(i), "csv: read %s: %v", name, err)
 			}
 			if len(first) != len(names) {
-				return engine.Errf("path", "csv: %s has %d columns, but %s (the first file, which sets the columns) has %d: every file must have the same columns",
+				return engine.Errf(f.files.param(i), "csv: %s has %d columns, but %s (the first file, which sets the columns) has %d: every file must have the same columns",
 					name, len(first), f.files.name(0), len(names))
 			}
 			if !f.cfg.Header {
@@ -209,7 +211,7 @@ func (f *csvFactory) checkFiles(names []string) error {
 			}
 			for j, v := range first {
 				if got := strings.TrimSpace(string(v)); got != names[j] && !(got == "" && names[j] == fmt.Sprintf("f%d", j)) {
-					return engine.Errf("path", "csv: column %d is %q in %s but %q in %s (the first file, which sets the columns): every file must have the same columns",
+					return engine.Errf(f.files.param(i), "csv: column %d is %q in %s but %q in %s (the first file, which sets the columns): every file must have the same columns",
 						j+1, got, name, names[j], f.files.name(0))
 				}
 			}
@@ -443,8 +445,9 @@ func (s *csvSource) Run(ctx context.Context, out engine.Emitter) error {
 	bld := array.NewRecordBuilder(s.ic.Alloc, f.fileSchema)
 	defer bld.Release()
 	cols := make([]csvColumn, f.fileSchema.NumFields())
+	truncate := truncatingColumns(f.cfg.Columns)
 	for i := range cols {
-		cols[i] = newCSVColumn(f.fileSchema.Field(i), bld.Field(i))
+		cols[i] = newCSVColumn(f.fileSchema.Field(i), bld.Field(i), truncate[f.fileSchema.Field(i).Name])
 	}
 	for i := range f.files.inputs() {
 		if stop, err := s.runFile(ctx, i, bld, cols, out); stop || err != nil {
@@ -464,6 +467,7 @@ func (s *csvSource) runFile(ctx context.Context, fi int, bld *array.RecordBuilde
 		return true, fmt.Errorf("csv: %w", err)
 	}
 	defer file.Close()
+	s.ic.CountFiles(1)
 	r.fieldsPerRecord = len(cols)
 	if f.cfg.Header {
 		if _, err := r.next(); err != nil && err != io.EOF {

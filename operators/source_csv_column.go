@@ -39,7 +39,9 @@ type csvColumn struct {
 	b        array.Builder
 	kind     csvKind
 	unit     arrow.TimeUnit
-	scale    int // fraction digits of unit, for fastts
+	scale    int  // fraction digits of unit, for fastts
+	truncate bool // a timestamp drops fraction digits finer than unit
+	tsType   *arrow.TimestampType
 	lastData int // string bytes of the previous batch, to reserve
 
 	str *array.BinaryBuilder // csvString
@@ -50,11 +52,11 @@ type csvColumn struct {
 	d32 *array.Date32Builder
 	bln *array.BooleanBuilder
 
-	scratch []byte // decoded base64
+	scratch []byte // decoded base64, or a timestamp shortened to its unit
 }
 
-func newCSVColumn(f arrow.Field, b array.Builder) csvColumn {
-	c := csvColumn{name: f.Name, dt: f.Type, b: b}
+func newCSVColumn(f arrow.Field, b array.Builder, truncate bool) csvColumn {
+	c := csvColumn{name: f.Name, dt: f.Type, b: b, truncate: truncate}
 	switch b := b.(type) {
 	case *array.StringBuilder:
 		c.kind, c.str = csvString, b.BinaryBuilder
@@ -66,8 +68,9 @@ func newCSVColumn(f arrow.Field, b array.Builder) csvColumn {
 		c.kind, c.f64 = csvFloat64, b
 	case *array.TimestampBuilder:
 		c.kind, c.ts = csvTimestamp, b
-		c.unit = f.Type.(*arrow.TimestampType).Unit
-		c.scale = [...]int{0, 3, 6, 9}[c.unit&3]
+		c.tsType = f.Type.(*arrow.TimestampType)
+		c.unit = c.tsType.Unit
+		c.scale = tsScale(c.unit)
 	case *array.Date32Builder:
 		c.kind, c.d32 = csvDate32, b
 	case *array.BooleanBuilder:
@@ -210,13 +213,9 @@ func (c *csvColumn) append(v []byte) error {
 		}
 		c.f64.UnsafeAppend(x)
 	case csvTimestamp:
-		x, ok := fastts.Timestamp(v, c.scale)
-		if !ok {
-			t, _, err := arrow.TimestampFromStringInLocation(unsafeString(v), c.unit, time.UTC)
-			if err != nil {
-				return csvParseErr(v, c.dt)
-			}
-			x = int64(t)
+		x, err := parseTimestampText(v, c.tsType, c.scale, c.truncate, &c.scratch)
+		if err != nil {
+			return err
 		}
 		c.ts.UnsafeAppend(arrow.Timestamp(x))
 	case csvInt32:

@@ -176,7 +176,7 @@ func TestCSVSourceErrors(t *testing.T) {
 		{"bad date", "d\n2024-02-28\n2023-02-29\n", func(c *CSVSourceConfig) { c.InferRows = 1 }, false, "",
 			`line 3, column "d": cannot parse "2023-02-29" as date32`},
 		{"too precise", "t\n2024-01-01T00:00:00Z\n2024-01-01T00:00:00.1234567Z\n", func(c *CSVSourceConfig) { c.InferRows = 1 }, false, "",
-			`cannot parse "2024-01-01T00:00:00.1234567Z" as timestamp`},
+			`line 3, column "t": "2024-01-01T00:00:00.1234567Z" has more fraction digits than timestamp holds (6); set truncate: true on the column to drop them`},
 		{"bad base64", "b\n!!\n", func(c *CSVSourceConfig) { c.Columns = []ColumnDef{{Name: "b", Type: "binary"}} }, false, "",
 			`line 2, column "b": cannot decode "!!" as base64 binary`},
 		{"nul delimiter", "a\n", func(c *CSVSourceConfig) { c.Delimiter = "\x00" }, true, "path", "invalid field or comment delimiter"},

@@ -23,7 +23,7 @@ import (
 type NDJSONSourceConfig struct {
 	// Path is one file, glob, directory or "-", for Go callers; it comes
 	// before Files. The pipeline parameter path fills Files.
-	Path             string            `example:"testdata/trades.ndjson"`
+	Path             string
 	Files            []string          `zflow:"path" required:"true" doc:"what to read, one JSON object per line: a file, a glob (data/*.ndjson, data/**/*.ndjson), a directory (its files, recursively, in lexical order, skipping hidden and _-prefixed names), - for standard input, or a list of these; the columns come from the first file" example:"logs/*.ndjson"`
 	Filename         string            `zflow:"filename" doc:"add a string column naming the file each row came from: true names it filename, any other value is the column's name"`
 	HivePartitioning string            `zflow:"hive_partitioning" enum:"auto,true,false" doc:"add the key=value directories between a directory or glob root and the files as columns (int64, date32 or string, inferred from the values; __HIVE_DEFAULT_PARTITION__ is null): auto does when every file has the same keys, true requires it"`
@@ -43,7 +43,9 @@ func NDJSONSourceSpec() engine.Spec {
 		Summary: "reads newline-delimited JSON objects, one row each",
 		Doc: "Columns are the keys of the sampled objects in order of first appearance; types are " +
 			"int64, float64 (when a key holds both), bool, date32 (\"2006-01-02\"), timestamp (RFC 3339 " +
-			"strings; UTC when they carry a zone) or string. Keys missing from an object are null; a key " +
+			"strings; UTC when they carry a zone, converted from an offset such as +02:00 or -0530) or string. " +
+			"A timestamp with more fraction digits than its column's unit holds fails the run, unless the column " +
+			"is declared with truncate: true, which drops them. Keys missing from an object are null; a key " +
 			"not among the columns fails the run naming its line (unknown_keys: auto, when the columns were inferred) " +
 			"or is dropped (unknown_keys: ignore, or auto with columns: declared). Nested objects and arrays are not supported. A gzip, zstd, bzip2 or xz file is read decompressed (found by its magic bytes, not its name); a file that is not text is refused, saying what it looks like.",
 		Example: `type: ndjson
@@ -341,6 +343,7 @@ func (s *ndjsonSource) runFile(ctx context.Context, fi int, out engine.Emitter) 
 		return true, fmt.Errorf("ndjson: %w", err)
 	}
 	defer in.Close()
+	s.ic.CountFiles(1)
 	batchRows := batchRowsFor(f.cfg.BatchRows, s.ic.Settings)
 	lines := &lineCounter{r: in.Reader}
 	if p := f.cfg.UnknownKeys; p == "error" || (p != "ignore" && f.inferred) {
@@ -359,7 +362,12 @@ func (s *ndjsonSource) runFile(ctx context.Context, fi int, out engine.Emitter) 
 		}
 		lines.keys = newKeyCheck(path, names, hint)
 	}
-	r := array.NewJSONReader(lines, f.fileSchema, array.WithAllocator(s.ic.Alloc), array.WithChunk(batchRows))
+	// Timestamp columns are read as text and parsed here, so that a bad
+	// value names its key and a column with truncate: true drops the digits
+	// its unit cannot hold.
+	readSchema, tsCols := textTimestamps(f.fileSchema)
+	trunc := truncatingColumns(f.cfg.Columns)
+	r := array.NewJSONReader(lines, readSchema, array.WithAllocator(s.ic.Alloc), array.WithChunk(batchRows))
 	defer r.Release()
 	var rows int64
 	for {
@@ -378,6 +386,14 @@ func (s *ndjsonSource) runFile(ctx context.Context, fi int, out engine.Emitter) 
 		}
 		rec := r.RecordBatch()
 		rec.Retain()
+		if len(tsCols) > 0 {
+			conv, err := parseTimestampColumns(s.ic.Alloc, f.fileSchema, rec, tsCols, trunc, rows)
+			rec.Release()
+			if err != nil {
+				return true, fmt.Errorf("ndjson: read %s: %w", path, err)
+			}
+			rec = conv
+		}
 		rows += rec.NumRows()
 		rec, err = f.extra.extend(s.ic.Alloc, f.schema, rec, fi)
 		if err != nil {

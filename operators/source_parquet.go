@@ -21,7 +21,7 @@ import (
 type ParquetSourceConfig struct {
 	// Path is one file, glob or directory, for Go callers; it comes before
 	// Files. The pipeline parameter path fills Files.
-	Path             string   `example:"testdata/trades.parquet"`
+	Path             string
 	Files            []string `zflow:"path" required:"true" doc:"what to read: a file, a glob (data/*.parquet, data/**/*.parquet), a directory (its files, recursively, in lexical order, skipping hidden and _-prefixed names, as a Hive-partitioned tree), or a list of these; every file must have the first one's columns. Not - : Parquet needs its footer, at the end of a seekable file" example:"data/**/*.parquet"`
 	Filename         string   `zflow:"filename" doc:"add a string column naming the file each row came from: true names it filename, any other value is the column's name"`
 	HivePartitioning string   `zflow:"hive_partitioning" enum:"auto,true,false" doc:"add the key=value directories between a directory or glob root and the files as columns (int64, date32 or string, inferred from the values; __HIVE_DEFAULT_PARTITION__ is null): auto does when every file has the same keys, true requires it"`
@@ -151,7 +151,7 @@ func buildParquetSource(bc *engine.BuildContext, c any) (engine.Factory, error) 
 	f := &parquetFactory{cfg: cfg, files: files}
 	var first *arrow.Schema
 	for i, path := range files.files {
-		full, rows, groups, err := parquetSchema(path, batchRowsFor(cfg.BatchRows, bc.Settings))
+		full, rows, groups, err := parquetSchema(files.param(i), path, batchRowsFor(cfg.BatchRows, bc.Settings))
 		if err != nil {
 			return nil, err
 		}
@@ -162,7 +162,7 @@ func buildParquetSource(bc *engine.BuildContext, c any) (engine.Factory, error) 
 			continue
 		}
 		if err := sameFileColumns(first, full); err != nil {
-			return nil, engine.Errf("path", "parquet: %s and %s (the first file, which sets the columns) differ: %v; every file must have the same columns", path, files.files[0], err)
+			return nil, engine.Errf(files.param(i), "parquet: %s and %s (the first file, which sets the columns) differ: %v; every file must have the same columns", path, files.files[0], err)
 		}
 	}
 	if f.fileSchema, f.fields, err = selectColumns(first, cfg.Columns, files.files[0]); err != nil {
@@ -175,16 +175,17 @@ func buildParquetSource(bc *engine.BuildContext, c any) (engine.Factory, error) 
 	return f, nil
 }
 
-// parquetSchema reads the schema, row count and row groups of path.
-func parquetSchema(path string, batchRows int) (*arrow.Schema, int64, int, error) {
+// parquetSchema reads the schema, row count and row groups of path;
+// errors are placed at param.
+func parquetSchema(param, path string, batchRows int) (*arrow.Schema, int64, int, error) {
 	pf, fr, err := openParquet(path, parquetScratch, batchRows)
 	if err != nil {
-		return nil, 0, 0, engine.Errf("path", "%v", err)
+		return nil, 0, 0, engine.Errf(param, "%v", err)
 	}
 	defer pf.Close()
 	full, err := fr.Schema()
 	if err != nil {
-		return nil, 0, 0, engine.Errf("path", "parquet: %s: read schema: %v", path, err)
+		return nil, 0, 0, engine.Errf(param, "parquet: %s: read schema: %v", path, err)
 	}
 	return stripMeta(full), pf.NumRows(), pf.NumRowGroups(), nil
 }
@@ -307,6 +308,9 @@ func (s *parquetSource) runFile(ctx context.Context, fi int, path string, unit i
 		return true, err
 	}
 	defer pf.Close()
+	if unit%max(s.ic.Count, 1) == s.ic.Index {
+		s.ic.CountFiles(1) // counted once, by the instance that reads its first row group
+	}
 	var cols []int // leaf columns; nil reads all
 	if s.f.fields != nil {
 		for _, fi := range s.f.fields {

@@ -125,6 +125,32 @@
 // process, not to the pipeline file, as in most command-line tools. Use
 // ${NAME} to make a pipeline independent of where it runs.
 //
+// The path of a file source (csv, ndjson, parquet, arrow) names one input or
+// many, as DuckDB's read_csv and read_parquet take them:
+//
+//	path: data/trades.csv            # a file
+//	path: "data/*.csv"               # a glob: * ? [..] within a name (sorted matches)
+//	path: "data/**/*.parquet"        # ** as a whole element: any number of directories
+//	path: data/trades                # a directory: its files, recursively, in lexical
+//	                                 # order, skipping hidden and _-prefixed names (_SUCCESS)
+//	path: [a.csv, "more/*.csv"]      # a list, taken in order
+//	path: "-"                        # standard input (csv, ndjson, arrow stream; not parquet)
+//
+// A glob that matches nothing, or a directory with no file, is an error at
+// compile time naming it; * and ** do not match names starting with a dot.
+// Every file must have the first one's columns (an error names both files
+// and the column). hive_partitioning (auto by default) restores key=value
+// directories (Hive-partitioned trees, as DuckDB and Spark write them) as
+// columns, and filename: true adds a column naming each row's file.
+//
+// A file sink's path "-" writes standard output, as the batches arrive. A
+// pipeline may have one node reading standard input and one writing
+// standard output (the stdout sink counts); a second is an error at both
+// nodes. With partition_by, a parquet, csv or ndjson sink's path is a
+// directory, written as a whole: rows go to path/key=value/.../part-N.ext.
+// zflow validate, plan and run read the start of standard input when a
+// source reads "-": it holds the schema.
+//
 // # YAML
 //
 // Anchors, aliases and << merge keys work; an alias must follow its anchor.

@@ -140,3 +140,93 @@ sinks:
 		t.Errorf("the next run did not write the final file: %q", b[:min(len(b), 16)])
 	}
 }
+
+// A partitioned run killed with SIGKILL leaves its temporary tree and the
+// previous tree as it was; the next run of the same sink removes the
+// temporary tree and publishes its own.
+func TestSIGKILLPartitionedTree(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	if _, err := atomicfile.Self(); err != nil {
+		t.Skipf("no /proc: %v", err)
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "zflow")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	tree := filepath.Join(dir, "out", "tree")
+	if err := os.MkdirAll(filepath.Join(tree, "k=old"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeTemp(t, filepath.Join(tree, "k=old"), "part-0.csv", "n\n1\n")
+	endless := writeTemp(t, dir, "endless.yaml", `
+version: 1
+name: endless
+sources:
+  g: {type: generate, rows: 1000000000000, columns: [{name: k, type: string, cardinality: 5}, {name: n, type: int64}]}
+sinks:
+  out: {type: csv, inputs: [g], path: out/tree, partition_by: [k]}
+`)
+	cmd := exec.Command(bin, "run", "--quiet", endless)
+	cmd.Dir = dir
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Wait until the run's temporary tree holds data, then kill the run.
+	var killed string
+	deadline := time.Now().Add(30 * time.Second)
+	for killed == "" && time.Now().Before(deadline) {
+		ents, _ := os.ReadDir(filepath.Join(dir, "out"))
+		for _, e := range ents {
+			tag, k, ok := atomicfile.ParseName("tree", e.Name())
+			if !ok || k != atomicfile.KindTemp || tag.PID != cmd.Process.Pid {
+				continue
+			}
+			parts, _ := filepath.Glob(filepath.Join(dir, "out", e.Name(), "k=*", "part-0.csv"))
+			for _, p := range parts {
+				if st, err := os.Stat(p); err == nil && st.Size() > 0 {
+					killed = e.Name()
+				}
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if killed == "" {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatal("the run wrote no temporary tree in 30 s")
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	if got := strings.Join(dirList(t, tree), ","); got != "k=old" {
+		t.Fatalf("the killed run changed the tree: %s", got)
+	}
+	small := writeTemp(t, dir, "small.yaml", `
+version: 1
+name: small
+sources:
+  g: {type: generate, rows: 100, columns: [{name: k, type: string, values: [a, b]}, {name: n, type: int64}]}
+sinks:
+  out: {type: csv, inputs: [g], path: out/tree, partition_by: [k]}
+`)
+	next := exec.Command(bin, "run", "--quiet", "--log-level", "warn", small)
+	next.Dir = dir
+	var stderr bytes.Buffer
+	next.Stderr = &stderr
+	if err := next.Run(); err != nil {
+		t.Fatalf("next run: %v\n%s", err, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), killed) {
+		t.Errorf("the next run did not log the removal of %s:\n%s", killed, stderr.String())
+	}
+	if got := strings.Join(dirList(t, filepath.Join(dir, "out")), ","); got != "tree" {
+		t.Errorf("left next to the tree: %s", got)
+	}
+	if got := strings.Join(dirList(t, tree), ","); got != "k=a,k=b" {
+		t.Errorf("the tree is now %s", got)
+	}
+}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -51,6 +52,21 @@ func TestRunStdio(t *testing.T) {
 	if code != 0 || bytes.Count(out, []byte("\n")) != 21 || !bytes.HasPrefix(out, []byte("symbol,price,qty,ts\nAAPL,195.19,200,")) {
 		t.Fatalf("from arrow: exit %d, stdout %q, stderr %s", code, out, e)
 	}
+	// Parquet and the Arrow file format need no seeking to write: both go
+	// to standard output, and read back from a file.
+	for _, format := range []string{"parquet", "arrow"} {
+		toFile := writeTemp(t, dir, format+".yaml", "version: 1\nname: f\nsources:\n  t: {type: csv, path: '-'}\nsinks:\n  o: {type: "+format+", inputs: [t], path: '-'}\n")
+		code, data, e := zflowPipe(t, gz, "run", "--quiet", toFile)
+		if code != 0 {
+			t.Fatalf("%s to stdout: exit %d: %s", format, code, e)
+		}
+		saved := writeTemp(t, dir, "saved."+format, string(data))
+		back := writeTemp(t, dir, "back.yaml", "version: 1\nname: b\nsources:\n  t: {type: "+format+", path: "+saved+"}\nsinks:\n  o: {type: csv, inputs: [t], path: '-'}\n")
+		code, out, e = zflowPipe(t, nil, "run", "--quiet", back)
+		if code != 0 || bytes.Count(out, []byte("\n")) != 21 || !bytes.HasPrefix(out, []byte("symbol,price,qty,ts\nAAPL,195.19,200,")) {
+			t.Fatalf("%s from stdout: exit %d, stdout %q, stderr %s", format, code, out, e)
+		}
+	}
 	// The stdout sink writes the run's standard output too.
 	table := writeTemp(t, dir, "t.yaml", "version: 1\nname: t\nsources:\n  t: {type: csv, path: '-'}\nsinks:\n  o: {type: stdout, inputs: [t], format: csv}\n")
 	if code, out, e := zflowPipe(t, []byte("a\n1\n"), "run", "--quiet", table); code != 0 || string(out) != "a\n1\n" {
@@ -58,12 +74,17 @@ func TestRunStdio(t *testing.T) {
 	}
 }
 
-// TestRunStdioErrors: what cannot work is refused before anything runs,
-// with exit 2 and the place in the pipeline file, and leaves no file.
+// TestRunStdioErrors: what cannot work with standard input and output,
+// file lists and partitioned output is refused before anything runs, with
+// exit 2 and the place in the pipeline file, and leaves no file.
 func TestRunStdioErrors(t *testing.T) {
 	dir := t.TempDir()
 	csv := writeTemp(t, dir, "in.csv", "a\n1\n")
 	out := filepath.Join(dir, "out.csv")
+	data := filepath.Join(dir, "data")
+	os.Mkdir(data, 0o755)
+	writeTemp(t, data, "a.csv", "id,price\n1,2.5\n")
+	writeTemp(t, data, "b.csv", "id,cost\n2,3.5\n")
 	for _, tc := range []struct {
 		name, yaml string
 		args       []string
@@ -79,6 +100,11 @@ func TestRunStdioErrors(t *testing.T) {
 			[]string{"--json"}, []string{`run: --json prints the summary on stdout, where sink "o" (ndjson, path: -) writes its rows too`}},
 		{"glob matches nothing", "version: 1\nname: x\nsources:\n  a: {type: csv, path: " + filepath.Join(dir, "*.tsv") + "}\nsinks:\n  o: {type: csv, inputs: [a], path: " + out + "}\n",
 			nil, []string{`p.yaml:4:24: csv: no file matches "` + filepath.Join(dir, "*.tsv") + `"`}},
+		{"columns differ across files", "version: 1\nname: x\nsources:\n  a: {type: csv, path: " + data + "}\nsinks:\n  o: {type: csv, inputs: [a], path: " + out + "}\n",
+			nil, []string{`p.yaml:4:24: csv: column 2 is "cost" in ` + filepath.Join(data, "b.csv") + ` but "price" in ` + filepath.Join(data, "a.csv") + ` (the first file, which sets the columns)`}},
+		{"float partition key", "version: 1\nname: x\nsources:\n  a: {type: csv, path: " + filepath.Join(data, "a.csv") + "}\nsinks:\n  o: {type: parquet, inputs: [a], path: " + out + ", partition_by: [id, price]}\n",
+			// The column depends on the temporary directory's name, whose length varies.
+			nil, []string{fmt.Sprintf("p.yaml:6:%d: column \"price\" is float64, which cannot be a partition key", len("  o: {type: parquet, inputs: [a], path: "+out+", partition_by: [id, ")+1)}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := writeTemp(t, dir, "p.yaml", tc.yaml)
@@ -95,7 +121,7 @@ func TestRunStdioErrors(t *testing.T) {
 			if len(stdout) != 0 {
 				t.Errorf("stdout %q", stdout)
 			}
-			if names := dirList(t, dir); strings.Join(names, ",") != "in.csv,p.yaml" {
+			if names := dirList(t, dir); strings.Join(names, ",") != "data,in.csv,p.yaml" {
 				t.Errorf("left in the directory: %v", names)
 			}
 		})

@@ -44,7 +44,10 @@ const (
 	LitInt
 	LitFloat
 	LitString
-	LitTimestamp
+	LitTimestamp   // TIMESTAMP '...': wall clock, zone-less
+	LitTimestampTZ // TIMESTAMPTZ '...': an instant
+	LitDate        // DATE '...'
+	LitInterval    // INTERVAL ...
 )
 
 // Literal is a constant written in the source.
@@ -55,7 +58,18 @@ type Literal struct {
 	Int   int64
 	Float float64
 	Str   string
-	Time  time.Time // LitTimestamp, in UTC
+	Time  time.Time // LitTimestamp, LitTimestampTZ, LitDate: in UTC
+	// Interval is the value of a LitInterval.
+	Interval Interval
+}
+
+// Interval is a span of calendar time, as DuckDB's INTERVAL: months and
+// days count on the calendar (a month from Jan 31 is Feb 29), micros is
+// the exact rest.
+type Interval struct {
+	Months int32
+	Days   int32
+	Micros int64
 }
 
 // Unary is -X, +X or NOT X. Op is "-", "+" or "NOT".
@@ -177,7 +191,13 @@ func (e *Literal) String() string {
 	case LitString:
 		return quoteString(e.Str)
 	case LitTimestamp:
-		return "TIMESTAMP " + quoteString(e.Time.UTC().Format("2006-01-02 15:04:05.999999999"))
+		return "TIMESTAMP " + quoteString(literalTime(e.Time, true, ""))
+	case LitTimestampTZ:
+		return "TIMESTAMPTZ " + quoteString(literalTime(e.Time, true, "Z"))
+	case LitDate:
+		return "DATE " + quoteString(literalTime(e.Time, false, ""))
+	case LitInterval:
+		return "INTERVAL " + quoteString(e.Interval.String())
 	}
 	return "?"
 }
@@ -335,4 +355,40 @@ func Walk(e Expr, fn func(Expr) bool) {
 			Walk(x, fn)
 		}
 	}
+}
+
+// literalTime renders t (UTC) as a literal parseDateTime reads back:
+// [-]YYYY-MM-DD[ HH:MM:SS[.fraction]] and suffix.
+func literalTime(t time.Time, clock bool, suffix string) string {
+	sec := t.Unix()
+	days, sod := floorDiv(sec, secsPerDay), floorMod(sec, secsPerDay)
+	y, m, d := civilFromDays(days)
+	var b []byte
+	if y < 0 {
+		b = append(b, '-')
+		y = -y
+	}
+	b = appendPad(b, y, 4)
+	b = append(b, '-')
+	b = appendPad(b, int64(m), 2)
+	b = append(b, '-')
+	b = appendPad(b, int64(d), 2)
+	if clock {
+		b = append(b, ' ')
+		b = appendPad(b, sod/3600, 2)
+		b = append(b, ':')
+		b = appendPad(b, sod/60%60, 2)
+		b = append(b, ':')
+		b = appendPad(b, sod%60, 2)
+		if ns := int64(t.Nanosecond()); ns != 0 {
+			w := 9
+			for ns%10 == 0 {
+				ns /= 10
+				w--
+			}
+			b = append(b, '.')
+			b = appendPad(b, ns, w)
+		}
+	}
+	return string(append(b, suffix...))
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sort"
 	"strings"
 	"unicode/utf8"
@@ -81,6 +82,15 @@ func (c *checker) text(e Expr) string {
 	s, end := e.Span()
 	var t string
 	if 0 <= s && s <= end && end <= len(c.src) {
+		// A node's span starts at its first operand, inside any parentheses
+		// around that operand: take in the '(' its closing ')' needs.
+		for open := parenBalance(c.src[s:end]); open < 0; open++ {
+			i := strings.LastIndexByte(c.src[:s], '(')
+			if i < 0 || strings.TrimSpace(c.src[i+1:s]) != "" {
+				break
+			}
+			s = i
+		}
 		t = strings.TrimSpace(c.src[s:end])
 	}
 	if t == "" {
@@ -91,6 +101,28 @@ func (c *checker) text(e Expr) string {
 		t = string(r[:45]) + "..."
 	}
 	return t
+}
+
+// parenBalance counts the '(' in s less the ')', outside quoted strings and
+// names.
+func parenBalance(s string) int {
+	n := 0
+	var quote byte
+	for i := 0; i < len(s); i++ {
+		switch b := s[i]; {
+		case quote != 0:
+			if b == quote {
+				quote = 0 // a doubled quote closes and reopens: the count is the same
+			}
+		case b == '\'' || b == '"':
+			quote = b
+		case b == '(':
+			n++
+		case b == ')':
+			n--
+		}
+	}
+	return n
 }
 
 // desc renders an operand for a message: `qty (int64)`.
@@ -170,6 +202,9 @@ func (c *checker) coerce(n node, dt arrow.DataType, e Expr) (node, error) {
 	}
 	if isNullConst(n) {
 		return nullOf(dt), nil
+	}
+	if k := castKind(n.dtype(), dt); k == "parse" || k == "time" {
+		return c.foldIf(&castNode{x: n, dt: dt, src: c.text(e)}, e, n)
 	}
 	opts := compute.SafeCastOptions(dt)
 	// An int meeting a float becomes float64 as in SQL, rounding above 2^53
@@ -272,16 +307,31 @@ func (c *checker) literal(e *Literal) (node, error) {
 		return &constNode{sc: scalar.NewFloat64Scalar(e.Float)}, nil
 	case LitString:
 		return &constNode{sc: scalar.NewStringScalar(e.Str)}, nil
-	case LitTimestamp:
+	case LitDate:
+		days := floorDiv(e.Time.Unix(), secsPerDay)
+		if days < math.MinInt32 || days > math.MaxInt32 {
+			return nil, typeErrf(e.Start, "date %s is outside the date range", c.text(e))
+		}
+		return &constNode{sc: scalar.NewDate32Scalar(arrow.Date32(days))}, nil
+	case LitInterval:
+		return &constNode{sc: intervalScalar(e.Interval)}, nil
+	case LitTimestamp, LitTimestampTZ:
 		t := e.Time
+		zone := ""
+		if e.Kind == LitTimestampTZ {
+			zone = "UTC"
+		}
+		if sec := t.Unix(); sec > math.MaxInt64/1_000_000-1 || sec < math.MinInt64/1_000_000+1 {
+			return nil, typeErrf(e.Start, "timestamp %s is outside the microsecond range (years -290308 to 294247)", c.text(e))
+		}
 		if t.Nanosecond()%1000 == 0 {
-			dt := &arrow.TimestampType{Unit: arrow.Microsecond}
+			dt := &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: zone}
 			return &constNode{sc: scalar.NewTimestampScalar(arrow.Timestamp(t.UnixMicro()), dt)}, nil
 		}
 		if y := t.Year(); y < 1678 || y > 2261 {
 			return nil, typeErrf(e.Start, "timestamp %s has nanoseconds but is outside the nanosecond range (years 1678-2261)", c.text(e))
 		}
-		dt := &arrow.TimestampType{Unit: arrow.Nanosecond}
+		dt := &arrow.TimestampType{Unit: arrow.Nanosecond, TimeZone: zone}
 		return &constNode{sc: scalar.NewTimestampScalar(arrow.Timestamp(t.UnixNano()), dt)}, nil
 	}
 	return nil, typeErrf(e.Start, "unknown literal kind %d", e.Kind)
@@ -351,17 +401,31 @@ var arithNames = map[string]string{"+": "add", "-": "subtract", "*": "multiply"}
 
 func (c *checker) arith(e *Binary) (node, error) {
 	var ns [2]node
-	dt := tInt64
-	bad := false
 	for i, s := range []Expr{e.L, e.R} {
 		n, err := c.check(s)
 		if err != nil {
 			return nil, err
 		}
-		switch classOf(n.dtype()) {
-		case clsInt, clsNull:
-		case clsFloat:
+		ns[i] = n
+	}
+	failed := poisoned(ns[0], ns[1])
+	if !failed {
+		if n, ok, err := c.timeArith(e, ns[0], ns[1]); ok {
+			return n, err
+		}
+	}
+	dt := tInt64
+	bad := false
+	for i, s := range []Expr{e.L, e.R} {
+		n := ns[i]
+		switch cls := classOf(n.dtype()); {
+		case cls == clsInt || cls == clsNull:
+		case cls == clsFloat:
 			dt = tFloat64
+		case failed && (cls == clsDate || cls == clsTimestamp || cls == clsInterval):
+			// The other operand failed; this one may be right for + or -.
+		case n.dtype().ID() == arrow.DECIMAL128:
+			n = c.report(typeErrf(offset(s), "operator %s does not compute on decimals, got %s: CAST it AS DOUBLE", e.Op, c.desc(s, n)))
 		default:
 			n = c.report(typeErrf(offset(s), "operator %s needs numeric operands, got %s", e.Op, c.desc(s, n)))
 		}

@@ -1,6 +1,7 @@
 package expr
 
 import (
+	"math/big"
 	"unicode/utf8"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -55,20 +56,11 @@ func (c *checker) compare(e *Binary) (node, error) {
 	return c.foldIf(&callNode{fn: compareNames[e.Op], args: []node{l, r}, dt: tBool, src: c.text(e)}, e, l, r)
 }
 
-// timestampHint suggests a TIMESTAMP literal when a timestamp meets a
-// string constant.
+// timestampHint adds a hint to a failed comparison: a decimal is
+// compared after a cast to DOUBLE.
 func timestampHint(l, r node, le, re Expr) string {
-	var other Expr
-	switch {
-	case classOf(l.dtype()) == clsTimestamp:
-		other = re
-	case classOf(r.dtype()) == clsTimestamp:
-		other = le
-	default:
-		return ""
-	}
-	if lit, ok := other.(*Literal); ok && lit.Kind == LitString {
-		return "; write TIMESTAMP " + quoteString(lit.Str) + " for a timestamp"
+	if l.dtype().ID() == arrow.DECIMAL128 || r.dtype().ID() == arrow.DECIMAL128 {
+		return "; decimals do not compute: CAST them AS DOUBLE"
 	}
 	return ""
 }
@@ -80,10 +72,30 @@ func timestampHint(l, r node, le, re Expr) string {
 func (c *checker) comparable(x node, xe Expr, list []node, les []Expr) (node, []node, error) {
 	out := make([]node, len(list))
 	xdt := x.dtype()
-	if xc := classOf(xdt); !isConst(x) && xdt.ID() != arrow.DICTIONARY && (xc == clsInt || xc == clsTimestamp) {
+	if xc := classOf(xdt); !isConst(x) && xdt.ID() != arrow.DICTIONARY && (xc == clsInt || xc == clsTimestamp || xc == clsDate) {
 		ok := true
 		for i, k := range list {
 			if !isConst(k) {
+				ok = false
+				break
+			}
+			n, err := c.coerce(k, xdt, les[i])
+			if err != nil || !sameInstant(k, n) {
+				ok = false
+				break
+			}
+			out[i] = n
+		}
+		if ok {
+			return x, out, nil
+		}
+	}
+	if xdt.ID() == arrow.FLOAT32 && !isConst(x) {
+		// A FLOAT column meets decimal literals (0.1): SQL casts each
+		// literal to FLOAT, so f32 = 0.1 holds where f32 was set from 0.1.
+		ok := true
+		for i, k := range list {
+			if _, dec := c.decimalLiteral(les[i]); !dec || !isConst(k) {
 				ok = false
 				break
 			}
@@ -316,4 +328,38 @@ func (c *checker) like(e *Like) (node, error) {
 		return nil, err
 	}
 	return c.foldIf(&likeNode{x: x, m: m, not: e.Not}, e, x)
+}
+
+// sameInstant reports whether the constant b, converted from the constant
+// a, still holds a's instant when both are dates or timestamps (a cast to a
+// coarser unit rounds: ts_ms = TIMESTAMP '… .123456' must not compare as
+// '… .123'); for other constants it is true.
+func sameInstant(a, b node) bool {
+	ta, oka := instant(a)
+	tb, okb := instant(b)
+	if !oka || !okb {
+		return true
+	}
+	return ta.Cmp(tb) == 0
+}
+
+// instant returns the nanoseconds since the epoch of a date or timestamp
+// constant; ok is false for anything else (a NULL included).
+func instant(n node) (*big.Int, bool) {
+	k, isConst := n.(*constNode)
+	if !isConst || !k.sc.IsValid() {
+		return nil, false
+	}
+	var v, per int64
+	switch sc := k.sc.(type) {
+	case *scalar.Timestamp:
+		v, per = int64(sc.Value), 1_000_000_000/unitsPerSec(sc.Type.(*arrow.TimestampType).Unit)
+	case *scalar.Date32:
+		v, per = int64(sc.Value), secsPerDay*1_000_000_000
+	case *scalar.Date64:
+		v, per = int64(sc.Value), 1_000_000
+	default:
+		return nil, false
+	}
+	return new(big.Int).Mul(big.NewInt(v), big.NewInt(per)), true
 }

@@ -1,8 +1,12 @@
 package expr
 
 import (
+	"math"
+	"strings"
+
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/compute"
+	"github.com/apache/arrow-go/v18/arrow/scalar"
 )
 
 // Type checking of CAST, function calls, coalesce and CASE.
@@ -12,9 +16,9 @@ func (c *checker) cast(e *Cast) (node, error) {
 	if err != nil {
 		return nil, err
 	}
-	dt, ok := castTypes[e.Type]
-	if !ok {
-		return nil, typeErrf(e.Start, "unknown type %q in CAST (known: %s)", e.Type, castTypeNames())
+	dt, err := resolveType(e.Type)
+	if err != nil {
+		return nil, typeErrf(e.Start, "%v", err)
 	}
 	if poisoned(x) {
 		return x, nil
@@ -22,33 +26,58 @@ func (c *checker) cast(e *Cast) (node, error) {
 	if isNullConst(x) {
 		return nullOf(dt), nil
 	}
+	if id := x.dtype().ID(); id == arrow.DICTIONARY || id == arrow.LARGE_STRING {
+		if x, err = c.coerce(x, canonical(x.dtype()), e.X); err != nil {
+			return nil, err
+		}
+	}
 	if arrow.TypeEqual(x.dtype(), dt) {
 		return x, nil
-	}
-	if !compute.CanCast(x.dtype(), dt) {
-		return nil, typeErrf(e.Start, "cannot cast %s to %s", c.desc(e.X, x), e.Type)
 	}
 	if dt.ID() == arrow.STRING && formatsToString(x.dtype()) {
 		return c.foldIf(&toStringNode{x: x}, e, x)
 	}
+	if v, ok := c.decimalLiteral(e.X); ok && arrow.IsInteger(dt.ID()) {
+		// 2.5 is an exact decimal, as in SQL: CAST(2.5 AS INT) rounds it
+		// half away from zero (3), where a DOUBLE rounds half to even.
+		x = &constNode{sc: scalar.NewFloat64Scalar(math.Round(v))}
+	}
+	if castKind(x.dtype(), dt) != "" {
+		return c.foldIf(&castNode{x: x, dt: dt, src: c.text(e)}, e, x)
+	}
+	if castClass(x.dtype()) != "" || castClass(dt) != "" && castClass(dt) != "string" || !compute.CanCast(x.dtype(), dt) {
+		return nil, typeErrf(e.Start, "cannot cast %s to %s", c.desc(e.X, x), sqlTypeName(dt))
+	}
 	opts := compute.SafeCastOptions(dt)
-	opts.AllowTimeTruncate = true // CAST(ns AS timestamp) drops sub-microseconds
-	if arrow.IsFloating(x.dtype().ID()) && arrow.IsInteger(dt.ID()) {
-		// SQL (DuckDB, PostgreSQL) rounds half away from zero:
-		// CAST(2.5 AS int) is 3, CAST(-2.5 AS int) is -3. Round, then cast
-		// what is now whole (a value out of the type's range still fails).
-		x = &callNode{fn: "round", opts: &compute.RoundOptions{NDigits: 0, Mode: compute.RoundHalfTowardsInfinity},
-			args: []node{x}, dt: x.dtype(), src: c.text(e)}
-		x = newFloatRangeNode(x, dt, c.text(e)) // the cast below no longer checks the range
-		opts.AllowFloatTruncate = true          // nothing is left to truncate
-	}
-	if classOf(x.dtype()) == clsInt && classOf(dt) == clsFloat {
-		// As when an int meets a float (coerce): above 2^53 the value
-		// rounds to the nearest float, as in DuckDB and PostgreSQL, rather
-		// than failing the batch.
-		opts.AllowFloatTruncate = true
-	}
 	return c.foldIf(&callNode{fn: "cast", opts: opts, args: []node{x}, dt: dt, src: c.text(e)}, e, x)
+}
+
+// decimalLiteral reports whether e is a number literal written with a
+// decimal point and no exponent (2.5, -0.1), possibly negated, and returns
+// its value. SQL (DuckDB, PostgreSQL) reads such a literal as an exact
+// DECIMAL, not a DOUBLE: CAST(2.5 AS INT) is 3, and float_col = 0.1
+// compares with 0.1 rounded to the column's FLOAT. zflow keeps it a
+// float64 constant and follows those two rules where they differ.
+func (c *checker) decimalLiteral(e Expr) (float64, bool) {
+	neg := false
+	for {
+		u, ok := e.(*Unary)
+		if !ok || u.Op != "-" {
+			break
+		}
+		neg, e = !neg, u.X
+	}
+	l, ok := e.(*Literal)
+	if !ok || l.Kind != LitFloat {
+		return 0, false
+	}
+	if s, end := l.Span(); 0 <= s && s <= end && end <= len(c.src) && strings.ContainsAny(c.src[s:end], "eE") {
+		return 0, false // 1e3 is a DOUBLE in SQL too
+	}
+	if neg {
+		return -l.Float, true
+	}
+	return l.Float, true
 }
 
 // results unifies the types of the result arms of a CASE or coalesce and

@@ -54,6 +54,9 @@ func CompileExpr(src string, e Expr, schema *arrow.Schema) (*Compiled, error) {
 	if err != nil {
 		return nil, err
 	}
+	if classOf(root.dtype()) == clsInterval {
+		return nil, typeErrf(offset(e), "%s is an interval, which cannot be a result: add it to a date or timestamp", c.text(e))
+	}
 	cols := make([]int, 0, len(c.cols))
 	for i := range c.cols {
 		cols = append(cols, i)
@@ -64,8 +67,8 @@ func CompileExpr(src string, e Expr, schema *arrow.Schema) (*Compiled, error) {
 
 // Type returns the type of the arrays Eval returns. It is the column's own
 // type for a bare column reference, otherwise one of int64, float64, utf8,
-// bool, a timestamp, int32 (only from CAST) or null (an expression that is
-// always NULL).
+// bool, date32, a timestamp, the type a CAST names (int8…uint64, float32,
+// decimal128) or null (an expression that is always NULL).
 func (c *Compiled) Type() arrow.DataType { return c.root.dtype() }
 
 // Columns returns the indices, ascending, of the schema columns the

@@ -49,7 +49,7 @@ func TestAllTypeErrors(t *testing.T) {
 			`@6 unknown column "zzzzzz"`,
 		}},
 		{"CAST(zzzzzz AS money)", []string{
-			`@0 unknown type "money" in CAST (known: bigint, bool, boolean, double, float, float64, int, int32, int64, string, text, timestamp, varchar)`,
+			`@0 unknown type "money" in CAST (known: TINYINT, SMALLINT, INTEGER, BIGINT, UTINYINT, USMALLINT, UINTEGER, UBIGINT, FLOAT, DOUBLE, DECIMAL(p, s), VARCHAR, BOOLEAN, DATE, TIMESTAMP, TIMESTAMP_S, TIMESTAMP_MS, TIMESTAMP_NS, TIMESTAMPTZ)`,
 			`@5 unknown column "zzzzzz"`,
 		}},
 		{"count(*) + sum(zzzzzz)", []string{

@@ -221,6 +221,8 @@ type source struct {
 	off     int
 	u64     []uint64 // 8-byte values: int64, float64, timestamp
 	c64     uint64
+	u32     []uint32 // 4-byte values: date32
+	c32     uint32
 	bits    []byte // bool values
 	cbool   bool
 	offs    []int32 // string offsets (already shifted by the array offset)
@@ -241,6 +243,8 @@ func makeSource(v value) (source, error) {
 			s.c64 = math.Float64bits(sc.Value)
 		case *scalar.Timestamp:
 			s.c64 = uint64(sc.Value)
+		case *scalar.Date32:
+			s.c32 = uint32(sc.Value)
 		case *scalar.Uint64:
 			s.c64 = sc.Value
 		case *scalar.Boolean:
@@ -265,6 +269,8 @@ func makeSource(v value) (source, error) {
 		if b := d.Buffers()[2]; b != nil {
 			s.data = b.Bytes()
 		}
+	case *array.Date32:
+		s.u32 = arrow.Uint32Traits.CastFromBytes(d.Buffers()[1].Bytes())
 	default:
 		if id := d.DataType().ID(); id != arrow.INT64 && id != arrow.FLOAT64 && id != arrow.TIMESTAMP && id != arrow.UINT64 {
 			return s, fmt.Errorf("expr: CASE/coalesce on %s is not supported", typeName(d.DataType()))
@@ -315,6 +321,8 @@ func (n *chooseNode) eval(ev *evaluator) (value, error) {
 	switch n.dt.ID() {
 	case arrow.INT64, arrow.FLOAT64, arrow.TIMESTAMP, arrow.UINT64:
 		return value{arr: gather64(ev.mem, n.dt, sel, srcs)}, nil
+	case arrow.DATE32:
+		return value{arr: gather32(ev.mem, n.dt, sel, srcs)}, nil
 	case arrow.BOOL:
 		return value{arr: gatherBool(ev.mem, sel, srcs)}, nil
 	case arrow.STRING:
@@ -446,6 +454,31 @@ func gather64(mem memory.Allocator, dt arrow.DataType, sel []int32, srcs []sourc
 	return finish(dt, rows, valid, out)
 }
 
+func gather32(mem memory.Allocator, dt arrow.DataType, sel []int32, srcs []source) arrow.Array {
+	rows := len(sel)
+	valid := newValidity(mem, rows)
+	vb := valid.Bytes()
+	out := newBuffer(mem, rows*4)
+	res := arrow.Uint32Traits.CastFromBytes(out.Bytes())[:rows]
+	for i, k := range sel {
+		s := &srcs[k]
+		switch {
+		case s.null:
+			res[i] = 0
+			bitutil.ClearBit(vb, i)
+		case s.isConst:
+			res[i] = s.c32
+		default:
+			j := s.off + i
+			res[i] = s.u32[j]
+			if !s.isValid(j) {
+				bitutil.ClearBit(vb, i)
+			}
+		}
+	}
+	return finish(dt, rows, valid, out)
+}
+
 func gatherBool(mem memory.Allocator, sel []int32, srcs []source) arrow.Array {
 	rows := len(sel)
 	valid := newValidity(mem, rows)
@@ -566,6 +599,8 @@ func broadcast(mem memory.Allocator, sc scalar.Scalar, n int) (arrow.Array, erro
 	case *scalar.Timestamp:
 		bits = uint64(v.Value)
 	case *scalar.Int32:
+		bits, width = uint64(uint32(v.Value)), 4
+	case *scalar.Date32:
 		bits, width = uint64(uint32(v.Value)), 4
 	default:
 		if valid != nil {

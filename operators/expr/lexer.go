@@ -125,7 +125,7 @@ func (l *lexer) next() (token, error) {
 	// Two-byte operators first.
 	if start+1 < len(src) {
 		switch op := src[start : start+2]; op {
-		case "==", "!=", "<>", "<=", ">=", "||":
+		case "==", "!=", "<>", "<=", ">=", "||", "::":
 			l.pos += 2
 			return token{kind: tokOp, text: op, pos: start, end: l.pos}, nil
 		}

@@ -328,7 +328,11 @@ func (p *parser) parseMul() (Expr, error) { return p.leftAssoc(p.parseUnary, "*"
 
 func (p *parser) parseUnary() (Expr, error) {
 	if !p.tok.is("-") && !p.tok.is("+") {
-		return p.parsePrimary()
+		x, err := p.parsePrimary()
+		if err != nil {
+			return nil, err
+		}
+		return p.parseCasts(x)
 	}
 	d := p.depth
 	defer func() { p.depth = d }()
@@ -346,7 +350,10 @@ func (p *parser) parseUnary() (Expr, error) {
 			return nil, err
 		}
 		lit.Start = start
-		return lit, p.advance()
+		if err := p.advance(); err != nil {
+			return nil, err
+		}
+		return p.parseCasts(lit)
 	}
 	x, err := p.parseUnary()
 	if err != nil {
@@ -417,9 +424,17 @@ func (p *parser) parsePrimary() (Expr, error) {
 			return p.parseCase()
 		case "CAST":
 			return p.parseCast()
-		case "TIMESTAMP", "DATE":
+		case "TIMESTAMP", "DATE", "TIMESTAMPTZ":
 			if n := p.peek(); n.kind == tokString {
 				return p.parseTimestamp()
+			}
+		case "INTERVAL":
+			if n := p.peek(); n.kind == tokString || n.kind == tokInt || n.is("(") || n.is("-") {
+				return p.parseInterval()
+			}
+		case "EXTRACT":
+			if p.peek().is("(") {
+				return p.parseExtract()
 			}
 		}
 		if isKeyword(t.text) {
@@ -531,11 +546,8 @@ func (p *parser) parseCast() (Expr, error) {
 	if err := p.expect("AS", " in CAST"); err != nil {
 		return nil, err
 	}
-	if p.tok.kind != tokIdent {
-		return nil, p.errf("expected a type name, found %s", p.tok.describe())
-	}
-	typ := strings.ToLower(p.tok.text)
-	if err := p.advance(); err != nil {
+	typ, _, err := p.parseTypeName()
+	if err != nil {
 		return nil, err
 	}
 	end := p.tok.end
@@ -545,34 +557,100 @@ func (p *parser) parseCast() (Expr, error) {
 	return &Cast{Pos: Pos{start, end}, X: x, Type: typ}, nil
 }
 
-// timestampLayouts are the accepted forms of TIMESTAMP '...' and DATE '...'.
-var timestampLayouts = []string{
-	"2006-01-02",
-	"2006-01-02 15:04:05.999999999",
-	"2006-01-02T15:04:05.999999999",
-	"2006-01-02 15:04:05.999999999Z07:00",
-	"2006-01-02T15:04:05.999999999Z07:00",
-	"2006-01-02 15:04",
-	"2006-01-02T15:04",
-}
-
-// parseTimestamp parses TIMESTAMP 'literal' (or DATE 'literal'). A literal
-// without a zone offset is UTC.
+// parseTimestamp parses TIMESTAMP '...', TIMESTAMPTZ '...' or DATE '...'
+// in DuckDB's text forms (see parseDateTime). As in DuckDB, a TIMESTAMP
+// keeps the wall clock and drops a zone offset, a TIMESTAMPTZ converts to
+// UTC, and a DATE drops the time.
 func (p *parser) parseTimestamp() (Expr, error) {
-	start := p.tok.pos
+	start, kw := p.tok.pos, strings.ToUpper(p.tok.text)
 	if err := p.advance(); err != nil { // TIMESTAMP
 		return nil, err
 	}
 	s := p.tok
-	var ts time.Time
-	var err error
-	for _, layout := range timestampLayouts {
-		if ts, err = time.Parse(layout, strings.TrimSpace(s.text)); err == nil {
-			break
+	dt, err := parseDateTime(s.text)
+	if err != nil {
+		return nil, p.errf("invalid %s %s: %v (want 'YYYY-MM-DD[ HH:MM:SS[.fraction]][Z|±HH[:MM]]')", strings.ToLower(kw), quoteString(s.text), err)
+	}
+	lit := &Literal{Pos: Pos{start, s.end}}
+	switch kw {
+	case "DATE":
+		lit.Kind, lit.Time = LitDate, time.Unix(dt.days*secsPerDay, 0).UTC()
+	case "TIMESTAMP":
+		lit.Kind, lit.Time = LitTimestamp, time.Unix(dt.days*secsPerDay+dt.secs, dt.nanos).UTC()
+	default:
+		lit.Kind, lit.Time = LitTimestampTZ, time.Unix(dt.days*secsPerDay+dt.secs-dt.offset, dt.nanos).UTC()
+	}
+	return lit, p.advance()
+}
+
+// typeWords are the words that continue a multi-word type name: DOUBLE
+// PRECISION, TIMESTAMP WITH[OUT] TIME ZONE.
+var typeWords = map[string]bool{"precision": true, "with": true, "without": true, "time": true, "zone": true}
+
+// parseTypeName reads the type of a CAST: one or more words, then
+// optionally integer parameters in parentheses, as in DECIMAL(10, 2). It
+// returns the name lower-cased and normalised ("decimal(10,2)",
+// "timestamp with time zone"); the checker resolves it.
+func (p *parser) parseTypeName() (name string, end int, err error) {
+	if p.tok.kind != tokIdent {
+		return "", 0, p.errf("expected a type name, found %s", p.tok.describe())
+	}
+	name, end = strings.ToLower(p.tok.text), p.tok.end
+	if err := p.advance(); err != nil {
+		return "", 0, err
+	}
+	for p.tok.kind == tokIdent && typeWords[strings.ToLower(p.tok.text)] {
+		name, end = name+" "+strings.ToLower(p.tok.text), p.tok.end
+		if err := p.advance(); err != nil {
+			return "", 0, err
 		}
 	}
-	if err != nil {
-		return nil, p.errf("invalid timestamp %s (want 'YYYY-MM-DD[ HH:MM:SS[.fraction]][Z|±HH:MM]')", quoteString(s.text))
+	if !p.tok.is("(") {
+		return name, end, nil
 	}
-	return &Literal{Pos: Pos{start, s.end}, Kind: LitTimestamp, Time: ts.UTC()}, p.advance()
+	if err := p.advance(); err != nil {
+		return "", 0, err
+	}
+	var params []string
+	for {
+		if p.tok.kind != tokInt {
+			return "", 0, p.errf("expected an integer type parameter, found %s", p.tok.describe())
+		}
+		params = append(params, p.tok.text)
+		if err := p.advance(); err != nil {
+			return "", 0, err
+		}
+		if !p.tok.is(",") {
+			break
+		}
+		if err := p.advance(); err != nil {
+			return "", 0, err
+		}
+	}
+	end = p.tok.end
+	if err := p.expect(")", " to close the type parameters"); err != nil {
+		return "", 0, err
+	}
+	return name + "(" + strings.Join(params, ",") + ")", end, nil
+}
+
+// parseCasts parses the postfix casts x::type[::type...] (PostgreSQL's and
+// DuckDB's shorthand for CAST(x AS type)), which bind tighter than any
+// operator.
+func (p *parser) parseCasts(x Expr) (Expr, error) {
+	for p.tok.is("::") {
+		if err := p.enter(); err != nil {
+			return nil, err
+		}
+		if err := p.advance(); err != nil {
+			return nil, err
+		}
+		typ, end, err := p.parseTypeName()
+		if err != nil {
+			return nil, err
+		}
+		start, _ := x.Span()
+		x = &Cast{Pos: Pos{start, end}, X: x, Type: typ}
+	}
+	return x, nil
 }

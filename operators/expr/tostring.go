@@ -10,16 +10,20 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 )
 
-// toStringNode is CAST(x AS string) for numbers, booleans and timestamps.
-// arrow-go's own numeric-to-string cast kernels leak their builder's
-// buffers (v18.8.0: the array they build is never released), which a
-// checked allocator or an arena cannot afford, so the language formats
-// these itself, in two passes (lengths, then bytes) into exact buffers.
+// toStringNode is CAST(x AS string) for numbers, booleans, dates,
+// timestamps and decimals. arrow-go's own numeric-to-string cast kernels
+// leak their builder's buffers (v18.8.0: the array they build is never
+// released), which a checked allocator or an arena cannot afford, so the
+// language formats these itself, in two passes (lengths, then bytes) into
+// exact buffers.
 //
-// Formats: integers in decimal; floats as strconv 'g' with the shortest
-// representation that round-trips; true/false; timestamps as
-// "2006-01-02 15:04:05[.fraction]" in UTC, with a trailing "Z" when the
-// type has a time zone.
+// Formats are DuckDB's: integers in decimal; floats with the fewest digits
+// that round-trip, in fixed notation with at least one decimal (1.0) for
+// decimal exponents -4 to 15 and as 1e+16 / 1e-05 outside; true/false;
+// dates YYYY-MM-DD; timestamps YYYY-MM-DD HH:MM:SS[.fraction] with the
+// fraction's trailing zeros dropped, and "+00" after a timestamp with a
+// time zone (shown in UTC); years before 1 with " (BC)"; decimals with
+// exactly their scale's digits.
 type toStringNode struct {
 	x node
 }
@@ -31,7 +35,8 @@ func formatsToString(dt arrow.DataType) bool {
 	switch dt.ID() {
 	case arrow.INT8, arrow.INT16, arrow.INT32, arrow.INT64,
 		arrow.UINT8, arrow.UINT16, arrow.UINT32, arrow.UINT64,
-		arrow.FLOAT32, arrow.FLOAT64, arrow.BOOL, arrow.TIMESTAMP:
+		arrow.FLOAT32, arrow.FLOAT64, arrow.BOOL, arrow.TIMESTAMP,
+		arrow.DATE32, arrow.DATE64, arrow.DECIMAL128:
 		return true
 	}
 	return false
@@ -70,21 +75,26 @@ func formatter(arr arrow.Array) (func(dst []byte, i int) []byte, error) {
 	case *array.Uint64:
 		return func(dst []byte, i int) []byte { return strconv.AppendUint(dst, a.Value(i), 10) }, nil
 	case *array.Float32:
-		return func(dst []byte, i int) []byte { return strconv.AppendFloat(dst, float64(a.Value(i)), 'g', -1, 32) }, nil
+		return func(dst []byte, i int) []byte { return appendFloat(dst, float64(a.Value(i)), 32) }, nil
 	case *array.Float64:
-		return func(dst []byte, i int) []byte { return strconv.AppendFloat(dst, a.Value(i), 'g', -1, 64) }, nil
+		return func(dst []byte, i int) []byte { return appendFloat(dst, a.Value(i), 64) }, nil
 	case *array.Boolean:
 		return func(dst []byte, i int) []byte { return strconv.AppendBool(dst, a.Value(i)) }, nil
+	case *array.String:
+		return func(dst []byte, i int) []byte { return append(dst, a.Value(i)...) }, nil
 	case *array.Timestamp:
 		dt := a.DataType().(*arrow.TimestampType)
 		unit, zone := dt.Unit, dt.TimeZone != ""
+		return func(dst []byte, i int) []byte { return appendTimestamp(dst, int64(a.Value(i)), unit, zone) }, nil
+	case *array.Date32:
+		return func(dst []byte, i int) []byte { return appendDate(dst, int64(a.Value(i))) }, nil
+	case *array.Date64:
 		return func(dst []byte, i int) []byte {
-			dst = a.Value(i).ToTime(unit).AppendFormat(dst, "2006-01-02 15:04:05.999999999")
-			if zone {
-				dst = append(dst, 'Z')
-			}
-			return dst
+			return appendDate(dst, floorDiv(int64(a.Value(i)), secsPerDay*1000))
 		}, nil
+	case *array.Decimal128:
+		scale := a.DataType().(*arrow.Decimal128Type).Scale
+		return func(dst []byte, i int) []byte { return append(dst, a.Value(i).ToString(scale)...) }, nil
 	}
 	return nil, fmt.Errorf("expr: cannot format %s as a string", typeName(arr.DataType()))
 }
@@ -135,4 +145,47 @@ func formatStrings(mem memory.Allocator, arr arrow.Array, format func([]byte, in
 		valid = newValidity(mem, rows, arr)
 	}
 	return value{arr: finish(tString, rows, valid, offBuf, dataBuf)}, nil
+}
+
+// appendFloat appends f as DuckDB prints a DOUBLE (bits 64) or FLOAT (32):
+// the shortest digits that read back as f, fixed notation with a ".0" for
+// whole numbers when the decimal exponent is in -4..15, otherwise
+// d.ddde±XX; inf, -inf and nan.
+func appendFloat(dst []byte, f float64, bits int) []byte {
+	switch {
+	case math.IsNaN(f):
+		return append(dst, "nan"...)
+	case math.IsInf(f, 1):
+		return append(dst, "inf"...)
+	case math.IsInf(f, -1):
+		return append(dst, "-inf"...)
+	}
+	var buf [32]byte
+	e := strconv.AppendFloat(buf[:0], f, 'e', -1, bits) // -d.ddde±XX
+	k := len(e) - 1
+	for e[k] != 'e' {
+		k--
+	}
+	exp := 0
+	for _, c := range e[k+2:] {
+		exp = exp*10 + int(c-'0')
+	}
+	if e[k+1] == '-' {
+		exp = -exp
+	}
+	if exp < -4 || exp > 15 {
+		dst = append(dst, e[:k+2]...) // mantissa, 'e' and the sign
+		if d := e[k+2:]; len(d) < 2 {
+			dst = append(dst, '0')
+		}
+		return append(dst, e[k+2:]...)
+	}
+	start := len(dst)
+	dst = strconv.AppendFloat(dst, f, 'f', -1, bits)
+	for _, c := range dst[start:] {
+		if c == '.' {
+			return dst
+		}
+	}
+	return append(dst, ".0"...)
 }

@@ -1,9 +1,6 @@
 package expr
 
 import (
-	"sort"
-	"strings"
-
 	"github.com/apache/arrow-go/v18/arrow"
 )
 
@@ -21,6 +18,8 @@ const (
 	clsString                 // utf8, large_utf8 (and dictionaries of them)
 	clsBool                   // bool
 	clsTimestamp              // timestamp, any unit and zone
+	clsDate                   // date32, date64
+	clsInterval               // month_day_nano_interval: constants only
 )
 
 func classOf(dt arrow.DataType) class {
@@ -38,6 +37,10 @@ func classOf(dt arrow.DataType) class {
 		return clsBool
 	case arrow.TIMESTAMP:
 		return clsTimestamp
+	case arrow.DATE32, arrow.DATE64:
+		return clsDate
+	case arrow.INTERVAL_MONTH_DAY_NANO:
+		return clsInterval
 	case arrow.DICTIONARY:
 		if c := classOf(dt.(*arrow.DictionaryType).ValueType); c != clsNull {
 			return c
@@ -72,6 +75,8 @@ func canonical(dt arrow.DataType) arrow.DataType {
 			return d.ValueType
 		}
 		return dt
+	case clsDate:
+		return tDate32
 	}
 	return dt
 }
@@ -90,25 +95,6 @@ func typeName(dt arrow.DataType) string {
 		return "dictionary<" + typeName(d.ValueType) + ">"
 	}
 	return dt.String()
-}
-
-// castTypes maps the type names CAST accepts to Arrow types.
-var castTypes = map[string]arrow.DataType{
-	"int": tInt64, "int64": tInt64, "bigint": tInt64,
-	"int32": arrow.PrimitiveTypes.Int32,
-	"float": tFloat64, "double": tFloat64, "float64": tFloat64,
-	"string": tString, "varchar": tString, "text": tString,
-	"bool": tBool, "boolean": tBool,
-	"timestamp": &arrow.TimestampType{Unit: arrow.Microsecond},
-}
-
-func castTypeNames() string {
-	names := make([]string, 0, len(castTypes))
-	for n := range castTypes {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return strings.Join(names, ", ")
 }
 
 // finerUnit returns the finer of two time units.
@@ -158,6 +144,8 @@ func unify(a, b arrow.DataType, aConst, bConst bool) (arrow.DataType, bool) {
 	switch {
 	case ca == clsNull && cb == clsNull:
 		return tNull, true
+	case ca == clsInterval || cb == clsInterval:
+		return nil, false
 	case ca == clsNull:
 		return keepUint64(b), cb != clsOther
 	case cb == clsNull:
@@ -173,6 +161,17 @@ func unify(a, b arrow.DataType, aConst, bConst bool) (arrow.DataType, bool) {
 		return tFloat64, true
 	case ca == clsTimestamp && cb == clsTimestamp:
 		return commonTimestamp(a, b, aConst, bConst)
+	case ca == clsDate && cb == clsTimestamp:
+		// DuckDB compares a date with a timestamp as timestamps.
+		return canonical(b), true
+	case ca == clsTimestamp && cb == clsDate:
+		return canonical(a), true
+	case (ca == clsDate || ca == clsTimestamp) && cb == clsString && bConst:
+		// A string constant converts to the date or timestamp at Compile
+		// time (an error at its offset if it does not parse).
+		return canonical(a), true
+	case ca == clsString && aConst && (cb == clsDate || cb == clsTimestamp):
+		return canonical(b), true
 	case ca == cb && ca != clsOther:
 		return canonical(a), true
 	}

@@ -344,3 +344,10 @@ CAST(u32 AS int32)
 NULL BETWEEN NULL AND NULL
 NULL NOT BETWEEN NULL AND NULL
 CASE NULL WHEN NULL THEN 1 END
+-- decimal literals: exact in SQL (CAST rounds half away from zero; a FLOAT column compares with the literal rounded to FLOAT)
+CAST(0.5 AS bigint)
+CAST(-1.5 AS int)
+CAST(1.5 AS smallint)
+f32 IN (0.1, 1.5)
+f32 < 0.1
+f32 >= -0.1
