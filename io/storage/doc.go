@@ -8,8 +8,9 @@
 // caller-owned buffers ({Buf, Off}, results per request: N and Err) and
 // returns when every request has its result and the kernel holds no
 // reference to any buffer. A read shorter than its buffer ends with
-// io.EOF (the file ends inside it). NewReaderAt adapts a File to
-// io.ReaderAt (Parquet reads through it). Options: Direct (O_DIRECT;
+// io.EOF (the file ends inside it). NewReader adapts a File to
+// io.ReaderAt, io.Seeker and io.Reader (parquet.ReaderAtSeeker: Parquet
+// reads through it). Options: Direct (O_DIRECT;
 // requests must be aligned to File.Align, the logical block size, and an
 // unaligned one is refused with ErrUnaligned and counted, never bounced),
 // QueueDepth, WholeFile, and Fault, the hook tests use to wrap each real

@@ -177,25 +177,72 @@ type Backend interface {
 	Open(path string, flag int, perm os.FileMode) (File, error)
 }
 
-// readerAt adapts a File to io.ReaderAt (one request per call).
-type readerAt struct {
+// Reader adapts a File to io.ReaderAt, io.Seeker and io.Reader (Parquet
+// reads through a ReaderAt that can also Seek: parquet.ReaderAtSeeker).
+// Each ReadAt or Read is one request. ReadAt's semantics are io.ReaderAt's:
+// n < len(p) comes with an error, io.EOF at the file's end; Read and Seek
+// keep a position of their own (ReadAt ignores it). Under O_DIRECT the
+// caller's buffers must be aligned like any request. A Reader is used by
+// one goroutine at a time, like its File.
+type Reader struct {
 	f   File
 	ctx context.Context
+	pos int64
+	req [1]Request
 }
 
-// NewReaderAt returns an io.ReaderAt over f (Parquet reads through it).
-// Each ReadAt is one request; its semantics are io.ReaderAt's: n <
-// len(p) comes with an error, io.EOF at the file's end. Under O_DIRECT the
-// caller's p must be aligned like any request.
-func NewReaderAt(ctx context.Context, f File) io.ReaderAt { return readerAt{f: f, ctx: ctx} }
+// NewReader returns a Reader over f; ctx is every request's context.
+func NewReader(ctx context.Context, f File) *Reader { return &Reader{f: f, ctx: ctx} }
 
-func (r readerAt) ReadAt(p []byte, off int64) (int, error) {
+// NewReaderAt is NewReader as an io.ReaderAt.
+func NewReaderAt(ctx context.Context, f File) io.ReaderAt { return NewReader(ctx, f) }
+
+// ReadAt reads len(p) bytes at off.
+func (r *Reader) ReadAt(p []byte, off int64) (int, error) {
 	if off < 0 {
 		return 0, fmt.Errorf("storage: read at negative offset %d of %s", off, r.f.Name())
 	}
-	req := [1]Request{{Buf: p, Off: off}}
-	if err := r.f.ReadBatch(r.ctx, req[:]); err != nil {
-		return req[0].N, err
+	if len(p) == 0 {
+		return 0, nil
 	}
-	return req[0].N, req[0].Err
+	r.req[0] = Request{Buf: p, Off: off}
+	if err := r.f.ReadBatch(r.ctx, r.req[:]); err != nil {
+		return r.req[0].N, err
+	}
+	n, err := r.req[0].N, r.req[0].Err
+	r.req[0] = Request{} // keep no reference to p
+	return n, err
+}
+
+// Read reads from the Reader's position and advances it.
+func (r *Reader) Read(p []byte) (int, error) {
+	n, err := r.ReadAt(p, r.pos)
+	r.pos += int64(n)
+	if n > 0 && err == io.EOF {
+		err = nil // io.Reader: the next Read says EOF
+	}
+	return n, err
+}
+
+// Seek sets the position for Read; io.SeekEnd is relative to File.Size.
+func (r *Reader) Seek(offset int64, whence int) (int64, error) {
+	var base int64
+	switch whence {
+	case io.SeekStart:
+	case io.SeekCurrent:
+		base = r.pos
+	case io.SeekEnd:
+		size, err := r.f.Size()
+		if err != nil {
+			return r.pos, err
+		}
+		base = size
+	default:
+		return r.pos, fmt.Errorf("storage: seek %s: bad whence %d", r.f.Name(), whence)
+	}
+	if base+offset < 0 {
+		return r.pos, fmt.Errorf("storage: seek %s to %d: before the start", r.f.Name(), base+offset)
+	}
+	r.pos = base + offset
+	return r.pos, nil
 }

@@ -272,6 +272,17 @@ func Conformance(t *testing.T, dir string, open Opener) {
 		if n, err := ra.ReadAt(p, size-50); n != 50 || err != io.EOF {
 			t.Errorf("ReadAt across the end: n=%d err=%v, want 50, io.EOF", n, err)
 		}
+		rd := storage.NewReader(ctx, f)
+		if pos, err := rd.Seek(-100, io.SeekEnd); err != nil || pos != size-100 {
+			t.Fatalf("Seek(-100, end) = %d, %v", pos, err)
+		}
+		tail, err := io.ReadAll(rd)
+		if err != nil || !bytes.Equal(tail, want[size-100:]) {
+			t.Errorf("Read after Seek: %d bytes, %v", len(tail), err)
+		}
+		if _, err := rd.Seek(-1, io.SeekStart); err == nil {
+			t.Error("Seek before the start succeeded")
+		}
 	})
 }
 
