@@ -6,7 +6,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -351,5 +353,57 @@ func TestArenaFixedBuffers(t *testing.T) {
 	got, err := os.ReadFile(path)
 	if err != nil || !bytes.Equal(got[300000:], want) {
 		t.Errorf("WRITE_FIXED from arena buffers: file differs (%v)", err)
+	}
+}
+
+// Goroutines sharing one ring take turns through its lock; each gets its
+// own file's bytes.
+func TestSharedRingConcurrent(t *testing.T) {
+	needUring(t)
+	defer goleak.VerifyNone(t)
+	dir := storagetest.ShmDir(t)
+	ring, err := uring.NewRing(uring.Config{Entries: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ring.Close()
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for g := 0; g < 4; g++ {
+		path, want := storagetest.WriteFile(t, dir, "g"+string(rune('0'+g)), 50000+g*1000)
+		f, err := ring.Open(path, os.O_RDONLY, 0, storage.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for round := 0; round < 20; round++ {
+				reqs := make([]storage.Request, 0, 16)
+				for off := 0; off < len(want); off += 4096 {
+					reqs = append(reqs, storage.Request{Buf: make([]byte, 4096), Off: int64(off)})
+				}
+				if err := f.ReadBatch(context.Background(), reqs); err != nil {
+					errs <- err
+					return
+				}
+				for _, r := range reqs {
+					end := min(int(r.Off)+4096, len(want))
+					if !bytes.Equal(r.Buf[:r.N], want[r.Off:end]) {
+						errs <- fmt.Errorf("%s at %d: bytes differ", f.Name(), r.Off)
+						return
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if n := ring.InFlight(); n != 0 {
+		t.Errorf("%d in flight", n)
 	}
 }

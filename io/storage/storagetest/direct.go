@@ -70,6 +70,39 @@ func Direct(t *testing.T, open Opener) {
 			t.Errorf("O_DIRECT read of the last partial block: n=%d err=%v, want %d bytes and io.EOF", r[0].N, r[0].Err, size-int(last))
 		}
 	})
+	t.Run("disk-write", func(t *testing.T) {
+		dir := DiskDir(t)
+		path := dir + "/direct-out.bin"
+		f, err := open(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644, storage.Options{Direct: true})
+		if err != nil {
+			t.Skipf("O_DIRECT unavailable on this disk: %v", err)
+		}
+		defer f.Close()
+		align := f.Align()
+		_, want := WriteFile(t, dir, "direct-src.bin", 8*align)
+		var reqs []storage.Request
+		for off := 0; off < len(want); off += 2 * align {
+			b := Aligned(2*align, align)
+			copy(b, want[off:])
+			reqs = append(reqs, storage.Request{Buf: b, Off: int64(off)})
+		}
+		reqs = append(reqs, storage.Request{Buf: Aligned(align, align)[:align-1], Off: 0}) // refused
+		if err := f.WriteBatch(context.Background(), reqs); err != nil {
+			t.Fatal(err)
+		}
+		for i, r := range reqs[:len(reqs)-1] {
+			if r.Err != nil || r.N != len(r.Buf) {
+				t.Errorf("O_DIRECT write %d: n=%d err=%v", i, r.N, r.Err)
+			}
+		}
+		if last := reqs[len(reqs)-1]; !errors.Is(last.Err, storage.ErrUnaligned) {
+			t.Errorf("unaligned O_DIRECT write: %v, want ErrUnaligned", last.Err)
+		}
+		got, err := os.ReadFile(path)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Errorf("O_DIRECT writes: file differs (%d bytes, %v)", len(got), err)
+		}
+	})
 	t.Run("tmpfs-refuses", func(t *testing.T) {
 		dir := ShmDir(t)
 		path, _ := WriteFile(t, dir, "direct.bin", 4096)
