@@ -89,6 +89,9 @@ func Decide(kind string, f Facts, opts Options, avail func(name string) error) (
 		if aerr := avail(kind); aerr != nil {
 			return "", "", o, fmt.Errorf("storage: io: %s: %w", kind, aerr)
 		}
+		if kind == "mmap" && o.Write {
+			return "", "", o, fmt.Errorf("storage: io: mmap only reads; a sink needs io: auto, posix or uring")
+		}
 		if kind == "mmap" && o.Direct {
 			return "", "", o, fmt.Errorf("storage: io: mmap cannot read with direct: true (a mapping goes through the page cache)")
 		}
@@ -106,7 +109,7 @@ func Decide(kind string, f Facts, opts Options, avail func(name string) error) (
 			o.Direct = false
 			note = "; direct: true dropped: " + f.FSType + " has no device to bypass the page cache for (kernels before 6.6 refuse O_DIRECT on tmpfs)"
 		}
-		if o.WholeFile && avail("mmap") == nil {
+		if o.WholeFile && !o.Write && avail("mmap") == nil {
 			return "mmap", "auto: " + f.where() + " keeps the file in memory and it is read whole: mapping it reads with no copy" + note, o, nil
 		}
 		return "posix", "auto: " + f.where() + " keeps the file in memory: pread copies straight from the page cache, io_uring reads would be punted to io-wq threads and lose to it" + note, o, nil

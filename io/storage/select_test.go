@@ -30,6 +30,8 @@ func TestDecide(t *testing.T) {
 	}{
 		{"tmpfs small reads", "auto", tmpfs, Options{}, all, "posix", "io-wq", false, ""},
 		{"tmpfs whole file", "", tmpfs, Options{WholeFile: true}, all, "mmap", "read whole", false, ""},
+		{"tmpfs whole file written", "auto", tmpfs, Options{WholeFile: true, Write: true}, all, "posix", "in memory", false, ""},
+		{"mmap write", "mmap", tmpfs, Options{Write: true}, all, "", "", false, "mmap only reads"},
 		{"tmpfs direct dropped", "auto", tmpfs, Options{Direct: true}, all, "posix", "direct: true dropped", false, ""},
 		{"disk deep queue", "auto", disk, Options{QueueDepth: 32}, all, "uring", "block device", false, ""},
 		{"disk default depth", "auto", disk, Options{}, all, "uring", "queue_depth 32", false, ""},

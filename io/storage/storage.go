@@ -90,6 +90,12 @@ type Options struct {
 	// WholeFile says the reader will read the whole file, front to back
 	// (an Arrow IPC file): on tmpfs auto then picks mmap.
 	WholeFile bool
+	// Write says the file will be written (a sink): auto never picks the
+	// read-only mmap backend then.
+	Write bool
+	// SQPoll asks io_uring for a kernel thread polling the submission
+	// queue (IORING_SETUP_SQPOLL); other backends ignore it.
+	SQPoll bool
 	// Fault, when set, sees the result of every real syscall or
 	// completion (n, err) before the backend does and returns the result
 	// the backend acts on: tests wrap the real file with it to inject

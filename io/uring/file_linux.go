@@ -81,10 +81,10 @@ type reqState struct {
 
 var _ storage.File = (*File)(nil)
 
-// Open opens path on a ring of its own (Entries = opts.Depth()), closed
-// with the file.
+// Open opens path on a ring of its own (Entries = opts.Depth(), SQPOLL
+// when opts.SQPoll), closed with the file.
 func Open(path string, flag int, perm os.FileMode, opts storage.Options) (*File, error) {
-	r, err := NewRing(Config{Entries: opts.Depth()})
+	r, err := NewRing(Config{Entries: opts.Depth(), SQPoll: opts.SQPoll})
 	if err != nil {
 		return nil, err
 	}

@@ -157,15 +157,10 @@ func TestSharedRing(t *testing.T) {
 
 func TestSQPoll(t *testing.T) {
 	needUring(t)
-	ring, err := uring.NewRing(uring.Config{Entries: 8, SQPoll: true})
+	path, want := storagetest.WriteFile(t, storagetest.DiskDir(t), "sqpoll.bin", 100000)
+	f, err := uring.Open(path, os.O_RDONLY, 0, storage.Options{QueueDepth: 8, SQPoll: true})
 	if err != nil {
 		t.Skipf("SQPOLL refused: %v", err)
-	}
-	defer ring.Close()
-	path, want := storagetest.WriteFile(t, storagetest.DiskDir(t), "sqpoll.bin", 100000)
-	f, err := ring.Open(path, os.O_RDONLY, 0, storage.Options{})
-	if err != nil {
-		t.Fatal(err)
 	}
 	defer f.Close()
 	if got := storagetest.ReadAll(t, f, 8192); !bytes.Equal(got, want) {
