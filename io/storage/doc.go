@@ -7,14 +7,15 @@
 // A Backend opens files; a File takes batches of positional requests into
 // caller-owned buffers ({Buf, Off}, results per request: N and Err) and
 // returns when every request has its result and the kernel holds no
-// reference to any buffer. A read shorter than its buffer ends with
-// io.EOF (the file ends inside it). NewReader adapts a File to
-// io.ReaderAt, io.Seeker and io.Reader (parquet.ReaderAtSeeker: Parquet
-// reads through it). Options: Direct (O_DIRECT;
-// requests must be aligned to File.Align, the logical block size, and an
-// unaligned one is refused with ErrUnaligned and counted, never bounced),
-// QueueDepth, WholeFile, and Fault, the hook tests use to wrap each real
-// syscall or completion and inject EINTR, EAGAIN, short transfers or EIO.
+// reference to any buffer. A read shorter than its buffer ends with io.EOF
+// (the file ends inside it). NewReader adapts a File to io.ReaderAt,
+// io.Seeker and io.Reader (parquet.ReaderAtSeeker: Parquet reads through
+// it). Options: Direct (O_DIRECT; requests must be aligned to File.Align,
+// the logical block size, and an unaligned one is refused with
+// ErrUnaligned and counted, never bounced), QueueDepth, WholeFile (read
+// whole: mmap on tmpfs), Write (a sink: never mmap), SQPoll (io_uring's
+// polling thread), and Fault, the hook tests use to wrap each real syscall
+// or completion and inject EINTR, EAGAIN, short transfers or EIO.
 //
 // # Backends and the choice
 //
