@@ -27,8 +27,13 @@ const Name = "uring"
 const maxSQE = 1 << 30
 
 // cancelTag marks the user_data of IORING_OP_ASYNC_CANCEL SQEs; request
-// SQEs carry their index in the batch plus one.
-const cancelTag = ^uint64(0)
+// SQEs carry their index in the batch plus one. timeoutTag is the
+// user_data giouring gives the timeout SQE it adds on kernels without
+// IORING_FEAT_EXT_ARG (before 5.11): not ours, not counted in flight.
+const (
+	cancelTag  = ^uint64(0) - 1
+	timeoutTag = ^uint64(0)
+)
 
 // pollWait bounds one wait for completions, so a cancelled context is
 // noticed within it even when no completion arrives.
@@ -255,6 +260,9 @@ func (f *File) batch(ctx context.Context, op storage.Op, reqs []storage.Request)
 		n := r.r.PeekBatchCQE(r.cqes)
 		for _, cqe := range r.cqes[:n] {
 			ud, res := cqe.UserData, cqe.Res
+			if ud == timeoutTag {
+				continue
+			}
 			inflight--
 			r.inflight.Add(-1)
 			if ud == cancelTag {
