@@ -265,8 +265,8 @@ func (f *File) batch(ctx context.Context, op storage.Op, reqs []storage.Request)
 			}
 			inflight--
 			r.inflight.Add(-1)
-			if ud == cancelTag {
-				continue
+			if ud == cancelTag || ud == 0 || ud > uint64(len(reqs)) {
+				continue // a cancel's own completion (or not ours)
 			}
 			f.complete(op, reqs, st, int(ud-1), res, cancelled, &queue)
 		}
