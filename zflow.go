@@ -65,7 +65,13 @@ func WithRegistry(r *engine.Registry) Option { return func(o *options) { o.regis
 // WithStdin makes a source with path "-" read r instead of os.Stdin. It is
 // given when the pipeline is compiled because the source reads its schema
 // then (peeking, without consuming: the run reads r from its start).
-func WithStdin(r io.Reader) Option { return func(o *options) { o.stdin = r } }
+func WithStdin(r io.Reader) Option {
+	return func(o *options) {
+		if r != nil {
+			o.stdin = engine.NewStdin(r) // one buffer, however often it is compiled
+		}
+	}
+}
 
 // WithEnv replaces os.LookupEnv for ${VAR} substitution in pipeline files.
 func WithEnv(lookup func(string) (string, bool)) Option { return func(o *options) { o.env = lookup } }

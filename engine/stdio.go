@@ -38,13 +38,20 @@ type Stdin struct {
 	br   *bufio.Reader
 }
 
-// NewStdin wraps r (os.Stdin when nil).
+// NewStdin wraps r. A *Stdin is returned as it is, and nil means the
+// process's standard input, wrapped once per process: what one compile has
+// peeked at stays buffered for every plan compiled over the same stream.
 func NewStdin(r io.Reader) *Stdin {
-	if r == nil {
-		r = os.Stdin
+	switch r := r.(type) {
+	case nil:
+		return processStdin()
+	case *Stdin:
+		return r
 	}
 	return &Stdin{src: r}
 }
+
+var processStdin = sync.OnceValue(func() *Stdin { return &Stdin{src: os.Stdin} })
 
 func (s *Stdin) reader() *bufio.Reader {
 	s.once.Do(func() { s.br = bufio.NewReaderSize(s.src, StdinPeekSize) })

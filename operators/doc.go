@@ -92,7 +92,9 @@
 // killed one left (atomicfile.RecoverDir). At most max_open_files partition
 // files are open at once (an LRU): memory is bounded by that many encoders
 // (a parquet file's row group), and a partition closed for another that
-// gets rows again goes on in a new file, part-1, part-2....
+// gets rows again goes on in a new file, part-1, part-2.... Rows grouped by
+// key go to their files as zero-copy slices; a batch whose keys are mixed is
+// gathered per partition first (a copy, "partition gather").
 //
 // The files next to the final name carry their owner in their name (pid,
 // process start time, boot id, pid namespace: see atomicfile.FormatName).

@@ -14,6 +14,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/compute"
 
 	"github.com/zflowdev/zflow/engine"
 	"github.com/zflowdev/zflow/internal/atomicfile"
@@ -48,6 +49,12 @@ import (
 // if that partition gets rows again later, they go to a new file,
 // part-1, part-2, .... Input grouped or sorted by the keys writes one file
 // per partition.
+//
+// A batch goes to its partitions as zero-copy slices, one per run of rows
+// with equal keys, when its rows are grouped by key; when they are mixed
+// (more runs than twice the partitions it touches) each partition's rows
+// are gathered into one batch first (compute.Take from the run's
+// allocator, counted as the copy "partition gather").
 
 // partitionKeyTypes names what partition_by accepts, for errors.
 const partitionKeyTypes = "strings, integers, booleans and dates"
@@ -164,29 +171,41 @@ type newPartWriter func(ic *engine.InstanceContext, w io.Writer) (partWriter, er
 
 // partState is one partition: its directory and its open file, if any.
 type partState struct {
-	rel  string // k1=v1/k2=v2
-	next int    // the number of its next file
-	w    partWriter
-	file *os.File
-	bw   *bufio.Writer
-	elem *list.Element // in the LRU of open partitions, while open
+	rel       string // k1=v1/k2=v2
+	next      int    // the number of its next file
+	batchRows int    // its rows in the batch being written
+	slot      int    // gather: its index in the batch's touched partitions
+	w         partWriter
+	file      *os.File
+	bw        *bufio.Writer
+	elem      *list.Element // in the LRU of open partitions, while open
 }
 
 // partitionedSink writes a partitioned tree (see the top of this file). It
 // is an engine.UndoableSink: Commit publishes the tree, Rollback puts the
 // previous one back, Forget drops it.
 type partitionedSink struct {
-	kind   string // parquet, csv, ndjson: errors, the ledger, the extension
-	ic     *engine.InstanceContext
-	p      *partitioning
-	dir    *atomicfile.Dir
-	newW   newPartWriter
-	parts  map[string]*partState
-	lru    *list.List // of *partState, most recent first
-	cols   []textenc.Column
-	key    []byte // the current row's key
-	prev   []byte // the previous row's key
-	closed bool
+	kind    string // parquet, csv, ndjson: errors, the ledger, the extension
+	ic      *engine.InstanceContext
+	p       *partitioning
+	dir     *atomicfile.Dir
+	newW    newPartWriter
+	parts   map[string]*partState
+	lru     *list.List // of *partState, most recent first
+	cols    []textenc.Column
+	prefix  [][]byte // per key: its escaped name and "="
+	scratch []byte   // a key value's text, reused
+	key     []byte   // the current row's key
+	prev    []byte   // the previous row's key
+	// The current batch's runs of equal keys (reused): run r is rows
+	// [starts[r], ends[r]) of partition runs[r]; touched lists each
+	// partition once, with its rows in the batch in batchRows.
+	runs         []*partState
+	starts, ends []int
+	touched      []*partState
+	offs         []int   // gather: where each touched partition's rows go
+	idxs         []int32 // gather: the row numbers, by partition
+	closed       bool
 }
 
 func newPartitionedSink(ic *engine.InstanceContext, kind, path string, p *partitioning, newW newPartWriter) (*partitionedSink, error) {
@@ -206,31 +225,40 @@ func newPartitionedSink(ic *engine.InstanceContext, kind, path string, p *partit
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", kind, err)
 	}
-	return &partitionedSink{kind: kind, ic: ic, p: p, dir: d, newW: newW, parts: map[string]*partState{},
-		lru: list.New(), cols: make([]textenc.Column, len(p.keys))}, nil
+	s := &partitionedSink{kind: kind, ic: ic, p: p, dir: d, newW: newW, parts: map[string]*partState{},
+		lru: list.New(), cols: make([]textenc.Column, len(p.keys))}
+	for _, name := range p.names {
+		s.prefix = append(s.prefix, append(appendHiveValue(nil, []byte(name)), '='))
+	}
+	return s, nil
 }
 
-// appendKey appends row i's partition directory (k1=v1/k2=v2).
+// appendKey appends row i's partition directory (k1=v1/k2=v2). It does not
+// allocate once its buffers have grown to the longest key.
 func (s *partitionedSink) appendKey(dst []byte, i int) []byte {
-	var scratch [64]byte
 	for j := range s.cols {
 		if j > 0 {
 			dst = append(dst, '/')
 		}
-		dst = appendHiveValue(dst, []byte(s.p.names[j]))
-		dst = append(dst, '=')
+		dst = append(dst, s.prefix[j]...)
 		c := &s.cols[j]
 		if c.IsNull(i) {
 			dst = append(dst, hiveDefault...)
 			continue
 		}
-		dst = appendHiveValue(dst, c.AppendText(scratch[:0], i))
+		s.scratch = c.AppendText(s.scratch[:0], i)
+		dst = appendHiveValue(dst, s.scratch)
 	}
 	return dst
 }
 
-// Write sends each run of rows with the same key to its partition, as a
-// zero-copy slice of in without the key columns.
+// Write sends the rows of in to their partitions, without the key columns.
+// Rows grouped by key (input sorted or clustered by the keys, the common
+// case) go as zero-copy slices of in, one per run of equal keys. When the
+// keys are mixed (more runs than twice the partitions the batch touches),
+// each partition's rows are gathered into one batch instead (compute.Take, a
+// copy counted as "partition gather"), so that an encoder is not called once
+// per row.
 func (s *partitionedSink) Write(ctx context.Context, port int, in arrow.RecordBatch) error {
 	n := int(in.NumRows())
 	if n == 0 {
@@ -241,7 +269,9 @@ func (s *partitionedSink) Write(ctx context.Context, port int, in arrow.RecordBa
 		s.cols[j].Reset(in.Column(k))
 	}
 	defer clear(s.cols) // drop the references to in
-	start := 0
+	// The runs of equal keys: runs[r] starts at row starts[r].
+	s.runs, s.starts, s.ends = s.runs[:0], s.starts[:0], s.ends[:0]
+	s.touched = s.touched[:0]
 	s.prev = s.appendKey(s.prev[:0], 0)
 	for i := 1; i <= n; i++ {
 		if i < n {
@@ -250,21 +280,108 @@ func (s *partitionedSink) Write(ctx context.Context, port int, in arrow.RecordBa
 				continue
 			}
 		}
-		if err := s.writeRun(in, s.prev, start, i); err != nil {
+		ps := s.part(s.prev)
+		if ps.batchRows == 0 {
+			s.touched = append(s.touched, ps)
+		}
+		start := 0
+		if len(s.starts) > 0 {
+			start = s.ends[len(s.ends)-1]
+		}
+		ps.batchRows += i - start
+		s.runs = append(s.runs, ps)
+		s.starts = append(s.starts, start)
+		s.ends = append(s.ends[:len(s.starts)-1], i)
+		s.prev, s.key = s.key, s.prev
+	}
+	defer func() {
+		for _, ps := range s.touched {
+			ps.batchRows = 0
+		}
+	}()
+	if len(s.runs) <= 2*len(s.touched) {
+		for r, ps := range s.runs {
+			if err := s.writeRows(ps, in, s.starts[r], s.ends[r], nil); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return s.gather(ctx, in)
+}
+
+// gather writes each partition the batch touches once, its rows taken out
+// of in.
+func (s *partitionedSink) gather(ctx context.Context, in arrow.RecordBatch) error {
+	cols := make([]arrow.Array, len(s.p.data))
+	for j, c := range s.p.data {
+		cols[j] = in.Column(c)
+	}
+	data := array.NewRecordBatch(s.p.schema, cols, in.NumRows())
+	defer data.Release()
+	// A counting sort of the row numbers by partition: each partition's
+	// rows end up contiguous in one index array, in input order.
+	next := s.offs[:0]
+	at := 0
+	for k, ps := range s.touched {
+		ps.slot = k
+		next = append(next, at)
+		at += ps.batchRows
+	}
+	s.offs = next
+	if cap(s.idxs) < at {
+		s.idxs = make([]int32, at)
+	}
+	idxs := s.idxs[:at]
+	for r, ps := range s.runs {
+		for i := s.starts[r]; i < s.ends[r]; i++ {
+			idxs[next[ps.slot]] = int32(i)
+			next[ps.slot]++
+		}
+	}
+	ib := array.NewInt32Builder(s.ic.Alloc)
+	defer ib.Release()
+	ib.AppendValues(idxs, nil)
+	all := ib.NewInt32Array()
+	defer all.Release()
+	cctx := compute.WithAllocator(ctx, s.ic.Alloc)
+	dd := compute.NewDatum(data) // a datum holds a reference of its own
+	defer dd.Release()
+	from := 0
+	for _, ps := range s.touched {
+		idx := array.NewSlice(all, int64(from), int64(from+ps.batchRows))
+		from += ps.batchRows
+		id := compute.NewDatum(idx)
+		idx.Release()
+		out, err := compute.Take(cctx, *compute.DefaultTakeOptions(), dd, id)
+		id.Release()
+		if err != nil {
+			return fmt.Errorf("%s: gather the rows of %s: %w", s.kind, ps.rel, err)
+		}
+		rec := out.(*compute.RecordDatum).Value
+		s.ic.Ledger.Copied("partition gather", engine.BatchBytes(rec))
+		err = s.writeRows(ps, nil, 0, 0, rec)
+		out.Release()
+		if err != nil {
 			return err
 		}
-		start = i
-		s.prev, s.key = s.key, s.prev
 	}
 	return nil
 }
 
-func (s *partitionedSink) writeRun(in arrow.RecordBatch, key []byte, lo, hi int) error {
+// part is the partition of key, made on first sight.
+func (s *partitionedSink) part(key []byte) *partState {
 	ps := s.parts[string(key)]
 	if ps == nil {
 		ps = &partState{rel: string(key)}
 		s.parts[ps.rel] = ps
 	}
+	return ps
+}
+
+// writeRows writes rows [lo, hi) of in without the key columns to ps, or
+// rec (of the data schema) when in is nil.
+func (s *partitionedSink) writeRows(ps *partState, in arrow.RecordBatch, lo, hi int, rec arrow.RecordBatch) error {
 	if ps.w == nil {
 		if err := s.open(ps); err != nil {
 			return err
@@ -272,15 +389,17 @@ func (s *partitionedSink) writeRun(in arrow.RecordBatch, key []byte, lo, hi int)
 	} else {
 		s.lru.MoveToFront(ps.elem)
 	}
-	cols := make([]arrow.Array, len(s.p.data))
-	for j, c := range s.p.data {
-		cols[j] = array.NewSlice(in.Column(c), int64(lo), int64(hi))
+	if in != nil {
+		cols := make([]arrow.Array, len(s.p.data))
+		for j, c := range s.p.data {
+			cols[j] = array.NewSlice(in.Column(c), int64(lo), int64(hi))
+		}
+		rec = array.NewRecordBatch(s.p.schema, cols, int64(hi-lo))
+		for _, c := range cols {
+			c.Release()
+		}
+		defer rec.Release()
 	}
-	rec := array.NewRecordBatch(s.p.schema, cols, int64(hi-lo))
-	for _, c := range cols {
-		c.Release()
-	}
-	defer rec.Release()
 	if err := ps.w.write(rec); err != nil {
 		return fmt.Errorf("%s: write %s: %w", s.kind, filepath.Join(s.dir.Path(), ps.rel), err)
 	}

@@ -45,7 +45,8 @@ func NDJSONSourceSpec() engine.Spec {
 			"int64, float64 (when a key holds both), bool, date32 (\"2006-01-02\"), timestamp (RFC 3339 " +
 			"strings; UTC when they carry a zone, converted from an offset such as +02:00 or -0530) or string. " +
 			"A timestamp with more fraction digits than its column's unit holds fails the run, unless the column " +
-			"is declared with truncate: true, which drops them. Keys missing from an object are null; a key " +
+			"is declared with truncate: true, which drops them (such a column takes strings only; another timestamp " +
+			"column also takes a JSON number, a count of its unit). Keys missing from an object are null; a key " +
 			"not among the columns fails the run naming its line (unknown_keys: auto, when the columns were inferred) " +
 			"or is dropped (unknown_keys: ignore, or auto with columns: declared). Nested objects and arrays are not supported. A gzip, zstd, bzip2 or xz file is read decompressed (found by its magic bytes, not its name); a file that is not text is refused, saying what it looks like.",
 		Example: `type: ndjson
@@ -362,11 +363,11 @@ func (s *ndjsonSource) runFile(ctx context.Context, fi int, out engine.Emitter) 
 		}
 		lines.keys = newKeyCheck(path, names, hint)
 	}
-	// Timestamp columns are read as text and parsed here, so that a bad
-	// value names its key and a column with truncate: true drops the digits
-	// its unit cannot hold.
-	readSchema, tsCols := textTimestamps(f.fileSchema)
+	// A timestamp column with truncate: true is read as text and parsed
+	// here, dropping the digits its unit cannot hold (arrow's reader fails
+	// on them).
 	trunc := truncatingColumns(f.cfg.Columns)
+	readSchema, tsCols := textTimestamps(f.fileSchema, trunc)
 	r := array.NewJSONReader(lines, readSchema, array.WithAllocator(s.ic.Alloc), array.WithChunk(batchRows))
 	defer r.Release()
 	var rows int64
@@ -379,7 +380,7 @@ func (s *ndjsonSource) runFile(ctx context.Context, fi int, out engine.Emitter) 
 			return true, fmt.Errorf("ndjson: %w", lines.keys.err)
 		}
 		if err != nil {
-			return true, fmt.Errorf("ndjson: read %s: record %d: %w", path, rows+1, err)
+			return true, fmt.Errorf("ndjson: read %s: record %d: %w%s", path, rows+1, err, timestampHint(err, f.fileSchema))
 		}
 		if !ok {
 			break
@@ -407,7 +408,7 @@ func (s *ndjsonSource) runFile(ctx context.Context, fi int, out engine.Emitter) 
 		return true, fmt.Errorf("ndjson: %w", lines.keys.err)
 	}
 	if err := r.Err(); err != nil {
-		return true, fmt.Errorf("ndjson: read %s: record %d: %w", path, rows+1, err)
+		return true, fmt.Errorf("ndjson: read %s: record %d: %w%s", path, rows+1, err, timestampHint(err, f.fileSchema))
 	}
 	// arrow-go's reader takes an object cut short by the end of the file
 	// for the end of input; count lines to catch it (and objects that

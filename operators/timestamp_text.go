@@ -2,6 +2,7 @@ package operators
 
 import (
 	"fmt"
+	"strings"
 	"time"
 	"unsafe"
 
@@ -102,14 +103,18 @@ func quoteText(v []byte) string {
 }
 
 // textTimestamps returns the schema an ndjson reader reads with: schema
-// with its timestamp columns as strings, so that this package parses them
-// (see parseTimestampText: errors that name the record and the key, and
-// truncate), and the indices of those columns.
-func textTimestamps(schema *arrow.Schema) (*arrow.Schema, []int) {
+// with its truncating timestamp columns (names) as strings, parsed by this
+// package (see parseTimestampColumns), and the indices of those columns.
+// The other timestamp columns stay with arrow's reader, which also takes a
+// JSON number as a count of the column's unit.
+func textTimestamps(schema *arrow.Schema, names map[string]bool) (*arrow.Schema, []int) {
+	if len(names) == 0 {
+		return schema, nil
+	}
 	fields := schema.Fields()
 	var idx []int
 	for i, f := range fields {
-		if f.Type.ID() == arrow.TIMESTAMP {
+		if names[f.Name] && f.Type.ID() == arrow.TIMESTAMP {
 			fields[i].Type = arrow.BinaryTypes.String
 			idx = append(idx, i)
 		}
@@ -118,6 +123,23 @@ func textTimestamps(schema *arrow.Schema) (*arrow.Schema, []int) {
 		return schema, nil
 	}
 	return arrow.NewSchema(fields, nil), idx
+}
+
+// timestampHint explains arrow's JSON reader failing on a timestamp (its
+// error names neither the key nor the cause): the timestamp columns, and
+// that a value finer than the unit needs truncate: true.
+func timestampHint(err error, schema *arrow.Schema) string {
+	if !strings.Contains(err.Error(), "arrow.Timestamp") {
+		return ""
+	}
+	var names []string
+	for _, f := range schema.Fields() {
+		if f.Type.ID() == arrow.TIMESTAMP {
+			names = append(names, fmt.Sprintf("%q (%s)", f.Name, coltype.Name(f.Type)))
+		}
+	}
+	return fmt.Sprintf(" (a value of the timestamp column %s that does not parse; one with more fraction digits than its unit holds needs truncate: true on the column)",
+		strings.Join(names, ", "))
 }
 
 // parseTimestampColumns parses the string columns idx of rec as the

@@ -68,10 +68,21 @@ func TestTimestampTruncate(t *testing.T) {
 	}
 	c, _, err = readSourceAll(t, mem, NDJSONSourceSpec(), &NDJSONSourceConfig{Path: ndPath, Columns: cols}, 0)
 	c.release()
-	want = `record 1, key "t": "2024-01-01 00:00:00.123456" has more fraction digits than timestamp_ms holds (3); set truncate: true on the column to drop them`
+	want = `record 1: json: cannot unmarshal 2024-01-01 00:00:00.123456 into Go value of type arrow.Timestamp (a value of the timestamp column "t" (timestamp_ms) that does not parse; one with more fraction digits than its unit holds needs truncate: true on the column)`
 	if err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("ndjson without truncate: %v, want %q", err, want)
 	}
+
+	// A JSON number in a timestamp column (not truncating) is a count of
+	// its unit, as arrow's reader takes it.
+	num := writeTestFile(t, dir, "num.ndjson", `{"t":1704067200123}`+"\n")
+	c, _, err = readSourceAll(t, mem, NDJSONSourceSpec(), &NDJSONSourceConfig{Path: num, Columns: cols}, 0)
+	if err != nil {
+		t.Errorf("ndjson number: %v", err)
+	} else if got := rowsText(c.recs); !slices.Equal(got, []string{`"2024-01-01T00:00:00.123Z"`}) {
+		t.Errorf("ndjson number: %q", got)
+	}
+	c.release()
 
 	// A bad value in a truncating column names its record and key.
 	bad := writeTestFile(t, dir, "bad.ndjson", `{"t":"2024-01-01 00:00:00.1234"}`+"\n"+`{"t":"yesterday"}`+"\n")

@@ -57,7 +57,14 @@ func WithRegistry(reg *engine.Registry) Option { return func(o *options) { o.reg
 
 // WithStdin makes a source with path "-" read r instead of os.Stdin
 // (Compile peeks at it for the source's schema; runs read it).
-func WithStdin(r io.Reader) Option { return func(o *options) { o.stdin = r } }
+// Compiling the pipeline more than once peeks at the same buffered stream.
+func WithStdin(r io.Reader) Option {
+	return func(o *options) {
+		if r != nil {
+			o.stdin = engine.NewStdin(r)
+		}
+	}
+}
 
 // WithEnv replaces os.LookupEnv for ${NAME} substitution.
 func WithEnv(lookup func(name string) (string, bool)) Option {

@@ -120,6 +120,12 @@ func TestDuckDBRoundTrips(t *testing.T) {
 	sameRows(t, db, "partitioned csv", inputs,
 		"SELECT id, k, day, bucket, price, note FROM read_csv('"+ctree+"/**/*.csv', hive_partitioning=true, header=true)")
 
+	// And as ndjson, partitioned by a date.
+	ntree := filepath.Join(dir, "ntree")
+	run("ntree", "sources:\n  in: {type: csv, path: '"+glob+"'}\nsinks:\n  out: {type: ndjson, inputs: [in], path: "+ntree+", partition_by: [day]}\n", nil)
+	sameRows(t, db, "partitioned ndjson", inputs,
+		"SELECT id, k, day, bucket, price, note FROM read_json('"+ntree+"/**/*.ndjson', hive_partitioning=true)")
+
 	// Standard input -> parquet; csv -> standard output.
 	in0, err := os.ReadFile(ins[0])
 	if err != nil {

@@ -408,15 +408,17 @@ func parseInto(v string, to arrow.DataType, out []byte, i int) error {
 		if err != nil {
 			return fmt.Errorf("could not convert string %s to %s: %v", quoteString(v), sqlTypeName(to), err)
 		}
-		// DuckDB: a TIMESTAMP keeps the wall clock and drops an offset; a
-		// TIMESTAMPTZ is the instant, stored in UTC. The text is read to
+		// A zone offset in the text is converted to UTC, for TIMESTAMP as
+		// for TIMESTAMPTZ: '10:00+02:00' is the instant 08:00 UTC. (DuckDB
+		// keeps the wall clock of a TIMESTAMP and drops the offset, which
+		// silently moves the instant; zflow does not.) The text is read to
 		// microseconds (nanoseconds for TIMESTAMP_NS), digits past them
 		// dropped, and then rounded to a coarser unit.
 		unit := tt.Unit
 		if unit < arrow.Microsecond {
 			unit = arrow.Microsecond
 		}
-		ts, ok := dt.toUnit(unit, tt.TimeZone != "")
+		ts, ok := dt.toUnit(unit, true)
 		if ok && unit != tt.Unit {
 			ts, ok = scaleTicks(ts, microsPerSec, unitsPerSec(tt.Unit))
 		}

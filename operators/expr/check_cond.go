@@ -34,6 +34,9 @@ func (c *checker) cast(e *Cast) (node, error) {
 	if arrow.TypeEqual(x.dtype(), dt) {
 		return x, nil
 	}
+	if iv, ok := constInterval(x); ok && dt.ID() == arrow.STRING {
+		return &constNode{sc: scalar.NewStringScalar(iv.String())}, nil
+	}
 	if dt.ID() == arrow.STRING && formatsToString(x.dtype()) {
 		return c.foldIf(&toStringNode{x: x}, e, x)
 	}

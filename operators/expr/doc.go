@@ -43,11 +43,11 @@
 // function below but coalesce and abs; CAST to and from every type it
 // names (cast.go, tostring.go; decimals convert row by row through arrow's
 // decimal128.Num, which allocates to parse a string); the date and time
-// functions (func_time.go, strtime.go, func_datediff.go) and date and
-// interval arithmetic (interval.go); IN with up to 256 constant strings (a
-// hash set built at Compile time, see in.go); and Select's filter, which
-// gathers the kept rows of every primitive, boolean, string and binary
-// column (see select.go). The rest (unary minus, abs, other widenings of
+// functions (func_time.go, strtime.go, func_datediff.go, func_epoch.go)
+// and date and interval arithmetic (interval.go); IN with up to 256
+// constant strings (a hash set built at Compile time, see in.go); and
+// Select's filter, which gathers the kept rows of every primitive,
+// boolean, string and binary column (see select.go). The rest (unary minus, abs, other widenings of
 // an operand to its canonical type, other comparisons, IN over other
 // constants or a longer list, the filter of nested or dictionary columns)
 // runs arrow-go's compute kernels, each call of which starts a goroutine.
@@ -111,6 +111,7 @@
 //	             date_part(part, x)  extract(part FROM x)  date_trunc(part, x)
 //	             date_diff(part, start, end)  datediff(...)  make_date(y, m, d)
 //	             strftime(x, format)  strptime(s, format)  epoch_ms(x)
+//	             epoch(x)  epoch_us(x)  epoch_ns(x)  to_timestamp(seconds)
 //
 // Precedence, loosest first: OR; AND; NOT; comparisons, IN, BETWEEN, LIKE,
 // IS (left-associative); || (as in DuckDB: 'a' || 1 + 2 is 'a3'); + and
@@ -123,9 +124,10 @@
 //
 // Dates and timestamps are written YYYY-MM-DD, then optionally ' ' or 'T'
 // and HH:MM[:SS[.fraction]], then optionally a zone: Z, UTC, ±HH, ±HH:MM or
-// ±HHMM. As in DuckDB, a TIMESTAMP (literal or cast) keeps the wall clock
-// and ignores a zone offset; a TIMESTAMPTZ converts it to UTC; a DATE
-// ignores the time. An interval's text is number-and-unit pairs (year,
+// ±HHMM. A zone offset converts the time to UTC, for a TIMESTAMP (literal
+// or cast) as for a TIMESTAMPTZ: '2024-01-05 10:00:00+02:00' is 08:00 UTC
+// (DuckDB keeps 10:00 for a TIMESTAMP and drops the offset, which moves
+// the instant without a word); a DATE ignores the time. An interval's text is number-and-unit pairs (year,
 // quarter, month, week, day, hour, minute, second, millisecond,
 // microsecond, their plurals and DuckDB's abbreviations: y, mon, d, h,
 // min, m, s, ms, us...), fractions allowed ('1.5 hours'), and/or a clock
@@ -157,7 +159,12 @@
 //   - make_date(year, month, day) gives a DATE; a day that does not exist
 //     (2023-02-29) is a run-time error.
 //   - epoch_ms(x) gives the BIGINT milliseconds of a date or timestamp
-//     (toward zero); epoch_ms(n) the TIMESTAMP of n milliseconds.
+//     (toward zero); epoch_ms(n) the TIMESTAMP of n milliseconds. epoch(x)
+//     gives DOUBLE seconds, epoch_us(x) and epoch_ns(x) BIGINT micro- and
+//     nanoseconds (an error outside the nanosecond range, 1677-2262);
+//     to_timestamp(seconds) the TIMESTAMPTZ of a number of seconds.
+//   - CAST of an interval constant to VARCHAR gives DuckDB's text of it
+//     ('1 year 2 months 3 days 01:30:00').
 //
 // part and format must be constant strings, checked at Compile time: an
 // unknown part ('yaer': did you mean 'year'?) or specifier is a
@@ -217,9 +224,10 @@
 //     CAST(2.5 AS INT) is 3 and CAST(-2.5 AS INT) is -3 (half away from
 //     zero; 25e-1 is a DOUBLE and gives 2), and a FLOAT column compares
 //     with such a literal rounded to FLOAT (f32 = 0.1 holds for the FLOAT
-//     nearest 0.1), as DuckDB casts the literal to the column's type. A string to a number ignores surrounding
-//     spaces and takes a sign, '_' separators, 0x hex and, for an integer,
-//     a decimal or exponent form rounded half away from zero ('2.5' is 3);
+//     nearest 0.1), as DuckDB casts the literal to the column's type. A
+//     string to a number ignores surrounding spaces and takes a sign, '_'
+//     separators, 0x hex and, for an integer, a decimal or exponent form
+//     rounded half away from zero ('2.5' is 3);
 //     to a boolean it takes true/t/yes/y/1 and false/f/no/n/0 in any case;
 //     to a date or timestamp the forms above, digits past the unit dropped.
 //     A string that does not parse is a run-time error naming it. A

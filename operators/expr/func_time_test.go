@@ -101,6 +101,11 @@ var timeTests = []struct{ src, want, typ string }{
 	{"date_diff('second', ts_ms, ts)", "0|0|NULL|-10015401600|0", "BIGINT"},
 	{"date_diff('quarter', tz, TIMESTAMPTZ '2000-01-01 00:00:00+00')", "-96|121|NULL|400|-99", "BIGINT"},
 	{"make_date(2000 + n * 4, 2, 29)", "2004-02-29|1996-02-29|NULL|3464-02-29|2000-02-29", "DATE"},
+	// epoch, epoch_us, epoch_ns, to_timestamp
+	{"epoch(ts_ms)", "1706695872.123|-0.001|NULL|-2203891200.0|1735603199.5", "DOUBLE"},
+	{"epoch_us(d64)", "1709164800000000|-86400000000|NULL|-12219292800000000|1735516800000000", "BIGINT"},
+	{"epoch_ns(ts_ns)", "1706695872123456789|-1|NULL|-2203891200000000000|1735603199000000000", "BIGINT"},
+	{"to_timestamp(n * 1.5)", "1970-01-01 00:00:01.5+00|1969-12-31 23:59:58.5+00|NULL|1970-01-01 00:09:09+00|1970-01-01 00:00:00+00", "TIMESTAMP WITH TIME ZONE"},
 	// casts
 	{"CAST(s AS TIMESTAMPTZ)", "2024-06-02 00:00:00+00|1969-12-31 23:59:59+00|NULL|1582-10-15 00:00:00+00|2024-12-30 23:59:59+00", "TIMESTAMP WITH TIME ZONE"},
 	{"CAST(ts_ns AS TIMESTAMP)", "2024-01-31 10:11:12.123456|1970-01-01 00:00:00|NULL|1900-03-01 00:00:00|2024-12-30 23:59:59", "TIMESTAMP"},
@@ -212,6 +217,7 @@ func TestTimeKernelsDoNotAllocatePerRow(t *testing.T) {
 		"d = '2024-06-02'", "d < ts", "d + 1", "d - DATE '2000-01-01'", "d + INTERVAL 1 MONTH", "ts - INTERVAL '90 minutes'",
 		"date_part('year', d)", "date_part('week', ts)", "date_part('epoch', ts)", "extract(dow FROM ts)",
 		"date_trunc('month', ts)", "date_trunc('week', d)", "epoch_ms(ts)", "epoch_ms(n)",
+		"epoch(ts)", "epoch_ns(ts)", "to_timestamp(f)", "date_diff('month', d, ts)", "make_date(2000, 1, abs(n) % 28 + 1)",
 		"strftime(ts, '%Y-%m-%d %H:%M:%S.%f %a')", "strptime(sts, '%Y-%m-%d %H:%M:%S')",
 		"CASE WHEN b THEN d ELSE DATE '2000-01-01' END", "coalesce(d, DATE '2000-01-01')",
 	}

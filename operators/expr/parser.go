@@ -558,9 +558,9 @@ func (p *parser) parseCast() (Expr, error) {
 }
 
 // parseTimestamp parses TIMESTAMP '...', TIMESTAMPTZ '...' or DATE '...'
-// in DuckDB's text forms (see parseDateTime). As in DuckDB, a TIMESTAMP
-// keeps the wall clock and drops a zone offset, a TIMESTAMPTZ converts to
-// UTC, and a DATE drops the time.
+// in DuckDB's text forms (see parseDateTime). A zone offset converts a
+// TIMESTAMP or TIMESTAMPTZ to UTC (DuckDB drops it from a TIMESTAMP,
+// keeping the wall clock); a DATE drops the time.
 func (p *parser) parseTimestamp() (Expr, error) {
 	start, kw := p.tok.pos, strings.ToUpper(p.tok.text)
 	if err := p.advance(); err != nil { // TIMESTAMP
@@ -576,7 +576,7 @@ func (p *parser) parseTimestamp() (Expr, error) {
 	case "DATE":
 		lit.Kind, lit.Time = LitDate, time.Unix(dt.days*secsPerDay, 0).UTC()
 	case "TIMESTAMP":
-		lit.Kind, lit.Time = LitTimestamp, time.Unix(dt.days*secsPerDay+dt.secs, dt.nanos).UTC()
+		lit.Kind, lit.Time = LitTimestamp, time.Unix(dt.days*secsPerDay+dt.secs-dt.offset, dt.nanos).UTC()
 	default:
 		lit.Kind, lit.Time = LitTimestampTZ, time.Unix(dt.days*secsPerDay+dt.secs-dt.offset, dt.nanos).UTC()
 	}

@@ -155,3 +155,18 @@ ts + (INTERVAL 1 MONTH - INTERVAL 1 DAY)
 ts + (INTERVAL 1 MONTH + INTERVAL 1 DAY)
 d + INTERVAL 1 DAY * 1.5
 d + INTERVAL 1 MONTH * 1.5
+-- epoch, epoch_us, epoch_ns, to_timestamp; an interval as text.
+epoch(ts)
+epoch(d)
+epoch(ts_ms)
+epoch_us(ts)
+epoch_us(d)
+epoch_ns(ts_ms)
+--! error
+epoch_ns(d)
+to_timestamp(CAST(k AS DOUBLE) * 1e6 + 0.5)
+to_timestamp(f32)
+to_timestamp(epoch(ts))
+CAST(INTERVAL '90 minutes' AS VARCHAR)
+CAST(INTERVAL '1 year 2 months 3 days' AS VARCHAR)
+CAST(INTERVAL '-1 day 01:00:00.25' AS VARCHAR)
