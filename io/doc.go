@@ -1,8 +1,17 @@
-// Package io holds only subpackages: the storage and network backend
-// contracts (batched positional read/write into caller-owned buffers,
-// zero-copy send with a completion that says when a buffer is free again)
-// and their implementations: uring (io_uring through giouring), posix, mmap,
-// zero-copy sockets (MSG_ZEROCOPY, SEND_ZC) and rdma-style one-sided access.
-// Each backend probes itself at run time; the engine falls back to posix
-// with a logged reason, never silently.
+// Package io holds only subpackages, so that no package a file operator
+// imports is named io (which the standard library's io would shadow):
+//
+//   - io/storage (package storage): the storage backends' contract —
+//     Backend, File with batched positional reads and writes into
+//     caller-owned buffers, an io.ReaderAt adapter — their registry, and
+//     Select, which picks a backend per file system and device and says
+//     why;
+//   - io/posix, io/uring, io/mmap: the backends (pread/pwrite; io_uring
+//     through giouring; read-only mappings with zero-copy Arrow IPC);
+//   - later: zero-copy sockets (MSG_ZEROCOPY, SEND_ZC) and rdma-style
+//     one-sided access.
+//
+// Each backend probes itself at run time; auto falls back to posix with
+// the reason, never silently, and an explicit choice that cannot run fails
+// with it.
 package io
