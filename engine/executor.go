@@ -251,7 +251,7 @@ func (p *Plan) Start(ctx context.Context, opts RunOptions) *Execution {
 				Alloc: acct, Budget: acct, Logger: opts.Logger.With("op", n.ID),
 				Ledger: &x.stats[i].led[k], Settings: p.Settings,
 				Stdin: p.stdin, Stdout: stdout,
-				span: x.tel.span(i, k), files: &x.stats[i].inst[k].files,
+				span: x.tel.span(i, k), files: &x.stats[i].inst[k].files, io: &x.stats[i].inst[k].io,
 			}
 			op, err := newInstance(n, ic)
 			if err != nil {

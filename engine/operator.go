@@ -99,7 +99,26 @@ type InstanceContext struct {
 	Stdout io.Writer
 
 	span  trace.Span
-	files *atomic.Int64 // the instance's file counter; nil outside a run // the instance's span, with tracing on
+	files *atomic.Int64           // the instance's file counter; nil outside a run
+	io    *atomic.Pointer[string] // the instance's storage backend line; nil outside a run
+}
+
+// SetIO records the storage backend the instance's files go through and
+// why: on its span (zflow.io.backend, zflow.io.backend.reason) and in the
+// summary (OpStats.IO, "uring (reason)"). A source reading several files
+// calls it for each; the summary keeps the last.
+func (ic *InstanceContext) SetIO(backend, reason string) {
+	if ic == nil {
+		return
+	}
+	ic.SetAttributes(AttrIOBackend.String(backend), AttrIOBackendReason.String(reason))
+	if ic.io != nil {
+		line := backend
+		if reason != "" {
+			line += " (" + reason + ")"
+		}
+		ic.io.Store(&line)
+	}
 }
 
 // CountFiles adds n to the files the instance has read (a source) or

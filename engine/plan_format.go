@@ -20,6 +20,7 @@ type PlanNodeInfo struct {
 	Ordered     bool        `json:"ordered"`
 	Detail      string      `json:"detail,omitempty"`
 	Memory      string      `json:"memory,omitempty"` // the node's own memory, if it has a memory: block
+	IO          string      `json:"io,omitempty"`     // the storage backend of a file source or sink, and why (IODescriber)
 	Schema      []FieldInfo `json:"schema,omitempty"`
 }
 
@@ -56,6 +57,9 @@ func (p *Plan) Describe() PlanInfo {
 		}
 		if d, ok := n.Factory.(Describer); ok {
 			ni.Detail = d.Describe()
+		}
+		if d, ok := n.Factory.(IODescriber); ok {
+			ni.IO = d.DescribeIO()
 		}
 		pi.Nodes = append(pi.Nodes, ni)
 	}
@@ -117,6 +121,9 @@ func (p *Plan) WriteText(w io.Writer) error {
 		}
 		if n.Memory != "" {
 			fmt.Fprintf(&b, "%s    memory: %s\n", cont, n.Memory)
+		}
+		if n.IO != "" {
+			fmt.Fprintf(&b, "%s    io: %s\n", cont, n.IO)
 		}
 		if len(n.Schema) > 0 {
 			cols := make([]string, len(n.Schema))

@@ -94,6 +94,13 @@ type Describer interface {
 	Describe() string
 }
 
+// IODescriber is implemented by factories of file sources and sinks: the
+// storage backend their files go through and why, shown on its own line
+// of the plan ("io: uring (auto: ext4 on vda is a block device ...)").
+type IODescriber interface {
+	DescribeIO() string
+}
+
 // Registry holds operator specs by kind and name.
 type Registry struct {
 	mu    sync.RWMutex
@@ -217,7 +224,9 @@ type Param struct {
 }
 
 // Params lists the parameters of a config struct pointer (as returned by a
-// Spec's NewConfig), in declaration order.
+// Spec's NewConfig), in declaration order. The parameters of an embedded
+// struct field with no zflow tag are listed in its place, as the outer
+// struct's own (parameters several operators share, declared once).
 func Params(cfg any) ([]Param, error) {
 	v := reflect.ValueOf(cfg)
 	if v.Kind() != reflect.Pointer || v.Elem().Kind() != reflect.Struct {
@@ -232,6 +241,19 @@ func structParams(v reflect.Value) ([]Param, error) {
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
 		name, ok := f.Tag.Lookup("zflow")
+		if !ok && f.Anonymous && f.Type.Kind() == reflect.Struct && f.IsExported() {
+			// An embedded struct without a tag shares its parameters: they
+			// are the outer struct's, at the embedded field's index path.
+			sub, err := structParams(v.Field(i))
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", f.Name, err)
+			}
+			for _, p := range sub {
+				p.Index = append(slices.Clone(f.Index), p.Index...)
+				out = append(out, p)
+			}
+			continue
+		}
 		if !ok || name == "-" {
 			continue
 		}

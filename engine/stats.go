@@ -20,10 +20,11 @@ type instCounters struct {
 	rowsIn, rowsOut       atomic.Int64
 	batchesIn, batchesOut atomic.Int64
 	bytesIn, bytesOut     atomic.Int64
-	ref                   atomic.Int64 // output bytes shared with the input being processed
-	busy, blocked, idle   atomic.Int64 // nanoseconds
-	files                 atomic.Int64 // files read or written (InstanceContext.CountFiles)
-	_                     [64]byte     // the next instance's counters start on another cache line
+	ref                   atomic.Int64           // output bytes shared with the input being processed
+	busy, blocked, idle   atomic.Int64           // nanoseconds
+	files                 atomic.Int64           // files read or written (InstanceContext.CountFiles)
+	io                    atomic.Pointer[string] // the storage backend and why (InstanceContext.SetIO)
+	_                     [64]byte               // the next instance's counters start on another cache line
 }
 
 // bump adds n to a counter only one goroutine writes.
@@ -61,6 +62,7 @@ type OpStats struct {
 	Blocked     time.Duration    `json:"blocked_ns"`             // waiting on full output edges
 	Idle        time.Duration    `json:"idle_ns"`                // waiting for input
 	Files       int64            `json:"files,omitempty"`        // files read (a source) or written (a sink), as the operator counts them
+	IO          string           `json:"io,omitempty"`           // the storage backend its files went through, and why (a file source or sink)
 }
 
 // Summary is the result of a run.
@@ -133,6 +135,9 @@ func (ns *nodeStats) snapshot(n *planNode) OpStats {
 		st.Blocked += time.Duration(c.blocked.Load())
 		st.Idle += time.Duration(c.idle.Load())
 		st.Files += c.files.Load()
+		if p := c.io.Load(); p != nil && st.IO == "" {
+			st.IO = *p
+		}
 	}
 	st.BytesRef = input
 	for i := range ns.led {

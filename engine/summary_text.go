@@ -59,6 +59,11 @@ func (s *Summary) WriteText(w io.Writer) {
 	if many { // one file per operator is the usual case, not worth a line
 		fmt.Fprintf(w, "files: %s\n", strings.Join(files, ", "))
 	}
+	for _, o := range s.Ops {
+		if o.IO != "" {
+			fmt.Fprintf(w, "io: %s %s\n", o.ID, o.IO)
+		}
+	}
 	fmt.Fprintf(w, "by reference: %s; copied: %s", HumanBytes(ref), HumanBytes(copied))
 	var copies []string
 	for _, o := range s.Ops {

@@ -2,6 +2,7 @@ package operators
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/zflowdev/zflow/engine"
 	"github.com/zflowdev/zflow/internal/textin"
+	"github.com/zflowdev/zflow/io/storage"
 )
 
 // This file resolves the path parameter of the file sources (csv, ndjson,
@@ -64,6 +66,8 @@ type fileSet struct {
 	// params[i] is the parameter files[i] came from ("path", or "path.2" in
 	// a list), where an error about the file is placed.
 	params []string
+	// io[i] is the storage backend files[i] is read through (chooseIO).
+	io []storage.Backend
 }
 
 // param is where an error about input i is placed.
@@ -567,8 +571,43 @@ func openTextInput(s *fileSet, i int, in io.Reader, kind string) (*textin.Reader
 		r, err := textin.OpenReader(in, "standard input", kind)
 		return r, "standard input", err
 	}
-	r, err := textin.Open(s.files[i], kind)
-	return r, s.files[i], err
+	name := s.files[i]
+	f, err := s.io[i].Open(name, os.O_RDONLY, 0)
+	if err != nil {
+		return nil, name, err
+	}
+	size, err := f.Size()
+	if err != nil {
+		f.Close()
+		return nil, name, err
+	}
+	src := newSeqReader(context.Background(), f, s.io[i].Options().Depth())
+	r, err := textin.OpenFile(src, size, name, kind, f.Close)
+	return r, name, err
+}
+
+// chooseIO selects the storage backend of every file (fileSet.io).
+func (s *fileSet) chooseIO(c FileIO, use ioUse) error {
+	if err := c.check(); err != nil {
+		return err
+	}
+	s.io = make([]storage.Backend, len(s.files))
+	for i, f := range s.files {
+		b, err := c.choose(f, use)
+		if err != nil {
+			return err
+		}
+		s.io[i] = b
+	}
+	return nil
+}
+
+// backend is the backend of input i; nil for standard input.
+func (s *fileSet) backend(i int) storage.Backend {
+	if s.stdin || i >= len(s.io) {
+		return nil
+	}
+	return s.io[i]
 }
 
 // inputs is how many inputs a file set has (standard input counts one).

@@ -1,20 +1,317 @@
 package operators
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"io"
+	"os"
+	"unsafe"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/zflowdev/zflow/engine"
+	"github.com/zflowdev/zflow/io/storage"
+
+	_ "github.com/zflowdev/zflow/io/mmap"  // registers the mmap backend (Linux)
+	_ "github.com/zflowdev/zflow/io/posix" // registers the posix backend
 )
 
-// fileBackend records on the instance's span which I/O backend its file
-// reads or writes go through, and why. Today every file operator uses
-// buffered POSIX reads and writes through package os; the io_uring and
-// O_DIRECT backends (package io) will report their choice and fallback
-// reason here.
-func fileBackend(ic *engine.InstanceContext) {
-	ic.SetAttributes(engine.AttrIOBackend.String("posix"),
-		engine.AttrIOBackendReason.String("buffered os.File I/O: the io_uring backend is not wired into file operators yet"))
+// FileIO are the storage parameters every file source and sink shares:
+// which backend of io/storage its files go through (io/uring links only
+// into binaries that import it: cmd/zflow does), O_DIRECT, and how many
+// requests the backend keeps in flight. Embedded without a tag, its
+// parameters are the operator's own (engine.Params).
+type FileIO struct {
+	IO         string `zflow:"io" enum:"auto,uring,posix,mmap" doc:"the storage backend the files are read or written through: auto decides per file from its file system and device (mmap for a whole-file read on tmpfs, uring on a block device with queue_depth above 1, else posix) and says why in zflow plan, the run summary and the zflow.io.backend span attributes; uring, posix and mmap force one (an error if it cannot run here, e.g. io_uring refused; mmap only reads)"`
+	Direct     bool   `zflow:"direct" doc:"open with O_DIRECT, bypassing the page cache, where the file system allows it: with io: auto it is dropped, and the reason says so, on a file system that refuses it (tmpfs); with an explicit io: it is then an error"`
+	QueueDepth int    `zflow:"queue_depth" doc:"requests the backend keeps in flight (io_uring's ring size; the read-ahead of text sources, up to 4 chunks of 1 MiB); 0 means 32"`
+}
+
+// defaultFileIO is FileIO's value in NewConfig.
+func defaultFileIO() FileIO { return FileIO{IO: "auto"} }
+
+// check validates the parameters.
+func (c FileIO) check() error {
+	var errs []error
+	switch c.IO {
+	case "", "auto", "uring", "posix", "mmap":
+	default:
+		errs = append(errs, engine.Errf("io", "want auto, uring, posix or mmap, got %q", c.IO))
+	}
+	if c.QueueDepth < 0 {
+		errs = append(errs, engine.Errf("queue_depth", "must be ≥ 0 (0 means %d), got %d", storage.DefaultQueueDepth, c.QueueDepth))
+	}
+	return errors.Join(errs...)
+}
+
+// ioUse says how an operator uses a file, for the choice of backend.
+type ioUse struct {
+	write bool // a sink: never mmap
+	whole bool // read whole, front to back (Arrow IPC files): mmap on tmpfs
+}
+
+// choose selects the backend for path (storage.Select). An explicit io:
+// that cannot run, or an explicit one with direct: true on a file system
+// that refuses O_DIRECT (tried by opening the file, when it exists), is an
+// error at param io or direct.
+func (c FileIO) choose(path string, use ioUse) (storage.Backend, error) {
+	opts := storage.Options{Direct: c.Direct, QueueDepth: c.QueueDepth, WholeFile: use.whole, Write: use.write}
+	b, err := storage.Select(c.IO, path, opts)
+	if err != nil {
+		return nil, engine.Errf("io", "%s: %v", path, err)
+	}
+	if b.Options().Direct && !use.write {
+		f, err := b.Open(path, os.O_RDONLY, 0)
+		if err != nil {
+			if _, serr := os.Stat(path); serr == nil {
+				return nil, engine.Errf("direct", "%v", err)
+			}
+			return b, nil // the file is not there: the source says so
+		}
+		f.Close()
+	}
+	return b, nil
+}
+
+// ioReason is why b was chosen, after what it was opened with (O_DIRECT,
+// io_uring's queue depth): the zflow.io.backend.reason attribute.
+func ioReason(b storage.Backend) string {
+	var with string
+	if b.Options().Direct {
+		with = "O_DIRECT; "
+	}
+	if b.Name() == "uring" {
+		with = fmt.Sprintf("%squeue depth %d; ", with, b.Options().Depth())
+	}
+	return with + b.Reason()
+}
+
+// ioLine is a backend's line in the plan: "uring (queue depth 32; auto: ...)".
+func ioLine(b storage.Backend) string { return b.Name() + " (" + ioReason(b) + ")" }
+
+// describeIO is the plan's io line for the backends of a file set's files
+// (nil entries, standard input, are skipped): one line when every file has
+// the same backend and reason, else the first with how many differ.
+func describeIO(bs []storage.Backend) string {
+	var first storage.Backend
+	other := 0
+	for _, b := range bs {
+		switch {
+		case b == nil:
+		case first == nil:
+			first = b
+		case ioLine(b) != ioLine(first):
+			other++
+		}
+	}
+	if first == nil {
+		return ""
+	}
+	if other > 0 {
+		return fmt.Sprintf("%s; %d other files differ (see the run summary)", ioLine(first), other)
+	}
+	return ioLine(first)
+}
+
+// fileBackend records on the instance's span and in the run summary which
+// backend a file goes through, and why.
+func fileBackend(ic *engine.InstanceContext, b storage.Backend) {
+	if b == nil {
+		ic.SetIO("stdio", "standard input or output is a stream, not a file a backend opens")
+		return
+	}
+	ic.SetIO(b.Name(), ioReason(b))
+}
+
+// readerAtSeeker is an io.Reader, io.ReaderAt and io.Seeker over a file
+// (parquet's ReaderAtSeeker, ipc's ReadAtSeeker): storage.Reader, behind
+// an aligning reader when the file was opened with O_DIRECT (Parquet's
+// and Arrow's reads have any offset and length).
+type readerAtSeeker interface {
+	io.Reader
+	io.ReaderAt
+	io.Seeker
+}
+
+func newReaderAt(ctx context.Context, f storage.File) readerAtSeeker {
+	if f.Align() > 1 {
+		return &alignedReader{f: f, ctx: ctx, align: int64(f.Align())}
+	}
+	return storage.NewReader(ctx, f)
+}
+
+// alignedReader serves any ReadAt of an O_DIRECT file by reading the
+// aligned blocks around it into a scratch buffer of its own and copying
+// the part asked for: O_DIRECT's refusal of unaligned requests is the
+// backend's contract, and this is the one place that bounces, in the open.
+type alignedReader struct {
+	f       storage.File
+	ctx     context.Context
+	align   int64
+	scratch []byte
+	pos     int64
+	req     [1]storage.Request
+}
+
+func (r *alignedReader) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, fmt.Errorf("read at negative offset %d of %s", off, r.f.Name())
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	start := off &^ (r.align - 1)
+	end := (off + int64(len(p)) + r.align - 1) &^ (r.align - 1)
+	buf := r.buffer(int(end - start))
+	r.req[0] = storage.Request{Buf: buf, Off: start}
+	if err := r.f.ReadBatch(r.ctx, r.req[:]); err != nil {
+		return 0, err
+	}
+	got, rerr := r.req[0].N, r.req[0].Err
+	r.req[0] = storage.Request{}
+	n := 0
+	if skip := int(off - start); got > skip {
+		n = copy(p, buf[skip:got])
+	}
+	if n < len(p) {
+		if rerr == nil {
+			rerr = io.EOF
+		}
+		return n, rerr
+	}
+	return n, nil
+}
+
+func (r *alignedReader) Read(p []byte) (int, error) {
+	n, err := r.ReadAt(p, r.pos)
+	r.pos += int64(n)
+	if n > 0 && err == io.EOF {
+		err = nil // io.Reader: the next Read says EOF
+	}
+	return n, err
+}
+
+func (r *alignedReader) Seek(offset int64, whence int) (int64, error) {
+	switch whence {
+	case io.SeekCurrent:
+		offset += r.pos
+	case io.SeekEnd:
+		size, err := r.f.Size()
+		if err != nil {
+			return r.pos, err
+		}
+		offset += size
+	}
+	if offset < 0 {
+		return r.pos, fmt.Errorf("seek %s to %d: before the start", r.f.Name(), offset)
+	}
+	r.pos = offset
+	return offset, nil
+}
+
+// buffer returns an aligned scratch buffer of n bytes, reused.
+func (r *alignedReader) buffer(n int) []byte {
+	if cap(r.scratch) < n {
+		r.scratch = alignedBytes(n, int(r.align))
+	}
+	return r.scratch[:n]
+}
+
+// alignedBytes is n bytes whose address is a multiple of align.
+func alignedBytes(n, align int) []byte {
+	if align <= 1 {
+		return make([]byte, n)
+	}
+	b := make([]byte, n+align)
+	skip := 0
+	if r := int(uintptr(unsafe.Pointer(unsafe.SliceData(b))) % uintptr(align)); r != 0 {
+		skip = align - r
+	}
+	return b[skip : skip+n : skip+n]
+}
+
+// readAheadChunk is the size of a sequential reader's requests, and
+// readAheadMax how many it submits at once at most.
+const (
+	readAheadChunk = 1 << 20
+	readAheadMax   = 4
+)
+
+// seqReader reads a file front to back through its backend: it submits
+// up to min(queue_depth, 4) requests of 1 MiB as one batch (io_uring keeps
+// them in flight together; posix reads them with one preadv2 where they
+// are adjacent) and serves them in order. Its chunks are aligned, so it
+// works under O_DIRECT too. Used by one goroutine.
+type seqReader struct {
+	f    storage.File
+	ctx  context.Context
+	bufs [][]byte
+	reqs []storage.Request
+	next int   // the request being served
+	pos  int   // bytes of reqs[next] served
+	off  int64 // file offset of the next batch
+	err  error // what ends the reader once the batch is served (io.EOF)
+}
+
+func newSeqReader(ctx context.Context, f storage.File, depth int) *seqReader {
+	n := min(max(depth, 1), readAheadMax)
+	r := &seqReader{f: f, ctx: ctx, bufs: make([][]byte, n), reqs: make([]storage.Request, n)}
+	for i := range r.bufs {
+		r.bufs[i] = alignedBytes(readAheadChunk, f.Align())
+	}
+	r.next = n // nothing read yet
+	return r
+}
+
+func (r *seqReader) Read(p []byte) (int, error) {
+	for {
+		if r.next < len(r.reqs) {
+			q := &r.reqs[r.next]
+			if r.pos < q.N {
+				n := copy(p, q.Buf[r.pos:q.N])
+				r.pos += n
+				return n, nil
+			}
+			if q.N < len(q.Buf) { // the file (or the reader) ends here
+				if q.Err == nil {
+					q.Err = io.EOF
+				}
+				r.err = q.Err
+			}
+			r.next, r.pos = r.next+1, 0
+			if r.err == nil {
+				continue
+			}
+		}
+		if r.err != nil {
+			return 0, r.err
+		}
+		if len(p) == 0 {
+			return 0, nil
+		}
+		if err := r.fill(); err != nil {
+			r.err = err
+			return 0, err
+		}
+	}
+}
+
+// fill submits the next batch.
+func (r *seqReader) fill() error {
+	for i := range r.reqs {
+		r.reqs[i] = storage.Request{Buf: r.bufs[i], Off: r.off + int64(i*readAheadChunk)}
+	}
+	if err := r.f.ReadBatch(r.ctx, r.reqs); err != nil {
+		return err
+	}
+	for i := range r.reqs {
+		if q := r.reqs[i]; q.Err != nil && q.Err != io.EOF {
+			return q.Err
+		}
+	}
+	r.off += int64(len(r.reqs) * readAheadChunk)
+	r.next, r.pos = 0, 0
+	return nil
 }
 
 // describeText is the plan line of a text-file source (csv, ndjson): its
@@ -25,4 +322,10 @@ func describeText(path string, schema *arrow.Schema, inferred bool) string {
 		how = "inferred types"
 	}
 	return fmt.Sprintf("%s (%d columns, %s)", path, schema.NumFields(), how)
+}
+
+// unwiredSink records that a sink writes through package os, not a
+// storage backend.
+func unwiredSink(ic *engine.InstanceContext) {
+	ic.SetIO("posix", "buffered os.File writes through atomicfile: file sinks are not wired to io/storage yet")
 }

@@ -80,7 +80,7 @@ type ipcWriter interface {
 }
 
 func (f *arrowSinkFactory) New(ic *engine.InstanceContext) (any, error) {
-	fileBackend(ic)
+	unwiredSink(ic)
 	out, err := newFileOut(ic, "arrow", f.cfg.Path)
 	if err != nil {
 		return nil, err

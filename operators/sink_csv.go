@@ -94,7 +94,7 @@ func (f *csvSinkFactory) Describe() string {
 }
 
 func (f *csvSinkFactory) New(ic *engine.InstanceContext) (any, error) {
-	fileBackend(ic)
+	unwiredSink(ic)
 	if f.part != nil {
 		return newPartitionedSink(ic, "csv", f.cfg.Path, f.part, func(ic *engine.InstanceContext, w io.Writer) (partWriter, error) {
 			enc := newCSVEncoder(f.delim, f.cfg.NullValue)

@@ -74,7 +74,7 @@ func (f *ndjsonSinkFactory) Describe() string {
 }
 
 func (f *ndjsonSinkFactory) New(ic *engine.InstanceContext) (any, error) {
-	fileBackend(ic)
+	unwiredSink(ic)
 	if f.part != nil {
 		return newPartitionedSink(ic, "ndjson", f.cfg.Path, f.part, func(ic *engine.InstanceContext, w io.Writer) (partWriter, error) {
 			return &textPartWriter{w: w, enc: newNDJSONEncoder(f.part.schema)}, nil

@@ -135,7 +135,7 @@ func (f *parquetSinkFactory) Describe() string {
 }
 
 func (f *parquetSinkFactory) New(ic *engine.InstanceContext) (any, error) {
-	fileBackend(ic)
+	unwiredSink(ic)
 	if f.part != nil {
 		return newPartitionedSink(ic, "parquet", f.cfg.Path, f.part, func(ic *engine.InstanceContext, w io.Writer) (partWriter, error) {
 			fw, err := pqarrow.NewFileWriter(f.schema, w, f.writerProps(ic.Alloc),

@@ -16,6 +16,7 @@ import (
 
 	"github.com/zflowdev/zflow/engine"
 	"github.com/zflowdev/zflow/internal/textin"
+	"github.com/zflowdev/zflow/io/storage"
 )
 
 // ArrowSourceConfig configures the arrow source.
@@ -29,6 +30,7 @@ type ArrowSourceConfig struct {
 	Format           string   `zflow:"format" doc:"auto tells the file format by its ARROW1 magic" enum:"auto,file,stream"`
 	BatchRows        int      `zflow:"batch_rows" doc:"split stored batches larger than this into zero-copy slices; 0 means settings.batch_rows"`
 	Validate         string   `zflow:"validate" doc:"check each batch read: full checks every offset (O(rows)), basic only buffer sizes, none trusts the file" enum:"full,basic,none"`
+	FileIO
 }
 
 // ArrowSourceSpec is the spec of the arrow source.
@@ -42,9 +44,11 @@ func ArrowSourceSpec() engine.Spec {
 			"by one instance.",
 		Example: `type: arrow
 path: testdata/trades.arrow`,
-		Parallel:  true,
-		NewConfig: func() any { return &ArrowSourceConfig{Format: "auto", Validate: "full", HivePartitioning: "auto"} },
-		Build:     buildArrowSource,
+		Parallel: true,
+		NewConfig: func() any {
+			return &ArrowSourceConfig{Format: "auto", Validate: "full", HivePartitioning: "auto", FileIO: defaultFileIO()}
+		},
+		Build: buildArrowSource,
 	}
 }
 
@@ -75,6 +79,9 @@ func buildArrowSource(bc *engine.BuildContext, c any) (engine.Factory, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := files.chooseIO(cfg.FileIO, ioUse{whole: true}); err != nil {
+		return nil, err
+	}
 	var errs []error
 	if err := checkBatchRows(cfg.BatchRows); err != nil {
 		errs = append(errs, err)
@@ -101,7 +108,7 @@ func buildArrowSource(bc *engine.BuildContext, c any) (engine.Factory, error) {
 		f.stream, f.batches, f.fileSchema = []bool{true}, []int{1}, stripMeta(schema)
 	}
 	for i, path := range files.files {
-		schema, stream, n, err := arrowFileSchema(files.param(i), path, cfg.Format)
+		schema, stream, n, err := arrowFileSchema(files.param(i), files.io[i], path, cfg.Format)
 		if err != nil {
 			return nil, err
 		}
@@ -147,19 +154,24 @@ func stdinArrowSchema(st *engine.Stdin, format string) (*arrow.Schema, error) {
 	return r.Schema(), nil
 }
 
-// arrowFileSchema reads the schema of the IPC file or stream at path, and
-// tells which it is and how many batches a file holds; errors are placed at
-// param.
-func arrowFileSchema(param, path, format string) (*arrow.Schema, bool, int, error) {
-	osf, err := os.Open(path)
+// arrowFileSchema reads the schema of the IPC file or stream at path
+// through the backend b, and tells which it is and how many batches a
+// file holds; errors are placed at param.
+func arrowFileSchema(param string, b storage.Backend, path, format string) (*arrow.Schema, bool, int, error) {
+	sf, err := b.Open(path, os.O_RDONLY, 0)
 	if err != nil {
 		return nil, false, 0, engine.Errf(param, "arrow: %v", err)
 	}
-	defer osf.Close()
+	defer sf.Close()
+	size, err := sf.Size()
+	if err != nil {
+		return nil, false, 0, engine.Errf(param, "arrow: %v", err)
+	}
+	ra := newReaderAt(context.Background(), sf)
 	stream := format == "stream"
 	if format == "auto" {
 		head := make([]byte, len(arrowMagic))
-		n, _ := io.ReadFull(osf, head)
+		n, _ := ra.ReadAt(head, 0)
 		stream = !bytes.Equal(head[:n], arrowMagic)
 		if stream && !arrowStreamStart(head[:n]) {
 			msg := fmt.Sprintf("arrow: %s is not an Arrow IPC file or stream", path)
@@ -171,20 +183,17 @@ func arrowFileSchema(param, path, format string) (*arrow.Schema, bool, int, erro
 			}
 			return nil, false, 0, engine.Errf(param, "%s", msg)
 		}
-		if _, err := osf.Seek(0, io.SeekStart); err != nil {
-			return nil, false, 0, engine.Errf(param, "arrow: %v", err)
-		}
 	}
 	mem := memory.NewGoAllocator() // only the schema is read
 	if stream {
-		r, err := newIPCStreamReader(osf, mem)
+		r, err := newIPCStreamReader(newSeqReader(context.Background(), sf, b.Options().Depth()), size, mem)
 		if err != nil {
 			return nil, false, 0, engine.Errf(param, "arrow: read %s as an IPC stream: %v", path, err)
 		}
 		defer r.Release()
 		return r.Schema(), true, 1, nil
 	}
-	r, err := newIPCFileReader(osf, mem)
+	r, err := newIPCFileReader(ra, size, mem)
 	if err != nil {
 		return nil, false, 0, engine.Errf(param, "arrow: read %s as an IPC file: %v", path, err)
 	}
@@ -196,23 +205,21 @@ func arrowFileSchema(param, path, format string) (*arrow.Schema, bool, int, erro
 // file, so a corrupt length cannot make the reader allocate gigabytes (the
 // stream reader has no limit by default; the file reader's default of 256
 // MiB per batch would refuse large legitimate batches).
-func ipcLimits(in io.Reader, mem memory.Allocator) []ipc.Option {
-	size := int64(1 << 62)
-	if osf, ok := in.(*os.File); ok {
-		if st, err := osf.Stat(); err == nil && st.Mode().IsRegular() {
-			size = max(st.Size(), 1)
-		}
+// size is the file's size, 0 when unknown (standard input).
+func ipcLimits(size int64, mem memory.Allocator) []ipc.Option {
+	if size <= 0 {
+		size = 1 << 62
 	}
 	return []ipc.Option{ipc.WithAllocator(mem), ipc.WithMetadataSizeLimit(min(size, 64<<20)), ipc.WithBodySizeLimit(size)}
 }
 
-func newIPCStreamReader(osf io.Reader, mem memory.Allocator) (*ipc.Reader, error) {
-	opts := ipcLimits(osf, mem)
-	return ipc.NewReaderFromMessageReader(ipc.NewMessageReader(bufioReader(osf), opts...), opts...)
+func newIPCStreamReader(in io.Reader, size int64, mem memory.Allocator) (*ipc.Reader, error) {
+	opts := ipcLimits(size, mem)
+	return ipc.NewReaderFromMessageReader(ipc.NewMessageReader(bufioReader(in), opts...), opts...)
 }
 
-func newIPCFileReader(osf *os.File, mem memory.Allocator) (*ipc.FileReader, error) {
-	return ipc.NewFileReader(osf, ipcLimits(osf, mem)...)
+func newIPCFileReader(r readerAtSeeker, size int64, mem memory.Allocator) (*ipc.FileReader, error) {
+	return ipc.NewFileReader(r, ipcLimits(size, mem)...)
 }
 
 func (f *arrowFactory) Schema() *arrow.Schema { return f.schema }
@@ -228,8 +235,11 @@ func (f *arrowFactory) Describe() string {
 	return fmt.Sprintf("%s (IPC %s, %d columns)", f.files.describe(), kind, f.schema.NumFields())
 }
 
+// DescribeIO is the plan's io line (engine.IODescriber).
+func (f *arrowFactory) DescribeIO() string { return describeIO(f.files.io) }
+
 func (f *arrowFactory) New(ic *engine.InstanceContext) (any, error) {
-	fileBackend(ic)
+	fileBackend(ic, f.files.backend(0))
 	if len(f.stream) == 1 && f.stream[0] && ic.Count > 1 {
 		return nil, fmt.Errorf("arrow: %s is an IPC stream, which one instance reads from start to end; use parallelism 1 or the file format", f.files.name(0))
 	}
@@ -282,26 +292,32 @@ func (s *arrowSource) runInput(ctx context.Context, fi, unit int, out engine.Emi
 	if unit%max(s.ic.Count, 1) == s.ic.Index {
 		s.ic.CountFiles(1) // counted once, by the instance that reads its first unit
 	}
-	var in io.Reader
 	if s.f.files.stdin {
-		in = runStdin(s.ic)
-	} else {
-		osf, err := os.Open(path)
-		if err != nil {
-			return true, fmt.Errorf("arrow: %w", err)
-		}
-		defer osf.Close()
-		in = osf
-		if !s.f.stream[fi] {
-			return s.runFile(ctx, osf, fi, unit, out)
-		}
+		return s.runStream(ctx, runStdin(s.ic), 0, fi, out)
 	}
-	return s.runStream(ctx, in, fi, out)
+	b := s.f.files.io[fi]
+	fileBackend(s.ic, b)
+	if b.Name() == "mmap" && !s.f.stream[fi] {
+		return s.runMapped(ctx, fi, unit, out)
+	}
+	sf, err := b.Open(path, os.O_RDONLY, 0)
+	if err != nil {
+		return true, fmt.Errorf("arrow: %w", err)
+	}
+	defer sf.Close()
+	size, err := sf.Size()
+	if err != nil {
+		return true, fmt.Errorf("arrow: %w", err)
+	}
+	if s.f.stream[fi] {
+		return s.runStream(ctx, newSeqReader(ctx, sf, b.Options().Depth()), size, fi, out)
+	}
+	return s.runFile(ctx, newReaderAt(ctx, sf), size, fi, unit, out)
 }
 
-func (s *arrowSource) runFile(ctx context.Context, osf *os.File, fi, unit int, out engine.Emitter) (bool, error) {
+func (s *arrowSource) runFile(ctx context.Context, ra readerAtSeeker, size int64, fi, unit int, out engine.Emitter) (bool, error) {
 	path := s.f.files.name(fi)
-	r, err := newIPCFileReader(osf, s.ic.Alloc)
+	r, err := newIPCFileReader(ra, size, s.ic.Alloc)
 	if err != nil {
 		return true, fmt.Errorf("arrow: read %s: %w", path, err)
 	}
@@ -328,9 +344,9 @@ func (s *arrowSource) runFile(ctx context.Context, osf *os.File, fi, unit int, o
 	return false, nil
 }
 
-func (s *arrowSource) runStream(ctx context.Context, in io.Reader, fi int, out engine.Emitter) (bool, error) {
+func (s *arrowSource) runStream(ctx context.Context, in io.Reader, size int64, fi int, out engine.Emitter) (bool, error) {
 	path := s.f.files.name(fi)
-	r, err := newIPCStreamReader(in, s.ic.Alloc)
+	r, err := newIPCStreamReader(in, size, s.ic.Alloc)
 	if err != nil {
 		return true, fmt.Errorf("arrow: read %s: %w", path, err)
 	}

@@ -36,6 +36,7 @@ type CSVSourceConfig struct {
 	Comment          string            `zflow:"comment" doc:"skip lines starting with this character"`
 	LazyQuotes       bool              `zflow:"lazy_quotes" doc:"accept a quote in an unquoted field and a non-doubled quote in a quoted field"`
 	BatchRows        int               `zflow:"batch_rows" doc:"rows per batch; 0 means settings.batch_rows"`
+	FileIO
 }
 
 // CSVSourceSpec is the spec of the csv source.
@@ -55,7 +56,7 @@ func CSVSourceSpec() engine.Spec {
 path: testdata/trades.csv
 types: {qty: int32}`,
 		NewConfig: func() any {
-			return &CSVSourceConfig{Header: true, Delimiter: ",", NullValues: []string{""}, InferRows: 1000, HivePartitioning: "auto"}
+			return &CSVSourceConfig{Header: true, Delimiter: ",", NullValues: []string{""}, InferRows: 1000, HivePartitioning: "auto", FileIO: defaultFileIO()}
 		},
 		Build: buildCSVSource,
 	}
@@ -104,6 +105,9 @@ func buildCSVSource(bc *engine.BuildContext, c any) (engine.Factory, error) {
 	var errs []error
 	files, err := resolvePaths("csv", sourcePaths(cfg.Path, cfg.Files))
 	if err != nil {
+		return nil, err
+	}
+	if err := files.chooseIO(cfg.FileIO, ioUse{whole: false}); err != nil {
 		return nil, err
 	}
 	if err := checkBatchRows(cfg.BatchRows); err != nil {
@@ -428,8 +432,11 @@ func (f *csvFactory) Describe() string {
 	return describeText(f.files.describe(), f.schema, f.inferred)
 }
 
+// DescribeIO is the plan's io line (engine.IODescriber).
+func (f *csvFactory) DescribeIO() string { return describeIO(f.files.io) }
+
 func (f *csvFactory) New(ic *engine.InstanceContext) (any, error) {
-	fileBackend(ic)
+	fileBackend(ic, f.files.backend(0))
 	return &csvSource{f: f, ic: ic}, nil
 }
 

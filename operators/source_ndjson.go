@@ -33,6 +33,7 @@ type NDJSONSourceConfig struct {
 	// UnknownKeys says what a key that is not a column does.
 	UnknownKeys string `zflow:"unknown_keys" enum:"auto,error,ignore" doc:"a key that is not a column: error (the run fails naming the line and the key), ignore (dropped), or auto: error when the columns were inferred (a key first seen after infer_rows objects), ignore when columns: lists them"`
 	BatchRows   int    `zflow:"batch_rows" doc:"rows per batch; 0 means settings.batch_rows"`
+	FileIO
 }
 
 // NDJSONSourceSpec is the spec of the ndjson source.
@@ -51,8 +52,10 @@ func NDJSONSourceSpec() engine.Spec {
 			"or is dropped (unknown_keys: ignore, or auto with columns: declared). Nested objects and arrays are not supported. A gzip, zstd, bzip2 or xz file is read decompressed (found by its magic bytes, not its name); a file that is not text is refused, saying what it looks like.",
 		Example: `type: ndjson
 path: testdata/trades.ndjson`,
-		NewConfig: func() any { return &NDJSONSourceConfig{InferRows: 1000, UnknownKeys: "auto", HivePartitioning: "auto"} },
-		Build:     buildNDJSONSource,
+		NewConfig: func() any {
+			return &NDJSONSourceConfig{InferRows: 1000, UnknownKeys: "auto", HivePartitioning: "auto", FileIO: defaultFileIO()}
+		},
+		Build: buildNDJSONSource,
 	}
 }
 
@@ -77,6 +80,9 @@ func buildNDJSONSource(bc *engine.BuildContext, c any) (engine.Factory, error) {
 	cfg := *c.(*NDJSONSourceConfig)
 	files, err := resolvePaths("ndjson", sourcePaths(cfg.Path, cfg.Files))
 	if err != nil {
+		return nil, err
+	}
+	if err := files.chooseIO(cfg.FileIO, ioUse{whole: false}); err != nil {
 		return nil, err
 	}
 	var errs []error
@@ -316,8 +322,11 @@ func (f *ndjsonFactory) Describe() string {
 	return describeText(f.files.describe(), f.schema, f.inferred)
 }
 
+// DescribeIO is the plan's io line (engine.IODescriber).
+func (f *ndjsonFactory) DescribeIO() string { return describeIO(f.files.io) }
+
 func (f *ndjsonFactory) New(ic *engine.InstanceContext) (any, error) {
-	fileBackend(ic)
+	fileBackend(ic, f.files.backend(0))
 	return &ndjsonSource{f: f, ic: ic}, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 
@@ -15,6 +16,7 @@ import (
 
 	"github.com/zflowdev/zflow/engine"
 	"github.com/zflowdev/zflow/internal/textin"
+	"github.com/zflowdev/zflow/io/storage"
 )
 
 // ParquetSourceConfig configures the parquet source.
@@ -27,6 +29,7 @@ type ParquetSourceConfig struct {
 	HivePartitioning string   `zflow:"hive_partitioning" enum:"auto,true,false" doc:"add the key=value directories between a directory or glob root and the files as columns (int64, date32 or string, inferred from the values; __HIVE_DEFAULT_PARTITION__ is null): auto does when every file has the same keys, true requires it"`
 	Columns          []string `zflow:"columns" doc:"read only these columns, in this order (default: all)" example:"[symbol, price]"`
 	BatchRows        int      `zflow:"batch_rows" doc:"rows per batch; 0 means settings.batch_rows"`
+	FileIO
 }
 
 // ParquetSourceSpec is the spec of the parquet source.
@@ -42,7 +45,7 @@ func ParquetSourceSpec() engine.Spec {
 path: testdata/trades.parquet
 columns: [symbol, price, qty]`,
 		Parallel:  true,
-		NewConfig: func() any { return &ParquetSourceConfig{HivePartitioning: "auto"} },
+		NewConfig: func() any { return &ParquetSourceConfig{HivePartitioning: "auto", FileIO: defaultFileIO()} },
 		Build:     buildParquetSource,
 	}
 }
@@ -71,8 +74,14 @@ func (c *ParquetSourceConfig) NormalizeConfig() { c.Files, c.Path = sourcePaths(
 // they are kept off the run's allocator; batches come from InstanceContext.Alloc.
 var parquetScratch = memory.NewGoAllocator()
 
-// openParquet opens path and its Arrow view; the caller closes the file.
-func openParquet(path string, mem memory.Allocator, batchRows int) (pf *file.Reader, fr *pqarrow.FileReader, err error) {
+// openParquet opens path through the storage backend b, and its Arrow
+// view; the caller closes pf, which closes the file.
+func openParquet(b storage.Backend, path string, mem memory.Allocator, batchRows int) (pf *file.Reader, fr *pqarrow.FileReader, err error) {
+	f, err := b.Open(path, os.O_RDONLY, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("parquet: %w", err)
+	}
+	r := closingReader{newReaderAt(context.Background(), f), f}
 	defer func() {
 		if r := recover(); r != nil {
 			if pf != nil {
@@ -80,11 +89,14 @@ func openParquet(path string, mem memory.Allocator, batchRows int) (pf *file.Rea
 			}
 			pf, fr, err = nil, nil, fmt.Errorf("parquet: open %s: malformed file (reader panicked: %v)", path, r)
 		}
+		if pf == nil {
+			f.Close()
+		}
 	}()
-	if err := checkParquetMagic(path); err != nil {
+	if err := checkParquetMagic(r, path); err != nil {
 		return nil, nil, err
 	}
-	pf, err = file.OpenParquetFile(path, false, file.WithReadProps(parquet.NewReaderProperties(parquetScratch)))
+	pf, err = file.NewParquetReader(r, file.WithReadProps(parquet.NewReaderProperties(parquetScratch)))
 	if err != nil {
 		return nil, nil, fmt.Errorf("parquet: open %s: %w", path, err)
 	}
@@ -96,25 +108,29 @@ func openParquet(path string, mem memory.Allocator, batchRows int) (pf *file.Rea
 	return pf, fr, nil
 }
 
+// closingReader is the ReaderAtSeeker the Parquet reader reads a file
+// through; the reader's Close closes the file.
+type closingReader struct {
+	readerAtSeeker
+	f storage.File
+}
+
+func (r closingReader) Close() error { return r.f.Close() }
+
 // checkParquetMagic refuses a file that does not start and end with PAR1,
 // saying what it looks like instead, before the decoder says something
 // about its internals.
-func checkParquetMagic(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return fmt.Errorf("parquet: %w", err)
-	}
-	defer f.Close()
-	st, err := f.Stat()
+func checkParquetMagic(r readerAtSeeker, path string) error {
+	size, err := r.Seek(0, io.SeekEnd)
 	if err != nil {
 		return fmt.Errorf("parquet: %w", err)
 	}
 	var head, tail [4]byte
-	if st.Size() >= 12 {
-		if _, err := f.ReadAt(head[:], 0); err != nil {
+	if size >= 12 {
+		if _, err := r.ReadAt(head[:], 0); err != nil {
 			return fmt.Errorf("parquet: read %s: %w", path, err)
 		}
-		if _, err := f.ReadAt(tail[:], st.Size()-4); err != nil {
+		if _, err := r.ReadAt(tail[:], size-4); err != nil {
 			return fmt.Errorf("parquet: read %s: %w", path, err)
 		}
 	}
@@ -142,6 +158,9 @@ func buildParquetSource(bc *engine.BuildContext, c any) (engine.Factory, error) 
 	if err != nil {
 		return nil, err
 	}
+	if err := files.chooseIO(cfg.FileIO, ioUse{whole: false}); err != nil {
+		return nil, err
+	}
 	if files.stdin {
 		return nil, engine.Errf("path", "parquet: cannot read standard input: a Parquet file keeps its schema and row group index in a footer at its end, so it must be a file zflow can seek in; write it to a file first, or send an Arrow IPC stream (type: arrow)")
 	}
@@ -151,7 +170,7 @@ func buildParquetSource(bc *engine.BuildContext, c any) (engine.Factory, error) 
 	f := &parquetFactory{cfg: cfg, files: files}
 	var first *arrow.Schema
 	for i, path := range files.files {
-		full, rows, groups, err := parquetSchema(files.param(i), path, batchRowsFor(cfg.BatchRows, bc.Settings))
+		full, rows, groups, err := parquetSchema(files.param(i), files.io[i], path, batchRowsFor(cfg.BatchRows, bc.Settings))
 		if err != nil {
 			return nil, err
 		}
@@ -177,8 +196,8 @@ func buildParquetSource(bc *engine.BuildContext, c any) (engine.Factory, error) 
 
 // parquetSchema reads the schema, row count and row groups of path;
 // errors are placed at param.
-func parquetSchema(param, path string, batchRows int) (*arrow.Schema, int64, int, error) {
-	pf, fr, err := openParquet(path, parquetScratch, batchRows)
+func parquetSchema(param string, b storage.Backend, path string, batchRows int) (*arrow.Schema, int64, int, error) {
+	pf, fr, err := openParquet(b, path, parquetScratch, batchRows)
 	if err != nil {
 		return nil, 0, 0, engine.Errf(param, "%v", err)
 	}
@@ -260,8 +279,11 @@ func (f *parquetFactory) Describe() string {
 	return fmt.Sprintf("%s (%d rows in %d row groups, %d columns)", f.files.describe(), f.rows, groups, f.schema.NumFields())
 }
 
+// DescribeIO is the plan's io line (engine.IODescriber).
+func (f *parquetFactory) DescribeIO() string { return describeIO(f.files.io) }
+
 func (f *parquetFactory) New(ic *engine.InstanceContext) (any, error) {
-	fileBackend(ic)
+	fileBackend(ic, f.files.backend(0))
 	return &parquetSource{f: f, ic: ic}, nil
 }
 
@@ -303,7 +325,7 @@ func (s *parquetSource) Run(ctx context.Context, out engine.Emitter) error {
 }
 
 func (s *parquetSource) runFile(ctx context.Context, fi int, path string, unit int, out engine.Emitter) (bool, error) {
-	pf, fr, err := openParquet(path, s.ic.Alloc, batchRowsFor(s.f.cfg.BatchRows, s.ic.Settings))
+	pf, fr, err := openParquet(s.f.files.io[fi], path, s.ic.Alloc, batchRowsFor(s.f.cfg.BatchRows, s.ic.Settings))
 	if err != nil {
 		return true, err
 	}

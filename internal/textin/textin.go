@@ -39,6 +39,8 @@ type Reader struct {
 	Compression string
 
 	file    *os.File
+	size    int64 // the file's size, when sized (OpenFile)
+	sized   bool
 	closers []func() error
 }
 
@@ -56,7 +58,13 @@ func (r *Reader) Close() error {
 // Regular tells whether the input is a plain, uncompressed regular file,
 // and its size.
 func (r *Reader) Regular() (int64, bool) {
-	if r.Compression != "" || r.file == nil {
+	if r.Compression != "" {
+		return 0, false
+	}
+	if r.sized {
+		return r.size, true
+	}
+	if r.file == nil {
 		return 0, false
 	}
 	st, err := r.file.Stat()
@@ -92,6 +100,18 @@ func Open(path, kind string) (*Reader, error) {
 	}
 	r := &Reader{file: f, closers: []func() error{f.Close}}
 	if err := r.open(path, kind); err != nil {
+		r.Close()
+		return nil, err
+	}
+	return r, nil
+}
+
+// OpenFile is Open for a file another layer opened (a storage backend):
+// src reads it from its start, size is its size (for Regular), and Close
+// calls closeFile, also when OpenFile fails. name is used in errors.
+func OpenFile(src io.Reader, size int64, name, kind string, closeFile func() error) (*Reader, error) {
+	r := &Reader{size: size, sized: true, closers: []func() error{closeFile}}
+	if err := r.openFrom(src, name, kind); err != nil {
 		r.Close()
 		return nil, err
 	}

@@ -89,10 +89,8 @@ func New(name string, opts Options, reason string) (Backend, error) {
 	if err != nil {
 		return nil, err
 	}
-	if s.Probe != nil {
-		if err := s.Probe(); err != nil {
-			return nil, fmt.Errorf("storage: backend %s unavailable: %w", name, err)
-		}
+	if err := probeRegistered(name); err != nil {
+		return nil, fmt.Errorf("storage: backend %s unavailable: %w", name, err)
 	}
 	return &chosen{spec: s, opts: opts, reason: reason}, nil
 }

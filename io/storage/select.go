@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"sync"
 )
 
 // Kinds are the values of a file operator's io: parameter.
@@ -64,8 +65,40 @@ func Select(kind, path string, opts Options) (Backend, error) {
 // errNotLinked is the availability of a backend this binary does not link.
 var errNotLinked = errors.New("not linked into this binary (import its package)")
 
+// refused are the backends Refuse made unavailable.
+var (
+	refusedMu sync.Mutex
+	refused   = map[string]error{}
+)
+
+// Refuse makes Select and New treat the backend name as unable to run in
+// this process, with err as the reason, until restore is called: tests
+// play a machine that refuses io_uring (kernel.io_uring_disabled, seccomp)
+// with it, through the real selection path.
+func Refuse(name string, err error) (restore func()) {
+	refusedMu.Lock()
+	defer refusedMu.Unlock()
+	old, had := refused[name]
+	refused[name] = err
+	return func() {
+		refusedMu.Lock()
+		defer refusedMu.Unlock()
+		if had {
+			refused[name] = old
+		} else {
+			delete(refused, name)
+		}
+	}
+}
+
 // probeRegistered is Decide's availability function over the registry.
 func probeRegistered(name string) error {
+	refusedMu.Lock()
+	rerr := refused[name]
+	refusedMu.Unlock()
+	if rerr != nil {
+		return rerr
+	}
 	s, err := Lookup(name)
 	if err != nil {
 		return errNotLinked

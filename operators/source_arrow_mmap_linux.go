@@ -1,0 +1,56 @@
+package operators
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/zflowdev/zflow/engine"
+	"github.com/zflowdev/zflow/io/mmap"
+)
+
+// refMapped is the ledger's reason for the bytes of batches read out of a
+// mapped Arrow IPC file: their arrays point into the mapping.
+const refMapped = "mapped file"
+
+// runMapped reads input fi, an Arrow IPC file, through io/mmap with zero
+// copies: the batches' arrays point into the mapping (which stays mapped
+// until the last of them is released), and the ledger counts their bytes
+// as passed by reference. A file mmap cannot read without copies (one
+// with dictionaries) is read out of the mapping with copies, counted so.
+func (s *arrowSource) runMapped(ctx context.Context, fi, unit int, out engine.Emitter) (bool, error) {
+	path := s.f.files.name(fi)
+	x, err := mmap.OpenIPC(path, s.ic.Alloc)
+	if err != nil {
+		return true, fmt.Errorf("arrow: %w", err)
+	}
+	defer x.Close()
+	if err := sameColumns(s.f.fileSchema, x.Schema()); err != nil {
+		return true, fmt.Errorf("arrow: %s: the file has changed since compile: %w", path, err)
+	}
+	zero, why := x.ZeroCopy()
+	if !zero && s.ic.Logger != nil {
+		s.ic.Logger.Info("arrow: "+path+" is read out of its mapping with copies", "why", why)
+	}
+	step := max(s.ic.Count, 1)
+	for i := 0; i < x.NumRecords(); i++ {
+		if (unit+i)%step != s.ic.Index {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return true, err
+		}
+		rec, err := x.Record(i)
+		if err != nil {
+			return true, fmt.Errorf("arrow: read %s: batch %d: %w", path, i, err)
+		}
+		if zero {
+			s.ic.Ledger.Referenced(refMapped, engine.BatchBytes(rec))
+		} else {
+			s.ic.Ledger.Copied("copied out of a mapped file ("+why+")", engine.BatchBytes(rec))
+		}
+		if stop, err := s.emit(rec, fi, i, out); stop {
+			return true, err
+		}
+	}
+	return false, nil
+}
