@@ -2,6 +2,7 @@ package operators
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 	"github.com/zflowdev/zflow/engine"
 	"github.com/zflowdev/zflow/internal/atomicfile"
 	"github.com/zflowdev/zflow/internal/coltype"
+	"github.com/zflowdev/zflow/io/storage"
 )
 
 // This file holds what the file sources and sinks share.
@@ -189,15 +191,19 @@ func stripMeta(s *arrow.Schema) *arrow.Schema {
 	return s
 }
 
-// fileOut is the output file of a sink: a buffered writer over an
-// atomicfile. The sink writes through it, calls finish in Close, commit in
+// fileOut is the output file of a sink: the temporary file of an
+// atomicfile, written through a storage backend (seqWriter: positional
+// writes at increasing offsets through a second descriptor of the same
+// file; atomicfile keeps creating, fsyncing and renaming it, and its fsync
+// covers what the backend wrote, since it is the same inode). The sink writes through it, calls finish in Close, commit in
 // Commit, rollback in Rollback, forget in Forget and abort in Abort: every
 // file sink is an engine.UndoableSink.
 type fileOut struct {
 	kind     string    // operator type, for errors
 	std      io.Writer // standard output, for path "-"; af is nil then
 	af       *atomicfile.File
-	bw       *bufio.Writer
+	bw       *bufio.Writer // standard output's buffer
+	sw       *seqWriter    // the file's writer
 	finished bool
 	discard  bool // tearing down: swallow what an encoder still writes
 }
@@ -213,7 +219,7 @@ const fileOutBuffer = 1 << 20
 // For path "-" the output is the run's standard output (ic.Stdout): bytes
 // go out as they are written, and commit, rollback and forget do nothing,
 // since printed bytes cannot be taken back (see stdSink).
-func newFileOut(ic *engine.InstanceContext, kind, path string) (*fileOut, error) {
+func newFileOut(ic *engine.InstanceContext, kind, path string, b storage.Backend) (*fileOut, error) {
 	if path == stdinPath {
 		o := &fileOut{kind: kind, std: ic.Stdout}
 		if o.std == nil {
@@ -235,10 +241,14 @@ func newFileOut(ic *engine.InstanceContext, kind, path string) (*fileOut, error)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", kind, err)
 	}
+	bf, err := b.Open(af.TempName(), os.O_WRONLY, 0)
+	if err != nil {
+		af.Abort()
+		return nil, fmt.Errorf("%s: %w", kind, err)
+	}
 	ic.CountFiles(1)
-	o := &fileOut{kind: kind, af: af}
-	o.bw = bufio.NewWriterSize(writerFunc(o.writeFile), fileOutBuffer)
-	return o, nil
+	fileBackend(ic, b)
+	return &fileOut{kind: kind, af: af, sw: newSeqWriter(context.Background(), bf, b.Options().Depth())}, nil
 }
 
 type writerFunc func([]byte) (int, error)
@@ -258,7 +268,7 @@ func (o *fileOut) writeFile(p []byte) (int, error) {
 		}
 		return n, nil
 	}
-	n, err := o.af.Write(p)
+	n, err := o.sw.Write(p)
 	if err != nil {
 		return n, fmt.Errorf("%s: write %s: %w", o.kind, o.af.TempName(), err)
 	}
@@ -270,12 +280,19 @@ func (o *fileOut) Write(p []byte) (int, error) {
 	if o.discard {
 		return len(p), nil
 	}
+	if o.sw != nil {
+		return o.writeFile(p)
+	}
 	return o.bw.Write(p)
 }
 
-// finish flushes what is buffered; the file stays under its temporary name.
+// finish writes what is buffered; the file stays under its temporary name.
 func (o *fileOut) finish() error {
-	if err := o.bw.Flush(); err != nil {
+	if o.sw != nil {
+		if err := o.sw.finish(); err != nil {
+			return fmt.Errorf("%s: write %s: %w", o.kind, o.af.TempName(), err)
+		}
+	} else if err := o.bw.Flush(); err != nil {
 		return err
 	}
 	o.finished = true
@@ -324,6 +341,9 @@ func (o *fileOut) forget() error {
 // abort removes the temporary file; safe to call more than once.
 func (o *fileOut) abort() {
 	o.discard = true
+	if o.sw != nil {
+		o.sw.close()
+	}
 	if o.af != nil {
 		o.af.Abort()
 	}

@@ -591,6 +591,9 @@ func (s *fileSet) chooseIO(c FileIO, use ioUse) error {
 	if err := c.check(); err != nil {
 		return err
 	}
+	if s.stdin && ((c.IO != "" && c.IO != "auto") || c.Direct) {
+		return engine.Errf("io", "path - reads standard input, a stream no storage backend opens; drop io: and direct:")
+	}
 	s.io = make([]storage.Backend, len(s.files))
 	for i, f := range s.files {
 		b, err := c.choose(f, use)

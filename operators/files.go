@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"unsafe"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -324,8 +325,165 @@ func describeText(path string, schema *arrow.Schema, inferred bool) string {
 	return fmt.Sprintf("%s (%d columns, %s)", path, schema.NumFields(), how)
 }
 
-// unwiredSink records that a sink writes through package os, not a
-// storage backend.
-func unwiredSink(ic *engine.InstanceContext) {
-	ic.SetIO("posix", "buffered os.File writes through atomicfile: file sinks are not wired to io/storage yet")
+// partitionIO is why a partitioned sink's files go through package os.
+const partitionIO = "partition_by: part files are written through package os (buffered writes), not a storage backend"
+
+// chooseSinkIO selects the backend a sink writes path through: nil for
+// standard output and for partition_by, whose part files are written
+// through package os; asking those for a backend or direct: true is an
+// error rather than a setting silently ignored.
+func chooseSinkIO(c FileIO, path string, partitioned bool) (storage.Backend, error) {
+	if err := c.check(); err != nil {
+		return nil, err
+	}
+	explicit := (c.IO != "" && c.IO != "auto") || c.Direct
+	switch {
+	case strings.TrimSpace(path) == "":
+		return nil, nil // checkPath says so
+	case path == stdinPath:
+		if explicit {
+			return nil, engine.Errf("io", "path - writes standard output, a stream no storage backend opens; drop io: and direct:")
+		}
+		return nil, nil
+	case partitioned:
+		if explicit {
+			return nil, engine.Errf("io", "with partition_by the part files are written through package os, not a storage backend; drop io: and direct:")
+		}
+		return nil, nil
+	}
+	return c.choose(path, ioUse{write: true})
+}
+
+// describeSinkIO is a sink's io line in the plan.
+func describeSinkIO(b storage.Backend, path string, partitioned bool) string {
+	switch {
+	case b != nil:
+		return ioLine(b)
+	case partitioned:
+		return "posix (" + partitionIO + ")"
+	}
+	return ""
+}
+
+// seqWriter writes a file front to back through its backend: it fills up
+// to min(queue_depth, 4) aligned buffers of 1 MiB and submits them as one
+// batch of positional writes at increasing offsets (io_uring keeps them in
+// flight together). Under O_DIRECT every request is whole blocks: finish
+// pads the last one with zeros and truncates the file back to the bytes
+// written. Used by one goroutine.
+type seqWriter struct {
+	f     storage.File
+	ctx   context.Context
+	bufs  [][]byte
+	reqs  []storage.Request
+	cur   int   // the buffer being filled
+	n     int   // bytes in bufs[cur]
+	off   int64 // file offset of bufs[0]
+	size  int64 // bytes written so far
+	align int
+	err   error // the first failure: every later call returns it
+}
+
+func newSeqWriter(ctx context.Context, f storage.File, depth int) *seqWriter {
+	n := min(max(depth, 1), readAheadMax)
+	w := &seqWriter{f: f, ctx: ctx, bufs: make([][]byte, n), reqs: make([]storage.Request, 0, n), align: max(f.Align(), 1)}
+	for i := range w.bufs {
+		w.bufs[i] = alignedBytes(readAheadChunk, w.align)
+	}
+	return w
+}
+
+func (w *seqWriter) Write(p []byte) (int, error) {
+	if w.err != nil {
+		return 0, w.err
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	total := len(p)
+	for len(p) > 0 {
+		c := copy(w.bufs[w.cur][w.n:], p)
+		w.n += c
+		w.size += int64(c)
+		p = p[c:]
+		if w.n == readAheadChunk {
+			w.cur, w.n = w.cur+1, 0
+			if w.cur == len(w.bufs) {
+				if err := w.submit(w.cur, 0); err != nil {
+					return total - len(p), err
+				}
+			}
+		}
+	}
+	return total, nil
+}
+
+// submit writes bufs[:full] whole and, if tail > 0, tail bytes of
+// bufs[full], as one batch; then the buffers are free again.
+func (w *seqWriter) submit(full, tail int) error {
+	if full == 0 && tail == 0 {
+		return nil
+	}
+	w.reqs = w.reqs[:0]
+	for i := range full {
+		w.reqs = append(w.reqs, storage.Request{Buf: w.bufs[i], Off: w.off + int64(i*readAheadChunk)})
+	}
+	if tail > 0 {
+		w.reqs = append(w.reqs, storage.Request{Buf: w.bufs[full][:tail], Off: w.off + int64(full*readAheadChunk)})
+	}
+	err := w.f.WriteBatch(w.ctx, w.reqs)
+	for i := range w.reqs {
+		if err == nil && w.reqs[i].Err != nil {
+			err = w.reqs[i].Err
+		}
+		w.reqs[i] = storage.Request{}
+	}
+	if err != nil {
+		w.err = err
+		return err
+	}
+	w.off += int64(full * readAheadChunk)
+	w.cur = 0
+	return nil
+}
+
+// finish writes what is buffered (the last block padded under O_DIRECT,
+// then cut back with a truncate) and closes the backend's file; the
+// caller still owns the file's name.
+func (w *seqWriter) finish() error {
+	if w.f == nil {
+		return w.err
+	}
+	if w.err == nil {
+		tail := w.n
+		if pad := tail % w.align; pad != 0 {
+			clear(w.bufs[w.cur][tail : tail+w.align-pad])
+			tail += w.align - pad
+		}
+		if err := w.submit(w.cur, tail); err == nil && tail != w.n {
+			if err := os.Truncate(w.f.Name(), w.size); err != nil {
+				w.err = err
+			}
+		}
+		w.n = 0
+	}
+	f := w.f
+	w.f = nil
+	if err := f.Close(); err != nil && w.err == nil {
+		w.err = err
+	}
+	if w.err == nil {
+		w.err = errors.New("file already finished")
+		return nil
+	}
+	return w.err
+}
+
+// close closes the backend's file without writing what is buffered
+// (abort); safe after finish.
+func (w *seqWriter) close() {
+	if w.f != nil {
+		w.f.Close()
+		w.f = nil
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 
 	"github.com/zflowdev/zflow/engine"
+	"github.com/zflowdev/zflow/io/storage"
 )
 
 // ArrowSinkConfig configures the arrow sink.
@@ -16,6 +17,7 @@ type ArrowSinkConfig struct {
 	Path        string `zflow:"path" required:"true" doc:"file to write; replaced atomically when the run succeeds. - writes standard output instead, as batches arrive (not atomic: a failed run may have printed some rows; one node per pipeline)" example:"out/trades.arrow"`
 	Format      string `zflow:"format" doc:"IPC file (random access, with a footer) or stream" enum:"file,stream"`
 	Compression string `zflow:"compression" doc:"buffer compression (readers must support it)" enum:"none,lz4,zstd"`
+	FileIO
 }
 
 // ArrowSinkSpec is the spec of the arrow sink.
@@ -29,7 +31,7 @@ func ArrowSinkSpec() engine.Spec {
 inputs: [trades]
 path: out/trades.arrow`,
 		MinInputs: 1, MaxInputs: 1,
-		NewConfig: func() any { return &ArrowSinkConfig{Format: "file", Compression: "none"} },
+		NewConfig: func() any { return &ArrowSinkConfig{Format: "file", Compression: "none", FileIO: defaultFileIO()} },
 		Build:     buildArrowSink,
 	}
 }
@@ -39,6 +41,7 @@ func init() { engine.Register(ArrowSinkSpec()) }
 type arrowSinkFactory struct {
 	cfg    ArrowSinkConfig
 	schema *arrow.Schema
+	out    storage.Backend // the backend the file is written through; nil for - and partition_by
 }
 
 func buildArrowSink(bc *engine.BuildContext, c any) (engine.Factory, error) {
@@ -64,7 +67,11 @@ func buildArrowSink(bc *engine.BuildContext, c any) (engine.Factory, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	return &arrowSinkFactory{cfg: cfg, schema: schema}, nil
+	out, err := chooseSinkIO(cfg.FileIO, cfg.Path, false)
+	if err != nil {
+		return nil, err
+	}
+	return &arrowSinkFactory{cfg: cfg, schema: schema, out: out}, nil
 }
 
 func (f *arrowSinkFactory) Schema() *arrow.Schema { return nil }
@@ -79,9 +86,11 @@ type ipcWriter interface {
 	Close() error
 }
 
+// DescribeIO is the plan's io line (engine.IODescriber).
+func (f *arrowSinkFactory) DescribeIO() string { return describeSinkIO(f.out, f.cfg.Path, false) }
+
 func (f *arrowSinkFactory) New(ic *engine.InstanceContext) (any, error) {
-	unwiredSink(ic)
-	out, err := newFileOut(ic, "arrow", f.cfg.Path)
+	out, err := newFileOut(ic, "arrow", f.cfg.Path, f.out)
 	if err != nil {
 		return nil, err
 	}

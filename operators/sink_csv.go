@@ -8,6 +8,7 @@ import (
 
 	"github.com/zflowdev/zflow/engine"
 	"github.com/zflowdev/zflow/internal/textenc"
+	"github.com/zflowdev/zflow/io/storage"
 )
 
 // CSVSinkConfig configures the csv sink.
@@ -18,6 +19,7 @@ type CSVSinkConfig struct {
 	NullValue    string   `zflow:"null_value" doc:"how a null is written (an empty string value is written as \"\")"`
 	PartitionBy  []string `zflow:"partition_by" doc:"write a Hive-partitioned directory tree instead of one file: path is a directory, and each row goes to path/col=value/.../part-N.csv by these columns' values (strings, integers, booleans or dates; null is __HIVE_DEFAULT_PARTITION__; every byte but letters, digits and - _ . ~ percent-encoded, as DuckDB writes them), which are not written inside the files; the tree is published as a whole when the run succeeds" example:"[day, symbol]"`
 	MaxOpenFiles int      `zflow:"max_open_files" doc:"with partition_by: partition files open at once (each holds its encoder's buffers); when another is needed the least recently used is closed, and a partition that gets rows again continues in a new part file"`
+	FileIO
 }
 
 // CSVSinkSpec is the spec of the csv sink.
@@ -33,8 +35,10 @@ func CSVSinkSpec() engine.Spec {
 inputs: [trades]
 path: out/trades.csv`,
 		MinInputs: 1, MaxInputs: 1,
-		NewConfig: func() any { return &CSVSinkConfig{Header: true, Delimiter: ",", MaxOpenFiles: 64} },
-		Build:     buildCSVSink,
+		NewConfig: func() any {
+			return &CSVSinkConfig{Header: true, Delimiter: ",", MaxOpenFiles: 64, FileIO: defaultFileIO()}
+		},
+		Build: buildCSVSink,
 	}
 }
 
@@ -44,7 +48,8 @@ type csvSinkFactory struct {
 	cfg    CSVSinkConfig
 	delim  byte
 	schema *arrow.Schema
-	part   *partitioning // nil unless partition_by
+	part   *partitioning   // nil unless partition_by
+	out    storage.Backend // the backend the file is written through; nil for - and partition_by
 }
 
 func parseSinkDelimiter(s string) (byte, error) {
@@ -81,6 +86,9 @@ func buildCSVSink(bc *engine.BuildContext, c any) (engine.Factory, error) {
 			return nil, err
 		}
 	}
+	if f.out, err = chooseSinkIO(cfg.FileIO, cfg.Path, f.part != nil); err != nil {
+		return nil, err
+	}
 	return f, nil
 }
 
@@ -93,8 +101,10 @@ func (f *csvSinkFactory) Describe() string {
 	return f.cfg.Path
 }
 
+// DescribeIO is the plan's io line (engine.IODescriber).
+func (f *csvSinkFactory) DescribeIO() string { return describeSinkIO(f.out, f.cfg.Path, f.part != nil) }
+
 func (f *csvSinkFactory) New(ic *engine.InstanceContext) (any, error) {
-	unwiredSink(ic)
 	if f.part != nil {
 		return newPartitionedSink(ic, "csv", f.cfg.Path, f.part, func(ic *engine.InstanceContext, w io.Writer) (partWriter, error) {
 			enc := newCSVEncoder(f.delim, f.cfg.NullValue)
@@ -106,7 +116,7 @@ func (f *csvSinkFactory) New(ic *engine.InstanceContext) (any, error) {
 			return &textPartWriter{w: w, enc: enc}, nil
 		})
 	}
-	out, err := newFileOut(ic, "csv", f.cfg.Path)
+	out, err := newFileOut(ic, "csv", f.cfg.Path, f.out)
 	if err != nil {
 		return nil, err
 	}

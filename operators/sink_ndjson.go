@@ -8,6 +8,7 @@ import (
 
 	"github.com/zflowdev/zflow/engine"
 	"github.com/zflowdev/zflow/internal/textenc"
+	"github.com/zflowdev/zflow/io/storage"
 )
 
 // NDJSONSinkConfig configures the ndjson sink.
@@ -15,6 +16,7 @@ type NDJSONSinkConfig struct {
 	Path         string   `zflow:"path" required:"true" doc:"file to write; replaced atomically when the run succeeds. - writes standard output instead, as batches arrive (not atomic: a failed run may have printed some rows; one node per pipeline)" example:"out/trades.ndjson"`
 	PartitionBy  []string `zflow:"partition_by" doc:"write a Hive-partitioned directory tree instead of one file: path is a directory, and each row goes to path/col=value/.../part-N.ndjson by these columns' values (strings, integers, booleans or dates; null is __HIVE_DEFAULT_PARTITION__; every byte but letters, digits and - _ . ~ percent-encoded, as DuckDB writes them), which are not written inside the files; the tree is published as a whole when the run succeeds" example:"[day, symbol]"`
 	MaxOpenFiles int      `zflow:"max_open_files" doc:"with partition_by: partition files open at once (each holds its encoder's buffers); when another is needed the least recently used is closed, and a partition that gets rows again continues in a new part file"`
+	FileIO
 }
 
 // NDJSONSinkSpec is the spec of the ndjson sink.
@@ -29,7 +31,7 @@ func NDJSONSinkSpec() engine.Spec {
 inputs: [trades]
 path: out/trades.ndjson`,
 		MinInputs: 1, MaxInputs: 1,
-		NewConfig: func() any { return &NDJSONSinkConfig{MaxOpenFiles: 64} },
+		NewConfig: func() any { return &NDJSONSinkConfig{MaxOpenFiles: 64, FileIO: defaultFileIO()} },
 		Build:     buildNDJSONSink,
 	}
 }
@@ -39,7 +41,8 @@ func init() { engine.Register(NDJSONSinkSpec()) }
 type ndjsonSinkFactory struct {
 	cfg    NDJSONSinkConfig
 	schema *arrow.Schema
-	part   *partitioning // nil unless partition_by
+	part   *partitioning   // nil unless partition_by
+	out    storage.Backend // the backend the file is written through; nil for - and partition_by
 }
 
 func buildNDJSONSink(bc *engine.BuildContext, c any) (engine.Factory, error) {
@@ -61,6 +64,9 @@ func buildNDJSONSink(bc *engine.BuildContext, c any) (engine.Factory, error) {
 			return nil, err
 		}
 	}
+	if f.out, err = chooseSinkIO(cfg.FileIO, cfg.Path, f.part != nil); err != nil {
+		return nil, err
+	}
 	return f, nil
 }
 
@@ -73,14 +79,18 @@ func (f *ndjsonSinkFactory) Describe() string {
 	return f.cfg.Path
 }
 
+// DescribeIO is the plan's io line (engine.IODescriber).
+func (f *ndjsonSinkFactory) DescribeIO() string {
+	return describeSinkIO(f.out, f.cfg.Path, f.part != nil)
+}
+
 func (f *ndjsonSinkFactory) New(ic *engine.InstanceContext) (any, error) {
-	unwiredSink(ic)
 	if f.part != nil {
 		return newPartitionedSink(ic, "ndjson", f.cfg.Path, f.part, func(ic *engine.InstanceContext, w io.Writer) (partWriter, error) {
 			return &textPartWriter{w: w, enc: newNDJSONEncoder(f.part.schema)}, nil
 		})
 	}
-	out, err := newFileOut(ic, "ndjson", f.cfg.Path)
+	out, err := newFileOut(ic, "ndjson", f.cfg.Path, f.out)
 	if err != nil {
 		return nil, err
 	}

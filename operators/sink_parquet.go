@@ -13,6 +13,7 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
 	"github.com/zflowdev/zflow/engine"
+	"github.com/zflowdev/zflow/io/storage"
 )
 
 // ParquetSinkConfig configures the parquet sink.
@@ -23,6 +24,7 @@ type ParquetSinkConfig struct {
 	Dictionary   string   `zflow:"dictionary" enum:"auto,always,never" doc:"dictionary encoding (a dictionary that grows past 1 MiB falls back to plain encoding): auto encodes string and binary columns only, where repeats are common and hashing pays; always encodes every column; never writes plain"`
 	PartitionBy  []string `zflow:"partition_by" doc:"write a Hive-partitioned directory tree instead of one file: path is a directory, and each row goes to path/col=value/.../part-N.parquet by these columns' values (strings, integers, booleans or dates; null is __HIVE_DEFAULT_PARTITION__; every byte but letters, digits and - _ . ~ percent-encoded, as DuckDB writes them), which are not written inside the files; the tree is published as a whole when the run succeeds" example:"[day, symbol]"`
 	MaxOpenFiles int      `zflow:"max_open_files" doc:"with partition_by: partition files open at once (each holds its encoder's buffers); when another is needed the least recently used is closed, and a partition that gets rows again continues in a new part file"`
+	FileIO
 }
 
 // ParquetSinkSpec is the spec of the parquet sink.
@@ -39,7 +41,7 @@ path: out/vwap.parquet
 compression: zstd`,
 		MinInputs: 1, MaxInputs: 1,
 		NewConfig: func() any {
-			return &ParquetSinkConfig{Compression: "snappy", RowGroupRows: 1 << 20, Dictionary: "auto", MaxOpenFiles: 64}
+			return &ParquetSinkConfig{Compression: "snappy", RowGroupRows: 1 << 20, Dictionary: "auto", MaxOpenFiles: 64, FileIO: defaultFileIO()}
 		},
 		Build: buildParquetSink,
 	}
@@ -50,8 +52,9 @@ func init() { engine.Register(ParquetSinkSpec()) }
 type parquetSinkFactory struct {
 	cfg    ParquetSinkConfig
 	codec  compress.Compression
-	schema *arrow.Schema // of the files: the input's, less the partition keys
-	part   *partitioning // nil unless partition_by
+	schema *arrow.Schema   // of the files: the input's, less the partition keys
+	part   *partitioning   // nil unless partition_by
+	out    storage.Backend // the backend the file is written through; nil for - and partition_by
 }
 
 func buildParquetSink(bc *engine.BuildContext, c any) (engine.Factory, error) {
@@ -97,6 +100,9 @@ func buildParquetSink(bc *engine.BuildContext, c any) (engine.Factory, error) {
 		}
 		f.schema = f.part.schema
 	}
+	if f.out, err = chooseSinkIO(cfg.FileIO, cfg.Path, f.part != nil); err != nil {
+		return nil, err
+	}
 	// Check at compile time that every column has a Parquet mapping.
 	if _, err := pqarrow.ToParquet(schema, f.writerProps(parquetScratch), pqarrow.DefaultWriterProps()); err != nil {
 		return nil, engine.Errf("inputs", "parquet: cannot store schema %s: %v", schema, err)
@@ -134,8 +140,12 @@ func (f *parquetSinkFactory) Describe() string {
 	return fmt.Sprintf("%s (%s, %d rows per row group)", f.cfg.Path, f.cfg.Compression, f.cfg.RowGroupRows)
 }
 
+// DescribeIO is the plan's io line (engine.IODescriber).
+func (f *parquetSinkFactory) DescribeIO() string {
+	return describeSinkIO(f.out, f.cfg.Path, f.part != nil)
+}
+
 func (f *parquetSinkFactory) New(ic *engine.InstanceContext) (any, error) {
-	unwiredSink(ic)
 	if f.part != nil {
 		return newPartitionedSink(ic, "parquet", f.cfg.Path, f.part, func(ic *engine.InstanceContext, w io.Writer) (partWriter, error) {
 			fw, err := pqarrow.NewFileWriter(f.schema, w, f.writerProps(ic.Alloc),
@@ -146,7 +156,7 @@ func (f *parquetSinkFactory) New(ic *engine.InstanceContext) (any, error) {
 			return &parquetPartWriter{fw: fw}, nil
 		})
 	}
-	out, err := newFileOut(ic, "parquet", f.cfg.Path)
+	out, err := newFileOut(ic, "parquet", f.cfg.Path, f.out)
 	if err != nil {
 		return nil, err
 	}

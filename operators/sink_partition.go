@@ -209,6 +209,7 @@ type partitionedSink struct {
 }
 
 func newPartitionedSink(ic *engine.InstanceContext, kind, path string, p *partitioning, newW newPartWriter) (*partitionedSink, error) {
+	ic.SetIO("posix", partitionIO)
 	notes, err := atomicfile.RecoverDir(path)
 	if ic.Logger != nil {
 		for _, n := range notes {
