@@ -13,5 +13,6 @@
 //
 // Each backend probes itself at run time; auto falls back to posix with
 // the reason, never silently, and an explicit choice that cannot run fails
-// with it.
+// with it (tests play a refusing machine with storage.Refuse). The file
+// operators (package operators, FileIO) read and write through them.
 package io

@@ -53,6 +53,19 @@
 // widen_to_string: true makes the column text. Columns whose type is
 // already the output's pass by reference.
 //
+// # Storage backends
+//
+// Every file source and sink embeds FileIO (io, direct, queue_depth) and
+// picks a backend of io/storage per file at Build (files.go): text
+// sources read through seqReader (batches of aligned 1 MiB requests),
+// Parquet and Arrow through a ReaderAt over the backend's file, Arrow IPC
+// files on mmap through mmap.OpenIPC with zero copies (the ledger's
+// "mapped file" references); sinks write through seqWriter into the
+// atomicfile's temporary file. The choice and its reason go to the plan
+// (DescribeIO), the summary and the span (InstanceContext.SetIO). This
+// package links io/posix and io/mmap; io/uring is linked by the binary
+// (cmd/zflow), so that only what links it needs -checklinkname=0.
+//
 // # File sinks
 //
 // parquet, arrow, csv and ndjson write to a temporary file next to the

@@ -469,6 +469,7 @@ func (s *csvSource) Run(ctx context.Context, out engine.Emitter) error {
 // allocation.
 func (s *csvSource) runFile(ctx context.Context, fi int, bld *array.RecordBuilder, cols []csvColumn, out engine.Emitter) (bool, error) {
 	f := s.f
+	fileBackend(s.ic, f.files.backend(fi))
 	file, r, path, err := f.newScanner(fi, runStdin(s.ic))
 	if err != nil {
 		return true, fmt.Errorf("csv: %w", err)

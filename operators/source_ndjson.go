@@ -348,6 +348,7 @@ func (s *ndjsonSource) Run(ctx context.Context, out engine.Emitter) error {
 
 func (s *ndjsonSource) runFile(ctx context.Context, fi int, out engine.Emitter) (bool, error) {
 	f := s.f
+	fileBackend(s.ic, f.files.backend(fi))
 	in, path, err := openTextInput(f.files, fi, runStdin(s.ic), "ndjson")
 	if err != nil {
 		return true, fmt.Errorf("ndjson: %w", err)

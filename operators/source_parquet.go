@@ -325,6 +325,7 @@ func (s *parquetSource) Run(ctx context.Context, out engine.Emitter) error {
 }
 
 func (s *parquetSource) runFile(ctx context.Context, fi int, path string, unit int, out engine.Emitter) (bool, error) {
+	fileBackend(s.ic, s.f.files.io[fi])
 	pf, fr, err := openParquet(s.f.files.io[fi], path, s.ic.Alloc, batchRowsFor(s.f.cfg.BatchRows, s.ic.Settings))
 	if err != nil {
 		return true, err

@@ -40,6 +40,9 @@
 //     io_uring's refusal in the reason. Anything else gets posix. Off
 //     Linux auto says only posix exists.
 //
+// Refuse makes a backend unavailable until restored, with a reason, so
+// tests can play a machine that refuses io_uring through the real Select.
+//
 // Decide is the decision as a pure function of the facts, for tests and
 // for `zflow plan` on a machine that is not the one that will run.
 package storage

@@ -3,6 +3,7 @@
 package storage_test
 
 import (
+	"errors"
 	"strings"
 	"testing"
 
@@ -58,5 +59,27 @@ func TestSelectReal(t *testing.T) {
 		if _, err := b.Open(disk+"/w.bin", 0o1|0o100, 0o644); err == nil || !strings.Contains(err.Error(), "cannot open") {
 			t.Errorf("mmap opened for writing: %v", err)
 		}
+	}
+}
+
+// TestRefuse: a refused backend fails Select and New with the reason,
+// auto on tmpfs for a whole-file read falls back from mmap to posix, and
+// restore makes it available again.
+func TestRefuse(t *testing.T) {
+	shm := storagetest.ShmDir(t)
+	why := errors.New("refused for the test")
+	restore := storage.Refuse("mmap", why)
+	if _, err := storage.Select("mmap", shm, storage.Options{}); err == nil || !strings.Contains(err.Error(), why.Error()) {
+		t.Errorf("Select of a refused backend: %v, want the reason", err)
+	}
+	if _, err := storage.New("mmap", storage.Options{}, ""); err == nil || !strings.Contains(err.Error(), why.Error()) {
+		t.Errorf("New of a refused backend: %v, want the reason", err)
+	}
+	if b, err := storage.Select("auto", shm, storage.Options{WholeFile: true}); err != nil || b.Name() != "posix" {
+		t.Errorf("auto with mmap refused: %v %v, want posix", b, err)
+	}
+	restore()
+	if b, err := storage.Select("auto", shm, storage.Options{WholeFile: true}); err != nil || b.Name() != "mmap" {
+		t.Errorf("auto after restore: %v %v, want mmap", b, err)
 	}
 }
