@@ -95,7 +95,7 @@ func (b fb) fields(t, slot, depth int) error {
 	for i := 0; i < n; i++ {
 		p := v + 4*i
 		f := p + b.u32(p)
-		b.vector(f, 16, 4) // custom_metadata
+		b.vector(f, 16, 4)                               // custom_metadata
 		if tt := b.field(f, 8); tt != 0 && b[tt] == 14 { // Union: typeIds
 			if u := b.table(f, 10); u != 0 {
 				b.vector(u, 6, 4)
@@ -203,8 +203,8 @@ func (b fb) checkBatch(rb int, bodyLen int64) error {
 	if b.field(rb, 10) != 0 {
 		return fmt.Errorf("a compressed record batch; send uncompressed IPC")
 	}
-	b.vector(rb, 6, 16)  // nodes
-	b.vector(rb, 12, 8)  // variadicBufferCounts
+	b.vector(rb, 6, 16) // nodes
+	b.vector(rb, 12, 8) // variadicBufferCounts
 	v, n := b.vector(rb, 8, 16)
 	for i := 0; i < n; i++ {
 		p := v + 16*i

@@ -23,8 +23,8 @@ const (
 
 // SendOptions configure a Sender.
 type SendOptions struct {
-	Protocol string      // zflow (default) or arrow
-	Send     netzc.Mode  // send path; default auto
+	Protocol string     // zflow (default) or arrow
+	Send     netzc.Mode // send path; default auto
 	ZeroCopy netzc.Options
 	Alloc    memory.Allocator // for the few buffers the IPC writer makes
 	// EndTimeout bounds the wait for the receiver's acknowledgement of the
@@ -54,11 +54,11 @@ type Sender struct {
 	closed bool
 
 	// zflow: the receiver's frames, from the reading goroutine.
-	mu      sync.Mutex
-	credit  int64
-	peerErr error // the receiver's error frame, or the connection's end
-	acked   bool
-	wake    chan struct{} // a token when credit, ack or peerErr changed
+	mu         sync.Mutex
+	credit     int64
+	peerErr    error // the receiver's error frame, or the connection's end
+	acked      bool
+	wake       chan struct{} // a token when credit, ack or peerErr changed
 	readerDone chan struct{}
 }
 

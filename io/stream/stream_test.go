@@ -260,7 +260,7 @@ func TestBackpressure(t *testing.T) {
 // connection is named as such.
 func TestErrors(t *testing.T) {
 	for _, tc := range []struct {
-		name, proto string
+		name, proto   string
 		receiverFails bool
 		senderAborts  bool
 		cut           bool
