@@ -40,6 +40,7 @@ type Receiver struct {
 	cr     *countReader
 	rdr    *ipc.Reader
 	fm     *frameMsgReader // zflow
+	mr     ipc.MessageReader
 	st     RecvStats
 	credit int
 	ended  bool
@@ -124,8 +125,19 @@ func NewReceiver(ctx context.Context, conn net.Conn, opts RecvOptions) (*Receive
 		}
 		return nil, fmt.Errorf("stream: read the schema from %s: %w", conn.RemoteAddr(), r.cutError(err))
 	}
-	r.rdr = rdr
+	r.rdr, r.mr = rdr, mr
 	return r, nil
+}
+
+// SetAlloc changes the allocator message bodies are read into, for a
+// Receiver made before its run (the schema read at compile time).
+func (r *Receiver) SetAlloc(mem memory.Allocator) {
+	if r.fm != nil {
+		r.fm.mem = mem
+	}
+	if pm, ok := r.mr.(*plainMsgReader); ok {
+		pm.mem = mem
+	}
 }
 
 // Schema is the stream's schema.
@@ -144,7 +156,7 @@ func (r *Receiver) Start() error {
 func (r *Receiver) write(bufs ...[]byte) error {
 	nb := net.Buffers(bufs)
 	if _, err := nb.WriteTo(r.conn); err != nil {
-		return fmt.Errorf("stream: write to the sender at %s: %w", r.conn.RemoteAddr(), err)
+		return fmt.Errorf("stream: connection from %s closed after batch %d of a stream that did not end (write: %w)", r.conn.RemoteAddr(), r.st.Batches, err)
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -60,6 +61,8 @@ type Sender struct {
 	acked      bool
 	wake       chan struct{} // a token when credit, ack or peerErr changed
 	readerDone chan struct{}
+	sent       atomic.Int64  // st.Batches, for the reading goroutine's messages
+	peer       *netzc.Reader // the receiver's frames, read outside the netpoller
 }
 
 // Dial connects to addr, retrying with exponential back-off (from 10ms,
@@ -171,6 +174,11 @@ func (s *Sender) handshake(ctx context.Context) error {
 		return fmt.Errorf("%w: handshake: got a %s frame, want hello", ErrFrame, h.Type)
 	}
 	s.conn.SetReadDeadline(time.Time{})
+	pr, err := netzc.NewReader(s.conn)
+	if err != nil {
+		return fmt.Errorf("stream: %w", err)
+	}
+	s.peer = pr
 	s.readerDone = make(chan struct{})
 	go s.readPeer()
 	return nil
@@ -181,13 +189,13 @@ func (s *Sender) readPeer() {
 	defer close(s.readerDone)
 	var hdr [HeaderSize]byte
 	for {
-		h, p, err := readFrame(s.conn, hdr[:], 0)
+		h, p, err := readFrame(s.peer, hdr[:], 0)
 		s.mu.Lock()
 		switch {
 		case err != nil:
 			if s.peerErr == nil && !s.acked {
 				if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) {
-					s.peerErr = fmt.Errorf("stream: the receiver at %s closed the connection after batch %d without an error or an acknowledgement", s.conn.RemoteAddr(), s.st.Batches)
+					s.peerErr = fmt.Errorf("stream: the receiver at %s closed the connection after batch %d without an error or an acknowledgement", s.conn.RemoteAddr(), s.sent.Load())
 				} else {
 					s.peerErr = fmt.Errorf("stream: reading from the receiver at %s: %w", s.conn.RemoteAddr(), err)
 				}
@@ -293,6 +301,7 @@ func (s *Sender) Write(ctx context.Context, rec arrow.RecordBatch, carrier [Carr
 	}
 	s.st.Batches++
 	s.st.Rows += rec.NumRows()
+	s.sent.Store(s.st.Batches)
 	return nil
 }
 
@@ -408,6 +417,9 @@ func (s *Sender) closeConn(abort bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	s.snd.Close(ctx, abort)
+	if s.peer != nil {
+		s.peer.Close()
+	}
 	if s.readerDone != nil {
 		<-s.readerDone
 	}
