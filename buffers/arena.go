@@ -1,14 +1,17 @@
 package buffers
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 )
 
 // Kind is the backing an arena asks for. Each kind is the start of a
@@ -271,6 +274,27 @@ func (ar *Arena) remove(m *mapping) error {
 	ar.byKind[m.got].Add(-int64(m.size))
 	ar.extentsN[m.got].Add(-1)
 	return m.unmap()
+}
+
+// Extents returns the arena's extents mapped so far (the regions size
+// classes are carved from; large allocations' own mappings are not
+// included), sorted by address. It is what an io_uring ring registers as
+// fixed buffers (IORING_REGISTER_BUFFERS) so reads land straight in the
+// Arrow buffers carved from them. The slices stay valid until
+// Allocator.Close; extents mapped later are not in this list.
+func (ar *Arena) Extents() [][]byte {
+	ar.mu.Lock()
+	out := make([][]byte, 0, len(ar.maps))
+	for _, m := range ar.maps {
+		if !m.large {
+			out = append(out, bytesAt(m.base, m.size))
+		}
+	}
+	ar.mu.Unlock()
+	slices.SortFunc(out, func(a, b []byte) int {
+		return cmp.Compare(uintptr(unsafe.Pointer(unsafe.SliceData(a))), uintptr(unsafe.Pointer(unsafe.SliceData(b))))
+	})
+	return out
 }
 
 // closeAll unmaps every mapping left.

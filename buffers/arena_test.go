@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/zflowdev/zflow/topology"
 )
@@ -319,4 +320,32 @@ func TestQuietFallback(t *testing.T) {
 			t.Errorf("quiet %v: fallbacks %q, log:\n%s\nwant one record at %s", c.quiet, rep.Fallbacks, logged, c.level)
 		}
 	}
+}
+
+func TestExtents(t *testing.T) {
+	a, _ := newTest(t, ArenaConfig{Kind: KindPlain, ExtentSize: 4 << 20})
+	small := a.Allocate(1000)
+	large := a.Allocate(8 << 20) // a mapping of its own, not an extent
+	ext := a.Arena().Extents()
+	if len(ext) == 0 {
+		t.Fatal("no extent after a small allocation")
+	}
+	within := func(b []byte) bool {
+		p := uintptr(unsafe.Pointer(&b[0]))
+		for _, e := range ext {
+			base := uintptr(unsafe.Pointer(&e[0]))
+			if p >= base && p+uintptr(len(b)) <= base+uintptr(len(e)) {
+				return true
+			}
+		}
+		return false
+	}
+	if !within(small) {
+		t.Error("a class block is not inside any extent")
+	}
+	if within(large) {
+		t.Error("a large allocation's mapping is listed as an extent")
+	}
+	a.Free(small)
+	a.Free(large)
 }

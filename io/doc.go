@@ -1,20 +1,25 @@
-// Package io holds only subpackages: the storage and network backend
-// contracts (batched positional read/write into caller-owned buffers,
-// zero-copy send with a completion that says when a buffer is free again)
-// and their implementations: uring (io_uring through giouring), posix, mmap,
-// zero-copy sockets (MSG_ZEROCOPY, SEND_ZC) and rdma-style one-sided access.
-// Each backend probes itself at run time; the engine falls back to posix
-// with a logged reason, never silently.
+// Package io holds only subpackages, so that no package a file operator
+// imports is named io (which the standard library's io would shadow):
 //
-// Built so far on the network side:
+//   - io/storage (package storage): the storage backends' contract —
+//     Backend, File with batched positional reads and writes into
+//     caller-owned buffers, an io.ReaderAt adapter — their registry, and
+//     Select, which picks a backend per file system and device and says
+//     why;
+//   - io/posix, io/uring, io/mmap: the backends (pread/pwrite; io_uring
+//     through giouring; read-only mappings with zero-copy Arrow IPC);
+//   - io/netzc (package netzc): send paths for a TCP socket — copy (writev
+//     from the caller's buffers), msg_zerocopy (MSG_ZEROCOPY, buffers
+//     released only when the error queue reports their completion, copied
+//     completions counted) — and auto, which picks between them per
+//     message size with a reason; uring_zc (SEND_ZC) is not built yet;
+//   - io/stream (package stream): Arrow IPC record batches over TCP, as a
+//     plain Arrow stream or in the zflow protocol (handshake, credit,
+//     sequence numbers, trace carrier, checked end), used by the tcp_out
+//     sink and the tcp_in source; the wire format is docs/stream.md;
+//   - later: rdma-style one-sided access.
 //
-//   - netzc: send paths for a TCP socket — copy (writev from the caller's
-//     buffers), msg_zerocopy (MSG_ZEROCOPY, buffers released only when the
-//     error queue reports their completion, copied completions counted) —
-//     and auto, which picks between them per message size with a reason.
-//     uring_zc waits for io/uring.
-//   - stream: Arrow IPC record batches over TCP, as a plain Arrow stream or
-//     in the zflow protocol (handshake, credit, sequence numbers, trace
-//     carrier, checked end); the tcp_out sink and tcp_in source use it. The
-//     wire format is docs/stream.md.
+// Each backend probes itself at run time; auto falls back to posix with
+// the reason, never silently, and an explicit choice that cannot run fails
+// with it.
 package io

@@ -1,0 +1,156 @@
+//go:build linux
+
+package mmap
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/ipc"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/zflowdev/zflow/io/storage"
+)
+
+// Adopt returns rec with every buffer that points into the mapping
+// replaced by a slice of the mapping's Arrow buffer (which retains the
+// mapping), and every other buffer retained as it is; it releases rec.
+// The caller owns the result: the mapping stays until it and every array
+// taken from it are released. Nothing is copied.
+func (m *Mapping) Adopt(rec arrow.RecordBatch) arrow.RecordBatch {
+	defer rec.Release()
+	cols := make([]arrow.Array, rec.NumCols())
+	for i, c := range rec.Columns() {
+		d := m.adoptData(c.Data())
+		cols[i] = array.MakeFromData(d)
+		d.Release()
+	}
+	out := array.NewRecordBatch(rec.Schema(), cols, rec.NumRows())
+	for _, c := range cols {
+		c.Release()
+	}
+	return out
+}
+
+// adoptData rebuilds d over the mapping; the caller releases the result.
+func (m *Mapping) adoptData(d arrow.ArrayData) *array.Data {
+	bufs := make([]*memory.Buffer, len(d.Buffers()))
+	for i, b := range d.Buffers() {
+		if b == nil {
+			continue
+		}
+		if off, ok := m.contains(b.Bytes()); ok {
+			bufs[i] = memory.SliceBuffer(m.buf, off, b.Len())
+		} else {
+			b.Retain()
+			bufs[i] = b
+		}
+	}
+	children := make([]arrow.ArrayData, len(d.Children()))
+	for i, c := range d.Children() {
+		children[i] = m.adoptData(c)
+	}
+	var out *array.Data
+	dict := d.Dictionary()
+	if p, ok := dict.(*array.Data); ok && p == nil {
+		dict = nil // a typed nil: no dictionary
+	}
+	if dict != nil {
+		dd := m.adoptData(dict)
+		out = array.NewDataWithDictionary(d.DataType(), d.Len(), bufs, d.NullN(), d.Offset(), dd)
+		dd.Release()
+	} else {
+		out = array.NewData(d.DataType(), d.Len(), bufs, children, d.NullN(), d.Offset())
+	}
+	for _, b := range bufs {
+		if b != nil {
+			b.Release()
+		}
+	}
+	for _, c := range children {
+		c.Release()
+	}
+	return out
+}
+
+// IPCFile is an Arrow IPC file read through a mapping, with zero copies:
+// the arrays of its records point into the mapping (see Adopt).
+type IPCFile struct {
+	f        *File
+	r        *ipc.FileReader
+	zeroCopy bool
+	why      string
+}
+
+// OpenIPC maps path and opens it as an Arrow IPC file; mem is what the
+// reader allocates from (metadata, and buffers it must decompress).
+func OpenIPC(path string, mem memory.Allocator) (*IPCFile, error) {
+	f, err := Open(path, 0, 0, storage.Options{WholeFile: true})
+	if err != nil {
+		return nil, err
+	}
+	x := &IPCFile{f: f, zeroCopy: true}
+	x.r, err = mappedReader(f.Bytes(), mem)
+	if errors.Is(err, errMappedDict) {
+		// Read the same mapped bytes through ReadAt: correct, but the
+		// record bodies are copied into mem.
+		x.zeroCopy, x.why = false, err.Error()
+		x.r, err = ipc.NewFileReader(bytes.NewReader(f.Bytes()), ipc.WithAllocator(mem))
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("mmap: read %s as an Arrow IPC file: %w", path, err)
+	}
+	return x, nil
+}
+
+// errMappedDict is why a file with dictionaries is read with copies.
+var errMappedDict = errors.New("arrow-go v18.8's NewMappedFileReader cannot read dictionary-encoded fields (it panics on a nil dictionary memo), so this file's bodies are copied")
+
+// mappedReader is ipc.NewMappedFileReader with its panic on dictionary
+// fields turned into errMappedDict.
+func mappedReader(data []byte, mem memory.Allocator) (r *ipc.FileReader, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			r, err = nil, errMappedDict
+		}
+	}()
+	return ipc.NewMappedFileReader(data, ipc.WithAllocator(mem))
+}
+
+// ZeroCopy says whether the records' arrays point into the mapping, and if
+// not, why.
+func (x *IPCFile) ZeroCopy() (bool, string) { return x.zeroCopy, x.why }
+
+// Schema is the file's schema.
+func (x *IPCFile) Schema() *arrow.Schema { return x.r.Schema() }
+
+// NumRecords is the number of record batches in the file.
+func (x *IPCFile) NumRecords() int { return x.r.NumRecords() }
+
+// Mapping is the file's mapping.
+func (x *IPCFile) Mapping() *Mapping { return x.f.m }
+
+// Record returns record batch i, its arrays pointing into the mapping;
+// the caller owns it and must Release it.
+func (x *IPCFile) Record(i int) (arrow.RecordBatch, error) {
+	rec, err := x.r.RecordAt(i)
+	if err != nil {
+		return nil, fmt.Errorf("mmap: record %d of %s: %w", i, x.f.name, err)
+	}
+	return x.f.m.Adopt(rec), nil
+}
+
+// Close closes the reader and drops the file's reference to the mapping;
+// records still held keep it mapped.
+func (x *IPCFile) Close() error {
+	err := x.r.Close()
+	x.f.Close()
+	if err != nil {
+		return fmt.Errorf("mmap: close %s: %w", x.f.name, err)
+	}
+	return nil
+}
