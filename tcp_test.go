@@ -128,3 +128,37 @@ func TestTCPCancel(t *testing.T) {
 		}
 	}
 }
+
+// TestTCPBuildErrors: bad parameters fail at compile time, naming the
+// parameter and what is wrong.
+func TestTCPBuildErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		b    *zflow.Builder
+		want string
+	}{
+		{"uring_zc", zflow.New("x").Source("g", "generate", tcpGen).
+			Sink("n", "tcp_out", &operators.TCPOutConfig{Address: "127.0.0.1:1", Send: "uring_zc"}, "g"),
+			"uring_zc (io_uring SEND_ZC) is not built yet"},
+		{"address", zflow.New("x").Source("g", "generate", tcpGen).
+			Sink("n", "tcp_out", &operators.TCPOutConfig{Address: "localhost"}, "g"),
+			`want HOST:PORT, got "localhost"`},
+		{"send mode", zflow.New("x").Source("g", "generate", tcpGen).
+			Sink("n", "tcp_out", &operators.TCPOutConfig{Address: "127.0.0.1:1", Send: "fast"}, "g"),
+			`fast`},
+		{"listen", zflow.New("x").Source("in", "tcp_in", &operators.TCPInConfig{Listen: "7070", Schema: []operators.ColumnDef{{Name: "a", Type: "int64"}}}).
+			Sink("out", "discard", nil, "in"),
+			`want HOST:PORT, got "7070"`},
+		{"credit", zflow.New("x").Source("in", "tcp_in", &operators.TCPInConfig{Listen: "127.0.0.1:1", Credit: -1, Schema: []operators.ColumnDef{{Name: "a", Type: "int64"}}}).
+			Sink("out", "discard", nil, "in"),
+			`want 1 to 1048576, got -1`},
+		{"no sender at compile time", zflow.New("x").Source("in", "tcp_in", &operators.TCPInConfig{Listen: freeAddr(t), AcceptTimeout: 100 * time.Millisecond}).
+			Sink("out", "discard", nil, "in"),
+			`not given, so the stream's schema was to be read at compile time: tcp_in: stream: no sender connected to`},
+	} {
+		_, err := tc.b.Build()
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v\nwant %q", tc.name, err, tc.want)
+		}
+	}
+}
