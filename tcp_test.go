@@ -94,6 +94,29 @@ func TestTCPErrorsBothSides(t *testing.T) {
 	}
 }
 
+// TestTCPLimitDownstream: a receiving pipeline that needs no more rows
+// succeeds, and its sender fails saying why.
+func TestTCPLimitDownstream(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	addr := freeAddr(t)
+	cols := []operators.ColumnDef{{Name: "a", Type: "int64"}, {Name: "s", Type: "string"}}
+	recv := zflow.New("recv").Source("in", "tcp_in", &operators.TCPInConfig{Listen: addr, Schema: cols}).
+		Transform("lim", "limit", &operators.LimitConfig{Count: 10}, "in").Sink("out", "discard", nil, "lim")
+	gen := *tcpGen
+	gen.Rows = 1 << 40
+	send := zflow.New("send").Source("g", "generate", &gen).
+		Sink("net", "tcp_out", &operators.TCPOutConfig{Address: addr}, "g")
+	rows, rerr, serr := runPair(t, recv, send, mem)
+	if rerr != nil || rows != 10 {
+		t.Fatalf("receiver: %d rows, %v", rows, rerr)
+	}
+	if serr == nil || !strings.Contains(serr.Error(), "needed no more batches after batch") {
+		t.Fatalf("sender: %v", serr)
+	}
+}
+
 // TestTCPCancel: a tcp_in waiting for its sender and a tcp_out retrying
 // its connection both end promptly when the run is cancelled, leaving no
 // goroutine and no memory.

@@ -155,11 +155,15 @@ func (s *tcpInSource) Run(ctx context.Context, out engine.Emitter) (err error) {
 	}
 	s.ic.SetAttributes(engine.AttrIOBackend.String("net"),
 		engine.AttrIOBackendReason.String("receives with read(2) into the pool's buffers (io_uring multishot receive is not built yet)"))
+	stopped := false
 	defer func() {
 		st := s.r.Stats()
 		// The kernel copies what it received into the pool's buffers.
 		s.ic.Ledger.Copied("socket receive (kernel copy)", st.Bytes)
 		switch {
+		case stopped:
+			// Tell the sender why the rest of its stream was not read.
+			s.r.Fail(fmt.Errorf("the receiving pipeline needed no more batches after batch %d (a limit downstream of tcp_in); the rest of the stream was not read", st.Batches))
 		case errors.Is(err, context.Canceled):
 			s.r.Fail(errors.New("the receiving run failed or was cancelled"))
 		case err != nil:
@@ -206,6 +210,7 @@ func (s *tcpInSource) Run(ctx context.Context, out engine.Emitter) (err error) {
 		}
 		if err != nil {
 			if errors.Is(err, engine.ErrStop) {
+				stopped = true
 				return nil
 			}
 			return err
