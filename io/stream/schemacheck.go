@@ -203,7 +203,25 @@ func (b fb) checkBatch(rb int, bodyLen int64) error {
 	if b.field(rb, 10) != 0 {
 		return fmt.Errorf("a compressed record batch; send uncompressed IPC")
 	}
-	b.vector(rb, 6, 16) // nodes
+	// Rows and node lengths: every value of every array but the null type
+	// (and empty structs) takes at least a bit of the body, so a length
+	// beyond 8 bits per body byte is a lie that would make decoding and
+	// validation loop over values that are not there.
+	maxLen := 8*bodyLen + 1<<16
+	if p := b.field(rb, 4); p != 0 {
+		if n := int64(binary.LittleEndian.Uint64(b[p : p+8])); n < 0 || n > maxLen {
+			return fmt.Errorf("a record batch of %d rows in a %d-byte body", n, bodyLen)
+		}
+	}
+	nv, nn := b.vector(rb, 6, 16) // nodes: length, null_count
+	for i := 0; i < nn; i++ {
+		p := nv + 16*i
+		ln := int64(binary.LittleEndian.Uint64(b[p : p+8]))
+		nulls := int64(binary.LittleEndian.Uint64(b[p+8 : p+16]))
+		if ln < 0 || ln > maxLen || nulls < 0 || nulls > ln {
+			return fmt.Errorf("array %d claims %d values (%d null) in a %d-byte body", i, ln, nulls, bodyLen)
+		}
+	}
 	b.vector(rb, 12, 8) // variadicBufferCounts
 	v, n := b.vector(rb, 8, 16)
 	for i := 0; i < n; i++ {
