@@ -1,0 +1,36 @@
+// Package netzc sends scatter-gather lists of buffers on a TCP socket with
+// one of three send paths, and tells its caller when each list's memory is
+// free again:
+//
+//   - copy: writev(2) of the caller's buffers as they are (no staging
+//     buffer); the kernel copies them into socket buffers before the call
+//     returns, so the release callback runs at once. Every byte is counted
+//     as copied by the kernel.
+//   - msg_zerocopy: SO_ZEROCOPY and sendmsg(2) with MSG_ZEROCOPY (Linux ≥
+//     4.14, see the kernel's Documentation/networking/msg_zerocopy.rst).
+//     The kernel pins the pages and sends from them; each successful
+//     sendmsg gets the next 32-bit notification id, and the kernel reports
+//     ranges of finished ids on the socket's error queue
+//     (recvmsg(MSG_ERRQUEUE), a sock_extended_err with origin
+//     SO_EE_ORIGIN_ZEROCOPY). A list's release callback runs only once the
+//     ids of all its sendmsg calls are reported: before that the kernel may
+//     still read the memory. A notification with SO_EE_CODE_ZEROCOPY_COPIED
+//     says the kernel copied after all (always, on loopback); its bytes are
+//     counted as copied, not as zero-copy.
+//   - uring_zc: io_uring IORING_OP_SEND_ZC. Not built yet (it waits for the
+//     io/uring package); asking for it is an error that says so.
+//
+// auto uses msg_zerocopy for lists of at least Options.Threshold bytes when
+// the socket accepts SO_ZEROCOPY, and copy otherwise; Reason says why.
+// Pinning pages and reading the error queue cost more than copying a small
+// message, hence the threshold (64 KiB by default, where zero-copy stops
+// losing to writev in the kernel's own measurements).
+//
+// Completions are reaped by the sending goroutine itself (after each send,
+// and while waiting in Flush or when more than Options.MaxInFlight bytes
+// await completion): the error queue is read with recvmsg(MSG_DONTWAIT)
+// and waited on with poll(2), outside Go's netpoller, so another goroutine
+// may read the connection's data at the same time.
+//
+// On platforms other than Linux only copy exists.
+package netzc

@@ -1,0 +1,170 @@
+package netzc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+)
+
+// Mode is a send path.
+type Mode string
+
+// The send paths.
+const (
+	Auto        Mode = "auto"
+	Copy        Mode = "copy"
+	MsgZeroCopy Mode = "msg_zerocopy"
+	UringZC     Mode = "uring_zc"
+)
+
+// Modes lists the modes a caller may ask for.
+var Modes = []Mode{Auto, Copy, MsgZeroCopy, UringZC}
+
+// ParseMode checks s.
+func ParseMode(s string) (Mode, error) {
+	for _, m := range Modes {
+		if string(m) == s {
+			return m, nil
+		}
+	}
+	names := make([]string, len(Modes))
+	for i, m := range Modes {
+		names[i] = string(m)
+	}
+	return "", fmt.Errorf("netzc: unknown send mode %q (known: %s)", s, strings.Join(names, ", "))
+}
+
+// DefaultThreshold is the smallest list auto sends with MSG_ZEROCOPY.
+const DefaultThreshold = 64 << 10
+
+// DefaultMaxInFlight bounds the bytes sent with zero copy whose completion
+// has not arrived yet; a send beyond it waits for completions first.
+const DefaultMaxInFlight = 64 << 20
+
+// ErrUnsupported says a send path does not exist on this platform or kernel.
+var ErrUnsupported = errors.New("netzc: send path not supported")
+
+// Options tune a Sender. The zero value means the defaults.
+type Options struct {
+	Threshold   int // auto: lists of at least this many bytes go zero-copy
+	MaxInFlight int // zero-copy bytes awaiting completion before Send waits
+}
+
+func (o Options) withDefaults() Options {
+	if o.Threshold <= 0 {
+		o.Threshold = DefaultThreshold
+	}
+	if o.MaxInFlight <= 0 {
+		o.MaxInFlight = DefaultMaxInFlight
+	}
+	return o
+}
+
+// Stats count what a Sender did. CopiedBytes are the bytes the kernel
+// copied: all of a copy send, and those of zero-copy sends whose
+// completion carried the copied flag; ZeroCopyBytes the bytes it sent from
+// the caller's memory.
+type Stats struct {
+	Sends             int64 // Send calls
+	Bytes             int64 // bytes sent
+	Syscalls          int64 // writev/sendmsg calls
+	ZeroCopySends     int64 // sendmsg calls with MSG_ZEROCOPY
+	Completions       int64 // zero-copy notification ids completed
+	CopiedCompletions int64 // of which the kernel reported it copied
+	CopiedBytes       int64
+	ZeroCopyBytes     int64
+}
+
+// Sender sends lists of buffers on one connection. It is used by one
+// goroutine at a time.
+type Sender interface {
+	// Send writes every byte of bufs, in order. release (may be nil) is
+	// called exactly once, error or not, when the kernel no longer reads
+	// bufs: before Send returns on the copy path, after the completion on a
+	// zero-copy one (from a later Send, Flush or Close). A caller keeps
+	// bufs' memory alive until then.
+	Send(bufs [][]byte, release func()) error
+	// Flush waits until every release has run.
+	Flush(ctx context.Context) error
+	// Close waits for outstanding completions (up to ctx) and releases
+	// what is left; with abort it first resets the connection
+	// (SO_LINGER 0), which drops unsent data, so the kernel holds no page
+	// of a released buffer. It closes the connection.
+	Close(ctx context.Context, abort bool) error
+	// Mode is the path in use (auto resolved), Reason why it was chosen.
+	Mode() Mode
+	Reason() string
+	Stats() Stats
+}
+
+// New returns a Sender for conn with mode. It fails when mode cannot be
+// had (msg_zerocopy refused by the kernel, uring_zc not built); auto never
+// fails for lack of zero copy, it falls back to copy with a reason.
+func New(conn *net.TCPConn, mode Mode, opts Options) (Sender, error) {
+	opts = opts.withDefaults()
+	switch mode {
+	case Copy:
+		return newCopy(conn, "send: copy asked for"), nil
+	case UringZC:
+		return nil, fmt.Errorf("%w: uring_zc needs the io/uring package, which is not built yet; use msg_zerocopy or copy", ErrUnsupported)
+	case MsgZeroCopy, Auto:
+		return newZeroCopy(conn, mode, opts)
+	}
+	return nil, fmt.Errorf("netzc: unknown send mode %q", mode)
+}
+
+// total is the byte length of bufs.
+func total(bufs [][]byte) int {
+	n := 0
+	for _, b := range bufs {
+		n += len(b)
+	}
+	return n
+}
+
+// copySender is the copy path: net.Buffers, which is writev(2) where the
+// platform has it.
+type copySender struct {
+	conn   *net.TCPConn
+	reason string
+	st     Stats
+	iov    net.Buffers
+}
+
+func newCopy(conn *net.TCPConn, reason string) *copySender {
+	return &copySender{conn: conn, reason: reason}
+}
+
+func (s *copySender) Send(bufs [][]byte, release func()) error {
+	if release != nil {
+		defer release()
+	}
+	n := total(bufs)
+	s.iov = append(s.iov[:0], bufs...)
+	iov := s.iov // WriteTo consumes the slice it is called on
+	_, err := iov.WriteTo(s.conn)
+	clear(s.iov)
+	s.st.Sends++
+	s.st.Syscalls++
+	if err != nil {
+		return fmt.Errorf("netzc: writev %d bytes: %w", n, err)
+	}
+	s.st.Bytes += int64(n)
+	s.st.CopiedBytes += int64(n)
+	return nil
+}
+
+func (s *copySender) Flush(context.Context) error { return nil }
+
+func (s *copySender) Close(_ context.Context, abort bool) error {
+	if abort {
+		_ = s.conn.SetLinger(0)
+	}
+	return s.conn.Close()
+}
+
+func (s *copySender) Mode() Mode     { return Copy }
+func (s *copySender) Reason() string { return s.reason }
+func (s *copySender) Stats() Stats   { return s.st }
