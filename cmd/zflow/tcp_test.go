@@ -43,14 +43,8 @@ const tcpSchema = `
 // loopback, with both protocols, and compares what arrives with the same
 // rows written directly; then kills either side mid-stream.
 func TestTCPTwoProcesses(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the binary")
-	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "zflow")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildBinary(t, dir)
 	run := func(yaml string) *exec.Cmd {
 		cmd := exec.Command(bin, "run", "--quiet", writeTemp(t, dir, fmt.Sprintf("p%d.yaml", time.Now().UnixNano()), yaml))
 		cmd.Dir = dir
@@ -82,7 +76,7 @@ sinks:
 	}
 
 	for _, proto := range []string{"zflow", "arrow"} {
-		for _, send := range []string{"auto", "copy", "msg_zerocopy"} {
+		for _, send := range []string{"auto", "copy", "msg_zerocopy", "uring_zc"} {
 			t.Run(proto+"/"+send, func(t *testing.T) {
 				addr := freePort(t)
 				out := proto + "_" + send + ".csv"
@@ -129,7 +123,7 @@ sinks:
 		}
 	}
 
-	endless := func(addr, proto string) string {
+	endless := func(addr, proto, send string) string {
 		return fmt.Sprintf(`
 version: 1
 name: endless
@@ -139,8 +133,8 @@ sources:
     rows: 1000000000000
     columns:%s
 sinks:
-  net: {type: tcp_out, inputs: [g], address: %s, protocol: %s}
-`, tcpColumns, addr, proto)
+  net: {type: tcp_out, inputs: [g], address: %s, protocol: %s, send: %s}
+`, tcpColumns, addr, proto, send)
 	}
 	receiver := func(addr, proto, out string) string {
 		return fmt.Sprintf(`
@@ -171,7 +165,7 @@ sinks:
 			addr := freePort(t)
 			out := "killed_sender_" + proto + ".csv"
 			recv := run(receiver(addr, proto, out))
-			snd := run(endless(addr, proto))
+			snd := run(endless(addr, proto, "auto"))
 			waitData(t, snd, 1500*time.Millisecond)
 			snd.Process.Signal(syscall.SIGKILL)
 			snd.Wait()
@@ -186,29 +180,31 @@ sinks:
 				t.Fatalf("the receiver left %s: %v", out, err)
 			}
 		})
-		t.Run("kill receiver/"+proto, func(t *testing.T) {
-			addr := freePort(t)
-			recv := run(receiver(addr, proto, "killed_receiver_"+proto+".csv"))
-			snd := run(endless(addr, proto))
-			waitData(t, recv, 1500*time.Millisecond)
-			recv.Process.Signal(syscall.SIGKILL)
-			recv.Wait()
-			done := make(chan error, 1)
-			go func() { done <- snd.Wait() }()
-			select {
-			case err := <-done:
-				if err == nil {
-					t.Fatal("the sender succeeded after its receiver was killed")
+		for _, send := range []string{"auto", "uring_zc"} {
+			t.Run("kill receiver/"+proto+"/"+send, func(t *testing.T) {
+				addr := freePort(t)
+				recv := run(receiver(addr, proto, "killed_receiver_"+proto+"_"+send+".csv"))
+				snd := run(endless(addr, proto, send))
+				waitData(t, recv, 1500*time.Millisecond)
+				recv.Process.Signal(syscall.SIGKILL)
+				recv.Wait()
+				done := make(chan error, 1)
+				go func() { done <- snd.Wait() }()
+				select {
+				case err := <-done:
+					if err == nil {
+						t.Fatal("the sender succeeded after its receiver was killed")
+					}
+				case <-time.After(20 * time.Second):
+					snd.Process.Kill()
+					<-done
+					t.Fatal("the sender did not notice its receiver was killed in 20 s")
 				}
-			case <-time.After(20 * time.Second):
-				snd.Process.Kill()
-				<-done
-				t.Fatal("the sender did not notice its receiver was killed in 20 s")
-			}
-			msg := stderr(snd)
-			if !strings.Contains(msg, "tcp_out") || !(strings.Contains(msg, "closed the connection") || strings.Contains(msg, "reset by peer") || strings.Contains(msg, "broken pipe")) {
-				t.Fatalf("the sender's error does not say the receiver went away:\n%s", msg)
-			}
-		})
+				msg := stderr(snd)
+				if !strings.Contains(msg, "tcp_out") || !(strings.Contains(msg, "closed the connection") || strings.Contains(msg, "reset by peer") || strings.Contains(msg, "broken pipe")) {
+					t.Fatalf("the sender's error does not say the receiver went away:\n%s", msg)
+				}
+			})
+		}
 	}
 }

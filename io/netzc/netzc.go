@@ -100,7 +100,8 @@ type Sender interface {
 }
 
 // New returns a Sender for conn with mode. It fails when mode cannot be
-// had (msg_zerocopy refused by the kernel, uring_zc not built); auto never
+// had (msg_zerocopy refused by the kernel, uring_zc not linked or without
+// kernel support: see UringZCSupport); auto never
 // fails for lack of zero copy, it falls back to copy with a reason.
 func New(conn *net.TCPConn, mode Mode, opts Options) (Sender, error) {
 	opts = opts.withDefaults()
@@ -108,12 +109,51 @@ func New(conn *net.TCPConn, mode Mode, opts Options) (Sender, error) {
 	case Copy:
 		return newCopy(conn, "send: copy asked for"), nil
 	case UringZC:
-		return nil, fmt.Errorf("%w: uring_zc needs the io/uring package, which is not built yet; use msg_zerocopy or copy", ErrUnsupported)
+		if err := UringZCSupport(); err != nil {
+			return nil, err
+		}
+		return uringZC.open(conn, opts)
 	case MsgZeroCopy, Auto:
 		return newZeroCopy(conn, mode, opts)
 	}
 	return nil, fmt.Errorf("netzc: unknown send mode %q", mode)
 }
+
+// uringZC is the uring_zc path, set by io/netzc/uringzc when a binary
+// links it. It lives in its own package because io_uring comes through
+// io/uring (giouring), which needs -ldflags=-checklinkname=0: netzc, and
+// every binary linking only netzc, stays free of that.
+var uringZC struct {
+	probe func() error
+	open  func(*net.TCPConn, Options) (Sender, error)
+}
+
+// RegisterUringZC installs the uring_zc path: probe says why it cannot be
+// used here (nil if it can), open makes its Sender. io/netzc/uringzc calls
+// it in init; a second registration panics.
+func RegisterUringZC(probe func() error, open func(*net.TCPConn, Options) (Sender, error)) {
+	if uringZC.open != nil {
+		panic("netzc: uring_zc registered twice")
+	}
+	uringZC.probe, uringZC.open = probe, open
+}
+
+// UringZCSupport is nil when New can make a uring_zc Sender, else the
+// reason: the path is not linked into this binary (import
+// io/netzc/uringzc), or the kernel has no IORING_OP_SEND_ZC, or io_uring
+// is refused.
+func UringZCSupport() error {
+	if uringZC.open == nil {
+		return fmt.Errorf("%w: uring_zc is not linked into this binary (it lives in io/netzc/uringzc, which needs -ldflags=-checklinkname=0)", ErrUnsupported)
+	}
+	if err := uringZC.probe(); err != nil {
+		return fmt.Errorf("%w: uring_zc: %v", ErrUnsupported, err)
+	}
+	return nil
+}
+
+// Total is the byte length of bufs.
+func Total(bufs [][]byte) int { return total(bufs) }
 
 // total is the byte length of bufs.
 func total(bufs [][]byte) int {
