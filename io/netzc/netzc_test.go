@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"runtime"
+	"strings"
 	"testing"
 )
 
@@ -56,12 +57,16 @@ func TestParseMode(t *testing.T) {
 	}
 }
 
-func TestUringZCNotBuilt(t *testing.T) {
+func TestUringZCNotLinked(t *testing.T) {
 	c, s := pair(t)
 	defer c.Close()
 	defer s.Close()
-	if _, err := New(c, UringZC, Options{}); !errors.Is(err, ErrUnsupported) {
-		t.Fatalf("uring_zc: %v, want ErrUnsupported", err)
+	// netzc alone does not link io/netzc/uringzc (and io/uring).
+	if _, err := New(c, UringZC, Options{}); !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), "not linked") {
+		t.Fatalf("uring_zc: %v, want ErrUnsupported saying it is not linked", err)
+	}
+	if err := UringZCSupport(); !errors.Is(err, ErrUnsupported) {
+		t.Errorf("UringZCSupport: %v", err)
 	}
 }
 

@@ -105,6 +105,10 @@ func NewZCSocket(fd, entries int) (*ZCSocket, error) {
 // Vectored says whether a send takes many buffers (SENDMSG_ZC).
 func (s *ZCSocket) Vectored() bool { return s.vectored }
 
+// SingleBuffer makes every later Submit a SEND_ZC of one buffer, as on a
+// kernel without SENDMSG_ZC: tests and benchmarks exercise that path here.
+func (s *ZCSocket) SingleBuffer() { s.vectored = false }
+
 // InFlight is the number of completions (results and notifications) not
 // reaped yet: zero when the kernel holds no reference to any buffer sent.
 func (s *ZCSocket) InFlight() int { return s.inflight }

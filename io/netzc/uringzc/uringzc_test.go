@@ -89,11 +89,17 @@ func TestSend(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
-	for _, maxInFlight := range []int{0, 300 << 10} {
+	for _, tc := range []struct {
+		maxInFlight int
+		single      bool // SEND_ZC per buffer, as on a kernel without SENDMSG_ZC
+	}{{0, false}, {300 << 10, false}, {0, true}} {
 		c, s := pair(t)
-		snd, err := New(c, netzc.Options{MaxInFlight: maxInFlight})
+		snd, err := New(c, netzc.Options{MaxInFlight: tc.maxInFlight})
 		if err != nil {
 			t.Fatal(err)
+		}
+		if tc.single {
+			snd.zs.SingleBuffer()
 		}
 		var want bytes.Buffer
 		got := make(chan []byte, 1)
@@ -158,6 +164,9 @@ func TestSend(t *testing.T) {
 		st := snd.Stats()
 		if st.Bytes != int64(want.Len()) {
 			t.Errorf("Stats.Bytes %d, want %d", st.Bytes, want.Len())
+		}
+		if tc.single && st.ZeroCopySends < 1500 {
+			t.Errorf("single-buffer sends: %d requests for more than 1500 buffers", st.ZeroCopySends)
 		}
 		if st.ZeroCopySends == 0 || st.Completions != st.ZeroCopySends {
 			t.Errorf("zero-copy sends %d, notifications %d", st.ZeroCopySends, st.Completions)
