@@ -12,7 +12,10 @@
 //     from the caller's buffers), msg_zerocopy (MSG_ZEROCOPY, buffers
 //     released only when the error queue reports their completion, copied
 //     completions counted) — and auto, which picks between them per
-//     message size with a reason; uring_zc (SEND_ZC) is not built yet;
+//     message size with a reason; uring_zc (io_uring SENDMSG_ZC, released
+//     on each request's notification) lives in io/netzc/uringzc and
+//     registers itself into netzc, so only binaries that import it link
+//     io/uring and need -checklinkname=0 (the zflow command does);
 //   - io/stream (package stream): Arrow IPC record batches over TCP, as a
 //     plain Arrow stream or in the zflow protocol (handshake, credit,
 //     sequence numbers, trace carrier, checked end), used by the tcp_out

@@ -17,11 +17,22 @@
 //     still read the memory. A notification with SO_EE_CODE_ZEROCOPY_COPIED
 //     says the kernel copied after all (always, on loopback); its bytes are
 //     counted as copied, not as zero-copy.
-//   - uring_zc: io_uring IORING_OP_SEND_ZC. Not built yet (it waits for the
-//     io/uring package); asking for it is an error that says so.
+//   - uring_zc: io_uring IORING_OP_SENDMSG_ZC (IORING_OP_SEND_ZC per buffer
+//     where the kernel lacks it), implemented in io/netzc/uringzc, which
+//     registers itself here (RegisterUringZC) when a binary imports it:
+//     io_uring comes through io/uring and giouring, which need
+//     -ldflags=-checklinkname=0, and netzc stays free of that. Each
+//     request's notification CQE releases like an error-queue completion
+//     above, and its IORING_NOTIF_USAGE_ZC_COPIED flag counts the bytes as
+//     copied. Without the package, or where the kernel has no SEND_ZC or
+//     refuses io_uring, asking for uring_zc fails with UringZCSupport's
+//     reason.
 //
 // auto uses msg_zerocopy for lists of at least Options.Threshold bytes when
-// the socket accepts SO_ZEROCOPY, and copy otherwise; Reason says why.
+// the socket accepts SO_ZEROCOPY, and copy otherwise; Reason says why. It
+// never picks uring_zc: on loopback (where the copy ledger can be checked)
+// both zero-copy paths lose to writev, and no NIC measurement says
+// uring_zc wins yet.
 // Pinning pages and reading the error queue cost more than copying a small
 // message, hence the threshold (64 KiB by default, where zero-copy stops
 // losing to writev in the kernel's own measurements).

@@ -20,7 +20,7 @@ import (
 )
 
 // pair returns the two ends of a loopback TCP connection.
-func pair(t *testing.T) (*net.TCPConn, *net.TCPConn) {
+func pair(t testing.TB) (*net.TCPConn, *net.TCPConn) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -44,7 +44,7 @@ func pair(t *testing.T) (*net.TCPConn, *net.TCPConn) {
 }
 
 // needZC skips when this kernel or process cannot send with io_uring.
-func needZC(t *testing.T) {
+func needZC(t testing.TB) {
 	t.Helper()
 	if _, err := uring.SendZCSupport(); err != nil {
 		t.Skipf("no io_uring SEND_ZC here: %v", err)
