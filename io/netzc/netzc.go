@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"time"
 )
 
 // Mode is a send path.
@@ -97,6 +98,27 @@ type Sender interface {
 	Mode() Mode
 	Reason() string
 	Stats() Stats
+}
+
+// WriteDeadliner is implemented by Senders that do not write through the
+// connection's netpoller (uring_zc): the connection's write deadline does
+// not reach their sends, so a caller that bounds a send sets it here too.
+// A send still waiting when the deadline passes is cancelled and fails with
+// an error wrapping os.ErrDeadlineExceeded; the stream is broken after it.
+type WriteDeadliner interface {
+	SetWriteDeadline(t time.Time) error
+}
+
+// SetWriteDeadline bounds the sends of snd and the writes on conn: the
+// connection's deadline, and the Sender's where it is a WriteDeadliner.
+func SetWriteDeadline(snd Sender, conn *net.TCPConn, t time.Time) error {
+	err := conn.SetWriteDeadline(t)
+	if d, ok := snd.(WriteDeadliner); ok {
+		if derr := d.SetWriteDeadline(t); err == nil {
+			err = derr
+		}
+	}
+	return err
 }
 
 // New returns a Sender for conn with mode. It fails when mode cannot be

@@ -278,6 +278,12 @@ func (s *Sender) Write(ctx context.Context, rec arrow.RecordBatch, carrier [Carr
 	if err != nil {
 		return err
 	}
+	// A send blocked on a receiver that stopped reading ends when ctx does:
+	// the write deadline (the connection's, and the send path's own where
+	// it writes outside the netpoller) passes at once. The stream is broken
+	// after that; the caller aborts it.
+	stop := context.AfterFunc(ctx, func() { _ = netzc.SetWriteDeadline(s.snd, s.conn, time.Now()) })
+	defer stop()
 	seq := uint64(s.st.Batches + 1)
 	for i, m := range msgs {
 		var rel func()
@@ -295,6 +301,9 @@ func (s *Sender) Write(ctx context.Context, rec arrow.RecordBatch, carrier [Carr
 		if err := s.send(bufs, rel); err != nil {
 			if rel == nil {
 				release()
+			}
+			if cerr := ctx.Err(); cerr != nil {
+				return fmt.Errorf("stream: send batch %d to %s: %w (%v)", s.st.Batches+1, s.conn.RemoteAddr(), cerr, err)
 			}
 			return s.sendError(err)
 		}
@@ -390,7 +399,7 @@ func (s *Sender) Abort(cause error) {
 		if len(msg) > maxErrorPayload {
 			msg = msg[:maxErrorPayload]
 		}
-		s.conn.SetWriteDeadline(time.Now().Add(time.Second))
+		netzc.SetWriteDeadline(s.snd, s.conn, time.Now().Add(time.Second))
 		if s.snd.Send([][]byte{frame(FrameError, 0, len(msg), [CarrierSize]byte{}), msg}, nil) == nil {
 			// A reset would drop the frame: end our side in order and give
 			// the receiver a moment to read it and hang up.

@@ -15,6 +15,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// zcCancelTag is the user_data of the IORING_OP_ASYNC_CANCEL requests
+// Cancel submits; Reap consumes their completions itself.
+const zcCancelTag = ^uint64(0) - 1
+
 // IOVMax is the most buffers one vectored zero-copy send takes (IOV_MAX).
 const IOVMax = 1024
 
@@ -178,6 +182,31 @@ func (s *ZCSocket) Submit(tag uint64, bufs [][]byte) (int, error) {
 	return n, nil
 }
 
+// Cancel asks the kernel to cancel the request tagged tag
+// (IORING_OP_ASYNC_CANCEL): a send still waiting for socket space ends
+// with -ECANCELED (or the bytes it sent so far); its notification, if
+// More says one follows, still comes.
+func (s *ZCSocket) Cancel(tag uint64) error {
+	if s.closed {
+		return errors.New("uring: cancel a zero-copy send: ring closed")
+	}
+	sqe := s.r.GetSQE()
+	for try := 0; sqe == nil && try < 1000; try++ {
+		_, _ = s.r.Submit()
+		sqe = s.r.GetSQE()
+	}
+	if sqe == nil {
+		return errors.New("uring: cancel a zero-copy send: submission queue full")
+	}
+	sqe.PrepareCancel64(tag, 0)
+	sqe.UserData = zcCancelTag
+	s.inflight++
+	if _, err := s.r.Submit(); err != nil && !errors.Is(err, syscall.EINTR) && !errors.Is(err, syscall.EAGAIN) && !errors.Is(err, syscall.EBUSY) {
+		return fmt.Errorf("uring: submit a cancel: %w", err)
+	}
+	return nil
+}
+
 // Reap calls fn for every completion ready now, waiting up to wait (0: not
 // at all) for the first when none is.
 func (s *ZCSocket) Reap(wait time.Duration, fn func(ZCEvent)) error {
@@ -193,6 +222,10 @@ func (s *ZCSocket) Reap(wait time.Duration, fn func(ZCEvent)) error {
 	}
 	n := s.r.PeekBatchCQE(s.cqes)
 	for _, c := range s.cqes[:n] {
+		if c.UserData == zcCancelTag {
+			s.inflight-- // a cancel's own completion
+			continue
+		}
 		ev := ZCEvent{Tag: c.UserData, Res: c.Res}
 		if c.Flags&giouring.CQEFNotif != 0 {
 			ev.Notif = true

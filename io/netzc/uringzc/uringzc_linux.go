@@ -6,6 +6,8 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -56,6 +58,7 @@ type Sender struct {
 	last     uring.ZCEvent // the newest result
 	gotLast  bool
 	failed   error
+	deadline atomic.Int64 // UnixNano; sends still waiting then are cancelled (0: none)
 }
 
 // New makes a uring_zc Sender on conn; the error says why io_uring
@@ -91,6 +94,21 @@ func New(conn *net.TCPConn, opts netzc.Options) (*Sender, error) {
 func (s *Sender) Mode() netzc.Mode   { return netzc.UringZC }
 func (s *Sender) Reason() string     { return s.reason }
 func (s *Sender) Stats() netzc.Stats { return s.st }
+
+// SetWriteDeadline bounds later sends (netzc.WriteDeadliner): a request
+// still waiting for its result at t is cancelled and Send fails with
+// os.ErrDeadlineExceeded. It also sets conn's write deadline. The zero
+// time means no bound.
+// Another goroutine may call it while Send waits (stream.Sender.Write
+// does when its context ends).
+func (s *Sender) SetWriteDeadline(t time.Time) error {
+	d := int64(0)
+	if !t.IsZero() {
+		d = max(t.UnixNano(), 1)
+	}
+	s.deadline.Store(d)
+	return s.conn.SetWriteDeadline(t)
+}
 
 // InFlight is the number of completions the ring still expects (tests).
 func (s *Sender) InFlight() int { return s.zs.InFlight() }
@@ -141,11 +159,6 @@ func (s *Sender) Send(bufs [][]byte, release func()) error {
 			return s.attach(release, s.failed)
 		}
 		w := int(ev.Res)
-		if ev.More {
-			s.st.ZeroCopySends++
-			s.inflight += w
-		}
-		s.st.Bytes += int64(w)
 		for w > 0 {
 			if w >= len(rem[0]) {
 				w -= len(rem[0])
@@ -163,13 +176,27 @@ func (s *Sender) Send(bufs [][]byte, release func()) error {
 	return err
 }
 
-// waitResult reaps until the result of tag arrived.
+// waitResult reaps until the result of tag arrived. Past the write
+// deadline it cancels the request, still waits for its result, and fails.
 func (s *Sender) waitResult(tag uint64) (uring.ZCEvent, error) {
 	s.gotLast = false
+	cancelled := false
 	for !s.gotLast || s.last.Tag != tag {
 		if err := s.reap(20 * time.Millisecond); err != nil {
 			return uring.ZCEvent{}, err
 		}
+		if d := s.deadline.Load(); !cancelled && d != 0 && time.Now().UnixNano() >= d && (!s.gotLast || s.last.Tag != tag) {
+			if err := s.zs.Cancel(tag); err != nil {
+				s.failed = fmt.Errorf("uringzc: %w", err)
+				return uring.ZCEvent{}, s.failed
+			}
+			cancelled = true
+		}
+	}
+	if cancelled {
+		// Part of the list may have gone: the stream is broken.
+		s.failed = fmt.Errorf("uringzc: send waited past the write deadline and was cancelled (%d bytes of the request sent): %w", max(s.last.Res, 0), os.ErrDeadlineExceeded)
+		return s.last, s.failed
 	}
 	return s.last, nil
 }
@@ -217,6 +244,11 @@ func (s *Sender) event(ev uring.ZCEvent) {
 		c.result, c.more = true, ev.More
 		if ev.Res > 0 {
 			c.n = int(ev.Res)
+			s.st.Bytes += int64(c.n)
+		}
+		if ev.More {
+			s.st.ZeroCopySends++
+			s.inflight += c.n
 		}
 		s.last, s.gotLast = ev, true
 		return

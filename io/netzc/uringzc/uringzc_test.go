@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"syscall"
 	"testing"
 	"time"
@@ -193,20 +194,29 @@ func TestAbort(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The peer never reads: sends go on until the socket is full; a
-	// watchdog cuts the stream from the sender side with abort once they
-	// stall, as tcp_out's Abort does after a cancelled run.
+	// The peer never reads: sends go on until the socket is full and one
+	// waits in the kernel; the write deadline cancels it (as stream.Abort
+	// bounds its error frame), then Close aborts with lists still
+	// awaiting their notifications.
 	released, sends := 0, 0
 	var serr error
-	stall := time.AfterFunc(time.Second, func() { s.SetLinger(0); s.Close() })
-	defer stall.Stop()
+	var sender netzc.Sender = snd
+	if err := netzc.SetWriteDeadline(sender, c, time.Now().Add(500*time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
 	for i := 0; i < 64 && serr == nil; i++ {
 		buf := mem.Allocate(256 << 10)
 		sends++
 		serr = snd.Send([][]byte{buf}, func() { released++; mem.Free(buf) })
 	}
-	if serr == nil {
-		t.Fatal("64 sends of 256 KiB to a peer that reads nothing all succeeded")
+	if !errors.Is(serr, os.ErrDeadlineExceeded) {
+		t.Fatalf("sends to a peer that reads nothing: %v, want the write deadline", serr)
+	}
+	if err := snd.Send([][]byte{{1}}, nil); err == nil {
+		t.Error("a send after a cancelled one succeeded")
+	}
+	if snd.InFlight() == 0 {
+		t.Log("no notification pending at Close")
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
