@@ -28,6 +28,11 @@
 //     refuses io_uring, asking for uring_zc fails with UringZCSupport's
 //     reason.
 //
+// A Sender that writes outside Go's netpoller (uring_zc) implements
+// WriteDeadliner, since the connection's write deadline cannot reach it;
+// SetWriteDeadline sets both, and io/stream uses it to end a send blocked
+// on a stalled receiver when the run's context ends.
+//
 // auto uses msg_zerocopy for lists of at least Options.Threshold bytes when
 // the socket accepts SO_ZEROCOPY, and copy otherwise; Reason says why. It
 // never picks uring_zc: on loopback (where the copy ledger can be checked)

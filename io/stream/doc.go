@@ -18,8 +18,12 @@
 // ipc.Writer produces each message's metadata and body buffers (the
 // arrays' own buffers) through a PayloadWriter, and the Sender hands the
 // list of slices — header, body buffers, a shared zero pad — to a
-// netzc.Sender (writev, or MSG_ZEROCOPY with release on completion). The
-// batch is held until its last message's send completed.
+// netzc.Sender (writev, MSG_ZEROCOPY or io_uring SENDMSG_ZC, the latter
+// two with release on completion). The batch is held until its last
+// message's send completed. When Write's context ends during a send (a
+// receiver that stopped reading), the send's write deadline passes at once
+// (netzc.SetWriteDeadline, which reaches uring_zc too) and Write fails
+// with the context's error; the caller aborts the stream.
 //
 // Receiving reads each message's metadata into a small heap buffer, checks
 // its flatbuffer (arrow-go trusts vector lengths and buffer offsets it

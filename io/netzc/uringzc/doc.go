@@ -21,7 +21,12 @@
 // next (so the stream's bytes stay in order without linked SQEs, and a
 // short send is continued from where it stopped); notifications are reaped
 // by the sending goroutine (after each send, in Flush and Close, and when
-// more than Options.MaxInFlight bytes await them). Close with abort resets
+// more than Options.MaxInFlight bytes await them). The connection's write
+// deadline does not reach a request in the ring: SetWriteDeadline
+// (netzc.WriteDeadliner, callable from another goroutine) bounds sends, a
+// request still waiting at the deadline is cancelled with
+// IORING_OP_ASYNC_CANCEL and awaited, and Send fails with
+// os.ErrDeadlineExceeded (the stream is broken). Close with abort resets
 // the connection (SO_LINGER 0), which drops the unsent data and with it
 // the kernel's references to the pages, waits for the notifications that
 // follow, and only then releases the buffers and tears down the ring: no
