@@ -50,14 +50,15 @@ deps:
 
 # DuckDB for the oracle tests (internal/duckdbtest: the expression language,
 # sinks and sources checked against DuckDB): node and npm from Debian when
-# node is missing, then @duckdb/node-api as pinned by bench/duckdb's
-# package-lock.json (~2 s). `make test` requires it (ZFLOW_REQUIRE_DUCKDB=1:
+# node is missing, then the npm packages pinned by bench/duckdb's
+# package-lock.json (@duckdb/node-api, apache-arrow; ~2 s), again whenever
+# the lock file is newer than what npm installed. `make test` requires it (ZFLOW_REQUIRE_DUCKDB=1:
 # a test that cannot reach DuckDB fails instead of skipping).
 duckdb:
 	@if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm; \
 	fi
-	@if [ ! -f bench/duckdb/node_modules/@duckdb/node-api/package.json ]; then \
+	@if [ ! -f bench/duckdb/node_modules/.package-lock.json ] || [ bench/duckdb/package-lock.json -nt bench/duckdb/node_modules/.package-lock.json ]; then \
 	  echo "cd bench/duckdb && npm ci"; \
 	  cd bench/duckdb && npm ci --no-audit --no-fund --loglevel=error; \
 	fi

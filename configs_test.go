@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -18,6 +19,16 @@ import (
 	"github.com/zflowdev/zflow/operators"
 	"github.com/zflowdev/zflow/pipelines"
 )
+
+// freeAddr returns a loopback address no one listens on now.
+func freeAddr(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
 
 // TestEveryConfigStruct builds every registered operator from a Go struct
 // literal that sets only its required parameters, and checks that
@@ -35,6 +46,13 @@ func TestEveryConfigStruct(t *testing.T) {
 	dir := t.TempDir()
 	file := func(name string) string { return filepath.Join(dir, name) }
 	gen := &operators.GenerateConfig{Rows: 5, Columns: []operators.GenerateColumn{{Name: "a", Type: "int64"}, {Name: "s", Type: "string"}}}
+	outAddr, inAddr := freeAddr(t), freeAddr(t)
+	cols := []operators.ColumnDef{{Name: "a", Type: "int64"}, {Name: "s", Type: "string"}}
+	// The network operators run against a peer pipeline.
+	peers := map[string]*zflow.Builder{
+		"tcp_out": zflow.New("peer").Source("in", "tcp_in", &operators.TCPInConfig{Listen: outAddr, Schema: cols}).Sink("out", "discard", nil, "in"),
+		"tcp_in":  zflow.New("peer").Source("g", "generate", gen).Sink("out", "tcp_out", &operators.TCPOutConfig{Address: inAddr}, "g"),
+	}
 	const genYAML = "{type: generate, rows: 5, columns: [{name: a, type: int64}, {name: s, type: string}]}"
 	if err := os.WriteFile(file("in.csv"), []byte("a,s\n1,x\n2,y\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -64,6 +82,8 @@ func TestEveryConfigStruct(t *testing.T) {
 		{engine.KindTransform, "limit", &operators.LimitConfig{Count: 2}, "count: 2", 2},
 		{engine.KindTransform, "project", &operators.ProjectConfig{}, "", 5},
 		{engine.KindTransform, "union", &operators.UnionConfig{}, "", 10},
+		{engine.KindSink, "tcp_out", &operators.TCPOutConfig{Address: outAddr}, "address: " + outAddr, 5},
+		{engine.KindSource, "tcp_in", &operators.TCPInConfig{Listen: inAddr, Schema: cols}, "listen: " + inAddr + ", schema: [{name: a, type: int64}, {name: s, type: string}]", 5},
 	}
 	covered := map[string]bool{}
 	for _, c := range cases {
@@ -145,7 +165,20 @@ func TestEveryConfigStruct(t *testing.T) {
 			}
 			mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 			defer mem.AssertSize(t, 0)
+			peerDone := make(chan error, 1)
+			if pb := peers[c.name]; pb != nil {
+				pp, err := pb.Build()
+				if err != nil {
+					t.Fatal(err)
+				}
+				go func() { _, err := pp.Run(context.Background()); peerDone <- err }()
+			} else {
+				peerDone <- nil
+			}
 			sum, err := p.Run(context.Background(), zflow.WithAllocator(mem), zflow.WithStdout(io.Discard))
+			if perr := <-peerDone; perr != nil {
+				t.Errorf("peer: %v", perr)
+			}
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -8,8 +8,19 @@
 //     why;
 //   - io/posix, io/uring, io/mmap: the backends (pread/pwrite; io_uring
 //     through giouring; read-only mappings with zero-copy Arrow IPC);
-//   - later: zero-copy sockets (MSG_ZEROCOPY, SEND_ZC) and rdma-style
-//     one-sided access.
+//   - io/netzc (package netzc): send paths for a TCP socket — copy (writev
+//     from the caller's buffers), msg_zerocopy (MSG_ZEROCOPY, buffers
+//     released only when the error queue reports their completion, copied
+//     completions counted) — and auto, which picks between them per
+//     message size with a reason; uring_zc (io_uring SENDMSG_ZC, released
+//     on each request's notification) lives in io/netzc/uringzc and
+//     registers itself into netzc, so only binaries that import it link
+//     io/uring and need -checklinkname=0 (the zflow command does);
+//   - io/stream (package stream): Arrow IPC record batches over TCP, as a
+//     plain Arrow stream or in the zflow protocol (handshake, credit,
+//     sequence numbers, trace carrier, checked end), used by the tcp_out
+//     sink and the tcp_in source; the wire format is docs/stream.md;
+//   - later: rdma-style one-sided access.
 //
 // Each backend probes itself at run time; auto falls back to posix with
 // the reason, never silently, and an explicit choice that cannot run fails

@@ -182,14 +182,14 @@ func crashSelf(t *testing.T) atomicfile.Owner {
 }
 
 // buildBinary builds the zflow binary into dir and returns its path; the
-// test is skipped with -short.
+// test is skipped with -short. The command links io/uring (the storage
+// backend, backends.go, and tcp_out's uring_zc), hence -checklinkname=0.
 func buildBinary(t *testing.T, dir string) string {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
 	bin := filepath.Join(dir, "zflow")
-	// -checklinkname=0: the binary links io/uring (see backends.go).
 	if out, err := exec.Command("go", "build", "-ldflags=-checklinkname=0", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}

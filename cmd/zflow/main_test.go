@@ -284,7 +284,7 @@ func TestOperatorDocs(t *testing.T) {
 		t.Fatal(err)
 	}
 	if string(want) != out {
-		t.Fatal("docs/operators.md is stale: go test ./cmd/zflow -run TestOperatorDocs -update")
+		t.Fatal("docs/operators.md is stale: go test -ldflags=-checklinkname=0 ./cmd/zflow -run TestOperatorDocs -update")
 	}
 }
 

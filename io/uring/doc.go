@@ -62,6 +62,23 @@
 // explicit io: uring fails with it. Off Linux the package has only
 // Available, which says so, and registers nothing.
 //
+// # Zero-copy socket sends
+//
+// ZCSocket is the socket-send facility netzc's uring_zc path
+// (io/netzc/uringzc) is built on, so giouring stays inside this package. It
+// owns a ring of its own for one socket and submits
+// IORING_OP_SENDMSG_ZC requests (up to IOVMax buffers each, the caller's
+// memory as it is) or, on a kernel without it, IORING_OP_SEND_ZC of one
+// buffer, with MSG_WAITALL and IORING_SEND_ZC_REPORT_USAGE. Reap hands
+// back each request's result (bytes or -errno; More says a notification
+// follows) and its notification (Copied: IORING_NOTIF_USAGE_ZC_COPIED);
+// InFlight counts what is still due, and Close refuses to tear down a ring
+// with anything due unless forced. SendZCSupport probes the opcodes once
+// per process (IORING_REGISTER_PROBE), after Available.
+// giouring's PrepareSendZC passes the address of the slice header rather
+// than of the data, so SEND_ZC is prepared as a SEND with its opcode
+// changed.
+//
 // The loop follows liburing's submit-and-wait pattern and TigerBeetle's
 // io_uring loop (queue, submit, reap in batches, never block with work
 // unsubmitted).

@@ -31,8 +31,13 @@ func Available() error {
 	return probeErr
 }
 
-// resetProbe forgets the cached probe (tests).
-func resetProbe() { probeOnce = sync.Once{}; probeErr = nil }
+// resetProbe forgets the cached probes (tests).
+func resetProbe() {
+	probeOnce = sync.Once{}
+	probeErr = nil
+	zcOnce = sync.Once{}
+	zcVectored, zcErr = false, nil
+}
 
 // probe reads the sysctls, then creates and destroys a one-entry ring: the
 // sysctls explain a refusal better than the EPERM io_uring_setup gives.
