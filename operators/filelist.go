@@ -565,8 +565,10 @@ func stdinTextSample(st *engine.Stdin, kind string) ([]byte, error) {
 	return text, nil
 }
 
-// openTextInput opens file i of s as text, or standard input (in).
-func openTextInput(s *fileSet, i int, in io.Reader, kind string) (*textin.Reader, string, error) {
+// openTextInput opens file i of s as text, or standard input (in); ctx
+// is every read request's context (the run's, so that cancelling it
+// cancels the reads in flight).
+func openTextInput(ctx context.Context, s *fileSet, i int, in io.Reader, kind string) (*textin.Reader, string, error) {
 	if s.stdin {
 		r, err := textin.OpenReader(in, "standard input", kind)
 		return r, "standard input", err
@@ -581,7 +583,7 @@ func openTextInput(s *fileSet, i int, in io.Reader, kind string) (*textin.Reader
 		f.Close()
 		return nil, name, err
 	}
-	src := newSeqReader(context.Background(), f, s.io[i].Options().Depth())
+	src := newSeqReader(ctx, f, s.io[i].Options().Depth())
 	r, err := textin.OpenFile(src, size, name, kind, f.Close)
 	return r, name, err
 }

@@ -173,11 +173,11 @@ func buildCSVSource(bc *engine.BuildContext, c any) (engine.Factory, error) {
 // newScanner returns a scanner of input i's text (the stdin sample at
 // compile time when sample is set), with a buffer no larger than a file
 // needs. The caller closes the closer.
-func (f *csvFactory) newScanner(i int, in io.Reader) (io.Closer, *csvScanner, string, error) {
+func (f *csvFactory) newScanner(ctx context.Context, i int, in io.Reader) (io.Closer, *csvScanner, string, error) {
 	if f.files.stdin && in == nil {
 		in = bytes.NewReader(f.stdin)
 	}
-	tr, name, err := openTextInput(f.files, i, in, "csv")
+	tr, name, err := openTextInput(ctx, f.files, i, in, "csv")
 	if err != nil {
 		return nil, nil, name, err
 	}
@@ -194,7 +194,7 @@ func (f *csvFactory) newScanner(i int, in io.Reader) (io.Closer, *csvScanner, st
 func (f *csvFactory) checkFiles(names []string) error {
 	for i := 1; i < f.files.inputs(); i++ {
 		err := func() error {
-			file, r, name, err := f.newScanner(i, nil)
+			file, r, name, err := f.newScanner(context.Background(), i, nil)
 			if err != nil {
 				return engine.Errf(f.files.param(i), "csv: %v", err)
 			}
@@ -232,7 +232,7 @@ func (f *csvFactory) checkFiles(names []string) error {
 // With declared columns it only checks their number against the file. It
 // also returns the header's names (f0, f1... without one).
 func (f *csvFactory) inferSchema(declared *arrow.Schema) (*arrow.Schema, []string, error) {
-	file, r, path, err := f.newScanner(0, nil)
+	file, r, path, err := f.newScanner(context.Background(), 0, nil)
 	if err != nil {
 		return nil, nil, engine.Errf("path", "csv: %v", err)
 	}
@@ -470,7 +470,7 @@ func (s *csvSource) Run(ctx context.Context, out engine.Emitter) error {
 func (s *csvSource) runFile(ctx context.Context, fi int, bld *array.RecordBuilder, cols []csvColumn, out engine.Emitter) (bool, error) {
 	f := s.f
 	fileBackend(s.ic, f.files.backend(fi))
-	file, r, path, err := f.newScanner(fi, runStdin(s.ic))
+	file, r, path, err := f.newScanner(ctx, fi, runStdin(s.ic))
 	if err != nil {
 		return true, fmt.Errorf("csv: %w", err)
 	}

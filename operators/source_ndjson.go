@@ -117,7 +117,7 @@ func buildNDJSONSource(bc *engine.BuildContext, c any) (engine.Factory, error) {
 		if files.stdin {
 			break
 		}
-		in, _, err := openTextInput(files, i, nil, "ndjson")
+		in, _, err := openTextInput(context.Background(), files, i, nil, "ndjson")
 		if err != nil {
 			return nil, engine.Errf("path", "ndjson: %v", err)
 		}
@@ -126,7 +126,7 @@ func buildNDJSONSource(bc *engine.BuildContext, c any) (engine.Factory, error) {
 	if schema == nil {
 		var in io.Reader = bytes.NewReader(sample)
 		if !files.stdin {
-			tr, _, err := openTextInput(files, 0, nil, "ndjson")
+			tr, _, err := openTextInput(context.Background(), files, 0, nil, "ndjson")
 			if err != nil {
 				return nil, engine.Errf("path", "ndjson: %v", err)
 			}
@@ -349,7 +349,7 @@ func (s *ndjsonSource) Run(ctx context.Context, out engine.Emitter) error {
 func (s *ndjsonSource) runFile(ctx context.Context, fi int, out engine.Emitter) (bool, error) {
 	f := s.f
 	fileBackend(s.ic, f.files.backend(fi))
-	in, path, err := openTextInput(f.files, fi, runStdin(s.ic), "ndjson")
+	in, path, err := openTextInput(ctx, f.files, fi, runStdin(s.ic), "ndjson")
 	if err != nil {
 		return true, fmt.Errorf("ndjson: %w", err)
 	}
