@@ -1,6 +1,7 @@
 package operators
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
+	gojson "github.com/goccy/go-json" // the decoder arrow-go's UnmarshalOne takes
 
 	"github.com/zflowdev/zflow/engine"
 	"github.com/zflowdev/zflow/internal/coltype"
@@ -378,47 +380,72 @@ func (s *ndjsonSource) runFile(ctx context.Context, fi int, out engine.Emitter) 
 	// on them).
 	trunc := truncatingColumns(f.cfg.Columns)
 	readSchema, tsCols := textTimestamps(f.fileSchema, trunc)
-	r := array.NewJSONReader(lines, readSchema, array.WithAllocator(s.ic.Alloc), array.WithChunk(batchRows))
-	defer r.Release()
-	var rows int64
+	// One decoder per line, not arrow-go's JSONReader over the whole
+	// stream: that reader decodes with goccy/go-json's stream decoder,
+	// which keeps every byte it has read and shifts all of them for each
+	// escape in a string (goccy/go-json#549, apache/arrow-go#448), so a
+	// file's decoding grew with the square of its size (53 s for 200,000
+	// rows with quoted strings). A line's decoder shifts at most the line.
+	bldr := array.NewRecordBuilder(s.ic.Alloc, readSchema)
+	defer bldr.Release()
+	br := bufio.NewReaderSize(lines, 1<<20)
+	var rows, line int64
+	var pending int
+	var long []byte
 	for {
 		if err := ctx.Err(); err != nil {
 			return true, err
 		}
-		ok, err := safeNext(r.Next)
+		text, rerr := br.ReadSlice('\n')
+		if rerr == bufio.ErrBufferFull { // a line longer than the buffer
+			long = append(long[:0], text...)
+			for rerr == bufio.ErrBufferFull {
+				text, rerr = br.ReadSlice('\n')
+				long = append(long, text...)
+			}
+			text = long
+		}
 		if lines.keys != nil && lines.keys.err != nil {
 			return true, fmt.Errorf("ndjson: %w", lines.keys.err)
 		}
-		if err != nil {
-			return true, fmt.Errorf("ndjson: read %s: record %d: %w%s", path, rows+1, err, timestampHint(err, f.fileSchema))
+		if rerr != nil && rerr != io.EOF {
+			return true, fmt.Errorf("ndjson: read %s: %w", path, rerr)
 		}
-		if !ok {
-			break
+		if len(text) > 0 {
+			line++
 		}
-		rec := r.RecordBatch()
-		rec.Retain()
-		if len(tsCols) > 0 {
-			conv, err := parseTimestampColumns(s.ic.Alloc, f.fileSchema, rec, tsCols, trunc, rows)
-			rec.Release()
+		if !blankLine(text) {
+			if err := decodeLine(bldr, text); err != nil {
+				return true, fmt.Errorf("ndjson: read %s: record %d (line %d): %w%s", path, rows+int64(pending)+1, line, err, timestampHint(err, f.fileSchema))
+			}
+			pending++
+		}
+		if pending > 0 && (pending == batchRows || rerr == io.EOF) {
+			rec := bldr.NewRecordBatch()
+			pending = 0
+			if len(tsCols) > 0 {
+				conv, err := parseTimestampColumns(s.ic.Alloc, f.fileSchema, rec, tsCols, trunc, rows)
+				rec.Release()
+				if err != nil {
+					return true, fmt.Errorf("ndjson: read %s: %w", path, err)
+				}
+				rec = conv
+			}
+			rows += rec.NumRows()
+			rec, err = f.extra.extend(s.ic.Alloc, f.schema, rec, fi)
 			if err != nil {
 				return true, fmt.Errorf("ndjson: read %s: %w", path, err)
 			}
-			rec = conv
+			if stop, err := emitBatch(out, rec); stop {
+				return true, err
+			}
 		}
-		rows += rec.NumRows()
-		rec, err = f.extra.extend(s.ic.Alloc, f.schema, rec, fi)
-		if err != nil {
-			return true, fmt.Errorf("ndjson: read %s: %w", path, err)
-		}
-		if stop, err := emitBatch(out, rec); stop {
-			return true, err
+		if rerr == io.EOF {
+			break
 		}
 	}
 	if lines.keys != nil && lines.keys.err != nil {
 		return true, fmt.Errorf("ndjson: %w", lines.keys.err)
-	}
-	if err := r.Err(); err != nil {
-		return true, fmt.Errorf("ndjson: read %s: record %d: %w%s", path, rows+1, err, timestampHint(err, f.fileSchema))
 	}
 	// arrow-go's reader takes an object cut short by the end of the file
 	// for the end of input; count lines to catch it (and objects that
@@ -470,6 +497,38 @@ func (c *lineCounter) count() int64 {
 
 // safeNext calls next, turning a panic in a third-party decoder (a bug it
 // has on some malformed input) into an error.
+// blankLine reports whether b holds only JSON whitespace.
+func blankLine(b []byte) bool {
+	for _, c := range b {
+		if c != ' ' && c != '\t' && c != '\r' && c != '\n' {
+			return false
+		}
+	}
+	return true
+}
+
+// decodeLine appends the JSON object of one line to b as one row, and
+// refuses anything after it on the line.
+func decodeLine(b *array.RecordBuilder, text []byte) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("malformed input (decoder panicked: %v)", r)
+		}
+	}()
+	dec := gojson.NewDecoder(bytes.NewReader(text))
+	dec.UseNumber()
+	if err := b.UnmarshalOne(dec); err != nil {
+		if errors.Is(err, io.EOF) {
+			return errors.New("unexpected end of the line in a JSON object")
+		}
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("more than one JSON value on the line: objects are not one per line")
+	}
+	return nil
+}
+
 func safeNext(next func() bool) (ok bool, err error) {
 	defer func() {
 		if r := recover(); r != nil {

@@ -68,7 +68,7 @@ func TestTimestampTruncate(t *testing.T) {
 	}
 	c, _, err = readSourceAll(t, mem, NDJSONSourceSpec(), &NDJSONSourceConfig{Path: ndPath, Columns: cols}, 0)
 	c.release()
-	want = `record 1: json: cannot unmarshal 2024-01-01 00:00:00.123456 into Go value of type arrow.Timestamp (a value of the timestamp column "t" (timestamp_ms) that does not parse; one with more fraction digits than its unit holds needs truncate: true on the column)`
+	want = `record 1 (line 1): json: cannot unmarshal 2024-01-01 00:00:00.123456 into Go value of type arrow.Timestamp (a value of the timestamp column "t" (timestamp_ms) that does not parse; one with more fraction digits than its unit holds needs truncate: true on the column)`
 	if err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("ndjson without truncate: %v, want %q", err, want)
 	}

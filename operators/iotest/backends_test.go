@@ -258,13 +258,5 @@ func TestBackendErrors(t *testing.T) {
 
 // rowsFor is how many rows a format's round trip writes: enough for text
 // files of several read-ahead batches (more than 4 MiB, and queue_depth 2
-// in the uring variant makes 2 MiB batches). ndjson gets fewer: the
-// ndjson source's decoding is superlinear in the rows of a file (26 s for
-// 200,000 rows, before and after the backends were wired), which this test
-// is not about.
-func rowsFor(format string) int64 {
-	if format == "ndjson" {
-		return 40_000
-	}
-	return 200_000
-}
+// in the uring variant makes 2 MiB batches).
+func rowsFor(string) int64 { return 200_000 }
