@@ -118,7 +118,7 @@ func TestTCPLimitDownstream(t *testing.T) {
 }
 
 // TestTCPCancel: a tcp_in waiting for its sender and a tcp_out retrying
-// its connection both end promptly when the run is cancelled, leaving no
+// its connection both end when the run is cancelled, leaving no
 // goroutine and no memory.
 func TestTCPCancel(t *testing.T) {
 	defer goleak.VerifyNone(t)
