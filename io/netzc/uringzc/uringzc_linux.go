@@ -201,21 +201,31 @@ func (s *Sender) waitResult(tag uint64) (uring.ZCEvent, error) {
 	return s.last, nil
 }
 
-// attach hands release to the newest request not yet done, or runs it
-// now when no request of this list awaits a notification; it returns err.
+// attach hands release to the newest request, or runs it now when no
+// request awaits its result or notification; it returns err. The newest
+// request may be done while an older one of the same list is not (a
+// notification can overtake another): the release then waits for
+// releaseDone, which runs releases oldest first once everything before
+// them is done.
 func (s *Sender) attach(release func(), err error) error {
 	if release == nil {
 		return err
 	}
-	if len(s.calls) > 0 {
-		last := &s.calls[len(s.calls)-1]
-		if last.release == nil && !last.done() {
-			last.release = release
-			return err
-		}
+	if len(s.calls) > 0 && s.calls[len(s.calls)-1].release == nil && !s.allDone() {
+		s.calls[len(s.calls)-1].release = release
+		return err
 	}
 	release()
 	return err
+}
+
+func (s *Sender) allDone() bool {
+	for i := range s.calls {
+		if !s.calls[i].done() {
+			return false
+		}
+	}
+	return true
 }
 
 // reap handles the completions ready now (waiting up to wait for the

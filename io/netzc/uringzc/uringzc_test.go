@@ -263,3 +263,24 @@ func TestPeerGone(t *testing.T) {
 		t.Errorf("%d completions in flight after Close", n)
 	}
 }
+
+// TestAttachWaitsForOlder: a list whose newest request is done while an
+// older one still awaits its notification is not released until that one
+// arrives (notifications may come out of order).
+func TestAttachWaitsForOlder(t *testing.T) {
+	s := &Sender{calls: []call{
+		{tag: 1, result: true, more: true},                 // notification missing
+		{tag: 2, result: true, more: true, notified: true}, // done
+	}}
+	released := false
+	s.attach(func() { released = true }, nil)
+	s.releaseDone()
+	if released {
+		t.Fatal("released while request 1 still awaits its notification")
+	}
+	s.event(uring.ZCEvent{Tag: 1, Notif: true})
+	s.releaseDone()
+	if !released || len(s.calls) != 0 {
+		t.Fatalf("released %v, %d requests left after the last notification", released, len(s.calls))
+	}
+}
