@@ -61,7 +61,10 @@ func TestHeaderRefusals(t *testing.T) {
 		{"slots overlap header", func(b []byte) { le.PutUint64(b[64:], 100) }, 64, nil, true},
 		{"channels past end", func(b []byte) { le.PutUint64(b[80:], uint64(h.Size)) }, 80, nil, true},
 		{"channels wrap", func(b []byte) { le.PutUint64(b[80:], 1<<63-8) }, 80, nil, true},
-		{"data misaligned", func(b []byte) { le.PutUint64(b[96:], uint64(h.DataOff+8)); le.PutUint64(b[104:], uint64(h.DataBytes-8)) }, 96, nil, true},
+		{"data misaligned", func(b []byte) {
+			le.PutUint64(b[96:], uint64(h.DataOff+8))
+			le.PutUint64(b[104:], uint64(h.DataBytes-8))
+		}, 96, nil, true},
 		{"data too long", func(b []byte) { le.PutUint64(b[104:], uint64(h.DataBytes+1)) }, 96, nil, true},
 		{"data wraps", func(b []byte) { le.PutUint64(b[104:], 1<<63-1) }, 96, nil, true},
 		{"reserved", func(b []byte) { b[200] = 1 }, 200, nil, true},
