@@ -127,6 +127,11 @@ type ArenaConfig struct {
 	// Logger receives each fallback once, with its reason; nil means
 	// slog.Default().
 	Logger *slog.Logger
+	// Regions, when set, supplies the arena's memory instead of mmap (a
+	// shared segment: see RegionSource). Kind then says what the source's
+	// memory is backed by (for reports), and Bind, Lock and Prefault must
+	// be off: the source's memory is placed and backed as it is.
+	Regions RegionSource
 	// QuietFallback logs fallbacks at Info instead of Warn: for an arena
 	// nobody asked for (the default hugepage arena on a machine without
 	// hugepages reserved is expected to fall back, and saying so on every
@@ -194,6 +199,9 @@ func newArena(cfg ArenaConfig) (*Arena, error) {
 	}
 	if cfg.Budget < 0 || cfg.SoftBudget < 0 || cfg.ExtentSize < 0 || cfg.SoftWait < 0 {
 		return nil, fmt.Errorf("buffers: negative size in arena config %+v", cfg)
+	}
+	if cfg.Regions != nil && (cfg.Bind || cfg.Lock || cfg.Prefault) {
+		return nil, fmt.Errorf("buffers: an arena over a region source cannot bind, lock or prefault (the source's memory is placed as it is)")
 	}
 	if cfg.Budget > 0 && cfg.SoftBudget > cfg.Budget {
 		return nil, fmt.Errorf("buffers: soft budget %s above the hard budget %s", humanBytes(cfg.SoftBudget), humanBytes(cfg.Budget))

@@ -32,6 +32,9 @@ var (
 func arenaSupported() error { return nil }
 
 func (m *mapping) unmap() error {
+	if m.src != nil {
+		return m.src.Give(bytesAt(m.base, m.size))
+	}
 	if err := unix.MunmapPtr(ptrAt(m.rawBase), m.rawSize); err != nil {
 		return fmt.Errorf("buffers: munmap %#x+%d: %w", m.rawBase, m.rawSize, err)
 	}
@@ -42,6 +45,9 @@ func (m *mapping) unmap() error {
 // binds, locks and prefaults them as configured. Only the last step of the
 // chain failing (plain anonymous memory) is an error.
 func (ar *Arena) mapRegion(size uintptr, large bool) (*mapping, error) {
+	if ar.cfg.Regions != nil {
+		return ar.takeRegion(size, large)
+	}
 	cfg := &ar.cfg
 	var (
 		m       *mapping

@@ -18,9 +18,10 @@ type mapping struct {
 	page             uintptr // page size of what got: hugetlb page or base page
 	node             int     // node bound with mbind, or NoNode
 	locked           bool
-	populated        bool   // faulted in already (bound hugetlb)
-	large            bool   // a large allocation's own mapping, not an extent
-	fallback         string // why got differs from asked; "" when it does not
+	populated        bool         // faulted in already (bound hugetlb)
+	large            bool         // a large allocation's own mapping, not an extent
+	fallback         string       // why got differs from asked; "" when it does not
+	src              RegionSource // where the region came from; nil: mmap'd by the arena
 }
 
 // ptrAt turns an address inside one of our mappings (outside the Go heap,

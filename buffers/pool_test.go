@@ -239,3 +239,19 @@ func TestAccountHotPathNoAllocs(t *testing.T) {
 		t.Fatalf("%v allocations per Allocate+Free", n)
 	}
 }
+
+// TestRegionSourceRefusals: an arena over a region source cannot bind,
+// lock or prefault memory it did not map.
+func TestRegionSourceRefusals(t *testing.T) {
+	for _, cfg := range []ArenaConfig{{Bind: true}, {Lock: true}, {Prefault: true}} {
+		cfg.Regions = nilSource{}
+		if _, err := New(cfg); err == nil || !strings.Contains(err.Error(), "cannot bind, lock or prefault") {
+			t.Errorf("%+v: %v", cfg, err)
+		}
+	}
+}
+
+type nilSource struct{}
+
+func (nilSource) Take(uintptr, bool) ([]byte, error) { return nil, errors.New("empty") }
+func (nilSource) Give([]byte) error                  { return nil }

@@ -32,7 +32,9 @@ import (
 //	 64     8  slots offset      72  4 slot count      76  4 slot bytes
 //	 80     8  channels offset   88  4 channel count   92  4 channel bytes
 //	 96     8  data offset      104  8 data bytes
-//	112   140  zero
+//	112     8  extents offset   120  4 extent count    124  4 extent entry bytes
+//	128     8  extent size (the data region is Count extents of this size)
+//	136   116  zero
 //	252     4  CRC-32C (Castagnoli) of bytes [0, 252), version included
 //
 // Dynamic part: 256 generation (u64, bumped each time the segment is made
@@ -58,6 +60,9 @@ const (
 	maxChannels  = 4096
 	minChanBytes = 256
 	maxChanBytes = 1 << 20
+	maxExtents   = 1 << 24
+	minExtent    = 1 << 20
+	maxExtent    = 1 << 32
 )
 
 // Backing says what is behind a segment.
@@ -108,6 +113,8 @@ type Header struct {
 	CreatedNano  int64
 	Slots        Region
 	Channels     Region
+	Extents      Region // the extent table: one entry per extent of the data region
+	ExtentSize   int64
 	DataOff      int64
 	DataBytes    int64
 }
@@ -193,13 +200,19 @@ func DecodeHeader(name string, b []byte, size int64) (Header, error) {
 	if h.Channels, err = tableAt(b, 80, maxChannels, minChanBytes, maxChanBytes); err != nil {
 		return bad(80, "channels: %v", err)
 	}
+	if h.Extents, err = tableAt(b, 112, maxExtents, ExtentEntryBytes, ExtentEntryBytes); err != nil {
+		return bad(112, "extent table: %v", err)
+	}
+	if h.ExtentSize, ok = u64(128); !ok || h.ExtentSize < minExtent || h.ExtentSize > maxExtent || bits.OnesCount64(uint64(h.ExtentSize)) != 1 {
+		return bad(128, "extent size %d is not a power of two in [%d, %d]", le.Uint64(b[128:]), minExtent, int64(maxExtent))
+	}
 	if h.DataOff, ok = u64(96); !ok {
 		return bad(96, "data offset %d out of range", le.Uint64(b[96:]))
 	}
 	if h.DataBytes, ok = u64(104); !ok {
 		return bad(104, "data bytes %d out of range", le.Uint64(b[104:]))
 	}
-	for off := 112; off < offCRC; off++ {
+	for off := 136; off < offCRC; off++ {
 		if b[off] != 0 {
 			return bad(int64(off), "reserved byte is %#02x, want 0 (a newer layout?)", b[off])
 		}
@@ -213,6 +226,7 @@ func DecodeHeader(name string, b []byte, size int64) (Header, error) {
 	}{
 		{"participant slots", 64, h.Slots.Off, h.Slots.Size()},
 		{"channels", 80, h.Channels.Off, h.Channels.Size()},
+		{"extent table", 112, h.Extents.Off, h.Extents.Size()},
 		{"data", 96, h.DataOff, h.DataBytes},
 	} {
 		if r.off < end || r.off%8 != 0 || r.size > h.Size || r.off > h.Size-r.size {
@@ -222,6 +236,9 @@ func DecodeHeader(name string, b []byte, size int64) (Header, error) {
 	}
 	if h.DataOff%h.Align != 0 {
 		return bad(96, "data offset %d is not a multiple of the alignment %d", h.DataOff, h.Align)
+	}
+	if int64(h.Extents.Count)*h.ExtentSize != h.DataBytes {
+		return bad(112, "%d extents of %d bytes, but the data region is %d bytes", h.Extents.Count, h.ExtentSize, h.DataBytes)
 	}
 	return h, nil
 }
@@ -264,38 +281,53 @@ func (h *Header) Encode(b []byte) {
 	for _, t := range []struct {
 		off int
 		r   Region
-	}{{64, h.Slots}, {80, h.Channels}} {
+	}{{64, h.Slots}, {80, h.Channels}, {112, h.Extents}} {
 		le.PutUint64(b[t.off:], uint64(t.r.Off))
 		le.PutUint32(b[t.off+8:], uint32(t.r.Count))
 		le.PutUint32(b[t.off+12:], uint32(t.r.Bytes))
 	}
 	le.PutUint64(b[96:], uint64(h.DataOff))
 	le.PutUint64(b[104:], uint64(h.DataBytes))
+	le.PutUint64(b[128:], uint64(h.ExtentSize))
 	le.PutUint32(b[offCRC:], crc32.Checksum(b[:offCRC], castagnoli))
 }
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // Layout is the default arrangement of a segment of size bytes aligned to
-// align: the header page, the participant slots, the channel table, then
-// the data region from the next multiple of align to the end.
-func Layout(size, align int64) (Header, error) {
+// align: the header page, the participant slots, the channel table, the
+// extent table, then the data region from the next multiple of align to
+// the end, cut into extents of extentSize (a power of two ≥ 1 MiB; 0 means
+// DefaultExtentSize, or align when that is larger). What is left past the
+// last whole extent is not used.
+func Layout(size, align, extentSize int64) (Header, error) {
+	if extentSize == 0 {
+		extentSize = max(DefaultExtentSize, align)
+	}
+	if extentSize < minExtent || extentSize > maxExtent || bits.OnesCount64(uint64(extentSize)) != 1 || extentSize%align != 0 {
+		return Header{}, fmt.Errorf("cxl: extent size %d: want a power of two in [1 MiB, 4 GiB], a multiple of the alignment %d", extentSize, align)
+	}
 	h := Header{
-		Version:  Version,
-		Size:     size,
-		Align:    align,
-		Slots:    Region{Off: HeaderBytes, Count: DefaultSlots, Bytes: SlotBytes},
-		Channels: Region{Count: DefaultChannels, Bytes: ChannelBytes},
+		Version:    Version,
+		Size:       size,
+		Align:      align,
+		Slots:      Region{Off: HeaderBytes, Count: DefaultSlots, Bytes: SlotBytes},
+		Channels:   Region{Count: DefaultChannels, Bytes: ChannelBytes},
+		ExtentSize: extentSize,
 	}
 	h.Channels.Off = h.Slots.Off + h.Slots.Size()
-	tables := h.Channels.Off + h.Channels.Size()
-	h.DataOff = (tables + align - 1) / align * align
-	if h.DataOff >= size {
-		return Header{}, fmt.Errorf("cxl: a segment of %d bytes aligned to %d has no room for data after its %d bytes of tables", size, align, tables)
+	h.Extents = Region{Off: h.Channels.Off + h.Channels.Size(), Count: int(min(size/extentSize, maxExtents)), Bytes: ExtentEntryBytes}
+	h.DataOff = roundUp(h.Extents.Off+h.Extents.Size(), align)
+	n := (size - h.DataOff) / extentSize
+	if h.DataOff >= size || n < 1 {
+		return Header{}, fmt.Errorf("cxl: a segment of %d bytes has no room for one %d-byte extent of data after its %d bytes of tables (make it larger)", size, extentSize, h.DataOff)
 	}
-	h.DataBytes = size - h.DataOff
+	h.Extents.Count = int(n)
+	h.DataBytes = n * extentSize
 	return h, nil
 }
+
+func roundUp(n, m int64) int64 { return (n + m - 1) / m * m }
 
 // The default table sizes.
 const (
@@ -303,4 +335,9 @@ const (
 	SlotBytes       = 128
 	DefaultChannels = 64
 	ChannelBytes    = 512
+	// DefaultExtentSize is the unit in which processes claim the data
+	// region: the arena's own extent size (buffers.MaxClassSize), so one
+	// claim holds a whole span set of size classes.
+	DefaultExtentSize = 4 << 20
+	ExtentEntryBytes  = 16
 )

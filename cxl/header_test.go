@@ -9,7 +9,7 @@ import (
 
 func testHeader(t testing.TB) (Header, []byte) {
 	t.Helper()
-	h, err := Layout(64<<20, 2<<20)
+	h, err := Layout(64<<20, 2<<20, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,7 +28,7 @@ func TestHeaderRoundTrip(t *testing.T) {
 	if got != h {
 		t.Fatalf("decoded %+v\nwant    %+v", got, h)
 	}
-	if h.DataOff%h.Align != 0 || h.DataOff+h.DataBytes != h.Size {
+	if h.DataOff%h.Align != 0 || h.DataOff+h.DataBytes > h.Size || h.DataBytes != int64(h.Extents.Count)*h.ExtentSize {
 		t.Errorf("data region %d+%d in %d aligned %d", h.DataOff, h.DataBytes, h.Size, h.Align)
 	}
 }
@@ -65,9 +65,13 @@ func TestHeaderRefusals(t *testing.T) {
 			le.PutUint64(b[96:], uint64(h.DataOff+8))
 			le.PutUint64(b[104:], uint64(h.DataBytes-8))
 		}, 96, nil, true},
-		{"data too long", func(b []byte) { le.PutUint64(b[104:], uint64(h.DataBytes+1)) }, 96, nil, true},
+		{"data too long", func(b []byte) { le.PutUint64(b[104:], uint64(h.Size)) }, 96, nil, true},
 		{"data wraps", func(b []byte) { le.PutUint64(b[104:], 1<<63-1) }, 96, nil, true},
 		{"reserved", func(b []byte) { b[200] = 1 }, 200, nil, true},
+		{"extent count", func(b []byte) { le.PutUint32(b[120:], uint32(h.Extents.Count+1)) }, 112, nil, true},
+		{"extent entry", func(b []byte) { le.PutUint32(b[124:], 8) }, 112, nil, true},
+		{"extent size", func(b []byte) { le.PutUint64(b[128:], 3<<20) }, 128, nil, true},
+		{"extent size vs data", func(b []byte) { le.PutUint64(b[128:], 2<<20) }, 112, nil, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b := append([]byte(nil), good...)
@@ -94,11 +98,15 @@ func TestHeaderRefusals(t *testing.T) {
 }
 
 func TestLayoutTooSmall(t *testing.T) {
-	if _, err := Layout(16<<10, 4096); err == nil {
-		t.Error("a 16 KiB segment has room for tables and data")
+	if _, err := Layout(4<<20, 4096, 0); err == nil {
+		t.Error("a 4 MiB segment has room for tables and a 4 MiB extent")
 	}
-	if _, err := Layout(2<<20, 2<<20); err == nil {
-		t.Error("a segment of one 2 MiB page has room for data after its tables")
+	if _, err := Layout(64<<20, 2<<20, 3<<20); err == nil {
+		t.Error("an extent size that is not a power of two")
+	}
+	h, err := Layout(4<<20+64<<10, 4096, 0)
+	if err != nil || h.Extents.Count != 1 || h.DataBytes != 4<<20 {
+		t.Errorf("smallest segment: %+v %v", h, err)
 	}
 }
 
@@ -114,7 +122,7 @@ func FuzzHeader(f *testing.F) {
 		if err != nil {
 			return
 		}
-		for _, r := range [][2]int64{{h.Slots.Off, h.Slots.Size()}, {h.Channels.Off, h.Channels.Size()}, {h.DataOff, h.DataBytes}} {
+		for _, r := range [][2]int64{{h.Slots.Off, h.Slots.Size()}, {h.Channels.Off, h.Channels.Size()}, {h.Extents.Off, h.Extents.Size()}, {h.DataOff, h.DataBytes}} {
 			if r[0] < HeaderBytes || r[1] < 0 || r[0]+r[1] > h.Size || r[0]+r[1] < r[0] {
 				t.Fatalf("accepted region %d+%d outside a segment of %d", r[0], r[1], h.Size)
 			}

@@ -259,7 +259,7 @@ func (s *Segment) make(size, align int64, opts Options) error {
 			return err
 		}
 	}
-	h, err := Layout(size, align)
+	h, err := Layout(size, align, 0)
 	if err != nil {
 		return err
 	}

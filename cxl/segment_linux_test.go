@@ -33,7 +33,7 @@ func shmDir(t *testing.T) string {
 
 func TestMakeAndAttach(t *testing.T) {
 	path := filepath.Join(shmDir(t), "seg")
-	a, err := Open(path, Options{Create: true, Size: 3<<20 + 1})
+	a, err := Open(path, Options{Create: true, Size: 5<<20 + 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +42,7 @@ func TestMakeAndAttach(t *testing.T) {
 		t.Errorf("made %v backing %v generation %d", a.Made(), a.Backing(), a.Generation())
 	}
 	h := a.Header()
-	if h.Size != 3<<20+4096 || h.Align != 4096 || h.CreatorPID != os.Getpid() || h.CreatorStart == 0 {
+	if h.Size != 5<<20+4096 || h.Align != 4096 || h.CreatorPID != os.Getpid() || h.CreatorStart == 0 {
 		t.Errorf("header %+v", h)
 	}
 	fi, err := os.Stat(path)
@@ -67,7 +67,7 @@ func TestMakeAndAttach(t *testing.T) {
 		t.Error("a write through one mapping is not seen through the other")
 	}
 	// Create on an existing segment attaches: it does not make it anew.
-	c, err := Open(path, Options{Create: true, Size: 1 << 20})
+	c, err := Open(path, Options{Create: true, Size: 5 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +90,7 @@ func TestOpenRefusals(t *testing.T) {
 	// Something else at the path is never made over, even with Create.
 	other := filepath.Join(dir, "other")
 	os.WriteFile(other, []byte(strings.Repeat("not a segment ", 1000)), 0o600)
-	if _, err := Open(other, Options{Create: true, Size: 1 << 20}); !errors.Is(err, ErrNotSegment) {
+	if _, err := Open(other, Options{Create: true, Size: 5 << 20}); !errors.Is(err, ErrNotSegment) {
 		t.Errorf("foreign file: %v", err)
 	}
 	if b, _ := os.ReadFile(other); !strings.HasPrefix(string(b), "not a segment") {
@@ -98,7 +98,7 @@ func TestOpenRefusals(t *testing.T) {
 	}
 	// Modes wider than 0600 are refused unless the segment is shared.
 	wide := filepath.Join(dir, "wide")
-	s, err := Open(wide, Options{Create: true, Size: 1 << 20})
+	s, err := Open(wide, Options{Create: true, Size: 5 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +127,7 @@ func TestOpenRefusals(t *testing.T) {
 // waits (attach) or is made anew (create), its generation bumped.
 func TestUnfinished(t *testing.T) {
 	path := filepath.Join(shmDir(t), "seg")
-	s, err := Open(path, Options{Create: true, Size: 1 << 20})
+	s, err := Open(path, Options{Create: true, Size: 5 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,12 +137,12 @@ func TestUnfinished(t *testing.T) {
 	if !errors.Is(err, ErrNotReady) {
 		t.Errorf("attach to an unfinished segment: %v", err)
 	}
-	s, err = Open(path, Options{Create: true, Size: 2 << 20})
+	s, err = Open(path, Options{Create: true, Size: 6 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if !s.Made() || s.Generation() != 2 || s.Header().Size != 2<<20 {
+	if !s.Made() || s.Generation() != 2 || s.Header().Size != 6<<20 {
 		t.Errorf("made %v generation %d size %d", s.Made(), s.Generation(), s.Header().Size)
 	}
 }
@@ -158,7 +158,7 @@ func TestConcurrentMakers(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			segs[i], errs[i] = Open(path, Options{Create: true, Size: 1 << 20, Wait: 10 * time.Second})
+			segs[i], errs[i] = Open(path, Options{Create: true, Size: 5 << 20, Wait: 10 * time.Second})
 		}()
 	}
 	wg.Wait()
@@ -217,13 +217,13 @@ func TestHugetlbfs(t *testing.T) {
 	if err := os.WriteFile(nr, []byte("8"), 0o644); err != nil {
 		t.Skip(err)
 	}
-	s, err := Open(path, Options{Create: true, Size: 5 << 20})
+	s, err := Open(path, Options{Create: true, Size: 7 << 20})
 	if err != nil {
 		t.Skipf("hugetlbfs segment: %v", err)
 	}
 	defer s.Close()
 	h := s.Header()
-	if s.Backing() != BackingHugetlbfs || h.Align != 2<<20 || h.Size != 6<<20 || h.DataOff != 2<<20 {
+	if s.Backing() != BackingHugetlbfs || h.Align != 2<<20 || h.Size != 8<<20 || h.DataOff != 2<<20 || h.Extents.Count != 1 {
 		t.Errorf("backing %v header %+v", s.Backing(), h)
 	}
 	b, err := Open(path, Options{})
@@ -239,7 +239,7 @@ func TestHugetlbfs(t *testing.T) {
 
 func TestParticipants(t *testing.T) {
 	path := filepath.Join(shmDir(t), "seg")
-	a, err := Open(path, Options{Create: true, Size: 1 << 20})
+	a, err := Open(path, Options{Create: true, Size: 5 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -288,7 +288,7 @@ func TestParticipants(t *testing.T) {
 }
 
 func TestSlotsFull(t *testing.T) {
-	s, err := Open(filepath.Join(shmDir(t), "seg"), Options{Create: true, Size: 1 << 20})
+	s, err := Open(filepath.Join(shmDir(t), "seg"), Options{Create: true, Size: 5 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -312,7 +312,7 @@ func TestKilledParticipant(t *testing.T) {
 		return
 	}
 	path := filepath.Join(shmDir(t), "seg")
-	s, err := Open(path, Options{Create: true, Size: 1 << 20})
+	s, err := Open(path, Options{Create: true, Size: 5 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -177,8 +177,11 @@ func (s *Segment) freeSlotLocked(i int) {
 	unlock(s.fd, lockSlot0+int64(i))
 }
 
-// reclaimLocked clears slot i, whose lock s holds and whose holder died.
+// reclaimLocked clears slot i, whose lock s holds and whose holder died,
+// and frees the extents it held. (Once channels carry batches, extents a
+// consumer still reads will be kept until it releases them.)
 func (s *Segment) reclaimLocked(i int) {
+	s.releaseSlotExtents(i)
 	off := s.slotOff(i)
 	s.u32(off + slotState).Store(stateFree)
 	clear(s.mem[off+4 : off+int64(s.hdr.Slots.Bytes)])

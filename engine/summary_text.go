@@ -120,6 +120,9 @@ func writeMemoryText(w io.Writer, label string, m *MemoryReport) {
 	if m.Node >= 0 {
 		asked += fmt.Sprintf(" on node %d", m.Node)
 	}
+	if m.Path != "" {
+		asked += " at " + m.Path
+	}
 	var got []string
 	for _, k := range []string{"hugetlb", "thp", "plain"} {
 		if n := m.ByBacking[k]; n > 0 {
