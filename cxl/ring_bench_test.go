@@ -51,12 +51,14 @@ func BenchmarkRingPingPong(b *testing.B) {
 					if err != nil || e.A == ^uint64(0) {
 						return
 					}
+					peerIn.Ack(e.Seq + 1)
 					peerOut.Push(ctx, e.A, 0, nil)
 				}
 			}()
 			for i := 0; b.Loop(); i++ {
 				ping.Push(ctx, uint64(i), 0, nil)
-				pong.Pop(ctx, nil)
+				e, _ := pong.Pop(ctx, nil)
+				pong.Ack(e.Seq + 1)
 			}
 			ping.Push(ctx, ^uint64(0), 0, nil)
 			<-done

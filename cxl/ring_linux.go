@@ -24,6 +24,10 @@ import (
 //	  8    4 capacity (a power of two)
 //	 12    4 entry bytes (RingEntryBytes)
 //	 64    8 head: entries popped (the consumer's cursor), own cache line
+//	 72    8 acked: entries the consumer is done with (≤ head; the producer
+//	         may overwrite an entry only once it is acked, so the entries
+//	         from acked to tail stay readable: a consumer that restarts
+//	         pops again from acked)
 //	128    4 data event: futex word the producer bumps when the consumer sleeps
 //	132    4 consumer sleeping
 //	136    4 space event: futex word the consumer bumps when the producer sleeps
@@ -50,6 +54,7 @@ const (
 	ringCap        = 8
 	ringEntryB     = 12
 	ringHead       = 64
+	ringAcked      = 72
 	ringDataEv     = 128
 	ringConsSleep  = 132
 	ringSpaceEv    = 136
@@ -138,12 +143,12 @@ func (s *Segment) OpenRing(off int64, producer bool, opts RingOptions) (*Ring, e
 		opts.Check = 100 * time.Millisecond
 	}
 	r := &Ring{seg: s, off: off, cap: uint64(c), mask: uint64(c) - 1, opts: opts, where: where}
-	head, tail := r.word(ringHead).Load(), r.word(ringTail).Load()
-	if tail-head > r.cap {
-		return nil, fmt.Errorf("cxl: %s: head %d, tail %d: %w", where, head, tail, ErrCorrupt)
+	head, acked, tail := r.word(ringHead).Load(), r.word(ringAcked).Load(), r.word(ringTail).Load()
+	if acked > head || head > tail || tail-acked > r.cap {
+		return nil, fmt.Errorf("cxl: %s: acked %d, head %d, tail %d: %w", where, acked, head, tail, ErrCorrupt)
 	}
 	if producer {
-		r.mine, r.theirs = tail, head
+		r.mine, r.theirs = tail, acked
 	} else {
 		r.mine, r.theirs = head, tail
 	}
@@ -170,19 +175,19 @@ func (r *Ring) Len() int { return int(r.word(ringTail).Load() - r.word(ringHead)
 func (r *Ring) Cap() int { return int(r.cap) }
 
 // Push appends (a, b) as entry number Seq (the ring's count so far) and
-// returns it; with the ring full it waits for room until ctx ends or
-// alive (may be nil) says the consumer is gone.
+// returns it; with every slot holding an entry not yet acked it waits for
+// room until ctx ends or alive (may be nil) says the consumer is gone.
 func (r *Ring) Push(ctx context.Context, a, b uint64, alive func() error) (uint64, error) {
 	t := r.mine
 	if t-r.theirs >= r.cap {
 		if err := r.wait(ctx, alive, ringSpaceEv, ringProdSleep, func() bool {
-			r.theirs = r.word(ringHead).Load()
+			r.theirs = r.word(ringAcked).Load()
 			return t-r.theirs < r.cap
 		}); err != nil {
 			return 0, err
 		}
 		if t-r.theirs > r.cap {
-			return 0, fmt.Errorf("cxl: %s: head %d past tail %d: %w", r.where, r.theirs, t, ErrCorrupt)
+			return 0, fmt.Errorf("cxl: %s: acked %d past tail %d: %w", r.where, r.theirs, t, ErrCorrupt)
 		}
 	}
 	e := r.entry(t)
@@ -232,11 +237,38 @@ func (r *Ring) Pop(ctx context.Context, alive func() error) (Entry, error) {
 	}
 	r.mine = h + 1
 	r.word(ringHead).Store(h + 1)
+	return ent, nil
+}
+
+// Ack says the consumer is done with every entry before n (n ≤ the
+// entries popped): the producer may reuse their slots. Acks only move
+// forward.
+func (r *Ring) Ack(n uint64) error {
+	if n > r.mine {
+		return fmt.Errorf("cxl: %s: ack %d entries, only %d popped", r.where, n, r.mine)
+	}
+	w := r.word(ringAcked)
+	if n <= w.Load() {
+		return nil
+	}
+	w.Store(n)
 	if r.word32(ringProdSleep).Load() != 0 {
 		r.word32(ringSpaceEv).Add(1)
 		futexWake(r.word32(ringSpaceEv))
 	}
-	return ent, nil
+	return nil
+}
+
+// Acked is the consumer's acked count.
+func (r *Ring) Acked() uint64 { return r.word(ringAcked).Load() }
+
+// Rewind makes the consumer pop again from the first entry not acked:
+// what a consumer that takes over from a dead one does, so that entries
+// the dead one popped but never acked are delivered again.
+func (r *Ring) Rewind() {
+	a := r.word(ringAcked).Load()
+	r.mine = a
+	r.word(ringHead).Store(a)
 }
 
 // ErrPeerGone is wrapped by a wait that ended because alive said so.

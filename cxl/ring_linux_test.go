@@ -77,6 +77,9 @@ func TestRingOrder(t *testing.T) {
 				if e != (Entry{Seq: i, A: i * 7, B: ^i}) {
 					t.Fatalf("entry %d: %+v", i, e)
 				}
+				if err := cons.Ack(i + 1); err != nil {
+					t.Fatal(err)
+				}
 			}
 			if err := <-done; err != nil {
 				t.Fatal(err)
@@ -107,6 +110,43 @@ func TestRingWaitEnds(t *testing.T) {
 	}
 	if _, err := prod.Push(context.Background(), 1, 2, func() error { return gone }); !errors.Is(err, ErrPeerGone) {
 		t.Errorf("push to a full ring with the consumer gone: %v", err)
+	}
+	// Popped is not acked: the ring stays full until the consumer acks.
+	cons.Pop(context.Background(), nil)
+	if _, err := prod.Push(context.Background(), 1, 2, func() error { return gone }); !errors.Is(err, ErrPeerGone) {
+		t.Errorf("push after a pop without an ack: %v", err)
+	}
+	if err := cons.Ack(2); err == nil {
+		t.Error("acked more than was popped")
+	}
+	cons.Ack(1)
+	if _, err := prod.Push(context.Background(), 1, 2, nil); err != nil {
+		t.Errorf("push after an ack: %v", err)
+	}
+}
+
+// TestRingRewind: a consumer that takes over pops again what its
+// predecessor popped but did not ack.
+func TestRingRewind(t *testing.T) {
+	prod, cons, _, b := ringPair(t, 8, RingOptions{})
+	ctx := context.Background()
+	for i := range uint64(5) {
+		prod.Push(ctx, i, 0, nil)
+	}
+	for range 4 {
+		cons.Pop(ctx, nil)
+	}
+	cons.Ack(2)
+	again, err := b.OpenRing(b.hdr.DataOff, false, RingOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	again.Rewind()
+	for want := uint64(2); want < 5; want++ {
+		e, err := again.Pop(ctx, nil)
+		if err != nil || e.A != want {
+			t.Fatalf("after rewind: %+v %v, want entry %d", e, err, want)
+		}
 	}
 }
 
@@ -199,6 +239,9 @@ func TestRingAcrossProcesses(t *testing.T) {
 		}
 		if e.A != i*3 || e.B != i+1 {
 			t.Fatalf("entry %d: %+v", i, e)
+		}
+		if i%3 == 2 { // ack in bunches
+			cons.Ack(i + 1)
 		}
 	}
 	if err := cmd.Wait(); err != nil {
