@@ -41,14 +41,15 @@ func (s *Segment) extentEntry(i int) int64 {
 	return s.hdr.Extents.Off + int64(i)*int64(s.hdr.Extents.Bytes)
 }
 
-// claimExtents claims n free extents in a row for slot and returns the
-// first one's index; it zeroes the ones used before.
-func (s *Segment) claimExtents(slot, n int, hint int) (int, error) {
+// claimExtents claims n free extents in a row for owner (a participant
+// slot + 1, or a channel's mark) and returns the first one's index; it
+// zeroes the ones used before.
+func (s *Segment) claimExtents(owner uint32, n int, hint int) (int, error) {
 	count := s.hdr.Extents.Count
 	if n < 1 || n > count {
 		return 0, fmt.Errorf("cxl: segment %s: %d extents of %d asked: %w", s.name, n, count, ErrNoSpace)
 	}
-	me := uint32(slot + 1)
+	me := owner
 	for tries := 0; tries < 2; tries++ {
 		for start := hint % count; start+n <= count; {
 			got := 0
@@ -78,8 +79,8 @@ func (s *Segment) claimExtents(slot, n int, hint int) (int, error) {
 		s.name, n, s.hdr.ExtentSize, ErrNoSpace, count, s.freeExtents())
 }
 
-// releaseExtents frees the claim starting at extent i, which slot holds.
-func (s *Segment) releaseExtents(slot, i int) error {
+// releaseExtents frees the claim starting at extent i, which owner holds.
+func (s *Segment) releaseExtents(owner uint32, i int) error {
 	if i < 0 || i >= s.hdr.Extents.Count {
 		return fmt.Errorf("cxl: segment %s: release extent %d of %d", s.name, i, s.hdr.Extents.Count)
 	}
@@ -90,8 +91,8 @@ func (s *Segment) releaseExtents(slot, i int) error {
 	}
 	for k := i; k < i+n; k++ {
 		e := s.extentEntry(k)
-		if o := s.u32(e + extOwner).Load(); o != uint32(slot+1) {
-			return fmt.Errorf("cxl: segment %s: extent table at offset %d: extent %d is held by slot %d, not %d", s.name, e, k, int(o)-1, slot)
+		if o := s.u32(e + extOwner).Load(); o != owner {
+			return fmt.Errorf("cxl: segment %s: extent table at offset %d: extent %d is held by owner %#x, not %#x", s.name, e, k, o, owner)
 		}
 	}
 	s.u32(head + extRun).Store(0)
@@ -144,7 +145,7 @@ func (x *extentSource) Take(size uintptr, large bool) ([]byte, error) {
 	n := int((size + es - 1) / es)
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	i, err := x.seg.claimExtents(x.part.slot, n, x.next)
+	i, err := x.seg.claimExtents(uint32(x.part.slot+1), n, x.next)
 	if err != nil {
 		return nil, err
 	}
@@ -158,7 +159,7 @@ func (x *extentSource) Give(region []byte) error {
 	if rel < 0 || rel%x.seg.hdr.ExtentSize != 0 || off >= x.seg.hdr.DataOff+x.seg.hdr.DataBytes {
 		return fmt.Errorf("cxl: segment %s: give back a region at offset %d: not the start of an extent", x.seg.name, off)
 	}
-	return x.seg.releaseExtents(x.part.slot, int(rel/x.seg.hdr.ExtentSize))
+	return x.seg.releaseExtents(uint32(x.part.slot+1), int(rel/x.seg.hdr.ExtentSize))
 }
 
 // Contains says whether b lies in the segment's data region, and where.

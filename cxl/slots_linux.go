@@ -172,16 +172,24 @@ func (s *Segment) freeSlot(i int) {
 }
 
 func (s *Segment) freeSlotLocked(i int) {
+	s.forgetSlot(i) // the slot number goes to the next to attach
 	s.u32(s.slotOff(i) + slotState).Store(stateFree)
 	delete(s.held, i)
 	unlock(s.fd, lockSlot0+int64(i))
 }
 
-// reclaimLocked clears slot i, whose lock s holds and whose holder died,
-// and frees the extents it held. (Once channels carry batches, extents a
-// consumer still reads will be kept until it releases them.)
+// reclaimLocked clears slot i, whose lock s holds and whose holder died:
+// its places in channels are freed for a successor, and its extents are
+// freed — or, while a channel has batches some consumer has not acked
+// (they may be the dead producer's), retired, to be freed by a later
+// sweep once every channel is drained.
 func (s *Segment) reclaimLocked(i int) {
-	s.releaseSlotExtents(i)
+	s.forgetSlot(i)
+	if s.anyUnacked() {
+		s.retireSlotExtents(i)
+	} else {
+		s.releaseSlotExtents(i)
+	}
 	off := s.slotOff(i)
 	s.u32(off + slotState).Store(stateFree)
 	clear(s.mem[off+4 : off+int64(s.hdr.Slots.Bytes)])
@@ -253,6 +261,7 @@ func (s *Segment) Reclaim() ([]ParticipantInfo, error) {
 		}
 		unlock(s.fd, lockSlot0+int64(i))
 	}
+	s.sweep()
 	return out, nil
 }
 

@@ -1,0 +1,654 @@
+package cxl
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"sync/atomic"
+	"time"
+	"unsafe"
+)
+
+// A channel carries batch descriptors from one producer to a declared
+// number of consumers, each of which gets every descriptor, in order.
+// Its entry in the channel table (ChannelBytes, little-endian):
+//
+//	off size field
+//	  0    4 state: 0 free, 1 open (stored last when made)
+//	  4    4 consumers (1..MaxConsumers)
+//	  8    4 ring capacity
+//	 12    4 flags: chanEnded (the producer published the end of stream)
+//	 16    4 producer's participant slot + 1
+//	 20    4 first extent of the channel's rings
+//	 24    4 extents holding the rings
+//	 28    4 zero
+//	 32    8 published: descriptors published (the next one's sequence)
+//	 40   40 name, NUL-padded
+//	 80      consumer k at 80 + 32k: participant slot + 1 (u32), takeovers
+//	         (u32), ring offset (u64), zero (16 bytes)
+//
+// Each consumer has a Ring in the channel's extents. The producer pushes
+// (descriptor offset, length) to every consumer's ring; a consumer acks
+// what it is done with, and the producer releases a batch once every
+// consumer acked it. Entries stay in a ring until acked, so a consumer
+// that takes over a dead one's place rewinds and gets what the dead one
+// had not acked: delivery is at least once, in sequence order, and a
+// consumer drops sequence numbers it has already delivered.
+//
+// A descriptor lives in the segment's data region, 8-byte aligned:
+// magic "ZFDS" (u32), total bytes (u32), sequence (u64), CRC-32C of the
+// payload (u32), zero (u32), then the payload (what the batch is: its
+// buffers' offsets and lengths, schema, trace context; the channel does
+// not read it). A consumer copies a descriptor out of shared memory once
+// and checks the copy.
+const (
+	MaxConsumers    = 8
+	DescHeaderBytes = 24
+	MaxDescBytes    = 1 << 20
+	descMagic       = 0x5344465a // "ZFDS"
+
+	chState     = 0
+	chConsumers = 4
+	chCap       = 8
+	chFlags     = 12
+	chProducer  = 16
+	chExtent    = 20
+	chExtents   = 24
+	chPublished = 32
+	chName      = 40
+	chNameBytes = 40
+	chConsumer0 = 80
+	chConsBytes = 32
+
+	chanEnded = 1
+
+	// channelOwner marks the extents of channel i's rings in the extent
+	// table; retiredOwner those of a dead producer whose batches a
+	// consumer may still read.
+	channelOwner = 0x80000000
+	retiredOwner = 0xFFFFFFFF
+
+	lockChannels = lockMake - 1
+)
+
+// ChannelOptions say how to make or join a channel.
+type ChannelOptions struct {
+	// Consumers is how many consumers the producer waits for (each gets
+	// every batch); 1 by default. Producer only.
+	Consumers int
+	// Capacity is each consumer's ring: how many batches may be published
+	// and not yet acked by it (backpressure); 64 by default. Producer only.
+	Capacity int
+	// Wait is how long a consumer waits for the channel to be made, and
+	// how long either side waits for a peer that died to be replaced.
+	Wait time.Duration
+	// Ring tunes waiting (spin, check interval).
+	Ring RingOptions
+}
+
+func (s *Segment) chanOff(i int) int64 {
+	return s.hdr.Channels.Off + int64(i)*int64(s.hdr.Channels.Bytes)
+}
+
+func (s *Segment) chanName(i int) string {
+	off := s.chanOff(i) + chName
+	b := s.mem[off : off+chNameBytes]
+	if k := bytes.IndexByte(b, 0); k >= 0 {
+		b = b[:k]
+	}
+	return string(b)
+}
+
+// lockChannelTable serialises making and joining channels, waiting up to
+// d; the returned func unlocks.
+func (s *Segment) lockChannelTable(ctx context.Context) (func(), error) {
+	for {
+		got, err := tryLock(s.fd, lockChannels)
+		if err != nil {
+			return nil, fmt.Errorf("cxl: segment %s: lock the channel table: %w", s.name, err)
+		}
+		if got {
+			return func() { unlock(s.fd, lockChannels) }, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("cxl: segment %s: lock the channel table: %w", s.name, ctx.Err())
+		case <-time.After(time.Millisecond):
+		}
+	}
+}
+
+// findChannel returns the index of the open channel called name, or -1.
+func (s *Segment) findChannel(name string) int {
+	for i := 0; i < s.hdr.Channels.Count; i++ {
+		if s.u32(s.chanOff(i)+chState).Load() == 1 && s.chanName(i) == name {
+			return i
+		}
+	}
+	return -1
+}
+
+// slotAlive says whether participant slot i (not +1) is held by a live
+// process.
+func (s *Segment) slotAlive(i int) bool {
+	if i < 0 || i >= s.hdr.Slots.Count {
+		return false
+	}
+	s.mu.Lock()
+	held := s.held[i]
+	s.mu.Unlock()
+	if held {
+		return true
+	}
+	other, err := lockedByOther(s.fd, lockSlot0+int64(i))
+	return err != nil || other // an error: assume alive, never reclaim on doubt
+}
+
+// Producer publishes into one channel.
+type Producer struct {
+	seg       *Segment
+	part      *Participant
+	idx       int
+	off       int64
+	rings     []*Ring
+	pending   []pendingBatch // published, not yet acked by every consumer
+	next      uint64
+	consAlive []func() error
+}
+
+type pendingBatch struct {
+	seq     uint64
+	release func()
+}
+
+func validName(name string) error {
+	if name == "" || len(name) > chNameBytes || bytes.IndexByte([]byte(name), 0) >= 0 {
+		return fmt.Errorf("cxl: channel name %q: want 1 to %d bytes, no NUL", name, chNameBytes)
+	}
+	return nil
+}
+
+// Produce makes the channel name (or takes over one whose producer died,
+// continuing its sequence) with part as its producer.
+func (s *Segment) Produce(ctx context.Context, part *Participant, name string, opts ChannelOptions) (*Producer, error) {
+	if err := validName(name); err != nil {
+		return nil, err
+	}
+	if opts.Consumers == 0 {
+		opts.Consumers = 1
+	}
+	if opts.Capacity == 0 {
+		opts.Capacity = 64
+	}
+	if opts.Consumers < 1 || opts.Consumers > MaxConsumers {
+		return nil, fmt.Errorf("cxl: channel %s: %d consumers: want 1 to %d", name, opts.Consumers, MaxConsumers)
+	}
+	unlockTable, err := s.lockChannelTable(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer unlockTable()
+	i := s.findChannel(name)
+	if i >= 0 {
+		off := s.chanOff(i)
+		if prod := int(s.u32(off+chProducer).Load()) - 1; s.slotAlive(prod) {
+			info := s.slotInfo(prod)
+			return nil, fmt.Errorf("cxl: segment %s: channel %s already has a live producer (pid %d)", s.name, name, info.PID)
+		}
+		if n := int(s.u32(off + chConsumers).Load()); n != opts.Consumers {
+			return nil, fmt.Errorf("cxl: segment %s: channel %s was made for %d consumers, not %d", s.name, name, n, opts.Consumers)
+		}
+		s.u32(off + chProducer).Store(uint32(part.slot + 1))
+	} else if i, err = s.makeChannel(part, name, opts); err != nil {
+		return nil, err
+	}
+	return s.openProducer(part, i, opts)
+}
+
+// makeChannel lays out a new channel: an entry, and its consumers' rings
+// in extents of its own.
+func (s *Segment) makeChannel(part *Participant, name string, opts ChannelOptions) (int, error) {
+	i := -1
+	for k := 0; k < s.hdr.Channels.Count; k++ {
+		if s.u32(s.chanOff(k)+chState).Load() == 0 {
+			i = k
+			break
+		}
+	}
+	if i < 0 {
+		return 0, fmt.Errorf("cxl: segment %s: make channel %s: all %d channels in use", s.name, name, s.hdr.Channels.Count)
+	}
+	ringBytes := RingBytes(opts.Capacity)
+	need := int((int64(opts.Consumers)*ringBytes + s.hdr.ExtentSize - 1) / s.hdr.ExtentSize)
+	first, err := s.claimExtents(channelOwner|uint32(i), need, 0)
+	if err != nil {
+		return 0, fmt.Errorf("cxl: make channel %s: %w", name, err)
+	}
+	off := s.chanOff(i)
+	clear(s.mem[off : off+int64(s.hdr.Channels.Bytes)])
+	le := binary.LittleEndian
+	b := s.mem[off:]
+	le.PutUint32(b[chConsumers:], uint32(opts.Consumers))
+	le.PutUint32(b[chCap:], uint32(opts.Capacity))
+	le.PutUint32(b[chProducer:], uint32(part.slot+1))
+	le.PutUint32(b[chExtent:], uint32(first))
+	le.PutUint32(b[chExtents:], uint32(need))
+	copy(b[chName:chName+chNameBytes], name)
+	base := s.hdr.DataOff + int64(first)*s.hdr.ExtentSize
+	for k := 0; k < opts.Consumers; k++ {
+		ro := base + int64(k)*ringBytes
+		if err := s.InitRing(ro, opts.Capacity); err != nil {
+			return 0, err
+		}
+		le.PutUint64(b[chConsumer0+k*chConsBytes+8:], uint64(ro))
+	}
+	s.u32(off + chState).Store(1)
+	return i, nil
+}
+
+func (s *Segment) consumerOff(ch, k int) int64 {
+	return s.chanOff(ch) + chConsumer0 + int64(k)*chConsBytes
+}
+
+// ringOf opens consumer k's ring of channel ch, checking its offset lies
+// in the channel's extents.
+func (s *Segment) ringOf(ch, k int, producer bool, opts RingOptions) (*Ring, error) {
+	off := s.chanOff(ch)
+	first, n := int64(s.u32(off+chExtent).Load()), int64(s.u32(off+chExtents).Load())
+	ro := int64(s.u64(s.consumerOff(ch, k) + 8).Load())
+	lo := s.hdr.DataOff + first*s.hdr.ExtentSize
+	if first+n > int64(s.hdr.Extents.Count) || ro < lo || ro >= lo+n*s.hdr.ExtentSize {
+		return nil, fmt.Errorf("cxl: segment %s: channel %s: consumer %d's ring at offset %d is outside the channel's extents: %w", s.name, s.chanName(ch), k, ro, ErrCorrupt)
+	}
+	return s.OpenRing(ro, producer, opts)
+}
+
+func (s *Segment) openProducer(part *Participant, i int, opts ChannelOptions) (*Producer, error) {
+	off := s.chanOff(i)
+	n := int(s.u32(off + chConsumers).Load())
+	if n < 1 || n > MaxConsumers {
+		return nil, fmt.Errorf("cxl: segment %s: channel %s at offset %d: %d consumers: %w", s.name, s.chanName(i), off+chConsumers, n, ErrCorrupt)
+	}
+	p := &Producer{seg: s, part: part, idx: i, off: off, next: s.u64(off + chPublished).Load()}
+	for k := 0; k < n; k++ {
+		r, err := s.ringOf(i, k, true, opts.Ring)
+		if err != nil {
+			return nil, err
+		}
+		p.rings = append(p.rings, r)
+		p.consAlive = append(p.consAlive, p.consumerGone(k, opts.Wait))
+	}
+	return p, nil
+}
+
+// consumerGone is the producer's alive check on consumer k while its ring
+// is full: it fails once the place has had no live consumer for wait (a
+// consumer not attached yet, or dead and not replaced). With wait 0 the
+// producer waits as long as its context allows.
+func (p *Producer) consumerGone(k int, wait time.Duration) func() error {
+	var since time.Time
+	return func() error {
+		slot := int(p.seg.u32(p.seg.consumerOff(p.idx, k)).Load()) - 1
+		if wait <= 0 || slot >= 0 && p.seg.slotAlive(slot) {
+			since = time.Time{}
+			return nil
+		}
+		if since.IsZero() {
+			since = time.Now()
+		}
+		if time.Since(since) >= wait {
+			return fmt.Errorf("channel %s: consumer %d has not been attached and alive for %v", p.seg.chanName(p.idx), k, wait)
+		}
+		return nil
+	}
+}
+
+// Next is the sequence number the next Publish gets.
+func (p *Producer) Next() uint64 { return p.next }
+
+// Publish hands desc — DescHeaderBytes of header room followed by the
+// payload, in the segment's data region, 8-byte aligned — to every
+// consumer as batch Next(). It fills in the header, waits while a
+// consumer's ring is full (backpressure) until ctx ends, and runs release
+// once every consumer acked the batch.
+func (p *Producer) Publish(ctx context.Context, desc []byte, release func()) (uint64, error) {
+	s := p.seg
+	off, ok := s.Contains(desc)
+	if !ok || off%8 != 0 || len(desc) < DescHeaderBytes || len(desc) > MaxDescBytes {
+		return 0, fmt.Errorf("cxl: segment %s: channel %s: a descriptor of %d bytes must lie 8-byte aligned in the segment's data region, %d to %d bytes", s.name, s.chanName(p.idx), len(desc), DescHeaderBytes, MaxDescBytes)
+	}
+	seq := p.next
+	le := binary.LittleEndian
+	le.PutUint32(desc[0:], descMagic)
+	le.PutUint32(desc[4:], uint32(len(desc)))
+	le.PutUint64(desc[8:], seq)
+	le.PutUint32(desc[16:], crc32.Checksum(desc[DescHeaderBytes:], castagnoli))
+	le.PutUint32(desc[20:], 0)
+	for k, r := range p.rings {
+		if _, err := r.Push(ctx, uint64(off), uint64(len(desc)), p.consAlive[k]); err != nil {
+			return 0, err
+		}
+	}
+	p.next = seq + 1
+	s.u64(p.off + chPublished).Store(p.next)
+	p.pending = append(p.pending, pendingBatch{seq: seq, release: release})
+	p.Reap()
+	return seq, nil
+}
+
+// Reap releases the batches every consumer acked, oldest first.
+func (p *Producer) Reap() {
+	low := p.next
+	for _, r := range p.rings {
+		low = min(low, r.Acked())
+	}
+	n := 0
+	for n < len(p.pending) && p.pending[n].seq < low {
+		if r := p.pending[n].release; r != nil {
+			r()
+		}
+		n++
+	}
+	if n > 0 {
+		m := copy(p.pending, p.pending[n:])
+		clear(p.pending[m:])
+		p.pending = p.pending[:m]
+	}
+}
+
+// Pending is the number of batches published and not yet acked by every
+// consumer.
+func (p *Producer) Pending() int { return len(p.pending) }
+
+// End publishes the end of the stream and waits, until ctx ends, for
+// every consumer to ack everything; the releases run as acks arrive.
+func (p *Producer) End(ctx context.Context) error {
+	s := p.seg
+	s.u32(p.off + chFlags).Store(chanEnded)
+	for k, r := range p.rings {
+		if _, err := r.Push(ctx, 0, 0, p.consAlive[k]); err != nil {
+			return err
+		}
+	}
+	for {
+		p.Reap()
+		if len(p.pending) == 0 {
+			s.sweep()
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("cxl: segment %s: channel %s: %d batches not acked by every consumer: %w", s.name, s.chanName(p.idx), len(p.pending), ctx.Err())
+		case <-time.After(200 * time.Microsecond):
+		}
+	}
+}
+
+// Abandon runs the releases of batches still pending without waiting
+// for acks: only when the consumers can no longer read them (the segment
+// is going away).
+func (p *Producer) Abandon() {
+	for _, b := range p.pending {
+		if b.release != nil {
+			b.release()
+		}
+	}
+	p.pending = nil
+}
+
+// Consumer reads one channel.
+type Consumer struct {
+	seg   *Segment
+	part  *Participant
+	idx   int
+	k     int
+	ring  *Ring
+	wait  time.Duration
+	next  uint64          // the next sequence to deliver
+	done  map[uint64]bool // released out of order, above the ring's acked count
+	ended bool
+	desc  []byte
+}
+
+// Delivery is one batch's descriptor, copied out of the segment.
+type Delivery struct {
+	Seq     uint64
+	Payload []byte // valid until the next Next
+}
+
+// Consume joins channel name as part, taking the first consumer place no
+// live process holds (a dead one's place is taken over: its batches not
+// acked are delivered again). It waits up to opts.Wait for the channel.
+func (s *Segment) Consume(ctx context.Context, part *Participant, name string, opts ChannelOptions) (*Consumer, error) {
+	if err := validName(name); err != nil {
+		return nil, err
+	}
+	deadline := time.Now().Add(opts.Wait)
+	for {
+		c, err := s.join(ctx, part, name, opts)
+		if err == nil || !errors.Is(err, errNoChannel) || !time.Now().Before(deadline) {
+			if errors.Is(err, errNoChannel) && opts.Wait > 0 {
+				err = fmt.Errorf("%w (waited %v)", err, opts.Wait)
+			}
+			return c, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+var errNoChannel = errors.New("no such channel")
+
+func (s *Segment) join(ctx context.Context, part *Participant, name string, opts ChannelOptions) (*Consumer, error) {
+	unlockTable, err := s.lockChannelTable(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer unlockTable()
+	i := s.findChannel(name)
+	if i < 0 {
+		return nil, fmt.Errorf("cxl: segment %s: channel %s: %w", s.name, name, errNoChannel)
+	}
+	n := int(s.u32(s.chanOff(i) + chConsumers).Load())
+	if n < 1 || n > MaxConsumers {
+		return nil, fmt.Errorf("cxl: segment %s: channel %s: %d consumers: %w", s.name, name, n, ErrCorrupt)
+	}
+	for k := 0; k < n; k++ {
+		co := s.consumerOff(i, k)
+		holder := int(s.u32(co).Load()) - 1
+		if holder >= 0 && s.slotAlive(holder) {
+			continue
+		}
+		r, err := s.ringOf(i, k, false, opts.Ring)
+		if err != nil {
+			return nil, err
+		}
+		s.u32(co).Store(uint32(part.slot + 1))
+		if holder >= 0 {
+			s.u32(co + 4).Add(1) // a takeover
+		}
+		r.Rewind()
+		return &Consumer{seg: s, part: part, idx: i, k: k, ring: r, wait: opts.Wait, next: r.Acked(), done: map[uint64]bool{}}, nil
+	}
+	return nil, fmt.Errorf("cxl: segment %s: channel %s: all %d consumer places are held by live processes", s.name, name, n)
+}
+
+// Index is the consumer's place in the channel (0-based).
+func (c *Consumer) Index() int { return c.k }
+
+// producerAlive fails once the channel has had no live producer for
+// c.wait.
+func (c *Consumer) producerAlive() func() error {
+	var since time.Time
+	return func() error {
+		slot := int(c.seg.u32(c.seg.chanOff(c.idx)+chProducer).Load()) - 1
+		if c.seg.slotAlive(slot) {
+			since = time.Time{}
+			return nil
+		}
+		if since.IsZero() {
+			since = time.Now()
+		}
+		if time.Since(since) >= c.wait {
+			return fmt.Errorf("channel %s has had no live producer for %v", c.seg.chanName(c.idx), c.wait)
+		}
+		return nil
+	}
+}
+
+// Next returns the next batch's descriptor, or io.EOF after the last one.
+// A descriptor that is not what a producer writes is an error naming the
+// segment and offset.
+func (c *Consumer) Next(ctx context.Context) (Delivery, error) {
+	if c.ended {
+		return Delivery{}, io.EOF
+	}
+	alive := c.producerAlive()
+	for {
+		e, err := c.ring.Pop(ctx, alive)
+		if err != nil {
+			return Delivery{}, err
+		}
+		if e.A == 0 && e.B == 0 {
+			c.ended = true
+			return Delivery{}, io.EOF
+		}
+		if e.Seq < c.next {
+			c.Release(e.Seq) // delivered before a takeover: drop it
+			continue
+		}
+		d, err := c.read(e)
+		if err != nil {
+			return Delivery{}, err
+		}
+		c.next = e.Seq + 1
+		return d, nil
+	}
+}
+
+// read copies the descriptor e points at out of the segment and checks
+// the copy.
+func (c *Consumer) read(e Entry) (Delivery, error) {
+	s := c.seg
+	off, n := int64(e.A), int64(e.B)
+	where := fmt.Sprintf("cxl: segment %s: channel %s: batch %d: descriptor at offset %d", s.name, s.chanName(c.idx), e.Seq, off)
+	if e.A > uint64(s.hdr.DataOff+s.hdr.DataBytes) || off < s.hdr.DataOff || off%8 != 0 ||
+		n < DescHeaderBytes || n > MaxDescBytes || off > s.hdr.DataOff+s.hdr.DataBytes-n {
+		return Delivery{}, fmt.Errorf("%s, %d bytes: not 8-byte aligned inside the data region [%d, %d): %w", where, n, s.hdr.DataOff, s.hdr.DataOff+s.hdr.DataBytes, ErrCorrupt)
+	}
+	c.desc = append(c.desc[:0], s.mem[off:off+n]...)
+	b := c.desc
+	le := binary.LittleEndian
+	switch {
+	case le.Uint32(b[0:]) != descMagic:
+		return Delivery{}, fmt.Errorf("%s: magic %#x: %w", where, le.Uint32(b[0:]), ErrCorrupt)
+	case int64(le.Uint32(b[4:])) != n:
+		return Delivery{}, fmt.Errorf("%s: %d bytes, the ring says %d: %w", where, le.Uint32(b[4:]), n, ErrCorrupt)
+	case le.Uint64(b[8:]) != e.Seq:
+		return Delivery{}, fmt.Errorf("%s: sequence %d, the ring says %d: %w", where, le.Uint64(b[8:]), e.Seq, ErrCorrupt)
+	case le.Uint32(b[16:]) != crc32.Checksum(b[DescHeaderBytes:], castagnoli):
+		return Delivery{}, fmt.Errorf("%s: payload checksum %#08x does not match: %w", where, le.Uint32(b[16:]), ErrCorrupt)
+	}
+	return Delivery{Seq: e.Seq, Payload: b[DescHeaderBytes:]}, nil
+}
+
+// Release says the consumer is done with batch seq (and its buffers);
+// batches may be released in any order, and the producer learns of them
+// in sequence order.
+func (c *Consumer) Release(seq uint64) error {
+	acked := c.ring.Acked()
+	if seq < acked {
+		return nil
+	}
+	if seq >= c.next {
+		return fmt.Errorf("cxl: segment %s: channel %s: release batch %d, not delivered yet (next %d)", c.seg.name, c.seg.chanName(c.idx), seq, c.next)
+	}
+	c.done[seq] = true
+	n := acked
+	for c.done[n] {
+		delete(c.done, n)
+		n++
+	}
+	if n > acked {
+		return c.ring.Ack(n)
+	}
+	return nil
+}
+
+// Leave gives up the consumer's place (after the end of the stream, or to
+// let another process take over).
+func (c *Consumer) Leave() {
+	c.seg.u32(c.seg.consumerOff(c.idx, c.k)).CompareAndSwap(uint32(c.part.slot+1), 0)
+}
+
+// forgetSlot frees the channel places participant slot i (dead) held, so
+// that a successor can take them (a slot number is reused by the next
+// process to attach: a place must not look held by it).
+func (s *Segment) forgetSlot(i int) {
+	me := uint32(i + 1)
+	for ch := 0; ch < s.hdr.Channels.Count; ch++ {
+		off := s.chanOff(ch)
+		if s.u32(off+chState).Load() != 1 {
+			continue
+		}
+		s.u32(off+chProducer).CompareAndSwap(me, 0)
+		n := min(int(s.u32(off+chConsumers).Load()), MaxConsumers)
+		for k := 0; k < n; k++ {
+			s.u32(s.consumerOff(ch, k)).CompareAndSwap(me, 0)
+		}
+	}
+}
+
+// anyUnacked says whether some channel has batches some consumer (alive
+// or not) has not acked. Rings that do not check out count as unacked:
+// nothing is freed on doubt.
+func (s *Segment) anyUnacked() bool {
+	for ch := 0; ch < s.hdr.Channels.Count; ch++ {
+		off := s.chanOff(ch)
+		if s.u32(off+chState).Load() != 1 {
+			continue
+		}
+		published := s.u64(off + chPublished).Load()
+		n := min(int(s.u32(off+chConsumers).Load()), MaxConsumers)
+		for k := 0; k < n; k++ {
+			ro := int64(s.u64(s.consumerOff(ch, k) + 8).Load())
+			if s.checkRange(ro, ringHeader, 64) != nil {
+				return true
+			}
+			if acked := (*atomic.Uint64)(unsafe.Pointer(&s.mem[ro+ringAcked])).Load(); acked < published {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// retireSlotExtents marks the extents slot i held as retired: kept until
+// a sweep finds every channel drained.
+func (s *Segment) retireSlotExtents(i int) {
+	me := uint32(i + 1)
+	for x := 0; x < s.hdr.Extents.Count; x++ {
+		s.u32(s.extentEntry(x)+extOwner).CompareAndSwap(me, retiredOwner)
+	}
+}
+
+// sweep frees retired extents once no channel has a batch not acked.
+func (s *Segment) sweep() {
+	if s.anyUnacked() {
+		return
+	}
+	for x := 0; x < s.hdr.Extents.Count; x++ {
+		e := s.extentEntry(x)
+		if s.u32(e+extOwner).Load() == retiredOwner {
+			s.u32(e + extRun).Store(0)
+			s.u32(e + extOwner).Store(0)
+		}
+	}
+}
