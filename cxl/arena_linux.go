@@ -180,8 +180,9 @@ func (s *Segment) Contains(b []byte) (off int64, ok bool) {
 // lives where another process that maps the segment can read it.
 type Pool struct {
 	*buffers.Allocator
-	seg  *Segment
-	part *Participant
+	seg     *Segment
+	part    *Participant
+	unshare func() error
 }
 
 // NewPool opens (or, with cfg.Size, makes) the segment at cfg.Path,
@@ -195,13 +196,13 @@ func NewPool(cfg buffers.PoolConfig) (*Pool, error) {
 	if cfg.Bind || cfg.Lock {
 		return nil, fmt.Errorf("cxl: arena cxl on %s: a segment cannot be bound to a node or locked (its memory is where its device or file system put it)", cfg.Path)
 	}
-	seg, err := Open(cfg.Path, Options{Create: cfg.Size > 0, Size: cfg.Size, Logger: cfg.Logger})
+	seg, unshare, err := Share(cfg.Path, Options{Create: cfg.Size > 0, Size: cfg.Size, Logger: cfg.Logger})
 	if err != nil {
 		return nil, err
 	}
 	part, err := seg.Attach(RoleProducer, "arena")
 	if err != nil {
-		seg.Close()
+		unshare()
 		return nil, err
 	}
 	kind := buffers.KindPlain
@@ -216,13 +217,14 @@ func NewPool(cfg buffers.PoolConfig) (*Pool, error) {
 	})
 	if err != nil {
 		part.Detach()
-		seg.Close()
+		unshare()
 		return nil, err
 	}
-	return &Pool{Allocator: a, seg: seg, part: part}, nil
+	return &Pool{Allocator: a, seg: seg, part: part, unshare: unshare}, nil
 }
 
-// Segment is the segment the pool allocates in.
+// Segment is the segment the pool allocates in (this process's one
+// mapping of it: see Share).
 func (p *Pool) Segment() *Segment { return p.seg }
 
 // Kind is "cxl".
@@ -242,7 +244,7 @@ func (p *Pool) Close() error {
 		return err
 	}
 	p.part.Detach()
-	return p.seg.Close()
+	return p.unshare()
 }
 
 func init() {

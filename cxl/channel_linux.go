@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -30,6 +31,13 @@ import (
 //	 40   40 name, NUL-padded
 //	 80      consumer k at 80 + 32k: participant slot + 1 (u32), takeovers
 //	         (u32), ring offset (u64), zero (16 bytes)
+//	336    8 schema offset (in the channel's extents, after the rings)
+//	344    4 schema bytes
+//	348    4 CRC-32C of the schema bytes
+//
+// The schema is the producer's, opaque here (the shm operators put an
+// Arrow IPC schema message in it); a producer that takes over a channel
+// must bring the same bytes.
 //
 // Each consumer has a Ring in the channel's extents. The producer pushes
 // (descriptor offset, length) to every consumer's ring; a consumer acks
@@ -63,6 +71,10 @@ const (
 	chNameBytes = 40
 	chConsumer0 = 80
 	chConsBytes = 32
+	chSchemaOff = 336
+	chSchemaLen = 344
+	chSchemaCRC = 348
+	maxSchema   = 1 << 20
 
 	chanEnded = 1
 
@@ -88,6 +100,9 @@ type ChannelOptions struct {
 	Wait time.Duration
 	// Ring tunes waiting (spin, check interval).
 	Ring RingOptions
+	// Schema is what every batch of the channel is (opaque bytes, at most
+	// 1 MiB). Producer only: consumers read it with Consumer.Schema.
+	Schema []byte
 }
 
 func (s *Segment) chanOff(i int) int64 {
@@ -187,6 +202,9 @@ func (s *Segment) Produce(ctx context.Context, part *Participant, name string, o
 	if opts.Consumers < 1 || opts.Consumers > MaxConsumers {
 		return nil, fmt.Errorf("cxl: channel %s: %d consumers: want 1 to %d", name, opts.Consumers, MaxConsumers)
 	}
+	if len(opts.Schema) > maxSchema {
+		return nil, fmt.Errorf("cxl: channel %s: a schema of %d bytes, more than %d", name, len(opts.Schema), maxSchema)
+	}
 	unlockTable, err := s.lockChannelTable(ctx)
 	if err != nil {
 		return nil, err
@@ -201,6 +219,11 @@ func (s *Segment) Produce(ctx context.Context, part *Participant, name string, o
 		}
 		if n := int(s.u32(off + chConsumers).Load()); n != opts.Consumers {
 			return nil, fmt.Errorf("cxl: segment %s: channel %s was made for %d consumers, not %d", s.name, name, n, opts.Consumers)
+		}
+		if old, err := s.channelSchema(i); err != nil {
+			return nil, err
+		} else if !bytes.Equal(old, opts.Schema) {
+			return nil, fmt.Errorf("cxl: segment %s: channel %s carries batches of another schema than this producer's", s.name, name)
 		}
 		s.u32(off + chProducer).Store(uint32(part.slot + 1))
 	} else if i, err = s.makeChannel(part, name, opts); err != nil {
@@ -223,7 +246,8 @@ func (s *Segment) makeChannel(part *Participant, name string, opts ChannelOption
 		return 0, fmt.Errorf("cxl: segment %s: make channel %s: all %d channels in use", s.name, name, s.hdr.Channels.Count)
 	}
 	ringBytes := RingBytes(opts.Capacity)
-	need := int((int64(opts.Consumers)*ringBytes + s.hdr.ExtentSize - 1) / s.hdr.ExtentSize)
+	schemaAt := int64(opts.Consumers) * ringBytes
+	need := int((schemaAt + int64(len(opts.Schema)) + s.hdr.ExtentSize - 1) / s.hdr.ExtentSize)
 	first, err := s.claimExtents(channelOwner|uint32(i), need, 0)
 	if err != nil {
 		return 0, fmt.Errorf("cxl: make channel %s: %w", name, err)
@@ -246,8 +270,32 @@ func (s *Segment) makeChannel(part *Participant, name string, opts ChannelOption
 		}
 		le.PutUint64(b[chConsumer0+k*chConsBytes+8:], uint64(ro))
 	}
+	copy(s.mem[base+schemaAt:], opts.Schema)
+	le.PutUint64(b[chSchemaOff:], uint64(base+schemaAt))
+	le.PutUint32(b[chSchemaLen:], uint32(len(opts.Schema)))
+	le.PutUint32(b[chSchemaCRC:], crc32.Checksum(opts.Schema, castagnoli))
 	s.u32(off + chState).Store(1)
 	return i, nil
+}
+
+// channelSchema copies channel ch's schema out and checks it: inside the
+// channel's extents, its checksum right.
+func (s *Segment) channelSchema(ch int) ([]byte, error) {
+	off := s.chanOff(ch)
+	le := binary.LittleEndian
+	at := int64(le.Uint64(s.mem[off+chSchemaOff:]))
+	n := int64(le.Uint32(s.mem[off+chSchemaLen:]))
+	first, ext := int64(s.u32(off+chExtent).Load()), int64(s.u32(off+chExtents).Load())
+	lo := s.hdr.DataOff + first*s.hdr.ExtentSize
+	hi := lo + ext*s.hdr.ExtentSize
+	if first+ext > int64(s.hdr.Extents.Count) || n > maxSchema || at < lo || at > hi-n {
+		return nil, fmt.Errorf("cxl: segment %s: channel %s: schema of %d bytes at offset %d outside the channel's extents: %w", s.name, s.chanName(ch), n, at, ErrCorrupt)
+	}
+	b := append([]byte(nil), s.mem[at:at+n]...)
+	if got, want := crc32.Checksum(b, castagnoli), le.Uint32(s.mem[off+chSchemaCRC:]); got != want {
+		return nil, fmt.Errorf("cxl: segment %s: channel %s: schema at offset %d sums to %#08x, the channel says %#08x: %w", s.name, s.chanName(ch), at, got, want, ErrCorrupt)
+	}
+	return b, nil
 }
 
 func (s *Segment) consumerOff(ch, k int) int64 {
@@ -402,6 +450,7 @@ func (p *Producer) Abandon() {
 
 // Consumer reads one channel.
 type Consumer struct {
+	mu    sync.Mutex // Release may come from any goroutine
 	seg   *Segment
 	part  *Participant
 	idx   int
@@ -480,6 +529,9 @@ func (s *Segment) join(ctx context.Context, part *Participant, name string, opts
 	return nil, fmt.Errorf("cxl: segment %s: channel %s: all %d consumer places are held by live processes", s.name, name, n)
 }
 
+// Schema is the channel's schema, as its producer gave it.
+func (c *Consumer) Schema() ([]byte, error) { return c.seg.channelSchema(c.idx) }
+
 // Index is the consumer's place in the channel (0-based).
 func (c *Consumer) Index() int { return c.k }
 
@@ -520,7 +572,10 @@ func (c *Consumer) Next(ctx context.Context) (Delivery, error) {
 			c.ended = true
 			return Delivery{}, io.EOF
 		}
-		if e.Seq < c.next {
+		c.mu.Lock()
+		dup := e.Seq < c.next
+		c.mu.Unlock()
+		if dup {
 			c.Release(e.Seq) // delivered before a takeover: drop it
 			continue
 		}
@@ -528,7 +583,9 @@ func (c *Consumer) Next(ctx context.Context) (Delivery, error) {
 		if err != nil {
 			return Delivery{}, err
 		}
+		c.mu.Lock()
 		c.next = e.Seq + 1
+		c.mu.Unlock()
 		return d, nil
 	}
 }
@@ -563,6 +620,8 @@ func (c *Consumer) read(e Entry) (Delivery, error) {
 // batches may be released in any order, and the producer learns of them
 // in sequence order.
 func (c *Consumer) Release(seq uint64) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	acked := c.ring.Acked()
 	if seq < acked {
 		return nil

@@ -243,9 +243,10 @@ func (r *Ring) Pop(ctx context.Context, alive func() error) (Entry, error) {
 // Ack says the consumer is done with every entry before n (n ≤ the
 // entries popped): the producer may reuse their slots. Acks only move
 // forward.
+// It may be called from another goroutine than Pop's.
 func (r *Ring) Ack(n uint64) error {
-	if n > r.mine {
-		return fmt.Errorf("cxl: %s: ack %d entries, only %d popped", r.where, n, r.mine)
+	if h := r.word(ringHead).Load(); n > h {
+		return fmt.Errorf("cxl: %s: ack %d entries, only %d popped", r.where, n, h)
 	}
 	w := r.word(ringAcked)
 	if n <= w.Load() {
