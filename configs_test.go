@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"go.uber.org/goleak"
@@ -48,10 +49,18 @@ func TestEveryConfigStruct(t *testing.T) {
 	gen := &operators.GenerateConfig{Rows: 5, Columns: []operators.GenerateColumn{{Name: "a", Type: "int64"}, {Name: "s", Type: "string"}}}
 	outAddr, inAddr := freeAddr(t), freeAddr(t)
 	cols := []operators.ColumnDef{{Name: "a", Type: "int64"}, {Name: "s", Type: "string"}}
-	// The network operators run against a peer pipeline.
+	shm, err := os.MkdirTemp("/dev/shm", "zflow-configs-")
+	if err != nil {
+		shm = t.TempDir() // any file system does for a test segment
+	}
+	defer os.RemoveAll(shm)
+	seg := filepath.Join(shm, "seg")
+	// The network and shared-memory operators run against a peer pipeline.
 	peers := map[string]*zflow.Builder{
 		"tcp_out": zflow.New("peer").Source("in", "tcp_in", &operators.TCPInConfig{Listen: outAddr, Schema: cols}).Sink("out", "discard", nil, "in"),
 		"tcp_in":  zflow.New("peer").Source("g", "generate", gen).Sink("out", "tcp_out", &operators.TCPOutConfig{Address: inAddr}, "g"),
+		"shm_out": zflow.New("peer").Source("in", "shm_in", &operators.ShmInConfig{Path: seg, Channel: "out", Schema: cols, Wait: time.Minute}).Sink("out", "discard", nil, "in"),
+		"shm_in":  zflow.New("peer").Source("g", "generate", gen).Sink("out", "shm_out", &operators.ShmOutConfig{Path: seg, Channel: "in"}, "g"),
 	}
 	const genYAML = "{type: generate, rows: 5, columns: [{name: a, type: int64}, {name: s, type: string}]}"
 	if err := os.WriteFile(file("in.csv"), []byte("a,s\n1,x\n2,y\n"), 0o644); err != nil {
@@ -84,6 +93,8 @@ func TestEveryConfigStruct(t *testing.T) {
 		{engine.KindTransform, "union", &operators.UnionConfig{}, "", 10},
 		{engine.KindSink, "tcp_out", &operators.TCPOutConfig{Address: outAddr}, "address: " + outAddr, 5},
 		{engine.KindSource, "tcp_in", &operators.TCPInConfig{Listen: inAddr, Schema: cols}, "listen: " + inAddr + ", schema: [{name: a, type: int64}, {name: s, type: string}]", 5},
+		{engine.KindSink, "shm_out", &operators.ShmOutConfig{Path: seg, Channel: "out"}, "path: " + seg + ", channel: out", 5},
+		{engine.KindSource, "shm_in", &operators.ShmInConfig{Path: seg, Channel: "in", Schema: cols}, "path: " + seg + ", channel: in, schema: [{name: a, type: int64}, {name: s, type: string}]", 5},
 	}
 	covered := map[string]bool{}
 	for _, c := range cases {

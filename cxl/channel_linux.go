@@ -76,7 +76,8 @@ const (
 	chSchemaCRC = 348
 	maxSchema   = 1 << 20
 
-	chanEnded = 1
+	chanEnded  = 1
+	chanFailed = 2 // the producer failed: consumers stop with an error
 
 	// channelOwner marks the extents of channel i's rings in the extent
 	// table; retiredOwner those of a dead producer whose batches a
@@ -226,6 +227,7 @@ func (s *Segment) Produce(ctx context.Context, part *Participant, name string, o
 			return nil, fmt.Errorf("cxl: segment %s: channel %s carries batches of another schema than this producer's", s.name, name)
 		}
 		s.u32(off + chProducer).Store(uint32(part.slot + 1))
+		s.u32(off + chFlags).Store(0) // a new stream on the channel
 	} else if i, err = s.makeChannel(part, name, opts); err != nil {
 		return nil, err
 	}
@@ -422,6 +424,11 @@ func (p *Producer) End(ctx context.Context) error {
 			return err
 		}
 	}
+	// The end marker takes a sequence number like a batch (a sequence is
+	// a ring position), and consumers ack it: a producer that later takes
+	// the channel over continues after it.
+	p.next++
+	s.u64(p.off + chPublished).Store(p.next)
 	for {
 		p.Reap()
 		if len(p.pending) == 0 {
@@ -432,6 +439,29 @@ func (p *Producer) End(ctx context.Context) error {
 		case <-ctx.Done():
 			return fmt.Errorf("cxl: segment %s: channel %s: %d batches not acked by every consumer: %w", s.name, s.chanName(p.idx), len(p.pending), ctx.Err())
 		case <-time.After(200 * time.Microsecond):
+		}
+	}
+}
+
+// Fail tells the consumers the producer failed (they stop with an error
+// instead of waiting for more) and waits, until ctx ends, for them to ack
+// what they hold; it returns how many batches are still not acked. Their
+// memory must then stay as it is (the caller leaves its extents to be
+// retired when this process exits) unless Abandon is called.
+func (p *Producer) Fail(ctx context.Context) int {
+	p.seg.u32(p.off + chFlags).Or(chanFailed)
+	for k := range p.rings {
+		futexWake(p.rings[k].word32(ringDataEv))
+	}
+	for {
+		p.Reap()
+		if len(p.pending) == 0 {
+			return 0
+		}
+		select {
+		case <-ctx.Done():
+			return len(p.pending)
+		case <-time.After(time.Millisecond):
 		}
 	}
 }
@@ -529,17 +559,53 @@ func (s *Segment) join(ctx context.Context, part *Participant, name string, opts
 	return nil, fmt.Errorf("cxl: segment %s: channel %s: all %d consumer places are held by live processes", s.name, name, n)
 }
 
+// ChannelSchema waits up to wait (or until ctx ends) for channel name to
+// be made and returns its schema.
+func (s *Segment) ChannelSchema(ctx context.Context, name string, wait time.Duration) ([]byte, error) {
+	deadline := time.Now().Add(wait)
+	for {
+		unlockTable, err := s.lockChannelTable(ctx)
+		if err != nil {
+			return nil, err
+		}
+		i := s.findChannel(name)
+		var schema []byte
+		if i >= 0 {
+			schema, err = s.channelSchema(i)
+		}
+		unlockTable()
+		if i >= 0 || !time.Now().Before(deadline) {
+			if i < 0 {
+				return nil, fmt.Errorf("cxl: segment %s: channel %s: %w (waited %v)", s.name, name, errNoChannel, wait)
+			}
+			return schema, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
 // Schema is the channel's schema, as its producer gave it.
 func (c *Consumer) Schema() ([]byte, error) { return c.seg.channelSchema(c.idx) }
 
 // Index is the consumer's place in the channel (0-based).
 func (c *Consumer) Index() int { return c.k }
 
-// producerAlive fails once the channel has had no live producer for
-// c.wait.
+// ErrProducerFailed is wrapped by Next's error when the producer said it
+// failed.
+var ErrProducerFailed = errors.New("the producer failed")
+
+// producerAlive fails once the producer said it failed, or the channel has
+// had no live producer for c.wait.
 func (c *Consumer) producerAlive() func() error {
 	var since time.Time
 	return func() error {
+		if c.seg.u32(c.seg.chanOff(c.idx)+chFlags).Load()&chanFailed != 0 {
+			return ErrProducerFailed
+		}
 		slot := int(c.seg.u32(c.seg.chanOff(c.idx)+chProducer).Load()) - 1
 		if c.seg.slotAlive(slot) {
 			since = time.Time{}
@@ -570,6 +636,12 @@ func (c *Consumer) Next(ctx context.Context) (Delivery, error) {
 		}
 		if e.A == 0 && e.B == 0 {
 			c.ended = true
+			c.mu.Lock()
+			if e.Seq >= c.next {
+				c.next = e.Seq + 1
+			}
+			c.mu.Unlock()
+			c.Release(e.Seq) // the marker holds nothing
 			return Delivery{}, io.EOF
 		}
 		c.mu.Lock()

@@ -1,0 +1,567 @@
+package operators
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/ipc"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/zflowdev/zflow/buffers"
+	"github.com/zflowdev/zflow/cxl"
+	"github.com/zflowdev/zflow/engine"
+	"github.com/zflowdev/zflow/io/stream"
+)
+
+// A batch descriptor's payload (after cxl's header): the 26-byte trace
+// carrier, 2 zero bytes, the length of the IPC metadata (u32), then the
+// metadata — a record-batch message whose buffer offsets are relative to
+// the segment's data region, which is the body a consumer reads it with.
+const (
+	shmCarrier = 0
+	shmMetaLen = 28
+	shmMeta    = 32
+)
+
+func checkChannelName(name string) error {
+	if name == "" || len(name) > 40 {
+		return engine.Errf("channel", "want a name of 1 to 40 bytes, got %q", name)
+	}
+	return nil
+}
+
+func buildShmOut(bc *engine.BuildContext, c any) (engine.Factory, error) {
+	cfg := *c.(*ShmOutConfig)
+	var errs []error
+	if err := checkPath(cfg.Path); err != nil {
+		errs = append(errs, err)
+	}
+	if err := checkChannelName(cfg.Channel); err != nil {
+		errs = append(errs, err)
+	}
+	if cfg.Consumers < 1 || cfg.Consumers > cxl.MaxConsumers {
+		errs = append(errs, engine.Errf("consumers", "want 1 to %d, got %d", cxl.MaxConsumers, cfg.Consumers))
+	}
+	if cfg.Capacity < 2 || cfg.Capacity > 1<<16 || cfg.Capacity&(cfg.Capacity-1) != 0 {
+		errs = append(errs, engine.Errf("capacity", "want a power of two from 2 to 65536, got %d", cfg.Capacity))
+	}
+	if cfg.Size < 16<<20 {
+		errs = append(errs, engine.Errf("size", "want at least 16MiB, got %d bytes", int64(cfg.Size)))
+	}
+	if cfg.Wait <= 0 {
+		errs = append(errs, engine.Errf("wait", "must be positive, got %v", cfg.Wait))
+	}
+	schema, err := checkSinkInput(bc)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if schema != nil {
+		for _, f := range schema.Fields() {
+			if f.Type.ID() == arrow.DICTIONARY {
+				errs = append(errs, engine.Errf("inputs", "column %s is dictionary-encoded, which shm_out does not carry yet; cast it to %s", f.Name, f.Type.(*arrow.DictionaryType).ValueType))
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return &shmOutFactory{cfg: cfg, schema: schema}, nil
+}
+
+type shmOutFactory struct {
+	cfg    ShmOutConfig
+	schema *arrow.Schema
+}
+
+func (f *shmOutFactory) Schema() *arrow.Schema { return nil }
+
+func (f *shmOutFactory) Describe() string {
+	return fmt.Sprintf("%s channel %s, %d consumer(s), by reference where batches live in the segment (arena cxl on this path), else copied in once", f.cfg.Path, f.cfg.Channel, f.cfg.Consumers)
+}
+
+func (f *shmOutFactory) New(ic *engine.InstanceContext) (any, error) {
+	return &shmOutSink{f: f, ic: ic}, nil
+}
+
+type shmOutSink struct {
+	f    *shmOutFactory
+	ic   *engine.InstanceContext
+	pool *cxl.Pool // descriptors and copies, in the segment
+	seg  *cxl.Segment
+	part *cxl.Participant
+	prod *cxl.Producer
+	enc  *stream.BatchEncoder
+	data int64 // the data region's offset
+	done bool
+
+	batches, byRef, copied int64
+}
+
+func (s *shmOutSink) open(ctx context.Context) error {
+	if s.prod != nil {
+		return nil
+	}
+	cfg := s.f.cfg
+	pool, err := cxl.NewPool(buffers.PoolConfig{Kind: "cxl", Path: cfg.Path, Size: int64(cfg.Size), Logger: s.ic.Logger})
+	if err != nil {
+		return fmt.Errorf("shm_out: %w", err)
+	}
+	s.pool, s.seg = pool, pool.Segment()
+	s.data = s.seg.Header().DataOff
+	if s.part, err = s.seg.Attach(cxl.RoleProducer, "shm_out "+s.ic.Node); err != nil {
+		return fmt.Errorf("shm_out: %w", err)
+	}
+	schema, err := stream.SchemaBytes(s.f.schema)
+	if err != nil {
+		return fmt.Errorf("shm_out: %w", err)
+	}
+	s.prod, err = s.seg.Produce(ctx, s.part, cfg.Channel, cxl.ChannelOptions{
+		Consumers: cfg.Consumers, Capacity: cfg.Capacity, Wait: cfg.Wait, Schema: schema,
+	})
+	if err != nil {
+		return fmt.Errorf("shm_out: %w", err)
+	}
+	s.enc = stream.NewBatchEncoder(s.f.schema, s.pool)
+	s.ic.SetIO("shm", fmt.Sprintf("segment %s (%s), channel %s", cfg.Path, s.seg.Backing(), cfg.Channel))
+	return nil
+}
+
+func (s *shmOutSink) Write(ctx context.Context, port int, in arrow.RecordBatch) error {
+	if err := s.open(ctx); err != nil {
+		return err
+	}
+	e, release, err := s.enc.Encode(in)
+	if err != nil {
+		return fmt.Errorf("shm_out: %w", err)
+	}
+	var copies [][]byte
+	freeAll := func() {
+		release()
+		for _, b := range copies {
+			s.pool.Free(b)
+		}
+	}
+	hdr := s.seg.Header()
+	err = stream.Rebase(e, hdr.DataBytes, func(buf []byte) (int64, error) {
+		if off, ok := s.seg.Contains(buf); ok {
+			s.byRef += int64(len(buf))
+			return off - s.data, nil
+		}
+		c := s.pool.Allocate(len(buf))
+		copy(c, buf)
+		copies = append(copies, c)
+		s.copied += int64(len(buf))
+		off, _ := s.seg.Contains(c)
+		return off - s.data, nil
+	})
+	if err != nil {
+		freeAll()
+		return fmt.Errorf("shm_out: %w", err)
+	}
+	desc := s.pool.Allocate(cxl.DescHeaderBytes + shmMeta + len(e.Meta))
+	p := desc[cxl.DescHeaderBytes:]
+	carrier := engine.InjectBatchTrace(ctx)
+	copy(p[shmCarrier:], carrier[:])
+	binary.LittleEndian.PutUint32(p[shmMetaLen:], uint32(len(e.Meta)))
+	copy(p[shmMeta:], e.Meta)
+	_, err = s.prod.Publish(ctx, desc, func() {
+		freeAll()
+		s.pool.Free(desc)
+	})
+	if err != nil {
+		freeAll()
+		s.pool.Free(desc)
+		return fmt.Errorf("shm_out: %w", err)
+	}
+	s.batches++
+	return nil
+}
+
+func (s *shmOutSink) Close(ctx context.Context) error {
+	if err := s.open(ctx); err != nil {
+		return err
+	}
+	wctx, cancel := context.WithTimeout(ctx, s.f.cfg.Wait)
+	defer cancel()
+	if err := s.prod.End(wctx); err != nil {
+		return fmt.Errorf("shm_out: waiting for the consumers of channel %s: %w", s.f.cfg.Channel, err)
+	}
+	return s.finish()
+}
+
+// finish closes what open made, reports the ledger and says what moved.
+func (s *shmOutSink) finish() error {
+	if s.done {
+		return nil
+	}
+	s.done = true
+	if s.copied > 0 {
+		s.ic.Ledger.Copied("into the shared segment (batch not in it)", s.copied)
+	}
+	if s.ic.Logger != nil {
+		s.ic.Logger.Info("shm_out done", "channel", s.f.cfg.Channel, "batches", s.batches, "by_reference_bytes", s.byRef, "copied_bytes", s.copied)
+	}
+	s.enc.Close()
+	s.part.Detach()
+	return s.pool.Close()
+}
+
+func (s *shmOutSink) Commit() error { return nil }
+
+// Abort tells the consumers the run failed and waits (wait) for them to
+// acknowledge what they hold; what they still hold then stays in the
+// segment, retired when this process exits, so no consumer reads memory
+// reused under it.
+func (s *shmOutSink) Abort() {
+	if s.prod == nil || s.done {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.f.cfg.Wait)
+	defer cancel()
+	if n := s.prod.Fail(ctx); n > 0 {
+		s.done = true
+		if s.ic.Logger != nil {
+			s.ic.Logger.Warn("shm_out: consumers still hold batches of the failed run; their memory stays in the segment until this process exits", "channel", s.f.cfg.Channel, "batches", n)
+		}
+		return
+	}
+	s.finish()
+}
+
+func buildShmIn(bc *engine.BuildContext, c any) (engine.Factory, error) {
+	cfg := *c.(*ShmInConfig)
+	var errs []error
+	if err := checkPath(cfg.Path); err != nil {
+		errs = append(errs, err)
+	}
+	if err := checkChannelName(cfg.Channel); err != nil {
+		errs = append(errs, err)
+	}
+	if cfg.Wait <= 0 {
+		errs = append(errs, engine.Errf("wait", "must be positive, got %v", cfg.Wait))
+	}
+	switch cfg.Validate {
+	case "full", "basic", "none":
+	default:
+		errs = append(errs, engine.Errf("validate", "want full, basic or none, got %q", cfg.Validate))
+	}
+	var schema *arrow.Schema
+	if len(cfg.Schema) > 0 {
+		s, err := columnsSchema("schema", cfg.Schema)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		schema = s
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	if schema == nil {
+		s, err := shmSchema(cfg)
+		if err != nil {
+			return nil, engine.Errf("channel", "without schema: the channel's schema gives the columns at compile time: %v", err)
+		}
+		schema = s
+	}
+	return &shmInFactory{cfg: cfg, schema: schema}, nil
+}
+
+// shmSchema waits for the segment and the channel and decodes the
+// channel's schema.
+func shmSchema(cfg ShmInConfig) (*arrow.Schema, error) {
+	seg, unshare, err := cxl.Share(cfg.Path, cxl.Options{Wait: cfg.Wait})
+	if err != nil {
+		return nil, err
+	}
+	defer unshare()
+	raw, err := seg.ChannelSchema(context.Background(), cfg.Channel, cfg.Wait)
+	if err != nil {
+		return nil, err
+	}
+	return decodeSchemaMessage(raw)
+}
+
+func decodeSchemaMessage(raw []byte) (*arrow.Schema, error) {
+	if _, err := stream.CheckSchemaMessage(raw); err != nil {
+		return nil, err
+	}
+	eos := []byte{0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0}
+	r, err := ipc.NewReader(io.MultiReader(bytes.NewReader(raw), bytes.NewReader(eos)))
+	if err != nil {
+		return nil, fmt.Errorf("decode the channel's schema: %w", err)
+	}
+	defer r.Release()
+	return stripMeta(r.Schema()), nil
+}
+
+type shmInFactory struct {
+	cfg    ShmInConfig
+	schema *arrow.Schema
+}
+
+func (f *shmInFactory) Schema() *arrow.Schema { return f.schema }
+
+func (f *shmInFactory) Describe() string {
+	how := "declared columns"
+	if len(f.cfg.Schema) == 0 {
+		how = "the channel's schema, read at compile time"
+	}
+	return fmt.Sprintf("%s channel %s (%d columns, %s; arrays point into the segment)", f.cfg.Path, f.cfg.Channel, f.schema.NumFields(), how)
+}
+
+func (f *shmInFactory) New(ic *engine.InstanceContext) (any, error) {
+	return &shmInSource{f: f, ic: ic}, nil
+}
+
+type shmInSource struct {
+	f  *shmInFactory
+	ic *engine.InstanceContext
+}
+
+func (s *shmInSource) Run(ctx context.Context, out engine.Emitter) error {
+	cfg := s.f.cfg
+	seg, unshare, err := cxl.Share(cfg.Path, cxl.Options{Wait: cfg.Wait})
+	if err != nil {
+		return fmt.Errorf("shm_in: %w", err)
+	}
+	part, err := seg.Attach(cxl.RoleConsumer, "shm_in "+s.ic.Node)
+	if err != nil {
+		unshare()
+		return fmt.Errorf("shm_in: %w", err)
+	}
+	// Batches emitted point into the mapping: it stays, and this process
+	// stays a participant, until the last of them is released downstream,
+	// which may be after Run returns.
+	hold := &shmHold{detach: part.Detach, unshare: unshare}
+	defer hold.end()
+	cons, err := seg.Consume(ctx, part, cfg.Channel, cxl.ChannelOptions{Wait: cfg.Wait})
+	if err != nil {
+		return fmt.Errorf("shm_in: %w", err)
+	}
+	raw, err := cons.Schema()
+	if err != nil {
+		return fmt.Errorf("shm_in: %w", err)
+	}
+	got, err := decodeSchemaMessage(raw)
+	if err != nil {
+		return fmt.Errorf("shm_in: %w", err)
+	}
+	if err := checkStreamColumns(s.f.schema, got); err != nil {
+		return fmt.Errorf("shm_in: channel %s: %w", cfg.Channel, err)
+	}
+	s.ic.SetIO("shm", fmt.Sprintf("segment %s (%s), channel %s, consumer %d", cfg.Path, seg.Backing(), cfg.Channel, cons.Index()))
+	mr := &shmMessages{ctx: ctx, seg: seg, cons: cons, schema: raw, hold: hold}
+	rdr, err := ipc.NewReaderFromMessageReader(mr, ipc.WithAllocator(s.ic.Alloc))
+	if err != nil {
+		return fmt.Errorf("shm_in: %w", err)
+	}
+	defer rdr.Release()
+	traced, _ := out.(engine.TracedEmitter)
+	for {
+		if !rdr.Next() {
+			if err := rdr.Err(); err != nil && !errors.Is(err, io.EOF) {
+				return fmt.Errorf("shm_in: %w", err)
+			}
+			if mr.err != nil {
+				return fmt.Errorf("shm_in: %w", mr.err)
+			}
+			cons.Leave()
+			return nil
+		}
+		rec := rdr.RecordBatch()
+		var verr error
+		switch cfg.Validate {
+		case "full":
+			verr = array.ValidateRecordFull(rec)
+		case "basic":
+			verr = array.ValidateRecord(rec)
+		}
+		if verr != nil {
+			return fmt.Errorf("shm_in: channel %s: batch %d is malformed: %w", cfg.Channel, mr.seq, verr)
+		}
+		b, err := conformBatch(s.f.schema, rec)
+		if err != nil {
+			return fmt.Errorf("shm_in: batch %d: %w", mr.seq, err)
+		}
+		// Read from the buffers' addresses, not assumed: what lies in this
+		// process's mapping of the segment came by reference; anything
+		// else arrow-go made while decoding.
+		var inSeg, outside int64
+		for _, c := range b.Columns() {
+			segmentBytes(seg, c.Data(), &inSeg, &outside)
+		}
+		s.ic.Ledger.Referenced("shared segment", inSeg)
+		if outside > 0 {
+			s.ic.Ledger.Copied("decoded outside the segment", outside)
+		}
+		if traced != nil {
+			err = traced.EmitTraced(b, engine.TraceCarrier(mr.carrier))
+		} else {
+			err = out.Emit(b)
+		}
+		if err != nil {
+			if errors.Is(err, engine.ErrStop) {
+				return nil
+			}
+			return err
+		}
+	}
+}
+
+// segmentBytes adds the bytes of d's buffers (children included) that lie
+// in seg's data region to in, and the others to out.
+func segmentBytes(seg *cxl.Segment, d arrow.ArrayData, in, out *int64) {
+	for _, b := range d.Buffers() {
+		if b == nil || b.Len() == 0 {
+			continue
+		}
+		if _, ok := seg.Contains(b.Bytes()); ok {
+			*in += int64(b.Len())
+		} else {
+			*out += int64(b.Len())
+		}
+	}
+	for _, c := range d.Children() {
+		segmentBytes(seg, c, in, out)
+	}
+}
+
+// shmMessages is the ipc.MessageReader over a channel: the schema, then
+// one record-batch message per descriptor, whose body is the segment's
+// data region in this process's mapping. The body's release (when the
+// last array of the batch is released) acknowledges the batch.
+type shmMessages struct {
+	ctx     context.Context
+	seg     *cxl.Segment
+	cons    *cxl.Consumer
+	schema  []byte
+	sent    bool
+	seq     uint64
+	carrier [stream.CarrierSize]byte
+	err     error
+	last    *ipc.Message // released when the next is asked for, as arrow-go expects
+	hold    *shmHold
+}
+
+func (m *shmMessages) Retain() {}
+
+// Release releases the last message (the reader's own release at the end).
+func (m *shmMessages) Release() {
+	if m.last != nil {
+		m.last.Release()
+		m.last = nil
+	}
+}
+
+func (m *shmMessages) Message() (*ipc.Message, error) {
+	m.Release()
+	if !m.sent {
+		m.sent = true
+		meta, err := stream.CheckSchemaMessage(m.schema)
+		if err != nil {
+			return nil, err
+		}
+		return ipc.NewMessage(memory.NewBufferBytes(meta), memory.NewBufferBytes(nil)), nil
+	}
+	d, err := m.cons.Next(m.ctx)
+	if err != nil {
+		if err != io.EOF {
+			m.err = err
+		}
+		return nil, err
+	}
+	p := d.Payload
+	if len(p) < shmMeta {
+		m.err = fmt.Errorf("channel batch %d: a descriptor payload of %d bytes", d.Seq, len(p))
+		return nil, m.err
+	}
+	n := int(binary.LittleEndian.Uint32(p[shmMetaLen:]))
+	if n > len(p)-shmMeta {
+		m.err = fmt.Errorf("channel batch %d: metadata of %d bytes in a payload of %d", d.Seq, n, len(p))
+		return nil, m.err
+	}
+	m.seq = d.Seq
+	copy(m.carrier[:], p[shmCarrier:shmCarrier+stream.CarrierSize])
+	meta := bytes.Clone(p[shmMeta : shmMeta+n])
+	hdr := m.seg.Header()
+	region := m.seg.Bytes()[hdr.DataOff : hdr.DataOff+hdr.DataBytes]
+	m.hold.add()
+	body := memory.NewBufferWithAllocator(region, &ackOnFree{cons: m.cons, seq: d.Seq, hold: m.hold})
+	msg, err := stream.CheckBatchMeta(meta, body)
+	if err != nil {
+		body.Release()
+		m.err = fmt.Errorf("channel batch %d: %w", d.Seq, err)
+		return nil, m.err
+	}
+	body.Release() // the message holds it now
+	m.last = msg
+	return msg, nil
+}
+
+// ackOnFree is the "allocator" of one batch's body: arrow-go frees the
+// body when the last array slicing it is released, which acknowledges
+// the batch to the producer.
+type ackOnFree struct {
+	once sync.Once
+	cons *cxl.Consumer
+	seq  uint64
+	hold *shmHold
+}
+
+func (a *ackOnFree) Allocate(int) []byte           { panic("shm_in: a batch body does not allocate") }
+func (a *ackOnFree) Reallocate(int, []byte) []byte { panic("shm_in: a batch body does not allocate") }
+func (a *ackOnFree) Free([]byte) {
+	a.once.Do(func() {
+		a.cons.Release(a.seq)
+		a.hold.done()
+	})
+}
+
+// shmHold keeps a consumer's mapping and participant slot while batches
+// it emitted are alive: the last of end and the last batch's release
+// detaches and unmaps.
+type shmHold struct {
+	mu      sync.Mutex
+	live    int
+	ended   bool
+	detach  func()
+	unshare func() error
+}
+
+func (h *shmHold) add() {
+	h.mu.Lock()
+	h.live++
+	h.mu.Unlock()
+}
+
+func (h *shmHold) done() {
+	h.mu.Lock()
+	h.live--
+	last := h.ended && h.live == 0
+	h.mu.Unlock()
+	if last {
+		h.close()
+	}
+}
+
+func (h *shmHold) end() {
+	h.mu.Lock()
+	h.ended = true
+	last := h.live == 0
+	h.mu.Unlock()
+	if last {
+		h.close()
+	}
+}
+
+func (h *shmHold) close() {
+	h.detach()
+	h.unshare()
+}
