@@ -10,21 +10,49 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestShmThreeProcesses: one zflow process publishes batches allocated in
-// a shared segment on tmpfs (arena: cxl), two other zflow processes read
-// them through shm_in; both consumers' output equals the direct run's,
-// and no side copies a byte of the batches (the copy ledger).
+// a shared segment (arena: cxl), on tmpfs and on hugetlbfs, two other zflow
+// processes read them through shm_in; both consumers' output equals the
+// direct run's, and no side copies a byte of the batches (the copy
+// ledger, read from the buffers' addresses on the consumer side).
 func TestShmThreeProcesses(t *testing.T) {
-	shm, err := os.MkdirTemp("/dev/shm", "zflow-shm-test-")
-	if err != nil {
-		t.Skip(err)
-	}
-	defer os.RemoveAll(shm)
-	seg := filepath.Join(shm, "trades")
 	dir := t.TempDir()
 	bin := buildBinary(t, dir)
+	t.Run("tmpfs", func(t *testing.T) {
+		shm, err := os.MkdirTemp("/dev/shm", "zflow-shm-test-")
+		if err != nil {
+			t.Skip(err)
+		}
+		defer os.RemoveAll(shm)
+		shmThreeProcesses(t, bin, t.TempDir(), filepath.Join(shm, "trades"), "plain")
+	})
+	t.Run("hugetlbfs", func(t *testing.T) {
+		mnt := t.TempDir()
+		if err := unix.Mount("none", mnt, "hugetlbfs", 0, "mode=0700"); err != nil {
+			t.Skipf("cannot mount hugetlbfs: %v", err)
+		}
+		defer unix.Unmount(mnt, unix.MNT_DETACH)
+		// The segment's 64 pages, and room for the consumers' own arenas.
+		const nr = "/proc/sys/vm/nr_hugepages"
+		old, err := os.ReadFile(nr)
+		if err != nil {
+			t.Skip(err)
+		}
+		defer os.WriteFile(nr, old, 0o644)
+		if err := os.WriteFile(nr, []byte("200"), 0o644); err != nil {
+			t.Skipf("reserve hugepages: %v", err)
+		}
+		shmThreeProcesses(t, bin, t.TempDir(), filepath.Join(mnt, "trades"), "hugetlb")
+	})
+}
+
+// shmThreeProcesses runs the producer and two consumers on the segment at
+// seg, whose arena must report its memory as backing.
+func shmThreeProcesses(t *testing.T, bin, dir, seg, backing string) {
 	start := func(name, yaml string) (*exec.Cmd, *bytes.Buffer, *bytes.Buffer) {
 		cmd := exec.Command(bin, "run", "--quiet", "--json", writeTemp(t, dir, name+".yaml", yaml))
 		cmd.Dir = dir
@@ -94,6 +122,19 @@ sinks:
 	}
 	if out := opStats(t, pout.Bytes(), "out"); out.BytesCopied != 0 || out.RowsIn != 400000 {
 		t.Errorf("shm_out: rows in %d, copied %d %v", out.RowsIn, out.BytesCopied, out.Copies)
+	}
+	var sum struct {
+		Memory struct {
+			Arena     string           `json:"arena"`
+			Path      string           `json:"path"`
+			ByBacking map[string]int64 `json:"mapped_by_backing"`
+		} `json:"memory"`
+	}
+	if err := json.Unmarshal(pout.Bytes(), &sum); err != nil {
+		t.Fatal(err)
+	}
+	if m := sum.Memory; m.Arena != "cxl" || m.Path != seg || m.ByBacking[backing] == 0 {
+		t.Errorf("the producer's memory: %+v, want arena cxl at %s on %s", m, seg, backing)
 	}
 }
 
