@@ -151,10 +151,10 @@ func DecodeHeader(name string, b []byte, size int64) (Header, error) {
 		return Header{}, &HeaderError{Name: name, Off: off, Msg: fmt.Sprintf(format, args...)}
 	}
 	if len(b) < StaticBytes {
-		return Header{}, &HeaderError{Name: name, Msg: fmt.Sprintf("%d bytes, a header needs %d", len(b), StaticBytes), Err: ErrNotSegment}
+		return Header{}, &HeaderError{Name: name, Msg: fmt.Sprintf("not a zflow segment (%d bytes, a header needs %d)", len(b), StaticBytes), Err: ErrNotSegment}
 	}
 	if string(b[:8]) != Magic {
-		return Header{}, &HeaderError{Name: name, Msg: fmt.Sprintf("magic %q, want %q", b[:8], Magic), Err: ErrNotSegment}
+		return Header{}, &HeaderError{Name: name, Msg: fmt.Sprintf("not a zflow segment (magic %q, want %q)", b[:8], Magic), Err: ErrNotSegment}
 	}
 	le := binary.LittleEndian
 	h := Header{Version: le.Uint32(b[offVersion:])}

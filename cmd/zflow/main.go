@@ -52,6 +52,9 @@ Usage:
   zflow topology [--json] [--check] [--sys DIR --proc DIR]
                                          the machine: NUMA and CXL nodes, hugepages, DAX, NVMe, NICs
   zflow doctor                           what hugepage/NUMA arenas lack here, with the fixing commands
+  zflow shm ls [DIR] | inspect [--json] PATH | gc [--remove] PATH
+                                         shared segments: list, what one holds, reclaim what dead
+                                         processes left
   zflow version                          print versions
 
 Exit codes: 0 ok, 1 run failure, 2 bad usage or invalid pipeline, 130 interrupted.
@@ -88,13 +91,15 @@ func runIO(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 		err = cmdTopology(ctx, rest, stdout, stderr)
 	case "doctor":
 		err = cmdTopology(ctx, append([]string{"--check"}, rest...), stdout, stderr)
+	case "shm":
+		err = cmdShm(rest, stdout, stderr)
 	case "version", "--version", "-v":
 		err = cmdVersion(stdout)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return exitOK
 	default:
-		err = usageError{fmt.Sprintf("unknown command %q (known: run, validate, plan, operators, topology, doctor, version)", cmd)}
+		err = usageError{fmt.Sprintf("unknown command %q (known: run, validate, plan, operators, topology, doctor, shm, version)", cmd)}
 	}
 	if err == nil {
 		return exitOK

@@ -9,9 +9,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/zflowdev/zflow/cxl"
 )
 
 // TestShmThreeProcesses: one zflow process publishes batches allocated in
@@ -136,6 +140,30 @@ sinks:
 	if m := sum.Memory; m.Arena != "cxl" || m.Path != seg || m.ByBacking[backing] == 0 {
 		t.Errorf("the producer's memory: %+v, want arena cxl at %s on %s", m, seg, backing)
 	}
+	// Afterwards: nobody attached, every batch acknowledged by both
+	// consumers, and gc --remove leaves no segment behind.
+	code, out, e := zflowRun(t, "shm", "inspect", "--json", seg)
+	if code != 0 {
+		t.Fatalf("shm inspect: %d %s", code, e)
+	}
+	var rep cxl.Report
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Participants) != 0 || len(rep.Channels) != 1 || len(rep.Channels[0].Consumers) != 2 || !rep.Channels[0].Ended {
+		t.Fatalf("after the runs: %s", out)
+	}
+	for k, c := range rep.Channels[0].Consumers {
+		if c.Acked != rep.Channels[0].Published || c.Slot != -1 {
+			t.Errorf("consumer %d: %+v of %d published", k, c, rep.Channels[0].Published)
+		}
+	}
+	if code, out, e := zflowRun(t, "shm", "gc", "--remove", seg); code != 0 || !strings.Contains(out, "removed") {
+		t.Fatalf("shm gc --remove: %d %s %s", code, out, e)
+	}
+	if _, err := os.Stat(seg); !os.IsNotExist(err) {
+		t.Errorf("the segment is still there after gc --remove: %v", err)
+	}
 }
 
 type opJSON struct {
@@ -163,4 +191,72 @@ func opStats(t *testing.T, summary []byte, id string) opJSON {
 	}
 	t.Fatalf("no operator %s in %s", id, summary)
 	return opJSON{}
+}
+
+// TestShmCommands: ls finds segments and skips other files, inspect shows
+// a dead process as dead, gc reclaims it and keeps a segment with batches
+// pending, and bad arguments are usage errors.
+func TestShmCommands(t *testing.T) {
+	if seg := os.Getenv("ZFLOW_SHM_CHILD"); seg != "" {
+		s, err := cxl.Open(seg, cxl.Options{})
+		if err == nil {
+			_, err = s.Attach(cxl.RoleProducer, "killed")
+		}
+		if err != nil {
+			fmt.Println(err)
+			os.Exit(2)
+		}
+		fmt.Println("ready")
+		select {}
+	}
+	dir, err := os.MkdirTemp("/dev/shm", "zflow-shm-cmd-")
+	if err != nil {
+		t.Skip(err)
+	}
+	defer os.RemoveAll(dir)
+	seg := filepath.Join(dir, "seg")
+	s, err := cxl.Open(seg, cxl.Options{Create: true, Size: 16 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "other"), []byte("not a segment"), 0o600)
+	code, out, _ := zflowRun(t, "shm", "ls", dir)
+	if code != 0 || !strings.Contains(out, seg) || strings.Contains(out, "other") {
+		t.Errorf("ls: %d\n%s", code, out)
+	}
+	// Another process attaches and is killed.
+	if _, err := s.Attach(cxl.RoleConsumer, "gone"); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestShmCommands$")
+	cmd.Env = append(os.Environ(), "ZFLOW_SHM_CHILD="+seg)
+	pipe, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ready := make([]byte, 6)
+	if _, err := pipe.Read(ready); err != nil || string(ready) != "ready\n" {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("child: %q %v", ready, err)
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	code, out, _ = zflowRun(t, "shm", "inspect", seg)
+	if code != 0 || !strings.Contains(out, `producer "killed"`) || !strings.Contains(out, "DEAD") || !strings.Contains(out, `consumer "gone"`) {
+		t.Errorf("inspect:\n%s", out)
+	}
+	code, out, _ = zflowRun(t, "shm", "gc", "--remove", seg)
+	if code != 0 || !strings.Contains(out, `reclaimed slot`) || !strings.Contains(out, "killed") || !strings.Contains(out, "kept: 1 process(es) attached") {
+		t.Errorf("gc:\n%s", out)
+	}
+	s.Close()
+	for _, args := range [][]string{{"shm"}, {"shm", "frob"}, {"shm", "inspect"}, {"shm", "gc", "a", "b"}} {
+		if code, _, _ := zflowRun(t, args...); code != exitUsage {
+			t.Errorf("%v: exit %d, want %d", args, code, exitUsage)
+		}
+	}
+	if code, _, e := zflowRun(t, "shm", "inspect", filepath.Join(dir, "other")); code != exitFailure || !strings.Contains(e, "not a zflow segment") {
+		t.Errorf("inspect a file that is not a segment: %d %s", code, e)
+	}
 }
