@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -202,21 +203,14 @@ func TestHugetlbfs(t *testing.T) {
 		t.Skipf("cannot mount hugetlbfs: %v", err)
 	}
 	defer unix.Unmount(dir, unix.MNT_DETACH)
-	const nr = "/proc/sys/vm/nr_hugepages"
-	old, err := os.ReadFile(nr)
-	if err != nil {
-		t.Skip(err)
-	}
-	defer os.WriteFile(nr, old, 0o644)
 	path := filepath.Join(dir, "seg")
-	os.WriteFile(nr, []byte("0"), 0o644)
-	if _, err := Open(path, Options{Create: true, Size: 8 << 20}); !errors.Is(err, unix.ENOSPC) || !strings.Contains(err.Error(), "nr_hugepages") {
-		t.Errorf("no hugepages: %v", err)
+	// More than the pool has free: refused at make time, with the hint.
+	free := readHugepages(t, freeHugepagesFile)
+	if _, err := Open(path, Options{Create: true, Size: (free + 4) * (2 << 20)}); !errors.Is(err, unix.ENOSPC) || !strings.Contains(err.Error(), "nr_hugepages") {
+		t.Errorf("more than the free hugepages: %v", err)
 	}
 	os.Remove(path)
-	if err := os.WriteFile(nr, []byte("8"), 0o644); err != nil {
-		t.Skip(err)
-	}
+	raiseHugepages(t, 8)
 	s, err := Open(path, Options{Create: true, Size: 7 << 20})
 	if err != nil {
 		t.Skipf("hugetlbfs segment: %v", err)
@@ -363,4 +357,37 @@ func childAttach(path string) {
 	}
 	fmt.Println("ready")
 	select {}
+}
+
+const (
+	nrHugepagesFile   = "/proc/sys/vm/nr_hugepages"
+	freeHugepagesFile = "/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages"
+)
+
+func readHugepages(t *testing.T, path string) int64 {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Skip(err)
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil {
+		t.Skip(err)
+	}
+	return n
+}
+
+// raiseHugepages raises the 2 MiB pool by n pages for the test and puts
+// it back at the end (never lowering it under another test's feet); it
+// skips when the pages cannot be had.
+func raiseHugepages(t *testing.T, n int64) {
+	t.Helper()
+	old := readHugepages(t, nrHugepagesFile)
+	if err := os.WriteFile(nrHugepagesFile, []byte(strconv.FormatInt(old+n, 10)), 0o644); err != nil {
+		t.Skipf("reserve hugepages: %v", err)
+	}
+	t.Cleanup(func() { os.WriteFile(nrHugepagesFile, []byte(strconv.FormatInt(old, 10)), 0o644) })
+	if free := readHugepages(t, freeHugepagesFile); free < n {
+		t.Skipf("only %d 2 MiB hugepages free after reserving %d more", free, n)
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -40,15 +41,25 @@ func TestShmThreeProcesses(t *testing.T) {
 			t.Skipf("cannot mount hugetlbfs: %v", err)
 		}
 		defer unix.Unmount(mnt, unix.MNT_DETACH)
-		// The segment's 64 pages, and room for the consumers' own arenas.
+		// The segment's 64 pages, raised over what the pool has (other
+		// tests may hold pages of it: never lower it under them).
 		const nr = "/proc/sys/vm/nr_hugepages"
-		old, err := os.ReadFile(nr)
-		if err != nil {
-			t.Skip(err)
+		const free = "/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages"
+		readInt := func(p string) int {
+			b, err := os.ReadFile(p)
+			if err != nil {
+				t.Skip(err)
+			}
+			n, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+			return n
 		}
-		defer os.WriteFile(nr, old, 0o644)
-		if err := os.WriteFile(nr, []byte("200"), 0o644); err != nil {
+		old := readInt(nr)
+		if err := os.WriteFile(nr, []byte(strconv.Itoa(old+64)), 0o644); err != nil {
 			t.Skipf("reserve hugepages: %v", err)
+		}
+		defer os.WriteFile(nr, []byte(strconv.Itoa(old)), 0o644)
+		if f := readInt(free); f < 64 {
+			t.Skipf("only %d 2 MiB hugepages free after reserving 64 more", f)
 		}
 		shmThreeProcesses(t, bin, t.TempDir(), filepath.Join(mnt, "trades"), "hugetlb")
 	})
@@ -98,6 +109,7 @@ sinks:
 		c, o, e := start(fmt.Sprintf("consumer%d", i), fmt.Sprintf(`
 version: 1
 name: consumer%d
+settings: {memory: {arena: plain}}  # leave the hugepages to the segment
 sources:
   in: {type: shm_in, path: %s, channel: trades, wait: 30s}
 sinks:
