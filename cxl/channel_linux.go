@@ -364,11 +364,17 @@ func (p *Producer) Next() uint64 { return p.next }
 // payload, in the segment's data region, 8-byte aligned — to every
 // consumer as batch Next(). It fills in the header, waits while a
 // consumer's ring is full (backpressure) until ctx ends, and runs release
-// once every consumer acked the batch.
+// once every consumer acked the batch. Publish owns release whatever
+// happens: on an error before any consumer got the batch it runs it at
+// once; after some did, the stream is broken (the consumers are told the
+// producer failed) and release waits for their acks like any other.
 func (p *Producer) Publish(ctx context.Context, desc []byte, release func()) (uint64, error) {
 	s := p.seg
 	off, ok := s.Contains(desc)
 	if !ok || off%8 != 0 || len(desc) < DescHeaderBytes || len(desc) > MaxDescBytes {
+		if release != nil {
+			release()
+		}
 		return 0, fmt.Errorf("cxl: segment %s: channel %s: a descriptor of %d bytes must lie 8-byte aligned in the segment's data region, %d to %d bytes", s.name, s.chanName(p.idx), len(desc), DescHeaderBytes, MaxDescBytes)
 	}
 	seq := p.next
@@ -380,7 +386,17 @@ func (p *Producer) Publish(ctx context.Context, desc []byte, release func()) (ui
 	le.PutUint32(desc[20:], 0)
 	for k, r := range p.rings {
 		if _, err := r.Push(ctx, uint64(off), uint64(len(desc)), p.consAlive[k]); err != nil {
-			return 0, err
+			if k == 0 {
+				if release != nil {
+					release()
+				}
+				return 0, err
+			}
+			// Consumers 0..k-1 have the batch, k and after do not: their
+			// rings no longer agree, so the stream cannot go on.
+			p.pending = append(p.pending, pendingBatch{seq: seq, release: release})
+			s.u32(p.off + chFlags).Or(chanFailed)
+			return 0, fmt.Errorf("cxl: segment %s: channel %s: batch %d reached %d of %d consumers: %w", s.name, s.chanName(p.idx), seq, k, len(p.rings), err)
 		}
 	}
 	p.next = seq + 1

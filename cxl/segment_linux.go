@@ -82,11 +82,19 @@ func Open(path string, opts Options) (*Segment, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	deadline := time.Now().Add(opts.Wait)
+	start := time.Now()
+	deadline := start.Add(opts.Wait)
 	for {
 		s, err := open(path, opts, log)
 		if err == nil {
 			return s, nil
+		}
+		// The make lock is held for the instant of making or checking a
+		// header: contention on it is always waited out a little, even
+		// without Wait.
+		if errors.Is(err, errMaking) && time.Since(start) < makeGrace {
+			time.Sleep(time.Millisecond)
+			continue
 		}
 		if !retryable(err) || !time.Now().Before(deadline) {
 			if errors.Is(err, fs.ErrNotExist) && opts.Wait > 0 {
@@ -105,6 +113,10 @@ func retryable(err error) bool {
 }
 
 var errMaking = errors.New("another process is making the segment")
+
+// makeGrace bounds how long Open waits out another opener's hold of the
+// make lock when not asked to wait.
+const makeGrace = 5 * time.Second
 
 func open(path string, opts Options, log *slog.Logger) (_ *Segment, err error) {
 	flags := os.O_RDWR | syscall.O_CLOEXEC
@@ -144,7 +156,13 @@ func open(path string, opts Options, log *slog.Logger) (_ *Segment, err error) {
 	if err != nil {
 		return nil, err
 	}
-	got, err := tryLock(s.fd, lockMake)
+	// Attaching takes the make lock shared (attachers do not exclude one
+	// another), making takes it exclusive.
+	lockType := int16(unix.F_RDLCK)
+	if opts.Create {
+		lockType = unix.F_WRLCK
+	}
+	got, err := tryLockType(s.fd, lockMake, lockType)
 	if err != nil {
 		return nil, fmt.Errorf("cxl: segment %s: lock: %w", path, err)
 	}
@@ -358,8 +376,11 @@ func allZero(b []byte) bool {
 
 // tryLock takes a write lock on byte off of fd's open file description
 // without waiting; false when another description holds it.
-func tryLock(fd int, off int64) (bool, error) {
-	lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: 0, Start: off, Len: 1}
+func tryLock(fd int, off int64) (bool, error) { return tryLockType(fd, off, unix.F_WRLCK) }
+
+// tryLockType takes a lock of type typ (F_RDLCK or F_WRLCK) on byte off.
+func tryLockType(fd int, off int64, typ int16) (bool, error) {
+	lk := unix.Flock_t{Type: typ, Whence: 0, Start: off, Len: 1}
 	for {
 		err := unix.FcntlFlock(uintptr(fd), unix.F_OFD_SETLK, &lk)
 		switch err {

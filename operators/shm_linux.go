@@ -171,13 +171,11 @@ func (s *shmOutSink) Write(ctx context.Context, port int, in arrow.RecordBatch) 
 	copy(p[shmCarrier:], carrier[:])
 	binary.LittleEndian.PutUint32(p[shmMetaLen:], uint32(len(e.Meta)))
 	copy(p[shmMeta:], e.Meta)
-	_, err = s.prod.Publish(ctx, desc, func() {
+	// Publish owns the release from here, error or not.
+	if _, err := s.prod.Publish(ctx, desc, func() {
 		freeAll()
 		s.pool.Free(desc)
-	})
-	if err != nil {
-		freeAll()
-		s.pool.Free(desc)
+	}); err != nil {
 		return fmt.Errorf("shm_out: %w", err)
 	}
 	s.batches++
