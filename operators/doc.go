@@ -60,15 +60,17 @@
 // sources read through seqReader (batches of aligned 1 MiB requests),
 // Parquet and Arrow through a ReaderAt over the backend's file, Arrow IPC
 // files on mmap through mmap.OpenIPC with zero copies (the ledger's
-// "mapped file" references); sinks write through seqWriter into the
-// atomicfile's temporary file. The choice and its reason go to the plan
+// "mapped file" references), raw files through io/raw's Reader straight
+// into the column's buffer (or a slice of the mapping on mmap); sinks
+// write through seqWriter into the atomicfile's temporary file, the raw
+// sink through io/raw's Writer from the batches' own buffers. The choice and its reason go to the plan
 // (DescribeIO), the summary and the span (InstanceContext.SetIO). This
 // package links io/posix and io/mmap; io/uring is linked by the binary
 // (cmd/zflow), so that only what links it needs -checklinkname=0.
 //
 // # File sinks
 //
-// parquet, arrow, csv and ndjson write to a temporary file next to the
+// parquet, arrow, csv, ndjson and raw write to a temporary file next to the
 // final path (package internal/atomicfile): the executor's Close finishes the
 // file, Commit renames it into place, Abort removes it; a failed or
 // cancelled run never leaves a partial file under the final name. Encoding is

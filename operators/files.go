@@ -124,6 +124,11 @@ func fileBackend(ic *engine.InstanceContext, b storage.Backend) {
 	ic.SetIO(b.Name(), ioReason(b))
 }
 
+// refMapped is the ledger's reason for the bytes of batches read out of a
+// mapped file (an Arrow IPC file, a raw file): their arrays point into the
+// mapping.
+const refMapped = "mapped file"
+
 // readerAtSeeker is an io.Reader, io.ReaderAt and io.Seeker over a file
 // (parquet's ReaderAtSeeker, ipc's ReadAtSeeker): storage.Reader, behind
 // an aligning reader when the file was opened with O_DIRECT (Parquet's
@@ -386,11 +391,7 @@ type seqWriter struct {
 
 func newSeqWriter(ctx context.Context, f storage.File, depth int) *seqWriter {
 	n := min(max(depth, 1), readAheadMax)
-	w := &seqWriter{f: f, ctx: ctx, bufs: make([][]byte, n), reqs: make([]storage.Request, 0, n), align: max(f.Align(), 1)}
-	for i := range w.bufs {
-		w.bufs[i] = alignedBytes(readAheadChunk, w.align)
-	}
-	return w
+	return &seqWriter{f: f, ctx: ctx, bufs: make([][]byte, n), reqs: make([]storage.Request, 0, n), align: max(f.Align(), 1)}
 }
 
 func (w *seqWriter) Write(p []byte) (int, error) {
@@ -402,6 +403,9 @@ func (w *seqWriter) Write(p []byte) (int, error) {
 	}
 	total := len(p)
 	for len(p) > 0 {
+		if w.bufs[w.cur] == nil { // allocated when first written (the raw sink writes around them)
+			w.bufs[w.cur] = alignedBytes(readAheadChunk, w.align)
+		}
 		c := copy(w.bufs[w.cur][w.n:], p)
 		w.n += c
 		w.size += int64(c)

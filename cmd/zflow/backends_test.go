@@ -23,7 +23,7 @@ import (
 
 // fileTypes are the operator types that read or write files through a
 // storage backend.
-var fileTypes = []string{"csv", "ndjson", "parquet", "arrow"}
+var fileTypes = []string{"csv", "ndjson", "parquet", "arrow", "raw"}
 
 // withIO rewrites a pipeline so that every file source and sink asks for
 // the given io: and direct: (sinks never mmap, which only reads: they keep
