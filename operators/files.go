@@ -129,6 +129,10 @@ func fileBackend(ic *engine.InstanceContext, b storage.Backend) {
 // mapping.
 const refMapped = "mapped file"
 
+// copyODirect is the ledger's reason for bytes bounced through an aligned
+// buffer because O_DIRECT refuses their address, offset or length.
+const copyODirect = "O_DIRECT alignment"
+
 // readerAtSeeker is an io.Reader, io.ReaderAt and io.Seeker over a file
 // (parquet's ReaderAtSeeker, ipc's ReadAtSeeker): storage.Reader, behind
 // an aligning reader when the file was opened with O_DIRECT (Parquet's
@@ -139,9 +143,11 @@ type readerAtSeeker interface {
 	io.Seeker
 }
 
-func newReaderAt(ctx context.Context, f storage.File) readerAtSeeker {
+// ledger (nil at compile time) is where the aligning reader counts the
+// bytes it bounces (copyODirect).
+func newReaderAt(ctx context.Context, f storage.File, ledger *engine.Ledger) readerAtSeeker {
 	if f.Align() > 1 {
-		return &alignedReader{f: f, ctx: ctx, align: int64(f.Align())}
+		return &alignedReader{f: f, ctx: ctx, align: int64(f.Align()), ledger: ledger}
 	}
 	return storage.NewReader(ctx, f)
 }
@@ -149,10 +155,12 @@ func newReaderAt(ctx context.Context, f storage.File) readerAtSeeker {
 // alignedReader serves any ReadAt of an O_DIRECT file by reading the
 // aligned blocks around it into a scratch buffer of its own and copying
 // the part asked for: O_DIRECT's refusal of unaligned requests is the
-// backend's contract, and this is the one place that bounces, in the open.
+// backend's contract, and this is the one place a reader bounces, in the
+// open: the copy ledger counts it (copyODirect).
 type alignedReader struct {
 	f       storage.File
 	ctx     context.Context
+	ledger  *engine.Ledger
 	align   int64
 	scratch []byte
 	pos     int64
@@ -178,6 +186,7 @@ func (r *alignedReader) ReadAt(p []byte, off int64) (int, error) {
 	n := 0
 	if skip := int(off - start); got > skip {
 		n = copy(p, buf[skip:got])
+		r.ledger.Copied(copyODirect, int64(n))
 	}
 	if n < len(p) {
 		if rerr == nil {

@@ -43,10 +43,6 @@ path: out/records.bin`,
 
 func init() { engine.Register(RawSinkSpec()) }
 
-// copyODirect is the ledger's reason for bytes bounced through an aligned
-// buffer because O_DIRECT refuses their address, offset or length.
-const copyODirect = "O_DIRECT alignment"
-
 type rawSinkFactory struct {
 	cfg RawSinkConfig
 	col int

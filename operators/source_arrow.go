@@ -167,7 +167,7 @@ func arrowFileSchema(param string, b storage.Backend, path, format string) (*arr
 	if err != nil {
 		return nil, false, 0, engine.Errf(param, "arrow: %v", err)
 	}
-	ra := newReaderAt(context.Background(), sf)
+	ra := newReaderAt(context.Background(), sf, nil)
 	stream := format == "stream"
 	if format == "auto" {
 		head := make([]byte, len(arrowMagic))
@@ -312,7 +312,7 @@ func (s *arrowSource) runInput(ctx context.Context, fi, unit int, out engine.Emi
 	if s.f.stream[fi] {
 		return s.runStream(ctx, newSeqReader(ctx, sf, b.Options().Depth()), size, fi, out)
 	}
-	return s.runFile(ctx, newReaderAt(ctx, sf), size, fi, unit, out)
+	return s.runFile(ctx, newReaderAt(ctx, sf, s.ic.Ledger), size, fi, unit, out)
 }
 
 func (s *arrowSource) runFile(ctx context.Context, ra readerAtSeeker, size int64, fi, unit int, out engine.Emitter) (bool, error) {
