@@ -104,7 +104,8 @@
 // published as a whole (atomicfile.Dir): Commit renames it into place,
 // keeping the tree it replaced until Forget, Rollback puts that back, a
 // failed run removes the temporary tree, and the next run undoes what a
-// killed one left (atomicfile.RecoverDir). At most max_open_files partition
+// killed one left (atomicfile.RecoverDir). The part files are written
+// through the sink's storage backend (io, direct). At most max_open_files partition
 // files are open at once (an LRU): memory is bounded by that many encoders
 // (a parquet file's row group), and a partition closed for another that
 // gets rows again goes on in a new file, part-1, part-2.... Rows grouped by

@@ -103,7 +103,7 @@ func buildRawSink(bc *engine.BuildContext, c any) (engine.Factory, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	if f.out, err = chooseSinkIO(cfg.FileIO, cfg.Path, false); err != nil {
+	if f.out, err = chooseSinkIO(cfg.FileIO, cfg.Path); err != nil {
 		return nil, err
 	}
 	return f, nil
@@ -122,7 +122,7 @@ func (f *rawSinkFactory) Schema() *arrow.Schema { return nil }
 func (f *rawSinkFactory) Describe() string { return f.cfg.Path }
 
 // DescribeIO is the plan's io line (engine.IODescriber).
-func (f *rawSinkFactory) DescribeIO() string { return describeSinkIO(f.out, f.cfg.Path, false) }
+func (f *rawSinkFactory) DescribeIO() string { return describeSinkIO(f.out, f.cfg.Path) }
 
 func (f *rawSinkFactory) New(ic *engine.InstanceContext) (any, error) {
 	out, err := newFileOut(ic, "raw", f.cfg.Path, f.out)

@@ -236,7 +236,7 @@ func (f *arrowFactory) Describe() string {
 }
 
 // DescribeIO is the plan's io line (engine.IODescriber).
-func (f *arrowFactory) DescribeIO() string { return describeIO(f.files.io) }
+func (f *arrowFactory) DescribeIO() string { return f.files.describeIO() }
 
 func (f *arrowFactory) New(ic *engine.InstanceContext) (any, error) {
 	fileBackend(ic, f.files.backend(0))

@@ -282,7 +282,7 @@ func (f *parquetFactory) Describe() string {
 }
 
 // DescribeIO is the plan's io line (engine.IODescriber).
-func (f *parquetFactory) DescribeIO() string { return describeIO(f.files.io) }
+func (f *parquetFactory) DescribeIO() string { return f.files.describeIO() }
 
 func (f *parquetFactory) New(ic *engine.InstanceContext) (any, error) {
 	fileBackend(ic, f.files.backend(0))

@@ -193,7 +193,7 @@ func (f *rawFactory) Describe() string {
 }
 
 // DescribeIO is the plan's io line (engine.IODescriber).
-func (f *rawFactory) DescribeIO() string { return describeIO(f.files.io) }
+func (f *rawFactory) DescribeIO() string { return f.files.describeIO() }
 
 // rows is how many records or blocks a batch holds, and align the O_DIRECT
 // alignment its byte size is rounded to (so consecutive batches read
