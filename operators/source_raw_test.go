@@ -121,6 +121,9 @@ func TestRawRoundTrip(t *testing.T) {
 							t.Errorf("sink copied %d bytes for %q", o.Copies[reason], reason)
 						}
 					}
+					if b := o.Copies[copyODirect]; fio.Direct && tc.name == "blocks" && b >= 4096 {
+						t.Errorf("direct: whole aligned blocks read straight into aligned buffers, yet the sink bounced %d bytes (more than the tail)", b)
+					}
 					if fio.Direct && (!strings.Contains(s.IO, "O_DIRECT") || !strings.Contains(o.IO, "O_DIRECT")) {
 						t.Errorf("direct: true on the disk: summary says %q and %q", s.IO, o.IO)
 					}
