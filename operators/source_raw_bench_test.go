@@ -3,12 +3,14 @@ package operators
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
+	"github.com/zflowdev/zflow/buffers"
 	"github.com/zflowdev/zflow/engine"
 	"github.com/zflowdev/zflow/io/storage/storagetest"
 )
@@ -23,10 +25,11 @@ func (d *countEmitter) Emit(b arrow.RecordBatch) error {
 }
 
 // BenchmarkRawSource reads a 64 MiB file on tmpfs as 1 MiB blocks with the
-// raw source on posix (pread straight into each batch's buffer) and on
-// mmap (each batch a slice of the mapping), against the baseline of a
-// plain loop of os.File.ReadAt into one reused 1 MiB buffer (no batches,
-// no allocation). Run:
+// raw source on posix (pread straight into each batch's buffer, from Go's
+// allocator — fresh zeroed pages per batch — or from a prefaulted hugepage
+// arena that reuses them) and on mmap (each batch a slice of the mapping:
+// nothing is read until a consumer touches it), against the baseline of a
+// plain loop of os.File.ReadAt into one reused 1 MiB buffer. Run:
 //
 //	go test ./operators -run '^$' -bench RawSource -benchtime=20x
 func BenchmarkRawSource(b *testing.B) {
@@ -49,18 +52,26 @@ func BenchmarkRawSource(b *testing.B) {
 			}
 		}
 	})
-	for _, io := range []string{"posix", "mmap"} {
-		b.Run(fmt.Sprintf("read=raw/io=%s", io), func(b *testing.B) {
+	arena, err := buffers.New(buffers.ArenaConfig{Kind: buffers.KindHugepage, Node: buffers.NoNode, Prefault: true,
+		Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer arena.Close()
+	for _, v := range []struct {
+		io, mem string
+		alloc   memory.Allocator
+	}{{"posix", "go", memory.NewGoAllocator()}, {"posix", "arena", arena}, {"mmap", "arena", arena}} {
+		b.Run(fmt.Sprintf("read=raw/io=%s/mem=%s", v.io, v.mem), func(b *testing.B) {
 			b.SetBytes(size)
 			b.ReportAllocs()
-			cfg := rawSrc(path, func(c *RawSourceConfig) { c.BlockSize, c.BatchRows, c.FileIO = 1<<20, 1, FileIO{IO: io} })
+			cfg := rawSrc(path, func(c *RawSourceConfig) { c.BlockSize, c.BatchRows, c.FileIO = 1<<20, 1, FileIO{IO: v.io} })
 			f, err := buildFactory(RawSourceSpec(), cfg)
 			if err != nil {
 				b.Fatal(err)
 			}
-			mem := memory.NewGoAllocator()
 			for b.Loop() {
-				op, err := f.New(testIC(mem, "src", "raw", 0))
+				op, err := f.New(testIC(v.alloc, "src", "raw", 0))
 				if err != nil {
 					b.Fatal(err)
 				}
