@@ -69,6 +69,12 @@ func TestEveryConfigStruct(t *testing.T) {
 	if err := os.WriteFile(file("in.ndjson"), []byte(`{"a":1,"s":"x"}`+"\n"+`{"a":2,"s":"y"}`+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.WriteFile(file("in.bin"), []byte("0123456789abcdefghij"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// The raw sink writes a binary column: its input is a raw source.
+	rawIn := &operators.RawSourceConfig{Path: file("in.bin"), RecordSize: 4}
+	const rawInYAML = "{type: raw, path: %s, record_size: 4}"
 	cases := []struct {
 		kind engine.Kind
 		name string
@@ -81,6 +87,8 @@ func TestEveryConfigStruct(t *testing.T) {
 		{engine.KindSink, "discard", &operators.DiscardConfig{}, "", 5},
 		{engine.KindSink, "ndjson", &operators.NDJSONSinkConfig{Path: file("out.ndjson")}, "path: " + file("out.ndjson"), 5},
 		{engine.KindSink, "parquet", &operators.ParquetSinkConfig{Path: file("out.parquet")}, "path: " + file("out.parquet"), 5},
+		{engine.KindSink, "raw", &operators.RawSinkConfig{Path: file("out.bin")}, "path: " + file("out.bin"), 5},
+		{engine.KindSource, "raw", &operators.RawSourceConfig{Path: file("in.bin"), RecordSize: 4}, "path: " + file("in.bin") + ", record_size: 4", 5},
 		{engine.KindSink, "stdout", &operators.StdoutConfig{}, "", 5},
 		{engine.KindSource, "arrow", &operators.ArrowSourceConfig{Path: file("out.arrow")}, "path: " + file("out.arrow"), 5},
 		{engine.KindSource, "csv", &operators.CSVSourceConfig{Path: file("in.csv")}, "path: " + file("in.csv"), 2},
@@ -131,8 +139,12 @@ func TestEveryConfigStruct(t *testing.T) {
 					src, inputs = src+"  h: "+genYAML+"\n", "g, h"
 				}
 				src += "operators:\n  n: " + strings.TrimSuffix(node, "}") + ", inputs: [" + inputs + "]}\nsinks:\n  out: {type: discard, inputs: [n]}\n"
-			default:
-				src = "sources:\n  g: " + genYAML + "\nsinks:\n  n: " + strings.TrimSuffix(node, "}") + ", inputs: [g]}\n"
+			case engine.KindSink:
+				from := genYAML
+				if c.name == "raw" {
+					from = fmt.Sprintf(rawInYAML, file("in.bin"))
+				}
+				src = "sources:\n  g: " + from + "\nsinks:\n  n: " + strings.TrimSuffix(node, "}") + ", inputs: [g]}\n"
 			}
 			pf, err := pipelines.Parse([]byte("version: 1\nname: twin\n"+src), "twin.yaml")
 			if err != nil {
@@ -167,7 +179,12 @@ func TestEveryConfigStruct(t *testing.T) {
 				}
 				b.Transform("n", c.name, c.cfg, inputs...).Sink("out", "discard", nil, "n")
 			default:
-				b.Source("g", "generate", gen).Sink("n", c.name, c.cfg, "g")
+				if c.name == "raw" {
+					b.Source("g", "raw", rawIn)
+				} else {
+					b.Source("g", "generate", gen)
+				}
+				b.Sink("n", c.name, c.cfg, "g")
 				sink = "n"
 			}
 			p, err := b.Build()

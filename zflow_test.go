@@ -1,6 +1,7 @@
 package zflow_test
 
 import (
+	"bytes"
 	"context"
 	"log/slog"
 	"math"
@@ -94,8 +95,11 @@ func exampleRun(t *testing.T, f string, base memory.Allocator) {
 	if sinks == 0 {
 		t.Fatal("no sink ran")
 	}
-	if filepath.Base(f) == "quickstart.yaml" {
+	switch filepath.Base(f) {
+	case "quickstart.yaml":
 		checkQuickstart(t, sum, dir)
+	case "raw_blocks.yaml":
+		checkRawBlocks(t, dir)
 	}
 	// No temporary file is left beside the outputs.
 	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
@@ -104,6 +108,30 @@ func exampleRun(t *testing.T, f string, base memory.Allocator) {
 		}
 		return nil
 	})
+}
+
+// checkRawBlocks checks the raw example's outputs against the file it
+// read: the block copy is the same bytes, the head its first ten 32-byte
+// records.
+func checkRawBlocks(t *testing.T, dir string) {
+	want, err := os.ReadFile(filepath.Join(repoRoot, "testdata", "trades.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	copied, err := os.ReadFile(filepath.Join(dir, "out", "trades_copy.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	head, err := os.ReadFile(filepath.Join(dir, "out", "trades_head.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(copied, want) {
+		t.Errorf("raw_blocks: the copy holds %d bytes that differ from the %d of trades.csv", len(copied), len(want))
+	}
+	if !bytes.Equal(head, want[:320]) {
+		t.Errorf("raw_blocks: the head holds %d bytes, want the first 320 of trades.csv", len(head))
+	}
 }
 
 // checkQuickstart checks out/quickstart.parquet against data computed

@@ -8,6 +8,11 @@
 //     why;
 //   - io/posix, io/uring, io/mmap: the backends (pread/pwrite; io_uring
 //     through giouring; read-only mappings with zero-copy Arrow IPC);
+//   - io/raw (package raw): byte ranges of a storage.File read straight
+//     into Arrow buffers (the read buffer is the column's buffer, aligned
+//     for O_DIRECT; a slice of the mapping on mmap) and written from them
+//     (O_DIRECT's unaligned rest bounced and counted), for the raw source
+//     and sink and for block backends to come;
 //   - io/netzc (package netzc): send paths for a TCP socket — copy (writev
 //     from the caller's buffers), msg_zerocopy (MSG_ZEROCOPY, buffers
 //     released only when the error queue reports their completion, copied

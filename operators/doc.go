@@ -60,15 +60,17 @@
 // sources read through seqReader (batches of aligned 1 MiB requests),
 // Parquet and Arrow through a ReaderAt over the backend's file, Arrow IPC
 // files on mmap through mmap.OpenIPC with zero copies (the ledger's
-// "mapped file" references); sinks write through seqWriter into the
-// atomicfile's temporary file. The choice and its reason go to the plan
+// "mapped file" references), raw files through io/raw's Reader straight
+// into the column's buffer (or a slice of the mapping on mmap); sinks
+// write through seqWriter into the atomicfile's temporary file, the raw
+// sink through io/raw's Writer from the batches' own buffers. The choice and its reason go to the plan
 // (DescribeIO), the summary and the span (InstanceContext.SetIO). This
 // package links io/posix and io/mmap; io/uring is linked by the binary
 // (cmd/zflow), so that only what links it needs -checklinkname=0.
 //
 // # File sinks
 //
-// parquet, arrow, csv and ndjson write to a temporary file next to the
+// parquet, arrow, csv, ndjson and raw write to a temporary file next to the
 // final path (package internal/atomicfile): the executor's Close finishes the
 // file, Commit renames it into place, Abort removes it; a failed or
 // cancelled run never leaves a partial file under the final name. Encoding is
@@ -102,7 +104,8 @@
 // published as a whole (atomicfile.Dir): Commit renames it into place,
 // keeping the tree it replaced until Forget, Rollback puts that back, a
 // failed run removes the temporary tree, and the next run undoes what a
-// killed one left (atomicfile.RecoverDir). At most max_open_files partition
+// killed one left (atomicfile.RecoverDir). The part files are written
+// through the sink's storage backend (io, direct). At most max_open_files partition
 // files are open at once (an LRU): memory is bounded by that many encoders
 // (a parquet file's row group), and a partition closed for another that
 // gets rows again goes on in a new file, part-1, part-2.... Rows grouped by

@@ -221,6 +221,7 @@ const fileOutBuffer = 1 << 20
 // since printed bytes cannot be taken back (see stdSink).
 func newFileOut(ic *engine.InstanceContext, kind, path string, b storage.Backend) (*fileOut, error) {
 	if path == stdinPath {
+		fileBackend(ic, nil)
 		o := &fileOut{kind: kind, std: ic.Stdout}
 		if o.std == nil {
 			o.std = os.Stdout
@@ -248,7 +249,7 @@ func newFileOut(ic *engine.InstanceContext, kind, path string, b storage.Backend
 	}
 	ic.CountFiles(1)
 	fileBackend(ic, b)
-	return &fileOut{kind: kind, af: af, sw: newSeqWriter(context.Background(), bf, b.Options().Depth())}, nil
+	return &fileOut{kind: kind, af: af, sw: newSeqWriter(context.Background(), bf, b.Options().Depth(), readAheadChunk)}, nil
 }
 
 type writerFunc func([]byte) (int, error)

@@ -607,6 +607,14 @@ func (s *fileSet) chooseIO(c FileIO, use ioUse) error {
 	return nil
 }
 
+// describeIO is the plan's io line of a source's files (engine.IODescriber).
+func (s *fileSet) describeIO() string {
+	if s.stdin {
+		return stdioLine
+	}
+	return describeIO(s.io)
+}
+
 // backend is the backend of input i; nil for standard input.
 func (s *fileSet) backend(i int) storage.Backend {
 	if s.stdin || i >= len(s.io) {

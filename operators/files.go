@@ -114,15 +114,31 @@ func describeIO(bs []storage.Backend) string {
 	return ioLine(first)
 }
 
+// stdioReason is why standard input and output (path -) use no storage
+// backend: the plan's and the summary's "io: stdio (...)".
+const stdioReason = "standard input or output is a stream the run is handed, not a file a storage backend opens: package os reads or writes it"
+
+// stdioLine is the plan's io line of a node on standard input or output.
+const stdioLine = "stdio (" + stdioReason + ")"
+
 // fileBackend records on the instance's span and in the run summary which
-// backend a file goes through, and why.
+// backend a file goes through, and why (nil: standard input or output).
 func fileBackend(ic *engine.InstanceContext, b storage.Backend) {
 	if b == nil {
-		ic.SetIO("stdio", "standard input or output is a stream, not a file a backend opens")
+		ic.SetIO("stdio", stdioReason)
 		return
 	}
 	ic.SetIO(b.Name(), ioReason(b))
 }
+
+// refMapped is the ledger's reason for the bytes of batches read out of a
+// mapped file (an Arrow IPC file, a raw file): their arrays point into the
+// mapping.
+const refMapped = "mapped file"
+
+// copyODirect is the ledger's reason for bytes bounced through an aligned
+// buffer because O_DIRECT refuses their address, offset or length.
+const copyODirect = "O_DIRECT alignment"
 
 // readerAtSeeker is an io.Reader, io.ReaderAt and io.Seeker over a file
 // (parquet's ReaderAtSeeker, ipc's ReadAtSeeker): storage.Reader, behind
@@ -134,9 +150,11 @@ type readerAtSeeker interface {
 	io.Seeker
 }
 
-func newReaderAt(ctx context.Context, f storage.File) readerAtSeeker {
+// ledger (nil at compile time) is where the aligning reader counts the
+// bytes it bounces (copyODirect).
+func newReaderAt(ctx context.Context, f storage.File, ledger *engine.Ledger) readerAtSeeker {
 	if f.Align() > 1 {
-		return &alignedReader{f: f, ctx: ctx, align: int64(f.Align())}
+		return &alignedReader{f: f, ctx: ctx, align: int64(f.Align()), ledger: ledger}
 	}
 	return storage.NewReader(ctx, f)
 }
@@ -144,10 +162,12 @@ func newReaderAt(ctx context.Context, f storage.File) readerAtSeeker {
 // alignedReader serves any ReadAt of an O_DIRECT file by reading the
 // aligned blocks around it into a scratch buffer of its own and copying
 // the part asked for: O_DIRECT's refusal of unaligned requests is the
-// backend's contract, and this is the one place that bounces, in the open.
+// backend's contract, and this is the one place a reader bounces, in the
+// open: the copy ledger counts it (copyODirect).
 type alignedReader struct {
 	f       storage.File
 	ctx     context.Context
+	ledger  *engine.Ledger
 	align   int64
 	scratch []byte
 	pos     int64
@@ -173,6 +193,7 @@ func (r *alignedReader) ReadAt(p []byte, off int64) (int, error) {
 	n := 0
 	if skip := int(off - start); got > skip {
 		n = copy(p, buf[skip:got])
+		r.ledger.Copied(copyODirect, int64(n))
 	}
 	if n < len(p) {
 		if rerr == nil {
@@ -325,14 +346,11 @@ func describeText(path string, schema *arrow.Schema, inferred bool) string {
 	return fmt.Sprintf("%s (%d columns, %s)", path, schema.NumFields(), how)
 }
 
-// partitionIO is why a partitioned sink's files go through package os.
-const partitionIO = "partition_by: part files are written through package os (buffered writes), not a storage backend"
-
-// chooseSinkIO selects the backend a sink writes path through: nil for
-// standard output and for partition_by, whose part files are written
-// through package os; asking those for a backend or direct: true is an
-// error rather than a setting silently ignored.
-func chooseSinkIO(c FileIO, path string, partitioned bool) (storage.Backend, error) {
+// chooseSinkIO selects the backend a sink writes path through (with
+// partition_by, path is the directory whose part files it writes): nil for
+// standard output, which package os writes; asking it for a backend or
+// direct: true is an error rather than a setting silently ignored.
+func chooseSinkIO(c FileIO, path string) (storage.Backend, error) {
 	if err := c.check(); err != nil {
 		return nil, err
 	}
@@ -345,28 +363,24 @@ func chooseSinkIO(c FileIO, path string, partitioned bool) (storage.Backend, err
 			return nil, engine.Errf("io", "path - writes standard output, a stream no storage backend opens; drop io: and direct:")
 		}
 		return nil, nil
-	case partitioned:
-		if explicit {
-			return nil, engine.Errf("io", "with partition_by the part files are written through package os, not a storage backend; drop io: and direct:")
-		}
-		return nil, nil
 	}
 	return c.choose(path, ioUse{write: true})
 }
 
 // describeSinkIO is a sink's io line in the plan.
-func describeSinkIO(b storage.Backend, path string, partitioned bool) string {
+func describeSinkIO(b storage.Backend, path string) string {
 	switch {
 	case b != nil:
 		return ioLine(b)
-	case partitioned:
-		return "posix (" + partitionIO + ")"
+	case path == stdinPath:
+		return stdioLine
 	}
 	return ""
 }
 
 // seqWriter writes a file front to back through its backend: it fills up
-// to min(queue_depth, 4) aligned buffers of 1 MiB and submits them as one
+// to min(queue_depth, 4) aligned buffers of chunk bytes (1 MiB for a
+// file sink) and submits them as one
 // batch of positional writes at increasing offsets (io_uring keeps them in
 // flight together). Under O_DIRECT every request is whole blocks: finish
 // pads the last one with zeros and truncates the file back to the bytes
@@ -378,19 +392,18 @@ type seqWriter struct {
 	reqs  []storage.Request
 	cur   int   // the buffer being filled
 	n     int   // bytes in bufs[cur]
+	chunk int   // each buffer's size, a multiple of align
 	off   int64 // file offset of bufs[0]
 	size  int64 // bytes written so far
 	align int
 	err   error // the first failure: every later call returns it
 }
 
-func newSeqWriter(ctx context.Context, f storage.File, depth int) *seqWriter {
+func newSeqWriter(ctx context.Context, f storage.File, depth, chunk int) *seqWriter {
 	n := min(max(depth, 1), readAheadMax)
-	w := &seqWriter{f: f, ctx: ctx, bufs: make([][]byte, n), reqs: make([]storage.Request, 0, n), align: max(f.Align(), 1)}
-	for i := range w.bufs {
-		w.bufs[i] = alignedBytes(readAheadChunk, w.align)
-	}
-	return w
+	align := max(f.Align(), 1)
+	chunk = max(chunk-chunk%align, align)
+	return &seqWriter{f: f, ctx: ctx, bufs: make([][]byte, n), reqs: make([]storage.Request, 0, n), align: align, chunk: chunk}
 }
 
 func (w *seqWriter) Write(p []byte) (int, error) {
@@ -402,11 +415,14 @@ func (w *seqWriter) Write(p []byte) (int, error) {
 	}
 	total := len(p)
 	for len(p) > 0 {
+		if w.bufs[w.cur] == nil { // allocated when first written (the raw sink writes around them)
+			w.bufs[w.cur] = alignedBytes(w.chunk, w.align)
+		}
 		c := copy(w.bufs[w.cur][w.n:], p)
 		w.n += c
 		w.size += int64(c)
 		p = p[c:]
-		if w.n == readAheadChunk {
+		if w.n == w.chunk {
 			w.cur, w.n = w.cur+1, 0
 			if w.cur == len(w.bufs) {
 				if err := w.submit(w.cur, 0); err != nil {
@@ -426,10 +442,10 @@ func (w *seqWriter) submit(full, tail int) error {
 	}
 	w.reqs = w.reqs[:0]
 	for i := range full {
-		w.reqs = append(w.reqs, storage.Request{Buf: w.bufs[i], Off: w.off + int64(i*readAheadChunk)})
+		w.reqs = append(w.reqs, storage.Request{Buf: w.bufs[i], Off: w.off + int64(i*w.chunk)})
 	}
 	if tail > 0 {
-		w.reqs = append(w.reqs, storage.Request{Buf: w.bufs[full][:tail], Off: w.off + int64(full*readAheadChunk)})
+		w.reqs = append(w.reqs, storage.Request{Buf: w.bufs[full][:tail], Off: w.off + int64(full*w.chunk)})
 	}
 	err := w.f.WriteBatch(w.ctx, w.reqs)
 	for i := range w.reqs {
@@ -442,7 +458,7 @@ func (w *seqWriter) submit(full, tail int) error {
 		w.err = err
 		return err
 	}
-	w.off += int64(full * readAheadChunk)
+	w.off += int64(full * w.chunk)
 	w.cur = 0
 	return nil
 }

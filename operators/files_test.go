@@ -131,7 +131,7 @@ func TestSeqWriter(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		w := newSeqWriter(context.Background(), f, tc.depth)
+		w := newSeqWriter(context.Background(), f, tc.depth, readAheadChunk)
 		var werr error
 		for p := want; len(p) > 0 && werr == nil; {
 			n := min(len(p), 70001)

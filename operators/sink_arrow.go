@@ -67,7 +67,7 @@ func buildArrowSink(bc *engine.BuildContext, c any) (engine.Factory, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	out, err := chooseSinkIO(cfg.FileIO, cfg.Path, false)
+	out, err := chooseSinkIO(cfg.FileIO, cfg.Path)
 	if err != nil {
 		return nil, err
 	}
@@ -87,7 +87,7 @@ type ipcWriter interface {
 }
 
 // DescribeIO is the plan's io line (engine.IODescriber).
-func (f *arrowSinkFactory) DescribeIO() string { return describeSinkIO(f.out, f.cfg.Path, false) }
+func (f *arrowSinkFactory) DescribeIO() string { return describeSinkIO(f.out, f.cfg.Path) }
 
 func (f *arrowSinkFactory) New(ic *engine.InstanceContext) (any, error) {
 	out, err := newFileOut(ic, "arrow", f.cfg.Path, f.out)

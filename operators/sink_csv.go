@@ -86,7 +86,7 @@ func buildCSVSink(bc *engine.BuildContext, c any) (engine.Factory, error) {
 			return nil, err
 		}
 	}
-	if f.out, err = chooseSinkIO(cfg.FileIO, cfg.Path, f.part != nil); err != nil {
+	if f.out, err = chooseSinkIO(cfg.FileIO, cfg.Path); err != nil {
 		return nil, err
 	}
 	return f, nil
@@ -102,11 +102,11 @@ func (f *csvSinkFactory) Describe() string {
 }
 
 // DescribeIO is the plan's io line (engine.IODescriber).
-func (f *csvSinkFactory) DescribeIO() string { return describeSinkIO(f.out, f.cfg.Path, f.part != nil) }
+func (f *csvSinkFactory) DescribeIO() string { return describeSinkIO(f.out, f.cfg.Path) }
 
 func (f *csvSinkFactory) New(ic *engine.InstanceContext) (any, error) {
 	if f.part != nil {
-		return newPartitionedSink(ic, "csv", f.cfg.Path, f.part, func(ic *engine.InstanceContext, w io.Writer) (partWriter, error) {
+		return newPartitionedSink(ic, "csv", f.cfg.Path, f.out, f.part, func(ic *engine.InstanceContext, w io.Writer) (partWriter, error) {
 			enc := newCSVEncoder(f.delim, f.cfg.NullValue)
 			if f.cfg.Header {
 				if _, err := w.Write(enc.appendHeader(nil, f.part.schema)); err != nil {

@@ -64,7 +64,7 @@ func buildNDJSONSink(bc *engine.BuildContext, c any) (engine.Factory, error) {
 			return nil, err
 		}
 	}
-	if f.out, err = chooseSinkIO(cfg.FileIO, cfg.Path, f.part != nil); err != nil {
+	if f.out, err = chooseSinkIO(cfg.FileIO, cfg.Path); err != nil {
 		return nil, err
 	}
 	return f, nil
@@ -81,12 +81,12 @@ func (f *ndjsonSinkFactory) Describe() string {
 
 // DescribeIO is the plan's io line (engine.IODescriber).
 func (f *ndjsonSinkFactory) DescribeIO() string {
-	return describeSinkIO(f.out, f.cfg.Path, f.part != nil)
+	return describeSinkIO(f.out, f.cfg.Path)
 }
 
 func (f *ndjsonSinkFactory) New(ic *engine.InstanceContext) (any, error) {
 	if f.part != nil {
-		return newPartitionedSink(ic, "ndjson", f.cfg.Path, f.part, func(ic *engine.InstanceContext, w io.Writer) (partWriter, error) {
+		return newPartitionedSink(ic, "ndjson", f.cfg.Path, f.out, f.part, func(ic *engine.InstanceContext, w io.Writer) (partWriter, error) {
 			return &textPartWriter{w: w, enc: newNDJSONEncoder(f.part.schema)}, nil
 		})
 	}

@@ -100,7 +100,7 @@ func buildParquetSink(bc *engine.BuildContext, c any) (engine.Factory, error) {
 		}
 		f.schema = f.part.schema
 	}
-	if f.out, err = chooseSinkIO(cfg.FileIO, cfg.Path, f.part != nil); err != nil {
+	if f.out, err = chooseSinkIO(cfg.FileIO, cfg.Path); err != nil {
 		return nil, err
 	}
 	// Check at compile time that every column has a Parquet mapping.
@@ -142,12 +142,12 @@ func (f *parquetSinkFactory) Describe() string {
 
 // DescribeIO is the plan's io line (engine.IODescriber).
 func (f *parquetSinkFactory) DescribeIO() string {
-	return describeSinkIO(f.out, f.cfg.Path, f.part != nil)
+	return describeSinkIO(f.out, f.cfg.Path)
 }
 
 func (f *parquetSinkFactory) New(ic *engine.InstanceContext) (any, error) {
 	if f.part != nil {
-		return newPartitionedSink(ic, "parquet", f.cfg.Path, f.part, func(ic *engine.InstanceContext, w io.Writer) (partWriter, error) {
+		return newPartitionedSink(ic, "parquet", f.cfg.Path, f.out, f.part, func(ic *engine.InstanceContext, w io.Writer) (partWriter, error) {
 			fw, err := pqarrow.NewFileWriter(f.schema, w, f.writerProps(ic.Alloc),
 				pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema(), pqarrow.WithAllocator(ic.Alloc)))
 			if err != nil {

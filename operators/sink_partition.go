@@ -1,7 +1,6 @@
 package operators
 
 import (
-	"bufio"
 	"bytes"
 	"container/list"
 	"context"
@@ -19,6 +18,7 @@ import (
 	"github.com/zflowdev/zflow/engine"
 	"github.com/zflowdev/zflow/internal/atomicfile"
 	"github.com/zflowdev/zflow/internal/textenc"
+	"github.com/zflowdev/zflow/io/storage"
 )
 
 // Partitioned output (partition_by on the parquet, csv and ndjson sinks):
@@ -176,8 +176,8 @@ type partState struct {
 	batchRows int    // its rows in the batch being written
 	slot      int    // gather: its index in the batch's touched partitions
 	w         partWriter
-	file      *os.File
-	bw        *bufio.Writer
+	file      *os.File      // the part file as created (its fsync and close)
+	sw        *seqWriter    // its writer through the sink's backend
 	elem      *list.Element // in the LRU of open partitions, while open
 }
 
@@ -189,6 +189,7 @@ type partitionedSink struct {
 	ic      *engine.InstanceContext
 	p       *partitioning
 	dir     *atomicfile.Dir
+	b       storage.Backend // what the part files are written through
 	newW    newPartWriter
 	parts   map[string]*partState
 	lru     *list.List // of *partState, most recent first
@@ -208,8 +209,8 @@ type partitionedSink struct {
 	closed       bool
 }
 
-func newPartitionedSink(ic *engine.InstanceContext, kind, path string, p *partitioning, newW newPartWriter) (*partitionedSink, error) {
-	ic.SetIO("posix", partitionIO)
+func newPartitionedSink(ic *engine.InstanceContext, kind, path string, b storage.Backend, p *partitioning, newW newPartWriter) (*partitionedSink, error) {
+	fileBackend(ic, b)
 	notes, err := atomicfile.RecoverDir(path)
 	if ic.Logger != nil {
 		for _, n := range notes {
@@ -226,7 +227,7 @@ func newPartitionedSink(ic *engine.InstanceContext, kind, path string, p *partit
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", kind, err)
 	}
-	s := &partitionedSink{kind: kind, ic: ic, p: p, dir: d, newW: newW, parts: map[string]*partState{},
+	s := &partitionedSink{kind: kind, ic: ic, p: p, dir: d, b: b, newW: newW, parts: map[string]*partState{},
 		lru: list.New(), cols: make([]textenc.Column, len(p.keys))}
 	for _, name := range p.names {
 		s.prefix = append(s.prefix, append(appendHiveValue(nil, []byte(name)), '='))
@@ -420,15 +421,24 @@ func (s *partitionedSink) open(ps *partState) error {
 		return fmt.Errorf("%s: %w", s.kind, err)
 	}
 	name := filepath.Join(dir, fmt.Sprintf("part-%d.%s", ps.next, s.kind))
+	// Created with package os (exclusively, and kept for its fsync), then
+	// written through a second descriptor of the sink's backend, as a
+	// single-file sink writes its temporary file.
 	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, atomicfile.Perm)
 	if err != nil {
 		return fmt.Errorf("%s: %w", s.kind, err)
 	}
+	bf, err := s.b.Open(name, os.O_WRONLY, 0)
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("%s: %w", s.kind, err)
+	}
 	ps.next++
 	s.ic.CountFiles(1)
-	ps.file, ps.bw = f, bufio.NewWriterSize(f, 256<<10)
-	w, err := s.newW(s.ic, ps.bw)
+	ps.file, ps.sw = f, newSeqWriter(context.Background(), bf, 1, partChunk)
+	w, err := s.newW(s.ic, ps.sw)
 	if err != nil {
+		ps.sw.close()
 		f.Close()
 		return fmt.Errorf("%s: create %s: %w", s.kind, name, err)
 	}
@@ -437,14 +447,21 @@ func (s *partitionedSink) open(ps *partState) error {
 	return nil
 }
 
-// closePart finishes ps's open file: encoder, buffer, fsync, close.
+// partChunk is the buffer of an open part file (one per open partition,
+// up to max_open_files of them).
+const partChunk = 256 << 10
+
+// closePart finishes ps's open file: encoder, buffer (the last block
+// padded and cut back under O_DIRECT), fsync, close.
 func (s *partitionedSink) closePart(ps *partState) error {
 	s.lru.Remove(ps.elem)
-	w, f := ps.w, ps.file
-	ps.w, ps.file, ps.elem = nil, nil, nil
+	w, f, sw := ps.w, ps.file, ps.sw
+	ps.w, ps.file, ps.sw, ps.elem = nil, nil, nil, nil
 	err := w.finish()
 	if err == nil {
-		err = ps.bw.Flush()
+		err = sw.finish()
+	} else {
+		sw.close()
 	}
 	if err == nil {
 		err = f.Sync()
@@ -505,8 +522,9 @@ func (s *partitionedSink) teardown() {
 		ps := s.lru.Front().Value.(*partState)
 		s.lru.Remove(ps.elem)
 		ps.w.abort()
+		ps.sw.close()
 		ps.file.Close()
-		ps.w, ps.file, ps.elem = nil, nil, nil
+		ps.w, ps.file, ps.sw, ps.elem = nil, nil, nil, nil
 	}
 }
 

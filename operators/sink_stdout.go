@@ -85,7 +85,12 @@ func (f *stdoutFactory) Schema() *arrow.Schema { return nil }
 
 func (f *stdoutFactory) Describe() string { return f.cfg.Format }
 
+// DescribeIO is the plan's io line (engine.IODescriber): standard output
+// uses no storage backend.
+func (f *stdoutFactory) DescribeIO() string { return stdioLine }
+
 func (f *stdoutFactory) New(ic *engine.InstanceContext) (any, error) {
+	fileBackend(ic, nil)
 	s := &stdoutSink{f: f, ic: ic, out: f.cfg.Out}
 	if s.out == nil {
 		s.out = ic.Stdout

@@ -167,7 +167,7 @@ func arrowFileSchema(param string, b storage.Backend, path, format string) (*arr
 	if err != nil {
 		return nil, false, 0, engine.Errf(param, "arrow: %v", err)
 	}
-	ra := newReaderAt(context.Background(), sf)
+	ra := newReaderAt(context.Background(), sf, nil)
 	stream := format == "stream"
 	if format == "auto" {
 		head := make([]byte, len(arrowMagic))
@@ -236,7 +236,7 @@ func (f *arrowFactory) Describe() string {
 }
 
 // DescribeIO is the plan's io line (engine.IODescriber).
-func (f *arrowFactory) DescribeIO() string { return describeIO(f.files.io) }
+func (f *arrowFactory) DescribeIO() string { return f.files.describeIO() }
 
 func (f *arrowFactory) New(ic *engine.InstanceContext) (any, error) {
 	fileBackend(ic, f.files.backend(0))
@@ -312,7 +312,7 @@ func (s *arrowSource) runInput(ctx context.Context, fi, unit int, out engine.Emi
 	if s.f.stream[fi] {
 		return s.runStream(ctx, newSeqReader(ctx, sf, b.Options().Depth()), size, fi, out)
 	}
-	return s.runFile(ctx, newReaderAt(ctx, sf), size, fi, unit, out)
+	return s.runFile(ctx, newReaderAt(ctx, sf, s.ic.Ledger), size, fi, unit, out)
 }
 
 func (s *arrowSource) runFile(ctx context.Context, ra readerAtSeeker, size int64, fi, unit int, out engine.Emitter) (bool, error) {

@@ -8,10 +8,6 @@ import (
 	"github.com/zflowdev/zflow/io/mmap"
 )
 
-// refMapped is the ledger's reason for the bytes of batches read out of a
-// mapped Arrow IPC file: their arrays point into the mapping.
-const refMapped = "mapped file"
-
 // runMapped reads input fi, an Arrow IPC file, through io/mmap with zero
 // copies: the batches' arrays point into the mapping (which stays mapped
 // until the last of them is released), and the ledger counts their bytes

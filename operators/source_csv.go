@@ -433,7 +433,7 @@ func (f *csvFactory) Describe() string {
 }
 
 // DescribeIO is the plan's io line (engine.IODescriber).
-func (f *csvFactory) DescribeIO() string { return describeIO(f.files.io) }
+func (f *csvFactory) DescribeIO() string { return f.files.describeIO() }
 
 func (f *csvFactory) New(ic *engine.InstanceContext) (any, error) {
 	fileBackend(ic, f.files.backend(0))

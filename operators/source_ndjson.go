@@ -325,7 +325,7 @@ func (f *ndjsonFactory) Describe() string {
 }
 
 // DescribeIO is the plan's io line (engine.IODescriber).
-func (f *ndjsonFactory) DescribeIO() string { return describeIO(f.files.io) }
+func (f *ndjsonFactory) DescribeIO() string { return f.files.describeIO() }
 
 func (f *ndjsonFactory) New(ic *engine.InstanceContext) (any, error) {
 	fileBackend(ic, f.files.backend(0))

@@ -75,14 +75,15 @@ func (c *ParquetSourceConfig) NormalizeConfig() { c.Files, c.Path = sourcePaths(
 var parquetScratch = memory.NewGoAllocator()
 
 // openParquet opens path through the storage backend b, and its Arrow
-// view; ctx is every read's context; the caller closes pf, which closes
-// the file.
-func openParquet(ctx context.Context, b storage.Backend, path string, mem memory.Allocator, batchRows int) (pf *file.Reader, fr *pqarrow.FileReader, err error) {
+// view; ctx is every read's context, ledger where O_DIRECT's bounces are
+// counted (nil at compile time); the caller closes pf, which closes the
+// file.
+func openParquet(ctx context.Context, b storage.Backend, path string, mem memory.Allocator, batchRows int, ledger *engine.Ledger) (pf *file.Reader, fr *pqarrow.FileReader, err error) {
 	f, err := b.Open(path, os.O_RDONLY, 0)
 	if err != nil {
 		return nil, nil, fmt.Errorf("parquet: %w", err)
 	}
-	r := closingReader{newReaderAt(ctx, f), f}
+	r := closingReader{newReaderAt(ctx, f, ledger), f}
 	defer func() {
 		if r := recover(); r != nil {
 			if pf != nil {
@@ -198,7 +199,7 @@ func buildParquetSource(bc *engine.BuildContext, c any) (engine.Factory, error) 
 // parquetSchema reads the schema, row count and row groups of path;
 // errors are placed at param.
 func parquetSchema(param string, b storage.Backend, path string, batchRows int) (*arrow.Schema, int64, int, error) {
-	pf, fr, err := openParquet(context.Background(), b, path, parquetScratch, batchRows)
+	pf, fr, err := openParquet(context.Background(), b, path, parquetScratch, batchRows, nil)
 	if err != nil {
 		return nil, 0, 0, engine.Errf(param, "%v", err)
 	}
@@ -281,7 +282,7 @@ func (f *parquetFactory) Describe() string {
 }
 
 // DescribeIO is the plan's io line (engine.IODescriber).
-func (f *parquetFactory) DescribeIO() string { return describeIO(f.files.io) }
+func (f *parquetFactory) DescribeIO() string { return f.files.describeIO() }
 
 func (f *parquetFactory) New(ic *engine.InstanceContext) (any, error) {
 	fileBackend(ic, f.files.backend(0))
@@ -327,7 +328,7 @@ func (s *parquetSource) Run(ctx context.Context, out engine.Emitter) error {
 
 func (s *parquetSource) runFile(ctx context.Context, fi int, path string, unit int, out engine.Emitter) (bool, error) {
 	fileBackend(s.ic, s.f.files.io[fi])
-	pf, fr, err := openParquet(ctx, s.f.files.io[fi], path, s.ic.Alloc, batchRowsFor(s.f.cfg.BatchRows, s.ic.Settings))
+	pf, fr, err := openParquet(ctx, s.f.files.io[fi], path, s.ic.Alloc, batchRowsFor(s.f.cfg.BatchRows, s.ic.Settings), s.ic.Ledger)
 	if err != nil {
 		return true, err
 	}

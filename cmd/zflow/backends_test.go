@@ -23,12 +23,12 @@ import (
 
 // fileTypes are the operator types that read or write files through a
 // storage backend.
-var fileTypes = []string{"csv", "ndjson", "parquet", "arrow"}
+var fileTypes = []string{"csv", "ndjson", "parquet", "arrow", "raw"}
 
 // withIO rewrites a pipeline so that every file source and sink asks for
 // the given io: and direct: (sinks never mmap, which only reads: they keep
-// auto then; partitioned sinks write through package os and are left as
-// they are).
+// auto then; partitioned sinks write their part files through the
+// backend too).
 func withIO(t *testing.T, src []byte, kind string, direct bool) []byte {
 	t.Helper()
 	var doc map[string]any
@@ -40,9 +40,6 @@ func withIO(t *testing.T, src []byte, kind string, direct bool) []byte {
 		for _, n := range nodes {
 			node, _ := n.(map[string]any)
 			if typ, _ := node["type"].(string); !slices.Contains(fileTypes, typ) {
-				continue
-			}
-			if _, part := node["partition_by"]; part {
 				continue
 			}
 			if section == "sinks" && kind == "mmap" {
@@ -211,7 +208,7 @@ func TestExamplesOnEveryBackend(t *testing.T) {
 				got, lines := runExampleIn(t, withIO(t, src, v.kind, v.direct), name, data, dir)
 				t.Logf("%s: %s", label, strings.Join(lines, "; "))
 				for _, l := range lines {
-					if v.kind != "auto" && !strings.Contains(l, "partition_by") && !strings.Contains(l, ": "+v.kind+" ") && !(v.kind == "mmap" && strings.Contains(l, "auto:")) {
+					if v.kind != "auto" && !strings.Contains(l, ": stdio (") && !strings.Contains(l, ": "+v.kind+" ") && !(v.kind == "mmap" && strings.Contains(l, "auto:")) {
 						t.Errorf("%s: summary io line %q, want %s", label, l, v.kind)
 					}
 				}

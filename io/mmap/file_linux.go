@@ -11,6 +11,8 @@ import (
 	"sync"
 	"unsafe"
 
+	"github.com/apache/arrow-go/v18/arrow/memory"
+
 	"github.com/zflowdev/zflow/io/storage"
 )
 
@@ -81,6 +83,10 @@ func (f *File) Size() (int64, error) { return f.size, nil }
 
 // Mapping is the file's mapping; Retain it to keep it past Close.
 func (f *File) Mapping() *Mapping { return f.m }
+
+// ArrowBuffer is the mapping as an Arrow buffer, not retained for the
+// caller (raw.Mapped): slices of it (memory.SliceBuffer) keep it mapped.
+func (f *File) ArrowBuffer() *memory.Buffer { return f.m.Buffer() }
 
 // Bytes is the whole mapped file, valid until Close (or longer, with the
 // Mapping retained).

@@ -3,13 +3,14 @@
 package storage
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -88,26 +89,108 @@ func readSysInt(path string) int {
 }
 
 // mountOf finds the mount of device maj:min in /proc/self/mountinfo and
-// returns its file system type and source.
+// returns its file system type and source, from the process's cached
+// table (mounts).
 func mountOf(maj, min uint32) (fstype, source string, err error) {
-	file, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return "", "", fmt.Errorf("storage: %w", err)
-	}
-	defer file.Close()
-	want := fmt.Sprintf("%d:%d", maj, min)
-	sc := bufio.NewScanner(file)
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	for sc.Scan() {
-		fstype, source, ok := parseMountinfo(sc.Text(), want)
-		if ok {
-			return fstype, source, nil
+	return mounts.lookup(fmt.Sprintf("%d:%d", maj, min))
+}
+
+// mountEntry is one mount's facts in the table.
+type mountEntry struct{ fstype, source string }
+
+// mountTable is /proc/self/mountinfo parsed once and kept: Select runs per
+// file, and reading and parsing the table each time cost more than the
+// rest of the probe. It is read again when the kernel says the mount table
+// changed — a descriptor of mountinfo kept open polls POLLPRI|POLLERR after
+// a mount or an unmount (proc(5)) — and when a device is not in it (a
+// mount newer than the last read).
+type mountTable struct {
+	mu    sync.Mutex
+	fd    int // the open mountinfo; -1 until the first lookup
+	byDev map[string]mountEntry
+	buf   []byte
+	reads int // how many times the table was read (tests)
+}
+
+var mounts = &mountTable{fd: -1}
+
+// lookup returns the mount of device dev ("maj:min").
+func (m *mountTable) lookup(dev string) (fstype, source string, err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.fd < 0 || m.changed() {
+		if err := m.load(); err != nil {
+			return "", "", err
 		}
 	}
-	if err := sc.Err(); err != nil {
-		return "", "", fmt.Errorf("storage: read /proc/self/mountinfo: %w", err)
+	e, ok := m.byDev[dev]
+	if !ok {
+		if err := m.load(); err != nil {
+			return "", "", err
+		}
+		e, ok = m.byDev[dev]
 	}
-	return "", "", errors.New("storage: device " + want + " not in /proc/self/mountinfo")
+	if !ok {
+		return "", "", errors.New("storage: device " + dev + " not in /proc/self/mountinfo")
+	}
+	return e.fstype, e.source, nil
+}
+
+// changed polls the open mountinfo: true when the mount table changed
+// since it was last read (or the poll fails, and then the table is read
+// again to be safe).
+func (m *mountTable) changed() bool {
+	fds := []unix.PollFd{{Fd: int32(m.fd), Events: unix.POLLPRI}}
+	n, err := unix.Poll(fds, 0)
+	return err != nil || (n > 0 && fds[0].Revents&(unix.POLLPRI|unix.POLLERR) != 0)
+}
+
+// load reads and parses the table through the kept descriptor (reading it
+// from the start also resets the change the poll reported).
+func (m *mountTable) load() error {
+	if m.fd < 0 {
+		fd, err := unix.Open("/proc/self/mountinfo", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("storage: open /proc/self/mountinfo: %w", err)
+		}
+		m.fd = fd
+	}
+	if _, err := unix.Seek(m.fd, 0, io.SeekStart); err != nil {
+		return fmt.Errorf("storage: read /proc/self/mountinfo: %w", err)
+	}
+	m.buf = m.buf[:0]
+	for {
+		if len(m.buf) == cap(m.buf) {
+			m.buf = append(m.buf, make([]byte, max(64<<10, cap(m.buf)))...)[:len(m.buf)]
+		}
+		n, err := unix.Read(m.fd, m.buf[len(m.buf):cap(m.buf)])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("storage: read /proc/self/mountinfo: %w", err)
+		}
+		if n == 0 {
+			break
+		}
+		m.buf = m.buf[:len(m.buf)+n]
+	}
+	byDev := make(map[string]mountEntry, len(m.byDev))
+	for line := range strings.SplitSeq(string(m.buf), "\n") {
+		fields := strings.Fields(line)
+		if len(fields) < 3 {
+			continue
+		}
+		if _, ok := byDev[fields[2]]; ok {
+			continue // the first mount of a device names it, as a scan would find
+		}
+		if fstype, source, ok := parseMountinfo(line, fields[2]); ok {
+			byDev[fields[2]] = mountEntry{fstype, source}
+		}
+	}
+	m.byDev = byDev
+	m.reads++
+	return nil
 }
 
 // parseMountinfo reads one mountinfo line (proc(5)): "36 35 98:0 /mnt1

@@ -3,6 +3,8 @@ package storage
 import (
 	"os"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestParseMountinfo(t *testing.T) {
@@ -36,5 +38,60 @@ func TestProbeReal(t *testing.T) {
 	}
 	if s, err := Probe("/dev/shm"); err == nil && s.FSType == "tmpfs" && !s.Memory {
 		t.Errorf("/dev/shm facts %+v: tmpfs must be Memory", s)
+	}
+}
+
+// TestMountTableCached checks that the cached table answers what a scan of
+// /proc/self/mountinfo answers, that repeated probes do not read it again,
+// and that a mount made after it was read is seen (the poll, or the miss,
+// reads it again): a tmpfs mounted on a folder of the disk and unmounted.
+func TestMountTableCached(t *testing.T) {
+	wd, _ := os.Getwd()
+	for _, p := range []string{wd, "/dev/shm", "/proc", "/"} {
+		dev := devOf(t, p)
+		f1, s1, err1 := mounts.lookup(dev)
+		f2, s2, err2 := scanMountinfo(dev)
+		if f1 != f2 || s1 != s2 || (err1 == nil) != (err2 == nil) {
+			t.Errorf("%s (%s): cached %q %q %v, scanned %q %q %v", p, dev, f1, s1, err1, f2, s2, err2)
+		}
+	}
+	mounts.mu.Lock()
+	before := mounts.reads
+	mounts.mu.Unlock()
+	for range 100 {
+		if _, err := Probe(wd); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mounts.mu.Lock()
+	after := mounts.reads
+	mounts.mu.Unlock()
+	if after != before {
+		t.Errorf("100 probes read the mount table %d times, want 0 (it is cached)", after-before)
+	}
+
+	dir := t.TempDir()
+	if f, _ := Probe(dir); f.Memory {
+		t.Skipf("%s is already on tmpfs", dir)
+	}
+	if err := unix.Mount("zflow-test", dir, "tmpfs", 0, "size=1m"); err != nil {
+		t.Skipf("cannot mount a tmpfs here (%v): the invalidation is not exercised", err)
+	}
+	mounted := true
+	defer func() {
+		if mounted {
+			unix.Unmount(dir, 0)
+		}
+	}()
+	f, err := Probe(dir + "/x")
+	if err != nil || f.FSType != "tmpfs" || !f.Memory || f.Source != "zflow-test" {
+		t.Errorf("after mounting a tmpfs: %+v %v, want tmpfs from zflow-test", f, err)
+	}
+	if err := unix.Unmount(dir, 0); err != nil {
+		t.Fatal(err)
+	}
+	mounted = false
+	if f, err := Probe(dir + "/x"); err != nil || f.Memory {
+		t.Errorf("after unmounting it: %+v %v, want the disk again", f, err)
 	}
 }

@@ -200,7 +200,7 @@ func TestMappedArrowZeroCopy(t *testing.T) {
 // TestBackendErrors checks the refusals: an explicit backend that cannot
 // run (io_uring refused, played with storage.Refuse) fails to compile with
 // the reason while auto falls back to posix and says why; mmap cannot
-// write; partition_by and - use no backend and refuse one asked for; a
+// write; - uses no backend and refuses one asked for; a
 // negative queue_depth.
 func TestBackendErrors(t *testing.T) {
 	dir := storagetest.DiskDir(t)
@@ -218,8 +218,6 @@ func TestBackendErrors(t *testing.T) {
 		t.Errorf("auto with io_uring refused on the disk: %q, want posix with the refusal", io)
 	}
 
-	partCfg := sinkConfig("csv", filepath.Join(dir, "parts"), operators.FileIO{IO: "posix"}).(*operators.CSVSinkConfig)
-	partCfg.PartitionBy = []string{"b"}
 	stdinSrc := fileSource("csv", "-", operators.FileIO{IO: "posix"})
 	for _, tc := range []struct {
 		name     string
@@ -231,7 +229,6 @@ func TestBackendErrors(t *testing.T) {
 		{"uring source refused", fileSource("csv", csv, operators.FileIO{IO: "uring"}), "csv", sinkConfig("csv", filepath.Join(dir, "o1.csv"), operators.FileIO{IO: "auto"}), []string{"io", refusal}},
 		{"uring sink refused", fileSource("csv", csv, operators.FileIO{IO: "auto"}), "parquet", sinkConfig("parquet", filepath.Join(dir, "o2.parquet"), operators.FileIO{IO: "uring"}), []string{"io", refusal}},
 		{"mmap sink", fileSource("csv", csv, operators.FileIO{IO: "auto"}), "arrow", sinkConfig("arrow", filepath.Join(dir, "o3.arrow"), operators.FileIO{IO: "mmap"}), []string{"io", "mmap only reads"}},
-		{"partition_by", fileSource("csv", csv, operators.FileIO{IO: "auto"}), "csv", partCfg, []string{"io", "partition_by", "package os"}},
 		{"stdin", stdinSrc, "csv", sinkConfig("csv", filepath.Join(dir, "o4.csv"), operators.FileIO{IO: "auto"}), []string{"io", "standard input"}},
 		{"stdout", fileSource("csv", csv, operators.FileIO{IO: "auto"}), "csv", sinkConfig("csv", "-", operators.FileIO{IO: "auto", Direct: true}), []string{"io", "standard output"}},
 		{"queue_depth", fileSource("csv", csv, operators.FileIO{IO: "auto", QueueDepth: -1}), "csv", sinkConfig("csv", filepath.Join(dir, "o5.csv"), operators.FileIO{IO: "auto"}), []string{"queue_depth", "must be ≥ 0"}},
