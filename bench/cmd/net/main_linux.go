@@ -267,7 +267,8 @@ func measure(ctx context.Context, n *network, p path, msg []byte, d time.Duratio
 type streamHalf struct {
 	dir  string
 	data string
-	msg  int // iperf3 -l: the mean message (batch) size, up to iperf3's maximum
+	mean int // the mean message (batch) size
+	msg  int // iperf3 -l: mean, up to iperf3's maximum
 }
 
 func (st *streamHalf) remove() {
@@ -300,7 +301,7 @@ func prepareStream(ctx context.Context, cfg config, nets []*network, rep *Report
 		return st, fmt.Errorf("stream warm-up: %w", err)
 	}
 	mean := int(warm.BodyBytes / max(warm.Batches, 1))
-	st.msg = iperfSize(mean)
+	st.mean, st.msg = mean, iperfSize(mean)
 	rep.Stream.Rows, rep.Stream.BodyBytes, rep.Stream.Batches = cfg.streamRows, warm.BodyBytes, warm.Batches
 	rep.Stream.MeanMessage, rep.Stream.IperfMessage = mean, st.msg
 	return st, nil
@@ -319,9 +320,14 @@ func (st *streamHalf) measure(ctx context.Context, n *network, cfg config, acc *
 	if err != nil {
 		return err
 	}
+	fw, err := writeFile(ctx, n, st.data, st.mean)
+	if err != nil {
+		return fmt.Errorf("writev of the file: %w", err)
+	}
 	acc.addStream(n.name, streamSample{
 		gbps:        float64(r.BodyBytes) / r.Seconds / 1e9,
 		iperf:       float64(ip.Bytes) / ip.Seconds / 1e9,
+		fileWrite:   float64(fw.Bytes) / fw.Seconds / 1e9,
 		senderCPU:   perGB(r.SenderCPUSec, r.BodyBytes),
 		receiverCPU: perGB(r.ReceiverCPUSec, r.BodyBytes),
 	})

@@ -68,12 +68,34 @@ func us(d time.Duration) float64 { return float64(d) / 1e3 }
 // receiver at addr (dialled from namespace ns), and waits for the
 // receiver's count.
 func runPath(ctx context.Context, ns, addr string, mode netzc.Mode, msg []byte, d time.Duration) (pathResult, error) {
+	return runMessages(ctx, ns, addr, mode, len(msg), func() []byte { return msg }, d)
+}
+
+// runChunks sends data in consecutive messages of size bytes through mode,
+// once, to the receiver at addr (from namespace ns).
+func runChunks(ctx context.Context, ns, addr string, mode netzc.Mode, data []byte, size int) (pathResult, error) {
+	off := 0
+	next := func() []byte {
+		if off >= len(data) {
+			return nil
+		}
+		b := data[off:min(off+size, len(data))]
+		off += len(b)
+		return b
+	}
+	return runMessages(ctx, ns, addr, mode, size, next, time.Duration(1<<62))
+}
+
+// runMessages sends the messages next returns (until nil, or for d)
+// through mode to the receiver at addr (from namespace ns), which reads
+// with buffers of size bytes, and waits for the receiver's count.
+func runMessages(ctx context.Context, ns, addr string, mode netzc.Mode, size int, next func() []byte, d time.Duration) (pathResult, error) {
 	conn, err := dialIn(ns, addr)
 	if err != nil {
 		return pathResult{}, fmt.Errorf("dial %s: %w", addr, err)
 	}
 	var hdr [headerSize]byte
-	binary.LittleEndian.PutUint64(hdr[:], uint64(len(msg)))
+	binary.LittleEndian.PutUint64(hdr[:], uint64(size))
 	if _, err := conn.Write(hdr[:]); err != nil {
 		conn.Close()
 		return pathResult{}, err
@@ -83,20 +105,23 @@ func runPath(ctx context.Context, ns, addr string, mode netzc.Mode, msg []byte, 
 		conn.Close()
 		return pathResult{}, err
 	}
-	res, err := sendFor(ctx, snd, conn, msg, d)
+	res, err := sendFor(ctx, snd, conn, next, d)
 	if cerr := snd.Close(ctx, err != nil); err == nil {
 		err = cerr
 	}
 	return res, err
 }
 
-// sendFor is the measured part of runPath: the sending loop, the flush
+// sendFor is the measured part of runMessages: the sending loop, the flush
 // (every release ran), then the receiver's reply.
-func sendFor(ctx context.Context, snd netzc.Sender, conn *net.TCPConn, msg []byte, d time.Duration) (pathResult, error) {
-	bufs := [][]byte{msg}
+func sendFor(ctx context.Context, snd netzc.Sender, conn *net.TCPConn, next func() []byte, d time.Duration) (pathResult, error) {
+	bufs := make([][]byte, 1)
 	t := newSendTimes()
 	cpu0 := cpuSelf()
 	for time.Since(t.base) < d && ctx.Err() == nil {
+		if bufs[0] = next(); bufs[0] == nil {
+			break
+		}
 		start := time.Since(t.base)
 		t.starts = append(t.starts, start)
 		if err := snd.Send(bufs, t.release); err != nil {

@@ -13,6 +13,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/zflowdev/zflow/io/netzc"
 )
 
 // The Arrow stream end to end: one `zflow run` reads an Arrow IPC file
@@ -115,6 +119,30 @@ func runStream(ctx context.Context, n *network, zflow, dir, data string) (stream
 	r.SenderCPUSec = (sc.ProcessState.UserTime() + sc.ProcessState.SystemTime()).Seconds()
 	r.ReceiverCPUSec = (rc.ProcessState.UserTime() + rc.ProcessState.SystemTime()).Seconds()
 	return r, nil
+}
+
+// writeFile sends the Arrow file's bytes, mapped and populated as the
+// arrow source maps them, through netzc's copy path (writev, as tcp_out's
+// auto ends up sending on this host) in messages of size bytes to the
+// receiver of n: what sending those bytes costs without Arrow, the engine
+// or the stream protocol, from memory as cold as the stream's.
+func writeFile(ctx context.Context, n *network, data string, size int) (pathResult, error) {
+	f, err := os.Open(data)
+	if err != nil {
+		return pathResult{}, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return pathResult{}, err
+	}
+	m, err := unix.Mmap(int(f.Fd()), 0, int(fi.Size()), unix.PROT_READ, unix.MAP_SHARED)
+	if err != nil {
+		return pathResult{}, fmt.Errorf("mmap %s: %w", data, err)
+	}
+	defer unix.Munmap(m)
+	_ = unix.Madvise(m, unix.MADV_POPULATE_READ)
+	return runChunks(ctx, n.sendNS, n.recvAddr, netzc.Copy, m, size)
 }
 
 // runSummary is the part of `zflow run --json` read here.
