@@ -27,6 +27,7 @@
 // repository root after `make build` (the stream half runs bin/zflow):
 //
 //	go run -ldflags=-checklinkname=0 ./bench/cmd/net [-dur 1s] [-reps 5] [-sizes 4096,...] [-net loopback,veth] [-stream-rows 20000000] [-out bench/results]
+//	go run -ldflags=-checklinkname=0 ./bench/cmd/net -replot   # net.md and net.png again from net.json
 package main
 
 import (
@@ -62,6 +63,7 @@ type config struct {
 
 func main() {
 	receiver := flag.Bool("receiver", false, "run as the receiver (the benchmark starts it)")
+	replot := flag.Bool("replot", false, "redraw net.png and rewrite net.md from <out>/net.json, measuring nothing")
 	listen := flag.String("listen", "127.0.0.1:0", "receiver: address to listen on")
 	sizes := flag.String("sizes", "4096,16384,65536,262144,1048576,4194304", "message sizes in bytes")
 	var cfg config
@@ -77,6 +79,12 @@ func main() {
 	log.SetPrefix("net: ")
 	if *receiver {
 		if err := receive(*listen, os.Stdout); err != nil {
+			log.Fatal(err)
+		}
+		return
+	}
+	if *replot {
+		if err := redraw(cfg.out); err != nil {
 			log.Fatal(err)
 		}
 		return
@@ -339,15 +347,28 @@ func save(dir string, rep *Report) error {
 	if dir == "" {
 		return nil
 	}
+	if err := saveMarkdown(dir, rep); err != nil {
+		return err
+	}
+	return runinfo.Save(dir, "net", rep, func(p string) error { return writeChart(p, rep) })
+}
+
+func saveMarkdown(dir string, rep *Report) error {
 	f, err := os.Create(filepath.Join(dir, "net.md"))
 	if err != nil {
 		return err
 	}
 	writeMarkdown(f, rep)
-	if err := f.Close(); err != nil {
+	return f.Close()
+}
+
+// redraw rewrites net.md and net.png in dir from net.json.
+func redraw(dir string) error {
+	var rep Report
+	if err := runinfo.Replot(dir, "net", &rep, func(p string) error { return writeChart(p, &rep) }); err != nil {
 		return err
 	}
-	return runinfo.Save(dir, "net", rep, func(p string) error { return writeChart(p, rep) })
+	return saveMarkdown(dir, &rep)
 }
 
 // targets checks the project's targets against the medians.

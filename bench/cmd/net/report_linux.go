@@ -260,6 +260,9 @@ func writeChart(path string, rep *Report) error {
 				b.Notes = append(b.Notes, fmt.Sprintf("Arrow stream end to end (tcp_out -> tcp_in, discard): %.2f GB/s = %.2fx iperf3 at %s", s.GBps, s.VsIperf, runinfo.Short(int64(rep.Stream.IperfMessage))))
 			}
 		}
+		if slices.Max(rep.Sizes) > iperfMaxBlock {
+			b.Notes = append(b.Notes, fmt.Sprintf("iperf3 takes at most -l %s: above it, its bars are iperf3 at %s", runinfo.Short(iperfMaxBlock), runinfo.Short(iperfMaxBlock)))
+		}
 		b.Notes = append(b.Notes, fmt.Sprintf("%s, Linux %s, load %s -> %s; %s", rep.Time.Format("2006-01-02"), rep.Kernel, rep.LoadStart, rep.LoadEnd, rep.Command))
 		b.Draw(img, image.Rect(0, i*h, w, (i+1)*h))
 	}
