@@ -96,7 +96,11 @@ func main() {
 	cfg.nets = strings.Split(*nets, ",")
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err = run(ctx, cfg)
+	interrupted := ctx.Err() != nil
 	stop()
+	if interrupted {
+		log.Fatal("interrupted; the namespaces and the processes it started are gone")
+	}
 	if err != nil {
 		log.Fatal(err)
 	}
