@@ -30,7 +30,7 @@ uring_test_ldflags = $(if $(call uring_tests,$(1)),-ldflags='$(LINKNAME)')
 # arenas fall back to the Go heap and topology says what it cannot read.
 CROSS := darwin/arm64 windows/amd64
 
-.PHONY: run test build deps duckdb vet cross jaeger fuzz bench bench-overhead bench-tracing bench-arena bench-duckdb interop clean
+.PHONY: run test build deps duckdb vet cross jaeger fuzz bench bench-overhead bench-tracing bench-arena bench-duckdb bench-net interop clean
 
 run: build
 	$(BIN) run pipelines/examples/quickstart.yaml
@@ -132,6 +132,16 @@ bench-arena: deps
 # Installs hyperfine, time and the npm packages if missing; ~5 minutes.
 bench-duckdb: deps
 	bash bench/duckdb.sh
+
+# zflow's send paths (write, MSG_ZEROCOPY, io_uring SEND_ZC) against iperf3
+# (plain and --zerocopy) per message size, on loopback and across a veth
+# pair between two network namespaces it creates and removes (as root), and
+# the Arrow stream end to end (two bin/zflow runs, tcp_out -> tcp_in) against
+# iperf3 in the same run: bench/results/net.{json,md,png}. Installs iperf3
+# if missing; ~8 minutes.
+bench-net: build
+	@command -v iperf3 >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iperf3; }
+	$(GO) run $(call uring_ldflags,./bench/cmd/net) ./bench/cmd/net
 
 # A real multi-node NUMA machine (CPU nodes 0 and 1, memory-only node 2 as
 # CXL memory appears) in a QEMU guest under TCG: boots a stock Debian kernel

@@ -15,6 +15,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/zflowdev/zflow/engine"
+	"github.com/zflowdev/zflow/internal/arrowcheck"
 	"github.com/zflowdev/zflow/internal/textin"
 	"github.com/zflowdev/zflow/io/storage"
 )
@@ -383,7 +384,7 @@ func (s *arrowSource) emit(rec arrow.RecordBatch, fi, i int, out engine.Emitter)
 	var verr error
 	switch s.f.cfg.Validate {
 	case "full":
-		verr = array.ValidateRecordFull(rec)
+		verr = arrowcheck.RecordFull(rec)
 	case "basic":
 		verr = array.ValidateRecord(rec)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/zflowdev/zflow/engine"
+	"github.com/zflowdev/zflow/internal/arrowcheck"
 	"github.com/zflowdev/zflow/io/stream"
 )
 
@@ -190,7 +191,7 @@ func (s *tcpInSource) Run(ctx context.Context, out engine.Emitter) (err error) {
 		var verr error
 		switch s.f.cfg.Validate {
 		case "full":
-			verr = array.ValidateRecordFull(rec)
+			verr = arrowcheck.RecordFull(rec)
 		case "basic":
 			verr = array.ValidateRecord(rec)
 		}

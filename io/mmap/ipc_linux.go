@@ -6,11 +6,14 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"os"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/zflowdev/zflow/io/storage"
 )
@@ -20,14 +23,23 @@ import (
 // mapping), and every other buffer retained as it is; it releases rec.
 // The caller owns the result: the mapping stays until it and every array
 // taken from it are released. Nothing is copied.
+//
+// The pages the record spans are mapped in one madvise(MADV_POPULATE_READ)
+// before it is returned: the record is about to be read (validated,
+// copied, sent), and faulting a file mapping in page by page cost 20x more
+// (640 MB on tmpfs: 0.2 s populated, 4.9 s touched page by page, in one
+// run on the shared VM). It is a hint: a kernel without it (before 5.14)
+// faults the pages in as they are touched.
 func (m *Mapping) Adopt(rec arrow.RecordBatch) arrow.RecordBatch {
 	defer rec.Release()
 	cols := make([]arrow.Array, rec.NumCols())
+	var sp span
 	for i, c := range rec.Columns() {
-		d := m.adoptData(c.Data())
+		d := m.adoptData(c.Data(), &sp)
 		cols[i] = array.MakeFromData(d)
 		d.Release()
 	}
+	m.populate(sp)
 	out := array.NewRecordBatch(rec.Schema(), cols, rec.NumRows())
 	for _, c := range cols {
 		c.Release()
@@ -35,8 +47,28 @@ func (m *Mapping) Adopt(rec arrow.RecordBatch) arrow.RecordBatch {
 	return out
 }
 
-// adoptData rebuilds d over the mapping; the caller releases the result.
-func (m *Mapping) adoptData(d arrow.ArrayData) *array.Data {
+// span is the byte range of the mapping a record's buffers cover.
+type span struct{ lo, hi int }
+
+func (s *span) add(off, n int) {
+	if s.hi == 0 {
+		s.lo = off
+	}
+	s.lo, s.hi = min(s.lo, off), max(s.hi, off+n)
+}
+
+// populate maps the pages of sp in (MADV_POPULATE_READ); advice only.
+func (m *Mapping) populate(sp span) {
+	if sp.hi <= sp.lo {
+		return
+	}
+	lo := sp.lo &^ (os.Getpagesize() - 1) // madvise wants a page-aligned start
+	_ = unix.Madvise(m.data[lo:min(sp.hi, len(m.data))], unix.MADV_POPULATE_READ)
+}
+
+// adoptData rebuilds d over the mapping, adding the mapped bytes it uses
+// to sp; the caller releases the result.
+func (m *Mapping) adoptData(d arrow.ArrayData, sp *span) *array.Data {
 	bufs := make([]*memory.Buffer, len(d.Buffers()))
 	for i, b := range d.Buffers() {
 		if b == nil {
@@ -44,6 +76,7 @@ func (m *Mapping) adoptData(d arrow.ArrayData) *array.Data {
 		}
 		if off, ok := m.contains(b.Bytes()); ok {
 			bufs[i] = memory.SliceBuffer(m.buf, off, b.Len())
+			sp.add(off, b.Len())
 		} else {
 			b.Retain()
 			bufs[i] = b
@@ -51,7 +84,7 @@ func (m *Mapping) adoptData(d arrow.ArrayData) *array.Data {
 	}
 	children := make([]arrow.ArrayData, len(d.Children()))
 	for i, c := range d.Children() {
-		children[i] = m.adoptData(c)
+		children[i] = m.adoptData(c, sp)
 	}
 	var out *array.Data
 	dict := d.Dictionary()
@@ -59,7 +92,7 @@ func (m *Mapping) adoptData(d arrow.ArrayData) *array.Data {
 		dict = nil // a typed nil: no dictionary
 	}
 	if dict != nil {
-		dd := m.adoptData(dict)
+		dd := m.adoptData(dict, sp)
 		out = array.NewDataWithDictionary(d.DataType(), d.Len(), bufs, d.NullN(), d.Offset(), dd)
 		dd.Release()
 	} else {

@@ -86,14 +86,7 @@ func writeIPC(t *testing.T, path string, dict bool) []string {
 		fields = append(fields, arrow.Field{Name: "city", Type: dictType})
 	}
 	schema := arrow.NewSchema(fields, nil)
-	out, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := ipc.NewFileWriter(out, ipc.WithSchema(schema), ipc.WithAllocator(mem))
-	if err != nil {
-		t.Fatal(err)
-	}
+	w, done := createIPC(t, path, schema, mem)
 	var want []string
 	b := array.NewRecordBuilder(mem, schema)
 	defer b.Release()
@@ -125,13 +118,30 @@ func writeIPC(t *testing.T, path string, dict bool) []string {
 		}
 		rec.Release()
 	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := out.Close(); err != nil {
-		t.Fatal(err)
-	}
+	done()
 	return want
+}
+
+// createIPC creates an Arrow IPC file at path; done closes the writer and
+// the file.
+func createIPC(t *testing.T, path string, schema *arrow.Schema, mem memory.Allocator) (w *ipc.FileWriter, done func()) {
+	t.Helper()
+	out, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err = ipc.NewFileWriter(out, ipc.WithSchema(schema), ipc.WithAllocator(mem))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w, func() {
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := out.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 func recText(rec arrow.RecordBatch) string {

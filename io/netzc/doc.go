@@ -34,7 +34,12 @@
 // on a stalled receiver when the run's context ends.
 //
 // auto uses msg_zerocopy for lists of at least Options.Threshold bytes when
-// the socket accepts SO_ZEROCOPY, and copy otherwise; Reason says why. It
+// the socket accepts SO_ZEROCOPY, and copy otherwise; Reason says why. When
+// the kernel flags each of the first 8 zero-copy completions as copied (the
+// peer is on this host: loopback, a veth pair), auto sends by copy from then
+// on and adds that to Reason — the use of SO_EE_CODE_ZEROCOPY_COPIED the
+// kernel's MSG_ZEROCOPY documentation suggests: zero copy there only adds
+// pinning and completions to the copy (make bench-net). It
 // never picks uring_zc: on loopback (where the copy ledger can be checked)
 // both zero-copy paths lose to writev, and no NIC measurement says
 // uring_zc wins yet.

@@ -35,8 +35,11 @@ type zcSender struct {
 	auto   bool
 	opts   Options
 	reason string
-	small  *copySender // auto: lists below the threshold
+	small  *copySender // auto: lists below the threshold, and all lists once copying
 	st     Stats
+	// copying: auto saw the kernel copy every one of its first copiedProbe
+	// zero-copy sends, and sends everything by copy from then on.
+	copying bool
 
 	nextID   uint32   // the id the kernel gives the next zero-copy sendmsg
 	calls    []zcCall // in id order; calls[0] is the oldest not yet released
@@ -102,10 +105,20 @@ func (s *zcSender) Stats() Stats {
 	return st
 }
 
+// copiedProbe is how many zero-copy completions auto reads before it
+// judges the path: if the kernel copied every one, it copies from then on.
+const copiedProbe = 8
+
 func (s *zcSender) Send(bufs [][]byte, release func()) error {
 	n := total(bufs)
-	if s.auto && n < s.opts.Threshold {
-		return s.small.Send(bufs, release)
+	if s.auto && (n < s.opts.Threshold || s.copying) {
+		err := s.small.Send(bufs, release)
+		if len(s.calls) > 0 { // earlier zero-copy lists: release what completed
+			if rerr := s.reap(context.Background(), 0); rerr != nil && err == nil {
+				err = rerr
+			}
+		}
+		return err
 	}
 	s.st.Sends++
 	if s.failed != nil {
@@ -171,7 +184,22 @@ func (s *zcSender) Send(bufs [][]byte, release func()) error {
 	if rerr := s.reap(context.Background(), 0); rerr != nil && err == nil {
 		err = rerr
 	}
+	s.judge()
 	return err
+}
+
+// judge turns auto to copy when the kernel copied each of the first
+// copiedProbe zero-copy sends: the peer is on this host (loopback, a veth
+// pair) or the device cannot send from user pages, so every later send
+// would pay for pinning pages and reading completions on top of the copy.
+// The kernel's MSG_ZEROCOPY documentation suggests exactly this use of
+// SO_EE_CODE_ZEROCOPY_COPIED. Lists already sent complete as before.
+func (s *zcSender) judge() {
+	if !s.auto || s.copying || s.st.Completions < copiedProbe || s.st.CopiedCompletions != s.st.Completions {
+		return
+	}
+	s.copying = true
+	s.reason += fmt.Sprintf("; the kernel copied all of the first %d zero-copy sends (a peer on this host, or a device that cannot send from user pages), so auto sends by copy from then on", s.st.Completions)
 }
 
 // attach hands release to the newest call not yet released, or runs it

@@ -1,0 +1,128 @@
+//go:build linux
+
+package netzc
+
+import (
+	"context"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// TestAutoTurnsToCopy: on loopback the kernel copies every zero-copy send;
+// once auto has seen it copy the first copiedProbe of them, it sends by
+// copy, says why, and still delivers every byte and runs every release.
+func TestAutoTurnsToCopy(t *testing.T) {
+	c, s := pair(t)
+	defer s.Close()
+	snd, err := New(c, Auto, Options{Threshold: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if snd.Mode() != Auto || !strings.Contains(snd.Reason(), "msg_zerocopy") {
+		t.Skipf("auto did not choose msg_zerocopy here: %s", snd.Reason())
+	}
+	got := make(chan int64, 1)
+	go func() {
+		n, _ := io.Copy(io.Discard, s)
+		got <- n
+	}()
+	msg := make([]byte, 64<<10)
+	released := 0
+	release := func() { released++ }
+	for range copiedProbe {
+		if err := snd.Send([][]byte{msg}, release); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := snd.Flush(context.Background()); err != nil { // every completion is in
+		t.Fatal(err)
+	}
+	if err := snd.Send([][]byte{msg}, release); err != nil { // judged here
+		t.Fatal(err)
+	}
+	zc := snd.Stats().ZeroCopySends
+	for range 4 {
+		if err := snd.Send([][]byte{msg}, release); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := snd.Stats()
+	if st.ZeroCopySends != zc || !strings.Contains(snd.Reason(), "auto sends by copy") {
+		t.Fatalf("after %d copied completions: %d zero-copy sends became %d, reason %q", st.CopiedCompletions, zc, st.ZeroCopySends, snd.Reason())
+	}
+	if err := snd.Close(context.Background(), false); err != nil {
+		t.Fatal(err)
+	}
+	if n, want := <-got, int64(len(msg)*(copiedProbe+5)); n != want || released != copiedProbe+5 || snd.Stats().Bytes != want {
+		t.Fatalf("received %d of %d bytes, %d releases of %d, stats %+v", n, want, released, copiedProbe+5, snd.Stats())
+	}
+}
+
+// TestReaderDoesNotSpinOnCompletions: zero-copy completions waiting in the
+// error queue (the sender drains it only on its next send) keep POLLERR
+// raised; a Reader waiting for the peer's data meanwhile must sleep, not
+// loop through poll and recv. It wakes once for the completions, then at
+// its 50ms timeouts, and returns the data when it comes.
+func TestReaderDoesNotSpinOnCompletions(t *testing.T) {
+	c, s := pair(t)
+	defer s.Close()
+	snd, err := New(c, MsgZeroCopy, Options{})
+	if err != nil {
+		t.Skip(err)
+	}
+	r, err := NewReader(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	msg := make([]byte, 64<<10)
+	for range 8 {
+		if err := snd.Send([][]byte{msg}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := io.ReadFull(s, make([]byte, 8*len(msg))); err != nil {
+		t.Fatal(err)
+	}
+	// Wait until the completions are in the error queue (POLLERR).
+	for {
+		pfd := []unix.PollFd{{Fd: int32(r.fd)}}
+		if _, err := unix.Poll(pfd, 100); err != nil && err != unix.EINTR {
+			t.Fatal(err)
+		}
+		if pfd[0].Revents&unix.POLLERR != 0 {
+			break
+		}
+	}
+	got := make(chan error, 1)
+	start := time.Now()
+	var elapsed time.Duration
+	go func() {
+		var b [1]byte
+		n, err := r.Read(b[:])
+		elapsed = time.Since(start)
+		if err == nil && (n != 1 || b[0] != 'x') {
+			err = io.ErrUnexpectedEOF
+		}
+		got <- err
+	}()
+	time.Sleep(200 * time.Millisecond)
+	if _, err := s.Write([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-got; err != nil {
+		t.Fatal(err)
+	}
+	// One wake for the completions' edge, one per 50ms timeout, one for the
+	// data, and slack for the wait that straddles each.
+	if bound := int(elapsed/(50*time.Millisecond)) + 4; r.waits > bound {
+		t.Fatalf("Read waited %d times in %v (at most %d without spinning)", r.waits, elapsed, bound)
+	}
+	if err := snd.Close(context.Background(), false); err != nil {
+		t.Fatal(err)
+	}
+}
