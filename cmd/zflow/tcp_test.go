@@ -76,13 +76,15 @@ sinks:
 	}
 
 	type pathPair struct{ send, recv string }
-	pairs := []pathPair{{"auto", "auto"}, {"copy", "read"}, {"msg_zerocopy", "uring_multishot"}, {"uring_zc", "uring_multishot"}}
+	pairs := []pathPair{{"auto", "auto"}, {"copy", "read"}, {"msg_zerocopy", "uring_multishot"}, {"uring_zc", "uring_multishot"},
+		{"uring_zc, fixed_buffers: true", "read"}}
 	for _, proto := range []string{"zflow", "arrow"} {
 		for _, pp := range pairs {
 			send := pp.send
-			t.Run(proto+"/"+send+"/"+pp.recv, func(t *testing.T) {
+			name := strings.NewReplacer(", ", "+", ": ", "=").Replace(send)
+			t.Run(proto+"/"+name+"/"+pp.recv, func(t *testing.T) {
 				addr := freePort(t)
-				out := proto + "_" + send + "_" + pp.recv + ".csv"
+				out := proto + "_" + strings.NewReplacer("+", "_", "=", "_").Replace(name) + "_" + pp.recv + ".csv"
 				recv := run(fmt.Sprintf(`
 version: 1
 name: recv

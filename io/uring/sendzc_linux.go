@@ -81,6 +81,10 @@ type ZCSocket struct {
 	ts       syscall.Timespec
 	cqes     []*giouring.CompletionQueueEvent
 	closed   bool
+	// fixed: registered buffers (IORING_REGISTER_BUFFERS); a SEND_ZC of a
+	// buffer inside one goes with IORING_RECVSEND_FIXED_BUF.
+	fixed      []region
+	fixedSends int64
 }
 
 // NewZCSocket makes a ring of entries SQEs (0: 64) for sending on fd; the
@@ -105,6 +109,34 @@ func NewZCSocket(fd, entries int) (*ZCSocket, error) {
 		cqes:     make([]*giouring.CompletionQueueEvent, 2*entries),
 	}, nil
 }
+
+// RegisterBuffers registers regions (an arena's extents,
+// buffers.Arena.Extents; each at most 1 GiB) as the ring's fixed buffers,
+// and makes every later Submit a SEND_ZC of one buffer: a buffer inside a
+// region goes with IORING_RECVSEND_FIXED_BUF and the region's index, so
+// the kernel takes the pages pinned at registration instead of pinning
+// them per request; other buffers (frame headers, metadata) go as plain
+// SEND_ZC. SENDMSG_ZC cannot take them: the kernel refuses
+// IORING_RECVSEND_FIXED_BUF on it (io_uring/net.c, io_send_zc_prep). The
+// regions must stay mapped until Close.
+func (s *ZCSocket) RegisterBuffers(regions [][]byte) error {
+	if s.closed {
+		return errors.New("uring: register buffers: ring closed")
+	}
+	if s.inflight != 0 {
+		return fmt.Errorf("uring: register buffers with %d completions outstanding", s.inflight)
+	}
+	bufs, err := registerRegions(s.r, regions)
+	if err != nil {
+		return err
+	}
+	s.fixed = bufs
+	s.vectored = false
+	return nil
+}
+
+// FixedSends counts the requests that went with a registered buffer.
+func (s *ZCSocket) FixedSends() int64 { return s.fixedSends }
 
 // Vectored says whether a send takes many buffers (SENDMSG_ZC).
 func (s *ZCSocket) Vectored() bool { return s.vectored }
@@ -160,8 +192,17 @@ func (s *ZCSocket) Submit(tag uint64, bufs [][]byte) (int, error) {
 	} else {
 		// giouring's PrepareSendZC passes the slice header's address, not
 		// the data's: prepare a SEND and turn it into a SEND_ZC.
-		sqe.PrepareSend(s.fd, uintptr(unsafe.Pointer(unsafe.SliceData(bufs[0]))), uint32(min(len(bufs[0]), 1<<30)), flags)
+		p := uintptr(unsafe.Pointer(unsafe.SliceData(bufs[0])))
+		n := min(len(bufs[0]), 1<<30)
+		sqe.PrepareSend(s.fd, p, uint32(n), flags)
 		sqe.OpCode = giouring.OpSendZC
+		if i, ok := findRegion(s.fixed, p, n); ok {
+			// The address stays the buffer's: the kernel finds it inside
+			// registered buffer i.
+			sqe.IoPrio |= giouring.RecvsendFixedBuf
+			sqe.BufIG = uint16(i)
+			s.fixedSends++
+		}
 	}
 	sqe.IoPrio |= giouring.SendZCReportUsage
 	sqe.UserData = tag

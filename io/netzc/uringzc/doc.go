@@ -32,6 +32,13 @@
 // follow, and only then releases the buffers and tears down the ring: no
 // request is left in flight.
 //
+// With Options.Registered (an arena's extents) the ring registers them as
+// fixed buffers and every request sends one buffer: SEND_ZC with
+// IORING_RECVSEND_FIXED_BUF for a buffer inside a registered region (the
+// kernel skips pinning its pages per request), plain SEND_ZC for the rest;
+// SENDMSG_ZC takes no registered buffers (the kernel's io_send_zc_prep
+// refuses IORING_RECVSEND_FIXED_BUF on it).
+//
 // The ring is probed at run time (uring.SendZCSupport): without SEND_ZC,
 // netzc.UringZCSupport says why and an explicit uring_zc fails with it;
 // auto never picks uring_zc.

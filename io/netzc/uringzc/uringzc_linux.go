@@ -80,7 +80,13 @@ func New(conn *net.TCPConn, opts netzc.Options) (*Sender, error) {
 		return nil, fmt.Errorf("%w: %v", netzc.ErrUnsupported, zerr)
 	}
 	s := &Sender{conn: conn, zs: zs, opts: opts}
-	if zs.Vectored() {
+	if len(opts.Registered) > 0 {
+		if err := zs.RegisterBuffers(opts.Registered); err != nil {
+			zs.Close(false)
+			return nil, fmt.Errorf("uringzc: %w", err)
+		}
+		s.reason = fmt.Sprintf("send: uring_zc asked for (io_uring SEND_ZC, one request per buffer, IORING_RECVSEND_FIXED_BUF for buffers in the %d registered regions: SENDMSG_ZC takes no registered buffers)", len(opts.Registered))
+	} else if zs.Vectored() {
 		s.reason = fmt.Sprintf("send: uring_zc asked for (io_uring SENDMSG_ZC, up to %d buffers per request)", uring.IOVMax)
 	} else {
 		s.reason = "send: uring_zc asked for (io_uring SEND_ZC, one request per buffer: this kernel has no SENDMSG_ZC)"
@@ -91,9 +97,13 @@ func New(conn *net.TCPConn, opts netzc.Options) (*Sender, error) {
 	return s, nil
 }
 
-func (s *Sender) Mode() netzc.Mode   { return netzc.UringZC }
-func (s *Sender) Reason() string     { return s.reason }
-func (s *Sender) Stats() netzc.Stats { return s.st }
+func (s *Sender) Mode() netzc.Mode { return netzc.UringZC }
+func (s *Sender) Reason() string   { return s.reason }
+func (s *Sender) Stats() netzc.Stats {
+	st := s.st
+	st.FixedSends = s.zs.FixedSends()
+	return st
+}
 
 // SetWriteDeadline bounds later sends (netzc.WriteDeadliner): a request
 // still waiting for its result at t is cancelled and Send fails with
