@@ -21,7 +21,7 @@ type TCPOutConfig struct {
 	Protocol       string        `zflow:"protocol" enum:"zflow,arrow" doc:"zflow: Arrow IPC messages in frames with a handshake, credit-based flow control, sequence numbers, trace context and a checked end (docs/stream.md); arrow: a plain Arrow IPC stream any Arrow library reads"`
 	Send           string        `zflow:"send" enum:"auto,copy,msg_zerocopy,uring_zc" doc:"send path: copy is writev from the batch's buffers; msg_zerocopy sends them with MSG_ZEROCOPY and releases them on the kernel's completion (Linux); uring_zc sends them with io_uring SENDMSG_ZC (Linux ≥ 6.1; SEND_ZC per buffer on 6.0) and releases them on the kernel's notification, in binaries that link it (the zflow command does), failing with the reason where the kernel or io_uring policy refuses; auto uses msg_zerocopy for messages of 64 KiB and more where the kernel allows, else copy"`
 	ConnectTimeout time.Duration `zflow:"connect_timeout" doc:"keep trying to connect, with exponential back-off, this long (default 10s)"`
-	FixedBuffers   bool          `zflow:"fixed_buffers" doc:"send uring_zc only: register the run's arena extents with the ring (IORING_REGISTER_BUFFERS) and send a buffer that lies in them with IORING_RECVSEND_FIXED_BUF, which saves the kernel pinning its pages per request; every request then sends one buffer (SEND_ZC: the kernel takes no registered buffers for SENDMSG_ZC). Off by default: on loopback it measured no faster (docs/stream.md). Without an arena pool (arena: heap) it logs why and sends as without"`
+	FixedBuffers   bool          `zflow:"fixed_buffers" doc:"send uring_zc only: register the run's arena extents with the ring (IORING_REGISTER_BUFFERS) and send a buffer that lies in them with IORING_RECVSEND_FIXED_BUF, which saves the kernel pinning its pages per request; a list is cut into runs of buffers in one extent (SENDMSG_ZC takes registered buffers in newer kernels, 6.18 here; older ones get SEND_ZC per buffer). Off by default: on loopback it measured no faster (docs/stream.md). Without an arena pool (arena: heap) it logs why and sends as without"`
 }
 
 // TCPOutSpec is the spec of the tcp_out sink.
@@ -99,7 +99,7 @@ func (f *tcpOutFactory) Describe() string {
 		netzc.UringZC:     "io_uring SENDMSG_ZC, buffers released on the kernel's notification",
 	}[f.mode]
 	if f.cfg.FixedBuffers {
-		why += ", SEND_ZC per buffer with the arena's extents registered (IORING_RECVSEND_FIXED_BUF)"
+		why += ", with the arena's extents registered (IORING_RECVSEND_FIXED_BUF)"
 	}
 	return fmt.Sprintf("%s (protocol %s, send %s: %s)", f.cfg.Address, f.cfg.Protocol, f.mode, why)
 }

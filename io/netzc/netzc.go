@@ -53,10 +53,10 @@ type Options struct {
 	MaxInFlight int // zero-copy bytes awaiting completion before Send waits
 	// Registered (uring_zc) are memory regions — an arena's extents
 	// (buffers.Arena.Extents) — to register with the ring
-	// (IORING_REGISTER_BUFFERS): a buffer inside one is sent with
-	// IORING_RECVSEND_FIXED_BUF, saving the per-request page pinning, and
-	// every request then sends one buffer (SEND_ZC: the kernel refuses
-	// fixed buffers on SENDMSG_ZC). They must stay mapped until Close.
+	// (IORING_REGISTER_BUFFERS): buffers inside one are sent with
+	// IORING_RECVSEND_FIXED_BUF, saving the per-request page pinning
+	// (io/netzc/uringzc says how lists are cut into requests). They must
+	// stay mapped until Close.
 	Registered [][]byte
 }
 

@@ -76,9 +76,10 @@
 // with anything due unless forced. SendZCSupport probes the opcodes once
 // per process (IORING_REGISTER_PROBE), after Available.
 // ZCSocket.RegisterBuffers registers regions (an arena's extents) with the
-// socket's ring; a SEND_ZC of a buffer inside one then goes with
-// IORING_RECVSEND_FIXED_BUF and the region's index, and every send takes
-// one buffer (SENDMSG_ZC refuses fixed buffers).
+// socket's ring; a run of buffers inside one region then goes as one
+// SENDMSG_ZC with IORING_RECVSEND_FIXED_BUF and the region's index (newer
+// kernels: 6.18 does), or, after RefuseVectoredFixed or without SENDMSG_ZC, a SEND_ZC
+// per buffer, fixed where it lies in a region.
 //
 // # Multishot receive
 //

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"testing"
 
 	"github.com/zflowdev/zflow/buffers"
@@ -53,13 +54,12 @@ func BenchmarkSend(b *testing.B) {
 }
 
 // BenchmarkSendRegistered compares uring_zc with the message's buffers in
-// registered arena memory (SEND_ZC with IORING_RECVSEND_FIXED_BUF, one
-// request per buffer) against the same sends unregistered (SEND_ZC per
-// buffer, the like-for-like baseline) and against SENDMSG_ZC (one request
-// per message, what uring_zc does without registration), in the same run,
-// one message of 16 buffers carved from a zflow arena. Loopback copies
-// every zero-copy send, so the kernel's per-request page pinning is all
-// registration can save here.
+// registered arena memory (IORING_RECVSEND_FIXED_BUF) against the same
+// sends unregistered, for SENDMSG_ZC (one request per message; newer
+// kernels take registered buffers in it) and SEND_ZC (one request per
+// buffer, as on older kernels), in the same run, one message of 16 buffers
+// carved from a zflow arena. Loopback copies every zero-copy send, so the
+// kernel's per-request page pinning is all registration can save here.
 //
 //	go test -ldflags=-checklinkname=0 -run '^$' -bench BenchmarkSendRegistered ./io/netzc/uringzc/
 func BenchmarkSendRegistered(b *testing.B) {
@@ -74,19 +74,20 @@ func BenchmarkSendRegistered(b *testing.B) {
 		for i := range bufs {
 			bufs[i] = arena.Allocate(size / 16)
 		}
-		for _, how := range []string{"sendmsg_zc", "send_zc", "send_zc_fixed"} {
+		for _, how := range []string{"sendmsg_zc", "sendmsg_zc_fixed", "send_zc", "send_zc_fixed"} {
 			b.Run(fmt.Sprintf("size=%dKiB/%s", size>>10, how), func(b *testing.B) {
 				c, s := pair(b)
 				done := discard(s)
 				opts := netzc.Options{}
-				if how == "send_zc_fixed" {
+				fixed := strings.HasSuffix(how, "_fixed")
+				if fixed {
 					opts.Registered = arena.Arena().Extents()
 				}
 				snd, err := New(c, opts)
 				if err != nil {
 					b.Fatal(err)
 				}
-				if how == "send_zc" {
+				if strings.HasPrefix(how, "send_zc") {
 					snd.zs.SingleBuffer()
 				}
 				b.SetBytes(int64(size))
@@ -101,7 +102,7 @@ func BenchmarkSendRegistered(b *testing.B) {
 					b.Fatal(err)
 				}
 				<-done
-				if how == "send_zc_fixed" && st.FixedSends == 0 {
+				if fixed && st.FixedSends == 0 {
 					b.Fatal("no request sent a registered buffer")
 				}
 				b.ReportMetric(float64(st.ZeroCopySends)/float64(b.N), "requests/op")

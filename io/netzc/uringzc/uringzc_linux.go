@@ -85,7 +85,7 @@ func New(conn *net.TCPConn, opts netzc.Options) (*Sender, error) {
 			zs.Close(false)
 			return nil, fmt.Errorf("uringzc: %w", err)
 		}
-		s.reason = fmt.Sprintf("send: uring_zc asked for (io_uring SEND_ZC, one request per buffer, IORING_RECVSEND_FIXED_BUF for buffers in the %d registered regions: SENDMSG_ZC takes no registered buffers)", len(opts.Registered))
+		s.reason = fmt.Sprintf("send: uring_zc asked for (io_uring SENDMSG_ZC, IORING_RECVSEND_FIXED_BUF for runs of buffers in one of the %d registered regions, where the kernel takes them, as 6.18 does; else SEND_ZC per buffer)", len(opts.Registered))
 	} else if zs.Vectored() {
 		s.reason = fmt.Sprintf("send: uring_zc asked for (io_uring SENDMSG_ZC, up to %d buffers per request)", uring.IOVMax)
 	} else {
@@ -164,6 +164,14 @@ func (s *Sender) Send(bufs [][]byte, release func()) error {
 			errno := syscall.Errno(-ev.Res)
 			if errno == syscall.EAGAIN || errno == syscall.EINTR {
 				continue // nothing sent: submit the same again
+			}
+			if errno == syscall.EINVAL && s.zs.LastVectoredFixed() {
+				// This kernel takes no registered buffers in SENDMSG_ZC
+				// (older kernels): nothing was sent; go on with
+				// SEND_ZC per buffer.
+				s.zs.RefuseVectoredFixed()
+				s.reason += "; this kernel refuses registered buffers in SENDMSG_ZC (EINVAL), so SEND_ZC per buffer"
+				continue
 			}
 			s.failed = fmt.Errorf("uringzc: sendmsg_zc %d bytes: %w", netzc.Total(rem[:k]), errno)
 			return s.attach(release, s.failed)
