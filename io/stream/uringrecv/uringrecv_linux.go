@@ -401,7 +401,10 @@ func (w *Wire) Close() error {
 		w.pop()
 	}
 	for _, p := range w.bufs {
-		if p.inKernel {
+		if p.inKernel && left == 0 {
+			// The ring is gone with nothing in flight: the kernel writes
+			// into none of them. (With a request left, they are leaked
+			// rather than handed back under the kernel.)
 			p.inKernel = false
 			p.buf.Release()
 		}
