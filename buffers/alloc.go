@@ -189,6 +189,10 @@ func (v *ownerView) Allocate(size int) []byte             { return v.a.alloc(siz
 func (v *ownerView) Reallocate(size int, b []byte) []byte { return v.a.realloc(size, b, v.o) }
 func (v *ownerView) Free(b []byte)                        { v.a.free(b) }
 
+// Extents is the arena's extents mapped so far (Arena.Extents), for an
+// owner that registers them with io_uring (Extenter).
+func (v *ownerView) Extents() [][]byte { return v.a.ar.Extents() }
+
 // ownerOf returns the owner with id.
 func (a *Allocator) ownerOf(id uint32) *owner { return (*a.owners.Load())[id-1] }
 

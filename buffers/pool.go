@@ -48,6 +48,14 @@ type Account interface {
 	Budget
 }
 
+// Extenter is implemented by the accounts of arena pools: Extents is the
+// arena's extents mapped so far (Arena.Extents), the regions an io_uring
+// ring registers as fixed buffers so requests on buffers carved from them
+// skip the per-request page pinning. Extents mapped later are not in it.
+type Extenter interface {
+	Extents() [][]byte
+}
+
 // Budget is what an owner can see and do about its memory: what a
 // spilling aggregate, join or sort needs to decide when to spill.
 type Budget interface {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 
+	"github.com/zflowdev/zflow/buffers"
 	"github.com/zflowdev/zflow/engine"
 	"github.com/zflowdev/zflow/io/netzc"
 	"github.com/zflowdev/zflow/io/stream"
@@ -20,6 +21,7 @@ type TCPOutConfig struct {
 	Protocol       string        `zflow:"protocol" enum:"zflow,arrow" doc:"zflow: Arrow IPC messages in frames with a handshake, credit-based flow control, sequence numbers, trace context and a checked end (docs/stream.md); arrow: a plain Arrow IPC stream any Arrow library reads"`
 	Send           string        `zflow:"send" enum:"auto,copy,msg_zerocopy,uring_zc" doc:"send path: copy is writev from the batch's buffers; msg_zerocopy sends them with MSG_ZEROCOPY and releases them on the kernel's completion (Linux); uring_zc sends them with io_uring SENDMSG_ZC (Linux ≥ 6.1; SEND_ZC per buffer on 6.0) and releases them on the kernel's notification, in binaries that link it (the zflow command does), failing with the reason where the kernel or io_uring policy refuses; auto uses msg_zerocopy for messages of 64 KiB and more where the kernel allows, else copy, and turns to copy for good once the kernel has copied each of its first 8 zero-copy sends (a receiver on the same host)"`
 	ConnectTimeout time.Duration `zflow:"connect_timeout" doc:"keep trying to connect, with exponential back-off, this long (default 10s)"`
+	FixedBuffers   bool          `zflow:"fixed_buffers" doc:"send uring_zc only: register the run's arena extents with the ring (IORING_REGISTER_BUFFERS) and send a buffer that lies in them with IORING_RECVSEND_FIXED_BUF, which saves the kernel pinning its pages per request; a list is cut into runs of buffers in one extent (SENDMSG_ZC takes registered buffers in newer kernels, 6.18 here; older ones get SEND_ZC per buffer). Off by default: on loopback it measured no faster (docs/stream.md). Without an arena pool (arena: heap) it logs why and sends as without"`
 }
 
 // TCPOutSpec is the spec of the tcp_out sink.
@@ -71,6 +73,9 @@ func buildTCPOut(bc *engine.BuildContext, c any) (engine.Factory, error) {
 			errs = append(errs, engine.Errf("send", "%v; use msg_zerocopy, copy or auto", err))
 		}
 	}
+	if cfg.FixedBuffers && mode != netzc.UringZC {
+		errs = append(errs, engine.Errf("fixed_buffers", "registered buffers are for send: uring_zc, not %s", cfg.Send))
+	}
 	if cfg.ConnectTimeout <= 0 {
 		errs = append(errs, engine.Errf("connect_timeout", "must be positive, got %v", cfg.ConnectTimeout))
 	}
@@ -93,6 +98,9 @@ func (f *tcpOutFactory) Describe() string {
 		netzc.MsgZeroCopy: "MSG_ZEROCOPY, buffers released on the kernel's completion",
 		netzc.UringZC:     "io_uring SENDMSG_ZC, buffers released on the kernel's notification",
 	}[f.mode]
+	if f.cfg.FixedBuffers {
+		why += ", with the arena's extents registered (IORING_RECVSEND_FIXED_BUF)"
+	}
 	return fmt.Sprintf("%s (protocol %s, send %s: %s)", f.cfg.Address, f.cfg.Protocol, f.mode, why)
 }
 
@@ -117,9 +125,15 @@ func (s *tcpOutSink) open(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("tcp_out: %w", err)
 	}
-	snd, err := stream.NewSender(ctx, conn, s.f.schema, stream.SendOptions{
-		Protocol: s.f.cfg.Protocol, Send: s.f.mode, Alloc: s.ic.Alloc,
-	})
+	opts := stream.SendOptions{Protocol: s.f.cfg.Protocol, Send: s.f.mode, Alloc: s.ic.Alloc}
+	if s.f.cfg.FixedBuffers {
+		if ex, ok := s.ic.Alloc.(buffers.Extenter); ok {
+			opts.ZeroCopy.Registered = ex.Extents()
+		} else if s.ic.Logger != nil {
+			s.ic.Logger.Warn("tcp_out: fixed_buffers asked for, but the run's memory is not an arena (nothing to register); sending without", "address", s.f.cfg.Address)
+		}
+	}
+	snd, err := stream.NewSender(ctx, conn, s.f.schema, opts)
 	if err != nil {
 		return fmt.Errorf("tcp_out: %s: %w", s.f.cfg.Address, err)
 	}

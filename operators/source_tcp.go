@@ -26,6 +26,7 @@ type TCPInConfig struct {
 	AcceptTimeout time.Duration `zflow:"accept_timeout" doc:"how long to wait for the sender to connect (default 60s)"`
 	Credit        int           `zflow:"credit" doc:"protocol zflow: batches the sender may have in flight (default 4); a slow pipeline here holds the sender back"`
 	Validate      string        `zflow:"validate" doc:"check each batch received: full checks every offset (O(rows)), basic only buffer sizes, none trusts the sender" enum:"full,basic,none"`
+	Recv          string        `zflow:"recv" enum:"auto,read,uring_multishot" doc:"receive path once batches flow: read is read(2) of each message body into one pool buffer; uring_multishot is one io_uring multishot RECV into buffers of the pool in a provided buffer ring (Linux ≥ 6.0, in binaries that link it: the zflow command does), a body that lands whole in one buffer referenced where the kernel wrote it and one that crosses into the next copied (counted); it fails with the reason where the kernel or io_uring policy refuses; auto is read, which measured as fast on loopback (docs/stream.md)"`
 }
 
 // TCPInSpec is the spec of the tcp_in source.
@@ -44,7 +45,7 @@ schema:
   - {name: id, type: int64}
   - {name: name, type: string}`,
 		NewConfig: func() any {
-			return &TCPInConfig{Protocol: stream.ProtocolZflow, AcceptTimeout: 60 * time.Second, Credit: 4, Validate: "full"}
+			return &TCPInConfig{Protocol: stream.ProtocolZflow, AcceptTimeout: 60 * time.Second, Credit: 4, Validate: "full", Recv: string(stream.RecvAuto)}
 		},
 		Build: buildTCPIn,
 	}
@@ -54,6 +55,7 @@ func init() { engine.Register(TCPInSpec()) }
 
 type tcpInFactory struct {
 	cfg    TCPInConfig
+	recv   stream.RecvMode
 	schema *arrow.Schema
 	mu     sync.Mutex
 	early  *stream.Receiver // accepted at compile time (no schema:), for the first run
@@ -81,7 +83,15 @@ func buildTCPIn(bc *engine.BuildContext, c any) (engine.Factory, error) {
 	if cfg.Credit < 1 || cfg.Credit > 1<<20 {
 		errs = append(errs, engine.Errf("credit", "want 1 to %d, got %d", 1<<20, cfg.Credit))
 	}
-	f := &tcpInFactory{cfg: cfg}
+	recv, err := stream.ParseRecvMode(cfg.Recv)
+	if err != nil {
+		errs = append(errs, engine.Errf("recv", "%v", err))
+	} else if recv == stream.RecvUringMultishot {
+		if err := stream.UringRecvSupport(); err != nil {
+			errs = append(errs, engine.Errf("recv", "%v; use read or auto", err))
+		}
+	}
+	f := &tcpInFactory{cfg: cfg, recv: recv}
 	if len(cfg.Schema) > 0 {
 		s, err := columnsSchema("schema", cfg.Schema)
 		if err != nil {
@@ -115,7 +125,7 @@ func (f *tcpInFactory) accept(ctx context.Context, mem memory.Allocator) (*strea
 	if err != nil {
 		return nil, fmt.Errorf("tcp_in: %w", err)
 	}
-	r, err := stream.NewReceiver(ctx, conn, stream.RecvOptions{Protocol: f.cfg.Protocol, Alloc: mem, Credit: f.cfg.Credit})
+	r, err := stream.NewReceiver(ctx, conn, stream.RecvOptions{Protocol: f.cfg.Protocol, Alloc: mem, Credit: f.cfg.Credit, Recv: f.recv})
 	if err != nil {
 		return nil, fmt.Errorf("tcp_in: %w", err)
 	}
@@ -129,7 +139,12 @@ func (f *tcpInFactory) Describe() string {
 	if len(f.cfg.Schema) == 0 {
 		how = "the stream's schema, read at compile time"
 	}
-	return fmt.Sprintf("listen %s (protocol %s, %d columns, %s)", f.cfg.Listen, f.cfg.Protocol, f.schema.NumFields(), how)
+	why := map[stream.RecvMode]string{
+		stream.RecvAuto:           "read: uring_multishot measured no faster on loopback",
+		stream.RecvRead:           "read(2) of each body into one pool buffer",
+		stream.RecvUringMultishot: "io_uring multishot RECV into provided pool buffers, bodies referenced where they land whole",
+	}[f.recv]
+	return fmt.Sprintf("listen %s (protocol %s, %d columns, %s; recv %s: %s)", f.cfg.Listen, f.cfg.Protocol, f.schema.NumFields(), how, f.recv, why)
 }
 
 func (f *tcpInFactory) New(ic *engine.InstanceContext) (any, error) {
@@ -154,13 +169,15 @@ func (s *tcpInSource) Run(ctx context.Context, out engine.Emitter) (err error) {
 	} else {
 		s.r.SetAlloc(s.ic.Alloc)
 	}
-	s.ic.SetAttributes(engine.AttrIOBackend.String("net"),
-		engine.AttrIOBackendReason.String("receives with read(2) into the pool's buffers (io_uring multishot receive is not built yet)"))
 	stopped := false
 	defer func() {
 		st := s.r.Stats()
-		// The kernel copies what it received into the pool's buffers.
+		// The kernel copies what it received into the pool's buffers; a
+		// body that crossed two provided buffers (uring_multishot) was
+		// copied once more, into one buffer.
 		s.ic.Ledger.Copied("socket receive (kernel copy)", st.Bytes)
+		s.ic.Ledger.Copied("socket receive (body split across provided buffers)", st.Wire.SplitBytes)
+		s.ic.Ledger.Copied("socket receive (misaligned body)", st.Wire.MisalignedBytes)
 		switch {
 		case stopped:
 			// Tell the sender why the rest of its stream was not read.
@@ -178,6 +195,10 @@ func (s *tcpInSource) Run(ctx context.Context, out engine.Emitter) (err error) {
 	}
 	if err := s.r.Start(); err != nil {
 		return fmt.Errorf("tcp_in: %w", err)
+	}
+	s.ic.SetAttributes(engine.AttrIOBackend.String("net:"+string(s.r.RecvMode())), engine.AttrIOBackendReason.String(s.r.RecvReason()))
+	if s.ic.Logger != nil {
+		s.ic.Logger.Info("tcp_in receiving", "listen", s.f.cfg.Listen, "recv", string(s.r.RecvMode()), "reason", s.r.RecvReason())
 	}
 	traced, _ := out.(engine.TracedEmitter)
 	for {

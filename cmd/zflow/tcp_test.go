@@ -75,11 +75,16 @@ sinks:
 		t.Fatal(err)
 	}
 
+	type pathPair struct{ send, recv string }
+	pairs := []pathPair{{"auto", "auto"}, {"copy", "read"}, {"msg_zerocopy", "uring_multishot"}, {"uring_zc", "uring_multishot"},
+		{"uring_zc, fixed_buffers: true", "read"}}
 	for _, proto := range []string{"zflow", "arrow"} {
-		for _, send := range []string{"auto", "copy", "msg_zerocopy", "uring_zc"} {
-			t.Run(proto+"/"+send, func(t *testing.T) {
+		for _, pp := range pairs {
+			send := pp.send
+			name := strings.NewReplacer(", ", "+", ": ", "=").Replace(send)
+			t.Run(proto+"/"+name+"/"+pp.recv, func(t *testing.T) {
 				addr := freePort(t)
-				out := proto + "_" + send + ".csv"
+				out := proto + "_" + strings.NewReplacer("+", "_", "=", "_").Replace(name) + "_" + pp.recv + ".csv"
 				recv := run(fmt.Sprintf(`
 version: 1
 name: recv
@@ -88,11 +93,12 @@ sources:
     type: tcp_in
     listen: %s
     protocol: %s
+    recv: %s
     accept_timeout: 30s
     schema:%s
 sinks:
   out: {type: csv, inputs: [in], path: %s}
-`, addr, proto, tcpSchema, out))
+`, addr, proto, pp.recv, tcpSchema, out))
 				snd := run(fmt.Sprintf(`
 version: 1
 name: send
@@ -136,7 +142,11 @@ sinks:
   net: {type: tcp_out, inputs: [g], address: %s, protocol: %s, send: %s}
 `, tcpColumns, addr, proto, send)
 	}
-	receiver := func(addr, proto, out string) string {
+	receiver := func(addr, proto, out string, recv ...string) string {
+		mode := "auto"
+		if len(recv) > 0 {
+			mode = recv[0]
+		}
 		return fmt.Sprintf(`
 version: 1
 name: recv
@@ -145,11 +155,12 @@ sources:
     type: tcp_in
     listen: %s
     protocol: %s
+    recv: %s
     accept_timeout: 30s
     schema:%s
 sinks:
   out: {type: csv, inputs: [in], path: %s}
-`, addr, proto, tcpSchema, out)
+`, addr, proto, mode, tcpSchema, out)
 	}
 	// waitBytes waits until the receiver has taken some batches: its output
 	// file's temporary sibling exists (nothing under the final name).
@@ -161,25 +172,27 @@ sinks:
 		}
 	}
 	for _, proto := range []string{"zflow", "arrow"} {
-		t.Run("kill sender/"+proto, func(t *testing.T) {
-			addr := freePort(t)
-			out := "killed_sender_" + proto + ".csv"
-			recv := run(receiver(addr, proto, out))
-			snd := run(endless(addr, proto, "auto"))
-			waitData(t, snd, 1500*time.Millisecond)
-			snd.Process.Signal(syscall.SIGKILL)
-			snd.Wait()
-			err := recv.Wait()
-			if err == nil {
-				t.Fatal("the receiver succeeded after its sender was killed")
-			}
-			if msg := stderr(recv); !strings.Contains(msg, "of a stream that did not end") {
-				t.Fatalf("receiver's error does not say the stream was cut:\n%s", msg)
-			}
-			if _, err := os.Stat(filepath.Join(dir, out)); !os.IsNotExist(err) {
-				t.Fatalf("the receiver left %s: %v", out, err)
-			}
-		})
+		for _, rmode := range []string{"read", "uring_multishot"} {
+			t.Run("kill sender/"+proto+"/"+rmode, func(t *testing.T) {
+				addr := freePort(t)
+				out := "killed_sender_" + proto + "_" + rmode + ".csv"
+				recv := run(receiver(addr, proto, out, rmode))
+				snd := run(endless(addr, proto, "auto"))
+				waitData(t, snd, 1500*time.Millisecond)
+				snd.Process.Signal(syscall.SIGKILL)
+				snd.Wait()
+				err := recv.Wait()
+				if err == nil {
+					t.Fatal("the receiver succeeded after its sender was killed")
+				}
+				if msg := stderr(recv); !strings.Contains(msg, "of a stream that did not end") {
+					t.Fatalf("receiver's error does not say the stream was cut:\n%s", msg)
+				}
+				if _, err := os.Stat(filepath.Join(dir, out)); !os.IsNotExist(err) {
+					t.Fatalf("the receiver left %s: %v", out, err)
+				}
+			})
+		}
 		for _, send := range []string{"auto", "uring_zc"} {
 			t.Run("kill receiver/"+proto+"/"+send, func(t *testing.T) {
 				addr := freePort(t)

@@ -51,6 +51,13 @@ var ErrUnsupported = errors.New("netzc: send path not supported")
 type Options struct {
 	Threshold   int // auto: lists of at least this many bytes go zero-copy
 	MaxInFlight int // zero-copy bytes awaiting completion before Send waits
+	// Registered (uring_zc) are memory regions — an arena's extents
+	// (buffers.Arena.Extents) — to register with the ring
+	// (IORING_REGISTER_BUFFERS): buffers inside one are sent with
+	// IORING_RECVSEND_FIXED_BUF, saving the per-request page pinning
+	// (io/netzc/uringzc says how lists are cut into requests). They must
+	// stay mapped until Close.
+	Registered [][]byte
 }
 
 func (o Options) withDefaults() Options {
@@ -76,6 +83,7 @@ type Stats struct {
 	CopiedCompletions int64 // of which the kernel reported it copied
 	CopiedBytes       int64
 	ZeroCopyBytes     int64
+	FixedSends        int64 // uring_zc requests that sent a registered buffer
 }
 
 // Sender sends lists of buffers on one connection. It is used by one

@@ -27,8 +27,12 @@
 //
 // Receiving reads each message's metadata into a small heap buffer, checks
 // its flatbuffer (arrow-go trusts vector lengths and buffer offsets it
-// finds there), then reads the body straight into a buffer of the caller's
-// allocator, over which arrow-go builds the arrays without a second copy.
+// finds there), then takes the body from the Wire: read(2) straight into
+// a buffer of the caller's allocator (RecvRead), or — RecvUringMultishot,
+// registered by io/stream/uringrecv (RegisterUringWire) so this package
+// stays free of io_uring — a slice of the provided buffer an io_uring
+// multishot receive put it in; arrow-go builds the arrays over the body
+// without a second copy (ipc.NewMessage over a MessageReader of ours).
 // A connection that ends before the end of the stream is an error naming
 // the last batch received ("closed after batch 17 of a stream that did not
 // end"), never a short result.

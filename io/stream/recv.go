@@ -1,7 +1,6 @@
 package stream
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -19,6 +18,13 @@ import (
 type RecvOptions struct {
 	Protocol string           // zflow (default) or arrow
 	Alloc    memory.Allocator // message bodies are read into its buffers
+	// Recv is the receive path once batches flow (the handshake and the
+	// schema are always read with read(2)): read (the default), or
+	// uring_multishot where linked and supported. auto is read: see
+	// docs/stream.md for the measurement behind it.
+	Recv RecvMode
+	// Wire tunes the uring_multishot path.
+	Wire WireOptions
 	// Credit is how many batches the sender may have in flight (zflow);
 	// default 4.
 	Credit int
@@ -30,6 +36,7 @@ type RecvOptions struct {
 type RecvStats struct {
 	Batches, Rows int64
 	Bytes         int64 // bytes read from the connection
+	Wire          WireStats
 }
 
 // Receiver reads record batches from one connection. Its methods are
@@ -37,13 +44,20 @@ type RecvStats struct {
 type Receiver struct {
 	conn   net.Conn
 	proto  string
-	cr     *countReader
+	cr     *readWire // the handshake, and every byte on the read path
+	w      Wire      // where bytes come from now: cr, or the uring_multishot wire after Start
+	recv   RecvMode  // asked for; resolved by Start
+	wopts  WireOptions
+	why    string
 	rdr    *ipc.Reader
 	fm     *frameMsgReader // zflow
 	mr     ipc.MessageReader
 	st     RecvStats
 	credit int
 	ended  bool
+	wst    WireStats // the uring wire's, once closed
+	mem    memory.Allocator
+	mode   RecvMode // in use after Start
 }
 
 // Accept waits up to timeout (0: no limit) for one connection on ln.
@@ -84,13 +98,18 @@ func NewReceiver(ctx context.Context, conn net.Conn, opts RecvOptions) (*Receive
 	if opts.MaxMessage <= 0 {
 		opts.MaxMessage = 1 << 30
 	}
-	r := &Receiver{conn: conn, proto: opts.Protocol, cr: &countReader{r: conn}, credit: opts.Credit}
+	if opts.Recv == "" {
+		opts.Recv = RecvRead
+	}
+	r := &Receiver{conn: conn, proto: opts.Protocol, cr: &readWire{r: conn}, credit: opts.Credit, recv: opts.Recv, wopts: opts.Wire}
+	r.w = r.cr
+	r.mem = opts.Alloc
 	stop := context.AfterFunc(ctx, func() { conn.SetReadDeadline(time.Now()) })
 	defer stop()
 	var mr ipc.MessageReader
 	switch opts.Protocol {
 	case ProtocolArrow:
-		mr = &plainMsgReader{r: r.cr, mem: opts.Alloc, max: opts.MaxMessage}
+		mr = &plainMsgReader{r: r, mem: opts.Alloc, max: opts.MaxMessage}
 	case ProtocolZflow:
 		var hdr [HeaderSize]byte
 		h, p, err := readFrame(r.cr, hdr[:], uint64(opts.MaxMessage))
@@ -132,6 +151,7 @@ func NewReceiver(ctx context.Context, conn net.Conn, opts RecvOptions) (*Receive
 // SetAlloc changes the allocator message bodies are read into, for a
 // Receiver made before its run (the schema read at compile time).
 func (r *Receiver) SetAlloc(mem memory.Allocator) {
+	r.mem = mem
 	if r.fm != nil {
 		r.fm.mem = mem
 	}
@@ -143,8 +163,13 @@ func (r *Receiver) SetAlloc(mem memory.Allocator) {
 // Schema is the stream's schema.
 func (r *Receiver) Schema() *arrow.Schema { return r.rdr.Schema() }
 
-// Start lets batches flow: zflow grants the first credit (and says hello).
+// Start switches to the receive path asked for and lets batches flow:
+// zflow grants the first credit (and says hello). uring_multishot takes its
+// buffers from the allocator the Receiver has now (SetAlloc).
 func (r *Receiver) Start() error {
+	if err := r.startWire(); err != nil {
+		return err
+	}
 	if r.proto != ProtocolZflow {
 		return nil
 	}
@@ -169,7 +194,11 @@ func (r *Receiver) Next(ctx context.Context) (arrow.RecordBatch, [CarrierSize]by
 	if r.ended {
 		return nil, carrier, io.EOF
 	}
-	stop := context.AfterFunc(ctx, func() { r.conn.SetReadDeadline(time.Now()) })
+	w := r.w
+	stop := context.AfterFunc(ctx, func() {
+		r.conn.SetReadDeadline(time.Now())
+		w.Interrupt()
+	})
 	defer stop()
 	ok, err := safeNext(r.rdr)
 	if !ok {
@@ -179,7 +208,7 @@ func (r *Receiver) Next(ctx context.Context) (arrow.RecordBatch, [CarrierSize]by
 		if ctx.Err() != nil {
 			return nil, carrier, ctx.Err()
 		}
-		if err == nil && r.proto == ProtocolArrow && r.cr.eof {
+		if err == nil && r.proto == ProtocolArrow && r.w.EOF() {
 			err = io.ErrUnexpectedEOF // the connection ended without the end-of-stream marker
 		}
 		if err != nil {
@@ -235,36 +264,46 @@ func (r *Receiver) Fail(cause error) {
 	r.Close()
 }
 
-// Close releases the reader and closes the connection.
+// Close releases the reader, stops the receive path (no request is left
+// in flight) and closes the connection. Batches already returned keep
+// their buffers; those go back to the allocator when released.
 func (r *Receiver) Close() error {
 	if r.rdr != nil {
 		r.rdr.Release()
 		r.rdr = nil
 	}
-	return r.conn.Close()
+	var werr error
+	if r.w != r.cr {
+		r.wst = r.w.Stats()
+		werr = r.w.Close()
+		r.w = r.cr
+	}
+	if err := r.conn.Close(); werr == nil {
+		werr = err
+	}
+	return werr
 }
 
 // Stats returns the counters so far.
 func (r *Receiver) Stats() RecvStats {
 	st := r.st
-	st.Bytes = r.cr.n
+	st.Wire = r.WireStats()
+	st.Bytes = st.Wire.Bytes
 	return st
 }
 
-// countReader counts bytes and remembers whether the connection ended.
-type countReader struct {
-	r   io.Reader
-	n   int64
-	eof bool
-}
-
-func (c *countReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	if err == io.EOF {
-		c.eof = true
+// WireStats are the receive path's counters, the handshake's bytes
+// included.
+func (r *Receiver) WireStats() WireStats {
+	st := r.wst
+	if r.w != r.cr {
+		st = r.w.Stats()
 	}
-	return n, err
+	rs := r.cr.Stats()
+	st.Bytes += rs.Bytes
+	st.Bodies += rs.Bodies
+	st.BodyBytes += rs.BodyBytes
+	return st
 }
 
 // frameMsgReader is the ipc.MessageReader of the zflow protocol: one IPC
@@ -275,8 +314,8 @@ type frameMsgReader struct {
 	r       *Receiver
 	mem     memory.Allocator
 	max     uint64
-	inner   ipc.MessageReader
-	lim     io.LimitedReader
+	msg     *ipc.Message // the current message, released by the next
+	lim     limitWire
 	hdr     [HeaderSize]byte
 	seq     uint64 // the last batch frame's sequence number
 	carrier [CarrierSize]byte
@@ -288,18 +327,15 @@ type frameMsgReader struct {
 
 func (m *frameMsgReader) Retain() { m.refs++ }
 func (m *frameMsgReader) Release() {
-	if m.inner != nil {
-		m.inner.Release()
-		m.inner = nil
+	if m.msg != nil {
+		m.msg.Release()
+		m.msg = nil
 	}
 }
 
 func (m *frameMsgReader) Message() (*ipc.Message, error) {
-	if m.inner != nil {
-		m.inner.Release() // releases the previous message, as arrow-go's reader does
-		m.inner = nil
-	}
-	h, p, err := readFrame(m.r.cr, m.hdr[:], m.max)
+	m.Release() // the previous message, as arrow-go's reader does
+	h, p, err := readFrame(m.r.w, m.hdr[:], m.max)
 	if err != nil {
 		if errors.Is(err, ErrFrame) {
 			return nil, err
@@ -330,23 +366,26 @@ func (m *frameMsgReader) Message() (*ipc.Message, error) {
 	default:
 		return nil, fmt.Errorf("%w: the sender sent a %s frame", ErrFrame, h.Type)
 	}
-	m.lim = io.LimitedReader{R: m.r.cr, N: int64(h.Length)}
-	msg, inner, err := readMessage(&m.lim, m.mem, int64(h.Length))
-	m.inner = inner
+	m.lim = limitWire{w: m.r.w, n: int64(h.Length)}
+	msg, err := readMessage(&m.lim, m.mem, int64(h.Length))
+	m.msg = msg
 	if err != nil {
 		if errors.Is(err, io.EOF) {
 			return nil, fmt.Errorf("%w: %s frame %d holds an end-of-stream marker, not a message", ErrFrame, h.Type, h.Seq)
 		}
-		if errors.Is(err, io.ErrUnexpectedEOF) && m.lim.N > 0 {
+		if errors.Is(err, io.ErrUnexpectedEOF) && m.lim.n > 0 {
 			return nil, io.ErrUnexpectedEOF // the connection ended inside the frame
 		}
-		if m.lim.N == 0 && errors.Is(err, io.ErrUnexpectedEOF) {
+		if isReset(err) || errors.Is(err, net.ErrClosed) {
+			return nil, err // the connection was reset inside the frame: cut, not malformed
+		}
+		if m.lim.n == 0 && errors.Is(err, io.ErrUnexpectedEOF) {
 			return nil, fmt.Errorf("%w: %s frame %d: the IPC message runs past the frame's %d bytes", ErrFrame, h.Type, h.Seq, h.Length)
 		}
 		return nil, fmt.Errorf("%w: %s frame %d: %v", ErrFrame, h.Type, h.Seq, err)
 	}
-	if m.lim.N != 0 {
-		return nil, fmt.Errorf("%w: %s frame %d: %d bytes left after its IPC message", ErrFrame, h.Type, h.Seq, m.lim.N)
+	if m.lim.n != 0 {
+		return nil, fmt.Errorf("%w: %s frame %d: %d bytes left after its IPC message", ErrFrame, h.Type, h.Seq, m.lim.n)
 	}
 	want := map[FrameType]ipc.MessageType{FrameSchema: ipc.MessageSchema, FrameDict: ipc.MessageDictionaryBatch, FrameBatch: ipc.MessageRecordBatch}[h.Type]
 	if msg.Type() != want {
@@ -393,44 +432,56 @@ func safeNext(rdr *ipc.Reader) (ok bool, err error) {
 	return rdr.Next(), nil
 }
 
-// readMessage reads one IPC message from r, its metadata checked first
-// (checkMeta), its body read by arrow-go's message reader into mem. The
-// returned inner reader owns the message until released.
-func readMessage(r io.Reader, mem memory.Allocator, maxBody int64) (*ipc.Message, ipc.MessageReader, error) {
-	meta, _, body, err := readMeta(r, maxBody)
-	if err != nil {
-		return nil, nil, err
-	}
-	inner := ipc.NewMessageReader(io.MultiReader(bytes.NewReader(meta), io.LimitReader(r, body)),
-		ipc.WithAllocator(mem), ipc.WithMetadataSizeLimit(int64(len(meta))), ipc.WithBodySizeLimit(max(body, 1)))
-	msg, err := inner.Message()
-	if err != nil {
-		inner.Release()
-		return nil, nil, noEOF(err)
-	}
-	return msg, inner, nil
+// bodyReader is a Wire, or one bounded to a frame.
+type bodyReader interface {
+	io.Reader
+	Body(n int, mem memory.Allocator) (*memory.Buffer, error)
 }
 
-// plainMsgReader is the ipc.MessageReader of the arrow protocol: arrow-go's
-// reader, one message at a time, each message's metadata checked first.
+// readMessage reads one IPC message from r, its metadata checked first
+// (checkMeta), its body taken from the wire: read into a buffer of mem, or
+// referenced where the wire received it. The caller owns the message.
+func readMessage(r bodyReader, mem memory.Allocator, maxBody int64) (*ipc.Message, error) {
+	meta, _, body, err := readMeta(r, maxBody)
+	if err != nil {
+		return nil, err
+	}
+	if body > int64(^uint(0)>>1) {
+		return nil, fmt.Errorf("a message body of %d bytes", body)
+	}
+	b, err := r.Body(int(body), mem)
+	if err != nil {
+		return nil, noEOF(err)
+	}
+	head := 4
+	if binary.LittleEndian.Uint32(meta) == 0xffffffff {
+		head = 8
+	}
+	msg := ipc.NewMessage(memory.NewBufferBytes(meta[head:]), b)
+	b.Release() // the message holds it
+	return msg, nil
+}
+
+// plainMsgReader is the ipc.MessageReader of the arrow protocol: one
+// message at a time, each message's metadata checked first.
 type plainMsgReader struct {
-	r     io.Reader
-	mem   memory.Allocator
-	max   int64
-	inner ipc.MessageReader
+	r   *Receiver
+	mem memory.Allocator
+	max int64
+	msg *ipc.Message
 }
 
 func (m *plainMsgReader) Retain() {}
 func (m *plainMsgReader) Release() {
-	if m.inner != nil {
-		m.inner.Release()
-		m.inner = nil
+	if m.msg != nil {
+		m.msg.Release()
+		m.msg = nil
 	}
 }
 
 func (m *plainMsgReader) Message() (*ipc.Message, error) {
 	m.Release() // the previous message, as arrow-go's reader does
-	msg, inner, err := readMessage(m.r, m.mem, m.max)
-	m.inner = inner
+	msg, err := readMessage(m.r.w, m.mem, m.max)
+	m.msg = msg
 	return msg, err
 }

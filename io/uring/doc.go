@@ -75,6 +75,25 @@
 // InFlight counts what is still due, and Close refuses to tear down a ring
 // with anything due unless forced. SendZCSupport probes the opcodes once
 // per process (IORING_REGISTER_PROBE), after Available.
+// ZCSocket.RegisterBuffers registers regions (an arena's extents) with the
+// socket's ring; a run of buffers inside one region then goes as one
+// SENDMSG_ZC with IORING_RECVSEND_FIXED_BUF and the region's index (newer
+// kernels: 6.18 does), or, after RefuseVectoredFixed or without SENDMSG_ZC, a SEND_ZC
+// per buffer, fixed where it lies in a region.
+//
+// # Multishot receive
+//
+// RecvRing receives on one socket with a multishot IORING_OP_RECV
+// (IORING_RECV_MULTISHOT, IOSQE_BUFFER_SELECT) whose bytes land in buffers
+// the caller provides through a buffer ring of its own
+// (IORING_REGISTER_PBUF_RING, mmapped; the tail published with a release
+// store), consumed incrementally where the kernel has IOU_PBUF_RING_INC.
+// Wait reports each completion (bytes, buffer id, IORING_CQE_F_BUF_MORE,
+// IORING_CQE_F_MORE); a request that ends (no buffer left: -ENOBUFS, the
+// end of the stream, an error, a cancel) is armed again by the caller.
+// Close refuses while a request is in flight. RecvMultishotSupport probes
+// by doing it on a socket pair. io/stream/uringrecv is built on it.
+//
 // giouring's PrepareSendZC passes the address of the slice header rather
 // than of the data, so SEND_ZC is prepared as a SEND with its opcode
 // changed.

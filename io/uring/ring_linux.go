@@ -113,25 +113,35 @@ func (r *Ring) RegisterBuffers(regions [][]byte) error {
 		}
 		r.bufs = nil
 	}
+	bufs, err := registerRegions(r.r, regions)
+	if err != nil {
+		return err
+	}
+	r.bufs = bufs
+	return nil
+}
+
+// registerRegions registers regions as ring's fixed buffers (each 1 byte
+// to 1 GiB) and returns them in registration order, the kernel's index.
+func registerRegions(ring *giouring.Ring, regions [][]byte) ([]region, error) {
 	if len(regions) == 0 {
-		return nil
+		return nil, nil
 	}
 	iov := make([]syscall.Iovec, len(regions))
 	bufs := make([]region, len(regions))
 	for i, b := range regions {
 		if len(b) == 0 || len(b) > 1<<30 {
-			return fmt.Errorf("uring: register buffer %d: %d bytes (want 1 byte to 1 GiB)", i, len(b))
+			return nil, fmt.Errorf("uring: register buffer %d: %d bytes (want 1 byte to 1 GiB)", i, len(b))
 		}
 		iov[i].Base = unsafe.SliceData(b)
 		iov[i].SetLen(len(b))
 		start := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
 		bufs[i] = region{start, start + uintptr(len(b))}
 	}
-	if _, err := r.r.RegisterBuffers(iov); err != nil {
-		return fmt.Errorf("uring: register %d buffers: %w", len(regions), err)
+	if _, err := ring.RegisterBuffers(iov); err != nil {
+		return nil, fmt.Errorf("uring: register %d buffers: %w", len(regions), err)
 	}
-	r.bufs = bufs
-	return nil
+	return bufs, nil
 }
 
 // UnregisterBuffers drops the fixed buffers.
@@ -140,8 +150,11 @@ func (r *Ring) UnregisterBuffers() error { return r.RegisterBuffers(nil) }
 // fixedIndex is the registered buffer holding [p, p+n), if any. The
 // registered set is small and kept in registration order (the kernel's
 // index), so a linear scan over a copy sorted once would be premature.
-func (r *Ring) fixedIndex(p uintptr, n int) (int, bool) {
-	for i, b := range r.bufs {
+func (r *Ring) fixedIndex(p uintptr, n int) (int, bool) { return findRegion(r.bufs, p, n) }
+
+// findRegion is the index of the region holding [p, p+n), if any.
+func findRegion(regions []region, p uintptr, n int) (int, bool) {
+	for i, b := range regions {
 		if p >= b.start && p+uintptr(n) <= b.end {
 			return i, true
 		}

@@ -81,6 +81,12 @@ type ZCSocket struct {
 	ts       syscall.Timespec
 	cqes     []*giouring.CompletionQueueEvent
 	closed   bool
+	// fixed: registered buffers (IORING_REGISTER_BUFFERS); a SEND_ZC of a
+	// buffer inside one goes with IORING_RECVSEND_FIXED_BUF.
+	fixed        []region
+	fixedSends   int64
+	vecFixed     bool // try registered buffers in SENDMSG_ZC (newer kernels take them)
+	lastVecFixed bool // the last Submit was a SENDMSG_ZC with a registered buffer
 }
 
 // NewZCSocket makes a ring of entries SQEs (0: 64) for sending on fd; the
@@ -105,6 +111,49 @@ func NewZCSocket(fd, entries int) (*ZCSocket, error) {
 		cqes:     make([]*giouring.CompletionQueueEvent, 2*entries),
 	}, nil
 }
+
+// RegisterBuffers registers regions (an arena's extents,
+// buffers.Arena.Extents; each at most 1 GiB) as the ring's fixed buffers
+// (IORING_REGISTER_BUFFERS), so the kernel takes the pages pinned at
+// registration instead of pinning them per request. A later Submit sends
+// a run of buffers that lie in one registered region as one SENDMSG_ZC
+// with IORING_RECVSEND_FIXED_BUF and the region's index (newer kernels, 6.18
+// here; the
+// iovecs keep their addresses, which the kernel finds inside the region),
+// and a run of other buffers (frame headers, metadata) as a plain one;
+// where the kernel has no SENDMSG_ZC, or refuses registered buffers in it
+// (RefuseVectoredFixed), a SEND_ZC of one buffer, fixed where it lies in a
+// region. The regions must stay mapped until Close.
+func (s *ZCSocket) RegisterBuffers(regions [][]byte) error {
+	if s.closed {
+		return errors.New("uring: register buffers: ring closed")
+	}
+	if s.inflight != 0 {
+		return fmt.Errorf("uring: register buffers with %d completions outstanding", s.inflight)
+	}
+	bufs, err := registerRegions(s.r, regions)
+	if err != nil {
+		return err
+	}
+	s.fixed = bufs
+	s.vecFixed = s.vectored && len(bufs) > 0
+	return nil
+}
+
+// LastVectoredFixed says whether the last Submit was a SENDMSG_ZC of
+// registered buffers. A kernel that refuses those (older kernels)
+// fails it with -EINVAL without sending anything; the caller then calls
+// RefuseVectoredFixed and submits the same buffers again.
+func (s *ZCSocket) LastVectoredFixed() bool { return s.lastVecFixed }
+
+// RefuseVectoredFixed makes every later Submit with registered buffers a
+// SEND_ZC of one buffer (fixed where it lies in a registered region).
+func (s *ZCSocket) RefuseVectoredFixed() {
+	s.vecFixed, s.vectored = false, false
+}
+
+// FixedSends counts the requests that went with a registered buffer.
+func (s *ZCSocket) FixedSends() int64 { return s.fixedSends }
 
 // Vectored says whether a send takes many buffers (SENDMSG_ZC).
 func (s *ZCSocket) Vectored() bool { return s.vectored }
@@ -136,17 +185,38 @@ func (s *ZCSocket) Submit(tag uint64, bufs [][]byte) (int, error) {
 	}
 	const flags = syscall.MSG_WAITALL | syscall.MSG_NOSIGNAL
 	n := 1
+	s.lastVecFixed = false
 	if s.vectored {
+		// With registered buffers and a kernel that takes them in
+		// SENDMSG_ZC, a request holds a run of buffers that all lie in one
+		// registered region (sent with IORING_RECVSEND_FIXED_BUF) or a run
+		// of buffers in none.
+		region, fixed := -1, false
+		if s.vecFixed {
+			for _, b := range bufs {
+				if len(b) > 0 {
+					region, fixed = findRegion(s.fixed, uintptr(unsafe.Pointer(unsafe.SliceData(b))), len(b))
+					break
+				}
+			}
+		}
 		s.iov = s.iov[:0]
 		n = 0
 		for _, b := range bufs {
 			if len(s.iov) == IOVMax {
 				break
 			}
-			n++
 			if len(b) == 0 {
-				continue // an empty buffer inside the list costs nothing
+				n++ // an empty buffer inside the list costs nothing
+				continue
 			}
+			if s.vecFixed {
+				r, ok := findRegion(s.fixed, uintptr(unsafe.Pointer(unsafe.SliceData(b))), len(b))
+				if ok != fixed || (ok && r != region) {
+					break // the run ends; the next request takes the rest
+				}
+			}
+			n++
 			var v syscall.Iovec
 			v.Base = unsafe.SliceData(b)
 			v.SetLen(len(b))
@@ -157,11 +227,26 @@ func (s *ZCSocket) Submit(tag uint64, bufs [][]byte) (int, error) {
 		s.msg = unix.Msghdr{Iov: (*unix.Iovec)(unsafe.Pointer(unsafe.SliceData(s.iov)))}
 		s.msg.SetIovlen(len(s.iov))
 		sqe.PrepareSendmsgZC(s.fd, (*syscall.Msghdr)(unsafe.Pointer(&s.msg)), flags)
+		if fixed {
+			sqe.IoPrio |= giouring.RecvsendFixedBuf
+			sqe.BufIG = uint16(region)
+			s.fixedSends++
+			s.lastVecFixed = true
+		}
 	} else {
 		// giouring's PrepareSendZC passes the slice header's address, not
 		// the data's: prepare a SEND and turn it into a SEND_ZC.
-		sqe.PrepareSend(s.fd, uintptr(unsafe.Pointer(unsafe.SliceData(bufs[0]))), uint32(min(len(bufs[0]), 1<<30)), flags)
+		p := uintptr(unsafe.Pointer(unsafe.SliceData(bufs[0])))
+		n := min(len(bufs[0]), 1<<30)
+		sqe.PrepareSend(s.fd, p, uint32(n), flags)
 		sqe.OpCode = giouring.OpSendZC
+		if i, ok := findRegion(s.fixed, p, n); ok {
+			// The address stays the buffer's: the kernel finds it inside
+			// registered buffer i.
+			sqe.IoPrio |= giouring.RecvsendFixedBuf
+			sqe.BufIG = uint16(i)
+			s.fixedSends++
+		}
 	}
 	sqe.IoPrio |= giouring.SendZCReportUsage
 	sqe.UserData = tag

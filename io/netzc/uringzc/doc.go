@@ -32,6 +32,13 @@
 // follow, and only then releases the buffers and tears down the ring: no
 // request is left in flight.
 //
+// With Options.Registered (an arena's extents) the ring registers them as
+// fixed buffers, and runs of buffers in one registered region go as one
+// SENDMSG_ZC with IORING_RECVSEND_FIXED_BUF (newer kernels: 6.18 does), the rest as
+// plain requests; a kernel that refuses (-EINVAL, nothing sent) makes the
+// Sender resubmit, and go on for the stream, with SEND_ZC per buffer,
+// fixed where the buffer lies in a region.
+//
 // The ring is probed at run time (uring.SendZCSupport): without SEND_ZC,
 // netzc.UringZCSupport says why and an explicit uring_zc fails with it;
 // auto never picks uring_zc.

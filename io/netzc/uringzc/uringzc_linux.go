@@ -80,7 +80,13 @@ func New(conn *net.TCPConn, opts netzc.Options) (*Sender, error) {
 		return nil, fmt.Errorf("%w: %v", netzc.ErrUnsupported, zerr)
 	}
 	s := &Sender{conn: conn, zs: zs, opts: opts}
-	if zs.Vectored() {
+	if len(opts.Registered) > 0 {
+		if err := zs.RegisterBuffers(opts.Registered); err != nil {
+			zs.Close(false)
+			return nil, fmt.Errorf("uringzc: %w", err)
+		}
+		s.reason = fmt.Sprintf("send: uring_zc asked for (io_uring SENDMSG_ZC, IORING_RECVSEND_FIXED_BUF for runs of buffers in one of the %d registered regions, where the kernel takes them, as 6.18 does; else SEND_ZC per buffer)", len(opts.Registered))
+	} else if zs.Vectored() {
 		s.reason = fmt.Sprintf("send: uring_zc asked for (io_uring SENDMSG_ZC, up to %d buffers per request)", uring.IOVMax)
 	} else {
 		s.reason = "send: uring_zc asked for (io_uring SEND_ZC, one request per buffer: this kernel has no SENDMSG_ZC)"
@@ -91,9 +97,13 @@ func New(conn *net.TCPConn, opts netzc.Options) (*Sender, error) {
 	return s, nil
 }
 
-func (s *Sender) Mode() netzc.Mode   { return netzc.UringZC }
-func (s *Sender) Reason() string     { return s.reason }
-func (s *Sender) Stats() netzc.Stats { return s.st }
+func (s *Sender) Mode() netzc.Mode { return netzc.UringZC }
+func (s *Sender) Reason() string   { return s.reason }
+func (s *Sender) Stats() netzc.Stats {
+	st := s.st
+	st.FixedSends = s.zs.FixedSends()
+	return st
+}
 
 // SetWriteDeadline bounds later sends (netzc.WriteDeadliner): a request
 // still waiting for its result at t is cancelled and Send fails with
@@ -154,6 +164,14 @@ func (s *Sender) Send(bufs [][]byte, release func()) error {
 			errno := syscall.Errno(-ev.Res)
 			if errno == syscall.EAGAIN || errno == syscall.EINTR {
 				continue // nothing sent: submit the same again
+			}
+			if errno == syscall.EINVAL && s.zs.LastVectoredFixed() {
+				// This kernel takes no registered buffers in SENDMSG_ZC
+				// (older kernels): nothing was sent; go on with
+				// SEND_ZC per buffer.
+				s.zs.RefuseVectoredFixed()
+				s.reason += "; this kernel refuses registered buffers in SENDMSG_ZC (EINVAL), so SEND_ZC per buffer"
+				continue
 			}
 			s.failed = fmt.Errorf("uringzc: sendmsg_zc %d bytes: %w", netzc.Total(rem[:k]), errno)
 			return s.attach(release, s.failed)

@@ -16,6 +16,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"go.uber.org/goleak"
 
+	"github.com/zflowdev/zflow/buffers"
 	"github.com/zflowdev/zflow/io/netzc"
 	"github.com/zflowdev/zflow/io/uring"
 )
@@ -90,12 +91,26 @@ func TestSend(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
+	arena, err := buffers.New(buffers.ArenaConfig{Kind: buffers.KindPlain, ExtentSize: 16 << 20, QuietFallback: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer arena.Close()
+	amem := memory.NewCheckedAllocator(arena)
+	defer amem.AssertSize(t, 0)
 	for _, tc := range []struct {
 		maxInFlight int
 		single      bool // SEND_ZC per buffer, as on a kernel without SENDMSG_ZC
-	}{{0, false}, {300 << 10, false}, {0, true}} {
+		registered  bool // buffers from an arena whose extents are registered
+	}{{0, false, false}, {300 << 10, false, false}, {0, true, false}, {0, false, true}, {0, true, true}} {
 		c, s := pair(t)
-		snd, err := New(c, netzc.Options{MaxInFlight: tc.maxInFlight})
+		opts := netzc.Options{MaxInFlight: tc.maxInFlight}
+		mem := mem
+		if tc.registered {
+			mem = amem
+			opts.Registered = arena.Arena().Extents()
+		}
+		snd, err := New(c, opts)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -165,6 +180,12 @@ func TestSend(t *testing.T) {
 		st := snd.Stats()
 		if st.Bytes != int64(want.Len()) {
 			t.Errorf("Stats.Bytes %d, want %d", st.Bytes, want.Len())
+		}
+		if tc.registered && st.FixedSends == 0 {
+			t.Errorf("registered buffers: no request sent a registered buffer (vectored %v)", snd.zs.Vectored())
+		}
+		if !tc.registered && st.FixedSends != 0 {
+			t.Errorf("%d requests sent a registered buffer without registration", st.FixedSends)
 		}
 		if tc.single && st.ZeroCopySends < 1500 {
 			t.Errorf("single-buffer sends: %d requests for more than 1500 buffers", st.ZeroCopySends)
