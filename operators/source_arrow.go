@@ -383,7 +383,7 @@ func (s *arrowSource) emit(rec arrow.RecordBatch, fi, i int, out engine.Emitter)
 	var verr error
 	switch s.f.cfg.Validate {
 	case "full":
-		verr = array.ValidateRecordFull(rec)
+		verr = validateRecordFull(rec)
 	case "basic":
 		verr = array.ValidateRecord(rec)
 	}

@@ -190,7 +190,7 @@ func (s *tcpInSource) Run(ctx context.Context, out engine.Emitter) (err error) {
 		var verr error
 		switch s.f.cfg.Validate {
 		case "full":
-			verr = array.ValidateRecordFull(rec)
+			verr = validateRecordFull(rec)
 		case "basic":
 			verr = array.ValidateRecord(rec)
 		}
