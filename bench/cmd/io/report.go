@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"image"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -109,36 +110,49 @@ func uniq(v []string) []string {
 func writeChart(path string, rep *Report) error {
 	series := []string{"posix / fio psync", "uring / fio io_uring", "mmap / fio mmap", "arrow source / fastest fio seq 1MiB"}
 	c := &chart.Bars{
-		Title:  fmt.Sprintf("zflow reads / fio on the same file, same repetition (median of %d; targets 0.9 backends, 0.8 arrow source)", rep.Reps),
+		Title:  fmt.Sprintf("zflow / fio, same file, same repetition (median of %d)", rep.Reps),
 		YLabel: "ratio zflow / fio",
 		Format: "%.2f",
 		Series: series,
 		Notes: []string{
-			"tmpfs: buffered; disk: O_DIRECT both sides; disk-buffered: page cache dropped before each run",
+			"targets: backends >= 0.9 of the matching fio engine; arrow source >= 0.8 of fio's fastest seq 1MiB read (io.md)",
+			"tmpfs: buffered; disk: O_DIRECT both sides; disk-buf: buffered, page cache dropped, file read once",
 			fmt.Sprintf("%s, %d CPU, kernel %s, %s, load %s; %s", rep.CPU, rep.NumCPU, rep.Kernel, rep.Fio, rep.LoadStart, strings.TrimSpace(rep.Command)),
 		},
 	}
 	idx := map[string]int{"zflow:posix": 0, "zflow:uring": 1, "zflow:mmap": 2}
+	none := func() []float64 { // NaN: no bar
+		v := make([]float64, len(series))
+		for i := range v {
+			v[i] = math.NaN()
+		}
+		return v
+	}
+	short := strings.NewReplacer("disk-buffered", "disk-buf", "seq ", "seq", "rand ", "rnd", "KiB", "K", "MiB", "M", " qd", "/qd")
 	var groups []chart.Group
 	at := map[string]int{}
 	for _, p := range rep.Pairs {
-		k := p.Place + "\n" + p.Pattern
+		k := short.Replace(p.Place + "\n" + p.Pattern)
 		i, ok := at[k]
 		if !ok {
 			i = len(groups)
 			at[k] = i
-			groups = append(groups, chart.Group{Label: k, Values: make([]float64, len(series))})
+			groups = append(groups, chart.Group{Label: k, Values: none()})
 		}
 		groups[i].Values[idx[p.ZFlow]] = p.Ratio
 	}
 	for _, a := range rep.Arrow {
-		v := make([]float64, len(series))
+		v := none()
 		v[3] = a.Ratio
-		label := strings.ReplaceAll(a.Name, ", ", "\n")
-		groups = append(groups, chart.Group{Label: "arrow " + label, Values: v})
+		io := a.IO
+		if a.Direct {
+			io += " direct"
+		}
+		label := "arrow\n" + io + "\n" + short.Replace(a.Place)
+		groups = append(groups, chart.Group{Label: label, Values: v})
 	}
 	c.Groups = groups
-	w := max(1200, 80*len(groups)+200)
+	w := max(1200, 140*len(groups)+200)
 	img := chart.NewCanvas(w, 560)
 	c.Draw(img, image.Rect(0, 0, w, 560))
 	return chart.WritePNG(path, img)
