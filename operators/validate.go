@@ -1,12 +1,13 @@
 package operators
 
 import (
-	"encoding/binary"
 	"fmt"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/bitutil"
+
+	"github.com/zflowdev/zflow/internal/ascii"
 )
 
 // validateRecordFull is array.ValidateRecordFull (same checks, same
@@ -48,9 +49,9 @@ func fastValidString(col arrow.Array) bool {
 	}
 	switch a := col.(type) {
 	case *array.String:
-		return nonDecreasing(a.ValueOffsets()) && isASCII(a.ValueBytes())
+		return nonDecreasing(a.ValueOffsets()) && ascii.Is(a.ValueBytes())
 	case *array.LargeString:
-		return nonDecreasing(a.ValueOffsets()) && isASCII(a.ValueBytes())
+		return nonDecreasing(a.ValueOffsets()) && ascii.Is(a.ValueBytes())
 	}
 	return false
 }
@@ -83,22 +84,4 @@ func nonDecreasing[T int32 | int64](offsets []T) bool {
 		prev = o
 	}
 	return true
-}
-
-// isASCII reports whether every byte of b is below 0x80.
-func isASCII(b []byte) bool {
-	var acc uint64
-	for len(b) >= 32 {
-		acc |= binary.LittleEndian.Uint64(b) | binary.LittleEndian.Uint64(b[8:]) |
-			binary.LittleEndian.Uint64(b[16:]) | binary.LittleEndian.Uint64(b[24:])
-		b = b[32:]
-	}
-	for len(b) >= 8 {
-		acc |= binary.LittleEndian.Uint64(b)
-		b = b[8:]
-	}
-	for _, c := range b {
-		acc |= uint64(c)
-	}
-	return acc&0x8080808080808080 == 0
 }

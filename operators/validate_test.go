@@ -89,19 +89,3 @@ func slice(a arrow.Array, i, j int64) arrow.Array {
 	defer a.Release()
 	return array.NewSlice(a, i, j)
 }
-
-func TestIsASCII(t *testing.T) {
-	s := []byte("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ!")
-	for i := range len(s) + 1 {
-		if !isASCII(s[:i]) {
-			t.Fatalf("isASCII(%q) = false", s[:i])
-		}
-		b := append([]byte(nil), s...)
-		if i < len(b) {
-			b[i] = 0x80
-			if isASCII(b) {
-				t.Fatalf("isASCII with 0x80 at %d = true", i)
-			}
-		}
-	}
-}
