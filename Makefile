@@ -30,7 +30,7 @@ uring_test_ldflags = $(if $(call uring_tests,$(1)),-ldflags='$(LINKNAME)')
 # arenas fall back to the Go heap and topology says what it cannot read.
 CROSS := darwin/arm64 windows/amd64
 
-.PHONY: run test build deps duckdb vet cross jaeger fuzz bench bench-overhead bench-tracing bench-arena bench-duckdb bench-net interop clean
+.PHONY: run test build deps duckdb vet cross jaeger fuzz bench bench-overhead bench-tracing bench-arena bench-duckdb bench-net bench-io interop clean
 
 run: build
 	$(BIN) run pipelines/examples/quickstart.yaml
@@ -142,6 +142,19 @@ bench-duckdb: deps
 bench-net: build
 	@command -v iperf3 >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iperf3; }
 	$(GO) run $(call uring_ldflags,./bench/cmd/net) ./bench/cmd/net
+
+# zflow's file reads against fio on the same files in one run: fio's psync,
+# io_uring, libaio (and mmap) engines against zflow's posix, uring (and
+# mmap) backends through io/storage, at the same block size and queue
+# depth, on tmpfs and on the disk (O_DIRECT both sides; buffered with the
+# page cache dropped when root); then the arrow source -> discard as
+# zflow run against fio's sequential bandwidth on the same Arrow file:
+# bench/results/io.{json,md,png}. Installs fio if missing; ~10 minutes;
+# writes a 1 GiB file on /dev/shm and a 3 GiB one under bench/data/io,
+# removed at the end.
+bench-io: build
+	@command -v fio >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fio; }
+	$(GO) run $(call uring_ldflags,./bench/cmd/io) ./bench/cmd/io
 
 # A real multi-node NUMA machine (CPU nodes 0 and 1, memory-only node 2 as
 # CXL memory appears) in a QEMU guest under TCG: boots a stock Debian kernel

@@ -31,4 +31,13 @@
 // the reason, never silently, and an explicit choice that cannot run fails
 // with it (tests play a refusing machine with storage.Refuse). The file
 // operators (package operators, FileIO) read and write through them.
+//
+// make bench-io measures the backends against fio on the same files,
+// block sizes and queue depths in one run (bench/results/README.md,
+// section F, with the ratios and their causes): uring is at or above fio's
+// io_uring on tmpfs and for random reads with depth on the disk, below it
+// for sequential O_DIRECT reads (a batch drains the ring before the next
+// is submitted); posix is at or above psync but for 1 MiB sequential reads
+// on tmpfs; the arrow source on a fresh mapping of a tmpfs file pays a
+// page fault per page and stays far below fio's pread bandwidth.
 package io

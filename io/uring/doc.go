@@ -20,7 +20,10 @@
 // File.ReadBatch and WriteBatch keep up to the ring's size of requests in
 // flight: they fill SQEs, submit them and wait for completions in one
 // io_uring_enter (with a 20 ms timeout, so a cancelled context is seen
-// even while nothing completes), reap every completion that is ready, and
+// even while nothing completes) — for one completion while requests still
+// wait for an SQE, for every one still due once all are submitted, so a
+// batch that fits the ring costs one io_uring_enter, not one per
+// completion —, reap every completion that is ready, and
 // queue again what must go again: EINTR and EAGAIN results (retried, at
 // most 1000 times per request), and the rest of a short transfer (a read
 // that returns 0 is the file's end: N < len(Buf) with io.EOF). A buffer

@@ -179,8 +179,9 @@ func (f *File) WriteBatch(ctx context.Context, reqs []storage.Request) error {
 }
 
 // batch keeps up to the ring's size of requests in flight: it fills SQEs
-// from the queue, submits them and waits for at least one completion in
-// one io_uring_enter, reaps every completion ready, and puts back on the
+// from the queue, submits them and waits in one io_uring_enter for one
+// completion (while requests wait for an SQE) or for every one still due
+// (once all are submitted), reaps every completion ready, and puts back on the
 // queue what must go again (EINTR/EAGAIN, the rest of a short transfer).
 // When ctx is cancelled it stops queueing, sends IORING_OP_ASYNC_CANCEL for
 // every request in flight, and still waits for every completion (cancelled
@@ -246,7 +247,18 @@ func (f *File) batch(ctx context.Context, op storage.Op, reqs []storage.Request)
 			inflight++
 			r.inflight.Add(1)
 		}
-		_, err := r.r.SubmitAndWaitTimeout(1, &f.ts, nil)
+		// With every request of the batch submitted, nothing waits for a
+		// free SQE: one io_uring_enter waits for all the completions still
+		// due (the batch returns only then anyway), instead of waking for
+		// each (tmpfs reads complete one by one from io-wq workers: waking
+		// per completion cost 0.76 io_uring_enter per 128 KiB request and
+		// half of fio's bandwidth). While requests wait for an SQE, the
+		// first completion frees one, so wait for one.
+		wait := uint32(1)
+		if cancelled == nil && head == len(queue) && inflight > 1 {
+			wait = uint32(inflight)
+		}
+		_, err := r.r.SubmitAndWaitTimeout(wait, &f.ts, nil)
 		f.stats.Calls.Add(1)
 		if err != nil && !errors.Is(err, syscall.ETIME) && !errors.Is(err, syscall.EINTR) &&
 			!errors.Is(err, syscall.EAGAIN) && !errors.Is(err, syscall.EBUSY) {

@@ -8,6 +8,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/bitutil"
 	"github.com/apache/arrow-go/v18/arrow/scalar"
+
+	"github.com/zflowdev/zflow/internal/ascii"
 )
 
 // The string functions, with DuckDB's names and semantics: substr and
@@ -139,9 +141,9 @@ func substrKernel(ev *evaluator, vals []value) (arrow.Array, error) {
 // isASCIIView reports whether every row of s is 7-bit.
 func isASCIIView(s *strView) bool {
 	if s.isK {
-		return isASCII(s.k)
+		return ascii.Is(s.k)
 	}
-	return isASCII(s.data[s.offs[0]:s.offs[len(s.offs)-1]])
+	return ascii.Is(s.data[s.offs[0]:s.offs[len(s.offs)-1]])
 }
 
 // estimate is the size of s over rows rows, capped for a constant (the
@@ -225,7 +227,7 @@ func trimKernel(ev *evaluator, vals []value, left, right bool) (arrow.Array, err
 	}
 	// A constant set of ASCII characters is a table, looked up per byte.
 	var table *[256]bool
-	if chars.isK && isASCII(chars.k) {
+	if chars.isK && ascii.Is(chars.k) {
 		table = new([256]bool)
 		for _, ch := range chars.k {
 			table[ch] = true

@@ -1,7 +1,6 @@
 package expr
 
 import (
-	"encoding/binary"
 	"fmt"
 	"math"
 	"unicode"
@@ -10,6 +9,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/zflowdev/zflow/internal/ascii"
 )
 
 // strFunc is one of the string functions.
@@ -52,19 +53,6 @@ func (n *strNode) eval(ev *evaluator) (value, error) {
 	return value{arr: out}, err
 }
 
-// isASCII reports whether b holds only 7-bit bytes, eight at a time.
-func isASCII(b []byte) bool {
-	var acc uint64
-	for len(b) >= 8 {
-		acc |= binary.LittleEndian.Uint64(b)
-		b = b[8:]
-	}
-	for _, c := range b {
-		acc |= uint64(c)
-	}
-	return acc&0x8080808080808080 == 0
-}
-
 // stringParts returns the offsets (shifted by the array offset, so offs[i]
 // is row i's start) and the whole data buffer of s.
 func stringParts(s *array.String) ([]int32, []byte) {
@@ -83,7 +71,7 @@ func strLength(mem memory.Allocator, s *array.String) arrow.Array {
 	offs, data := stringParts(s)
 	out := newBuffer(mem, rows*8)
 	res := arrow.Int64Traits.CastFromBytes(out.Bytes())[:rows]
-	if isASCII(data[offs[0]:offs[rows]]) {
+	if ascii.Is(data[offs[0]:offs[rows]]) {
 		for i := range res {
 			res[i] = int64(offs[i+1] - offs[i])
 		}
@@ -124,7 +112,7 @@ func changeCase(mem memory.Allocator, s *array.String, upper bool) (arrow.Array,
 	rows := s.Len()
 	offs, data := stringParts(s)
 	lo, hi := int(offs[0]), int(offs[rows])
-	if isASCII(data[lo:hi]) {
+	if ascii.Is(data[lo:hi]) {
 		buf := newBuffer(mem, hi)
 		dst := buf.Bytes()
 		if upper {

@@ -1,0 +1,123 @@
+//go:build linux
+
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/zflowdev/zflow/io/storage"
+)
+
+// zJob is zflow's side of a fioJob: the same file, pattern, block size
+// and queue depth, read through an io/storage backend the way a file
+// operator reads: the backend chosen by name (storage.Select, as io: does),
+// opened with the operator's options, and batches of Depth requests of
+// Block bytes (ReadBatch) into buffers of one page-aligned, prefaulted
+// anonymous mapping (an arena extent's shape; O_DIRECT needs the
+// alignment). Sequential batches cover the file front to back and wrap
+// at its end, as fio's time-based jobs do; random ones draw
+// block-aligned offsets with replacement (fio's norandommap). With Once
+// the file is read once, as fio without --time_based reads it.
+type zJob struct {
+	File    string
+	Size    int64
+	Random  bool
+	Block   int
+	Depth   int
+	Backend string // posix, uring, mmap
+	Direct  bool
+	Runtime time.Duration
+	Once    bool // read the file once, front to back, instead (sequential only)
+	Seed    uint64
+}
+
+// zResult is what one zJob measured.
+type zResult struct {
+	BytesPerSec float64
+	IOPS        float64
+	CPU         float64 // user+system time of the process ÷ wall time, percent of one CPU
+	Calls       int64   // syscalls (storage.Stats.Calls) per request ×1000
+	Reason      string  // why the backend was chosen (storage.Backend.Reason)
+}
+
+func runZ(ctx context.Context, j zJob) (zResult, error) {
+	b, err := storage.Select(j.Backend, j.File, storage.Options{Direct: j.Direct})
+	if err != nil {
+		return zResult{}, err
+	}
+	f, err := b.Open(j.File, os.O_RDONLY, 0)
+	if err != nil {
+		return zResult{}, err
+	}
+	defer f.Close()
+	region, err := unix.Mmap(-1, 0, j.Block*j.Depth, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_POPULATE)
+	if err != nil {
+		return zResult{}, fmt.Errorf("map %d buffers of %d bytes: %w", j.Depth, j.Block, err)
+	}
+	defer unix.Munmap(region)
+	reqs := make([]storage.Request, j.Depth)
+	for i := range reqs {
+		reqs[i].Buf = region[i*j.Block : (i+1)*j.Block : (i+1)*j.Block]
+	}
+	blocks := j.Size / int64(j.Block)
+	if blocks < int64(j.Depth) {
+		return zResult{}, fmt.Errorf("%s: %d bytes hold fewer than %d blocks of %d", j.File, j.Size, j.Depth, j.Block)
+	}
+	rng := rand.New(rand.NewPCG(j.Seed, 0x5eed))
+	next := int64(0)
+	var total, nreq int64
+	ru0 := rusage()
+	start := time.Now()
+	deadline := start.Add(j.Runtime)
+	for {
+		if j.Once && blocks-nreq < int64(len(reqs)) {
+			reqs = reqs[:blocks-nreq] // the last batch ends at the file's end
+		}
+		for i := range reqs {
+			if j.Random {
+				reqs[i].Off = rng.Int64N(blocks) * int64(j.Block)
+			} else {
+				reqs[i].Off = next * int64(j.Block)
+				next = (next + 1) % blocks
+			}
+		}
+		if err := f.ReadBatch(ctx, reqs); err != nil {
+			return zResult{}, err
+		}
+		for i := range reqs {
+			if reqs[i].Err != nil && reqs[i].Err != io.EOF {
+				return zResult{}, reqs[i].Err
+			}
+			total += int64(reqs[i].N)
+		}
+		nreq += int64(len(reqs))
+		if now := time.Now(); (!j.Once && !now.Before(deadline)) || (j.Once && nreq >= blocks) {
+			el := now.Sub(start).Seconds()
+			cpu := rusage() - ru0
+			st := f.Stats()
+			return zResult{
+				BytesPerSec: float64(total) / el, IOPS: float64(nreq) / el,
+				CPU: 100 * cpu.Seconds() / el, Calls: st.Calls * 1000 / max(st.Requests, 1),
+				Reason: b.Reason(),
+			}, nil
+		}
+	}
+}
+
+// rusage is the process's user+system CPU time so far (io_uring's io-wq
+// workers are threads of the process and count too, as they do for fio).
+func rusage() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
