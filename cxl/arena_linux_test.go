@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -147,18 +146,7 @@ func TestKilledPoolReclaimed(t *testing.T) {
 	}
 	defer s.Close()
 	all := s.freeExtents()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestKilledPoolReclaimed$")
-	cmd.Env = append(os.Environ(), "ZFLOW_CXL_POOL_CHILD="+path)
-	out, _ := cmd.StdoutPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	ready := make([]byte, 6)
-	if _, err := out.Read(ready); err != nil || string(ready) != "ready\n" {
-		cmd.Process.Kill()
-		cmd.Wait()
-		t.Fatalf("child: %q %v", ready, err)
-	}
+	cmd := startChild(t, "TestKilledPoolReclaimed", "ZFLOW_CXL_POOL_CHILD="+path)
 	if used := all - s.freeExtents(); used != 4 {
 		t.Errorf("child holds %d extents, want 4 (one of classes, three for 10 MiB)", used)
 	}

@@ -311,21 +311,7 @@ func TestKilledParticipant(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestKilledParticipant$")
-	cmd.Env = append(os.Environ(), "ZFLOW_CXL_CHILD="+path)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	ready := make([]byte, 6)
-	if _, err := out.Read(ready); err != nil || string(ready) != "ready\n" {
-		cmd.Process.Kill()
-		cmd.Wait()
-		t.Fatalf("child: %q %v", ready, err)
-	}
+	cmd := startChild(t, "TestKilledParticipant", "ZFLOW_CXL_CHILD="+path)
 	ps, err := s.Participants()
 	if err != nil || len(ps) != 1 || !ps[0].Alive || ps[0].PID != cmd.Process.Pid {
 		t.Fatalf("child attached: %+v %v", ps, err)
@@ -390,4 +376,27 @@ func raiseHugepages(t *testing.T, n int64) {
 	if free := readHugepages(t, freeHugepagesFile); free < n {
 		t.Skipf("only %d 2 MiB hugepages free after reserving %d more", free, n)
 	}
+}
+
+// startChild runs this test binary's test name in a child process with
+// env added, and returns once the child printed "ready" (it then holds
+// what the test wants killed).
+func startChild(t *testing.T, name, env string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^"+name+"$")
+	cmd.Env = append(os.Environ(), env)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ready := make([]byte, 6)
+	if _, err := out.Read(ready); err != nil || string(ready) != "ready\n" {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("child: %q %v", ready, err)
+	}
+	return cmd
 }
