@@ -30,7 +30,7 @@ uring_test_ldflags = $(if $(call uring_tests,$(1)),-ldflags='$(LINKNAME)')
 # arenas fall back to the Go heap and topology says what it cannot read.
 CROSS := darwin/arm64 windows/amd64
 
-.PHONY: run test build deps duckdb vet cross jaeger fuzz bench bench-overhead bench-tracing bench-arena bench-duckdb bench-net bench-io interop clean
+.PHONY: run test build deps duckdb vet cross jaeger fuzz bench bench-overhead bench-tracing bench-arena bench-duckdb bench-net bench-io bench-shm interop clean
 
 run: build
 	$(BIN) run pipelines/examples/quickstart.yaml
@@ -155,6 +155,14 @@ bench-net: build
 bench-io: build
 	@command -v fio >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fio; }
 	$(GO) run $(call uring_ldflags,./bench/cmd/io) ./bench/cmd/io
+
+# Handing batches to another process through a shared segment (cxl)
+# against their bytes over a Unix socket and loopback TCP, with one memcpy
+# as the reference: handoff latency (parked/spinning, pinned or not) and
+# throughput for 4 KiB to 64 MiB batches, in one run:
+# bench/results/shm.{json,md,png}. ~1 minute.
+bench-shm: deps
+	$(GO) run ./bench/cmd/shm
 
 # A real multi-node NUMA machine (CPU nodes 0 and 1, memory-only node 2 as
 # CXL memory appears) in a QEMU guest under TCG: boots a stock Debian kernel

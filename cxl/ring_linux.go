@@ -73,7 +73,8 @@ type Entry struct {
 
 // RingOptions tune waiting.
 type RingOptions struct {
-	// Spin is how long a side spins (yielding the processor) before it
+	// Spin is how long a side spins (polling, yielding the processor now
+	// and then) before it
 	// sleeps on the futex: 0 sleeps at once (the default, no CPU burnt);
 	// a few microseconds cut the handoff latency when both sides have a
 	// core of their own.
@@ -287,7 +288,12 @@ func (r *Ring) wait(ctx context.Context, alive func() error, ev, sleep int64, re
 			if i&63 == 63 && !time.Now().Before(until) {
 				break
 			}
-			runtime.Gosched()
+			// Yield now and then only: on a thread locked to a CPU a yield
+			// is a hand-off through the scheduler that costs more than the
+			// handoff being waited for.
+			if i&1023 == 1023 {
+				runtime.Gosched()
+			}
 		}
 	}
 	word, flag := r.word32(ev), r.word32(sleep)
