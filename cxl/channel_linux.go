@@ -9,9 +9,7 @@ import (
 	"hash/crc32"
 	"io"
 	"sync"
-	"sync/atomic"
 	"time"
-	"unsafe"
 )
 
 // A channel carries batch descriptors from one producer to a declared
@@ -181,7 +179,8 @@ type pendingBatch struct {
 	release func()
 }
 
-func validName(name string) error {
+// ValidChannelName says why name cannot name a channel (nil if it can).
+func ValidChannelName(name string) error {
 	if name == "" || len(name) > chNameBytes || bytes.IndexByte([]byte(name), 0) >= 0 {
 		return fmt.Errorf("cxl: channel name %q: want 1 to %d bytes, no NUL", name, chNameBytes)
 	}
@@ -191,7 +190,7 @@ func validName(name string) error {
 // Produce makes the channel name (or takes over one whose producer died,
 // continuing its sequence) with part as its producer.
 func (s *Segment) Produce(ctx context.Context, part *Participant, name string, opts ChannelOptions) (*Producer, error) {
-	if err := validName(name); err != nil {
+	if err := ValidChannelName(name); err != nil {
 		return nil, err
 	}
 	if opts.Consumers == 0 {
@@ -340,21 +339,32 @@ func (s *Segment) openProducer(part *Participant, i int, opts ChannelOptions) (*
 // consumer not attached yet, or dead and not replaced). With wait 0 the
 // producer waits as long as its context allows.
 func (p *Producer) consumerGone(k int, wait time.Duration) func() error {
-	var since time.Time
+	var w absence
 	return func() error {
 		slot := int(p.seg.u32(p.seg.consumerOff(p.idx, k)).Load()) - 1
-		if wait <= 0 || slot >= 0 && p.seg.slotAlive(slot) {
-			since = time.Time{}
-			return nil
-		}
-		if since.IsZero() {
-			since = time.Now()
-		}
-		if time.Since(since) >= wait {
+		return w.check(wait <= 0 || slot >= 0 && p.seg.slotAlive(slot), wait, func() error {
 			return fmt.Errorf("channel %s: consumer %d has not been attached and alive for %v", p.seg.chanName(p.idx), k, wait)
-		}
+		})
+	}
+}
+
+// absence times how long a peer has been missing, for the alive check of
+// a ring wait: it fails (with gone's error) once the peer has been absent
+// for wait in a row, which gives a dead peer's successor time to come.
+type absence struct{ since time.Time }
+
+func (a *absence) check(present bool, wait time.Duration, gone func() error) error {
+	if present {
+		a.since = time.Time{}
 		return nil
 	}
+	if a.since.IsZero() {
+		a.since = time.Now()
+	}
+	if time.Since(a.since) >= wait {
+		return gone()
+	}
+	return nil
 }
 
 // Next is the sequence number the next Publish gets.
@@ -519,7 +529,7 @@ type Delivery struct {
 // live process holds (a dead one's place is taken over: its batches not
 // acked are delivered again). It waits up to opts.Wait for the channel.
 func (s *Segment) Consume(ctx context.Context, part *Participant, name string, opts ChannelOptions) (*Consumer, error) {
-	if err := validName(name); err != nil {
+	if err := ValidChannelName(name); err != nil {
 		return nil, err
 	}
 	deadline := time.Now().Add(opts.Wait)
@@ -617,23 +627,15 @@ var ErrProducerFailed = errors.New("the producer failed")
 // producerAlive fails once the producer said it failed, or the channel has
 // had no live producer for c.wait.
 func (c *Consumer) producerAlive() func() error {
-	var since time.Time
+	var w absence
 	return func() error {
 		if c.seg.u32(c.seg.chanOff(c.idx)+chFlags).Load()&chanFailed != 0 {
 			return ErrProducerFailed
 		}
 		slot := int(c.seg.u32(c.seg.chanOff(c.idx)+chProducer).Load()) - 1
-		if c.seg.slotAlive(slot) {
-			since = time.Time{}
-			return nil
-		}
-		if since.IsZero() {
-			since = time.Now()
-		}
-		if time.Since(since) >= c.wait {
+		return w.check(c.seg.slotAlive(slot), c.wait, func() error {
 			return fmt.Errorf("channel %s has had no live producer for %v", c.seg.chanName(c.idx), c.wait)
-		}
-		return nil
+		})
 	}
 }
 
@@ -769,7 +771,7 @@ func (s *Segment) anyUnacked() bool {
 			if s.checkRange(ro, ringHeader, 64) != nil {
 				return true
 			}
-			if acked := (*atomic.Uint64)(unsafe.Pointer(&s.mem[ro+ringAcked])).Load(); acked < published {
+			if acked := s.u64(ro + ringAcked).Load(); acked < published {
 				return true
 			}
 		}

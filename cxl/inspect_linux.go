@@ -115,21 +115,18 @@ type GCResult struct {
 // channel has a batch some consumer has not acknowledged. A device's
 // segment is never removed.
 func (s *Segment) Collect(remove bool) (*GCResult, error) {
-	before, _ := s.Inspect()
+	free := s.freeExtents()
 	rec, err := s.Reclaim()
 	if err != nil {
 		return nil, err
 	}
-	after, err := s.Inspect()
+	res := &GCResult{Reclaimed: rec, Freed: s.freeExtents() - free}
+	ps, err := s.Participants()
 	if err != nil {
 		return nil, err
 	}
-	res := &GCResult{Reclaimed: rec}
-	if before != nil {
-		res.Freed = after.FreeExtents - before.FreeExtents
-	}
 	alive := 0
-	for _, p := range after.Participants {
+	for _, p := range ps {
 		if p.Alive {
 			alive++
 		}

@@ -31,8 +31,8 @@ const (
 )
 
 func checkChannelName(name string) error {
-	if name == "" || len(name) > 40 {
-		return engine.Errf("channel", "want a name of 1 to 40 bytes, got %q", name)
+	if err := cxl.ValidChannelName(name); err != nil {
+		return engine.Errf("channel", "%v", err)
 	}
 	return nil
 }

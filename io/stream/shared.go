@@ -82,19 +82,11 @@ func Rebase(e Encoded, bodyLen int64, where func(buf []byte) (int64, error)) (er
 	if rb == 0 {
 		return fmt.Errorf("stream: rebase: not a record batch")
 	}
-	// The body's slices by their offset in the body as written.
-	at := make(map[int64][]byte, len(e.Body))
-	var pos int64
-	for _, s := range e.Body {
-		if len(s) > 0 {
-			if _, dup := at[pos]; !dup {
-				at[pos] = s
-			}
-		}
-		pos += int64(len(s))
-	}
+	// The IPC writer lays the buffers out in order, each followed by its
+	// padding: walk the body's slices alongside the buffers vector.
 	le := binary.LittleEndian
 	v, n := b.vector(rb, 8, 16)
+	body, pos := e.Body, int64(0)
 	for i := 0; i < n; i++ {
 		p := v + 16*i
 		off, ln := int64(le.Uint64(b[p:])), int64(le.Uint64(b[p+8:]))
@@ -102,11 +94,14 @@ func Rebase(e Encoded, bodyLen int64, where func(buf []byte) (int64, error)) (er
 			le.PutUint64(b[p:], 0)
 			continue
 		}
-		s, ok := at[off]
-		if !ok || int64(len(s)) < ln {
+		for len(body) > 0 && (pos < off || len(body[0]) == 0) {
+			pos += int64(len(body[0]))
+			body = body[1:]
+		}
+		if len(body) == 0 || pos != off || int64(len(body[0])) < ln {
 			return fmt.Errorf("stream: rebase: buffer %d (%d bytes at %d) is not one slice of the body", i, ln, off)
 		}
-		no, err := where(s[:ln])
+		no, err := where(body[0][:ln])
 		if err != nil {
 			return err
 		}
