@@ -20,7 +20,9 @@ import (
 //	  0    4 state: 0 free, 1 open (stored last when made)
 //	  4    4 consumers (1..MaxConsumers)
 //	  8    4 ring capacity
-//	 12    4 flags: chanEnded (the producer published the end of stream)
+//	 12    4 flags: chanEnded (the producer published the end of stream),
+//	         chanFailed (it failed), chanDone (every consumer acked the end),
+//	         chanClosed (its producer finished, after chanDone)
 //	 16    4 producer's participant slot + 1
 //	 20    4 first extent of the channel's rings
 //	 24    4 extents holding the rings
@@ -32,18 +34,30 @@ import (
 //	336    8 schema offset (in the channel's extents, after the rings)
 //	344    4 schema bytes
 //	348    4 CRC-32C of the schema bytes
+//	352    8 stream: the sequence of the current stream's first batch
 //
 // The schema is the producer's, opaque here (the shm operators put an
 // Arrow IPC schema message in it); a producer that takes over a channel
 // must bring the same bytes.
 //
 // Each consumer has a Ring in the channel's extents. The producer pushes
-// (descriptor offset, length) to every consumer's ring; a consumer acks
+// (descriptor offset, length, mark) to every consumer's ring; a consumer acks
 // what it is done with, and the producer releases a batch once every
 // consumer acked it. Entries stay in a ring until acked, so a consumer
 // that takes over a dead one's place rewinds and gets what the dead one
 // had not acked: delivery is at least once, in sequence order, and a
 // consumer drops sequence numbers it has already delivered.
+//
+// A stream is what one producer run publishes, up to its end marker (an
+// entry with offset and length 0). A producer that takes over a channel
+// whose stream is not done (its producer died or failed before every
+// consumer acked the end; with ChannelOptions.Replay, also one whose
+// producer died after that but before it finished) continues that stream: it first completes the
+// last batch on the rings that lack it (the dead one may have died
+// between two pushes), then learns from that entry's mark — the
+// producer's position in its input, opaque here (the shm operators count
+// rows) — how far its predecessor got: Producer.Resume. A producer
+// taking over a done channel starts a new stream.
 //
 // A descriptor lives in the segment's data region, 8-byte aligned:
 // magic "ZFDS" (u32), total bytes (u32), sequence (u64), CRC-32C of the
@@ -72,10 +86,13 @@ const (
 	chSchemaOff = 336
 	chSchemaLen = 344
 	chSchemaCRC = 348
+	chStream    = 352
 	maxSchema   = 1 << 20
 
 	chanEnded  = 1
 	chanFailed = 2 // the producer failed: consumers stop with an error
+	chanDone   = 4 // every consumer acked the end of the stream
+	chanClosed = 8 // the producer finished (after chanDone)
 
 	// channelOwner marks the extents of channel i's rings in the extent
 	// table; retiredOwner those of a dead producer whose batches a
@@ -102,6 +119,16 @@ type ChannelOptions struct {
 	// Schema is what every batch of the channel is (opaque bytes, at most
 	// 1 MiB). Producer only: consumers read it with Consumer.Schema.
 	Schema []byte
+	// Replay says the producer reads its input again from its start: when
+	// it takes over from a producer that died after its stream was
+	// delivered but before it finished, it continues that stream (and has
+	// nothing to add) rather than start a new one. Producer only.
+	Replay bool
+	// Hold says the consumer acks only with AckAll, once its output is
+	// final: its batches stay in the segment until then, and Next fails,
+	// instead of waiting for ever, when the consumer holds a full ring.
+	// Consumer only.
+	Hold bool
 }
 
 func (s *Segment) chanOff(i int) int64 {
@@ -171,7 +198,18 @@ type Producer struct {
 	rings     []*Ring
 	pending   []pendingBatch // published, not yet acked by every consumer
 	next      uint64
+	mark      uint64 // the last entry's mark
+	ended     bool   // the stream's end is published
+	resume    *Resume
 	consAlive []func() error
+}
+
+// Resume says what a producer that took over an unfinished stream
+// continues: its predecessor's last published entry.
+type Resume struct {
+	Batches uint64 // batches (the end marker included) the stream had
+	Mark    uint64 // the last entry's mark: its producer's position
+	Ended   bool   // the end of the stream was published
 }
 
 type pendingBatch struct {
@@ -188,8 +226,22 @@ func ValidChannelName(name string) error {
 }
 
 // Produce makes the channel name (or takes over one whose producer died,
-// continuing its sequence) with part as its producer.
+// continuing its sequence and, when that one's stream is not done, the
+// stream: see Resume) with part as its producer.
 func (s *Segment) Produce(ctx context.Context, part *Participant, name string, opts ChannelOptions) (*Producer, error) {
+	p, err := s.produce(ctx, part, name, opts)
+	if err != nil || p.resume == nil {
+		return p, err
+	}
+	// Outside the table lock: a lagging ring may be full, and its consumer
+	// needs the lock to join and drain it.
+	if err := p.complete(ctx); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func (s *Segment) produce(ctx context.Context, part *Participant, name string, opts ChannelOptions) (*Producer, error) {
 	if err := ValidChannelName(name); err != nil {
 		return nil, err
 	}
@@ -226,12 +278,80 @@ func (s *Segment) Produce(ctx context.Context, part *Participant, name string, o
 			return nil, fmt.Errorf("cxl: segment %s: channel %s carries batches of another schema than this producer's", s.name, name)
 		}
 		s.u32(off + chProducer).Store(uint32(part.slot + 1))
-		s.u32(off + chFlags).Store(0) // a new stream on the channel
+		p, err := s.openProducer(part, i, opts)
+		if err != nil {
+			return nil, err
+		}
+		flags := s.u32(off + chFlags).Load()
+		if delivered := flags&chanDone != 0 || p.endAcked(); delivered && (flags&chanClosed != 0 || !opts.Replay) {
+			// A new stream on the channel.
+			s.u64(off + chStream).Store(p.next)
+			s.u32(off + chFlags).Store(0)
+			return p, nil
+		}
+		p.resume = &Resume{Batches: p.next - s.u64(off+chStream).Load()}
+		s.u32(off + chFlags).And(^uint32(chanFailed))
+		return p, nil
 	} else if i, err = s.makeChannel(part, name, opts); err != nil {
 		return nil, err
 	}
 	return s.openProducer(part, i, opts)
 }
+
+// endAcked says whether the stream's last entry is its end marker, on
+// every ring and acked by every consumer: the stream is done even if its
+// producer died before saying so.
+func (p *Producer) endAcked() bool {
+	if p.next == p.seg.u64(p.off+chStream).Load() || p.lowAcked() < p.next {
+		return false
+	}
+	for _, r := range p.rings {
+		if r.mine != p.next {
+			return false
+		}
+	}
+	e, err := p.rings[0].read(p.next - 1)
+	return err == nil && e.A == 0 && e.B == 0
+}
+
+// complete pushes the last entry of the stream a dead producer left to
+// the rings that lack it, and reads its mark.
+func (p *Producer) complete(ctx context.Context) error {
+	if p.resume.Batches == 0 {
+		return nil
+	}
+	last := p.next - 1
+	var have *Ring
+	for _, r := range p.rings {
+		if r.mine == p.next {
+			have = r
+			break
+		}
+	}
+	e, err := have.read(last)
+	if err != nil {
+		return err
+	}
+	for k, r := range p.rings {
+		if r.mine == p.next {
+			continue
+		}
+		if _, err := r.PushEntry(ctx, e, p.consAlive[k]); err != nil {
+			return fmt.Errorf("cxl: segment %s: channel %s: complete batch %d for consumer %d: %w", p.seg.name, p.seg.chanName(p.idx), last, k, err)
+		}
+	}
+	p.seg.u64(p.off + chPublished).Store(p.next)
+	p.mark = e.C
+	p.ended = e.A == 0 && e.B == 0
+	p.resume.Mark, p.resume.Ended = e.C, p.ended
+	return nil
+}
+
+// Resume says what stream this producer continues: nil when it made the
+// channel or started a new stream on it, else its predecessor's last
+// entry (the predecessor died, or failed, before every consumer acked the
+// end of its stream).
+func (p *Producer) Resume() *Resume { return p.resume }
 
 // makeChannel lays out a new channel: an entry, and its consumers' rings
 // in extents of its own.
@@ -246,6 +366,7 @@ func (s *Segment) makeChannel(part *Participant, name string, opts ChannelOption
 	if i < 0 {
 		return 0, fmt.Errorf("cxl: segment %s: make channel %s: all %d channels in use", s.name, name, s.hdr.Channels.Count)
 	}
+	s.freeUnmadeChannel(i)
 	ringBytes := RingBytes(opts.Capacity)
 	schemaAt := int64(opts.Consumers) * ringBytes
 	need := int((schemaAt + int64(len(opts.Schema)) + s.hdr.ExtentSize - 1) / s.hdr.ExtentSize)
@@ -275,8 +396,28 @@ func (s *Segment) makeChannel(part *Participant, name string, opts ChannelOption
 	le.PutUint64(b[chSchemaOff:], uint64(base+schemaAt))
 	le.PutUint32(b[chSchemaLen:], uint32(len(opts.Schema)))
 	le.PutUint32(b[chSchemaCRC:], crc32.Checksum(opts.Schema, castagnoli))
+	le.PutUint64(b[chStream:], 0)
 	s.u32(off + chState).Store(1)
 	return i, nil
+}
+
+// freeUnmadeChannel frees the extents a maker of channel entry i claimed
+// before it died (the entry is not open): only with the channel table
+// locked, so that no maker is at work.
+func (s *Segment) freeUnmadeChannel(i int) int {
+	if s.u32(s.chanOff(i)+chState).Load() != 0 {
+		return 0
+	}
+	n := 0
+	for x := 0; x < s.hdr.Extents.Count; x++ {
+		e := s.extentEntry(x)
+		if s.u32(e+extOwner).Load() == channelOwner|uint32(i) {
+			s.u32(e + extRun).Store(0)
+			s.u32(e + extOwner).Store(0)
+			n++
+		}
+	}
+	return n
 }
 
 // channelSchema copies channel ch's schema out and checks it: inside the
@@ -322,7 +463,7 @@ func (s *Segment) openProducer(part *Participant, i int, opts ChannelOptions) (*
 	if n < 1 || n > MaxConsumers {
 		return nil, fmt.Errorf("cxl: segment %s: channel %s at offset %d: %d consumers: %w", s.name, s.chanName(i), off+chConsumers, n, ErrCorrupt)
 	}
-	p := &Producer{seg: s, part: part, idx: i, off: off, next: s.u64(off + chPublished).Load()}
+	p := &Producer{seg: s, part: part, idx: i, off: off}
 	for k := 0; k < n; k++ {
 		r, err := s.ringOf(i, k, true, opts.Ring)
 		if err != nil {
@@ -330,6 +471,21 @@ func (s *Segment) openProducer(part *Participant, i int, opts ChannelOptions) (*
 		}
 		p.rings = append(p.rings, r)
 		p.consAlive = append(p.consAlive, p.consumerGone(k, opts.Wait))
+		p.next = max(p.next, r.mine)
+	}
+	// The rings say what was published: a producer that died between its
+	// pushes and storing the count left some a batch ahead of it, and at
+	// most that one batch ahead of the others.
+	for k, r := range p.rings {
+		if r.mine+1 < p.next {
+			return nil, fmt.Errorf("cxl: segment %s: channel %s: consumer %d's ring has %d entries, another's %d: %w", s.name, s.chanName(i), k, r.mine, p.next, ErrCorrupt)
+		}
+	}
+	if pub := s.u64(off + chPublished).Load(); pub > p.next || pub+1 < p.next {
+		return nil, fmt.Errorf("cxl: segment %s: channel %s: %d batches published, the rings hold %d: %w", s.name, s.chanName(i), pub, p.next, ErrCorrupt)
+	}
+	if st := s.u64(off + chStream).Load(); st > p.next {
+		return nil, fmt.Errorf("cxl: segment %s: channel %s: stream starts at batch %d of %d: %w", s.name, s.chanName(i), st, p.next, ErrCorrupt)
 	}
 	return p, nil
 }
@@ -372,14 +528,21 @@ func (p *Producer) Next() uint64 { return p.next }
 
 // Publish hands desc — DescHeaderBytes of header room followed by the
 // payload, in the segment's data region, 8-byte aligned — to every
-// consumer as batch Next(). It fills in the header, waits while a
+// consumer as batch Next(), with mark: the producer's position in its
+// input after this batch (what a successor learns from Resume). It fills in the header, waits while a
 // consumer's ring is full (backpressure) until ctx ends, and runs release
 // once every consumer acked the batch. Publish owns release whatever
 // happens: on an error before any consumer got the batch it runs it at
 // once; after some did, the stream is broken (the consumers are told the
 // producer failed) and release waits for their acks like any other.
-func (p *Producer) Publish(ctx context.Context, desc []byte, release func()) (uint64, error) {
+func (p *Producer) Publish(ctx context.Context, desc []byte, mark uint64, release func()) (uint64, error) {
 	s := p.seg
+	if p.ended {
+		if release != nil {
+			release()
+		}
+		return 0, fmt.Errorf("cxl: segment %s: channel %s: the stream already ended (its end was published by the producer this one took over from)", s.name, s.chanName(p.idx))
+	}
 	off, ok := s.Contains(desc)
 	if !ok || off%8 != 0 || len(desc) < DescHeaderBytes || len(desc) > MaxDescBytes {
 		if release != nil {
@@ -388,14 +551,9 @@ func (p *Producer) Publish(ctx context.Context, desc []byte, release func()) (ui
 		return 0, fmt.Errorf("cxl: segment %s: channel %s: a descriptor of %d bytes must lie 8-byte aligned in the segment's data region, %d to %d bytes", s.name, s.chanName(p.idx), len(desc), DescHeaderBytes, MaxDescBytes)
 	}
 	seq := p.next
-	le := binary.LittleEndian
-	le.PutUint32(desc[0:], descMagic)
-	le.PutUint32(desc[4:], uint32(len(desc)))
-	le.PutUint64(desc[8:], seq)
-	le.PutUint32(desc[16:], crc32.Checksum(desc[DescHeaderBytes:], castagnoli))
-	le.PutUint32(desc[20:], 0)
+	sealDesc(desc, seq)
 	for k, r := range p.rings {
-		if _, err := r.Push(ctx, uint64(off), uint64(len(desc)), p.consAlive[k]); err != nil {
+		if _, err := r.PushEntry(ctx, Entry{A: uint64(off), B: uint64(len(desc)), C: mark}, p.consAlive[k]); err != nil {
 			if k == 0 {
 				if release != nil {
 					release()
@@ -409,19 +567,26 @@ func (p *Producer) Publish(ctx context.Context, desc []byte, release func()) (ui
 			return 0, fmt.Errorf("cxl: segment %s: channel %s: batch %d reached %d of %d consumers: %w", s.name, s.chanName(p.idx), seq, k, len(p.rings), err)
 		}
 	}
-	p.next = seq + 1
+	p.next, p.mark = seq+1, mark
 	s.u64(p.off + chPublished).Store(p.next)
 	p.pending = append(p.pending, pendingBatch{seq: seq, release: release})
 	p.Reap()
 	return seq, nil
 }
 
+// sealDesc fills in desc's header for batch seq.
+func sealDesc(desc []byte, seq uint64) {
+	le := binary.LittleEndian
+	le.PutUint32(desc[0:], descMagic)
+	le.PutUint32(desc[4:], uint32(len(desc)))
+	le.PutUint64(desc[8:], seq)
+	le.PutUint32(desc[16:], crc32.Checksum(desc[DescHeaderBytes:], castagnoli))
+	le.PutUint32(desc[20:], 0)
+}
+
 // Reap releases the batches every consumer acked, oldest first.
 func (p *Producer) Reap() {
-	low := p.next
-	for _, r := range p.rings {
-		low = min(low, r.Acked())
-	}
+	low := p.lowAcked()
 	n := 0
 	for n < len(p.pending) && p.pending[n].seq < low {
 		if r := p.pending[n].release; r != nil {
@@ -440,33 +605,57 @@ func (p *Producer) Reap() {
 // consumer.
 func (p *Producer) Pending() int { return len(p.pending) }
 
-// End publishes the end of the stream and waits, until ctx ends, for
-// every consumer to ack everything; the releases run as acks arrive.
+// End publishes the end of the stream (unless the producer this one took
+// over from did) and waits, until ctx ends, for every consumer to ack
+// everything, the end included; the releases run as acks arrive. The
+// channel is then done: the next producer starts a new stream.
 func (p *Producer) End(ctx context.Context) error {
 	s := p.seg
-	s.u32(p.off + chFlags).Store(chanEnded)
-	for k, r := range p.rings {
-		if _, err := r.Push(ctx, 0, 0, p.consAlive[k]); err != nil {
-			return err
+	if !p.ended {
+		s.u32(p.off + chFlags).Or(chanEnded)
+		for k, r := range p.rings {
+			if _, err := r.PushEntry(ctx, Entry{C: p.mark}, p.consAlive[k]); err != nil {
+				return err
+			}
 		}
+		// The end marker takes a sequence number like a batch (a sequence
+		// is a ring position), and consumers ack it: a producer that later
+		// takes the channel over continues after it.
+		p.next++
+		p.ended = true
+		s.u64(p.off + chPublished).Store(p.next)
 	}
-	// The end marker takes a sequence number like a batch (a sequence is
-	// a ring position), and consumers ack it: a producer that later takes
-	// the channel over continues after it.
-	p.next++
-	s.u64(p.off + chPublished).Store(p.next)
 	for {
 		p.Reap()
-		if len(p.pending) == 0 {
+		if len(p.pending) == 0 && p.lowAcked() >= p.next {
+			s.u32(p.off + chFlags).Or(chanDone)
 			s.sweep()
 			return nil
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("cxl: segment %s: channel %s: %d batches not acked by every consumer: %w", s.name, s.chanName(p.idx), len(p.pending), ctx.Err())
+			return fmt.Errorf("cxl: segment %s: channel %s: %d batches not acked by every consumer: %w", s.name, s.chanName(p.idx), p.next-p.lowAcked(), ctx.Err())
 		case <-time.After(200 * time.Microsecond):
 		}
 	}
+}
+
+// Close says the producer finished after its stream was done (End
+// returned): a producer that takes the channel over starts a new stream
+// even with Replay. The last thing a producer does before it detaches.
+func (p *Producer) Close() {
+	if p.seg.u32(p.off+chFlags).Load()&chanDone != 0 {
+		p.seg.u32(p.off + chFlags).Or(chanClosed)
+	}
+}
+
+// lowAcked is the least of the consumers' acked counts.
+func (p *Producer) lowAcked() uint64 {
+	low := p.next
+	for _, r := range p.rings {
+		low = min(low, r.Acked())
+	}
+	return low
 }
 
 // Fail tells the consumers the producer failed (they stop with an error
@@ -516,6 +705,7 @@ type Consumer struct {
 	next  uint64          // the next sequence to deliver
 	done  map[uint64]bool // released out of order, above the ring's acked count
 	ended bool
+	hold  bool
 	desc  []byte
 }
 
@@ -580,7 +770,7 @@ func (s *Segment) join(ctx context.Context, part *Participant, name string, opts
 			s.u32(co + 4).Add(1) // a takeover
 		}
 		r.Rewind()
-		return &Consumer{seg: s, part: part, idx: i, k: k, ring: r, wait: opts.Wait, next: r.Acked(), done: map[uint64]bool{}}, nil
+		return &Consumer{seg: s, part: part, idx: i, k: k, ring: r, wait: opts.Wait, next: r.Acked(), done: map[uint64]bool{}, hold: opts.Hold}, nil
 	}
 	return nil, fmt.Errorf("cxl: segment %s: channel %s: all %d consumer places are held by live processes", s.name, name, n)
 }
@@ -648,6 +838,9 @@ func (c *Consumer) Next(ctx context.Context) (Delivery, error) {
 	}
 	alive := c.producerAlive()
 	for {
+		if c.hold && c.ring.Len() == 0 && c.next-c.ring.Acked() >= uint64(c.ring.Cap()) {
+			return Delivery{}, fmt.Errorf("cxl: segment %s: channel %s: this consumer holds every batch until its output is final, and it holds %d, all its ring has room for: the producer cannot publish more; make the channel's capacity larger than the stream's batches", c.seg.name, c.seg.chanName(c.idx), c.ring.Cap())
+		}
 		e, err := c.ring.Pop(ctx, alive)
 		if err != nil {
 			return Delivery{}, err
@@ -708,7 +901,8 @@ func (c *Consumer) read(e Entry) (Delivery, error) {
 
 // Release says the consumer is done with batch seq (and its buffers);
 // batches may be released in any order, and the producer learns of them
-// in sequence order.
+// in sequence order. A holding consumer (ChannelOptions.Hold) acks only
+// with AckAll.
 func (c *Consumer) Release(seq uint64) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -718,6 +912,9 @@ func (c *Consumer) Release(seq uint64) error {
 	}
 	if seq >= c.next {
 		return fmt.Errorf("cxl: segment %s: channel %s: release batch %d, not delivered yet (next %d)", c.seg.name, c.seg.chanName(c.idx), seq, c.next)
+	}
+	if c.hold {
+		return nil // AckAll acks
 	}
 	c.done[seq] = true
 	n := acked
@@ -729,6 +926,16 @@ func (c *Consumer) Release(seq uint64) error {
 		return c.ring.Ack(n)
 	}
 	return nil
+}
+
+// AckAll acks every batch delivered so far, released or not (the end
+// marker included once Next returned io.EOF): for a consumer that holds
+// its batches until its output is final.
+func (c *Consumer) AckAll() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	clear(c.done)
+	return c.ring.Ack(c.next)
 }
 
 // Leave gives up the consumer's place (after the end of the stream, or to

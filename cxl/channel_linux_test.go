@@ -40,7 +40,7 @@ func publish(t *testing.T, ctx context.Context, pool *Pool, prod *Producer, payl
 	t.Helper()
 	d := pool.Allocate(DescHeaderBytes + len(payload))
 	copy(d[DescHeaderBytes:], payload)
-	seq, err := prod.Publish(ctx, d, func() {
+	seq, err := prod.Publish(ctx, d, prod.Next()+1, func() {
 		*released++
 		pool.Free(d)
 	})
@@ -231,12 +231,7 @@ func TestChannelTakeover(t *testing.T) {
 		}
 		c2.Release(d.Seq)
 	}
-	if err := prod3.End(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c2.Next(ctx); err != io.EOF {
-		t.Errorf("after the end: %v", err)
-	}
+	endStream(t, ctx, prod3, c2)
 	// The first producer's batches 5..9 were allocated in the pool, which
 	// this test still holds: free them as their releases would have.
 	prod.Abandon()
@@ -274,7 +269,7 @@ func TestChannelCorruptDescriptor(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			released := 0
 			d := pool.Allocate(DescHeaderBytes + 16)
-			seq, err := prod.Publish(ctx, d, func() { released++; pool.Free(d) })
+			seq, err := prod.Publish(ctx, d, prod.Next()+1, func() { released++; pool.Free(d) })
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -291,7 +286,21 @@ func TestChannelCorruptDescriptor(t *testing.T) {
 			prod.Reap()
 		})
 	}
-	if err := prod.End(ctx); err != nil {
+	endStream(t, ctx, prod, cons)
+}
+
+// endStream ends prod's stream while cons reads up to its end: End
+// returns once every consumer acked the end marker.
+func endStream(t *testing.T, ctx context.Context, prod *Producer, cons ...*Consumer) {
+	t.Helper()
+	ended := make(chan error, 1)
+	go func() { ended <- prod.End(ctx) }()
+	for _, c := range cons {
+		if _, err := c.Next(ctx); err != io.EOF {
+			t.Errorf("after the end: %v, want io.EOF", err)
+		}
+	}
+	if err := <-ended; err != nil {
 		t.Fatal(err)
 	}
 }
@@ -316,7 +325,7 @@ func TestDeadProducerRetired(t *testing.T) {
 		t.Fatal(err)
 	}
 	desc := ps.extentBytes(x, 1)[:64]
-	if _, err := prod.Publish(ctx, desc, nil); err != nil {
+	if _, err := prod.Publish(ctx, desc, 0, nil); err != nil {
 		t.Fatal(err)
 	}
 	// The producer's process dies: simulate by dropping its locks without
@@ -347,4 +356,225 @@ func TestDeadProducerRetired(t *testing.T) {
 	}
 	ps.unmap()
 	ps.f.Close()
+}
+
+// TestChannelResume: a producer that takes over an unfinished stream
+// first completes the batch its predecessor left on some rings only, then
+// learns the predecessor's last mark; one that takes over a delivered and
+// closed stream starts a new one, and with Replay one whose producer died
+// after delivery but before closing continues it with nothing to add.
+func TestChannelResume(t *testing.T) {
+	pool, path := chanSetup(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	seg := pool.Segment()
+	pa, err := seg.Attach(RoleProducer, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := seg.Produce(ctx, pa, "c", ChannelOptions{Consumers: 2, Capacity: 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Resume() != nil {
+		t.Fatalf("a new channel resumes %+v", a.Resume())
+	}
+	var releasedA int
+	for i := range 5 {
+		d := pool.Allocate(DescHeaderBytes + 8)
+		copy(d[DescHeaderBytes:], fmt.Sprint(i))
+		if _, err := a.Publish(ctx, d, uint64(i+1)*100, func() { releasedA++; pool.Free(d) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// a dies while publishing batch 5: it reached consumer 0's ring only.
+	d5 := pool.Allocate(DescHeaderBytes + 8)
+	copy(d5[DescHeaderBytes:], "5")
+	sealDesc(d5, 5)
+	off, _ := seg.Contains(d5)
+	if _, err := a.rings[0].PushEntry(ctx, Entry{A: uint64(off), B: uint64(len(d5)), C: 600}, nil); err != nil {
+		t.Fatal(err)
+	}
+	pa.Detach()
+	pb, err := seg.Attach(RoleProducer, "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := seg.Produce(ctx, pb, "c", ChannelOptions{Consumers: 2, Capacity: 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := b.Resume(); r == nil || *r != (Resume{Batches: 6, Mark: 600}) || b.Next() != 6 {
+		t.Fatalf("b resumes %+v at %d, want 6 batches, mark 600, at 6", r, b.Next())
+	}
+	var cons []*Consumer
+	for k := range 2 {
+		s, p := attach(t, path, RoleConsumer)
+		defer s.Close()
+		c, err := s.Consume(ctx, p, "c", ChannelOptions{Hold: k == 0})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cons = append(cons, c)
+		for i := range 6 {
+			d, err := c.Next(ctx)
+			if err != nil || d.Seq != uint64(i) || string(d.Payload[:1]) != fmt.Sprint(i) {
+				t.Fatalf("consumer %d, batch %d: %+v %v", k, i, d, err)
+			}
+			c.Release(d.Seq)
+		}
+	}
+	var releasedB int
+	d := pool.Allocate(DescHeaderBytes + 8)
+	if _, err := b.Publish(ctx, d, 700, func() { releasedB++; pool.Free(d) }); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cons {
+		if got, err := c.Next(ctx); err != nil || got.Seq != 6 {
+			t.Fatalf("batch 6: %+v %v", got, err)
+		}
+		c.Release(6)
+	}
+	b.Reap()
+	if releasedB != 0 {
+		t.Fatal("a batch was released while a holding consumer had not acked it")
+	}
+	ended := make(chan error, 1)
+	go func() { ended <- b.End(ctx) }()
+	for _, c := range cons {
+		if _, err := c.Next(ctx); err != io.EOF {
+			t.Fatalf("the end: %v", err)
+		}
+	}
+	if err := cons[0].AckAll(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-ended; err != nil {
+		t.Fatal(err)
+	}
+	if releasedB != 1 {
+		t.Errorf("b's batch released %d times after every ack", releasedB)
+	}
+	// b dies after its stream was delivered, before it closed: with Replay
+	// its successor continues the stream (ended, nothing to publish); without,
+	// it starts a new one.
+	pb.Detach()
+	pc, err := seg.Attach(RoleProducer, "c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := seg.Produce(ctx, pc, "c", ChannelOptions{Consumers: 2, Replay: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := c.Resume(); r == nil || *r != (Resume{Batches: 8, Mark: 700, Ended: true}) {
+		t.Fatalf("c resumes %+v, want 8 batches, mark 700, ended", r)
+	}
+	late := pool.Allocate(DescHeaderBytes)
+	if _, err := c.Publish(ctx, late, 800, func() { pool.Free(late) }); err == nil || !strings.Contains(err.Error(), "already ended") {
+		t.Errorf("publish after the end: %v", err)
+	}
+	if err := c.End(ctx); err != nil { // nothing to wait for
+		t.Fatal(err)
+	}
+	c.Close()
+	pc.Detach()
+	pd, err := seg.Attach(RoleProducer, "d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dp, err := seg.Produce(ctx, pd, "c", ChannelOptions{Consumers: 2, Replay: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dp.Resume() != nil || dp.Next() != 8 {
+		t.Errorf("after a closed stream: resume %+v at %d, want a new stream at 8", dp.Resume(), dp.Next())
+	}
+	rep, err := seg.Inspect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ch := rep.Channels[0]; ch.Ended || ch.Done || ch.Closed || ch.Published != 8 {
+		t.Errorf("the new stream's channel: %+v", ch)
+	}
+	pd.Detach()
+	// a's batches were allocated in the pool this test holds.
+	for _, d := range a.pending {
+		d.release()
+	}
+	if releasedA != 5 {
+		t.Errorf("a's releases: %d", releasedA)
+	}
+	pool.Free(d5)
+}
+
+// TestChannelHoldFull: a consumer that holds every batch until its output
+// is final, on a ring too small for the stream, fails with an error that
+// says so instead of waiting for ever.
+func TestChannelHoldFull(t *testing.T) {
+	pool, path := chanSetup(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	seg := pool.Segment()
+	pp, err := seg.Attach(RoleProducer, "p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	prod, err := seg.Produce(ctx, pp, "c", ChannelOptions{Capacity: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	released := 0
+	for i := range 2 {
+		publish(t, ctx, pool, prod, fmt.Sprint(i), &released)
+	}
+	s, p := attach(t, path, RoleConsumer)
+	defer s.Close()
+	cons, err := s.Consume(ctx, p, "c", ChannelOptions{Hold: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		if _, err := cons.Next(ctx); err != nil {
+			t.Fatal(i, err)
+		}
+		cons.Release(uint64(i))
+	}
+	if _, err := cons.Next(ctx); err == nil || !strings.Contains(err.Error(), "holds every batch") {
+		t.Fatalf("a full ring of held batches: %v", err)
+	}
+	if err := cons.AckAll(); err != nil {
+		t.Fatal(err)
+	}
+	prod.Reap()
+	if released != 2 {
+		t.Errorf("%d released after AckAll", released)
+	}
+}
+
+// TestChannelMakerDied: extents a channel's maker claimed before it died
+// (its entry never opened) are freed by the next maker of that entry.
+func TestChannelMakerDied(t *testing.T) {
+	pool, _ := chanSetup(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	seg := pool.Segment()
+	if _, err := seg.claimExtents(channelOwner|0, 3, 0); err != nil {
+		t.Fatal(err)
+	}
+	pp, err := seg.Attach(RoleProducer, "p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pp.Detach()
+	if _, err := seg.Produce(ctx, pp, "c", ChannelOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := seg.Inspect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := rep.ByOwner["channel 0"]; n != 1 {
+		t.Errorf("channel 0 holds %d extents, want its own 1: %v", n, rep.ByOwner)
+	}
 }

@@ -168,7 +168,7 @@ func TestLiveCorruption(t *testing.T) {
 			d := pool.Allocate(DescHeaderBytes + 16)
 			binary.LittleEndian.PutUint64(d[DescHeaderBytes:], uint64(i)*31)
 			descs = append(descs, d)
-			if _, err := prod.Publish(ctx, d, func() { released++ }); err != nil {
+			if _, err := prod.Publish(ctx, d, prod.Next()+1, func() { released++ }); err != nil {
 				break
 			}
 			if i%10 == 5 {

@@ -41,7 +41,7 @@ import (
 // anew at the same path or device).
 const (
 	Magic       = "ZFLOWSEG"
-	Version     = 1
+	Version     = 2
 	HeaderBytes = 4096
 	StaticBytes = 256
 

@@ -48,7 +48,7 @@ func TestHeaderRefusals(t *testing.T) {
 	}{
 		{"magic", func(b []byte) { b[0] = 'X' }, 0, ErrNotSegment, false},
 		{"not ready", func(b []byte) { le.PutUint32(b[8:], 0) }, 8, ErrNotReady, false},
-		{"newer version", func(b []byte) { le.PutUint32(b[8:], 2) }, 8, nil, true},
+		{"newer version", func(b []byte) { le.PutUint32(b[8:], Version+1) }, 8, nil, true},
 		{"flipped byte", func(b []byte) { b[70] ^= 1 }, offCRC, nil, false},
 		{"header bytes", func(b []byte) { le.PutUint32(b[12:], 8192) }, 12, nil, true},
 		{"size", func(b []byte) { le.PutUint64(b[16:], uint64(h.Size)*2) }, 16, nil, true},

@@ -32,6 +32,8 @@ type ChannelInfo struct {
 	Consumers []ConsumerInfo `json:"consumers"`
 	Published uint64         `json:"published"` // batches (and end markers) published
 	Ended     bool           `json:"ended"`
+	Done      bool           `json:"done"`   // every consumer acked the end
+	Closed    bool           `json:"closed"` // and the producer finished
 	Failed    bool           `json:"failed"`
 	Producer  int            `json:"producer_slot"` // -1: none
 	Capacity  int            `json:"capacity"`
@@ -82,7 +84,7 @@ func (s *Segment) Inspect() (*Report, error) {
 		flags := s.u32(off + chFlags).Load()
 		c := ChannelInfo{
 			Name: s.chanName(ch), Published: s.u64(off + chPublished).Load(),
-			Ended: flags&chanEnded != 0, Failed: flags&chanFailed != 0,
+			Ended: flags&chanEnded != 0, Done: flags&chanDone != 0, Closed: flags&chanClosed != 0, Failed: flags&chanFailed != 0,
 			Producer: int(s.u32(off+chProducer).Load()) - 1, Capacity: int(s.u32(off + chCap).Load()),
 		}
 		n := min(int(s.u32(off+chConsumers).Load()), MaxConsumers)

@@ -35,7 +35,7 @@ import (
 //	192      entries: capacity × RingEntryBytes
 //
 // An entry (RingEntryBytes): sequence u64 (its index: a reader checks it),
-// A u64, B u64, CRC-32C of the first 24 bytes u32, zero u32. The producer
+// A u64, B u64, C u64, CRC-32C of the first 32 bytes u32, zero u32. The producer
 // writes an entry, then stores the tail; the consumer reads the tail, then
 // the entry, then stores the head: the cursors are the only words both
 // read, each written by one side (Go's atomics are sequentially consistent,
@@ -48,7 +48,7 @@ import (
 // costs no system call. Every wait has a timeout, so a sleeper re-checks
 // its context and its peer.
 const (
-	RingEntryBytes = 32
+	RingEntryBytes = 40
 	ringHeader     = 192
 	ringTail       = 0
 	ringCap        = 8
@@ -62,13 +62,17 @@ const (
 	maxRingCap     = 1 << 20
 )
 
-// RingBytes is the size of a ring of capacity entries.
-func RingBytes(capacity int) int64 { return ringHeader + int64(capacity)*RingEntryBytes }
+// RingBytes is the size of a ring of capacity entries, rounded up to a
+// cache line (rings are laid out one after another, each 64-byte aligned).
+func RingBytes(capacity int) int64 {
+	return (ringHeader + int64(capacity)*RingEntryBytes + 63) &^ 63
+}
 
-// Entry is what a ring carries: two words whose meaning is the channel's.
+// Entry is what a ring carries: three words whose meaning is the
+// channel's.
 type Entry struct {
-	Seq  uint64
-	A, B uint64
+	Seq     uint64
+	A, B, C uint64
 }
 
 // RingOptions tune waiting.
@@ -179,6 +183,12 @@ func (r *Ring) Cap() int { return int(r.cap) }
 // returns it; with every slot holding an entry not yet acked it waits for
 // room until ctx ends or alive (may be nil) says the consumer is gone.
 func (r *Ring) Push(ctx context.Context, a, b uint64, alive func() error) (uint64, error) {
+	return r.PushEntry(ctx, Entry{A: a, B: b}, alive)
+}
+
+// PushEntry is Push of all three words of e (its Seq is ignored: the
+// entry gets the ring's count so far).
+func (r *Ring) PushEntry(ctx context.Context, in Entry, alive func() error) (uint64, error) {
 	t := r.mine
 	if t-r.theirs >= r.cap {
 		if err := r.wait(ctx, alive, ringSpaceEv, ringProdSleep, func() bool {
@@ -194,10 +204,11 @@ func (r *Ring) Push(ctx context.Context, a, b uint64, alive func() error) (uint6
 	e := r.entry(t)
 	le := binary.LittleEndian
 	le.PutUint64(e[0:], t)
-	le.PutUint64(e[8:], a)
-	le.PutUint64(e[16:], b)
-	le.PutUint32(e[24:], crc32.Checksum(e[:24], castagnoli))
-	le.PutUint32(e[28:], 0)
+	le.PutUint64(e[8:], in.A)
+	le.PutUint64(e[16:], in.B)
+	le.PutUint64(e[24:], in.C)
+	le.PutUint32(e[32:], crc32.Checksum(e[:32], castagnoli))
+	le.PutUint32(e[36:], 0)
 	r.mine = t + 1
 	r.word(ringTail).Store(t + 1)
 	if r.word32(ringConsSleep).Load() != 0 {
@@ -224,20 +235,29 @@ func (r *Ring) Pop(ctx context.Context, alive func() error) (Entry, error) {
 	if r.theirs-h > r.cap {
 		return Entry{}, fmt.Errorf("cxl: %s: tail %d is %d entries past head %d, capacity %d: %w", r.where, r.theirs, r.theirs-h, h, r.cap, ErrCorrupt)
 	}
-	e := r.entry(h)
-	var cp [RingEntryBytes]byte
-	copy(cp[:], e) // read once: the checks and the result see the same bytes
-	le := binary.LittleEndian
-	ent := Entry{Seq: le.Uint64(cp[0:]), A: le.Uint64(cp[8:]), B: le.Uint64(cp[16:])}
-	at := r.off + ringHeader + int64(h&r.mask)*RingEntryBytes
-	if sum := crc32.Checksum(cp[:24], castagnoli); le.Uint32(cp[24:]) != sum {
-		return Entry{}, fmt.Errorf("cxl: %s: entry %d at offset %d: checksum %#08x, the entry sums to %#08x: %w", r.where, h, at, le.Uint32(cp[24:]), sum, ErrCorrupt)
-	}
-	if ent.Seq != h {
-		return Entry{}, fmt.Errorf("cxl: %s: entry at offset %d has sequence %d, want %d: %w", r.where, at, ent.Seq, h, ErrCorrupt)
+	ent, err := r.read(h)
+	if err != nil {
+		return Entry{}, err
 	}
 	r.mine = h + 1
 	r.word(ringHead).Store(h + 1)
+	return ent, nil
+}
+
+// read copies entry i out and checks it: its checksum, and its sequence
+// is i.
+func (r *Ring) read(i uint64) (Entry, error) {
+	var cp [RingEntryBytes]byte
+	copy(cp[:], r.entry(i)) // read once: the checks and the result see the same bytes
+	le := binary.LittleEndian
+	ent := Entry{Seq: le.Uint64(cp[0:]), A: le.Uint64(cp[8:]), B: le.Uint64(cp[16:]), C: le.Uint64(cp[24:])}
+	at := r.off + ringHeader + int64(i&r.mask)*RingEntryBytes
+	if sum := crc32.Checksum(cp[:32], castagnoli); le.Uint32(cp[32:]) != sum {
+		return Entry{}, fmt.Errorf("cxl: %s: entry %d at offset %d: checksum %#08x, the entry sums to %#08x: %w", r.where, i, at, le.Uint32(cp[32:]), sum, ErrCorrupt)
+	}
+	if ent.Seq != i {
+		return Entry{}, fmt.Errorf("cxl: %s: entry at offset %d has sequence %d, want %d: %w", r.where, at, ent.Seq, i, ErrCorrupt)
+	}
 	return ent, nil
 }
 

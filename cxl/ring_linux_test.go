@@ -162,7 +162,7 @@ func TestRingCorruption(t *testing.T) {
 		{"entry sequence", func(s *Segment, off int64) {
 			e := s.mem[off+ringHeader:]
 			binary.LittleEndian.PutUint64(e, 99)
-			binary.LittleEndian.PutUint32(e[24:], crc(e[:24]))
+			binary.LittleEndian.PutUint32(e[32:], crc(e[:32]))
 		}, "sequence 99, want 0"},
 		{"tail far ahead", func(s *Segment, off int64) { binary.LittleEndian.PutUint64(s.mem[off+ringTail:], 1<<40) }, "entries past head"},
 	} {
@@ -268,4 +268,14 @@ func ringChild(path string) {
 		}
 	}
 	os.Exit(0)
+}
+
+// TestRingBytesAligned: rings laid out one after another stay 64-byte
+// aligned whatever their capacity.
+func TestRingBytesAligned(t *testing.T) {
+	for c := 2; c <= maxRingCap; c *= 2 {
+		if n := RingBytes(c); n%64 != 0 || n < ringHeader+int64(c)*RingEntryBytes {
+			t.Errorf("RingBytes(%d) = %d", c, n)
+		}
+	}
 }

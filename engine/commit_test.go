@@ -192,3 +192,82 @@ func TestCommitNamesSinks(t *testing.T) {
 	}
 	checkNoLeaks(t, mem)
 }
+
+// outcomeSource is the seq source that records the run's outcome.
+type outcomeSource struct {
+	Source
+	log *eventLog
+	err error
+}
+
+func (s *outcomeSource) RunEnded(committed bool) error {
+	s.log.add(fmt.Sprintf("ended committed=%v", committed))
+	return s.err
+}
+
+// TestOutcome: an instance implementing Outcome learns, after the sinks,
+// whether the run's output was committed; its error after a commit fails
+// the run, naming it.
+func TestOutcome(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		commitErr int // sink instance whose Commit fails, or -1
+		endErr    error
+		want      []string
+		wantErr   string
+	}{
+		{"committed", -1, nil, []string{"commit a/0", "forget a/0", "ended committed=true"}, ""},
+		{"aborted", 0, errors.New("not reported"), []string{"commit a/0", "abort a/0", "ended committed=false"}, "disk full"},
+		{"ack failed", -1, errors.New("ack lost"), []string{"commit a/0", "forget a/0", "ended committed=true"}, `engine: "src" after the run's output was committed: ack lost`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			reg := testRegistry()
+			log := &eventLog{}
+			reg.MustRegister(Spec{
+				Name: "oseq", Kind: KindSource,
+				NewConfig: func() any { return &seqConfig{} },
+				Build: func(bc *BuildContext, cfg any) (Factory, error) {
+					return outcomeFactory{seqFactory{cfg.(*seqConfig)}, log, tc.endErr}, nil
+				},
+			})
+			reg.MustRegister(Spec{
+				Name: "script", Kind: KindSink, MinInputs: 1, MaxInputs: 1,
+				NewConfig: func() any { return &scriptConfig{} },
+				Build: func(bc *BuildContext, cfg any) (Factory, error) {
+					return scriptFactory{cfg: cfg.(*scriptConfig)}, nil
+				},
+			})
+			g := &Graph{Name: "t", Nodes: []*Node{
+				{ID: "src", Kind: KindSource, Type: "oseq", Config: &seqConfig{Batches: 2, Rows: 10}},
+				{ID: "a", Kind: KindSink, Type: "script", Inputs: []string{"src"}, Config: &scriptConfig{FailInstance: tc.commitErr, log: log}},
+			}}
+			p, err := Compile(g, CompileOptions{Registry: reg})
+			if err != nil {
+				t.Fatal(err)
+			}
+			mem := newCountingAlloc()
+			_, err = p.Run(context.Background(), RunOptions{Alloc: mem})
+			if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
+				t.Fatalf("error %v, want %q", err, tc.wantErr)
+			}
+			if !slices.Equal(log.ev, tc.want) {
+				t.Fatalf("events %q, want %q", log.ev, tc.want)
+			}
+			checkNoLeaks(t, mem)
+		})
+	}
+}
+
+type outcomeFactory struct {
+	seqFactory
+	log *eventLog
+	err error
+}
+
+func (f outcomeFactory) New(ic *InstanceContext) (any, error) {
+	op, err := f.seqFactory.New(ic)
+	if err != nil {
+		return nil, err
+	}
+	return &outcomeSource{Source: op.(Source), log: f.log, err: f.err}, nil
+}

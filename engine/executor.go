@@ -67,6 +67,7 @@ type Execution struct {
 	mem     *runMemory
 	pin     *pinner
 	sinks   []Sink
+	ends    []ender // instances that implement Outcome
 	sinksMu sync.Mutex
 	wg      sync.WaitGroup
 
@@ -263,6 +264,9 @@ func (p *Plan) Start(ctx context.Context, opts RunOptions) *Execution {
 			if s, ok := op.(Sink); ok {
 				x.sinks = append(x.sinks, s)
 			}
+			if o, ok := op.(Outcome); ok {
+				x.ends = append(x.ends, ender{o, n.ID})
+			}
 		}
 		if buildErr != nil {
 			break
@@ -291,6 +295,12 @@ func (p *Plan) Start(ctx context.Context, opts RunOptions) *Execution {
 		x.finish()
 	}()
 	return x
+}
+
+// ender is an instance that implements Outcome, with its node's id.
+type ender struct {
+	Outcome
+	node string
 }
 
 func newInstance(n *planNode, ic *InstanceContext) (op any, err error) {
@@ -589,6 +599,12 @@ func (x *Execution) finish() {
 	} else {
 		for _, s := range x.sinks {
 			s.Abort()
+		}
+	}
+	committed := err == nil
+	for _, e := range x.ends {
+		if eerr := e.RunEnded(committed); eerr != nil && committed {
+			err = errors.Join(err, fmt.Errorf("engine: %q after the run's output was committed: %w", e.node, eerr))
 		}
 	}
 	x.errMu.Lock()

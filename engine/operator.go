@@ -63,6 +63,18 @@ type Sink interface {
 	Abort()
 }
 
+// Outcome is an optional interface of any instance (a source, typically)
+// that must learn how the run ended before it lets go of its input:
+// RunEnded is called once, after the sinks were committed (committed true:
+// every sink's output is final) or aborted (false), before the summary is
+// made. A source reading from a log or a queue acknowledges there what
+// the run consumed only when committed, so that a run that dies or fails
+// leaves it to be read again. An error with committed true fails the run
+// although its output is in place (the error should say so).
+type Outcome interface {
+	RunEnded(committed bool) error
+}
+
 // Releaser is an optional interface of any instance (source, transform or
 // sink) that holds resources: Release is called once, when the instance's
 // goroutine ends (its input done, or the run failed or was cancelled),

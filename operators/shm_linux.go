@@ -58,6 +58,9 @@ func buildShmOut(bc *engine.BuildContext, c any) (engine.Factory, error) {
 	if cfg.Wait <= 0 {
 		errs = append(errs, engine.Errf("wait", "must be positive, got %v", cfg.Wait))
 	}
+	if cfg.Resume != "replay" && cfg.Resume != "append" {
+		errs = append(errs, engine.Errf("resume", "want replay or append, got %q", cfg.Resume))
+	}
 	schema, err := checkSinkInput(bc)
 	if err != nil {
 		errs = append(errs, err)
@@ -101,6 +104,12 @@ type shmOutSink struct {
 	data int64 // the data region's offset
 	done bool
 
+	// pos is this run's position in its input (rows), the mark each batch
+	// carries; skip is what is left to skip of rows a producer this run
+	// took over from published (resume: replay).
+	pos, skip, skipped int64
+	resumed            *cxl.Resume
+
 	batches, byRef, copied int64
 }
 
@@ -123,19 +132,66 @@ func (s *shmOutSink) open(ctx context.Context) error {
 		return fmt.Errorf("shm_out: %w", err)
 	}
 	s.prod, err = s.seg.Produce(ctx, s.part, cfg.Channel, cxl.ChannelOptions{
-		Consumers: cfg.Consumers, Capacity: cfg.Capacity, Wait: cfg.Wait, Schema: schema,
+		Consumers: cfg.Consumers, Capacity: cfg.Capacity, Wait: cfg.Wait, Schema: schema, Replay: cfg.Resume == "replay",
 	})
 	if err != nil {
 		return fmt.Errorf("shm_out: %w", err)
 	}
 	s.enc = stream.NewBatchEncoder(s.f.schema, s.pool)
-	s.ic.SetIO("shm", fmt.Sprintf("segment %s (%s), channel %s", cfg.Path, s.seg.Backing(), cfg.Channel))
+	detail := fmt.Sprintf("segment %s (%s), channel %s", cfg.Path, s.seg.Backing(), cfg.Channel)
+	if r := s.prod.Resume(); r != nil {
+		s.resumed = r
+		mark := int64(r.Mark)
+		if cfg.Resume == "replay" {
+			s.skip = mark
+		} else {
+			s.pos = mark
+			if r.Ended {
+				return fmt.Errorf("shm_out: channel %s: the producer this run took over from had published the end of its stream (%d rows); with resume: append there is nothing to add to it", cfg.Channel, mark)
+			}
+		}
+		detail += fmt.Sprintf(", took over a stream at row %d (resume: %s)", mark, cfg.Resume)
+		if s.ic.Logger != nil {
+			s.ic.Logger.Warn("shm_out: took over a channel whose producer died before its stream was done",
+				"channel", cfg.Channel, "batches", r.Batches, "rows", mark, "ended", r.Ended, "resume", cfg.Resume)
+		}
+	}
+	s.ic.SetIO("shm", detail)
 	return nil
+}
+
+// skipPublished drops what of in a producer this run took over from
+// already published (resume: replay): it returns in itself, a slice of it
+// (a reference, to release), or nil when all of it was published.
+func (s *shmOutSink) skipPublished(in arrow.RecordBatch) (arrow.RecordBatch, bool) {
+	n := in.NumRows()
+	s.pos += n
+	if s.skip == 0 {
+		return in, false
+	}
+	if n <= s.skip {
+		s.skip -= n
+		s.skipped += n
+		return nil, false
+	}
+	k := s.skip
+	s.skip, s.skipped = 0, s.skipped+k
+	return in.NewSlice(k, n), true
 }
 
 func (s *shmOutSink) Write(ctx context.Context, port int, in arrow.RecordBatch) error {
 	if err := s.open(ctx); err != nil {
 		return err
+	}
+	in, sliced := s.skipPublished(in)
+	if in == nil {
+		return nil
+	}
+	if sliced {
+		defer in.Release()
+	}
+	if r := s.resumed; r != nil && r.Ended {
+		return fmt.Errorf("shm_out: channel %s: its stream ended after %d rows, published by the producer this run took over from, and this run's input has more: it is not the same input read again (resume: replay)", s.f.cfg.Channel, r.Mark)
 	}
 	e, release, err := s.enc.Encode(in)
 	if err != nil {
@@ -172,7 +228,7 @@ func (s *shmOutSink) Write(ctx context.Context, port int, in arrow.RecordBatch) 
 	binary.LittleEndian.PutUint32(p[shmMetaLen:], uint32(len(e.Meta)))
 	copy(p[shmMeta:], e.Meta)
 	// Publish owns the release from here, error or not.
-	if _, err := s.prod.Publish(ctx, desc, func() {
+	if _, err := s.prod.Publish(ctx, desc, uint64(s.pos), func() {
 		freeAll()
 		s.pool.Free(desc)
 	}); err != nil {
@@ -185,6 +241,9 @@ func (s *shmOutSink) Write(ctx context.Context, port int, in arrow.RecordBatch) 
 func (s *shmOutSink) Close(ctx context.Context) error {
 	if err := s.open(ctx); err != nil {
 		return err
+	}
+	if s.skip > 0 {
+		return fmt.Errorf("shm_out: channel %s: the producer this run took over from published %d rows, and this run's input has only %d: it is not the same input read again (resume: replay); the consumers keep what they got", s.f.cfg.Channel, s.resumed.Mark, s.pos)
 	}
 	wctx, cancel := context.WithTimeout(ctx, s.f.cfg.Wait)
 	defer cancel()
@@ -204,9 +263,10 @@ func (s *shmOutSink) finish() error {
 		s.ic.Ledger.Copied("into the shared segment (batch not in it)", s.copied)
 	}
 	if s.ic.Logger != nil {
-		s.ic.Logger.Info("shm_out done", "channel", s.f.cfg.Channel, "batches", s.batches, "by_reference_bytes", s.byRef, "copied_bytes", s.copied)
+		s.ic.Logger.Info("shm_out done", "channel", s.f.cfg.Channel, "batches", s.batches, "by_reference_bytes", s.byRef, "copied_bytes", s.copied, "rows_skipped", s.skipped)
 	}
 	s.enc.Close()
+	s.prod.Close()
 	s.part.Detach()
 	return s.pool.Close()
 }
@@ -249,6 +309,9 @@ func buildShmIn(bc *engine.BuildContext, c any) (engine.Factory, error) {
 	case "full", "basic", "none":
 	default:
 		errs = append(errs, engine.Errf("validate", "want full, basic or none, got %q", cfg.Validate))
+	}
+	if cfg.Ack != "release" && cfg.Ack != "commit" {
+		errs = append(errs, engine.Errf("ack", "want release or commit, got %q", cfg.Ack))
 	}
 	var schema *arrow.Schema
 	if len(cfg.Schema) > 0 {
@@ -321,6 +384,29 @@ func (f *shmInFactory) New(ic *engine.InstanceContext) (any, error) {
 type shmInSource struct {
 	f  *shmInFactory
 	ic *engine.InstanceContext
+	// With ack: commit, the consumer and the hold on the mapping live until
+	// RunEnded says whether the output was committed.
+	cons *cxl.Consumer
+	hold *shmHold
+}
+
+// RunEnded, with ack: commit, acknowledges every batch once the run's
+// output is committed, and gives the consumer's place up either way (a
+// run that failed leaves its batches to the next consumer).
+func (s *shmInSource) RunEnded(committed bool) error {
+	if s.cons == nil {
+		return nil
+	}
+	var err error
+	if committed {
+		if err = s.cons.AckAll(); err != nil {
+			err = fmt.Errorf("shm_in: acknowledge channel %s: %w (the next consumer run gets these batches again)", s.f.cfg.Channel, err)
+		}
+	}
+	s.cons.Leave()
+	s.cons = nil
+	s.hold.done()
+	return err
 }
 
 func (s *shmInSource) Run(ctx context.Context, out engine.Emitter) error {
@@ -339,9 +425,14 @@ func (s *shmInSource) Run(ctx context.Context, out engine.Emitter) error {
 	// which may be after Run returns.
 	hold := &shmHold{detach: part.Detach, unshare: unshare}
 	defer hold.end()
-	cons, err := seg.Consume(ctx, part, cfg.Channel, cxl.ChannelOptions{Wait: cfg.Wait})
+	commit := cfg.Ack == "commit"
+	cons, err := seg.Consume(ctx, part, cfg.Channel, cxl.ChannelOptions{Wait: cfg.Wait, Hold: commit})
 	if err != nil {
 		return fmt.Errorf("shm_in: %w", err)
+	}
+	if commit {
+		hold.add() // until RunEnded
+		s.cons, s.hold = cons, hold
 	}
 	raw, err := cons.Schema()
 	if err != nil {
@@ -355,7 +446,7 @@ func (s *shmInSource) Run(ctx context.Context, out engine.Emitter) error {
 		return fmt.Errorf("shm_in: channel %s: %w", cfg.Channel, err)
 	}
 	s.ic.SetIO("shm", fmt.Sprintf("segment %s (%s), channel %s, consumer %d", cfg.Path, seg.Backing(), cfg.Channel, cons.Index()))
-	mr := &shmMessages{ctx: ctx, seg: seg, cons: cons, schema: raw, hold: hold}
+	mr := &shmMessages{ctx: ctx, seg: seg, cons: cons, schema: raw, hold: hold, ack: !commit}
 	rdr, err := ipc.NewReaderFromMessageReader(mr, ipc.WithAllocator(s.ic.Alloc))
 	if err != nil {
 		return fmt.Errorf("shm_in: %w", err)
@@ -370,7 +461,9 @@ func (s *shmInSource) Run(ctx context.Context, out engine.Emitter) error {
 			if mr.err != nil {
 				return fmt.Errorf("shm_in: %w", mr.err)
 			}
-			cons.Leave()
+			if !commit {
+				cons.Leave()
+			}
 			return nil
 		}
 		rec := rdr.RecordBatch()
@@ -446,6 +539,7 @@ type shmMessages struct {
 	err     error
 	last    *ipc.Message // released when the next is asked for, as arrow-go expects
 	hold    *shmHold
+	ack     bool // acknowledge each batch when released (ack: release)
 }
 
 func (m *shmMessages) Retain() {}
@@ -491,7 +585,7 @@ func (m *shmMessages) Message() (*ipc.Message, error) {
 	hdr := m.seg.Header()
 	region := m.seg.Bytes()[hdr.DataOff : hdr.DataOff+hdr.DataBytes]
 	m.hold.add()
-	body := memory.NewBufferWithAllocator(region, &ackOnFree{cons: m.cons, seq: d.Seq, hold: m.hold})
+	body := memory.NewBufferWithAllocator(region, &ackOnFree{cons: m.cons, seq: d.Seq, hold: m.hold, ack: m.ack})
 	msg, err := stream.CheckBatchMeta(meta, body)
 	if err != nil {
 		body.Release()
@@ -511,13 +605,16 @@ type ackOnFree struct {
 	cons *cxl.Consumer
 	seq  uint64
 	hold *shmHold
+	ack  bool // false with ack: commit (RunEnded acknowledges)
 }
 
 func (a *ackOnFree) Allocate(int) []byte           { panic("shm_in: a batch body does not allocate") }
 func (a *ackOnFree) Reallocate(int, []byte) []byte { panic("shm_in: a batch body does not allocate") }
 func (a *ackOnFree) Free([]byte) {
 	a.once.Do(func() {
-		a.cons.Release(a.seq)
+		if a.ack {
+			a.cons.Release(a.seq)
+		}
 		a.hold.done()
 	})
 }

@@ -328,7 +328,7 @@ func shmThroughput(path string, size int64) (float64, error) {
 		d := pool.Allocate(cxl.DescHeaderBytes + 16)
 		binary.LittleEndian.PutUint64(d[cxl.DescHeaderBytes:], uint64(off))
 		binary.LittleEndian.PutUint64(d[cxl.DescHeaderBytes+8:], uint64(size))
-		if _, err := prod.Publish(ctx, d, func() { pool.Free(d) }); err != nil {
+		if _, err := prod.Publish(ctx, d, 0, func() { pool.Free(d) }); err != nil {
 			return 0, err
 		}
 		n++
