@@ -2,11 +2,14 @@ package target_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/zflowdev/zflow/nvmeof/initiator"
@@ -181,4 +184,63 @@ func TestFileNamespaceSurvivesRestart(t *testing.T) {
 		})
 		f.Close()
 	}
+}
+
+// cutConn is a real TCP connection that closes itself once limit bytes have
+// been written through it: a connection dropped mid-transfer.
+type cutConn struct {
+	net.Conn
+	mu   sync.Mutex
+	left int
+}
+
+func (c *cutConn) Write(b []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(b) >= c.left {
+		n, _ := c.Conn.Write(b[:c.left])
+		c.left = 0
+		c.Conn.Close()
+		return n, net.ErrClosed
+	}
+	c.left -= len(b)
+	return c.Conn.Write(b)
+}
+
+// A connection dropped in the middle of a write's H2CData: the write fails
+// with an error, later commands on that queue fail at once, the other
+// queue and the target carry on, and nothing leaks (TestMain checks
+// goroutines).
+func TestDroppedConnection(t *testing.T) {
+	addr, _ := serve(t, 4<<20, target.Config{MaxH2CData: 8192})
+	var dials atomic.Int32
+	cfg := initiator.Config{IOQueues: 2, Dial: func(ctx context.Context, a string) (net.Conn, error) {
+		var d net.Dialer
+		nc, err := d.DialContext(ctx, "tcp", a)
+		if err != nil || dials.Add(1) != 2 { // the first I/O queue's connection is the one cut
+			return nc, err
+		}
+		return &cutConn{Conn: nc, left: 64 << 10}, nil
+	}}
+	ctrl := connect(t, addr, cfg)
+	ns, err := ctrl.Namespace(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = ctrl.Write(0, ns, 0, make([]byte, 256<<10))
+	if err == nil {
+		t.Fatal("a write whose connection dropped succeeded")
+	}
+	if err := ctrl.Read(0, ns, 0, make([]byte, 4096)); err == nil {
+		t.Fatal("a read on the dead queue succeeded")
+	}
+	buf := bytes.Repeat([]byte{1}, 256<<10)
+	if err := ctrl.Write(1, ns, 0, buf); err != nil {
+		t.Fatalf("the other queue: %v", err)
+	}
+	got := make([]byte, len(buf))
+	if err := ctrl.Read(1, ns, 0, got); err != nil || !bytes.Equal(got, buf) {
+		t.Fatalf("the other queue reads back: %v", err)
+	}
+	ctrl.Close()
 }
