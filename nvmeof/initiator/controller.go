@@ -1,0 +1,340 @@
+package initiator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/zflowdev/zflow/nvmeof/nvme"
+)
+
+// Config says how to connect.
+type Config struct {
+	SubNQN  string
+	HostNQN string
+	HostID  [16]byte
+	// HeaderDigest and DataDigest ask for CRC-32C digests.
+	HeaderDigest, DataDigest bool
+	// IOQueues is how many I/O queues to ask for (default 1); the
+	// controller may grant fewer.
+	IOQueues int
+	// QueueDepth is the commands in flight per I/O queue (default 32).
+	QueueDepth int
+	// KATO is the keep-alive timeout asked for in Connect; 0 for none.
+	// With one, a Keep Alive goes every KATO/2.
+	KATO time.Duration
+	// Dial opens each queue's connection (default: a TCP dial). Tests wrap
+	// the real socket here to inject faults.
+	Dial func(ctx context.Context, addr string) (net.Conn, error)
+}
+
+const (
+	adminDepth     = 32
+	adminInCapsule = 8192
+	// ccPoll is the wait between two reads of CSTS while enabling or
+	// shutting down.
+	ccPoll = time.Millisecond
+)
+
+var noDeadline time.Time
+
+func (c *Config) dial(ctx context.Context, addr string) (net.Conn, error) {
+	if c.Dial != nil {
+		return c.Dial(ctx, addr)
+	}
+	var d net.Dialer
+	return d.DialContext(ctx, "tcp", addr)
+}
+
+// Controller is a connected controller: its admin queue and I/O queues.
+type Controller struct {
+	cfg    Config
+	addr   string
+	CntlID uint16
+	// Identify is the controller's Identify Controller data.
+	Identify nvme.IdentifyController
+	admin    *Queue
+	io       []*Queue
+
+	stop      chan struct{}
+	kaDone    sync.WaitGroup
+	closeOnce sync.Once
+}
+
+// Connect connects to the subsystem at addr: the admin queue, enabling
+// the controller (CC.EN, then CSTS.RDY), Identify Controller, the number
+// of queues, and then each I/O queue on its own connection.
+func Connect(ctx context.Context, addr string, cfg Config) (*Controller, error) {
+	if cfg.IOQueues <= 0 {
+		cfg.IOQueues = 1
+	}
+	if cfg.QueueDepth <= 0 {
+		cfg.QueueDepth = 32
+	}
+	if cfg.QueueDepth > 1024 || cfg.IOQueues > 0xFFFE {
+		return nil, fmt.Errorf("initiator: %d queues of depth %d: at most 65534 of 1024", cfg.IOQueues, cfg.QueueDepth)
+	}
+	admin, err := dialQueue(ctx, &cfg, addr, 0, adminDepth)
+	if err != nil {
+		return nil, err
+	}
+	c := &Controller{cfg: cfg, addr: addr, admin: admin, stop: make(chan struct{})}
+	if err := c.setUp(ctx); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *Controller) setUp(ctx context.Context) error {
+	cqe, err := c.connectQueue(c.admin, nvme.CntlIDDynamic, adminDepth)
+	if err != nil {
+		return err
+	}
+	c.CntlID = uint16(cqe.DW0)
+	cap, err := c.PropertyGet(nvme.PropCAP, true)
+	if err != nil {
+		return err
+	}
+	if err := c.PropertySet(nvme.PropCC, uint64(nvme.CCValue(true, 0))); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(time.Duration(nvme.CAPTimeout(cap)+1) * 500 * time.Millisecond)
+	for {
+		csts, err := c.PropertyGet(nvme.PropCSTS, false)
+		if err != nil {
+			return err
+		}
+		if csts&nvme.CSTSFatal != 0 {
+			return fmt.Errorf("initiator: controller %d reports a fatal status (CSTS %#x) after CC.EN", c.CntlID, csts)
+		}
+		if csts&nvme.CSTSReady != 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("initiator: controller %d not ready within CAP.TO", c.CntlID)
+		}
+		if err := sleep(ctx, ccPoll); err != nil {
+			return err
+		}
+	}
+	buf := make([]byte, nvme.IdentifySize)
+	if _, err := c.admin.Submit(nvme.NewIdentify(0, nvme.CNSController, 0), buf, false); err != nil {
+		return err
+	}
+	if err := c.Identify.Unmarshal(buf); err != nil {
+		return err
+	}
+	id := &c.Identify
+	switch {
+	case id.CntlID != c.CntlID:
+		return fmt.Errorf("initiator: Identify Controller says controller %d, Connect said %d", id.CntlID, c.CntlID)
+	case id.IOCCSZ < 4 || id.IORCSZ < 1 || id.ICDOFF != 0 || id.SGLS&3 == 0:
+		return fmt.Errorf("initiator: controller %d: IOCCSZ %d, IORCSZ %d, ICDOFF %d, SGLS %#x unusable over TCP", c.CntlID, id.IOCCSZ, id.IORCSZ, id.ICDOFF, id.SGLS)
+	}
+	if c.cfg.KATO > 0 {
+		c.kaDone.Add(1)
+		go c.keepAlive()
+	}
+	n := uint32(c.cfg.IOQueues - 1)
+	cqe, err = c.admin.Submit(nvme.Command{Opcode: nvme.AdminSetFeatures, CDW10: 0x07, CDW11: n | n<<16}, nil, false)
+	if err != nil {
+		return err
+	}
+	granted := int(min(uint16(cqe.DW0), uint16(cqe.DW0>>16))) + 1
+	depth := min(c.cfg.QueueDepth, int(nvme.CAPMQES(cap))+1, int(id.MaxCmd))
+	inCapsule := int(id.IOCCSZ)*16 - nvme.CommandSize
+	for qid := 1; qid <= min(granted, c.cfg.IOQueues); qid++ {
+		q, err := dialQueue(ctx, &c.cfg, c.addr, uint16(qid), depth)
+		if err != nil {
+			return err
+		}
+		q.inCapsule = inCapsule
+		c.io = append(c.io, q)
+		if _, err := c.connectQueue(q, c.CntlID, depth); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// connectQueue sends a queue's Fabrics Connect.
+func (c *Controller) connectQueue(q *Queue, cntlid uint16, depth int) (nvme.Completion, error) {
+	kato := uint32(0)
+	if q.qid == 0 {
+		kato = uint32(c.cfg.KATO / time.Millisecond)
+	}
+	cmd := nvme.NewConnect(0, nvme.Connect{QID: q.qid, SQSize: uint16(max(depth-1, 1)), KATO: kato}) // SQSIZE 0 is invalid
+	data := make([]byte, nvme.ConnectDataSize)
+	d := nvme.ConnectData{HostID: c.cfg.HostID, CntlID: cntlid, SubNQN: c.cfg.SubNQN, HostNQN: c.cfg.HostNQN}
+	if err := d.Marshal(data); err != nil {
+		return nvme.Completion{}, fmt.Errorf("initiator: %w", err)
+	}
+	// Connect data always rides in the capsule, whatever IOCCSZ says.
+	saved := q.inCapsule
+	q.inCapsule = nvme.ConnectDataSize
+	cqe, err := q.Submit(cmd, data, true)
+	q.inCapsule = saved
+	return cqe, err
+}
+
+// PropertyGet reads a controller property (8 bytes for CAP, else 4).
+func (c *Controller) PropertyGet(offset uint32, size8 bool) (uint64, error) {
+	cqe, err := c.admin.Submit(nvme.NewPropertyGet(0, offset, size8), nil, false)
+	if err != nil {
+		return 0, err
+	}
+	return uint64(cqe.DW1)<<32 | uint64(cqe.DW0), nil
+}
+
+// PropertySet writes a 4-byte property.
+func (c *Controller) PropertySet(offset uint32, v uint64) error {
+	_, err := c.admin.Submit(nvme.NewPropertySet(0, offset, false, v), nil, false)
+	return err
+}
+
+// Admin is the admin queue, for commands this package has no helper for.
+func (c *Controller) Admin() *Queue { return c.admin }
+
+// IOQueues is the number of I/O queues connected.
+func (c *Controller) IOQueues() int { return len(c.io) }
+
+// IOQueue is I/O queue i (0-based: QID i+1).
+func (c *Controller) IOQueue(i int) *Queue { return c.io[i] }
+
+// Namespace describes an active namespace.
+type Namespace struct {
+	ID         uint32
+	Blocks     uint64
+	BlockShift uint8
+}
+
+// Namespaces lists the active namespaces (Identify CNS 2, then CNS 0 for
+// each).
+func (c *Controller) Namespaces() ([]Namespace, error) {
+	buf := make([]byte, nvme.IdentifySize)
+	if _, err := c.admin.Submit(nvme.NewIdentify(0, nvme.CNSActiveNSList, 0), buf, false); err != nil {
+		return nil, err
+	}
+	var out []Namespace
+	for _, id := range nvme.ActiveNSList(buf) {
+		ns, err := c.Namespace(id)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ns)
+	}
+	return out, nil
+}
+
+// Namespace identifies namespace nsid.
+func (c *Controller) Namespace(nsid uint32) (Namespace, error) {
+	buf := make([]byte, nvme.IdentifySize)
+	if _, err := c.admin.Submit(nvme.NewIdentify(0, nvme.CNSNamespace, nsid), buf, false); err != nil {
+		return Namespace{}, err
+	}
+	var id nvme.IdentifyNamespace
+	if err := id.Unmarshal(buf); err != nil {
+		return Namespace{}, err
+	}
+	if id.LBADS < 9 || id.LBADS > 16 || id.NSZE == 0 {
+		return Namespace{}, fmt.Errorf("initiator: namespace %d: %d blocks of 2^%d bytes", nsid, id.NSZE, id.LBADS)
+	}
+	return Namespace{ID: nsid, Blocks: id.NSZE, BlockShift: id.LBADS}, nil
+}
+
+// Read reads len(buf) bytes (whole blocks) of ns from block slba on I/O
+// queue q; the data lands in buf.
+func (c *Controller) Read(q int, ns Namespace, slba uint64, buf []byte) error {
+	return c.rw(q, nvme.IORead, ns, slba, buf)
+}
+
+// Write writes buf (whole blocks) to ns from block slba on I/O queue q.
+func (c *Controller) Write(q int, ns Namespace, slba uint64, buf []byte) error {
+	return c.rw(q, nvme.IOWrite, ns, slba, buf)
+}
+
+func (c *Controller) rw(q int, op uint8, ns Namespace, slba uint64, buf []byte) error {
+	bs := 1 << ns.BlockShift
+	if len(buf) == 0 || len(buf)%bs != 0 || len(buf)/bs > 65536 {
+		return fmt.Errorf("initiator: %d bytes are not 1 to 65536 blocks of %d bytes", len(buf), bs)
+	}
+	cmd := nvme.Command{Opcode: op, NSID: ns.ID}
+	cmd.SetLBA(slba, uint32(len(buf)/bs))
+	_, err := c.io[q].Submit(cmd, buf, op == nvme.IOWrite)
+	return err
+}
+
+// Flush asks the controller to make what was written to ns durable.
+func (c *Controller) Flush(q int, ns Namespace) error {
+	_, err := c.io[q].Submit(nvme.Command{Opcode: nvme.IOFlush, NSID: ns.ID}, nil, false)
+	return err
+}
+
+// keepAlive sends a Keep Alive every KATO/2 until Close.
+func (c *Controller) keepAlive() {
+	defer c.kaDone.Done()
+	t := time.NewTicker(c.cfg.KATO / 2)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-t.C:
+			if _, err := c.admin.Submit(nvme.Command{Opcode: nvme.AdminKeepAlive}, nil, false); err != nil {
+				return
+			}
+		}
+	}
+}
+
+// Close disconnects: the I/O queues close, the controller is shut down
+// (CC.SHN = normal, then CSTS.SHST = complete, waited for at most CAP.TO),
+// and the admin queue closes. Every goroutine of the controller has
+// returned when Close does.
+func (c *Controller) Close() error {
+	var err error
+	c.closeOnce.Do(func() {
+		close(c.stop)
+		c.kaDone.Wait()
+		for _, q := range c.io {
+			q.close()
+		}
+		if c.admin.Err() == nil && c.CntlID != 0 {
+			err = c.shutdown()
+		}
+		c.admin.close()
+	})
+	return err
+}
+
+func (c *Controller) shutdown() error {
+	if err := c.PropertySet(nvme.PropCC, uint64(nvme.CCValue(true, nvme.CCShnNormal))); err != nil {
+		return err
+	}
+	for range 1000 {
+		csts, err := c.PropertyGet(nvme.PropCSTS, false)
+		if err != nil {
+			return err
+		}
+		if csts&(3<<nvme.CSTSShstShift) == nvme.CSTSShstDone {
+			return nil
+		}
+		time.Sleep(ccPoll)
+	}
+	return errors.New("initiator: controller did not finish its shutdown")
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
