@@ -23,7 +23,7 @@ import (
 // requests the backend keeps in flight. Embedded without a tag, its
 // parameters are the operator's own (engine.Params).
 type FileIO struct {
-	IO         string `zflow:"io" enum:"auto,uring,posix,mmap" doc:"the storage backend the files are read or written through: auto decides per file from its file system and device (mmap for a whole-file read on tmpfs, uring on a block device with queue_depth above 1, else posix) and says why in zflow plan, the run summary and the zflow.io.backend span attributes; uring, posix and mmap force one (an error if it cannot run here, e.g. io_uring refused; mmap only reads)"`
+	IO         string `zflow:"io" enum:"auto,uring,posix,mmap" doc:"the storage backend the files are read or written through: auto decides per file from its file system and device (mmap for a whole-file read on tmpfs unless mapping pages in was measured slower than copying them on this machine, uring on a block device with queue_depth above 1, else posix) and says why in zflow plan, the run summary and the zflow.io.backend span attributes; uring, posix and mmap force one (an error if it cannot run here, e.g. io_uring refused; mmap only reads)"`
 	Direct     bool   `zflow:"direct" doc:"open with O_DIRECT, bypassing the page cache, where the file system allows it: with io: auto it is dropped, and the reason says so, on a file system that refuses it (tmpfs); with an explicit io: it is then an error"`
 	QueueDepth int    `zflow:"queue_depth" doc:"requests the backend keeps in flight (io_uring's ring size; the read-ahead of text sources, up to 4 chunks of 1 MiB); 0 means 32"`
 }

@@ -39,6 +39,14 @@ func (s *arrowSource) runMapped(ctx context.Context, fi, unit int, out engine.Em
 		if err != nil {
 			return true, fmt.Errorf("arrow: read %s: batch %d: %w", path, i, err)
 		}
+		// The next record this instance reads is mapped in while this one
+		// is checked and emitted.
+		for j := i + 1; j < x.NumRecords(); j++ {
+			if (unit+j)%step == s.ic.Index {
+				x.Prefetch(j)
+				break
+			}
+		}
 		if zero {
 			s.ic.Ledger.Referenced(refMapped, engine.BatchBytes(rec))
 		} else {

@@ -1,6 +1,7 @@
 package arrowcheck
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"unicode/utf8"
@@ -73,22 +74,57 @@ func nullCountOK(d arrow.ArrayData) bool {
 // piecesValid reports whether offsets are non-negative and non-decreasing
 // within values, and values[offsets[i]:offsets[i+1]] is valid UTF-8 for
 // every i.
+//
+// The offsets are checked in one branch-free pass (with every offset
+// non-negative, a difference cannot overflow, so a negative one means a
+// decrease). Then the bytes: if they are all ASCII — the common case —
+// every byte starts a character and that is all; otherwise they must be
+// valid UTF-8 as a whole and no value may start inside a character.
 func piecesValid[T int32 | int64](offsets []T, values []byte) bool {
 	first, last := offsets[0], offsets[len(offsets)-1]
 	if first < 0 || last < first || int64(last) > int64(len(values)) {
 		return false
 	}
+	var bad T
 	prev := first
 	for _, o := range offsets[1:] {
-		if o < prev {
-			return false
-		}
-		// A value may not start inside a character (the end of the last
-		// value may be the end of the bytes).
+		bad |= o | (o - prev)
+		prev = o
+	}
+	if bad < 0 {
+		return false
+	}
+	v := values[first:last]
+	if ascii(v) {
+		return true
+	}
+	if !utf8.Valid(v) {
+		return false
+	}
+	for _, o := range offsets[1 : len(offsets)-1] {
+		// (the end of the last value may be the end of the bytes)
 		if o < last && values[o]&0xC0 == 0x80 {
 			return false
 		}
-		prev = o
 	}
-	return utf8.Valid(values[first:last])
+	return true
+}
+
+// ascii reports whether b holds only ASCII bytes, 32 bytes at a time.
+func ascii(b []byte) bool {
+	const hi = 0x8080808080808080
+	le := binary.LittleEndian
+	var acc uint64
+	for len(b) >= 32 {
+		acc |= le.Uint64(b) | le.Uint64(b[8:]) | le.Uint64(b[16:]) | le.Uint64(b[24:])
+		b = b[32:]
+	}
+	for len(b) >= 8 {
+		acc |= le.Uint64(b)
+		b = b[8:]
+	}
+	for _, c := range b {
+		acc |= uint64(c)
+	}
+	return acc&hi == 0
 }

@@ -3,6 +3,7 @@ package arrowcheck
 import (
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"unsafe"
 
@@ -182,4 +183,43 @@ func BenchmarkRecordFull(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestPiecesValid: the one-pass check on hand-made offsets, hostile ones
+// included (a decrease hidden by wrap-around, a value starting inside a
+// character, offsets past the bytes).
+func TestPiecesValid(t *testing.T) {
+	const max32 = 1<<31 - 1
+	for _, tc := range []struct {
+		name    string
+		offsets []int32
+		values  string
+		want    bool
+	}{
+		{"ascii", []int32{0, 1, 3, 3, 6}, "abcdef", true},
+		{"empty", []int32{0, 0, 0}, "", true},
+		{"utf8", []int32{0, 2, 3}, "éa", true},
+		{"inside a character", []int32{0, 1, 3}, "éa", false},
+		{"invalid utf8", []int32{0, 1, 2}, "\xffa", false},
+		{"decrease", []int32{0, 3, 2, 4}, "abcd", false},
+		{"wrap-around decrease", []int32{0, max32, -2, 4}, "abcd", false},
+		{"negative first", []int32{-1, 2}, "ab", false},
+		{"past the bytes", []int32{0, 5}, "ab", false},
+		{"long ascii", []int32{0, 40, 77}, strings.Repeat("x", 77), true},
+		{"long, one byte not ascii", []int32{0, 40, 78}, strings.Repeat("x", 60) + "é" + strings.Repeat("x", 16), true},
+	} {
+		if got := piecesValid(tc.offsets, []byte(tc.values)); got != tc.want {
+			t.Errorf("%s: int32 %v", tc.name, got)
+		}
+		o64 := make([]int64, len(tc.offsets))
+		for i, o := range tc.offsets {
+			o64[i] = int64(o)
+		}
+		if tc.name == "wrap-around decrease" {
+			o64[1] = 1<<63 - 1
+		}
+		if got := piecesValid(o64, []byte(tc.values)); got != tc.want {
+			t.Errorf("%s: int64 %v", tc.name, got)
+		}
+	}
 }

@@ -31,6 +31,13 @@ import (
 // run on the shared VM). It is a hint: a kernel without it (before 5.14)
 // faults the pages in as they are touched.
 func (m *Mapping) Adopt(rec arrow.RecordBatch) arrow.RecordBatch {
+	out, sp := m.adopt(rec)
+	m.populate(sp)
+	return out
+}
+
+// adopt is Adopt without the populate: it returns the span to populate.
+func (m *Mapping) adopt(rec arrow.RecordBatch) (arrow.RecordBatch, span) {
 	defer rec.Release()
 	cols := make([]arrow.Array, rec.NumCols())
 	var sp span
@@ -39,12 +46,11 @@ func (m *Mapping) Adopt(rec arrow.RecordBatch) arrow.RecordBatch {
 		cols[i] = array.MakeFromData(d)
 		d.Release()
 	}
-	m.populate(sp)
 	out := array.NewRecordBatch(rec.Schema(), cols, rec.NumRows())
 	for _, c := range cols {
 		c.Release()
 	}
-	return out
+	return out, sp
 }
 
 // span is the byte range of the mapping a record's buffers cover.
@@ -116,6 +122,15 @@ type IPCFile struct {
 	r        *ipc.FileReader
 	zeroCopy bool
 	why      string
+	ahead    *prefetch // the record Prefetch decoded, its pages being mapped in
+}
+
+// prefetch is a record decoded ahead of its turn while another thread
+// maps its pages in.
+type prefetch struct {
+	i      int
+	rec    arrow.RecordBatch
+	mapped chan struct{} // closed once its pages are mapped in
 }
 
 // OpenIPC maps path and opens it as an Arrow IPC file; mem is what the
@@ -170,6 +185,14 @@ func (x *IPCFile) Mapping() *Mapping { return x.f.m }
 // Record returns record batch i, its arrays pointing into the mapping;
 // the caller owns it and must Release it.
 func (x *IPCFile) Record(i int) (arrow.RecordBatch, error) {
+	if a := x.ahead; a != nil {
+		x.ahead = nil
+		<-a.mapped
+		if a.i == i {
+			return a.rec, nil
+		}
+		a.rec.Release()
+	}
 	rec, err := x.r.RecordAt(i)
 	if err != nil {
 		return nil, fmt.Errorf("mmap: record %d of %s: %w", i, x.f.name, err)
@@ -177,9 +200,37 @@ func (x *IPCFile) Record(i int) (arrow.RecordBatch, error) {
 	return x.f.m.Adopt(rec), nil
 }
 
+// Prefetch decodes record i (its metadata: the body is not read) and maps
+// its pages in on another thread, so that the caller's work on the record
+// before it overlaps the page-table work for this one (on a VM where a
+// page mapped in costs about what copying it does, that is most of a
+// mapped read); the next Record(i) returns it. One record is prefetched
+// at a time; an error is left for Record to report.
+func (x *IPCFile) Prefetch(i int) {
+	if x.ahead != nil || !x.zeroCopy || i < 0 || i >= x.r.NumRecords() {
+		return
+	}
+	rec, err := x.r.RecordAt(i)
+	if err != nil {
+		return
+	}
+	out, sp := x.f.m.adopt(rec)
+	a := &prefetch{i: i, rec: out, mapped: make(chan struct{})}
+	x.ahead = a
+	go func() {
+		defer close(a.mapped)
+		x.f.m.populate(sp)
+	}()
+}
+
 // Close closes the reader and drops the file's reference to the mapping;
 // records still held keep it mapped.
 func (x *IPCFile) Close() error {
+	if a := x.ahead; a != nil {
+		x.ahead = nil
+		<-a.mapped
+		a.rec.Release()
+	}
 	err := x.r.Close()
 	x.f.Close()
 	if err != nil {

@@ -308,3 +308,51 @@ func TestTruncatedUnderMapping(t *testing.T) {
 		t.Errorf("read past the new end: n=%d err=%v, want the file-shrank error", reqs[1].N, reqs[1].Err)
 	}
 }
+
+// TestIPCPrefetch: a record prefetched (decoded ahead, its pages mapped in
+// on another goroutine) is what Record returns for that index, in the
+// mapping; a prefetch of another index than the one asked for is dropped;
+// Close waits for a prefetch in flight and releases its record.
+func TestIPCPrefetch(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	dir := storagetest.ShmDir(t)
+	path := filepath.Join(dir, "batches.arrow")
+	want := writeIPC(t, path, false)
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	x, err := mmap.OpenIPC(path, mem)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := x.Mapping().Bytes()
+	if len(want) != 2 {
+		t.Fatalf("%d records written, the test reads 2", len(want))
+	}
+	for _, step := range []struct{ prefetch, read int }{
+		{0, 0}, // prefetched, then read
+		{1, 1},
+		{2, 1}, // past the last record: nothing prefetched
+		{1, 0}, // another record than the one prefetched: dropped
+	} {
+		x.Prefetch(step.prefetch)
+		i := step.read
+		rec, err := x.Record(i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := recText(rec); got != want[i] {
+			t.Errorf("record %d differs:\n%s\nwant\n%s", i, got, want[i])
+		}
+		if b := rec.Column(1).Data().Buffers()[2]; !inside(data, b.Bytes()) {
+			t.Errorf("record %d: values copied out of the mapping", i)
+		}
+		rec.Release()
+	}
+	x.Prefetch(len(want) - 1) // in flight at Close
+	if err := x.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if !x.Mapping().Unmapped() {
+		t.Error("a prefetched record kept the mapping after Close")
+	}
+}

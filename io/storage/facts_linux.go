@@ -59,6 +59,9 @@ func Probe(path string) (Facts, error) {
 		f.Source = source
 	}
 	if f.Memory {
+		if f.FSType != "hugetlbfs" { // huge pages: one mapped in per 2 MiB
+			f.MapSlower = mapSlower(path, st.Dev)
+		}
 		return f, err
 	}
 	dev := fmt.Sprintf("/sys/dev/block/%d:%d", maj, min)

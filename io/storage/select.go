@@ -26,6 +26,11 @@ type Facts struct {
 	DeviceDepth int
 	// LogicalBlock is the device's logical block size; 0 when unknown.
 	LogicalBlock int
+	// MapSlower, for a file system in memory, says why reading a file
+	// through a mapping was measured slower here than copying it (the
+	// figures); "" when it was not, or was not measured (the file small or
+	// not there yet).
+	MapSlower string
 }
 
 func (f Facts) where() string {
@@ -143,6 +148,9 @@ func Decide(kind string, f Facts, opts Options, avail func(name string) error) (
 			note = "; direct: true dropped: " + f.FSType + " has no device to bypass the page cache for (kernels before 6.6 refuse O_DIRECT on tmpfs)"
 		}
 		if o.WholeFile && !o.Write && avail("mmap") == nil {
+			if f.MapSlower != "" {
+				return "posix", "auto: " + f.where() + " keeps the file in memory and it is read whole, but " + f.MapSlower + ": pread, one copy (counted)" + note, o, nil
+			}
 			return "mmap", "auto: " + f.where() + " keeps the file in memory and it is read whole: mapping it reads with no copy" + note, o, nil
 		}
 		return "posix", "auto: " + f.where() + " keeps the file in memory: pread copies straight from the page cache, io_uring reads would be punted to io-wq threads and lose to it" + note, o, nil

@@ -4,6 +4,8 @@ package storage_test
 
 import (
 	"errors"
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -38,6 +40,24 @@ func TestSelectReal(t *testing.T) {
 		if b.Name() != tc.want || !strings.Contains(b.Reason(), tc.reason) {
 			t.Errorf("Select(%s, %s, %+v) = %s (%q), want %s with %q", tc.kind, tc.dir, tc.opts, b.Name(), b.Reason(), tc.want, tc.reason)
 		}
+	}
+	// A large file on tmpfs read whole: mmap, unless mapping was measured
+	// slower than copying here, and then the reason says so with figures
+	// (measured once per file system: after the cases above, which the
+	// measurement would change).
+	big := shm + "/big.bin"
+	if err := os.WriteFile(big, make([]byte, 8<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	defer storage.ForgetMapCosts()
+	if b, err := storage.Select("auto", big, storage.Options{WholeFile: true}); err != nil {
+		t.Fatal(err)
+	} else if b.Name() == "mmap" && !strings.Contains(b.Reason(), "read whole") ||
+		b.Name() == "posix" && !regexp.MustCompile(`costs more than copying it on this machine \(8 MiB of .*big.bin: mapped and read in \S+, copied and read in \S+\): pread`).MatchString(b.Reason()) ||
+		b.Name() != "mmap" && b.Name() != "posix" {
+		t.Errorf("auto on a large tmpfs file read whole: %s (%s)", b.Name(), b.Reason())
+	} else {
+		t.Logf("auto on a large tmpfs file read whole: %s (%s)", b.Name(), b.Reason())
 	}
 	f, err := storage.Probe(disk)
 	if err != nil {

@@ -184,6 +184,11 @@ func TestMappedArrowZeroCopy(t *testing.T) {
 	}{{"mmap", true}, {"auto", true}, {"posix", false}, {"uring", false}} {
 		sum := run(t, fileSource("arrow", file, operators.FileIO{IO: tc.io}), "csv", sinkConfig("csv", filepath.Join(dir, tc.io+".csv"), operators.FileIO{IO: "auto"}))
 		src := sum.Op("src")
+		if tc.io == "auto" && strings.Contains(src.IO, "costs more than copying it on this machine") {
+			// auto measured mapping slower than copying on this machine
+			// (once per file system, on a large file another test read).
+			tc.mapped = false
+		}
 		ref := src.References["mapped file"]
 		switch {
 		case tc.mapped && (ref == 0 || ref != src.BytesOut || src.BytesNew != 0):
@@ -191,7 +196,7 @@ func TestMappedArrowZeroCopy(t *testing.T) {
 		case !tc.mapped && ref != 0:
 			t.Errorf("io: %s: %d bytes by reference to a mapping", tc.io, ref)
 		}
-		if tc.io == "auto" && !strings.HasPrefix(src.IO, "mmap (auto: tmpfs") {
+		if tc.io == "auto" && tc.mapped && !strings.HasPrefix(src.IO, "mmap (auto: tmpfs") {
 			t.Errorf("io: auto on tmpfs for a whole-file read: %q, want mmap", src.IO)
 		}
 	}
