@@ -71,14 +71,7 @@ func TestChannelBroadcast(t *testing.T) {
 	pool, path := chanSetup(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	pp, err := pool.Segment().Attach(RoleProducer, "p")
-	if err != nil {
-		t.Fatal(err)
-	}
-	prod, err := pool.Segment().Produce(ctx, pp, "trades", ChannelOptions{Consumers: 2, Capacity: 8})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, prod := produceAs(t, ctx, pool.Segment(), "p", "trades", ChannelOptions{Consumers: 2, Capacity: 8})
 	const n = 500
 	var wg sync.WaitGroup
 	errs := make(chan error, 2)
@@ -155,14 +148,7 @@ func TestChannelTakeover(t *testing.T) {
 	// the pool's segment handle (a producer's arena and its channel are
 	// one mapping).
 	seg := pool.Segment()
-	pp, err := seg.Attach(RoleProducer, "first")
-	if err != nil {
-		t.Fatal(err)
-	}
-	prod, err := seg.Produce(ctx, pp, "c", ChannelOptions{Capacity: 16})
-	if err != nil {
-		t.Fatal(err)
-	}
+	pp, prod := produceAs(t, ctx, seg, "first", "c", ChannelOptions{Capacity: 16})
 	released := 0
 	for i := range 10 {
 		publish(t, ctx, pool, prod, fmt.Sprint(i), &released)
@@ -242,14 +228,7 @@ func TestChannelCorruptDescriptor(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	seg := pool.Segment()
-	pp, err := seg.Attach(RoleProducer, "p")
-	if err != nil {
-		t.Fatal(err)
-	}
-	prod, err := seg.Produce(ctx, pp, "c", ChannelOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, prod := produceAs(t, ctx, seg, "p", "c", ChannelOptions{})
 	cs, cp := attach(t, path, RoleConsumer)
 	defer cs.Close()
 	cons, err := cs.Consume(ctx, cp, "c", ChannelOptions{})
@@ -368,14 +347,7 @@ func TestChannelResume(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	seg := pool.Segment()
-	pa, err := seg.Attach(RoleProducer, "a")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := seg.Produce(ctx, pa, "c", ChannelOptions{Consumers: 2, Capacity: 16})
-	if err != nil {
-		t.Fatal(err)
-	}
+	pa, a := produceAs(t, ctx, seg, "a", "c", ChannelOptions{Consumers: 2, Capacity: 16})
 	if a.Resume() != nil {
 		t.Fatalf("a new channel resumes %+v", a.Resume())
 	}
@@ -396,14 +368,7 @@ func TestChannelResume(t *testing.T) {
 		t.Fatal(err)
 	}
 	pa.Detach()
-	pb, err := seg.Attach(RoleProducer, "b")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := seg.Produce(ctx, pb, "c", ChannelOptions{Consumers: 2, Capacity: 16})
-	if err != nil {
-		t.Fatal(err)
-	}
+	pb, b := produceAs(t, ctx, seg, "b", "c", ChannelOptions{Consumers: 2, Capacity: 16})
 	if r := b.Resume(); r == nil || *r != (Resume{Batches: 6, Mark: 600}) || b.Next() != 6 {
 		t.Fatalf("b resumes %+v at %d, want 6 batches, mark 600, at 6", r, b.Next())
 	}
@@ -459,14 +424,7 @@ func TestChannelResume(t *testing.T) {
 	// its successor continues the stream (ended, nothing to publish); without,
 	// it starts a new one.
 	pb.Detach()
-	pc, err := seg.Attach(RoleProducer, "c")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := seg.Produce(ctx, pc, "c", ChannelOptions{Consumers: 2, Replay: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	pc, c := produceAs(t, ctx, seg, "c", "c", ChannelOptions{Consumers: 2, Replay: true})
 	if r := c.Resume(); r == nil || *r != (Resume{Batches: 8, Mark: 700, Ended: true}) {
 		t.Fatalf("c resumes %+v, want 8 batches, mark 700, ended", r)
 	}
@@ -479,14 +437,7 @@ func TestChannelResume(t *testing.T) {
 	}
 	c.Close()
 	pc.Detach()
-	pd, err := seg.Attach(RoleProducer, "d")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dp, err := seg.Produce(ctx, pd, "c", ChannelOptions{Consumers: 2, Replay: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	pd, dp := produceAs(t, ctx, seg, "d", "c", ChannelOptions{Consumers: 2, Replay: true})
 	if dp.Resume() != nil || dp.Next() != 8 {
 		t.Errorf("after a closed stream: resume %+v at %d, want a new stream at 8", dp.Resume(), dp.Next())
 	}
@@ -516,14 +467,7 @@ func TestChannelHoldFull(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	seg := pool.Segment()
-	pp, err := seg.Attach(RoleProducer, "p")
-	if err != nil {
-		t.Fatal(err)
-	}
-	prod, err := seg.Produce(ctx, pp, "c", ChannelOptions{Capacity: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, prod := produceAs(t, ctx, seg, "p", "c", ChannelOptions{Capacity: 2})
 	released := 0
 	for i := range 2 {
 		publish(t, ctx, pool, prod, fmt.Sprint(i), &released)
@@ -577,4 +521,19 @@ func TestChannelMakerDied(t *testing.T) {
 	if n := rep.ByOwner["channel 0"]; n != 1 {
 		t.Errorf("channel 0 holds %d extents, want its own 1: %v", n, rep.ByOwner)
 	}
+}
+
+// produceAs attaches to seg as a producer called who and makes (or takes
+// over) channel name.
+func produceAs(t *testing.T, ctx context.Context, seg *Segment, who, name string, opts ChannelOptions) (*Participant, *Producer) {
+	t.Helper()
+	pp, err := seg.Attach(RoleProducer, who)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prod, err := seg.Produce(ctx, pp, name, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pp, prod
 }
