@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/zflowdev/zflow/internal/atomicfile"
+	"github.com/zflowdev/zflow/internal/units"
 )
 
 // Segment is an open, mapped segment. Its methods are safe for concurrent
@@ -268,6 +269,10 @@ func (s *Segment) make(size, align int64, opts Options) error {
 	var oldGen uint64
 	if len(s.mem) >= offGeneration+8 {
 		oldGen = binary.LittleEndian.Uint64(s.mem[offGeneration:])
+	}
+	if s.backing == BackingDevDAX && opts.Size > size {
+		return fmt.Errorf("cxl: make segment %s of %s: the device has %s (a segment on a device takes the whole device: ask for at most that)",
+			s.name, units.Bytes(opts.Size), units.Bytes(size))
 	}
 	if s.backing != BackingDevDAX {
 		if opts.Size <= 0 {

@@ -400,3 +400,49 @@ func startChild(t *testing.T, name, env string) *exec.Cmd {
 	}
 	return cmd
 }
+
+// TestWipe: what gc --remove does to a device, which cannot be unlinked,
+// here on a file (the same bytes): never while another opener holds the
+// make lock or a process is attached; then the version and the static
+// header are zero, Open finds no segment, and the generation word stays
+// for the next segment made there.
+func TestWipe(t *testing.T) {
+	path := filepath.Join(shmDir(t), "seg")
+	a, err := Open(path, Options{Create: true, Size: 8 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := b.Attach(RoleConsumer, "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.wipe(); err == nil || !strings.Contains(err.Error(), "attached meanwhile") {
+		t.Errorf("wipe with a process attached: %v", err)
+	}
+	p.Detach()
+	if ok, err := tryLock(b.fd, lockMake); !ok || err != nil {
+		t.Fatalf("take the make lock: %v %v", ok, err)
+	}
+	if err := a.wipe(); !errors.Is(err, errMaking) {
+		t.Errorf("wipe while another opener holds the make lock: %v", err)
+	}
+	unlock(b.fd, lockMake)
+	b.Close()
+	if _, err := DecodeHeader(path, a.mem, a.hdr.Size); err != nil {
+		t.Fatalf("the refused wipes changed the header: %v", err)
+	}
+	if err := a.wipe(); err != nil {
+		t.Fatal(err)
+	}
+	if !allZero(a.mem[:StaticBytes]) || a.Generation() != 1 {
+		t.Errorf("after wipe: static header zero %v, generation %d", allZero(a.mem[:StaticBytes]), a.Generation())
+	}
+	if _, err := Open(path, Options{}); !errors.Is(err, ErrNotSegment) {
+		t.Errorf("open after wipe: %v, want %v", err, ErrNotSegment)
+	}
+}

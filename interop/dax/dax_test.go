@@ -5,12 +5,17 @@ package dax
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/zflowdev/zflow/cxl"
+	"github.com/zflowdev/zflow/internal/units"
 )
 
 // The guest's device (see doc.go and interop/guest/init.sh).
@@ -120,5 +125,32 @@ func TestDAXTopology(t *testing.T) {
 	t.Logf("zflow topology: %q", line)
 	if !strings.HasPrefix(line, devName) {
 		t.Errorf("zflow topology has no line for %s:\n%s", devPath, text)
+	}
+}
+
+// TestDAXSizeTooLarge: an arena that asks for a segment larger than the
+// device is refused, saying how large the device is (the run goes on with
+// the Go heap, as for any arena that cannot be made, and logs why), and the
+// device is left as it was.
+func TestDAXSizeTooLarge(t *testing.T) {
+	d := guestDevice(t)
+	wipeDevice(t)
+	dir := t.TempDir()
+	p := start(t, dir, "toolarge", fmt.Sprintf(`version: 1
+name: toolarge
+settings: {memory: {arena: cxl, path: %s, size: %d}}
+sources:
+  g: {type: generate, rows: 10, columns: %s}
+sinks:
+  out: {type: discard, inputs: [g]}
+`, devPath, 2*d.size, columns))
+	err := p.cmd.Wait()
+	msg := strings.TrimSpace(p.errb.String())
+	t.Logf("arena cxl of %d bytes on the %d-byte device: %v: %s", 2*d.size, d.size, err, msg)
+	if has := "the device has " + units.Bytes(d.size/d.align*d.align); !strings.Contains(msg, has) {
+		t.Errorf("a segment twice the device's size: %v, the log lacks %q\n%s", err, has, msg)
+	}
+	if _, err := cxl.Open(devPath, cxl.Options{}); !errors.Is(err, cxl.ErrNotSegment) {
+		t.Errorf("after the failed make, opening the device: %v, want %v", err, cxl.ErrNotSegment)
 	}
 }

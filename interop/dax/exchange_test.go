@@ -16,6 +16,12 @@ import (
 	"github.com/zflowdev/zflow/cxl"
 )
 
+// The producer's batches and how many a consumer may hold.
+const (
+	batchRows = 9000
+	capacity  = 4
+)
+
 // columns are the generated batches' columns, the same in every run.
 const columns = `[{name: id, type: int64, sequence: true}, {name: sym, type: string, cardinality: 50, null_ratio: 0.1},
     {name: px, type: float64, min: 1, max: 100}, {name: ok, type: bool}]`
@@ -111,27 +117,9 @@ func inspect(t *testing.T) cxl.Report {
 // makes it anew.
 func TestDAXExchange(t *testing.T) {
 	d := guestDevice(t)
-	// A segment another run left would be attached to, not made: start
-	// from a wiped device (what round 2 checks gc --remove does).
-	if r, err := cxl.Open(devPath, cxl.Options{}); err == nil {
-		r.Close()
-		zflow(t, 0, "shm", "gc", "--remove", devPath)
-	} else if !errors.Is(err, cxl.ErrNotSegment) {
-		t.Logf("before round 1: %v", err)
-	}
+	wipeDevice(t)
 	dir := t.TempDir()
-	direct := start(t, dir, "direct", fmt.Sprintf(`version: 1
-name: direct
-sources:
-  g: {type: generate, rows: %d, seed: 5, columns: %s}
-sinks:
-  out: {type: csv, inputs: [g], path: direct.csv}
-`, rows, columns))
-	direct.wait(t)
-	want, err := os.ReadFile(filepath.Join(dir, "direct.csv"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	want := directRun(t, dir)
 	var gens []uint64
 	for round := 1; round <= 2; round++ {
 		ok := t.Run(fmt.Sprintf("round=%d", round), func(t *testing.T) {
@@ -175,6 +163,64 @@ sinks:
 	}
 }
 
+// wipeDevice starts a test from a device without a segment: one another
+// test left would be attached to, not made (gc --remove wipes it, as
+// TestDAXExchange checks).
+func wipeDevice(t *testing.T) {
+	t.Helper()
+	s, err := cxl.Open(devPath, cxl.Options{})
+	if err != nil {
+		if !errors.Is(err, cxl.ErrNotSegment) {
+			t.Fatalf("open %s: %v", devPath, err)
+		}
+		return
+	}
+	s.Close()
+	zflow(t, 0, "shm", "gc", "--remove", devPath)
+}
+
+// directRun is the CSV of the generated rows, written by a run that does
+// not cross a process boundary.
+func directRun(t *testing.T, dir string) []byte {
+	t.Helper()
+	start(t, dir, "direct", fmt.Sprintf(`version: 1
+name: direct
+sources:
+  g: {type: generate, rows: %d, seed: 5, columns: %s}
+sinks:
+  out: {type: csv, inputs: [g], path: direct.csv}
+`, rows, columns)).wait(t)
+	want, err := os.ReadFile(filepath.Join(dir, "direct.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return want
+}
+
+// producerYAML and consumerYAML are the two sides of an exchange through
+// the device's channel "trades".
+func producerYAML() string {
+	return fmt.Sprintf(`version: 1
+name: producer
+settings: {batch_rows: %d, memory: {arena: cxl, path: %s, size: 64MiB}}
+sources:
+  g: {type: generate, rows: %d, seed: 5, columns: %s}
+sinks:
+  out: {type: shm_out, inputs: [g], path: %s, channel: trades, consumers: 1, capacity: %d}
+`, batchRows, devPath, rows, columns, devPath, capacity)
+}
+
+func consumerYAML(csv string) string {
+	return fmt.Sprintf(`version: 1
+name: consumer
+settings: {memory: {arena: plain}}
+sources:
+  in: {type: shm_in, path: %s, channel: trades, wait: 60s}
+sinks:
+  out: {type: csv, inputs: [in], path: %s}
+`, devPath, csv)
+}
+
 // exchange runs a producer and a consumer through the device and checks
 // the consumer's output, both ledgers and the segment's geometry.
 func exchange(t *testing.T, d device, dir string, round int, want []byte) cxl.Report {
@@ -182,22 +228,27 @@ func exchange(t *testing.T, d device, dir string, round int, want []byte) cxl.Re
 	// (zero, or wiped by the previous round) and waits for the producer
 	// to make one, as it would wait for a file to appear.
 	csv := fmt.Sprintf("out%d.csv", round)
-	cons := start(t, dir, fmt.Sprintf("consumer%d", round), fmt.Sprintf(`version: 1
-name: consumer
-settings: {memory: {arena: plain}}
-sources:
-  in: {type: shm_in, path: %s, channel: trades, wait: 60s}
-sinks:
-  out: {type: csv, inputs: [in], path: %s}
-`, devPath, csv))
-	prod := start(t, dir, fmt.Sprintf("producer%d", round), fmt.Sprintf(`version: 1
-name: producer
-settings: {batch_rows: 9000, memory: {arena: cxl, path: %s, size: 64MiB}}
-sources:
-  g: {type: generate, rows: %d, seed: 5, columns: %s}
-sinks:
-  out: {type: shm_out, inputs: [g], path: %s, channel: trades, consumers: 1, capacity: 4}
-`, devPath, rows, columns, devPath))
+	cons := start(t, dir, fmt.Sprintf("consumer%d", round), consumerYAML(csv))
+	prod := start(t, dir, fmt.Sprintf("producer%d", round), producerYAML())
+	checkRuns(t, dir, csv, want, prod, cons)
+	r := inspect(t)
+	t.Logf("zflow shm inspect --json: backing %s, size %d, align %d, generation %d, extents %d of %d bytes, data from sysfs: size %d align %d",
+		r.Backing, r.Size, r.Align, r.Generation, r.Extents, r.ExtentSize, d.size, d.align)
+	if r.Backing != "devdax" || r.Size != d.size/d.align*d.align || r.Align != d.align || r.ExtentSize%d.align != 0 {
+		t.Errorf("the segment on %s: backing %s, size %d, align %d, extent %d; sysfs says size %d, align %d",
+			devPath, r.Backing, r.Size, r.Align, r.ExtentSize, d.size, d.align)
+	}
+	if len(r.Participants) != 0 || len(r.Channels) != 1 || !r.Channels[0].Ended || r.Channels[0].Consumers[0].Acked != r.Channels[0].Published {
+		t.Errorf("after the runs: %+v", r)
+	}
+	return r
+}
+
+// checkRuns waits for a producer and its consumer and checks the
+// consumer's CSV against want and both ledgers: nothing copied, the
+// consumer's arrays all in the segment, the producer's arena on the device.
+func checkRuns(t *testing.T, dir, csv string, want []byte, prod, cons *proc) {
+	t.Helper()
 	ps := prod.wait(t)
 	cs := cons.wait(t)
 	got, err := os.ReadFile(filepath.Join(dir, csv))
@@ -205,7 +256,7 @@ sinks:
 		t.Fatal(err)
 	}
 	if !bytes.Equal(got, want) {
-		t.Errorf("the consumer wrote %d bytes of CSV, the direct run %d (or different rows)", len(got), len(want))
+		t.Errorf("the consumer wrote %d bytes of CSV, want %d (or different rows)", len(got), len(want))
 	}
 	out, in := ps.op(t, "out"), cs.op(t, "in")
 	t.Logf("producer: memory %s at %s, mapped by backing %v; shm_out rows in %d, copied %d", ps.Memory.Arena, ps.Memory.Path, ps.Memory.ByBacking, out.RowsIn, out.BytesCopied)
@@ -219,15 +270,4 @@ sinks:
 	if m := ps.Memory; m.Arena != "cxl" || m.Path != devPath {
 		t.Errorf("the producer's memory: %+v, want arena cxl at %s", m, devPath)
 	}
-	r := inspect(t)
-	t.Logf("zflow shm inspect --json: backing %s, size %d, align %d, generation %d, extents %d of %d bytes, data from sysfs: size %d align %d",
-		r.Backing, r.Size, r.Align, r.Generation, r.Extents, r.ExtentSize, d.size, d.align)
-	if r.Backing != "devdax" || r.Size != d.size/d.align*d.align || r.Align != d.align || r.ExtentSize%d.align != 0 {
-		t.Errorf("the segment on %s: backing %s, size %d, align %d, extent %d; sysfs says size %d, align %d",
-			devPath, r.Backing, r.Size, r.Align, r.ExtentSize, d.size, d.align)
-	}
-	if len(r.Participants) != 0 || len(r.Channels) != 1 || !r.Channels[0].Ended || r.Channels[0].Consumers[0].Acked != r.Channels[0].Published {
-		t.Errorf("after the runs: %+v", r)
-	}
-	return r
 }

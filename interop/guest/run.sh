@@ -233,7 +233,8 @@ tests=('TestTopologyJSON' 'TestNodes'
 	'TestArenaPages' 'TestArenaPages/node=0' 'TestArenaPages/node=1' 'TestArenaPages/node=2'
 	'TestHugepagePools' 'TestHugepagePools/node=1' 'TestHugepagePools/node=2'
 	'TestPinning' 'TestHugepageShortNodePool' 'TestPipelineOnNode' 'TestPipelineOnNode/node=1' 'TestPipelineOnNode/node=2'
-	'TestDAXTopology' 'TestDAXExchange' 'TestDAXExchange/round=1' 'TestDAXExchange/round=2')
+	'TestDAXTopology' 'TestDAXSizeTooLarge' 'TestDAXExchange' 'TestDAXExchange/round=1' 'TestDAXExchange/round=2'
+	'TestDAXProducerKilled' 'TestDAXMapping')
 for t in "${tests[@]}"; do
 	if [ -z "$RUN" ] || [[ ${t%%/*} =~ $RUN ]]; then want+=("^ *--- PASS: $t "); fi
 done
