@@ -231,18 +231,26 @@ func TestHugetlbfs(t *testing.T) {
 	}
 }
 
+// twoHandles makes a segment of size bytes on tmpfs (a) and opens it
+// again (b: another open file description, as another process has); both
+// are closed at the end of the test.
+func twoHandles(t *testing.T, size int64) (path string, a, b *Segment) {
+	t.Helper()
+	path = filepath.Join(shmDir(t), "seg")
+	a, err := Open(path, Options{Create: true, Size: size})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	if b, err = Open(path, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return path, a, b
+}
+
 func TestParticipants(t *testing.T) {
-	path := filepath.Join(shmDir(t), "seg")
-	a, err := Open(path, Options{Create: true, Size: 5 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	b, err := Open(path, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	_, a, b := twoHandles(t, 5<<20)
 	pa, err := a.Attach(RoleProducer, "out")
 	if err != nil {
 		t.Fatal(err)
@@ -407,16 +415,7 @@ func startChild(t *testing.T, name, env string) *exec.Cmd {
 // header are zero, Open finds no segment, and the generation word stays
 // for the next segment made there.
 func TestWipe(t *testing.T) {
-	path := filepath.Join(shmDir(t), "seg")
-	a, err := Open(path, Options{Create: true, Size: 8 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	b, err := Open(path, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	path, a, b := twoHandles(t, 8<<20)
 	p, err := b.Attach(RoleConsumer, "b")
 	if err != nil {
 		t.Fatal(err)
