@@ -126,6 +126,17 @@ func TestDAXTopology(t *testing.T) {
 	if !strings.HasPrefix(line, devName) {
 		t.Errorf("zflow topology has no line for %s:\n%s", devPath, text)
 	}
+	// zflow doctor says the device is usable as it is.
+	advice := zflow(t, 0, "doctor")
+	want := fmt.Sprintf("%s: %s on node %d, align %s, mapped through %s", devName, units.Bytes(d.size), d.node, units.Bytes(d.align), devPath)
+	for _, l := range strings.Split(advice, "\n") {
+		if strings.Contains(l, devName) {
+			t.Logf("zflow doctor: %q", strings.TrimSpace(l))
+		}
+	}
+	if !strings.Contains(advice, want) {
+		t.Errorf("zflow doctor lacks %q:\n%s", want, advice)
+	}
 }
 
 // TestDAXSizeTooLarge: an arena that asks for a segment larger than the

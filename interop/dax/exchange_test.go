@@ -138,6 +138,9 @@ func TestDAXExchange(t *testing.T) {
 			if _, err := cxl.Open(devPath, cxl.Options{}); !errors.Is(err, cxl.ErrNotSegment) {
 				t.Errorf("after gc --remove, opening the device: %v, want %v", err, cxl.ErrNotSegment)
 			}
+			if ls := zflow(t, 0, "shm", "ls", "/dev"); !strings.Contains(ls, "no zflow segments in /dev") {
+				t.Errorf("after gc --remove, zflow shm ls /dev:\n%s", ls)
+			}
 			// A consumer waits for a segment on the wiped device as for a
 			// file to appear, and says so when none did.
 			lone := start(t, dir, fmt.Sprintf("lone%d", round), fmt.Sprintf(`version: 1
@@ -240,6 +243,15 @@ func exchange(t *testing.T, d device, dir string, round int, want []byte) cxl.Re
 	}
 	if len(r.Participants) != 0 || len(r.Channels) != 1 || !r.Channels[0].Ended || r.Channels[0].Consumers[0].Acked != r.Channels[0].Published {
 		t.Errorf("after the runs: %+v", r)
+	}
+	ls := zflow(t, 0, "shm", "ls", "/dev")
+	t.Logf("zflow shm ls /dev:\n%s", ls)
+	listed := false
+	for _, l := range strings.Split(ls, "\n") {
+		listed = listed || strings.Contains(l, devPath) && strings.Contains(l, "devdax")
+	}
+	if !listed {
+		t.Errorf("zflow shm ls /dev does not list the segment on %s:\n%s", devPath, ls)
 	}
 	return r
 }
