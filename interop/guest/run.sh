@@ -24,6 +24,7 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
+PATH=$PATH:/usr/sbin:/sbin # depmod, for a user whose PATH lacks them
 GO=${GO:-go}
 C=.cache/interop
 KPKG=${INTEROP_KERNEL:-linux-image-6.1.0-56-amd64}
