@@ -44,7 +44,13 @@ dax() {
 		[ -e "$1" ] || { say "DAX no $1 after 10 s"; return 1; }
 	}
 	wait_for $nd/region0/dax_seed || return 1
-	wait_for $nd/namespace0.0/driver || [ -e /sys/bus/dax/devices/dax0.0 ] || return 1
+	# The namespace is bound to nd_pmem, or (an info block from an earlier
+	# boot) already held by a DAX device.
+	i=0
+	while [ ! -e $nd/namespace0.0/driver ] && [ ! -e /sys/bus/dax/devices/dax0.0 ] && [ $i -lt 100 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
 	say "DAX region0 size=$(cat $nd/region0/size) numa_node=$(cat $nd/region0/numa_node) target_node=$(cat $nd/region0/target_node) namespace0.0 $(cat $nd/namespace0.0/devtype) mode=$(cat $nd/namespace0.0/mode) driver=$(readlink $nd/namespace0.0/driver | sed 's|.*/||')"
 	if [ ! -e /sys/bus/dax/devices/dax0.0 ]; then
 		seed=$(cat $nd/region0/dax_seed)
@@ -54,7 +60,7 @@ dax() {
 			echo pmem >$nd/$seed/mode &&
 			echo namespace0.0 >$nd/$seed/namespace &&
 			echo "$seed" >/sys/bus/nd/drivers/dax_pmem/bind ||
-			{ say "DAX devdax conversion failed (dmesg above)"; dmesg | tail -20; return 1; }
+			{ say "DAX devdax conversion failed; the kernel's last messages:"; dmesg | tail -20; return 1; }
 		say "DAX namespace0.0 -> devdax (seed $seed uuid $(cat $nd/$seed/uuid) align $(cat $nd/$seed/align) memmap in $(cat $nd/$seed/mode)) uptime=$(up)s"
 	else
 		say "DAX namespace0.0 -> devdax already (an info block from an earlier boot)"
