@@ -165,12 +165,15 @@ bench-shm: deps
 	$(GO) run ./bench/cmd/shm
 
 # A real multi-node NUMA machine (CPU nodes 0 and 1, memory-only node 2 as
-# CXL memory appears) in a QEMU guest under TCG: boots a stock Debian kernel
-# with static zflow and interop/numa's tests, checks topology, page
-# placement, per-node hugepages and pinning (interop/README.md). The last
+# CXL memory appears) with an emulated NVDIMM on node 2 in a QEMU guest under
+# TCG: boots a stock Debian kernel with static zflow and interop/numa's and
+# interop/dax's tests; checks topology, page placement, per-node hugepages
+# and pinning, and device DAX for real (/dev/dax0.0: topology, two zflow
+# processes through it, gc, a killed producer) (interop/README.md). The last
 # step of `make test`. Installs qemu-system-x86, busybox-static, cpio,
-# xz-utils if missing; caches the kernel under .cache/interop/. ~8-13 s warm,
-# ~20 s with the download, plus the first static build.
+# xz-utils and kmod if missing; caches the kernel and its NVDIMM modules
+# under .cache/interop/. ~35-45 s warm, plus the kernel download and the
+# first static build.
 interop: deps
 	GO='$(GO)' bash interop/guest/run.sh
 

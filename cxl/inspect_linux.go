@@ -1,10 +1,7 @@
 package cxl
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"time"
 )
 
@@ -114,8 +111,8 @@ type GCResult struct {
 // Collect reclaims what dead processes left (their slots, channel places
 // and extents; retired extents once every channel is drained) and, with
 // remove, removes the segment's file when nobody is attached and no
-// channel has a batch some consumer has not acknowledged. A device's
-// segment is never removed.
+// channel has a batch some consumer has not acknowledged; on a device,
+// which cannot be unlinked, it wipes the segment's header instead.
 func (s *Segment) Collect(remove bool) (*GCResult, error) {
 	free := s.freeExtents()
 	rec, err := s.Reclaim()
@@ -138,15 +135,16 @@ func (s *Segment) Collect(remove bool) (*GCResult, error) {
 		res.Why = fmt.Sprintf("kept: %d process(es) attached", alive)
 	case s.anyUnacked():
 		res.Why = "kept: a channel has batches a consumer has not acknowledged (a consumer that joins gets them)"
-	case s.backing == BackingDevDAX:
-		res.Why = "kept: a device's segment is not removed"
 	case !remove:
 		res.Why = "nothing attached, nothing pending: removable (--remove)"
 	default:
-		if err := os.Remove(s.name); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return res, fmt.Errorf("cxl: remove segment: %w", err)
+		if err := s.discard(); err != nil {
+			return res, err
 		}
 		res.Removed, res.Why = true, "removed: nothing attached, nothing pending"
+		if s.backing == BackingDevDAX {
+			res.Why = "header wiped (a device is not unlinked; the next run makes a segment anew): nothing attached, nothing pending"
+		}
 	}
 	return res, nil
 }

@@ -14,7 +14,8 @@ type Options struct {
 	// zero). Without Create, Open only attaches.
 	Create bool
 	// Size is the size of a segment made in a file, rounded up to the
-	// alignment. A device's size is its own.
+	// alignment. A device's size is its own: a Size larger than the
+	// device is an error when making a segment on it.
 	Size int64
 	// Wait is how long Open waits for the path to appear and for the
 	// segment to be made by another process; 0 does not wait.

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/zflowdev/zflow/internal/atomicfile"
+	"github.com/zflowdev/zflow/internal/units"
 )
 
 // Segment is an open, mapped segment. Its methods are safe for concurrent
@@ -97,7 +98,7 @@ func Open(path string, opts Options) (*Segment, error) {
 			continue
 		}
 		if !retryable(err) || !time.Now().Before(deadline) {
-			if errors.Is(err, fs.ErrNotExist) && opts.Wait > 0 {
+			if (errors.Is(err, fs.ErrNotExist) || errors.Is(err, errEmptyDevice)) && opts.Wait > 0 {
 				return nil, fmt.Errorf("cxl: segment %s did not appear within %v: %w", path, opts.Wait, err)
 			}
 			return nil, err
@@ -106,13 +107,19 @@ func Open(path string, opts Options) (*Segment, error) {
 	}
 }
 
-// retryable says whether Open may succeed later: the path is missing, or
-// another process is making the segment.
+// retryable says whether Open may succeed later: the path is missing, the
+// device holds no segment yet, or another process is making the segment.
 func retryable(err error) bool {
-	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, ErrNotReady) || errors.Is(err, errMaking)
+	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, errEmptyDevice) || errors.Is(err, ErrNotReady) || errors.Is(err, errMaking)
 }
 
 var errMaking = errors.New("another process is making the segment")
+
+// errEmptyDevice is a device whose header is all zero: never made, or
+// wiped (a device cannot be unlinked). It is a device's "no such file":
+// one that waits for a segment waits for this to change. It comes wrapped
+// with ErrNotSegment, which it also is.
+var errEmptyDevice = errors.New("the device holds no segment yet (its header is zero)")
 
 // makeGrace bounds how long Open waits out another opener's hold of the
 // make lock when not asked to wait.
@@ -182,7 +189,11 @@ func open(path string, opts Options, log *slog.Logger) (_ *Segment, err error) {
 		// A segment nobody finished (its maker held the make lock, which
 		// we now hold: the maker is dead), an empty device, or anything
 		// else: only the first two may be made over.
-		if !opts.Create || !(errors.Is(err, ErrNotReady) || s.backing == BackingDevDAX && allZero(s.mem[:StaticBytes])) {
+		empty := s.backing == BackingDevDAX && allZero(s.mem[:StaticBytes])
+		if empty && !opts.Create {
+			return nil, fmt.Errorf("cxl: segment %s: %w (%w)", path, errEmptyDevice, ErrNotSegment)
+		}
+		if !opts.Create || !(errors.Is(err, ErrNotReady) || empty) {
 			return nil, err
 		}
 		if errors.Is(err, ErrNotReady) {
@@ -258,6 +269,10 @@ func (s *Segment) make(size, align int64, opts Options) error {
 	var oldGen uint64
 	if len(s.mem) >= offGeneration+8 {
 		oldGen = binary.LittleEndian.Uint64(s.mem[offGeneration:])
+	}
+	if s.backing == BackingDevDAX && opts.Size > size {
+		return fmt.Errorf("cxl: make segment %s of %s: the device has %s (a segment on a device takes the whole device: ask for at most that)",
+			s.name, units.Bytes(opts.Size), units.Bytes(size))
 	}
 	if s.backing != BackingDevDAX {
 		if opts.Size <= 0 {
@@ -348,20 +363,59 @@ func (s *Segment) Close() error {
 	return s.f.Close()
 }
 
-// Remove closes s and removes its file; a device stays (its header is
-// left, so the next Open attaches to it). Processes that still map the
-// segment keep their mapping.
+// Remove closes s and removes its file. A device cannot be unlinked: its
+// header is wiped instead (see wipe), so that the next Open that may
+// create makes a segment anew on it. Processes that still map the segment
+// keep their mapping.
 func (s *Segment) Remove() error {
-	name, dev := s.name, s.backing == BackingDevDAX
+	if s.backing == BackingDevDAX {
+		return errors.Join(s.discard(), s.Close())
+	}
 	if err := s.Close(); err != nil {
 		return err
 	}
-	if dev {
-		return nil
+	return s.discard()
+}
+
+// discard removes the segment's file, or wipes a device's header.
+func (s *Segment) discard() error {
+	if s.backing == BackingDevDAX {
+		return s.wipe()
 	}
-	if err := os.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := os.Remove(s.name); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("cxl: remove segment: %w", err)
 	}
+	return nil
+}
+
+// wipe makes the segment no segment any more, for a device, which cannot
+// be truncated or unlinked: the version first (a reader that sees no
+// version sees an unfinished segment), then the rest of the static header,
+// so Open finds no magic (ErrNotSegment) and, asked to create, makes the
+// segment anew. The generation word stays, so the next segment made there
+// gets the next generation. The make lock is held throughout, so no Open
+// reads the header meanwhile; a process attached since the caller looked
+// is an error, and nothing is wiped.
+func (s *Segment) wipe() error {
+	got, err := tryLock(s.fd, lockMake)
+	if err != nil {
+		return fmt.Errorf("cxl: wipe segment %s: lock: %w", s.name, err)
+	}
+	if !got {
+		return fmt.Errorf("cxl: wipe segment %s: %w", s.name, errMaking)
+	}
+	defer unlock(s.fd, lockMake)
+	ps, err := s.Participants()
+	if err != nil {
+		return err
+	}
+	for _, p := range ps {
+		if p.Alive {
+			return fmt.Errorf("cxl: wipe segment %s: pid %d attached meanwhile (slot %d)", s.name, p.PID, p.Slot)
+		}
+	}
+	s.u32(offVersion).Store(0)
+	clear(s.mem[:StaticBytes])
 	return nil
 }
 

@@ -231,18 +231,26 @@ func TestHugetlbfs(t *testing.T) {
 	}
 }
 
+// twoHandles makes a segment of size bytes on tmpfs (a) and opens it
+// again (b: another open file description, as another process has); both
+// are closed at the end of the test.
+func twoHandles(t *testing.T, size int64) (path string, a, b *Segment) {
+	t.Helper()
+	path = filepath.Join(shmDir(t), "seg")
+	a, err := Open(path, Options{Create: true, Size: size})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	if b, err = Open(path, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return path, a, b
+}
+
 func TestParticipants(t *testing.T) {
-	path := filepath.Join(shmDir(t), "seg")
-	a, err := Open(path, Options{Create: true, Size: 5 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	b, err := Open(path, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	_, a, b := twoHandles(t, 5<<20)
 	pa, err := a.Attach(RoleProducer, "out")
 	if err != nil {
 		t.Fatal(err)
@@ -399,4 +407,41 @@ func startChild(t *testing.T, name, env string) *exec.Cmd {
 		t.Fatalf("child: %q %v", ready, err)
 	}
 	return cmd
+}
+
+// TestWipe: what gc --remove does to a device, which cannot be unlinked,
+// here on a file (the same bytes): never while another opener holds the
+// make lock or a process is attached; then the version and the static
+// header are zero, Open finds no segment, and the generation word stays
+// for the next segment made there.
+func TestWipe(t *testing.T) {
+	path, a, b := twoHandles(t, 8<<20)
+	p, err := b.Attach(RoleConsumer, "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.wipe(); err == nil || !strings.Contains(err.Error(), "attached meanwhile") {
+		t.Errorf("wipe with a process attached: %v", err)
+	}
+	p.Detach()
+	if ok, err := tryLock(b.fd, lockMake); !ok || err != nil {
+		t.Fatalf("take the make lock: %v %v", ok, err)
+	}
+	if err := a.wipe(); !errors.Is(err, errMaking) {
+		t.Errorf("wipe while another opener holds the make lock: %v", err)
+	}
+	unlock(b.fd, lockMake)
+	b.Close()
+	if _, err := DecodeHeader(path, a.mem, a.hdr.Size); err != nil {
+		t.Fatalf("the refused wipes changed the header: %v", err)
+	}
+	if err := a.wipe(); err != nil {
+		t.Fatal(err)
+	}
+	if !allZero(a.mem[:StaticBytes]) || a.Generation() != 1 {
+		t.Errorf("after wipe: static header zero %v, generation %d", allZero(a.mem[:StaticBytes]), a.Generation())
+	}
+	if _, err := Open(path, Options{}); !errors.Is(err, ErrNotSegment) {
+		t.Errorf("open after wipe: %v, want %v", err, ErrNotSegment)
+	}
 }

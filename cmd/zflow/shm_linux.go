@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -15,7 +16,8 @@ import (
 	"github.com/zflowdev/zflow/engine"
 )
 
-const shmUsage = `zflow shm ls [DIR]                list the shared segments in DIR (default /dev/shm)
+const shmUsage = `zflow shm ls [DIR]                list the shared segments in DIR (default /dev/shm; /dev
+                                  for those on device-DAX devices)
 zflow shm inspect [--json] PATH   a segment's header, processes, channels and usage
 zflow shm gc [--remove] PATH      reclaim what dead processes held; --remove deletes the
                                   segment's file when nobody is attached and nothing is pending`
@@ -75,7 +77,9 @@ func shmList(dir string, w io.Writer) error {
 	fmt.Fprintln(tw, "segment\tbacking\tsize\tused\tprocesses\tdead\tchannels\t")
 	n := 0
 	for _, e := range ents {
-		if !e.Type().IsRegular() {
+		// Files, and device-DAX devices (daxX.Y) for DIR /dev.
+		dax := e.Type()&fs.ModeCharDevice != 0 && strings.HasPrefix(e.Name(), "dax")
+		if !e.Type().IsRegular() && !dax {
 			continue
 		}
 		p := filepath.Join(dir, e.Name())

@@ -1,8 +1,8 @@
 #!/bin/sh
-# /init of the NUMA interop guest; interop/guest/run.sh packs it with busybox,
-# zflow and numa.test (static binaries) into the initramfs. It reserves 2 MiB
-# hugepages on every node, prints the topology, runs the tests and powers
-# off. Every line run.sh looks for starts with "ZG: ". The kernel passes
+# /init of the interop guest; interop/guest/run.sh packs it with busybox,
+# zflow, numa.test and dax.test (static binaries) and the NVDIMM modules into
+# the initramfs. It reserves 2 MiB hugepages on every node, turns the NVDIMM
+# into /dev/dax0.0, prints the topology, runs the tests and powers off. Every line run.sh looks for starts with "ZG: ". The kernel passes
 # ZG_* settings from its command line as environment variables.
 export PATH=/bin
 mount -t proc proc /proc
@@ -23,6 +23,54 @@ for d in /sys/devices/system/node/node[0-9]*; do
 	say "HUGEPAGES node$n nr_hugepages=$(cat "$h/nr_hugepages") free_hugepages=$(cat "$h/free_hugepages") (asked $HUGE)"
 done
 
+# Device DAX. The NVDIMM is label-less, so the kernel gives its region one
+# raw namespace (namespace0.0, nd_namespace_io) bound to nd_pmem as
+# /dev/pmem0. ndctl's `create-namespace -f -e namespace0.0 -m devdax`,
+# done here through sysfs: unbind the namespace from nd_pmem, give the
+# region's dax seed (an nd_dax device) a uuid, an align and the namespace,
+# and bind it to dax_pmem, which writes a DAX info block at the start of the
+# namespace and makes dax0.0 on the dax bus; device_dax then makes
+# /dev/dax0.0. (The info block stays on the device: a namespace that has
+# one comes up in devdax mode by itself, and is left as it is.)
+dax() {
+	for ko in $(cat /lib/modules/order); do
+		insmod "/lib/modules/$ko" || { say "DAX insmod $ko failed"; return 1; }
+	done
+	say "DAX modules loaded: $(cat /lib/modules/order | tr '\n' ' ')"
+	nd=/sys/bus/nd/devices
+	wait_for() { # wait_for PATH: up to 10 s (the nd bus probes asynchronously)
+		i=0
+		while [ ! -e "$1" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+		[ -e "$1" ] || { say "DAX no $1 after 10 s"; return 1; }
+	}
+	wait_for $nd/region0/dax_seed || return 1
+	# The namespace is bound to nd_pmem, or (an info block from an earlier
+	# boot) already held by a DAX device.
+	i=0
+	while [ ! -e $nd/namespace0.0/driver ] && [ ! -e /sys/bus/dax/devices/dax0.0 ] && [ $i -lt 100 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	say "DAX region0 size=$(cat $nd/region0/size) numa_node=$(cat $nd/region0/numa_node) target_node=$(cat $nd/region0/target_node) namespace0.0 $(cat $nd/namespace0.0/devtype) mode=$(cat $nd/namespace0.0/mode) driver=$(readlink $nd/namespace0.0/driver | sed 's|.*/||')"
+	if [ ! -e /sys/bus/dax/devices/dax0.0 ]; then
+		seed=$(cat $nd/region0/dax_seed)
+		echo namespace0.0 >/sys/bus/nd/drivers/nd_pmem/unbind &&
+			cat /proc/sys/kernel/random/uuid >$nd/$seed/uuid &&
+			echo 2097152 >$nd/$seed/align &&
+			echo pmem >$nd/$seed/mode &&
+			echo namespace0.0 >$nd/$seed/namespace &&
+			echo "$seed" >/sys/bus/nd/drivers/dax_pmem/bind ||
+			{ say "DAX devdax conversion failed; the kernel's last messages:"; dmesg | tail -20; return 1; }
+		say "DAX namespace0.0 -> devdax (seed $seed uuid $(cat $nd/$seed/uuid) align $(cat $nd/$seed/align) memmap in $(cat $nd/$seed/mode)) uptime=$(up)s"
+	else
+		say "DAX namespace0.0 -> devdax already (an info block from an earlier boot)"
+	fi
+	wait_for /dev/dax0.0 || return 1
+	d=/sys/bus/dax/devices/dax0.0
+	say "DAX /dev/dax0.0 size=$(cat $d/size) align=$(cat $d/align) target_node=$(cat $d/target_node) dev=$(cat $d/dev) driver=$(readlink $d/driver | sed 's|.*/||')"
+}
+dax || say "DAX setup failed"
+
 say "BEGIN zflow topology"
 zflow topology
 say "END zflow topology rc=$?"
@@ -33,5 +81,9 @@ say "END zflow topology --json rc=$?"
 say "BEGIN numa.test uptime=$(up)s"
 ZFLOW_GUEST=numa ZFLOW_BIN=/bin/zflow numa.test -test.v -test.count=1 -test.timeout=${ZG_TEST_TIMEOUT:-180s} ${ZG_TEST_RUN:+-test.run=$ZG_TEST_RUN}
 say "END numa.test rc=$? uptime=$(up)s"
+
+say "BEGIN dax.test uptime=$(up)s"
+ZFLOW_GUEST=dax ZFLOW_BIN=/bin/zflow dax.test -test.v -test.count=1 -test.timeout=${ZG_TEST_TIMEOUT:-180s} ${ZG_TEST_RUN:+-test.run=$ZG_TEST_RUN}
+say "END dax.test rc=$? uptime=$(up)s"
 say "DONE uptime=$(up)s"
 poweroff -f

@@ -1,28 +1,39 @@
 #!/usr/bin/env bash
-# make interop: boot a QEMU guest with a real multi-node NUMA machine and run
-# interop/numa's tests inside it (see interop/README.md).
+# make interop: boot a QEMU guest with a real multi-node NUMA machine and an
+# emulated NVDIMM, and run interop/numa's and interop/dax's tests inside it
+# (see interop/README.md).
 #
 #   node 0: CPUs 0-1 + memory, node 1: CPUs 2-3 + memory,
-#   node 2: memory only (how CXL Type-3 memory appears), the farthest node.
+#   node 2: memory only (how CXL Type-3 memory appears), the farthest node,
+#           and an NVDIMM (label-less, backed by a file under .cache/interop)
+#           that /init turns into the device-DAX device /dev/dax0.0.
 #
 # Steps, each timed: Debian packages and the kernel (apt-get, cached under
-# .cache/interop/), static zflow and numa.test, the initramfs (busybox +
-# those binaries + init.sh), one boot under TCG with a hard timeout, then the
-# serial log is checked for every expected PASS line and no FAIL.
+# .cache/interop/) with the NVDIMM modules and their insmod order (depmod on
+# the host), static zflow, numa.test and dax.test, the initramfs (busybox +
+# those binaries + the modules + init.sh), one boot under TCG with a hard
+# timeout, then the serial log is checked for every expected PASS line and
+# no FAIL.
 #
 # Settings (environment): GO (go), INTEROP_KERNEL (linux-image-6.1.0-56-amd64),
 # INTEROP_NODE_MEM (512M per node), INTEROP_HUGEPAGES (16 per node),
+# INTEROP_DAX_SIZE (256M, the NVDIMM; a multiple of 2M),
 # INTEROP_TIMEOUT (300 s for the boot), INTEROP_RUN (a -test.run filter; the
 # PASS check then only looks for what it selects), INTEROP_ACCEL (tcg; kvm
 # hangs a stock kernel on our VMs, see docs/guest.md).
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
+PATH=$PATH:/usr/sbin:/sbin # depmod, for a user whose PATH lacks them
 GO=${GO:-go}
 C=.cache/interop
 KPKG=${INTEROP_KERNEL:-linux-image-6.1.0-56-amd64}
 NODE_MEM=${INTEROP_NODE_MEM:-512M}
 HUGE=${INTEROP_HUGEPAGES:-16}
+DAX_SIZE=${INTEROP_DAX_SIZE:-256M}
+# What /dev/dax0.0 needs: the ACPI NFIT driver, the NVDIMM core and pmem
+# namespace driver, device DAX over pmem, and the /dev/daxX.Y driver.
+DAX_MODS=(nfit nd_pmem dax_pmem device_dax)
 TIMEOUT=${INTEROP_TIMEOUT:-300}
 RUN=${INTEROP_RUN:-}
 ACCEL=${INTEROP_ACCEL:-tcg}
@@ -40,7 +51,7 @@ T0=$(now)
 
 # ---- 1. packages and kernel (cached) ----
 need=()
-for p in qemu-system-x86 busybox-static cpio xz-utils; do
+for p in qemu-system-x86 busybox-static cpio xz-utils kmod; do
 	dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
 if ((${#need[@]})); then
@@ -86,8 +97,27 @@ if [ ! -e "$kdir/vmlinux" ] && [ ! -e "$kdir/bzImage" ]; then
 fi
 KERNEL=$kdir/vmlinux
 [ -e "$KERNEL" ] || KERNEL=$kdir/bzImage
+# The NVDIMM modules and what they depend on, in insmod order: the .deb
+# ships no modules.dep, so depmod runs on the unpacked tree once and
+# modprobe --show-depends gives the order (kept in modules/order).
+mdir=$kdir/modules
+if [ ! -s "$mdir/order" ]; then
+	mtmp=$C/modules.tmp
+	rm -rf "$mtmp" "$mdir" && mkdir -p "$mtmp" "$mdir"
+	dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$mtmp" --wildcards './lib/modules/*'
+	kver=$(ls "$mtmp/lib/modules")
+	depmod -b "$mtmp" "$kver" || die "depmod of $kver failed"
+	for m in "${DAX_MODS[@]}"; do
+		modprobe -d "$mtmp" -S "$kver" --show-depends "$m" || die "modprobe --show-depends $m failed: $m is not a module of $kver"
+	done | awk '$1 == "insmod" && !seen[$2]++ { print $2 }' >"$mtmp/list"
+	while read -r ko; do
+		cp "$ko" "$mdir/" && basename "$ko" >>"$mdir/order.tmp"
+	done <"$mtmp/list"
+	mv "$mdir/order.tmp" "$mdir/order"
+	rm -rf "$mtmp"
+fi
 T1=$(now)
-say "kernel: $(basename "$deb") -> $KERNEL ($(secs "$T0" "$T1") s)"
+say "kernel: $(basename "$deb") -> $KERNEL, modules $(tr '\n' ' ' <"$mdir/order")($(secs "$T0" "$T1") s)"
 
 # ---- 2. static binaries ----
 # -checklinkname=0 only for a binary that links io/uring (see the Makefile).
@@ -102,19 +132,22 @@ ldf() {
 }
 CGO_ENABLED=0 "$GO" build -ldflags="$(ldf ./cmd/zflow)" -o "$C/zflow" ./cmd/zflow ||
 	die "CGO_ENABLED=0 go build ./cmd/zflow failed"
-CGO_ENABLED=0 "$GO" test -c -ldflags="$(ldf -test ./interop/numa)" -o "$C/numa.test" ./interop/numa ||
-	die "CGO_ENABLED=0 go test -c ./interop/numa failed"
+for p in numa dax; do
+	CGO_ENABLED=0 "$GO" test -c -ldflags="$(ldf -test ./interop/$p)" -o "$C/$p.test" ./interop/$p ||
+		die "CGO_ENABLED=0 go test -c ./interop/$p failed"
+done
 T2=$(now)
-say "build: zflow $(($(stat -c %s "$C/zflow") >> 20)) MiB, numa.test $(($(stat -c %s "$C/numa.test") >> 20)) MiB ($(secs "$T1" "$T2") s)"
+say "build: zflow $(($(stat -c %s "$C/zflow") >> 20)) MiB, numa.test $(($(stat -c %s "$C/numa.test") >> 20)) MiB, dax.test $(($(stat -c %s "$C/dax.test") >> 20)) MiB ($(secs "$T1" "$T2") s)"
 
 # ---- 3. initramfs ----
 R=$C/root
-rm -rf "$R" && mkdir -p "$R"/{bin,proc,sys,dev,tmp}
+rm -rf "$R" && mkdir -p "$R"/{bin,proc,sys,dev,tmp,lib/modules}
 cp /bin/busybox "$R/bin/busybox"
-for a in sh mount mkdir cat cut uname poweroff ls grep sed dmesg; do # what init.sh uses, and a little more
+for a in sh mount mkdir cat cut uname poweroff ls grep sed dmesg insmod sleep readlink tr; do # what init.sh uses, and a little more
 	ln -s busybox "$R/bin/$a"
 done
-cp "$C/zflow" "$C/numa.test" "$R/bin/"
+cp "$C/zflow" "$C/numa.test" "$C/dax.test" "$R/bin/"
+cp "$mdir"/* "$R/lib/modules/"
 install -m 755 interop/guest/init.sh "$R/init"
 # Not compressed: the kernel would gunzip it under TCG, slower than loading
 # the bytes.
@@ -129,8 +162,17 @@ tcg) accel=(-accel tcg -cpu max) ;;
 kvm) accel=(-enable-kvm -cpu host) ;;
 *) die "INTEROP_ACCEL=$ACCEL: want tcg or kvm" ;;
 esac
+# The NVDIMM's memory is a file, made anew (sparse) for every boot so that
+# each run starts from a label-less, never-written device; share=on so the
+# guest's stores reach it. Hotpluggable memory (slots, maxmem) is what
+# QEMU puts an NVDIMM in.
+nvimg=$C/nvdimm0.img
+rm -f "$nvimg" && truncate -s "$DAX_SIZE" "$nvimg"
+ram=$(numfmt --from=iec "$NODE_MEM" | awk '{ print $1 * 3 / 1048576 }')
+nv=$(numfmt --from=iec "$DAX_SIZE" | awk '{ print $1 / 1048576 }')
 qemu=(qemu-system-x86_64 "${accel[@]}" -nodefaults -display none -serial stdio -no-reboot
-	-smp 4,sockets=2,cores=2,threads=1 -m "$(numfmt --from=iec "$NODE_MEM" | awk '{ print $1 * 3 / 1048576 }')M"
+	-machine pc,nvdimm=on
+	-smp 4,sockets=2,cores=2,threads=1 -m "${ram}M,slots=1,maxmem=$((ram + nv))M"
 	-object "memory-backend-ram,id=m0,size=$NODE_MEM"
 	-object "memory-backend-ram,id=m1,size=$NODE_MEM"
 	-object "memory-backend-ram,id=m2,size=$NODE_MEM"
@@ -140,6 +182,8 @@ qemu=(qemu-system-x86_64 "${accel[@]}" -nodefaults -display none -serial stdio -
 	-numa dist,src=0,dst=1,val=20
 	-numa dist,src=0,dst=2,val=30
 	-numa dist,src=1,dst=2,val=30
+	-object "memory-backend-file,id=nv0mem,share=on,mem-path=$nvimg,size=$DAX_SIZE,align=2M"
+	-device nvdimm,id=nv0,memdev=nv0mem,node=2
 	-kernel "$KERNEL" -initrd "$C/initrd.cpio"
 	-append "console=ttyS0 quiet panic=-1 numa_balancing=disable ZG_HUGEPAGES=$HUGE${RUN:+ ZG_TEST_RUN=$RUN}")
 say "boot: ${qemu[*]}"
@@ -179,13 +223,19 @@ want=(
 	'^ZG: END zflow topology --json rc=0$'
 	'^PASS$'
 	'^ZG: END numa.test rc=0 '
+	'^ZG: DAX modules loaded'
+	'^ZG: DAX namespace0.0 -> devdax '
+	'^ZG: DAX /dev/dax0.0 size=[0-9]+ align=2097152 target_node=2 '
+	'^ZG: END dax.test rc=0 '
 	'^ZG: DONE '
 )
 for n in 0 1 2; do want+=("^ZG: HUGEPAGES node$n nr_hugepages=$HUGE "); done
 tests=('TestTopologyJSON' 'TestNodes'
 	'TestArenaPages' 'TestArenaPages/node=0' 'TestArenaPages/node=1' 'TestArenaPages/node=2'
 	'TestHugepagePools' 'TestHugepagePools/node=1' 'TestHugepagePools/node=2'
-	'TestPinning' 'TestHugepageShortNodePool' 'TestPipelineOnNode' 'TestPipelineOnNode/node=1' 'TestPipelineOnNode/node=2')
+	'TestPinning' 'TestHugepageShortNodePool' 'TestPipelineOnNode' 'TestPipelineOnNode/node=1' 'TestPipelineOnNode/node=2'
+	'TestDAXTopology' 'TestDAXSizeTooLarge' 'TestDAXExchange' 'TestDAXExchange/round=1' 'TestDAXExchange/round=2'
+	'TestDAXProducerKilled' 'TestDAXMapping')
 for t in "${tests[@]}"; do
 	if [ -z "$RUN" ] || [[ ${t%%/*} =~ $RUN ]]; then want+=("^ *--- PASS: $t "); fi
 done
@@ -199,6 +249,6 @@ say "times: kernel+packages $(secs "$T0" "$T1") s, build $(secs "$T1" "$T2") s, 
 if ((${#missing[@]})) || [ -n "$bad" ]; then
 	for w in "${missing[@]}"; do echo "interop: missing: $w" >&2; done
 	[ -z "$bad" ] || echo "interop: found:"$'\n'"$bad" >&2
-	die "NUMA guest checks did not all pass (serial log: $LOG)"
+	die "guest checks did not all pass (serial log: $LOG)"
 fi
 say "PASS: ${#want[@]} expected lines present, no FAIL (serial log: $LOG)"
