@@ -154,16 +154,9 @@ sinks:
 	}
 	// Afterwards: nobody attached, every batch acknowledged by both
 	// consumers, and gc --remove leaves no segment behind.
-	code, out, e := zflowRun(t, "shm", "inspect", "--json", seg)
-	if code != 0 {
-		t.Fatalf("shm inspect: %d %s", code, e)
-	}
-	var rep cxl.Report
-	if err := json.Unmarshal([]byte(out), &rep); err != nil {
-		t.Fatal(err)
-	}
-	if len(rep.Participants) != 0 || len(rep.Channels) != 1 || len(rep.Channels[0].Consumers) != 2 || !rep.Channels[0].Ended {
-		t.Fatalf("after the runs: %s", out)
+	rep := inspectSegment(t, seg)
+	if len(rep.Participants) != 0 || len(rep.Channels) != 1 || len(rep.Channels[0].Consumers) != 2 || !rep.Channels[0].Ended || !rep.Channels[0].Done || !rep.Channels[0].Closed {
+		t.Fatalf("after the runs: %+v", rep)
 	}
 	for k, c := range rep.Channels[0].Consumers {
 		if c.Acked != rep.Channels[0].Published || c.Slot != -1 {
