@@ -275,7 +275,11 @@ func (a *Allocator) Report() PoolReport {
 	}
 	present := map[int]int{}
 	for _, e := range rep.Extents {
-		m.ByBacking[backingName(e.Got)] += e.Size
+		if e.Backing != "" {
+			m.ByBacking[e.Backing] += e.Size
+		} else {
+			m.ByBacking[backingName(e.Got)] += e.Size
+		}
 		if e.NodeObserved != NoNode {
 			present[e.NodeObserved] += e.Present
 		}

@@ -23,6 +23,14 @@ type RegionSource interface {
 	Give(region []byte) error
 }
 
+// RegionBacking is an optional interface of a RegionSource that names what
+// its memory is in the pool's report (mapped_by_backing), where the kind
+// of page alone would mislead: a device-DAX device's memory is not hugetlb
+// even when mapped in 2 MiB pages.
+type RegionBacking interface {
+	Backing() string
+}
+
 // takeRegion is mapRegion for an arena whose memory comes from a
 // RegionSource.
 func (ar *Arena) takeRegion(size uintptr, large bool) (*mapping, error) {

@@ -47,6 +47,9 @@ type ExtentReport struct {
 	// says why it is not the kind asked ("" when it is).
 	Got      Kind
 	Fallback string
+	// Backing names the memory for mapped_by_backing when its region
+	// source says (RegionBacking); "" otherwise.
+	Backing string
 	// PageSize is the kernel page size of the mapping (smaps
 	// KernelPageSize): 2 MiB or 1 GiB for hugetlb, 4 KiB otherwise, even
 	// when transparent hugepages back it (those show in Huge).
@@ -100,6 +103,9 @@ func (ar *Arena) Backing() Report {
 			Addr: m.base, Size: int64(m.size), Large: m.large,
 			Got: m.got, Fallback: m.fallback,
 			PageSize: int64(m.page), Node: m.node, NodeObserved: NoNode,
+		}
+		if b, ok := m.src.(RegionBacking); ok {
+			e.Backing = b.Backing()
 		}
 		if v, ok := findVMA(vmas, m.base); ok {
 			e.PageSize = v.KernelPageSize

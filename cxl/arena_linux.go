@@ -140,6 +140,18 @@ type extentSource struct {
 	next int // where the next claim starts looking
 }
 
+// Backing names the segment's memory in the pool's report: "devdax" for
+// a device (whatever its page size), else by page kind as for any arena.
+func (x *extentSource) Backing() string {
+	switch x.seg.backing {
+	case BackingDevDAX:
+		return "devdax"
+	case BackingHugetlbfs:
+		return "hugetlb"
+	}
+	return "plain"
+}
+
 func (x *extentSource) Take(size uintptr, large bool) ([]byte, error) {
 	es := uintptr(x.seg.hdr.ExtentSize)
 	n := int((size + es - 1) / es)

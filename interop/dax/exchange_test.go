@@ -276,6 +276,9 @@ func checkRuns(t *testing.T, dir, csv string, want []byte, prod, cons *proc) {
 	if out.BytesCopied != 0 || out.RowsIn != rows {
 		t.Errorf("shm_out: rows in %d, copied %d %v", out.RowsIn, out.BytesCopied, out.Copies)
 	}
+	if ps.Memory.Arena == "cxl" && (ps.Memory.ByBacking["devdax"] == 0 || len(ps.Memory.ByBacking) != 1) {
+		t.Errorf("the producer's arena on the device reports its memory as %v, want devdax only", ps.Memory.ByBacking)
+	}
 	if in.BytesCopied != 0 || in.References["shared segment"] == 0 || in.References["shared segment"] != in.BytesOut {
 		t.Errorf("shm_in: out %d, copied %d, by reference %v", in.BytesOut, in.BytesCopied, in.References)
 	}
