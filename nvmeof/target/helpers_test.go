@@ -200,7 +200,13 @@ func connectData(t *testing.T, cntlid uint16, sub, host string) []byte {
 // it returns the controller id.
 func (r *raw) adminUp(kato uint32) uint16 {
 	r.t.Helper()
-	cqe, _ := r.cmd(nvme.NewConnect(0, nvme.Connect{SQSize: 31, KATO: kato}), connectData(r.t, nvme.CntlIDDynamic, subNQN, hostNQN))
+	return r.adminUpTo(subNQN, kato)
+}
+
+// adminUpTo is adminUp for subsystem sub.
+func (r *raw) adminUpTo(sub string, kato uint32) uint16 {
+	r.t.Helper()
+	cqe, _ := r.cmd(nvme.NewConnect(0, nvme.Connect{SQSize: 31, KATO: kato}), connectData(r.t, nvme.CntlIDDynamic, sub, hostNQN))
 	if !cqe.Status.OK() {
 		r.t.Fatalf("admin connect: %s", cqe.Status)
 	}

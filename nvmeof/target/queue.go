@@ -13,6 +13,7 @@ import (
 // the commands in order; completions and data go out through conn.Write.
 type queue struct {
 	t    *Target
+	port *port
 	conn *pdu.Conn
 
 	ctrl      *controller // nil until Connect succeeds
@@ -33,8 +34,17 @@ type pendingWrite struct {
 	ttag uint16
 }
 
-func newQueue(t *Target, nc net.Conn) *queue {
-	return &queue{t: t, conn: pdu.NewConn(nc), r2t: map[uint16]*pendingWrite{}}
+func newQueue(t *Target, p *port, nc net.Conn) *queue {
+	return &queue{t: t, port: p, conn: pdu.NewConn(nc), r2t: map[uint16]*pendingWrite{}}
+}
+
+// namespace is the namespace nsid of the queue's subsystem, nil when
+// there is none (or the controller is a discovery controller).
+func (q *queue) namespace(nsid uint32) Namespace {
+	if q.ctrl == nil || q.ctrl.sub == nil {
+		return nil
+	}
+	return q.ctrl.sub.namespace(nsid)
 }
 
 // errSequence is a PDU that arrives when the protocol does not allow it.
@@ -185,6 +195,9 @@ func (q *queue) run(cmd *nvme.Command, data []byte) error {
 		return q.respond(cmd, nvme.StatusCommandSequence, 0)
 	}
 	if q.qid == 0 {
+		if q.ctrl.sub == nil {
+			return q.discoveryAdmin(cmd)
+		}
 		return q.admin(cmd, data)
 	}
 	return q.io(cmd, data)
