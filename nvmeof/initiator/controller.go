@@ -281,6 +281,21 @@ func (c *Controller) rw(q int, op uint8, ns Namespace, slba uint64, buf []byte) 
 	return err
 }
 
+// Deallocate frees ranges of ns (Dataset Management with the deallocate
+// attribute); they read as zeros afterwards when the namespace says so.
+func (c *Controller) Deallocate(q int, ns Namespace, ranges []nvme.DSMRange) error {
+	if len(ranges) == 0 || len(ranges) > 256 {
+		return fmt.Errorf("initiator: deallocate %d ranges: want 1 to 256", len(ranges))
+	}
+	var buf []byte
+	for _, r := range ranges {
+		buf = nvme.AppendDSMRange(buf, r)
+	}
+	cmd := nvme.Command{Opcode: nvme.IODatasetMgmt, NSID: ns.ID, CDW10: uint32(len(ranges) - 1), CDW11: nvme.DSMDeallocate}
+	_, err := c.io[q].Submit(cmd, buf, true)
+	return err
+}
+
 // Flush asks the controller to make what was written to ns durable.
 func (c *Controller) Flush(q int, ns Namespace) error {
 	_, err := c.io[q].Submit(nvme.Command{Opcode: nvme.IOFlush, NSID: ns.ID}, nil, false)

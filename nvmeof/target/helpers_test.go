@@ -215,3 +215,17 @@ func (r *raw) adminUpTo(sub string, kato uint32) uint16 {
 	}
 	return uint16(cqe.DW0)
 }
+
+// ioRaw connects a controller's admin queue and its I/O queue 1 by hand,
+// with the given digests on the I/O queue, and returns the I/O queue.
+func ioRaw(t *testing.T, addr string, digest uint8) *raw {
+	t.Helper()
+	r, _ := icRaw(t, addr, 0)
+	id := r.adminUp(0)
+	q, _ := icRaw(t, addr, digest)
+	if cqe, _ := q.cmd(nvme.NewConnect(0, nvme.Connect{QID: 1, SQSize: 31}), connectData(t, id, subNQN, hostNQN)); !cqe.Status.OK() {
+		t.Fatalf("I/O connect: %s", cqe.Status)
+	}
+	t.Cleanup(func() { r.nc.Close() })
+	return q
+}
