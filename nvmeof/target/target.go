@@ -190,6 +190,13 @@ func (t *Target) serve(ln net.Listener, discoveryOnly bool) error {
 	}
 }
 
+// Controllers is the number of controllers (host associations) alive.
+func (t *Target) Controllers() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.ctrls)
+}
+
 // Close stops the listeners, closes every connection and waits until all
 // of the target's goroutines have returned.
 func (t *Target) Close() error {
