@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -139,5 +140,85 @@ func TestNvmeofCLI(t *testing.T) {
 	b, err := os.ReadFile(img)
 	if err != nil || !bytes.Equal(b[1000:1000+len(payload)], payload) {
 		t.Errorf("the file namespace does not hold the data (%v)", err)
+	}
+}
+
+// Two zflow run processes through a zflow nvmeof serve target: one writes
+// a pipeline's output into a namespace, the other reads it back; the
+// result equals a direct run. A namespace never written is refused.
+func TestNvmeofPipelines(t *testing.T) {
+	dir := t.TempDir()
+	bin := buildBinary(t, dir)
+	const nqn = "nqn.2024-01.dev.zflow:pipes"
+	srv := exec.Command(bin, "nvmeof", "serve", "--listen", "127.0.0.1:0", "--nqn", nqn,
+		"--namespace", "ram:64MiB", "--namespace", "ram:1MiB")
+	stderr, err := srv.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		srv.Process.Signal(syscall.SIGTERM)
+		srv.Wait()
+	}()
+	sc := bufio.NewScanner(stderr)
+	re := regexp.MustCompile(`listening on (\S+) `)
+	addr := ""
+	for addr == "" && sc.Scan() {
+		if m := re.FindStringSubmatch(sc.Text()); m != nil {
+			addr = m[1]
+		}
+	}
+	if addr == "" {
+		t.Fatal("serve did not say where it listens")
+	}
+	go func() {
+		for sc.Scan() {
+		}
+	}()
+	const gen = `{type: generate, rows: 300000, seed: 7, columns: [{name: id, type: int64}, {name: name, type: string}, {name: px, type: float64}]}`
+	nvme := "{type: nvme, address: " + addr + ", subnqn: " + nqn + ", nsid: %d, offset: %d, queues: 4, queue_depth: 16%s}"
+	run := func(name, yaml string) (int, string) {
+		t.Helper()
+		cmd := exec.Command(bin, "run", "--quiet", writeTemp(t, dir, name+".yaml", yaml))
+		cmd.Dir = dir
+		var errb bytes.Buffer
+		cmd.Stderr = &errb
+		cmd.Run()
+		return cmd.ProcessState.ExitCode(), errb.String()
+	}
+	if code, e := run("direct", "version: 1\nname: direct\nsources:\n  g: "+gen+"\nsinks:\n  out: {type: csv, inputs: [g], path: direct.csv}\n"); code != 0 {
+		t.Fatalf("direct run: exit %d\n%s", code, e)
+	}
+	if code, e := run("write", "version: 1\nname: w\nsources:\n  g: "+gen+"\nsinks:\n  out: "+
+		fmt.Sprintf(nvme, 1, 8192, ", inputs: [g]")+"\n"); code != 0 {
+		t.Fatalf("writer: exit %d\n%s", code, e)
+	}
+	if code, e := run("read", "version: 1\nname: r\nsources:\n  n: "+fmt.Sprintf(nvme, 1, 8192, "")+
+		"\nsinks:\n  out: {type: csv, inputs: [n], path: back.csv}\n"); code != 0 {
+		t.Fatalf("reader: exit %d\n%s", code, e)
+	}
+	a, _ := os.ReadFile(filepath.Join(dir, "direct.csv"))
+	b, _ := os.ReadFile(filepath.Join(dir, "back.csv"))
+	if len(a) < 1<<20 || !bytes.Equal(a, b) {
+		t.Fatalf("read back %d bytes of CSV, the direct run wrote %d; equal %v", len(b), len(a), bytes.Equal(a, b))
+	}
+	// Namespace 2 was never written: no header, a clear error, exit 2.
+	code, e := run("empty", "version: 1\nname: e\nsources:\n  n: "+fmt.Sprintf(nvme, 2, 0, "")+
+		"\nsinks:\n  out: {type: discard, inputs: [n]}\n")
+	if code == 0 || !strings.Contains(e, "holds no zflow stream") {
+		t.Fatalf("reading a namespace without a stream: exit %d\n%s", code, e)
+	}
+	// A stream larger than the namespace fails the writer; the namespace
+	// then holds no valid stream.
+	if code, e := run("toobig", "version: 1\nname: big\nsources:\n  g: "+gen+"\nsinks:\n  out: "+
+		fmt.Sprintf(nvme, 2, 0, ", inputs: [g]")+"\n"); code == 0 || !strings.Contains(e, "outgrows") {
+		t.Fatalf("writing past the namespace: exit %d\n%s", code, e)
+	}
+	if code, e := run("empty2", "version: 1\nname: e\nsources:\n  n: "+fmt.Sprintf(nvme, 2, 0, "")+
+		"\nsinks:\n  out: {type: discard, inputs: [n]}\n"); code == 0 || !strings.Contains(e, "holds no zflow stream") {
+		t.Fatalf("after a failed writer: exit %d\n%s", code, e)
 	}
 }
