@@ -31,19 +31,7 @@ func serveDiscovery(t *testing.T) (ioAddr, discAddr string, tg *target.Target) {
 		{NQN: otherNQN, Namespaces: ram()},
 		{NQN: privateNQN, Namespaces: ram(), AllowHosts: []string{"nqn.2014-08.org.nvmexpress:uuid:someone-else"}},
 	}})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- tg.ServeDiscovery(ln) }()
-	t.Cleanup(func() {
-		ln.Close()
-		if err := <-done; err != nil {
-			t.Errorf("serve discovery: %v", err)
-		}
-	})
-	return ioAddr, ln.Addr().String(), tg
+	return ioAddr, listen(t, tg.ServeDiscovery, nil), tg
 }
 
 // getLog reads n bytes of the discovery log at off through the raw host.

@@ -38,19 +38,31 @@ func serve(t *testing.T, size int64, cfg target.Config) (string, *target.Target)
 	if err != nil {
 		t.Fatal(err)
 	}
+	addr := listen(t, tg.Serve, func() { tg.Close() })
+	return addr, tg
+}
+
+// listen runs serve on a new loopback listener; at cleanup stop (nil:
+// close the listener) ends it, and serve must return nil.
+func listen(t *testing.T, serve func(net.Listener) error, stop func()) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- tg.Serve(ln) }()
+	go func() { done <- serve(ln) }()
 	t.Cleanup(func() {
-		tg.Close()
+		if stop == nil {
+			ln.Close()
+		} else {
+			stop()
+		}
 		if err := <-done; err != nil {
 			t.Errorf("serve: %v", err)
 		}
 	})
-	return ln.Addr().String(), tg
+	return ln.Addr().String()
 }
 
 func connect(t *testing.T, addr string, cfg initiator.Config) *initiator.Controller {
