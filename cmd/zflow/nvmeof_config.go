@@ -122,7 +122,18 @@ func (c *serveConfig) check() (path string, err error) {
 }
 
 // parseServeConfig reads a serve config file; errors say file:line:col.
-func parseServeConfig(name string, src []byte) (*serveConfig, error) {
+// goccy/go-yaml panics on some malformed input (FuzzServeConfig found a
+// tag on a sequence); that becomes an error too.
+func parseServeConfig(name string, src []byte) (c *serveConfig, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			c, err = nil, fmt.Errorf("%s:1:1: the YAML parser failed on this file (%v); check its syntax", name, r)
+		}
+	}()
+	return parseServeConfigYAML(name, src)
+}
+
+func parseServeConfigYAML(name string, src []byte) (*serveConfig, error) {
 	var c serveConfig
 	if err := yaml.UnmarshalWithOptions(src, &c, yaml.Strict()); err != nil {
 		line, col, msg := 1, 1, err.Error()
