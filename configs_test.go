@@ -17,6 +17,7 @@ import (
 
 	"github.com/zflowdev/zflow"
 	"github.com/zflowdev/zflow/engine"
+	"github.com/zflowdev/zflow/nvmeof/target"
 	"github.com/zflowdev/zflow/operators"
 	"github.com/zflowdev/zflow/pipelines"
 )
@@ -29,6 +30,31 @@ func freeAddr(t *testing.T) string {
 	}
 	defer l.Close()
 	return l.Addr().String()
+}
+
+// serveNVMe starts an NVMe/TCP target with one RAM namespace on loopback
+// for the nvme source and sink; stop stops it.
+func serveNVMe(t *testing.T) (addr, nqn string, stop func()) {
+	t.Helper()
+	nqn = "nqn.2024-01.dev.zflow:configs"
+	ns, err := target.NewRAM(16<<20, 12)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tg, err := target.New(target.Config{SubNQN: nqn, Namespaces: []target.Namespace{ns}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- tg.Serve(ln) }()
+	return ln.Addr().String(), nqn, func() {
+		tg.Close()
+		<-done
+	}
 }
 
 // TestEveryConfigStruct builds every registered operator from a Go struct
@@ -55,6 +81,10 @@ func TestEveryConfigStruct(t *testing.T) {
 	}
 	defer os.RemoveAll(shm)
 	seg := filepath.Join(shm, "seg")
+	nvmeAddr, nvmeNQN, stopNVMe := serveNVMe(t)
+	defer stopNVMe()
+	nvmeCfg := operators.NVMeConfig{Address: nvmeAddr, SubNQN: nvmeNQN}
+	nvmeYAML := "address: " + nvmeAddr + ", subnqn: " + nvmeNQN
 	// The network and shared-memory operators run against a peer pipeline.
 	peers := map[string]*zflow.Builder{
 		"tcp_out": zflow.New("peer").Source("in", "tcp_in", &operators.TCPInConfig{Listen: outAddr, Schema: cols}).Sink("out", "discard", nil, "in"),
@@ -103,6 +133,8 @@ func TestEveryConfigStruct(t *testing.T) {
 		{engine.KindSource, "tcp_in", &operators.TCPInConfig{Listen: inAddr, Schema: cols}, "listen: " + inAddr + ", schema: [{name: a, type: int64}, {name: s, type: string}]", 5},
 		{engine.KindSink, "shm_out", &operators.ShmOutConfig{Path: seg, Channel: "out"}, "path: " + seg + ", channel: out", 5},
 		{engine.KindSource, "shm_in", &operators.ShmInConfig{Path: seg, Channel: "in", Schema: cols}, "path: " + seg + ", channel: in, schema: [{name: a, type: int64}, {name: s, type: string}]", 5},
+		{engine.KindSink, "nvme", &operators.NVMeSinkConfig{NVMeConfig: nvmeCfg}, nvmeYAML, 5},
+		{engine.KindSource, "nvme", &operators.NVMeSourceConfig{NVMeConfig: nvmeCfg}, nvmeYAML, 5},
 	}
 	covered := map[string]bool{}
 	for _, c := range cases {

@@ -6,6 +6,7 @@
 //	zflow validate FILE…  check pipeline files; print every error (--json: as JSON)
 //	zflow plan FILE       print the compiled plan (--format text|dot|json)
 //	zflow operators [NAME] list operators, or one operator's parameters
+//	zflow nvmeof …        an NVMe/TCP target and a small initiator to check one
 //	zflow version         print versions
 //
 // Exit codes: 0 ok, 1 run failure, 2 bad usage or invalid pipeline, 130 when
@@ -55,6 +56,9 @@ Usage:
   zflow shm ls [DIR] | inspect [--json] PATH | gc [--remove] PATH
                                          shared segments: list, what one holds, reclaim what dead
                                          processes left
+  zflow nvmeof serve|discover|identify|read|write ...
+                                         an NVMe/TCP target (until SIGINT/SIGTERM), and a small
+                                         initiator for checking one (zflow nvmeof for details)
   zflow version                          print versions
 
 Exit codes: 0 ok, 1 run failure, 2 bad usage or invalid pipeline, 130 interrupted.
@@ -93,13 +97,15 @@ func runIO(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 		err = cmdTopology(ctx, append([]string{"--check"}, rest...), stdout, stderr)
 	case "shm":
 		err = cmdShm(rest, stdout, stderr)
+	case "nvmeof":
+		err = cmdNvmeof(ctx, rest, stdin, stdout, stderr)
 	case "version", "--version", "-v":
 		err = cmdVersion(stdout)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return exitOK
 	default:
-		err = usageError{fmt.Sprintf("unknown command %q (known: run, validate, plan, operators, topology, doctor, shm, version)", cmd)}
+		err = usageError{fmt.Sprintf("unknown command %q (known: run, validate, plan, operators, topology, doctor, shm, nvmeof, version)", cmd)}
 	}
 	if err == nil {
 		return exitOK

@@ -82,65 +82,78 @@ func Connect(ctx context.Context, addr string, cfg Config) (*Controller, error) 
 		return nil, err
 	}
 	c := &Controller{cfg: cfg, addr: addr, admin: admin, stop: make(chan struct{})}
-	if err := c.setUp(ctx); err != nil {
+	cap, err := c.enable(ctx)
+	if err == nil && cfg.KATO > 0 {
+		c.kaDone.Add(1)
+		go c.keepAlive()
+	}
+	if err == nil && cfg.SubNQN != nvme.DiscoveryNQN {
+		err = c.connectIO(ctx, cap)
+	}
+	if err != nil {
 		c.Close()
 		return nil, err
 	}
 	return c, nil
 }
 
-func (c *Controller) setUp(ctx context.Context) error {
+// enable sends the admin queue's Connect, enables the controller and
+// identifies it; it returns CAP.
+func (c *Controller) enable(ctx context.Context) (uint64, error) {
 	cqe, err := c.connectQueue(c.admin, nvme.CntlIDDynamic, adminDepth)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	c.CntlID = uint16(cqe.DW0)
 	cap, err := c.PropertyGet(nvme.PropCAP, true)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if err := c.PropertySet(nvme.PropCC, uint64(nvme.CCValue(true, 0))); err != nil {
-		return err
+		return 0, err
 	}
 	deadline := time.Now().Add(time.Duration(nvme.CAPTimeout(cap)+1) * 500 * time.Millisecond)
 	for {
 		csts, err := c.PropertyGet(nvme.PropCSTS, false)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		if csts&nvme.CSTSFatal != 0 {
-			return fmt.Errorf("initiator: controller %d reports a fatal status (CSTS %#x) after CC.EN", c.CntlID, csts)
+			return 0, fmt.Errorf("initiator: controller %d reports a fatal status (CSTS %#x) after CC.EN", c.CntlID, csts)
 		}
 		if csts&nvme.CSTSReady != 0 {
 			break
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("initiator: controller %d not ready within CAP.TO", c.CntlID)
+			return 0, fmt.Errorf("initiator: controller %d not ready within CAP.TO", c.CntlID)
 		}
 		if err := sleep(ctx, ccPoll); err != nil {
-			return err
+			return 0, err
 		}
 	}
 	buf := make([]byte, nvme.IdentifySize)
 	if _, err := c.admin.Submit(nvme.NewIdentify(0, nvme.CNSController, 0), buf, false); err != nil {
-		return err
+		return 0, err
 	}
 	if err := c.Identify.Unmarshal(buf); err != nil {
-		return err
+		return 0, err
 	}
 	id := &c.Identify
 	switch {
 	case id.CntlID != c.CntlID:
-		return fmt.Errorf("initiator: Identify Controller says controller %d, Connect said %d", id.CntlID, c.CntlID)
+		return 0, fmt.Errorf("initiator: Identify Controller says controller %d, Connect said %d", id.CntlID, c.CntlID)
 	case id.IOCCSZ < 4 || id.IORCSZ < 1 || id.ICDOFF != 0 || id.SGLS&3 == 0:
-		return fmt.Errorf("initiator: controller %d: IOCCSZ %d, IORCSZ %d, ICDOFF %d, SGLS %#x unusable over TCP", c.CntlID, id.IOCCSZ, id.IORCSZ, id.ICDOFF, id.SGLS)
+		return 0, fmt.Errorf("initiator: controller %d: IOCCSZ %d, IORCSZ %d, ICDOFF %d, SGLS %#x unusable over TCP", c.CntlID, id.IOCCSZ, id.IORCSZ, id.ICDOFF, id.SGLS)
 	}
-	if c.cfg.KATO > 0 {
-		c.kaDone.Add(1)
-		go c.keepAlive()
-	}
+	return cap, nil
+}
+
+// connectIO asks for the I/O queues and connects each on its own
+// connection.
+func (c *Controller) connectIO(ctx context.Context, cap uint64) error {
+	id := &c.Identify
 	n := uint32(c.cfg.IOQueues - 1)
-	cqe, err = c.admin.Submit(nvme.Command{Opcode: nvme.AdminSetFeatures, CDW10: 0x07, CDW11: n | n<<16}, nil, false)
+	cqe, err := c.admin.Submit(nvme.Command{Opcode: nvme.AdminSetFeatures, CDW10: 0x07, CDW11: n | n<<16}, nil, false)
 	if err != nil {
 		return err
 	}
@@ -265,6 +278,21 @@ func (c *Controller) rw(q int, op uint8, ns Namespace, slba uint64, buf []byte) 
 	cmd := nvme.Command{Opcode: op, NSID: ns.ID}
 	cmd.SetLBA(slba, uint32(len(buf)/bs))
 	_, err := c.io[q].Submit(cmd, buf, op == nvme.IOWrite)
+	return err
+}
+
+// Deallocate frees ranges of ns (Dataset Management with the deallocate
+// attribute); they read as zeros afterwards when the namespace says so.
+func (c *Controller) Deallocate(q int, ns Namespace, ranges []nvme.DSMRange) error {
+	if len(ranges) == 0 || len(ranges) > 256 {
+		return fmt.Errorf("initiator: deallocate %d ranges: want 1 to 256", len(ranges))
+	}
+	var buf []byte
+	for _, r := range ranges {
+		buf = nvme.AppendDSMRange(buf, r)
+	}
+	cmd := nvme.Command{Opcode: nvme.IODatasetMgmt, NSID: ns.ID, CDW10: uint32(len(ranges) - 1), CDW11: nvme.DSMDeallocate}
+	_, err := c.io[q].Submit(cmd, buf, true)
 	return err
 }
 

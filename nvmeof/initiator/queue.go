@@ -38,6 +38,7 @@ type request struct {
 	buf   []byte
 	write bool
 	got   uint32 // C2H bytes received, or H2C bytes asked for so far
+	bad   bool   // some C2H data came with a bad data digest
 	cqe   nvme.Completion
 	err   error
 	done  chan struct{}
@@ -179,7 +180,7 @@ func (q *Queue) readOne() error {
 		if !r.write && p.CQE.Status.OK() && int(r.got) != len(r.buf) {
 			return fmt.Errorf("initiator: command %d completed after %d of its %d bytes of data", p.CQE.CID, r.got, len(r.buf))
 		}
-		q.complete(r, p.CQE)
+		q.complete(r, r.damaged(p.CQE))
 	case *pdu.Data:
 		if p.Dir != pdu.TypeC2HData {
 			return &pdu.Error{PDU: h.Type, Field: "type", FES: pdu.FESPDUSequence, Msg: "a host does not receive H2CData"}
@@ -194,7 +195,10 @@ func (q *Queue) readOne() error {
 				Msg: fmt.Sprintf("%d bytes at %d for command %d expecting offset %d of %d", n, p.DataO, p.CCCID, r.got, len(r.buf))}
 		}
 		if err := q.conn.ReadData(r.buf[p.DataO : p.DataO+n]); err != nil {
-			return err
+			if !errors.Is(err, pdu.ErrDataDigest) {
+				return err
+			}
+			r.bad = true // the command fails when it completes; the queue lives on
 		}
 		r.got += n
 		if p.Success {
@@ -202,7 +206,7 @@ func (q *Queue) readOne() error {
 				return &pdu.Error{PDU: h.Type, Field: "flags", Offset: pdu.OffFlags, FES: pdu.FESInvalidHeaderField, FEI: pdu.OffFlags,
 					Msg: "SUCCESS before all the data arrived"}
 			}
-			q.complete(r, nvme.Completion{CID: p.CCCID, SQID: q.qid})
+			q.complete(r, r.damaged(nvme.Completion{CID: p.CCCID, SQID: q.qid}))
 		}
 	case *pdu.R2T:
 		r, err := q.lookup(h.Type, p.CCCID)
@@ -238,6 +242,15 @@ func (q *Queue) sendH2C(cid, ttag uint16, data []byte, base uint32) {
 			return
 		}
 	}
+}
+
+// damaged is the completion of r: a transient transport error when its
+// data came with a bad digest, whatever the controller said.
+func (r *request) damaged(cqe nvme.Completion) nvme.Completion {
+	if r.bad && cqe.Status.OK() {
+		cqe.Status = nvme.StatusTransientTransport
+	}
+	return cqe
 }
 
 func (q *Queue) complete(r *request, cqe nvme.Completion) {

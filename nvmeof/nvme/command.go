@@ -192,3 +192,35 @@ func (c *Completion) Unmarshal(b []byte) error {
 	c.Status = Status(le.Uint16(b[14:]))
 	return nil
 }
+
+// Dataset Management (docs/nvme-tcp.md, 7): CDW10 bits 7:0 hold the number
+// of ranges, 0's based; CDW11 bit 2 (AD) asks to deallocate them.
+const (
+	DSMRangeSize  = 16
+	DSMDeallocate = 1 << 2
+)
+
+// DSMRange is one range of a Dataset Management command: context
+// attributes, a block count (not 0's based) and the starting LBA.
+type DSMRange struct {
+	CAttr uint32
+	NLB   uint32
+	SLBA  uint64
+}
+
+// AppendDSMRange appends r's 16 bytes to b.
+func AppendDSMRange(b []byte, r DSMRange) []byte {
+	b = binary.LittleEndian.AppendUint32(b, r.CAttr)
+	b = binary.LittleEndian.AppendUint32(b, r.NLB)
+	return binary.LittleEndian.AppendUint64(b, r.SLBA)
+}
+
+// DSMRanges decodes the ranges in b; a trailing partial range is ignored.
+func DSMRanges(b []byte) []DSMRange {
+	rs := make([]DSMRange, 0, len(b)/DSMRangeSize)
+	for ; len(b) >= DSMRangeSize; b = b[DSMRangeSize:] {
+		le := binary.LittleEndian
+		rs = append(rs, DSMRange{CAttr: le.Uint32(b), NLB: le.Uint32(b[4:]), SLBA: le.Uint64(b[8:])})
+	}
+	return rs
+}

@@ -23,6 +23,12 @@ const (
 	CntrlTypeDiscovery = 2
 )
 
+// ONCS bits: the optional NVM commands a controller supports.
+const (
+	ONCSDatasetMgmt = 1 << 2
+	ONCSWriteZeroes = 1 << 3
+)
+
 // NewIdentify builds an Identify command for CNS cns of namespace nsid; the
 // 4096-byte answer comes back as C2H data.
 func NewIdentify(cid uint16, cns uint8, nsid uint32) Command {
@@ -118,8 +124,10 @@ type IdentifyNamespace struct {
 	NLBAF            uint8  // 0's based
 	FLBAS            uint8
 	NMIC             uint8
-	NGUID            [16]byte
-	LBADS            uint8 // log2 of the block size of format FLBAS selects
+	// DLFEAT says what reading deallocated blocks returns: 1 means zeros.
+	DLFEAT uint8
+	NGUID  [16]byte
+	LBADS  uint8 // log2 of the block size of format FLBAS selects
 }
 
 // Marshal writes the structure into b, which must hold IdentifySize bytes.
@@ -133,6 +141,7 @@ func (n *IdentifyNamespace) Marshal(b []byte) {
 	b[25] = n.NLBAF
 	b[26] = n.FLBAS
 	b[30] = n.NMIC
+	b[33] = n.DLFEAT
 	copy(b[104:120], n.NGUID[:])
 	f := int(n.FLBAS & 0xF)
 	b[128+4*f+2] = n.LBADS
@@ -146,7 +155,7 @@ func (n *IdentifyNamespace) Unmarshal(b []byte) error {
 	}
 	le := binary.LittleEndian
 	*n = IdentifyNamespace{NSZE: le.Uint64(b[0:]), NCAP: le.Uint64(b[8:]), NUSE: le.Uint64(b[16:]),
-		NLBAF: b[25], FLBAS: b[26], NMIC: b[30]}
+		NLBAF: b[25], FLBAS: b[26], NMIC: b[30], DLFEAT: b[33]}
 	copy(n.NGUID[:], b[104:120])
 	f := int(n.FLBAS&0xF) | int(n.FLBAS>>5&0x3)<<4
 	n.LBADS = b[128+4*f+2]

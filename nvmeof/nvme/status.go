@@ -35,14 +35,17 @@ func MakeStatus(sct, sc uint8, dnr bool) Status {
 
 // Statuses a target returns (docs/nvme-tcp.md, 3.4 and 5.1).
 const (
-	StatusSuccess            Status = 0
-	StatusInvalidOpcode      Status = 0x8002 // generic 0x01, DNR
-	StatusInvalidField       Status = 0x8004 // generic 0x02, DNR
-	StatusInternal           Status = 0x000C // generic 0x06
-	StatusInvalidNamespace   Status = 0x8016 // generic 0x0B, DNR
-	StatusCommandSequence    Status = 0x8018 // generic 0x0C, DNR
-	StatusSGLLengthInvalid   Status = 0x801E // generic 0x0F, DNR
-	StatusLBAOutOfRange      Status = 0x8100 // generic 0x80, DNR
+	StatusSuccess          Status = 0
+	StatusInvalidOpcode    Status = 0x8002 // generic 0x01, DNR
+	StatusInvalidField     Status = 0x8004 // generic 0x02, DNR
+	StatusInternal         Status = 0x000C // generic 0x06
+	StatusInvalidNamespace Status = 0x8016 // generic 0x0B, DNR
+	StatusCommandSequence  Status = 0x8018 // generic 0x0C, DNR
+	StatusSGLLengthInvalid Status = 0x801E // generic 0x0F, DNR
+	StatusLBAOutOfRange    Status = 0x8100 // generic 0x80, DNR
+	// StatusTransientTransport answers a command whose data arrived with a
+	// bad data digest: the transport lost it, a retry may succeed.
+	StatusTransientTransport Status = 0x0044 // generic 0x22
 	StatusNamespaceNotReady  Status = 0x0104 // generic 0x82
 	StatusInvalidQueueID     Status = 0x8202 // command specific 0x01, DNR
 	StatusAERLimitExceeded   Status = 0x820A // command specific 0x05, DNR
@@ -92,6 +95,8 @@ func (s Status) String() string {
 		name = "data SGL length invalid"
 	case StatusLBAOutOfRange.Code():
 		name = "LBA out of range"
+	case StatusTransientTransport.Code():
+		name = "transient transport error"
 	case StatusNamespaceNotReady.Code():
 		name = "namespace not ready"
 	case StatusInvalidQueueID.Code():

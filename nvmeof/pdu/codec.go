@@ -185,7 +185,7 @@ func CheckDataDigest(h Header, crc uint32, sum []byte) error {
 		return fieldErr(h.Type, "data digest", int(h.PLen)-DigestSize, 0, "short")
 	}
 	if got := binary.LittleEndian.Uint32(sum); got != crc {
-		return &Error{PDU: h.Type, Field: "data digest", Offset: int(h.PLen) - DigestSize,
+		return &Error{PDU: h.Type, Field: "data digest", Offset: int(h.PLen) - DigestSize, digest: true,
 			Msg: fmt.Sprintf("CRC32C mismatch: got %#08x, want %#08x", got, crc)}
 	}
 	return nil

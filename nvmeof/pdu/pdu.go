@@ -2,6 +2,7 @@ package pdu
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/crc32"
 
@@ -212,7 +213,17 @@ type Error struct {
 	FES    uint16
 	FEI    uint32
 	Msg    string
+	digest bool // a data digest mismatch: see ErrDataDigest
 }
+
+// ErrDataDigest matches (errors.Is) a data digest mismatch. The PDU was
+// read whole, so the stream is intact: the receiver fails the command the
+// data belongs to with a transient transport error and keeps the
+// connection (NVMe/TCP transport specification, data digest errors).
+var ErrDataDigest = errors.New("pdu: data digest mismatch")
+
+// Is reports whether e is target; a data digest mismatch is ErrDataDigest.
+func (e *Error) Is(target error) bool { return target == ErrDataDigest && e.digest }
 
 func (e *Error) Error() string {
 	return fmt.Sprintf("pdu: %s: %s at offset %d: %s", e.PDU, e.Field, e.Offset, e.Msg)

@@ -2,7 +2,6 @@ package target
 
 import (
 	"encoding/binary"
-	"hash/fnv"
 
 	"github.com/zflowdev/zflow/nvmeof/nvme"
 )
@@ -54,18 +53,15 @@ func (q *queue) identify(cmd *nvme.Command) error {
 	if cmd.SGL.Length < nvme.IdentifySize || cmd.SGL.ID != nvme.SGLTransportData {
 		return q.respond(cmd, nvme.StatusSGLLengthInvalid, 0)
 	}
-	cfg := &q.t.cfg
+	sub := q.ctrl.sub
 	buf := make([]byte, nvme.IdentifySize)
-	nn := uint32(len(cfg.Namespaces))
+	nn := uint32(len(sub.Namespaces))
 	switch cns := uint8(cmd.CDW10); cns {
 	case nvme.CNSController:
-		id := nvme.IdentifyController{
-			VID: 0x1D1D, SSVID: 0x1D1D, SN: q.t.serial(), MN: "zflow NVMe/TCP target", FR: "0.1",
-			RAB: 6, MDTS: mdts, CntlID: q.ctrl.id, Ver: nvme.VS14, CntrlType: nvme.CntrlTypeIO,
-			ACL: 3, AERL: aerl, LPA: 0x04, KAS: kas, SQES: 0x66, CQES: 0x44, MaxCmd: cfg.MQES + 1,
-			NN: nn, ONCS: 1 << 3, VWC: 1, SGLS: 0x00100001, SubNQN: cfg.SubNQN,
-			IOCCSZ: (nvme.CommandSize + cfg.InCapsule) / 16, IORCSZ: 1, ICDOFF: 0, MSDBD: 1,
-		}
+		id := q.identifyController(sub.NQN, nvme.CntrlTypeIO)
+		id.NN = nn
+		id.ONCS = nvme.ONCSDatasetMgmt | nvme.ONCSWriteZeroes
+		id.VWC = 1
 		id.Marshal(buf)
 	case nvme.CNSNamespace:
 		ns := q.namespace(cmd.NSID)
@@ -73,7 +69,8 @@ func (q *queue) identify(cmd *nvme.Command) error {
 			return q.respond(cmd, nvme.StatusInvalidNamespace, 0)
 		}
 		blocks := uint64(ns.Size() >> ns.BlockShift())
-		id := nvme.IdentifyNamespace{NSZE: blocks, NCAP: blocks, NUSE: blocks, LBADS: uint8(ns.BlockShift()), NGUID: q.t.nguid(cmd.NSID)}
+		id := nvme.IdentifyNamespace{NSZE: blocks, NCAP: blocks, NUSE: blocks, LBADS: uint8(ns.BlockShift()),
+			NGUID: sub.nguid(cmd.NSID), DLFEAT: 1}
 		id.Marshal(buf)
 	case nvme.CNSActiveNSList:
 		if cmd.NSID >= 0xFFFFFFFE {
@@ -88,7 +85,7 @@ func (q *queue) identify(cmd *nvme.Command) error {
 		if q.namespace(cmd.NSID) == nil {
 			return q.respond(cmd, nvme.StatusInvalidNamespace, 0)
 		}
-		g := q.t.nguid(cmd.NSID)
+		g := sub.nguid(cmd.NSID)
 		buf[0], buf[1] = nvme.NSDescTypeNGUID, 16
 		copy(buf[4:], g[:])
 		buf[20], buf[21] = nvme.NSDescTypeCSI, 1 // CSI 0: the NVM command set
@@ -98,59 +95,44 @@ func (q *queue) identify(cmd *nvme.Command) error {
 	return q.sendData(cmd, buf)
 }
 
-// namespace is the namespace of nsid, nil when there is none.
-func (q *queue) namespace(nsid uint32) Namespace {
-	if nsid == 0 || uint64(nsid) > uint64(len(q.t.cfg.Namespaces)) {
-		return nil
+// identifyController is what every controller of the target says of
+// itself, for a subsystem nqn and a controller type.
+func (q *queue) identifyController(nqn string, typ uint8) nvme.IdentifyController {
+	cfg := &q.t.cfg
+	return nvme.IdentifyController{
+		VID: 0x1D1D, SSVID: 0x1D1D, SN: serial(nqn), MN: "zflow NVMe/TCP target", FR: "0.1",
+		RAB: 6, MDTS: mdts, CntlID: q.ctrl.id, Ver: nvme.VS14, CntrlType: typ,
+		ACL: 3, AERL: aerl, LPA: 0x04, KAS: kas, SQES: 0x66, CQES: 0x44, MaxCmd: cfg.MQES + 1,
+		SGLS: 0x00100001, SubNQN: nqn,
+		IOCCSZ: (nvme.CommandSize + cfg.InCapsule) / 16, IORCSZ: 1, ICDOFF: 0, MSDBD: 1,
 	}
-	return q.t.cfg.Namespaces[nsid-1]
-}
-
-// serial is the subsystem's serial number: the same for every controller
-// of the subsystem, derived from its NQN.
-func (t *Target) serial() string {
-	h := fnv.New64a()
-	h.Write([]byte(t.cfg.SubNQN))
-	const digits = "0123456789ABCDEF"
-	v := h.Sum64()
-	b := make([]byte, 16)
-	for i := range b {
-		b[i] = digits[v>>(60-4*i)&0xF]
-	}
-	return string(b)
-}
-
-// nguid is a namespace's globally unique id, stable across restarts: a
-// hash of the subsystem NQN and the NSID.
-func (t *Target) nguid(nsid uint32) [16]byte {
-	var g [16]byte
-	h := fnv.New128a()
-	h.Write([]byte(t.cfg.SubNQN))
-	binary.Write(h, binary.LittleEndian, nsid)
-	copy(g[:], h.Sum(nil))
-	return g
 }
 
 // getLog serves any dword-aligned window of the error (0x01), SMART (0x02)
-// and command effects (0x05) logs, all zeros here; bytes past a log's end
-// are zeros too.
+// and command effects (0x05) logs, all zeros here.
 func (q *queue) getLog(cmd *nvme.Command) error {
-	lid := uint8(cmd.CDW10)
-	numd := (uint64(cmd.CDW11&0xFFFF)<<16 | uint64(cmd.CDW10>>16)) + 1
-	off := uint64(cmd.CDW13)<<32 | uint64(cmd.CDW12)
-	n := numd * 4
-	if off%4 != 0 || n > maxTransfer {
+	switch nvme.GetLogPageOf(cmd).LID {
+	case nvme.LogError, nvme.LogSMART, nvme.LogCommandEffect:
+		return q.sendLog(cmd, nil)
+	}
+	return q.respond(cmd, nvme.StatusInvalidLogPage, 0)
+}
+
+// sendLog answers a Get Log Page with the window it asks for of page; bytes
+// past the page's end are zeros.
+func (q *queue) sendLog(cmd *nvme.Command, page []byte) error {
+	g := nvme.GetLogPageOf(cmd)
+	if g.Offset%4 != 0 || g.Len > maxTransfer {
 		return q.respond(cmd, nvme.StatusInvalidField, 0)
 	}
-	if uint64(cmd.SGL.Length) != n || cmd.SGL.ID != nvme.SGLTransportData {
+	if uint64(cmd.SGL.Length) != g.Len || cmd.SGL.ID != nvme.SGLTransportData {
 		return q.respond(cmd, nvme.StatusSGLLengthInvalid, 0)
 	}
-	switch lid {
-	case 0x01, 0x02, 0x05:
-	default:
-		return q.respond(cmd, nvme.StatusInvalidLogPage, 0)
+	buf := make([]byte, g.Len)
+	if g.Offset < uint64(len(page)) {
+		copy(buf, page[g.Offset:])
 	}
-	return q.sendData(cmd, make([]byte, n))
+	return q.sendData(cmd, buf)
 }
 
 func (q *queue) setFeatures(cmd *nvme.Command) error {

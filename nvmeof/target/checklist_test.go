@@ -87,12 +87,18 @@ func TestChecklist09CorruptDigest(t *testing.T) {
 	if tr := r.term(); tr.FES != pdu.FESHeaderDigest {
 		t.Errorf("header digest: FES %d, want 3", tr.FES)
 	}
+	// A bad data digest fails the command, not the connection (the
+	// transport specification; TestDataDigestFailsTheCommand has more).
 	r, _ = icRaw(t, addr, pdu.DigestHeader|pdu.DigestData)
 	bad = bytes.Clone(b)
 	bad[len(bad)-1] ^= 0xFF
 	r.sendBytes(bad)
-	if _, err := r.c.ReadPDU(); err == nil {
-		t.Error("a corrupt data digest left the connection open")
+	if resp, ok := r.next().(*pdu.CapsuleResp); !ok || resp.CQE.Status != nvme.StatusTransientTransport {
+		t.Errorf("corrupt data digest: %+v, want a transient transport error", resp)
+	}
+	r.sendBytes(b)
+	if resp, ok := r.next().(*pdu.CapsuleResp); !ok || !resp.CQE.Status.OK() {
+		t.Errorf("Connect after the digest error: %+v", resp)
 	}
 }
 
@@ -234,16 +240,7 @@ func TestChecklist21to24IdentifyAndQueues(t *testing.T) {
 // Checklist 29 and 30: the R2T flow, a wrong DATAO, in-capsule mismatches.
 func TestChecklist29and30Writes(t *testing.T) {
 	addr, _ := serve(t, 1<<20, target.Config{})
-	ioUp := func() *raw {
-		r, _ := icRaw(t, addr, 0)
-		id := r.adminUp(0)
-		q, _ := icRaw(t, addr, 0)
-		if cqe, _ := q.cmd(nvme.NewConnect(0, nvme.Connect{QID: 1, SQSize: 31}), connectData(t, id, subNQN, hostNQN)); !cqe.Status.OK() {
-			t.Fatalf("I/O connect: %s", cqe.Status)
-		}
-		t.Cleanup(func() { r.nc.Close() })
-		return q
-	}
+	ioUp := func() *raw { return ioRaw(t, addr, 0) }
 	write := nvme.Command{Opcode: nvme.IOWrite, Flags: nvme.FlagSGL, CID: 100, NSID: 1, SGL: nvme.SGL{ID: nvme.SGLTransportData, Length: 16384}}
 	write.SetLBA(0, 4)
 	q := ioUp()

@@ -1,5 +1,6 @@
-// Package target is an NVMe/TCP controller: it serves one NVM subsystem,
-// named by its NQN, whose namespaces are RAM or files, to hosts that
+// Package target is an NVMe/TCP controller: it serves NVM subsystems,
+// each named by its NQN, whose namespaces are RAM or files, and the
+// discovery subsystem, whose log lists them per port, to hosts that
 // connect over TCP (the NVMe/TCP transport and NVMe over Fabrics
 // specifications; docs/nvme-tcp.md is the brief and says which checklist
 // items are covered).
@@ -9,9 +10,11 @@
 // enabled controller. One goroutine per connection reads PDUs and runs the
 // commands in arrival order; completions and data go out on the same
 // connection, each PDU whole. A write either carries its data in the
-// capsule (up to Config.InCapsule bytes) or is answered with one R2T for
-// all of it, and runs once the H2CData PDUs have delivered every byte. A
-// fatal protocol error is answered with a C2HTermReq carrying FES, FEI and
+// capsule (up to Config.InCapsule bytes) or is answered with R2Ts (one
+// for all of it, or several of Config.R2TChunk in turn), and runs once the
+// H2CData PDUs have delivered every byte. A bad data digest fails only the
+// command the data belongs to (transient transport error). A fatal
+// protocol error is answered with a C2HTermReq carrying FES, FEI and
 // the offending header, then the connection closes; a command error is a
 // completion with the NVMe status.
 //

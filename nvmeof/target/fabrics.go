@@ -47,11 +47,17 @@ func (q *queue) connect(cmd *nvme.Command, data []byte) error {
 		}
 		return invalid(0, true)
 	}
-	if d.SubNQN != q.t.cfg.SubNQN {
-		return invalid(nvme.ConnectDataOffSubNQN, true)
-	}
-	if !q.t.hostAllowed(d.HostNQN) {
-		return q.respond(cmd, nvme.StatusConnectInvalidHost, 0)
+	// The discovery subsystem takes any host, on the admin queue only.
+	var sub *Subsystem
+	if d.SubNQN != nvme.DiscoveryNQN {
+		if sub = q.t.subsystem(d.SubNQN); sub == nil || q.port.discoveryOnly {
+			return invalid(nvme.ConnectDataOffSubNQN, true)
+		}
+		if !sub.hostAllowed(d.HostNQN) {
+			return q.respond(cmd, nvme.StatusConnectInvalidHost, 0)
+		}
+	} else if f.QID != 0 {
+		return invalid(nvme.ConnectOffQID, false)
 	}
 	if f.SQSize == 0 || f.SQSize > q.t.cfg.MQES {
 		return invalid(nvme.ConnectOffSQSize, false)
@@ -61,10 +67,10 @@ func (q *queue) connect(cmd *nvme.Command, data []byte) error {
 		if d.CntlID != nvme.CntlIDDynamic {
 			return invalid(nvme.ConnectDataOffCntlID, true)
 		}
-		c = q.t.newController(d.HostNQN, d.HostID, f.KATO)
+		c = q.t.newController(sub, d.HostNQN, d.HostID, f.KATO)
 	} else {
 		c = q.t.controller(d.CntlID)
-		if c == nil || c.hostNQN != d.HostNQN || c.hostID != d.HostID {
+		if c == nil || c.sub != sub || c.hostNQN != d.HostNQN || c.hostID != d.HostID {
 			return invalid(nvme.ConnectDataOffCntlID, true)
 		}
 		if !c.enabled() {

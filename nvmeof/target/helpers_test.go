@@ -38,19 +38,31 @@ func serve(t *testing.T, size int64, cfg target.Config) (string, *target.Target)
 	if err != nil {
 		t.Fatal(err)
 	}
+	addr := listen(t, tg.Serve, func() { tg.Close() })
+	return addr, tg
+}
+
+// listen runs serve on a new loopback listener; at cleanup stop (nil:
+// close the listener) ends it, and serve must return nil.
+func listen(t *testing.T, serve func(net.Listener) error, stop func()) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- tg.Serve(ln) }()
+	go func() { done <- serve(ln) }()
 	t.Cleanup(func() {
-		tg.Close()
+		if stop == nil {
+			ln.Close()
+		} else {
+			stop()
+		}
 		if err := <-done; err != nil {
 			t.Errorf("serve: %v", err)
 		}
 	})
-	return ln.Addr().String(), tg
+	return ln.Addr().String()
 }
 
 func connect(t *testing.T, addr string, cfg initiator.Config) *initiator.Controller {
@@ -200,7 +212,13 @@ func connectData(t *testing.T, cntlid uint16, sub, host string) []byte {
 // it returns the controller id.
 func (r *raw) adminUp(kato uint32) uint16 {
 	r.t.Helper()
-	cqe, _ := r.cmd(nvme.NewConnect(0, nvme.Connect{SQSize: 31, KATO: kato}), connectData(r.t, nvme.CntlIDDynamic, subNQN, hostNQN))
+	return r.adminUpTo(subNQN, kato)
+}
+
+// adminUpTo is adminUp for subsystem sub.
+func (r *raw) adminUpTo(sub string, kato uint32) uint16 {
+	r.t.Helper()
+	cqe, _ := r.cmd(nvme.NewConnect(0, nvme.Connect{SQSize: 31, KATO: kato}), connectData(r.t, nvme.CntlIDDynamic, sub, hostNQN))
 	if !cqe.Status.OK() {
 		r.t.Fatalf("admin connect: %s", cqe.Status)
 	}
@@ -208,4 +226,18 @@ func (r *raw) adminUp(kato uint32) uint16 {
 		r.t.Fatalf("set CC: %s", cqe.Status)
 	}
 	return uint16(cqe.DW0)
+}
+
+// ioRaw connects a controller's admin queue and its I/O queue 1 by hand,
+// with the given digests on the I/O queue, and returns the I/O queue.
+func ioRaw(t *testing.T, addr string, digest uint8) *raw {
+	t.Helper()
+	r, _ := icRaw(t, addr, 0)
+	id := r.adminUp(0)
+	q, _ := icRaw(t, addr, digest)
+	if cqe, _ := q.cmd(nvme.NewConnect(0, nvme.Connect{QID: 1, SQSize: 31}), connectData(t, id, subNQN, hostNQN)); !cqe.Status.OK() {
+		t.Fatalf("I/O connect: %s", cqe.Status)
+	}
+	t.Cleanup(func() { r.nc.Close() })
+	return q
 }

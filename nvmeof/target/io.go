@@ -2,7 +2,6 @@ package target
 
 import (
 	"github.com/zflowdev/zflow/nvmeof/nvme"
-	"github.com/zflowdev/zflow/nvmeof/pdu"
 )
 
 // io runs an I/O command (NVM command set) on an I/O queue.
@@ -11,6 +10,8 @@ func (q *queue) io(cmd *nvme.Command, data []byte) error {
 	case nvme.IORead, nvme.IOWrite, nvme.IOWriteZeroes:
 	case nvme.IOFlush:
 		return q.flush(cmd)
+	case nvme.IODatasetMgmt:
+		return q.datasetMgmt(cmd, data)
 	default:
 		return q.respond(cmd, nvme.StatusInvalidOpcode, 0)
 	}
@@ -46,13 +47,18 @@ func (q *queue) io(cmd *nvme.Command, data []byte) error {
 		}
 		return q.sendData(cmd, buf)
 	}
+	return q.receive(cmd, data, int(n))
+}
+
+// receive runs a command that sends n bytes to the controller: at once
+// when its data came in the capsule, else after R2Ts ask for it.
+func (q *queue) receive(cmd *nvme.Command, data []byte, n int) error {
 	if data != nil {
-		return q.write(cmd, data)
+		return q.execWrite(cmd, data)
 	}
 	if cmd.SGL.ID != nvme.SGLTransportData {
 		return q.respond(cmd, nvme.StatusSGLLengthInvalid, 0)
 	}
-	// Ask for all of it in one R2T, as the Linux and SPDK targets do.
 	if len(q.r2t) > 2*(int(q.sqsize)+1) {
 		return q.respond(cmd, nvme.StatusCommandSequence, 0)
 	}
@@ -62,12 +68,16 @@ func (q *queue) io(cmd *nvme.Command, data []byte) error {
 	w := &pendingWrite{cmd: *cmd, buf: make([]byte, n), ttag: q.nextTTAG}
 	q.nextTTAG++
 	q.r2t[w.ttag] = w
-	return q.conn.Write(&pdu.R2T{CCCID: cmd.CID, TTAG: w.ttag, R2TO: 0, R2TL: uint32(n)})
+	return q.askData(w)
 }
 
-// write stores a write's data, all of it received.
-func (q *queue) write(cmd *nvme.Command, data []byte) error {
+// execWrite runs a command whose data has all arrived: a Write or a
+// Dataset Management.
+func (q *queue) execWrite(cmd *nvme.Command, data []byte) error {
 	ns := q.namespace(cmd.NSID)
+	if cmd.Opcode == nvme.IODatasetMgmt {
+		return q.deallocate(cmd, ns, data)
+	}
 	if _, err := ns.WriteAt(data, int64(cmd.SLBA())<<ns.BlockShift()); err != nil {
 		return q.respond(cmd, nvme.StatusMediaWriteFault, 0)
 	}
@@ -103,4 +113,53 @@ func writeZeroes(ns Namespace, off, n int64) error {
 		off, n = off+k, n-k
 	}
 	return nil
+}
+
+// datasetMgmt checks a Dataset Management command and takes its ranges
+// (16 bytes each, NR+1 of them) in the capsule or after an R2T.
+func (q *queue) datasetMgmt(cmd *nvme.Command, data []byte) error {
+	if q.namespace(cmd.NSID) == nil {
+		return q.respond(cmd, nvme.StatusInvalidNamespace, 0)
+	}
+	n := (int(cmd.CDW10&0xFF) + 1) * nvme.DSMRangeSize
+	if int(cmd.SGL.Length) != n {
+		return q.respond(cmd, nvme.StatusSGLLengthInvalid, 0)
+	}
+	return q.receive(cmd, data, n)
+}
+
+// deallocate runs a Dataset Management whose ranges are in data. Only the
+// deallocate attribute (CDW11 AD) does anything; the hints are ignored, as
+// the specification allows. Deallocated blocks read as zeros (DLFEAT 1).
+// Every range is checked before any is deallocated.
+func (q *queue) deallocate(cmd *nvme.Command, ns Namespace, data []byte) error {
+	if cmd.CDW11&nvme.DSMDeallocate == 0 {
+		return q.respond(cmd, nvme.StatusSuccess, 0)
+	}
+	rs := nvme.DSMRanges(data)
+	shift := ns.BlockShift()
+	blocks := uint64(ns.Size() >> shift)
+	for _, r := range rs {
+		if r.SLBA >= blocks || uint64(r.NLB) > blocks-r.SLBA {
+			return q.respond(cmd, nvme.StatusLBAOutOfRange, 0)
+		}
+	}
+	for _, r := range rs {
+		if r.NLB == 0 {
+			continue
+		}
+		if err := deallocate(ns, int64(r.SLBA)<<shift, int64(r.NLB)<<shift); err != nil {
+			return q.respond(cmd, nvme.StatusMediaWriteFault, 0)
+		}
+	}
+	return q.respond(cmd, nvme.StatusSuccess, 0)
+}
+
+// deallocate frees n bytes at off of ns: through the namespace's
+// Deallocate when it has one, else by writing zeros.
+func deallocate(ns Namespace, off, n int64) error {
+	if d, ok := ns.(Deallocator); ok {
+		return d.Deallocate(off, n)
+	}
+	return writeZeroes(ns, off, n)
 }

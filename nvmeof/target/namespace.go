@@ -17,6 +17,12 @@ type Namespace interface {
 	BlockShift() int // log2 of the block size, at least 9
 }
 
+// Deallocator is a namespace that can free blocks (Dataset Management's
+// deallocate): afterwards they read as zeros.
+type Deallocator interface {
+	Deallocate(off, n int64) error
+}
+
 // RAM is a namespace in memory. Nothing survives the process; Flush does
 // nothing. A reader-writer lock orders overlapping I/O from several queues.
 type RAM struct {
@@ -44,6 +50,14 @@ func (r *RAM) WriteAt(p []byte, off int64) (int, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return copy(r.b[off:], p), nil
+}
+
+// Deallocate zeroes the range (the memory stays allocated).
+func (r *RAM) Deallocate(off, n int64) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	clear(r.b[off : off+n])
+	return nil
 }
 
 func (r *RAM) Flush() error    { return nil }

@@ -1,6 +1,7 @@
 package target
 
 import (
+	"errors"
 	"fmt"
 	"net"
 
@@ -13,6 +14,7 @@ import (
 // the commands in order; completions and data go out through conn.Write.
 type queue struct {
 	t    *Target
+	port *port
 	conn *pdu.Conn
 
 	ctrl      *controller // nil until Connect succeeds
@@ -30,11 +32,22 @@ type pendingWrite struct {
 	cmd  nvme.Command
 	buf  []byte
 	got  uint32
+	end  uint32 // where the data the last R2T asked for ends
 	ttag uint16
+	bad  bool // some of the data came with a bad data digest
 }
 
-func newQueue(t *Target, nc net.Conn) *queue {
-	return &queue{t: t, conn: pdu.NewConn(nc), r2t: map[uint16]*pendingWrite{}}
+func newQueue(t *Target, p *port, nc net.Conn) *queue {
+	return &queue{t: t, port: p, conn: pdu.NewConn(nc), r2t: map[uint16]*pendingWrite{}}
+}
+
+// namespace is the namespace nsid of the queue's subsystem, nil when
+// there is none (or the controller is a discovery controller).
+func (q *queue) namespace(nsid uint32) Namespace {
+	if q.ctrl == nil || q.ctrl.sub == nil {
+		return nil
+	}
+	return q.ctrl.sub.namespace(nsid)
 }
 
 // errSequence is a PDU that arrives when the protocol does not allow it.
@@ -154,14 +167,23 @@ func (q *queue) capsule(h pdu.Header, p *pdu.CapsuleCmd) error {
 		}
 		data = make([]byte, n)
 		if err := q.conn.ReadData(data); err != nil {
-			return err
+			if !errors.Is(err, pdu.ErrDataDigest) {
+				return err
+			}
+			q.advanceSQHD()
+			return q.respond(cmd, nvme.StatusTransientTransport, 0)
 		}
 	}
+	q.advanceSQHD()
+	return q.run(cmd, data)
+}
+
+// advanceSQHD consumes a submission queue entry.
+func (q *queue) advanceSQHD() {
 	q.sqhd++
 	if q.sqsize != 0 {
 		q.sqhd %= q.sqsize + 1
 	}
-	return q.run(cmd, data)
 }
 
 // respond sends a completion for cmd.
@@ -185,6 +207,9 @@ func (q *queue) run(cmd *nvme.Command, data []byte) error {
 		return q.respond(cmd, nvme.StatusCommandSequence, 0)
 	}
 	if q.qid == 0 {
+		if q.ctrl.sub == nil {
+			return q.discoveryAdmin(cmd)
+		}
 		return q.admin(cmd, data)
 	}
 	return q.io(cmd, data)
@@ -224,17 +249,37 @@ func (q *queue) h2cData(h pdu.Header, p *pdu.Data) error {
 		return &pdu.Error{PDU: pdu.TypeH2CData, Field: "DATAO", Offset: pdu.OffDATAO, FES: pdu.FESDataOutOfRange, FEI: pdu.OffDATAO,
 			Msg: fmt.Sprintf("%d, want %d", p.DataO, w.got)}
 	}
-	if uint64(p.DataO)+uint64(n) > uint64(len(w.buf)) {
+	if uint64(p.DataO)+uint64(n) > uint64(w.end) {
 		return &pdu.Error{PDU: pdu.TypeH2CData, Field: "DATAL", Offset: pdu.OffDATAL, FES: pdu.FESDataOutOfRange, FEI: pdu.OffDATAL,
-			Msg: fmt.Sprintf("%d bytes at %d reach past the command's %d", n, p.DataO, len(w.buf))}
+			Msg: fmt.Sprintf("%d bytes at %d reach past the %d the R2Ts asked for of the command's %d", n, p.DataO, w.end, len(w.buf))}
 	}
 	if err := q.conn.ReadData(w.buf[p.DataO : p.DataO+n]); err != nil {
-		return err
+		if !errors.Is(err, pdu.ErrDataDigest) {
+			return err
+		}
+		w.bad = true // the rest still comes; the command fails at the end
 	}
 	w.got += n
-	if int(w.got) < len(w.buf) {
+	if w.got < w.end {
 		return nil
 	}
+	if int(w.got) < len(w.buf) {
+		return q.askData(w)
+	}
 	delete(q.r2t, w.ttag)
-	return q.write(&w.cmd, w.buf)
+	if w.bad {
+		return q.respond(&w.cmd, nvme.StatusTransientTransport, 0)
+	}
+	return q.execWrite(&w.cmd, w.buf)
+}
+
+// askData sends the R2T for the next part of a write's data: all the rest,
+// or R2TChunk bytes of it.
+func (q *queue) askData(w *pendingWrite) error {
+	n := uint32(len(w.buf)) - w.got
+	if c := q.t.cfg.R2TChunk; c != 0 {
+		n = min(n, c)
+	}
+	w.end = w.got + n
+	return q.conn.Write(&pdu.R2T{CCCID: w.cmd.CID, TTAG: w.ttag, R2TO: w.got, R2TL: n})
 }

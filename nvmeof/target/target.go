@@ -11,13 +11,17 @@ import (
 	"github.com/zflowdev/zflow/nvmeof/nvme"
 )
 
-// Config describes one NVM subsystem served on the listeners handed to
-// Serve.
+// Config describes the NVM subsystems served on the listeners handed to
+// Serve, and the limits of their controllers.
 type Config struct {
+	// SubNQN, Namespaces and AllowHosts describe one subsystem (as the
+	// fields of Subsystem do); leave SubNQN empty to list them all in
+	// Subsystems.
 	SubNQN     string
 	Namespaces []Namespace // NSID i+1 is Namespaces[i]
-	// AllowHosts lists the host NQNs that may connect; empty allows any.
 	AllowHosts []string
+	// Subsystems are more subsystems, served on the same ports.
+	Subsystems []Subsystem
 	// MaxH2CData is the MAXH2CDATA granted in ICResp (default 128 KiB).
 	MaxH2CData uint32
 	// InCapsule is how many bytes of write data an I/O command may carry in
@@ -29,6 +33,10 @@ type Config struct {
 	MQES uint16
 	// C2HChunk is the most data one C2HData carries (default 128 KiB).
 	C2HChunk int
+	// R2TChunk is the most data one R2T asks for; a larger write gets
+	// several R2Ts, one after the other. 0 asks for all of it in one R2T
+	// (the host still splits it into H2CData PDUs of MAXH2CDATA).
+	R2TChunk uint32
 }
 
 // Limits a target applies.
@@ -44,31 +52,48 @@ const (
 	capTimeout  = 0x1E
 )
 
-// Target serves one subsystem over NVMe/TCP.
+// Target serves NVM subsystems and the discovery subsystem over NVMe/TCP.
 type Target struct {
-	cfg Config
+	cfg  Config
+	subs []*Subsystem // in the order of the discovery log
 
-	mu        sync.Mutex
-	ctrls     map[uint16]*controller
-	nextID    uint16
-	listeners []net.Listener
-	conns     map[net.Conn]struct{}
-	closed    bool
-	wg        sync.WaitGroup
+	mu       sync.Mutex
+	ctrls    map[uint16]*controller
+	nextID   uint16
+	ports    []*port
+	nextPort uint16
+	genctr   uint64 // the discovery log's generation: changes with ports
+	conns    map[net.Conn]struct{}
+	closed   bool
+	wg       sync.WaitGroup
+}
+
+// port is a listener: one that serves the subsystems and the discovery
+// subsystem, listed in the discovery log, or one for discovery only.
+type port struct {
+	ln            net.Listener
+	id            uint16
+	discoveryOnly bool
 }
 
 // New checks cfg and returns a target ready to Serve.
 func New(cfg Config) (*Target, error) {
-	if len(cfg.SubNQN) == 0 || len(cfg.SubNQN) > nvme.MaxNQNLength {
-		return nil, fmt.Errorf("target: subsystem NQN %q: want 1 to %d bytes", cfg.SubNQN, nvme.MaxNQNLength)
+	var subs []*Subsystem
+	if cfg.SubNQN != "" || len(cfg.Subsystems) == 0 {
+		subs = append(subs, &Subsystem{NQN: cfg.SubNQN, Namespaces: cfg.Namespaces, AllowHosts: cfg.AllowHosts})
 	}
-	if len(cfg.Namespaces) == 0 {
-		return nil, errors.New("target: subsystem " + cfg.SubNQN + " has no namespace")
+	for i := range cfg.Subsystems {
+		subs = append(subs, &cfg.Subsystems[i])
 	}
-	for i, ns := range cfg.Namespaces {
-		if ns == nil || ns.Size()>>ns.BlockShift() == 0 {
-			return nil, fmt.Errorf("target: namespace %d of %s is empty", i+1, cfg.SubNQN)
+	seen := map[string]bool{}
+	for _, sub := range subs {
+		if err := sub.check(); err != nil {
+			return nil, err
 		}
+		if seen[sub.NQN] {
+			return nil, fmt.Errorf("target: subsystem %s twice", sub.NQN)
+		}
+		seen[sub.NQN] = true
 	}
 	if cfg.MaxH2CData == 0 {
 		cfg.MaxH2CData = defaultMaxH2CData
@@ -91,22 +116,49 @@ func New(cfg Config) (*Target, error) {
 	if cfg.C2HChunk <= 0 {
 		cfg.C2HChunk = 128 << 10
 	}
-	return &Target{cfg: cfg, ctrls: map[uint16]*controller{}, nextID: 1, conns: map[net.Conn]struct{}{}}, nil
+	return &Target{cfg: cfg, subs: subs, ctrls: map[uint16]*controller{}, nextID: 1, nextPort: 1, conns: map[net.Conn]struct{}{}}, nil
+}
+
+// subsystem is the subsystem named nqn, nil when there is none.
+func (t *Target) subsystem(nqn string) *Subsystem {
+	for _, s := range t.subs {
+		if s.NQN == nqn {
+			return s
+		}
+	}
+	return nil
 }
 
 // Serve accepts connections on ln, one queue each, until ln is closed or
-// Close is called; it returns nil then.
-func (t *Target) Serve(ln net.Listener) error {
+// Close is called; it returns nil then. Hosts reach every subsystem and
+// the discovery subsystem on ln, and the discovery log lists ln.
+func (t *Target) Serve(ln net.Listener) error { return t.serve(ln, false) }
+
+// ServeDiscovery is Serve for a port of the discovery subsystem only
+// (8009 by convention): it is not listed in the discovery log, and
+// Connects to other subsystems on it are refused.
+func (t *Target) ServeDiscovery(ln net.Listener) error { return t.serve(ln, true) }
+
+func (t *Target) serve(ln net.Listener, discoveryOnly bool) error {
 	t.mu.Lock()
 	if t.closed {
 		t.mu.Unlock()
 		ln.Close()
 		return nil
 	}
-	t.listeners = append(t.listeners, ln)
+	p := &port{ln: ln, id: t.nextPort, discoveryOnly: discoveryOnly}
+	t.nextPort++
+	t.ports = append(t.ports, p)
+	t.genctr++
 	t.wg.Add(1)
 	t.mu.Unlock()
-	defer t.wg.Done()
+	defer func() {
+		t.mu.Lock()
+		t.ports = slices.DeleteFunc(t.ports, func(o *port) bool { return o == p })
+		t.genctr++
+		t.mu.Unlock()
+		t.wg.Done()
+	}()
 	for {
 		nc, err := ln.Accept()
 		if err != nil {
@@ -129,7 +181,7 @@ func (t *Target) Serve(ln net.Listener) error {
 		t.mu.Unlock()
 		go func() {
 			defer t.wg.Done()
-			q := newQueue(t, nc)
+			q := newQueue(t, p, nc)
 			q.serve()
 			t.mu.Lock()
 			delete(t.conns, nc)
@@ -138,13 +190,20 @@ func (t *Target) Serve(ln net.Listener) error {
 	}
 }
 
+// Controllers is the number of controllers (host associations) alive.
+func (t *Target) Controllers() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.ctrls)
+}
+
 // Close stops the listeners, closes every connection and waits until all
 // of the target's goroutines have returned.
 func (t *Target) Close() error {
 	t.mu.Lock()
 	t.closed = true
-	for _, ln := range t.listeners {
-		ln.Close()
+	for _, p := range t.ports {
+		p.ln.Close()
 	}
 	for nc := range t.conns {
 		nc.Close()
@@ -157,12 +216,9 @@ func (t *Target) Close() error {
 	return nil
 }
 
-func (t *Target) hostAllowed(nqn string) bool {
-	return len(t.cfg.AllowHosts) == 0 || slices.Contains(t.cfg.AllowHosts, nqn)
-}
-
-// newController makes a controller for an admin Connect.
-func (t *Target) newController(hostNQN string, hostID [16]byte, kato uint32) *controller {
+// newController makes a controller of sub (nil: a discovery controller)
+// for an admin Connect.
+func (t *Target) newController(sub *Subsystem, hostNQN string, hostID [16]byte, kato uint32) *controller {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	id := t.nextID
@@ -173,7 +229,7 @@ func (t *Target) newController(hostNQN string, hostID [16]byte, kato uint32) *co
 		}
 	}
 	t.nextID = id + 1
-	c := &controller{t: t, id: id, hostNQN: hostNQN, hostID: hostID, queues: map[uint16]*queue{}, nq: t.cfg.MaxIOQueues - 1}
+	c := &controller{t: t, sub: sub, id: id, hostNQN: hostNQN, hostID: hostID, queues: map[uint16]*queue{}, nq: t.cfg.MaxIOQueues - 1}
 	c.kato = kato
 	t.ctrls[id] = c
 	return c
@@ -198,6 +254,7 @@ func (t *Target) dropController(c *controller) {
 // queues, the properties, and the keep-alive timer.
 type controller struct {
 	t       *Target
+	sub     *Subsystem // nil for a discovery controller
 	id      uint16
 	hostNQN string
 	hostID  [16]byte
