@@ -32,13 +32,16 @@ type Queue interface {
 	// caller's bug). A request refused up front (O_DIRECT alignment) comes
 	// back from the next Reap with its error.
 	Submit(ctx context.Context, reqs []Request, tag int) error
-	// Reap appends completed requests to dst and returns it: at least one
-	// when any is pending, waiting for it, and every other completion
-	// already there. When ctx is cancelled, Reap cancels what is in
+	// Reap appends completed requests to dst and returns it: at least
+	// min(max(atLeast, 1), Pending()) of them, waiting for them, and every
+	// other completion already there. A reader that waits for one
+	// request passes 1; a streaming reader passes a fraction of the depth
+	// to reap completions in batches (fewer wake-ups) while the rest keep
+	// the device busy. When ctx is cancelled, Reap cancels what is in
 	// flight, waits for every completion (no buffer is handed back while
 	// the kernel may still write it), returns them all with their results
 	// (cancelled ones carry ctx's error) and ctx's error.
-	Reap(ctx context.Context, dst []Done) ([]Done, error)
+	Reap(ctx context.Context, dst []Done, atLeast int) ([]Done, error)
 	// Close cancels what is still in flight and waits for every
 	// completion; the buffers of requests not reaped are the caller's
 	// again when it returns. Closing the File closes its open Queue.
@@ -104,7 +107,7 @@ func (q *batchQueue) Submit(ctx context.Context, reqs []Request, tag int) error 
 	return nil
 }
 
-func (q *batchQueue) Reap(ctx context.Context, dst []Done) ([]Done, error) {
+func (q *batchQueue) Reap(ctx context.Context, dst []Done, atLeast int) ([]Done, error) {
 	if len(q.reqs) == 0 {
 		return dst, nil
 	}

@@ -147,8 +147,8 @@ func (q *Queue) push() int {
 	return n
 }
 
-// Reap hands back completed requests, waiting for one when none is.
-func (q *Queue) Reap(ctx context.Context, dst []storage.Done) ([]storage.Done, error) {
+// Reap hands back completed requests, waiting for atLeast of them.
+func (q *Queue) Reap(ctx context.Context, dst []storage.Done, atLeast int) ([]storage.Done, error) {
 	f, r := q.f, q.f.ring
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -159,6 +159,7 @@ func (q *Queue) Reap(ctx context.Context, dst []storage.Done) ([]storage.Done, e
 	if r.broken != nil {
 		return dst, r.broken
 	}
+	want := min(max(atLeast, 1), q.pending)
 	var cancelled error
 	for {
 		q.reapCQEs(cancelled)
@@ -169,10 +170,10 @@ func (q *Queue) Reap(ctx context.Context, dst []storage.Done) ([]storage.Done, e
 		if cancelled == nil {
 			q.push()
 		}
-		if q.pending == 0 || (len(q.ready) > 0 && (cancelled == nil || q.inflight == 0)) {
+		if q.pending == 0 || (cancelled == nil && len(q.ready) >= want) || (cancelled != nil && q.inflight == 0) {
 			return q.handBack(dst), cancelled
 		}
-		_, err := r.r.SubmitAndWaitTimeout(1, &q.ts, nil)
+		_, err := r.r.SubmitAndWaitTimeout(uint32(max(want-len(q.ready), 1)), &q.ts, nil)
 		f.stats.Calls.Add(1)
 		if err != nil && !retryable(err) && !errors.Is(err, syscall.ETIME) {
 			err = q.breakRing(err)

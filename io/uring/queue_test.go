@@ -65,7 +65,7 @@ func TestQueueKeepsFull(t *testing.T) {
 	var done []storage.Done
 	reaps, short := 0, 0
 	for q.Pending() > 0 {
-		if done, err = q.Reap(ctx, done[:0]); err != nil {
+		if done, err = q.Reap(ctx, done[:0], 4); err != nil {
 			t.Fatal(err)
 		}
 		reaps++
@@ -134,7 +134,7 @@ func TestQueueCancelMidFlight(t *testing.T) {
 			}
 			var rerr error
 			for rerr == nil && q.Pending() > 0 {
-				done, rerr = q.Reap(ctx, done[:0])
+				done, rerr = q.Reap(ctx, done[:0], 4)
 				for _, d := range done {
 					back++
 					if next < n && rerr == nil && ctx.Err() == nil {

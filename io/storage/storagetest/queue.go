@@ -50,7 +50,7 @@ func QueueRead(t testing.TB, f storage.File, mem memory.Allocator, chunk, depth 
 		submit(mem.Allocate(chunk)) // 64-byte aligned: enough without O_DIRECT
 	}
 	for q.Pending() > 0 {
-		done, err = q.Reap(ctx, done[:0])
+		done, err = q.Reap(ctx, done[:0], 1)
 		if err != nil {
 			t.Fatalf("%s: Reap: %v", f.Name(), err)
 		}
@@ -156,7 +156,7 @@ func QueueConformance(t *testing.T, dir string, open Opener) {
 		var done []storage.Done
 		for q.Pending() > 0 {
 			var err error
-			if done, err = q.Reap(ctx, done); !errors.Is(err, context.Canceled) {
+			if done, err = q.Reap(ctx, done, 1); !errors.Is(err, context.Canceled) {
 				t.Fatalf("Reap under a cancelled context: %v", err)
 			}
 		}
