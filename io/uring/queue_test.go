@@ -11,7 +11,6 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"go.uber.org/goleak"
-	"golang.org/x/sys/unix"
 
 	"github.com/zflowdev/zflow/io/storage"
 	"github.com/zflowdev/zflow/io/storage/storagetest"
@@ -170,23 +169,7 @@ func TestQueueCancelMidFlight(t *testing.T) {
 func TestQueueCloseInFlight(t *testing.T) {
 	needUring(t)
 	defer goleak.VerifyNone(t)
-	fifo := storagetest.DiskDir(t) + "/fifo"
-	if err := unix.Mkfifo(fifo, 0o600); err != nil {
-		t.Skipf("mkfifo: %v", err)
-	}
-	ring, err := uring.NewRing(uring.Config{Entries: 8})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := ring.Close(); err != nil {
-			t.Error(err)
-		}
-	}()
-	f, err := ring.Open(fifo, os.O_RDWR, 0, storage.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ring, f := emptyFIFO(t, 8)
 	q, err := f.NewQueue(storage.OpRead, 4)
 	if err != nil {
 		t.Fatal(err)

@@ -115,16 +115,7 @@ func QueueConformance(t *testing.T, dir string, open Opener) {
 		}
 	})
 	t.Run("overfull", func(t *testing.T) {
-		f, err := open(path, os.O_RDONLY, 0, storage.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
-		q, err := storage.NewQueue(f, storage.OpRead, 2)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer q.Close()
+		q := openQueue(t, open, path, 2)
 		reqs := make([]storage.Request, 3)
 		for i := range reqs {
 			reqs[i] = storage.Request{Buf: make([]byte, 10), Off: int64(i * 10)}
@@ -134,16 +125,7 @@ func QueueConformance(t *testing.T, dir string, open Opener) {
 		}
 	})
 	t.Run("cancelled", func(t *testing.T) {
-		f, err := open(path, os.O_RDONLY, 0, storage.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
-		q, err := storage.NewQueue(f, storage.OpRead, 4)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer q.Close()
+		q := openQueue(t, open, path, 4)
 		ctx, cancel := context.WithCancel(context.Background())
 		reqs := make([]storage.Request, 4)
 		for i := range reqs {
@@ -173,4 +155,21 @@ func QueueConformance(t *testing.T, dir string, open Opener) {
 			t.Errorf("Submit under a cancelled context: %v", err)
 		}
 	})
+}
+
+// openQueue opens path for reading and a read queue of depth on it, both
+// closed at the test's end.
+func openQueue(t *testing.T, open Opener, path string, depth int) storage.Queue {
+	t.Helper()
+	f, err := open(path, os.O_RDONLY, 0, storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	q, err := storage.NewQueue(f, storage.OpRead, depth)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { q.Close() })
+	return q
 }
