@@ -32,6 +32,11 @@ type Queue interface {
 	// caller's bug). A request refused up front (O_DIRECT alignment) comes
 	// back from the next Reap with its error.
 	Submit(ctx context.Context, reqs []Request, tag int) error
+	// Stage is Submit without telling the kernel yet: the requests go at
+	// the next Reap's wait (or Submit), one system call for both. For a
+	// reader that reaps right after refilling; one that works meanwhile
+	// Submits, so the device has them during the work.
+	Stage(ctx context.Context, reqs []Request, tag int) error
 	// Reap appends completed requests to dst and returns it: at least
 	// min(max(atLeast, 1), Pending()) of them, waiting for them, and every
 	// other completion already there. A reader that waits for one
@@ -105,6 +110,11 @@ func (q *batchQueue) Submit(ctx context.Context, reqs []Request, tag int) error 
 		q.tags = append(q.tags, tag+i)
 	}
 	return nil
+}
+
+// Stage is Submit: nothing of a synchronous backend starts before Reap.
+func (q *batchQueue) Stage(ctx context.Context, reqs []Request, tag int) error {
+	return q.Submit(ctx, reqs, tag)
 }
 
 func (q *batchQueue) Reap(ctx context.Context, dst []Done, atLeast int) ([]Done, error) {

@@ -21,7 +21,7 @@ var errQueueClosed = errors.New("uring: queue closed")
 
 // Queue keeps a file's requests in flight across calls (storage.Queue):
 // a slot per request, up to its depth; Submit fills SQEs and submits them
-// with one io_uring_enter that does not wait; Reap waits in one
+// with one io_uring_enter that does not wait (Stage leaves that to Reap); Reap waits in one
 // io_uring_enter for at least one completion and reaps every one ready,
 // resubmitting retries and the rest of short transfers before it waits.
 // The slots keep the requests (and so their buffers) referenced until
@@ -82,6 +82,16 @@ func (q *Queue) Pending() int { return q.pending }
 
 // Submit takes a slot per request and submits their SQEs.
 func (q *Queue) Submit(ctx context.Context, reqs []storage.Request, tag int) error {
+	return q.add(ctx, reqs, tag, true)
+}
+
+// Stage takes a slot per request and fills their SQEs; the next Reap's
+// io_uring_enter (or Submit's) submits them.
+func (q *Queue) Stage(ctx context.Context, reqs []storage.Request, tag int) error {
+	return q.add(ctx, reqs, tag, false)
+}
+
+func (q *Queue) add(ctx context.Context, reqs []storage.Request, tag int, enter bool) error {
 	f, r := q.f, q.f.ring
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -117,7 +127,7 @@ func (q *Queue) Submit(ctx context.Context, reqs []storage.Request, tag int) err
 		}
 		q.retry = append(q.retry, s)
 	}
-	if q.push() > 0 {
+	if q.push() > 0 && enter {
 		_, err := r.r.Submit()
 		f.stats.Calls.Add(1)
 		if err != nil && !retryable(err) {
@@ -171,6 +181,13 @@ func (q *Queue) Reap(ctx context.Context, dst []storage.Done, atLeast int) ([]st
 			q.push()
 		}
 		if q.pending == 0 || (cancelled == nil && len(q.ready) >= want) || (cancelled != nil && q.inflight == 0) {
+			if r.r.SQReady() > 0 { // staged or resubmitted SQEs: the device gets them before the caller works
+				_, err := r.r.Submit()
+				f.stats.Calls.Add(1)
+				if err != nil && !retryable(err) {
+					return q.handBack(dst), q.breakRing(err)
+				}
+			}
 			return q.handBack(dst), cancelled
 		}
 		_, err := r.r.SubmitAndWaitTimeout(uint32(max(want-len(q.ready), 1)), &q.ts, nil)

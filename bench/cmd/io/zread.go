@@ -108,7 +108,7 @@ func runZ(ctx context.Context, j zJob) (zResult, error) {
 	}
 	for {
 		if len(refill) > 0 {
-			if err := q.Submit(ctx, refill, 0); err != nil {
+			if err := q.Stage(ctx, refill, 0); err != nil { // submitted by Reap's wait: one io_uring_enter a round
 				return zResult{}, err
 			}
 			clear(refill)

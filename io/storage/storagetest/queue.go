@@ -16,7 +16,7 @@ import (
 
 // QueueRead reads the whole of f through a storage.Queue of depth depth
 // in requests of chunk bytes (buffers from mem), refilling each slot as
-// its request comes back, as a sequential reader does, and returns what
+// its request comes back (Submit to fill the queue, Stage to refill it), as a sequential reader does, and returns what
 // it read, placed by each request's tag. It fails the test on any
 // request's error but the last one's io.EOF. The buffers go back to mem.
 func QueueRead(t testing.TB, f storage.File, mem memory.Allocator, chunk, depth int) []byte {
@@ -35,13 +35,19 @@ func QueueRead(t testing.TB, f storage.File, mem memory.Allocator, chunk, depth 
 	nreq := int((size + int64(chunk) - 1) / int64(chunk))
 	next := 0
 	var done []storage.Done
+	// submit hands buf over for the next chunk: with Submit at first, with
+	// Stage (sent by the next Reap) when refilling.
 	submit := func(buf []byte) {
 		if next >= nreq {
 			mem.Free(buf)
 			return
 		}
 		req := []storage.Request{{Buf: buf, Off: int64(next) * int64(chunk)}}
-		if err := q.Submit(ctx, req, next); err != nil {
+		add := q.Submit
+		if next >= q.Depth() {
+			add = q.Stage
+		}
+		if err := add(ctx, req, next); err != nil {
 			t.Fatalf("%s: Submit: %v", f.Name(), err)
 		}
 		next++
