@@ -74,7 +74,8 @@ const (
 
 // newReadAhead opens path again through b and prepares to read ahead the
 // blocks whose record numbers recs lists. nil (no read-ahead, no error)
-// when there is nothing to read ahead.
+// when there is nothing to read ahead or b has no queue of its own
+// (storage.Queuer: io/uring).
 func newReadAhead(ctx context.Context, b storage.Backend, path string, blocks []ipcBlock, recs []int, mem memory.Allocator, ra readerAtSeeker) (*readAhead, error) {
 	if len(recs) == 0 {
 		return nil, nil
@@ -82,6 +83,14 @@ func newReadAhead(ctx context.Context, b storage.Backend, path string, blocks []
 	f, err := b.Open(path, os.O_RDONLY, 0)
 	if err != nil {
 		return nil, err
+	}
+	if _, ok := f.(storage.Queuer); !ok {
+		// A backend without a queue of its own (posix) would read the
+		// window synchronously at the first Reap: nothing overlaps the
+		// decoding, and the blocks read ahead go cold in the CPU cache
+		// before they are used. It reads each batch when asked instead.
+		f.Close()
+		return nil, nil
 	}
 	q, err := storage.NewQueue(f, storage.OpRead, b.Options().Depth())
 	if err != nil {

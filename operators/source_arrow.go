@@ -42,7 +42,7 @@ func ArrowSourceSpec() engine.Spec {
 		Summary: "reads an Arrow IPC file or stream",
 		Doc: "Batches are emitted as stored (sliced, without copying, when larger than batch_rows). " +
 			"With parallelism N, instance i of the file format reads batches i, i+N, ...; a stream is read " +
-			"by one instance. Through io: posix or uring a file's batches are read ahead: the next ones this instance reads " +
+			"by one instance. Through io: uring a file's batches are read ahead: the next ones this instance reads " +
 			"are kept in flight, each read straight into the buffer that becomes its Arrow body (at most 64 MiB and " +
 			"queue_depth requests per instance, from the operator's memory).",
 		Example: `type: arrow
@@ -320,7 +320,7 @@ func (s *arrowSource) runInput(ctx context.Context, fi, unit int, out engine.Emi
 
 // runFile reads this instance's batches of an IPC file through ra; with
 // b (a backend, not the mapped path) it reads them ahead (readAhead)
-// when the footer lists them.
+// when the footer lists them and b has a queue of its own.
 func (s *arrowSource) runFile(ctx context.Context, ra readerAtSeeker, size int64, fi, unit int, out engine.Emitter, b storage.Backend) (stop bool, err error) {
 	path := s.f.files.name(fi)
 	step := max(s.ic.Count, 1)
