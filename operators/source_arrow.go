@@ -42,7 +42,9 @@ func ArrowSourceSpec() engine.Spec {
 		Summary: "reads an Arrow IPC file or stream",
 		Doc: "Batches are emitted as stored (sliced, without copying, when larger than batch_rows). " +
 			"With parallelism N, instance i of the file format reads batches i, i+N, ...; a stream is read " +
-			"by one instance.",
+			"by one instance. Through io: uring a file's batches are read ahead: the next ones this instance reads " +
+			"are kept in flight, each read straight into the buffer that becomes its Arrow body (at most 64 MiB and " +
+			"queue_depth requests per instance, from the operator's memory).",
 		Example: `type: arrow
 path: testdata/trades.arrow`,
 		Parallel: true,
@@ -313,26 +315,64 @@ func (s *arrowSource) runInput(ctx context.Context, fi, unit int, out engine.Emi
 	if s.f.stream[fi] {
 		return s.runStream(ctx, newSeqReader(ctx, sf, b.Options().Depth()), size, fi, out)
 	}
-	return s.runFile(ctx, newReaderAt(ctx, sf, s.ic.Ledger), size, fi, unit, out)
+	return s.runFile(ctx, newReaderAt(ctx, sf, s.ic.Ledger), size, fi, unit, out, b)
 }
 
-func (s *arrowSource) runFile(ctx context.Context, ra readerAtSeeker, size int64, fi, unit int, out engine.Emitter) (bool, error) {
+// runFile reads this instance's batches of an IPC file through ra; with
+// b (a backend, not the mapped path) it reads them ahead (readAhead)
+// when the footer lists them and b has a queue of its own.
+func (s *arrowSource) runFile(ctx context.Context, ra readerAtSeeker, size int64, fi, unit int, out engine.Emitter, b storage.Backend) (stop bool, err error) {
 	path := s.f.files.name(fi)
-	r, err := newIPCFileReader(ra, size, s.ic.Alloc)
+	step := max(s.ic.Count, 1)
+	rd, mem := ra, s.ic.Alloc
+	var pre *readAhead
+	var blocks []ipcBlock
+	if b != nil {
+		blocks = ipcFooterBlocks(ra, size)
+	}
+	if blocks != nil {
+		var recs []int
+		for i := range blocks {
+			if (unit+i)%step == s.ic.Index {
+				recs = append(recs, i)
+			}
+		}
+		if pre, err = newReadAhead(ctx, b, path, blocks, recs, s.ic.Alloc, ra); err != nil {
+			return true, fmt.Errorf("arrow: read ahead in %s: %w", path, err)
+		}
+		if pre != nil {
+			// Close cancels what is in flight and waits for it; an error
+			// here (the ring could not be drained) is the run's.
+			defer func() {
+				if cerr := pre.Close(); cerr != nil && err == nil {
+					stop, err = true, fmt.Errorf("arrow: read ahead in %s: %w", path, cerr)
+				}
+			}()
+			rd, mem = pre, pre.alloc()
+		}
+	}
+	r, err := newIPCFileReader(rd, size, mem)
 	if err != nil {
 		return true, fmt.Errorf("arrow: read %s: %w", path, err)
 	}
 	defer r.Close()
+	if pre != nil && r.NumRecords() != len(blocks) {
+		pre.recs = nil // arrow-go counts other batches than our parse: serve none
+	}
 	if err := sameColumns(s.f.fileSchema, r.Schema()); err != nil {
 		return true, fmt.Errorf("arrow: %s: the file has changed since compile: %w", path, err)
 	}
-	step := max(s.ic.Count, 1)
 	for i := 0; i < r.NumRecords(); i++ {
 		if (unit+i)%step != s.ic.Index {
 			continue
 		}
 		if err := ctx.Err(); err != nil {
 			return true, err
+		}
+		if pre != nil {
+			if _, err := pre.serve(i); err != nil {
+				return true, fmt.Errorf("arrow: read %s: batch %d: %w", path, i, err)
+			}
 		}
 		rec, err := r.RecordBatchAt(i)
 		if err != nil {

@@ -59,3 +59,10 @@ func TestVectored(t *testing.T) {
 		t.Errorf("Stats.Calls = %d, want %d", st.Calls, wantCalls)
 	}
 }
+
+// posix has no queue of its own: storage.NewQueue runs its batches.
+func TestQueue(t *testing.T) {
+	for where, dir := range storagetest.Dirs(t) {
+		t.Run(where, func(t *testing.T) { storagetest.QueueConformance(t, dir, open) })
+	}
+}

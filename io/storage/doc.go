@@ -17,6 +17,18 @@
 // polling thread), and Fault, the hook tests use to wrap each real syscall
 // or completion and inject EINTR, EAGAIN, short transfers or EIO.
 //
+// # Queues
+//
+// A batch drains: the device idles between one batch and the next. A
+// streaming reader takes a Queue instead (NewQueue): Submit hands
+// requests over and returns, Reap hands completed ones back with their
+// tags, waiting for at least as many as asked, so slots are refilled as
+// they free up. A buffer is the backend's from Submit until Reap or Close
+// hands it back; a cancelled context, Queue.Close and File.Close cancel
+// what is in flight and wait for every completion. A backend with a
+// queue of its own implements Queuer (io/uring); NewQueue runs any other
+// backend's batches behind the same interface.
+//
 // # Backends and the choice
 //
 // Backends register themselves in init (the database/sql driver

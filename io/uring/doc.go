@@ -35,6 +35,19 @@
 // the ring's registered file table (IOSQE_FIXED_FILE) when the kernel
 // allows it.
 //
+// # A queue
+//
+// File.NewQueue is the asynchronous form (storage.Queue): a slot per
+// request up to the ring's size, its SQEs tagged queueBit|slot; Submit
+// fills SQEs and submits them with one io_uring_enter that does not wait;
+// Reap resubmits what must go again (the same retries and continuations
+// as a batch), waits in one io_uring_enter for as many completions as
+// asked (20 ms at a time, to see a cancelled context), reaps every one
+// ready and hands the finished slots back. A ring has one open queue at a
+// time, and a batch on it is refused while the queue has requests
+// pending. Cancellation and Close send IORING_OP_ASYNC_CANCEL for every
+// slot in flight and wait for each CQE before returning.
+//
 // With direct: true the file is opened O_DIRECT; File.Align is statx's
 // STATX_DIOALIGN (or the device's logical block size) and a request whose
 // buffer address, offset or length is not a multiple of it is refused

@@ -67,6 +67,8 @@ type File struct {
 	seq     int64
 	stats   storage.Counters
 
+	q *Queue // the file's open queue, closed with it
+
 	// per-batch scratch, reused
 	st    []reqState
 	queue []int
@@ -153,10 +155,13 @@ func (f *File) Size() (int64, error) {
 // ring when the file owns it.
 func (f *File) Close() error {
 	f.closeOnce.Do(func() {
+		var errs []error
+		if f.q != nil {
+			errs = append(errs, f.q.Close()) // cancels and waits for what is in flight
+		}
 		f.ring.mu.Lock()
 		f.ring.removeFile(f.slot)
 		f.ring.mu.Unlock()
-		var errs []error
 		if err := f.f.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("uring: close %s: %w", f.name, err))
 		}
@@ -197,6 +202,9 @@ func (f *File) batch(ctx context.Context, op storage.Op, reqs []storage.Request)
 	}
 	if r.broken != nil {
 		return r.broken
+	}
+	if q := r.queue; q != nil && q.pending > 0 {
+		return fmt.Errorf("uring: %s %s: a queue on the ring has %d requests pending (reap them first)", op, f.name, q.pending)
 	}
 	if cap(f.st) < len(reqs) {
 		f.st = make([]reqState, len(reqs))
@@ -292,7 +300,7 @@ func (f *File) batch(ctx context.Context, op storage.Op, reqs []storage.Request)
 				f.finish(reqs, st, i, fmt.Errorf("uring: %s at %d of %s not started: %w", op, reqs[i].Off, f.name, cancelled))
 			}
 			queue, head = queue[:0], 0
-			inflight += f.cancelInFlight(st)
+			inflight += f.cancelInFlight(st, 1)
 		}
 	}
 	if fatal != nil {
@@ -399,8 +407,9 @@ func (f *File) finish(reqs []storage.Request, st []reqState, i int, err error) {
 
 // cancelInFlight queues an IORING_OP_ASYNC_CANCEL for every request in
 // flight (submitted by the next io_uring_enter) and returns how many: each
-// has a completion of its own to wait for.
-func (f *File) cancelInFlight(st []reqState) int {
+// has a completion of its own to wait for. Request i's SQE carries
+// user_data base+i.
+func (f *File) cancelInFlight(st []reqState, base uint64) int {
 	r := f.ring
 	sent := 0
 	for i := range st {
@@ -414,7 +423,7 @@ func (f *File) cancelInFlight(st []reqState) int {
 			f.stats.Calls.Add(1)
 			sqe = r.r.GetSQE()
 		}
-		sqe.PrepareCancel64(uint64(i)+1, 0)
+		sqe.PrepareCancel64(base+uint64(i), 0)
 		sqe.UserData = cancelTag
 		sent++
 		r.inflight.Add(1)

@@ -43,6 +43,8 @@ type Ring struct {
 	// broken is why the ring can no longer be used: io_uring_enter failed
 	// with requests in flight, whose buffers the kernel may still write.
 	broken error
+	// queue is the ring's open Queue (one at a time), nil when none.
+	queue *Queue
 
 	// registered buffers, sorted by start address
 	bufs []region

@@ -233,29 +233,38 @@ func TestCancelMidFlight(t *testing.T) {
 // Select; the assertion keeps the imports honest.
 var _ = []any{posix.Name, mmap.Name}
 
+// emptyFIFO opens an empty FIFO (reads of it wait for a writer that never
+// comes) on a ring of its own with entries entries; the ring is closed at
+// the test's end, which fails if anything is left in flight.
+func emptyFIFO(t *testing.T, entries int) (*uring.Ring, *uring.File) {
+	t.Helper()
+	fifo := storagetest.DiskDir(t) + "/fifo"
+	if err := unix.Mkfifo(fifo, 0o600); err != nil {
+		t.Skipf("mkfifo: %v", err)
+	}
+	ring, err := uring.NewRing(uring.Config{Entries: entries})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := ring.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	f, err := ring.Open(fifo, os.O_RDWR, 0, storage.Options{}) // O_RDWR: the open does not wait for a writer
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ring, f
+}
+
 // Reads that cannot complete (an empty FIFO) are in the ring when the
 // context is cancelled: IORING_OP_ASYNC_CANCEL must cancel them, and the
 // batch waits for their -ECANCELED completions before returning.
 func TestCancelBlockedReads(t *testing.T) {
 	needUring(t)
 	defer goleak.VerifyNone(t)
-	fifo := storagetest.DiskDir(t) + "/fifo"
-	if err := unix.Mkfifo(fifo, 0o600); err != nil {
-		t.Skipf("mkfifo: %v", err)
-	}
-	ring, err := uring.NewRing(uring.Config{Entries: 4})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := ring.Close(); err != nil {
-			t.Error(err)
-		}
-	}()
-	f, err := ring.Open(fifo, os.O_RDWR, 0, storage.Options{}) // O_RDWR: the open does not wait for a writer
-	if err != nil {
-		t.Fatal(err)
-	}
+	ring, f := emptyFIFO(t, 4)
 	defer f.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()

@@ -19,11 +19,15 @@ import (
 // zJob is zflow's side of a fioJob: the same file, pattern, block size
 // and queue depth, read through an io/storage backend the way a file
 // operator reads: the backend chosen by name (storage.Select, as io: does),
-// opened with the operator's options, and batches of Depth requests of
-// Block bytes (ReadBatch) into buffers of one page-aligned, prefaulted
+// opened with the operator's options, and Depth requests of Block bytes
+// into buffers of one page-aligned, prefaulted
 // anonymous mapping (an arena extent's shape; O_DIRECT needs the
-// alignment). Sequential batches cover the file front to back and wrap
-// at its end, as fio's time-based jobs do; random ones draw
+// alignment), kept in flight through the file's storage.Queue: each
+// request handed back is refilled at once (the refills of one Reap
+// submitted together), so Depth stay in flight as with fio, where a
+// backend has a queue of its own (uring; posix and mmap read each
+// Submit's requests as one batch). Sequential reads cover the file front
+// to back and wrap at its end, as fio's time-based jobs do; random ones draw
 // block-aligned offsets with replacement (fio's norandommap). With Once
 // the file is read once, as fio without --time_based reads it.
 type zJob struct {
@@ -63,53 +67,77 @@ func runZ(ctx context.Context, j zJob) (zResult, error) {
 		return zResult{}, fmt.Errorf("map %d buffers of %d bytes: %w", j.Depth, j.Block, err)
 	}
 	defer unix.Munmap(region)
-	reqs := make([]storage.Request, j.Depth)
-	for i := range reqs {
-		reqs[i].Buf = region[i*j.Block : (i+1)*j.Block : (i+1)*j.Block]
-	}
 	blocks := j.Size / int64(j.Block)
 	if blocks < int64(j.Depth) {
 		return zResult{}, fmt.Errorf("%s: %d bytes hold fewer than %d blocks of %d", j.File, j.Size, j.Depth, j.Block)
 	}
+	q, err := storage.NewQueue(f, storage.OpRead, j.Depth)
+	if err != nil {
+		return zResult{}, err
+	}
+	defer q.Close()
 	rng := rand.New(rand.NewPCG(j.Seed, 0x5eed))
 	next := int64(0)
-	var total, nreq int64
+	var total, nreq, submitted int64
+	refill := make([]storage.Request, 0, j.Depth)
+	done := make([]storage.Done, 0, j.Depth)
+	stop := false
+	// add queues buf for the next block unless the job is over.
+	add := func(buf []byte) {
+		if stop || (j.Once && submitted >= blocks) {
+			return
+		}
+		off := next * int64(j.Block)
+		if j.Random {
+			off = rng.Int64N(blocks) * int64(j.Block)
+		} else {
+			next = (next + 1) % blocks
+		}
+		refill = append(refill, storage.Request{Buf: buf, Off: off})
+		submitted++
+	}
+	// Completions are reaped a quarter of the depth at a time: the other
+	// three quarters keep the device busy meanwhile, and the reader wakes
+	// a quarter as often as per completion.
+	reapAtLeast := max(j.Depth/4, 1)
 	ru0 := rusage()
 	start := time.Now()
 	deadline := start.Add(j.Runtime)
+	for i := range j.Depth {
+		add(region[i*j.Block : (i+1)*j.Block : (i+1)*j.Block])
+	}
 	for {
-		if j.Once && blocks-nreq < int64(len(reqs)) {
-			reqs = reqs[:blocks-nreq] // the last batch ends at the file's end
-		}
-		for i := range reqs {
-			if j.Random {
-				reqs[i].Off = rng.Int64N(blocks) * int64(j.Block)
-			} else {
-				reqs[i].Off = next * int64(j.Block)
-				next = (next + 1) % blocks
+		if len(refill) > 0 {
+			if err := q.Stage(ctx, refill, 0); err != nil { // submitted by Reap's wait: one io_uring_enter a round
+				return zResult{}, err
 			}
+			clear(refill)
+			refill = refill[:0]
 		}
-		if err := f.ReadBatch(ctx, reqs); err != nil {
+		if q.Pending() == 0 {
+			break
+		}
+		if done, err = q.Reap(ctx, done[:0], reapAtLeast); err != nil {
 			return zResult{}, err
 		}
-		for i := range reqs {
-			if reqs[i].Err != nil && reqs[i].Err != io.EOF {
-				return zResult{}, reqs[i].Err
+		stop = stop || (!j.Once && !time.Now().Before(deadline))
+		for _, d := range done {
+			if d.Err != nil && d.Err != io.EOF {
+				return zResult{}, d.Err
 			}
-			total += int64(reqs[i].N)
-		}
-		nreq += int64(len(reqs))
-		if now := time.Now(); (!j.Once && !now.Before(deadline)) || (j.Once && nreq >= blocks) {
-			el := now.Sub(start).Seconds()
-			cpu := rusage() - ru0
-			st := f.Stats()
-			return zResult{
-				BytesPerSec: float64(total) / el, IOPS: float64(nreq) / el,
-				CPU: 100 * cpu.Seconds() / el, Calls: st.Calls * 1000 / max(st.Requests, 1),
-				Reason: b.Reason(),
-			}, nil
+			total += int64(d.N)
+			nreq++
+			add(d.Buf)
 		}
 	}
+	el := time.Since(start).Seconds()
+	cpu := rusage() - ru0
+	st := f.Stats()
+	return zResult{
+		BytesPerSec: float64(total) / el, IOPS: float64(nreq) / el,
+		CPU: 100 * cpu.Seconds() / el, Calls: st.Calls * 1000 / max(st.Requests, 1),
+		Reason: b.Reason(),
+	}, nil
 }
 
 // rusage is the process's user+system CPU time so far (io_uring's io-wq
