@@ -95,6 +95,11 @@ func TestSend(t *testing.T) {
 				got <- b
 			}()
 			released := 0
+			// The lists stay reachable until Close: the contract (a caller
+			// keeps bufs alive until release) matters here, since the
+			// garbage collector would otherwise hand a list's memory to the
+			// next bytes.Repeat while a zero-copy send still reads it.
+			var held [][][]byte
 			sizes := []int{1, 7, 4096, 100000, 1 << 20, 3, 0, 65536}
 			for i, n := range sizes {
 				a := bytes.Repeat([]byte{byte(i)}, n)
@@ -102,6 +107,7 @@ func TestSend(t *testing.T) {
 				want.Write(a)
 				want.Write(b)
 				list := [][]byte{a, {}, b}
+				held = append(held, list)
 				completionsAtSend := snd.Stats().Completions
 				zc := snd.Mode() != Copy && n+n/3 >= 4096
 				if err := snd.Send(list, func() {
@@ -116,6 +122,7 @@ func TestSend(t *testing.T) {
 			if err := snd.Close(context.Background(), false); err != nil {
 				t.Fatal(err)
 			}
+			runtime.KeepAlive(held)
 			if released != len(sizes) {
 				t.Errorf("%d releases, want %d", released, len(sizes))
 			}
