@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -57,7 +58,7 @@ func mapSlower(path string, dev uint64) string {
 		if k, err := unix.Pread(fd, buf, 0); err != nil || k != n {
 			return ""
 		}
-		sink ^= foldBytes(buf)
+		sink.Store(foldBytes(buf))
 		copied = min(copied, time.Since(t0))
 
 		t0 = time.Now()
@@ -66,7 +67,7 @@ func mapSlower(path string, dev uint64) string {
 			return ""
 		}
 		_ = unix.Madvise(m, unix.MADV_POPULATE_READ)
-		sink ^= foldBytes(m)
+		sink.Store(foldBytes(m))
 		unix.Munmap(m)
 		mapped = min(mapped, time.Since(t0))
 	}
@@ -79,8 +80,9 @@ func mapSlower(path string, dev uint64) string {
 	return why
 }
 
-// sink keeps foldBytes's result alive.
-var sink uint64
+// sink keeps foldBytes's result alive (atomic: probes of two file systems
+// may run at once).
+var sink atomic.Uint64
 
 // foldBytes reads every byte of b (what a reader of the file does).
 func foldBytes(b []byte) uint64 {
