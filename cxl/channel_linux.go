@@ -627,7 +627,7 @@ func (p *Producer) End(ctx context.Context) error {
 	}
 	for {
 		p.Reap()
-		if p.lowAcked() >= p.next { // every batch acked, so every release run
+		if len(p.pending) == 0 && p.lowAcked() >= p.next {
 			s.u32(p.off + chFlags).Or(chanDone)
 			s.sweep()
 			return nil
