@@ -2,6 +2,7 @@ package topology
 
 import (
 	"fmt"
+	"runtime"
 
 	"golang.org/x/sys/unix"
 )
@@ -49,4 +50,15 @@ func ThreadAffinity() ([]int, error) {
 		}
 	}
 	return cpus, nil
+}
+
+// processAffinity counts the CPUs in the process's affinity mask (the
+// calling thread's, which every thread inherits unless one was pinned);
+// runtime.NumCPU when it cannot be read.
+func processAffinity() int {
+	set := unix.NewCPUSet(MaxCPU)
+	if err := unix.SchedGetaffinityDynamic(0, set); err != nil || set.Count() == 0 {
+		return runtime.NumCPU()
+	}
+	return set.Count()
 }

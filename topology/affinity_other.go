@@ -2,7 +2,10 @@
 
 package topology
 
-import "fmt"
+import (
+	"fmt"
+	"runtime"
+)
 
 // PinCurrentThread is Linux-only (sched_setaffinity(2)): elsewhere it fails
 // with an error that wraps errors.ErrUnsupported, and callers run unpinned
@@ -15,3 +18,6 @@ func PinCurrentThread(cpus []int) error {
 func ThreadAffinity() ([]int, error) {
 	return nil, fmt.Errorf("topology: thread affinity: %w", linuxOnly("sched_getaffinity(2)"))
 }
+
+// processAffinity is runtime.NumCPU where no affinity mask can be read.
+func processAffinity() int { return runtime.NumCPU() }
