@@ -339,7 +339,8 @@ func (b *Builder) Transform(id, typ string, cfg any, inputs ...string) *Builder 
 }
 
 // Parallel sets the parallelism of the node added last (operators
-// whose Spec is Parallel); ordered says whether it keeps its input order.
+// whose Spec is Parallel); n 0 is auto, the default (see
+// engine.Node.Parallelism); ordered says whether it keeps its input order.
 func (b *Builder) Parallel(n int, ordered bool) *Builder {
 	if len(b.g.Nodes) > 0 {
 		last := b.g.Nodes[len(b.g.Nodes)-1]

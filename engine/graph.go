@@ -38,8 +38,13 @@ type Node struct {
 	// or to be completed with defaults and checked (a config written in Go).
 	ConfigFrom ConfigFrom
 
-	// Parallelism is the number of instances (operators whose Spec is Parallel);
-	// 0 means 1.
+	// Parallelism is the number of instances of an operator whose Spec is
+	// Parallel. 0 is `auto`: a transform runs as many instances as
+	// Settings.Threads allows (its output kept in input order unless
+	// Unordered); a source or sink runs one instance, which keeps its order,
+	// unless Unordered lets it split the work over as many; an operator that
+	// is not Parallel runs one. Plan's description says what was chosen and
+	// why.
 	Parallelism int
 	// Unordered lets parallel instances emit in completion order. By default
 	// a parallel transform emits batches in the order it received them; a
@@ -65,6 +70,8 @@ type Plan struct {
 	stdin    *Stdin
 	stdio    [2][]string // ids of the nodes reading standard input, writing standard output
 	byID     map[string]*planNode
+	// threadsWhy says what set Settings.Threads.
+	threadsWhy string
 }
 
 type planNode struct {
@@ -73,6 +80,7 @@ type planNode struct {
 	Factory     Factory
 	Schema      *arrow.Schema // output; nil for sinks
 	Parallelism int
+	parallelWhy string // how Parallelism was chosen, for the plan
 	Inputs      []*planNode
 	Consumers   []*planNode
 	badConfig   bool // its config was reported wrong: it is not built
@@ -98,6 +106,12 @@ func Compile(g *Graph, opts CompileOptions) (*Plan, error) {
 	p := &Plan{Name: g.Name, Settings: g.Settings.withDefaults(), Info: g.Info, byID: map[string]*planNode{},
 		stdin: NewStdin(opts.Stdin)}
 	var errs Errors
+	if g.Settings.Threads < 0 {
+		errs = append(errs, &NodeError{Node: "settings", Field: "threads", Offset: -1,
+			Msg: fmt.Sprintf("threads must be ≥ 1 (or 0 for the CPUs this process may use), got %d", g.Settings.Threads)})
+	}
+	threadsWhy := resolveThreads(&p.Settings)
+	p.threadsWhy = threadsWhy
 	if err := checkMemory(p.Settings.Memory); err != nil {
 		errs = append(errs, &NodeError{Node: "settings", Field: "memory.arena", Offset: -1, Msg: err.Error()})
 	}
@@ -134,6 +148,7 @@ func Compile(g *Graph, opts CompileOptions) (*Plan, error) {
 			continue
 		}
 		pn.Spec = spec
+		pn.Parallelism, pn.parallelWhy = autoParallelism(n, spec, p.Settings.Threads, threadsWhy)
 		for _, fe := range prepareConfig(n, spec) {
 			errs = append(errs, &NodeError{Node: n.ID, Field: fe.Field, Offset: fe.Offset, Msg: fe.Msg})
 			pn.badConfig = true

@@ -12,16 +12,19 @@ import (
 
 // PlanNodeInfo is the printable description of one compiled node.
 type PlanNodeInfo struct {
-	ID          string      `json:"id"`
-	Kind        string      `json:"kind"`
-	Type        string      `json:"type"`
-	Inputs      []string    `json:"inputs,omitempty"`
-	Parallelism int         `json:"parallelism"`
-	Ordered     bool        `json:"ordered"`
-	Detail      string      `json:"detail,omitempty"`
-	Memory      string      `json:"memory,omitempty"` // the node's own memory, if it has a memory: block
-	IO          string      `json:"io,omitempty"`     // the storage backend of a file source or sink, and why (IODescriber)
-	Schema      []FieldInfo `json:"schema,omitempty"`
+	ID          string   `json:"id"`
+	Kind        string   `json:"kind"`
+	Type        string   `json:"type"`
+	Inputs      []string `json:"inputs,omitempty"`
+	Parallelism int      `json:"parallelism"`
+	// ParallelismWhy says how Parallelism was chosen: "auto: …" with the
+	// CPU budget, or why auto kept one instance, or "set in the pipeline".
+	ParallelismWhy string      `json:"parallelism_reason,omitempty"`
+	Ordered        bool        `json:"ordered"`
+	Detail         string      `json:"detail,omitempty"`
+	Memory         string      `json:"memory,omitempty"` // the node's own memory, if it has a memory: block
+	IO             string      `json:"io,omitempty"`     // the storage backend of a file source or sink, and why (IODescriber)
+	Schema         []FieldInfo `json:"schema,omitempty"`
 }
 
 // FieldInfo is one column of a schema.
@@ -33,20 +36,25 @@ type FieldInfo struct {
 
 // PlanInfo is the printable description of a plan.
 type PlanInfo struct {
-	Name         string            `json:"name"`
-	BatchRows    int               `json:"batch_rows"`
-	EdgeCapacity int               `json:"edge_capacity"`
-	Info         map[string]string `json:"info,omitempty"`
-	Nodes        []PlanNodeInfo    `json:"nodes"`
+	Name         string `json:"name"`
+	BatchRows    int    `json:"batch_rows"`
+	EdgeCapacity int    `json:"edge_capacity"`
+	// Threads is the most instances `parallelism: auto` gives an operator,
+	// and ThreadsWhy what set it.
+	Threads    int               `json:"threads"`
+	ThreadsWhy string            `json:"threads_reason"`
+	Info       map[string]string `json:"info,omitempty"`
+	Nodes      []PlanNodeInfo    `json:"nodes"`
 }
 
 // Describe returns the plan as data (for JSON and for tests).
 func (p *Plan) Describe() PlanInfo {
-	pi := PlanInfo{Name: p.Name, BatchRows: p.Settings.BatchRows, EdgeCapacity: p.Settings.EdgeCapacity, Info: p.Info}
+	pi := PlanInfo{Name: p.Name, BatchRows: p.Settings.BatchRows, EdgeCapacity: p.Settings.EdgeCapacity, Info: p.Info,
+		Threads: p.Settings.Threads, ThreadsWhy: p.threadsWhy}
 	for _, n := range p.nodes {
 		ni := PlanNodeInfo{
 			ID: n.ID, Kind: n.Spec.Kind.String(), Type: n.Spec.Name,
-			Parallelism: n.Parallelism, Ordered: n.Parallelism == 1 || (n.Spec.Kind == KindTransform && !n.Unordered),
+			Parallelism: n.Parallelism, ParallelismWhy: n.parallelWhy, Ordered: n.Parallelism == 1 || (n.Spec.Kind == KindTransform && !n.Unordered),
 			Schema: schemaInfo(n.Schema),
 		}
 		if n.Memory != nil {
@@ -84,6 +92,7 @@ func (p *Plan) WriteText(w io.Writer) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "pipeline %q: %d nodes, batch_rows=%d, edge_capacity=%d batches\n",
 		pi.Name, len(pi.Nodes), pi.BatchRows, pi.EdgeCapacity)
+	fmt.Fprintf(&b, "  threads: %s\n", pi.ThreadsWhy)
 	keys := make([]string, 0, len(pi.Info))
 	for k := range pi.Info {
 		keys = append(keys, k)
@@ -118,6 +127,9 @@ func (p *Plan) WriteText(w io.Writer) error {
 		b.WriteString("\n")
 		if n.Detail != "" {
 			fmt.Fprintf(&b, "%s    %s\n", cont, n.Detail)
+		}
+		if w := n.ParallelismWhy; w != "" && w != "auto: "+pi.ThreadsWhy { // the common case is the threads line
+			fmt.Fprintf(&b, "%s    parallelism: %s\n", cont, w)
 		}
 		if n.Memory != "" {
 			fmt.Fprintf(&b, "%s    memory: %s\n", cont, n.Memory)

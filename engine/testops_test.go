@@ -31,16 +31,19 @@ type seqFactory struct{ cfg *seqConfig }
 
 func (f seqFactory) Schema() *arrow.Schema { return seqSchema }
 func (f seqFactory) New(ic *InstanceContext) (any, error) {
-	return &seqSource{cfg: f.cfg, mem: ic.Alloc}, nil
+	return &seqSource{cfg: f.cfg, mem: ic.Alloc, index: ic.Index, count: max(ic.Count, 1)}, nil
 }
 
+// seqSource emits batches 0, 1, … Batches-1; with several instances each
+// emits every count-th from its index.
 type seqSource struct {
-	cfg *seqConfig
-	mem memory.Allocator
+	cfg          *seqConfig
+	mem          memory.Allocator
+	index, count int
 }
 
 func (s *seqSource) Run(ctx context.Context, out Emitter) error {
-	for i := 0; i < s.cfg.Batches; i++ {
+	for i := s.index; i < s.cfg.Batches; i += s.count {
 		if s.cfg.Delay > 0 {
 			time.Sleep(s.cfg.Delay)
 		}
@@ -141,6 +144,13 @@ func testRegistry() *Registry {
 	r := NewRegistry()
 	r.MustRegister(Spec{
 		Name: "seq", Kind: KindSource, Summary: "counting source",
+		NewConfig: func() any { return &seqConfig{Batches: 10, Rows: 100} },
+		Build: func(bc *BuildContext, cfg any) (Factory, error) {
+			return seqFactory{cfg.(*seqConfig)}, nil
+		},
+	})
+	r.MustRegister(Spec{
+		Name: "pseq", Kind: KindSource, Summary: "counting source whose instances share the batches", Parallel: true,
 		NewConfig: func() any { return &seqConfig{Batches: 10, Rows: 100} },
 		Build: func(bc *BuildContext, cfg any) (Factory, error) {
 			return seqFactory{cfg.(*seqConfig)}, nil

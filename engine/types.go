@@ -87,6 +87,14 @@ type Settings struct {
 	// device behind its path parameter). Where none can be chosen, or
 	// pinning fails, the instance runs unpinned and the reason is logged.
 	Pin bool
+	// Threads caps how many instances `parallelism: auto` gives an operator
+	// (see Node.Parallelism); 0 means the CPUs this process may use
+	// (topology.ReadCPUBudget: affinity, cgroup CPU quota, GOMAXPROCS). It
+	// does not change GOMAXPROCS: the zflow command does that, a program
+	// embedding the engine decides for itself. Operators that work in
+	// parallel inside one instance (a Parquet sink's column encoders, say)
+	// read the resolved count from InstanceContext.Settings.Threads.
+	Threads int
 }
 
 // DefaultSettings are used where a pipeline says nothing.

@@ -31,6 +31,7 @@
 //	  batch_rows: 65536         # target rows per source batch (≥ 1)
 //	  edge_capacity: 4          # batches buffered per edge before backpressure (≥ 1)
 //	  pin: false                # pin operator threads to the CPUs of the node nearest their data
+//	  threads: auto             # most instances parallelism: auto gives an operator: auto (the CPUs this process may use) | 1, 2, ...
 //	  memory:
 //	    arena: hugepage         # hugepage (→ thp → plain; a fallback is a warning only when arena is written here) | thp | plain | heap | a registered kind
 //	    page: 2MiB              # hugepage size: 2MiB | 1GiB

@@ -450,10 +450,9 @@ func (b *graphBuilder) node(en entry, kind engine.Kind) {
 		}
 	}
 	if par := body.lookup("parallelism"); par != nil {
-		d.value(par.val, reflect.ValueOf(&gn.Parallelism).Elem(), "parallelism", nil, &decodeCtx{noun: "key"})
-		if gn.Parallelism < 1 && !par.val.bad && par.val.kind == nodeScalar && len(e.list) == before {
-			e.add(par.val.pos, "parallelism: must be ≥ 1, got %d", gn.Parallelism)
-		}
+		var n Auto
+		d.value(par.val, reflect.ValueOf(&n).Elem(), "parallelism", nil, &decodeCtx{noun: "key"})
+		gn.Parallelism = int(n)
 	}
 	if ord := body.lookup("ordered"); ord != nil {
 		ordered := true

@@ -219,3 +219,28 @@ func TestErrorListSorted(t *testing.T) {
 		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+func TestParallelismAndThreads(t *testing.T) {
+	src := "version: 1\nname: d\nsettings: {threads: 3}\nsources:\n  s: {type: csv, path: x, parallelism: auto}\n" +
+		"operators:\n  f: {type: filter, inputs: [s], where: \"true\", parallelism: 2}\nsinks:\n  o: {type: stdout, inputs: [f]}\n"
+	p, err := Parse([]byte(src), "d.yaml", testOpts(nil)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Settings.Threads != 3 || p.Graph.Settings.Threads != 3 {
+		t.Errorf("threads %v, engine %d", p.Settings.Threads, p.Graph.Settings.Threads)
+	}
+	byID := map[string]int{}
+	for _, n := range p.Graph.Nodes {
+		byID[n.ID] = n.Parallelism
+	}
+	if byID["s"] != 0 || byID["f"] != 2 || byID["o"] != 0 {
+		t.Errorf("parallelism %v, want s auto (0), f 2, o auto", byID)
+	}
+	for _, bad := range []string{"0", "-2", "many", "1.5"} {
+		_, err := Parse([]byte(strings.Replace(src, "threads: 3", "threads: "+bad, 1)), "d.yaml", testOpts(nil)...)
+		if err == nil || !strings.Contains(err.Error(), "d.yaml:3:") || !strings.Contains(err.Error(), "want auto or a whole number ≥ 1") {
+			t.Errorf("threads %s: %v", bad, err)
+		}
+	}
+}

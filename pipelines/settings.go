@@ -19,6 +19,7 @@ type Settings struct {
 	EdgeCapacity int            `zflow:"edge_capacity" doc:"batches an edge buffers before its producer blocks"`
 	Memory       MemorySettings `zflow:"memory" doc:"where batches live"`
 	Pin          bool           `zflow:"pin" doc:"pin each operator instance's thread to the CPUs of the NUMA node nearest its data (or memory.node)"`
+	Threads      Auto           `zflow:"threads" doc:"most instances parallelism: auto gives an operator, and the zflow command's GOMAXPROCS: auto (the CPUs this process may use: affinity, cgroup CPU quota) or a number ≥ 1 to use fewer"`
 	Trace        TraceSettings  `zflow:"trace" doc:"OpenTelemetry tracing"`
 	Metrics      MetricSettings `zflow:"metrics" doc:"OpenTelemetry metrics and the Prometheus endpoint"`
 }
@@ -84,6 +85,31 @@ type MetricSettings struct {
 	Listen   string        `zflow:"listen" doc:"serve a Prometheus scrape endpoint (/metrics) at this host:port during the run"`
 }
 
+// Auto is a count that may be left to zflow: "auto" (0) or a number ≥ 1.
+type Auto int
+
+// UnmarshalText accepts "auto" or a whole number ≥ 1.
+func (a *Auto) UnmarshalText(b []byte) error {
+	s := string(b)
+	if s == "auto" {
+		*a = 0
+		return nil
+	}
+	v, err := strconv.Atoi(s)
+	if err != nil || v < 1 || v > 1<<16 {
+		return fmt.Errorf("want auto or a whole number ≥ 1, got %q", s)
+	}
+	*a = Auto(v)
+	return nil
+}
+
+func (a Auto) String() string {
+	if a == 0 {
+		return "auto"
+	}
+	return strconv.Itoa(int(a))
+}
+
 // NUMANode is a NUMA node number, or AutoNode.
 type NUMANode int
 
@@ -126,7 +152,7 @@ func DefaultSettings() Settings {
 
 // Engine returns the part of s the engine reads.
 func (s Settings) Engine() engine.Settings {
-	return engine.Settings{BatchRows: s.BatchRows, EdgeCapacity: s.EdgeCapacity, Memory: s.Memory.Pool(), Pin: s.Pin}
+	return engine.Settings{BatchRows: s.BatchRows, EdgeCapacity: s.EdgeCapacity, Memory: s.Memory.Pool(), Pin: s.Pin, Threads: int(s.Threads)}
 }
 
 // checkMemory checks a memory block (settings.memory, or a node's memory:

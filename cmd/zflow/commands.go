@@ -293,7 +293,7 @@ func writeMarkdown(w io.Writer, specs []*engine.Spec) {
 			notes = append(notes, fmt.Sprintf("inputs: %d to %d", s.MinInputs, s.MaxInputs))
 		}
 		if s.Parallel {
-			notes = append(notes, "may run with `parallelism: N`")
+			notes = append(notes, "may run with `parallelism: N` (auto, the default: "+autoNote(s.Kind)+")")
 		}
 		if len(notes) > 0 {
 			fmt.Fprintf(w, "\n%s\n", sentence(strings.Join(notes, "; ")))
@@ -349,4 +349,12 @@ func writeParamRows(w io.Writer, params []engine.Param, prefix string) {
 			writeParamRows(w, p.Fields, prefix+p.Name+"[].")
 		}
 	}
+}
+
+// autoNote says what `parallelism: auto` gives an operator of kind k.
+func autoNote(k engine.Kind) string {
+	if k == engine.KindTransform {
+		return "one instance per CPU this process may use, capped by settings.threads, in input order"
+	}
+	return "one instance, which keeps its order; with `ordered: false`, one per CPU"
 }

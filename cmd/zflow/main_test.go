@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -89,7 +90,8 @@ func TestPlanAndOperators(t *testing.T) {
 	root, _ := filepath.Abs("../..")
 	qs := filepath.Join(root, "pipelines/examples/quickstart.yaml")
 	code, out, e := zflowRun(t, "plan", qs)
-	if code != 0 || !strings.Contains(out, "big  [transform filter] ← trades") || !strings.Contains(out, "where: qty > 100") {
+	if code != 0 || !regexp.MustCompile(`big  \[transform filter( ×\d+ ordered)?\] ← trades`).MatchString(out) || !strings.Contains(out, "where: qty > 100") ||
+		!regexp.MustCompile(`threads: \d+ CPUs? \(affinity \d+, [^)]*GOMAXPROCS \d+\)`).MatchString(out) {
 		t.Fatalf("plan text: %d %s %s", code, out, e)
 	}
 	code, out, _ = zflowRun(t, "plan", "--format", "dot", qs)
@@ -326,8 +328,10 @@ func TestPlanUnionByName(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("plan: %d %s", code, e)
 	}
+	if !regexp.MustCompile(`all  \[transform union( ×\d+ ordered)?\] ← east, west, north`).MatchString(out) {
+		t.Errorf("plan lacks the union:\n%s", out)
+	}
 	for _, want := range []string{
-		"all  [transform union] ← east, west, north",
 		"by name; east: null note, ts; west: null price, ts; north: null note; north: cast qty int32→int64, price float32→float64",
 		"schema: region utf8, qty int64, price float64, note utf8, ts timestamp[ms, tz=UTC]",
 	} {

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/pprof"
 	"strings"
 	"sync"
@@ -58,6 +59,11 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 			}
 		}
 		return loadError(err)
+	}
+	// settings.threads below the CPUs this process may use bounds the Go
+	// runtime too, so `threads: 1` means one thread of work at a time.
+	if t := p.Plan().Settings.Threads; t > 0 && t < runtime.GOMAXPROCS(0) {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(t))
 	}
 	var memOpt []zflow.RunOption
 	if *arena != "" {

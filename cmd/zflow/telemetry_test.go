@@ -14,7 +14,7 @@ settings: {batch_rows: 1000, trace: {batches: 1}}
 sources:
   gen: {type: generate, rows: 5000, columns: [{name: a, type: int64}]}
 operators:
-  keep: {type: filter, inputs: [gen], where: "a >= 0"}
+  keep: {type: filter, inputs: [gen], where: "a >= 0", parallelism: 1}
 sinks:
   out: {type: discard, inputs: [keep]}
 `
