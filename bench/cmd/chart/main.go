@@ -1,8 +1,9 @@
 // Command chart turns the raw output of bench/duckdb.sh into its results:
 //
 //	chart report -raw bench/results/raw -out bench/results [-meta k=v]...
-//	    reads hyperfine_<task>.json, rss.tsv and counts.tsv from -raw, writes
-//	    duckdb.json and duckdb.md (the markdown table) to -out
+//	    reads tasks.tsv (id, title, threads, chart label), hyperfine_<task>.json,
+//	    rss.tsv, counts.tsv and checks.tsv from -raw, writes duckdb.json and
+//	    duckdb.md (the markdown tables) to -out
 //	chart png -in bench/results/duckdb.json -out bench/results/duckdb.png
 //	    draws wall time and peak RSS, zflow against DuckDB, per task
 package main
@@ -23,11 +24,33 @@ import (
 	"github.com/zflowdev/zflow/bench/internal/chart"
 )
 
-// Tasks, in report order, and how they are described.
-var tasks = []struct{ id, title string }{
-	{"startup", "start-up only (1 row / SELECT 1)"},
-	{"convert", "CSV -> Parquet"},
-	{"filter", "CSV -> filter + computed column -> Parquet"},
+// Targets of the comparison: zflow's wall time and peak RSS as a fraction
+// of DuckDB's, on every task but start-up.
+const (
+	wallTarget = 0.7
+	rssTarget  = 1.0
+)
+
+// taskDef is a line of tasks.tsv: the tasks the script ran, in order.
+type taskDef struct {
+	id, title, label string
+	threads          int
+}
+
+func readTasks(path string) ([]taskDef, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var out []taskDef
+	for i, line := range strings.Split(strings.TrimRight(string(b), "\n"), "\n") {
+		f := strings.Split(line, "\t")
+		if len(f) != 4 {
+			return nil, fmt.Errorf("chart: %s:%d: want id, title, threads, label, got %q", path, i+1, line)
+		}
+		out = append(out, taskDef{id: f[0], title: f[1], threads: int(atoi(f[2])), label: strings.ReplaceAll(f[3], `\n`, "\n")})
+	}
+	return out, nil
 }
 
 // Engine is one side of one task.
@@ -42,13 +65,16 @@ type Engine struct {
 	SystemS  float64   `json:"system_s"` // mean
 	TimesS   []float64 `json:"times_s"`
 	PeakRSSK int64     `json:"peak_rss_kib"` // /usr/bin/time %M, one separate run
-	RowsOut  int64     `json:"rows_out"`     // count(*) of the Parquet output, read by DuckDB
+	RowsOut  int64     `json:"rows_out"`     // count(*) of the output, read by DuckDB
 }
 
 // Task is one row of the comparison.
 type Task struct {
 	ID       string  `json:"id"`
 	Title    string  `json:"title"`
+	Label    string  `json:"label"`   // in the chart
+	Threads  int     `json:"threads"` // both engines'
+	Check    string  `json:"check"`   // how the outputs were compared, and the verdict
 	ZFlow    Engine  `json:"zflow"`
 	DuckDB   Engine  `json:"duckdb"`
 	Ratio    float64 `json:"time_ratio_zflow_over_duckdb"` // mean wall time
@@ -61,7 +87,6 @@ type Report struct {
 	Rows    int64             `json:"rows"`
 	Runs    int               `json:"runs"`
 	Warmup  int               `json:"warmup"`
-	Threads int               `json:"duckdb_threads"`
 	Meta    map[string]string `json:"meta"`
 	Tasks   []Task            `json:"tasks"`
 }
@@ -105,7 +130,6 @@ func main() {
 		fs.Int64Var(&rep.Rows, "rows", 0, "rows in the input file")
 		fs.IntVar(&rep.Runs, "runs", 0, "hyperfine --runs")
 		fs.IntVar(&rep.Warmup, "warmup", 0, "hyperfine --warmup")
-		fs.IntVar(&rep.Threads, "threads", 0, "DuckDB threads")
 		fs.Var(metaFlag(rep.Meta), "meta", "key=value recorded in the report (repeatable)")
 		fs.Parse(os.Args[2:])
 		if err := report(&rep, *raw, *out); err != nil {
@@ -133,6 +157,14 @@ func report(rep *Report, raw, out string) error {
 	if err != nil {
 		return err
 	}
+	checks, err := readTSV(filepath.Join(raw, "checks.tsv"))
+	if err != nil {
+		return err
+	}
+	tasks, err := readTasks(filepath.Join(raw, "tasks.tsv"))
+	if err != nil {
+		return err
+	}
 	for _, t := range tasks {
 		b, err := os.ReadFile(filepath.Join(raw, "hyperfine_"+t.id+".json"))
 		if err != nil {
@@ -142,7 +174,7 @@ func report(rep *Report, raw, out string) error {
 		if err := json.Unmarshal(b, &h); err != nil {
 			return fmt.Errorf("chart: %s: %w", t.id, err)
 		}
-		task := Task{ID: t.id, Title: t.title}
+		task := Task{ID: t.id, Title: t.title, Label: t.label, Threads: t.threads, Check: strings.Join(checks[t.id], " ")}
 		for i, r := range h.Results {
 			e := Engine{Command: r.Command, MeanS: r.Mean, StddevS: r.Stddev, MedianS: r.Median,
 				MinS: r.Min, MaxS: r.Max, UserS: r.User, SystemS: r.System, TimesS: r.Times}
@@ -188,23 +220,28 @@ func report(rep *Report, raw, out string) error {
 
 func writeMarkdown(w io.Writer, rep *Report) {
 	fmt.Fprintf(w, "# zflow vs DuckDB, %s rows\n\n", group(rep.Rows))
-	fmt.Fprintf(w, "hyperfine --warmup %d --runs %d; DuckDB SET threads=%d; both write snappy Parquet. "+
+	fmt.Fprintf(w, "hyperfine --warmup %d --runs %d per task; both engines get the same number of threads "+
+		"(DuckDB `SET threads`, zflow `settings.threads`, its pipelines otherwise without hints). "+
 		"Wall time is hyperfine's mean ± σ; CPU is mean user+system; peak RSS from one separate run "+
-		"under /usr/bin/time -f %%M. Ratios are zflow ÷ DuckDB (below 1: zflow is faster/smaller).\n\n",
-		rep.Warmup, rep.Runs, rep.Threads)
-	fmt.Fprintln(w, "| task | rows out | zflow wall s | DuckDB wall s | **wall ratio** | zflow CPU s | DuckDB CPU s | CPU ratio | zflow RSS MiB | DuckDB RSS MiB | RSS ratio |")
-	fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+		"under /usr/bin/time -f %%M. Ratios are zflow ÷ DuckDB (below 1: zflow is faster/smaller); "+
+		"targets: wall ≤ %.1f and peak RSS ≤ %.1f. The outputs were compared by the script (last column).\n\n",
+		rep.Warmup, rep.Runs, wallTarget, rssTarget)
+	fmt.Fprintln(w, "| task | threads | rows out | zflow wall s | DuckDB wall s | **wall ratio** | zflow CPU s | DuckDB CPU s | CPU ratio | zflow RSS MiB | DuckDB RSS MiB | RSS ratio | targets | outputs |")
+	fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |")
 	for _, t := range rep.Tasks {
-		rows := group(t.ZFlow.RowsOut)
+		rows, verdict := group(t.ZFlow.RowsOut), "—"
 		if t.ID == "startup" {
 			rows = "—"
+		} else {
+			verdict = metOrMissed(t.Ratio <= wallTarget, "wall") + ", " + metOrMissed(t.RSSRatio <= rssTarget, "RSS")
 		}
-		fmt.Fprintf(w, "| %s | %s | %.2f ± %.2f | %.2f ± %.2f | **%.2f** | %.2f | %.2f | %.2f | %.0f | %.0f | %.2f |\n",
-			t.Title, rows, t.ZFlow.MeanS, t.ZFlow.StddevS, t.DuckDB.MeanS, t.DuckDB.StddevS, t.Ratio,
+		fmt.Fprintf(w, "| %s | %d | %s | %.2f ± %.2f | %.2f ± %.2f | **%.2f** | %.2f | %.2f | %.2f | %.0f | %.0f | %.2f | %s | %s |\n",
+			t.Title, t.Threads, rows, t.ZFlow.MeanS, t.ZFlow.StddevS, t.DuckDB.MeanS, t.DuckDB.StddevS, t.Ratio,
 			t.ZFlow.UserS+t.ZFlow.SystemS, t.DuckDB.UserS+t.DuckDB.SystemS, t.CPURatio,
-			float64(t.ZFlow.PeakRSSK)/1024, float64(t.DuckDB.PeakRSSK)/1024, t.RSSRatio)
+			float64(t.ZFlow.PeakRSSK)/1024, float64(t.DuckDB.PeakRSSK)/1024, t.RSSRatio, verdict, t.Check)
 	}
 	fmt.Fprintln(w)
+	writeScaling(w, rep)
 	keys := make([]string, 0, len(rep.Meta))
 	for k := range rep.Meta {
 		keys = append(keys, k)
@@ -212,6 +249,47 @@ func writeMarkdown(w io.Writer, rep *Report) {
 	slices.Sort(keys)
 	for _, k := range keys {
 		fmt.Fprintf(w, "- %s: `%s`\n", k, rep.Meta[k])
+	}
+}
+
+func metOrMissed(ok bool, what string) string {
+	if ok {
+		return what + " met"
+	}
+	return what + " **missed**"
+}
+
+// writeScaling pairs each task run at 1 thread with the same task at more,
+// and prints each engine's speed-up.
+func writeScaling(w io.Writer, rep *Report) {
+	byTitle := map[string][]Task{}
+	var titles []string
+	for _, t := range rep.Tasks {
+		if len(byTitle[t.Title]) == 0 {
+			titles = append(titles, t.Title)
+		}
+		byTitle[t.Title] = append(byTitle[t.Title], t)
+	}
+	header := false
+	for _, title := range titles {
+		ts := byTitle[title]
+		if len(ts) < 2 || ts[0].Threads != 1 {
+			continue
+		}
+		if !header {
+			fmt.Fprintln(w, "Scaling: wall time at 1 thread ÷ wall time at more (the same task and files).")
+			fmt.Fprintln(w)
+			fmt.Fprintln(w, "| task | threads | zflow speed-up | DuckDB speed-up | zflow ÷ DuckDB at 1 thread |")
+			fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: |")
+			header = true
+		}
+		for _, t := range ts[1:] {
+			fmt.Fprintf(w, "| %s | 1 → %d | %.2f | %.2f | %.2f |\n", title, t.Threads,
+				ts[0].ZFlow.MeanS/t.ZFlow.MeanS, ts[0].DuckDB.MeanS/t.DuckDB.MeanS, ts[0].Ratio)
+		}
+	}
+	if header {
+		fmt.Fprintln(w)
 	}
 }
 
@@ -237,7 +315,7 @@ func drawPNG(in, out string) error {
 		YLabel: "MiB", Series: []string{"zflow", "DuckDB"}, Format: "%.0f",
 	}
 	for _, t := range rep.Tasks {
-		label := map[string]string{"startup": "start-up", "convert": "csv->parquet", "filter": "filter+project\n->parquet"}[t.ID]
+		label := fmt.Sprintf("%s\n%d thr", t.Label, t.Threads)
 		wall.Groups = append(wall.Groups, chart.Group{Label: fmt.Sprintf("%s\nx%.2f", label, t.Ratio),
 			Values: []float64{t.ZFlow.MeanS, t.DuckDB.MeanS}})
 		cpu.Groups = append(cpu.Groups, chart.Group{Label: fmt.Sprintf("%s\nx%.2f", label, t.CPURatio),
@@ -246,14 +324,15 @@ func drawPNG(in, out string) error {
 			Values: []float64{float64(t.ZFlow.PeakRSSK) / 1024, float64(t.DuckDB.PeakRSSK) / 1024}})
 	}
 	rss.Notes = []string{
-		fmt.Sprintf("x = zflow / DuckDB. DuckDB threads=%d. %s", rep.Threads, rep.Meta["cpu"]),
+		fmt.Sprintf("x = zflow / DuckDB, same threads. %s", rep.Meta["cpu"]),
 		rep.Meta["duckdb"],
 	}
-	const pw, h = 640, 470
-	img := chart.NewCanvas(3*pw, h)
+	// One panel per row, as wide as the tasks need.
+	pw, h := max(640, 96*len(rep.Tasks)), 470
+	img := chart.NewCanvas(pw, 3*h)
 	wall.Draw(img, image.Rect(0, 0, pw, h))
-	cpu.Draw(img, image.Rect(pw, 0, 2*pw, h))
-	rss.Draw(img, image.Rect(2*pw, 0, 3*pw, h))
+	cpu.Draw(img, image.Rect(0, h, pw, 2*h))
+	rss.Draw(img, image.Rect(0, 2*h, pw, 3*h))
 	return chart.WritePNG(out, img)
 }
 
