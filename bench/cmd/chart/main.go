@@ -84,11 +84,11 @@ type Task struct {
 
 // Report is duckdb.json.
 type Report struct {
-	Rows    int64             `json:"rows"`
-	Runs    int               `json:"runs"`
-	Warmup  int               `json:"warmup"`
-	Meta    map[string]string `json:"meta"`
-	Tasks   []Task            `json:"tasks"`
+	Rows   int64             `json:"rows"`
+	Runs   int               `json:"runs"`
+	Warmup int               `json:"warmup"`
+	Meta   map[string]string `json:"meta"`
+	Tasks  []Task            `json:"tasks"`
 }
 
 type hyperfineJSON struct {
