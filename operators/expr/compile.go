@@ -25,6 +25,7 @@ type Compiled struct {
 	schema *arrow.Schema
 	root   node
 	cols   []int
+	ast    Expr // the tree root was checked from, for MayMatch
 }
 
 // Compile parses src and type-checks it against schema. Errors are a
@@ -62,7 +63,7 @@ func CompileExpr(src string, e Expr, schema *arrow.Schema) (*Compiled, error) {
 		cols = append(cols, i)
 	}
 	sort.Ints(cols)
-	return &Compiled{src: src, schema: schema, root: root, cols: cols}, nil
+	return &Compiled{src: src, schema: schema, root: root, cols: cols, ast: e}, nil
 }
 
 // Type returns the type of the arrays Eval returns. It is the column's own
