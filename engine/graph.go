@@ -81,6 +81,7 @@ type planNode struct {
 	Schema      *arrow.Schema // output; nil for sinks
 	Parallelism int
 	parallelWhy string // how Parallelism was chosen, for the plan
+	pushdown    string // the predicate a source was given, and how it uses it
 	Inputs      []*planNode
 	Consumers   []*planNode
 	badConfig   bool // its config was reported wrong: it is not built
@@ -272,6 +273,7 @@ func Compile(g *Graph, opts CompileOptions) (*Plan, error) {
 	if len(errs) > 0 {
 		return nil, errs
 	}
+	pushPredicates(order)
 	p.nodes = order
 	return p, nil
 }

@@ -111,8 +111,11 @@ type InstanceContext struct {
 	Stdout io.Writer
 
 	span  trace.Span
-	files *atomic.Int64           // the instance's file counter; nil outside a run
-	io    *atomic.Pointer[string] // the instance's storage backend line; nil outside a run
+	files *atomic.Int64 // the instance's file counter; nil outside a run
+	// blocks are the instance's counters of blocks read and skipped
+	// (CountBlocks); nil outside a run.
+	blocks *[2]atomic.Int64
+	io     *atomic.Pointer[string] // the instance's storage backend line; nil outside a run
 }
 
 // SetIO records the storage backend the instance's files go through and

@@ -19,12 +19,15 @@ type PlanNodeInfo struct {
 	Parallelism int      `json:"parallelism"`
 	// ParallelismWhy says how Parallelism was chosen: "auto: …" with the
 	// CPU budget, or why auto kept one instance, or "set in the pipeline".
-	ParallelismWhy string      `json:"parallelism_reason,omitempty"`
-	Ordered        bool        `json:"ordered"`
-	Detail         string      `json:"detail,omitempty"`
-	Memory         string      `json:"memory,omitempty"` // the node's own memory, if it has a memory: block
-	IO             string      `json:"io,omitempty"`     // the storage backend of a file source or sink, and why (IODescriber)
-	Schema         []FieldInfo `json:"schema,omitempty"`
+	ParallelismWhy string `json:"parallelism_reason,omitempty"`
+	Ordered        bool   `json:"ordered"`
+	Detail         string `json:"detail,omitempty"`
+	Memory         string `json:"memory,omitempty"` // the node's own memory, if it has a memory: block
+	IO             string `json:"io,omitempty"`     // the storage backend of a file source or sink, and why (IODescriber)
+	// Pushdown is the filter predicate a source was given, and how it
+	// uses it (PredicateTaker).
+	Pushdown string      `json:"pushdown,omitempty"`
+	Schema   []FieldInfo `json:"schema,omitempty"`
 }
 
 // FieldInfo is one column of a schema.
@@ -54,7 +57,7 @@ func (p *Plan) Describe() PlanInfo {
 	for _, n := range p.nodes {
 		ni := PlanNodeInfo{
 			ID: n.ID, Kind: n.Spec.Kind.String(), Type: n.Spec.Name,
-			Parallelism: n.Parallelism, ParallelismWhy: n.parallelWhy, Ordered: n.Parallelism == 1 || (n.Spec.Kind == KindTransform && !n.Unordered),
+			Parallelism: n.Parallelism, ParallelismWhy: n.parallelWhy, Pushdown: n.pushdown, Ordered: n.Parallelism == 1 || (n.Spec.Kind == KindTransform && !n.Unordered),
 			Schema: schemaInfo(n.Schema),
 		}
 		if n.Memory != nil {
@@ -136,6 +139,9 @@ func (p *Plan) WriteText(w io.Writer) error {
 		}
 		if n.IO != "" {
 			fmt.Fprintf(&b, "%s    io: %s\n", cont, n.IO)
+		}
+		if n.Pushdown != "" {
+			fmt.Fprintf(&b, "%s    pushdown: %s\n", cont, n.Pushdown)
 		}
 		if len(n.Schema) > 0 {
 			cols := make([]string, len(n.Schema))

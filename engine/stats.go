@@ -23,6 +23,7 @@ type instCounters struct {
 	ref                   atomic.Int64           // output bytes shared with the input being processed
 	busy, blocked, idle   atomic.Int64           // nanoseconds
 	files                 atomic.Int64           // files read or written (InstanceContext.CountFiles)
+	blocks                [2]atomic.Int64        // blocks read and skipped (InstanceContext.CountBlocks)
 	io                    atomic.Pointer[string] // the storage backend and why (InstanceContext.SetIO)
 	_                     [64]byte               // the next instance's counters start on another cache line
 }
@@ -63,6 +64,10 @@ type OpStats struct {
 	Idle        time.Duration    `json:"idle_ns"`                // waiting for input
 	Files       int64            `json:"files,omitempty"`        // files read (a source) or written (a sink), as the operator counts them
 	IO          string           `json:"io,omitempty"`           // the storage backend its files went through, and why (a file source or sink)
+	// BlocksRead and BlocksSkipped count the blocks of data (Parquet row
+	// groups) a source read, and skipped by a pushed-down predicate.
+	BlocksRead    int64 `json:"blocks_read,omitempty"`
+	BlocksSkipped int64 `json:"blocks_skipped,omitempty"`
 }
 
 // Summary is the result of a run.
@@ -135,6 +140,8 @@ func (ns *nodeStats) snapshot(n *planNode) OpStats {
 		st.Blocked += time.Duration(c.blocked.Load())
 		st.Idle += time.Duration(c.idle.Load())
 		st.Files += c.files.Load()
+		st.BlocksRead += c.blocks[0].Load()
+		st.BlocksSkipped += c.blocks[1].Load()
 		if p := c.io.Load(); p != nil && st.IO == "" {
 			st.IO = *p
 		}

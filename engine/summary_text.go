@@ -64,6 +64,11 @@ func (s *Summary) WriteText(w io.Writer) {
 			fmt.Fprintf(w, "io: %s %s\n", o.ID, o.IO)
 		}
 	}
+	for _, o := range s.Ops {
+		if o.BlocksSkipped > 0 || o.BlocksRead > 0 {
+			fmt.Fprintf(w, "pushdown: %s skipped %d of %d blocks\n", o.ID, o.BlocksSkipped, o.BlocksRead+o.BlocksSkipped)
+		}
+	}
 	fmt.Fprintf(w, "by reference: %s; copied: %s", HumanBytes(ref), HumanBytes(copied))
 	var copies []string
 	for _, o := range s.Ops {

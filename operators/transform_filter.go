@@ -50,6 +50,10 @@ type filterFactory struct {
 func (f *filterFactory) Schema() *arrow.Schema { return f.schema }
 func (f *filterFactory) Describe() string      { return "where: " + f.pred.String() }
 
+// Predicate offers the condition to the source the filter reads, when it
+// holds something a source can skip data by (engine.PredicateProvider).
+func (f *filterFactory) Predicate() (engine.Predicate, bool) { return f.pred, f.pred.Prunable() }
+
 func (f *filterFactory) New(ic *engine.InstanceContext) (any, error) {
 	return &filter{pred: f.pred, mem: ic.Alloc, ledger: ic.Ledger}, nil
 }

@@ -5,21 +5,14 @@ import (
 	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow"
+
+	"github.com/zflowdev/zflow/engine"
 )
 
 // Stats are what a reader knows of one column over a block of rows (a
-// Parquet row group, say) before it reads them.
-type Stats struct {
-	Rows  int64 // rows in the block
-	Nulls int64 // null values among them; -1 when unknown
-	// Min and Max bound the non-null values when HasMinMax: int64 for signed
-	// integers, date32 (days) and timestamps (in the column's unit), uint64
-	// for unsigned integers, float64 for floats, string for strings. A
-	// writer may widen them (a truncated string minimum); it must never
-	// narrow them.
-	HasMinMax bool
-	Min, Max  any
-}
+// Parquet row group, say) before it reads them: engine.ColumnStats, so that
+// a *Compiled is an engine.Predicate a filter can push to its source.
+type Stats = engine.ColumnStats
 
 // MayMatch reports whether any row of a block may make the expression
 // true, given stats for the columns the reader knows (stats returns false
