@@ -121,7 +121,8 @@ func (f *csvSinkFactory) New(ic *engine.InstanceContext) (any, error) {
 		return nil, err
 	}
 	enc := newCSVEncoder(f.delim, f.cfg.NullValue)
-	s := &textSink{kind: "csv", ic: ic, out: out, enc: enc, ncols: f.schema.NumFields()}
+	s := &textSink{kind: "csv", ic: ic, out: out, enc: enc, ncols: f.schema.NumFields(),
+		newEnc: func() rowEncoder { return newCSVEncoder(f.delim, f.cfg.NullValue) }}
 	if f.cfg.Header {
 		enc.buf = enc.appendHeader(enc.buf[:0], f.schema)
 		out.Write(enc.buf) // buffered; an error shows at the first flush

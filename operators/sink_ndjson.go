@@ -94,7 +94,8 @@ func (f *ndjsonSinkFactory) New(ic *engine.InstanceContext) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return forStdout(out, &textSink{kind: "ndjson", ic: ic, out: out, enc: newNDJSONEncoder(f.schema), ncols: f.schema.NumFields()}), nil
+	return forStdout(out, &textSink{kind: "ndjson", ic: ic, out: out, enc: newNDJSONEncoder(f.schema), ncols: f.schema.NumFields(),
+		newEnc: func() rowEncoder { return newNDJSONEncoder(f.schema) }}), nil
 }
 
 // ndjsonEncoder turns batches into NDJSON text. It is reused by the stdout

@@ -3,6 +3,7 @@ package operators
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/zflowdev/zflow/engine"
@@ -54,13 +55,32 @@ type textSink struct {
 	enc    rowEncoder
 	buf    []byte
 	closed bool
+
+	// newEnc makes the encoders of the other workers: a batch of at least
+	// 2 × parallelRows rows is cut into up to Settings.Threads runs of
+	// rows, formatted at once into a buffer each and written in order.
+	newEnc func() rowEncoder
+	more   []worker // the workers beyond the sink's own goroutine
 }
+
+// worker is one of a text sink's formatting goroutines' state.
+type worker struct {
+	enc rowEncoder
+	buf []byte
+}
+
+// parallelRows is the fewest rows a formatting worker is given: below it
+// starting the goroutine costs more than it saves.
+const parallelRows = 4096
 
 func (s *textSink) Write(ctx context.Context, port int, in arrow.RecordBatch) error {
 	if int(in.NumCols()) != s.ncols {
 		return fmt.Errorf("%s: write %s: batch has %d columns, the schema %d", s.kind, s.out.path(), in.NumCols(), s.ncols)
 	}
 	s.ic.Ledger.Copied(s.kind+" encode", engine.BatchBytes(in))
+	if k := min(s.ic.Settings.Threads, int(in.NumRows())/parallelRows); k > 1 && s.newEnc != nil {
+		return s.writeParallel(in, k)
+	}
 	s.enc.reset(in)
 	defer s.enc.drop()
 	buf := s.buf[:0]
@@ -76,6 +96,46 @@ func (s *textSink) Write(ctx context.Context, port int, in arrow.RecordBatch) er
 	s.buf = buf
 	if _, err := s.out.Write(buf); err != nil {
 		return fmt.Errorf("%s: write %s: %w", s.kind, s.out.path(), err)
+	}
+	return nil
+}
+
+// writeParallel formats in's rows in k runs at once, the first on this
+// goroutine, and writes them in order. Each run's text is held whole until
+// it is written: at most the batch's text in all.
+func (s *textSink) writeParallel(in arrow.RecordBatch, k int) error {
+	for len(s.more) < k-1 {
+		s.more = append(s.more, worker{enc: s.newEnc()})
+	}
+	n := int(in.NumRows())
+	run := func(w *worker, from, to int) {
+		w.enc.reset(in)
+		buf := w.buf[:0]
+		for i := from; i < to; i++ {
+			buf = w.enc.appendRow(buf, i)
+		}
+		w.buf = buf
+		w.enc.drop()
+	}
+	var wg sync.WaitGroup
+	for j := 1; j < k; j++ {
+		wg.Add(1)
+		go func(w *worker, from, to int) {
+			defer wg.Done()
+			run(w, from, to)
+		}(&s.more[j-1], j*n/k, (j+1)*n/k)
+	}
+	first := worker{enc: s.enc, buf: s.buf}
+	run(&first, 0, n/k)
+	s.buf = first.buf
+	wg.Wait()
+	if _, err := s.out.Write(s.buf); err != nil {
+		return fmt.Errorf("%s: write %s: %w", s.kind, s.out.path(), err)
+	}
+	for j := range k - 1 {
+		if _, err := s.out.Write(s.more[j].buf); err != nil {
+			return fmt.Errorf("%s: write %s: %w", s.kind, s.out.path(), err)
+		}
 	}
 	return nil
 }
