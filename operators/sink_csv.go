@@ -30,7 +30,9 @@ func CSVSinkSpec() engine.Spec {
 		Summary: "writes a CSV file (RFC 4180)",
 		Doc: "Fields holding the delimiter, quotes, line breaks or edge spaces are quoted. Floats are " +
 			"written in their shortest exact form, timestamps as RFC 3339, binary as base64, so the csv " +
-			"source reads the file back to the same values.",
+			"source reads the file back to the same values. A batch of 8192 rows or more is formatted by up to " +
+			"settings.threads goroutines at once, each a run of its rows, and written in order (its text held " +
+			"whole until then).",
 		Example: `type: csv
 inputs: [trades]
 path: out/trades.csv`,

@@ -26,7 +26,8 @@ func NDJSONSinkSpec() engine.Spec {
 		Kind:    engine.KindSink,
 		Summary: "writes one JSON object per row, one per line",
 		Doc: "Keys are the column names in schema order; nulls are written as null. Timestamps and " +
-			"dates are RFC 3339 strings, binary is base64, NaN and infinities are null (JSON has none).",
+			"dates are RFC 3339 strings, binary is base64, NaN and infinities are null (JSON has none). A batch " +
+			"of 8192 rows or more is formatted by up to settings.threads goroutines at once and written in order.",
 		Example: `type: ndjson
 inputs: [trades]
 path: out/trades.ndjson`,
