@@ -26,7 +26,7 @@ func ArrowSinkSpec() engine.Spec {
 		Name:    "arrow",
 		Kind:    engine.KindSink,
 		Summary: "writes an Arrow IPC file or stream",
-		Doc:     "Each input batch becomes one record batch in the output.",
+		Doc:     "Each input batch becomes one record batch in the output. With compression, a batch's buffers are compressed by up to settings.threads goroutines at once.",
 		Example: `type: arrow
 inputs: [trades]
 path: out/trades.arrow`,
@@ -100,6 +100,11 @@ func (f *arrowSinkFactory) New(ic *engine.InstanceContext) (any, error) {
 		opts = append(opts, ipc.WithLZ4())
 	case "zstd":
 		opts = append(opts, ipc.WithZstd())
+	}
+	if f.cfg.Compression == "lz4" || f.cfg.Compression == "zstd" {
+		// A batch's buffers are compressed by up to settings.threads
+		// goroutines at once (arrow-go writes them in order).
+		opts = append(opts, ipc.WithCompressConcurrency(ic.Settings.Threads))
 	}
 	var w ipcWriter
 	if f.cfg.Format == "stream" {
