@@ -38,14 +38,21 @@ run: build
 build: deps
 	$(GO) build $(call uring_ldflags,./cmd/zflow) -o $(BIN) ./cmd/zflow
 
-# Everything the tests need on a fresh machine: Go modules (and, when a test
-# needs one, Debian packages: listed in APT_PACKAGES).
-APT_PACKAGES :=
+# Everything the tests need on a fresh machine: Go modules and the Debian
+# packages listed in APT_PACKAGES: tshark (with dumpcap) for checklist
+# item 35 of docs/nvme-tcp.md, Wireshark's nvme-tcp dissector reading a
+# capture of our initiator and target (nvmeof/target). Its debconf
+# question (may non-root users capture?) is answered "no" beforehand so
+# the install does not stop to ask.
+APT_PACKAGES := tshark
 deps:
 	$(GO) mod download
 	@if [ -n "$(APT_PACKAGES)" ]; then \
 	  missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	  if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi; \
+	  if [ -n "$$missing" ]; then \
+	    echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  fi; \
 	fi
 
 # DuckDB for the oracle tests (internal/duckdbtest: the expression language,
