@@ -374,7 +374,7 @@ func session(t *testing.T, addr, disc string, cfg initiator.Config) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	small := bytes.Repeat([]byte("zflow-nvme-tcp.."), 256)       // 4 KiB: in the capsule
+	small := bytes.Repeat([]byte("zflow-nvme-tcp.."), 256)        // 4 KiB: in the capsule
 	large := bytes.Repeat([]byte("large write, R2T"), 300<<10/16) // 300 KiB: R2T, 3 H2CData
 	if err := c.WriteAt(ns, small, 0); err != nil {
 		t.Fatal(err)
