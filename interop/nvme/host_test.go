@@ -77,47 +77,42 @@ func startOurTarget(t *testing.T) *ourTarget {
 // disconnects, without and with digests.
 func TestKernelHostOurTarget(t *testing.T) {
 	guest(t)
-	for _, tc := range []struct {
-		name   string
-		digest bool
-	}{{"digests=off", false}, {"digests=on", true}} {
-		t.Run(tc.name, func(t *testing.T) {
-			k := openKmsg(t)
-			tg := startOurTarget(t)
-			kernelDiscover(t, tg)
-			checkKernelLog(t, k)
+	eachDigest(t, func(t *testing.T, digest bool) {
+		k := openKmsg(t)
+		tg := startOurTarget(t)
+		kernelDiscover(t, tg)
+		checkKernelLog(t, k)
 
-			opts := fmt.Sprintf("transport=tcp,traddr=127.0.0.1,trsvcid=%d,nqn=%s,hostnqn=%s,hostid=%s,nr_io_queues=2",
-				tg.addr.Port, ourNQN, hostNQN, hostID)
-			if tc.digest {
-				opts += ",hdr_digest,data_digest"
+		opts := fmt.Sprintf("transport=tcp,traddr=127.0.0.1,trsvcid=%d,nqn=%s,hostnqn=%s,hostid=%s,nr_io_queues=2",
+			tg.addr.Port, ourNQN, hostNQN, hostID)
+		if digest {
+			opts += ",hdr_digest,data_digest"
+		}
+		inst, cntlid, err := fabricsConnect(opts)
+		if err != nil {
+			t.Fatalf("kernel host connect: %v", err)
+		}
+		t.Logf("kernel host: connected nvme%d, controller %d", inst, cntlid)
+		connected := true
+		defer func() {
+			if connected {
+				deleteController(t, inst)
 			}
-			inst, cntlid, err := fabricsConnect(opts)
-			if err != nil {
-				t.Fatalf("kernel host connect: %v", err)
-			}
-			t.Logf("kernel host: connected nvme%d, controller %d", inst, cntlid)
-			connected := true
-			defer func() {
-				if connected {
-					deleteController(t, inst)
-				}
-			}()
-			kernelIdentify(t, inst, cntlid, tg)
-			devs := namespaces(t, inst, 2)
-			t.Logf("kernel host: namespaces %v", devs)
-			for nsid, dev := range devs {
-				kernelIO(t, tg, nsid, dev)
-			}
-			deleteController(t, inst)
-			connected = false
-			waitFor(t, "our target to see the kernel's controller go", func() bool { return tg.t.Controllers() == 0 })
-			ls := checkKernelLog(t, k)
-			if !hasLine(ls, "new ctrl", ourNQN) || !hasLine(ls, "Removing ctrl", ourNQN) {
-				t.Errorf("the kernel log lacks the connect or the disconnect of %s", ourNQN)
-			}
-		})
-	}
+		}()
+		kernelIdentify(t, inst, cntlid, tg)
+		devs := namespaces(t, inst, 2)
+		t.Logf("kernel host: namespaces %v", devs)
+		for nsid, dev := range devs {
+			kernelIO(t, tg, nsid, dev)
+		}
+		deleteController(t, inst)
+		connected = false
+		waitFor(t, "our target to see the kernel's controller go", func() bool { return tg.t.Controllers() == 0 })
+		ls := checkKernelLog(t, k)
+		if !hasLine(ls, "new ctrl", ourNQN) || !hasLine(ls, "Removing ctrl", ourNQN) {
+			t.Errorf("the kernel log lacks the connect or the disconnect of %s", ourNQN)
+		}
+	})
 }
 
 // kernelDiscover has the kernel make a discovery controller on our

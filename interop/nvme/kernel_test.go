@@ -49,6 +49,18 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// eachDigest runs f as two subtests: digests off, then header and data
+// digests on.
+func eachDigest(t *testing.T, f func(t *testing.T, digest bool)) {
+	for _, digest := range []bool{false, true} {
+		name := "digests=off"
+		if digest {
+			name = "digests=on"
+		}
+		t.Run(name, func(t *testing.T) { f(t, digest) })
+	}
+}
+
 // fabricsConnect writes a connect string to /dev/nvme-fabrics, as nvme-cli
 // does, and returns the instance of the controller the kernel made
 // (/dev/nvmeN) and its controller id.

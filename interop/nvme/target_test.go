@@ -108,54 +108,49 @@ func connectKernel(t *testing.T, kt *kernelTarget, digest bool, queues int) *ini
 func TestOurHostKernelTarget(t *testing.T) {
 	guest(t)
 	kt := startKernelTarget(t)
-	for _, tc := range []struct {
-		name   string
-		digest bool
-	}{{"digests=off", false}, {"digests=on", true}} {
-		t.Run(tc.name, func(t *testing.T) {
-			k := openKmsg(t)
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			ents, err := initiator.Discover(ctx, kt.addr, initiator.Config{HostNQN: ourHostNQN, HeaderDigest: tc.digest, DataDigest: tc.digest})
-			if err != nil {
-				t.Fatalf("our initiator: discover on the kernel target: %v", err)
-			}
-			found := false
-			for _, e := range ents {
-				t.Logf("discover: trtype %d adrfam %d subtype %d treq %d traddr %s trsvcid %s subnqn %s",
-					e.TrType, e.AdrFam, e.SubType, e.TReq, e.TrAddr, e.TrSvcID, e.SubNQN)
-				found = found || (e.SubNQN == kernelNQN && e.SubType == 2 && e.TrType == 3 && e.TrAddr == "127.0.0.1" && e.TrSvcID == strconv.Itoa(kernelPort))
-			}
-			if !found {
-				t.Fatalf("the kernel's discovery log does not list %s at %s", kernelNQN, kt.addr)
-			}
+	eachDigest(t, func(t *testing.T, digest bool) {
+		k := openKmsg(t)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		ents, err := initiator.Discover(ctx, kt.addr, initiator.Config{HostNQN: ourHostNQN, HeaderDigest: digest, DataDigest: digest})
+		if err != nil {
+			t.Fatalf("our initiator: discover on the kernel target: %v", err)
+		}
+		found := false
+		for _, e := range ents {
+			t.Logf("discover: trtype %d adrfam %d subtype %d treq %d traddr %s trsvcid %s subnqn %s",
+				e.TrType, e.AdrFam, e.SubType, e.TReq, e.TrAddr, e.TrSvcID, e.SubNQN)
+			found = found || (e.SubNQN == kernelNQN && e.SubType == 2 && e.TrType == 3 && e.TrAddr == "127.0.0.1" && e.TrSvcID == strconv.Itoa(kernelPort))
+		}
+		if !found {
+			t.Fatalf("the kernel's discovery log does not list %s at %s", kernelNQN, kt.addr)
+		}
 
-			c := connectKernel(t, kt, tc.digest, 2)
-			id := c.Identify
-			t.Logf("identify: cntlid %d mn %q fr %q subnqn %s nn %d mdts %d ioccsz %d maxcmd %d, %d I/O queues",
-				id.CntlID, id.MN, id.FR, id.SubNQN, id.NN, id.MDTS, id.IOCCSZ, id.MaxCmd, c.IOQueues())
-			if id.SubNQN != kernelNQN || id.MN != "Linux" || id.NN < 2 || c.IOQueues() != 2 {
-				t.Errorf("Identify Controller of the kernel target: %+v, %d I/O queues", id, c.IOQueues())
-			}
-			nss, err := c.Namespaces()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(nss) != 2 || nss[0].Blocks<<nss[0].BlockShift != 1<<30 || nss[1].Blocks<<nss[1].BlockShift != fileSize {
-				t.Fatalf("namespaces of the kernel target: %+v, want 1 GiB and %d bytes", nss, fileSize)
-			}
-			for _, ns := range nss {
-				ourIO(t, c, kt, ns, tc.digest)
-			}
-			if err := c.Close(); err != nil {
-				t.Errorf("our initiator: disconnect from the kernel target: %v", err)
-			}
-			ls := checkKernelLog(t, k)
-			if !hasLine(ls, "nvmet: creating nvm controller", kernelNQN, ourHostNQN) {
-				t.Errorf("the kernel log does not show nvmet making a controller for %s", ourHostNQN)
-			}
-		})
-	}
+		c := connectKernel(t, kt, digest, 2)
+		id := c.Identify
+		t.Logf("identify: cntlid %d mn %q fr %q subnqn %s nn %d mdts %d ioccsz %d maxcmd %d, %d I/O queues",
+			id.CntlID, id.MN, id.FR, id.SubNQN, id.NN, id.MDTS, id.IOCCSZ, id.MaxCmd, c.IOQueues())
+		if id.SubNQN != kernelNQN || id.MN != "Linux" || id.NN < 2 || c.IOQueues() != 2 {
+			t.Errorf("Identify Controller of the kernel target: %+v, %d I/O queues", id, c.IOQueues())
+		}
+		nss, err := c.Namespaces()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(nss) != 2 || nss[0].Blocks<<nss[0].BlockShift != 1<<30 || nss[1].Blocks<<nss[1].BlockShift != fileSize {
+			t.Fatalf("namespaces of the kernel target: %+v, want 1 GiB and %d bytes", nss, fileSize)
+		}
+		for _, ns := range nss {
+			ourIO(t, c, kt, ns, digest)
+		}
+		if err := c.Close(); err != nil {
+			t.Errorf("our initiator: disconnect from the kernel target: %v", err)
+		}
+		ls := checkKernelLog(t, k)
+		if !hasLine(ls, "nvmet: creating nvm controller", kernelNQN, ourHostNQN) {
+			t.Errorf("the kernel log does not show nvmet making a controller for %s", ourHostNQN)
+		}
+	})
 }
 
 // ourIO writes patterns of several sizes (in the capsule, through one R2T,
