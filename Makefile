@@ -38,14 +38,21 @@ run: build
 build: deps
 	$(GO) build $(call uring_ldflags,./cmd/zflow) -o $(BIN) ./cmd/zflow
 
-# Everything the tests need on a fresh machine: Go modules (and, when a test
-# needs one, Debian packages: listed in APT_PACKAGES).
-APT_PACKAGES :=
+# Everything the tests need on a fresh machine: Go modules and the Debian
+# packages listed in APT_PACKAGES: tshark (with dumpcap) for checklist
+# item 35 of docs/nvme-tcp.md, Wireshark's nvme-tcp dissector reading a
+# capture of our initiator and target (nvmeof/target). Its debconf
+# question (may non-root users capture?) is answered "no" beforehand so
+# the install does not stop to ask.
+APT_PACKAGES := tshark
 deps:
 	$(GO) mod download
 	@if [ -n "$(APT_PACKAGES)" ]; then \
 	  missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	  if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi; \
+	  if [ -n "$$missing" ]; then \
+	    echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  fi; \
 	fi
 
 # DuckDB for the oracle tests (internal/duckdbtest: the expression language,
@@ -166,14 +173,16 @@ bench-shm: deps
 
 # A real multi-node NUMA machine (CPU nodes 0 and 1, memory-only node 2 as
 # CXL memory appears) with an emulated NVDIMM on node 2 in a QEMU guest under
-# TCG: boots a stock Debian kernel with static zflow and interop/numa's and
-# interop/dax's tests; checks topology, page placement, per-node hugepages
-# and pinning, and device DAX for real (/dev/dax0.0: topology, two zflow
-# processes through it, gc, a killed producer) (interop/README.md). The last
-# step of `make test`. Installs qemu-system-x86, busybox-static, cpio,
-# xz-utils and kmod if missing; caches the kernel and its NVDIMM modules
-# under .cache/interop/. ~35-45 s warm, plus the kernel download and the
-# first static build.
+# TCG: boots a stock Debian kernel with static zflow and interop/numa's,
+# interop/dax's and interop/nvme's tests; checks topology, page placement,
+# per-node hugepages and pinning, device DAX for real (/dev/dax0.0:
+# topology, two zflow processes through it, gc, a killed producer), and our
+# NVMe/TCP against the kernel's nvme-tcp host and nvmet-tcp target over the
+# guest's loopback (interop/README.md). The last step of `make test`.
+# Installs qemu-system-x86, busybox-static, cpio, xz-utils and kmod if
+# missing; caches the kernel and its NVDIMM and NVMe modules under
+# .cache/interop/. ~65-100 s warm on a loaded 2-vCPU machine (the NVMe
+# checks ~30 s of it), plus the kernel download and the first static build.
 interop: deps
 	GO='$(GO)' bash interop/guest/run.sh
 

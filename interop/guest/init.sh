@@ -1,8 +1,10 @@
 #!/bin/sh
 # /init of the interop guest; interop/guest/run.sh packs it with busybox,
-# zflow, numa.test and dax.test (static binaries) and the NVDIMM modules into
-# the initramfs. It reserves 2 MiB hugepages on every node, turns the NVDIMM
-# into /dev/dax0.0, prints the topology, runs the tests and powers off. Every line run.sh looks for starts with "ZG: ". The kernel passes
+# zflow, numa.test, dax.test and nvme.test (static binaries) and the NVDIMM
+# and NVMe/TCP modules into the initramfs. It reserves 2 MiB hugepages on
+# every node, turns the NVDIMM into /dev/dax0.0, prints the topology, runs
+# the NUMA and DAX tests, loads the NVMe/TCP host and target, runs the
+# NVMe tests and powers off. Every line run.sh looks for starts with "ZG: ". The kernel passes
 # ZG_* settings from its command line as environment variables.
 export PATH=/bin
 mount -t proc proc /proc
@@ -85,5 +87,27 @@ say "END numa.test rc=$? uptime=$(up)s"
 say "BEGIN dax.test uptime=$(up)s"
 ZFLOW_GUEST=dax ZFLOW_BIN=/bin/zflow dax.test -test.v -test.count=1 -test.timeout=${ZG_TEST_TIMEOUT:-180s} ${ZG_TEST_RUN:+-test.run=$ZG_TEST_RUN}
 say "END dax.test rc=$? uptime=$(up)s"
+
+# NVMe/TCP: the kernel's host (nvme-tcp) and target (nvmet-tcp), configfs
+# for nvmet, null_blk with one memory-backed 1 GiB device (/dev/nullb0, a
+# namespace for nvmet that keeps its data) and crc32c for the digests. The
+# tests run both ends over the guest's own loopback.
+nvme() {
+	for ko in $(cat /lib/modules/nvme.order); do
+		args=
+		[ "$ko" = null_blk.ko ] && args="nr_devices=1 gb=1 memory_backed=1"
+		insmod "/lib/modules/$ko" $args || { say "NVME insmod $ko failed"; return 1; }
+	done
+	say "NVME modules loaded: $(cat /lib/modules/nvme.order | tr '\n' ' ')"
+	mount -t configfs configfs /sys/kernel/config || return 1
+	ip link set lo up || return 1
+}
+if nvme; then
+	say "BEGIN nvme.test uptime=$(up)s"
+	ZFLOW_GUEST=nvme ZFLOW_BIN=/bin/zflow nvme.test -test.v -test.count=1 -test.timeout=${ZG_TEST_TIMEOUT:-180s} ${ZG_TEST_RUN:+-test.run=$ZG_TEST_RUN}
+	say "END nvme.test rc=$? uptime=$(up)s"
+else
+	say "NVME setup failed"
+fi
 say "DONE uptime=$(up)s"
 poweroff -f

@@ -34,6 +34,11 @@ DAX_SIZE=${INTEROP_DAX_SIZE:-256M}
 # What /dev/dax0.0 needs: the ACPI NFIT driver, the NVDIMM core and pmem
 # namespace driver, device DAX over pmem, and the /dev/daxX.Y driver.
 DAX_MODS=(nfit nd_pmem dax_pmem device_dax)
+# What the NVMe/TCP checks need: configfs (nvmet's configuration), null_blk
+# (a memory-backed namespace for nvmet), crc32c (the digests; the kernel
+# would ask modprobe for it, which the guest lacks), the host and the
+# target.
+NVME_MODS=(configfs null_blk crc32c_generic nvme-tcp nvmet-tcp)
 TIMEOUT=${INTEROP_TIMEOUT:-300}
 RUN=${INTEROP_RUN:-}
 ACCEL=${INTEROP_ACCEL:-tcg}
@@ -97,27 +102,36 @@ if [ ! -e "$kdir/vmlinux" ] && [ ! -e "$kdir/bzImage" ]; then
 fi
 KERNEL=$kdir/vmlinux
 [ -e "$KERNEL" ] || KERNEL=$kdir/bzImage
-# The NVDIMM modules and what they depend on, in insmod order: the .deb
-# ships no modules.dep, so depmod runs on the unpacked tree once and
-# modprobe --show-depends gives the order (kept in modules/order).
+# The NVDIMM modules, the NVMe/TCP modules and what they depend on, in
+# insmod order: the .deb ships no modules.dep, so depmod runs on the
+# unpacked tree once and modprobe --show-depends gives the order (kept in
+# modules/order and modules/nvme.order).
 mdir=$kdir/modules
-if [ ! -s "$mdir/order" ]; then
+if [ ! -s "$mdir/order" ] || [ ! -s "$mdir/nvme.order" ]; then
 	mtmp=$C/modules.tmp
 	rm -rf "$mtmp" "$mdir" && mkdir -p "$mtmp" "$mdir"
 	dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$mtmp" --wildcards './lib/modules/*'
 	kver=$(ls "$mtmp/lib/modules")
 	depmod -b "$mtmp" "$kver" || die "depmod of $kver failed"
-	for m in "${DAX_MODS[@]}"; do
-		modprobe -d "$mtmp" -S "$kver" --show-depends "$m" || die "modprobe --show-depends $m failed: $m is not a module of $kver"
-	done | awk '$1 == "insmod" && !seen[$2]++ { print $2 }' >"$mtmp/list"
-	while read -r ko; do
-		cp "$ko" "$mdir/" && basename "$ko" >>"$mdir/order.tmp"
-	done <"$mtmp/list"
-	mv "$mdir/order.tmp" "$mdir/order"
+	deps() { # deps MODULE...: their .ko files and what they need, in insmod order
+		for m in "$@"; do
+			modprobe -d "$mtmp" -S "$kver" --show-depends "$m" || die "modprobe --show-depends $m failed: $m is not a module of $kver"
+		done | awk '$1 == "insmod" && !seen[$2]++ { print $2 }'
+	}
+	for set in order:DAX_MODS nvme.order:NVME_MODS; do
+		list=${set%%:*}
+		declare -n mods=${set#*:}
+		deps "${mods[@]}" >"$mtmp/list"
+		while read -r ko; do
+			cp "$ko" "$mdir/" && basename "$ko" >>"$mdir/$list.tmp"
+		done <"$mtmp/list"
+		mv "$mdir/$list.tmp" "$mdir/$list"
+		unset -n mods
+	done
 	rm -rf "$mtmp"
 fi
 T1=$(now)
-say "kernel: $(basename "$deb") -> $KERNEL, modules $(tr '\n' ' ' <"$mdir/order")($(secs "$T0" "$T1") s)"
+say "kernel: $(basename "$deb") -> $KERNEL, modules $(tr '\n' ' ' <"$mdir/order")+ $(tr '\n' ' ' <"$mdir/nvme.order")($(secs "$T0" "$T1") s)"
 
 # ---- 2. static binaries ----
 # -checklinkname=0 only for a binary that links io/uring (see the Makefile).
@@ -132,21 +146,21 @@ ldf() {
 }
 CGO_ENABLED=0 "$GO" build -ldflags="$(ldf ./cmd/zflow)" -o "$C/zflow" ./cmd/zflow ||
 	die "CGO_ENABLED=0 go build ./cmd/zflow failed"
-for p in numa dax; do
+for p in numa dax nvme; do
 	CGO_ENABLED=0 "$GO" test -c -ldflags="$(ldf -test ./interop/$p)" -o "$C/$p.test" ./interop/$p ||
 		die "CGO_ENABLED=0 go test -c ./interop/$p failed"
 done
 T2=$(now)
-say "build: zflow $(($(stat -c %s "$C/zflow") >> 20)) MiB, numa.test $(($(stat -c %s "$C/numa.test") >> 20)) MiB, dax.test $(($(stat -c %s "$C/dax.test") >> 20)) MiB ($(secs "$T1" "$T2") s)"
+say "build: zflow $(($(stat -c %s "$C/zflow") >> 20)) MiB, numa.test $(($(stat -c %s "$C/numa.test") >> 20)) MiB, dax.test $(($(stat -c %s "$C/dax.test") >> 20)) MiB, nvme.test $(($(stat -c %s "$C/nvme.test") >> 20)) MiB ($(secs "$T1" "$T2") s)"
 
 # ---- 3. initramfs ----
 R=$C/root
 rm -rf "$R" && mkdir -p "$R"/{bin,proc,sys,dev,tmp,lib/modules}
 cp /bin/busybox "$R/bin/busybox"
-for a in sh mount mkdir cat cut uname poweroff ls grep sed dmesg insmod sleep readlink tr; do # what init.sh uses, and a little more
+for a in sh mount mkdir cat cut uname poweroff ls grep sed dmesg insmod sleep readlink tr ip; do # what init.sh uses, and a little more
 	ln -s busybox "$R/bin/$a"
 done
-cp "$C/zflow" "$C/numa.test" "$C/dax.test" "$R/bin/"
+cp "$C/zflow" "$C/numa.test" "$C/dax.test" "$C/nvme.test" "$R/bin/"
 cp "$mdir"/* "$R/lib/modules/"
 install -m 755 interop/guest/init.sh "$R/init"
 # Not compressed: the kernel would gunzip it under TCG, slower than loading
@@ -227,6 +241,8 @@ want=(
 	'^ZG: DAX namespace0.0 -> devdax '
 	'^ZG: DAX /dev/dax0.0 size=[0-9]+ align=2097152 target_node=2 '
 	'^ZG: END dax.test rc=0 '
+	'^ZG: NVME modules loaded'
+	'^ZG: END nvme.test rc=0 '
 	'^ZG: DONE '
 )
 for n in 0 1 2; do want+=("^ZG: HUGEPAGES node$n nr_hugepages=$HUGE "); done
@@ -235,7 +251,10 @@ tests=('TestTopologyJSON' 'TestNodes'
 	'TestHugepagePools' 'TestHugepagePools/node=1' 'TestHugepagePools/node=2'
 	'TestPinning' 'TestHugepageShortNodePool' 'TestPipelineOnNode' 'TestPipelineOnNode/node=1' 'TestPipelineOnNode/node=2'
 	'TestDAXTopology' 'TestDAXSizeTooLarge' 'TestDAXExchange' 'TestDAXExchange/round=1' 'TestDAXExchange/round=2'
-	'TestDAXProducerKilled' 'TestDAXMapping')
+	'TestDAXProducerKilled' 'TestDAXMapping'
+	'TestKernelHostOurTarget' 'TestKernelHostOurTarget/digests=off' 'TestKernelHostOurTarget/digests=on'
+	'TestOurHostKernelTarget' 'TestOurHostKernelTarget/digests=off' 'TestOurHostKernelTarget/digests=on'
+	'TestPipelineThroughKernelTarget')
 for t in "${tests[@]}"; do
 	if [ -z "$RUN" ] || [[ ${t%%/*} =~ $RUN ]]; then want+=("^ *--- PASS: $t "); fi
 done

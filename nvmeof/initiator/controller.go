@@ -142,7 +142,9 @@ func (c *Controller) enable(ctx context.Context) (uint64, error) {
 	switch {
 	case id.CntlID != c.CntlID:
 		return 0, fmt.Errorf("initiator: Identify Controller says controller %d, Connect said %d", id.CntlID, c.CntlID)
-	case id.IOCCSZ < 4 || id.IORCSZ < 1 || id.ICDOFF != 0 || id.SGLS&3 == 0:
+	case id.ICDOFF != 0 || id.SGLS&3 == 0 || (c.cfg.SubNQN != nvme.DiscoveryNQN && (id.IOCCSZ < 4 || id.IORCSZ < 1)):
+		// IOCCSZ and IORCSZ are reserved on a discovery controller (it has
+		// no I/O queues): Linux's nvmet leaves them 0.
 		return 0, fmt.Errorf("initiator: controller %d: IOCCSZ %d, IORCSZ %d, ICDOFF %d, SGLS %#x unusable over TCP", c.CntlID, id.IOCCSZ, id.IORCSZ, id.ICDOFF, id.SGLS)
 	}
 	return cap, nil

@@ -22,6 +22,9 @@ func (q *queue) discoveryAdmin(cmd *nvme.Command) error {
 		}
 		buf := make([]byte, nvme.IdentifySize)
 		id := q.identifyController(nvme.DiscoveryNQN, nvme.CntrlTypeDiscovery)
+		// A discovery controller has no I/O queues: the capsule sizes are
+		// reserved, 0, as Linux's nvmet leaves them.
+		id.IOCCSZ, id.IORCSZ = 0, 0
 		id.Marshal(buf)
 		return q.sendData(cmd, buf)
 	case nvme.AdminGetLogPage:

@@ -190,3 +190,19 @@ func TestDiscover(t *testing.T) {
 		t.Errorf("last entry %s at port %s, want %s at %s", last.SubNQN, last.TrSvcID, otherNQN, newPort)
 	}
 }
+
+// TestDiscoveryCapsuleSizesReserved: a discovery controller has no I/O
+// queues, so its Identify Controller leaves IOCCSZ and IORCSZ 0, as
+// Linux's nvmet does; our initiator connected to nvmet's discovery
+// controller refused it for that until the kernel showed it
+// (interop/nvme, TestOurHostKernelTarget).
+func TestDiscoveryCapsuleSizesReserved(t *testing.T) {
+	_, discAddr, _ := serveDiscovery(t)
+	c := connect(t, discAddr, initiator.Config{SubNQN: nvme.DiscoveryNQN})
+	if id := c.Identify; id.IOCCSZ != 0 || id.IORCSZ != 0 || id.CntrlType != nvme.CntrlTypeDiscovery {
+		t.Fatalf("discovery controller: IOCCSZ %d IORCSZ %d type %d, want 0, 0, %d", id.IOCCSZ, id.IORCSZ, id.CntrlType, nvme.CntrlTypeDiscovery)
+	}
+	if _, err := c.DiscoveryLog(); err != nil {
+		t.Fatal(err)
+	}
+}
