@@ -56,10 +56,10 @@ func init() { engine.Register(ParquetSinkSpec()) }
 type parquetSinkFactory struct {
 	cfg     ParquetSinkConfig
 	workers int // column encoders at once; 0 is cpuWorkers
-	codec  compress.Compression
-	schema *arrow.Schema   // of the files: the input's, less the partition keys
-	part   *partitioning   // nil unless partition_by
-	out    storage.Backend // the backend the file is written through; nil for - and partition_by
+	codec   compress.Compression
+	schema  *arrow.Schema   // of the files: the input's, less the partition keys
+	part    *partitioning   // nil unless partition_by
+	out     storage.Backend // the backend the file is written through; nil for - and partition_by
 }
 
 func buildParquetSink(bc *engine.BuildContext, c any) (engine.Factory, error) {
