@@ -113,13 +113,11 @@ func pqBatch(mem memory.Allocator, first, rows int) arrow.RecordBatch {
 	return b.NewRecordBatch()
 }
 
-// writeParquetDirect drives one parquet sink instance with workers column
-// encoders over batches of the given sizes, and commits; it returns the
-// file's bytes.
-func writeParquetDirect(t *testing.T, mem memory.Allocator, path string, cfg ParquetSinkConfig, workers int, sizes []int) []byte {
+// parquetSinkOp makes one parquet sink instance over schema with workers
+// column encoders.
+func parquetSinkOp(t *testing.T, mem memory.Allocator, cfg *ParquetSinkConfig, schema *arrow.Schema, workers int) engine.Sink {
 	t.Helper()
-	cfg.Path = path
-	f, err := buildFactory(ParquetSinkSpec(), &cfg, pqAllTypes())
+	f, err := buildFactory(ParquetSinkSpec(), cfg, schema)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,8 +126,28 @@ func writeParquetDirect(t *testing.T, mem memory.Allocator, path string, cfg Par
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := op.(engine.Sink)
-	defer op.(engine.Releaser).Release()
+	return op.(engine.Sink)
+}
+
+// abortLeavesNothing tears s down as the executor does after a failure
+// (Release, then Abort) and checks that dir is empty.
+func abortLeavesNothing(t *testing.T, s engine.Sink, dir string) {
+	t.Helper()
+	s.(engine.Releaser).Release()
+	s.Abort()
+	if names := dirNames(t, dir); len(names) != 0 {
+		t.Errorf("the directory holds %v after the failed run", names)
+	}
+}
+
+// writeParquetDirect drives one parquet sink instance with workers column
+// encoders over batches of the given sizes, and commits; it returns the
+// file's bytes.
+func writeParquetDirect(t *testing.T, mem memory.Allocator, path string, cfg ParquetSinkConfig, workers int, sizes []int) []byte {
+	t.Helper()
+	cfg.Path = path
+	s := parquetSinkOp(t, mem, &cfg, pqAllTypes(), workers)
+	defer s.(engine.Releaser).Release()
 	first := 0
 	for _, n := range sizes {
 		rec := pqBatch(mem, first, n)
@@ -298,16 +316,7 @@ func TestParquetSinkColumnError(t *testing.T) {
 		{Name: "c", Type: arrow.BinaryTypes.String, Nullable: true},
 	}, nil)
 	path := filepath.Join(dir, "o.parquet")
-	f, err := buildFactory(ParquetSinkSpec(), &ParquetSinkConfig{Path: path, Compression: "zstd", Dictionary: "never", RowGroupRows: 1000, FileIO: defaultFileIO()}, schema)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.(*parquetSinkFactory).workers = 2
-	op, err := f.New(testIC(mem, "out", "parquet", 0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := op.(engine.Sink)
+	s := parquetSinkOp(t, mem, &ParquetSinkConfig{Path: path, Compression: "zstd", Dictionary: "never", RowGroupRows: 1000, FileIO: defaultFileIO()}, schema, 2)
 	batch := func(bad bool) arrow.RecordBatch {
 		ab := array.NewInt64Builder(mem)
 		defer ab.Release()
@@ -344,11 +353,7 @@ func TestParquetSinkColumnError(t *testing.T) {
 	if werr == nil || !strings.Contains(werr.Error(), `column "k"`) || !strings.Contains(werr.Error(), path) {
 		t.Errorf("want an error naming the file and column \"k\", got %v", werr)
 	}
-	op.(engine.Releaser).Release()
-	s.Abort()
-	if names := dirNames(t, dir); len(names) != 0 {
-		t.Errorf("the directory holds %v after the failed run", names)
-	}
+	abortLeavesNothing(t, s, dir)
 }
 
 // TestParquetSinkCancel: the run's context ends in the middle of a row
@@ -360,16 +365,7 @@ func TestParquetSinkCancel(t *testing.T) {
 	defer mem.AssertSize(t, 0)
 	dir := t.TempDir()
 	path := filepath.Join(dir, "o.parquet")
-	f, err := buildFactory(ParquetSinkSpec(), &ParquetSinkConfig{Path: path, Compression: "gzip", Level: 9, Dictionary: "auto", RowGroupRows: 1 << 20, FileIO: defaultFileIO()}, pqAllTypes())
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.(*parquetSinkFactory).workers = 2
-	op, err := f.New(testIC(mem, "out", "parquet", 0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := op.(engine.Sink)
+	s := parquetSinkOp(t, mem, &ParquetSinkConfig{Path: path, Compression: "gzip", Level: 9, Dictionary: "auto", RowGroupRows: 1 << 20, FileIO: defaultFileIO()}, pqAllTypes(), 2)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var werr error
@@ -384,11 +380,7 @@ func TestParquetSinkCancel(t *testing.T) {
 	if !errors.Is(werr, context.Canceled) {
 		t.Errorf("Write after the cancellation: %v, want context.Canceled", werr)
 	}
-	op.(engine.Releaser).Release()
-	s.Abort()
-	if names := dirNames(t, dir); len(names) != 0 {
-		t.Errorf("the directory holds %v after the cancelled run", names)
-	}
+	abortLeavesNothing(t, s, dir)
 }
 
 // TestParquetSinkLevels: compression_level is checked against the codec.

@@ -41,7 +41,8 @@ func ParquetSourceSpec() engine.Spec {
 		Summary: "reads a Parquet file, row group by row group",
 		Doc: "The schema comes from the file footer at compile time (the stored Arrow schema when the " +
 			"writer kept one). Batches never span row groups; with parallelism N, instance i reads row " +
-			"groups i, i+N, ...",
+			"groups i, i+N, .... An instance decodes several of its row groups at once (as many as the " +
+			"process may use CPUs, shared among the instances) and emits them in file order.",
 		Example: `type: parquet
 path: testdata/trades.parquet
 columns: [symbol, price, qty]`,
