@@ -20,6 +20,7 @@ import (
 type ParquetSinkConfig struct {
 	Path         string   `zflow:"path" required:"true" doc:"file to write; replaced atomically when the run succeeds. - writes standard output instead, as batches arrive (not atomic: a failed run may have printed some rows; one node per pipeline)" example:"out/vwap.parquet"`
 	Compression  string   `zflow:"compression" doc:"page compression codec" enum:"snappy,zstd,gzip,none"`
+	Level        int      `zflow:"compression_level" doc:"compression level: zstd 1-22 (default 3), gzip 1-9 (default 6); 0 is the codec's default; snappy and none have no levels"`
 	RowGroupRows int      `zflow:"row_group_rows" doc:"rows per row group (the last one may hold fewer)"`
 	Dictionary   string   `zflow:"dictionary" enum:"auto,always,never" doc:"dictionary encoding (a dictionary that grows past 1 MiB falls back to plain encoding): auto encodes string and binary columns only, where repeats are common and hashing pays; always encodes every column; never writes plain"`
 	PartitionBy  []string `zflow:"partition_by" doc:"write a Hive-partitioned directory tree instead of one file: path is a directory, and each row goes to path/col=value/.../part-N.parquet by these columns' values (strings, integers, booleans or dates; null is __HIVE_DEFAULT_PARTITION__; every byte but letters, digits and - _ . ~ percent-encoded, as DuckDB writes them), which are not written inside the files; the tree is published as a whole when the run succeeds" example:"[day, symbol]"`
@@ -34,7 +35,10 @@ func ParquetSinkSpec() engine.Spec {
 		Kind:    engine.KindSink,
 		Summary: "writes a Parquet file",
 		Doc: "The Arrow schema is stored in the file's metadata, so types such as timestamp time zones " +
-			"read back unchanged. A row group is buffered in memory until it holds row_group_rows rows.",
+			"read back unchanged. A row group is buffered in memory until it holds row_group_rows rows. " +
+			"The columns of a row group are encoded and compressed concurrently, by as many goroutines at " +
+			"once as the process may use CPUs, and written in order (a schema with nested columns is " +
+			"encoded on one goroutine).",
 		Example: `type: parquet
 inputs: [vwap]
 path: out/vwap.parquet
@@ -50,11 +54,12 @@ compression: zstd`,
 func init() { engine.Register(ParquetSinkSpec()) }
 
 type parquetSinkFactory struct {
-	cfg    ParquetSinkConfig
-	codec  compress.Compression
-	schema *arrow.Schema   // of the files: the input's, less the partition keys
-	part   *partitioning   // nil unless partition_by
-	out    storage.Backend // the backend the file is written through; nil for - and partition_by
+	cfg     ParquetSinkConfig
+	workers int // column encoders at once; 0 is cpuWorkers
+	codec   compress.Compression
+	schema  *arrow.Schema   // of the files: the input's, less the partition keys
+	part    *partitioning   // nil unless partition_by
+	out     storage.Backend // the backend the file is written through; nil for - and partition_by
 }
 
 func buildParquetSink(bc *engine.BuildContext, c any) (engine.Factory, error) {
@@ -75,6 +80,9 @@ func buildParquetSink(bc *engine.BuildContext, c any) (engine.Factory, error) {
 		f.codec = compress.Codecs.Uncompressed
 	default:
 		errs = append(errs, engine.Errf("compression", "want snappy, zstd, gzip or none, got %q", cfg.Compression))
+	}
+	if err := checkCompressionLevel(cfg.Compression, cfg.Level); err != nil {
+		errs = append(errs, err)
 	}
 	switch cfg.Dictionary {
 	case "":
@@ -114,6 +122,7 @@ func (f *parquetSinkFactory) writerProps(mem memory.Allocator) *parquet.WriterPr
 	opts := []parquet.WriterProperty{
 		parquet.WithAllocator(mem),
 		parquet.WithCompression(f.codec),
+		parquet.WithCompressionLevel(compressionLevel(f.cfg.Level)),
 		parquet.WithMaxRowGroupLength(int64(f.cfg.RowGroupRows)),
 		parquet.WithDictionaryDefault(f.cfg.Dictionary == "always"),
 		parquet.WithCreatedBy("zflow"),
@@ -131,13 +140,59 @@ func (f *parquetSinkFactory) writerProps(mem memory.Allocator) *parquet.WriterPr
 	return parquet.NewWriterProperties(opts...)
 }
 
+// checkCompressionLevel validates compression_level for the codec.
+func checkCompressionLevel(codec string, level int) error {
+	if level == 0 {
+		return nil
+	}
+	lo, hi := 0, 0
+	switch codec {
+	case "zstd":
+		lo, hi = 1, 22
+	case "gzip":
+		lo, hi = 1, 9
+	default:
+		return engine.Errf("compression_level", "compression %s has no levels, got %d (levels are for zstd and gzip)", codec, level)
+	}
+	if level < lo || level > hi {
+		return engine.Errf("compression_level", "%s levels are %d to %d, got %d", codec, lo, hi, level)
+	}
+	return nil
+}
+
+// compressionLevel maps compression_level to arrow-go's: 0 is the codec's
+// default.
+func compressionLevel(level int) int {
+	if level == 0 {
+		return compress.DefaultCompressionLevel
+	}
+	return level
+}
+
 func (f *parquetSinkFactory) Schema() *arrow.Schema { return nil }
 
 func (f *parquetSinkFactory) Describe() string {
 	if f.part != nil {
-		return fmt.Sprintf("%s (%s, %d rows per row group)", f.part.describe(f.cfg.Path), f.cfg.Compression, f.cfg.RowGroupRows)
+		return fmt.Sprintf("%s (%s, %d rows per row group)", f.part.describe(f.cfg.Path), f.codecLine(), f.cfg.RowGroupRows)
 	}
-	return fmt.Sprintf("%s (%s, %d rows per row group)", f.cfg.Path, f.cfg.Compression, f.cfg.RowGroupRows)
+	return fmt.Sprintf("%s (%s, %d rows per row group)", f.cfg.Path, f.codecLine(), f.cfg.RowGroupRows)
+}
+
+// codecLine is the codec and its level, for the plan.
+func (f *parquetSinkFactory) codecLine() string {
+	if f.cfg.Level != 0 {
+		return fmt.Sprintf("%s level %d", f.cfg.Compression, f.cfg.Level)
+	}
+	return f.cfg.Compression
+}
+
+// encoder makes the encoder of one file written to w.
+func (f *parquetSinkFactory) encoder(ic *engine.InstanceContext, w io.Writer) (parquetEncoder, error) {
+	workers := f.workers
+	if workers == 0 {
+		workers = cpuWorkers(ic)
+	}
+	return newParquetEncoder(ic, f.schema, w, f.writerProps(ic.Alloc), workers)
 }
 
 // DescribeIO is the plan's io line (engine.IODescriber).
@@ -148,34 +203,32 @@ func (f *parquetSinkFactory) DescribeIO() string {
 func (f *parquetSinkFactory) New(ic *engine.InstanceContext) (any, error) {
 	if f.part != nil {
 		return newPartitionedSink(ic, "parquet", f.cfg.Path, f.out, f.part, func(ic *engine.InstanceContext, w io.Writer) (partWriter, error) {
-			fw, err := pqarrow.NewFileWriter(f.schema, w, f.writerProps(ic.Alloc),
-				pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema(), pqarrow.WithAllocator(ic.Alloc)))
+			enc, err := f.encoder(ic, w)
 			if err != nil {
 				return nil, err
 			}
-			return &parquetPartWriter{fw: fw}, nil
+			return &parquetPartWriter{enc: enc}, nil
 		})
 	}
 	out, err := newFileOut(ic, "parquet", f.cfg.Path, f.out)
 	if err != nil {
 		return nil, err
 	}
-	fw, err := pqarrow.NewFileWriter(f.schema, out, f.writerProps(ic.Alloc),
-		pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema(), pqarrow.WithAllocator(ic.Alloc)))
+	enc, err := f.encoder(ic, out)
 	if err != nil {
 		out.abort()
 		return nil, fmt.Errorf("parquet: create %s: %w", f.cfg.Path, err)
 	}
-	return forStdout(out, &parquetSink{f: f, ic: ic, out: out, fw: fw}), nil
+	return forStdout(out, &parquetSink{f: f, ic: ic, out: out, enc: enc}), nil
 }
 
-// parquetSink owns its writer until Close or teardown, and its file until
+// parquetSink owns its encoder until Close or teardown, and its file until
 // Commit or Abort.
 type parquetSink struct {
 	f      *parquetSinkFactory
 	ic     *engine.InstanceContext
 	out    *fileOut
-	fw     *pqarrow.FileWriter
+	enc    parquetEncoder
 	closed bool
 }
 
@@ -186,7 +239,7 @@ func (s *parquetSink) Write(ctx context.Context, port int, in arrow.RecordBatch)
 	}
 	defer rec.Release()
 	s.ic.Ledger.Copied("parquet encode", engine.BatchBytes(rec))
-	if err := s.fw.WriteBuffered(rec); err != nil {
+	if err := s.enc.write(ctx, rec); err != nil {
 		return fmt.Errorf("parquet: write %s: %w", s.out.path(), err)
 	}
 	return nil
@@ -197,7 +250,8 @@ func (s *parquetSink) Close(ctx context.Context) error {
 		return nil
 	}
 	s.closed = true
-	if err := s.fw.Close(); err != nil {
+	if err := s.enc.close(ctx); err != nil {
+		s.enc.abort()
 		return fmt.Errorf("parquet: close %s: %w", s.out.path(), err)
 	}
 	return s.out.finish()
@@ -216,34 +270,40 @@ func (s *parquetSink) Abort() {
 	s.out.abort()
 }
 
-// Release frees the encoder's memory if the run ended before Close.
+// Release frees the encoder's memory and stops its goroutines if the run
+// ended before Close.
 func (s *parquetSink) Release() { s.teardown() }
 
 func (s *parquetSink) teardown() {
 	if !s.closed {
 		s.closed = true
 		s.out.discard = true
-		s.fw.Close() // frees the buffered row group; the output is discarded
 	}
+	s.enc.abort() // frees the buffered row group; the output is discarded
 }
 
 // parquetPartWriter writes one file of a partitioned parquet sink.
 type parquetPartWriter struct {
-	fw     *pqarrow.FileWriter
+	enc    parquetEncoder
 	closed bool
 }
 
-func (p *parquetPartWriter) write(rec arrow.RecordBatch) error { return p.fw.WriteBuffered(rec) }
+func (p *parquetPartWriter) write(rec arrow.RecordBatch) error {
+	return p.enc.write(context.Background(), rec)
+}
 
 func (p *parquetPartWriter) finish() error {
 	p.closed = true
-	return p.fw.Close()
+	if err := p.enc.close(context.Background()); err != nil {
+		p.enc.abort()
+		return err
+	}
+	return nil
 }
 
-// abort frees the buffered row group; the file is discarded.
+// abort frees the buffered row group and stops the encoder; the file is
+// discarded.
 func (p *parquetPartWriter) abort() {
-	if !p.closed {
-		p.closed = true
-		p.fw.Close()
-	}
+	p.closed = true
+	p.enc.abort()
 }

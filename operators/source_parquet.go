@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync/atomic"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
@@ -40,7 +41,8 @@ func ParquetSourceSpec() engine.Spec {
 		Summary: "reads a Parquet file, row group by row group",
 		Doc: "The schema comes from the file footer at compile time (the stored Arrow schema when the " +
 			"writer kept one). Batches never span row groups; with parallelism N, instance i reads row " +
-			"groups i, i+N, ...",
+			"groups i, i+N, .... An instance decodes several of its row groups at once (as many as the " +
+			"process may use CPUs, shared among the instances) and emits them in file order.",
 		Example: `type: parquet
 path: testdata/trades.parquet
 columns: [symbol, price, qty]`,
@@ -54,6 +56,7 @@ func init() { engine.Register(ParquetSourceSpec()) }
 
 type parquetFactory struct {
 	cfg        ParquetSourceConfig
+	workers    int // row groups decoded at once per instance; 0 is cpuWorkers
 	files      *fileSet
 	extra      *extraCols
 	fileSchema *arrow.Schema // the columns read from the files
@@ -346,11 +349,18 @@ func (s *parquetSource) runFile(ctx context.Context, fi int, path string, unit i
 		}
 	}
 	step := max(s.ic.Count, 1)
+	var groups []int // this instance's row groups of the file, in order
 	for rg := 0; rg < pf.NumRowGroups(); rg++ {
-		if (unit+rg)%step != s.ic.Index || pf.MetaData().RowGroup(rg).NumRows() == 0 {
-			continue
+		if (unit+rg)%step == s.ic.Index && pf.MetaData().RowGroup(rg).NumRows() > 0 {
+			groups = append(groups, rg)
 		}
-		stop, err := s.readGroup(ctx, fr, cols, fi, path, rg, out)
+	}
+	// The instances of parallelism: N share the CPUs.
+	if workers := min(s.workers()/step, len(groups)); workers > 1 {
+		return s.readParallel(ctx, fi, path, cols, groups, workers, out)
+	}
+	for _, rg := range groups {
+		stop, err := s.readGroup(ctx, fr, cols, fi, path, rg, func(rec arrow.RecordBatch) (bool, error) { return emitBatch(out, rec) })
 		if stop || err != nil {
 			return true, err
 		}
@@ -358,8 +368,17 @@ func (s *parquetSource) runFile(ctx context.Context, fi int, path string, unit i
 	return false, nil
 }
 
-// readGroup emits row group rg.
-func (s *parquetSource) readGroup(ctx context.Context, fr *pqarrow.FileReader, cols []int, fi int, path string, rg int, out engine.Emitter) (stop bool, err error) {
+// workers is how many row groups the instance decodes at once.
+func (s *parquetSource) workers() int {
+	if s.f.workers > 0 {
+		return s.f.workers
+	}
+	return cpuWorkers(s.ic)
+}
+
+// readGroup decodes row group rg, handing each batch to emit, which owns
+// it; emit's stop ends the reading.
+func (s *parquetSource) readGroup(ctx context.Context, fr *pqarrow.FileReader, cols []int, fi int, path string, rg int, emit func(arrow.RecordBatch) (bool, error)) (stop bool, err error) {
 	var rr pqarrow.RecordReader
 	func() {
 		defer func() {
@@ -394,12 +413,115 @@ func (s *parquetSource) readGroup(ctx context.Context, fr *pqarrow.FileReader, c
 		if rec, err = s.f.extra.extend(s.ic.Alloc, s.f.schema, rec, fi); err != nil {
 			return true, fmt.Errorf("parquet: read %s: row group %d: %w", path, rg, err)
 		}
-		if stop, err := emitBatch(out, rec); stop {
+		if stop, err := emit(rec); stop {
 			return true, err
 		}
 	}
 	if err := rr.Err(); err != nil {
 		return true, fmt.Errorf("parquet: read %s: row group %d: %w", path, rg, err)
+	}
+	return false, nil
+}
+
+// decodedGroup is a row group decoded ahead: its batches, or the error
+// that stopped it. done is closed when it is complete.
+type decodedGroup struct {
+	recs []arrow.RecordBatch
+	err  error
+	done chan struct{}
+}
+
+// readParallel decodes the row groups groups of file fi with workers
+// goroutines, each reading through a reader of its own (its own
+// descriptor: the readers keep position and scratch buffers), and emits
+// them in file order. At most workers row groups are decoded and not yet
+// emitted: a worker takes a slot before it takes the next row group, and
+// a slot comes back when that row group has been emitted; their batches
+// come from the instance's allocator, so the operator's budget sees them.
+func (s *parquetSource) readParallel(ctx context.Context, fi int, path string, cols []int, groups []int, workers int, out engine.Emitter) (bool, error) {
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	g := s.ic.Group(rctx)
+	gctx := g.Context()
+	res := make([]decodedGroup, len(groups))
+	for i := range res {
+		res[i].done = make(chan struct{})
+	}
+	slots := make(chan struct{}, workers)
+	var next atomic.Int64 // the next index into groups to decode
+	batchRows := batchRowsFor(s.f.cfg.BatchRows, s.ic.Settings)
+	for range workers {
+		g.Go(func(ctx context.Context) error {
+			var fr *pqarrow.FileReader
+			for {
+				select {
+				case slots <- struct{}{}:
+				case <-ctx.Done():
+					return nil
+				}
+				k := int(next.Add(1) - 1)
+				if k >= len(groups) {
+					return nil
+				}
+				d := &res[k]
+				if fr == nil {
+					var pf *file.Reader
+					pf, fr, d.err = openParquet(ctx, s.f.files.io[fi], path, s.ic.Alloc, batchRows, s.ic.Ledger)
+					if d.err != nil {
+						close(d.done)
+						return nil
+					}
+					defer pf.Close()
+				}
+				_, d.err = s.readGroup(ctx, fr, cols, fi, path, groups[k], func(rec arrow.RecordBatch) (bool, error) {
+					d.recs = append(d.recs, rec)
+					return false, nil
+				})
+				close(d.done)
+				if d.err != nil {
+					return nil // the emitter returns it in its turn
+				}
+			}
+		})
+	}
+	stop, err := s.emitDecoded(gctx, res, slots, out)
+	cancel()
+	if gerr := g.Wait(); gerr != nil { // a worker panicked: that, not the cancellation it caused
+		stop, err = true, gerr
+	}
+	for i := range res { // what was decoded and not emitted
+		for _, r := range res[i].recs {
+			r.Release()
+		}
+		res[i].recs = nil
+	}
+	return stop, err
+}
+
+// emitDecoded emits the decoded row groups in order, freeing a slot after
+// each.
+func (s *parquetSource) emitDecoded(ctx context.Context, res []decodedGroup, slots chan struct{}, out engine.Emitter) (bool, error) {
+	for i := range res {
+		d := &res[i]
+		select {
+		case <-d.done:
+		case <-ctx.Done():
+			return true, ctx.Err()
+		}
+		if d.err != nil {
+			return true, d.err
+		}
+		recs := d.recs
+		d.recs = nil
+		for j, rec := range recs {
+			if stop, err := emitBatch(out, rec); stop {
+				for _, r := range recs[j+1:] {
+					r.Release()
+				}
+				return true, err
+			}
+		}
+		<-slots
 	}
 	return false, nil
 }

@@ -1,6 +1,7 @@
 package operators
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -8,7 +9,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet/file"
+	"go.uber.org/goleak"
 
 	"github.com/zflowdev/zflow/engine"
 )
@@ -168,4 +172,165 @@ func TestParquetSourceErrors(t *testing.T) {
 	if failed == 0 {
 		t.Error("no corruption was detected")
 	}
+}
+
+// readParquetWith reads the whole file set of cfg with count instances of
+// workers row group decoders each, instance by instance, and returns the
+// rows as text (instance 0's, then 1's, ...).
+func readParquetWith(t *testing.T, mem memory.Allocator, cfg *ParquetSourceConfig, count, workers int) []string {
+	t.Helper()
+	f, err := buildFactory(ParquetSourceSpec(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.(*parquetFactory).workers = workers
+	var rows []string
+	for i := range count {
+		ic := testIC(mem, "p", "parquet", 333)
+		ic.Index, ic.Count = i, count
+		c, err := runSource(f, ic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows = append(rows, rowsText(c.recs)...)
+		c.release()
+	}
+	return rows
+}
+
+// TestParquetSourceParallel: decoding row groups on several goroutines
+// gives the serial path's rows in its order, for one instance and for
+// three (each keeping its share of the row groups), with a column subset
+// and the filename column.
+func TestParquetSourceParallel(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	mem := newMem()
+	defer mem.AssertSize(t, 0)
+	dir := t.TempDir()
+	for _, n := range []string{"a", "b"} {
+		writeGenerated(t, dir, 3001, "parquet", &ParquetSinkConfig{Path: filepath.Join(dir, n+".parquet"), Compression: "zstd", RowGroupRows: 97, Dictionary: "auto"})
+	}
+	for _, cfg := range []ParquetSourceConfig{
+		{Path: filepath.Join(dir, "*.parquet"), HivePartitioning: "auto", FileIO: defaultFileIO()},
+		{Path: filepath.Join(dir, "*.parquet"), HivePartitioning: "auto", Columns: []string{"price", "sym", "id"}, Filename: "true", FileIO: defaultFileIO()},
+	} {
+		serial := readParquetWith(t, mem, &cfg, 1, 1)
+		if len(serial) != 6002 {
+			t.Fatalf("the serial path read %d rows", len(serial))
+		}
+		for _, run := range []struct{ count, workers int }{{1, 4}, {1, 2}, {3, 4}, {3, 1}} {
+			got := readParquetWith(t, mem, &cfg, run.count, run.workers)
+			if run.count == 1 {
+				if !slices.Equal(got, serial) {
+					t.Errorf("%d decoders: the rows or their order differ from the serial path's", run.workers)
+				}
+				continue
+			}
+			want := readParquetWith(t, mem, &cfg, run.count, 1)
+			if !slices.Equal(got, want) {
+				t.Errorf("%d instances of %d decoders: the rows differ from %d serial instances'", run.count, run.workers, run.count)
+			}
+			slices.Sort(got)
+			s := slices.Clone(serial)
+			slices.Sort(s)
+			if !slices.Equal(got, s) {
+				t.Errorf("%d instances of %d decoders: not the file's rows", run.count, run.workers)
+			}
+		}
+	}
+}
+
+// TestParquetSourceParallelCorrupt: a row group whose data is damaged
+// fails the read naming the file and that row group, after the row groups
+// before it were emitted, whichever decoder reached it first.
+func TestParquetSourceParallelCorrupt(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	mem := newMem()
+	defer mem.AssertSize(t, 0)
+	dir := t.TempDir()
+	path := writeGenerated(t, dir, 2000, "parquet", &ParquetSinkConfig{Path: filepath.Join(dir, "c.parquet"), Compression: "zstd", RowGroupRows: 100, Dictionary: "never"})
+	pf, err := file.OpenParquetFile(path, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc, err := pf.MetaData().RowGroup(13).ColumnChunk(3) // price
+	if err != nil {
+		t.Fatal(err)
+	}
+	off, size := cc.DataPageOffset(), cc.TotalCompressedSize()
+	pf.Close()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := off + size/2; i < off+size; i++ { // the page's compressed values, not its header
+		data[i] ^= 0x5a
+	}
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := buildFactory(ParquetSourceSpec(), &ParquetSourceConfig{Path: path, HivePartitioning: "auto", FileIO: defaultFileIO()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, workers := range []int{1, 4} {
+		f.(*parquetFactory).workers = workers
+		c, err := runSource(f, testIC(mem, "p", "parquet", 0))
+		want := "parquet: read " + path + ": row group 13: "
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%d decoders: want an error containing %q, got %v", workers, want, err)
+		}
+		if c.rows() != 1300 {
+			t.Errorf("%d decoders: %d rows emitted before the damaged row group, want 1300", workers, c.rows())
+		}
+		c.release()
+	}
+}
+
+// cancelAfter is an Emitter that cancels the run's context when it has
+// taken n batches, and keeps taking them.
+type cancelAfter struct {
+	collector
+	n      int
+	cancel context.CancelFunc
+}
+
+func (c *cancelAfter) Emit(b arrow.RecordBatch) error {
+	if len(c.recs)+1 == c.n {
+		c.cancel()
+	}
+	return c.collector.Emit(b)
+}
+
+// TestParquetSourceParallelStop: downstream stopping (ErrStop) or the run
+// being cancelled while row groups are decoded ahead ends the read with no
+// goroutine left and every batch freed.
+func TestParquetSourceParallelStop(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	mem := newMem()
+	defer mem.AssertSize(t, 0)
+	dir := t.TempDir()
+	path := writeGenerated(t, dir, 5000, "parquet", &ParquetSinkConfig{Path: filepath.Join(dir, "s.parquet"), Compression: "gzip", RowGroupRows: 200, Dictionary: "auto"})
+	f, err := buildFactory(ParquetSourceSpec(), &ParquetSourceConfig{Path: path, HivePartitioning: "auto", FileIO: defaultFileIO()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.(*parquetFactory).workers = 3
+	op, err := f.New(testIC(mem, "p", "parquet", 50))
+	if err != nil {
+		t.Fatal(err)
+	}
+	col := &collector{stopAfter: 7}
+	if err := op.(engine.Source).Run(t.Context(), col); err != nil || len(col.recs) != 7 {
+		t.Errorf("stop: %v, %d batches", err, len(col.recs))
+	}
+	col.release()
+
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	ca := &cancelAfter{n: 9, cancel: cancel}
+	if err := op.(engine.Source).Run(ctx, ca); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled: %v", err)
+	}
+	ca.release()
 }
