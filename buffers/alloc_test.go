@@ -457,3 +457,38 @@ func TestLargeCache(t *testing.T) {
 		t.Errorf("without a cache: %+v, mapped %d, want %d", st.Large, st.Mapped, base)
 	}
 }
+
+// AllocateUnzeroed skips clearing a reused block, and only that: the block
+// is aligned, sized and charged like Allocate's, and memory it handed out
+// and that was written comes back zeroed from the next Allocate, small
+// and large (the large cache's dirty mark covers what the caller wrote).
+func TestAllocateUnzeroed(t *testing.T) {
+	a, _ := newTest(t, plainCfg())
+	var u Unzeroed = a.For("reader").(*ownerView)
+	for _, size := range []int{100, 64 << 10, MaxClassSize + 1, 9 << 20} {
+		b := u.AllocateUnzeroed(size)
+		if len(b) != size || cap(b) != size || addr(b)%64 != 0 {
+			t.Fatalf("AllocateUnzeroed(%d): len %d cap %d at %#x", size, len(b), cap(b), addr(b))
+		}
+		if st := a.InUse(); st < int64(size) {
+			t.Errorf("AllocateUnzeroed(%d): %d bytes in use, not charged", size, st)
+		}
+		for i := range b {
+			b[i] = 0x5A
+		}
+		a.Free(b)
+		b = a.Allocate(size)
+		for i, c := range b {
+			if c != 0 {
+				t.Fatalf("Allocate(%d) after an unzeroed use: byte %d is %#x, want zeroed memory", size, i, c)
+			}
+		}
+		for i := range b {
+			b[i] = 0x5A
+		}
+		a.Free(b)
+		// The same block again, unzeroed: the old bytes may still be
+		// there (that is the point); nothing else is promised.
+		a.Free(u.AllocateUnzeroed(size))
+	}
+}

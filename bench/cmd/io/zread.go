@@ -24,9 +24,10 @@ import (
 // anonymous mapping (an arena extent's shape; O_DIRECT needs the
 // alignment), kept in flight through the file's storage.Queue: each
 // request handed back is refilled at once (the refills of one Reap
-// submitted together), so Depth stay in flight as with fio, where a
-// backend has a queue of its own (uring; posix and mmap read each
-// Submit's requests as one batch). Sequential reads cover the file front
+// submitted together), so Depth stay in flight as with fio on uring;
+// posix runs the refills staged for a Reap on the reader's goroutine as
+// one batch (adjacent ones in one preadv2), and mmap copies them.
+// Sequential reads cover the file front
 // to back and wrap at its end, as fio's time-based jobs do; random ones draw
 // block-aligned offsets with replacement (fio's norandommap). With Once
 // the file is read once, as fio without --time_based reads it.
