@@ -44,6 +44,9 @@ type zJob struct {
 	Seed    uint64
 }
 
+// reapPolicy is the -reap flag: auto, quarter or all.
+var reapPolicy = "auto"
+
 // zResult is what one zJob measured.
 type zResult struct {
 	BytesPerSec float64
@@ -97,10 +100,18 @@ func runZ(ctx context.Context, j zJob) (zResult, error) {
 		refill = append(refill, storage.Request{Buf: buf, Off: off})
 		submitted++
 	}
-	// Completions are reaped a quarter of the depth at a time: the other
-	// three quarters keep the device busy meanwhile, and the reader wakes
-	// a quarter as often as per completion.
-	reapAtLeast := max(j.Depth/4, 1)
+	// Completions are reaped as storage.ReapAtLeast says for the file's
+	// place: a quarter of the depth on a block device (the rest keep it
+	// busy meanwhile), all of it on tmpfs (io-wq's copies gain nothing from
+	// reads left in flight, only from fewer wake-ups).
+	facts, _ := storage.Probe(j.File)
+	reapAtLeast := storage.ReapAtLeast(facts, j.Depth)
+	switch reapPolicy {
+	case "quarter":
+		reapAtLeast = max(j.Depth/4, 1)
+	case "all":
+		reapAtLeast = j.Depth
+	}
 	ru0 := rusage()
 	start := time.Now()
 	deadline := start.Add(j.Runtime)
