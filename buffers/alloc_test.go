@@ -3,6 +3,7 @@
 package buffers
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"strings"
@@ -491,4 +492,39 @@ func TestAllocateUnzeroed(t *testing.T) {
 		// there (that is the point); nothing else is promised.
 		a.Free(u.AllocateUnzeroed(size))
 	}
+}
+
+// UnzeroedBuffer: n bytes long, its capacity rounded to 64 with the bytes
+// past n cleared even when the block held others, freed by Release (the
+// allocator closes at zero); over an allocator without AllocateUnzeroed it
+// is a zeroed resizable buffer.
+func TestUnzeroedBuffer(t *testing.T) {
+	a, _ := newTest(t, plainCfg())
+	for _, n := range []int{1, 63, 64, 100, 3 << 20} {
+		dirty := a.AllocateUnzeroed((n + 63) &^ 63)
+		for i := range dirty {
+			dirty[i] = 0xEE
+		}
+		a.Free(dirty)
+		b := UnzeroedBuffer(a, n)
+		if b.Len() != n || b.Cap() != (n+63)&^63 {
+			t.Fatalf("UnzeroedBuffer(%d): len %d cap %d", n, b.Len(), b.Cap())
+		}
+		for i, c := range b.Buf()[n:] {
+			if c != 0 {
+				t.Fatalf("UnzeroedBuffer(%d): padding byte %d is %#x", n, n+i, c)
+			}
+		}
+		b.Release()
+	}
+	if a.InUse() != 0 {
+		t.Errorf("%d bytes in use after the buffers' Release", a.InUse())
+	}
+	g := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	b := UnzeroedBuffer(g, 100)
+	if b.Len() != 100 || bytes.Count(b.Bytes(), []byte{0}) != 100 {
+		t.Errorf("over a Go allocator: len %d, want 100 zeroed bytes", b.Len())
+	}
+	b.Release()
+	g.AssertSize(t, 0)
 }

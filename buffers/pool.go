@@ -67,6 +67,26 @@ type Unzeroed interface {
 	AllocateUnzeroed(size int) []byte
 }
 
+// UnzeroedBuffer is an Arrow buffer of n bytes from mem for a caller that
+// writes all n before anything reads one (a receive or a read straight
+// into it): taken with AllocateUnzeroed when mem has it, else with
+// Allocate. Its capacity is n rounded up to 64 bytes, as arrow-go's
+// resizable buffers have, and the bytes past n are cleared; Release
+// frees it to mem.
+func UnzeroedBuffer(mem memory.Allocator, n int) *memory.Buffer {
+	u, ok := mem.(Unzeroed)
+	if !ok {
+		b := memory.NewResizableBuffer(mem)
+		b.Resize(n)
+		return b
+	}
+	raw := u.AllocateUnzeroed((n + 63) &^ 63)
+	clear(raw[n:])
+	b := memory.NewBufferWithAllocator(raw, mem)
+	b.ResizeNoShrink(n) // the length; the capacity stays
+	return b
+}
+
 // Budget is what an owner can see and do about its memory: what a
 // spilling aggregate, join or sort needs to decide when to spill.
 type Budget interface {
