@@ -21,7 +21,7 @@ import (
 // worker, and several jobs run at once; the file reads back equal at
 // every depth, on tmpfs and the disk, and Close leaves no worker behind.
 func TestQueueJobs(t *testing.T) {
-	defer goleak.VerifyNone(t)
+	t.Cleanup(func() { goleak.VerifyNone(t) }) // after the queues' cleanups
 	for where, dir := range storagetest.Dirs(t) {
 		t.Run(where, func(t *testing.T) {
 			path, want := storagetest.WriteFile(t, dir, "jobs.bin", 1<<20+4321)
@@ -39,16 +39,7 @@ func TestQueueJobs(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			f, err := posix.Open(path, os.O_RDONLY, 0, storage.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer f.Close()
-			q, err := f.NewQueue(storage.OpRead, 8)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer q.Close()
+			f, q := openQueue(t, path, storage.Options{}, 8)
 			reqs := make([]storage.Request, 4)
 			for i := range reqs {
 				reqs[i] = storage.Request{Buf: make([]byte, 1000), Off: int64(i * 1000)}
@@ -84,7 +75,7 @@ func TestQueueJobs(t *testing.T) {
 // request is back. Close with a job running waits for it likewise; no
 // worker outlives it.
 func TestQueueCancelRunning(t *testing.T) {
-	defer goleak.VerifyNone(t)
+	t.Cleanup(func() { goleak.VerifyNone(t) }) // after the queues' cleanups
 	dir := storagetest.ShmDir(t)
 	path, want := storagetest.WriteFile(t, dir, "cancel.bin", 64<<10)
 	for _, how := range []string{"reap", "close", "file close"} {
@@ -98,16 +89,7 @@ func TestQueueCancelRunning(t *testing.T) {
 				}
 				return n, err
 			}
-			f, err := posix.Open(path, os.O_RDONLY, 0, storage.Options{Fault: fault})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer f.Close()
-			q, err := f.NewQueue(storage.OpRead, 8)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer q.Close()
+			f, q := openQueue(t, path, storage.Options{Fault: fault}, 8)
 			ctx, cancel := context.WithCancel(context.Background())
 			bufs := make([][]byte, 8)
 			for i := range bufs {
@@ -121,6 +103,7 @@ func TestQueueCancelRunning(t *testing.T) {
 			cancel()
 			close(release) // the held read finishes; the cancellation is already visible
 			var done []storage.Done
+			var err error
 			switch how {
 			case "reap":
 				done, err = q.Reap(ctx, nil, 1)
@@ -166,18 +149,9 @@ func TestQueueCancelRunning(t *testing.T) {
 // Staged requests wait for the next Reap: under a cancelled context they
 // come back with its error and are never read.
 func TestQueueStagedCancelled(t *testing.T) {
-	defer goleak.VerifyNone(t)
+	t.Cleanup(func() { goleak.VerifyNone(t) }) // after the queues' cleanups
 	path, _ := storagetest.WriteFile(t, storagetest.ShmDir(t), "staged.bin", 8192)
-	f, err := posix.Open(path, os.O_RDONLY, 0, storage.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	q, err := f.NewQueue(storage.OpRead, 4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer q.Close()
+	f, q := openQueue(t, path, storage.Options{}, 4)
 	ctx, cancel := context.WithCancel(context.Background())
 	if err := q.Stage(ctx, []storage.Request{{Buf: make([]byte, 4096)}, {Buf: make([]byte, 4096), Off: 4096}}, 0); err != nil {
 		t.Fatal(err)
@@ -195,4 +169,21 @@ func TestQueueStagedCancelled(t *testing.T) {
 	if st := f.Stats(); st.Calls != 0 {
 		t.Errorf("%d calls made for cancelled staged requests", st.Calls)
 	}
+}
+
+// openQueue opens path with o and a read queue of depth on it, both closed
+// at the test's end (again, for the tests that close them themselves).
+func openQueue(t *testing.T, path string, o storage.Options, depth int) (*posix.File, storage.Queue) {
+	t.Helper()
+	f, err := posix.Open(path, os.O_RDONLY, 0, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	q, err := f.NewQueue(storage.OpRead, depth)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { q.Close() })
+	return f, q
 }
