@@ -130,7 +130,7 @@ func (a *Allocator) InUse() int64 {
 // size. The caller owns them until it passes the same slice to Free (or
 // Reallocate). It panics with a *BudgetError beyond the hard budget, and
 // with an error if the OS has no memory left to map.
-func (a *Allocator) Allocate(size int) []byte { return a.alloc(size, a.self) }
+func (a *Allocator) Allocate(size int) []byte { return a.alloc(size, a.self, true) }
 
 // Reallocate returns a buffer of size bytes holding the first
 // min(size, len(b)) bytes of b, the rest zeroed, and frees b; like
@@ -185,9 +185,17 @@ type ownerView struct {
 	o *owner
 }
 
-func (v *ownerView) Allocate(size int) []byte             { return v.a.alloc(size, v.o) }
+func (v *ownerView) Allocate(size int) []byte             { return v.a.alloc(size, v.o, true) }
 func (v *ownerView) Reallocate(size int, b []byte) []byte { return v.a.realloc(size, b, v.o) }
 func (v *ownerView) Free(b []byte)                        { v.a.free(b) }
+
+// AllocateUnzeroed is Allocate without clearing a reused block
+// (Unzeroed).
+func (v *ownerView) AllocateUnzeroed(size int) []byte { return v.a.alloc(size, v.o, false) }
+
+// AllocateUnzeroed is Allocate without clearing a reused block
+// (Unzeroed).
+func (a *Allocator) AllocateUnzeroed(size int) []byte { return a.alloc(size, a.self, false) }
 
 // Extents is the arena's extents mapped so far (Arena.Extents), for an
 // owner that registers them with io_uring (Extenter).
@@ -200,7 +208,9 @@ func (a *Allocator) ownerOf(id uint32) *owner { return (*a.owners.Load())[id-1] 
 // so Free knows to ignore them.
 var zeroBlock [64]byte
 
-func (a *Allocator) alloc(size int, o *owner) []byte {
+// alloc allocates size bytes for o; zero clears a reused block (fresh
+// memory from the arena is zero already).
+func (a *Allocator) alloc(size int, o *owner, zero bool) []byte {
 	switch {
 	case size == 0:
 		return zeroBlock[:0:0]
@@ -209,7 +219,7 @@ func (a *Allocator) alloc(size int, o *owner) []byte {
 	case a.closed.Load():
 		panicClosed("Allocate")
 	case size > MaxClassSize:
-		return a.allocLarge(size, o)
+		return a.allocLarge(size, o, zero)
 	}
 	c := &a.classes[classOf(size)]
 	h := shardHint()
@@ -264,7 +274,7 @@ func (a *Allocator) alloc(size int, o *owner) []byte {
 	if dirty {
 		if a.zeroOnFree {
 			*(*uintptr)(ptrAt(p)) = 0 // the free-list link
-		} else {
+		} else if zero {
 			clear(b)
 		}
 	}
@@ -317,7 +327,7 @@ func (a *Allocator) realloc(size int, b []byte, o *owner) []byte {
 		panicSize("Reallocate", size)
 	}
 	if cap(b) == 0 {
-		return a.alloc(size, o)
+		return a.alloc(size, o, true)
 	}
 	a.reallocs.Add(1)
 	if size == 0 {
@@ -341,7 +351,7 @@ func (a *Allocator) realloc(size int, b []byte, o *owner) []byte {
 	} else if out, ok := a.reallocLarge(p, old, size); ok {
 		return out
 	}
-	out := a.alloc(size, o)
+	out := a.alloc(size, o, true)
 	copy(out, b)
 	a.free(b)
 	return out

@@ -3,6 +3,7 @@
 package buffers
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"strings"
@@ -456,4 +457,74 @@ func TestLargeCache(t *testing.T) {
 	if st := n.Stats(); st.Large.Cached != 0 || st.Mapped != base {
 		t.Errorf("without a cache: %+v, mapped %d, want %d", st.Large, st.Mapped, base)
 	}
+}
+
+// AllocateUnzeroed skips clearing a reused block, and only that: the block
+// is aligned, sized and charged like Allocate's, and memory it handed out
+// and that was written comes back zeroed from the next Allocate, small
+// and large (the large cache's dirty mark covers what the caller wrote).
+func TestAllocateUnzeroed(t *testing.T) {
+	a, _ := newTest(t, plainCfg())
+	var u Unzeroed = a.For("reader").(*ownerView)
+	for _, size := range []int{100, 64 << 10, MaxClassSize + 1, 9 << 20} {
+		b := u.AllocateUnzeroed(size)
+		if len(b) != size || cap(b) != size || addr(b)%64 != 0 {
+			t.Fatalf("AllocateUnzeroed(%d): len %d cap %d at %#x", size, len(b), cap(b), addr(b))
+		}
+		if st := a.InUse(); st < int64(size) {
+			t.Errorf("AllocateUnzeroed(%d): %d bytes in use, not charged", size, st)
+		}
+		for i := range b {
+			b[i] = 0x5A
+		}
+		a.Free(b)
+		b = a.Allocate(size)
+		for i, c := range b {
+			if c != 0 {
+				t.Fatalf("Allocate(%d) after an unzeroed use: byte %d is %#x, want zeroed memory", size, i, c)
+			}
+		}
+		for i := range b {
+			b[i] = 0x5A
+		}
+		a.Free(b)
+		// The same block again, unzeroed: the old bytes may still be
+		// there (that is the point); nothing else is promised.
+		a.Free(u.AllocateUnzeroed(size))
+	}
+}
+
+// UnzeroedBuffer: n bytes long, its capacity rounded to 64 with the bytes
+// past n cleared even when the block held others, freed by Release (the
+// allocator closes at zero); over an allocator without AllocateUnzeroed it
+// is a zeroed resizable buffer.
+func TestUnzeroedBuffer(t *testing.T) {
+	a, _ := newTest(t, plainCfg())
+	for _, n := range []int{1, 63, 64, 100, 3 << 20} {
+		dirty := a.AllocateUnzeroed((n + 63) &^ 63)
+		for i := range dirty {
+			dirty[i] = 0xEE
+		}
+		a.Free(dirty)
+		b := UnzeroedBuffer(a, n)
+		if b.Len() != n || b.Cap() != (n+63)&^63 {
+			t.Fatalf("UnzeroedBuffer(%d): len %d cap %d", n, b.Len(), b.Cap())
+		}
+		for i, c := range b.Buf()[n:] {
+			if c != 0 {
+				t.Fatalf("UnzeroedBuffer(%d): padding byte %d is %#x", n, n+i, c)
+			}
+		}
+		b.Release()
+	}
+	if a.InUse() != 0 {
+		t.Errorf("%d bytes in use after the buffers' Release", a.InUse())
+	}
+	g := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	b := UnzeroedBuffer(g, 100)
+	if b.Len() != 100 || bytes.Count(b.Bytes(), []byte{0}) != 100 {
+		t.Errorf("over a Go allocator: len %d, want 100 zeroed bytes", b.Len())
+	}
+	b.Release()
+	g.AssertSize(t, 0)
 }

@@ -86,7 +86,7 @@ func (a *Allocator) largeRound() uintptr {
 	return a.ar.osPage
 }
 
-func (a *Allocator) allocLarge(size int, o *owner) []byte {
+func (a *Allocator) allocLarge(size int, o *owner, zero bool) []byte {
 	need := roundUp(uintptr(size), a.largeRound())
 	a.charge(int64(need), size, o)
 	if a.closed.Load() { // Close ran between Allocate's check and the charge
@@ -112,7 +112,9 @@ func (a *Allocator) allocLarge(size int, o *owner) []byte {
 		l.mu.Unlock()
 	}
 	b := bytesAt(lb.m.base, uintptr(size))[:size:size]
-	clear(b[:min(lb.dirty, uintptr(size))])
+	if zero {
+		clear(b[:min(lb.dirty, uintptr(size))])
+	}
 	lb.dirty = max(lb.dirty, uintptr(size))
 	lb.owner, lb.charged = o.id, int64(need)
 	l.mu.Lock()

@@ -56,6 +56,37 @@ type Extenter interface {
 	Extents() [][]byte
 }
 
+// Unzeroed is implemented by the accounts of arena pools:
+// AllocateUnzeroed is Allocate (memory.Allocator's contract: zeroed bytes)
+// without clearing a block that is being reused, for a caller that writes
+// every byte before anything reads it — a file read straight into the
+// buffer. Clearing costs a pass over the memory as long as the read's own
+// copy on a file in memory (the arrow source's read-ahead on tmpfs spent
+// a third of its CPU on it).
+type Unzeroed interface {
+	AllocateUnzeroed(size int) []byte
+}
+
+// UnzeroedBuffer is an Arrow buffer of n bytes from mem for a caller that
+// writes all n before anything reads one (a receive or a read straight
+// into it): taken with AllocateUnzeroed when mem has it, else with
+// Allocate. Its capacity is n rounded up to 64 bytes, as arrow-go's
+// resizable buffers have, and the bytes past n are cleared; Release
+// frees it to mem.
+func UnzeroedBuffer(mem memory.Allocator, n int) *memory.Buffer {
+	u, ok := mem.(Unzeroed)
+	if !ok {
+		b := memory.NewResizableBuffer(mem)
+		b.Resize(n)
+		return b
+	}
+	raw := u.AllocateUnzeroed((n + 63) &^ 63)
+	clear(raw[n:])
+	b := memory.NewBufferWithAllocator(raw, mem)
+	b.ResizeNoShrink(n) // the length; the capacity stays
+	return b
+}
+
 // Budget is what an owner can see and do about its memory: what a
 // spilling aggregate, join or sort needs to decide when to spill.
 type Budget interface {
@@ -353,7 +384,7 @@ func (v *ownerView) TryAllocate(size int) (b []byte, err error) {
 			b, err = nil, e
 		}
 	}()
-	return v.a.alloc(size, v.o), nil
+	return v.a.alloc(size, v.o, true), nil
 }
 
 // room is what is left under s's own limit, math.MaxInt64 without one.

@@ -42,9 +42,9 @@ func ArrowSourceSpec() engine.Spec {
 		Summary: "reads an Arrow IPC file or stream",
 		Doc: "Batches are emitted as stored (sliced, without copying, when larger than batch_rows). " +
 			"With parallelism N, instance i of the file format reads batches i, i+N, ...; a stream is read " +
-			"by one instance. Through io: uring a file's batches are read ahead: the next ones this instance reads " +
-			"are kept in flight, each read straight into the buffer that becomes its Arrow body (at most 64 MiB and " +
-			"queue_depth requests per instance, from the operator's memory).",
+			"by one instance. Through io: uring and io: posix a file's batches are read ahead: the next ones this instance reads " +
+			"are kept in flight (io_uring's queue, or posix's worker threads), each read straight into the buffer that becomes its Arrow body " +
+			"(at most queue_depth requests and 64 MiB per instance with uring, 16 MiB with posix, from the operator's memory).",
 		Example: `type: arrow
 path: testdata/trades.arrow`,
 		Parallel: true,

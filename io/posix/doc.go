@@ -18,6 +18,11 @@
 // run is done on its own so the error lands on the request it belongs to
 // (a Fault hook sees a vectored call as storage.Call with Reqs > 1).
 //
+// Its Queue (storage.Queuer) runs each Submit as a job on a few worker
+// goroutines, so the next reads are in flight while the caller works on
+// what came back: the arrow source's read-ahead on tmpfs, where the
+// workers' copies out of the page cache overlap the decoding.
+//
 // It is the backend on every platform (off unix, through os.File's ReadAt
 // and WriteAt; off Linux without the vectored calls) and the one auto falls
 // back to.

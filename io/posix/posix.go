@@ -34,9 +34,10 @@ type File struct {
 	name  string
 	opts  storage.Options
 	align int
-	seq   int64
+	seq   int64 // the next request's number (Fault's Call.Seq)
 	stats storage.Counters
-	iov   []iovec // scratch for vectored calls
+	iov   []iovec // scratch for the batches' vectored calls
+	q     *Queue  // the open Queue, if any
 
 	closeOnce sync.Once
 	closeErr  error
@@ -79,9 +80,13 @@ func (f *File) Size() (int64, error) {
 	return st.Size(), nil
 }
 
-// Close closes the file (once; later calls return the first result).
+// Close closes the file (once; later calls return the first result),
+// after closing its open Queue (which waits for the reads in flight).
 func (f *File) Close() error {
 	f.closeOnce.Do(func() {
+		if f.q != nil {
+			f.q.Close()
+		}
 		if err := f.f.Close(); err != nil {
 			f.closeErr = fmt.Errorf("posix: close %s: %w", f.name, err)
 		}
@@ -101,6 +106,17 @@ func (f *File) WriteBatch(ctx context.Context, reqs []storage.Request) error {
 }
 
 func (f *File) batch(ctx context.Context, op storage.Op, reqs []storage.Request) error {
+	if f.q != nil && f.q.pending > 0 {
+		return fmt.Errorf("posix: %s batch on %s while its queue has %d requests pending", op, f.name, f.q.pending)
+	}
+	return f.serve(ctx, op, reqs, f.nextSeq(len(reqs)), &f.iov)
+}
+
+// serve runs reqs, numbered seq, seq+1, ... for the Fault hook, with iov
+// as the vectored calls' scratch: the batches' own, or a queue worker's
+// (serve touches nothing else of f but its atomic counters, so workers
+// run it at once).
+func (f *File) serve(ctx context.Context, op storage.Op, reqs []storage.Request, seq int64, iov *[]iovec) error {
 	for i := 0; i < len(reqs); {
 		if err := ctx.Err(); err != nil {
 			for j := i; j < len(reqs); j++ {
@@ -110,10 +126,10 @@ func (f *File) batch(ctx context.Context, op storage.Op, reqs []storage.Request)
 		}
 		j := f.run(reqs, i)
 		if j-i > 1 {
-			f.vector(op, reqs[i:j])
+			f.vector(op, reqs[i:j], seq+int64(i), iov)
 		} else {
 			r := &reqs[i]
-			r.N, r.Err = f.one(op, r.Buf, r.Off, f.nextSeq(1), 0)
+			r.N, r.Err = f.one(op, r.Buf, r.Off, seq+int64(i), 0)
 		}
 		for k := i; k < j; k++ {
 			f.stats.Requests.Add(1)
@@ -155,8 +171,7 @@ func (f *File) run(reqs []storage.Request, i int) int {
 // transfer, the request it ended in and those after it continue one by
 // one; after an error, each request is done on its own, so the error
 // lands on the request it belongs to.
-func (f *File) vector(op storage.Op, rs []storage.Request) {
-	seq := f.nextSeq(len(rs))
+func (f *File) vector(op storage.Op, rs []storage.Request, seq int64, iov *[]iovec) {
 	total := 0
 	for i := range rs {
 		total += len(rs[i].Buf)
@@ -164,7 +179,7 @@ func (f *File) vector(op storage.Op, rs []storage.Request) {
 	var n int
 	var err error
 	for attempt, retries := 0, 0; ; attempt++ {
-		n, err = f.vcall(op, rs, rs[0].Off)
+		n, err = f.vcall(op, rs, rs[0].Off, iov)
 		f.stats.Calls.Add(1)
 		if f.opts.Fault != nil {
 			n, err = f.opts.Fault(storage.Call{Op: op, Seq: seq, Attempt: attempt, Off: rs[0].Off, Len: total, Reqs: len(rs)}, n, err)

@@ -17,13 +17,13 @@ const maxVec = 1024
 type iovec = unix.Iovec
 
 // vcall is one preadv2 or pwritev2 (flags 0) over the buffers of rs, at
-// off; the iovec array is the File's scratch, so the call allocates
-// nothing.
-func (f *File) vcall(op storage.Op, rs []storage.Request, off int64) (int, error) {
-	if cap(f.iov) < len(rs) {
-		f.iov = make([]unix.Iovec, len(rs))
+// off; the iovec array is the caller's scratch (the File's, or a queue
+// worker's), so the call allocates nothing once it has grown.
+func (f *File) vcall(op storage.Op, rs []storage.Request, off int64, scratch *[]iovec) (int, error) {
+	if cap(*scratch) < len(rs) {
+		*scratch = make([]unix.Iovec, len(rs))
 	}
-	iov := f.iov[:len(rs)]
+	iov := (*scratch)[:len(rs)]
 	for i := range rs {
 		iov[i].Base = unsafe.SliceData(rs[i].Buf)
 		iov[i].SetLen(len(rs[i].Buf))

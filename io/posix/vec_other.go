@@ -13,6 +13,6 @@ const maxVec = 1
 
 type iovec struct{}
 
-func (f *File) vcall(op storage.Op, rs []storage.Request, off int64) (int, error) {
+func (f *File) vcall(op storage.Op, rs []storage.Request, off int64, scratch *[]iovec) (int, error) {
 	return 0, errors.ErrUnsupported
 }

@@ -26,8 +26,9 @@
 // they free up. A buffer is the backend's from Submit until Reap or Close
 // hands it back; a cancelled context, Queue.Close and File.Close cancel
 // what is in flight and wait for every completion. A backend with a
-// queue of its own implements Queuer (io/uring); NewQueue runs any other
-// backend's batches behind the same interface.
+// queue of its own implements Queuer (io/uring's ring, io/posix's worker
+// goroutines); NewQueue runs any other backend's batches behind the same
+// interface.
 //
 // # Backends and the choice
 //

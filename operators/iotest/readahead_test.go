@@ -31,12 +31,12 @@ func readAheadFile(t *testing.T, dir string) string {
 }
 
 // The arrow source reads the record batches this instance will read ahead
-// through the backend's queue, into buffers arrow-go then uses as the
-// batches' bodies (on uring; posix, without a queue of its own, reads
-// each batch when asked): the file reads back equal on posix, uring and
-// both with O_DIRECT, with 1 and 3 instances, and on uring with O_DIRECT
-// the bodies are no longer bounced through the aligned reader (the
-// ledger's "O_DIRECT alignment" stays a small part of the file).
+// through the backend's queue (io_uring's ring, posix's worker threads),
+// into buffers arrow-go then uses as the batches' bodies: the file reads
+// back equal on posix, uring and both with O_DIRECT, with 1 and 3
+// instances, and with O_DIRECT the bodies are no longer bounced through
+// the aligned reader (the ledger's "O_DIRECT alignment" stays a small
+// part of the file) on either backend.
 func TestArrowReadAhead(t *testing.T) {
 	places := map[string]string{"tmpfs": storagetest.ShmDir(t), "disk": storagetest.DiskDir(t)}
 	posix := operators.FileIO{IO: "posix"}
@@ -70,7 +70,7 @@ func TestArrowReadAhead(t *testing.T) {
 					if par > 1 && !sameLines(got, want) { // instances interleave their batches
 						t.Errorf("read back with %d instances: the rows differ from the mapped read", par)
 					}
-					if fio.Direct && fio.IO == "uring" { // posix has no queue of its own: it does not read ahead
+					if fio.Direct {
 						bounced := sum.Op("src").Copies["O_DIRECT alignment"]
 						t.Logf("%d of %d bytes bounced", bounced, size)
 						if bounced*10 > size {
@@ -90,8 +90,18 @@ func TestArrowReadAhead(t *testing.T) {
 func TestArrowReadAheadStopped(t *testing.T) {
 	dir := storagetest.DiskDir(t)
 	file := readAheadFile(t, dir)
-	for _, fio := range []operators.FileIO{{IO: "uring"}, {IO: "posix"}, {IO: "uring", Direct: directWorks(dir)}} {
-		t.Run(fmt.Sprintf("%s/direct=%v", fio.IO, fio.Direct), func(t *testing.T) {
+	shm := readAheadFile(t, storagetest.ShmDir(t))
+	cases := []struct {
+		where, file string
+		fio         operators.FileIO
+	}{
+		{"disk", file, operators.FileIO{IO: "uring"}}, {"disk", file, operators.FileIO{IO: "posix"}},
+		{"disk", file, operators.FileIO{IO: "uring", Direct: directWorks(dir)}}, {"disk", file, operators.FileIO{IO: "posix", Direct: directWorks(dir)}},
+		{"tmpfs", shm, operators.FileIO{IO: "posix"}},
+	}
+	for _, c := range cases {
+		fio, file := c.fio, c.file
+		t.Run(fmt.Sprintf("%s/%s/direct=%v", c.where, fio.IO, fio.Direct), func(t *testing.T) {
 			g := &engine.Graph{Name: "stop", Nodes: []*engine.Node{fileSource("arrow", file, fio),
 				{ID: "lim", Kind: engine.KindTransform, Type: "limit", Config: &operators.LimitConfig{Count: 1500}, Inputs: []string{"src"}, ConfigFrom: engine.ConfigLiteral},
 				{ID: "out", Kind: engine.KindSink, Type: "csv", Config: sinkConfig("csv", filepath.Join(dir, "lim.csv"), operators.FileIO{IO: "posix"}), Inputs: []string{"lim"}, ConfigFrom: engine.ConfigDefaults}}}
@@ -117,7 +127,7 @@ func TestArrowReadAheadStopped(t *testing.T) {
 }
 
 // A file whose footer is intact but whose third batch's metadata prefix
-// is zeroed, and a file cut short: with read-ahead (uring, posix, O_DIRECT)
+// is zeroed, and a file cut short: with read-ahead (uring, posix, both with O_DIRECT)
 // the run fails with arrow-go's own error, naming the file (and the
 // batch), as the mapped read does.
 func TestArrowReadAheadCorrupt(t *testing.T) {
@@ -143,7 +153,7 @@ func TestArrowReadAheadCorrupt(t *testing.T) {
 	}
 	fios := []operators.FileIO{{IO: "mmap"}, {IO: "posix"}, {IO: "uring"}}
 	if directWorks(dir) {
-		fios = append(fios, operators.FileIO{IO: "uring", Direct: true})
+		fios = append(fios, operators.FileIO{IO: "uring", Direct: true}, operators.FileIO{IO: "posix", Direct: true})
 	}
 	for _, fio := range fios {
 		_, err := tryRun(t, fileSource("arrow", corrupt, fio), "csv", sinkConfig("csv", filepath.Join(dir, "c.csv"), operators.FileIO{IO: "posix"}))

@@ -174,8 +174,12 @@ func main() {
 	flag.StringVar(&o.out, "out", "bench/results", "folder for io.json, io.md and io.png ('' writes nothing)")
 	flag.StringVar(&o.places, "places", "tmpfs,disk,disk-buffered", "places to measure")
 	flag.BoolVar(&o.arrow, "arrow", true, "measure the arrow source → discard too")
+	flag.StringVar(&reapPolicy, "reap", "auto", "how many completions zflow's uring reader waits for per Reap: auto (storage.ReapAtLeast: all of the depth on tmpfs, a quarter on a disk), quarter or all — to measure the policy")
 	replot := flag.Bool("replot", false, "measure nothing: redraw <out>/io.png and io.md from <out>/io.json")
 	flag.Parse()
+	if !slices.Contains([]string{"auto", "quarter", "all"}, reapPolicy) {
+		fatal(fmt.Errorf("-reap %q: want auto, quarter or all", reapPolicy))
+	}
 	if *replot {
 		var rep Report
 		err := runinfo.Replot(o.out, "io", &rep, func(path string) error { return writeOutputs(o.out, path, &rep) })

@@ -24,9 +24,10 @@ import (
 // anonymous mapping (an arena extent's shape; O_DIRECT needs the
 // alignment), kept in flight through the file's storage.Queue: each
 // request handed back is refilled at once (the refills of one Reap
-// submitted together), so Depth stay in flight as with fio, where a
-// backend has a queue of its own (uring; posix and mmap read each
-// Submit's requests as one batch). Sequential reads cover the file front
+// submitted together), so Depth stay in flight as with fio on uring;
+// posix runs the refills staged for a Reap on the reader's goroutine as
+// one batch (adjacent ones in one preadv2), and mmap copies them.
+// Sequential reads cover the file front
 // to back and wrap at its end, as fio's time-based jobs do; random ones draw
 // block-aligned offsets with replacement (fio's norandommap). With Once
 // the file is read once, as fio without --time_based reads it.
@@ -42,6 +43,9 @@ type zJob struct {
 	Once    bool // read the file once, front to back, instead (sequential only)
 	Seed    uint64
 }
+
+// reapPolicy is the -reap flag: auto, quarter or all.
+var reapPolicy = "auto"
 
 // zResult is what one zJob measured.
 type zResult struct {
@@ -96,10 +100,18 @@ func runZ(ctx context.Context, j zJob) (zResult, error) {
 		refill = append(refill, storage.Request{Buf: buf, Off: off})
 		submitted++
 	}
-	// Completions are reaped a quarter of the depth at a time: the other
-	// three quarters keep the device busy meanwhile, and the reader wakes
-	// a quarter as often as per completion.
-	reapAtLeast := max(j.Depth/4, 1)
+	// Completions are reaped as storage.ReapAtLeast says for the file's
+	// place: a quarter of the depth on a block device (the rest keep it
+	// busy meanwhile), all of it on tmpfs (io-wq's copies gain nothing from
+	// reads left in flight, only from fewer wake-ups).
+	facts, _ := storage.Probe(j.File)
+	reapAtLeast := storage.ReapAtLeast(facts, j.Depth)
+	switch reapPolicy {
+	case "quarter":
+		reapAtLeast = max(j.Depth/4, 1)
+	case "all":
+		reapAtLeast = j.Depth
+	}
 	ru0 := rusage()
 	start := time.Now()
 	deadline := start.Add(j.Runtime)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
+	"github.com/zflowdev/zflow/buffers"
 	"github.com/zflowdev/zflow/io/stream"
 	"github.com/zflowdev/zflow/io/uring"
 )
@@ -353,8 +354,7 @@ func (w *Wire) Body(n int, mem memory.Allocator) (*memory.Buffer, error) {
 		w.st.RefBytes += int64(n)
 		return b, nil
 	}
-	b := memory.NewResizableBuffer(mem)
-	b.Resize(n)
+	b := buffers.UnzeroedBuffer(mem, n) // the read overwrites it
 	if _, err := io.ReadFull(w, b.Bytes()); err != nil {
 		b.Release()
 		return nil, noEOF(err)
