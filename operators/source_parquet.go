@@ -30,6 +30,7 @@ type ParquetSourceConfig struct {
 	HivePartitioning string   `zflow:"hive_partitioning" enum:"auto,true,false" doc:"add the key=value directories between a directory or glob root and the files as columns (int64, date32 or string, inferred from the values; __HIVE_DEFAULT_PARTITION__ is null): auto does when every file has the same keys, true requires it"`
 	Columns          []string `zflow:"columns" doc:"read only these columns, in this order (default: all)" example:"[symbol, price]"`
 	BatchRows        int      `zflow:"batch_rows" doc:"rows per batch; 0 means settings.batch_rows"`
+	Pushdown         bool     `zflow:"pushdown" doc:"take the condition of a filter reading only this source, and skip the row groups whose column statistics (min, max, null count) show no row can satisfy it; the plan shows the condition taken, the summary the row groups skipped. Comparisons of a column with a constant, BETWEEN, IN, IS [NOT] NULL, AND and OR are followed; a float column's maximum is not used (Parquet leaves NaN out of it). false reads every row group"`
 	FileIO
 }
 
@@ -46,9 +47,11 @@ func ParquetSourceSpec() engine.Spec {
 		Example: `type: parquet
 path: testdata/trades.parquet
 columns: [symbol, price, qty]`,
-		Parallel:  true,
-		NewConfig: func() any { return &ParquetSourceConfig{HivePartitioning: "auto", FileIO: defaultFileIO()} },
-		Build:     buildParquetSource,
+		Parallel: true,
+		NewConfig: func() any {
+			return &ParquetSourceConfig{HivePartitioning: "auto", Pushdown: true, FileIO: defaultFileIO()}
+		},
+		Build: buildParquetSource,
 	}
 }
 
@@ -63,7 +66,8 @@ type parquetFactory struct {
 	schema     *arrow.Schema // fileSchema and the extra columns
 	fields     []int         // top-level field indices, in output order; nil for all
 	rows       int64
-	groups     []int // row groups per file
+	groups     []int            // row groups per file
+	pred       engine.Predicate // a filter's condition, pushed down (TakePredicate); nil for none
 }
 
 // Paths lists the files the source reads (engine.PathsConfig).
@@ -355,6 +359,7 @@ func (s *parquetSource) runFile(ctx context.Context, fi int, path string, unit i
 			groups = append(groups, rg)
 		}
 	}
+	groups = s.pruneGroups(pf, fr, groups)
 	// The instances of parallelism: N share the CPUs.
 	if workers := min(s.workers()/step, len(groups)); workers > 1 {
 		return s.readParallel(ctx, fi, path, cols, groups, workers, out)

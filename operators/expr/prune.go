@@ -35,10 +35,15 @@ func (c *Compiled) Prunable() bool {
 	if c.ast == nil {
 		return false
 	}
-	p := pruner{schema: c.schema, stats: func(int) (Stats, bool) {
-		return Stats{Rows: 1, Nulls: 1}, true // every column all null: every comparison NULL
-	}}
-	return p.may(c.ast) == never
+	// Every column all null (every comparison is NULL), then none null:
+	// a condition MayMatch follows rules one of the two out.
+	for _, nulls := range []int64{1, 0} {
+		p := pruner{schema: c.schema, stats: func(int) (Stats, bool) { return Stats{Rows: 1, Nulls: nulls}, true }}
+		if p.may(c.ast) == never {
+			return true
+		}
+	}
+	return false
 }
 
 type verdict uint8
