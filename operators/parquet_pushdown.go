@@ -1,6 +1,8 @@
 package operators
 
 import (
+	"context"
+	"fmt"
 	"math"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -20,7 +22,24 @@ func (f *parquetFactory) TakePredicate(p engine.Predicate) string {
 		return ""
 	}
 	f.pred = p
-	return "row groups whose min/max statistics rule it out are skipped"
+	how := "row groups whose min/max statistics rule it out are skipped"
+	// What the footers say now (the run decides again, on what it reads).
+	out, total := 0, 0
+	for i, path := range f.files.files {
+		pf, fr, err := openParquet(context.Background(), f.files.io[i], path, parquetScratch, 1, nil)
+		if err != nil {
+			return how // the run reports it
+		}
+		for rg := range pf.NumRowGroups() {
+			md := pf.MetaData().RowGroup(rg)
+			total++
+			if !p.MayMatch(func(col int) (engine.ColumnStats, bool) { return f.groupStats(fr, md, col) }) {
+				out++
+			}
+		}
+		pf.Close()
+	}
+	return fmt.Sprintf("%s (%d of %d by the footers now)", how, out, total)
 }
 
 // pruneGroups drops from groups the row groups of pf in which no row can
@@ -33,7 +52,7 @@ func (s *parquetSource) pruneGroups(pf *file.Reader, fr *pqarrow.FileReader, gro
 	kept := groups[:0]
 	for _, rg := range groups {
 		md := pf.MetaData().RowGroup(rg)
-		stats := func(col int) (engine.ColumnStats, bool) { return s.groupStats(fr, md, col) }
+		stats := func(col int) (engine.ColumnStats, bool) { return s.f.groupStats(fr, md, col) }
 		if pred.MayMatch(stats) {
 			kept = append(kept, rg)
 		}
@@ -45,13 +64,13 @@ func (s *parquetSource) pruneGroups(pf *file.Reader, fr *pqarrow.FileReader, gro
 // groupStats returns what row group md's statistics say of the source's
 // output column col: its top-level field in the file, when that is a leaf
 // of a type whose statistics order matches the expression's comparisons.
-func (s *parquetSource) groupStats(fr *pqarrow.FileReader, md *metadata.RowGroupMetaData, col int) (engine.ColumnStats, bool) {
-	if col >= s.f.fileSchema.NumFields() {
+func (f *parquetFactory) groupStats(fr *pqarrow.FileReader, md *metadata.RowGroupMetaData, col int) (engine.ColumnStats, bool) {
+	if col >= f.fileSchema.NumFields() {
 		return engine.ColumnStats{}, false // a filename or partition column
 	}
 	field := col
-	if s.f.fields != nil {
-		field = s.f.fields[col]
+	if f.fields != nil {
+		field = f.fields[col]
 	}
 	if field >= len(fr.Manifest.Fields) || !fr.Manifest.Fields[field].IsLeaf() {
 		return engine.ColumnStats{}, false
@@ -69,7 +88,7 @@ func (s *parquetSource) groupStats(fr *pqarrow.FileReader, md *metadata.RowGroup
 		out.Nulls = st.NullCount()
 	}
 	if st.HasMinMax() {
-		out.Min, out.Max, out.HasMinMax = statBounds(s.f.fileSchema.Field(col).Type, st)
+		out.Min, out.Max, out.HasMinMax = statBounds(f.fileSchema.Field(col).Type, st)
 	}
 	return out, true
 }
