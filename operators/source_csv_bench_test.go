@@ -61,14 +61,16 @@ func (e *releasingEmitter) Emit(b arrow.RecordBatch) error {
 }
 
 // BenchmarkCSVSource reads a generated trades CSV (types inferred, as the
-// csv_to_parquet bench pipeline does) into batches and drops them.
+// csv_to_parquet bench pipeline does) into batches and drops them, on one
+// goroutine (threads=1) and cut into ranges parsed by 2 workers.
 //
 //	go test -run '^$' -bench CSVSource -benchtime 20x ./operators/
 func BenchmarkCSVSource(b *testing.B) {
 	const rows = 200_000
 	path, size := writeTradesCSV(b, b.TempDir(), rows)
-	for _, batch := range []int{65536} {
-		b.Run(fmt.Sprintf("rows=%d/batch=%d", rows, batch), func(b *testing.B) {
+	for _, threads := range []int{1, 2} {
+		const batch = 65536
+		b.Run(fmt.Sprintf("threads=%d/rows=%d/batch=%d", threads, rows, batch), func(b *testing.B) {
 			mem := newMem()
 			defer mem.AssertSize(b, 0)
 			f, err := buildFactory(CSVSourceSpec(), csvCfg(path))
@@ -81,7 +83,9 @@ func BenchmarkCSVSource(b *testing.B) {
 			b.SetBytes(size)
 			b.ReportAllocs()
 			for b.Loop() {
-				op, err := f.New(testIC(mem, "src", "csv", batch))
+				ic := testIC(mem, "src", "csv", batch)
+				ic.Settings.Threads = threads
+				op, err := f.New(ic)
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -388,6 +388,7 @@ func (s *ndjsonSource) runFile(ctx context.Context, fi int, out engine.Emitter) 
 		states[w] = state{bld, newNDJSONScanner(f.fileSchema, bld, trunc, unknownErr, path, hint)}
 	}
 	var rows int64 // emitted from this file
+	readErr := func(err error) error { return fmt.Errorf("ndjson: read %s: %w", path, err) }
 	rr := newRangeReader(in, s.ic.Alloc, ndjsonCut, batchRows, s.rangeBytes)
 	err = runRanges(ctx, s.ic, rr, workers, rangeRun{
 		parse: func(w int, t *textRange) {
@@ -395,29 +396,19 @@ func (s *ndjsonSource) runFile(ctx context.Context, fi int, out engine.Emitter) 
 			parseNDJSONRange(st.sc, st.bld, t, batchRows)
 		},
 		emit: func(t *textRange) (bool, error) {
-			for i, rec := range t.out {
-				rec, err := f.extra.extend(s.ic.Alloc, f.schema, rec, fi)
-				if err == nil {
-					var stop bool
-					if stop, err = emitBatch(out, rec); !stop {
-						continue
-					}
-				}
-				for _, r := range t.out[i+1:] {
-					r.Release()
-				}
-				if err != nil {
-					err = fmt.Errorf("ndjson: read %s: %w", path, err)
-				}
+			extend := func(rec arrow.RecordBatch) (arrow.RecordBatch, error) { return f.extra.extend(s.ic.Alloc, f.schema, rec, fi) }
+			rowErr := t.err
+			t.err = nil
+			if stop, err := emitRange(out, t, extend, readErr); stop {
 				return true, err
 			}
-			if t.err != nil {
-				return true, ndjsonRowErr(path, rows+t.at+1, t.err, f.fileSchema)
+			if rowErr != nil {
+				return true, ndjsonRowErr(path, rows+t.at+1, rowErr, f.fileSchema)
 			}
 			rows += t.rows
 			return false, nil
 		},
-		readErr: func(err error) error { return fmt.Errorf("ndjson: read %s: %w", path, err) },
+		readErr: readErr,
 	})
 	return err != nil, err
 }

@@ -295,3 +295,26 @@ func parseOne(ctx context.Context, mem memory.Allocator, t *textRange, w int, pa
 		parse(w, t)
 	}
 }
+
+// emitRange hands the batches of t to out in order, each through extend
+// (the source's extra columns), and then t's error, if any; errf wraps an
+// error of extend. Every batch of t.out is taken, emitted or released.
+func emitRange(out engine.Emitter, t *textRange, extend func(arrow.RecordBatch) (arrow.RecordBatch, error), errf func(error) error) (bool, error) {
+	for i, rec := range t.out {
+		rec, err := extend(rec)
+		if err == nil {
+			var stop bool
+			if stop, err = emitBatch(out, rec); !stop {
+				continue
+			}
+		} else {
+			err = errf(err)
+		}
+		for _, r := range t.out[i+1:] {
+			r.Release()
+		}
+		return true, err
+	}
+	t.out = nil
+	return t.err != nil, t.err
+}
