@@ -101,7 +101,9 @@ func (s *csvSource) runParallel(ctx context.Context, fi, workers int, out engine
 			}
 		},
 		emit: func(t *textRange) (bool, error) {
-			extend := func(rec arrow.RecordBatch) (arrow.RecordBatch, error) { return f.extra.extend(s.ic.Alloc, f.schema, rec, fi) }
+			extend := func(rec arrow.RecordBatch) (arrow.RecordBatch, error) {
+				return f.extra.extend(s.ic.Alloc, f.schema, rec, fi)
+			}
 			return emitRange(out, t, extend, readErr)
 		},
 		readErr: readErr,

@@ -208,3 +208,62 @@ func FuzzCSVParallel(f *testing.F) {
 		compareParallel(t, fac, []int{int(size)%64 + 1}, 2)
 	})
 }
+
+// TestNDJSONParallel: ndjson files cut into ranges at every byte offset
+// read as the serial reader reads them (escaped newlines and quotes in
+// strings, blank lines, CRLF, a long line, no final newline) and fail
+// with the same error, record and line (a bad value, a key that is not a
+// column, a broken object, an object cut short at the end).
+func TestNDJSONParallel(t *testing.T) {
+	var lines strings.Builder
+	for i := range 50 {
+		fmt.Fprintf(&lines, "{\"i\":%d,\"s\":\"%s\\n\\\"}\\u00e9\",\"f\":%d.5}\n", i, strings.Repeat("{", i%5), i)
+		if i%7 == 0 {
+			lines.WriteString("\n  \r\n")
+		}
+	}
+	every := []int{}
+	for n := 1; n <= 48; n++ {
+		every = append(every, n)
+	}
+	head := "{\"i\":1,\"s\":\"a\",\"f\":1.5}\n"
+	for _, tc := range []struct {
+		name, content string
+		sizes         []int
+	}{
+		{"lines", lines.String(), every},
+		{"crlf", strings.ReplaceAll(lines.String(), "\n", "\r\n"), every},
+		{"no final newline", head + `{"i":2}`, every},
+		{"long line", head + `{"s":"` + strings.Repeat("x\\n", 500_000) + "\"}\n" + head, []int{1, 4096, 1 << 20}},
+		{"bad value", head + head + `{"i":"x"}` + "\n" + head, every},
+		{"unknown key", head + "\n" + head + `{"i":3,"late":1}` + "\n" + head, every},
+		{"broken", head + head + `{"i":3,}` + "\n" + head, every},
+		{"cut short", head + head + `{"i":3`, every},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := writeTestFile(t, t.TempDir(), "f.ndjson", tc.content)
+			f, err := buildFactory(NDJSONSourceSpec(), &NDJSONSourceConfig{Path: path, InferRows: 1, UnknownKeys: "auto"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			compareParallel(t, f, tc.sizes, 4)
+		})
+	}
+}
+
+// FuzzNDJSONParallel is FuzzCSVParallel for ndjson.
+//
+//	go test -run '^$' -fuzz FuzzNDJSONParallel -fuzztime 60s ./operators/
+func FuzzNDJSONParallel(f *testing.F) {
+	for _, s := range []string{"{\"a\":1}\n{\"a\":2}\n", "{\"a\":\"x\\ny\"}\r\n\n{\"a\":null}", "{\"a\":1}\n{\"b\":2}\n", "{\"a\":1}\n{\"a\":"} {
+		f.Add(s, uint8(3))
+	}
+	f.Fuzz(func(t *testing.T, content string, size uint8) {
+		path := writeTestFile(t, t.TempDir(), "f.ndjson", content)
+		fac, err := buildFactory(NDJSONSourceSpec(), &NDJSONSourceConfig{Path: path, InferRows: 2, UnknownKeys: "auto"})
+		if err != nil {
+			return
+		}
+		compareParallel(t, fac, []int{int(size)%64 + 1}, 2)
+	})
+}

@@ -396,7 +396,9 @@ func (s *ndjsonSource) runFile(ctx context.Context, fi int, out engine.Emitter) 
 			parseNDJSONRange(st.sc, st.bld, t, batchRows)
 		},
 		emit: func(t *textRange) (bool, error) {
-			extend := func(rec arrow.RecordBatch) (arrow.RecordBatch, error) { return f.extra.extend(s.ic.Alloc, f.schema, rec, fi) }
+			extend := func(rec arrow.RecordBatch) (arrow.RecordBatch, error) {
+				return f.extra.extend(s.ic.Alloc, f.schema, rec, fi)
+			}
 			rowErr := t.err
 			t.err = nil
 			if stop, err := emitRange(out, t, extend, readErr); stop {
