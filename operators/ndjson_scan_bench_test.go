@@ -2,14 +2,11 @@ package operators
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"os"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow/array"
-
-	"github.com/zflowdev/zflow/engine"
 )
 
 // BenchmarkNDJSONDecode decodes the lines of a trades NDJSON file (as the
@@ -87,24 +84,7 @@ func BenchmarkNDJSONSource(b *testing.B) {
 		b.Run(fmt.Sprintf("threads=%d/rows=%d/batch=%d", threads, rows, batch), func(b *testing.B) {
 			mem := newMem()
 			defer mem.AssertSize(b, 0)
-			b.SetBytes(size)
-			b.ReportAllocs()
-			for b.Loop() {
-				ic := testIC(mem, "src", "ndjson", batch)
-				ic.Settings.Threads = threads
-				op, err := f.New(ic)
-				if err != nil {
-					b.Fatal(err)
-				}
-				var e releasingEmitter
-				if err := op.(engine.Source).Run(context.Background(), &e); err != nil {
-					b.Fatal(err)
-				}
-				if e.rows != rows {
-					b.Fatalf("%d rows, want %d", e.rows, rows)
-				}
-			}
-			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*rows), "ns/row")
+			benchSource(b, mem, f, threads, rows, batch, size)
 		})
 	}
 }

@@ -1,14 +1,11 @@
 package operators
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -170,33 +167,14 @@ func FuzzNDJSONScan(f *testing.F) {
 // (bench/pipelines/gen_ndjson.yaml: ts, symbol, price, qty) and returns
 // the path and the file size.
 func writeTradesNDJSON(tb testing.TB, dir string, rows int) (string, int64) {
-	tb.Helper()
-	path := filepath.Join(dir, fmt.Sprintf("trades_%d.ndjson", rows))
-	f, err := os.Create(path)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	w := bufio.NewWriterSize(f, 1<<20)
-	rng := rand.New(rand.NewPCG(20240102, 1))
-	start := time.Date(2024, 1, 2, 9, 30, 0, 0, time.UTC)
-	var line []byte
-	for i := range rows {
-		line = append(line[:0], `{"ts":"`...)
-		line = start.Add(time.Duration(i)*time.Millisecond).AppendFormat(line, "2006-01-02T15:04:05.000Z")
-		line = fmt.Appendf(line, `","symbol":"SYM%04d","price":`, rng.IntN(20))
-		line = strconv.AppendFloat(line, 10+float64(rng.IntN(49001))*0.01, 'g', -1, 64)
-		line = append(line, `,"qty":`...)
-		line = strconv.AppendInt(line, 1+rng.Int64N(1000), 10)
-		line = append(line, "}\n"...)
-		w.Write(line)
-	}
-	if err := w.Flush(); err != nil {
-		tb.Fatal(err)
-	}
-	st, err := f.Stat()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	f.Close()
-	return path, st.Size()
+	return writeTrades(tb, filepath.Join(dir, fmt.Sprintf("trades_%d.ndjson", rows)), rows, "",
+		func(line []byte, ts time.Time, sym int, price float64, qty int64) []byte {
+			line = append(line, `{"ts":"`...)
+			line = ts.AppendFormat(line, "2006-01-02T15:04:05.000Z")
+			line = fmt.Appendf(line, `","symbol":"SYM%04d","price":`, sym)
+			line = strconv.AppendFloat(line, price, 'g', -1, 64)
+			line = append(line, `,"qty":`...)
+			line = strconv.AppendInt(line, qty, 10)
+			return append(line, '}')
+		})
 }

@@ -67,18 +67,26 @@ func (s *csvSource) runParallel(ctx context.Context, fi, workers int, out engine
 	nulls := newCSVNullSet(f.cfg.NullValues)
 	batchRows := batchRowsFor(f.cfg.BatchRows, s.ic.Settings)
 	readErr := func(err error) error { return fmt.Errorf("csv: read %s: %w", path, err) }
-	rr := newRangeReader(in, s.ic.Alloc, csvCut, batchRows, s.rangeBytes)
+	// The header is read here, not by the first range's worker: the
+	// first range may hold nothing but blank lines.
+	var text io.Reader = in
+	lines, first := 0, true
+	if f.cfg.Header {
+		hs := newCSVScanner(in, f.comma, f.comment, f.cfg.LazyQuotes, 64<<10)
+		hs.fieldsPerRecord = len(states[0].cols)
+		if _, err := hs.next(); err != nil && err != io.EOF {
+			return true, headerErr(path, err)
+		}
+		text = io.MultiReader(bytes.NewReader(hs.buf[hs.pos:hs.end]), in)
+		lines, first = hs.line, false
+	}
+	rr := newRangeReader(text, s.ic.Alloc, csvCut, batchRows, s.rangeBytes)
+	rr.lines, rr.first = int64(lines), first
 	err = runRanges(ctx, s.ic, rr, workers, rangeRun{
 		parse: func(w int, t *textRange) {
 			st := states[w]
 			st.r.reset(t.data, int(t.lines), t.first)
 			st.r.fieldsPerRecord = len(st.cols)
-			if t.first && f.cfg.Header {
-				if _, err := st.r.next(); err != nil && err != io.EOF {
-					t.err = headerErr(path, err)
-					return
-				}
-			}
 			lines := bytes.Count(t.data, []byte{'\n'}) + 1
 			for {
 				n, done, err := f.readBatch(st.r, st.bld, st.cols, &nulls, min(batchRows, lines), path)
