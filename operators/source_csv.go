@@ -51,7 +51,9 @@ func CSVSourceSpec() engine.Spec {
 			"A timestamp with more fraction digits than its column's unit holds is an error too, unless the column " +
 			"is declared with truncate: true, which drops them; a zone offset (Z, +02, +02:00, -0530) converts to UTC. " +
 			"A gzip, zstd, bzip2 or xz file is read decompressed (found by its magic bytes, not its name); " +
-			"a file that is not text (Parquet, Arrow, an archive, NUL bytes) is refused, saying what it looks like.",
+			"a file that is not text (Parquet, Arrow, an archive, NUL bytes) is refused, saying what it looks like. " +
+			"A file is parsed on settings.threads cores, cut into ranges at record ends proven by counting quotes, " +
+			"its rows kept in file order; with lazy_quotes or comment it is read on one core.",
 		Example: `type: csv
 path: testdata/trades.csv
 types: {qty: int32}`,

@@ -49,7 +49,8 @@ func NDJSONSourceSpec() engine.Spec {
 			"is declared with truncate: true, which drops them (such a column takes strings only; another timestamp " +
 			"column also takes a JSON number, a count of its unit). Keys missing from an object are null; a key " +
 			"not among the columns fails the run naming its line (unknown_keys: auto, when the columns were inferred) " +
-			"or is dropped (unknown_keys: ignore, or auto with columns: declared). Nested objects and arrays are not supported. A gzip, zstd, bzip2 or xz file is read decompressed (found by its magic bytes, not its name); a file that is not text is refused, saying what it looks like.",
+			"or is dropped (unknown_keys: ignore, or auto with columns: declared). Nested objects and arrays are not supported. A gzip, zstd, bzip2 or xz file is read decompressed (found by its magic bytes, not its name); a file that is not text is refused, saying what it looks like. " +
+			"A line must be one JSON object (RFC 8259); a file is parsed on settings.threads cores, cut into ranges at line ends, its rows kept in file order.",
 		Example: `type: ndjson
 path: testdata/trades.ndjson`,
 		NewConfig: func() any {
