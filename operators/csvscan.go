@@ -116,6 +116,15 @@ func special(w, sw0, sw1, sw2, sw3 uint64) uint64 {
 	return ((x0 - lo) &^ x0 & hi) | ((x1 - lo) &^ x1 & hi) | ((x2 - lo) &^ x2 & hi) | ((x3 - lo) &^ x3 & hi)
 }
 
+// reset makes the scanner read data, a whole range of the input (no more
+// comes after it), whose first line is lines+1. bom says whether a byte
+// order mark may start it (only the input's first range). The scanner
+// does not write to data, which stays the caller's.
+func (s *csvScanner) reset(data []byte, lines int, bom bool) {
+	s.r, s.buf, s.pos, s.end, s.eof = nil, data, 0, len(data), true
+	s.bom, s.line = !bom, lines
+}
+
 // next returns the fields of the next record, valid until the next call, or
 // io.EOF after the last one. The record is returned even with an
 // ErrFieldCount error.

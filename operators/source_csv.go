@@ -51,7 +51,9 @@ func CSVSourceSpec() engine.Spec {
 			"A timestamp with more fraction digits than its column's unit holds is an error too, unless the column " +
 			"is declared with truncate: true, which drops them; a zone offset (Z, +02, +02:00, -0530) converts to UTC. " +
 			"A gzip, zstd, bzip2 or xz file is read decompressed (found by its magic bytes, not its name); " +
-			"a file that is not text (Parquet, Arrow, an archive, NUL bytes) is refused, saying what it looks like.",
+			"a file that is not text (Parquet, Arrow, an archive, NUL bytes) is refused, saying what it looks like. " +
+			"A file is parsed on settings.threads cores, cut into ranges at record ends proven by counting quotes, " +
+			"its rows kept in file order; with lazy_quotes or comment it is read on one core.",
 		Example: `type: csv
 path: testdata/trades.csv
 types: {qty: int32}`,
@@ -443,6 +445,8 @@ func (f *csvFactory) New(ic *engine.InstanceContext) (any, error) {
 type csvSource struct {
 	f  *csvFactory
 	ic *engine.InstanceContext
+
+	rangeBytes int // > 0: parallel ranges of this many bytes (tests cut files finely)
 }
 
 // Run reads the files one after the other, in batches of batch_rows (a
@@ -451,11 +455,7 @@ func (s *csvSource) Run(ctx context.Context, out engine.Emitter) error {
 	f := s.f
 	bld := array.NewRecordBuilder(s.ic.Alloc, f.fileSchema)
 	defer bld.Release()
-	cols := make([]csvColumn, f.fileSchema.NumFields())
-	truncate := truncatingColumns(f.cfg.Columns)
-	for i := range cols {
-		cols[i] = newCSVColumn(f.fileSchema.Field(i), bld.Field(i), truncate[f.fileSchema.Field(i).Name])
-	}
+	cols := f.newColumns(bld)
 	for i := range f.files.inputs() {
 		if stop, err := s.runFile(ctx, i, bld, cols, out); stop || err != nil {
 			return err
@@ -464,10 +464,47 @@ func (s *csvSource) Run(ctx context.Context, out engine.Emitter) error {
 	return nil
 }
 
-// runFile reads input i. Values go from the scanner's buffer straight into
-// the builders, whose capacity is reserved once per batch, so a row costs no
-// allocation.
+// newColumns returns the column parsers of bld.
+func (f *csvFactory) newColumns(bld *array.RecordBuilder) []csvColumn {
+	cols := make([]csvColumn, f.fileSchema.NumFields())
+	truncate := truncatingColumns(f.cfg.Columns)
+	for i := range cols {
+		cols[i] = newCSVColumn(f.fileSchema.Field(i), bld.Field(i), truncate[f.fileSchema.Field(i).Name])
+	}
+	return cols
+}
+
+// serialReason says why a file of this source cannot be cut into ranges
+// parsed in parallel, or "" if it can.
+func (f *csvFactory) serialReason() string {
+	switch {
+	case f.cfg.LazyQuotes:
+		return "lazy_quotes: a quote may be text, so counting quotes cannot prove where a record ends"
+	case f.comment != 0:
+		return "comment: a quote inside a comment line is not a quote, so counting quotes cannot prove where a record ends"
+	}
+	return ""
+}
+
+// runFile reads input i: on one goroutine, or cut into ranges parsed in
+// parallel when the run has several threads and the dialect allows it
+// (see text_ranges.go).
 func (s *csvSource) runFile(ctx context.Context, fi int, bld *array.RecordBuilder, cols []csvColumn, out engine.Emitter) (bool, error) {
+	workers := max(1, s.ic.Settings.Threads)
+	if workers == 1 {
+		return s.runSerial(ctx, fi, bld, cols, out)
+	}
+	if why := s.f.serialReason(); why != "" {
+		s.ic.Logger.Info("csv: reading the file on one goroutine", "node", s.ic.Node, "path", s.f.files.name(fi), "reason", why)
+		return s.runSerial(ctx, fi, bld, cols, out)
+	}
+	return s.runParallel(ctx, fi, workers, out)
+}
+
+// runSerial reads input i on the caller's goroutine. Values go from the
+// scanner's buffer straight into the builders, whose capacity is reserved
+// once per batch, so a row costs no allocation.
+func (s *csvSource) runSerial(ctx context.Context, fi int, bld *array.RecordBuilder, cols []csvColumn, out engine.Emitter) (bool, error) {
 	f := s.f
 	fileBackend(s.ic, f.files.backend(fi))
 	file, r, path, err := f.newScanner(ctx, fi, runStdin(s.ic))
@@ -479,7 +516,7 @@ func (s *csvSource) runFile(ctx context.Context, fi int, bld *array.RecordBuilde
 	r.fieldsPerRecord = len(cols)
 	if f.cfg.Header {
 		if _, err := r.next(); err != nil && err != io.EOF {
-			return true, fmt.Errorf("csv: read %s: header: %w (has the file changed since compile?)", path, err)
+			return true, headerErr(path, err)
 		}
 	}
 	nulls := newCSVNullSet(f.cfg.NullValues)
@@ -488,39 +525,9 @@ func (s *csvSource) runFile(ctx context.Context, fi int, bld *array.RecordBuilde
 		if err := ctx.Err(); err != nil {
 			return true, err
 		}
-		bld.Reserve(batchRows)
-		for i := range cols {
-			cols[i].reserveData()
-		}
-		n := 0
-		for n < batchRows {
-			rec, err := r.next()
-			if err == io.EOF {
-				done = true
-				break
-			}
-			if err != nil {
-				return true, fmt.Errorf("csv: read %s: %w", path, err)
-			}
-			for j, v := range rec {
-				c := &cols[j]
-				if nulls.has(v) {
-					c.b.AppendNull()
-					continue
-				}
-				if err := c.append(v); err != nil {
-					hint := ""
-					if f.inferred && f.cfg.Types[c.name] == "" {
-						of := ""
-						if f.files.inputs() > 1 {
-							of = " of " + f.files.name(0)
-						}
-						hint = fmt.Sprintf(" (the type was inferred from the first %d rows%s; set types: or columns:)", f.cfg.InferRows, of)
-					}
-					return true, fmt.Errorf("csv: read %s: line %d, column %q: %w%s", path, r.fieldLine(j), c.name, err, hint)
-				}
-			}
-			n++
+		var n int
+		if n, done, err = f.readBatch(r, bld, cols, &nulls, batchRows, path); err != nil {
+			return true, err
 		}
 		if n == 0 {
 			break
@@ -538,4 +545,46 @@ func (s *csvSource) runFile(ctx context.Context, fi int, bld *array.RecordBuilde
 		}
 	}
 	return false, nil
+}
+
+func headerErr(path string, err error) error {
+	return fmt.Errorf("csv: read %s: header: %w (has the file changed since compile?)", path, err)
+}
+
+// readBatch reads up to n records of r into the builders of bld (cols),
+// reserving room for n rows first. It returns how many it read and
+// whether r is exhausted; its error names path and the line.
+func (f *csvFactory) readBatch(r *csvScanner, bld *array.RecordBuilder, cols []csvColumn, nulls *csvNullSet, n int, path string) (int, bool, error) {
+	bld.Reserve(n)
+	for i := range cols {
+		cols[i].reserveData()
+	}
+	for k := 0; k < n; k++ {
+		rec, err := r.next()
+		if err == io.EOF {
+			return k, true, nil
+		}
+		if err != nil {
+			return k, true, fmt.Errorf("csv: read %s: %w", path, err)
+		}
+		for j, v := range rec {
+			c := &cols[j]
+			if nulls.has(v) {
+				c.b.AppendNull()
+				continue
+			}
+			if err := c.append(v); err != nil {
+				hint := ""
+				if f.inferred && f.cfg.Types[c.name] == "" {
+					of := ""
+					if f.files.inputs() > 1 {
+						of = " of " + f.files.name(0)
+					}
+					hint = fmt.Sprintf(" (the type was inferred from the first %d rows%s; set types: or columns:)", f.cfg.InferRows, of)
+				}
+				return k, true, fmt.Errorf("csv: read %s: line %d, column %q: %w%s", path, r.fieldLine(j), c.name, err, hint)
+			}
+		}
+	}
+	return n, false, nil
 }

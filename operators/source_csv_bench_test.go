@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/zflowdev/zflow/engine"
 )
@@ -20,8 +21,20 @@ import (
 // qty, as bench.TradesConfig through the csv sink) to dir and returns the
 // path and the file size.
 func writeTradesCSV(tb testing.TB, dir string, rows int) (string, int64) {
+	return writeTrades(tb, filepath.Join(dir, fmt.Sprintf("trades_%d.csv", rows)), rows, "ts,symbol,price,qty\n",
+		func(line []byte, ts time.Time, sym int, price float64, qty int64) []byte {
+			line = ts.AppendFormat(line, time.RFC3339Nano)
+			line = fmt.Appendf(line, ",SYM%04d,", sym)
+			line = strconv.AppendFloat(line, price, 'g', -1, 64)
+			line = append(line, ',')
+			return strconv.AppendInt(line, qty, 10)
+		})
+}
+
+// writeTrades writes head and rows of trades, each made by format (its
+// newline added), to path and returns it and the file size.
+func writeTrades(tb testing.TB, path string, rows int, head string, format func(line []byte, ts time.Time, sym int, price float64, qty int64) []byte) (string, int64) {
 	tb.Helper()
-	path := filepath.Join(dir, fmt.Sprintf("trades_%d.csv", rows))
 	f, err := os.Create(path)
 	if err != nil {
 		tb.Fatal(err)
@@ -30,15 +43,11 @@ func writeTradesCSV(tb testing.TB, dir string, rows int) (string, int64) {
 	rng := rand.New(rand.NewPCG(20240102, 1))
 	start := time.Date(2024, 1, 2, 9, 30, 0, 0, time.UTC)
 	var line []byte
-	w.WriteString("ts,symbol,price,qty\n")
+	w.WriteString(head)
 	for i := range rows {
-		line = start.Add(time.Duration(i)*time.Millisecond).AppendFormat(line[:0], time.RFC3339Nano)
-		line = fmt.Appendf(line, ",SYM%04d,", rng.IntN(20))
-		line = strconv.AppendFloat(line, 10+float64(rng.IntN(49001))*0.01, 'g', -1, 64)
-		line = append(line, ',')
-		line = strconv.AppendInt(line, 1+rng.Int64N(1000), 10)
-		line = append(line, '\n')
-		w.Write(line)
+		sym, price := rng.IntN(20), 10+float64(rng.IntN(49001))*0.01
+		line = format(line[:0], start.Add(time.Duration(i)*time.Millisecond), sym, price, 1+rng.Int64N(1000))
+		w.Write(append(line, '\n'))
 	}
 	if err := w.Flush(); err != nil {
 		tb.Fatal(err)
@@ -61,14 +70,16 @@ func (e *releasingEmitter) Emit(b arrow.RecordBatch) error {
 }
 
 // BenchmarkCSVSource reads a generated trades CSV (types inferred, as the
-// csv_to_parquet bench pipeline does) into batches and drops them.
+// csv_to_parquet bench pipeline does) into batches and drops them, on one
+// goroutine (threads=1) and cut into ranges parsed by 2 workers.
 //
 //	go test -run '^$' -bench CSVSource -benchtime 20x ./operators/
 func BenchmarkCSVSource(b *testing.B) {
 	const rows = 200_000
 	path, size := writeTradesCSV(b, b.TempDir(), rows)
-	for _, batch := range []int{65536} {
-		b.Run(fmt.Sprintf("rows=%d/batch=%d", rows, batch), func(b *testing.B) {
+	for _, threads := range []int{1, 2} {
+		const batch = 65536
+		b.Run(fmt.Sprintf("threads=%d/rows=%d/batch=%d", threads, rows, batch), func(b *testing.B) {
 			mem := newMem()
 			defer mem.AssertSize(b, 0)
 			f, err := buildFactory(CSVSourceSpec(), csvCfg(path))
@@ -78,22 +89,30 @@ func BenchmarkCSVSource(b *testing.B) {
 			if got := schemaTypes(f.Schema()); got != "ts:timestamp,symbol:string,price:float64,qty:int64" {
 				b.Fatalf("inferred %s", got)
 			}
-			b.SetBytes(size)
-			b.ReportAllocs()
-			for b.Loop() {
-				op, err := f.New(testIC(mem, "src", "csv", batch))
-				if err != nil {
-					b.Fatal(err)
-				}
-				var e releasingEmitter
-				if err := op.(engine.Source).Run(context.Background(), &e); err != nil {
-					b.Fatal(err)
-				}
-				if e.rows != rows {
-					b.Fatalf("%d rows, want %d", e.rows, rows)
-				}
-			}
-			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*rows), "ns/row")
+			benchSource(b, mem, f, threads, rows, batch, size)
 		})
 	}
+}
+
+// benchSource runs source factory f b.N times with threads workers and
+// batches of batch rows, checking it makes rows rows of size bytes.
+func benchSource(b *testing.B, mem memory.Allocator, f engine.Factory, threads, rows, batch int, size int64) {
+	b.SetBytes(size)
+	b.ReportAllocs()
+	for b.Loop() {
+		ic := testIC(mem, "src", "src", batch)
+		ic.Settings.Threads = threads
+		op, err := f.New(ic)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var e releasingEmitter
+		if err := op.(engine.Source).Run(context.Background(), &e); err != nil {
+			b.Fatal(err)
+		}
+		if e.rows != int64(rows) {
+			b.Fatalf("%d rows, want %d", e.rows, rows)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*rows), "ns/row")
 }

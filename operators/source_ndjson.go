@@ -1,7 +1,6 @@
 package operators
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -14,7 +13,6 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
-	gojson "github.com/goccy/go-json" // the decoder arrow-go's UnmarshalOne takes
 
 	"github.com/zflowdev/zflow/engine"
 	"github.com/zflowdev/zflow/internal/coltype"
@@ -51,7 +49,8 @@ func NDJSONSourceSpec() engine.Spec {
 			"is declared with truncate: true, which drops them (such a column takes strings only; another timestamp " +
 			"column also takes a JSON number, a count of its unit). Keys missing from an object are null; a key " +
 			"not among the columns fails the run naming its line (unknown_keys: auto, when the columns were inferred) " +
-			"or is dropped (unknown_keys: ignore, or auto with columns: declared). Nested objects and arrays are not supported. A gzip, zstd, bzip2 or xz file is read decompressed (found by its magic bytes, not its name); a file that is not text is refused, saying what it looks like.",
+			"or is dropped (unknown_keys: ignore, or auto with columns: declared). Nested objects and arrays are not supported. A gzip, zstd, bzip2 or xz file is read decompressed (found by its magic bytes, not its name); a file that is not text is refused, saying what it looks like. " +
+			"A line must be one JSON object (RFC 8259); a file is parsed on settings.threads cores, cut into ranges at line ends, its rows kept in file order.",
 		Example: `type: ndjson
 path: testdata/trades.ndjson`,
 		NewConfig: func() any {
@@ -335,6 +334,8 @@ func (f *ndjsonFactory) New(ic *engine.InstanceContext) (any, error) {
 type ndjsonSource struct {
 	f  *ndjsonFactory
 	ic *engine.InstanceContext
+
+	rangeBytes int // > 0: ranges of this many bytes (tests cut files finely)
 }
 
 // Run reads the files one after the other (a batch holds the rows of one
@@ -358,177 +359,148 @@ func (s *ndjsonSource) runFile(ctx context.Context, fi int, out engine.Emitter) 
 	defer in.Close()
 	s.ic.CountFiles(1)
 	batchRows := batchRowsFor(f.cfg.BatchRows, s.ic.Settings)
-	lines := &lineCounter{r: in.Reader}
+	unknownErr, hint := false, ""
 	if p := f.cfg.UnknownKeys; p == "error" || (p != "ignore" && f.inferred) {
 		of := ""
 		if f.files.inputs() > 1 {
 			of = " of " + f.files.name(0)
 		}
-		hint := "declare columns: (the columns come from the keys of the first " + fmt.Sprint(f.cfg.InferRows) +
+		unknownErr = true
+		hint = "declare columns: (the columns come from the keys of the first " + fmt.Sprint(f.cfg.InferRows) +
 			" objects" + of + "), raise infer_rows, or set unknown_keys: ignore to drop such keys"
 		if !f.inferred {
 			hint = "add it to columns:, or set unknown_keys: ignore to drop such keys"
 		}
-		names := make([]string, f.fileSchema.NumFields())
-		for i, fd := range f.fileSchema.Fields() {
-			names[i] = fd.Name
-		}
-		lines.keys = newKeyCheck(path, names, hint)
 	}
-	// A timestamp column with truncate: true is read as text and parsed
-	// here, dropping the digits its unit cannot hold (arrow's reader fails
-	// on them).
 	trunc := truncatingColumns(f.cfg.Columns)
-	readSchema, tsCols := textTimestamps(f.fileSchema, trunc)
-	// One decoder per line, not arrow-go's JSONReader over the whole
-	// stream: that reader decodes with goccy/go-json's stream decoder,
-	// which keeps every byte it has read and shifts all of them for each
-	// escape in a string (goccy/go-json#549, apache/arrow-go#448), so a
-	// file's decoding grew with the square of its size (53 s for 200,000
-	// rows with quoted strings). A line's decoder shifts at most the line.
-	bldr := array.NewRecordBuilder(s.ic.Alloc, readSchema)
-	defer bldr.Release()
-	br := bufio.NewReaderSize(lines, 1<<20)
-	var rows, line int64
-	var pending int
-	var long []byte
-	for {
-		if err := ctx.Err(); err != nil {
-			return true, err
-		}
-		text, rerr := br.ReadSlice('\n')
-		if rerr == bufio.ErrBufferFull { // a line longer than the buffer
-			long = append(long[:0], text...)
-			for rerr == bufio.ErrBufferFull {
-				text, rerr = br.ReadSlice('\n')
-				long = append(long, text...)
+	workers := s.workers()
+	if workers > 1 {
+		s.ic.Logger.Debug("ndjson: parsing in parallel", "path", path, "workers", workers)
+	}
+	// Each worker parses with builders and a scanner of its own.
+	type state struct {
+		bld *array.RecordBuilder
+		sc  *ndjsonScanner
+	}
+	states := make([]state, workers)
+	for w := range states {
+		bld := array.NewRecordBuilder(s.ic.Alloc, f.fileSchema)
+		defer bld.Release()
+		states[w] = state{bld, newNDJSONScanner(f.fileSchema, bld, trunc, unknownErr, path, hint)}
+	}
+	var rows int64 // emitted from this file
+	readErr := func(err error) error { return fmt.Errorf("ndjson: read %s: %w", path, err) }
+	rr := newRangeReader(in, s.ic.Alloc, ndjsonCut, batchRows, s.rangeBytes)
+	err = runRanges(ctx, s.ic, rr, workers, rangeRun{
+		parse: func(w int, t *textRange) {
+			st := states[w]
+			parseNDJSONRange(st.sc, st.bld, t, batchRows)
+		},
+		emit: func(t *textRange) (bool, error) {
+			extend := func(rec arrow.RecordBatch) (arrow.RecordBatch, error) {
+				return f.extra.extend(s.ic.Alloc, f.schema, rec, fi)
 			}
-			text = long
-		}
-		if lines.keys != nil && lines.keys.err != nil {
-			return true, fmt.Errorf("ndjson: %w", lines.keys.err)
-		}
-		if rerr != nil && rerr != io.EOF {
-			return true, fmt.Errorf("ndjson: read %s: %w", path, rerr)
-		}
-		if len(text) > 0 {
-			line++
-		}
-		if !blankLine(text) {
-			if err := decodeLine(bldr, text); err != nil {
-				return true, fmt.Errorf("ndjson: read %s: record %d (line %d): %w%s", path, rows+int64(pending)+1, line, err, timestampHint(err, f.fileSchema))
-			}
-			pending++
-		}
-		if pending > 0 && (pending == batchRows || rerr == io.EOF) {
-			rec := bldr.NewRecordBatch()
-			pending = 0
-			if len(tsCols) > 0 {
-				conv, err := parseTimestampColumns(s.ic.Alloc, f.fileSchema, rec, tsCols, trunc, rows)
-				rec.Release()
-				if err != nil {
-					return true, fmt.Errorf("ndjson: read %s: %w", path, err)
-				}
-				rec = conv
-			}
-			rows += rec.NumRows()
-			rec, err = f.extra.extend(s.ic.Alloc, f.schema, rec, fi)
-			if err != nil {
-				return true, fmt.Errorf("ndjson: read %s: %w", path, err)
-			}
-			if stop, err := emitBatch(out, rec); stop {
+			rowErr := t.err
+			t.err = nil
+			if stop, err := emitRange(out, t, extend, readErr); stop {
 				return true, err
 			}
-		}
-		if rerr == io.EOF {
-			break
-		}
-	}
-	if lines.keys != nil && lines.keys.err != nil {
-		return true, fmt.Errorf("ndjson: %w", lines.keys.err)
-	}
-	// arrow-go's reader takes an object cut short by the end of the file
-	// for the end of input; count lines to catch it (and objects that
-	// share or span lines).
-	if n := lines.count(); n != rows {
-		return true, fmt.Errorf("ndjson: read %s: %d objects decoded from %d non-blank lines: record %d is incomplete, or objects are not one per line",
-			path, rows, n, rows+1)
-	}
-	return false, nil
-}
-
-// lineCounter counts the non-blank lines read through it, and checks the
-// objects' keys when keys is set.
-type lineCounter struct {
-	r      io.Reader
-	lines  int64
-	inLine bool // the current line has a non-space byte
-	keys   *keyCheck
-}
-
-func (c *lineCounter) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	if c.keys != nil {
-		if kerr := c.keys.scan(p[:n]); kerr != nil {
-			return n, kerr
-		}
-	}
-	for _, b := range p[:n] {
-		switch b {
-		case '\n':
-			if c.inLine {
-				c.lines++
+			if rowErr != nil {
+				return true, ndjsonRowErr(path, rows+t.at+1, rowErr, f.fileSchema)
 			}
-			c.inLine = false
-		case ' ', '\t', '\r':
-		default:
-			c.inLine = true
-		}
-	}
-	return n, err
+			rows += t.rows
+			return false, nil
+		},
+		readErr: readErr,
+	})
+	return err != nil, err
 }
 
-func (c *lineCounter) count() int64 {
-	if c.inLine {
-		return c.lines + 1
+// ndjsonCut is where the last whole line of b ends.
+func ndjsonCut(b []byte) int {
+	if i := bytes.LastIndexByte(b, '\n'); i >= 0 {
+		return i + 1
 	}
-	return c.lines
+	return -1
+}
+
+// workers is how many goroutines parse a file: the CPUs the run may use.
+func (s *ndjsonSource) workers() int { return max(1, s.ic.Settings.Threads) }
+
+// parseNDJSONRange parses the lines of t into batches of at most
+// batchRows rows (t.out), stopping at the first error (t.err, t.at).
+func parseNDJSONRange(sc *ndjsonScanner, bld *array.RecordBuilder, t *textRange, batchRows int) {
+	data := t.data
+	line := t.lines
+	pending := 0
+	flush := func() {
+		rec := bld.NewRecordBatch()
+		sc.noteData(rec)
+		t.out = append(t.out, rec)
+		t.rows += int64(pending)
+		pending = 0
+	}
+	sc.reserve(min(batchRows, bytes.Count(data, []byte{'\n'})+1))
+	for len(data) > 0 {
+		text := data
+		if i := bytes.IndexByte(data, '\n'); i >= 0 {
+			text, data = data[:i+1], data[i+1:]
+		} else {
+			data = nil
+		}
+		line++
+		if blank(text) {
+			continue
+		}
+		sc.line = line
+		if err := sc.row(text); err != nil {
+			dropRows(bld) // the failing row's part with the rest
+			t.err, t.at = ndjsonLineErr{line, err}, t.rows+int64(pending)
+			return
+		}
+		if pending++; pending == batchRows {
+			flush()
+			sc.reserve(min(batchRows, bytes.Count(data, []byte{'\n'})+1))
+		}
+	}
+	if pending > 0 {
+		flush()
+	}
+}
+
+// dropRows empties the builders of bld, whose columns may differ in
+// length (a row failed half-way).
+func dropRows(bld *array.RecordBuilder) {
+	for _, b := range bld.Fields() {
+		b.NewArray().Release()
+	}
+}
+
+// ndjsonLineErr is a row's error and its line.
+type ndjsonLineErr struct {
+	line int64
+	err  error
+}
+
+func (e ndjsonLineErr) Error() string { return e.err.Error() }
+
+// ndjsonRowErr is the run's error for the failing record (the record-th
+// of the file).
+func ndjsonRowErr(path string, record int64, err error, schema *arrow.Schema) error {
+	le := err.(ndjsonLineErr)
+	var uk *UnknownKeyError
+	if errors.As(le.err, &uk) {
+		return fmt.Errorf("ndjson: %w", le.err)
+	}
+	var te *ndjsonTruncErr
+	if errors.As(le.err, &te) {
+		return fmt.Errorf("ndjson: read %s: record %d, %w", path, record, le.err)
+	}
+	return fmt.Errorf("ndjson: read %s: record %d (line %d): %w%s", path, record, le.line, le.err, timestampHint(le.err, schema))
 }
 
 // safeNext calls next, turning a panic in a third-party decoder (a bug it
 // has on some malformed input) into an error.
-// blankLine reports whether b holds only JSON whitespace.
-func blankLine(b []byte) bool {
-	for _, c := range b {
-		if c != ' ' && c != '\t' && c != '\r' && c != '\n' {
-			return false
-		}
-	}
-	return true
-}
-
-// decodeLine appends the JSON object of one line to b as one row, and
-// refuses anything after it on the line.
-func decodeLine(b *array.RecordBuilder, text []byte) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("malformed input (decoder panicked: %v)", r)
-		}
-	}()
-	dec := gojson.NewDecoder(bytes.NewReader(text))
-	dec.UseNumber()
-	if err := b.UnmarshalOne(dec); err != nil {
-		if errors.Is(err, io.EOF) {
-			return errors.New("unexpected end of the line in a JSON object")
-		}
-		return err
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return errors.New("more than one JSON value on the line: objects are not one per line")
-	}
-	return nil
-}
-
 func safeNext(next func() bool) (ok bool, err error) {
 	defer func() {
 		if r := recover(); r != nil {
