@@ -84,12 +84,13 @@ func (q *queue) execWrite(cmd *nvme.Command, data []byte) error {
 	return q.respond(cmd, nvme.StatusSuccess, 0)
 }
 
-// flush makes earlier writes durable: one namespace, or all of them for
-// NSID 0xFFFFFFFF.
+// flush makes earlier writes durable: one namespace, or for NSID
+// 0xFFFFFFFF every namespace of the controller's own subsystem (not the
+// target's first one, nor another subsystem's).
 func (q *queue) flush(cmd *nvme.Command) error {
 	var nss []Namespace
 	if cmd.NSID == 0xFFFFFFFF {
-		nss = q.t.cfg.Namespaces
+		nss = q.ctrl.sub.Namespaces
 	} else if ns := q.namespace(cmd.NSID); ns != nil {
 		nss = []Namespace{ns}
 	} else {
