@@ -46,16 +46,25 @@ type Conn struct {
 	hasPending bool
 	data       []byte // ReadPDU's payload buffer, reused
 
-	wmu   sync.Mutex
+	wmu sync.Mutex
+	// whdr holds the header regions and data digests of the PDUs queued
+	// and not yet sent; wpend says what goes out, in order: a span of
+	// whdr, or a caller's data.
 	whdr  []byte
-	wsum  [DigestSize]byte
-	wvec  [3][]byte
-	wbufs net.Buffers
+	wpend []piece
+	wdata int // bytes of caller data queued
+	wvec  [][]byte
+}
+
+// piece is one part of the queued output: whdr[lo:hi], or data when set.
+type piece struct {
+	lo, hi int
+	data   []byte
 }
 
 // NewConn frames PDUs over nc; the Conn owns nc from here on.
 func NewConn(nc net.Conn) *Conn {
-	return &Conn{nc: nc, r: bufio.NewReaderSize(nc, readBufSize), whdr: make([]byte, 0, maxHeaderRegion)}
+	return &Conn{nc: nc, r: bufio.NewReaderSize(nc, readBufSize), whdr: make([]byte, 0, 4*maxHeaderRegion)}
 }
 
 // NetConn is the connection underneath (for deadlines and addresses).
@@ -203,33 +212,90 @@ func (c *Conn) ReadPDU() (PDU, error) {
 	return p, nil
 }
 
-// Write sends p: its header, header digest and padding from a buffer the
-// Conn keeps, then its data from where the caller holds it, then the data
-// digest, in one vectored write. The data is not copied. Safe for
-// concurrent use; each PDU goes out whole.
+// Write sends p, after whatever Queue left to send: its header, header
+// digest and padding from a buffer the Conn keeps, then its data from
+// where the caller holds it, then the data digest, in one vectored write.
+// The data is not copied. Safe for concurrent use; each PDU goes out
+// whole.
 func (c *Conn) Write(p PDU) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	c.queue(p)
+	return c.flush()
+}
+
+// Queue adds p to what the next Flush (or Write) sends, so several PDUs go
+// out in one system call. p's data is not copied: the caller must leave it
+// unchanged until then. QueuedData says how much data waits.
+func (c *Conn) Queue(p PDU) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.queue(p)
+}
+
+// Flush sends what Queue queued, in one vectored write.
+func (c *Conn) Flush() error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.flush()
+}
+
+// QueuedData is the bytes of PDU data queued and not yet sent.
+func (c *Conn) QueuedData() int {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.wdata
+}
+
+func (c *Conn) queue(p PDU) {
+	lo := len(c.whdr)
 	var h Header
-	c.whdr, h = AppendHeader(c.whdr[:0], p, c.Send)
-	c.wvec[0] = c.whdr
-	n := 1
+	c.whdr, h = AppendHeader(c.whdr, p, c.Send)
+	c.wpend = append(c.wpend, piece{lo: lo, hi: len(c.whdr)})
 	if data := p.payload(); len(data) > 0 && (h.PDO != 0 || h.Type == TypeH2CTermReq || h.Type == TypeC2HTermReq) {
-		c.wvec[1] = data
-		n = 2
+		c.wpend = append(c.wpend, piece{data: data})
+		c.wdata += len(data)
 		if h.Flags&FlagDDGST != 0 {
-			binary.LittleEndian.PutUint32(c.wsum[:], CRC32C(data))
-			c.wvec[2] = c.wsum[:]
-			n = 3
+			lo := len(c.whdr)
+			c.whdr = binary.LittleEndian.AppendUint32(c.whdr, CRC32C(data))
+			c.wpend = append(c.wpend, piece{lo: lo, hi: len(c.whdr)})
 		}
 	}
-	c.wbufs = c.wvec[:n]
-	_, err := c.wbufs.WriteTo(c.nc)
-	c.wvec = [3][]byte{}
+}
+
+func (c *Conn) flush() error {
+	if len(c.wpend) == 0 {
+		return nil
+	}
+	vec := c.wvec[:0]
+	for _, pc := range c.wpend {
+		if pc.data != nil {
+			vec = append(vec, pc.data)
+		} else {
+			vec = append(vec, c.whdr[pc.lo:pc.hi])
+		}
+	}
+	bufs := net.Buffers(vec) // WriteTo consumes bufs, not vec
+	_, err := bufs.WriteTo(c.nc)
+	clear(c.wpend) // drop the references to the callers' data
+	clear(vec)
+	c.wvec, c.wpend, c.whdr, c.wdata = vec[:0], c.wpend[:0], c.whdr[:0], 0
 	if err != nil {
-		return fmt.Errorf("pdu: write %s: %w", h.Type, err)
+		return fmt.Errorf("pdu: write: %w", err)
 	}
 	return nil
+}
+
+// WholePDUBuffered reports whether the read buffer already holds the
+// next PDU entirely, so reading it will not wait for the peer. A sender
+// that queues its answers flushes them before a read that would wait.
+func (c *Conn) WholePDUBuffered() bool {
+	n := c.r.Buffered()
+	if n < CommonHeaderSize {
+		return false
+	}
+	b, _ := c.r.Peek(CommonHeaderSize)
+	return uint64(binary.LittleEndian.Uint32(b[4:8])) <= uint64(n)
 }
 
 // Terminate answers a fatal PDU error with a TermReq (dir TypeC2HTermReq on
