@@ -34,6 +34,10 @@ type Queue struct {
 	// onFail, when set, runs once when the connection fails (not when
 	// the queue is closed on purpose).
 	onFail func()
+
+	// kick's state: a goroutine is flushing; more was queued meanwhile.
+	kmu            sync.Mutex
+	flushing, more bool
 }
 
 type request struct {
@@ -124,9 +128,8 @@ func (q *Queue) Submit(cmd nvme.Command, buf []byte, write bool) (nvme.Completio
 		capsule.SQE.SGL.ID = nvme.SGLDataBlockOffset
 		capsule.Data = buf
 	}
-	if err := q.conn.Write(capsule); err != nil {
-		q.fail(err)
-	}
+	q.conn.Queue(capsule)
+	q.kick()
 	<-r.done
 	q.mu.Lock()
 	if q.failed == nil {
@@ -239,11 +242,36 @@ func (q *Queue) sendH2C(cid, ttag uint16, data []byte, base uint32) {
 	defer q.senders.Done()
 	for off := 0; off < len(data); off += int(q.maxH2C) {
 		end := min(off+int(q.maxH2C), len(data))
-		d := &pdu.Data{Dir: pdu.TypeH2CData, CCCID: cid, TTAG: ttag, DataO: base + uint32(off), Data: data[off:end], Last: end == len(data)}
-		if err := q.conn.Write(d); err != nil {
+		q.conn.Queue(&pdu.Data{Dir: pdu.TypeH2CData, CCCID: cid, TTAG: ttag, DataO: base + uint32(off), Data: data[off:end], Last: end == len(data)})
+	}
+	q.kick()
+}
+
+// kick sends what is queued on the connection, unless another goroutine
+// is sending already: then that one sends it too, as it looks again
+// before it stops. Commands submitted together thus leave in one system
+// call. A write error fails the queue.
+func (q *Queue) kick() {
+	q.kmu.Lock()
+	if q.flushing {
+		q.more = true
+		q.kmu.Unlock()
+		return
+	}
+	q.flushing = true
+	q.kmu.Unlock()
+	for {
+		if err := q.conn.Flush(); err != nil {
 			q.fail(err)
+		}
+		q.kmu.Lock()
+		if !q.more {
+			q.flushing = false
+			q.kmu.Unlock()
 			return
 		}
+		q.more = false
+		q.kmu.Unlock()
 	}
 }
 
