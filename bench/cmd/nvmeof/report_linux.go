@@ -72,7 +72,8 @@ func writeChart(path string, rep *Report) error {
 		Format: "%.2f",
 		Series: series,
 		Notes: []string{
-			"rand 4KiB reads: IOPS / fio psync (pread) IOPS on the file, target >= 0.5 at qd32; seq 1MiB: bytes/s / iperf3 one stream, target >= 0.8",
+			"rnd 4K: random 4 KiB reads, IOPS / fio psync (pread) IOPS on the file, target >= 0.5 at qd32; seq 1M: bytes/s / iperf3 one stream, target >= 0.8",
+			"qd: commands in flight in total, q: I/O queues (TCP connections); target and initiator in one process",
 			fmt.Sprintf("%s, %d CPU, kernel %s, load %s; %s", rep.CPU, rep.NumCPU, rep.Kernel, rep.LoadStart, strings.TrimSpace(rep.Command)),
 		},
 	}
@@ -86,7 +87,7 @@ func writeChart(path string, rep *Report) error {
 		if m == nil || (m.Pattern == rand4K && !strings.HasPrefix(p.Baseline, "fio psync")) {
 			continue
 		}
-		label := fmt.Sprintf("%s\nqd%d\n%d queue", strings.NewReplacer("KiB", "K", "MiB", "M").Replace(m.Pattern), m.Depth, m.Queues)
+		label := fmt.Sprintf("%s\nqd%d q%d", strings.NewReplacer("rand 4KiB read", "rnd 4K", "seq 1MiB ", "seq 1M ").Replace(m.Pattern), m.Depth, m.Queues)
 		i, ok := at[label]
 		if !ok {
 			i = len(c.Groups)
