@@ -112,6 +112,8 @@ FUZZTIME ?= 1m
 fuzz: deps
 	$(GO) test $(call uring_test_ldflags,./pipelines/) -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) -parallel=1 ./pipelines/
 	$(GO) test $(call uring_test_ldflags,./operators/expr/) -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) -parallel=1 ./operators/expr/
+	$(GO) test -run='^$$' -fuzz='^FuzzPDU$$' -fuzztime=$(FUZZTIME) -parallel=1 ./nvmeof/pdu/
+	$(GO) test -run='^$$' -fuzz='^FuzzConn$$' -fuzztime=$(FUZZTIME) -parallel=1 ./nvmeof/pdu/
 
 # Benchmarks are not tests: they print figures (ratios against a baseline
 # measured in the same run) and never assert a timing.
