@@ -7,22 +7,17 @@ import (
 	"image"
 	"io"
 	"math"
-	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/zflowdev/zflow/bench/internal/chart"
+	"github.com/zflowdev/zflow/bench/internal/runinfo"
 )
 
 // writeOutputs writes <out>/nvmeof.md and the chart at pngPath.
 func writeOutputs(out, pngPath string, rep *Report) error {
-	f, err := os.Create(filepath.Join(out, "nvmeof.md"))
+	err := runinfo.WriteMarkdown(out, "nvmeof", "NVMe/TCP: zflow's initiator against zflow's target, with iperf3 and fio",
+		"bench-nvmeof", "NVMe/TCP against iperf3 and fio", rep.Command, func(w io.Writer) { writeTable(w, rep) })
 	if err != nil {
-		return err
-	}
-	fmt.Fprintf(f, "# NVMe/TCP: zflow's initiator against zflow's target, with iperf3 and fio\n\nMade by `%s` (`make bench-nvmeof`). See [README.md](README.md), section \"NVMe/TCP against iperf3 and fio\", for the method.\n\n", strings.TrimSpace(rep.Command))
-	writeTable(f, rep)
-	if err := f.Close(); err != nil {
 		return err
 	}
 	return writeChart(pngPath, rep)
@@ -36,30 +31,12 @@ func writeTable(w io.Writer, rep *Report) {
 	}
 	fmt.Fprintf(w, "\n## ours ÷ baseline (median of per-repetition ratios)\n\n| ours | baseline | by | **ratio** | target | per repetition |\n|---|---|---|---:|---|---|\n")
 	for _, p := range rep.Pairs {
-		fmt.Fprintf(w, "| %s | %s | %s | **%.2f** | %s | %s |\n", p.Ours, p.Baseline, p.By, p.Ratio, targetCell(p.Ratio, p.Target), floats(p.Ratios))
+		fmt.Fprintf(w, "| %s | %s | %s | **%.2f** | %s | %s |\n", p.Ours, p.Baseline, p.By, p.Ratio, runinfo.TargetCell(p.Ratio, p.Target), runinfo.Floats(p.Ratios, "%.2f"))
 	}
 	fmt.Fprintf(w, "\n## every measurement (medians; CPU is both ends: for ours the whole process, target and initiator; for iperf3 sender + receiver)\n\n| measurement | IOPS | MB/s | CPU µs per I/O |\n|---|---:|---:|---:|\n")
 	for _, m := range rep.Measures {
 		fmt.Fprintf(w, "| %s | %.0f | %.1f | %.1f |\n", m.Name, m.MedIOPS, m.MedMBps, m.MedCPU)
 	}
-}
-
-func targetCell(ratio, target float64) string {
-	switch {
-	case target <= 0:
-		return "—"
-	case ratio < target:
-		return fmt.Sprintf("≥ %.1f (missed)", target)
-	}
-	return fmt.Sprintf("≥ %.1f (met)", target)
-}
-
-func floats(v []float64) string {
-	var s []string
-	for _, x := range v {
-		s = append(s, fmt.Sprintf("%.2f", x))
-	}
-	return strings.Join(s, " ")
 }
 
 // writeChart draws one group per pattern and queue count, a bar per
