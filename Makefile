@@ -30,7 +30,7 @@ uring_test_ldflags = $(if $(call uring_tests,$(1)),-ldflags='$(LINKNAME)')
 # arenas fall back to the Go heap and topology says what it cannot read.
 CROSS := darwin/arm64 windows/amd64
 
-.PHONY: run test build deps duckdb vet cross jaeger fuzz bench bench-overhead bench-tracing bench-arena bench-duckdb bench-net bench-io bench-shm interop clean
+.PHONY: run test build deps duckdb vet cross jaeger fuzz bench bench-overhead bench-tracing bench-arena bench-duckdb bench-net bench-io bench-shm bench-nvmeof interop clean
 
 run: build
 	$(BIN) run pipelines/examples/quickstart.yaml
@@ -112,6 +112,8 @@ FUZZTIME ?= 1m
 fuzz: deps
 	$(GO) test $(call uring_test_ldflags,./pipelines/) -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) -parallel=1 ./pipelines/
 	$(GO) test $(call uring_test_ldflags,./operators/expr/) -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) -parallel=1 ./operators/expr/
+	$(GO) test -run='^$$' -fuzz='^FuzzPDU$$' -fuzztime=$(FUZZTIME) -parallel=1 ./nvmeof/pdu/
+	$(GO) test -run='^$$' -fuzz='^FuzzConn$$' -fuzztime=$(FUZZTIME) -parallel=1 ./nvmeof/pdu/
 
 # Benchmarks are not tests: they print figures (ratios against a baseline
 # measured in the same run) and never assert a timing.
@@ -162,6 +164,17 @@ bench-net: build
 bench-io: build
 	@command -v fio >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fio; }
 	$(GO) run $(call uring_ldflags,./bench/cmd/io) ./bench/cmd/io
+
+# NVMe/TCP: our initiator against our target (in the benchmark's process)
+# over loopback — 4 KiB random reads at QD 1/32/128, 1 MiB sequential reads
+# and writes, 1 and 4 I/O queues, RAM and file namespaces — against iperf3
+# (one stream) and fio (psync, io_uring) on the namespace's file in the
+# same run: bench/results/nvmeof.{json,md,png}. Installs fio and iperf3 if
+# missing; ~4 minutes; writes a 256 MiB file under bench/data/nvmeof,
+# removed at the end.
+bench-nvmeof:
+	@command -v fio >/dev/null 2>&1 && command -v iperf3 >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fio iperf3; }
+	$(GO) run $(call uring_ldflags,./bench/cmd/nvmeof) ./bench/cmd/nvmeof
 
 # Handing batches to another process through a shared segment (cxl)
 # against their bytes over a Unix socket and loopback TCP, with one memcpy

@@ -26,6 +26,14 @@ type Config struct {
 	// KATO is the keep-alive timeout asked for in Connect; 0 for none.
 	// With one, a Keep Alive goes every KATO/2.
 	KATO time.Duration
+	// ReconnectTimeout, when positive, makes the controller reconnect
+	// after a connection fails: the whole association again (admin and
+	// I/O queues), attempts spaced by ReconnectDelay (default 100 ms),
+	// doubling up to 5 s, until one succeeds or ReconnectTimeout has
+	// passed since the failure. 0 means no reconnecting: a failed queue
+	// stays failed. See reconnect.go for which commands are retried.
+	ReconnectTimeout time.Duration
+	ReconnectDelay   time.Duration
 	// Dial opens each queue's connection (default: a TCP dial). Tests wrap
 	// the real socket here to inject faults.
 	Dial func(ctx context.Context, addr string) (net.Conn, error)
@@ -50,18 +58,38 @@ func (c *Config) dial(ctx context.Context, addr string) (net.Conn, error) {
 }
 
 // Controller is a connected controller: its admin queue and I/O queues.
+// With Config.ReconnectTimeout set it survives lost connections: see
+// reconnect.go for what it promises about the commands in flight.
 type Controller struct {
-	cfg    Config
-	addr   string
+	cfg  Config
+	addr string
+	// CntlID and Identify are those of the first association; a
+	// reconnection must find the same subsystem and serial number, and
+	// may be given another controller id.
 	CntlID uint16
 	// Identify is the controller's Identify Controller data.
 	Identify nvme.IdentifyController
-	admin    *Queue
-	io       []*Queue
+
+	mu         sync.Mutex
+	a          *assoc        // the current association
+	recovering chan struct{} // closed when the reconnection under way ends
+	lost       error         // set when reconnecting gave up: final
+	lastFail   error         // what made the last reconnection necessary
+	reconnects int
+	closed     bool
 
 	stop      chan struct{}
-	kaDone    sync.WaitGroup
+	bg        sync.WaitGroup // keep-alive and reconnection goroutines
 	closeOnce sync.Once
+}
+
+// assoc is one association with the controller: the admin queue and the
+// I/O queues connected together, under one controller id.
+type assoc struct {
+	cntlID uint16
+	id     nvme.IdentifyController
+	admin  *Queue
+	io     []*Queue
 }
 
 // Connect connects to the subsystem at addr: the admin queue, enabling
@@ -77,85 +105,102 @@ func Connect(ctx context.Context, addr string, cfg Config) (*Controller, error) 
 	if cfg.QueueDepth > 1024 || cfg.IOQueues > 0xFFFE {
 		return nil, fmt.Errorf("initiator: %d queues of depth %d: at most 65534 of 1024", cfg.IOQueues, cfg.QueueDepth)
 	}
-	admin, err := dialQueue(ctx, &cfg, addr, 0, adminDepth)
+	if cfg.ReconnectDelay <= 0 {
+		cfg.ReconnectDelay = defaultReconnectDelay
+	}
+	c := &Controller{cfg: cfg, addr: addr, stop: make(chan struct{})}
+	a, err := c.associate(ctx)
 	if err != nil {
 		return nil, err
 	}
-	c := &Controller{cfg: cfg, addr: addr, admin: admin, stop: make(chan struct{})}
-	cap, err := c.enable(ctx)
-	if err == nil && cfg.KATO > 0 {
-		c.kaDone.Add(1)
+	c.a, c.CntlID, c.Identify = a, a.cntlID, a.id
+	if cfg.KATO > 0 {
+		c.bg.Add(1)
 		go c.keepAlive()
-	}
-	if err == nil && cfg.SubNQN != nvme.DiscoveryNQN {
-		err = c.connectIO(ctx, cap)
-	}
-	if err != nil {
-		c.Close()
-		return nil, err
 	}
 	return c, nil
 }
 
+// associate makes a new association: the admin queue, enabled and
+// identified, and the I/O queues. On an error every queue it opened is
+// closed.
+func (c *Controller) associate(ctx context.Context) (*assoc, error) {
+	admin, err := dialQueue(ctx, &c.cfg, c.addr, 0, adminDepth)
+	if err != nil {
+		return nil, err
+	}
+	a := &assoc{admin: admin}
+	admin.onFail = func() { c.queueFailed(a) }
+	cap, err := a.enable(ctx, &c.cfg)
+	if err == nil && c.cfg.SubNQN != nvme.DiscoveryNQN {
+		err = a.connectIO(ctx, c, cap)
+	}
+	if err != nil {
+		a.close()
+		return nil, err
+	}
+	return a, nil
+}
+
 // enable sends the admin queue's Connect, enables the controller and
 // identifies it; it returns CAP.
-func (c *Controller) enable(ctx context.Context) (uint64, error) {
-	cqe, err := c.connectQueue(c.admin, nvme.CntlIDDynamic, adminDepth)
+func (a *assoc) enable(ctx context.Context, cfg *Config) (uint64, error) {
+	cqe, err := a.connectQueue(cfg, a.admin, nvme.CntlIDDynamic, adminDepth)
 	if err != nil {
 		return 0, err
 	}
-	c.CntlID = uint16(cqe.DW0)
-	cap, err := c.PropertyGet(nvme.PropCAP, true)
+	a.cntlID = uint16(cqe.DW0)
+	cap, err := a.propertyGet(nvme.PropCAP, true)
 	if err != nil {
 		return 0, err
 	}
-	if err := c.PropertySet(nvme.PropCC, uint64(nvme.CCValue(true, 0))); err != nil {
+	if err := a.propertySet(nvme.PropCC, uint64(nvme.CCValue(true, 0))); err != nil {
 		return 0, err
 	}
 	deadline := time.Now().Add(time.Duration(nvme.CAPTimeout(cap)+1) * 500 * time.Millisecond)
 	for {
-		csts, err := c.PropertyGet(nvme.PropCSTS, false)
+		csts, err := a.propertyGet(nvme.PropCSTS, false)
 		if err != nil {
 			return 0, err
 		}
 		if csts&nvme.CSTSFatal != 0 {
-			return 0, fmt.Errorf("initiator: controller %d reports a fatal status (CSTS %#x) after CC.EN", c.CntlID, csts)
+			return 0, fmt.Errorf("initiator: controller %d reports a fatal status (CSTS %#x) after CC.EN", a.cntlID, csts)
 		}
 		if csts&nvme.CSTSReady != 0 {
 			break
 		}
 		if time.Now().After(deadline) {
-			return 0, fmt.Errorf("initiator: controller %d not ready within CAP.TO", c.CntlID)
+			return 0, fmt.Errorf("initiator: controller %d not ready within CAP.TO", a.cntlID)
 		}
 		if err := sleep(ctx, ccPoll); err != nil {
 			return 0, err
 		}
 	}
 	buf := make([]byte, nvme.IdentifySize)
-	if _, err := c.admin.Submit(nvme.NewIdentify(0, nvme.CNSController, 0), buf, false); err != nil {
+	if _, err := a.admin.Submit(nvme.NewIdentify(0, nvme.CNSController, 0), buf, false); err != nil {
 		return 0, err
 	}
-	if err := c.Identify.Unmarshal(buf); err != nil {
+	if err := a.id.Unmarshal(buf); err != nil {
 		return 0, err
 	}
-	id := &c.Identify
+	id := &a.id
 	switch {
-	case id.CntlID != c.CntlID:
-		return 0, fmt.Errorf("initiator: Identify Controller says controller %d, Connect said %d", id.CntlID, c.CntlID)
-	case id.ICDOFF != 0 || id.SGLS&3 == 0 || (c.cfg.SubNQN != nvme.DiscoveryNQN && (id.IOCCSZ < 4 || id.IORCSZ < 1)):
+	case id.CntlID != a.cntlID:
+		return 0, fmt.Errorf("initiator: Identify Controller says controller %d, Connect said %d", id.CntlID, a.cntlID)
+	case id.ICDOFF != 0 || id.SGLS&3 == 0 || (cfg.SubNQN != nvme.DiscoveryNQN && (id.IOCCSZ < 4 || id.IORCSZ < 1)):
 		// IOCCSZ and IORCSZ are reserved on a discovery controller (it has
 		// no I/O queues): Linux's nvmet leaves them 0.
-		return 0, fmt.Errorf("initiator: controller %d: IOCCSZ %d, IORCSZ %d, ICDOFF %d, SGLS %#x unusable over TCP", c.CntlID, id.IOCCSZ, id.IORCSZ, id.ICDOFF, id.SGLS)
+		return 0, fmt.Errorf("initiator: controller %d: IOCCSZ %d, IORCSZ %d, ICDOFF %d, SGLS %#x unusable over TCP", a.cntlID, id.IOCCSZ, id.IORCSZ, id.ICDOFF, id.SGLS)
 	}
 	return cap, nil
 }
 
 // connectIO asks for the I/O queues and connects each on its own
 // connection.
-func (c *Controller) connectIO(ctx context.Context, cap uint64) error {
-	id := &c.Identify
+func (a *assoc) connectIO(ctx context.Context, c *Controller, cap uint64) error {
+	id := &a.id
 	n := uint32(c.cfg.IOQueues - 1)
-	cqe, err := c.admin.Submit(nvme.Command{Opcode: nvme.AdminSetFeatures, CDW10: 0x07, CDW11: n | n<<16}, nil, false)
+	cqe, err := a.admin.Submit(nvme.Command{Opcode: nvme.AdminSetFeatures, CDW10: 0x07, CDW11: n | n<<16}, nil, false)
 	if err != nil {
 		return err
 	}
@@ -168,8 +213,9 @@ func (c *Controller) connectIO(ctx context.Context, cap uint64) error {
 			return err
 		}
 		q.inCapsule = inCapsule
-		c.io = append(c.io, q)
-		if _, err := c.connectQueue(q, c.CntlID, depth); err != nil {
+		q.onFail = func() { c.queueFailed(a) }
+		a.io = append(a.io, q)
+		if _, err := a.connectQueue(&c.cfg, q, a.cntlID, depth); err != nil {
 			return err
 		}
 	}
@@ -177,14 +223,14 @@ func (c *Controller) connectIO(ctx context.Context, cap uint64) error {
 }
 
 // connectQueue sends a queue's Fabrics Connect.
-func (c *Controller) connectQueue(q *Queue, cntlid uint16, depth int) (nvme.Completion, error) {
+func (a *assoc) connectQueue(cfg *Config, q *Queue, cntlid uint16, depth int) (nvme.Completion, error) {
 	kato := uint32(0)
 	if q.qid == 0 {
-		kato = uint32(c.cfg.KATO / time.Millisecond)
+		kato = uint32(cfg.KATO / time.Millisecond)
 	}
 	cmd := nvme.NewConnect(0, nvme.Connect{QID: q.qid, SQSize: uint16(max(depth-1, 1)), KATO: kato}) // SQSIZE 0 is invalid
 	data := make([]byte, nvme.ConnectDataSize)
-	d := nvme.ConnectData{HostID: c.cfg.HostID, CntlID: cntlid, SubNQN: c.cfg.SubNQN, HostNQN: c.cfg.HostNQN}
+	d := nvme.ConnectData{HostID: cfg.HostID, CntlID: cntlid, SubNQN: cfg.SubNQN, HostNQN: cfg.HostNQN}
 	if err := d.Marshal(data); err != nil {
 		return nvme.Completion{}, fmt.Errorf("initiator: %w", err)
 	}
@@ -196,29 +242,48 @@ func (c *Controller) connectQueue(q *Queue, cntlid uint16, depth int) (nvme.Comp
 	return cqe, err
 }
 
-// PropertyGet reads a controller property (8 bytes for CAP, else 4).
-func (c *Controller) PropertyGet(offset uint32, size8 bool) (uint64, error) {
-	cqe, err := c.admin.Submit(nvme.NewPropertyGet(0, offset, size8), nil, false)
+func (a *assoc) propertyGet(offset uint32, size8 bool) (uint64, error) {
+	cqe, err := a.admin.Submit(nvme.NewPropertyGet(0, offset, size8), nil, false)
 	if err != nil {
 		return 0, err
 	}
 	return uint64(cqe.DW1)<<32 | uint64(cqe.DW0), nil
 }
 
-// PropertySet writes a 4-byte property.
-func (c *Controller) PropertySet(offset uint32, v uint64) error {
-	_, err := c.admin.Submit(nvme.NewPropertySet(0, offset, false, v), nil, false)
+func (a *assoc) propertySet(offset uint32, v uint64) error {
+	_, err := a.admin.Submit(nvme.NewPropertySet(0, offset, false, v), nil, false)
 	return err
 }
 
-// Admin is the admin queue, for commands this package has no helper for.
-func (c *Controller) Admin() *Queue { return c.admin }
+// close closes every queue of the association and waits for their
+// goroutines; commands still in flight fail with a *QueueError.
+func (a *assoc) close() {
+	for _, q := range a.io {
+		q.close(errReset)
+	}
+	a.admin.close(errReset)
+}
+
+// PropertyGet reads a controller property (8 bytes for CAP, else 4).
+func (c *Controller) PropertyGet(offset uint32, size8 bool) (uint64, error) {
+	return c.current().propertyGet(offset, size8)
+}
+
+// PropertySet writes a 4-byte property.
+func (c *Controller) PropertySet(offset uint32, v uint64) error {
+	return c.current().propertySet(offset, v)
+}
+
+// Admin is the admin queue of the current association, for commands this
+// package has no helper for (never retried).
+func (c *Controller) Admin() *Queue { return c.current().admin }
 
 // IOQueues is the number of I/O queues connected.
-func (c *Controller) IOQueues() int { return len(c.io) }
+func (c *Controller) IOQueues() int { return len(c.current().io) }
 
-// IOQueue is I/O queue i (0-based: QID i+1).
-func (c *Controller) IOQueue(i int) *Queue { return c.io[i] }
+// IOQueue is I/O queue i (0-based: QID i+1) of the current association;
+// commands submitted on it directly are never retried.
+func (c *Controller) IOQueue(i int) *Queue { return c.current().io[i] }
 
 // Namespace describes an active namespace.
 type Namespace struct {
@@ -231,7 +296,7 @@ type Namespace struct {
 // each).
 func (c *Controller) Namespaces() ([]Namespace, error) {
 	buf := make([]byte, nvme.IdentifySize)
-	if _, err := c.admin.Submit(nvme.NewIdentify(0, nvme.CNSActiveNSList, 0), buf, false); err != nil {
+	if _, err := c.Admin().Submit(nvme.NewIdentify(0, nvme.CNSActiveNSList, 0), buf, false); err != nil {
 		return nil, err
 	}
 	var out []Namespace
@@ -248,7 +313,7 @@ func (c *Controller) Namespaces() ([]Namespace, error) {
 // Namespace identifies namespace nsid.
 func (c *Controller) Namespace(nsid uint32) (Namespace, error) {
 	buf := make([]byte, nvme.IdentifySize)
-	if _, err := c.admin.Submit(nvme.NewIdentify(0, nvme.CNSNamespace, nsid), buf, false); err != nil {
+	if _, err := c.Admin().Submit(nvme.NewIdentify(0, nvme.CNSNamespace, nsid), buf, false); err != nil {
 		return Namespace{}, err
 	}
 	var id nvme.IdentifyNamespace
@@ -279,7 +344,7 @@ func (c *Controller) rw(q int, op uint8, ns Namespace, slba uint64, buf []byte) 
 	}
 	cmd := nvme.Command{Opcode: op, NSID: ns.ID}
 	cmd.SetLBA(slba, uint32(len(buf)/bs))
-	_, err := c.io[q].Submit(cmd, buf, op == nvme.IOWrite)
+	_, err := c.submitIO(q, cmd, buf, op == nvme.IOWrite)
 	return err
 }
 
@@ -294,19 +359,21 @@ func (c *Controller) Deallocate(q int, ns Namespace, ranges []nvme.DSMRange) err
 		buf = nvme.AppendDSMRange(buf, r)
 	}
 	cmd := nvme.Command{Opcode: nvme.IODatasetMgmt, NSID: ns.ID, CDW10: uint32(len(ranges) - 1), CDW11: nvme.DSMDeallocate}
-	_, err := c.io[q].Submit(cmd, buf, true)
+	_, err := c.submitIO(q, cmd, buf, true)
 	return err
 }
 
 // Flush asks the controller to make what was written to ns durable.
 func (c *Controller) Flush(q int, ns Namespace) error {
-	_, err := c.io[q].Submit(nvme.Command{Opcode: nvme.IOFlush, NSID: ns.ID}, nil, false)
+	_, err := c.submitIO(q, nvme.Command{Opcode: nvme.IOFlush, NSID: ns.ID}, nil, false)
 	return err
 }
 
-// keepAlive sends a Keep Alive every KATO/2 until Close.
+// keepAlive sends a Keep Alive every KATO/2 until Close, on whichever
+// association is current; it ends when one fails and there is no
+// reconnecting, or reconnecting gave up.
 func (c *Controller) keepAlive() {
-	defer c.kaDone.Done()
+	defer c.bg.Done()
 	t := time.NewTicker(c.cfg.KATO / 2)
 	defer t.Stop()
 	for {
@@ -314,7 +381,7 @@ func (c *Controller) keepAlive() {
 		case <-c.stop:
 			return
 		case <-t.C:
-			if _, err := c.admin.Submit(nvme.Command{Opcode: nvme.AdminKeepAlive}, nil, false); err != nil {
+			if _, err := c.Admin().Submit(nvme.Command{Opcode: nvme.AdminKeepAlive}, nil, false); err != nil && !c.reconnecting() {
 				return
 			}
 		}
@@ -323,30 +390,34 @@ func (c *Controller) keepAlive() {
 
 // Close disconnects: the I/O queues close, the controller is shut down
 // (CC.SHN = normal, then CSTS.SHST = complete, waited for at most CAP.TO),
-// and the admin queue closes. Every goroutine of the controller has
-// returned when Close does.
+// and the admin queue closes. A reconnection under way is abandoned.
+// Every goroutine of the controller has returned when Close does.
 func (c *Controller) Close() error {
 	var err error
 	c.closeOnce.Do(func() {
+		c.mu.Lock()
+		c.closed = true
+		c.mu.Unlock()
 		close(c.stop)
-		c.kaDone.Wait()
-		for _, q := range c.io {
-			q.close()
+		c.bg.Wait()
+		a := c.current()
+		for _, q := range a.io {
+			q.close(errClosed)
 		}
-		if c.admin.Err() == nil && c.CntlID != 0 {
-			err = c.shutdown()
+		if a.admin.Err() == nil && a.cntlID != 0 {
+			err = a.shutdown()
 		}
-		c.admin.close()
+		a.admin.close(errClosed)
 	})
 	return err
 }
 
-func (c *Controller) shutdown() error {
-	if err := c.PropertySet(nvme.PropCC, uint64(nvme.CCValue(true, nvme.CCShnNormal))); err != nil {
+func (a *assoc) shutdown() error {
+	if err := a.propertySet(nvme.PropCC, uint64(nvme.CCValue(true, nvme.CCShnNormal))); err != nil {
 		return err
 	}
 	for range 1000 {
-		csts, err := c.PropertyGet(nvme.PropCSTS, false)
+		csts, err := a.propertyGet(nvme.PropCSTS, false)
 		if err != nil {
 			return err
 		}

@@ -44,7 +44,7 @@ func (c *Controller) DiscoveryLog() ([]nvme.DiscoveryEntry, error) {
 		for off := 0; off < len(page); off += 4096 {
 			win := page[off:min(off+4096, len(page))]
 			cmd := nvme.NewGetLogPage(0, nvme.LogDiscovery, uint64(nvme.DiscoveryHeaderSize+off), uint32(len(win)), true)
-			if _, err := c.admin.Submit(cmd, win, false); err != nil {
+			if _, err := c.Admin().Submit(cmd, win, false); err != nil {
 				return nil, err
 			}
 		}
@@ -69,7 +69,7 @@ func (c *Controller) DiscoveryLog() ([]nvme.DiscoveryEntry, error) {
 func (c *Controller) discoveryHeader() (nvme.DiscoveryHeader, error) {
 	var h nvme.DiscoveryHeader
 	buf := make([]byte, 20)
-	if _, err := c.admin.Submit(nvme.NewGetLogPage(0, nvme.LogDiscovery, 0, uint32(len(buf)), true), buf, false); err != nil {
+	if _, err := c.Admin().Submit(nvme.NewGetLogPage(0, nvme.LogDiscovery, 0, uint32(len(buf)), true), buf, false); err != nil {
 		return h, err
 	}
 	if err := h.Unmarshal(buf); err != nil {

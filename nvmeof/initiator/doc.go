@@ -11,6 +11,8 @@
 // either in the capsule when it fits the controller's IOCCSZ or in H2CData
 // PDUs after the controller's R2T, sent by their own goroutine so the
 // reader never blocks on a write. When a queue's connection fails, every
-// command in flight on it returns the error; reconnecting is the caller's
-// choice for now.
+// command in flight on it returns a *QueueError; with
+// Config.ReconnectTimeout the controller then reconnects the whole
+// association with back-off and sends the idempotent I/O commands that
+// were in flight again (reconnect.go says exactly what is promised).
 package initiator

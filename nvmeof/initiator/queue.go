@@ -31,6 +31,13 @@ type Queue struct {
 
 	senders    sync.WaitGroup // goroutines sending H2CData after an R2T
 	readerDone chan struct{}
+	// onFail, when set, runs once when the connection fails (not when
+	// the queue is closed on purpose).
+	onFail func()
+
+	// kick's state: a goroutine is flushing; more was queued meanwhile.
+	kmu            sync.Mutex
+	flushing, more bool
 }
 
 type request struct {
@@ -121,9 +128,8 @@ func (q *Queue) Submit(cmd nvme.Command, buf []byte, write bool) (nvme.Completio
 		capsule.SQE.SGL.ID = nvme.SGLDataBlockOffset
 		capsule.Data = buf
 	}
-	if err := q.conn.Write(capsule); err != nil {
-		q.fail(err)
-	}
+	q.conn.Queue(capsule)
+	q.kick()
 	<-r.done
 	q.mu.Lock()
 	if q.failed == nil {
@@ -223,7 +229,7 @@ func (q *Queue) readOne() error {
 		q.senders.Add(1)
 		go q.sendH2C(r.cmd.CID, p.TTAG, r.buf[p.R2TO:p.R2TO+p.R2TL], p.R2TO)
 	case *pdu.TermReq:
-		return fmt.Errorf("initiator: controller terminated queue %d: C2HTermReq FES %d FEI %d", q.qid, p.FES, p.FEI)
+		return &TermError{QID: q.qid, FES: p.FES, FEI: p.FEI}
 	default:
 		return &pdu.Error{PDU: h.Type, Field: "type", FES: pdu.FESPDUSequence, Msg: "a host does not receive " + h.Type.String()}
 	}
@@ -236,11 +242,36 @@ func (q *Queue) sendH2C(cid, ttag uint16, data []byte, base uint32) {
 	defer q.senders.Done()
 	for off := 0; off < len(data); off += int(q.maxH2C) {
 		end := min(off+int(q.maxH2C), len(data))
-		d := &pdu.Data{Dir: pdu.TypeH2CData, CCCID: cid, TTAG: ttag, DataO: base + uint32(off), Data: data[off:end], Last: end == len(data)}
-		if err := q.conn.Write(d); err != nil {
+		q.conn.Queue(&pdu.Data{Dir: pdu.TypeH2CData, CCCID: cid, TTAG: ttag, DataO: base + uint32(off), Data: data[off:end], Last: end == len(data)})
+	}
+	q.kick()
+}
+
+// kick sends what is queued on the connection, unless another goroutine
+// is sending already: then that one sends it too, as it looks again
+// before it stops. Commands submitted together thus leave in one system
+// call. A write error fails the queue.
+func (q *Queue) kick() {
+	q.kmu.Lock()
+	if q.flushing {
+		q.more = true
+		q.kmu.Unlock()
+		return
+	}
+	q.flushing = true
+	q.kmu.Unlock()
+	for {
+		if err := q.conn.Flush(); err != nil {
 			q.fail(err)
+		}
+		q.kmu.Lock()
+		if !q.more {
+			q.flushing = false
+			q.kmu.Unlock()
 			return
 		}
+		q.more = false
+		q.kmu.Unlock()
 	}
 }
 
@@ -266,12 +297,13 @@ func (q *Queue) complete(r *request, cqe nvme.Completion) {
 }
 
 // fail kills the queue: the connection closes and every command in flight
-// returns err.
+// returns err — as a *QueueError unless the queue was closed on purpose.
 func (q *Queue) fail(err error) {
 	q.mu.Lock()
-	if q.failed == nil {
+	first := q.failed == nil
+	if first {
 		if !errors.Is(err, errClosed) {
-			err = fmt.Errorf("initiator: queue %d failed: %w", q.qid, err)
+			err = &QueueError{QID: q.qid, Err: err}
 		}
 		q.failed = err
 	}
@@ -284,13 +316,49 @@ func (q *Queue) fail(err error) {
 		r.err = err
 		close(r.done)
 	}
+	if first && q.onFail != nil && !errors.Is(err, errClosed) && !errors.Is(err, errReset) {
+		q.onFail()
+	}
 }
 
-var errClosed = errors.New("initiator: queue closed")
+var (
+	errClosed = errors.New("initiator: queue closed")
+	// errReset ends the queues of an association being replaced.
+	errReset = errors.New("initiator: association reset to reconnect")
+)
 
-// close ends the queue and waits for its goroutines.
-func (q *Queue) close() {
-	q.fail(errClosed)
+// ErrQueueFailed matches (errors.Is) the error of a command whose queue's
+// connection failed before the command's completion arrived: the
+// controller may or may not have run it.
+var ErrQueueFailed = errors.New("initiator: queue failed")
+
+// QueueError is what a command gets when its queue's connection failed
+// before the command completed.
+type QueueError struct {
+	QID uint16
+	Err error
+}
+
+func (e *QueueError) Error() string {
+	return fmt.Sprintf("initiator: queue %d failed: %v", e.QID, e.Err)
+}
+func (e *QueueError) Unwrap() error        { return e.Err }
+func (e *QueueError) Is(target error) bool { return target == ErrQueueFailed }
+
+// TermError is a C2HTermReq the controller ended a queue with.
+type TermError struct {
+	QID uint16
+	FES uint16
+	FEI uint32
+}
+
+func (e *TermError) Error() string {
+	return fmt.Sprintf("initiator: controller terminated queue %d: C2HTermReq FES %d FEI %d", e.QID, e.FES, e.FEI)
+}
+
+// close ends the queue with err and waits for its goroutines.
+func (q *Queue) close(err error) {
+	q.fail(err)
 	<-q.readerDone
 	q.senders.Wait()
 }

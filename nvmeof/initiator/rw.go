@@ -45,7 +45,8 @@ func (c *Controller) byteRange(ns Namespace, p []byte, off int64, write bool) er
 	if len(p) == 0 {
 		return nil
 	}
-	if len(c.io) == 0 {
+	ios := c.current().io
+	if len(ios) == 0 {
 		return errors.New("initiator: no I/O queue connected")
 	}
 	// Partial blocks at the ends, through a bounce buffer.
@@ -82,7 +83,7 @@ func (c *Controller) byteRange(ns Namespace, p []byte, off int64, write bool) er
 	chunk := int64(c.MaxTransfer()) / bs
 	n := (mid1 - mid0 + chunk - 1) / chunk
 	workers := int64(0)
-	for _, q := range c.io {
+	for _, q := range ios {
 		workers += int64(cap(q.slots))
 	}
 	workers = min(workers, n)
@@ -101,7 +102,7 @@ func (c *Controller) byteRange(ns Namespace, p []byte, off int64, write bool) er
 				blk := mid0 + i*chunk
 				k := min(chunk, mid1-blk)
 				b := p[blk*bs-off : (blk+k)*bs-off]
-				q := int(i) % len(c.io)
+				q := int(i) % len(ios)
 				var err error
 				if write {
 					err = c.Write(q, ns, uint64(blk), b)

@@ -46,16 +46,70 @@ type Conn struct {
 	hasPending bool
 	data       []byte // ReadPDU's payload buffer, reused
 
-	wmu   sync.Mutex
-	whdr  []byte
-	wsum  [DigestSize]byte
-	wvec  [3][]byte
-	wbufs net.Buffers
+	// Output: PDUs are queued in out (under wmu) and sent by Flush, one
+	// flush at a time (fmu), which swaps out for spare so more PDUs can be
+	// queued while it writes.
+	fmu        sync.Mutex
+	wmu        sync.Mutex
+	out, spare outBuf
+}
+
+// outBuf is queued output: the header regions and data digests of the
+// PDUs in hdr, and in pend what goes out in order — a span of hdr, or a
+// caller's data.
+type outBuf struct {
+	hdr  []byte
+	pend []piece
+	data int // bytes of caller data
+	vec  [][]byte
+}
+
+// piece is one part of the queued output: hdr[lo:hi], or data when set.
+type piece struct {
+	lo, hi int
+	data   []byte
+}
+
+func (o *outBuf) add(p PDU, opt Options) {
+	lo := len(o.hdr)
+	var h Header
+	o.hdr, h = AppendHeader(o.hdr, p, opt)
+	o.pend = append(o.pend, piece{lo: lo, hi: len(o.hdr)})
+	if data := p.payload(); len(data) > 0 && (h.PDO != 0 || h.Type == TypeH2CTermReq || h.Type == TypeC2HTermReq) {
+		o.pend = append(o.pend, piece{data: data})
+		o.data += len(data)
+		if h.Flags&FlagDDGST != 0 {
+			lo := len(o.hdr)
+			o.hdr = binary.LittleEndian.AppendUint32(o.hdr, CRC32C(data))
+			o.pend = append(o.pend, piece{lo: lo, hi: len(o.hdr)})
+		}
+	}
+}
+
+// send writes o in one vectored write and empties it.
+func (o *outBuf) send(w io.Writer) error {
+	if len(o.pend) == 0 {
+		return nil
+	}
+	vec := o.vec[:0]
+	for _, pc := range o.pend {
+		if pc.data != nil {
+			vec = append(vec, pc.data)
+		} else {
+			vec = append(vec, o.hdr[pc.lo:pc.hi])
+		}
+	}
+	bufs := net.Buffers(vec) // WriteTo consumes bufs, not vec
+	_, err := bufs.WriteTo(w)
+	clear(o.pend) // drop the references to the callers' data
+	clear(vec)
+	o.vec, o.pend, o.hdr, o.data = vec[:0], o.pend[:0], o.hdr[:0], 0
+	return err
 }
 
 // NewConn frames PDUs over nc; the Conn owns nc from here on.
 func NewConn(nc net.Conn) *Conn {
-	return &Conn{nc: nc, r: bufio.NewReaderSize(nc, readBufSize), whdr: make([]byte, 0, maxHeaderRegion)}
+	return &Conn{nc: nc, r: bufio.NewReaderSize(nc, readBufSize)}
 }
 
 // NetConn is the connection underneath (for deadlines and addresses).
@@ -203,33 +257,56 @@ func (c *Conn) ReadPDU() (PDU, error) {
 	return p, nil
 }
 
-// Write sends p: its header, header digest and padding from a buffer the
-// Conn keeps, then its data from where the caller holds it, then the data
-// digest, in one vectored write. The data is not copied. Safe for
-// concurrent use; each PDU goes out whole.
+// Write sends p, after whatever Queue left to send: its header, header
+// digest and padding from a buffer the Conn keeps, then its data from
+// where the caller holds it, then the data digest, in one vectored write.
+// The data is not copied. Safe for concurrent use; each PDU goes out
+// whole.
 func (c *Conn) Write(p PDU) error {
+	c.Queue(p)
+	return c.Flush()
+}
+
+// Queue adds p to what the next Flush (or Write) sends, so several PDUs go
+// out in one system call. p's data is not copied: the caller must leave it
+// unchanged until then. Safe for concurrent use.
+func (c *Conn) Queue(p PDU) {
 	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	var h Header
-	c.whdr, h = AppendHeader(c.whdr[:0], p, c.Send)
-	c.wvec[0] = c.whdr
-	n := 1
-	if data := p.payload(); len(data) > 0 && (h.PDO != 0 || h.Type == TypeH2CTermReq || h.Type == TypeC2HTermReq) {
-		c.wvec[1] = data
-		n = 2
-		if h.Flags&FlagDDGST != 0 {
-			binary.LittleEndian.PutUint32(c.wsum[:], CRC32C(data))
-			c.wvec[2] = c.wsum[:]
-			n = 3
-		}
-	}
-	c.wbufs = c.wvec[:n]
-	_, err := c.wbufs.WriteTo(c.nc)
-	c.wvec = [3][]byte{}
-	if err != nil {
-		return fmt.Errorf("pdu: write %s: %w", h.Type, err)
+	c.out.add(p, c.Send)
+	c.wmu.Unlock()
+}
+
+// Flush sends what was queued, in one vectored write; PDUs queued while it
+// writes wait for the next Flush. Flushes run one at a time, in order.
+func (c *Conn) Flush() error {
+	c.fmu.Lock()
+	defer c.fmu.Unlock()
+	c.wmu.Lock()
+	c.out, c.spare = c.spare, c.out
+	c.wmu.Unlock()
+	if err := c.spare.send(c.nc); err != nil {
+		return fmt.Errorf("pdu: write: %w", err)
 	}
 	return nil
+}
+
+// QueuedData is the bytes of PDU data queued and not yet sent.
+func (c *Conn) QueuedData() int {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.out.data
+}
+
+// WholePDUBuffered reports whether the read buffer already holds the
+// next PDU entirely, so reading it will not wait for the peer. A sender
+// that queues its answers flushes them before a read that would wait.
+func (c *Conn) WholePDUBuffered() bool {
+	n := c.r.Buffered()
+	if n < CommonHeaderSize {
+		return false
+	}
+	b, _ := c.r.Peek(CommonHeaderSize)
+	return uint64(binary.LittleEndian.Uint32(b[4:8])) <= uint64(n)
 }
 
 // Terminate answers a fatal PDU error with a TermReq (dir TypeC2HTermReq on

@@ -15,7 +15,8 @@
 // Conn frames PDUs over a byte stream (a net.Conn): it reads the common
 // header, checks hlen, pdo and plen against the type and the negotiated
 // limits before it allocates or reads anything more, reads data PDUs'
-// payloads straight into the caller's buffer, and writes each PDU with one
-// vectored write (net.Buffers) so the payload is never copied into a PDU
-// buffer.
+// payloads straight into the caller's buffer, and writes PDUs with
+// vectored writes (net.Buffers) so the payload is never copied into a PDU
+// buffer: one PDU (Write), or all that Queue gathered (Flush), so a burst
+// of PDUs costs one system call.
 package pdu

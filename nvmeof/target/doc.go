@@ -8,8 +8,10 @@
 // Each TCP connection is one queue: the admin queue (QID 0), whose Connect
 // creates a controller (dynamic model, ids from 1), or an I/O queue of an
 // enabled controller. One goroutine per connection reads PDUs and runs the
-// commands in arrival order; completions and data go out on the same
-// connection, each PDU whole. A write either carries its data in the
+// commands in arrival order; completions, data and R2Ts go out on the
+// same connection, each PDU whole, queued and sent together in one
+// vectored write once the next PDU has not already arrived whole (or
+// 256 KiB of data waits). Data buffers come from a pool per connection. A write either carries its data in the
 // capsule (up to Config.InCapsule bytes) or is answered with R2Ts (one
 // for all of it, or several of Config.R2TChunk in turn), and runs once the
 // H2CData PDUs have delivered every byte. A bad data digest fails only the

@@ -3,6 +3,7 @@ package target_test
 import (
 	"context"
 	"net"
+	"os"
 	"testing"
 	"time"
 
@@ -13,7 +14,13 @@ import (
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	if path := os.Getenv(helperEnv); path != "" {
+		targetProcess(path) // this process is a target a test can kill
+		return
+	}
+	goleak.VerifyTestMain(m)
+}
 
 const (
 	subNQN  = "nqn.2024-01.dev.zflow:test"

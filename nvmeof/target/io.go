@@ -41,10 +41,12 @@ func (q *queue) io(cmd *nvme.Command, data []byte) error {
 		if cmd.SGL.ID != nvme.SGLTransportData {
 			return q.respond(cmd, nvme.StatusInvalidField, 0)
 		}
-		buf := make([]byte, n)
+		buf := q.bufs.get(int(n))
 		if _, err := ns.ReadAt(buf, off); err != nil {
+			q.bufs.put(buf)
 			return q.respond(cmd, nvme.StatusMediaReadError, 0)
 		}
+		q.bufs.hold(buf) // queued for sending: reused after the flush
 		return q.sendData(cmd, buf)
 	}
 	return q.receive(cmd, data, int(n))
@@ -65,7 +67,7 @@ func (q *queue) receive(cmd *nvme.Command, data []byte, n int) error {
 	for q.r2t[q.nextTTAG] != nil {
 		q.nextTTAG++
 	}
-	w := &pendingWrite{cmd: *cmd, buf: make([]byte, n), ttag: q.nextTTAG}
+	w := &pendingWrite{cmd: *cmd, buf: q.bufs.get(n), ttag: q.nextTTAG}
 	q.nextTTAG++
 	q.r2t[w.ttag] = w
 	return q.askData(w)
@@ -84,12 +86,13 @@ func (q *queue) execWrite(cmd *nvme.Command, data []byte) error {
 	return q.respond(cmd, nvme.StatusSuccess, 0)
 }
 
-// flush makes earlier writes durable: one namespace, or all of them for
-// NSID 0xFFFFFFFF.
+// flush makes earlier writes durable: one namespace, or for NSID
+// 0xFFFFFFFF every namespace of the controller's own subsystem (not the
+// target's first one, nor another subsystem's).
 func (q *queue) flush(cmd *nvme.Command) error {
 	var nss []Namespace
 	if cmd.NSID == 0xFFFFFFFF {
-		nss = q.t.cfg.Namespaces
+		nss = q.ctrl.sub.Namespaces
 	} else if ns := q.namespace(cmd.NSID); ns != nil {
 		nss = []Namespace{ns}
 	} else {

@@ -26,6 +26,8 @@ type queue struct {
 	// writes waiting for their data after an R2T, by TTAG.
 	r2t      map[uint16]*pendingWrite
 	nextTTAG uint16
+
+	bufs bufPool
 }
 
 type pendingWrite struct {
@@ -89,11 +91,31 @@ func (q *queue) serve() {
 		default:
 			err = errSequence(h.Type, "a controller does not receive "+h.Type.String())
 		}
+		if err == nil {
+			err = q.flushIfIdle()
+		}
 		if err != nil {
 			q.conn.Terminate(pdu.TypeC2HTermReq, err)
 			return
 		}
 	}
+}
+
+// flushAt is how much queued read data makes the queue send at once,
+// whole PDUs buffered or not.
+const flushAt = 256 << 10
+
+// flushIfIdle sends the PDUs the commands run so far queued (completions,
+// C2HData, R2Ts) unless the next PDU has already arrived whole and not
+// much data waits: the answers to commands that came together then go out
+// together, in one system call. Buffers of the data sent are reused.
+func (q *queue) flushIfIdle() error {
+	if q.conn.WholePDUBuffered() && q.conn.QueuedData() < flushAt {
+		return nil
+	}
+	err := q.conn.Flush()
+	q.bufs.release()
+	return err
 }
 
 // handshake reads the ICReq that must open the connection and answers it.
@@ -165,7 +187,8 @@ func (q *queue) capsule(h pdu.Header, p *pdu.CapsuleCmd) error {
 			return &pdu.Error{PDU: h.Type, Field: "plen", Offset: pdu.OffPLen, FES: pdu.FESDataLimitExceeded, FEI: pdu.OffPLen,
 				Msg: fmt.Sprintf("%d bytes in the capsule of an I/O command, at most %d", n, q.t.cfg.InCapsule)}
 		}
-		data = make([]byte, n)
+		data = q.bufs.get(n)
+		defer q.bufs.put(data)
 		if err := q.conn.ReadData(data); err != nil {
 			if !errors.Is(err, pdu.ErrDataDigest) {
 				return err
@@ -192,7 +215,8 @@ func (q *queue) respond(cmd *nvme.Command, st nvme.Status, dw0 uint32) error {
 }
 
 func (q *queue) respond2(cmd *nvme.Command, st nvme.Status, dw0, dw1 uint32, sqhd uint16) error {
-	return q.conn.Write(&pdu.CapsuleResp{CQE: nvme.Completion{DW0: dw0, DW1: dw1, SQHD: sqhd, SQID: q.qid, CID: cmd.CID, Status: st}})
+	q.conn.Queue(&pdu.CapsuleResp{CQE: nvme.Completion{DW0: dw0, DW1: dw1, SQHD: sqhd, SQID: q.qid, CID: cmd.CID, Status: st}})
+	return nil
 }
 
 // run dispatches a command.
@@ -215,7 +239,7 @@ func (q *queue) run(cmd *nvme.Command, data []byte) error {
 	return q.io(cmd, data)
 }
 
-// sendData sends buf as C2HData PDUs of at most C2HChunk bytes, offsets
+// sendData queues buf as C2HData PDUs of at most C2HChunk bytes, offsets
 // following each other from 0, LAST_PDU on the last, then the completion.
 func (q *queue) sendData(cmd *nvme.Command, buf []byte) error {
 	if uint64(len(buf)) > uint64(cmd.SGL.Length) {
@@ -223,10 +247,7 @@ func (q *queue) sendData(cmd *nvme.Command, buf []byte) error {
 	}
 	for off := 0; off < len(buf); off += q.t.cfg.C2HChunk {
 		end := min(off+q.t.cfg.C2HChunk, len(buf))
-		d := &pdu.Data{Dir: pdu.TypeC2HData, CCCID: cmd.CID, DataO: uint32(off), Data: buf[off:end], Last: end == len(buf)}
-		if err := q.conn.Write(d); err != nil {
-			return err
-		}
+		q.conn.Queue(&pdu.Data{Dir: pdu.TypeC2HData, CCCID: cmd.CID, DataO: uint32(off), Data: buf[off:end], Last: end == len(buf)})
 	}
 	return q.respond(cmd, nvme.StatusSuccess, 0)
 }
@@ -267,6 +288,7 @@ func (q *queue) h2cData(h pdu.Header, p *pdu.Data) error {
 		return q.askData(w)
 	}
 	delete(q.r2t, w.ttag)
+	defer q.bufs.put(w.buf)
 	if w.bad {
 		return q.respond(&w.cmd, nvme.StatusTransientTransport, 0)
 	}
@@ -281,5 +303,6 @@ func (q *queue) askData(w *pendingWrite) error {
 		n = min(n, c)
 	}
 	w.end = w.got + n
-	return q.conn.Write(&pdu.R2T{CCCID: w.cmd.CID, TTAG: w.ttag, R2TO: w.got, R2TL: n})
+	q.conn.Queue(&pdu.R2T{CCCID: w.cmd.CID, TTAG: w.ttag, R2TO: w.got, R2TL: n})
+	return nil
 }

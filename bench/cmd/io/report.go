@@ -7,22 +7,17 @@ import (
 	"image"
 	"io"
 	"math"
-	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/zflowdev/zflow/bench/internal/chart"
+	"github.com/zflowdev/zflow/bench/internal/runinfo"
 )
 
 // writeOutputs writes <out>/io.md and the chart at pngPath.
 func writeOutputs(out, pngPath string, rep *Report) error {
-	f, err := os.Create(filepath.Join(out, "io.md"))
+	err := runinfo.WriteMarkdown(out, "io", "zflow file reads against fio", "bench-io", "zflow's file reads against fio",
+		rep.Command, func(w io.Writer) { writeTable(w, rep) })
 	if err != nil {
-		return err
-	}
-	fmt.Fprintf(f, "# zflow file reads against fio\n\nMade by `%s` (`make bench-io`). See [README.md](README.md), section \"zflow's file reads against fio\", for the method.\n\n", strings.TrimSpace(rep.Command))
-	writeTable(f, rep)
-	if err := f.Close(); err != nil {
 		return err
 	}
 	return writeChart(pngPath, rep)
@@ -50,13 +45,13 @@ func writeTable(w io.Writer, rep *Report) {
 	fmt.Fprintf(w, "\n## zflow backend ÷ fio engine (bytes/s, median of per-repetition ratios)\n\n")
 	fmt.Fprintf(w, "| place | pattern | zflow | fio | **ratio** | target | per repetition |\n|---|---|---|---|---:|---:|---|\n")
 	for _, p := range rep.Pairs {
-		fmt.Fprintf(w, "| %s | %s | %s | %s | **%.2f** | %s | %s |\n", p.Place, p.Pattern, p.ZFlow, p.Fio, p.Ratio, targetCell(p.Ratio, p.Target), floats(p.Ratios, "%.2f"))
+		fmt.Fprintf(w, "| %s | %s | %s | %s | **%.2f** | %s | %s |\n", p.Place, p.Pattern, p.ZFlow, p.Fio, p.Ratio, runinfo.TargetCell(p.Ratio, p.Target), runinfo.Floats(p.Ratios, "%.2f"))
 	}
 	if len(rep.Arrow) > 0 {
 		fmt.Fprintf(w, "\n## arrow source → discard (`zflow run`) ÷ fio's fastest sequential 1 MiB read of the same file, same repetition\n\n")
 		fmt.Fprintf(w, "| run | backend (run summary) | MB/s (run) | **ratio** | ratio, whole process | target | fio engine compared |\n|---|---|---:|---:|---:|---:|---|\n")
 		for _, a := range rep.Arrow {
-			fmt.Fprintf(w, "| %s | %s | %.0f | **%.2f** | %.2f | %s | %s |\n", a.Name, a.Backend, a.MedMBps, a.Ratio, a.WallRatio, targetCell(a.Ratio, a.Target), strings.Join(uniq(a.Baseline), ", "))
+			fmt.Fprintf(w, "| %s | %s | %.0f | **%.2f** | %.2f | %s | %s |\n", a.Name, a.Backend, a.MedMBps, a.Ratio, a.WallRatio, runinfo.TargetCell(a.Ratio, a.Target), strings.Join(uniq(a.Baseline), ", "))
 		}
 	}
 	fmt.Fprintf(w, "\n## every measurement (medians)\n\n| place | pattern | engine | MB/s | IOPS | CPU %% | syscalls per 1000 requests |\n|---|---|---|---:|---:|---:|---:|\n")
@@ -67,25 +62,6 @@ func writeTable(w io.Writer, rep *Report) {
 		}
 		fmt.Fprintf(w, "| %s | %s | %s | %.1f | %.0f | %.0f | %s |\n", r.Place, r.Pattern, r.Engine, r.MedMBps, r.MedIOPS, r.MedCPU, calls)
 	}
-}
-
-// targetCell is a table's target column: "≥ 0.9 (met)", or "—" for none.
-func targetCell(ratio, target float64) string {
-	if target <= 0 {
-		return "—"
-	}
-	if ratio < target {
-		return fmt.Sprintf("≥ %.1f (missed)", target)
-	}
-	return fmt.Sprintf("≥ %.1f (met)", target)
-}
-
-func floats(v []float64, format string) string {
-	var s []string
-	for _, x := range v {
-		s = append(s, fmt.Sprintf(format, x))
-	}
-	return strings.Join(s, " ")
 }
 
 func uniq(v []string) []string {

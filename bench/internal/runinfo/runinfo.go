@@ -6,6 +6,7 @@ import (
 	"cmp"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -127,4 +128,38 @@ func Replot(dir, name string, rep any, draw func(path string) error) error {
 		return fmt.Errorf("%s.json: %w", name, err)
 	}
 	return draw(filepath.Join(dir, name+".png"))
+}
+
+// WriteMarkdown writes <dir>/<name>.md: a "# title" heading, a line saying
+// which command made it (make target and README section for the method),
+// then what body writes.
+func WriteMarkdown(dir, name, title, makeTarget, section string, command string, body func(w io.Writer)) error {
+	f, err := os.Create(filepath.Join(dir, name+".md"))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(f, "# %s\n\nMade by `%s` (`make %s`). See [README.md](README.md), section \"%s\", for the method.\n\n", title, strings.TrimSpace(command), makeTarget, section)
+	body(f)
+	return f.Close()
+}
+
+// TargetCell is a table's target column: "≥ 0.9 (met)", "≥ 0.9
+// (missed)", or "—" when there is no target.
+func TargetCell(ratio, target float64) string {
+	switch {
+	case target <= 0:
+		return "—"
+	case ratio < target:
+		return fmt.Sprintf("≥ %.1f (missed)", target)
+	}
+	return fmt.Sprintf("≥ %.1f (met)", target)
+}
+
+// Floats formats each value of v with format, space-separated.
+func Floats(v []float64, format string) string {
+	s := make([]string, len(v))
+	for i, x := range v {
+		s[i] = fmt.Sprintf(format, x)
+	}
+	return strings.Join(s, " ")
 }
