@@ -27,7 +27,9 @@ import (
 )
 
 // fanPipeline has a fan-out (trades feeds big, small and raw) and a fan-in
-// (both unions big and small), with 2 instances of big.
+// (both unions big and small), with 2 instances of big and one of every
+// other node on any machine (parallelism: auto would give the transforms
+// one per CPU).
 const fanPipeline = `
 version: 1
 name: fan
@@ -44,8 +46,8 @@ sources:
       - {name: price, type: float64, min: 1, max: 100}
 operators:
   big: {type: filter, inputs: [trades], where: "qty > 500", parallelism: 2}
-  small: {type: filter, inputs: [trades], where: "qty <= 10"}
-  both: {type: union, inputs: [big, small]}
+  small: {type: filter, inputs: [trades], where: "qty <= 10", parallelism: 1}
+  both: {type: union, inputs: [big, small], parallelism: 1}
 sinks:
   out: {type: discard, inputs: [both]}
   raw: {type: discard, inputs: [trades]}
