@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command nvmeof measures zflow's NVMe/TCP initiator against zflow's target
 // over loopback, with plain loopback TCP (iperf3, one stream) and a local
 // fio on the namespace's backing file as baselines measured in the same
