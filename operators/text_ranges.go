@@ -9,6 +9,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
+	"github.com/zflowdev/zflow/buffers"
 	"github.com/zflowdev/zflow/engine"
 )
 
@@ -125,7 +126,7 @@ func (r *rangeReader) next() (*textRange, error) {
 		if r.eof {
 			return nil, io.EOF
 		}
-		r.buf = r.mem.Allocate(r.target())
+		r.buf = allocUnzeroed(r.mem, r.target())
 	}
 	for {
 		if err := r.fill(); err != nil {
@@ -151,11 +152,22 @@ func (r *rangeReader) next() (*textRange, error) {
 		rest := r.n - end
 		r.buf, r.n = nil, 0
 		if !r.eof || rest > 0 {
-			r.buf = r.mem.Allocate(max(r.target(), 2*rest))
+			r.buf = allocUnzeroed(r.mem, max(r.target(), 2*rest))
 			r.n = copy(r.buf, t.buf[end:end+rest])
 		}
 		return t, nil
 	}
+}
+
+// allocUnzeroed takes a range buffer without clearing it where mem can
+// (buffers.Unzeroed): a range is read into before any byte of it is
+// looked at, and only what was read is (fill, next), so clearing it first
+// would be a wasted pass over every byte of the input.
+func allocUnzeroed(mem memory.Allocator, n int) []byte {
+	if u, ok := mem.(buffers.Unzeroed); ok {
+		return u.AllocateUnzeroed(n)
+	}
+	return mem.Allocate(n)
 }
 
 // close frees the buffer being read into.
