@@ -90,11 +90,11 @@ for f in filter_project parquet_filter; do
 done
 # task id → pipeline, title, chart label, DuckDB's SELECT, output kind
 declare -A PIPE TITLE LABEL SELECT KIND
-PIPE[csv_parquet]=csv_to_parquet    TITLE[csv_parquet]="CSV → Parquet (zstd)"                                LABEL[csv_parquet]="csv->pq"
-PIPE[csv_filter]=filter_project     TITLE[csv_filter]="CSV → filter + computed column → Parquet (zstd)"      LABEL[csv_filter]="csv->filter->pq"
-PIPE[pq_filter]=parquet_filter      TITLE[pq_filter]="Parquet → filter + computed column → Parquet (zstd)"   LABEL[pq_filter]="pq->filter->pq"
-PIPE[ndjson_parquet]=ndjson_to_parquet TITLE[ndjson_parquet]="NDJSON → Parquet (zstd)"                     LABEL[ndjson_parquet]="ndjson->pq"
-PIPE[pq_csv]=parquet_to_csv         TITLE[pq_csv]="Parquet → CSV"                                            LABEL[pq_csv]="pq->csv"
+PIPE[csv_parquet]=csv_to_parquet    TITLE[csv_parquet]="CSV → Parquet (zstd)"                                LABEL[csv_parquet]="csv>pq"
+PIPE[csv_filter]=filter_project     TITLE[csv_filter]="CSV → filter + computed column → Parquet (zstd)"      LABEL[csv_filter]="csv>flt>pq"
+PIPE[pq_filter]=parquet_filter      TITLE[pq_filter]="Parquet → filter + computed column → Parquet (zstd)"   LABEL[pq_filter]="pq>flt>pq"
+PIPE[ndjson_parquet]=ndjson_to_parquet TITLE[ndjson_parquet]="NDJSON → Parquet (zstd)"                     LABEL[ndjson_parquet]="json>pq"
+PIPE[pq_csv]=parquet_to_csv         TITLE[pq_csv]="Parquet → CSV"                                            LABEL[pq_csv]="pq>csv"
 SELECT[csv_parquet]="SELECT * FROM read_csv('$CSV')"
 SELECT[csv_filter]="SELECT *, price * qty AS notional FROM read_csv('$CSV') WHERE $WHERE"
 SELECT[pq_filter]="SELECT *, price * qty AS notional FROM read_parquet('$PARQUET') WHERE $WHERE"
@@ -182,7 +182,7 @@ printf 'startup\t0\t0\n' >>"$RAW/counts.tsv"
 # the first recorded configuration: the CSV tasks writing snappy
 for base in csv_parquet csv_filter; do
   case " $TASKS " in *" $base "*) ;; *) continue ;; esac
-  run_task "${base}_snappy_t$MAXT" "$MAXT" snappy "${TITLE[$base]/zstd/snappy}" "${LABEL[$base]} snappy"
+  run_task "${base}_snappy_t$MAXT" "$MAXT" snappy "${TITLE[$base]/zstd/snappy}" "${LABEL[$base]}\nsnappy"
 done
 for base in $TASKS; do
   [ -n "${PIPE[$base]:-}" ] || die "unknown task $base (known: ${!PIPE[*]})"

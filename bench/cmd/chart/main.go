@@ -328,7 +328,7 @@ func drawPNG(in, out string) error {
 		rep.Meta["duckdb"],
 	}
 	// One panel per row, as wide as the tasks need.
-	pw, h := max(640, 96*len(rep.Tasks)), 470
+	pw, h := max(640, 110*len(rep.Tasks)), 470
 	img := chart.NewCanvas(pw, 3*h)
 	wall.Draw(img, image.Rect(0, 0, pw, h))
 	cpu.Draw(img, image.Rect(0, h, pw, 2*h))
