@@ -149,7 +149,7 @@ func Compile(g *Graph, opts CompileOptions) (*Plan, error) {
 			continue
 		}
 		pn.Spec = spec
-		pn.Parallelism, pn.parallelWhy = autoParallelism(n, spec, p.Settings.Threads, threadsWhy)
+		pn.Parallelism, pn.parallelWhy = autoParallelism(n, spec, p.Settings, threadsWhy)
 		for _, fe := range prepareConfig(n, spec) {
 			errs = append(errs, &NodeError{Node: n.ID, Field: fe.Field, Offset: fe.Offset, Msg: fe.Msg})
 			pn.badConfig = true

@@ -38,10 +38,14 @@ func TestAutoParallelism(t *testing.T) {
 		{"threads 3", 3, false, "src:1 a:2 b:3 u:3 s1:1 s2:1"},
 		{"threads above the CPUs", 16, false, "src:1 a:2 b:4 u:4 s1:1 s2:1"},
 		{"threads 1", 1, false, "src:1 a:2 b:1 u:1 s1:1 s2:1"},
+		{"small batches", -1, false, "src:1 a:2 b:1 u:1 s1:1 s2:1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g := fanGraph(&collectConfig{}, &collectConfig{}, &passConfig{})
-			g.Settings.Threads = tc.threads
+			g.Settings.Threads = max(tc.threads, 0)
+			if tc.threads < 0 {
+				g.Settings.BatchRows = 1024
+			}
 			p := mustCompile(t, g)
 			var got []string
 			for _, n := range p.Describe().Nodes {

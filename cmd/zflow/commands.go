@@ -354,7 +354,7 @@ func writeParamRows(w io.Writer, params []engine.Param, prefix string) {
 // autoNote says what `parallelism: auto` gives an operator of kind k.
 func autoNote(k engine.Kind) string {
 	if k == engine.KindTransform {
-		return "one instance per CPU this process may use, capped by settings.threads, in input order"
+		return "one instance per CPU this process may use, capped by settings.threads, in input order, when batches hold 4096 rows or more"
 	}
 	return "one instance, which keeps its order; with `ordered: false`, one per CPU"
 }
