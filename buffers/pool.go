@@ -67,6 +67,16 @@ type Unzeroed interface {
 	AllocateUnzeroed(size int) []byte
 }
 
+// AllocateUnzeroed is n bytes from mem for a caller that writes every
+// byte it later reads: mem's AllocateUnzeroed where it has one (Unzeroed),
+// else its Allocate. Free them to mem.
+func AllocateUnzeroed(mem memory.Allocator, n int) []byte {
+	if u, ok := mem.(Unzeroed); ok {
+		return u.AllocateUnzeroed(n)
+	}
+	return mem.Allocate(n)
+}
+
 // UnzeroedBuffer is an Arrow buffer of n bytes from mem for a caller that
 // writes all n before anything reads one (a receive or a read straight
 // into it): taken with AllocateUnzeroed when mem has it, else with
@@ -74,13 +84,12 @@ type Unzeroed interface {
 // resizable buffers have, and the bytes past n are cleared; Release
 // frees it to mem.
 func UnzeroedBuffer(mem memory.Allocator, n int) *memory.Buffer {
-	u, ok := mem.(Unzeroed)
-	if !ok {
+	if _, ok := mem.(Unzeroed); !ok {
 		b := memory.NewResizableBuffer(mem)
 		b.Resize(n)
 		return b
 	}
-	raw := u.AllocateUnzeroed((n + 63) &^ 63)
+	raw := AllocateUnzeroed(mem, (n+63)&^63)
 	clear(raw[n:])
 	b := memory.NewBufferWithAllocator(raw, mem)
 	b.ResizeNoShrink(n) // the length; the capacity stays

@@ -172,12 +172,7 @@ func (r *readAhead) fill() error {
 // cleared when the allocator can skip that (buffers.Unzeroed): the read
 // overwrites it whole — the block's bytes [0, n), and fill clears the
 // rest — and a block whose read failed or came short is never served.
-func (r *readAhead) allocate(n int) []byte {
-	if u, ok := r.mem.(buffers.Unzeroed); ok {
-		return u.AllocateUnzeroed(n)
-	}
-	return r.mem.Allocate(n)
-}
+func (r *readAhead) allocate(n int) []byte { return buffers.AllocateUnzeroed(r.mem, n) }
 
 // tagShift leaves room in a request's tag for its index within its block
 // (at most the queue's depth, at most 4096 for io_uring).

@@ -126,7 +126,7 @@ func (r *rangeReader) next() (*textRange, error) {
 		if r.eof {
 			return nil, io.EOF
 		}
-		r.buf = allocUnzeroed(r.mem, r.target())
+		r.buf = buffers.AllocateUnzeroed(r.mem, r.target()) // read into before any byte is looked at, and only what was read is
 	}
 	for {
 		if err := r.fill(); err != nil {
@@ -152,22 +152,11 @@ func (r *rangeReader) next() (*textRange, error) {
 		rest := r.n - end
 		r.buf, r.n = nil, 0
 		if !r.eof || rest > 0 {
-			r.buf = allocUnzeroed(r.mem, max(r.target(), 2*rest))
+			r.buf = buffers.AllocateUnzeroed(r.mem, max(r.target(), 2*rest))
 			r.n = copy(r.buf, t.buf[end:end+rest])
 		}
 		return t, nil
 	}
-}
-
-// allocUnzeroed takes a range buffer without clearing it where mem can
-// (buffers.Unzeroed): a range is read into before any byte of it is
-// looked at, and only what was read is (fill, next), so clearing it first
-// would be a wasted pass over every byte of the input.
-func allocUnzeroed(mem memory.Allocator, n int) []byte {
-	if u, ok := mem.(buffers.Unzeroed); ok {
-		return u.AllocateUnzeroed(n)
-	}
-	return mem.Allocate(n)
 }
 
 // close frees the buffer being read into.
