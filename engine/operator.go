@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"runtime"
 	"sync/atomic"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -134,6 +135,19 @@ func (ic *InstanceContext) SetIO(backend, reason string) {
 		}
 		ic.io.Store(&line)
 	}
+}
+
+// Workers is how many goroutines one operator instance may keep busy by
+// itself (a sink's column encoders, a source's row group decoders, a hash
+// operator's partition workers): the run's resolved settings.threads — the
+// CPUs this process may use (affinity mask, cgroup CPU quota, GOMAXPROCS),
+// capped by what the pipeline asked — or, outside a compiled run (ic nil or
+// its Threads unset), runtime.GOMAXPROCS(0).
+func (ic *InstanceContext) Workers() int {
+	if ic != nil && ic.Settings.Threads > 0 {
+		return ic.Settings.Threads
+	}
+	return max(runtime.GOMAXPROCS(0), 1)
 }
 
 // CountFiles adds n to the files the instance has read (a source) or

@@ -104,7 +104,7 @@ func (f *arrowSinkFactory) New(ic *engine.InstanceContext) (any, error) {
 	if f.cfg.Compression == "lz4" || f.cfg.Compression == "zstd" {
 		// A batch's buffers are compressed by up to settings.threads
 		// goroutines at once (arrow-go writes them in order).
-		opts = append(opts, ipc.WithCompressConcurrency(cpuWorkers(ic)))
+		opts = append(opts, ipc.WithCompressConcurrency(ic.Workers()))
 	}
 	var w ipcWriter
 	if f.cfg.Format == "stream" {

@@ -190,7 +190,7 @@ func (f *parquetSinkFactory) codecLine() string {
 func (f *parquetSinkFactory) encoder(ic *engine.InstanceContext, w io.Writer) (parquetEncoder, error) {
 	workers := f.workers
 	if workers == 0 {
-		workers = cpuWorkers(ic)
+		workers = ic.Workers()
 	}
 	return newParquetEncoder(ic, f.schema, w, f.writerProps(ic.Alloc), workers)
 }

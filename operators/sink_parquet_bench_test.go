@@ -45,7 +45,7 @@ func BenchmarkParquetSink(b *testing.B) {
 		}
 	}()
 	dir := b.TempDir()
-	for _, workers := range []int{1, cpuWorkers(nil)} {
+	for _, workers := range []int{1, (*engine.InstanceContext)(nil).Workers()} {
 		b.Run(fmt.Sprintf("rows=%d/batch=%d/workers=%d", rows, batch, workers), func(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(rows * 32))

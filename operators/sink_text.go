@@ -78,7 +78,7 @@ func (s *textSink) Write(ctx context.Context, port int, in arrow.RecordBatch) er
 		return fmt.Errorf("%s: write %s: batch has %d columns, the schema %d", s.kind, s.out.path(), in.NumCols(), s.ncols)
 	}
 	s.ic.Ledger.Copied(s.kind+" encode", engine.BatchBytes(in))
-	if k := min(cpuWorkers(s.ic), int(in.NumRows())/parallelRows); k > 1 && s.newEnc != nil {
+	if k := min(s.ic.Workers(), int(in.NumRows())/parallelRows); k > 1 && s.newEnc != nil {
 		return s.writeParallel(in, k)
 	}
 	s.enc.reset(in)

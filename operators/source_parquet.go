@@ -378,7 +378,7 @@ func (s *parquetSource) workers() int {
 	if s.f.workers > 0 {
 		return s.f.workers
 	}
-	return cpuWorkers(s.ic)
+	return s.ic.Workers()
 }
 
 // readGroup decodes row group rg, handing each batch to emit, which owns
