@@ -4,7 +4,8 @@
 # and NVMe/TCP modules into the initramfs. It reserves 2 MiB hugepages on
 # every node, turns the NVDIMM into /dev/dax0.0, prints the topology, runs
 # the NUMA and DAX tests, loads the NVMe/TCP host and target, runs the
-# NVMe tests and powers off. Every line run.sh looks for starts with "ZG: ". The kernel passes
+# NVMe tests (their kernel host also against our target on the host, over
+# QEMU's user-mode network) and powers off. Every line run.sh looks for starts with "ZG: ". The kernel passes
 # ZG_* settings from its command line as environment variables.
 export PATH=/bin
 mount -t proc proc /proc
@@ -101,10 +102,19 @@ nvme() {
 	say "NVME modules loaded: $(cat /lib/modules/nvme.order | tr '\n' ' ')"
 	mount -t configfs configfs /sys/kernel/config || return 1
 	ip link set lo up || return 1
+	# The virtio NIC on QEMU's user-mode network, where our target on the
+	# host is 10.0.2.2 (ZG_HOST_NVME); QEMU's DHCP would give 10.0.2.15.
+	for ko in $(cat /lib/modules/net.order); do
+		insmod "/lib/modules/$ko" || { say "NVME insmod $ko failed"; return 1; }
+	done
+	i=0
+	while [ ! -e /sys/class/net/eth0 ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+	ip link set eth0 up && ip addr add 10.0.2.15/24 dev eth0 || { say "NVME eth0 setup failed"; return 1; }
+	say "NVME network: eth0 10.0.2.15/24 ($(cat /lib/modules/net.order | tr '\n' ' ')), our target on the host at ${ZG_HOST_NVME:-?}"
 }
 if nvme; then
 	say "BEGIN nvme.test uptime=$(up)s"
-	ZFLOW_GUEST=nvme ZFLOW_BIN=/bin/zflow nvme.test -test.v -test.count=1 -test.timeout=${ZG_TEST_TIMEOUT:-180s} ${ZG_TEST_RUN:+-test.run=$ZG_TEST_RUN}
+	ZFLOW_GUEST=nvme ZFLOW_BIN=/bin/zflow ZFLOW_HOST_NVME=$ZG_HOST_NVME ZFLOW_HOST_NQN=$ZG_HOST_NQN nvme.test -test.v -test.count=1 -test.timeout=${ZG_TEST_TIMEOUT:-180s} ${ZG_TEST_RUN:+-test.run=$ZG_TEST_RUN}
 	say "END nvme.test rc=$? uptime=$(up)s"
 else
 	say "NVME setup failed"

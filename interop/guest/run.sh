@@ -39,6 +39,10 @@ DAX_MODS=(nfit nd_pmem dax_pmem device_dax)
 # would ask modprobe for it, which the guest lacks), the host and the
 # target.
 NVME_MODS=(configfs null_blk crc32c_generic nvme-tcp nvmet-tcp)
+# What the guest's network needs to reach our target on the host: a
+# virtio NIC on QEMU's user-mode network, where the host's 127.0.0.1 is
+# 10.0.2.2.
+NET_MODS=(virtio_pci virtio_net)
 TIMEOUT=${INTEROP_TIMEOUT:-300}
 RUN=${INTEROP_RUN:-}
 ACCEL=${INTEROP_ACCEL:-tcg}
@@ -105,9 +109,9 @@ KERNEL=$kdir/vmlinux
 # The NVDIMM modules, the NVMe/TCP modules and what they depend on, in
 # insmod order: the .deb ships no modules.dep, so depmod runs on the
 # unpacked tree once and modprobe --show-depends gives the order (kept in
-# modules/order and modules/nvme.order).
+# modules/order, modules/nvme.order and modules/net.order).
 mdir=$kdir/modules
-if [ ! -s "$mdir/order" ] || [ ! -s "$mdir/nvme.order" ]; then
+if [ ! -s "$mdir/order" ] || [ ! -s "$mdir/nvme.order" ] || [ ! -s "$mdir/net.order" ]; then
 	mtmp=$C/modules.tmp
 	rm -rf "$mtmp" "$mdir" && mkdir -p "$mtmp" "$mdir"
 	dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$mtmp" --wildcards './lib/modules/*'
@@ -118,7 +122,7 @@ if [ ! -s "$mdir/order" ] || [ ! -s "$mdir/nvme.order" ]; then
 			modprobe -d "$mtmp" -S "$kver" --show-depends "$m" || die "modprobe --show-depends $m failed: $m is not a module of $kver"
 		done | awk '$1 == "insmod" && !seen[$2]++ { print $2 }'
 	}
-	for set in order:DAX_MODS nvme.order:NVME_MODS; do
+	for set in order:DAX_MODS nvme.order:NVME_MODS net.order:NET_MODS; do
 		list=${set%%:*}
 		declare -n mods=${set#*:}
 		deps "${mods[@]}" >"$mtmp/list"
@@ -157,7 +161,7 @@ say "build: zflow $(($(stat -c %s "$C/zflow") >> 20)) MiB, numa.test $(($(stat -
 R=$C/root
 rm -rf "$R" && mkdir -p "$R"/{bin,proc,sys,dev,tmp,lib/modules}
 cp /bin/busybox "$R/bin/busybox"
-for a in sh mount mkdir cat cut uname poweroff ls grep sed dmesg insmod sleep readlink tr ip; do # what init.sh uses, and a little more
+for a in sh mount mkdir cat cut uname poweroff ls grep sed dmesg insmod sleep readlink tr ip dd cmp sha256sum; do # what init.sh uses, and a little more
 	ln -s busybox "$R/bin/$a"
 done
 cp "$C/zflow" "$C/numa.test" "$C/dax.test" "$C/nvme.test" "$R/bin/"
@@ -176,6 +180,26 @@ tcg) accel=(-accel tcg -cpu max) ;;
 kvm) accel=(-enable-kvm -cpu host) ;;
 *) die "INTEROP_ACCEL=$ACCEL: want tcg or kvm" ;;
 esac
+# Our target on the host, for the guest's kernel to reach over QEMU's
+# user-mode network (10.0.2.2 is the host's 127.0.0.1): the same zflow
+# binary, a file namespace under .cache/interop made anew for every boot.
+# What the guest writes through it is checked in the file after the boot.
+HOST_NQN=nqn.2024-01.dev.zflow:guest-to-host
+himg=$C/nvme-host.img
+hlog=$C/nvme-host.log
+rm -f "$himg"
+"$C/zflow" nvmeof serve --listen 127.0.0.1:0 --nqn "$HOST_NQN" --namespace "file:$himg,size=64M" 2>"$hlog" &
+hpid=$!
+trap 'kill "$hpid" 2>/dev/null || true' EXIT
+hport=
+for _ in $(seq 100); do
+	hport=$(sed -n 's/^nvmeof: listening on 127.0.0.1:\([0-9]*\) .*/\1/p' "$hlog")
+	[ -n "$hport" ] && break
+	kill -0 "$hpid" 2>/dev/null || die "our target on the host did not start: $(cat "$hlog")"
+	sleep 0.1
+done
+[ -n "$hport" ] || die "our target on the host printed no port in 10 s: $(cat "$hlog")"
+say "our target on the host: 127.0.0.1:$hport, $HOST_NQN, namespace $himg"
 # The NVDIMM's memory is a file, made anew (sparse) for every boot so that
 # each run starts from a label-less, never-written device; share=on so the
 # guest's stores reach it. Hotpluggable memory (slots, maxmem) is what
@@ -198,8 +222,9 @@ qemu=(qemu-system-x86_64 "${accel[@]}" -nodefaults -display none -serial stdio -
 	-numa dist,src=1,dst=2,val=30
 	-object "memory-backend-file,id=nv0mem,share=on,mem-path=$nvimg,size=$DAX_SIZE,align=2M"
 	-device nvdimm,id=nv0,memdev=nv0mem,node=2
+	-netdev user,id=n0 -device virtio-net-pci,netdev=n0,romfile=
 	-kernel "$KERNEL" -initrd "$C/initrd.cpio"
-	-append "console=ttyS0 quiet panic=-1 numa_balancing=disable ZG_HUGEPAGES=$HUGE${RUN:+ ZG_TEST_RUN=$RUN}")
+	-append "console=ttyS0 quiet panic=-1 numa_balancing=disable ZG_HUGEPAGES=$HUGE ZG_HOST_NVME=10.0.2.2:$hport ZG_HOST_NQN=$HOST_NQN${RUN:+ ZG_TEST_RUN=$RUN}")
 say "boot: ${qemu[*]}"
 timeout -k 5 "$TIMEOUT" "${qemu[@]}" </dev/null >"$LOG" 2>&1 &
 qpid=$!
@@ -254,15 +279,39 @@ tests=('TestTopologyJSON' 'TestNodes'
 	'TestDAXProducerKilled' 'TestDAXMapping'
 	'TestKernelHostOurTarget' 'TestKernelHostOurTarget/digests=off' 'TestKernelHostOurTarget/digests=on'
 	'TestOurHostKernelTarget' 'TestOurHostKernelTarget/digests=off' 'TestOurHostKernelTarget/digests=on'
-	'TestPipelineThroughKernelTarget')
+	'TestPipelineThroughKernelTarget' 'TestKernelHostTargetOnHost')
 for t in "${tests[@]}"; do
 	if [ -z "$RUN" ] || [[ ${t%%/*} =~ $RUN ]]; then want+=("^ *--- PASS: $t "); fi
 done
+if [ -z "$RUN" ] || [[ TestKernelHostTargetOnHost =~ $RUN ]]; then
+	want+=('^ZG: HOSTNVME wrote offset=[0-9]+ bytes=[0-9]+ sha256=[0-9a-f]{64}$')
+fi
+# Our target on the host stops on SIGTERM with every connection closed, and
+# its namespace file holds what the guest's kernel wrote through it.
+kill -TERM "$hpid" 2>/dev/null || true
+hrc=0
+wait "$hpid" || hrc=$?
+trap - EXIT
+host_bad=
+if [ "$hrc" != 0 ] || ! grep -q '^nvmeof: stopped; every connection closed' "$hlog"; then
+	host_bad="our target on the host exited with status $hrc: $(tail -n 5 "$hlog")"
+fi
+hw=$(grep -aE '^ZG: HOSTNVME wrote ' "$GLOG" | tail -1 || true)
+if [ -n "$hw" ]; then
+	read -r hoff hlen hsum < <(echo "$hw" | sed -E 's/.*offset=([0-9]+) bytes=([0-9]+) sha256=([0-9a-f]+).*/\1 \2 \3/')
+	fsum=$(dd if="$himg" bs=1M skip="$hoff" count="$hlen" iflag=skip_bytes,count_bytes status=none | sha256sum | cut -d' ' -f1)
+	if [ "$fsum" = "$hsum" ]; then
+		say "our target on the host: its namespace file holds the $hlen bytes the guest wrote at $hoff (sha256 $hsum)"
+	else
+		host_bad="$host_bad${host_bad:+; }the namespace file's $hlen bytes at $hoff have sha256 $fsum, the guest wrote $hsum"
+	fi
+fi
 missing=()
 for w in "${want[@]}"; do
 	grep -qaE "$w" "$GLOG" || missing+=("$w")
 done
 bad=$(grep -naE -- '--- (FAIL|SKIP)|^FAIL|^panic:|Kernel panic|Call Trace' "$LOG" || true)
+[ -z "$host_bad" ] || bad="$bad${bad:+$'\n'}$host_bad"
 T7=$(now)
 say "times: kernel+packages $(secs "$T0" "$T1") s, build $(secs "$T1" "$T2") s, initramfs $(secs "$T2" "$T3") s, boot $(secs "$T3" "$T5") s, tests $(secs "$T5" "$T6") s, total $(secs "$T0" "$T7") s"
 if ((${#missing[@]})) || [ -n "$bad" ]; then

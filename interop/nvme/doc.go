@@ -6,9 +6,11 @@
 // passthrough ioctl, block devices opened with O_DIRECT, nvmet's configfs
 // tree, /dev/kmsg) and our target and initiator in the same process.
 //
-// Everything talks over the guest's own loopback (127.0.0.1): the kernel
+// Checks 1 to 3 talk over the guest's own loopback (127.0.0.1): the kernel
 // host and our target, our initiator and the kernel target, all in one
-// boot, with no virtual NIC or port forwarding in between. The guest's
+// boot, with no virtual NIC or port forwarding in between. Check 4 crosses
+// from the guest to the host over QEMU's user-mode network (a virtio NIC;
+// the host's 127.0.0.1 is 10.0.2.2 from the guest). The guest's
 // /init loads the modules (configfs, null_blk with one memory-backed 1 GiB
 // device, crc32c, nvme-tcp, nvmet-tcp, from the same Debian kernel package
 // as the kernel), mounts configfs and brings lo up, then runs the test
@@ -33,7 +35,16 @@
 //  3. the nvme pipeline sink and source through the kernel target
 //     (TestPipelineThroughKernelTarget): one zflow run writes a stream into
 //     the null_blk namespace, another reads it back, CSV equal to a direct
-//     run's.
+//     run's;
+//  4. the kernel host against our target running on the HOST
+//     (TestKernelHostTargetOnHost): run.sh starts `zflow nvmeof serve`
+//     with a file namespace on the host before the boot and passes its
+//     address (ZFLOW_HOST_NVME); the kernel discovers it, connects with
+//     digests and identifies it, busybox dd writes 4 MiB with O_DIRECT and
+//     reads them back equal; the test prints the offset, length and
+//     sha256 it wrote, and run.sh checks those bytes in the namespace file
+//     on the host after the guest powers off, and that the target stopped
+//     on SIGTERM with every connection closed.
 //
 // Everywhere else each test skips and says how to run it; off Linux the
 // tests are not built at all. The test names and their "--- PASS" lines are

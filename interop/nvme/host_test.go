@@ -5,9 +5,11 @@ package nvme
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -278,4 +280,122 @@ func ourRead(t *testing.T, addr, nqn string, nsid uint32, off int64, n int) []by
 		t.Fatalf("our initiator: read %d bytes at %d of namespace %d: %v", n, off, nsid, err)
 	}
 	return b
+}
+
+// TestKernelHostTargetOnHost: the kernel's host in the guest reaches our
+// target running on the HOST (`zflow nvmeof serve`, which run.sh starts
+// before the boot and passes as ZFLOW_HOST_NVME) over QEMU's user-mode
+// network, as `nvme discover` and `nvme connect -t tcp` would: discovery,
+// a connect with digests, Identify Controller, then busybox dd writes a
+// pattern to the namespace's block device with O_DIRECT and reads it back
+// with O_DIRECT, equal. The test prints what it wrote (offset, length,
+// sha256) and run.sh checks those bytes in the target's namespace file on
+// the host after the boot.
+func TestKernelHostTargetOnHost(t *testing.T) {
+	guest(t)
+	addr, nqn := os.Getenv("ZFLOW_HOST_NVME"), os.Getenv("ZFLOW_HOST_NQN")
+	if addr == "" || nqn == "" {
+		t.Fatal("ZFLOW_HOST_NVME or ZFLOW_HOST_NQN is unset: interop/guest/run.sh starts our target on the host and passes its address and NQN")
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatalf("ZFLOW_HOST_NVME=%q: %v", addr, err)
+	}
+	k := openKmsg(t)
+
+	// Discovery, on the same port (serve answers discovery there too).
+	dinst, _, err := fabricsConnect(fmt.Sprintf("transport=tcp,traddr=%s,trsvcid=%s,nqn=%s,hostnqn=%s,hostid=%s",
+		host, port, nvme.DiscoveryNQN, hostNQN, hostID))
+	if err != nil {
+		t.Fatalf("kernel discovery controller at %s: %v", addr, err)
+	}
+	numd := uint32(1024/4 - 1)
+	var h nvme.DiscoveryHeader
+	if err := h.Unmarshal(adminCmd(t, dinst, passthru{Opcode: nvme.AdminGetLogPage, CDW10: 0x70 | numd<<16}, 1024)); err != nil {
+		t.Fatalf("discovery log header through the kernel: %v", err)
+	}
+	found := false
+	for i := range h.NumRec {
+		off := uint64(1024 + int(i)*nvme.DiscoveryEntrySize)
+		n := uint32(nvme.DiscoveryEntrySize/4 - 1)
+		var e nvme.DiscoveryEntry
+		if err := e.Unmarshal(adminCmd(t, dinst, passthru{Opcode: nvme.AdminGetLogPage, CDW10: 0x70 | n<<16,
+			CDW12: uint32(off), CDW13: uint32(off >> 32)}, nvme.DiscoveryEntrySize)); err != nil {
+			t.Fatal(err)
+		}
+		// The entry names the address the target listens on, the host's
+		// 127.0.0.1: what QEMU's NAT turns 10.0.2.2 into.
+		t.Logf("kernel discover via %s: entry subtype %d traddr %s trsvcid %s subnqn %s", addr, e.SubType, e.TrAddr, e.TrSvcID, e.SubNQN)
+		found = found || (e.SubNQN == nqn && e.TrSvcID == port)
+	}
+	deleteController(t, dinst)
+	if !found {
+		t.Fatalf("the discovery log of our target on the host (%d records) lacks %s at port %s", h.NumRec, nqn, port)
+	}
+
+	inst, cntlid, err := fabricsConnect(fmt.Sprintf("transport=tcp,traddr=%s,trsvcid=%s,nqn=%s,hostnqn=%s,hostid=%s,nr_io_queues=2,hdr_digest,data_digest",
+		host, port, nqn, hostNQN, hostID))
+	if err != nil {
+		t.Fatalf("kernel host connect to %s: %v", addr, err)
+	}
+	connected := true
+	defer func() {
+		if connected {
+			deleteController(t, inst)
+		}
+	}()
+	dir := ctrlDir(inst)
+	for attr, want := range map[string]string{"transport": "tcp", "subsysnqn": nqn, "model": "zflow NVMe/TCP target",
+		"state": "live", "address": fmt.Sprintf("traddr=%s,trsvcid=%s", host, port)} {
+		if got := sysfs(t, filepath.Join(dir, attr)); !strings.HasPrefix(got, want) {
+			t.Errorf("nvme%d/%s = %q, want %q", inst, attr, got, want)
+		}
+	}
+	var id nvme.IdentifyController
+	if err := id.Unmarshal(adminCmd(t, inst, passthru{Opcode: nvme.AdminIdentify, CDW10: nvme.CNSController}, nvme.IdentifySize)); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("kernel id-ctrl via %s: cntlid %d mn %q sn %q fr %q subnqn %s nn %d", addr, id.CntlID, id.MN, id.SN, id.FR, id.SubNQN, id.NN)
+	if int(id.CntlID) != cntlid || id.SubNQN != nqn || id.NN != 1 {
+		t.Errorf("Identify Controller through the kernel: cntlid %d (connect said %d) subnqn %q nn %d", id.CntlID, cntlid, id.SubNQN, id.NN)
+	}
+	dev := namespaces(t, inst, 1)[1]
+	if dev == "" {
+		t.Fatalf("nvme%d has no block device for namespace 1", inst)
+	}
+
+	// Write then read back with busybox dd, O_DIRECT both ways, 4 MiB at
+	// 1 MiB into the namespace.
+	const off, n = 1 << 20, 4 << 20
+	p := pattern(0x6057, n)
+	in, back := filepath.Join(t.TempDir(), "in"), filepath.Join(t.TempDir(), "back")
+	if err := os.WriteFile(in, p, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dd := func(args ...string) {
+		t.Helper()
+		out, err := exec.Command("dd", args...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("dd %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	dd("if="+in, "of="+dev, "bs=1M", fmt.Sprintf("seek=%d", off>>20), fmt.Sprintf("count=%d", n>>20), "oflag=direct", "conv=fsync")
+	dd("if="+dev, "of="+back, "bs=1M", fmt.Sprintf("skip=%d", off>>20), fmt.Sprintf("count=%d", n>>20), "iflag=direct")
+	got, err := os.ReadFile(back)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, p) {
+		t.Fatalf("%s: the %d bytes dd read back at %d differ from what dd wrote (%d bytes read)", dev, n, off, len(got))
+	}
+	sum := sha256.Sum256(p)
+	// run.sh finds this line and checks the bytes in the namespace file.
+	fmt.Printf("ZG: HOSTNVME wrote offset=%d bytes=%d sha256=%x\n", off, n, sum)
+	deleteController(t, inst)
+	connected = false
+	ls := checkKernelLog(t, k)
+	if !hasLine(ls, "new ctrl", nqn) {
+		t.Errorf("the kernel log lacks the connect to %s", nqn)
+	}
+	t.Logf("%s (our target on the host at %s): 4 MiB written by dd with O_DIRECT and read back equal", dev, addr)
 }
