@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"log/slog"
 	"time"
 
 	"github.com/zflowdev/zflow/engine"
@@ -33,6 +34,9 @@ const (
 	nvmeChunk       = 4 << 20 // bytes per ReadAt/WriteAt: several commands in flight
 	defaultHostNQN  = "nqn.2014-08.org.nvmexpress:uuid:7a666c6f-0000-4000-8000-000000000002"
 	nvmeDefaultWait = 10 * time.Second
+	// nvmeDefaultReconnect is shorter than the Linux host's ctrl_loss_tmo
+	// (600 s): a pipeline should fail while someone still watches it.
+	nvmeDefaultReconnect = 30 * time.Second
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -47,10 +51,12 @@ type NVMeConfig struct {
 	QueueDepth     int           `zflow:"queue_depth" doc:"commands in flight per queue"`
 	HostNQN        string        `zflow:"hostnqn" doc:"this host's NQN (default: a fixed zflow host NQN)"`
 	ConnectTimeout time.Duration `zflow:"connect_timeout" doc:"give up connecting after this long"`
+	// ReconnectTimeout is how long a lost connection is retried.
+	ReconnectTimeout time.Duration `zflow:"reconnect_timeout" doc:"after a lost connection (a dropped socket, a target restarted, a corrupt PDU), reconnect every queue with back-off and send the commands in flight again, for up to this long before the run fails; 0 fails at once"`
 }
 
 func defaultNVMeConfig() NVMeConfig {
-	return NVMeConfig{NSID: 1, Queues: 4, QueueDepth: 32, HostNQN: defaultHostNQN, ConnectTimeout: nvmeDefaultWait}
+	return NVMeConfig{NSID: 1, Queues: 4, QueueDepth: 32, HostNQN: defaultHostNQN, ConnectTimeout: nvmeDefaultWait, ReconnectTimeout: nvmeDefaultReconnect}
 }
 
 func (c *NVMeConfig) check() []error {
@@ -73,6 +79,9 @@ func (c *NVMeConfig) check() []error {
 	if c.ConnectTimeout <= 0 {
 		errs = append(errs, engine.Errf("connect_timeout", "must be positive, got %v", c.ConnectTimeout))
 	}
+	if c.ReconnectTimeout < 0 {
+		errs = append(errs, engine.Errf("reconnect_timeout", "must be 0 (no reconnecting) or positive, got %v", c.ReconnectTimeout))
+	}
 	return errs
 }
 
@@ -92,7 +101,7 @@ func dialNVMe(ctx context.Context, op string, cfg *NVMeConfig) (*nvmeNS, error) 
 	ctx, cancel := context.WithTimeout(ctx, cfg.ConnectTimeout)
 	defer cancel()
 	c, err := initiator.Connect(ctx, cfg.Address, initiator.Config{SubNQN: cfg.SubNQN, HostNQN: cfg.HostNQN,
-		IOQueues: cfg.Queues, QueueDepth: cfg.QueueDepth})
+		IOQueues: cfg.Queues, QueueDepth: cfg.QueueDepth, ReconnectTimeout: cfg.ReconnectTimeout})
 	if err != nil {
 		return nil, fmt.Errorf("%s: connect to %s %s: %w", op, cfg.Address, cfg.SubNQN, err)
 	}
@@ -107,6 +116,17 @@ func dialNVMe(ctx context.Context, op string, cfg *NVMeConfig) (*nvmeNS, error) 
 		return nil, fmt.Errorf("%s: offset %d is past namespace %d of %s (%d bytes)", op, cfg.Offset, cfg.NSID, cfg.SubNQN, n.size)
 	}
 	return n, nil
+}
+
+// close disconnects, first saying on log (when there is one) if the
+// connection was lost and restored on the way: the run went on, but
+// whoever runs it should know the network or the target had a problem.
+func (n *nvmeNS) close(log *slog.Logger) {
+	if r := n.c.Reconnects(); r > 0 && log != nil {
+		log.Warn("nvme: the connection to the target was lost and restored; the commands in flight were sent again",
+			"target", n.where(), "reconnects", r, "last_failure", fmt.Sprint(n.c.LastFailure()))
+	}
+	n.c.Close()
 }
 
 func (n *nvmeNS) where() string {

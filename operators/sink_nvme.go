@@ -180,6 +180,6 @@ func (s *nvmeSink) Release() {
 
 func (s *nvmeSink) disconnect() {
 	if s.ns != nil {
-		s.ns.c.Close()
+		s.ns.close(s.ic.Logger)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
@@ -52,7 +53,7 @@ func buildNVMeSource(bc *engine.BuildContext, c any) (engine.Factory, error) {
 	}
 	f := &nvmeSourceFactory{cfg: cfg}
 	// The schema is the stream's first message.
-	err := f.open(context.Background(), memory.DefaultAllocator, func(r *ipc.Reader) error {
+	err := f.open(context.Background(), memory.DefaultAllocator, nil, func(r *ipc.Reader) error {
 		f.schema = stripMeta(r.Schema())
 		return nil
 	})
@@ -63,12 +64,12 @@ func buildNVMeSource(bc *engine.BuildContext, c any) (engine.Factory, error) {
 }
 
 // open connects, checks the header and hands fn a reader of the stream.
-func (f *nvmeSourceFactory) open(ctx context.Context, alloc memory.Allocator, fn func(r *ipc.Reader) error) error {
+func (f *nvmeSourceFactory) open(ctx context.Context, alloc memory.Allocator, log *slog.Logger, fn func(r *ipc.Reader) error) error {
 	ns, err := dialNVMe(ctx, "nvme", &f.cfg.NVMeConfig)
 	if err != nil {
 		return err
 	}
-	defer ns.c.Close()
+	defer ns.close(log)
 	h, err := ns.readHeader()
 	if err != nil {
 		return fmt.Errorf("nvme: %w", err)
@@ -96,7 +97,7 @@ type nvmeSource struct {
 }
 
 func (s *nvmeSource) Run(ctx context.Context, out engine.Emitter) error {
-	return s.f.open(ctx, s.ic.Alloc, func(r *ipc.Reader) error {
+	return s.f.open(ctx, s.ic.Alloc, s.ic.Logger, func(r *ipc.Reader) error {
 		if err := checkStreamColumns(s.f.schema, r.Schema()); err != nil {
 			return fmt.Errorf("nvme: the stream changed since compiling: %w", err)
 		}

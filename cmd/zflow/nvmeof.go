@@ -160,6 +160,7 @@ func nvmeofHost(ctx context.Context, sub string, args []string, stdin io.Reader,
 	host := fs.String("hostnqn", defaultHostNQN, "this host's NQN")
 	digests := fs.Bool("digests", false, "ask for header and data digests")
 	timeout := fs.Duration("timeout", 30*time.Second, "give up after this long")
+	reconnect := fs.Duration("reconnect-timeout", 10*time.Second, "after a lost connection, reconnect and resend the commands in flight for up to this long (0: fail at once)")
 	var nsid *uint
 	var offset, length *int64
 	var path *string
@@ -185,7 +186,10 @@ func nvmeofHost(ctx context.Context, sub string, args []string, stdin io.Reader,
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	cfg := initiator.Config{SubNQN: *nqn, HostNQN: *host, HeaderDigest: *digests, DataDigest: *digests, QueueDepth: 32}
+	if *reconnect < 0 {
+		return usageError{fmt.Sprintf("nvmeof %s: --reconnect-timeout must be 0 or positive, got %v", sub, *reconnect)}
+	}
+	cfg := initiator.Config{SubNQN: *nqn, HostNQN: *host, HeaderDigest: *digests, DataDigest: *digests, QueueDepth: 32, ReconnectTimeout: *reconnect}
 	if sub == "discover" {
 		ents, err := initiator.Discover(ctx, pos[0], cfg)
 		if err != nil {

@@ -4,11 +4,15 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 )
@@ -220,5 +224,161 @@ func TestNvmeofPipelines(t *testing.T) {
 	if code, e := run("empty2", "version: 1\nname: e\nsources:\n  n: "+fmt.Sprintf(nvme, 2, 0, "")+
 		"\nsinks:\n  out: {type: discard, inputs: [n]}\n"); code == 0 || !strings.Contains(e, "holds no zflow stream") {
 		t.Fatalf("after a failed writer: exit %d\n%s", code, e)
+	}
+}
+
+// dropProxy forwards TCP connections to target and cuts the first one
+// whose client-to-target bytes pass after: a real socket dropped in the
+// middle of a transfer, once. Later connections (the reconnect) pass.
+type dropProxy struct {
+	ln      net.Listener
+	target  string
+	after   int64
+	dropped atomic.Bool
+	wg      sync.WaitGroup
+}
+
+func startDropProxy(t *testing.T, target string, after int64) *dropProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &dropProxy{ln: ln, target: target, after: after}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			p.wg.Add(1)
+			go func() { defer p.wg.Done(); p.pipe(c) }()
+		}
+	}()
+	t.Cleanup(func() { ln.Close(); p.wg.Wait() })
+	return p
+}
+
+func (p *dropProxy) pipe(c net.Conn) {
+	defer c.Close()
+	s, err := net.Dial("tcp", p.target)
+	if err != nil {
+		return
+	}
+	defer s.Close()
+	done := make(chan struct{})
+	go func() { // target to client
+		defer close(done)
+		io.Copy(c, s)
+		c.Close()
+	}()
+	var sent int64
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := c.Read(buf)
+		if n > 0 {
+			sent += int64(n)
+			if sent > p.after && p.dropped.CompareAndSwap(false, true) {
+				break // cut both directions mid-transfer
+			}
+			if _, werr := s.Write(buf[:n]); werr != nil {
+				break
+			}
+		}
+		if err != nil {
+			break
+		}
+	}
+	s.Close()
+	c.Close()
+	<-done
+}
+
+// TestNvmeofPipelineReconnects: an nvme sink whose I/O connection is cut
+// in the middle of the stream reconnects (reconnect_timeout, on by
+// default), sends the writes in flight again and commits; the stream reads
+// back equal to a direct run, and the run says on stderr that the
+// connection was lost and restored. With reconnect_timeout: 0 the same cut
+// fails the run and leaves no valid stream.
+func TestNvmeofPipelineReconnects(t *testing.T) {
+	dir := t.TempDir()
+	bin := buildBinary(t, dir)
+	const nqn = "nqn.2024-01.dev.zflow:reconnect"
+	srv := exec.Command(bin, "nvmeof", "serve", "--listen", "127.0.0.1:0", "--nqn", nqn, "--namespace", "ram:64MiB")
+	stderr, err := srv.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		srv.Process.Signal(syscall.SIGTERM)
+		srv.Wait()
+	}()
+	sc := bufio.NewScanner(stderr)
+	re := regexp.MustCompile(`listening on (\S+) `)
+	addr := ""
+	for addr == "" && sc.Scan() {
+		if m := re.FindStringSubmatch(sc.Text()); m != nil {
+			addr = m[1]
+		}
+	}
+	if addr == "" {
+		t.Fatal("serve did not say where it listens")
+	}
+	go func() {
+		for sc.Scan() {
+		}
+	}()
+	const gen = `{type: generate, rows: 400000, seed: 11, columns: [{name: id, type: int64}, {name: name, type: string}, {name: px, type: float64}]}`
+	nvme := "{type: nvme, address: %s, subnqn: " + nqn + ", offset: 0, queues: 2, queue_depth: 8%s}"
+	run := func(name, yaml string) (int, string) {
+		t.Helper()
+		cmd := exec.Command(bin, "run", "--quiet", "--log-level", "warn", writeTemp(t, dir, name+".yaml", yaml))
+		cmd.Dir = dir
+		var errb bytes.Buffer
+		cmd.Stderr = &errb
+		cmd.Run()
+		return cmd.ProcessState.ExitCode(), errb.String()
+	}
+	if code, e := run("direct", "version: 1\nname: direct\nsources:\n  g: "+gen+"\nsinks:\n  out: {type: csv, inputs: [g], path: direct.csv}\n"); code != 0 {
+		t.Fatalf("direct run: exit %d\n%s", code, e)
+	}
+	readBack := func() (int, string) {
+		return run("read", "version: 1\nname: r\nsources:\n  n: "+fmt.Sprintf(nvme, addr, "")+
+			"\nsinks:\n  out: {type: csv, inputs: [n], path: back.csv}\n")
+	}
+
+	// Without reconnecting, the cut fails the writer and no stream is left.
+	p0 := startDropProxy(t, addr, 4<<20)
+	code, e := run("nore", "version: 1\nname: w0\nsources:\n  g: "+gen+"\nsinks:\n  out: "+
+		fmt.Sprintf(nvme, p0.ln.Addr(), ", reconnect_timeout: 0s, inputs: [g]")+"\n")
+	if code == 0 || !p0.dropped.Load() {
+		t.Fatalf("a cut connection without reconnect_timeout: exit %d, dropped %v\n%s", code, p0.dropped.Load(), e)
+	}
+	if code, e := readBack(); code == 0 || !strings.Contains(e, "holds no zflow stream") {
+		t.Fatalf("after a failed writer: exit %d\n%s", code, e)
+	}
+
+	// With the default, the writer reconnects and commits.
+	p := startDropProxy(t, addr, 4<<20)
+	code, e = run("write", "version: 1\nname: w\nsources:\n  g: "+gen+"\nsinks:\n  out: "+
+		fmt.Sprintf(nvme, p.ln.Addr(), ", inputs: [g]")+"\n")
+	if code != 0 {
+		t.Fatalf("writer through a cut connection: exit %d\n%s", code, e)
+	}
+	if !p.dropped.Load() || !strings.Contains(e, "lost and restored") {
+		t.Fatalf("the proxy cut a connection: %v; the writer's stderr:\n%s", p.dropped.Load(), e)
+	}
+	if code, e := readBack(); code != 0 {
+		t.Fatalf("reader: exit %d\n%s", code, e)
+	}
+	a, _ := os.ReadFile(filepath.Join(dir, "direct.csv"))
+	b, _ := os.ReadFile(filepath.Join(dir, "back.csv"))
+	if len(a) < 8<<20 || !bytes.Equal(a, b) {
+		t.Fatalf("read back %d bytes of CSV, the direct run wrote %d; equal %v", len(b), len(a), bytes.Equal(a, b))
 	}
 }
