@@ -19,6 +19,7 @@ import (
 	"github.com/zflowdev/zflow/engine"
 	"github.com/zflowdev/zflow/nvmeof/target"
 	"github.com/zflowdev/zflow/operators"
+	"github.com/zflowdev/zflow/operators/stateful"
 	"github.com/zflowdev/zflow/pipelines"
 )
 
@@ -127,6 +128,7 @@ func TestEveryConfigStruct(t *testing.T) {
 		{engine.KindSource, "parquet", &operators.ParquetSourceConfig{Path: file("out.parquet")}, "path: " + file("out.parquet"), 5},
 		{engine.KindTransform, "filter", &operators.FilterConfig{Where: "a IS NOT NULL OR a IS NULL"}, `where: "a IS NOT NULL OR a IS NULL"`, 5},
 		{engine.KindTransform, "limit", &operators.LimitConfig{Count: 2}, "count: 2", 2},
+		{engine.KindTransform, "dedupe", &stateful.DedupeConfig{By: []string{"a", "s"}}, "by: [a, s]", 5},
 		{engine.KindTransform, "project", &operators.ProjectConfig{}, "", 5},
 		{engine.KindTransform, "union", &operators.UnionConfig{}, "", 10},
 		{engine.KindSink, "tcp_out", &operators.TCPOutConfig{Address: outAddr}, "address: " + outAddr, 5},

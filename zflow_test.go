@@ -100,6 +100,8 @@ func exampleRun(t *testing.T, f string, base memory.Allocator) {
 		checkQuickstart(t, sum, dir)
 	case "raw_blocks.yaml":
 		checkRawBlocks(t, dir)
+	case "dedupe.yaml":
+		checkDedupe(t, dir)
 	}
 	// No temporary file is left beside the outputs.
 	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
@@ -108,6 +110,40 @@ func exampleRun(t *testing.T, f string, base memory.Allocator) {
 		}
 		return nil
 	})
+}
+
+// checkDedupe checks the dedupe example's output against its input: each
+// event id once, every id delivered, and each with its first delivery.
+func checkDedupe(t *testing.T, dir string) {
+	read := func(name string) []string {
+		b, err := os.ReadFile(filepath.Join(dir, "out", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.Split(strings.TrimSpace(string(b)), "\n")[1:]
+	}
+	first := map[string]string{}
+	for _, l := range read("deliveries.csv") {
+		id, _, _ := strings.Cut(l, ",")
+		if _, ok := first[id]; !ok {
+			first[id] = l
+		}
+	}
+	got := read("events.csv")
+	seen := map[string]bool{}
+	for _, l := range got {
+		id, _, _ := strings.Cut(l, ",")
+		if seen[id] {
+			t.Fatalf("dedupe: event %s written twice", id)
+		}
+		seen[id] = true
+		if first[id] != l {
+			t.Fatalf("dedupe: event %s written as %q, its first delivery was %q", id, l, first[id])
+		}
+	}
+	if len(got) != len(first) || len(got) < 1000 {
+		t.Fatalf("dedupe: %d events written, %d distinct delivered", len(got), len(first))
+	}
 }
 
 // checkRawBlocks checks the raw example's outputs against the file it
