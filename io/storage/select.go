@@ -149,7 +149,7 @@ func Decide(kind string, f Facts, opts Options, avail func(name string) error) (
 		}
 		if o.WholeFile && !o.Write && avail("mmap") == nil {
 			if f.MapSlower != "" {
-				return "posix", "auto: " + f.where() + " keeps the file in memory and it is read whole, but " + f.MapSlower + ": pread, one copy (counted)" + note, o, nil
+				return "posix", "auto: " + f.where() + " keeps the file in memory and it is read whole, but " + f.MapSlower + ": pread, the kernel copies each page into the batch's buffer once" + note, o, nil
 			}
 			return "mmap", "auto: " + f.where() + " keeps the file in memory and it is read whole: mapping it reads with no copy" + note, o, nil
 		}

@@ -30,7 +30,7 @@ func TestDecide(t *testing.T) {
 	}{
 		{"tmpfs small reads", "auto", tmpfs, Options{}, all, "posix", "io-wq", false, ""},
 		{"tmpfs whole file", "", tmpfs, Options{WholeFile: true}, all, "mmap", "read whole", false, ""},
-		{"tmpfs whole file, mapping measured slower", "auto", Facts{GOOS: "linux", FSType: "tmpfs", Memory: true, MapSlower: "mapping a page in costs more than copying it on this machine (…)"}, Options{WholeFile: true}, all, "posix", "costs more than copying it on this machine (…): pread, one copy (counted)", false, ""},
+		{"tmpfs whole file, mapping measured slower", "auto", Facts{GOOS: "linux", FSType: "tmpfs", Memory: true, MapSlower: "mapping a page in costs more than copying it on this machine (…)"}, Options{WholeFile: true}, all, "posix", "costs more than copying it on this machine (…): pread, the kernel copies each page into the batch's buffer once", false, ""},
 		{"tmpfs whole file written", "auto", tmpfs, Options{WholeFile: true, Write: true}, all, "posix", "in memory", false, ""},
 		{"mmap write", "mmap", tmpfs, Options{Write: true}, all, "", "", false, "mmap only reads"},
 		{"tmpfs direct dropped", "auto", tmpfs, Options{Direct: true}, all, "posix", "direct: true dropped", false, ""},
