@@ -65,7 +65,8 @@ type Controller struct {
 	addr string
 	// CntlID and Identify are those of the first association; a
 	// reconnection must find the same subsystem and serial number, and
-	// may be given another controller id.
+	// may be given another controller id: Association says what holds
+	// now.
 	CntlID uint16
 	// Identify is the controller's Identify Controller data.
 	Identify nvme.IdentifyController

@@ -61,6 +61,16 @@ func (c *Controller) current() *assoc {
 	return c.a
 }
 
+// Association is the controller id and the Identify Controller data of the
+// association in use. Controller.CntlID and Controller.Identify are those
+// of the first one; after a reconnection the target may have given another
+// controller id (dynamic controllers always do), and what Identify says
+// may have moved on (a firmware revision): this is what is true now.
+func (c *Controller) Association() (cntlID uint16, id nvme.IdentifyController) {
+	a := c.current()
+	return a.cntlID, a.id
+}
+
 // reconnecting reports that failures are followed by reconnecting: it is
 // on and has not given up.
 func (c *Controller) reconnecting() bool {

@@ -149,6 +149,13 @@ func TestReconnectDroppedMidTransfer(t *testing.T) {
 			if n, fail := ctrl.Reconnects(), ctrl.LastFailure(); n != 1 || !errors.Is(fail, initiator.ErrQueueFailed) {
 				t.Fatalf("%d reconnections, last failure %v; want 1 and a queue failure", n, fail)
 			}
+			// The new association is a new dynamic controller: its id is
+			// what Association says, and what Identify through it says.
+			id, ident := ctrl.Association()
+			if id == ctrl.CntlID || ident.CntlID != id || ident.SN != ctrl.Identify.SN {
+				t.Fatalf("after reconnecting: association's cntlid %d (identify %d, serial %q), the first one's %d (serial %q)",
+					id, ident.CntlID, ident.SN, ctrl.CntlID, ctrl.Identify.SN)
+			}
 			if err := ctrl.Close(); err != nil {
 				t.Fatalf("disconnect after reconnecting: %v", err)
 			}
