@@ -11,8 +11,8 @@ import (
 
 // HLL: the HyperLogLog sketch behind approx_count_distinct. It follows
 // HLL++ (Heule, Nunkesser, Hall: "HyperLogLog in Practice", EDBT 2013) in
-// its representation — a sparse list of (index, rank) pairs at precision 25
-// while the set is small, 2^p one-byte registers once that list would take
+// its representation — a sparse set of (index, rank) pairs at precision 25
+// while the set is small, 2^p one-byte registers once that set would take
 // more memory than the registers — and Ertl ("New cardinality estimation
 // algorithms for HyperLogLog sketches", arXiv:1702.01284) in its dense
 // estimator, which corrects the small-range and large-range bias without
@@ -20,10 +20,13 @@ import (
 // over 2^25 slots: exact in practice up to the thousands where the list
 // turns dense.
 //
-// Memory: the zero HLL holds nothing; a sparse one 4 bytes per distinct
-// value seen (its capacity doubles from 4 entries), at most 2^p bytes; a
-// dense one 2^p bytes (16 KiB at p = 14). So a million groups of ten
-// distinct values take about 64 MiB of lists, not 16 GiB of registers.
+// The sparse set is an open-addressing table of 4-byte entries, at most
+// three quarters full, doubling from 8 slots: an Add is one probe or a few,
+// whether the hash is new or seen before. Memory: the zero HLL holds
+// nothing; a sparse one 4 to 10.7 bytes per distinct index, at most 2^p
+// bytes (so at most 2^p × 3/16 entries: 3072 at p = 14); a dense one 2^p
+// bytes (16 KiB at p = 14). So a million groups of ten distinct values
+// take about 64 MiB of tables, not 16 GiB of registers.
 //
 // DuckDB (1.1 and later, 1.5.6 included) keeps 2^6 = 64 one-byte registers
 // per state with Ertl's estimator: 64 bytes a group, a standard error of
@@ -53,23 +56,24 @@ const (
 	hllModeSparse  = 1               // the mode byte of a sparse state
 	hllModeDense   = 2               // and of a dense one
 	hllHeaderBytes = 7               // magic, version, precision, mode
-	hllMinSparse   = 4               // the first capacity of the sparse list
+	hllMinSparse   = 8               // the first size of the sparse table
 	hllMagic       = "zHLL"          // the first bytes of a marshalled HLL
 	hllStructBytes = int64(unsafe.Sizeof(HLL{}))
 )
 
 // HLL is a HyperLogLog sketch of a set of 64-bit hashes. The zero value is
 // an empty sketch at DefaultHLLPrecision. It is not safe for concurrent
-// use; Estimate compacts the sparse list, so it too writes.
+// use.
 type HLL struct {
-	// sparse holds index<<6 | rank entries at precision 25 while dense is
-	// nil: sparse[:sorted] ascending with one entry per index, the rest
-	// appended since, in any order.
+	// sparse is the table of index<<6 | rank entries at precision 25 while
+	// dense is nil: a power of two slots, 0 in an empty one (a rank is at
+	// least 1), one entry per index, found by linear probing from the
+	// index's low bits.
 	sparse []uint32
 	// dense is the 2^p registers, once the sketch has turned dense.
-	dense  []uint8
-	sorted int32
-	p      uint8 // 0 in the zero value: DefaultHLLPrecision
+	dense []uint8
+	n     int32 // the entries in sparse
+	p     uint8 // 0 in the zero value: DefaultHLLPrecision
 }
 
 // NewHLL makes an empty sketch of 2^precision registers, or says why the
@@ -95,7 +99,7 @@ func (h *HLL) Precision() int {
 	return int(h.p)
 }
 
-// Sparse says whether the sketch still keeps the sparse list.
+// Sparse says whether the sketch still keeps the sparse set.
 func (h *HLL) Sparse() bool { return h.dense == nil }
 
 // Reset empties the sketch and lets its memory go; the precision stays.
@@ -117,7 +121,7 @@ func mix64(x uint64) uint64 {
 	return x
 }
 
-// Add adds one hash. It allocates only when the sparse list grows or
+// Add adds one hash. It allocates only when the sparse table grows or
 // turns dense.
 func (h *HLL) Add(hash uint64) {
 	x := mix64(hash)
@@ -174,69 +178,83 @@ func denseOf(e uint32, p uint) (int, uint8) {
 	return int(idx >> extra), uint8(extra) + uint8(e&(1<<hllRhoBits-1))
 }
 
-// maxSparse is the most entries the sparse list may hold: 4 bytes each, no
+// maxSlots is the most slots the sparse table may have: 4 bytes each, no
 // more than the registers would take.
-func (h *HLL) maxSparse() int { return max(1<<h.Precision()/4, hllMinSparse) }
+func (h *HLL) maxSlots() int { return max(1<<h.Precision()/4, 4) }
 
-// addSparse adds one entry while sparse (and sets its register if adding
-// it made the sketch dense).
+// maxSparse is the most entries the sparse table holds: three quarters of
+// its most slots.
+func (h *HLL) maxSparse() int { return h.maxSlots() / 4 * 3 }
+
+// addSparse adds one entry while sparse: a new index is inserted, a known
+// one keeps the higher rank. A table that would pass three quarters full
+// doubles, or turns dense when that would pass maxSlots.
 func (h *HLL) addSparse(e uint32) {
-	if len(h.sparse) == cap(h.sparse) {
-		h.makeRoom()
-		if h.dense != nil {
+	for {
+		mask := uint32(len(h.sparse) - 1)
+		for i := (e >> hllRhoBits) & mask; len(h.sparse) > 0; i = (i + 1) & mask {
+			s := h.sparse[i]
+			if s == 0 {
+				if int(h.n+1)*4 > len(h.sparse)*3 {
+					break // full: grow, then insert
+				}
+				h.sparse[i] = e
+				h.n++
+				return
+			}
+			if s>>hllRhoBits == e>>hllRhoBits {
+				if e > s {
+					h.sparse[i] = e
+				}
+				return
+			}
+		}
+		if !h.growSparse() {
 			h.setDense(e)
 			return
 		}
 	}
-	h.sparse = append(h.sparse, e)
 }
 
-// makeRoom is called with a full sparse list: it compacts it, and grows it
-// when that left it more than half full, or turns dense when growing would
-// pass maxSparse.
-func (h *HLL) makeRoom() {
-	if cap(h.sparse) == 0 {
-		h.sparse = make([]uint32, 0, hllMinSparse)
-		return
+// growSparse doubles the sparse table, or turns the sketch dense when the
+// doubled table would take more than the registers; it says which.
+func (h *HLL) growSparse() bool {
+	n := max(2*len(h.sparse), min(hllMinSparse, h.maxSlots()))
+	if n > h.maxSlots() {
+		h.toDense()
+		return false
 	}
-	h.compact()
-	if len(h.sparse) <= cap(h.sparse)/2 {
-		return
-	}
-	if n := 2 * cap(h.sparse); n <= h.maxSparse() {
-		h.sparse = append(make([]uint32, 0, n), h.sparse...)
-		return
-	}
-	h.toDense()
-}
-
-// compact sorts the sparse list and keeps one entry per index, the one of
-// the highest rank.
-func (h *HLL) compact() {
-	s := h.sparse
-	if int(h.sorted) == len(s) {
-		return
-	}
-	slices.Sort(s)
-	w := 0
-	for i, e := range s {
-		if i+1 < len(s) && s[i+1]>>hllRhoBits == e>>hllRhoBits {
-			continue // the next entry has the same index and a rank as high
+	old := h.sparse
+	h.sparse, h.n = make([]uint32, n), 0
+	for _, e := range old {
+		if e != 0 {
+			h.insertNew(e)
 		}
-		s[w] = e
-		w++
 	}
-	h.sparse = s[:w]
-	h.sorted = int32(w)
+	return true
 }
 
-// toDense turns the sparse list into registers.
+// insertNew puts an entry whose index is not in the table into it, which
+// has room.
+func (h *HLL) insertNew(e uint32) {
+	mask := uint32(len(h.sparse) - 1)
+	i := (e >> hllRhoBits) & mask
+	for h.sparse[i] != 0 {
+		i = (i + 1) & mask
+	}
+	h.sparse[i] = e
+	h.n++
+}
+
+// toDense turns the sparse table into registers.
 func (h *HLL) toDense() {
 	h.dense = make([]uint8, 1<<h.Precision())
 	for _, e := range h.sparse {
-		h.setDense(e)
+		if e != 0 {
+			h.setDense(e)
+		}
 	}
-	h.sparse, h.sorted = nil, 0
+	h.sparse, h.n = nil, 0
 }
 
 // setDense raises the register a sparse entry names to its rank.
@@ -258,6 +276,9 @@ func (h *HLL) Merge(o *HLL) error {
 	}
 	if o.dense == nil {
 		for _, e := range o.sparse {
+			if e == 0 {
+				continue
+			}
 			if h.dense != nil {
 				h.setDense(e)
 			} else {
@@ -280,10 +301,9 @@ func (h *HLL) Merge(o *HLL) error {
 // Estimate is the estimated number of distinct hashes added.
 func (h *HLL) Estimate() uint64 {
 	if h.dense == nil {
-		h.compact()
 		// Linear counting over the 2^25 slots of the sparse index.
 		const m = float64(1 << hllSparseP)
-		k := float64(len(h.sparse))
+		k := float64(h.n)
 		return uint64(math.Round(-m * math.Log1p(-k/m)))
 	}
 	p := h.Precision()
@@ -356,11 +376,17 @@ func (h *HLL) AppendBinary(b []byte) ([]byte, error) {
 		b = append(b, hllModeDense)
 		return append(b, h.dense...), nil
 	}
-	h.compact()
 	b = append(b, hllModeSparse)
-	b = binary.AppendUvarint(b, uint64(len(h.sparse)))
-	prev := uint32(0)
+	b = binary.AppendUvarint(b, uint64(h.n))
+	es := make([]uint32, 0, h.n) // the entries go out ascending
 	for _, e := range h.sparse {
+		if e != 0 {
+			es = append(es, e)
+		}
+	}
+	slices.Sort(es)
+	prev := uint32(0)
+	for _, e := range es {
 		b = binary.AppendUvarint(b, uint64(e-prev))
 		prev = e
 	}
@@ -416,7 +442,11 @@ func (h *HLL) unmarshal(b []byte) error {
 		if n > uint64(h.maxSparse()) {
 			return fmt.Errorf("sparse with %d entries, precision %d keeps at most %d", n, p, h.maxSparse())
 		}
-		s := make([]uint32, 0, max(int(n), hllMinSparse))
+		size := min(hllMinSparse, h.maxSlots())
+		for int(n)*4 > size*3 {
+			size *= 2
+		}
+		h.sparse = make([]uint32, size)
 		prev := uint64(0)
 		for i := range int(n) {
 			d, k := binary.Uvarint(body)
@@ -434,13 +464,12 @@ func (h *HLL) unmarshal(b []byte) error {
 			if r := e & (1<<hllRhoBits - 1); r == 0 || r > hllSparseRho+1 {
 				return fmt.Errorf("sparse entry %d of %d has rank %d, want 1 to %d", i+1, n, r, hllSparseRho+1)
 			}
-			s = append(s, uint32(e))
+			h.insertNew(uint32(e))
 			prev = e
 		}
 		if len(body) != 0 {
 			return fmt.Errorf("%d bytes after the last sparse entry", len(body))
 		}
-		h.sparse, h.sorted = s, int32(len(s))
 		return nil
 	default:
 		return fmt.Errorf("mode byte %d is neither sparse (%d) nor dense (%d)", b[6], hllModeSparse, hllModeDense)

@@ -214,7 +214,7 @@ func TestHLLMerge(t *testing.T) {
 func TestHLLMarshal(t *testing.T) {
 	for _, n := range []uint64{0, 1, 100, 2000, 100000} {
 		h := hllOf(t, DefaultHLLPrecision, 11, 0, n)
-		h.Add(splitmix64(11, 0)) // an unsorted tail to compact
+		h.Add(splitmix64(11, 0)) // a duplicate
 		b, err := h.MarshalBinary()
 		if err != nil {
 			t.Fatal(err)
