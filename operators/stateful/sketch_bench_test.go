@@ -6,12 +6,10 @@ import (
 )
 
 // Benchmarks of the sketches: Add per value, Merge per sketch and the
-// memory a sketch holds. Run with
+// memory a sketch holds (the Memory ones build their sketch once and
+// report bytes/sketch). Run with
 //
 //	go test -run '^$' -bench 'HLL|TDigest' -benchtime 2000x ./operators/stateful
-//
-// (-benchtime in iterations: the memory benchmarks build one sketch per
-// iteration of millions of values).
 
 // BenchmarkHLLAdd adds batches of 1024 hashes to a sketch of the given
 // number of distinct hashes (cycled), sparse at 1000, dense at 1M.
@@ -64,13 +62,15 @@ func BenchmarkHLLMerge(b *testing.B) {
 }
 
 // BenchmarkHLLMemory reports the bytes a sketch of 10, 1k and 1M distinct
-// hashes holds.
+// hashes holds (sparse, sparse, dense).
 func BenchmarkHLLMemory(b *testing.B) {
 	for _, distinct := range []uint64{10, 1000, 1_000_000} {
 		b.Run(fmt.Sprintf("distinct=%d", distinct), func(b *testing.B) {
+			h := hllOf(b, DefaultHLLPrecision, 3, 0, distinct)
+			b.ResetTimer()
 			var bytes int64
 			for range b.N {
-				bytes = hllOf(b, DefaultHLLPrecision, 3, 0, distinct).Bytes()
+				bytes = h.Bytes()
 			}
 			b.ReportMetric(float64(bytes), "bytes/sketch")
 		})
@@ -124,7 +124,9 @@ func BenchmarkTDigestMerge(b *testing.B) {
 // BenchmarkTDigestQuantile is one Quantile of a digest of 1M values.
 func BenchmarkTDigestQuantile(b *testing.B) {
 	d := digestOf(b, quantileInputs(1_000_000, 3)["uniform"], 1, false)
+	d.Quantile(0.5)
 	b.ReportAllocs()
+	b.ResetTimer()
 	for i := range b.N {
 		d.Quantile(float64(i%1000) / 1000)
 	}
@@ -136,9 +138,11 @@ func BenchmarkTDigestMemory(b *testing.B) {
 	xs := quantileInputs(1_000_000, 4)["uniform"]
 	for _, n := range []int{10, 1000, 1_000_000} {
 		b.Run(fmt.Sprintf("values=%d", n), func(b *testing.B) {
+			d := digestOf(b, xs[:n], 1, false)
+			b.ResetTimer()
 			var bytes int64
 			for range b.N {
-				bytes = digestOf(b, xs[:n], 1, false).Bytes()
+				bytes = d.Bytes()
 			}
 			b.ReportMetric(float64(bytes), "bytes/sketch")
 		})

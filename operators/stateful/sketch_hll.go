@@ -17,7 +17,7 @@ import (
 // algorithms for HyperLogLog sketches", arXiv:1702.01284) in its dense
 // estimator, which corrects the small-range and large-range bias without
 // HLL++'s empirical tables. While sparse, the estimate is linear counting
-// over 2^25 slots: exact in practice up to the thousands where the list
+// over 2^25 slots: exact in practice up to the thousands where the set
 // turns dense.
 //
 // The sparse set is an open-addressing table of 4-byte entries, at most
@@ -26,12 +26,13 @@ import (
 // nothing; a sparse one 4 to 10.7 bytes per distinct index, at most 2^p
 // bytes (so at most 2^p × 3/16 entries: 3072 at p = 14); a dense one 2^p
 // bytes (16 KiB at p = 14). So a million groups of ten distinct values
-// take about 64 MiB of tables, not 16 GiB of registers.
+// take about 115 MiB (a 64-byte table and the struct each), not 16 GiB of
+// registers.
 //
-// DuckDB (1.1 and later, 1.5.6 included) keeps 2^6 = 64 one-byte registers
-// per state with Ertl's estimator: 64 bytes a group, a standard error of
-// about 13 %. Before 1.1 it used Redis's HLL at p = 14. zflow defaults to
-// p = 14 (0.81 %), sparse while that is smaller.
+// DuckDB 1.5.6 keeps 2^6 = 64 one-byte registers per state with Ertl's
+// estimator (its own HLL, which replaced the Redis one at p = 14 that
+// earlier versions used): 64 bytes a group, a standard error of about
+// 13 %. zflow defaults to p = 14 (0.81 %), sparse while that is smaller.
 //
 // A hash is mixed again (murmur3's 64-bit finalizer, a bijection) before
 // its bits are used, so hashes whose high bits pick the partition
@@ -49,7 +50,7 @@ const (
 	MinHLLPrecision = 4
 	MaxHLLPrecision = 18
 
-	hllSparseP     = 25              // the sparse list's index bits
+	hllSparseP     = 25              // the sparse set's index bits
 	hllSparseRho   = 64 - hllSparseP // + 1: the largest rank a sparse entry holds
 	hllRhoBits     = 6               // an entry is index<<6 | rank
 	hllVersion     = 1               // MarshalBinary's format
@@ -405,15 +406,24 @@ func (h *HLL) UnmarshalBinary(b []byte) error {
 	return nil
 }
 
+// checkSketchHeader checks the start every marshalled sketch has: its
+// 4-byte magic, then its version byte, in a header of at least size bytes.
+func checkSketchHeader(b []byte, magic string, version byte, size int) error {
+	if len(b) < size {
+		return fmt.Errorf("shorter than its %d-byte header", size)
+	}
+	if string(b[:4]) != magic {
+		return fmt.Errorf("starts with %q, not %q", b[:4], magic)
+	}
+	if b[4] != version {
+		return fmt.Errorf("version %d, this build reads %d", b[4], version)
+	}
+	return nil
+}
+
 func (h *HLL) unmarshal(b []byte) error {
-	if len(b) < hllHeaderBytes {
-		return fmt.Errorf("shorter than its %d-byte header", hllHeaderBytes)
-	}
-	if string(b[:4]) != hllMagic {
-		return fmt.Errorf("starts with %q, not %q", b[:4], hllMagic)
-	}
-	if b[4] != hllVersion {
-		return fmt.Errorf("version %d, this build reads %d", b[4], hllVersion)
+	if err := checkSketchHeader(b, hllMagic, hllVersion, hllHeaderBytes); err != nil {
+		return err
 	}
 	p := int(b[5])
 	if p < MinHLLPrecision || p > MaxHLLPrecision {

@@ -135,9 +135,9 @@ func TestHLLDuplicatesNotCounted(t *testing.T) {
 }
 
 // TestHLLSparseToDense adds hashes one by one and checks the sketch turns
-// dense once, when its list would pass 2^p bytes, with the registers a
+// dense once, when its table would pass 2^p bytes, with the registers a
 // sketch dense from the start has, and memory that never passes 2^p bytes
-// of list.
+// of table.
 func TestHLLSparseToDense(t *testing.T) {
 	for _, p := range []int{MinHLLPrecision, 10, DefaultHLLPrecision} {
 		var h HLL
@@ -161,11 +161,11 @@ func TestHLLSparseToDense(t *testing.T) {
 			t.Fatalf("p=%d: still sparse after %d distinct hashes", p, 1<<(p+1))
 		}
 		if !bytes.Equal(registers(&h), dense.dense) {
-			t.Fatalf("p=%d: registers after the sparse list turned dense differ from a dense sketch's", p)
+			t.Fatalf("p=%d: registers after the sparse set turned dense differ from a dense sketch's", p)
 		}
 		t.Logf("p=%d: dense after %d distinct hashes (registers %d bytes)", p, turned, 1<<p)
 	}
-	// Many small groups stay small: 10 distinct values take 40 bytes of list.
+	// Many small groups stay small: 10 distinct values take a 64-byte table.
 	h := hllOf(t, DefaultHLLPrecision, 3, 0, 10)
 	if !h.Sparse() || h.Bytes() > hllStructBytes+64 {
 		t.Fatalf("10 distinct hashes: sparse %v, %d bytes", h.Sparse(), h.Bytes())
@@ -242,11 +242,7 @@ func TestHLLMarshal(t *testing.T) {
 	}
 	sparse, _ := hllOf(t, DefaultHLLPrecision, 1, 0, 3).MarshalBinary()
 	dense, _ := hllOf(t, 4, 1, 0, 300).MarshalBinary()
-	bad := []struct {
-		name string
-		b    []byte
-		want string
-	}{
+	checkBadInputs(t, "stateful: hll state of", func(b []byte) error { var g HLL; return g.UnmarshalBinary(b) }, []badInput{
 		{"magic", append([]byte("xHLL"), sparse[4:]...), `starts with "xHLL"`},
 		{"version", patch(sparse, 4, 2), "version 2, this build reads 1"},
 		{"precision", patch(sparse, 5, 30), "precision 30 out of range"},
@@ -258,11 +254,23 @@ func TestHLLMarshal(t *testing.T) {
 		{"same index", []byte("zHLL\x01\x0e\x01\x02\x41\x01"), "same index"},
 		{"rank 0", []byte("zHLL\x01\x0e\x01\x01\x40"), "rank 0"},
 		{"not ascending", []byte("zHLL\x01\x0e\x01\x02\x41\x00"), "not above"},
-	}
+	})
+}
+
+// badInput is an input a reader must refuse, and what its error says.
+type badInput struct {
+	name string
+	b    []byte
+	want string
+}
+
+// checkBadInputs reads every input with read and checks it is refused
+// with an error that starts with prefix and says want.
+func checkBadInputs(t *testing.T, prefix string, read func([]byte) error, bad []badInput) {
+	t.Helper()
 	for _, c := range bad {
-		var g HLL
-		err := g.UnmarshalBinary(c.b)
-		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.HasPrefix(err.Error(), "stateful: hll state of") {
+		err := read(c.b)
+		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.HasPrefix(err.Error(), prefix) {
 			t.Errorf("%s: %v, want %q", c.name, err, c.want)
 		}
 	}

@@ -346,14 +346,8 @@ func (t *TDigest) UnmarshalBinary(b []byte) error {
 }
 
 func (t *TDigest) unmarshal(b []byte) error {
-	if len(b) < tdigestHeaderBytes+1 {
-		return fmt.Errorf("shorter than its %d-byte header", tdigestHeaderBytes+1)
-	}
-	if string(b[:4]) != tdigestMagic {
-		return fmt.Errorf("starts with %q, not %q", b[:4], tdigestMagic)
-	}
-	if b[4] != tdigestVersion {
-		return fmt.Errorf("version %d, this build reads %d", b[4], tdigestVersion)
+	if err := checkSketchHeader(b, tdigestMagic, tdigestVersion, tdigestHeaderBytes+1); err != nil {
+		return err
 	}
 	le := binary.LittleEndian
 	delta := math.Float64frombits(le.Uint64(b[5:]))
