@@ -187,7 +187,7 @@ func (s *sorter) sortRun(ctx context.Context, emit func(arrow.RecordBatch) error
 	if err != nil {
 		return err
 	}
-	g, err := newGatherer(s.mem, s.schema, s.run.batches, s.ic.Ledger)
+	g, err := newGatherer(s.mem, s.schema, s.run.batches, s.ic.Ledger, "sort gather")
 	if err != nil {
 		return err
 	}

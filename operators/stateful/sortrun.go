@@ -163,11 +163,12 @@ type gatherer struct {
 	flat   []bool          // the column was concatenated: rows are global
 	starts []int64         // the first global row of each slot
 	ledger *engine.Ledger
+	reason string // the ledger's reason for the copies
 	gpos   []uint64
 }
 
-func newGatherer(mem memory.Allocator, schema *arrow.Schema, batches []arrow.RecordBatch, ledger *engine.Ledger) (*gatherer, error) {
-	g := &gatherer{schema: schema, starts: make([]int64, len(batches)), ledger: ledger,
+func newGatherer(mem memory.Allocator, schema *arrow.Schema, batches []arrow.RecordBatch, ledger *engine.Ledger, reason string) (*gatherer, error) {
+	g := &gatherer{schema: schema, starts: make([]int64, len(batches)), ledger: ledger, reason: reason,
 		cols: make([][]arrow.Array, schema.NumFields()), flat: make([]bool, schema.NumFields())}
 	var at int64
 	for i, b := range batches {
@@ -189,7 +190,7 @@ func newGatherer(mem memory.Allocator, schema *arrow.Schema, batches []arrow.Rec
 			g.release()
 			return nil, fmt.Errorf("sort: gather column %s: %w", schema.Field(c).Name, err)
 		}
-		ledger.Copied("sort gather", engine.ArrayBytes(flat.Data()))
+		ledger.Copied(reason, engine.ArrayBytes(flat.Data()))
 		releaseAll(chunks)
 		g.cols[c], g.flat[c] = []arrow.Array{flat}, true
 	}
@@ -213,7 +214,7 @@ func (g *gatherer) release() {
 }
 
 // take returns a new batch of the rows at pos (slot<<32 | row), in that
-// order; its bytes go on the ledger as "sort gather".
+// order; its bytes go on the ledger under the gatherer's reason.
 func (g *gatherer) take(mem memory.Allocator, pos []uint64) (arrow.RecordBatch, error) {
 	cols := make([]arrow.Array, len(g.cols))
 	var copied int64
@@ -234,7 +235,7 @@ func (g *gatherer) take(mem memory.Allocator, pos []uint64) (arrow.RecordBatch, 
 		cols[c] = a
 		copied += engine.ArrayBytes(a.Data())
 	}
-	g.ledger.Copied("sort gather", copied)
+	g.ledger.Copied(g.reason, copied)
 	rec := array.NewRecordBatch(g.schema, cols, int64(len(pos)))
 	releaseAll(cols)
 	return rec, nil
@@ -381,7 +382,7 @@ func (m *runMerge) flush(emit func(arrow.RecordBatch) error) error {
 		for i, s := range m.slots {
 			recs[i] = s.rec
 		}
-		g, err := newGatherer(m.mem, m.schema, recs, m.ledger)
+		g, err := newGatherer(m.mem, m.schema, recs, m.ledger, "sort gather")
 		if err != nil {
 			return err
 		}
