@@ -19,6 +19,7 @@ import (
 	"github.com/zflowdev/zflow/engine"
 	"github.com/zflowdev/zflow/nvmeof/target"
 	"github.com/zflowdev/zflow/operators"
+	"github.com/zflowdev/zflow/operators/stateful"
 	"github.com/zflowdev/zflow/pipelines"
 )
 
@@ -129,6 +130,8 @@ func TestEveryConfigStruct(t *testing.T) {
 		{engine.KindTransform, "limit", &operators.LimitConfig{Count: 2}, "count: 2", 2},
 		{engine.KindTransform, "project", &operators.ProjectConfig{}, "", 5},
 		{engine.KindTransform, "union", &operators.UnionConfig{}, "", 10},
+		{engine.KindTransform, "sort", &stateful.SortConfig{By: []string{"s DESC", "a"}}, `by: ["s DESC", a]`, 5},
+		{engine.KindTransform, "top_k", &stateful.TopKConfig{By: []string{"a DESC"}, K: 3}, `by: ["a DESC"], k: 3`, 3},
 		{engine.KindSink, "tcp_out", &operators.TCPOutConfig{Address: outAddr}, "address: " + outAddr, 5},
 		{engine.KindSource, "tcp_in", &operators.TCPInConfig{Listen: inAddr, Schema: cols}, "listen: " + inAddr + ", schema: [{name: a, type: int64}, {name: s, type: string}]", 5},
 		{engine.KindSink, "shm_out", &operators.ShmOutConfig{Path: seg, Channel: "out"}, "path: " + seg + ", channel: out", 5},

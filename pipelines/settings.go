@@ -28,8 +28,8 @@ type Settings struct {
 // SpillSettings say where stateful operators spill (engine.SpillSettings).
 type SpillSettings struct {
 	Dir         string `zflow:"dir" doc:"directory under which each spilling operator instance makes its own (zflow-spill-<pid>-<node>-<random>), removed when it ends; empty means the OS temporary directory"`
-	IO          string `zflow:"io" enum:"auto,posix,uring" doc:"storage backend of the spill files (auto decides from the directory's file system)"`
-	Compression string `zflow:"compression" enum:"none,lz4,zstd" doc:"compression of the spilled Arrow IPC data"`
+	IO          string `zflow:"io" enum:"auto,posix,uring" doc:"storage backend of the spill files; unset means auto (decided from the directory's file system)"`
+	Compression string `zflow:"compression" enum:"none,lz4,zstd" doc:"compression of the spilled Arrow IPC data; unset means none"`
 }
 
 // MemorySettings choose the arena batches are allocated from.
@@ -155,7 +155,6 @@ func DefaultSettings() Settings {
 		Memory:       MemorySettings{Arena: "hugepage", Page: 2 << 20, Node: AutoNode, Prefault: true},
 		Trace:        TraceSettings{Exporter: "none", Protocol: "grpc", Sampling: 1, Timeout: 5 * time.Second},
 		Metrics:      MetricSettings{Exporter: "none", Protocol: "grpc", Interval: 10 * time.Second},
-		Spill:        SpillSettings{IO: "auto", Compression: "none"},
 	}
 }
 

@@ -25,7 +25,18 @@ import (
 
 // gatherArray returns the rows at pos of chunks (one per slot), which all
 // have type dt.
-func gatherArray(mem memory.Allocator, dt arrow.DataType, chunks []arrow.Array, pos []uint64) (arrow.Array, error) {
+//
+// An allocation beyond a hard budget panics (memory.Allocator cannot
+// fail otherwise): the buffers made so far are then released before the
+// panic goes on, so a failed gather leaks nothing.
+func gatherArray(mem0 memory.Allocator, dt arrow.DataType, chunks []arrow.Array, pos []uint64) (_ arrow.Array, err error) {
+	mem := &tracked{Allocator: mem0}
+	defer func() {
+		if r := recover(); r != nil {
+			mem.releaseAll()
+			panic(r)
+		}
+	}()
 	n := len(pos)
 	if dt.ID() == arrow.NULL {
 		return array.NewNull(n), nil
@@ -35,8 +46,7 @@ func gatherArray(mem memory.Allocator, dt arrow.DataType, chunks []arrow.Array, 
 	var dict arrow.ArrayData
 	switch dt.ID() {
 	case arrow.BOOL:
-		out := memory.NewResizableBuffer(mem)
-		out.Resize(int(bitutil.BytesForBits(int64(n))))
+		out := mem.newBuffer(int(bitutil.BytesForBits(int64(n))))
 		dst := out.Bytes()
 		for i, p := range pos {
 			c := chunks[p>>32]
@@ -53,7 +63,7 @@ func gatherArray(mem memory.Allocator, dt arrow.DataType, chunks []arrow.Array, 
 		d0 := chunks[pos[0]>>32].(*array.Dictionary).Dictionary()
 		for _, c := range chunks {
 			if c.(*array.Dictionary).Dictionary().Data() != d0.Data() {
-				releaseBuf(valid)
+				mem.releaseAll()
 				return nil, fmt.Errorf("gather: dictionary chunks with different dictionaries (concatenate them first)")
 			}
 		}
@@ -63,7 +73,7 @@ func gatherArray(mem memory.Allocator, dt arrow.DataType, chunks []arrow.Array, 
 	default:
 		fw, ok := dt.(arrow.FixedWidthDataType)
 		if !ok {
-			releaseBuf(valid)
+			mem.releaseAll()
 			return nil, fmt.Errorf("gather: no gather for %s", dt)
 		}
 		bufs = []*memory.Buffer{valid, gatherFixed(mem, fw.BitWidth()/8, chunks, pos)}
@@ -74,11 +84,33 @@ func gatherArray(mem memory.Allocator, dt arrow.DataType, chunks []arrow.Array, 
 	} else {
 		data = array.NewData(dt, n, bufs, nil, nulls, 0)
 	}
+	mem.bufs = nil // the data holds them now
 	for _, b := range bufs {
 		releaseBuf(b)
 	}
 	defer data.Release()
 	return array.MakeFromData(data), nil
+}
+
+// tracked remembers the buffers made through it, to release them if the
+// gather panics half-way.
+type tracked struct {
+	memory.Allocator
+	bufs []*memory.Buffer
+}
+
+func (t *tracked) newBuffer(n int) *memory.Buffer {
+	b := memory.NewResizableBuffer(t.Allocator)
+	t.bufs = append(t.bufs, b)
+	b.Resize(n)
+	return b
+}
+
+func (t *tracked) releaseAll() {
+	for _, b := range t.bufs {
+		b.Release()
+	}
+	t.bufs = nil
 }
 
 func releaseBuf(b *memory.Buffer) {
@@ -89,7 +121,7 @@ func releaseBuf(b *memory.Buffer) {
 
 // gatherValidity is the validity bitmap of the rows at pos, nil when none
 // is NULL.
-func gatherValidity(mem memory.Allocator, chunks []arrow.Array, pos []uint64) (*memory.Buffer, int) {
+func gatherValidity(mem *tracked, chunks []arrow.Array, pos []uint64) (*memory.Buffer, int) {
 	any := false
 	for _, c := range chunks {
 		if c.NullN() > 0 {
@@ -100,8 +132,7 @@ func gatherValidity(mem memory.Allocator, chunks []arrow.Array, pos []uint64) (*
 	if !any {
 		return nil, 0
 	}
-	b := memory.NewResizableBuffer(mem)
-	b.Resize(int(bitutil.BytesForBits(int64(len(pos)))))
+	b := mem.newBuffer(int(bitutil.BytesForBits(int64(len(pos)))))
 	dst := b.Bytes()
 	nulls := 0
 	for i, p := range pos {
@@ -113,6 +144,7 @@ func gatherValidity(mem memory.Allocator, chunks []arrow.Array, pos []uint64) (*
 		}
 	}
 	if nulls == 0 {
+		mem.bufs = mem.bufs[:len(mem.bufs)-1]
 		b.Release()
 		return nil, 0
 	}
@@ -120,9 +152,8 @@ func gatherValidity(mem memory.Allocator, chunks []arrow.Array, pos []uint64) (*
 }
 
 // gatherFixed gathers values of width bytes.
-func gatherFixed(mem memory.Allocator, width int, chunks []arrow.Array, pos []uint64) *memory.Buffer {
-	out := memory.NewResizableBuffer(mem)
-	out.Resize(width * len(pos))
+func gatherFixed(mem *tracked, width int, chunks []arrow.Array, pos []uint64) *memory.Buffer {
+	out := mem.newBuffer(width * len(pos))
 	dst := out.Bytes()
 	srcs := make([][]byte, len(chunks))
 	for i, c := range chunks {
@@ -169,7 +200,7 @@ func gatherWords[T any](dst []byte, srcs [][]byte, pos []uint64) {
 }
 
 // gatherBinary gathers variable-width values: offsets, then bytes.
-func gatherBinary[O int32 | int64](mem memory.Allocator, chunks []arrow.Array, pos []uint64, valid *memory.Buffer) []*memory.Buffer {
+func gatherBinary[O int32 | int64](mem *tracked, chunks []arrow.Array, pos []uint64, valid *memory.Buffer) []*memory.Buffer {
 	offs := make([][]O, len(chunks))
 	data := make([][]byte, len(chunks))
 	for i, c := range chunks {
@@ -178,9 +209,8 @@ func gatherBinary[O int32 | int64](mem memory.Allocator, chunks []arrow.Array, p
 			data[i] = b.Bytes()
 		}
 	}
-	ob := memory.NewResizableBuffer(mem)
 	var z O
-	ob.Resize((len(pos) + 1) * int(unsafe.Sizeof(z)))
+	ob := mem.newBuffer((len(pos) + 1) * int(unsafe.Sizeof(z)))
 	o := words[O](ob.Bytes())
 	var total O
 	for i, p := range pos {
@@ -189,8 +219,7 @@ func gatherBinary[O int32 | int64](mem memory.Allocator, chunks []arrow.Array, p
 		total += offs[s][r+1] - offs[s][r]
 	}
 	o[len(pos)] = total
-	db := memory.NewResizableBuffer(mem)
-	db.Resize(int(total))
+	db := mem.newBuffer(int(total))
 	dst := db.Bytes()
 	for i, p := range pos {
 		s, r := p>>32, uint32(p)

@@ -40,7 +40,7 @@ func SortSpec() engine.Spec {
 	return engine.Spec{
 		Name: "sort", Kind: engine.KindTransform, Parallel: false, MinInputs: 1, MaxInputs: 1,
 		Summary:   "sort all rows by one or more keys (stable; spills sorted runs to disk over its memory budget)",
-		Doc:       "Keys are compared as DuckDB's ORDER BY does: NULLS LAST unless NULLS FIRST, whatever the direction; -0 = 0; NaN above every number. Equal keys keep their input order. The output is emitted when the input ends, in batches of settings.batch_rows, gathered with arrow's take (copies on the ledger as \"sort gather\"). Over its budget (memory: budget: on the node, or the run's) it writes sorted runs as Arrow IPC files under settings.spill.dir and merges them; the plan says where, the summary how much.",
+		Doc:       "Keys are compared as DuckDB's ORDER BY does: NULLS LAST unless NULLS FIRST, whatever the direction; -0 = 0; NaN above every number. Equal keys keep their input order. The output is emitted when the input ends, in batches of settings.batch_rows (fewer rows when a spilled sort's budget holds less), gathered with arrow's take (copies on the ledger as \"sort gather\"). Over its budget (memory: budget: on the node, or the run's) it writes sorted runs as Arrow IPC files under settings.spill.dir and merges them; the plan says where, the summary how much.",
 		Example:   `{type: sort, inputs: [trades], by: [symbol, "ts DESC", "price * qty DESC NULLS FIRST"]}`,
 		NewConfig: func() any { return &SortConfig{} },
 		Build: func(bc *engine.BuildContext, c any) (engine.Factory, error) {
@@ -177,9 +177,9 @@ func (s *sorter) Process(ctx context.Context, _ int, in arrow.RecordBatch, _ eng
 	return nil
 }
 
-// sortRun sorts the rows held and calls emit with output batches of
-// batchRows rows, in order.
-func (s *sorter) sortRun(ctx context.Context, emit func(arrow.RecordBatch) error) error {
+// sortRun sorts the rows held and calls emit with batches of rows rows,
+// in order.
+func (s *sorter) sortRun(ctx context.Context, rows int, emit func(arrow.RecordBatch) error) error {
 	if s.run.rows == 0 {
 		return nil
 	}
@@ -193,7 +193,7 @@ func (s *sorter) sortRun(ctx context.Context, emit func(arrow.RecordBatch) error
 	}
 	defer g.release()
 	m := newPartMerge(s.order, parts)
-	pos := make([]uint64, s.batchRows)
+	pos := make([]uint64, rows)
 	for {
 		n := m.next(pos)
 		if n == 0 {
@@ -219,7 +219,7 @@ func (s *sorter) spillRun(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	err = s.sortRun(ctx, func(b arrow.RecordBatch) error {
+	err = s.sortRun(ctx, s.spillRows(), func(b arrow.RecordBatch) error {
 		defer b.Release()
 		return w.Write(b)
 	})
@@ -241,7 +241,7 @@ func (s *sorter) spillRun(ctx context.Context) error {
 func (s *sorter) Finish(ctx context.Context, out engine.Emitter) error {
 	emit := func(b arrow.RecordBatch) error { return out.Emit(b) }
 	if len(s.runs) == 0 {
-		err := s.sortRun(ctx, emit)
+		err := s.sortRun(ctx, s.batchRows, emit)
 		s.run.release()
 		s.unreserve()
 		return err
@@ -252,6 +252,18 @@ func (s *sorter) Finish(ctx context.Context, out engine.Emitter) error {
 		}
 	}
 	return s.mergeRuns(ctx, emit)
+}
+
+// spillRows is the rows of a batch written to a run: settings.batch_rows,
+// or fewer when a quarter of the memory left holds fewer (the writer's
+// batch is gathered while the run's rows are held; the merge reads one
+// batch of each run at once), at least 1024.
+func (s *sorter) spillRows() int {
+	if s.budget == nil {
+		return s.batchRows
+	}
+	fit := s.budget.Available() / 4 / max(s.perRow, 1)
+	return int(min(int64(s.batchRows), max(fit, 1024)))
 }
 
 // maxFanIn caps the runs merged at once.
@@ -288,7 +300,7 @@ func (s *sorter) mergeRuns(ctx context.Context, emit func(arrow.RecordBatch) err
 		if err != nil {
 			return err
 		}
-		err = s.merge(ctx, s.runs[:k], func(b arrow.RecordBatch) error {
+		err = s.merge(ctx, s.runs[:k], s.spillRows(), func(b arrow.RecordBatch) error {
 			defer b.Release()
 			return w.Write(b)
 		})
@@ -306,7 +318,7 @@ func (s *sorter) mergeRuns(ctx context.Context, emit func(arrow.RecordBatch) err
 		s.runs = append([]*Run{r}, s.runs[k:]...)
 		s.mergePasses++
 	}
-	err := s.merge(ctx, s.runs, emit)
+	err := s.merge(ctx, s.runs, s.spillRows(), emit)
 	for _, r := range s.runs {
 		s.spill.Remove(r)
 	}
@@ -315,7 +327,7 @@ func (s *sorter) mergeRuns(ctx context.Context, emit func(arrow.RecordBatch) err
 }
 
 // merge merges runs in one pass.
-func (s *sorter) merge(ctx context.Context, runs []*Run, emit func(arrow.RecordBatch) error) error {
+func (s *sorter) merge(ctx context.Context, runs []*Run, rows int, emit func(arrow.RecordBatch) error) error {
 	var readers []*RunReader
 	defer func() {
 		for _, r := range readers {
@@ -331,7 +343,7 @@ func (s *sorter) merge(ctx context.Context, runs []*Run, emit func(arrow.RecordB
 		readers = append(readers, rd)
 		streams[i] = rd.Next
 	}
-	m, err := newRunMerge(ctx, s.mem, s.keys, s.schema, s.ic.Ledger, streams, s.batchRows)
+	m, err := newRunMerge(ctx, s.mem, s.keys, s.schema, s.ic.Ledger, streams, rows)
 	if err != nil {
 		return err
 	}

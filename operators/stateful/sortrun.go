@@ -3,6 +3,7 @@ package stateful
 import (
 	"container/heap"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -11,6 +12,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
+	"github.com/zflowdev/zflow/buffers"
 	"github.com/zflowdev/zflow/engine"
 )
 
@@ -215,8 +217,21 @@ func (g *gatherer) release() {
 
 // take returns a new batch of the rows at pos (slot<<32 | row), in that
 // order; its bytes go on the ledger under the gatherer's reason.
-func (g *gatherer) take(mem memory.Allocator, pos []uint64) (arrow.RecordBatch, error) {
+//
+// An allocation over a hard budget (a panic with a *buffers.BudgetError)
+// comes back as that error, with nothing of the batch left allocated.
+func (g *gatherer) take(mem memory.Allocator, pos []uint64) (_ arrow.RecordBatch, err error) {
 	cols := make([]arrow.Array, len(g.cols))
+	defer func() {
+		if r := recover(); r != nil {
+			releaseAll(cols)
+			e, ok := r.(error)
+			if !ok || !errors.Is(e, buffers.ErrBudgetExceeded) {
+				panic(r)
+			}
+			err = fmt.Errorf("sort: gather %d rows: %w", len(pos), e)
+		}
+	}()
 	var copied int64
 	for c, chunks := range g.cols {
 		p := pos
