@@ -25,6 +25,7 @@ type testEnv struct {
 	pool buffers.Pool
 	ic   *engine.InstanceContext
 	keep bool // collectors keep the batches
+	text bool // collectors keep the rows as text (slow: only where whole rows are checked)
 }
 
 func newEnv(t *testing.T, limit int64, batchRows int, spill engine.SpillSettings) *testEnv {
@@ -66,6 +67,7 @@ func (e *testEnv) done(t *testing.T) {
 // at once, so that a tight budget holds only what the operator holds.
 type collector struct {
 	keep    bool
+	text    bool // keep rows as text
 	recs    []arrow.RecordBatch
 	ids     []int64
 	rows    []string
@@ -76,7 +78,9 @@ type collector struct {
 
 func (c *collector) Emit(b arrow.RecordBatch) error {
 	c.ids = append(c.ids, ids([]arrow.RecordBatch{b})...)
-	c.rows = append(c.rows, rowsText([]arrow.RecordBatch{b})...)
+	if c.text {
+		c.rows = append(c.rows, rowsText([]arrow.RecordBatch{b})...)
+	}
 	c.maxRows = max(c.maxRows, b.NumRows())
 	c.bytes += engine.BatchBytes(b)
 	c.schema = b.Schema()
@@ -106,7 +110,7 @@ func runOp(ctx context.Context, e *testEnv, spec engine.Spec, cfg any, schema *a
 		return nil, nil, err
 	}
 	op := inst.(engine.Transform)
-	c := &collector{keep: e.keep}
+	c := &collector{keep: e.keep, text: e.text}
 	defer func() {
 		if r, ok := inst.(engine.Releaser); ok {
 			r.Release()
