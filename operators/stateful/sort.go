@@ -215,19 +215,9 @@ func (s *sorter) sortRun(ctx context.Context, rows int, emit func(arrow.RecordBa
 // spillRun sorts the rows held, writes them out as a run and lets them
 // go.
 func (s *sorter) spillRun(ctx context.Context) error {
-	w, err := s.spill.Create(ctx, s.schema)
-	if err != nil {
-		return err
-	}
-	err = s.sortRun(ctx, s.spillRows(), func(b arrow.RecordBatch) error {
-		defer b.Release()
-		return w.Write(b)
+	r, err := s.spill.WriteRun(ctx, s.schema, func(emit func(arrow.RecordBatch) error) error {
+		return s.sortRun(ctx, s.spillRows(), emit)
 	})
-	if err != nil {
-		w.Abort()
-		return err
-	}
-	r, err := w.Finish()
 	if err != nil {
 		return err
 	}
@@ -296,19 +286,9 @@ func (s *sorter) mergeRuns(ctx context.Context, emit func(arrow.RecordBatch) err
 		}
 		// Merge the first k runs (the earliest input: order stays stable)
 		// into one, which takes their place.
-		w, err := s.spill.Create(ctx, s.schema)
-		if err != nil {
-			return err
-		}
-		err = s.merge(ctx, s.runs[:k], s.spillRows(), func(b arrow.RecordBatch) error {
-			defer b.Release()
-			return w.Write(b)
+		r, err := s.spill.WriteRun(ctx, s.schema, func(emit func(arrow.RecordBatch) error) error {
+			return s.merge(ctx, s.runs[:k], s.spillRows(), emit)
 		})
-		if err != nil {
-			w.Abort()
-			return err
-		}
-		r, err := w.Finish()
 		if err != nil {
 			return err
 		}

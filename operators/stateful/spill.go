@@ -162,6 +162,25 @@ func (s *Spiller) Create(ctx context.Context, schema *arrow.Schema) (*RunWriter,
 	return w, nil
 }
 
+// WriteRun makes a run of the batches fill hands to emit (which takes
+// ownership of each): the run is finished when fill returns nil, and
+// dropped, file and all, when fill or a write fails.
+func (s *Spiller) WriteRun(ctx context.Context, schema *arrow.Schema, fill func(emit func(arrow.RecordBatch) error) error) (*Run, error) {
+	w, err := s.Create(ctx, schema)
+	if err != nil {
+		return nil, err
+	}
+	err = fill(func(b arrow.RecordBatch) error {
+		defer b.Release()
+		return w.Write(b)
+	})
+	if err != nil {
+		w.Abort()
+		return nil, err
+	}
+	return w.Finish()
+}
+
 func (s *Spiller) forget(name string) {
 	s.mu.Lock()
 	delete(s.live, name)
