@@ -131,6 +131,8 @@ func TestEveryConfigStruct(t *testing.T) {
 		{engine.KindTransform, "dedupe", &stateful.DedupeConfig{By: []string{"a", "s"}}, "by: [a, s]", 5},
 		{engine.KindTransform, "project", &operators.ProjectConfig{}, "", 5},
 		{engine.KindTransform, "union", &operators.UnionConfig{}, "", 10},
+		{engine.KindTransform, "sort", &stateful.SortConfig{By: []string{"s DESC", "a"}}, `by: ["s DESC", a]`, 5},
+		{engine.KindTransform, "top_k", &stateful.TopKConfig{By: []string{"a DESC"}, K: 3}, `by: ["a DESC"], k: 3`, 3},
 		{engine.KindSink, "tcp_out", &operators.TCPOutConfig{Address: outAddr}, "address: " + outAddr, 5},
 		{engine.KindSource, "tcp_in", &operators.TCPInConfig{Listen: inAddr, Schema: cols}, "listen: " + inAddr + ", schema: [{name: a, type: int64}, {name: s, type: string}]", 5},
 		{engine.KindSink, "shm_out", &operators.ShmOutConfig{Path: seg, Channel: "out"}, "path: " + seg + ", channel: out", 5},

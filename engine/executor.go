@@ -253,7 +253,7 @@ func (p *Plan) Start(ctx context.Context, opts RunOptions) *Execution {
 				Ledger: &x.stats[i].led[k], Settings: p.Settings,
 				Stdin: p.stdin, Stdout: stdout,
 				span: x.tel.span(i, k), files: &x.stats[i].inst[k].files, io: &x.stats[i].inst[k].io,
-				blocks: &x.stats[i].inst[k].blocks,
+				blocks: &x.stats[i].inst[k].blocks, spill: &x.stats[i].inst[k].spill,
 			}
 			op, err := newInstance(n, ic)
 			if err != nil {

@@ -117,6 +117,7 @@ type InstanceContext struct {
 	// (CountBlocks); nil outside a run.
 	blocks *[2]atomic.Int64
 	io     *atomic.Pointer[string] // the instance's storage backend line; nil outside a run
+	spill  *spillCounters          // what the instance spilled (CountSpill); nil outside a run
 }
 
 // SetIO records the storage backend the instance's files go through and

@@ -26,8 +26,10 @@ type PlanNodeInfo struct {
 	IO             string `json:"io,omitempty"`     // the storage backend of a file source or sink, and why (IODescriber)
 	// Pushdown is the filter predicate a source was given, and how it
 	// uses it (PredicateTaker).
-	Pushdown string      `json:"pushdown,omitempty"`
-	Schema   []FieldInfo `json:"schema,omitempty"`
+	Pushdown string `json:"pushdown,omitempty"`
+	// Spill says what the node may spill and where (SpillDescriber).
+	Spill  string      `json:"spill,omitempty"`
+	Schema []FieldInfo `json:"schema,omitempty"`
 }
 
 // FieldInfo is one column of a schema.
@@ -71,6 +73,9 @@ func (p *Plan) Describe() PlanInfo {
 		}
 		if d, ok := n.Factory.(IODescriber); ok {
 			ni.IO = d.DescribeIO()
+		}
+		if d, ok := n.Factory.(SpillDescriber); ok {
+			ni.Spill = d.DescribeSpill()
 		}
 		pi.Nodes = append(pi.Nodes, ni)
 	}
@@ -142,6 +147,9 @@ func (p *Plan) WriteText(w io.Writer) error {
 		}
 		if n.Pushdown != "" {
 			fmt.Fprintf(&b, "%s    pushdown: %s\n", cont, n.Pushdown)
+		}
+		if n.Spill != "" {
+			fmt.Fprintf(&b, "%s    spill: %s\n", cont, n.Spill)
 		}
 		if len(n.Schema) > 0 {
 			cols := make([]string, len(n.Schema))

@@ -25,6 +25,7 @@ type instCounters struct {
 	files                 atomic.Int64           // files read or written (InstanceContext.CountFiles)
 	blocks                [2]atomic.Int64        // blocks read and skipped (InstanceContext.CountBlocks)
 	io                    atomic.Pointer[string] // the storage backend and why (InstanceContext.SetIO)
+	spill                 spillCounters          // what was spilled (InstanceContext.CountSpill)
 	_                     [64]byte               // the next instance's counters start on another cache line
 }
 
@@ -68,6 +69,9 @@ type OpStats struct {
 	// groups) a source read, and skipped by a pushed-down predicate.
 	BlocksRead    int64 `json:"blocks_read,omitempty"`
 	BlocksSkipped int64 `json:"blocks_skipped,omitempty"`
+	// Spill is what a stateful operator wrote out because its state
+	// outgrew its budget (nil: nothing).
+	Spill *SpillStats `json:"spill,omitempty"`
 }
 
 // Summary is the result of a run.
@@ -142,6 +146,12 @@ func (ns *nodeStats) snapshot(n *planNode) OpStats {
 		st.Files += c.files.Load()
 		st.BlocksRead += c.blocks[0].Load()
 		st.BlocksSkipped += c.blocks[1].Load()
+		if c.spill.files.Load() > 0 || c.spill.bytes.Load() > 0 {
+			if st.Spill == nil {
+				st.Spill = &SpillStats{}
+			}
+			st.Spill.add(&c.spill)
+		}
 		if p := c.io.Load(); p != nil && st.IO == "" {
 			st.IO = *p
 		}

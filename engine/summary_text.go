@@ -69,6 +69,11 @@ func (s *Summary) WriteText(w io.Writer) {
 			fmt.Fprintf(w, "pushdown: %s skipped %d of %d blocks\n", o.ID, o.BlocksSkipped, o.BlocksRead+o.BlocksSkipped)
 		}
 	}
+	for _, o := range s.Ops {
+		if sp := o.Spill; sp != nil {
+			fmt.Fprintf(w, "spill: %s spilled %s in %d files, %s\n", o.ID, HumanBytes(sp.Bytes), sp.Files, sp.Time.Round(time.Millisecond))
+		}
+	}
 	fmt.Fprintf(w, "by reference: %s; copied: %s", HumanBytes(ref), HumanBytes(copied))
 	var copies []string
 	for _, o := range s.Ops {

@@ -95,6 +95,8 @@ type Settings struct {
 	// parallel inside one instance (a Parquet sink's column encoders, say)
 	// read the resolved count from InstanceContext.Settings.Threads.
 	Threads int
+	// Spill says where stateful operators spill (see SpillSettings).
+	Spill SpillSettings
 }
 
 // DefaultSettings are used where a pipeline says nothing.

@@ -42,6 +42,10 @@
 //	    prefault: true          # fault pages in when mapped, not on the hot path
 //	    path: /dev/dax0.0       # kinds backed by a file (cxl): device-DAX file, or a file on tmpfs/hugetlbfs
 //	    size: 1GiB              # kinds backed by a file: the segment's size
+//	  spill:                    # where stateful operators (sort) write what does not fit their budget
+//	    dir: ""                 # empty: the OS temporary directory; each instance makes zflow-spill-<pid>-<node>-* in it
+//	    io: auto                # auto | posix | uring
+//	    compression: none       # none | lz4 | zstd
 //	  trace:
 //	    exporter: none          # none | stdout | otlp
 //	    protocol: grpc          # otlp only: grpc | http

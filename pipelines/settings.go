@@ -22,6 +22,14 @@ type Settings struct {
 	Threads      Auto           `zflow:"threads" doc:"most instances parallelism: auto gives an operator, and the zflow command's GOMAXPROCS: auto (the CPUs this process may use: affinity, cgroup CPU quota) or a number ≥ 1 to use fewer"`
 	Trace        TraceSettings  `zflow:"trace" doc:"OpenTelemetry tracing"`
 	Metrics      MetricSettings `zflow:"metrics" doc:"OpenTelemetry metrics and the Prometheus endpoint"`
+	Spill        SpillSettings  `zflow:"spill" doc:"where stateful operators (sort) write what does not fit their memory budget"`
+}
+
+// SpillSettings say where stateful operators spill (engine.SpillSettings).
+type SpillSettings struct {
+	Dir         string `zflow:"dir" doc:"directory under which each spilling operator instance makes its own (zflow-spill-<pid>-<node>-<random>), removed when it ends; empty means the OS temporary directory"`
+	IO          string `zflow:"io" enum:"auto,posix,uring" doc:"storage backend of the spill files; unset means auto (decided from the directory's file system)"`
+	Compression string `zflow:"compression" enum:"none,lz4,zstd" doc:"compression of the spilled Arrow IPC data; unset means none"`
 }
 
 // MemorySettings choose the arena batches are allocated from.
@@ -152,7 +160,8 @@ func DefaultSettings() Settings {
 
 // Engine returns the part of s the engine reads.
 func (s Settings) Engine() engine.Settings {
-	return engine.Settings{BatchRows: s.BatchRows, EdgeCapacity: s.EdgeCapacity, Memory: s.Memory.Pool(), Pin: s.Pin, Threads: int(s.Threads)}
+	return engine.Settings{BatchRows: s.BatchRows, EdgeCapacity: s.EdgeCapacity, Memory: s.Memory.Pool(), Pin: s.Pin, Threads: int(s.Threads),
+		Spill: engine.SpillSettings{Dir: s.Spill.Dir, IO: s.Spill.IO, Compression: s.Spill.Compression}}
 }
 
 // checkMemory checks a memory block (settings.memory, or a node's memory:
