@@ -61,12 +61,6 @@ func keyColumns(t *testing.T, mem memory.Allocator) []arrow.Array {
 	return cols
 }
 
-func releaseAll(cols []arrow.Array) {
-	for _, c := range cols {
-		c.Release()
-	}
-}
-
 func TestKeyRoundTripAndEquality(t *testing.T) {
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)

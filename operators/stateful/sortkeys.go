@@ -391,8 +391,8 @@ func newKeyCol(dt arrow.DataType) (keyCol, bool) {
 	panic(fmt.Sprintf("stateful: no comparator for %s (SortableType should have refused it)", dt))
 }
 
-// grow makes s long enough to hold slot i.
-func grow[T any](s []T, i int) []T {
+// withSlot makes s long enough to hold slot i, keeping what it holds.
+func withSlot[T any](s []T, i int) []T {
 	for len(s) <= i {
 		var z T
 		s = append(s, z)
@@ -403,7 +403,7 @@ func grow[T any](s []T, i int) []T {
 type intCol[T int8 | int16 | int32 | int64] struct{ vals [][]T }
 
 func (c *intCol[T]) set(s int, a arrow.Array) {
-	c.vals = grow(c.vals, s)
+	c.vals = withSlot(c.vals, s)
 	c.vals[s] = arrow.GetValues[T](a.Data(), 1)
 }
 func (c *intCol[T]) compare(s1, r1, s2, r2 int) int {
@@ -414,7 +414,7 @@ func (c *intCol[T]) norm(s, r int) uint64 { return uint64(int64(c.vals[s][r])) ^
 type uintCol[T uint8 | uint16 | uint32 | uint64] struct{ vals [][]T }
 
 func (c *uintCol[T]) set(s int, a arrow.Array) {
-	c.vals = grow(c.vals, s)
+	c.vals = withSlot(c.vals, s)
 	c.vals[s] = arrow.GetValues[T](a.Data(), 1)
 }
 func (c *uintCol[T]) compare(s1, r1, s2, r2 int) int {
@@ -425,7 +425,7 @@ func (c *uintCol[T]) norm(s, r int) uint64 { return uint64(c.vals[s][r]) }
 type floatCol[T float32 | float64] struct{ vals [][]T }
 
 func (c *floatCol[T]) set(s int, a arrow.Array) {
-	c.vals = grow(c.vals, s)
+	c.vals = withSlot(c.vals, s)
 	c.vals[s] = arrow.GetValues[T](a.Data(), 1)
 }
 func (c *floatCol[T]) compare(s1, r1, s2, r2 int) int {
@@ -455,7 +455,7 @@ type boolCol struct {
 }
 
 func (c *boolCol) set(s int, a arrow.Array) {
-	c.bits, c.off = grow(c.bits, s), grow(c.off, s)
+	c.bits, c.off = withSlot(c.bits, s), withSlot(c.off, s)
 	c.bits[s], c.off[s] = a.Data().Buffers()[1].Bytes(), a.Data().Offset()
 }
 func (c *boolCol) get(s, r int) uint64 {
@@ -470,7 +470,7 @@ func (c *boolCol) norm(s, r int) uint64           { return c.get(s, r) }
 type decCol struct{ vals [][]decimal128.Num }
 
 func (c *decCol) set(s int, a arrow.Array) {
-	c.vals = grow(c.vals, s)
+	c.vals = withSlot(c.vals, s)
 	c.vals[s] = arrow.GetValues[decimal128.Num](a.Data(), 1)
 }
 func (c *decCol) compare(s1, r1, s2, r2 int) int { return c.vals[s1][r1].Cmp(c.vals[s2][r2]) }
@@ -484,7 +484,7 @@ type binCol[O int32 | int64] struct {
 }
 
 func (c *binCol[O]) set(s int, a arrow.Array) {
-	c.offs, c.data = grow(c.offs, s), grow(c.data, s)
+	c.offs, c.data = withSlot(c.offs, s), withSlot(c.data, s)
 	d := a.Data()
 	c.offs[s] = arrow.GetOffsets[O](d, 1)
 	if b := d.Buffers()[2]; b != nil {
@@ -521,7 +521,7 @@ type dictCol struct {
 }
 
 func (c *dictCol) set(s int, a arrow.Array) {
-	c.idx = grow(c.idx, s)
+	c.idx = withSlot(c.idx, s)
 	d := a.(*array.Dictionary)
 	c.idx[s] = d
 	c.values.set(s, d.Dictionary())
