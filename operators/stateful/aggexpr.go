@@ -163,8 +163,36 @@ func planAggregate(in *arrow.Schema, groupBy []string, aggs engine.OrderedMap) (
 		if len(errs) > n {
 			continue
 		}
+		trees = append(trees, outTree{a.Key, a.Value, rewritten})
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	for j, c := range p.calls {
+		innerFields = append(innerFields, arrow.Field{Name: callColumn(j), Type: c.out, Nullable: true})
+	}
+	p.inner = arrow.NewSchema(innerFields, nil)
+	// The outputs are checked over the inner schema and the input's other
+	// columns, so that a column outside every aggregate is found as a
+	// column (and told where it belongs) while an unknown function or
+	// column is told as such.
+	check := append([]arrow.Field{}, innerFields...)
+	for _, f := range in.Fields() {
+		if !keyNames[f.Name] && !hasFoldKey(keyNames, f.Name) {
+			check = append(check, f)
+		}
+	}
+	checkSchema := arrow.NewSchema(check, nil)
+	outFields := append([]arrow.Field{}, innerFields[:len(p.keys)]...)
+	for _, t := range trees {
+		field := "aggregates." + t.name
+		if _, err := expr.CompileExpr(t.src, t.tree, checkSchema); err != nil {
+			errs = append(errs, expr.FieldErrors(field, err)...)
+			continue
+		}
+		n := len(errs)
 		// A column outside every aggregate must be a group_by column.
-		expr.Walk(rewritten, func(e expr.Expr) bool {
+		expr.Walk(t.tree, func(e expr.Expr) bool {
 			id, ok := e.(*expr.Ident)
 			if !ok || strings.HasPrefix(id.Name, "\x00") || keyNames[id.Name] {
 				return true
@@ -182,18 +210,6 @@ func planAggregate(in *arrow.Schema, groupBy []string, aggs engine.OrderedMap) (
 		if len(errs) > n {
 			continue
 		}
-		trees = append(trees, outTree{a.Key, a.Value, rewritten})
-	}
-	if len(errs) > 0 {
-		return nil, errs
-	}
-	for j, c := range p.calls {
-		innerFields = append(innerFields, arrow.Field{Name: callColumn(j), Type: c.out, Nullable: true})
-	}
-	p.inner = arrow.NewSchema(innerFields, nil)
-	outFields := append([]arrow.Field{}, innerFields[:len(p.keys)]...)
-	for _, t := range trees {
-		field := "aggregates." + t.name
 		c, err := expr.CompileExpr(t.src, t.tree, p.inner)
 		if err != nil {
 			errs = append(errs, expr.FieldErrors(field, err)...)
@@ -211,6 +227,15 @@ func planAggregate(in *arrow.Schema, groupBy []string, aggs engine.OrderedMap) (
 	}
 	p.schema = arrow.NewSchema(outFields, nil)
 	return p, nil
+}
+
+func hasFoldKey(keys map[string]bool, name string) bool {
+	for k := range keys {
+		if strings.EqualFold(k, name) {
+			return true
+		}
+	}
+	return false
 }
 
 func hasFold(s *arrow.Schema, name string) bool {

@@ -98,6 +98,11 @@ func (f *aggFactory) New(ic *engine.InstanceContext) (any, error) {
 	if a.mem == nil {
 		a.mem = memory.DefaultAllocator
 	}
+	if a.budget != nil {
+		if avail := a.budget.Available(); avail < 1<<62 {
+			a.headroom = min(avail/4, 64<<20)
+		}
+	}
 	a.table = NewKeyTable(a.charge)
 	a.states = make([]aggState, len(a.p.calls))
 	for j, c := range a.p.calls {
@@ -158,6 +163,9 @@ type aggregate struct {
 	table   *KeyTable
 	states  []aggState
 	charged int64 // the states' bytes reserved from the budget
+	// headroom is what charge leaves free for writing a spill: a quarter
+	// of the budget available at the start, at most 64 MiB.
+	headroom int64
 
 	rows  KeyRows
 	ids   []uint32
@@ -172,7 +180,10 @@ type aggregate struct {
 	done    bool
 }
 
-// charge is the table's and the states' way to the budget.
+// charge is the table's and the states' way to the budget. It says no
+// while the budget has room for the request but would be left with less
+// than the headroom: writing a spill takes memory too (a partition's
+// partial states as a batch, the IPC writer's buffers).
 func (a *aggregate) charge(n int64) error {
 	if a.budget == nil {
 		return nil
@@ -180,6 +191,9 @@ func (a *aggregate) charge(n int64) error {
 	if n < 0 {
 		a.budget.Unreserve(-n)
 		return nil
+	}
+	if a.headroom > 0 && a.budget.Available()-n < a.headroom {
+		return &buffers.BudgetError{Owner: a.f.node, Asked: n + a.headroom, InUse: a.budget.Used(), Limit: a.budget.Used() + a.budget.Available()}
 	}
 	return a.budget.Reserve(n)
 }
@@ -460,14 +474,22 @@ func (a *aggregate) spill() error {
 		}
 		b := a.partialBatch(groups)
 		err := a.spilled[q].write(b)
+		if a.ic != nil && a.ic.Ledger != nil {
+			a.ic.Ledger.Copied("aggregate spill", engine.BatchBytes(b))
+		}
 		b.Release()
 		if err != nil {
 			return fmt.Errorf("aggregate %q: spill: %w", a.f.node, err)
 		}
 	}
 	a.resetTable()
+	aggSpills.Add(1)
 	return nil
 }
+
+// aggSpills counts the times an aggregate instance spilled its table, in
+// this process (the tests check that a small budget did spill).
+var aggSpills atomic.Int64
 
 // Finish emits the groups. One instance that never spilled emits its
 // table as it is; otherwise every instance hands its partial states in,
@@ -491,6 +513,12 @@ func (a *aggregate) Finish(ctx context.Context, out engine.Emitter) error {
 	}
 	if a.run.n == 1 && !spilled {
 		return a.emitTable(ctx, out, a.table, a.states)
+	}
+	if spilled && a.table.Len() > 0 {
+		// What is left goes to the files too: the merge needs the memory.
+		if err := a.spill(); err != nil {
+			return err
+		}
 	}
 	// Hand in this instance's partials.
 	mine := make([]*partials, spillParts)
