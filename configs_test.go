@@ -126,6 +126,7 @@ func TestEveryConfigStruct(t *testing.T) {
 		{engine.KindSource, "generate", gen, "rows: 5, columns: [{name: a, type: int64}, {name: s, type: string}]", 5},
 		{engine.KindSource, "ndjson", &operators.NDJSONSourceConfig{Path: file("in.ndjson")}, "path: " + file("in.ndjson"), 2},
 		{engine.KindSource, "parquet", &operators.ParquetSourceConfig{Path: file("out.parquet")}, "path: " + file("out.parquet"), 5},
+		{engine.KindTransform, "aggregate", &stateful.AggregateConfig{GroupBy: []string{"s"}}, "group_by: [s]", 5},
 		{engine.KindTransform, "filter", &operators.FilterConfig{Where: "a IS NOT NULL OR a IS NULL"}, `where: "a IS NOT NULL OR a IS NULL"`, 5},
 		{engine.KindTransform, "limit", &operators.LimitConfig{Count: 2}, "count: 2", 2},
 		{engine.KindTransform, "dedupe", &stateful.DedupeConfig{By: []string{"a", "s"}}, "by: [a, s]", 5},

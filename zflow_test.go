@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -102,6 +103,8 @@ func exampleRun(t *testing.T, f string, base memory.Allocator) {
 		checkRawBlocks(t, dir)
 	case "dedupe.yaml":
 		checkDedupe(t, dir)
+	case "aggregate.yaml":
+		checkAggregate(t, dir)
 	}
 	// No temporary file is left beside the outputs.
 	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
@@ -149,6 +152,32 @@ func checkDedupe(t *testing.T, dir string) {
 // checkRawBlocks checks the raw example's outputs against the file it
 // read: the block copy is the same bytes, the head its first ten 32-byte
 // records.
+// checkAggregate: one row per symbol, volumes adding up to the input's
+// rows times their mean size, every VWAP within the price range.
+func checkAggregate(t *testing.T, dir string) {
+	b, err := os.ReadFile(filepath.Join(dir, "out", "vwap.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if lines[0] != "symbol,volume,vwap,trades,large_pct,high" || len(lines) != 21 {
+		t.Fatalf("vwap.csv: header %q and %d rows, want 20 symbols", lines[0], len(lines)-1)
+	}
+	var trades int64
+	for _, l := range lines[1:] {
+		f := strings.Split(l, ",")
+		n, _ := strconv.ParseInt(f[3], 10, 64)
+		vwap, _ := strconv.ParseFloat(f[2], 64)
+		trades += n
+		if vwap < 10 || vwap > 500 {
+			t.Errorf("vwap.csv: %s: vwap outside the prices", l)
+		}
+	}
+	if trades != 1000000 {
+		t.Errorf("vwap.csv: %d trades, want 1000000", trades)
+	}
+}
+
 func checkRawBlocks(t *testing.T, dir string) {
 	want, err := os.ReadFile(filepath.Join(repoRoot, "testdata", "trades.csv"))
 	if err != nil {

@@ -158,6 +158,12 @@ func (c *configChecker) value(v, def reflect.Value, p Param, path string) {
 		}
 		return
 	case reflect.Slice:
+		if v.Type() == orderedMapType {
+			for _, e := range v.Interface().(OrderedMap) {
+				c.value(reflect.ValueOf(e.Value), reflect.Value{}, p, path+"."+e.Key)
+			}
+			return
+		}
 		if v.Type().Elem().Kind() != reflect.Uint8 { // []byte is a scalar
 			for i := range v.Len() {
 				c.value(v.Index(i), reflect.Value{}, p, path+"."+strconv.Itoa(i))

@@ -194,7 +194,7 @@ func (p *Plan) Start(ctx context.Context, opts RunOptions) *Execution {
 		if len(n.Inputs) > 0 {
 			in := &inbox{ch: make(chan item, p.Settings.EdgeCapacity), detached: make(chan struct{})}
 			in.producers.Store(int32(len(n.Inputs)))
-			if n.Parallelism > 1 && !n.Unordered && n.Spec.Kind == KindTransform {
+			if n.Parallelism > 1 && !n.unordered() && n.Spec.Kind == KindTransform {
 				in.tcond.L = &in.tmu
 				context.AfterFunc(x.runCtx, in.wake)
 			}
@@ -468,7 +468,7 @@ func countIn(c *instCounters, it item) int64 {
 }
 
 func (x *Execution) loopTransform(ctx context.Context, n *planNode, t Transform, in *inbox, em *emitter) error {
-	ordered := n.Parallelism > 1 && !n.Unordered
+	ordered := n.Parallelism > 1 && !n.unordered()
 	em.track = true
 	for {
 		var it item

@@ -87,6 +87,10 @@ type planNode struct {
 	badConfig   bool // its config was reported wrong: it is not built
 }
 
+// unordered says the node's parallel instances need not keep the order of
+// its input: the pipeline said ordered: false, or the operator has none.
+func (n *planNode) unordered() bool { return n.Unordered || n.Spec.Unordered }
+
 // CompileOptions tune Compile.
 type CompileOptions struct {
 	Registry *Registry // nil means DefaultRegistry
@@ -162,6 +166,8 @@ func Compile(g *Graph, opts CompileOptions) (*Plan, error) {
 		}
 		if n.Ordered && n.Unordered {
 			nodeErr(n, "ordered", "both ordered and unordered asked")
+		} else if n.Ordered && spec.Unordered {
+			nodeErr(n, "ordered", "ordered: %s %q keeps no order of its input to keep", spec.Kind, spec.Name)
 		} else if n.Ordered && pn.Parallelism > 1 && spec.Kind != KindTransform {
 			nodeErr(n, "ordered", "ordered: a parallel %s has no order to keep: each of its %d instances %s; use parallelism 1 for one ordered stream",
 				spec.Kind, pn.Parallelism, map[Kind]string{KindSource: "reads its own share of the data", KindSink: "writes what it takes"}[spec.Kind])

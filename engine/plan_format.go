@@ -59,7 +59,7 @@ func (p *Plan) Describe() PlanInfo {
 	for _, n := range p.nodes {
 		ni := PlanNodeInfo{
 			ID: n.ID, Kind: n.Spec.Kind.String(), Type: n.Spec.Name,
-			Parallelism: n.Parallelism, ParallelismWhy: n.parallelWhy, Pushdown: n.pushdown, Ordered: n.Parallelism == 1 || (n.Spec.Kind == KindTransform && !n.Unordered),
+			Parallelism: n.Parallelism, ParallelismWhy: n.parallelWhy, Pushdown: n.pushdown, Ordered: n.Parallelism == 1 || (n.Spec.Kind == KindTransform && !n.unordered()),
 			Schema: schemaInfo(n.Schema),
 		}
 		if n.Memory != nil {

@@ -49,6 +49,11 @@ type Spec struct {
 	// none shares state with another. An operator that keeps state across
 	// batches (an aggregate, a sort, a limit) leaves it false.
 	Parallel bool
+	// Unordered says the operator's output keeps no order of its input
+	// (an aggregate emits its groups once its input is done): its
+	// parallel instances take batches as they come and never wait for
+	// each other's turn to emit, as a node with ordered: false.
+	Unordered bool
 	// MinInputs and MaxInputs bound the node's inputs; MaxInputs < 0 means
 	// unbounded. Sources have 0 and 0.
 	MinInputs, MaxInputs int
@@ -278,7 +283,7 @@ func structParams(v reflect.Value) ([]Param, error) {
 		if et.Kind() == reflect.Slice || et.Kind() == reflect.Map {
 			et = et.Elem()
 		}
-		if et.Kind() == reflect.Struct && et != durationType && et != sizeType {
+		if et.Kind() == reflect.Struct && et != durationType && et != sizeType && f.Type != orderedMapType {
 			sub, err := structParams(reflect.New(et).Elem())
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", name, err)
@@ -328,6 +333,8 @@ func TypeName(t reflect.Type) string {
 		return "duration"
 	case sizeType:
 		return "size"
+	case orderedMapType:
+		return "map of string (in order)"
 	}
 	switch t.Kind() {
 	case reflect.String:

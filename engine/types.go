@@ -16,9 +16,30 @@ import (
 type Size int64
 
 var (
-	durationType = reflect.TypeOf(time.Duration(0))
-	sizeType     = reflect.TypeOf(Size(0))
+	durationType   = reflect.TypeOf(time.Duration(0))
+	sizeType       = reflect.TypeOf(Size(0))
+	orderedMapType = reflect.TypeOf(OrderedMap(nil))
 )
+
+// OrderedMap is a parameter written as a map of strings whose order
+// matters, as an aggregate's aggregates: {name: expression, ...} gives its
+// output columns in the order written (a Go map would lose it). Package
+// pipelines decodes a YAML map into it entry by entry; its keys are unique
+// there (a YAML map's are).
+type OrderedMap []MapEntry
+
+// MapEntry is one key: value of an OrderedMap.
+type MapEntry struct{ Key, Value string }
+
+// Get returns the value of key k and whether it is there.
+func (m OrderedMap) Get(k string) (string, bool) {
+	for _, e := range m {
+		if e.Key == k {
+			return e.Value, true
+		}
+	}
+	return "", false
+}
 
 var sizeUnits = []struct {
 	suffix string

@@ -77,7 +77,7 @@ func buildProject(bc *engine.BuildContext, c any) (engine.Factory, error) {
 			}
 			continue
 		}
-		src, alias := splitAlias(item)
+		src, alias := expr.SplitAlias(item)
 		e, err := expr.Compile(src, in)
 		if err != nil {
 			errs = append(errs, expr.FieldErrors(field, err)...)
@@ -129,47 +129,6 @@ func buildProject(bc *engine.BuildContext, c any) (engine.Factory, error) {
 	md := in.Metadata()
 	return &projectFactory{cols: cols, schema: arrow.NewSchema(fields, &md)}, nil
 }
-
-// splitAlias splits "expr AS name" at the last top-level AS (outside
-// parentheses and quotes, so CAST(x AS int) is not split).
-func splitAlias(s string) (expr, alias string) {
-	depth, at := 0, -1
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; c {
-		case '\'', '"':
-			j := i + 1
-			for j < len(s) {
-				if s[j] == c {
-					if j+1 < len(s) && s[j+1] == c {
-						j += 2
-						continue
-					}
-					break
-				}
-				j++
-			}
-			i = j
-		case '(':
-			depth++
-		case ')':
-			depth--
-		case 'a', 'A':
-			if depth == 0 && i > 0 && i+2 < len(s) && isSpace(s[i-1]) && (s[i+1] == 's' || s[i+1] == 'S') && isSpace(s[i+2]) {
-				at = i
-			}
-		}
-	}
-	if at < 0 {
-		return s, ""
-	}
-	alias = strings.TrimSpace(s[at+2:])
-	if len(alias) >= 2 && alias[0] == '"' && alias[len(alias)-1] == '"' {
-		alias = strings.ReplaceAll(alias[1:len(alias)-1], `""`, `"`)
-	}
-	return s[:at], alias
-}
-
-func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
 
 type projectFactory struct {
 	cols   []projCol

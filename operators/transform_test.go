@@ -14,6 +14,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/zflowdev/zflow/engine"
+	"github.com/zflowdev/zflow/operators/expr"
 	"go.uber.org/goleak"
 )
 
@@ -127,9 +128,9 @@ func TestSplitAlias(t *testing.T) {
 		"has_as":                  {"has_as", ""},
 	}
 	for in, want := range cases {
-		e, a := splitAlias(in)
+		e, a := expr.SplitAlias(in)
 		if e != want[0] || a != want[1] {
-			t.Errorf("splitAlias(%q) = %q, %q; want %q, %q", in, e, a, want[0], want[1])
+			t.Errorf("SplitAlias(%q) = %q, %q; want %q, %q", in, e, a, want[0], want[1])
 		}
 	}
 }

@@ -28,6 +28,7 @@ import (
 var (
 	durationType        = reflect.TypeOf(time.Duration(0))
 	sizeType            = reflect.TypeOf(engine.Size(0))
+	orderedMapType      = reflect.TypeOf(engine.OrderedMap(nil))
 	textUnmarshalerType = reflect.TypeOf((*encoding.TextUnmarshaler)(nil)).Elem()
 )
 
@@ -195,6 +196,19 @@ func (d *decoder) value(n *node, v reflect.Value, path string, enum []string, c 
 		return
 	case t == sizeType:
 		d.size(n, v, path)
+		return
+	case t == orderedMapType:
+		if n.kind != nodeMap {
+			d.errorf(n.pos, path, "expected %s, got %s", engine.TypeName(t), n.kindName())
+			return
+		}
+		m := make(engine.OrderedMap, 0, len(n.entries))
+		for _, e := range n.entries {
+			var s string
+			d.value(e.val, reflect.ValueOf(&s).Elem(), joinPath(path, e.key), enum, c)
+			m = append(m, engine.MapEntry{Key: e.key, Value: s})
+		}
+		v.Set(reflect.ValueOf(m))
 		return
 	case t.Kind() != reflect.Pointer && t.Kind() != reflect.Interface && reflect.PointerTo(t).Implements(textUnmarshalerType):
 		if n.kind != nodeScalar {

@@ -138,11 +138,13 @@ type Cast struct {
 	Type string
 }
 
-// Call is a function call; Name is lower-cased.
+// Call is a function call; Name is lower-cased. Filter is the condition
+// of an aggregate's FILTER (WHERE cond), nil without one.
 type Call struct {
 	Pos
-	Name string
-	Args []Expr
+	Name   string
+	Args   []Expr
+	Filter Expr
 }
 
 // keywords are reserved: a column with one of these names must be quoted.
@@ -310,6 +312,11 @@ func (e *Call) String() string {
 		b.WriteString(x.String())
 	}
 	b.WriteString(")")
+	if e.Filter != nil {
+		b.WriteString(" FILTER (WHERE ")
+		b.WriteString(e.Filter.String())
+		b.WriteString(")")
+	}
 	return b.String()
 }
 
@@ -354,7 +361,74 @@ func Walk(e Expr, fn func(Expr) bool) {
 		for _, x := range e.Args {
 			Walk(x, fn)
 		}
+		Walk(e.Filter, fn)
 	}
+}
+
+// Replace returns e with every node for which fn returns a replacement
+// replaced by it, looking at a node before its children (a replaced
+// node's children are not visited). The nodes on the path to a
+// replacement are copied; e itself is not modified. An aggregate uses it
+// to turn sum(a) / sum(b) into an expression over the computed sums.
+func Replace(e Expr, fn func(Expr) Expr) Expr {
+	if e == nil {
+		return nil
+	}
+	if r := fn(e); r != nil {
+		return r
+	}
+	rep := func(x Expr) Expr { return Replace(x, fn) }
+	switch e := e.(type) {
+	case *Unary:
+		c := *e
+		c.X = rep(e.X)
+		return &c
+	case *Binary:
+		c := *e
+		c.L, c.R = rep(e.L), rep(e.R)
+		return &c
+	case *In:
+		c := *e
+		c.X = rep(e.X)
+		c.List = make([]Expr, len(e.List))
+		for i, x := range e.List {
+			c.List[i] = rep(x)
+		}
+		return &c
+	case *Between:
+		c := *e
+		c.X, c.Lo, c.Hi = rep(e.X), rep(e.Lo), rep(e.Hi)
+		return &c
+	case *IsNull:
+		c := *e
+		c.X = rep(e.X)
+		return &c
+	case *Like:
+		c := *e
+		c.X, c.Pattern, c.Escape = rep(e.X), rep(e.Pattern), rep(e.Escape)
+		return &c
+	case *Case:
+		c := *e
+		c.Operand, c.Else = rep(e.Operand), rep(e.Else)
+		c.Whens = make([]When, len(e.Whens))
+		for i, w := range e.Whens {
+			c.Whens[i] = When{Cond: rep(w.Cond), Then: rep(w.Then)}
+		}
+		return &c
+	case *Cast:
+		c := *e
+		c.X = rep(e.X)
+		return &c
+	case *Call:
+		c := *e
+		c.Args = make([]Expr, len(e.Args))
+		for i, x := range e.Args {
+			c.Args[i] = rep(x)
+		}
+		c.Filter = rep(e.Filter)
+		return &c
+	}
+	return e
 }
 
 // literalTime renders t (UTC) as a literal parseDateTime reads back:

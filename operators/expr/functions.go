@@ -43,7 +43,14 @@ func funcNames() []string {
 	return names
 }
 
-var aggregates = map[string]bool{"sum": true, "count": true, "avg": true, "min": true, "max": true, "mean": true}
+// aggregates are the aggregate functions' names (the aggregate operator
+// computes them): a scalar expression that calls one is told so.
+var aggregates = map[string]bool{"sum": true, "count": true, "avg": true, "min": true, "max": true, "mean": true,
+	"first": true, "last": true, "stddev": true, "stddev_samp": true, "stddev_pop": true, "variance": true,
+	"var_samp": true, "var_pop": true, "bool_and": true, "bool_or": true}
+
+// IsAggregate says whether name (lower-case) is an aggregate function's.
+func IsAggregate(name string) bool { return aggregates[name] }
 
 func (c *checker) call(e *Call) (node, error) {
 	// The arguments are checked first, so that their errors are reported
@@ -59,6 +66,9 @@ func (c *checker) call(e *Call) (node, error) {
 			return nil, err
 		}
 		args[i] = n
+	}
+	if e.Filter != nil && !aggregates[e.Name] {
+		return nil, typeErrf(offset(e.Filter), "FILTER (WHERE ...) applies to aggregate functions only, not to %s", e.Name)
 	}
 	d, ok := funcs[e.Name]
 	if !ok {

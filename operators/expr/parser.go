@@ -478,7 +478,36 @@ func (p *parser) parseCall() (Expr, error) {
 		}
 	}
 	c.End = p.tok.end
-	return c, p.expect(")", " to close the arguments of "+c.Name)
+	if err := p.expect(")", " to close the arguments of "+c.Name); err != nil {
+		return nil, err
+	}
+	// An aggregate's FILTER (WHERE cond): FILTER is no keyword (a column
+	// may be named so), but nothing else can follow a call's ")".
+	if p.tok.kind == tokIdent && p.tok.is("FILTER") && p.peek().is("(") {
+		open := p.peek().pos
+		if err := p.advance(); err != nil { // FILTER
+			return nil, err
+		}
+		if err := p.advance(); err != nil { // (
+			return nil, err
+		}
+		if !(p.tok.kind == tokIdent && p.tok.is("WHERE")) {
+			return nil, p.errf("expected WHERE after FILTER (, found %s", p.tok.describe())
+		}
+		if err := p.advance(); err != nil {
+			return nil, err
+		}
+		cond, err := p.parseExpr()
+		if err != nil {
+			return nil, err
+		}
+		c.Filter = cond
+		c.End = p.tok.end
+		if err := p.expect(")", " to close the FILTER ( at offset "+strconv.Itoa(open)); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
 }
 
 func (p *parser) parseCase() (Expr, error) {

@@ -1,0 +1,723 @@
+package stateful
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/bitutil"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/zflowdev/zflow/buffers"
+	"github.com/zflowdev/zflow/engine"
+)
+
+// AggregateConfig is the config of the aggregate transform.
+type AggregateConfig struct {
+	GroupBy    []string          `zflow:"group_by" doc:"the grouping keys, each a column or \"expression AS name\"; rows with equal keys form a group (NULL is a key like any other); none: one row over the whole input" example:"[symbol, \"id % 1000000 AS k\"]"`
+	Aggregates engine.OrderedMap `zflow:"aggregates" doc:"output column: expression over aggregate calls, in the order written — count(*), count(x), sum, avg (mean), min, max, first, last, stddev (stddev_samp), stddev_pop, variance (var_samp), var_pop, bool_and, bool_or, each with an optional FILTER (WHERE cond); an argument may be an expression (sum(price * qty)) and so may the result (sum(a) / sum(b), round(avg(x), 2))" example:"{vwap: \"sum(price * qty) / sum(qty)\", cnt: \"count(*)\"}"`
+}
+
+// AggregateSpec declares aggregate: a vectorized hash group-by.
+func AggregateSpec() engine.Spec {
+	return engine.Spec{
+		Name: "aggregate", Kind: engine.KindTransform, Parallel: true, Unordered: true, MinInputs: 1, MaxInputs: 1,
+		Summary: "group rows by keys and compute aggregates per group (hash group-by; parallel; spills over its budget)",
+		Doc: "Output: the group_by columns in order, then the aggregates in the order written; groups come out in no promised order. " +
+			"Types follow DuckDB, except that sum of integers is int64 (DuckDB: int128) and a sum past int64 fails the run naming the group. " +
+			"sum of decimal(p,s) is decimal(38,s); avg, stddev and variance are double; min, max, first and last keep the argument's type. " +
+			"No group_by gives one row, also over no input (count 0, sum NULL). " +
+			"first and last take the first and last row of the group in input order with one instance; with several, rows are numbered by the batch they came in, in the order the instances took them (see docs/aggregate.md). " +
+			"Parallel instances aggregate their share and merge the partial states by hash partition at the end; over its memory budget an instance writes its groups' partial states to spill files by hash partition and merges them at the end.",
+		Example:   `{type: aggregate, inputs: [trades], group_by: [symbol], aggregates: {volume: "sum(qty)", vwap: "sum(price * qty) / sum(qty)", cnt: "count(*)"}}`,
+		NewConfig: func() any { return &AggregateConfig{} },
+		Build: func(bc *engine.BuildContext, c any) (engine.Factory, error) {
+			cfg := c.(*AggregateConfig)
+			p, err := planAggregate(bc.Inputs[0], cfg.GroupBy, cfg.Aggregates)
+			if err != nil {
+				return nil, err
+			}
+			return &aggFactory{plan: p, node: bc.Node, batchRows: bc.Settings.BatchRows, runs: map[any]*aggRun{}}, nil
+		},
+	}
+}
+
+func init() { engine.Register(AggregateSpec()) }
+
+// spillParts is how many hash partitions an instance's groups are split
+// into, in spill files and in the exchange between parallel instances
+// (instance i merges the partitions q with q % instances == i).
+const spillParts = 16
+
+type aggFactory struct {
+	plan      *aggPlan
+	node      string
+	batchRows int
+
+	mu   sync.Mutex
+	runs map[any]*aggRun // the run being set up, by its instances' budget
+}
+
+func (f *aggFactory) Schema() *arrow.Schema { return f.plan.schema }
+
+func (f *aggFactory) Describe() string {
+	var keys, aggs []string
+	for _, k := range f.plan.keys {
+		keys = append(keys, k.expr.String()+" AS "+k.name)
+	}
+	for _, o := range f.plan.outs {
+		aggs = append(aggs, o.name)
+	}
+	return fmt.Sprintf("group_by: [%s]; aggregates: [%s]; %d distinct calls", strings.Join(keys, ", "), strings.Join(aggs, ", "), len(f.plan.calls))
+}
+
+// New makes instance ic.Index. The instances of one run share an aggRun:
+// the first one made creates it, keyed by the run's budget for the node
+// (every instance of a node in one run shares it), and the last one made
+// takes it off the factory, so that runs of one plan do not mix.
+func (f *aggFactory) New(ic *engine.InstanceContext) (any, error) {
+	count := max(ic.Count, 1)
+	var key any = ic.Budget
+	f.mu.Lock()
+	r := f.runs[key]
+	if r == nil {
+		r = newAggRun(count)
+		f.runs[key] = r
+	}
+	r.made++
+	if r.made == count {
+		delete(f.runs, key)
+	}
+	f.mu.Unlock()
+	a := &aggregate{f: f, p: f.plan, run: r, ic: ic, index: ic.Index, mem: ic.Alloc, budget: ic.Budget}
+	if a.mem == nil {
+		a.mem = memory.DefaultAllocator
+	}
+	if a.budget != nil {
+		if avail := a.budget.Available(); avail < 1<<62 {
+			a.headroom = min(avail/4, 64<<20)
+		}
+	}
+	a.table = NewKeyTable(a.charge)
+	a.states = make([]aggState, len(a.p.calls))
+	for j, c := range a.p.calls {
+		var at arrow.DataType
+		if c.arg != nil {
+			at = c.arg.Type()
+		}
+		a.states[j] = newAggState(c.kind, at, c.out)
+	}
+	a.masks = make([][]byte, len(a.p.calls))
+	return a, nil
+}
+
+// aggRun is what the instances of one run share: the batch numbering of
+// first and last, the exchange of partial states at the end, and the
+// spill directory.
+type aggRun struct {
+	n    int
+	made int // under aggFactory.mu
+	seq  atomic.Int64
+
+	mu       sync.Mutex
+	parts    [][]*partials // [instance][partition], set when it arrives
+	arrived  int
+	ready    chan struct{} // closed when every instance has arrived
+	released int
+	spill    *spillDir
+}
+
+func newAggRun(n int) *aggRun {
+	r := &aggRun{n: n, parts: make([][]*partials, n), ready: make(chan struct{})}
+	return r
+}
+
+// partials are one partition's partial states from one instance: batches
+// in memory and spill files.
+type partials struct {
+	batches []arrow.RecordBatch
+	files   []*spillFile
+}
+
+func (p *partials) release() {
+	for _, b := range p.batches {
+		b.Release()
+	}
+	p.batches = nil
+}
+
+type aggregate struct {
+	f      *aggFactory
+	p      *aggPlan
+	run    *aggRun
+	ic     *engine.InstanceContext
+	index  int
+	mem    memory.Allocator
+	budget buffers.Budget
+
+	table   *KeyTable
+	states  []aggState
+	charged int64 // the states' bytes reserved from the budget
+	// headroom is what charge leaves free for writing a spill: a quarter
+	// of the budget available at the start, at most 64 MiB.
+	headroom int64
+
+	rows  KeyRows
+	ids   []uint32
+	sel   []int32 // 0, 1, 2, ...: the rows of a batch, sliced to resume
+	masks [][]byte
+	keys  []arrow.Array // scratch: the key columns of a batch
+	args  []arrow.Array
+	filts []arrow.Array
+
+	spilled [spillParts]*spillFile
+	mine    [spillParts]*partials
+	done    bool
+}
+
+// charge is the table's and the states' way to the budget. It says no
+// while the budget has room for the request but would be left with less
+// than the headroom: writing a spill takes memory too (a partition's
+// partial states as a batch, the IPC writer's buffers).
+func (a *aggregate) charge(n int64) error {
+	if a.budget == nil {
+		return nil
+	}
+	if n < 0 {
+		a.budget.Unreserve(-n)
+		return nil
+	}
+	if a.headroom > 0 && a.budget.Available()-n < a.headroom {
+		return &buffers.BudgetError{Owner: a.f.node, Asked: n + a.headroom, InUse: a.budget.Used(), Limit: a.budget.Used() + a.budget.Available()}
+	}
+	return a.budget.Reserve(n)
+}
+
+func (a *aggregate) Process(ctx context.Context, _ int, in arrow.RecordBatch, _ engine.Emitter) error {
+	n := int(in.NumRows())
+	base := a.run.seq.Add(1) << 32
+	defer a.releaseScratch()
+	for _, k := range a.p.keys {
+		arr, err := k.expr.Eval(ctx, a.mem, in)
+		if err != nil {
+			return fmt.Errorf("aggregate: group_by %s: %w", k.name, err)
+		}
+		a.keys = append(a.keys, arr)
+	}
+	for _, c := range a.p.calls {
+		var arg, filt arrow.Array
+		var err error
+		if c.arg != nil {
+			if arg, err = c.arg.Eval(ctx, a.mem, in); err != nil {
+				return fmt.Errorf("aggregate: %s: %w", c.text, err)
+			}
+		}
+		a.args = append(a.args, arg)
+		if c.filter != nil {
+			if filt, err = c.filter.Eval(ctx, a.mem, in); err != nil {
+				return fmt.Errorf("aggregate: %s: %w", c.text, err)
+			}
+		}
+		a.filts = append(a.filts, filt)
+	}
+	if n == 0 {
+		return nil
+	}
+	if err := a.encode(n); err != nil {
+		return err
+	}
+	a.ids = grow(a.ids, n)
+	if len(a.sel) < n {
+		a.sel = make([]int32, n)
+		for i := range a.sel {
+			a.sel[i] = int32(i)
+		}
+	}
+	for from := 0; from < n; {
+		k, err := a.table.FindOrInsert(&a.rows, a.sel[from:n], a.ids[from:n])
+		if k > 0 {
+			if uerr := a.update(from, from+k, base); uerr != nil {
+				return uerr
+			}
+		}
+		from += k
+		if err == nil {
+			err = a.chargeStates()
+		}
+		if err != nil {
+			if !errors.Is(err, buffers.ErrBudgetExceeded) {
+				return fmt.Errorf("aggregate: %w", err)
+			}
+			if a.table.Len() == 0 {
+				return fmt.Errorf("aggregate: not one group fits in the memory budget: %w", err)
+			}
+			if serr := a.spill(); serr != nil {
+				return serr
+			}
+		}
+	}
+	return nil
+}
+
+// encode puts the batch's keys into a.rows; with no group_by every row
+// has the empty key.
+func (a *aggregate) encode(n int) error {
+	if len(a.p.keys) > 0 {
+		return a.p.enc.Encode(a.keys, &a.rows)
+	}
+	r := &a.rows
+	if len(r.Hash) != n || (n > 0 && r.Hash[0] != HashKey(nil)) {
+		r.Data = r.Data[:0]
+		r.Offs = grow(r.Offs, n+1)
+		clear(r.Offs)
+		r.Hash = grow(r.Hash, n)
+		h := HashKey(nil)
+		for i := range r.Hash {
+			r.Hash[i] = h
+		}
+	}
+	return nil
+}
+
+// update folds rows [from, to) of the batch, whose group ids are set, into
+// the states.
+func (a *aggregate) update(from, to int, base int64) error {
+	for _, s := range a.states {
+		s.grow(a.table.Len())
+	}
+	ids := a.ids[from:to]
+	for j, c := range a.p.calls {
+		arg, filt := a.args[j], a.filts[j]
+		if from > 0 || to < a.rowsN() {
+			if arg != nil {
+				arg = array.NewSlice(arg, int64(from), int64(to))
+				defer arg.Release()
+			}
+			if filt != nil {
+				filt = array.NewSlice(filt, int64(from), int64(to))
+				defer filt.Release()
+			}
+		}
+		mask := a.mask(j, c, arg, filt, to-from)
+		if bad := a.states[j].update(ids, arg, mask, base+int64(from)); bad >= 0 {
+			return a.overflow(c, a.table, uint32(bad))
+		}
+	}
+	return nil
+}
+
+func (a *aggregate) rowsN() int { return a.rows.N() }
+
+// mask is the bitmap of the rows call j takes, nil for all: those whose
+// FILTER is true and (but for first and last) whose argument is not NULL.
+func (a *aggregate) mask(j int, c *aggCall, arg, filt arrow.Array, n int) []byte {
+	useArg := arg != nil && !c.kind.keepsNulls() && arg.NullN() > 0
+	if filt == nil && !useArg {
+		return nil
+	}
+	m := grow(a.masks[j], int(bitutil.BytesForBits(int64(n))))
+	a.masks[j] = m
+	for i := range m {
+		m[i] = 0xff
+	}
+	if filt != nil {
+		fd := filt.Data()
+		if filt.DataType().ID() != arrow.BOOL || fd.Buffers()[1] == nil {
+			clear(m) // a NULL condition takes no row
+			return m
+		}
+		vals, valid, off := fd.Buffers()[1].Bytes(), fd.Buffers()[0], fd.Offset()
+		for i := range n {
+			if !bitutil.BitIsSet(vals, off+i) || (valid != nil && !bitutil.BitIsSet(valid.Bytes(), off+i)) {
+				bitutil.ClearBit(m, i)
+			}
+		}
+	}
+	if useArg {
+		ad := arg.Data()
+		if v := ad.Buffers()[0]; v != nil {
+			vb, off := v.Bytes(), ad.Offset()
+			for i := range n {
+				if !bitutil.BitIsSet(vb, off+i) {
+					bitutil.ClearBit(m, i)
+				}
+			}
+		}
+	}
+	return m
+}
+
+// chargeStates reserves what the states grew by since the last charge.
+func (a *aggregate) chargeStates() error {
+	var held int64
+	for _, s := range a.states {
+		held += s.bytes()
+	}
+	d := held - a.charged
+	if d == 0 {
+		return nil
+	}
+	if err := a.charge(d); err != nil {
+		return err
+	}
+	a.charged = held
+	return nil
+}
+
+// overflow is the error of a sum that left int64 in group g of table t.
+func (a *aggregate) overflow(c *aggCall, t *KeyTable, g uint32) error {
+	return fmt.Errorf("aggregate %q: %s overflows int64 in the group %s (sums of integers are int64; CAST the argument to DOUBLE or DECIMAL for more)", a.f.node, c.text, a.describeGroup(t, g))
+}
+
+// describeGroup renders group g's keys: (symbol = 'AAPL', day = 2024-01-02).
+func (a *aggregate) describeGroup(t *KeyTable, g uint32) string {
+	if len(a.p.keys) == 0 {
+		return "of the whole input"
+	}
+	cols, err := t.KeyArrays(a.p.enc, a.mem, g, g+1)
+	if err != nil {
+		return fmt.Sprintf("#%d", g)
+	}
+	parts := make([]string, len(cols))
+	for i, c := range cols {
+		parts[i] = a.p.keys[i].name + " = " + c.ValueStr(0)
+		c.Release()
+	}
+	return "(" + strings.Join(parts, ", ") + ")"
+}
+
+func (a *aggregate) releaseScratch() {
+	for _, s := range [][]arrow.Array{a.keys, a.args, a.filts} {
+		for _, x := range s {
+			if x != nil {
+				x.Release()
+			}
+		}
+	}
+	a.keys, a.args, a.filts = a.keys[:0], a.args[:0], a.filts[:0]
+}
+
+// resetTable empties the table and the states, giving their memory back.
+func (a *aggregate) resetTable() {
+	a.table.Release()
+	for _, s := range a.states {
+		s.reset()
+	}
+	if a.charged > 0 {
+		_ = a.charge(-a.charged)
+	}
+	a.charged = 0
+}
+
+// partition lists the table's groups by hash partition.
+func (a *aggregate) partition() [spillParts][]uint32 {
+	var parts [spillParts][]uint32
+	for id := range uint32(a.table.Len()) {
+		q := Partition(a.table.Hash(id), spillParts)
+		parts[q] = append(parts[q], id)
+	}
+	return parts
+}
+
+// partialBatch is the partial states of groups (of one partition) as a
+// batch: the encoded key, then each call's partial columns.
+func (a *aggregate) partialBatch(groups []uint32) arrow.RecordBatch {
+	kb := array.NewBinaryBuilder(a.mem, arrow.BinaryTypes.Binary)
+	for _, g := range groups {
+		kb.Append(a.table.Key(g))
+	}
+	cols := []arrow.Array{kb.NewArray()}
+	kb.Release()
+	for _, s := range a.states {
+		cols = append(cols, s.partial(a.mem, groups)...)
+	}
+	b := array.NewRecordBatch(a.partialSchema(), cols, int64(len(groups)))
+	for _, c := range cols {
+		c.Release()
+	}
+	return b
+}
+
+func (a *aggregate) partialSchema() *arrow.Schema {
+	fields := []arrow.Field{{Name: "key", Type: arrow.BinaryTypes.Binary}}
+	for j, s := range a.states {
+		for k, t := range s.partialTypes() {
+			fields = append(fields, arrow.Field{Name: fmt.Sprintf("c%d_%d", j, k), Type: t, Nullable: true})
+		}
+	}
+	return arrow.NewSchema(fields, nil)
+}
+
+// spill writes the table's groups, by partition, to the instance's spill
+// files and empties the table.
+func (a *aggregate) spill() error {
+	dir, err := a.run.spillDir()
+	if err != nil {
+		return fmt.Errorf("aggregate %q: spill: %w", a.f.node, err)
+	}
+	parts := a.partition()
+	for q, groups := range parts {
+		if len(groups) == 0 {
+			continue
+		}
+		if a.spilled[q] == nil {
+			f, err := dir.create(fmt.Sprintf("i%d-p%d", a.index, q), a.partialSchema(), a.mem)
+			if err != nil {
+				return fmt.Errorf("aggregate %q: spill: %w", a.f.node, err)
+			}
+			a.spilled[q] = f
+		}
+		b := a.partialBatch(groups)
+		err := a.spilled[q].write(b)
+		if a.ic != nil && a.ic.Ledger != nil {
+			a.ic.Ledger.Copied("aggregate spill", engine.BatchBytes(b))
+		}
+		b.Release()
+		if err != nil {
+			return fmt.Errorf("aggregate %q: spill: %w", a.f.node, err)
+		}
+	}
+	a.resetTable()
+	aggSpills.Add(1)
+	return nil
+}
+
+// aggSpills counts the times an aggregate instance spilled its table, in
+// this process (the tests check that a small budget did spill).
+var aggSpills atomic.Int64
+
+// Finish emits the groups. One instance that never spilled emits its
+// table as it is; otherwise every instance hands its partial states in,
+// by partition, waits for the others, and merges and emits its own
+// partitions.
+func (a *aggregate) Finish(ctx context.Context, out engine.Emitter) error {
+	if len(a.p.keys) == 0 && (a.table.Len() == 0) {
+		// One row over no input: the group of the empty key exists.
+		a.rows = KeyRows{Offs: []int32{0, 0}, Hash: []uint64{HashKey(nil)}}
+		a.ids = grow(a.ids, 1)
+		if _, err := a.table.FindOrInsert(&a.rows, nil, a.ids[:1]); err != nil {
+			return fmt.Errorf("aggregate: %w", err)
+		}
+		for _, s := range a.states {
+			s.grow(1)
+		}
+	}
+	spilled := false
+	for _, f := range a.spilled {
+		spilled = spilled || f != nil
+	}
+	if a.run.n == 1 && !spilled {
+		return a.emitTable(ctx, out, a.table, a.states)
+	}
+	if spilled && a.table.Len() > 0 {
+		// What is left goes to the files too: the merge needs the memory.
+		if err := a.spill(); err != nil {
+			return err
+		}
+	}
+	// Hand in this instance's partials.
+	mine := make([]*partials, spillParts)
+	parts := a.partition()
+	for q := range mine {
+		mine[q] = &partials{}
+		if a.spilled[q] != nil {
+			if err := a.spilled[q].finish(); err != nil {
+				return fmt.Errorf("aggregate %q: spill: %w", a.f.node, err)
+			}
+			mine[q].files = append(mine[q].files, a.spilled[q])
+		}
+		if len(parts[q]) > 0 {
+			mine[q].batches = append(mine[q].batches, a.partialBatch(parts[q]))
+		}
+	}
+	a.resetTable()
+	r := a.run
+	r.mu.Lock()
+	r.parts[a.index] = mine
+	r.arrived++
+	if r.arrived == r.n {
+		close(r.ready)
+	}
+	r.mu.Unlock()
+	select {
+	case <-r.ready:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	for q := a.index; q < spillParts; q += r.n {
+		if err := a.mergePartition(ctx, out, q); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// mergePartition merges partition q of every instance into a fresh table
+// and emits it.
+func (a *aggregate) mergePartition(ctx context.Context, out engine.Emitter, q int) error {
+	defer a.resetTable()
+	var rows KeyRows
+	for i := range a.run.n {
+		p := a.run.parts[i][q]
+		for _, b := range p.batches {
+			if err := a.mergeBatch(b, &rows); err != nil {
+				return err
+			}
+		}
+		for _, f := range p.files {
+			err := f.read(a.mem, func(b arrow.RecordBatch) error { return a.mergeBatch(b, &rows) })
+			if err != nil {
+				return fmt.Errorf("aggregate %q: spill: %w", a.f.node, err)
+			}
+		}
+		p.release()
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+	return a.emitTable(ctx, out, a.table, a.states)
+}
+
+// mergeBatch folds a batch of partial states into the table.
+func (a *aggregate) mergeBatch(b arrow.RecordBatch, rows *KeyRows) error {
+	n := int(b.NumRows())
+	if n == 0 {
+		return nil
+	}
+	keys := b.Column(0).(*array.Binary)
+	offs := keys.ValueOffsets()
+	rows.Data = keys.ValueBytes()
+	rows.Offs = grow(rows.Offs, n+1)
+	rows.Hash = grow(rows.Hash, n)
+	for i := range n + 1 {
+		rows.Offs[i] = offs[i] - offs[0]
+	}
+	for i := range n {
+		rows.Hash[i] = HashKey(rows.Row(i))
+	}
+	a.ids = grow(a.ids, n)
+	if _, err := a.table.FindOrInsert(rows, nil, a.ids[:n]); err != nil {
+		return fmt.Errorf("aggregate %q: merging a partition of the groups: %w", a.f.node, err)
+	}
+	for _, s := range a.states {
+		s.grow(a.table.Len())
+	}
+	col := 1
+	for j, s := range a.states {
+		k := len(s.partialTypes())
+		if bad := s.merge(a.ids[:n], b.Columns()[col:col+k]); bad >= 0 {
+			return a.overflow(a.p.calls[j], a.table, uint32(bad))
+		}
+		col += k
+	}
+	if err := a.chargeStates(); err != nil {
+		return fmt.Errorf("aggregate %q: merging a partition of the groups: %w", a.f.node, err)
+	}
+	return nil
+}
+
+// emitTable emits the groups of t in batches of settings.batch_rows.
+func (a *aggregate) emitTable(ctx context.Context, out engine.Emitter, t *KeyTable, states []aggState) error {
+	step := a.f.batchRows
+	if step <= 0 {
+		step = 65536
+	}
+	groups := make([]uint32, 0, min(step, t.Len()))
+	for from := 0; from < t.Len(); from += step {
+		to := min(from+step, t.Len())
+		groups = groups[:0]
+		for g := from; g < to; g++ {
+			groups = append(groups, uint32(g))
+		}
+		b, err := a.outputBatch(ctx, t, states, groups)
+		if err != nil {
+			return err
+		}
+		if err := out.Emit(b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (a *aggregate) outputBatch(ctx context.Context, t *KeyTable, states []aggState, groups []uint32) (arrow.RecordBatch, error) {
+	n := len(groups)
+	keys, err := t.KeyArrays(a.p.enc, a.mem, groups[0], groups[n-1]+1)
+	if err != nil {
+		return nil, err
+	}
+	cols := keys
+	for _, s := range states {
+		cols = append(cols, s.result(a.mem, groups))
+	}
+	inner := array.NewRecordBatch(a.p.inner, cols, int64(n))
+	for _, c := range cols {
+		c.Release()
+	}
+	defer inner.Release()
+	outCols := make([]arrow.Array, 0, a.p.schema.NumFields())
+	for i := range a.p.keys {
+		c := inner.Column(i)
+		c.Retain()
+		outCols = append(outCols, c)
+	}
+	for _, o := range a.p.outs {
+		c, err := o.expr.Eval(ctx, a.mem, inner)
+		if err != nil {
+			for _, c := range outCols {
+				c.Release()
+			}
+			return nil, fmt.Errorf("aggregate: %s: %w", o.name, err)
+		}
+		outCols = append(outCols, c)
+	}
+	b := array.NewRecordBatch(a.p.schema, outCols, int64(n))
+	for _, c := range outCols {
+		c.Release()
+	}
+	return b, nil
+}
+
+// Release gives back what the instance holds; the last instance of the
+// run out removes the spill files and releases partials nobody merged (a
+// failed or cancelled run).
+func (a *aggregate) Release() {
+	a.releaseScratch()
+	a.resetTable()
+	r := a.run
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.released++
+	if r.released < r.n {
+		return
+	}
+	for _, ps := range r.parts {
+		for _, p := range ps {
+			if p != nil {
+				p.release()
+			}
+		}
+	}
+	if r.spill != nil {
+		r.spill.remove()
+	}
+}
+
+// spillDir is the run's spill directory, made at the first spill.
+func (r *aggRun) spillDir() (*spillDir, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.spill == nil {
+		d, err := newSpillDir("zflow-aggregate-")
+		if err != nil {
+			return nil, err
+		}
+		r.spill = d
+	}
+	return r.spill, nil
+}
