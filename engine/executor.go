@@ -83,7 +83,7 @@ type Execution struct {
 
 type item struct {
 	port int
-	rec  arrow.RecordBatch
+	rec  arrow.RecordBatch  // nil: the end of port (PortEnds nodes only)
 	size int64              // engine.BatchBytes(rec), computed once by the producer
 	edge int32              // index into the run's edge metrics, with metrics on
 	at   int64              // when it entered the edge, with metrics on
@@ -97,6 +97,15 @@ type inbox struct {
 	producers atomic.Int32
 	detached  chan struct{} // closed when the consumer wants no more
 	once      sync.Once
+
+	// ends, for a node whose Spec sets PortEnds, is one barrier per input
+	// port: when the port's producer finishes it sends one end item per
+	// instance of the consumer, after its last batch; an instance that
+	// takes one waits until every instance has taken one (so each takes
+	// exactly one, and every batch of the port has been processed), then
+	// calls EndPort.
+	ends      []portEnd
+	consumers int // the consumer's instances
 
 	// Ordered parallel transforms: instances take tickets in the order they
 	// receive (under mu) and emit when turn reaches theirs. Nothing is
@@ -133,6 +142,44 @@ func (in *inbox) wake() {
 	in.tmu.Lock()
 	in.tmu.Unlock() //nolint:staticcheck // an empty section orders the broadcast after a waiter's check
 	in.tcond.Broadcast()
+}
+
+type portEnd struct {
+	taken atomic.Int32
+	done  chan struct{}
+}
+
+// sendEnds puts the end items of port into in, one per consumer instance.
+func (in *inbox) sendEnds(port int, runCtx context.Context) {
+	for range in.consumers {
+		select {
+		case in.ch <- item{port: port, edge: -1}:
+		case <-in.detached:
+			return
+		case <-runCtx.Done():
+			return
+		}
+	}
+}
+
+// endPort is an instance's part in port's barrier: it tells whether every
+// instance has reached the end of port (false: the run was cancelled or the
+// node detached first).
+func (x *Execution) endPort(in *inbox, port int, em *emitter) bool {
+	e := &in.ends[port]
+	if int(e.taken.Add(1)) == in.consumers {
+		close(e.done)
+	}
+	t := time.Now()
+	defer func() { em.idle += int64(time.Since(t)) }()
+	select {
+	case <-e.done:
+		return true
+	case <-in.detached:
+		return false
+	case <-x.runCtx.Done():
+		return false
+	}
 }
 
 func (in *inbox) detach() { in.once.Do(func() { close(in.detached) }) }
@@ -194,6 +241,13 @@ func (p *Plan) Start(ctx context.Context, opts RunOptions) *Execution {
 		if len(n.Inputs) > 0 {
 			in := &inbox{ch: make(chan item, p.Settings.EdgeCapacity), detached: make(chan struct{})}
 			in.producers.Store(int32(len(n.Inputs)))
+			if n.Spec.PortEnds {
+				in.consumers = n.Parallelism
+				in.ends = make([]portEnd, len(n.Inputs))
+				for p := range in.ends {
+					in.ends[p].done = make(chan struct{})
+				}
+			}
 			if n.Parallelism > 1 && !n.Unordered && n.Spec.Kind == KindTransform {
 				in.tcond.L = &in.tmu
 				context.AfterFunc(x.runCtx, in.wake)
@@ -230,11 +284,17 @@ func (p *Plan) Start(ctx context.Context, opts RunOptions) *Execution {
 	}
 	for i, n := range p.nodes {
 		var outs []outEdge
+		seen := map[*planNode]int{} // a consumer listing n twice (a self-join) is in Consumers twice
 		for _, c := range n.Consumers {
-			port := -1
+			port, k := -1, seen[c]
+			seen[c]++
 			for j, in := range c.Inputs {
 				if in == n {
-					port = j
+					if k == 0 {
+						port = j
+						break
+					}
+					k--
 				}
 			}
 			edge := int32(-1)
@@ -245,9 +305,10 @@ func (p *Plan) Start(ctx context.Context, opts RunOptions) *Execution {
 		}
 		left := &atomic.Int32{}
 		left.Store(int32(n.Parallelism))
+		shared := &sharedSlot{}
 		for k := 0; k < n.Parallelism; k++ {
 			acct := x.mem.accts[i]
-			ic := &InstanceContext{
+			ic := &InstanceContext{shared: shared,
 				Node: n.ID, Type: n.Spec.Name, Index: k, Count: n.Parallelism,
 				Alloc: acct, Budget: acct, Logger: opts.Logger.With("op", n.ID),
 				Ledger: &x.stats[i].led[k], Settings: p.Settings,
@@ -397,6 +458,9 @@ func (x *Execution) runInstance(node int, ic *InstanceContext, op any, in *inbox
 		}
 		if left.Add(-1) == 0 {
 			for _, o := range outs {
+				if o.in.ends != nil && x.runCtx.Err() == nil {
+					o.in.sendEnds(o.port, x.runCtx)
+				}
 				if o.in.producers.Add(-1) == 0 {
 					close(o.in.ch)
 				}
@@ -468,7 +532,7 @@ func countIn(c *instCounters, it item) int64 {
 }
 
 func (x *Execution) loopTransform(ctx context.Context, n *planNode, t Transform, in *inbox, em *emitter) error {
-	ordered := n.Parallelism > 1 && !n.Unordered
+	ordered := n.Parallelism > 1 && !n.Unordered && !n.Spec.PortEnds
 	em.track = true
 	for {
 		var it item
@@ -487,6 +551,20 @@ func (x *Execution) loopTransform(ctx context.Context, n *planNode, t Transform,
 		}
 		if !ok {
 			break
+		}
+		if it.rec == nil { // the end of a port
+			if !x.endPort(in, it.port, em) {
+				break
+			}
+			err := t.(PortEnder).EndPort(ctx, it.port, em)
+			if errors.Is(err, ErrStop) {
+				in.detach()
+				break
+			}
+			if err != nil {
+				return err
+			}
+			continue
 		}
 		size := countIn(em.c, it)
 		em.inBufs.reset(it.rec)
@@ -574,7 +652,7 @@ func (x *Execution) finish() {
 		for {
 			select {
 			case it, ok := <-in.ch:
-				if ok {
+				if ok && it.rec != nil {
 					if it.edge >= 0 && x.tel != nil && x.tel.m != nil {
 						x.tel.m.edges[it.edge].depth.Add(-1)
 					}
