@@ -9,6 +9,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -98,14 +99,14 @@ type inbox struct {
 	detached  chan struct{} // closed when the consumer wants no more
 	once      sync.Once
 
-	// ends, for a node whose Spec sets PortEnds, is one barrier per input
-	// port: when the port's producer finishes it sends one end item per
-	// instance of the consumer, after its last batch; an instance that
-	// takes one waits until every instance has taken one (so each takes
-	// exactly one, and every batch of the port has been processed), then
-	// calls EndPort.
-	ends      []portEnd
-	consumers int // the consumer's instances
+	// ends, for a node whose Spec sets PortEnds, counts the batches of
+	// each input port: sent by its producer, processed by the node's
+	// instances, and whether the producer has finished. A port has ended
+	// when its producer has finished and every batch it sent has been
+	// processed; each instance checks before it takes its next item and
+	// once its input is closed, and calls EndPort then (see PortEnder).
+	// Nothing waits: an instance takes any item of any port at any time.
+	ends []portEnd
 
 	// Ordered parallel transforms: instances take tickets in the order they
 	// receive (under mu) and emit when turn reaches theirs. Nothing is
@@ -145,41 +146,24 @@ func (in *inbox) wake() {
 }
 
 type portEnd struct {
-	taken atomic.Int32
-	done  chan struct{}
+	sent, done atomic.Int64
+	ended      atomic.Bool
 }
 
-// sendEnds puts the end items of port into in, one per consumer instance.
-func (in *inbox) sendEnds(port int, runCtx context.Context) {
-	for range in.consumers {
-		select {
-		case in.ch <- item{port: port, edge: -1}:
-		case <-in.detached:
-			return
-		case <-runCtx.Done():
-			return
+// portEnds calls EndPort on t for every port of in that has ended since
+// the instance last looked (called tells which it was called for).
+func portEnds(ctx context.Context, in *inbox, t Transform, called []bool, em *emitter) error {
+	for p := range in.ends {
+		e := &in.ends[p]
+		if called[p] || !e.ended.Load() || e.done.Load() != e.sent.Load() {
+			continue
+		}
+		called[p] = true
+		if err := t.(PortEnder).EndPort(ctx, p, em); err != nil {
+			return err
 		}
 	}
-}
-
-// endPort is an instance's part in port's barrier: it tells whether every
-// instance has reached the end of port (false: the run was cancelled or the
-// node detached first).
-func (x *Execution) endPort(in *inbox, port int, em *emitter) bool {
-	e := &in.ends[port]
-	if int(e.taken.Add(1)) == in.consumers {
-		close(e.done)
-	}
-	t := time.Now()
-	defer func() { em.idle += int64(time.Since(t)) }()
-	select {
-	case <-e.done:
-		return true
-	case <-in.detached:
-		return false
-	case <-x.runCtx.Done():
-		return false
-	}
+	return nil
 }
 
 func (in *inbox) detach() { in.once.Do(func() { close(in.detached) }) }
@@ -242,11 +226,7 @@ func (p *Plan) Start(ctx context.Context, opts RunOptions) *Execution {
 			in := &inbox{ch: make(chan item, p.Settings.EdgeCapacity), detached: make(chan struct{})}
 			in.producers.Store(int32(len(n.Inputs)))
 			if n.Spec.PortEnds {
-				in.consumers = n.Parallelism
 				in.ends = make([]portEnd, len(n.Inputs))
-				for p := range in.ends {
-					in.ends[p].done = make(chan struct{})
-				}
 			}
 			if n.Parallelism > 1 && !n.Unordered && n.Spec.Kind == KindTransform {
 				in.tcond.L = &in.tmu
@@ -458,8 +438,8 @@ func (x *Execution) runInstance(node int, ic *InstanceContext, op any, in *inbox
 		}
 		if left.Add(-1) == 0 {
 			for _, o := range outs {
-				if o.in.ends != nil && x.runCtx.Err() == nil {
-					o.in.sendEnds(o.port, x.runCtx)
+				if o.in.ends != nil {
+					o.in.ends[o.port].ended.Store(true)
 				}
 				if o.in.producers.Add(-1) == 0 {
 					close(o.in.ch)
@@ -533,6 +513,10 @@ func countIn(c *instCounters, it item) int64 {
 
 func (x *Execution) loopTransform(ctx context.Context, n *planNode, t Transform, in *inbox, em *emitter) error {
 	ordered := n.Parallelism > 1 && !n.Unordered && !n.Spec.PortEnds
+	var called []bool // PortEnds: the ports EndPort was called for
+	if in.ends != nil {
+		called = make([]bool, len(in.ends))
+	}
 	em.track = true
 	for {
 		var it item
@@ -552,19 +536,15 @@ func (x *Execution) loopTransform(ctx context.Context, n *planNode, t Transform,
 		if !ok {
 			break
 		}
-		if it.rec == nil { // the end of a port
-			if !x.endPort(in, it.port, em) {
-				break
-			}
-			err := t.(PortEnder).EndPort(ctx, it.port, em)
-			if errors.Is(err, ErrStop) {
-				in.detach()
-				break
-			}
-			if err != nil {
+		if called != nil {
+			if err := portEnds(ctx, in, t, called, em); err != nil {
+				it.rec.Release()
+				if errors.Is(err, ErrStop) {
+					in.detach()
+					break
+				}
 				return err
 			}
-			continue
 		}
 		size := countIn(em.c, it)
 		em.inBufs.reset(it.rec)
@@ -577,6 +557,9 @@ func (x *Execution) loopTransform(ctx context.Context, n *planNode, t Transform,
 			em.bt.end(bs, err, x.failure(err))
 		}
 		it.rec.Release()
+		if called != nil {
+			in.ends[it.port].done.Add(1)
+		}
 		em.inBufs.reset(nil)
 		if ordered {
 			em.buffering = false
@@ -610,6 +593,22 @@ func (x *Execution) loopTransform(ctx context.Context, n *planNode, t Transform,
 	}
 	if x.runCtx.Err() != nil {
 		return x.runCtx.Err()
+	}
+	if called != nil && !in.isDetached() {
+		// Every port has ended, but another instance may still be
+		// processing its last batch: wait for it (it waits for nothing of
+		// ours, so this ends), then call what is left of EndPort.
+		for slices.Contains(called, false) && x.runCtx.Err() == nil {
+			if err := portEnds(ctx, in, t, called, em); err != nil && !errors.Is(err, ErrStop) {
+				return err
+			}
+			if slices.Contains(called, false) {
+				time.Sleep(20 * time.Microsecond)
+			}
+		}
+		if x.runCtx.Err() != nil {
+			return x.runCtx.Err()
+		}
 	}
 	if f, ok := t.(Finisher); ok {
 		return f.Finish(ctx, em)
@@ -652,7 +651,7 @@ func (x *Execution) finish() {
 		for {
 			select {
 			case it, ok := <-in.ch:
-				if ok && it.rec != nil {
+				if ok {
 					if it.edge >= 0 && x.tel != nil && x.tel.m != nil {
 						x.tel.m.edges[it.edge].depth.Add(-1)
 					}
@@ -832,6 +831,9 @@ func (e *emitter) send(b arrow.RecordBatch, size int64, sc *trace.SpanContext) e
 		b.Retain() // fan-out: one reference per consumer, never a copy
 	}
 	for i, o := range live {
+		if o.in.ends != nil {
+			o.in.ends[o.port].sent.Add(1) // before the batch can be taken
+		}
 		it := item{port: o.port, rec: b, size: size, edge: o.edge, sc: sc}
 		if e.m != nil && o.edge >= 0 {
 			it.at = e.m.sent(o.edge)

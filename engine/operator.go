@@ -45,13 +45,14 @@ type Finisher interface {
 }
 
 // PortEnder is the Transform interface of an operator whose Spec sets
-// PortEnds. EndPort is called once on every instance of the node when input
-// port has ended: every producer of that port has finished and every batch
-// it sent has been processed — by whichever instance took it, as the
-// executor holds each instance that reaches a port's end until all the
-// node's instances have (a barrier; an instance waiting there takes no
-// input, the others go on). A join learns there that its build side is
-// complete. EndPort may emit; an error fails the run as one from Process.
+// PortEnds. EndPort(port) is called once on every instance of the node
+// after input port has ended — its producer has finished and every batch
+// it sent has been processed, by whichever instance took it — before the
+// instance processes its next batch, or, when no batch comes, before
+// Finish. A join learns there that its build side is complete. Nothing
+// waits for it: an instance takes batches of any port at any time, so a
+// source feeding both ports, or upstream backpressure, cannot deadlock the
+// node. EndPort may emit; an error fails the run as one from Process.
 type PortEnder interface {
 	EndPort(ctx context.Context, port int, out Emitter) error
 }

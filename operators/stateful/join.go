@@ -315,7 +315,7 @@ func castPair(left *arrow.Schema, li int, right *arrow.Schema, ri int) (keyCast,
 		if arrow.TypeEqual(p.t, common) {
 			continue
 		}
-		name := sqlName(common)
+		name := strings.ToLower(sqlName(common)) // as the parser normalizes it
 		name0 := p.s.Field(p.kc.col).Name
 		src := fmt.Sprintf("CAST(%q AS %s)", name0, name)
 		c, err := expr.CompileExpr(src, &expr.Cast{X: &expr.Ident{Name: name0, Quoted: true}, Type: name}, p.s)

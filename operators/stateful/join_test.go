@@ -3,6 +3,7 @@ package stateful
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strconv"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/zflowdev/zflow/engine"
+	"go.uber.org/goleak"
 )
 
 // The join is tested through the engine (its ports, barrier and shared
@@ -234,11 +236,15 @@ func nestedLoop(l, r table, cfg JoinConfig) []string {
 	for _, a := range l.rows {
 		found := false
 		if cfg.How == "asof" {
-			lt := mustInt(a[colIndex(l, cfg.Asof.Left)])
+			lts := a[colIndex(l, cfg.Asof.Left)]
 			best, bestT := -1, int64(0)
 			for j, b := range r.rows {
+				if lts == "NULL" {
+					break
+				}
+				lt := mustInt(lts)
 				ts := b[colIndex(r, cfg.Asof.Right)]
-				if !match(a, b) || ts == "NULL" || a[colIndex(l, cfg.Asof.Left)] == "NULL" {
+				if !match(a, b) || ts == "NULL" {
 					continue
 				}
 				if rt := mustInt(ts); rt <= lt && (best < 0 || rt >= bestT) {
@@ -333,6 +339,7 @@ var (
 // sides (N:M), NULL keys on both, rows without a match on both, a clash
 // of a non-key name (ts → ts_right).
 func TestJoinEveryHow(t *testing.T) {
+	defer goleak.VerifyNone(t)
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
 	left := fromJSON(t, mem, trades,
@@ -359,5 +366,274 @@ func TestJoinEveryHow(t *testing.T) {
 				})
 			}
 		}
+	}
+}
+
+// randomSide makes batches of rows with two keys (k1 int32/int64, k2
+// string or a dictionary of strings), a value and a time, with NULL keys
+// and duplicate keys, over few distinct keys.
+func randomSide(mem memory.Allocator, rng *rand.Rand, rows, batch int, k1 arrow.DataType, dict bool, val string) []arrow.RecordBatch {
+	k2 := arrow.DataType(arrow.BinaryTypes.String)
+	if dict {
+		k2 = &arrow.DictionaryType{IndexType: arrow.PrimitiveTypes.Int32, ValueType: arrow.BinaryTypes.String}
+	}
+	s := arrow.NewSchema([]arrow.Field{
+		{Name: "k1", Type: k1, Nullable: true}, {Name: "k2", Type: k2, Nullable: true},
+		{Name: val, Type: arrow.PrimitiveTypes.Int64}, {Name: "t", Type: arrow.PrimitiveTypes.Int64, Nullable: true},
+	}, nil)
+	var out []arrow.RecordBatch
+	for off := 0; off < rows; off += batch {
+		b := array.NewRecordBuilder(mem, s)
+		for i := off; i < min(off+batch, rows); i++ {
+			if rng.IntN(10) == 0 {
+				b.Field(0).AppendNull()
+			} else if k1.ID() == arrow.INT32 {
+				b.Field(0).(*array.Int32Builder).Append(int32(rng.IntN(5)))
+			} else {
+				b.Field(0).(*array.Int64Builder).Append(int64(rng.IntN(5)))
+			}
+			name := string(rune('a' + rng.IntN(3)))
+			switch kb := b.Field(1).(type) {
+			case *array.StringBuilder:
+				if rng.IntN(10) == 0 {
+					kb.AppendNull()
+				} else {
+					kb.Append(name)
+				}
+			case *array.BinaryDictionaryBuilder:
+				if rng.IntN(10) == 0 {
+					kb.AppendNull()
+				} else {
+					_ = kb.AppendString(name)
+				}
+			}
+			b.Field(2).(*array.Int64Builder).Append(int64(i))
+			if rng.IntN(10) == 0 {
+				b.Field(3).AppendNull()
+			} else {
+				b.Field(3).(*array.Int64Builder).Append(int64(rng.IntN(50)))
+			}
+		}
+		out = append(out, b.NewRecordBatch())
+		b.Release()
+	}
+	return out
+}
+
+// TestJoinRandom: two keys of different types on the two sides (int32
+// with int64, a dictionary with strings), many batches, at parallelism 1
+// and 2, every how and both build sides, and the as-of join.
+func TestJoinRandom(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	rng := rand.New(rand.NewPCG(1, 2))
+	left := randomSide(mem, rng, 700, 64, arrow.PrimitiveTypes.Int32, true, "lv")
+	defer release(left)
+	right := randomSide(mem, rng, 300, 50, arrow.PrimitiveTypes.Int64, false, "rv")
+	defer release(right)
+	var cfgs []JoinConfig
+	for _, how := range []string{"inner", "left", "right", "full", "semi", "anti"} {
+		cfgs = append(cfgs, JoinConfig{How: how, LeftOn: []string{"k1", "k2"}, RightOn: []string{"k1", "k2"}},
+			JoinConfig{How: how, LeftOn: []string{"k1", "k2"}, RightOn: []string{"k1", "k2"}, Build: "left"})
+		if how != "right" && how != "full" {
+			cfgs = append(cfgs, JoinConfig{How: how, On: []string{"k1", "k2"}})
+		}
+	}
+	cfgs = append(cfgs,
+		JoinConfig{How: "asof", On: []string{"k1", "k2"}, Asof: AsofConfig{Left: "t", Right: "t"}},
+		JoinConfig{How: "asof", On: []string{"k1"}, Asof: AsofConfig{Left: "t", Right: "t", KeepUnmatched: true}})
+	for _, cfg := range cfgs {
+		want := nestedLoop(tableOf(left), tableOf(right), cfg)
+		if cfg.How == "asof" {
+			// Equal right times make several answers right; the nested
+			// loop takes the last, so does the join at parallelism 1.
+			cfg := cfg
+			got, _, err := joinRun(t, mem, left, right, cfg, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("%+v: %d rows, want %d\n%s", cfg, len(got), len(want), diff(got, want))
+			}
+			continue
+		}
+		for _, par := range []int{1, 2} {
+			got, _, err := joinRun(t, mem, left, right, cfg, par)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("%+v par %d: %d rows, want %d\n%s", cfg, par, len(got), len(want), diff(got, want))
+			}
+		}
+	}
+}
+
+func diff(got, want []string) string {
+	var sb strings.Builder
+	for _, g := range got {
+		if !slices.Contains(want, g) {
+			fmt.Fprintf(&sb, "+ %s\n", g)
+		}
+	}
+	for _, w := range want {
+		if !slices.Contains(got, w) {
+			fmt.Fprintf(&sb, "- %s\n", w)
+		}
+	}
+	if sb.Len() > 2000 {
+		return sb.String()[:2000]
+	}
+	return sb.String()
+}
+
+// TestJoinSelf: one source feeds both ports (inputs: [l, l]); its batches
+// reach both sides by reference and nothing waits for anything.
+func TestJoinSelf(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	rng := rand.New(rand.NewPCG(3, 4))
+	side := randomSide(mem, rng, 2000, 100, arrow.PrimitiveTypes.Int64, false, "v")
+	defer release(side)
+	for _, par := range []int{1, 2} {
+		cfg := JoinConfig{How: "inner", On: []string{"k1", "k2"}}
+		got, _, err := joinRun(t, mem, side, side, cfg, par)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := nestedLoop(tableOf(side), tableOf(side), cfg)
+		if !slices.Equal(got, want) {
+			t.Errorf("par %d: %d rows, want %d", par, len(got), len(want))
+		}
+	}
+}
+
+// TestJoinEmpty: an empty build side, an empty probe side.
+func TestJoinEmpty(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	full := fromJSON(t, mem, trades, `[{"sym":"A","ts":1,"qty":10},{"sym":"B","ts":2,"qty":20}]`)
+	defer release(full)
+	empty := fromJSON(t, mem, quotes, `[]`)
+	defer release(empty)
+	emptyL := fromJSON(t, mem, trades, `[]`)
+	defer release(emptyL)
+	fullR := fromJSON(t, mem, quotes, `[{"sym":"A","ts":0,"px":1.5}]`)
+	defer release(fullR)
+	for _, how := range []string{"inner", "left", "right", "full", "semi", "anti"} {
+		for _, c := range []struct{ l, r []arrow.RecordBatch }{{full, empty}, {emptyL, fullR}, {emptyL, empty}} {
+			cfg := JoinConfig{How: how, On: []string{"sym"}}
+			got, _, err := joinRun(t, mem, c.l, c.r, cfg, 2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := nestedLoop(tableOf(c.l), tableOf(c.r), cfg); !slices.Equal(got, want) {
+				t.Errorf("%s: got %q, want %q", how, got, want)
+			}
+		}
+	}
+}
+
+// TestJoinAsofEdges: an exact tie of times, no earlier row, a NULL time,
+// several keys, inner and keep_unmatched.
+func TestJoinAsofEdges(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	left := fromJSON(t, mem, trades, `[{"sym":"A","ts":5,"qty":1},{"sym":"A","ts":3,"qty":2},{"sym":"A","ts":0,"qty":3},
+		{"sym":"B","ts":9,"qty":4},{"sym":"A","ts":null,"qty":5},{"sym":null,"ts":9,"qty":6},{"sym":"C","ts":1,"qty":7}]`)
+	defer release(left)
+	right := fromJSON(t, mem, quotes, `[{"sym":"A","ts":3,"px":1},{"sym":"A","ts":1,"px":2},{"sym":"B","ts":10,"px":3},
+		{"sym":"A","ts":null,"px":4},{"sym":"A","ts":6,"px":5}]`)
+	defer release(right)
+	got, _, err := joinRun(t, mem, left, right, JoinConfig{How: "asof", On: []string{"sym"}, Asof: AsofConfig{Left: "ts", Right: "ts"}}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"A|3|2|3|1", "A|5|1|3|1"} // 3 ties with 3; 0 has no earlier row
+	if !slices.Equal(got, want) {
+		t.Errorf("inner: got %q, want %q", got, want)
+	}
+	got, _, err = joinRun(t, mem, left, right, JoinConfig{How: "asof", On: []string{"sym"}, Asof: AsofConfig{Left: "ts", Right: "ts", KeepUnmatched: true}}, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = []string{"A|0|3|NULL|NULL", "A|3|2|3|1", "A|5|1|3|1", "A|NULL|5|NULL|NULL", "B|9|4|NULL|NULL", "C|1|7|NULL|NULL", "NULL|9|6|NULL|NULL"}
+	if !slices.Equal(got, want) {
+		t.Errorf("keep_unmatched: got %q, want %q", got, want)
+	}
+	// No keys: the latest quote of any symbol.
+	got, _, err = joinRun(t, mem, left, right, JoinConfig{How: "asof", Asof: AsofConfig{Left: "ts", Right: "ts"}}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = []string{"A|3|2|A|3|1", "A|5|1|A|3|1", "B|9|4|A|6|5", "C|1|7|A|1|2", "NULL|9|6|A|6|5"}
+	if !slices.Equal(got, want) {
+		t.Errorf("no keys: got %q, want %q", got, want)
+	}
+}
+
+// TestJoinErrors: the compile errors name the parameter and say why.
+func TestJoinErrors(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	l := fromJSON(t, mem, trades, `[{"sym":"A","ts":1,"qty":10}]`)
+	defer release(l)
+	r := fromJSON(t, mem, quotes, `[{"sym":"A","ts":0,"px":1.5}]`)
+	defer release(r)
+	for _, c := range []struct {
+		cfg  JoinConfig
+		want string
+	}{
+		{JoinConfig{On: []string{"sim"}}, `j.on.0: input "l" has no column "sim", did you mean "sym"?`},
+		{JoinConfig{LeftOn: []string{"sym", "ts"}, RightOn: []string{"sym", "nope"}}, `j.right_on.1: input "r" has no column "nope"`},
+		{JoinConfig{How: "outer", On: []string{"sym"}}, `how`},
+		{JoinConfig{LeftOn: []string{"qty"}, RightOn: []string{"sym"}}, `j.right_on.0: key "qty" is int32 in "l" and "sym" is utf8 in "r": these types do not compare`},
+		{JoinConfig{}, `j.on: a join needs key columns`},
+		{JoinConfig{LeftOn: []string{"sym"}, RightOn: []string{"sym", "ts"}}, `j.right_on: left_on has 1 columns and right_on 2`},
+		{JoinConfig{How: "asof", On: []string{"sym"}}, `j.asof: how: asof needs asof:`},
+		{JoinConfig{How: "asof", On: []string{"sym"}, Asof: AsofConfig{Left: "sym", Right: "sym"}}, `j.asof.right: time "sym" is utf8`},
+		{JoinConfig{How: "asof", On: []string{"sym"}, Build: "left", Asof: AsofConfig{Left: "ts", Right: "ts"}}, `j.build: an as-of join builds the right side`},
+		{JoinConfig{On: []string{"sym"}, Suffix: "x"}, ""}, // ts → tsx
+	} {
+		_, _, err := joinRun(t, mem, l, r, c.cfg, 1)
+		if c.want == "" {
+			if err != nil {
+				t.Errorf("%+v: %v", c.cfg, err)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%+v: error %v, want %q", c.cfg, err, c.want)
+		}
+	}
+}
+
+// TestJoinCast: int32 keys with int64 ones, on: — the merged key is
+// int64; timestamps of two units.
+func TestJoinCast(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	ls := arrow.NewSchema([]arrow.Field{{Name: "k", Type: arrow.PrimitiveTypes.Int32}, {Name: "at", Type: &arrow.TimestampType{Unit: arrow.Millisecond}}}, nil)
+	rs := arrow.NewSchema([]arrow.Field{{Name: "k", Type: arrow.PrimitiveTypes.Int64}, {Name: "at", Type: &arrow.TimestampType{Unit: arrow.Microsecond}}}, nil)
+	l := fromJSON(t, mem, ls, `[{"k":1,"at":1},{"k":2,"at":2}]`)
+	defer release(l)
+	r := fromJSON(t, mem, rs, `[{"k":1,"at":1000},{"k":3,"at":1500}]`)
+	defer release(r)
+	got, s, err := joinRun(t, mem, l, r, JoinConfig{How: "full", On: []string{"k"}}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Field(0).Type.ID() != arrow.INT64 || len(got) != 3 || !strings.HasPrefix(got[2], "3|NULL|") {
+		t.Errorf("%v %q", s, got)
+	}
+	got, _, err = joinRun(t, mem, l, r, JoinConfig{How: "inner", On: []string{"k", "at"}}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || !strings.HasPrefix(got[0], "1|") {
+		t.Errorf("timestamps of two units: %q", got)
 	}
 }
