@@ -19,6 +19,7 @@ import (
 	"github.com/zflowdev/zflow/engine"
 	"github.com/zflowdev/zflow/nvmeof/target"
 	"github.com/zflowdev/zflow/operators"
+	"github.com/zflowdev/zflow/operators/stateful"
 	"github.com/zflowdev/zflow/pipelines"
 )
 
@@ -129,6 +130,7 @@ func TestEveryConfigStruct(t *testing.T) {
 		{engine.KindTransform, "limit", &operators.LimitConfig{Count: 2}, "count: 2", 2},
 		{engine.KindTransform, "project", &operators.ProjectConfig{}, "", 5},
 		{engine.KindTransform, "union", &operators.UnionConfig{}, "", 10},
+		{engine.KindTransform, "join", &stateful.JoinConfig{On: []string{"a", "s"}}, "on: [a, s]", 5},
 		{engine.KindSink, "tcp_out", &operators.TCPOutConfig{Address: outAddr}, "address: " + outAddr, 5},
 		{engine.KindSource, "tcp_in", &operators.TCPInConfig{Listen: inAddr, Schema: cols}, "listen: " + inAddr + ", schema: [{name: a, type: int64}, {name: s, type: string}]", 5},
 		{engine.KindSink, "shm_out", &operators.ShmOutConfig{Path: seg, Channel: "out"}, "path: " + seg + ", channel: out", 5},
@@ -167,7 +169,7 @@ func TestEveryConfigStruct(t *testing.T) {
 			case engine.KindTransform:
 				inputs := "g"
 				src = "sources:\n  g: " + genYAML + "\n"
-				if c.name == "union" {
+				if c.name == "union" || c.name == "join" {
 					src, inputs = src+"  h: "+genYAML+"\n", "g, h"
 				}
 				src += "operators:\n  n: " + strings.TrimSuffix(node, "}") + ", inputs: [" + inputs + "]}\nsinks:\n  out: {type: discard, inputs: [n]}\n"
@@ -205,7 +207,7 @@ func TestEveryConfigStruct(t *testing.T) {
 			case engine.KindTransform:
 				inputs := []string{"g"}
 				b.Source("g", "generate", gen)
-				if c.name == "union" {
+				if c.name == "union" || c.name == "join" {
 					b.Source("h", "generate", gen)
 					inputs = append(inputs, "h")
 				}
