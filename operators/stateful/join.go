@@ -315,7 +315,7 @@ func castPair(left *arrow.Schema, li int, right *arrow.Schema, ri int) (keyCast,
 		if arrow.TypeEqual(p.t, common) {
 			continue
 		}
-		name := strings.ToLower(sqlName(common)) // as the parser normalizes it
+		name := strings.ToLower(expr.SQLTypeName(common)) // as the parser normalizes it
 		name0 := p.s.Field(p.kc.col).Name
 		src := fmt.Sprintf("CAST(%q AS %s)", name0, name)
 		c, err := expr.CompileExpr(src, &expr.Cast{X: &expr.Ident{Name: name0, Quoted: true}, Type: name}, p.s)
@@ -429,35 +429,4 @@ func commonType(a, b arrow.DataType) (arrow.DataType, error) {
 		return a, nil
 	}
 	return nil, fmt.Errorf("these types do not compare; cast one side with a project")
-}
-
-// sqlName is the DuckDB name of a type commonType returns, for CAST.
-func sqlName(t arrow.DataType) string {
-	switch t.ID() {
-	case arrow.INT8:
-		return "TINYINT"
-	case arrow.INT16:
-		return "SMALLINT"
-	case arrow.INT32:
-		return "INTEGER"
-	case arrow.INT64:
-		return "BIGINT"
-	case arrow.UINT8:
-		return "UTINYINT"
-	case arrow.UINT16:
-		return "USMALLINT"
-	case arrow.UINT32:
-		return "UINTEGER"
-	case arrow.UINT64:
-		return "UBIGINT"
-	case arrow.FLOAT64:
-		return "DOUBLE"
-	case arrow.TIMESTAMP:
-		ts := t.(*arrow.TimestampType)
-		if ts.TimeZone != "" {
-			return "TIMESTAMPTZ"
-		}
-		return map[arrow.TimeUnit]string{arrow.Second: "TIMESTAMP_S", arrow.Millisecond: "TIMESTAMP_MS", arrow.Microsecond: "TIMESTAMP", arrow.Nanosecond: "TIMESTAMP_NS"}[ts.Unit]
-	}
-	return t.String()
 }
