@@ -134,6 +134,7 @@ func TestEveryConfigStruct(t *testing.T) {
 		{engine.KindTransform, "union", &operators.UnionConfig{}, "", 10},
 		{engine.KindTransform, "sort", &stateful.SortConfig{By: []string{"s DESC", "a"}}, `by: ["s DESC", a]`, 5},
 		{engine.KindTransform, "top_k", &stateful.TopKConfig{By: []string{"a DESC"}, K: 3}, `by: ["a DESC"], k: 3`, 3},
+		{engine.KindTransform, "join", &stateful.JoinConfig{On: []string{"a", "s"}}, "on: [a, s]", 5},
 		{engine.KindSink, "tcp_out", &operators.TCPOutConfig{Address: outAddr}, "address: " + outAddr, 5},
 		{engine.KindSource, "tcp_in", &operators.TCPInConfig{Listen: inAddr, Schema: cols}, "listen: " + inAddr + ", schema: [{name: a, type: int64}, {name: s, type: string}]", 5},
 		{engine.KindSink, "shm_out", &operators.ShmOutConfig{Path: seg, Channel: "out"}, "path: " + seg + ", channel: out", 5},
@@ -172,7 +173,7 @@ func TestEveryConfigStruct(t *testing.T) {
 			case engine.KindTransform:
 				inputs := "g"
 				src = "sources:\n  g: " + genYAML + "\n"
-				if c.name == "union" {
+				if c.name == "union" || c.name == "join" {
 					src, inputs = src+"  h: "+genYAML+"\n", "g, h"
 				}
 				src += "operators:\n  n: " + strings.TrimSuffix(node, "}") + ", inputs: [" + inputs + "]}\nsinks:\n  out: {type: discard, inputs: [n]}\n"
@@ -210,7 +211,7 @@ func TestEveryConfigStruct(t *testing.T) {
 			case engine.KindTransform:
 				inputs := []string{"g"}
 				b.Source("g", "generate", gen)
-				if c.name == "union" {
+				if c.name == "union" || c.name == "join" {
 					b.Source("h", "generate", gen)
 					inputs = append(inputs, "h")
 				}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -83,7 +84,7 @@ type Execution struct {
 
 type item struct {
 	port int
-	rec  arrow.RecordBatch
+	rec  arrow.RecordBatch  // nil: the end of port (PortEnds nodes only)
 	size int64              // engine.BatchBytes(rec), computed once by the producer
 	edge int32              // index into the run's edge metrics, with metrics on
 	at   int64              // when it entered the edge, with metrics on
@@ -97,6 +98,15 @@ type inbox struct {
 	producers atomic.Int32
 	detached  chan struct{} // closed when the consumer wants no more
 	once      sync.Once
+
+	// ends, for a node whose Spec sets PortEnds, counts the batches of
+	// each input port: sent by its producer, processed by the node's
+	// instances, and whether the producer has finished. A port has ended
+	// when its producer has finished and every batch it sent has been
+	// processed; each instance checks before it takes its next item and
+	// once its input is closed, and calls EndPort then (see PortEnder).
+	// Nothing waits: an instance takes any item of any port at any time.
+	ends []portEnd
 
 	// Ordered parallel transforms: instances take tickets in the order they
 	// receive (under mu) and emit when turn reaches theirs. Nothing is
@@ -133,6 +143,27 @@ func (in *inbox) wake() {
 	in.tmu.Lock()
 	in.tmu.Unlock() //nolint:staticcheck // an empty section orders the broadcast after a waiter's check
 	in.tcond.Broadcast()
+}
+
+type portEnd struct {
+	sent, done atomic.Int64
+	ended      atomic.Bool
+}
+
+// portEnds calls EndPort on t for every port of in that has ended since
+// the instance last looked (called tells which it was called for).
+func portEnds(ctx context.Context, in *inbox, t Transform, called []bool, em *emitter) error {
+	for p := range in.ends {
+		e := &in.ends[p]
+		if called[p] || !e.ended.Load() || e.done.Load() != e.sent.Load() {
+			continue
+		}
+		called[p] = true
+		if err := t.(PortEnder).EndPort(ctx, p, em); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (in *inbox) detach() { in.once.Do(func() { close(in.detached) }) }
@@ -194,6 +225,9 @@ func (p *Plan) Start(ctx context.Context, opts RunOptions) *Execution {
 		if len(n.Inputs) > 0 {
 			in := &inbox{ch: make(chan item, p.Settings.EdgeCapacity), detached: make(chan struct{})}
 			in.producers.Store(int32(len(n.Inputs)))
+			if n.Spec.PortEnds {
+				in.ends = make([]portEnd, len(n.Inputs))
+			}
 			if n.Parallelism > 1 && !n.unordered() && n.Spec.Kind == KindTransform {
 				in.tcond.L = &in.tmu
 				context.AfterFunc(x.runCtx, in.wake)
@@ -230,11 +264,17 @@ func (p *Plan) Start(ctx context.Context, opts RunOptions) *Execution {
 	}
 	for i, n := range p.nodes {
 		var outs []outEdge
+		seen := map[*planNode]int{} // a consumer listing n twice (a self-join) is in Consumers twice
 		for _, c := range n.Consumers {
-			port := -1
+			port, k := -1, seen[c]
+			seen[c]++
 			for j, in := range c.Inputs {
 				if in == n {
-					port = j
+					if k == 0 {
+						port = j
+						break
+					}
+					k--
 				}
 			}
 			edge := int32(-1)
@@ -245,9 +285,10 @@ func (p *Plan) Start(ctx context.Context, opts RunOptions) *Execution {
 		}
 		left := &atomic.Int32{}
 		left.Store(int32(n.Parallelism))
+		shared := &sharedSlot{}
 		for k := 0; k < n.Parallelism; k++ {
 			acct := x.mem.accts[i]
-			ic := &InstanceContext{
+			ic := &InstanceContext{shared: shared,
 				Node: n.ID, Type: n.Spec.Name, Index: k, Count: n.Parallelism,
 				Alloc: acct, Budget: acct, Logger: opts.Logger.With("op", n.ID),
 				Ledger: &x.stats[i].led[k], Settings: p.Settings,
@@ -397,6 +438,9 @@ func (x *Execution) runInstance(node int, ic *InstanceContext, op any, in *inbox
 		}
 		if left.Add(-1) == 0 {
 			for _, o := range outs {
+				if o.in.ends != nil {
+					o.in.ends[o.port].ended.Store(true)
+				}
 				if o.in.producers.Add(-1) == 0 {
 					close(o.in.ch)
 				}
@@ -468,7 +512,11 @@ func countIn(c *instCounters, it item) int64 {
 }
 
 func (x *Execution) loopTransform(ctx context.Context, n *planNode, t Transform, in *inbox, em *emitter) error {
-	ordered := n.Parallelism > 1 && !n.unordered()
+	ordered := n.Parallelism > 1 && !n.unordered() && !n.Spec.PortEnds
+	var called []bool // PortEnds: the ports EndPort was called for
+	if in.ends != nil {
+		called = make([]bool, len(in.ends))
+	}
 	em.track = true
 	for {
 		var it item
@@ -488,6 +536,16 @@ func (x *Execution) loopTransform(ctx context.Context, n *planNode, t Transform,
 		if !ok {
 			break
 		}
+		if called != nil {
+			if err := portEnds(ctx, in, t, called, em); err != nil {
+				it.rec.Release()
+				if errors.Is(err, ErrStop) {
+					in.detach()
+					break
+				}
+				return err
+			}
+		}
 		size := countIn(em.c, it)
 		em.inBufs.reset(it.rec)
 		em.buffering = ordered
@@ -499,6 +557,9 @@ func (x *Execution) loopTransform(ctx context.Context, n *planNode, t Transform,
 			em.bt.end(bs, err, x.failure(err))
 		}
 		it.rec.Release()
+		if called != nil {
+			in.ends[it.port].done.Add(1)
+		}
 		em.inBufs.reset(nil)
 		if ordered {
 			em.buffering = false
@@ -532,6 +593,22 @@ func (x *Execution) loopTransform(ctx context.Context, n *planNode, t Transform,
 	}
 	if x.runCtx.Err() != nil {
 		return x.runCtx.Err()
+	}
+	if called != nil && !in.isDetached() {
+		// Every port has ended, but another instance may still be
+		// processing its last batch: wait for it (it waits for nothing of
+		// ours, so this ends), then call what is left of EndPort.
+		for slices.Contains(called, false) && x.runCtx.Err() == nil {
+			if err := portEnds(ctx, in, t, called, em); err != nil && !errors.Is(err, ErrStop) {
+				return err
+			}
+			if slices.Contains(called, false) {
+				time.Sleep(20 * time.Microsecond)
+			}
+		}
+		if x.runCtx.Err() != nil {
+			return x.runCtx.Err()
+		}
 	}
 	if f, ok := t.(Finisher); ok {
 		return f.Finish(ctx, em)
@@ -754,6 +831,9 @@ func (e *emitter) send(b arrow.RecordBatch, size int64, sc *trace.SpanContext) e
 		b.Retain() // fan-out: one reference per consumer, never a copy
 	}
 	for i, o := range live {
+		if o.in.ends != nil {
+			o.in.ends[o.port].sent.Add(1) // before the batch can be taken
+		}
 		it := item{port: o.port, rec: b, size: size, edge: o.edge, sc: sc}
 		if e.m != nil && o.edge >= 0 {
 			it.at = e.m.sent(o.edge)

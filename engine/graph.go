@@ -168,6 +168,10 @@ func Compile(g *Graph, opts CompileOptions) (*Plan, error) {
 			nodeErr(n, "ordered", "both ordered and unordered asked")
 		} else if n.Ordered && spec.Unordered {
 			nodeErr(n, "ordered", "ordered: %s %q keeps no order of its input to keep", spec.Kind, spec.Name)
+		} else if spec.PortEnds && n.Ordered && pn.Parallelism > 1 {
+			nodeErr(n, "ordered", "ordered: %s %q has no input order to keep (it waits for one input before it reads another); use parallelism 1 for one stream in order of its probe input", spec.Kind, spec.Name)
+		} else if spec.PortEnds {
+			n.Unordered = true
 		} else if n.Ordered && pn.Parallelism > 1 && spec.Kind != KindTransform {
 			nodeErr(n, "ordered", "ordered: a parallel %s has no order to keep: each of its %d instances %s; use parallelism 1 for one ordered stream",
 				spec.Kind, pn.Parallelism, map[Kind]string{KindSource: "reads its own share of the data", KindSink: "writes what it takes"}[spec.Kind])
@@ -209,7 +213,7 @@ func Compile(g *Graph, opts CompileOptions) (*Plan, error) {
 				}
 				nodeErr(pn.Node, field, "%s", msg)
 				continue
-			case seen[in]:
+			case seen[in] && (pn.Spec == nil || !pn.Spec.SameInputTwice):
 				nodeErr(pn.Node, field, "input %q is listed twice", in)
 				continue
 			case in == pn.ID:

@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"runtime"
+	"sync"
 	"sync/atomic"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -41,6 +42,19 @@ type Transform interface {
 // its input is exhausted (or after it returned ErrStop), to emit what it held.
 type Finisher interface {
 	Finish(ctx context.Context, out Emitter) error
+}
+
+// PortEnder is the Transform interface of an operator whose Spec sets
+// PortEnds. EndPort(port) is called once on every instance of the node
+// after input port has ended — its producer has finished and every batch
+// it sent has been processed, by whichever instance took it — before the
+// instance processes its next batch, or, when no batch comes, before
+// Finish. A join learns there that its build side is complete. Nothing
+// waits for it: an instance takes batches of any port at any time, so a
+// source feeding both ports, or upstream backpressure, cannot deadlock the
+// node. EndPort may emit; an error fails the run as one from Process.
+type PortEnder interface {
+	EndPort(ctx context.Context, port int, out Emitter) error
 }
 
 // Sink consumes batches. Write gets in borrowed for the call. When all input
@@ -111,8 +125,9 @@ type InstanceContext struct {
 	Stdin  io.Reader
 	Stdout io.Writer
 
-	span  trace.Span
-	files *atomic.Int64 // the instance's file counter; nil outside a run
+	span   trace.Span
+	shared *sharedSlot   // the node's value for Shared; nil outside a run
+	files  *atomic.Int64 // the instance's file counter; nil outside a run
 	// blocks are the instance's counters of blocks read and skipped
 	// (CountBlocks); nil outside a run.
 	blocks *[2]atomic.Int64
@@ -149,6 +164,26 @@ func (ic *InstanceContext) Workers() int {
 		return ic.Settings.Threads
 	}
 	return max(runtime.GOMAXPROCS(0), 1)
+}
+
+// sharedSlot holds what the instances of one node share in one run.
+type sharedSlot struct {
+	once sync.Once
+	v    any
+}
+
+// Shared returns the value the instances of this node share in this run:
+// the first instance to ask makes it with make, the others get the same
+// value (they may ask from New, which runs for every instance before any
+// starts). The value lives as long as the instances use it; the last one
+// to Release lets go of what it holds. Outside a run (ic nil, or a context
+// the engine did not make) every call makes a new value.
+func (ic *InstanceContext) Shared(make func() any) any {
+	if ic == nil || ic.shared == nil {
+		return make()
+	}
+	ic.shared.once.Do(func() { ic.shared.v = make() })
+	return ic.shared.v
 }
 
 // CountFiles adds n to the files the instance has read (a source) or

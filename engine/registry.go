@@ -57,6 +57,15 @@ type Spec struct {
 	// MinInputs and MaxInputs bound the node's inputs; MaxInputs < 0 means
 	// unbounded. Sources have 0 and 0.
 	MinInputs, MaxInputs int
+	// PortEnds says the transform's instances implement PortEnder: the
+	// executor tells them when each input port has ended, and keeps no
+	// input order for them (parallel instances emit in completion order),
+	// as an operator that waits for one input before it uses another (a
+	// join) has none to keep.
+	PortEnds bool
+	// SameInputTwice lets one node be listed twice among the inputs (a
+	// self-join: its batches go to both ports, by reference).
+	SameInputTwice bool
 
 	// NewConfig returns a pointer to a config struct filled with defaults.
 	// Fields are described by struct tags: `zflow:"name"` (the YAML key),

@@ -115,6 +115,10 @@ func resolveType(name string) (arrow.DataType, error) {
 	return &arrow.Decimal128Type{Precision: int32(p), Scale: int32(s)}, nil
 }
 
+// SQLTypeName is dt's DuckDB name, as a CAST names it (a join casts its
+// keys to a common type with one).
+func SQLTypeName(dt arrow.DataType) string { return sqlTypeName(dt) }
+
 // sqlTypeName renders dt by its DuckDB name, for the messages of casts.
 func sqlTypeName(dt arrow.DataType) string {
 	switch dt.ID() {

@@ -1,0 +1,496 @@
+package stateful
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"unsafe"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/bitutil"
+	"github.com/apache/arrow-go/v18/arrow/compute"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/zflowdev/zflow/engine"
+)
+
+// A join at run time. The engine delivers the batches of both inputs to
+// any of the node's instances, interleaved, and tells every instance when
+// an input has ended (engine.PortEnder: the join's spec sets PortEnds).
+// The instances share one joinShared (InstanceContext.Shared): the build
+// side's batches go into it as they arrive, by reference; a probe batch
+// that arrives before the build side has ended is kept (Retained) by the
+// instance that took it. When the build port ends, one instance builds
+// the table (the others wait for it), then each probes the batches it
+// kept, and every later probe batch at once. Nothing blocks on an input:
+// a source feeding both sides (a self-join), or two joins reading each
+// other's inputs, cannot deadlock; the price is that probe batches
+// arriving before the build has ended wait in memory.
+//
+// A right or full join (with the build on the right; left or full with
+// build: left) emits the build rows no probe row matched once every
+// instance has finished: each instance marks the rows it matched, and
+// the last to finish merges the marks and emits the rest. semi and anti
+// with build: left emit the build rows matched or not, the same way.
+
+// joinShared is what the instances of one join share in a run.
+type joinShared struct {
+	mu      sync.Mutex
+	batches []arrow.RecordBatch // the build side until its port ends
+	once    sync.Once
+	tab     *joinTable
+	err     error
+	live    int    // instances not yet released
+	running int    // instances not yet finished
+	matched []bool // build rows matched by the instances finished so far
+}
+
+func (f *joinFactory) New(ic *engine.InstanceContext) (any, error) {
+	sh := ic.Shared(func() any { return &joinShared{} }).(*joinShared)
+	sh.mu.Lock()
+	sh.live++
+	sh.running++
+	sh.mu.Unlock()
+	j := &joinInst{f: f, sh: sh, ic: ic, mem: ic.Alloc, probe: 1 - f.build}
+	j.cctx = compute.WithAllocator(context.Background(), ic.Alloc)
+	j.limit = max(ic.Settings.BatchRows, 1024)
+	how := f.how
+	probeLeft := j.probe == sideLeft
+	j.keepProbe = (probeLeft && (how == "left" || how == "full")) || (!probeLeft && (how == "right" || how == "full")) ||
+		(how == "asof" && f.cfg.Asof.KeepUnmatched)
+	j.keepBuild = (!probeLeft && (how == "left" || how == "full")) || (probeLeft && (how == "right" || how == "full"))
+	j.selectProbe = probeLeft && (how == "semi" || how == "anti")
+	j.selectBuild = !probeLeft && (how == "semi" || how == "anti")
+	return j, nil
+}
+
+// joinInst is one instance of a join.
+type joinInst struct {
+	f     *joinFactory
+	sh    *joinShared
+	ic    *engine.InstanceContext
+	mem   memory.Allocator
+	cctx  context.Context // compute's, allocating from mem
+	probe int             // the side that streams
+	limit int             // output rows per batch, at most (but a probe batch's rows)
+
+	keepProbe, keepBuild     bool // emit the side's rows without a match, the other side NULL
+	selectProbe, selectBuild bool // semi/anti: emit the side's rows (not) matched
+
+	tab     *joinTable          // nil until the build port has ended
+	pending []arrow.RecordBatch // probe batches that came before it had
+	matched []bool              // build rows this instance matched (keepBuild, selectBuild)
+	table   *KeyTable           // the shared table, looked up through
+	ids     []uint32
+	pi, bi  []int32 // the rows of the current output: probe row, build row (-1: none)
+	tkeys   []uint64
+}
+
+func (j *joinInst) Process(ctx context.Context, port int, in arrow.RecordBatch, out engine.Emitter) error {
+	if port == j.f.build {
+		in.Retain()
+		j.sh.mu.Lock()
+		j.sh.batches = append(j.sh.batches, in)
+		j.sh.mu.Unlock()
+		return nil
+	}
+	if j.tab == nil {
+		in.Retain()
+		j.pending = append(j.pending, in)
+		return nil
+	}
+	return j.probeBatch(ctx, in, out)
+}
+
+// EndPort builds the table when the build port ends (the first instance
+// there builds it, the others wait) and probes the batches kept till then.
+func (j *joinInst) EndPort(ctx context.Context, port int, out engine.Emitter) error {
+	if port != j.f.build {
+		return nil
+	}
+	sh := j.sh
+	sh.once.Do(func() {
+		sh.mu.Lock()
+		batches := sh.batches
+		sh.batches = nil
+		sh.mu.Unlock()
+		sh.tab, sh.err = j.f.buildTable(ctx, j.ic, batches)
+		for _, b := range batches {
+			b.Release()
+		}
+	})
+	if sh.err != nil {
+		return sh.err
+	}
+	if sh.tab == nil {
+		return errBuild
+	}
+	j.tab, j.table = sh.tab, sh.tab.table
+	if j.keepBuild || j.selectBuild {
+		j.matched = make([]bool, j.tab.rows())
+		if err := j.ic.Budget.Reserve(int64(len(j.matched))); err != nil {
+			j.matched = nil
+			return fmt.Errorf("join: the marks of the build rows matched: %w", err)
+		}
+	}
+	pending := j.pending
+	j.pending = nil
+	for i, b := range pending {
+		err := j.probeBatch(ctx, b, out)
+		b.Release()
+		if err != nil {
+			for _, b := range pending[i+1:] {
+				b.Release()
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// Finish emits the build rows the join owes once every instance has
+// finished probing: the last instance to finish does it.
+func (j *joinInst) Finish(ctx context.Context, out engine.Emitter) error {
+	if j.tab == nil {
+		return nil // the build never ended: the run was stopped
+	}
+	if !j.keepBuild && !j.selectBuild {
+		return nil
+	}
+	sh := j.sh
+	sh.mu.Lock()
+	if sh.matched == nil {
+		sh.matched = j.matched
+	} else {
+		for r, m := range j.matched {
+			if m {
+				sh.matched[r] = true
+			}
+		}
+	}
+	sh.running--
+	last := sh.running == 0
+	sh.mu.Unlock()
+	if !last {
+		return nil
+	}
+	want := false // keepBuild: the rows not matched
+	if j.selectBuild {
+		want = j.f.how == "semi"
+	}
+	j.bi = j.bi[:0]
+	for r, m := range sh.matched {
+		if m == want {
+			j.bi = append(j.bi, int32(r))
+			if len(j.bi) == j.limit {
+				if err := j.emitBuildRows(ctx, out); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return j.emitBuildRows(ctx, out)
+}
+
+func (j *joinInst) Release() {
+	for _, b := range j.pending {
+		b.Release()
+	}
+	j.pending = nil
+	if j.matched != nil {
+		j.ic.Budget.Unreserve(int64(len(j.matched)))
+		j.matched = nil
+	}
+	sh := j.sh
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	sh.live--
+	if sh.live == 0 {
+		for _, b := range sh.batches {
+			b.Release()
+		}
+		sh.batches = nil
+		sh.tab.release()
+	}
+}
+
+// probeBatch joins one batch of the probe side (borrowed) against the
+// table.
+func (j *joinInst) probeBatch(ctx context.Context, in arrow.RecordBatch, out engine.Emitter) error {
+	n := int(in.NumRows())
+	if n == 0 {
+		return nil
+	}
+	keys, err := j.f.keyArrays(ctx, j.mem, j.probe, in)
+	if err != nil {
+		return err
+	}
+	defer releaseArrays(keys)
+	j.ids = grow(j.ids, n)
+	if j.tab.rows() == 0 {
+		for i := range j.ids {
+			j.ids[i] = NoKey
+		}
+	} else if err := j.f.keyIDs(j.table, keys, j.ids, false); err != nil {
+		return err
+	}
+	if j.selectProbe || j.selectBuild {
+		return j.semi(in, out)
+	}
+	limit := max(j.limit, n)
+	pi, bi := j.pi[:0], j.bi[:0]
+	flush := func() error {
+		j.pi, j.bi = pi, bi
+		err := j.emitPairs(in, keys, out)
+		pi, bi = pi[:0], bi[:0]
+		return err
+	}
+	tab := j.tab
+	if j.f.how == "asof" {
+		tc, err := j.f.timeArray(ctx, j.mem, j.probe, in)
+		if err != nil {
+			return err
+		}
+		j.tkeys = grow(j.tkeys, n)
+		ok := timeKeys(tc, j.tkeys)
+		for i, id := range j.ids {
+			r := int32(-1)
+			if id != NoKey && int(id) < len(tab.start)-1 && ok(i) {
+				r = tab.asofRow(id, j.tkeys[i])
+			}
+			if r >= 0 || j.keepProbe {
+				pi, bi = append(pi, int32(i)), append(bi, r)
+			}
+		}
+		tc.Release()
+		return flush()
+	}
+	head, next, matched := tab.head, tab.next, j.matched
+	for i, id := range j.ids {
+		if id == NoKey {
+			if j.keepProbe {
+				pi, bi = append(pi, int32(i)), append(bi, -1)
+			}
+			continue
+		}
+		for r := head[id]; r >= 0; r = next[r] {
+			pi, bi = append(pi, int32(i)), append(bi, r)
+			if matched != nil {
+				matched[r] = true
+			}
+		}
+		if len(pi) >= limit {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	return flush()
+}
+
+// semi does semi and anti joins: with the probe on the left, it emits the
+// probe rows with (semi) or without (anti) a match; with the build on the
+// left, it marks the build rows matched, for Finish.
+func (j *joinInst) semi(in arrow.RecordBatch, out engine.Emitter) error {
+	if j.selectBuild {
+		for _, id := range j.ids {
+			if id != NoKey {
+				for r := j.tab.head[id]; r >= 0; r = j.tab.next[r] {
+					j.matched[r] = true
+				}
+			}
+		}
+		return nil
+	}
+	want := j.f.how == "semi"
+	pi := j.pi[:0]
+	for i, id := range j.ids {
+		if (id != NoKey) == want {
+			pi = append(pi, int32(i))
+		}
+	}
+	j.pi, j.bi = pi, j.bi[:0]
+	return j.emitPairs(in, nil, out)
+}
+
+// sideRows is where one side's values of an output batch come from:
+// batch's rows idx (-1: NULL), all of batch in order (idx nil), or none
+// of them (absent: the side's columns are NULL).
+type sideRows struct {
+	batch  arrow.RecordBatch
+	keys   []arrow.Array // the cast key columns of batch
+	idx    []int32
+	absent bool
+}
+
+// emitPairs emits the rows j.pi (of the probe batch in) and j.bi (of the
+// table), if any.
+func (j *joinInst) emitPairs(in arrow.RecordBatch, keys []arrow.Array, out engine.Emitter) error {
+	if len(j.pi) == 0 {
+		return nil
+	}
+	var sides [2]sideRows
+	sides[j.probe] = sideRows{batch: in, keys: keys, idx: j.pi}
+	if identity(j.pi, int(in.NumRows())) {
+		sides[j.probe].idx = nil
+	}
+	sides[j.f.build] = sideRows{batch: j.tab.batch, keys: j.tab.keys, idx: j.bi}
+	if j.selectProbe {
+		sides[j.f.build].absent = true
+	}
+	return j.emit(sides, j.probe, len(j.pi), out)
+}
+
+// emitBuildRows emits the build rows j.bi alone (the probe side NULL).
+func (j *joinInst) emitBuildRows(ctx context.Context, out engine.Emitter) error {
+	if len(j.bi) == 0 {
+		return nil
+	}
+	var sides [2]sideRows
+	sides[j.probe] = sideRows{absent: true}
+	sides[j.f.build] = sideRows{batch: j.tab.batch, keys: j.tab.keys, idx: j.bi}
+	err := j.emit(sides, j.f.build, len(j.bi), out)
+	j.bi = j.bi[:0]
+	return err
+}
+
+// emit makes and emits one output batch of n rows; the merged keys of on:
+// come from side keyFrom, which has a row in each.
+func (j *joinInst) emit(sides [2]sideRows, keyFrom int, n int, out engine.Emitter) error {
+	schema := j.f.schema
+	cols := make([]arrow.Array, len(j.f.out))
+	defer releaseArrays(cols)
+	idx := [2]arrow.Array{}
+	defer func() {
+		for _, a := range idx {
+			if a != nil {
+				a.Release()
+			}
+		}
+	}()
+	var gathered int64
+	for c, oc := range j.f.out {
+		side := oc.side
+		if oc.key >= 0 {
+			side = keyFrom
+		}
+		s := sides[side]
+		switch {
+		case s.absent:
+			cols[c] = array.MakeArrayOfNull(j.mem, schema.Field(c).Type, n)
+			continue
+		}
+		src := s.batch.Column(oc.col)
+		if oc.key >= 0 {
+			src = s.keys[oc.key]
+		}
+		if s.idx == nil { // the probe batch's rows in order: by reference
+			src.Retain()
+			cols[c] = src
+			continue
+		}
+		if idx[side] == nil {
+			idx[side] = indexArray(j.mem, s.idx)
+		}
+		a, err := compute.TakeArray(j.cctx, src, idx[side])
+		if err != nil {
+			return fmt.Errorf("join: gather column %q: %w", schema.Field(c).Name, err)
+		}
+		cols[c] = a
+		gathered += engine.ArrayBytes(a.Data())
+	}
+	j.ic.Ledger.Copied("join gather", gathered)
+	b := array.NewRecordBatch(schema, cols, int64(n))
+	return out.Emit(b)
+}
+
+// identity says whether idx is 0, 1, …, n-1.
+func identity(idx []int32, n int) bool {
+	if len(idx) != n {
+		return false
+	}
+	for i, v := range idx {
+		if v != int32(i) {
+			return false
+		}
+	}
+	return true
+}
+
+// indexArray makes the int32 index array of idx for take, -1 as NULL.
+func indexArray(mem memory.Allocator, idx []int32) arrow.Array {
+	n := len(idx)
+	vals := memory.NewResizableBuffer(mem)
+	vals.Resize(n * 4)
+	copy(vals.Bytes(), unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(idx))), n*4))
+	var valid *memory.Buffer
+	nulls := 0
+	for _, v := range idx {
+		if v < 0 {
+			nulls++
+		}
+	}
+	if nulls > 0 {
+		valid = memory.NewResizableBuffer(mem)
+		valid.Resize(int(bitutil.BytesForBits(int64(n))))
+		vb := valid.Bytes()
+		clear(vb)
+		iv := arrow.Int32Traits.CastFromBytes(vals.Bytes())
+		for i, v := range idx {
+			if v >= 0 {
+				bitutil.SetBit(vb, i)
+			} else {
+				iv[i] = 0
+			}
+		}
+	}
+	d := array.NewData(arrow.PrimitiveTypes.Int32, n, []*memory.Buffer{valid, vals}, nil, nulls, 0)
+	a := array.MakeFromData(d)
+	d.Release()
+	vals.Release()
+	if valid != nil {
+		valid.Release()
+	}
+	return a
+}
+
+func releaseArrays(as []arrow.Array) {
+	for _, a := range as {
+		if a != nil {
+			a.Release()
+		}
+	}
+}
+
+// keyArrays are side's key columns of b cast to the compared types; the
+// caller releases them.
+func (f *joinFactory) keyArrays(ctx context.Context, mem memory.Allocator, side int, b arrow.RecordBatch) ([]arrow.Array, error) {
+	out := make([]arrow.Array, 0, len(f.keys[side]))
+	for _, k := range f.keys[side] {
+		a, err := castColumn(ctx, mem, k, b)
+		if err != nil {
+			releaseArrays(out)
+			return nil, err
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+// timeArray is side's as-of time column of b, cast.
+func (f *joinFactory) timeArray(ctx context.Context, mem memory.Allocator, side int, b arrow.RecordBatch) (arrow.Array, error) {
+	return castColumn(ctx, mem, f.times[side], b)
+}
+
+func castColumn(ctx context.Context, mem memory.Allocator, k keyCast, b arrow.RecordBatch) (arrow.Array, error) {
+	if k.cast == nil {
+		a := b.Column(k.col)
+		a.Retain()
+		return a, nil
+	}
+	a, err := k.cast.Eval(ctx, mem, b)
+	if err != nil {
+		return nil, fmt.Errorf("join: %w", err)
+	}
+	return a, nil
+}
