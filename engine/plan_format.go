@@ -26,8 +26,12 @@ type PlanNodeInfo struct {
 	IO             string `json:"io,omitempty"`     // the storage backend of a file source or sink, and why (IODescriber)
 	// Pushdown is the filter predicate a source was given, and how it
 	// uses it (PredicateTaker).
-	Pushdown string      `json:"pushdown,omitempty"`
-	Schema   []FieldInfo `json:"schema,omitempty"`
+	Pushdown string `json:"pushdown,omitempty"`
+	// Columns is, for a source that reads fewer columns than it has
+	// because its consumers use no more (Projectable), how many of them it
+	// reads, which, and how it skips the others.
+	Columns string      `json:"columns,omitempty"`
+	Schema  []FieldInfo `json:"schema,omitempty"`
 }
 
 // FieldInfo is one column of a schema.
@@ -57,7 +61,7 @@ func (p *Plan) Describe() PlanInfo {
 	for _, n := range p.nodes {
 		ni := PlanNodeInfo{
 			ID: n.ID, Kind: n.Spec.Kind.String(), Type: n.Spec.Name,
-			Parallelism: n.Parallelism, ParallelismWhy: n.parallelWhy, Pushdown: n.pushdown, Ordered: n.Parallelism == 1 || (n.Spec.Kind == KindTransform && !n.Unordered),
+			Parallelism: n.Parallelism, ParallelismWhy: n.parallelWhy, Pushdown: n.pushdown, Columns: n.projection, Ordered: n.Parallelism == 1 || (n.Spec.Kind == KindTransform && !n.Unordered),
 			Schema: schemaInfo(n.Schema),
 		}
 		if n.Memory != nil {
@@ -142,6 +146,9 @@ func (p *Plan) WriteText(w io.Writer) error {
 		}
 		if n.Pushdown != "" {
 			fmt.Fprintf(&b, "%s    pushdown: %s\n", cont, n.Pushdown)
+		}
+		if n.Columns != "" {
+			fmt.Fprintf(&b, "%s    columns: %s\n", cont, n.Columns)
 		}
 		if len(n.Schema) > 0 {
 			cols := make([]string, len(n.Schema))
