@@ -52,7 +52,9 @@ func (f *wideFactory) TakeProjection(cols []string) string {
 	return "the others are not made"
 }
 
-func (f *wideFactory) New(ic *InstanceContext) (any, error) { return &wideSource{f: f, mem: ic.Alloc}, nil }
+func (f *wideFactory) New(ic *InstanceContext) (any, error) {
+	return &wideSource{f: f, mem: ic.Alloc}, nil
+}
 
 type wideSource struct {
 	f   *wideFactory
