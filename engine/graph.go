@@ -252,7 +252,7 @@ func Compile(g *Graph, opts CompileOptions) (*Plan, error) {
 			failed[pn] = true // an input already failed and reported
 			continue
 		}
-		if err := p.build(pn); err != nil {
+		if err := p.build(pn, false); err != nil {
 			failed[pn] = true
 			errs = append(errs, err...)
 		}
@@ -261,7 +261,7 @@ func Compile(g *Graph, opts CompileOptions) (*Plan, error) {
 		return nil, errs
 	}
 	p.pushProjections(order, func(pn *planNode) error {
-		if errs := p.build(pn); len(errs) > 0 {
+		if errs := p.build(pn, true); len(errs) > 0 {
 			return errs
 		}
 		return nil
@@ -271,9 +271,10 @@ func Compile(g *Graph, opts CompileOptions) (*Plan, error) {
 	return p, nil
 }
 
-// build builds pn on its inputs' schemas, setting its Factory and Schema.
-func (p *Plan) build(pn *planNode) Errors {
-	bc := &BuildContext{Node: pn.ID, Settings: p.Settings, Stdin: p.stdin}
+// build builds pn on its inputs' schemas, setting its Factory and Schema;
+// narrowed is BuildContext.Narrowed.
+func (p *Plan) build(pn *planNode, narrowed bool) Errors {
+	bc := &BuildContext{Node: pn.ID, Settings: p.Settings, Stdin: p.stdin, Narrowed: narrowed}
 	for _, in := range pn.Inputs {
 		bc.Inputs = append(bc.Inputs, in.Schema)
 		bc.InputIDs = append(bc.InputIDs, in.ID)

@@ -23,9 +23,12 @@ import (
 //
 // The rule an implementation follows: name every column the operator
 // reads, for any purpose (a filter's condition, a join key, an aggregate's
-// argument, a sort key), and every column it passes through that is in
-// out. After the sources narrow, the operator is built again on the
-// narrower input schemas, so column indices it compiled are recomputed.
+// argument, a sort key), every column its Build needs to find, and every
+// column it passes through that is in out. After the sources narrow, the
+// operator is built again on the narrower input schemas (with
+// BuildContext.Narrowed set), so column indices it compiled are
+// recomputed; a name it checks only to leave the column out (a drop list)
+// must not fail that second build.
 type ColumnUser interface {
 	InputColumns(port int, out []string) []string
 }
