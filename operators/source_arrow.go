@@ -59,10 +59,10 @@ path: testdata/trades.arrow`,
 func init() { engine.Register(ArrowSourceSpec()) }
 
 type arrowFactory struct {
-	cfg        ArrowSourceConfig
-	files      *fileSet
-	stream     []bool // per input: an IPC stream (else the file format)
-	batches    []int  // per input: batches of a file-format input; 1 for a stream
+	cfg     ArrowSourceConfig
+	files   *fileSet
+	stream  []bool // per input: an IPC stream (else the file format)
+	batches []int  // per input: batches of a file-format input; 1 for a stream
 	sourceColumns
 }
 

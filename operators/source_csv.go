@@ -68,10 +68,10 @@ types: {qty: int32}`,
 func init() { engine.Register(CSVSourceSpec()) }
 
 type csvFactory struct {
-	cfg        CSVSourceConfig
-	comma      rune
-	comment    rune
-	files      *fileSet
+	cfg     CSVSourceConfig
+	comma   rune
+	comment rune
+	files   *fileSet
 	sourceColumns
 	inferred bool
 	stdin    []byte // the sample of standard input the types were inferred from

@@ -64,7 +64,7 @@ path: testdata/trades.ndjson`,
 func init() { engine.Register(NDJSONSourceSpec()) }
 
 type ndjsonFactory struct {
-	cfg        NDJSONSourceConfig
+	cfg   NDJSONSourceConfig
 	files *fileSet
 	sourceColumns
 	inferred bool
