@@ -82,6 +82,7 @@ type planNode struct {
 	Parallelism int
 	parallelWhy string // how Parallelism was chosen, for the plan
 	pushdown    string // the predicate a source was given, and how it uses it
+	projection  string // the columns a source reads of those it has, and how
 	Inputs      []*planNode
 	Consumers   []*planNode
 	badConfig   bool // its config was reported wrong: it is not built
@@ -253,39 +254,50 @@ func Compile(g *Graph, opts CompileOptions) (*Plan, error) {
 			failed[pn] = true
 			continue
 		}
-		bc := &BuildContext{Node: pn.ID, Settings: p.Settings, Stdin: p.stdin}
-		skip := false
+		skip := len(pn.Inputs) != len(pn.Node.Inputs)
 		for _, in := range pn.Inputs {
-			if failed[in] || in.Schema == nil {
-				skip = true
-				break
-			}
-			bc.Inputs = append(bc.Inputs, in.Schema)
-			bc.InputIDs = append(bc.InputIDs, in.ID)
+			skip = skip || failed[in] || in.Schema == nil
 		}
-		if skip || len(pn.Inputs) != len(pn.Node.Inputs) {
+		if skip {
 			failed[pn] = true // an input already failed and reported
 			continue
 		}
-		f, err := buildNode(pn, bc)
-		if err != nil {
+		if err := p.build(pn, false); err != nil {
 			failed[pn] = true
-			errs = append(errs, nodeErrors(pn.ID, err)...)
-			continue
-		}
-		pn.Factory = f
-		pn.Schema = f.Schema()
-		if pn.Spec.Kind != KindSink && pn.Schema == nil {
-			failed[pn] = true
-			nodeErr(pn.Node, "", "operator %q built no output schema (a bug in the operator)", pn.Spec.Name)
+			errs = append(errs, err...)
 		}
 	}
 	if len(errs) > 0 {
 		return nil, errs
 	}
+	p.pushProjections(order, func(pn *planNode) error {
+		if errs := p.build(pn, true); len(errs) > 0 {
+			return errs
+		}
+		return nil
+	})
 	pushPredicates(order)
 	p.nodes = order
 	return p, nil
+}
+
+// build builds pn on its inputs' schemas, setting its Factory and Schema;
+// narrowed is BuildContext.Narrowed.
+func (p *Plan) build(pn *planNode, narrowed bool) Errors {
+	bc := &BuildContext{Node: pn.ID, Settings: p.Settings, Stdin: p.stdin, Narrowed: narrowed}
+	for _, in := range pn.Inputs {
+		bc.Inputs = append(bc.Inputs, in.Schema)
+		bc.InputIDs = append(bc.InputIDs, in.ID)
+	}
+	f, err := buildNode(pn, bc)
+	if err != nil {
+		return nodeErrors(pn.ID, err)
+	}
+	if pn.Spec.Kind != KindSink && f.Schema() == nil {
+		return Errors{&NodeError{Node: pn.ID, Offset: -1, Msg: fmt.Sprintf("operator %q built no output schema (a bug in the operator)", pn.Spec.Name)}}
+	}
+	pn.Factory, pn.Schema = f, f.Schema()
+	return nil
 }
 
 func buildNode(pn *planNode, bc *BuildContext) (f Factory, err error) {

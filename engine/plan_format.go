@@ -28,8 +28,12 @@ type PlanNodeInfo struct {
 	// uses it (PredicateTaker).
 	Pushdown string `json:"pushdown,omitempty"`
 	// Spill says what the node may spill and where (SpillDescriber).
-	Spill  string      `json:"spill,omitempty"`
-	Schema []FieldInfo `json:"schema,omitempty"`
+	Spill string `json:"spill,omitempty"`
+	// Columns is, for a source that reads fewer columns than it has
+	// because its consumers use no more (Projectable), how many of them it
+	// reads, which, and how it skips the others.
+	Columns string      `json:"columns,omitempty"`
+	Schema  []FieldInfo `json:"schema,omitempty"`
 }
 
 // FieldInfo is one column of a schema.
@@ -59,7 +63,7 @@ func (p *Plan) Describe() PlanInfo {
 	for _, n := range p.nodes {
 		ni := PlanNodeInfo{
 			ID: n.ID, Kind: n.Spec.Kind.String(), Type: n.Spec.Name,
-			Parallelism: n.Parallelism, ParallelismWhy: n.parallelWhy, Pushdown: n.pushdown, Ordered: n.Parallelism == 1 || (n.Spec.Kind == KindTransform && !n.unordered()),
+			Parallelism: n.Parallelism, ParallelismWhy: n.parallelWhy, Pushdown: n.pushdown, Columns: n.projection, Ordered: n.Parallelism == 1 || (n.Spec.Kind == KindTransform && !n.unordered()),
 			Schema: schemaInfo(n.Schema),
 		}
 		if n.Memory != nil {
@@ -147,6 +151,9 @@ func (p *Plan) WriteText(w io.Writer) error {
 		}
 		if n.Pushdown != "" {
 			fmt.Fprintf(&b, "%s    pushdown: %s\n", cont, n.Pushdown)
+		}
+		if n.Columns != "" {
+			fmt.Fprintf(&b, "%s    columns: %s\n", cont, n.Columns)
 		}
 		if n.Spill != "" {
 			fmt.Fprintf(&b, "%s    spill: %s\n", cont, n.Spill)

@@ -91,6 +91,13 @@ type BuildContext struct {
 	// Build may Peek at it (to read a schema), never Read. Nil outside
 	// Compile (operator unit tests).
 	Stdin *Stdin
+	// Narrowed is set when Compile builds the node again after projection
+	// pushdown narrowed its inputs to the columns it said it reads
+	// (ColumnUser). A column the pipeline names only to leave it out (a
+	// project's drop, a rename of a column no one reads) may then be
+	// missing, which is not an error: the first build checked every name
+	// against the whole schemas.
+	Narrowed bool
 }
 
 // Factory makes the instances of one compiled node.

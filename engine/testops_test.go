@@ -125,7 +125,7 @@ func (s *collectSink) Write(ctx context.Context, port int, in arrow.RecordBatch)
 	}
 	s.cfg.mu.Lock()
 	defer s.cfg.mu.Unlock()
-	if in.NumRows() > 0 {
+	if in.NumRows() > 0 && in.NumCols() > 0 {
 		s.cfg.got = append(s.cfg.got, in.Column(0).(*array.Int64).Value(0))
 	}
 	s.cfg.rows += in.NumRows()

@@ -81,6 +81,7 @@ type ndjsonColumn struct {
 	fastTS bool // fastts can read its strings (no zone, or UTC)
 
 	lastData int // string bytes of the previous batch, to reserve
+	out      int // the column's index in the batch; -1: not read (b is nil)
 }
 
 // newNDJSONScanner returns a scanner of rows of schema into bld (built
@@ -88,6 +89,14 @@ type ndjsonColumn struct {
 // With unknownErr, a key that is not a column fails with an
 // UnknownKeyError naming path, its line and hint.
 func newNDJSONScanner(schema *arrow.Schema, bld *array.RecordBuilder, trunc map[string]bool, unknownErr bool, path, hint string) *ndjsonScanner {
+	return newNDJSONScannerOf(schema, func(i int) (int, bool) { return i, true }, bld, trunc, unknownErr, path, hint)
+}
+
+// newNDJSONScannerOf is newNDJSONScanner where only some columns of schema
+// are read: kept(i) says whether column i is, and which column of bld it
+// goes to. The value of a key whose column is not read is checked as JSON
+// and skipped, as an unknown key's is with unknown_keys: ignore.
+func newNDJSONScannerOf(schema *arrow.Schema, kept func(int) (int, bool), bld *array.RecordBuilder, trunc map[string]bool, unknownErr bool, path, hint string) *ndjsonScanner {
 	s := &ndjsonScanner{
 		cols:       make([]ndjsonColumn, schema.NumFields()),
 		index:      make(map[string]int, schema.NumFields()),
@@ -98,7 +107,12 @@ func newNDJSONScanner(schema *arrow.Schema, bld *array.RecordBuilder, trunc map[
 		if _, dup := s.index[f.Name]; !dup {
 			s.index[f.Name] = i
 		}
-		c := ndjsonColumn{name: f.Name, b: bld.Field(i)}
+		k, read := kept(i)
+		if !read {
+			s.cols[i] = ndjsonColumn{name: f.Name, out: -1}
+			continue
+		}
+		c := ndjsonColumn{name: f.Name, b: bld.Field(k), out: k}
 		switch b := c.b.(type) {
 		case *array.StringBuilder:
 			c.kind, c.str = ndString, b.BinaryBuilder
@@ -129,6 +143,9 @@ func newNDJSONScanner(schema *arrow.Schema, bld *array.RecordBuilder, trunc map[
 func (s *ndjsonScanner) reserve(n int) {
 	for i := range s.cols {
 		c := &s.cols[i]
+		if c.b == nil {
+			continue
+		}
 		c.b.Reserve(n)
 		if c.str != nil && c.lastData > 0 {
 			c.str.ReserveData(c.lastData)
@@ -140,7 +157,10 @@ func (s *ndjsonScanner) reserve(n int) {
 // the next.
 func (s *ndjsonScanner) noteData(rec arrow.RecordBatch) {
 	for i := range s.cols {
-		if a, ok := rec.Column(i).(*array.String); ok {
+		if s.cols[i].out < 0 {
+			continue
+		}
+		if a, ok := rec.Column(s.cols[i].out).(*array.String); ok {
 			s.cols[i].lastData = len(a.ValueBytes())
 		}
 	}
@@ -242,7 +262,12 @@ func (s *ndjsonScanner) row(line []byte) error {
 					return fmt.Errorf("key %s shows up twice in row to be decoded", key)
 				}
 				s.seen[col] = s.gen
-				if i, err = s.value(&s.cols[col], line, i); err != nil {
+				if s.cols[col].b == nil {
+					i, err = s.skipValue(line, i, 0) // a column nobody reads
+				} else {
+					i, err = s.value(&s.cols[col], line, i)
+				}
+				if err != nil {
 					return err
 				}
 			}
@@ -262,7 +287,7 @@ func (s *ndjsonScanner) row(line []byte) error {
 		return errors.New("more than one JSON value on the line: objects are not one per line")
 	}
 	for k := range s.cols {
-		if s.seen[k] != s.gen {
+		if s.seen[k] != s.gen && s.cols[k].b != nil {
 			s.cols[k].b.AppendNull()
 		}
 	}

@@ -1,7 +1,6 @@
 package operators
 
 import (
-	"context"
 	"fmt"
 	"math"
 
@@ -25,26 +24,21 @@ func (f *parquetFactory) TakePredicate(p engine.Predicate) string {
 	how := "row groups whose min/max statistics rule it out are skipped"
 	// What the footers say now (the run decides again, on what it reads).
 	out, total := 0, 0
-	for i, path := range f.files.files {
-		pf, fr, err := openParquet(context.Background(), f.files.io[i], path, parquetScratch, 1, nil)
-		if err != nil {
-			return how // the run reports it
-		}
-		for rg := range pf.NumRowGroups() {
-			md := pf.MetaData().RowGroup(rg)
+	for _, foot := range f.footers {
+		for rg := range foot.md.NumRowGroups() {
+			md := foot.md.RowGroup(rg)
 			total++
-			if !p.MayMatch(func(col int) (engine.ColumnStats, bool) { return f.groupStats(fr, md, col) }) {
+			if !p.MayMatch(func(col int) (engine.ColumnStats, bool) { return f.groupStats(foot.manifest, md, col) }) {
 				out++
 			}
 		}
-		pf.Close()
 	}
 	return fmt.Sprintf("%s (%d of %d by the footers now)", how, out, total)
 }
 
 // pruneGroups drops from groups the row groups of pf in which no row can
 // satisfy the pushed-down predicate, counting what is read and skipped.
-func (s *parquetSource) pruneGroups(pf *file.Reader, fr *pqarrow.FileReader, groups []int) []int {
+func (s *parquetSource) pruneGroups(pf *file.Reader, manifest *pqarrow.SchemaManifest, groups []int) []int {
 	pred := s.f.pred
 	if pred == nil {
 		return groups
@@ -52,7 +46,7 @@ func (s *parquetSource) pruneGroups(pf *file.Reader, fr *pqarrow.FileReader, gro
 	kept := groups[:0]
 	for _, rg := range groups {
 		md := pf.MetaData().RowGroup(rg)
-		stats := func(col int) (engine.ColumnStats, bool) { return s.f.groupStats(fr, md, col) }
+		stats := func(col int) (engine.ColumnStats, bool) { return s.f.groupStats(manifest, md, col) }
 		if pred.MayMatch(stats) {
 			kept = append(kept, rg)
 		}
@@ -64,7 +58,7 @@ func (s *parquetSource) pruneGroups(pf *file.Reader, fr *pqarrow.FileReader, gro
 // groupStats returns what row group md's statistics say of the source's
 // output column col: its top-level field in the file, when that is a leaf
 // of a type whose statistics order matches the expression's comparisons.
-func (f *parquetFactory) groupStats(fr *pqarrow.FileReader, md *metadata.RowGroupMetaData, col int) (engine.ColumnStats, bool) {
+func (f *parquetFactory) groupStats(manifest *pqarrow.SchemaManifest, md *metadata.RowGroupMetaData, col int) (engine.ColumnStats, bool) {
 	if col >= f.fileSchema.NumFields() {
 		return engine.ColumnStats{}, false // a filename or partition column
 	}
@@ -72,10 +66,10 @@ func (f *parquetFactory) groupStats(fr *pqarrow.FileReader, md *metadata.RowGrou
 	if f.fields != nil {
 		field = f.fields[col]
 	}
-	if field >= len(fr.Manifest.Fields) || !fr.Manifest.Fields[field].IsLeaf() {
+	if field >= len(manifest.Fields) || !manifest.Fields[field].IsLeaf() {
 		return engine.ColumnStats{}, false
 	}
-	cc, err := md.ColumnChunk(fr.Manifest.Fields[field].ColIndex)
+	cc, err := md.ColumnChunk(manifest.Fields[field].ColIndex)
 	if err != nil {
 		return engine.ColumnStats{}, false
 	}

@@ -31,6 +31,7 @@ type ArrowSourceConfig struct {
 	Format           string   `zflow:"format" doc:"auto tells the file format by its ARROW1 magic" enum:"auto,file,stream"`
 	BatchRows        int      `zflow:"batch_rows" doc:"split stored batches larger than this into zero-copy slices; 0 means settings.batch_rows"`
 	Validate         string   `zflow:"validate" doc:"check each batch read: full checks every offset (O(rows)), basic only buffer sizes, none trusts the file" enum:"full,basic,none"`
+	Pushdown         bool     `zflow:"pushdown" doc:"pass on only the columns the operators downstream read (the plan's columns: line): the others are not validated (arrow-go's IPC reader has no field selection: the body is still read whole). false passes every column"`
 	FileIO
 }
 
@@ -49,7 +50,7 @@ func ArrowSourceSpec() engine.Spec {
 path: testdata/trades.arrow`,
 		Parallel: true,
 		NewConfig: func() any {
-			return &ArrowSourceConfig{Format: "auto", Validate: "full", HivePartitioning: "auto", FileIO: defaultFileIO()}
+			return &ArrowSourceConfig{Format: "auto", Validate: "full", HivePartitioning: "auto", Pushdown: true, FileIO: defaultFileIO()}
 		},
 		Build: buildArrowSource,
 	}
@@ -58,13 +59,11 @@ path: testdata/trades.arrow`,
 func init() { engine.Register(ArrowSourceSpec()) }
 
 type arrowFactory struct {
-	cfg        ArrowSourceConfig
-	files      *fileSet
-	stream     []bool // per input: an IPC stream (else the file format)
-	batches    []int  // per input: batches of a file-format input; 1 for a stream
-	extra      *extraCols
-	fileSchema *arrow.Schema // the columns of the files
-	schema     *arrow.Schema // fileSchema and the extra columns
+	cfg     ArrowSourceConfig
+	files   *fileSet
+	stream  []bool // per input: an IPC stream (else the file format)
+	batches []int  // per input: batches of a file-format input; 1 for a stream
+	sourceColumns
 }
 
 // Paths lists the files the source reads (engine.PathsConfig).
@@ -103,12 +102,13 @@ func buildArrowSource(bc *engine.BuildContext, c any) (engine.Factory, error) {
 		return nil, errors.Join(errs...)
 	}
 	f := &arrowFactory{cfg: cfg, files: files}
+	var fileSchema *arrow.Schema
 	if files.stdin {
 		schema, err := stdinArrowSchema(stdinOf(bc.Stdin), cfg.Format)
 		if err != nil {
 			return nil, engine.Errf("path", "%v", err)
 		}
-		f.stream, f.batches, f.fileSchema = []bool{true}, []int{1}, stripMeta(schema)
+		f.stream, f.batches, fileSchema = []bool{true}, []int{1}, stripMeta(schema)
 	}
 	for i, path := range files.files {
 		schema, stream, n, err := arrowFileSchema(files.param(i), files.io[i], path, cfg.Format)
@@ -118,18 +118,29 @@ func buildArrowSource(bc *engine.BuildContext, c any) (engine.Factory, error) {
 		f.stream, f.batches = append(f.stream, stream), append(f.batches, n)
 		schema = stripMeta(schema)
 		if i == 0 {
-			f.fileSchema = schema
+			fileSchema = schema
 			continue
 		}
-		if err := sameFileColumns(f.fileSchema, schema); err != nil {
+		if err := sameFileColumns(fileSchema, schema); err != nil {
 			return nil, engine.Errf(files.param(i), "arrow: %s and %s (the first file, which sets the columns) differ: %v; every file must have the same columns", path, files.files[0], err)
 		}
 	}
-	if f.extra, err = planExtras(files, cfg.HivePartitioning, cfg.Filename, f.fileSchema); err != nil {
+	extra, err := planExtras(files, cfg.HivePartitioning, cfg.Filename, fileSchema)
+	if err != nil {
 		return nil, err
 	}
-	f.schema = f.extra.schema(f.fileSchema)
+	f.setColumns(fileSchema, extra)
 	return f, nil
+}
+
+// TakeProjection emits only the columns named (engine.Projectable); the
+// others are neither validated nor passed on. arrow-go's IPC readers have
+// no field selection: a batch's body is still read whole (one read; through
+// mmap, prefetched whole) and a compressed body decompressed whole, so the
+// saving is the validation (validate: full is O(rows) per column) and the
+// memory the others would hold downstream; pushdown: false declines.
+func (f *arrowFactory) TakeProjection(cols []string) string {
+	return f.takeProjection(f.cfg.Pushdown, cols, "the other columns are neither validated nor passed on (the IPC body is still read whole)")
 }
 
 // stdinArrowSchema reads the schema message at the start of an IPC stream
@@ -359,7 +370,7 @@ func (s *arrowSource) runFile(ctx context.Context, ra readerAtSeeker, size int64
 	if pre != nil && r.NumRecords() != len(blocks) {
 		pre.recs = nil // arrow-go counts other batches than our parse: serve none
 	}
-	if err := sameColumns(s.f.fileSchema, r.Schema()); err != nil {
+	if err := sameColumns(s.f.allFile, r.Schema()); err != nil {
 		return true, fmt.Errorf("arrow: %s: the file has changed since compile: %w", path, err)
 	}
 	for i := 0; i < r.NumRecords(); i++ {
@@ -392,7 +403,7 @@ func (s *arrowSource) runStream(ctx context.Context, in io.Reader, size int64, f
 		return true, fmt.Errorf("arrow: read %s: %w", path, err)
 	}
 	defer r.Release()
-	if err := sameColumns(s.f.fileSchema, r.Schema()); err != nil {
+	if err := sameColumns(s.f.allFile, r.Schema()); err != nil {
 		return true, fmt.Errorf("arrow: %s: the file has changed since compile: %w", path, err)
 	}
 	for i := 0; ; i++ {
@@ -421,6 +432,20 @@ func (s *arrowSource) runStream(ctx context.Context, in io.Reader, size int64, f
 // emits it, in slices of at most batch_rows rows.
 func (s *arrowSource) emit(rec arrow.RecordBatch, fi, i int, out engine.Emitter) (bool, error) {
 	path := s.f.files.name(fi)
+	if keep := s.f.keep; keep != nil {
+		cols := make([]arrow.Array, len(keep))
+		fields := make([]arrow.Field, len(keep))
+		for k, c := range keep {
+			if c >= int(rec.NumCols()) {
+				rec.Release()
+				return true, fmt.Errorf("arrow: read %s: batch %d has %d columns, not %d", path, i, rec.NumCols(), s.f.allFile.NumFields())
+			}
+			cols[k], fields[k] = rec.Column(c), rec.Schema().Field(c)
+		}
+		narrow := array.NewRecordBatch(arrow.NewSchema(fields, nil), cols, rec.NumRows())
+		rec.Release()
+		rec = narrow
+	}
 	var verr error
 	switch s.f.cfg.Validate {
 	case "full":

@@ -20,7 +20,7 @@ func (s *arrowSource) runMapped(ctx context.Context, fi, unit int, out engine.Em
 		return true, fmt.Errorf("arrow: %w", err)
 	}
 	defer x.Close()
-	if err := sameColumns(s.f.fileSchema, x.Schema()); err != nil {
+	if err := sameColumns(s.f.allFile, x.Schema()); err != nil {
 		return true, fmt.Errorf("arrow: %s: the file has changed since compile: %w", path, err)
 	}
 	zero, why := x.ZeroCopy()

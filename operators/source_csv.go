@@ -36,6 +36,7 @@ type CSVSourceConfig struct {
 	Comment          string            `zflow:"comment" doc:"skip lines starting with this character"`
 	LazyQuotes       bool              `zflow:"lazy_quotes" doc:"accept a quote in an unquoted field and a non-doubled quote in a quoted field"`
 	BatchRows        int               `zflow:"batch_rows" doc:"rows per batch; 0 means settings.batch_rows"`
+	Pushdown         bool              `zflow:"pushdown" doc:"convert only the columns the operators downstream read (the plan's columns: line); every field is still split, but the others are not parsed, so a value that does not parse as its column's type stops the run only where the column is read. false converts every column"`
 	FileIO
 }
 
@@ -58,7 +59,7 @@ func CSVSourceSpec() engine.Spec {
 path: testdata/trades.csv
 types: {qty: int32}`,
 		NewConfig: func() any {
-			return &CSVSourceConfig{Header: true, Delimiter: ",", NullValues: []string{""}, InferRows: 1000, HivePartitioning: "auto", FileIO: defaultFileIO()}
+			return &CSVSourceConfig{Header: true, Delimiter: ",", NullValues: []string{""}, InferRows: 1000, HivePartitioning: "auto", Pushdown: true, FileIO: defaultFileIO()}
 		},
 		Build: buildCSVSource,
 	}
@@ -67,15 +68,13 @@ types: {qty: int32}`,
 func init() { engine.Register(CSVSourceSpec()) }
 
 type csvFactory struct {
-	cfg        CSVSourceConfig
-	comma      rune
-	comment    rune
-	files      *fileSet
-	extra      *extraCols
-	fileSchema *arrow.Schema // the columns of the files
-	schema     *arrow.Schema // fileSchema and the extra columns
-	inferred   bool
-	stdin      []byte // the sample of standard input the types were inferred from
+	cfg     CSVSourceConfig
+	comma   rune
+	comment rune
+	files   *fileSet
+	sourceColumns
+	inferred bool
+	stdin    []byte // the sample of standard input the types were inferred from
 }
 
 // Paths lists the files the source reads (engine.PathsConfig).
@@ -164,12 +163,21 @@ func buildCSVSource(bc *engine.BuildContext, c any) (engine.Factory, error) {
 	if err := f.checkFiles(names); err != nil {
 		return nil, err
 	}
-	f.fileSchema = schema
-	if f.extra, err = planExtras(files, cfg.HivePartitioning, cfg.Filename, schema); err != nil {
+	extra, err := planExtras(files, cfg.HivePartitioning, cfg.Filename, schema)
+	if err != nil {
 		return nil, err
 	}
-	f.schema = f.extra.schema(schema)
+	f.setColumns(schema, extra)
 	return f, nil
+}
+
+// TakeProjection builds arrays only for the columns named
+// (engine.Projectable): the scanner still splits every field of a record,
+// as it must to find where the record ends, but the other fields are not
+// converted, so a bad value there does not stop the run; pushdown: false
+// declines.
+func (f *csvFactory) TakeProjection(cols []string) string {
+	return f.takeProjection(f.cfg.Pushdown, cols, "the other fields are split but not converted")
 }
 
 // newScanner returns a scanner of input i's text (the stdin sample at
@@ -464,14 +472,32 @@ func (s *csvSource) Run(ctx context.Context, out engine.Emitter) error {
 	return nil
 }
 
-// newColumns returns the column parsers of bld.
+// newColumns returns a parser per field of a record, into the builders
+// of bld (made with fileSchema); a field of a column not read has none
+// (csvColumn.b is nil).
 func (f *csvFactory) newColumns(bld *array.RecordBuilder) []csvColumn {
-	cols := make([]csvColumn, f.fileSchema.NumFields())
+	cols := make([]csvColumn, f.allFile.NumFields())
 	truncate := truncatingColumns(f.cfg.Columns)
 	for i := range cols {
-		cols[i] = newCSVColumn(f.fileSchema.Field(i), bld.Field(i), truncate[f.fileSchema.Field(i).Name])
+		fl := f.allFile.Field(i)
+		if k, ok := f.kept(i); ok {
+			cols[i] = newCSVColumn(fl, bld.Field(k), truncate[fl.Name])
+			cols[i].out = k
+		} else {
+			cols[i] = csvColumn{name: fl.Name, dt: fl.Type, out: -1}
+		}
 	}
 	return cols
+}
+
+// noteBatch has each column remember the string bytes of batch (made with
+// fileSchema), to reserve as much for the next.
+func noteBatch(cols []csvColumn, batch arrow.RecordBatch) {
+	for i := range cols {
+		if cols[i].out >= 0 {
+			cols[i].noteData(batch.Column(cols[i].out))
+		}
+	}
 }
 
 // serialReason says why a file of this source cannot be cut into ranges
@@ -533,9 +559,7 @@ func (s *csvSource) runSerial(ctx context.Context, fi int, bld *array.RecordBuil
 			break
 		}
 		batch := bld.NewRecordBatch()
-		for i := range cols {
-			cols[i].noteData(batch.Column(i))
-		}
+		noteBatch(cols, batch)
 		batch, err := f.extra.extend(s.ic.Alloc, f.schema, batch, fi)
 		if err != nil {
 			return true, fmt.Errorf("csv: read %s: %w", path, err)
@@ -557,7 +581,9 @@ func headerErr(path string, err error) error {
 func (f *csvFactory) readBatch(r *csvScanner, bld *array.RecordBuilder, cols []csvColumn, nulls *csvNullSet, n int, path string) (int, bool, error) {
 	bld.Reserve(n)
 	for i := range cols {
-		cols[i].reserveData()
+		if cols[i].b != nil {
+			cols[i].reserveData()
+		}
 	}
 	for k := 0; k < n; k++ {
 		rec, err := r.next()
@@ -569,6 +595,9 @@ func (f *csvFactory) readBatch(r *csvScanner, bld *array.RecordBuilder, cols []c
 		}
 		for j, v := range rec {
 			c := &cols[j]
+			if c.b == nil {
+				continue // a column nobody reads
+			}
 			if nulls.has(v) {
 				c.b.AppendNull()
 				continue

@@ -43,6 +43,7 @@ type csvColumn struct {
 	truncate bool // a timestamp drops fraction digits finer than unit
 	tsType   *arrow.TimestampType
 	lastData int // string bytes of the previous batch, to reserve
+	out      int // the column's index in the batch; -1: not read (b is nil)
 
 	str *array.BinaryBuilder // csvString
 	i64 *array.Int64Builder

@@ -97,9 +97,7 @@ func (s *csvSource) runParallel(ctx context.Context, fi, workers int, out engine
 				}
 				if n > 0 {
 					batch := st.bld.NewRecordBatch()
-					for i := range st.cols {
-						st.cols[i].noteData(batch.Column(i))
-					}
+					noteBatch(st.cols, batch)
 					t.out = append(t.out, batch)
 					t.rows += int64(n)
 				}

@@ -33,6 +33,7 @@ type NDJSONSourceConfig struct {
 	// UnknownKeys says what a key that is not a column does.
 	UnknownKeys string `zflow:"unknown_keys" enum:"auto,error,ignore" doc:"a key that is not a column: error (the run fails naming the line and the key), ignore (dropped), or auto: error when the columns were inferred (a key first seen after infer_rows objects), ignore when columns: lists them"`
 	BatchRows   int    `zflow:"batch_rows" doc:"rows per batch; 0 means settings.batch_rows"`
+	Pushdown    bool   `zflow:"pushdown" doc:"convert only the columns the operators downstream read (the plan's columns: line); the values of the other keys are checked as JSON and skipped, so a value of the wrong type stops the run only where its column is read. false converts every column"`
 	FileIO
 }
 
@@ -54,7 +55,7 @@ func NDJSONSourceSpec() engine.Spec {
 		Example: `type: ndjson
 path: testdata/trades.ndjson`,
 		NewConfig: func() any {
-			return &NDJSONSourceConfig{InferRows: 1000, UnknownKeys: "auto", HivePartitioning: "auto", FileIO: defaultFileIO()}
+			return &NDJSONSourceConfig{InferRows: 1000, UnknownKeys: "auto", HivePartitioning: "auto", Pushdown: true, FileIO: defaultFileIO()}
 		},
 		Build: buildNDJSONSource,
 	}
@@ -63,12 +64,10 @@ path: testdata/trades.ndjson`,
 func init() { engine.Register(NDJSONSourceSpec()) }
 
 type ndjsonFactory struct {
-	cfg        NDJSONSourceConfig
-	files      *fileSet
-	extra      *extraCols
-	fileSchema *arrow.Schema // the columns of the files
-	schema     *arrow.Schema // fileSchema and the extra columns
-	inferred   bool
+	cfg   NDJSONSourceConfig
+	files *fileSet
+	sourceColumns
+	inferred bool
 }
 
 // Paths lists the files the source reads (engine.PathsConfig).
@@ -145,12 +144,19 @@ func buildNDJSONSource(bc *engine.BuildContext, c any) (engine.Factory, error) {
 		}
 		schema, f.inferred = s, true
 	}
-	f.fileSchema = schema
-	if f.extra, err = planExtras(files, cfg.HivePartitioning, cfg.Filename, schema); err != nil {
+	extra, err := planExtras(files, cfg.HivePartitioning, cfg.Filename, schema)
+	if err != nil {
 		return nil, err
 	}
-	f.schema = f.extra.schema(schema)
+	f.setColumns(schema, extra)
 	return f, nil
+}
+
+// TakeProjection builds arrays only for the columns named
+// (engine.Projectable): the value of another column's key is checked as
+// JSON and skipped, not converted; pushdown: false declines.
+func (f *ndjsonFactory) TakeProjection(cols []string) string {
+	return f.takeProjection(f.cfg.Pushdown, cols, "the other keys' values are skipped, not converted")
 }
 
 // jsonKind is what a sampled key held, from narrow to wide.
@@ -386,7 +392,7 @@ func (s *ndjsonSource) runFile(ctx context.Context, fi int, out engine.Emitter) 
 	for w := range states {
 		bld := array.NewRecordBuilder(s.ic.Alloc, f.fileSchema)
 		defer bld.Release()
-		states[w] = state{bld, newNDJSONScanner(f.fileSchema, bld, trunc, unknownErr, path, hint)}
+		states[w] = state{bld, newNDJSONScannerOf(f.allFile, f.kept, bld, trunc, unknownErr, path, hint)}
 	}
 	var rows int64 // emitted from this file
 	readErr := func(err error) error { return fmt.Errorf("ndjson: read %s: %w", path, err) }
@@ -406,7 +412,7 @@ func (s *ndjsonSource) runFile(ctx context.Context, fi int, out engine.Emitter) 
 				return true, err
 			}
 			if rowErr != nil {
-				return true, ndjsonRowErr(path, rows+t.at+1, rowErr, f.fileSchema)
+				return true, ndjsonRowErr(path, rows+t.at+1, rowErr, f.allFile)
 			}
 			rows += t.rows
 			return false, nil

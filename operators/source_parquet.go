@@ -13,6 +13,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/file"
+	"github.com/apache/arrow-go/v18/parquet/metadata"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
 	"github.com/zflowdev/zflow/engine"
@@ -58,16 +59,24 @@ columns: [symbol, price, qty]`,
 func init() { engine.Register(ParquetSourceSpec()) }
 
 type parquetFactory struct {
-	cfg        ParquetSourceConfig
-	workers    int // row groups decoded at once per instance; 0 is cpuWorkers
-	files      *fileSet
-	extra      *extraCols
-	fileSchema *arrow.Schema // the columns read from the files
-	schema     *arrow.Schema // fileSchema and the extra columns
-	fields     []int         // top-level field indices, in output order; nil for all
-	rows       int64
-	groups     []int            // row groups per file
-	pred       engine.Predicate // a filter's condition, pushed down (TakePredicate); nil for none
+	cfg     ParquetSourceConfig
+	workers int // row groups decoded at once per instance; 0 is cpuWorkers
+	files   *fileSet
+	sourceColumns
+	chosen []int // top-level field indices the columns parameter chose, in its order; nil for all
+	fields []int // top-level field indices read (chosen, then projected), in output order; nil for all
+	rows   int64
+	groups []int            // row groups per file
+	pred   engine.Predicate // a filter's condition, pushed down (TakePredicate); nil for none
+	// footers are the files' footers as read at compile time, for the
+	// plan's pruning count.
+	footers []parquetFooter
+}
+
+// parquetFooter is what compile keeps of a file's footer.
+type parquetFooter struct {
+	md       *metadata.FileMetaData
+	manifest *pqarrow.SchemaManifest
 }
 
 // Paths lists the files the source reads (engine.PathsConfig).
@@ -179,12 +188,13 @@ func buildParquetSource(bc *engine.BuildContext, c any) (engine.Factory, error) 
 	f := &parquetFactory{cfg: cfg, files: files}
 	var first *arrow.Schema
 	for i, path := range files.files {
-		full, rows, groups, err := parquetSchema(files.param(i), files.io[i], path, batchRowsFor(cfg.BatchRows, bc.Settings))
+		full, foot, err := parquetSchema(files.param(i), files.io[i], path, batchRowsFor(cfg.BatchRows, bc.Settings))
 		if err != nil {
 			return nil, err
 		}
-		f.rows += rows
-		f.groups = append(f.groups, groups)
+		f.rows += foot.md.NumRows
+		f.groups = append(f.groups, foot.md.NumRowGroups())
+		f.footers = append(f.footers, foot)
 		if i == 0 {
 			first = full
 			continue
@@ -193,29 +203,53 @@ func buildParquetSource(bc *engine.BuildContext, c any) (engine.Factory, error) 
 			return nil, engine.Errf(files.param(i), "parquet: %s and %s (the first file, which sets the columns) differ: %v; every file must have the same columns", path, files.files[0], err)
 		}
 	}
-	if f.fileSchema, f.fields, err = selectColumns(first, cfg.Columns, files.files[0]); err != nil {
+	fileSchema, chosen, err := selectColumns(first, cfg.Columns, files.files[0])
+	if err != nil {
 		return nil, err
 	}
-	if f.extra, err = planExtras(files, cfg.HivePartitioning, cfg.Filename, f.fileSchema); err != nil {
+	extra, err := planExtras(files, cfg.HivePartitioning, cfg.Filename, fileSchema)
+	if err != nil {
 		return nil, err
 	}
-	f.schema = f.extra.schema(f.fileSchema)
+	f.setColumns(fileSchema, extra)
+	f.chosen, f.fields = chosen, chosen
 	return f, nil
 }
 
-// parquetSchema reads the schema, row count and row groups of path;
-// errors are placed at param.
-func parquetSchema(param string, b storage.Backend, path string, batchRows int) (*arrow.Schema, int64, int, error) {
+// parquetSchema reads the schema and footer of path; errors are placed at
+// param.
+func parquetSchema(param string, b storage.Backend, path string, batchRows int) (*arrow.Schema, parquetFooter, error) {
 	pf, fr, err := openParquet(context.Background(), b, path, parquetScratch, batchRows, nil)
 	if err != nil {
-		return nil, 0, 0, engine.Errf(param, "%v", err)
+		return nil, parquetFooter{}, engine.Errf(param, "%v", err)
 	}
 	defer pf.Close()
 	full, err := fr.Schema()
 	if err != nil {
-		return nil, 0, 0, engine.Errf(param, "parquet: %s: read schema: %v", path, err)
+		return nil, parquetFooter{}, engine.Errf(param, "parquet: %s: read schema: %v", path, err)
 	}
-	return stripMeta(full), pf.NumRows(), pf.NumRowGroups(), nil
+	return stripMeta(full), parquetFooter{pf.MetaData(), fr.Manifest}, nil
+}
+
+// TakeProjection reads only the columns named, the others' column chunks
+// not at all (engine.Projectable); pushdown: false declines. A nested
+// column is kept or dropped whole, by its top-level field.
+func (f *parquetFactory) TakeProjection(cols []string) string {
+	if !f.cfg.Pushdown && cols != nil {
+		return ""
+	}
+	f.project(cols)
+	f.fields = f.chosen
+	if f.keep != nil {
+		f.fields = make([]int, len(f.keep))
+		for i, k := range f.keep {
+			f.fields[i] = k
+			if f.chosen != nil {
+				f.fields[i] = f.chosen[k]
+			}
+		}
+	}
+	return "the other columns' chunks are neither read nor decoded"
 }
 
 // sameFileColumns says how got's columns differ from want's (names and
@@ -359,7 +393,7 @@ func (s *parquetSource) runFile(ctx context.Context, fi int, path string, unit i
 			groups = append(groups, rg)
 		}
 	}
-	groups = s.pruneGroups(pf, fr, groups)
+	groups = s.pruneGroups(pf, fr.Manifest, groups)
 	// The instances of parallelism: N share the CPUs.
 	if workers := min(s.workers()/step, len(groups)); workers > 1 {
 		return s.readParallel(ctx, fi, path, cols, groups, workers, out)

@@ -2,6 +2,7 @@ package operators
 
 import (
 	"context"
+	"slices"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
@@ -53,6 +54,15 @@ func (f *filterFactory) Describe() string      { return "where: " + f.pred.Strin
 // Predicate offers the condition to the source the filter reads, when it
 // holds something a source can skip data by (engine.PredicateProvider).
 func (f *filterFactory) Predicate() (engine.Predicate, bool) { return f.pred, f.pred.Prunable() }
+
+// InputColumns is what the filter reads: the columns its consumers read,
+// which it passes on, and those of its condition (engine.ColumnUser).
+func (f *filterFactory) InputColumns(_ int, out []string) []string {
+	if out == nil {
+		return nil
+	}
+	return append(slices.Clone(out), f.pred.ColumnNames()...)
+}
 
 func (f *filterFactory) New(ic *engine.InstanceContext) (any, error) {
 	return &filter{pred: f.pred, mem: ic.Alloc, ledger: ic.Ledger}, nil

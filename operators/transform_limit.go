@@ -52,6 +52,10 @@ func (f *limitFactory) Describe() string {
 	return fmt.Sprintf("count: %d", f.cfg.Count)
 }
 
+// InputColumns is what limit passes on: what its consumers read
+// (engine.ColumnUser).
+func (f *limitFactory) InputColumns(_ int, out []string) []string { return out }
+
 func (f *limitFactory) New(*engine.InstanceContext) (any, error) {
 	return &limit{skip: f.cfg.Offset, left: f.cfg.Count}, nil
 }

@@ -3,6 +3,7 @@ package operators
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -38,6 +39,8 @@ type projCol struct {
 	field arrow.Field
 	src   int            // input column when kept by reference, else -1
 	expr  *expr.Compiled // computed columns
+	reads []string       // the input columns it is made of
+	star  bool           // "*" made it: it is there only if the input has it
 }
 
 func buildProject(bc *engine.BuildContext, c any) (engine.Factory, error) {
@@ -57,7 +60,7 @@ func buildProject(bc *engine.BuildContext, c any) (engine.Factory, error) {
 	}
 	dropped := map[string]bool{}
 	for i, d := range cfg.Drop {
-		if in.FieldIndices(d) == nil {
+		if in.FieldIndices(d) == nil && !bc.Narrowed { // narrowed: no one reads it
 			unknown(fmt.Sprintf("drop.%d", i), d)
 		}
 		dropped[d] = true
@@ -72,7 +75,7 @@ func buildProject(bc *engine.BuildContext, c any) (engine.Factory, error) {
 		if strings.TrimSpace(item) == "*" {
 			for j, f := range in.Fields() {
 				if !dropped[f.Name] {
-					cols = append(cols, projCol{field: f, src: j})
+					cols = append(cols, projCol{field: f, src: j, star: true})
 				}
 			}
 			continue
@@ -105,7 +108,7 @@ func buildProject(bc *engine.BuildContext, c any) (engine.Factory, error) {
 				found = true
 			}
 		}
-		if !found {
+		if !found && !bc.Narrowed {
 			unknown("rename."+old, old)
 		}
 	}
@@ -125,6 +128,11 @@ func buildProject(bc *engine.BuildContext, c any) (engine.Factory, error) {
 	fields := make([]arrow.Field, len(cols))
 	for i, c := range cols {
 		fields[i] = c.field
+		if c.src >= 0 {
+			cols[i].reads = []string{in.Field(c.src).Name}
+		} else {
+			cols[i].reads = c.expr.ColumnNames()
+		}
 	}
 	md := in.Metadata()
 	return &projectFactory{cols: cols, schema: arrow.NewSchema(fields, &md)}, nil
@@ -148,6 +156,20 @@ func (f *projectFactory) Describe() string {
 		}
 	}
 	return "columns: " + strings.Join(parts, ", ")
+}
+
+// InputColumns names the input columns project reads (engine.ColumnUser):
+// those of every column it lists, by reference or computed (its build
+// compiles them), and of the columns "*" keeps, only those in out (nil:
+// all), never what drop leaves out. A renamed column reads its old name.
+func (f *projectFactory) InputColumns(_ int, out []string) []string {
+	used := []string{}
+	for _, c := range f.cols {
+		if !c.star || out == nil || slices.Contains(out, c.field.Name) {
+			used = append(used, c.reads...)
+		}
+	}
+	return used
 }
 
 func (f *projectFactory) New(ic *engine.InstanceContext) (any, error) {

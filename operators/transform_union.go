@@ -85,6 +85,10 @@ type unionFactory struct{ schema *arrow.Schema }
 
 func (f *unionFactory) Schema() *arrow.Schema { return f.schema }
 
+// InputColumns is what union passes on from every input: what its
+// consumers read (engine.ColumnUser).
+func (f *unionFactory) InputColumns(_ int, out []string) []string { return out }
+
 func (f *unionFactory) New(*engine.InstanceContext) (any, error) {
 	return &union{schema: f.schema}, nil
 }
@@ -198,6 +202,11 @@ func (u *unionByName) Describe() string {
 	}
 	return "by name; " + strings.Join(u.notes, "; ")
 }
+
+// InputColumns is, for every input, the columns of the same names as
+// those its consumers read (engine.ColumnUser); an input without one of
+// them fills it with nulls, as before.
+func (u *unionByName) InputColumns(_ int, out []string) []string { return out }
 
 func (u *unionByName) New(ic *engine.InstanceContext) (any, error) {
 	return &unionNamed{f: u, mem: ic.Alloc, ledger: ic.Ledger}, nil

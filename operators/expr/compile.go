@@ -76,6 +76,17 @@ func (c *Compiled) Type() arrow.DataType { return c.root.dtype() }
 // expression reads. The caller must not modify the slice.
 func (c *Compiled) Columns() []int { return c.cols }
 
+// ColumnNames returns the names of the schema columns the expression
+// reads, in the order of Columns (what an operator's
+// engine.ColumnUser.InputColumns names).
+func (c *Compiled) ColumnNames() []string {
+	out := make([]string, len(c.cols))
+	for i, col := range c.cols {
+		out[i] = c.schema.Field(col).Name
+	}
+	return out
+}
+
 // String returns the source the expression was compiled from.
 func (c *Compiled) String() string { return c.src }
 
