@@ -3,6 +3,7 @@ package zflow_test
 import (
 	"bufio"
 	"fmt"
+	"hash/fnv"
 	"os"
 	"path/filepath"
 	"slices"
@@ -38,12 +39,13 @@ type diffCase struct {
 	// approx are columns whose value may differ from the SQL's by a
 	// relative error, and within columns that must lie between two of the
 	// SQL's columns.
-	approx map[string]float64
-	within []diffWithin
-	data   []string // data sets to run on; nil: all
-	skip   []string // data sets not to run on
-	spill  bool     // rerun with budgets that make the stateful operators spill
-	tables []string // the tables the operators read, sorted
+	approx  map[string]float64
+	within  []diffWithin
+	data    []string // data sets to run on; nil: see runsOn
+	allData bool     // data: all
+	skip    []string // data sets not to run on
+	spill   bool     // rerun with budgets that make the stateful operators spill
+	tables  []string // the tables the operators read, sorted
 }
 
 type diffOp struct {
@@ -268,6 +270,10 @@ func (c *diffCase) set(key, v string) error {
 		c.within = append(c.within, diffWithin{f[0], f[1], f[2]})
 	case "data", "skip":
 		f := strings.Fields(v)
+		if key == "data" && v == "all" {
+			c.allData = true
+			return nil
+		}
 		for _, name := range f {
 			if !slices.ContainsFunc(diffDataSets, func(d diffDataSet) bool { return d.name == name }) {
 				return fmt.Errorf("%s: no data set %q", key, name)
@@ -364,10 +370,42 @@ func (op diffOp) inputs() []string {
 	return nil
 }
 
-// runsOn says whether the entry runs on data set ds.
+// runsOn says whether the entry runs on data set ds: on the data sets it
+// names (data:), or on every core data set and diffExtraSets of the
+// others, chosen from its name, so that each data set is met by many
+// entries without every entry paying for all of them; -stateful.all runs
+// every entry on every data set. skip: wins.
 func (c *diffCase) runsOn(ds string) bool {
-	if c.data != nil && !slices.Contains(c.data, ds) {
+	if slices.Contains(c.skip, ds) {
 		return false
 	}
-	return !slices.Contains(c.skip, ds)
+	switch {
+	case *statefulAll || c.allData:
+		return true
+	case c.data != nil:
+		return slices.Contains(c.data, ds)
+	case slices.Contains(diffCoreSets, ds):
+		return true
+	}
+	var extras []string
+	for _, d := range diffDataSets {
+		if !slices.Contains(diffCoreSets, d.name) {
+			extras = append(extras, d.name)
+		}
+	}
+	h := fnv.New32a()
+	h.Write([]byte(c.name))
+	at := int(h.Sum32() % uint32(len(extras)))
+	for i := range diffExtraSets {
+		if extras[(at+i*3)%len(extras)] == ds {
+			return true
+		}
+	}
+	return false
 }
+
+// diffCoreSets are the data sets every entry runs on (unless it names
+// its own), and diffExtraSets how many of the others it runs on too.
+var diffCoreSets = []string{"uniform1", "empty", "allnull", "onegroup"}
+
+const diffExtraSets = 2

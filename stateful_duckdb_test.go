@@ -1,6 +1,7 @@
 package zflow_test
 
 import (
+	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -77,7 +78,7 @@ func TestStatefulDuckDB(t *testing.T) {
 			cb := &diffCombo{c: c, ds: ds, dataDir: dsDir}
 			cb.out = filepath.Join(dir, "out", ds.name, c.name+".parquet")
 			cb.run(t, "", tmp)
-			if c.spill && c.stateful() {
+			if c.spill && c.stateful() && ds.rows >= diffSpillMinRows {
 				cb.spilled = &diffCombo{c: c, ds: ds, dataDir: dsDir,
 					out: filepath.Join(dir, "out", ds.name, c.name+".spill.parquet")}
 				cb.spilled.run(t, diffSpillBudget, tmp)
@@ -135,8 +136,25 @@ func TestStatefulDuckDB(t *testing.T) {
 	}
 	res2 := sess.run(t, db)
 
-	var ran, stateful, spilled, failed, knownDiff int
+	var zflowTime time.Duration
 	for _, cb := range combos {
+		zflowTime += cb.elapsed
+		if cb.spilled != nil {
+			zflowTime += cb.spilled.elapsed
+		}
+	}
+	t.Logf("zflow: %d runs in %s", len(combos)+countSpilled(combos), zflowTime.Round(time.Millisecond))
+	var ran, stateful, spilled, failed, knownDiff int
+	reruns, spilledBy := map[string]int{}, map[string]int{} // by operator type: spilling reruns, and those that spilled
+	for _, cb := range combos {
+		if cb.spilled != nil {
+			for typ, files := range cb.spilled.spills {
+				reruns[typ]++
+				if files > 0 {
+					spilledBy[typ]++
+				}
+			}
+		}
 		ran++
 		if cb.c.stateful() {
 			stateful++
@@ -177,6 +195,15 @@ func TestStatefulDuckDB(t *testing.T) {
 	sort.Strings(pend)
 	t.Logf("%d combinations of %d entries × %d data sets run and checked (%d with stateful operators, %d of them rerun spilling): %d fail, %d known differences",
 		ran, len(corpus), len(diffDataSets), stateful, spilled, failed, knownDiff)
+	for _, typ := range statefulTypes {
+		if reruns[typ] == 0 {
+			continue
+		}
+		t.Logf("%s: %d of %d spilling reruns spilled", typ, spilledBy[typ], reruns[typ])
+		if spilledBy[typ] == 0 && !filtered {
+			t.Errorf("%s never spilled in %d reruns with %s budgets", typ, reruns[typ], diffSpillBudget)
+		}
+	}
 	if len(pend) > 0 {
 		t.Logf("pending, their operator type is not registered: %s", strings.Join(pend, ", "))
 	}
@@ -194,6 +221,7 @@ func TestStatefulDuckDB(t *testing.T) {
 var (
 	statefulCase = flag.String("stateful.case", "", "TestStatefulDuckDB: run only the corpus entries whose name matches this regexp")
 	statefulData = flag.String("stateful.data", "", "TestStatefulDuckDB: run only on the data sets whose name matches this regexp")
+	statefulAll  = flag.Bool("stateful.all", false, "TestStatefulDuckDB: run every entry on every data set (default: the core data sets and two others per entry)")
 	statefulKeep = flag.String("stateful.keep", "", "TestStatefulDuckDB: write the data sets and outputs under this directory and keep them, to rerun a case by hand")
 )
 
@@ -212,8 +240,17 @@ var knownStatefulDifferences = map[string]string{
 var statefulTypes = []string{"aggregate", "join", "sort", "top_k", "distinct", "dedupe", "window", "lookup_join"}
 
 // diffSpillBudget is the memory budget of every stateful operator in the
-// spilling rerun: below what any data set's state needs.
-const diffSpillBudget = "256KiB"
+// spilling rerun, and diffSpillBatchRows its settings.batch_rows: the
+// budget holds about five batches of t (1280 rows), so an operator that
+// keeps its input (sort) spills on every data set of 1500 rows or more,
+// and still has room to merge several runs at once.
+const (
+	diffSpillBudget    = "128KiB"
+	diffSpillBatchRows = 256
+	// diffSpillMinRows: data sets with fewer rows of t are not rerun
+	// spilling (empty, one): nothing to spill.
+	diffSpillMinRows = 1500
+)
 
 // statefulMinCombos is the fewest combinations the test accepts (issue 14).
 const statefulMinCombos = 300
@@ -253,7 +290,8 @@ type diffCombo struct {
 	problems1 []string
 	cols      []diffCol
 	elapsed   time.Duration
-	spilled   *diffCombo // the spilling rerun, nil when there is none
+	spilled   *diffCombo       // the spilling rerun, nil when there is none
+	spills    map[string]int64 // spill files the run's stateful operators wrote, by type
 	// Indexes among the results: the first round's LIMIT 0 of the SQL and
 	// of zflow's output (-1 when the run failed); the second round's
 	// answer, zflow's output loaded, and the comparison.
@@ -277,8 +315,14 @@ func (cb *diffCombo) run(t *testing.T, budget, tmp string) {
 	}
 	checked := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	start := time.Now()
-	_, cb.runErr = p.Run(t.Context(), zflow.WithAllocator(checked))
-	cb.elapsed = time.Since(start)
+	sum, err := p.Run(t.Context(), zflow.WithAllocator(checked))
+	cb.runErr, cb.elapsed = err, time.Since(start)
+	cb.spills = map[string]int64{}
+	for _, op := range cb.c.ops {
+		if slices.Contains(statefulTypes, op.typ) {
+			cb.spills[op.typ] += spillFiles(sum.Op(op.id))
+		}
+	}
 	if n := checked.CurrentAlloc(); n != 0 {
 		cb.problems = append(cb.problems, fmt.Sprintf("%d bytes still allocated after the run", n))
 	}
@@ -288,6 +332,36 @@ func (cb *diffCombo) run(t *testing.T, budget, tmp string) {
 			os.RemoveAll(filepath.Join(tmp, f))
 		}
 	}
+}
+
+func countSpilled(combos []*diffCombo) int {
+	n := 0
+	for _, cb := range combos {
+		if cb.spilled != nil {
+			n++
+		}
+	}
+	return n
+}
+
+// spillFiles is the number of spill files the summary says op wrote. It
+// reads the summary's JSON form ("spill": {"files": N}), which says
+// nothing for an operator that did not spill.
+func spillFiles(op *engine.OpStats) int64 {
+	if op == nil {
+		return 0
+	}
+	b, err := json.Marshal(op)
+	if err != nil {
+		return 0
+	}
+	var v struct {
+		Spill struct {
+			Files int64 `json:"files"`
+		} `json:"spill"`
+	}
+	json.Unmarshal(b, &v)
+	return v.Spill.Files
 }
 
 // filesUnder lists what is in dir (relative names), nothing when it is
@@ -447,10 +521,14 @@ func diffPipeline(c *diffCase, dataDir, out, budget string) string {
 		ops = append(ops, yaml.MapItem{Key: op.id, Value: cfg})
 	}
 	last := c.ops[len(c.ops)-1].id
+	batchRows := diffBatchRows
+	if budget != "" {
+		batchRows = diffSpillBatchRows
+	}
 	doc := yaml.MapSlice{
 		{Key: "version", Value: 1},
 		{Key: "name", Value: "stateful_diff"},
-		{Key: "settings", Value: yaml.MapSlice{{Key: "batch_rows", Value: diffBatchRows}}},
+		{Key: "settings", Value: yaml.MapSlice{{Key: "batch_rows", Value: batchRows}}},
 		{Key: "sources", Value: sources},
 		{Key: "operators", Value: ops},
 		{Key: "sinks", Value: yaml.MapSlice{{Key: "out", Value: yaml.MapSlice{
