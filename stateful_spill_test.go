@@ -35,8 +35,15 @@ func TestStatefulSpillFailures(t *testing.T) {
 	dataDir := t.TempDir()
 	writeDataSet(t, mem, ds, dataDir)
 	mem.AssertSize(t, 0)
-	tmp := t.TempDir()
-	t.Setenv("TMPDIR", tmp)
+	tmp, outRoot := t.TempDir(), t.TempDir()
+	t.Setenv("TMPDIR", tmp) // t.TempDir would now be under it: outputs go under outRoot
+	outDir := func(t *testing.T) string {
+		d, err := os.MkdirTemp(outRoot, "out")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
 
 	// The operators, each reading "in" (t, or t with a bad row) and with
 	// state large enough to spill under diffSpillBudget: the sort keeps all
@@ -64,7 +71,7 @@ func TestStatefulSpillFailures(t *testing.T) {
 				{"bad row downstream", `{type: filter, inputs: [t], where: "true"}`, downstreamBad(op.typ)},
 			} {
 				t.Run(tc.name, func(t *testing.T) {
-					out := filepath.Join(t.TempDir(), "out.parquet")
+					out := filepath.Join(outDir(t), "out.parquet")
 					y := spillPipeline(dataDir, out, tc.upstream, op.cfg, tc.down)
 					p, err := zflow.Parse([]byte(y), op.typ+".yaml")
 					if err != nil {
@@ -80,7 +87,7 @@ func TestStatefulSpillFailures(t *testing.T) {
 				})
 			}
 			t.Run("cancel mid-spill", func(t *testing.T) {
-				out := filepath.Join(t.TempDir(), "out.parquet")
+				out := filepath.Join(outDir(t), "out.parquet")
 				// A slow upstream would make this surer; instead the run is
 				// cancelled as soon as the summary shows a spill file, and a
 				// run that ends before that fails the test.
