@@ -137,13 +137,22 @@ func TestStatefulDuckDB(t *testing.T) {
 	res2 := sess.run(t, db)
 
 	var zflowTime time.Duration
+	byDS := map[string]time.Duration{}
 	for _, cb := range combos {
 		zflowTime += cb.elapsed
+		byDS[cb.ds.name] += cb.elapsed
 		if cb.spilled != nil {
 			zflowTime += cb.spilled.elapsed
+			byDS[cb.ds.name] += cb.spilled.elapsed
 		}
 	}
-	t.Logf("zflow: %d runs in %s", len(combos)+countSpilled(combos), zflowTime.Round(time.Millisecond))
+	var perDS []string
+	for _, ds := range diffDataSets {
+		if d, ok := byDS[ds.name]; ok {
+			perDS = append(perDS, fmt.Sprintf("%s %s", ds.name, d.Round(time.Millisecond)))
+		}
+	}
+	t.Logf("zflow: %d runs in %s (%s)", len(combos)+countSpilled(combos), zflowTime.Round(time.Millisecond), strings.Join(perDS, ", "))
 	var ran, stateful, spilled, failed, knownDiff int
 	reruns, spilledBy := map[string]int{}, map[string]int{} // by operator type: spilling reruns, and those that spilled
 	for _, cb := range combos {
