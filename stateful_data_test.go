@@ -47,15 +47,15 @@ type diffDataSet struct {
 
 // diffDataSets are the data sets, in the order the test runs them.
 var diffDataSets = []diffDataSet{
-	{name: "uniform1", seed: 1, rows: 5000, keys: 200, nulls: 0.05},
+	{name: "uniform1", seed: 1, rows: 3000, keys: 200, nulls: 0.05},
 	{name: "uniform2", seed: 2, rows: 3000, keys: 50, nulls: 0.2},
-	{name: "zipf3", seed: 3, rows: 8000, keys: 1000, zipf: true, nulls: 0.05},
-	{name: "highcard4", seed: 4, rows: 4000, keys: 16000, nulls: 0.01},
+	{name: "zipf3", seed: 3, rows: 5000, keys: 1000, zipf: true, nulls: 0.05},
+	{name: "highcard4", seed: 4, rows: 3000, keys: 12000, nulls: 0.01},
 	{name: "nonull5", seed: 5, rows: 2000, keys: 100},
-	{name: "large6", seed: 6, rows: 20000, keys: 5000, zipf: true, nulls: 0.1},
+	{name: "large6", seed: 6, rows: 12000, keys: 5000, zipf: true, nulls: 0.1},
 	{name: "empty", seed: 7, rows: 0, keys: 10, nulls: 0.1},
 	{name: "one", seed: 8, rows: 1, keys: 10},
-	{name: "onegroup", seed: 9, rows: 3000, keys: 1, oneGroup: true, nulls: 0.05},
+	{name: "onegroup", seed: 9, rows: 2000, keys: 1, oneGroup: true, nulls: 0.05},
 	{name: "allnull", seed: 10, rows: 2000, keys: 10, allNull: true, nulls: 0.05},
 	{name: "nan11", seed: 11, rows: 2000, keys: 40, nulls: 0.05, nan: true},
 	{name: "emptydims", seed: 12, rows: 1500, keys: 30, nulls: 0.05, emptyDims: true},

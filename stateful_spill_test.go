@@ -22,7 +22,7 @@ import (
 // upstream while it still takes input, a bad row downstream while it
 // emits, or the run's context cancelled once it has written spill files —
 // leaves no spill file behind, the checked allocator at zero and no output
-// file. Each operator runs over large6's t (20000 rows) with the spilling
+// file. Each operator runs over large6's t (12000 rows) with the spilling
 // rerun's budget; a bad row is a CAST of 'x' to INTEGER at one id, which
 // fails the run at that row, as a malformed value in a real file would.
 func TestStatefulSpillFailures(t *testing.T) {
@@ -60,7 +60,7 @@ func TestStatefulSpillFailures(t *testing.T) {
 			}
 			// The bad id is past the first spill (about 1280 rows of t fill
 			// the budget) and before the end of the input.
-			const badID = 9000
+			const badID = 7000
 			bad := fmt.Sprintf(`CAST(CASE WHEN id = %d THEN 'x' ELSE '1' END AS INTEGER)`, badID)
 			for _, tc := range []struct {
 				name     string
