@@ -124,6 +124,9 @@ func TestStatefulSpillFailures(t *testing.T) {
 				case !errors.Is(err, context.Canceled):
 					t.Errorf("cancelled mid-spill: want context.Canceled, got %v", err)
 				}
+				if err == nil {
+					os.Remove(out) // a run that succeeded published it
+				}
 				checkLeftovers(t, checked, tmp, out)
 			})
 		})
