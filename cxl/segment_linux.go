@@ -115,11 +115,12 @@ func retryable(err error) bool {
 
 var errMaking = errors.New("another process is making the segment")
 
-// errEmptyDevice is a device whose header is all zero: never made, or
-// wiped (a device cannot be unlinked). It is a device's "no such file":
+// errEmptyDevice is a device or file whose header is all zero: never
+// made, wiped (a device cannot be unlinked), or a file whose maker died
+// between reserving its space and writing the header. It is a device's "no such file":
 // one that waits for a segment waits for this to change. It comes wrapped
 // with ErrNotSegment, which it also is.
-var errEmptyDevice = errors.New("the device holds no segment yet (its header is zero)")
+var errEmptyDevice = errors.New("it holds no segment yet (its header is zero: never made, wiped, or its maker died making it)")
 
 // makeGrace bounds how long Open waits out another opener's hold of the
 // make lock when not asked to wait.
@@ -189,7 +190,9 @@ func open(path string, opts Options, log *slog.Logger) (_ *Segment, err error) {
 		// A segment nobody finished (its maker held the make lock, which
 		// we now hold: the maker is dead), an empty device, or anything
 		// else: only the first two may be made over.
-		empty := s.backing == BackingDevDAX && allZero(s.mem[:StaticBytes])
+		// A zero header is an empty device, or a file whose maker died
+		// between reserving its space and writing the header.
+		empty := allZero(s.mem[:StaticBytes])
 		if empty && !opts.Create {
 			return nil, fmt.Errorf("cxl: segment %s: %w (%w)", path, errEmptyDevice, ErrNotSegment)
 		}
@@ -198,6 +201,8 @@ func open(path string, opts Options, log *slog.Logger) (_ *Segment, err error) {
 		}
 		if errors.Is(err, ErrNotReady) {
 			log.Warn("cxl: making a segment its maker left unfinished", "segment", path)
+		} else if empty && s.backing != BackingDevDAX {
+			log.Warn("cxl: making a segment whose maker died before writing its header", "segment", path)
 		}
 	} else if !opts.Create {
 		return nil, fmt.Errorf("cxl: segment %s: %w", path, ErrNotReady)

@@ -148,6 +148,37 @@ func TestUnfinished(t *testing.T) {
 	}
 }
 
+// TestMakerDiedBeforeHeader: a file whose maker died after reserving its
+// space and before writing a byte of the header (all zero, as SIGKILL
+// between fallocate and the first store leaves it) is not a foreign file:
+// an attacher waits for it, a maker makes it.
+func TestMakerDiedBeforeHeader(t *testing.T) {
+	path := filepath.Join(shmDir(t), "seg")
+	if err := os.WriteFile(path, make([]byte, 5<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Open(path, Options{Wait: 20 * time.Millisecond})
+	if !errors.Is(err, errEmptyDevice) || !strings.Contains(err.Error(), "did not appear") {
+		t.Errorf("attach to a zero file: %v", err)
+	}
+	s, err := Open(path, Options{Create: true, Size: 5 << 20})
+	if err != nil {
+		t.Fatalf("make over a zero file: %v", err)
+	}
+	defer s.Close()
+	if !s.Made() || s.Generation() != 1 {
+		t.Errorf("made %v generation %d", s.Made(), s.Generation())
+	}
+	// A file with a foreign, non-zero header is still refused.
+	other := filepath.Join(shmDir(t), "other")
+	if err := os.WriteFile(other, append([]byte("NOTZFLOW"), make([]byte, 5<<20)...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(other, Options{Create: true, Size: 5 << 20}); !errors.Is(err, ErrNotSegment) {
+		t.Errorf("make over a foreign file: %v", err)
+	}
+}
+
 // TestConcurrentMakers: many openers with Create race; one makes the
 // segment, the others wait for it and attach to the same generation.
 func TestConcurrentMakers(t *testing.T) {
