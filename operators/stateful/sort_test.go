@@ -248,12 +248,35 @@ func TestSortSpillManyPasses(t *testing.T) {
 	dir := t.TempDir()
 	e := newEnv(t, 400<<10, 100, engine.SpillSettings{Dir: dir})
 	defer e.done(t)
-	recs := genBatches(e.mem, 7, 12000, 200)
+	recs := genBatches(e.mem, 7, 40000, 200)
 	defer releaseRecs(recs)
 	col := func(name string) int { return genSchema().FieldIndices(name)[0] }
 	s := sortCase(t, e, recs, []string{"i32", "s DESC"}, []refKey{{col: col("i32")}, {col: col("s"), desc: true}})
 	if s.mergePasses == 0 {
 		t.Fatalf("%d runs merged in one pass; want several passes", s.spilledRuns)
+	}
+	t.Logf("%d runs, %d passes before the last", s.spilledRuns, s.mergePasses)
+	if left := dirEntries(t, dir); len(left) != 0 {
+		t.Fatalf("left: %v", left)
+	}
+}
+
+// TestSortSpillTightBudget sorts under a budget that holds only a few
+// batches of settings.batch_rows: the sort shrinks the batches of its
+// runs and its output and sizes the merge from what is left, and
+// completes instead of failing the gather or the read-back over the
+// budget.
+func TestSortSpillTightBudget(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	dir := t.TempDir()
+	e := newEnv(t, 128<<10, 4096, engine.SpillSettings{Dir: dir})
+	defer e.done(t)
+	recs := genBatches(e.mem, 11, 6000, 256)
+	defer releaseRecs(recs)
+	col := func(name string) int { return genSchema().FieldIndices(name)[0] }
+	s := sortCase(t, e, recs, []string{"s", "i32 DESC"}, []refKey{{col: col("s")}, {col: col("i32"), desc: true}})
+	if s.spilledRuns < 2 {
+		t.Fatalf("%d runs spilled; want several", s.spilledRuns)
 	}
 	t.Logf("%d runs, %d passes before the last", s.spilledRuns, s.mergePasses)
 	if left := dirEntries(t, dir); len(left) != 0 {
