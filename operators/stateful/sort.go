@@ -32,7 +32,10 @@ const entryBytes = 24
 // before it takes a batch. When the budget says no, the rows held so far
 // are sorted and written out as a run (spill.go), and the batches let go;
 // at the end the runs are merged, several passes when they are more than
-// the memory left can read at once. The batches it holds were allocated
+// the memory left can read at once. The batches it makes (output and
+// runs) are cut to outRows, so that those in flight downstream take at
+// most a quarter of the budget; a merge pass reads as many runs as the
+// rest holds a batch of (plan), so a budget of a few batches suffices. The batches it holds were allocated
 // by the operators upstream, so in a shared pool their bytes count both
 // there and in the sort's reservation: the sort spills early rather than
 // let its producer hit the pool's limit.
@@ -40,7 +43,7 @@ func SortSpec() engine.Spec {
 	return engine.Spec{
 		Name: "sort", Kind: engine.KindTransform, Parallel: false, MinInputs: 1, MaxInputs: 1,
 		Summary:   "sort all rows by one or more keys (stable; spills sorted runs to disk over its memory budget)",
-		Doc:       "Keys are compared as DuckDB's ORDER BY does: NULLS LAST unless NULLS FIRST, whatever the direction; -0 = 0; NaN above every number. Equal keys keep their input order. The output is emitted when the input ends, in batches of settings.batch_rows (fewer rows when a spilled sort's budget holds less), gathered with arrow's take (copies on the ledger as \"sort gather\"). Over its budget (memory: budget: on the node, or the run's) it writes sorted runs as Arrow IPC files under settings.spill.dir and merges them; the plan says where, the summary how much.",
+		Doc:       "Keys are compared as DuckDB's ORDER BY does: NULLS LAST unless NULLS FIRST, whatever the direction; -0 = 0; NaN above every number. Equal keys keep their input order. The output is emitted when the input ends, in batches of settings.batch_rows (fewer rows when the batches in flight downstream would take more than a quarter of the sort's budget), gathered with arrow's take (copies on the ledger as \"sort gather\"). Over its budget (memory: budget: on the node, or the run's) it writes sorted runs as Arrow IPC files under settings.spill.dir and merges them; the plan says where, the summary how much.",
 		Example:   `{type: sort, inputs: [trades], by: [symbol, "ts DESC", "price * qty DESC NULLS FIRST"]}`,
 		NewConfig: func() any { return &SortConfig{} },
 		Build: func(bc *engine.BuildContext, c any) (engine.Factory, error) {
@@ -106,6 +109,7 @@ type sorter struct {
 	runs     []*Run
 
 	perRow      int64 // the most bytes an input row took, for headroom
+	keyRow      int64 // the most bytes a row's computed keys took
 	spilledRuns int   // runs written from memory
 	mergePasses int   // merge passes that wrote a run (before the last)
 }
@@ -136,16 +140,45 @@ func (s *sorter) unreserve() {
 	s.reserved = 0
 }
 
-// headroom is the room the sort keeps free for the batches it makes
-// rather than holds: the output batches in flight downstream (an edge
-// holds settings.edge_capacity of them, its consumer one more), and one
-// being gathered; perRow is the bytes a row takes.
-func (s *sorter) headroom(perRow int64) int64 {
+// capacity is the bytes the sort may have in use at once: what it has
+// reserved and what its budget has left; math.MaxInt64 without a budget.
+func (s *sorter) capacity() int64 {
+	if s.budget == nil {
+		return math.MaxInt64
+	}
+	return s.reserved + s.budget.Available()
+}
+
+// edgeBatches is how many output batches may be alive at once outside
+// the sort: an edge holds settings.edge_capacity of them, its consumer
+// one more, and one is being gathered.
+func (s *sorter) edgeBatches() int64 {
 	edge := s.ic.Settings.EdgeCapacity
 	if edge <= 0 {
 		edge = engine.DefaultSettings().EdgeCapacity
 	}
-	return int64(edge+2) * perRow * int64(s.batchRows)
+	return int64(edge + 2)
+}
+
+// outRows is the rows of a batch the sort makes (output, and the batches
+// of its runs): settings.batch_rows, or fewer when the batches in flight
+// (edgeBatches) would take more than a quarter of what the sort may use,
+// at least 1. Output batches are charged to the sort's account until
+// their consumer lets them go, so a budget that holds a few batches
+// still sees the sort through, in small batches.
+func (s *sorter) outRows() int {
+	c := s.capacity()
+	if c == math.MaxInt64 {
+		return s.batchRows
+	}
+	fit := c / 4 / s.edgeBatches() / max(s.perRow, 1)
+	return int(min(int64(s.batchRows), max(fit, 1)))
+}
+
+// headroom is the room the sort keeps free for the batches it makes
+// rather than holds: edgeBatches of outRows rows of perRow bytes.
+func (s *sorter) headroom(perRow int64) int64 {
+	return s.edgeBatches() * perRow * int64(s.outRows())
 }
 
 func (s *sorter) Process(ctx context.Context, _ int, in arrow.RecordBatch, _ engine.Emitter) error {
@@ -158,6 +191,7 @@ func (s *sorter) Process(ctx context.Context, _ int, in arrow.RecordBatch, _ eng
 	}
 	need := engine.BatchBytes(in) + made + entryBytes*in.NumRows()
 	s.perRow = max(s.perRow, engine.BatchBytes(in)/in.NumRows()+1)
+	s.keyRow = max(s.keyRow, made/in.NumRows()+1)
 	head := s.headroom(s.perRow)
 	if !s.fits(need, head) {
 		if s.run.rows > 0 {
@@ -231,7 +265,7 @@ func (s *sorter) spillRun(ctx context.Context) error {
 func (s *sorter) Finish(ctx context.Context, out engine.Emitter) error {
 	emit := func(b arrow.RecordBatch) error { return out.Emit(b) }
 	if len(s.runs) == 0 {
-		err := s.sortRun(ctx, s.batchRows, emit)
+		err := s.sortRun(ctx, s.outRows(), emit)
 		s.run.release()
 		s.unreserve()
 		return err
@@ -244,50 +278,60 @@ func (s *sorter) Finish(ctx context.Context, out engine.Emitter) error {
 	return s.mergeRuns(ctx, emit)
 }
 
-// spillRows is the rows of a batch written to a run: settings.batch_rows,
-// or fewer when a quarter of the memory left holds fewer (the writer's
-// batch is gathered while the run's rows are held; the merge reads one
-// batch of each run at once), at least 1024.
-func (s *sorter) spillRows() int {
-	if s.budget == nil {
-		return s.batchRows
-	}
-	fit := s.budget.Available() / 4 / max(s.perRow, 1)
-	return int(min(int64(s.batchRows), max(fit, 1024)))
-}
+// spillRows is the rows of a batch written to a run: outRows, so that
+// the merge can read a batch of several runs at once beside the output.
+func (s *sorter) spillRows() int { return s.outRows() }
 
 // maxFanIn caps the runs merged at once.
 const maxFanIn = 64
 
-// fanIn is how many runs one merge pass reads at once: as many as the
-// memory left holds a batch of (read back, its keys, and its share of
-// the output), at least 2, at most maxFanIn.
-func (s *sorter) fanIn() int {
+// mergePlan is how one merge pass uses memory.
+type mergePlan struct {
+	fanIn    int // runs read at once: at least 2, at most maxFanIn
+	maxSlots int // run batches held at once (each run's current one, and those the output still refers to)
+	rows     int // rows of an output batch
+}
+
+// plan sizes the merge of runs from what the budget has left: the output
+// batches in flight (edgeBatches of rows rows) come first, then a batch
+// of each run read back (with its keys), one more for the run that
+// moves on, and, when there is room, more old batches before a flush.
+func (s *sorter) plan(runs []*Run) mergePlan {
+	rows := s.outRows()
+	if s.budget == nil {
+		return mergePlan{fanIn: maxFanIn, maxSlots: 4 * maxFanIn, rows: rows}
+	}
+	// A batch read back costs its bytes, its computed keys (twice: an
+	// expression makes its result beside its operands) and the padding
+	// of its buffers (64 bytes each: a few a column), which small
+	// batches feel.
+	pad := int64(3*64) * int64(s.schema.NumFields()+2*len(s.keys))
 	var per int64 = 1
-	for _, r := range s.runs {
+	for _, r := range runs {
 		if r.Batches > 0 {
-			per = max(per, 3*r.Bytes/r.Batches)
+			n := r.Rows / r.Batches
+			per = max(per, max(r.Bytes/r.Batches, n*s.perRow)+2*n*s.keyRow+pad)
 		}
 	}
-	avail := int64(math.MaxInt64)
-	if s.budget != nil {
-		avail = s.budget.Available() - s.headroom(s.perRow)
-	}
-	return int(max(2, min(int64(maxFanIn), avail/per)))
+	room := s.budget.Available() - s.edgeBatches()*int64(rows)*s.perRow
+	fan := int(max(2, min(int64(maxFanIn), room/per-1)))
+	slots := int(max(int64(fan)+1, min(int64(4*fan), room/per)))
+	return mergePlan{fanIn: fan, maxSlots: slots, rows: rows}
 }
 
 // mergeRuns merges the spilled runs, in passes of fanIn runs while there
 // are more, and emits the last pass.
 func (s *sorter) mergeRuns(ctx context.Context, emit func(arrow.RecordBatch) error) error {
 	for len(s.runs) > 1 {
-		k := s.fanIn()
-		if len(s.runs) <= k {
+		p := s.plan(s.runs)
+		if len(s.runs) <= p.fanIn {
 			break
 		}
+		k := p.fanIn
 		// Merge the first k runs (the earliest input: order stays stable)
 		// into one, which takes their place.
 		r, err := s.spill.WriteRun(ctx, s.schema, func(emit func(arrow.RecordBatch) error) error {
-			return s.merge(ctx, s.runs[:k], s.spillRows(), emit)
+			return s.merge(ctx, s.runs[:k], p, emit)
 		})
 		if err != nil {
 			return err
@@ -298,7 +342,7 @@ func (s *sorter) mergeRuns(ctx context.Context, emit func(arrow.RecordBatch) err
 		s.runs = append([]*Run{r}, s.runs[k:]...)
 		s.mergePasses++
 	}
-	err := s.merge(ctx, s.runs, s.spillRows(), emit)
+	err := s.merge(ctx, s.runs, s.plan(s.runs), emit)
 	for _, r := range s.runs {
 		s.spill.Remove(r)
 	}
@@ -307,7 +351,7 @@ func (s *sorter) mergeRuns(ctx context.Context, emit func(arrow.RecordBatch) err
 }
 
 // merge merges runs in one pass.
-func (s *sorter) merge(ctx context.Context, runs []*Run, rows int, emit func(arrow.RecordBatch) error) error {
+func (s *sorter) merge(ctx context.Context, runs []*Run, p mergePlan, emit func(arrow.RecordBatch) error) error {
 	var readers []*RunReader
 	defer func() {
 		for _, r := range readers {
@@ -323,7 +367,7 @@ func (s *sorter) merge(ctx context.Context, runs []*Run, rows int, emit func(arr
 		readers = append(readers, rd)
 		streams[i] = rd.Next
 	}
-	m, err := newRunMerge(ctx, s.mem, s.keys, s.schema, s.ic.Ledger, streams, rows)
+	m, err := newRunMerge(ctx, s.mem, s.keys, s.schema, s.ic.Ledger, streams, p.rows, p.maxSlots)
 	if err != nil {
 		return err
 	}

@@ -244,21 +244,43 @@ func TestSortSpills(t *testing.T) {
 // TestSortSpillManyPasses makes the budget so small that the runs cannot
 // all be merged at once.
 func TestSortSpillManyPasses(t *testing.T) {
-	defer goleak.VerifyNone(t)
-	dir := t.TempDir()
-	e := newEnv(t, 400<<10, 100, engine.SpillSettings{Dir: dir})
-	defer e.done(t)
-	recs := genBatches(e.mem, 7, 12000, 200)
-	defer releaseRecs(recs)
-	col := func(name string) int { return genSchema().FieldIndices(name)[0] }
-	s := sortCase(t, e, recs, []string{"i32", "s DESC"}, []refKey{{col: col("i32")}, {col: col("s"), desc: true}})
+	s := spillSortCase(t, 400<<10, 100, 7, 40000, 200, "i32", "s")
 	if s.mergePasses == 0 {
 		t.Fatalf("%d runs merged in one pass; want several passes", s.spilledRuns)
 	}
+}
+
+// TestSortSpillTightBudget sorts under a budget that holds only a few
+// batches of settings.batch_rows: the sort shrinks the batches of its
+// runs and its output and sizes the merge from what is left, and
+// completes instead of failing the gather or the read-back over the
+// budget.
+func TestSortSpillTightBudget(t *testing.T) {
+	s := spillSortCase(t, 128<<10, 4096, 11, 6000, 256, "s", "i32")
+	if s.spilledRuns < 2 {
+		t.Fatalf("%d runs spilled; want several", s.spilledRuns)
+	}
+}
+
+// spillSortCase sorts rows generated from seed (in batches of inRows) by
+// asc, then desc DESC, under a budget of limit bytes with batch_rows
+// batchRows, checks the order and that no spill file is left, and
+// returns the sorter.
+func spillSortCase(t *testing.T, limit int64, batchRows int, seed uint64, rows, inRows int, asc, desc string) *sorter {
+	t.Helper()
+	defer goleak.VerifyNone(t)
+	dir := t.TempDir()
+	e := newEnv(t, limit, batchRows, engine.SpillSettings{Dir: dir})
+	defer e.done(t)
+	recs := genBatches(e.mem, seed, rows, inRows)
+	defer releaseRecs(recs)
+	col := func(name string) int { return genSchema().FieldIndices(name)[0] }
+	s := sortCase(t, e, recs, []string{asc, desc + " DESC"}, []refKey{{col: col(asc)}, {col: col(desc), desc: true}})
 	t.Logf("%d runs, %d passes before the last", s.spilledRuns, s.mergePasses)
 	if left := dirEntries(t, dir); len(left) != 0 {
 		t.Fatalf("left: %v", left)
 	}
+	return s
 }
 
 // TestSortSpillFailure injects EIO into the spill files' writes after a

@@ -273,6 +273,9 @@ type runMerge struct {
 	h      []*cursor
 	slots  []slotBatch
 	pos    []uint64
+	// maxSlots is the most batches held at once: past it the rows picked
+	// are gathered (flush), and the batches no cursor is on let go.
+	maxSlots int
 }
 
 type slotBatch struct {
@@ -289,9 +292,9 @@ type cursor struct {
 	p    uint64
 }
 
-func newRunMerge(ctx context.Context, mem memory.Allocator, keys []SortKey, schema *arrow.Schema, ledger *engine.Ledger, streams []func() (arrow.RecordBatch, error), batchRows int) (*runMerge, error) {
+func newRunMerge(ctx context.Context, mem memory.Allocator, keys []SortKey, schema *arrow.Schema, ledger *engine.Ledger, streams []func() (arrow.RecordBatch, error), batchRows, maxSlots int) (*runMerge, error) {
 	m := &runMerge{ctx: ctx, mem: mem, keys: keys, o: newRowOrder(keys), schema: schema, ledger: ledger,
-		pos: make([]uint64, 0, batchRows)}
+		pos: make([]uint64, 0, batchRows), maxSlots: max(maxSlots, len(streams)+1)}
 	for i, next := range streams {
 		c := &cursor{idx: i, next: next}
 		m.curs = append(m.curs, c)
@@ -377,7 +380,7 @@ func (m *runMerge) run(emit func(arrow.RecordBatch) error) error {
 				heap.Pop(m)
 			}
 		}
-		if len(m.pos) == cap(m.pos) || len(m.h) == 0 || len(m.slots) > 4*len(m.curs) {
+		if len(m.pos) == cap(m.pos) || len(m.h) == 0 || len(m.slots) >= m.maxSlots {
 			if err := m.flush(emit); err != nil {
 				return err
 			}
