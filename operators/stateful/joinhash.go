@@ -184,6 +184,9 @@ func (f *joinFactory) keyIDs(table *KeyTable, keys []arrow.Array, ids []uint32, 
 				valid = append(valid, int32(i))
 			}
 		}
+		if len(valid) == 0 {
+			continue // every key NULL (and a nil valid would mean every row)
+		}
 		out := make([]uint32, len(valid))
 		if insert {
 			if _, err := table.FindOrInsert(&rows, valid, out); err != nil {
