@@ -506,15 +506,11 @@ func (f *joinFactory) timeArray(ctx context.Context, mem memory.Allocator, side 
 	return castColumn(ctx, mem, f.times[side], b)
 }
 
-func castColumn(ctx context.Context, mem memory.Allocator, k keyCast, b arrow.RecordBatch) (arrow.Array, error) {
-	if k.cast == nil {
-		a := b.Column(k.col)
+func castColumn(_ context.Context, mem memory.Allocator, k keyCast, b arrow.RecordBatch) (arrow.Array, error) {
+	a := b.Column(k.col)
+	if k.typ == nil {
 		a.Retain()
 		return a, nil
 	}
-	a, err := k.cast.Eval(ctx, mem, b)
-	if err != nil {
-		return nil, fmt.Errorf("join: %w", err)
-	}
-	return a, nil
+	return castKey(mem, a, k.typ)
 }
