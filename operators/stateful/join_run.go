@@ -111,10 +111,12 @@ func (j *joinInst) EndPort(ctx context.Context, port int, out engine.Emitter) er
 		batches := sh.batches
 		sh.batches = nil
 		sh.mu.Unlock()
+		defer func() { // also when the build panics over the budget
+			for _, b := range batches {
+				b.Release()
+			}
+		}()
 		sh.tab, sh.err = j.f.buildTable(ctx, j.ic, batches)
-		for _, b := range batches {
-			b.Release()
-		}
 	})
 	if sh.err != nil {
 		return sh.err
@@ -130,18 +132,19 @@ func (j *joinInst) EndPort(ctx context.Context, port int, out engine.Emitter) er
 			return fmt.Errorf("join: the marks of the build rows matched: %w", err)
 		}
 	}
-	pending := j.pending
-	j.pending = nil
-	for i, b := range pending {
+	// Each batch leaves j.pending only once probed: if the probe fails, or
+	// panics over the budget, Release frees the rest.
+	for len(j.pending) > 0 {
+		b := j.pending[0]
 		err := j.probeBatch(ctx, b, out)
+		j.pending[0] = nil
+		j.pending = j.pending[1:]
 		b.Release()
 		if err != nil {
-			for _, b := range pending[i+1:] {
-				b.Release()
-			}
 			return err
 		}
 	}
+	j.pending = nil
 	return nil
 }
 
