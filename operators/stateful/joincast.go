@@ -74,36 +74,34 @@ func castKey(mem0 memory.Allocator, a arrow.Array, to arrow.DataType) (_ arrow.A
 	return array.MakeFromData(d), nil
 }
 
-// castInts writes the integers of a into dst, widened (commonType only
-// widens: no value is lost).
-func castInts[T int16 | int32 | int64 | uint16 | uint32 | uint64](dst []T, a arrow.Array) error {
+type keyNumber interface {
+	~int8 | ~int16 | ~int32 | ~int64 | ~uint8 | ~uint16 | ~uint32 | ~uint64 | ~float32 | ~float64
+}
+
+func convert[S, D keyNumber](dst []D, src []S) {
+	for i, v := range src {
+		dst[i] = D(v)
+	}
+}
+
+// castInts writes the integers of a (up to 32 bits) into dst, widened
+// (commonType only widens: no value is lost).
+func castInts[T int16 | int32 | int64 | uint16 | uint32 | uint64 | float64](dst []T, a arrow.Array) error {
 	switch a := a.(type) {
 	case *array.Int8:
-		for i, v := range a.Int8Values() {
-			dst[i] = T(v)
-		}
+		convert(dst, a.Int8Values())
 	case *array.Int16:
-		for i, v := range a.Int16Values() {
-			dst[i] = T(v)
-		}
+		convert(dst, a.Int16Values())
 	case *array.Int32:
-		for i, v := range a.Int32Values() {
-			dst[i] = T(v)
-		}
+		convert(dst, a.Int32Values())
 	case *array.Uint8:
-		for i, v := range a.Uint8Values() {
-			dst[i] = T(v)
-		}
+		convert(dst, a.Uint8Values())
 	case *array.Uint16:
-		for i, v := range a.Uint16Values() {
-			dst[i] = T(v)
-		}
+		convert(dst, a.Uint16Values())
 	case *array.Uint32:
-		for i, v := range a.Uint32Values() {
-			dst[i] = T(v)
-		}
+		convert(dst, a.Uint32Values())
 	default:
-		return fmt.Errorf("join: no key cast from %s to an integer", a.DataType())
+		return fmt.Errorf("join: no key cast from %s to %T", a.DataType(), dst[:0])
 	}
 	return nil
 }
@@ -111,44 +109,14 @@ func castInts[T int16 | int32 | int64 | uint16 | uint32 | uint64](dst []T, a arr
 // castFloats writes the numbers of a into dst as doubles.
 func castFloats(dst []float64, a arrow.Array) error {
 	switch a := a.(type) {
-	case *array.Int8:
-		for i, v := range a.Int8Values() {
-			dst[i] = float64(v)
-		}
-	case *array.Int16:
-		for i, v := range a.Int16Values() {
-			dst[i] = float64(v)
-		}
-	case *array.Int32:
-		for i, v := range a.Int32Values() {
-			dst[i] = float64(v)
-		}
 	case *array.Int64:
-		for i, v := range a.Int64Values() {
-			dst[i] = float64(v)
-		}
-	case *array.Uint8:
-		for i, v := range a.Uint8Values() {
-			dst[i] = float64(v)
-		}
-	case *array.Uint16:
-		for i, v := range a.Uint16Values() {
-			dst[i] = float64(v)
-		}
-	case *array.Uint32:
-		for i, v := range a.Uint32Values() {
-			dst[i] = float64(v)
-		}
+		convert(dst, a.Int64Values())
 	case *array.Uint64:
-		for i, v := range a.Uint64Values() {
-			dst[i] = float64(v)
-		}
+		convert(dst, a.Uint64Values())
 	case *array.Float32:
-		for i, v := range a.Float32Values() {
-			dst[i] = float64(v)
-		}
+		convert(dst, a.Float32Values())
 	default:
-		return fmt.Errorf("join: no key cast from %s to double", a.DataType())
+		return castInts(dst, a)
 	}
 	return nil
 }
