@@ -6,7 +6,6 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/zflowdev/zflow/engine"
-	"github.com/zflowdev/zflow/operators/expr"
 )
 
 // JoinConfig is the config of the join transform.
@@ -63,11 +62,10 @@ type outCol struct {
 }
 
 // keyCast is how one key column of one side is made comparable: cast to
-// typ by expr (nil when it is already).
+// typ (joincast.go; nil when it is already).
 type keyCast struct {
-	col  int
-	typ  arrow.DataType
-	cast *expr.Compiled
+	col int
+	typ arrow.DataType
 }
 
 // joinFactory is a compiled join.
@@ -307,22 +305,11 @@ func castPair(left *arrow.Schema, li int, right *arrow.Schema, ri int) (keyCast,
 	if err != nil {
 		return lc, rc, err
 	}
-	for _, p := range []struct {
-		kc *keyCast
-		s  *arrow.Schema
-		t  arrow.DataType
-	}{{&lc, left, lt}, {&rc, right, rt}} {
-		if arrow.TypeEqual(p.t, common) {
-			continue
-		}
-		name := strings.ToLower(expr.SQLTypeName(common)) // as the parser normalizes it
-		name0 := p.s.Field(p.kc.col).Name
-		src := fmt.Sprintf("CAST(%q AS %s)", name0, name)
-		c, err := expr.CompileExpr(src, &expr.Cast{X: &expr.Ident{Name: name0, Quoted: true}, Type: name}, p.s)
-		if err != nil {
-			return lc, rc, fmt.Errorf("cannot cast %s to %s: %v", p.t, common, err)
-		}
-		p.kc.typ, p.kc.cast = c.Type(), c
+	if !arrow.TypeEqual(lt, common) {
+		lc.typ = common
+	}
+	if !arrow.TypeEqual(rt, common) {
+		rc.typ = common
 	}
 	if lt, rt := typeOf(left, lc), typeOf(right, rc); !arrow.TypeEqual(lt, rt) {
 		return lc, rc, fmt.Errorf("they cast to %s and %s, not one type; cast one side with a project", lt, rt)

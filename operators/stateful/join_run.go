@@ -4,12 +4,10 @@ import (
 	"context"
 	"fmt"
 	"sync"
-	"unsafe"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/bitutil"
-	"github.com/apache/arrow-go/v18/arrow/compute"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/zflowdev/zflow/engine"
 )
@@ -52,7 +50,6 @@ func (f *joinFactory) New(ic *engine.InstanceContext) (any, error) {
 	sh.running++
 	sh.mu.Unlock()
 	j := &joinInst{f: f, sh: sh, ic: ic, mem: ic.Alloc, probe: 1 - f.build}
-	j.cctx = compute.WithAllocator(context.Background(), ic.Alloc)
 	j.limit = max(ic.Settings.BatchRows, 1024)
 	how := f.how
 	probeLeft := j.probe == sideLeft
@@ -70,9 +67,8 @@ type joinInst struct {
 	sh    *joinShared
 	ic    *engine.InstanceContext
 	mem   memory.Allocator
-	cctx  context.Context // compute's, allocating from mem
-	probe int             // the side that streams
-	limit int             // output rows per batch, at most (but a probe batch's rows)
+	probe int // the side that streams
+	limit int // output rows per batch, at most (but a probe batch's rows)
 
 	keepProbe, keepBuild     bool // emit the side's rows without a match, the other side NULL
 	selectProbe, selectBuild bool // semi/anti: emit the side's rows (not) matched
@@ -82,7 +78,8 @@ type joinInst struct {
 	matched []bool              // build rows this instance matched (keepBuild, selectBuild)
 	table   *KeyTable           // the shared table, looked up through
 	ids     []uint32
-	pi, bi  []int32 // the rows of the current output: probe row, build row (-1: none)
+	pi, bi  []int32     // the rows of the current output: probe row, build row (-1: none)
+	pos     [2][]uint64 // their gather positions, per side
 	tkeys   []uint64
 }
 
@@ -114,10 +111,12 @@ func (j *joinInst) EndPort(ctx context.Context, port int, out engine.Emitter) er
 		batches := sh.batches
 		sh.batches = nil
 		sh.mu.Unlock()
+		defer func() { // also when the build panics over the budget
+			for _, b := range batches {
+				b.Release()
+			}
+		}()
 		sh.tab, sh.err = j.f.buildTable(ctx, j.ic, batches)
-		for _, b := range batches {
-			b.Release()
-		}
 	})
 	if sh.err != nil {
 		return sh.err
@@ -133,18 +132,19 @@ func (j *joinInst) EndPort(ctx context.Context, port int, out engine.Emitter) er
 			return fmt.Errorf("join: the marks of the build rows matched: %w", err)
 		}
 	}
-	pending := j.pending
-	j.pending = nil
-	for i, b := range pending {
+	// Each batch leaves j.pending only once probed: if the probe fails, or
+	// panics over the budget, Release frees the rest.
+	for len(j.pending) > 0 {
+		b := j.pending[0]
 		err := j.probeBatch(ctx, b, out)
+		j.pending[0] = nil
+		j.pending = j.pending[1:]
 		b.Release()
 		if err != nil {
-			for _, b := range pending[i+1:] {
-				b.Release()
-			}
 			return err
 		}
 	}
+	j.pending = nil
 	return nil
 }
 
@@ -355,19 +355,15 @@ func (j *joinInst) emitBuildRows(ctx context.Context, out engine.Emitter) error 
 }
 
 // emit makes and emits one output batch of n rows; the merged keys of on:
-// come from side keyFrom, which has a row in each.
+// come from side keyFrom, which has a row in each. The rows are gathered
+// here (gather.go), in the instance's goroutine: an allocation beyond the
+// budget panics where the engine recovers it, and the columns made so far
+// are released on the way out.
 func (j *joinInst) emit(sides [2]sideRows, keyFrom int, n int, out engine.Emitter) error {
 	schema := j.f.schema
 	cols := make([]arrow.Array, len(j.f.out))
 	defer releaseArrays(cols)
-	idx := [2]arrow.Array{}
-	defer func() {
-		for _, a := range idx {
-			if a != nil {
-				a.Release()
-			}
-		}
-	}()
+	var pos [2][]uint64
 	var gathered int64
 	for c, oc := range j.f.out {
 		side := oc.side
@@ -375,8 +371,7 @@ func (j *joinInst) emit(sides [2]sideRows, keyFrom int, n int, out engine.Emitte
 			side = keyFrom
 		}
 		s := sides[side]
-		switch {
-		case s.absent:
+		if s.absent {
 			cols[c] = array.MakeArrayOfNull(j.mem, schema.Field(c).Type, n)
 			continue
 		}
@@ -389,10 +384,10 @@ func (j *joinInst) emit(sides [2]sideRows, keyFrom int, n int, out engine.Emitte
 			cols[c] = src
 			continue
 		}
-		if idx[side] == nil {
-			idx[side] = indexArray(j.mem, s.idx)
+		if pos[side] == nil {
+			pos[side] = j.positions(side, s.idx)
 		}
-		a, err := compute.TakeArray(j.cctx, src, idx[side])
+		a, err := gatherRows(j.mem, src, pos[side], s.idx)
 		if err != nil {
 			return fmt.Errorf("join: gather column %q: %w", schema.Field(c).Name, err)
 		}
@@ -402,6 +397,75 @@ func (j *joinInst) emit(sides [2]sideRows, keyFrom int, n int, out engine.Emitte
 	j.ic.Ledger.Copied("join gather", gathered)
 	b := array.NewRecordBatch(schema, cols, int64(n))
 	return out.Emit(b)
+}
+
+// positions are the gather positions of rows idx of one array (slot 0),
+// a NULL row (-1) as row 0; side picks the instance's buffer to reuse.
+func (j *joinInst) positions(side int, idx []int32) []uint64 {
+	p := grow(j.pos[side], len(idx))
+	for i, r := range idx {
+		p[i] = uint64(max(r, 0))
+	}
+	j.pos[side] = p
+	return p
+}
+
+// gatherRows returns the rows pos of src; the rows where idx is -1 are
+// NULL.
+func gatherRows(mem memory.Allocator, src arrow.Array, pos []uint64, idx []int32) (arrow.Array, error) {
+	nulls := 0
+	for _, r := range idx {
+		if r < 0 {
+			nulls++
+		}
+	}
+	if nulls == len(idx) || src.Len() == 0 {
+		return array.MakeArrayOfNull(mem, src.DataType(), len(idx)), nil
+	}
+	a, err := gatherArray(mem, src.DataType(), []arrow.Array{src}, pos)
+	if err != nil || nulls == 0 {
+		return a, err
+	}
+	defer a.Release()
+	return withNulls(mem, a, idx)
+}
+
+// withNulls is a with the rows where idx is -1 made NULL: a new validity
+// bitmap, the other buffers shared.
+func withNulls(mem memory.Allocator, a arrow.Array, idx []int32) (arrow.Array, error) {
+	d := a.Data()
+	if d.Offset() != 0 || len(d.Children()) > 0 {
+		return nil, fmt.Errorf("join: no NULL rows for %s", a.DataType())
+	}
+	n := len(idx)
+	t := &tracked{Allocator: mem}
+	defer func() {
+		if r := recover(); r != nil {
+			t.releaseAll() // over the budget: leave nothing behind
+			panic(r)
+		}
+	}()
+	valid := t.newBuffer(int(bitutil.BytesForBits(int64(n))))
+	vb := valid.Bytes()
+	clear(vb)
+	nulls := 0
+	for i, r := range idx {
+		if r >= 0 && a.IsValid(i) {
+			bitutil.SetBit(vb, i)
+		} else {
+			nulls++
+		}
+	}
+	bufs := append([]*memory.Buffer{valid}, d.Buffers()[1:]...)
+	var nd *array.Data
+	if dict := d.Dictionary(); dict != nil {
+		nd = array.NewDataWithDictionary(a.DataType(), n, bufs, nulls, 0, dict.(*array.Data))
+	} else {
+		nd = array.NewData(a.DataType(), n, bufs, nil, nulls, 0)
+	}
+	valid.Release()
+	defer nd.Release()
+	return array.MakeFromData(nd), nil
 }
 
 // identity says whether idx is 0, 1, …, n-1.
@@ -415,43 +479,6 @@ func identity(idx []int32, n int) bool {
 		}
 	}
 	return true
-}
-
-// indexArray makes the int32 index array of idx for take, -1 as NULL.
-func indexArray(mem memory.Allocator, idx []int32) arrow.Array {
-	n := len(idx)
-	vals := memory.NewResizableBuffer(mem)
-	vals.Resize(n * 4)
-	copy(vals.Bytes(), unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(idx))), n*4))
-	var valid *memory.Buffer
-	nulls := 0
-	for _, v := range idx {
-		if v < 0 {
-			nulls++
-		}
-	}
-	if nulls > 0 {
-		valid = memory.NewResizableBuffer(mem)
-		valid.Resize(int(bitutil.BytesForBits(int64(n))))
-		vb := valid.Bytes()
-		clear(vb)
-		iv := arrow.Int32Traits.CastFromBytes(vals.Bytes())
-		for i, v := range idx {
-			if v >= 0 {
-				bitutil.SetBit(vb, i)
-			} else {
-				iv[i] = 0
-			}
-		}
-	}
-	d := array.NewData(arrow.PrimitiveTypes.Int32, n, []*memory.Buffer{valid, vals}, nil, nulls, 0)
-	a := array.MakeFromData(d)
-	d.Release()
-	vals.Release()
-	if valid != nil {
-		valid.Release()
-	}
-	return a
 }
 
 func releaseArrays(as []arrow.Array) {
@@ -482,15 +509,11 @@ func (f *joinFactory) timeArray(ctx context.Context, mem memory.Allocator, side 
 	return castColumn(ctx, mem, f.times[side], b)
 }
 
-func castColumn(ctx context.Context, mem memory.Allocator, k keyCast, b arrow.RecordBatch) (arrow.Array, error) {
-	if k.cast == nil {
-		a := b.Column(k.col)
+func castColumn(_ context.Context, mem memory.Allocator, k keyCast, b arrow.RecordBatch) (arrow.Array, error) {
+	a := b.Column(k.col)
+	if k.typ == nil {
 		a.Retain()
 		return a, nil
 	}
-	a, err := k.cast.Eval(ctx, mem, b)
-	if err != nil {
-		return nil, fmt.Errorf("join: %w", err)
-	}
-	return a, nil
+	return castKey(mem, a, k.typ)
 }

@@ -94,6 +94,10 @@ func (t *joinTable) rows() int { return int(t.batch.NumRows()) }
 func (f *joinFactory) buildTable(ctx context.Context, ic *engine.InstanceContext, batches []arrow.RecordBatch) (t *joinTable, err error) {
 	t = &joinTable{charge: budgetCharge(ic.Budget)}
 	defer func() {
+		if r := recover(); r != nil { // over the budget: leave nothing behind
+			t.release()
+			panic(r)
+		}
 		if err != nil {
 			t.release()
 		}
@@ -183,6 +187,9 @@ func (f *joinFactory) keyIDs(table *KeyTable, keys []arrow.Array, ids []uint32, 
 			} else {
 				valid = append(valid, int32(i))
 			}
+		}
+		if len(valid) == 0 {
+			continue // every key NULL (and a nil valid would mean every row)
 		}
 		out := make([]uint32, len(valid))
 		if insert {
