@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -42,7 +43,10 @@ func AggregateSpec() engine.Spec {
 			if err != nil {
 				return nil, err
 			}
-			return &aggFactory{plan: p, node: bc.Node, batchRows: bc.Settings.BatchRows, runs: map[any]*aggRun{}}, nil
+			if _, err := ipcOptions(bc.Settings.Spill); err != nil {
+				return nil, engine.Errf("settings.spill.compression", "%v", err)
+			}
+			return &aggFactory{plan: p, node: bc.Node, batchRows: bc.Settings.BatchRows, spill: bc.Settings.Spill, runs: map[any]*aggRun{}}, nil
 		},
 	}
 }
@@ -58,12 +62,18 @@ type aggFactory struct {
 	plan      *aggPlan
 	node      string
 	batchRows int
+	spill     engine.SpillSettings
 
 	mu   sync.Mutex
 	runs map[any]*aggRun // the run being set up, by its instances' budget
 }
 
 func (f *aggFactory) Schema() *arrow.Schema { return f.plan.schema }
+
+// DescribeSpill says where the aggregate may spill (engine.SpillDescriber).
+func (f *aggFactory) DescribeSpill() string {
+	return DescribeSpill("partial states by hash partition", f.spill)
+}
 
 func (f *aggFactory) Describe() string {
 	var keys, aggs []string
@@ -98,6 +108,10 @@ func (f *aggFactory) New(ic *engine.InstanceContext) (any, error) {
 	if a.mem == nil {
 		a.mem = memory.DefaultAllocator
 	}
+	a.spiller = NewSpiller(ic, a.mem)
+	r.mu.Lock()
+	r.spillers = append(r.spillers, a.spiller)
+	r.mu.Unlock()
 	if a.budget != nil {
 		if avail := a.budget.Available(); avail < 1<<62 {
 			a.headroom = min(avail/4, 64<<20)
@@ -118,7 +132,9 @@ func (f *aggFactory) New(ic *engine.InstanceContext) (any, error) {
 
 // aggRun is what the instances of one run share: the batch numbering of
 // first and last, the exchange of partial states at the end, and the
-// spill directory.
+// instances' spillers (each its own directory), closed when the last
+// instance is released: an instance reads the runs other instances wrote
+// of its partitions.
 type aggRun struct {
 	n    int
 	made int // under aggFactory.mu
@@ -129,7 +145,7 @@ type aggRun struct {
 	arrived  int
 	ready    chan struct{} // closed when every instance has arrived
 	released int
-	spill    *spillDir
+	spillers []*Spiller
 }
 
 func newAggRun(n int) *aggRun {
@@ -138,10 +154,11 @@ func newAggRun(n int) *aggRun {
 }
 
 // partials are one partition's partial states from one instance: batches
-// in memory and spill files.
+// in memory and spilled runs (read through the spiller that wrote them).
 type partials struct {
 	batches []arrow.RecordBatch
-	files   []*spillFile
+	runs    []*Run
+	spiller *Spiller
 }
 
 func (p *partials) release() {
@@ -175,9 +192,8 @@ type aggregate struct {
 	args  []arrow.Array
 	filts []arrow.Array
 
-	spilled [spillParts]*spillFile
-	mine    [spillParts]*partials
-	done    bool
+	spiller *Spiller
+	spilled [spillParts][]*Run
 }
 
 // charge is the table's and the states' way to the budget. It says no
@@ -256,7 +272,7 @@ func (a *aggregate) Process(ctx context.Context, _ int, in arrow.RecordBatch, _ 
 			if a.table.Len() == 0 {
 				return fmt.Errorf("aggregate: not one group fits in the memory budget: %w", err)
 			}
-			if serr := a.spill(); serr != nil {
+			if serr := a.spill(ctx); serr != nil {
 				return serr
 			}
 		}
@@ -453,34 +469,27 @@ func (a *aggregate) partialSchema() *arrow.Schema {
 	return arrow.NewSchema(fields, nil)
 }
 
-// spill writes the table's groups, by partition, to the instance's spill
-// files and empties the table.
-func (a *aggregate) spill() error {
-	dir, err := a.run.spillDir()
-	if err != nil {
-		return fmt.Errorf("aggregate %q: spill: %w", a.f.node, err)
-	}
+// spill writes the table's groups to the instance's spiller, one run per
+// hash partition, and empties the table. Each run is finished as it is
+// written, so the run's summary counts it at once.
+func (a *aggregate) spill(ctx context.Context) error {
 	parts := a.partition()
+	schema := a.partialSchema()
 	for q, groups := range parts {
 		if len(groups) == 0 {
 			continue
 		}
-		if a.spilled[q] == nil {
-			f, err := dir.create(fmt.Sprintf("i%d-p%d", a.index, q), a.partialSchema(), a.mem)
-			if err != nil {
-				return fmt.Errorf("aggregate %q: spill: %w", a.f.node, err)
+		r, err := a.spiller.WriteRun(ctx, schema, func(emit func(arrow.RecordBatch) error) error {
+			b := a.partialBatch(groups)
+			if a.ic != nil && a.ic.Ledger != nil {
+				a.ic.Ledger.Copied("aggregate spill", engine.BatchBytes(b))
 			}
-			a.spilled[q] = f
-		}
-		b := a.partialBatch(groups)
-		err := a.spilled[q].write(b)
-		if a.ic != nil && a.ic.Ledger != nil {
-			a.ic.Ledger.Copied("aggregate spill", engine.BatchBytes(b))
-		}
-		b.Release()
+			return emit(b)
+		})
 		if err != nil {
 			return fmt.Errorf("aggregate %q: spill: %w", a.f.node, err)
 		}
+		a.spilled[q] = append(a.spilled[q], r)
 	}
 	a.resetTable()
 	aggSpills.Add(1)
@@ -508,15 +517,15 @@ func (a *aggregate) Finish(ctx context.Context, out engine.Emitter) error {
 		}
 	}
 	spilled := false
-	for _, f := range a.spilled {
-		spilled = spilled || f != nil
+	for _, rs := range a.spilled {
+		spilled = spilled || len(rs) > 0
 	}
 	if a.run.n == 1 && !spilled {
 		return a.emitTable(ctx, out, a.table, a.states)
 	}
 	if spilled && a.table.Len() > 0 {
 		// What is left goes to the files too: the merge needs the memory.
-		if err := a.spill(); err != nil {
+		if err := a.spill(ctx); err != nil {
 			return err
 		}
 	}
@@ -524,13 +533,7 @@ func (a *aggregate) Finish(ctx context.Context, out engine.Emitter) error {
 	mine := make([]*partials, spillParts)
 	parts := a.partition()
 	for q := range mine {
-		mine[q] = &partials{}
-		if a.spilled[q] != nil {
-			if err := a.spilled[q].finish(); err != nil {
-				return fmt.Errorf("aggregate %q: spill: %w", a.f.node, err)
-			}
-			mine[q].files = append(mine[q].files, a.spilled[q])
-		}
+		mine[q] = &partials{runs: a.spilled[q], spiller: a.spiller}
 		if len(parts[q]) > 0 {
 			mine[q].batches = append(mine[q].batches, a.partialBatch(parts[q]))
 		}
@@ -569,10 +572,9 @@ func (a *aggregate) mergePartition(ctx context.Context, out engine.Emitter, q in
 				return err
 			}
 		}
-		for _, f := range p.files {
-			err := f.read(a.mem, func(b arrow.RecordBatch) error { return a.mergeBatch(b, &rows) })
-			if err != nil {
-				return fmt.Errorf("aggregate %q: spill: %w", a.f.node, err)
+		for _, run := range p.runs {
+			if err := a.mergeRun(ctx, p.spiller, run, &rows); err != nil {
+				return err
 			}
 		}
 		p.release()
@@ -581,6 +583,32 @@ func (a *aggregate) mergePartition(ctx context.Context, out engine.Emitter, q in
 		}
 	}
 	return a.emitTable(ctx, out, a.table, a.states)
+}
+
+// mergeRun folds a spilled run of partial states into the table and
+// removes its file.
+func (a *aggregate) mergeRun(ctx context.Context, s *Spiller, run *Run, rows *KeyRows) error {
+	rd, err := s.Open(ctx, run)
+	if err != nil {
+		return fmt.Errorf("aggregate %q: %w", a.f.node, err)
+	}
+	defer rd.Close()
+	for {
+		b, err := rd.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("aggregate %q: %w", a.f.node, err)
+		}
+		err = a.mergeBatch(b, rows)
+		b.Release()
+		if err != nil {
+			return err
+		}
+	}
+	s.Remove(run)
+	return nil
 }
 
 // mergeBatch folds a batch of partial states into the table.
@@ -703,21 +731,7 @@ func (a *aggregate) Release() {
 			}
 		}
 	}
-	if r.spill != nil {
-		r.spill.remove()
+	for _, s := range r.spillers {
+		s.Close()
 	}
-}
-
-// spillDir is the run's spill directory, made at the first spill.
-func (r *aggRun) spillDir() (*spillDir, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.spill == nil {
-		d, err := newSpillDir("zflow-aggregate-")
-		if err != nil {
-			return nil, err
-		}
-		r.spill = d
-	}
-	return r.spill, nil
 }
