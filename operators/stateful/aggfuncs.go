@@ -42,6 +42,9 @@ const (
 	aggStddevPop
 	aggBoolAnd
 	aggBoolOr
+	aggCountDistinct  // count(DISTINCT x)
+	aggApproxDistinct // approx_count_distinct(x): a HyperLogLog per group
+	aggApproxQuantile // approx_quantile(x, q): a t-digest per group
 )
 
 // aggFuncs are the functions by name; mean is avg, stddev stddev_samp,
@@ -51,6 +54,7 @@ var aggFuncs = map[string]aggKind{
 	"first": aggFirst, "last": aggLast, "stddev": aggStddevSamp, "stddev_samp": aggStddevSamp,
 	"stddev_pop": aggStddevPop, "variance": aggVarSamp, "var_samp": aggVarSamp, "var_pop": aggVarPop,
 	"bool_and": aggBoolAnd, "bool_or": aggBoolOr,
+	"approx_count_distinct": aggApproxDistinct, "approx_quantile": aggApproxQuantile,
 }
 
 // keepsNulls says the function takes rows whose argument is NULL (first
@@ -61,7 +65,7 @@ func (k aggKind) keepsNulls() bool { return k == aggFirst || k == aggLast }
 // DuckDB, or why the argument's type does not fit. sum of an integer is
 // int64 here (DuckDB's is int128): a sum past int64 is an error.
 func aggResultType(name string, k aggKind, arg arrow.DataType) (arrow.DataType, error) {
-	if k == aggCount {
+	if k == aggCount || k == aggCountDistinct || k == aggApproxDistinct {
 		return arrow.PrimitiveTypes.Int64, nil
 	}
 	if arg.ID() == arrow.DICTIONARY {
@@ -80,6 +84,10 @@ func aggResultType(name string, k aggKind, arg arrow.DataType) (arrow.DataType, 
 	case aggAvg, aggVarSamp, aggVarPop, aggStddevSamp, aggStddevPop:
 		if isInteger(arg) || isFloat(arg) || arg.ID() == arrow.DECIMAL128 {
 			return arrow.PrimitiveTypes.Float64, nil
+		}
+	case aggApproxQuantile:
+		if isInteger(arg) || isFloat(arg) {
+			return arg, nil
 		}
 	case aggMin, aggMax, aggFirst, aggLast:
 		if pickWidth(arg) > 0 || isBytes(arg) || arg.ID() == arrow.BOOL {
@@ -156,12 +164,20 @@ type aggState interface {
 // newAggState makes the state of k over arguments of type arg (nil for
 // count(*)) giving out (from aggResultType).
 func newAggState(k aggKind, arg, out arrow.DataType) aggState {
+	switch k {
+	case aggCountDistinct: // over the keys of the column as it comes
+		return newDistinctState(arg)
+	case aggApproxDistinct:
+		return newHLLState(arg)
+	}
 	if arg != nil && arg.ID() == arrow.DICTIONARY {
 		arg = arg.(*arrow.DictionaryType).ValueType
 	}
 	switch k {
 	case aggCount:
 		return &countState{}
+	case aggApproxQuantile:
+		return &quantileState{out: out}
 	case aggSum:
 		switch {
 		case isInteger(arg):

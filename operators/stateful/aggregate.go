@@ -125,6 +125,9 @@ func (f *aggFactory) New(ic *engine.InstanceContext) (any, error) {
 			at = c.arg.Type()
 		}
 		a.states[j] = newAggState(c.kind, at, c.out)
+		if q, ok := a.states[j].(*quantileState); ok {
+			q.q = c.q
+		}
 	}
 	a.masks = make([][]byte, len(a.p.calls))
 	return a, nil
