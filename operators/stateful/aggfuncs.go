@@ -90,6 +90,9 @@ func aggResultType(name string, k aggKind, arg arrow.DataType) (arrow.DataType, 
 			return arg, nil
 		}
 	case aggMin, aggMax, aggFirst, aggLast:
+		if arg.ID() == arrow.DECIMAL128 && (k == aggMin || k == aggMax) {
+			return arg, nil
+		}
 		if pickWidth(arg) > 0 || isBytes(arg) || arg.ID() == arrow.BOOL {
 			return arg, nil
 		}
@@ -198,6 +201,8 @@ func newAggState(k aggKind, arg, out arrow.DataType) aggState {
 	}
 	// min, max, first, last
 	switch {
+	case arg.ID() == arrow.DECIMAL128:
+		return &extremeDecState{max: k == aggMax, out: out}
 	case arg.ID() == arrow.BOOL:
 		return &pickBool{kind: k}
 	case isBytes(arg):
@@ -500,6 +505,56 @@ func (s *sumFloatState) merge(ids []uint32, cols []arrow.Array) int {
 		if c.IsValid(i) {
 			s.sum[ids[i]] += v
 			s.seen[ids[i]] = true
+		}
+	}
+	return -1
+}
+
+// ---- min and max of decimals: of one scale, they order as integers ----
+
+type extremeDecState struct {
+	max bool
+	out arrow.DataType
+	val []decimal128.Num
+	has []bool
+}
+
+func (s *extremeDecState) grow(n int)   { s.val, s.has = growTo(s.val, n), growTo(s.has, n) }
+func (s *extremeDecState) bytes() int64 { return int64(cap(s.val))*16 + int64(cap(s.has)) }
+func (s *extremeDecState) reset()       { *s = extremeDecState{max: s.max, out: s.out} }
+func (s *extremeDecState) partialTypes() []arrow.DataType {
+	return []arrow.DataType{s.out}
+}
+
+func (s *extremeDecState) take(g uint32, x decimal128.Num) {
+	if !s.has[g] || (s.max && x.Greater(s.val[g])) || (!s.max && x.Less(s.val[g])) {
+		s.val[g], s.has[g] = x, true
+	}
+}
+
+func (s *extremeDecState) update(ids []uint32, a arrow.Array, mask []byte, _ int64) int {
+	v := values[decimal128.Num](a)
+	for i, g := range ids {
+		if on(mask, i) {
+			s.take(g, v[i])
+		}
+	}
+	return -1
+}
+
+func (s *extremeDecState) result(mem memory.Allocator, groups []uint32) arrow.Array {
+	return fixedArray(mem, s.out, gather(nil, s.val, groups), gather(nil, s.has, groups))
+}
+
+func (s *extremeDecState) partial(mem memory.Allocator, groups []uint32) []arrow.Array {
+	return []arrow.Array{s.result(mem, groups)}
+}
+
+func (s *extremeDecState) merge(ids []uint32, cols []arrow.Array) int {
+	c := cols[0]
+	for i, v := range values[decimal128.Num](c) {
+		if c.IsValid(i) {
+			s.take(ids[i], v)
 		}
 	}
 	return -1
