@@ -21,7 +21,7 @@ import (
 // AggregateConfig is the config of the aggregate transform.
 type AggregateConfig struct {
 	GroupBy    []string          `zflow:"group_by" doc:"the grouping keys, each a column or \"expression AS name\"; rows with equal keys form a group (NULL is a key like any other); none: one row over the whole input" example:"[symbol, \"id % 1000000 AS k\"]"`
-	Aggregates engine.OrderedMap `zflow:"aggregates" doc:"output column: expression over aggregate calls, in the order written — count(*), count(x), sum, avg (mean), min, max, first, last, stddev (stddev_samp), stddev_pop, variance (var_samp), var_pop, bool_and, bool_or, each with an optional FILTER (WHERE cond); an argument may be an expression (sum(price * qty)) and so may the result (sum(a) / sum(b), round(avg(x), 2))" example:"{vwap: \"sum(price * qty) / sum(qty)\", cnt: \"count(*)\"}"`
+	Aggregates engine.OrderedMap `zflow:"aggregates" doc:"output column: expression over aggregate calls, in the order written — count(*), count(x), sum, avg (mean), min, max, first, last, stddev (stddev_samp), stddev_pop, variance (var_samp), var_pop, bool_and, bool_or, count(DISTINCT x), approx_count_distinct, approx_quantile(x, q), each with an optional FILTER (WHERE cond); an argument may be an expression (sum(price * qty)) and so may the result (sum(a) / sum(b), round(avg(x), 2))" example:"{vwap: \"sum(price * qty) / sum(qty)\", cnt: \"count(*)\"}"`
 }
 
 // AggregateSpec declares aggregate: a vectorized hash group-by.

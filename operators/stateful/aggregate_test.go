@@ -372,6 +372,15 @@ func TestAggregateFunctions(t *testing.T) {
 		{"sum(i) / count(*)::double", "float64", vals("1.33333333333,0.5,∅")},
 		{"count(*) FILTER (WHERE i > 0) * 100.0 / count(*)", "float64", vals("66.6666666667,50,0")},
 		{"g || '-' || count(*)", "utf8", vals("a-3,b-2,c-1")},
+		{"min(m)", "decimal(12, 2)", vals("1.25,-1,∅")},
+		{"max(m)", "decimal(12, 2)", vals("2.5,-1,∅")},
+		{"count(DISTINCT u)", "int64", vals("1,2,0")},
+		{"count(DISTINCT f)", "int64", vals("2,2,0")}, // NaN is one value
+		{"count(DISTINCT u) FILTER (WHERE i > 0)", "int64", vals("1,1,0")},
+		{"count(u) - count(DISTINCT u)", "int64", vals("1,0,0")},
+		{"approx_count_distinct(s)", "int64", vals("2,2,0")},
+		{"approx_quantile(i, 0.5)", "int32", vals("2,0,∅")}, // (1+3)/2; (-4+5)/2 = 0.5 rounds to even
+		{"approx_quantile(f, 0)", "float64", vals("1.5,1,∅")},
 	}
 	for _, c := range cases {
 		t.Run(c.agg, func(t *testing.T) {
@@ -452,6 +461,10 @@ func TestAggregateErrors(t *testing.T) {
 		{nil, ordered("x", "sum(qty) FILTER (WHERE qty)"), "agg.aggregates.x@23: FILTER (WHERE qty) must be a boolean condition, but it is int64"},
 		{nil, ordered("x", "sum(sym)"), "agg.aggregates.x@0: sum does not take a utf8 argument"},
 		{nil, ordered("x", "sum(*)"), "agg.aggregates.x@0: sum(*) is not a function: only count takes *"},
+		{nil, ordered("x", "sum(DISTINCT qty)"), "agg.aggregates.x@0: DISTINCT is supported in count(DISTINCT x) only, not in sum"},
+		{nil, ordered("x", "approx_quantile(qty, 2)"), "agg.aggregates.x@21: approx_quantile's q must be a number literal in [0, 1], not 2"},
+		{nil, ordered("x", "approx_quantile(qty, qty)"), "agg.aggregates.x@21: approx_quantile's q must be a number literal in [0, 1], not qty"},
+		{nil, ordered("x", "approx_quantile(qty)"), "agg.aggregates.x@0: approx_quantile takes 2 arguments (x, q), got 1"},
 		{[]string{"qty % 2"}, ordered("x", "count(*)"), `agg.group_by.0@0: the group_by expression "qty % 2" needs a name: write it as "qty % 2 AS name"`},
 		{[]string{"sum(qty) AS s"}, nil, "agg.group_by.0@0: aggregate function sum is not allowed in group_by"},
 		{nil, ordered("x", "sum(nope)"), `agg.aggregates.x@4: unknown column "nope"`},
