@@ -56,10 +56,27 @@ func binaryColumn(mem memory.Allocator, vals [][]byte) arrow.Array {
 // ---- count(DISTINCT x) ----
 
 type distinctState struct {
-	keys  valueKeys
-	sets  []map[string]struct{}
-	held  int64 // the sets' keys' bytes and overhead
-	empty bool
+	keys valueKeys
+	sets []map[string]struct{}
+	held int64 // the sets' keys' bytes and overhead
+	// A merge in passes: merge keeps the values whose hash is sub modulo
+	// of (of 0: all); counted holds what earlier passes counted.
+	sub, of uint64
+	counted []int64
+}
+
+// slice makes merge keep only the values whose hash is sub modulo of.
+func (s *distinctState) slice(sub, of uint64) { s.sub, s.of = sub, of }
+
+// count adds the sets' sizes to counted and empties them: the end of a
+// pass.
+func (s *distinctState) count() {
+	s.counted = growTo(s.counted, len(s.sets))
+	for g, m := range s.sets {
+		s.counted[g] += int64(len(m))
+		s.sets[g] = nil
+	}
+	s.held = int64(cap(s.counted)) * 8
 }
 
 // distinctEntryBytes is a set entry's overhead beside its key's bytes (a
@@ -103,6 +120,9 @@ func (s *distinctState) result(mem memory.Allocator, groups []uint32) arrow.Arra
 	n := make([]int64, len(groups))
 	for i, g := range groups {
 		n[i] = int64(len(s.sets[g]))
+		if int(g) < len(s.counted) {
+			n[i] += s.counted[g]
+		}
 	}
 	return fixedArray(mem, arrow.PrimitiveTypes.Int64, n, nil)
 }
@@ -126,7 +146,10 @@ func (s *distinctState) merge(ids []uint32, cols []arrow.Array) int {
 		b := c.Value(i)
 		for len(b) > 0 {
 			n, w := binary.Uvarint(b)
-			s.add(g, b[w:w+int(n)])
+			k := b[w : w+int(n)]
+			if s.of <= 1 || HashKey(k)%s.of == s.sub {
+				s.add(g, k)
+			}
 			b = b[w+int(n):]
 		}
 	}

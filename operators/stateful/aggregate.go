@@ -526,8 +526,10 @@ func (a *aggregate) Finish(ctx context.Context, out engine.Emitter) error {
 	if a.run.n == 1 && !spilled {
 		return a.emitTable(ctx, out, a.table, a.states)
 	}
-	if spilled && a.table.Len() > 0 {
-		// What is left goes to the files too: the merge needs the memory.
+	if (spilled || (a.budget != nil && a.charged > a.headroom)) && a.table.Len() > 0 {
+		// What is left goes to the files too: the merge needs the memory
+		// (also when the table, held while the other instances merge,
+		// is more than the headroom).
 		if err := a.spill(ctx); err != nil {
 			return err
 		}
@@ -565,32 +567,84 @@ func (a *aggregate) Finish(ctx context.Context, out engine.Emitter) error {
 
 // mergePartition merges partition q of every instance into a fresh table
 // and emits it.
+//
+// The sets of count(DISTINCT x) may not fit where the other states do:
+// when the merge exceeds the budget it starts over in passes, each
+// keeping the values of one hash slice of of (1, 4, 16, ...) and counting
+// them before the next; the other states are merged in the first pass.
 func (a *aggregate) mergePartition(ctx context.Context, out engine.Emitter, q int) error {
 	defer a.resetTable()
-	var rows KeyRows
-	for i := range a.run.n {
-		p := a.run.parts[i][q]
-		for _, b := range p.batches {
-			if err := a.mergeBatch(b, &rows); err != nil {
-				return err
-			}
+	for of := 1; ; of *= 4 {
+		err := a.mergePasses(ctx, q, of)
+		if err == nil {
+			break
 		}
-		for _, run := range p.runs {
-			if err := a.mergeRun(ctx, p.spiller, run, &rows); err != nil {
-				return err
-			}
-		}
-		p.release()
-		if err := ctx.Err(); err != nil {
+		if !errors.Is(err, buffers.ErrBudgetExceeded) || of >= 1<<12 || !a.hasDistinct() {
 			return err
 		}
+		a.resetTable()
+	}
+	for i := range a.run.n {
+		p := a.run.parts[i][q]
+		for _, run := range p.runs {
+			p.spiller.Remove(run)
+		}
+		p.release()
 	}
 	return a.emitTable(ctx, out, a.table, a.states)
 }
 
-// mergeRun folds a spilled run of partial states into the table and
-// removes its file.
-func (a *aggregate) mergeRun(ctx context.Context, s *Spiller, run *Run, rows *KeyRows) error {
+func (a *aggregate) hasDistinct() bool {
+	for _, s := range a.states {
+		if _, ok := s.(*distinctState); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// mergePasses merges partition q in of passes (see mergePartition).
+func (a *aggregate) mergePasses(ctx context.Context, q, of int) error {
+	var rows KeyRows
+	for sub := range of {
+		for _, s := range a.states {
+			if d, ok := s.(*distinctState); ok {
+				d.slice(uint64(sub), uint64(of))
+			}
+		}
+		for i := range a.run.n {
+			p := a.run.parts[i][q]
+			for _, b := range p.batches {
+				if err := a.mergeBatch(b, &rows, sub > 0); err != nil {
+					return err
+				}
+			}
+			for _, run := range p.runs {
+				if err := a.mergeRun(ctx, p.spiller, run, &rows, sub > 0); err != nil {
+					return err
+				}
+			}
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		if of > 1 {
+			for _, s := range a.states {
+				if d, ok := s.(*distinctState); ok {
+					d.count()
+				}
+			}
+			if err := a.chargeStates(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// mergeRun folds a spilled run of partial states into the table
+// (onlyDistinct: only the DISTINCT sets).
+func (a *aggregate) mergeRun(ctx context.Context, s *Spiller, run *Run, rows *KeyRows, onlyDistinct bool) error {
 	rd, err := s.Open(ctx, run)
 	if err != nil {
 		return fmt.Errorf("aggregate %q: %w", a.f.node, err)
@@ -604,18 +658,18 @@ func (a *aggregate) mergeRun(ctx context.Context, s *Spiller, run *Run, rows *Ke
 		if err != nil {
 			return fmt.Errorf("aggregate %q: %w", a.f.node, err)
 		}
-		err = a.mergeBatch(b, rows)
+		err = a.mergeBatch(b, rows, onlyDistinct)
 		b.Release()
 		if err != nil {
 			return err
 		}
 	}
-	s.Remove(run)
 	return nil
 }
 
-// mergeBatch folds a batch of partial states into the table.
-func (a *aggregate) mergeBatch(b arrow.RecordBatch, rows *KeyRows) error {
+// mergeBatch folds a batch of partial states into the table
+// (onlyDistinct: only into the DISTINCT sets).
+func (a *aggregate) mergeBatch(b arrow.RecordBatch, rows *KeyRows, onlyDistinct bool) error {
 	n := int(b.NumRows())
 	if n == 0 {
 		return nil
@@ -641,6 +695,10 @@ func (a *aggregate) mergeBatch(b arrow.RecordBatch, rows *KeyRows) error {
 	col := 1
 	for j, s := range a.states {
 		k := len(s.partialTypes())
+		if _, ok := s.(*distinctState); onlyDistinct && !ok {
+			col += k
+			continue
+		}
 		if bad := s.merge(a.ids[:n], b.Columns()[col:col+k]); bad >= 0 {
 			return a.overflow(a.p.calls[j], a.table, uint32(bad))
 		}

@@ -510,7 +510,37 @@ func randomBatches(t *testing.T, mem memory.Allocator, seed int64, nb, rows, car
 
 var randomAggs = ordered("n", "count(*)", "nx", "count(x)", "sx", "sum(x)", "af", "avg(f)", "mn", "min(x)", "mx", "max(s)",
 	"v", "round(var_samp(f), 6)", "sd", "round(stddev_pop(x), 6)", "pos", "count(*) FILTER (WHERE x > 0)", "ba", "bool_or(x > 900)",
-	"ratio", "sum(f) / sum(x)")
+	"ratio", "sum(f) / sum(x)", "dx", "count(DISTINCT x)", "df", "count(DISTINCT f) FILTER (WHERE x > 0)")
+
+// TestAggregateDistinctPasses: a group whose DISTINCT set outgrows the
+// budget is merged in passes over hash slices of its values, and counts
+// what one instance with memory to spare counts.
+func TestAggregateDistinctPasses(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	aggs := ordered("dk", "count(DISTINCT k)", "n", "count(*)", "dks", "count(DISTINCT k) FILTER (WHERE x > 0)")
+	serial, err := runAgg(t, mem, randomBatches(t, mem, 4, 12, 2000, 50000), nil, aggs, runOpts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One instance: with two, the one merging reads back a run holding the
+	// other's whole set of the one group as one value, which need not fit
+	// the headroom its own sets leave (see docs/aggregate.md).
+	for _, par := range []int{1} {
+		spills := aggSpills.Load()
+		got, err := runAgg(t, mem, randomBatches(t, mem, 4, 12, 2000, 50000), nil, aggs, runOpts{parallelism: par, budget: 512 << 10})
+		if err != nil {
+			t.Fatalf("parallelism %d: %v", par, err)
+		}
+		if strings.Join(got.rows, "\n") != strings.Join(serial.rows, "\n") {
+			t.Errorf("parallelism %d: %v, one instance with memory to spare: %v", par, got.rows, serial.rows)
+		}
+		if aggSpills.Load() == spills {
+			t.Errorf("parallelism %d: did not spill", par)
+		}
+	}
+}
 
 // TestAggregateParallelSpill: one instance, two instances, and a budget so
 // small that the table spills many times, give the same answers.
