@@ -142,9 +142,10 @@ type Cast struct {
 // of an aggregate's FILTER (WHERE cond), nil without one.
 type Call struct {
 	Pos
-	Name   string
-	Args   []Expr
-	Filter Expr
+	Name     string
+	Distinct bool // an aggregate's DISTINCT: count(DISTINCT x)
+	Args     []Expr
+	Filter   Expr
 }
 
 // keywords are reserved: a column with one of these names must be quoted.
@@ -305,6 +306,9 @@ func (e *Call) String() string {
 	var b strings.Builder
 	b.WriteString(e.Name)
 	b.WriteString("(")
+	if e.Distinct {
+		b.WriteString("DISTINCT ")
+	}
 	for i, x := range e.Args {
 		if i > 0 {
 			b.WriteString(", ")

@@ -72,6 +72,7 @@ func TestTypeErrors(t *testing.T) {
 		{"lowr(symbol)", 0, `unknown function "lowr", did you mean "lower"?`},
 		{"frobnicate(1)", 0, `unknown function "frobnicate"`},
 		{"sum(qty) > 1", 0, "aggregate function sum is not allowed here"},
+		{"lower(DISTINCT symbol)", 0, "DISTINCT applies to aggregate functions only, not to lower"},
 		{"count(*)", 0, "aggregate function count is not allowed here"},
 		{"lower(*)", 6, "* is only allowed in count(*)"},
 		{"lower(symbol, 1)", 0, "lower takes 1 argument, got 2: lower(s)"},

@@ -47,7 +47,8 @@ func funcNames() []string {
 // computes them): a scalar expression that calls one is told so.
 var aggregates = map[string]bool{"sum": true, "count": true, "avg": true, "min": true, "max": true, "mean": true,
 	"first": true, "last": true, "stddev": true, "stddev_samp": true, "stddev_pop": true, "variance": true,
-	"var_samp": true, "var_pop": true, "bool_and": true, "bool_or": true}
+	"var_samp": true, "var_pop": true, "bool_and": true, "bool_or": true,
+	"approx_count_distinct": true, "approx_quantile": true}
 
 // IsAggregate says whether name (lower-case) is an aggregate function's.
 func IsAggregate(name string) bool { return aggregates[name] }
@@ -66,6 +67,9 @@ func (c *checker) call(e *Call) (node, error) {
 			return nil, err
 		}
 		args[i] = n
+	}
+	if e.Distinct && !aggregates[e.Name] {
+		return nil, typeErrf(e.Start, "DISTINCT applies to aggregate functions only, not to %s", e.Name)
 	}
 	if e.Filter != nil && !aggregates[e.Name] {
 		return nil, typeErrf(offset(e.Filter), "FILTER (WHERE ...) applies to aggregate functions only, not to %s", e.Name)

@@ -457,6 +457,14 @@ func (p *parser) parseCall() (Expr, error) {
 		return nil, err
 	}
 	c := &Call{Pos: Pos{Start: name.pos}, Name: strings.ToLower(name.text)}
+	// count(DISTINCT x): DISTINCT is no keyword (a column may be named
+	// so), but a column is followed by ")" or "," where an argument ends.
+	if p.tok.kind == tokIdent && p.tok.is("DISTINCT") && !p.peek().is(")") && !p.peek().is(",") {
+		c.Distinct = true
+		if err := p.advance(); err != nil {
+			return nil, err
+		}
+	}
 	if p.tok.is("*") && p.peek().is(")") {
 		c.Args = []Expr{&Star{Pos{p.tok.pos, p.tok.end}}}
 		if err := p.advance(); err != nil {

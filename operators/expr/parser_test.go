@@ -26,6 +26,9 @@ func TestParsePrecedence(t *testing.T) {
 		{"NOT NOT a", "(NOT (NOT a))"},
 		{"a = 1 OR b <> 2 AND NOT c", "((a = 1) OR ((b != 2) AND (NOT c)))"},
 		{"a == 1", "(a = 1)"},
+		{"count(DISTINCT x + 1)", "count(DISTINCT (x + 1))"},
+		{"count(distinct)", "count(distinct)"}, // a column named distinct
+		{"f(distinct, 1)", "f(distinct, 1)"},
 		{"a < b = c", "((a < b) = c)"},
 		{"a + 1 > b * 2", "((a + 1) > (b * 2))"},
 		{"x BETWEEN 1 AND 2 AND y", "((x BETWEEN 1 AND 2) AND y)"},

@@ -33,6 +33,7 @@ type aggCall struct {
 	arg    *expr.Compiled // over the input; nil for count(*)
 	filter *expr.Compiled // FILTER (WHERE ...), over the input; nil without
 	out    arrow.DataType
+	q      float64 // approx_quantile's q, read through float32 as DuckDB does
 }
 
 // aggOut is one output column of aggregates:.
@@ -292,6 +293,24 @@ func compileCall(src string, call *expr.Call, in *arrow.Schema) (*aggCall, field
 		return bad(start, "aggregate function %s is not supported here", call.Name)
 	}
 	c := &aggCall{kind: kind, text: call.String()}
+	if call.Distinct {
+		if kind != aggCount {
+			return bad(start, "DISTINCT is supported in count(DISTINCT x) only, not in %s", call.Name)
+		}
+		c.kind = aggCountDistinct
+	}
+	if kind == aggApproxQuantile {
+		if len(call.Args) != 2 {
+			return bad(start, "approx_quantile takes 2 arguments (x, q), got %d", len(call.Args))
+		}
+		q, ok := literalNumber(call.Args[1])
+		if !ok || !(q >= 0 && q <= 1) {
+			qs, _ := call.Args[1].Span()
+			return bad(qs, "approx_quantile's q must be a number literal in [0, 1], not %s", call.Args[1].String())
+		}
+		c.q = float64(float32(q))
+		call = &expr.Call{Pos: call.Pos, Name: call.Name, Args: call.Args[:1], Filter: call.Filter}
+	}
 	star := len(call.Args) == 1 && isStar(call.Args[0])
 	switch {
 	case star && kind != aggCount:
@@ -311,6 +330,14 @@ func compileCall(src string, call *expr.Call, in *arrow.Schema) (*aggCall, field
 	}
 	if argType != nil && argType.ID() == arrow.NULL {
 		return bad(start, "%s of NULL: the argument has no type (CAST it)", call.Name)
+	}
+	if c.kind == aggCountDistinct || c.kind == aggApproxDistinct {
+		if star {
+			return bad(start, "%s(DISTINCT *) is not a function", call.Name)
+		}
+		if err := KeyTypeOK(argType); err != nil {
+			return bad(start, "%s: %v", call.Name, err)
+		}
 	}
 	if kind != aggCount {
 		out, err := aggResultType(call.Name, kind, argType)
@@ -333,6 +360,24 @@ func compileCall(src string, call *expr.Call, in *arrow.Schema) (*aggCall, field
 		c.filter = f
 	}
 	return c, nil
+}
+
+// literalNumber is the value of a number literal, negated or not.
+func literalNumber(e expr.Expr) (float64, bool) {
+	switch x := e.(type) {
+	case *expr.Literal:
+		switch x.Kind {
+		case expr.LitInt:
+			return float64(x.Int), true
+		case expr.LitFloat:
+			return x.Float, true
+		}
+	case *expr.Unary:
+		if v, ok := literalNumber(x.X); ok && x.Op == "-" {
+			return -v, true
+		}
+	}
+	return 0, false
 }
 
 func isStar(e expr.Expr) bool {

@@ -42,6 +42,9 @@ const (
 	aggStddevPop
 	aggBoolAnd
 	aggBoolOr
+	aggCountDistinct  // count(DISTINCT x)
+	aggApproxDistinct // approx_count_distinct(x): a HyperLogLog per group
+	aggApproxQuantile // approx_quantile(x, q): a t-digest per group
 )
 
 // aggFuncs are the functions by name; mean is avg, stddev stddev_samp,
@@ -51,6 +54,7 @@ var aggFuncs = map[string]aggKind{
 	"first": aggFirst, "last": aggLast, "stddev": aggStddevSamp, "stddev_samp": aggStddevSamp,
 	"stddev_pop": aggStddevPop, "variance": aggVarSamp, "var_samp": aggVarSamp, "var_pop": aggVarPop,
 	"bool_and": aggBoolAnd, "bool_or": aggBoolOr,
+	"approx_count_distinct": aggApproxDistinct, "approx_quantile": aggApproxQuantile,
 }
 
 // keepsNulls says the function takes rows whose argument is NULL (first
@@ -61,7 +65,7 @@ func (k aggKind) keepsNulls() bool { return k == aggFirst || k == aggLast }
 // DuckDB, or why the argument's type does not fit. sum of an integer is
 // int64 here (DuckDB's is int128): a sum past int64 is an error.
 func aggResultType(name string, k aggKind, arg arrow.DataType) (arrow.DataType, error) {
-	if k == aggCount {
+	if k == aggCount || k == aggCountDistinct || k == aggApproxDistinct {
 		return arrow.PrimitiveTypes.Int64, nil
 	}
 	if arg.ID() == arrow.DICTIONARY {
@@ -81,7 +85,14 @@ func aggResultType(name string, k aggKind, arg arrow.DataType) (arrow.DataType, 
 		if isInteger(arg) || isFloat(arg) || arg.ID() == arrow.DECIMAL128 {
 			return arrow.PrimitiveTypes.Float64, nil
 		}
+	case aggApproxQuantile:
+		if isInteger(arg) || isFloat(arg) {
+			return arg, nil
+		}
 	case aggMin, aggMax, aggFirst, aggLast:
+		if arg.ID() == arrow.DECIMAL128 && (k == aggMin || k == aggMax) {
+			return arg, nil
+		}
 		if pickWidth(arg) > 0 || isBytes(arg) || arg.ID() == arrow.BOOL {
 			return arg, nil
 		}
@@ -156,12 +167,20 @@ type aggState interface {
 // newAggState makes the state of k over arguments of type arg (nil for
 // count(*)) giving out (from aggResultType).
 func newAggState(k aggKind, arg, out arrow.DataType) aggState {
+	switch k {
+	case aggCountDistinct: // over the keys of the column as it comes
+		return newDistinctState(arg)
+	case aggApproxDistinct:
+		return newHLLState(arg)
+	}
 	if arg != nil && arg.ID() == arrow.DICTIONARY {
 		arg = arg.(*arrow.DictionaryType).ValueType
 	}
 	switch k {
 	case aggCount:
 		return &countState{}
+	case aggApproxQuantile:
+		return &quantileState{out: out}
 	case aggSum:
 		switch {
 		case isInteger(arg):
@@ -182,6 +201,8 @@ func newAggState(k aggKind, arg, out arrow.DataType) aggState {
 	}
 	// min, max, first, last
 	switch {
+	case arg.ID() == arrow.DECIMAL128:
+		return &extremeDecState{max: k == aggMax, out: out}
 	case arg.ID() == arrow.BOOL:
 		return &pickBool{kind: k}
 	case isBytes(arg):
@@ -484,6 +505,56 @@ func (s *sumFloatState) merge(ids []uint32, cols []arrow.Array) int {
 		if c.IsValid(i) {
 			s.sum[ids[i]] += v
 			s.seen[ids[i]] = true
+		}
+	}
+	return -1
+}
+
+// ---- min and max of decimals: of one scale, they order as integers ----
+
+type extremeDecState struct {
+	max bool
+	out arrow.DataType
+	val []decimal128.Num
+	has []bool
+}
+
+func (s *extremeDecState) grow(n int)   { s.val, s.has = growTo(s.val, n), growTo(s.has, n) }
+func (s *extremeDecState) bytes() int64 { return int64(cap(s.val))*16 + int64(cap(s.has)) }
+func (s *extremeDecState) reset()       { *s = extremeDecState{max: s.max, out: s.out} }
+func (s *extremeDecState) partialTypes() []arrow.DataType {
+	return []arrow.DataType{s.out}
+}
+
+func (s *extremeDecState) take(g uint32, x decimal128.Num) {
+	if !s.has[g] || (s.max && x.Greater(s.val[g])) || (!s.max && x.Less(s.val[g])) {
+		s.val[g], s.has[g] = x, true
+	}
+}
+
+func (s *extremeDecState) update(ids []uint32, a arrow.Array, mask []byte, _ int64) int {
+	v := values[decimal128.Num](a)
+	for i, g := range ids {
+		if on(mask, i) {
+			s.take(g, v[i])
+		}
+	}
+	return -1
+}
+
+func (s *extremeDecState) result(mem memory.Allocator, groups []uint32) arrow.Array {
+	return fixedArray(mem, s.out, gather(nil, s.val, groups), gather(nil, s.has, groups))
+}
+
+func (s *extremeDecState) partial(mem memory.Allocator, groups []uint32) []arrow.Array {
+	return []arrow.Array{s.result(mem, groups)}
+}
+
+func (s *extremeDecState) merge(ids []uint32, cols []arrow.Array) int {
+	c := cols[0]
+	for i, v := range values[decimal128.Num](c) {
+		if c.IsValid(i) {
+			s.take(ids[i], v)
 		}
 	}
 	return -1

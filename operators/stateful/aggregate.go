@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,7 +21,7 @@ import (
 // AggregateConfig is the config of the aggregate transform.
 type AggregateConfig struct {
 	GroupBy    []string          `zflow:"group_by" doc:"the grouping keys, each a column or \"expression AS name\"; rows with equal keys form a group (NULL is a key like any other); none: one row over the whole input" example:"[symbol, \"id % 1000000 AS k\"]"`
-	Aggregates engine.OrderedMap `zflow:"aggregates" doc:"output column: expression over aggregate calls, in the order written — count(*), count(x), sum, avg (mean), min, max, first, last, stddev (stddev_samp), stddev_pop, variance (var_samp), var_pop, bool_and, bool_or, each with an optional FILTER (WHERE cond); an argument may be an expression (sum(price * qty)) and so may the result (sum(a) / sum(b), round(avg(x), 2))" example:"{vwap: \"sum(price * qty) / sum(qty)\", cnt: \"count(*)\"}"`
+	Aggregates engine.OrderedMap `zflow:"aggregates" doc:"output column: expression over aggregate calls, in the order written — count(*), count(x), sum, avg (mean), min, max, first, last, stddev (stddev_samp), stddev_pop, variance (var_samp), var_pop, bool_and, bool_or, count(DISTINCT x), approx_count_distinct, approx_quantile(x, q), each with an optional FILTER (WHERE cond); an argument may be an expression (sum(price * qty)) and so may the result (sum(a) / sum(b), round(avg(x), 2))" example:"{vwap: \"sum(price * qty) / sum(qty)\", cnt: \"count(*)\"}"`
 }
 
 // AggregateSpec declares aggregate: a vectorized hash group-by.
@@ -42,7 +43,10 @@ func AggregateSpec() engine.Spec {
 			if err != nil {
 				return nil, err
 			}
-			return &aggFactory{plan: p, node: bc.Node, batchRows: bc.Settings.BatchRows, runs: map[any]*aggRun{}}, nil
+			if _, err := ipcOptions(bc.Settings.Spill); err != nil {
+				return nil, engine.Errf("settings.spill.compression", "%v", err)
+			}
+			return &aggFactory{plan: p, node: bc.Node, batchRows: bc.Settings.BatchRows, spill: bc.Settings.Spill, runs: map[any]*aggRun{}}, nil
 		},
 	}
 }
@@ -58,12 +62,18 @@ type aggFactory struct {
 	plan      *aggPlan
 	node      string
 	batchRows int
+	spill     engine.SpillSettings
 
 	mu   sync.Mutex
 	runs map[any]*aggRun // the run being set up, by its instances' budget
 }
 
 func (f *aggFactory) Schema() *arrow.Schema { return f.plan.schema }
+
+// DescribeSpill says where the aggregate may spill (engine.SpillDescriber).
+func (f *aggFactory) DescribeSpill() string {
+	return DescribeSpill("partial states by hash partition", f.spill)
+}
 
 func (f *aggFactory) Describe() string {
 	var keys, aggs []string
@@ -98,6 +108,10 @@ func (f *aggFactory) New(ic *engine.InstanceContext) (any, error) {
 	if a.mem == nil {
 		a.mem = memory.DefaultAllocator
 	}
+	a.spiller = NewSpiller(ic, a.mem)
+	r.mu.Lock()
+	r.spillers = append(r.spillers, a.spiller)
+	r.mu.Unlock()
 	if a.budget != nil {
 		if avail := a.budget.Available(); avail < 1<<62 {
 			a.headroom = min(avail/4, 64<<20)
@@ -111,6 +125,9 @@ func (f *aggFactory) New(ic *engine.InstanceContext) (any, error) {
 			at = c.arg.Type()
 		}
 		a.states[j] = newAggState(c.kind, at, c.out)
+		if q, ok := a.states[j].(*quantileState); ok {
+			q.q = c.q
+		}
 	}
 	a.masks = make([][]byte, len(a.p.calls))
 	return a, nil
@@ -118,7 +135,9 @@ func (f *aggFactory) New(ic *engine.InstanceContext) (any, error) {
 
 // aggRun is what the instances of one run share: the batch numbering of
 // first and last, the exchange of partial states at the end, and the
-// spill directory.
+// instances' spillers (each its own directory), closed when the last
+// instance is released: an instance reads the runs other instances wrote
+// of its partitions.
 type aggRun struct {
 	n    int
 	made int // under aggFactory.mu
@@ -129,7 +148,7 @@ type aggRun struct {
 	arrived  int
 	ready    chan struct{} // closed when every instance has arrived
 	released int
-	spill    *spillDir
+	spillers []*Spiller
 }
 
 func newAggRun(n int) *aggRun {
@@ -138,10 +157,11 @@ func newAggRun(n int) *aggRun {
 }
 
 // partials are one partition's partial states from one instance: batches
-// in memory and spill files.
+// in memory and spilled runs (read through the spiller that wrote them).
 type partials struct {
 	batches []arrow.RecordBatch
-	files   []*spillFile
+	runs    []*Run
+	spiller *Spiller
 }
 
 func (p *partials) release() {
@@ -175,9 +195,8 @@ type aggregate struct {
 	args  []arrow.Array
 	filts []arrow.Array
 
-	spilled [spillParts]*spillFile
-	mine    [spillParts]*partials
-	done    bool
+	spiller *Spiller
+	spilled [spillParts][]*Run
 }
 
 // charge is the table's and the states' way to the budget. It says no
@@ -256,7 +275,7 @@ func (a *aggregate) Process(ctx context.Context, _ int, in arrow.RecordBatch, _ 
 			if a.table.Len() == 0 {
 				return fmt.Errorf("aggregate: not one group fits in the memory budget: %w", err)
 			}
-			if serr := a.spill(); serr != nil {
+			if serr := a.spill(ctx); serr != nil {
 				return serr
 			}
 		}
@@ -453,34 +472,27 @@ func (a *aggregate) partialSchema() *arrow.Schema {
 	return arrow.NewSchema(fields, nil)
 }
 
-// spill writes the table's groups, by partition, to the instance's spill
-// files and empties the table.
-func (a *aggregate) spill() error {
-	dir, err := a.run.spillDir()
-	if err != nil {
-		return fmt.Errorf("aggregate %q: spill: %w", a.f.node, err)
-	}
+// spill writes the table's groups to the instance's spiller, one run per
+// hash partition, and empties the table. Each run is finished as it is
+// written, so the run's summary counts it at once.
+func (a *aggregate) spill(ctx context.Context) error {
 	parts := a.partition()
+	schema := a.partialSchema()
 	for q, groups := range parts {
 		if len(groups) == 0 {
 			continue
 		}
-		if a.spilled[q] == nil {
-			f, err := dir.create(fmt.Sprintf("i%d-p%d", a.index, q), a.partialSchema(), a.mem)
-			if err != nil {
-				return fmt.Errorf("aggregate %q: spill: %w", a.f.node, err)
+		r, err := a.spiller.WriteRun(ctx, schema, func(emit func(arrow.RecordBatch) error) error {
+			b := a.partialBatch(groups)
+			if a.ic != nil && a.ic.Ledger != nil {
+				a.ic.Ledger.Copied("aggregate spill", engine.BatchBytes(b))
 			}
-			a.spilled[q] = f
-		}
-		b := a.partialBatch(groups)
-		err := a.spilled[q].write(b)
-		if a.ic != nil && a.ic.Ledger != nil {
-			a.ic.Ledger.Copied("aggregate spill", engine.BatchBytes(b))
-		}
-		b.Release()
+			return emit(b)
+		})
 		if err != nil {
 			return fmt.Errorf("aggregate %q: spill: %w", a.f.node, err)
 		}
+		a.spilled[q] = append(a.spilled[q], r)
 	}
 	a.resetTable()
 	aggSpills.Add(1)
@@ -508,15 +520,17 @@ func (a *aggregate) Finish(ctx context.Context, out engine.Emitter) error {
 		}
 	}
 	spilled := false
-	for _, f := range a.spilled {
-		spilled = spilled || f != nil
+	for _, rs := range a.spilled {
+		spilled = spilled || len(rs) > 0
 	}
 	if a.run.n == 1 && !spilled {
 		return a.emitTable(ctx, out, a.table, a.states)
 	}
-	if spilled && a.table.Len() > 0 {
-		// What is left goes to the files too: the merge needs the memory.
-		if err := a.spill(); err != nil {
+	if (spilled || (a.budget != nil && a.charged > a.headroom)) && a.table.Len() > 0 {
+		// What is left goes to the files too: the merge needs the memory
+		// (also when the table, held while the other instances merge,
+		// is more than the headroom).
+		if err := a.spill(ctx); err != nil {
 			return err
 		}
 	}
@@ -524,13 +538,7 @@ func (a *aggregate) Finish(ctx context.Context, out engine.Emitter) error {
 	mine := make([]*partials, spillParts)
 	parts := a.partition()
 	for q := range mine {
-		mine[q] = &partials{}
-		if a.spilled[q] != nil {
-			if err := a.spilled[q].finish(); err != nil {
-				return fmt.Errorf("aggregate %q: spill: %w", a.f.node, err)
-			}
-			mine[q].files = append(mine[q].files, a.spilled[q])
-		}
+		mine[q] = &partials{runs: a.spilled[q], spiller: a.spiller}
 		if len(parts[q]) > 0 {
 			mine[q].batches = append(mine[q].batches, a.partialBatch(parts[q]))
 		}
@@ -559,32 +567,109 @@ func (a *aggregate) Finish(ctx context.Context, out engine.Emitter) error {
 
 // mergePartition merges partition q of every instance into a fresh table
 // and emits it.
+//
+// The sets of count(DISTINCT x) may not fit where the other states do:
+// when the merge exceeds the budget it starts over in passes, each
+// keeping the values of one hash slice of of (1, 4, 16, ...) and counting
+// them before the next; the other states are merged in the first pass.
 func (a *aggregate) mergePartition(ctx context.Context, out engine.Emitter, q int) error {
 	defer a.resetTable()
-	var rows KeyRows
-	for i := range a.run.n {
-		p := a.run.parts[i][q]
-		for _, b := range p.batches {
-			if err := a.mergeBatch(b, &rows); err != nil {
-				return err
-			}
+	for of := 1; ; of *= 4 {
+		err := a.mergePasses(ctx, q, of)
+		if err == nil {
+			break
 		}
-		for _, f := range p.files {
-			err := f.read(a.mem, func(b arrow.RecordBatch) error { return a.mergeBatch(b, &rows) })
-			if err != nil {
-				return fmt.Errorf("aggregate %q: spill: %w", a.f.node, err)
-			}
-		}
-		p.release()
-		if err := ctx.Err(); err != nil {
+		if !errors.Is(err, buffers.ErrBudgetExceeded) || of >= 1<<12 || !a.hasDistinct() {
 			return err
 		}
+		a.resetTable()
+	}
+	for i := range a.run.n {
+		p := a.run.parts[i][q]
+		for _, run := range p.runs {
+			p.spiller.Remove(run)
+		}
+		p.release()
 	}
 	return a.emitTable(ctx, out, a.table, a.states)
 }
 
-// mergeBatch folds a batch of partial states into the table.
-func (a *aggregate) mergeBatch(b arrow.RecordBatch, rows *KeyRows) error {
+func (a *aggregate) hasDistinct() bool {
+	for _, s := range a.states {
+		if _, ok := s.(*distinctState); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// mergePasses merges partition q in of passes (see mergePartition).
+func (a *aggregate) mergePasses(ctx context.Context, q, of int) error {
+	var rows KeyRows
+	for sub := range of {
+		for _, s := range a.states {
+			if d, ok := s.(*distinctState); ok {
+				d.slice(uint64(sub), uint64(of))
+			}
+		}
+		for i := range a.run.n {
+			p := a.run.parts[i][q]
+			for _, b := range p.batches {
+				if err := a.mergeBatch(b, &rows, sub > 0); err != nil {
+					return err
+				}
+			}
+			for _, run := range p.runs {
+				if err := a.mergeRun(ctx, p.spiller, run, &rows, sub > 0); err != nil {
+					return err
+				}
+			}
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		if of > 1 {
+			for _, s := range a.states {
+				if d, ok := s.(*distinctState); ok {
+					d.count()
+				}
+			}
+			if err := a.chargeStates(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// mergeRun folds a spilled run of partial states into the table
+// (onlyDistinct: only the DISTINCT sets).
+func (a *aggregate) mergeRun(ctx context.Context, s *Spiller, run *Run, rows *KeyRows, onlyDistinct bool) error {
+	rd, err := s.Open(ctx, run)
+	if err != nil {
+		return fmt.Errorf("aggregate %q: %w", a.f.node, err)
+	}
+	defer rd.Close()
+	for {
+		b, err := rd.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("aggregate %q: %w", a.f.node, err)
+		}
+		err = a.mergeBatch(b, rows, onlyDistinct)
+		b.Release()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// mergeBatch folds a batch of partial states into the table
+// (onlyDistinct: only into the DISTINCT sets).
+func (a *aggregate) mergeBatch(b arrow.RecordBatch, rows *KeyRows, onlyDistinct bool) error {
 	n := int(b.NumRows())
 	if n == 0 {
 		return nil
@@ -610,6 +695,10 @@ func (a *aggregate) mergeBatch(b arrow.RecordBatch, rows *KeyRows) error {
 	col := 1
 	for j, s := range a.states {
 		k := len(s.partialTypes())
+		if _, ok := s.(*distinctState); onlyDistinct && !ok {
+			col += k
+			continue
+		}
 		if bad := s.merge(a.ids[:n], b.Columns()[col:col+k]); bad >= 0 {
 			return a.overflow(a.p.calls[j], a.table, uint32(bad))
 		}
@@ -703,21 +792,7 @@ func (a *aggregate) Release() {
 			}
 		}
 	}
-	if r.spill != nil {
-		r.spill.remove()
+	for _, s := range r.spillers {
+		s.Close()
 	}
-}
-
-// spillDir is the run's spill directory, made at the first spill.
-func (r *aggRun) spillDir() (*spillDir, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.spill == nil {
-		d, err := newSpillDir("zflow-aggregate-")
-		if err != nil {
-			return nil, err
-		}
-		r.spill = d
-	}
-	return r.spill, nil
 }
