@@ -476,3 +476,35 @@ func TestWipe(t *testing.T) {
 		t.Errorf("open after wipe: %v, want %v", err, ErrNotSegment)
 	}
 }
+
+// TestShareWaitsWithoutBlockingTheMaker: a consumer of this process that
+// waits in Share for the segment to appear does not stop a producer of the
+// same process from making it through Share: both end with one mapping.
+func TestShareWaitsWithoutBlockingTheMaker(t *testing.T) {
+	path := filepath.Join(shmDir(t), "seg")
+	type res struct {
+		s   *Segment
+		rel func() error
+		err error
+	}
+	waiter := make(chan res, 1)
+	go func() {
+		s, rel, err := Share(path, Options{Wait: 20 * time.Second})
+		waiter <- res{s, rel, err}
+	}()
+	time.Sleep(50 * time.Millisecond) // the waiter is in Open's wait (not asserted: either order must work)
+	start := time.Now()
+	s, rel, err := Share(path, Options{Create: true, Size: 5 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rel()
+	r := <-waiter
+	if r.err != nil {
+		t.Fatalf("the waiting sharer: %v (after %v)", r.err, time.Since(start))
+	}
+	defer r.rel()
+	if r.s != s && r.s.Generation() != s.Generation() {
+		t.Fatalf("the two sharers see generations %d and %d", r.s.Generation(), s.Generation())
+	}
+}

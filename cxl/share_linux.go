@@ -29,17 +29,26 @@ func Share(path string, opts Options) (*Segment, func() error, error) {
 		return nil, nil, fmt.Errorf("cxl: segment %s: %w", path, err)
 	}
 	shared.Lock()
-	defer shared.Unlock()
 	e := shared.m[key]
 	if e == nil {
+		// Open without the lock: it may wait (opts.Wait) for another
+		// user of this process — a producer the consumer waits for — to
+		// make the segment, and that one shares through this lock too.
+		shared.Unlock()
 		s, err := Open(path, opts)
 		if err != nil {
 			return nil, nil, err
 		}
-		e = &shareEntry{seg: s}
-		shared.m[key] = e
+		shared.Lock()
+		if e = shared.m[key]; e != nil {
+			s.Close() // another user opened it meanwhile: share theirs
+		} else {
+			e = &shareEntry{seg: s}
+			shared.m[key] = e
+		}
 	}
 	e.refs++
+	shared.Unlock()
 	var once sync.Once
 	var cerr error
 	return e.seg, func() error {
