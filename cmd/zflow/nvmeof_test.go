@@ -150,12 +150,15 @@ func TestNvmeofCLI(t *testing.T) {
 // Two zflow run processes through a zflow nvmeof serve target: one writes
 // a pipeline's output into a namespace, the other reads it back; the
 // result equals a direct run. A namespace never written is refused.
-func TestNvmeofPipelines(t *testing.T) {
-	dir := t.TempDir()
-	bin := buildBinary(t, dir)
-	const nqn = "nqn.2024-01.dev.zflow:pipes"
-	srv := exec.Command(bin, "nvmeof", "serve", "--listen", "127.0.0.1:0", "--nqn", nqn,
-		"--namespace", "ram:64MiB", "--namespace", "ram:1MiB")
+// startServe runs `zflow nvmeof serve` on a free loopback port with the
+// namespaces given, until the test ends, and returns its address.
+func startServe(t *testing.T, bin, nqn string, namespaces ...string) string {
+	t.Helper()
+	args := []string{"nvmeof", "serve", "--listen", "127.0.0.1:0", "--nqn", nqn}
+	for _, ns := range namespaces {
+		args = append(args, "--namespace", ns)
+	}
+	srv := exec.Command(bin, args...)
 	stderr, err := srv.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -163,10 +166,10 @@ func TestNvmeofPipelines(t *testing.T) {
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer func() {
+	t.Cleanup(func() {
 		srv.Process.Signal(syscall.SIGTERM)
 		srv.Wait()
-	}()
+	})
 	sc := bufio.NewScanner(stderr)
 	re := regexp.MustCompile(`listening on (\S+) `)
 	addr := ""
@@ -182,6 +185,14 @@ func TestNvmeofPipelines(t *testing.T) {
 		for sc.Scan() {
 		}
 	}()
+	return addr
+}
+
+func TestNvmeofPipelines(t *testing.T) {
+	dir := t.TempDir()
+	bin := buildBinary(t, dir)
+	const nqn = "nqn.2024-01.dev.zflow:pipes"
+	addr := startServe(t, bin, nqn, "ram:64MiB", "ram:1MiB")
 	const gen = `{type: generate, rows: 300000, seed: 7, columns: [{name: id, type: int64}, {name: name, type: string}, {name: px, type: float64}]}`
 	nvme := "{type: nvme, address: " + addr + ", subnqn: " + nqn + ", nsid: %d, offset: %d, queues: 4, queue_depth: 16%s}"
 	run := func(name, yaml string) (int, string) {
@@ -306,33 +317,7 @@ func TestNvmeofPipelineReconnects(t *testing.T) {
 	dir := t.TempDir()
 	bin := buildBinary(t, dir)
 	const nqn = "nqn.2024-01.dev.zflow:reconnect"
-	srv := exec.Command(bin, "nvmeof", "serve", "--listen", "127.0.0.1:0", "--nqn", nqn, "--namespace", "ram:64MiB")
-	stderr, err := srv.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		srv.Process.Signal(syscall.SIGTERM)
-		srv.Wait()
-	}()
-	sc := bufio.NewScanner(stderr)
-	re := regexp.MustCompile(`listening on (\S+) `)
-	addr := ""
-	for addr == "" && sc.Scan() {
-		if m := re.FindStringSubmatch(sc.Text()); m != nil {
-			addr = m[1]
-		}
-	}
-	if addr == "" {
-		t.Fatal("serve did not say where it listens")
-	}
-	go func() {
-		for sc.Scan() {
-		}
-	}()
+	addr := startServe(t, bin, nqn, "ram:64MiB")
 	const gen = `{type: generate, rows: 400000, seed: 11, columns: [{name: id, type: int64}, {name: name, type: string}, {name: px, type: float64}]}`
 	nvme := "{type: nvme, address: %s, subnqn: " + nqn + ", offset: 0, queues: 2, queue_depth: 8%s}"
 	run := func(name, yaml string) (int, string) {
