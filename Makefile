@@ -114,6 +114,8 @@ fuzz: deps
 	$(GO) test $(call uring_test_ldflags,./operators/expr/) -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) -parallel=1 ./operators/expr/
 	$(GO) test -run='^$$' -fuzz='^FuzzPDU$$' -fuzztime=$(FUZZTIME) -parallel=1 ./nvmeof/pdu/
 	$(GO) test -run='^$$' -fuzz='^FuzzConn$$' -fuzztime=$(FUZZTIME) -parallel=1 ./nvmeof/pdu/
+	$(GO) test -run='^$$' -fuzz='^FuzzHLLUnmarshal$$' -fuzztime=$(FUZZTIME) -parallel=1 ./operators/stateful/
+	$(GO) test -run='^$$' -fuzz='^FuzzTDigestUnmarshal$$' -fuzztime=$(FUZZTIME) -parallel=1 ./operators/stateful/
 
 # Benchmarks are not tests: they print figures (ratios against a baseline
 # measured in the same run) and never assert a timing.
