@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/zflowdev/zflow/buffers"
 	"go.opentelemetry.io/otel/attribute"
@@ -827,6 +828,9 @@ func (e *emitter) send(b arrow.RecordBatch, size int64, sc *trace.SpanContext) e
 		b.Release()
 		return ErrStop
 	}
+	if len(live) > 1 {
+		settleNullCounts(b)
+	}
 	for range len(live) - 1 {
 		b.Retain() // fan-out: one reference per consumer, never a copy
 	}
@@ -886,5 +890,31 @@ func (e *emitter) send(b arrow.RecordBatch, size int64, sc *trace.SpanContext) e
 func (e *emitter) unsent(o outEdge) {
 	if e.m != nil && o.edge >= 0 {
 		e.m.edges[o.edge].depth.Add(-1)
+	}
+}
+
+// settleNullCounts counts every array's nulls before a batch goes to
+// several consumers. Arrow counts a slice's nulls on its first NullN and
+// stores the count in the ArrayData the consumers share, so two consumers
+// calling NullN at once would race to store it; counted here, in the
+// producer's goroutine, it is only read after.
+func settleNullCounts(b arrow.RecordBatch) {
+	for _, c := range b.Columns() {
+		settleArray(c)
+	}
+}
+
+func settleArray(a arrow.Array) {
+	a.NullN()
+	d := a.Data()
+	for _, cd := range d.Children() {
+		c := array.MakeFromData(cd)
+		settleArray(c)
+		c.Release()
+	}
+	if d.DataType().ID() == arrow.DICTIONARY {
+		c := array.MakeFromData(d.Dictionary())
+		settleArray(c)
+		c.Release()
 	}
 }
