@@ -192,7 +192,7 @@ func open(path string, opts Options, log *slog.Logger) (_ *Segment, err error) {
 		// else: only the first two may be made over.
 		// A zero header is an empty device, or a file whose maker died
 		// between reserving its space and writing the header.
-		empty := allZero(s.mem[:StaticBytes])
+		empty := allZero(s.mem[:min(StaticBytes, len(s.mem))])
 		if empty && !opts.Create {
 			return nil, fmt.Errorf("cxl: segment %s: %w (%w)", path, errEmptyDevice, ErrNotSegment)
 		}

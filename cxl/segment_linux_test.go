@@ -177,6 +177,17 @@ func TestMakerDiedBeforeHeader(t *testing.T) {
 	if _, err := Open(other, Options{Create: true, Size: 5 << 20}); !errors.Is(err, ErrNotSegment) {
 		t.Errorf("make over a foreign file: %v", err)
 	}
+	// A file shorter than a header (zflow shm ls meets them in a
+	// directory) is refused, attaching or making, without a panic.
+	short := filepath.Join(shmDir(t), "short")
+	if err := os.WriteFile(short, []byte("not a segment"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, create := range []bool{false, true} {
+		if _, err := Open(short, Options{Create: create, Size: 5 << 20}); err == nil {
+			t.Errorf("open a 13-byte file (create %v): no error", create)
+		}
+	}
 }
 
 // TestConcurrentMakers: many openers with Create race; one makes the
