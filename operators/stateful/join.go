@@ -34,7 +34,8 @@ func JoinSpec() engine.Spec {
 		Summary: "hash join two inputs on key columns (inner, left, right, full, semi, anti) or as-of join on a time column",
 		Doc: "The build side (the right input unless build: left) is held in memory as a hash table; the other side streams past it, " +
 			"batch by batch, and its batches that arrive before the build side has ended wait in memory. Parallel instances share one table, " +
-			"built once. NULL keys never match. Key columns of different types are cast to one: integers to the wider integer, integers " +
+			"built once. Over its memory budget the join spills both sides to hash partitions on disk and joins them one at a time " +
+			"(a grace hash join; a partition too big is split again, a single key too big is joined in chunks). NULL keys never match. Key columns of different types are cast to one: integers to the wider integer, integers " +
 			"and floats to double, timestamps to the finer unit, a date with a timestamp to the timestamp; strings, large strings and " +
 			"dictionaries of strings match as they are. The output is the left columns, then the right ones (without the keys of on:); " +
 			"a right column whose name a left one has gets suffix. semi and anti output the left columns only. Output rows come in no " +
@@ -82,6 +83,12 @@ type joinFactory struct {
 	times  [2]keyCast
 	inputs [2]*arrow.Schema
 	desc   string
+	spill  engine.SpillSettings
+}
+
+// DescribeSpill says what the join may spill and where (engine.SpillDescriber).
+func (f *joinFactory) DescribeSpill() string {
+	return DescribeSpill("both sides' rows by hash partition", f.spill)
 }
 
 // sideSchema is the schema of side's batches.
@@ -91,7 +98,10 @@ func (f *joinFactory) Schema() *arrow.Schema { return f.schema }
 func (f *joinFactory) Describe() string      { return f.desc }
 
 func newJoinFactory(bc *engine.BuildContext, cfg *JoinConfig) (*joinFactory, error) {
-	f := &joinFactory{cfg: *cfg, how: cfg.How, build: sideRight, inputs: [2]*arrow.Schema{bc.Inputs[0], bc.Inputs[1]}}
+	f := &joinFactory{cfg: *cfg, how: cfg.How, build: sideRight, inputs: [2]*arrow.Schema{bc.Inputs[0], bc.Inputs[1]}, spill: bc.Settings.Spill}
+	if _, err := ipcOptions(bc.Settings.Spill); err != nil {
+		return nil, engine.Errf("settings.spill.compression", "%v", err)
+	}
 	var errs []error
 	fail := func(e *engine.FieldError) { errs = append(errs, e) }
 	left, right := bc.Inputs[0], bc.Inputs[1]

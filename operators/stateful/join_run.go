@@ -2,6 +2,7 @@ package stateful
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 
@@ -9,6 +10,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/bitutil"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/zflowdev/zflow/buffers"
 	"github.com/zflowdev/zflow/engine"
 )
 
@@ -41,16 +44,44 @@ type joinShared struct {
 	live    int    // instances not yet released
 	running int    // instances not yet finished
 	matched []bool // build rows matched by the instances finished so far
+
+	// Over the budget (joinspill.go).
+	headroom  int64 // what holding batches leaves free
+	capacity  int64 // the budget available at the start, 0 without a limit
+	held      int64 // reserved for the build batches held
+	spilled   bool  // the build side went to partition files
+	buildSp   *Spiller
+	buildW    [joinParts]*RunWriter
+	buildRuns [joinParts][]spilledRun
+	probeRuns [joinParts][]spilledRun
+	spillers  []*Spiller    // every instance's, closed with the last
+	n         int           // instances
+	arrived   int           // instances that handed in their probe files
+	ready     chan struct{} // closed when every one has
 }
 
 func (f *joinFactory) New(ic *engine.InstanceContext) (any, error) {
-	sh := ic.Shared(func() any { return &joinShared{} }).(*joinShared)
+	sh := ic.Shared(func() any {
+		sh := &joinShared{n: max(ic.Count, 1), ready: make(chan struct{})}
+		if ic.Budget != nil {
+			if avail := ic.Budget.Available(); avail < 1<<62 {
+				sh.headroom = min(avail/4, 64<<20)
+				sh.capacity = avail
+			}
+		}
+		return sh
+	}).(*joinShared)
+	j := &joinInst{f: f, sh: sh, ic: ic, mem: ic.Alloc, probe: 1 - f.build}
+	if j.mem == nil {
+		j.mem = memory.DefaultAllocator
+	}
+	j.spiller = NewSpiller(ic, j.mem)
 	sh.mu.Lock()
 	sh.live++
 	sh.running++
+	sh.spillers = append(sh.spillers, j.spiller)
 	sh.mu.Unlock()
-	j := &joinInst{f: f, sh: sh, ic: ic, mem: ic.Alloc, probe: 1 - f.build}
-	j.limit = max(ic.Settings.BatchRows, 1024)
+	j.limit = outRowsFor(ic, f.schema)
 	how := f.how
 	probeLeft := j.probe == sideLeft
 	j.keepProbe = (probeLeft && (how == "left" || how == "full")) || (!probeLeft && (how == "right" || how == "full")) ||
@@ -59,6 +90,36 @@ func (f *joinFactory) New(ic *engine.InstanceContext) (any, error) {
 	j.selectProbe = probeLeft && (how == "semi" || how == "anti")
 	j.selectBuild = !probeLeft && (how == "semi" || how == "anti")
 	return j, nil
+}
+
+// outRowsFor is the most rows of an output batch: settings.batch_rows (at
+// least 1024), or fewer when the batches in flight — an edge's capacity,
+// its consumer's and the one being made — would take more than a quarter
+// of what the budget has left at the start (output batches are charged
+// to the join until their consumer lets them go), at least 16.
+func outRowsFor(ic *engine.InstanceContext, s *arrow.Schema) int {
+	rows := max(ic.Settings.BatchRows, 1024)
+	if ic.Budget == nil {
+		return rows
+	}
+	avail := ic.Budget.Available()
+	if avail >= 1<<62 {
+		return rows
+	}
+	edge := ic.Settings.EdgeCapacity
+	if edge <= 0 {
+		edge = engine.DefaultSettings().EdgeCapacity
+	}
+	width := int64(1)
+	for _, f := range s.Fields() {
+		if fw, ok := f.Type.(arrow.FixedWidthDataType); ok {
+			width += int64(max(fw.BitWidth()/8, 1)) + 1
+		} else {
+			width += 32 // a guess for a string's bytes and its offset
+		}
+	}
+	fit := avail / 4 / int64(edge+2) / width
+	return int(max(min(fit, int64(rows)), 16))
 }
 
 // joinInst is one instance of a join.
@@ -73,28 +134,33 @@ type joinInst struct {
 	keepProbe, keepBuild     bool // emit the side's rows without a match, the other side NULL
 	selectProbe, selectBuild bool // semi/anti: emit the side's rows (not) matched
 
-	tab     *joinTable          // nil until the build port has ended
+	tab     *joinTable          // nil until the build port has ended, and while spilled
+	ended   bool                // the build port has ended
 	pending []arrow.RecordBatch // probe batches that came before it had
-	matched []bool              // build rows this instance matched (keepBuild, selectBuild)
-	table   *KeyTable           // the shared table, looked up through
-	ids     []uint32
-	pi, bi  []int32     // the rows of the current output: probe row, build row (-1: none)
-	pos     [2][]uint64 // their gather positions, per side
-	tkeys   []uint64
+	// Over the budget (joinspill.go).
+	pendingHeld int64      // reserved for pending
+	early       *RunWriter // the probe batches before the end that did not fit
+	spiller     *Spiller
+	probeW      [joinParts]*RunWriter
+	marks       []bool // a chunked partition's probe rows matched
+	markBase    int    // the partition's row of the batch probed
+	marksHeld   int64
+	matched     []bool    // build rows this instance matched (keepBuild, selectBuild)
+	table       *KeyTable // the shared table, looked up through
+	ids         []uint32
+	pi, bi      []int32     // the rows of the current output: probe row, build row (-1: none)
+	pos         [2][]uint64 // their gather positions, per side
+	tkeys       []uint64
 }
 
 func (j *joinInst) Process(ctx context.Context, port int, in arrow.RecordBatch, out engine.Emitter) error {
-	if port == j.f.build {
-		in.Retain()
-		j.sh.mu.Lock()
-		j.sh.batches = append(j.sh.batches, in)
-		j.sh.mu.Unlock()
-		return nil
-	}
-	if j.tab == nil {
-		in.Retain()
-		j.pending = append(j.pending, in)
-		return nil
+	switch {
+	case port == j.f.build:
+		return j.holdBuild(ctx, in)
+	case !j.ended:
+		return j.holdProbe(ctx, in)
+	case j.sh.spilled:
+		return j.scatterProbe(ctx, in)
 	}
 	return j.probeBatch(ctx, in, out)
 }
@@ -108,18 +174,33 @@ func (j *joinInst) EndPort(ctx context.Context, port int, out engine.Emitter) er
 	sh := j.sh
 	sh.once.Do(func() {
 		sh.mu.Lock()
-		batches := sh.batches
-		sh.batches = nil
-		sh.mu.Unlock()
-		defer func() { // also when the build panics over the budget
-			for _, b := range batches {
+		defer sh.mu.Unlock()
+		if !sh.spilled {
+			// The estimate held the budget; the table's own allocations
+			// charge it now. When they do not fit, the join spills after
+			// all.
+			unreserve(j.ic.Budget, sh.held)
+			sh.held = 0
+			sh.tab, sh.err = j.tryBuild(ctx, sh.batches)
+			if sh.err != nil && errors.Is(sh.err, buffers.ErrBudgetExceeded) {
+				sh.err = j.spillBuildLocked(ctx)
+			}
+			for _, b := range sh.batches {
 				b.Release()
 			}
-		}()
-		sh.tab, sh.err = j.f.buildTable(ctx, j.ic, batches)
+			sh.batches = nil
+			if !sh.spilled {
+				return
+			}
+		}
+		sh.err = sh.finishBuildLocked()
 	})
 	if sh.err != nil {
 		return sh.err
+	}
+	j.ended = true
+	if sh.spilled {
+		return j.takeHeldProbe(ctx, func(b arrow.RecordBatch) error { return j.scatterProbe(ctx, b) })
 	}
 	if sh.tab == nil {
 		return errBuild
@@ -132,27 +213,17 @@ func (j *joinInst) EndPort(ctx context.Context, port int, out engine.Emitter) er
 			return fmt.Errorf("join: the marks of the build rows matched: %w", err)
 		}
 	}
-	// Each batch leaves j.pending only once probed: if the probe fails, or
-	// panics over the budget, Release frees the rest.
-	for len(j.pending) > 0 {
-		b := j.pending[0]
-		err := j.probeBatch(ctx, b, out)
-		j.pending[0] = nil
-		j.pending = j.pending[1:]
-		b.Release()
-		if err != nil {
-			return err
-		}
-	}
-	j.pending = nil
-	return nil
+	return j.takeHeldProbe(ctx, func(b arrow.RecordBatch) error { return j.probeBatch(ctx, b, out) })
 }
 
 // Finish emits the build rows the join owes once every instance has
 // finished probing: the last instance to finish does it.
 func (j *joinInst) Finish(ctx context.Context, out engine.Emitter) error {
-	if j.tab == nil {
+	if !j.ended {
 		return nil // the build never ended: the run was stopped
+	}
+	if j.sh.spilled {
+		return j.finishSpilled(ctx, out)
 	}
 	if !j.keepBuild && !j.selectBuild {
 		return nil
@@ -174,12 +245,19 @@ func (j *joinInst) Finish(ctx context.Context, out engine.Emitter) error {
 	if !last {
 		return nil
 	}
+	return j.emitMatched(ctx, out, sh.matched)
+}
+
+// emitMatched emits the build rows an outer join keeps (those matched
+// says no probe row matched), or a semi (matched) or anti (not matched)
+// join with the build on the left emits.
+func (j *joinInst) emitMatched(ctx context.Context, out engine.Emitter, matched []bool) error {
 	want := false // keepBuild: the rows not matched
 	if j.selectBuild {
 		want = j.f.how == "semi"
 	}
 	j.bi = j.bi[:0]
-	for r, m := range sh.matched {
+	for r, m := range matched {
 		if m == want {
 			j.bi = append(j.bi, int32(r))
 			if len(j.bi) == j.limit {
@@ -197,9 +275,22 @@ func (j *joinInst) Release() {
 		b.Release()
 	}
 	j.pending = nil
+	unreserve(j.ic.Budget, j.pendingHeld)
+	j.pendingHeld = 0
 	if j.matched != nil {
-		j.ic.Budget.Unreserve(int64(len(j.matched)))
+		unreserve(j.ic.Budget, int64(len(j.matched)))
 		j.matched = nil
+	}
+	j.dropMarks()
+	if j.early != nil {
+		j.early.Abort()
+		j.early = nil
+	}
+	for p, w := range j.probeW {
+		if w != nil {
+			w.Abort()
+			j.probeW[p] = nil
+		}
 	}
 	sh := j.sh
 	sh.mu.Lock()
@@ -207,10 +298,24 @@ func (j *joinInst) Release() {
 	sh.live--
 	if sh.live == 0 {
 		for _, b := range sh.batches {
-			b.Release()
+			if b != nil {
+				b.Release()
+			}
 		}
 		sh.batches = nil
+		unreserve(j.ic.Budget, sh.held)
+		sh.held = 0
 		sh.tab.release()
+		for p, w := range sh.buildW {
+			if w != nil {
+				w.Abort()
+				sh.buildW[p] = nil
+			}
+		}
+		for _, s := range sh.spillers {
+			s.Close()
+		}
+		sh.spillers = nil
 	}
 }
 
@@ -237,7 +342,7 @@ func (j *joinInst) probeBatch(ctx context.Context, in arrow.RecordBatch, out eng
 	if j.selectProbe || j.selectBuild {
 		return j.semi(in, out)
 	}
-	limit := max(j.limit, n)
+	limit := j.limit
 	pi, bi := j.pi[:0], j.bi[:0]
 	flush := func() error {
 		j.pi, j.bi = pi, bi
@@ -266,22 +371,29 @@ func (j *joinInst) probeBatch(ctx context.Context, in arrow.RecordBatch, out eng
 		return flush()
 	}
 	head, next, matched := tab.head, tab.next, j.matched
+	// A partition joined in chunks marks its probe rows matched; the last
+	// pass emits the ones the join keeps (joinspill.go).
+	marks := j.marks
+	keepProbe := j.keepProbe && marks == nil
 	for i, id := range j.ids {
 		if id == NoKey {
-			if j.keepProbe {
+			if keepProbe {
 				pi, bi = append(pi, int32(i)), append(bi, -1)
 			}
 			continue
+		}
+		if marks != nil {
+			marks[j.markBase+i] = true
 		}
 		for r := head[id]; r >= 0; r = next[r] {
 			pi, bi = append(pi, int32(i)), append(bi, r)
 			if matched != nil {
 				matched[r] = true
 			}
-		}
-		if len(pi) >= limit {
-			if err := flush(); err != nil {
-				return err
+			if len(pi) >= limit { // also inside a key's chain: a skewed key has many rows
+				if err := flush(); err != nil {
+					return err
+				}
 			}
 		}
 	}
@@ -302,11 +414,26 @@ func (j *joinInst) semi(in arrow.RecordBatch, out engine.Emitter) error {
 		}
 		return nil
 	}
+	if j.marks != nil {
+		for i, id := range j.ids {
+			if id != NoKey {
+				j.marks[j.markBase+i] = true
+			}
+		}
+		return nil
+	}
 	want := j.f.how == "semi"
 	pi := j.pi[:0]
 	for i, id := range j.ids {
 		if (id != NoKey) == want {
 			pi = append(pi, int32(i))
+			if len(pi) == j.limit {
+				j.pi, j.bi = pi, j.bi[:0]
+				if err := j.emitPairs(in, nil, out); err != nil {
+					return err
+				}
+				pi = pi[:0]
+			}
 		}
 	}
 	j.pi, j.bi = pi, j.bi[:0]
@@ -331,8 +458,21 @@ func (j *joinInst) emitPairs(in arrow.RecordBatch, keys []arrow.Array, out engin
 	}
 	var sides [2]sideRows
 	sides[j.probe] = sideRows{batch: in, keys: keys, idx: j.pi}
-	if identity(j.pi, int(in.NumRows())) {
-		sides[j.probe].idx = nil
+	if from, ok := contiguous(j.pi); ok {
+		// Rows from..from+len in order: a slice of the batch, by reference.
+		if from == 0 && len(j.pi) == int(in.NumRows()) {
+			sides[j.probe].idx = nil
+		} else {
+			to := int64(from + len(j.pi))
+			sl := in.NewSlice(int64(from), to)
+			defer sl.Release()
+			skeys := make([]arrow.Array, len(keys))
+			for i, k := range keys {
+				skeys[i] = array.NewSlice(k, int64(from), to)
+			}
+			defer releaseArrays(skeys)
+			sides[j.probe] = sideRows{batch: sl, keys: skeys}
+		}
 	}
 	sides[j.f.build] = sideRows{batch: j.tab.batch, keys: j.tab.keys, idx: j.bi}
 	if j.selectProbe {
@@ -466,6 +606,20 @@ func withNulls(mem memory.Allocator, a arrow.Array, idx []int32) (arrow.Array, e
 	valid.Release()
 	defer nd.Release()
 	return array.MakeFromData(nd), nil
+}
+
+// contiguous says whether idx is from, from+1, …, and from.
+func contiguous(idx []int32) (int, bool) {
+	if len(idx) == 0 {
+		return 0, false
+	}
+	from := idx[0]
+	for i, v := range idx {
+		if v != from+int32(i) || v < 0 {
+			return 0, false
+		}
+	}
+	return int(from), true
 }
 
 // identity says whether idx is 0, 1, …, n-1.

@@ -13,6 +13,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/zflowdev/zflow/buffers"
 	"github.com/zflowdev/zflow/engine"
 	"go.uber.org/goleak"
 )
@@ -104,6 +105,13 @@ func newKey() string {
 // par, and returns the output rows as text, sorted, and the schema.
 func joinRun(t *testing.T, mem memory.Allocator, left, right []arrow.RecordBatch, cfg JoinConfig, par int) ([]string, *arrow.Schema, error) {
 	t.Helper()
+	return joinRunIn(t, mem, left, right, cfg, par, 0, engine.SpillSettings{})
+}
+
+// joinRunIn is joinRun with the join's memory budget (0: none) and spill
+// settings.
+func joinRunIn(t *testing.T, mem memory.Allocator, left, right []arrow.RecordBatch, cfg JoinConfig, par int, budget int64, spill engine.SpillSettings) ([]string, *arrow.Schema, error) {
+	t.Helper()
 	lk, rk, sk := newKey(), newKey(), newKey()
 	testData.Store(lk, left)
 	testData.Store(rk, right)
@@ -121,7 +129,10 @@ func joinRun(t *testing.T, mem memory.Allocator, left, right []arrow.RecordBatch
 	nodes = append(nodes,
 		&engine.Node{ID: "j", Kind: engine.KindTransform, Type: "join", Inputs: inputs, Config: &cfg, ConfigFrom: engine.ConfigLiteral, Parallelism: par},
 		&engine.Node{ID: "out", Kind: engine.KindSink, Type: "rows", Inputs: []string{"j"}, Config: &keyedData{sk}})
-	g := &engine.Graph{Name: "join", Settings: engine.Settings{Threads: 2, BatchRows: 4096}, Nodes: nodes}
+	if budget > 0 {
+		nodes[len(nodes)-2].Memory = &buffers.PoolConfig{Budget: budget}
+	}
+	g := &engine.Graph{Name: "join", Settings: engine.Settings{Threads: 2, BatchRows: 4096, Spill: spill}, Nodes: nodes}
 	p, err := engine.Compile(g, engine.CompileOptions{Registry: registry})
 	if err != nil {
 		return nil, nil, err

@@ -61,7 +61,7 @@ func budgetCharge(b buffers.Budget) func(int64) error {
 func (t *joinTable) reserve(n int64) error {
 	if t.charge != nil {
 		if err := t.charge(n); err != nil {
-			return fmt.Errorf("join: the build side does not fit in the memory budget (spilling a join is not done yet): %w", err)
+			return fmt.Errorf("join: the build side's table does not fit in the memory budget: %w", err)
 		}
 	}
 	t.charged += n
@@ -194,7 +194,7 @@ func (f *joinFactory) keyIDs(table *KeyTable, keys []arrow.Array, ids []uint32, 
 		out := make([]uint32, len(valid))
 		if insert {
 			if _, err := table.FindOrInsert(&rows, valid, out); err != nil {
-				return fmt.Errorf("join: the build side's keys do not fit in the memory budget (spilling a join is not done yet): %w", err)
+				return fmt.Errorf("join: the build side's keys do not fit in the memory budget: %w", err)
 			}
 		} else {
 			table.Find(&rows, valid, out)
