@@ -102,6 +102,19 @@ func (f *joinFactory) buildTable(ctx context.Context, ic *engine.InstanceContext
 			t.release()
 		}
 	}()
+	if len(batches) > 1 && ic.Budget != nil {
+		// Ask before copying: arrow's Concatenate turns an allocation
+		// over the budget into an error but does not free what it had
+		// made by then.
+		var need int64
+		for _, b := range batches {
+			need += engine.BatchBytes(b)
+		}
+		if err := ic.Budget.Reserve(need); err != nil {
+			return t, fmt.Errorf("join: the build side's batches made one: %w", err)
+		}
+		ic.Budget.Unreserve(need)
+	}
 	b, err := concatBatches(ic.Alloc, f.sideSchema(f.build), batches)
 	if err != nil {
 		return t, err

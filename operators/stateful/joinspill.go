@@ -196,9 +196,7 @@ func (j *joinInst) takeHeldProbe(ctx context.Context, fn func(arrow.RecordBatch)
 		held := engine.BatchBytes(b)
 		unreserve(j.ic.Budget, held)
 		j.pendingHeld -= held
-		err := fn(b)
-		b.Release()
-		if err != nil {
+		if err := callReleasing(fn, b); err != nil {
 			return err
 		}
 	}
@@ -216,35 +214,44 @@ func (j *joinInst) takeHeldProbe(ctx context.Context, fn func(arrow.RecordBatch)
 	return readRuns(ctx, []spilledRun{{j.spiller, r}}, fn)
 }
 
+// callReleasing calls fn(b) and releases b, also when fn panics (an
+// allocation over the budget does; the engine fails the run with it).
+func callReleasing(fn func(arrow.RecordBatch) error, b arrow.RecordBatch) error {
+	defer b.Release()
+	return fn(b)
+}
+
 // readRuns hands every batch of runs, in order, to fn (borrowed).
 func readRuns(ctx context.Context, runs []spilledRun, fn func(arrow.RecordBatch) error) error {
 	for _, sr := range runs {
-		rd, err := sr.s.Open(ctx, sr.r)
-		if err != nil {
-			return fmt.Errorf("join: %w", err)
+		if err := readRun(ctx, sr, fn); err != nil {
+			return err
 		}
-		for {
-			b, err := rd.Next()
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				rd.Close()
-				return fmt.Errorf("join: %w", err)
-			}
-			err = fn(b)
-			b.Release()
-			if err != nil {
-				rd.Close()
-				return err
-			}
-		}
-		rd.Close()
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+func readRun(ctx context.Context, sr spilledRun, fn func(arrow.RecordBatch) error) error {
+	rd, err := sr.s.Open(ctx, sr.r)
+	if err != nil {
+		return fmt.Errorf("join: %w", err)
+	}
+	defer rd.Close()
+	for {
+		b, err := rd.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("join: %w", err)
+		}
+		if err := callReleasing(fn, b); err != nil {
+			return err
+		}
+	}
 }
 
 // scatterProbe writes a probe batch (borrowed) to this instance's probe
@@ -501,25 +508,7 @@ func (j *joinInst) joinPartition(ctx context.Context, out engine.Emitter, builds
 	defer q.close()
 	multi := false
 	for chunk := 0; ; chunk++ {
-		tab, err := j.buildChunk(ctx, q)
-		if err != nil {
-			return err
-		}
-		more, err := q.more()
-		if err != nil {
-			tab.release()
-			return err
-		}
-		if chunk == 0 && more {
-			multi = true
-			if err := j.startMarks(probes); err != nil {
-				tab.release()
-				return err
-			}
-		}
-		err = j.passChunk(ctx, out, tab, probes)
-		tab.release()
-		j.tab, j.table = nil, nil
+		more, err := j.joinChunk(ctx, out, q, probes, chunk == 0, &multi)
 		if err != nil {
 			return err
 		}
@@ -531,6 +520,32 @@ func (j *joinInst) joinPartition(ctx context.Context, out engine.Emitter, builds
 		return j.emitByMarks(ctx, out, probes)
 	}
 	return nil
+}
+
+// joinChunk joins the next chunk of build rows of q with probes and says
+// whether more are left; the first chunk decides whether the partition
+// is joined in several (multi). The chunk's table is released on the way
+// out, also when the probe panics over the budget.
+func (j *joinInst) joinChunk(ctx context.Context, out engine.Emitter, q *runQueue, probes []spilledRun, first bool, multi *bool) (bool, error) {
+	tab, err := j.buildChunk(ctx, q)
+	if err != nil {
+		return false, err
+	}
+	defer func() {
+		tab.release()
+		j.tab, j.table = nil, nil
+	}()
+	more, err := q.more()
+	if err != nil {
+		return false, err
+	}
+	if first && more {
+		*multi = true
+		if err := j.startMarks(probes); err != nil {
+			return false, err
+		}
+	}
+	return more, j.passChunk(ctx, out, tab, probes)
 }
 
 // buildChunk makes the table of the next chunk of build rows from q: the
