@@ -94,7 +94,7 @@ func (f *joinFactory) New(ic *engine.InstanceContext) (any, error) {
 
 // outRowsFor is the most rows of an output batch: settings.batch_rows (at
 // least 1024), or fewer when the batches in flight — an edge's capacity,
-// its consumer's and the one being made — would take more than a quarter
+// its consumer's (consumerQueue) and the one being made — would take more than a quarter
 // of what the budget has left at the start (output batches are charged
 // to the join until their consumer lets them go), at least 16.
 func outRowsFor(ic *engine.InstanceContext, s *arrow.Schema) int {
@@ -118,7 +118,7 @@ func outRowsFor(ic *engine.InstanceContext, s *arrow.Schema) int {
 			width += 32 // a guess for a string's bytes and its offset
 		}
 	}
-	fit := avail / 4 / int64(edge+2) / width
+	fit := avail / 4 / int64(edge+2+consumerQueue) / width
 	return int(max(min(fit, int64(rows)), 16))
 }
 

@@ -151,14 +151,21 @@ func (s *sorter) capacity() int64 {
 
 // edgeBatches is how many output batches may be alive at once outside
 // the sort: an edge holds settings.edge_capacity of them, its consumer
-// one more, and one is being gathered.
+// one more and may queue consumerQueue more, and one is being gathered.
 func (s *sorter) edgeBatches() int64 {
 	edge := s.ic.Settings.EdgeCapacity
 	if edge <= 0 {
 		edge = engine.DefaultSettings().EdgeCapacity
 	}
-	return int64(edge + 2)
+	return int64(edge + 2 + consumerQueue)
 }
+
+// consumerQueue is how many batches past the one it works on a consumer
+// may still hold: the Parquet sink queues 4 per column for its encoders
+// and encodes a fifth. Output batches stay on the account of the
+// operator that made them until then (a 128 KiB budget failed without
+// this when the encoders fell behind).
+const consumerQueue = 5
 
 // outRows is the rows of a batch the sort makes (output, and the batches
 // of its runs): settings.batch_rows, or fewer when the batches in flight
