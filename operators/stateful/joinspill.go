@@ -135,16 +135,22 @@ func (j *joinInst) spillBuildLocked(ctx context.Context) error {
 
 // finishBuildLocked closes the build partitions' files. sh.mu is held.
 func (sh *joinShared) finishBuildLocked() error {
-	for p, w := range sh.buildW {
+	return finishWriters(&sh.buildW, sh.buildSp, &sh.buildRuns)
+}
+
+// finishWriters finishes the open writers of ws (made through s), forgets
+// them, and adds each one's run to runs, by partition.
+func finishWriters(ws *[joinParts]*RunWriter, s *Spiller, runs *[joinParts][]spilledRun) error {
+	for p, w := range ws {
 		if w == nil {
 			continue
 		}
-		sh.buildW[p] = nil
+		ws[p] = nil
 		r, err := w.Finish()
 		if err != nil {
 			return fmt.Errorf("join: %w", err)
 		}
-		sh.buildRuns[p] = append(sh.buildRuns[p], spilledRun{sh.buildSp, r})
+		runs[p] = append(runs[p], spilledRun{s, r})
 	}
 	return nil
 }
@@ -367,24 +373,14 @@ func (j *joinInst) scatter(ctx context.Context, sp *Spiller, side, level int, b 
 // instance's probe files are handed in, and once every instance's are,
 // it joins partitions Index, Index+Count, ….
 func (j *joinInst) finishSpilled(ctx context.Context, out engine.Emitter) error {
-	var mine [joinParts]*Run
-	for p, w := range j.probeW {
-		if w == nil {
-			continue
-		}
-		j.probeW[p] = nil
-		r, err := w.Finish()
-		if err != nil {
-			return fmt.Errorf("join: %w", err)
-		}
-		mine[p] = r
+	var mine [joinParts][]spilledRun
+	if err := finishWriters(&j.probeW, j.spiller, &mine); err != nil {
+		return err
 	}
 	sh := j.sh
 	sh.mu.Lock()
-	for p, r := range mine {
-		if r != nil {
-			sh.probeRuns[p] = append(sh.probeRuns[p], spilledRun{j.spiller, r})
-		}
+	for p, rs := range mine {
+		sh.probeRuns[p] = append(sh.probeRuns[p], rs...)
 	}
 	sh.arrived++
 	if sh.arrived == sh.n {
@@ -435,17 +431,13 @@ func (j *joinInst) repartition(ctx context.Context, side, level int, runs []spil
 	if err != nil {
 		return out, 0, err
 	}
-	for p, w := range ws {
-		if w == nil {
-			continue
+	if err := finishWriters(&ws, j.spiller, &out); err != nil {
+		return out, 0, err // the runs finished so far are in out, for the caller to remove
+	}
+	for _, rs := range out {
+		if len(rs) > 0 {
+			used++
 		}
-		ws[p] = nil
-		r, err := w.Finish()
-		if err != nil {
-			return out, 0, fmt.Errorf("join: %w", err)
-		}
-		out[p] = []spilledRun{{j.spiller, r}}
-		used++
 	}
 	return out, used, nil
 }
