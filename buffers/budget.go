@@ -39,6 +39,10 @@ type BudgetError struct {
 	// the call (the owner's when Own, the pool's otherwise); Limit the
 	// budget refused.
 	Asked, InUse, Limit int64
+	// Waited is how long the allocation waited for the owner's bytes to
+	// come back before it was refused (see ownerWaitIdle); 0 for Reserve,
+	// which never waits.
+	Waited time.Duration
 }
 
 // Error reads e.g. `memory budget exceeded: operator "big" asked for 64 MiB
@@ -50,8 +54,12 @@ func (e *BudgetError) Error() string {
 		who = " operator " + strconv.Quote(e.Owner)
 	}
 	if e.Own {
-		return fmt.Sprintf("memory budget exceeded:%s asked for %s with %s of its own %s budget in use",
-			who, humanBytes(e.Asked), humanBytes(e.InUse), humanBytes(e.Limit))
+		waited := ""
+		if e.Waited > 0 {
+			waited = fmt.Sprintf(" (after waiting %s for its consumers to free some)", e.Waited.Round(time.Millisecond))
+		}
+		return fmt.Sprintf("memory budget exceeded:%s asked for %s with %s of its own %s budget in use%s",
+			who, humanBytes(e.Asked), humanBytes(e.InUse), humanBytes(e.Limit), waited)
 	}
 	return fmt.Sprintf("memory budget exceeded:%s asked for %s with %s of %s in use",
 		who, humanBytes(e.Asked), humanBytes(e.InUse), humanBytes(e.Limit))
@@ -105,6 +113,12 @@ type share struct {
 
 	claimMu sync.Mutex
 	claimed atomic.Int64
+
+	// With a limit, allocations the limit refuses wait for frees
+	// (waitFreed): every free wakes them while there are any.
+	waiters atomic.Int32
+	waitMu  sync.Mutex
+	waitCh  chan struct{}
 
 	lanes [shareLanes]lane
 }
@@ -190,6 +204,14 @@ func (s *share) add(n int64) (cur int64, ok, sample bool) {
 func (s *share) sub(n int64) (sample bool) {
 	if s.limit > 0 {
 		s.used.Add(-n)
+		if s.waiters.Load() > 0 {
+			s.waitMu.Lock()
+			if s.waitCh != nil {
+				close(s.waitCh)
+				s.waitCh = nil
+			}
+			s.waitMu.Unlock()
+		}
 		return false
 	}
 	l := &s.lanes[shardHint()&(shareLanes-1)]
@@ -199,6 +221,71 @@ func (s *share) sub(n int64) (sample bool) {
 	}
 	l.fmark.Store(v)
 	return true
+}
+
+// An allocation over its owner's own limit does not fail at once: the
+// bytes an operator has in use include the batches it emitted that its
+// consumers still hold (queued on the edge, or waiting in a sink's encoder),
+// and those come back as the consumers go on. So the allocation waits for
+// the owner's frees, and is refused only when none has come for
+// ownerWaitIdle, or after ownerWaitMax in all: an operator then runs at its
+// consumers' pace inside its budget, and one that holds its budget itself
+// still fails, a moment later. Reserve never waits: operators use it to
+// decide whether to spill.
+const (
+	ownerWaitIdle = 2 * time.Second
+	ownerWaitMax  = time.Minute
+)
+
+// chargeWaiting runs charge, which charges bytes to s or refuses them;
+// when s's own limit refuses, it waits for s's frees and tries again, as
+// the comment above says. The error of the last refusal says how long it
+// waited.
+func chargeWaiting(s *share, n int64, charge func() *BudgetError) *BudgetError {
+	err := charge()
+	if err == nil || !err.Own || s.limit == 0 {
+		return err
+	}
+	start := time.Now()
+	for {
+		if !s.waitFreed(n, start) {
+			err.Waited = time.Since(start)
+			return err
+		}
+		if err = charge(); err == nil || !err.Own {
+			return err
+		}
+	}
+}
+
+// waitFreed blocks until s has room for n bytes (true), or until no free
+// has come for ownerWaitIdle or ownerWaitMax has passed since start
+// (false). A waiter registers before it looks, so no free is missed.
+func (s *share) waitFreed(n int64, start time.Time) bool {
+	s.waiters.Add(1)
+	defer s.waiters.Add(-1)
+	idle := time.NewTimer(ownerWaitIdle)
+	defer idle.Stop()
+	for {
+		s.waitMu.Lock()
+		if s.waitCh == nil {
+			s.waitCh = make(chan struct{})
+		}
+		ch := s.waitCh
+		s.waitMu.Unlock()
+		if s.limit-s.used.Load() >= n {
+			return true
+		}
+		if time.Since(start) >= ownerWaitMax {
+			return false
+		}
+		select {
+		case <-ch:
+			idle.Reset(ownerWaitIdle)
+		case <-idle.C:
+			return false
+		}
+	}
 }
 
 // total is a pool's bytes in use. A pool with a budget (hard or soft)
@@ -270,19 +357,35 @@ func (a *Allocator) charge(n int64, asked int, o *owner) {
 	}
 }
 
-// tryCharge is charge returning the budget error instead of panicking.
+// tryCharge is charge returning the budget error instead of panicking. An
+// allocation over o's own limit waits for o's frees first (chargeWaiting).
 func (a *Allocator) tryCharge(n int64, asked int, o *owner) *BudgetError {
+	return a.counted(chargeWaiting(&o.use, n, func() *BudgetError { return a.chargeOnce(n, asked, o) }), o)
+}
+
+// chargeNow is tryCharge without waiting at o's own limit (Reserve).
+func (a *Allocator) chargeNow(n int64, asked int, o *owner) *BudgetError {
+	return a.counted(a.chargeOnce(n, asked, o), o)
+}
+
+// chargeOnce waits at the soft budget, then charges n bytes to o or
+// refuses them.
+func (a *Allocator) chargeOnce(n int64, asked int, o *owner) *BudgetError {
 	if a.soft > 0 {
 		if cur := a.use.inUse.Load(); cur > 0 && cur+n > a.soft {
 			a.softWait(n)
 		}
 	}
-	if err := a.use.charge(&o.use, n, asked, o.name); err != nil {
+	return a.use.charge(&o.use, n, asked, o.name)
+}
+
+// counted counts a refusal, if err is one, and returns it.
+func (a *Allocator) counted(err *BudgetError, o *owner) *BudgetError {
+	if err != nil {
 		a.budgetFailures.Add(1)
 		o.budgetFailures.Add(1)
-		return err
 	}
-	return nil
+	return err
 }
 
 // uncharge is the other half, on free; it wakes soft-budget waiters.

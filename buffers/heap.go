@@ -111,7 +111,13 @@ type heapAccount struct {
 	reserved atomic.Int64
 }
 
+// charge charges n bytes (asked asked) to the account, waiting at its own
+// limit for its frees (chargeWaiting); chargeNow does not wait (Reserve).
 func (a *heapAccount) charge(n int64, asked int) *BudgetError {
+	return chargeWaiting(&a.use, n, func() *BudgetError { return a.chargeNow(n, asked) })
+}
+
+func (a *heapAccount) chargeNow(n int64, asked int) *BudgetError {
 	return a.p.use.charge(&a.use, n, asked, a.name)
 }
 
@@ -159,7 +165,7 @@ func (a *heapAccount) Reserve(n int64) error {
 	if n < 0 {
 		return fmt.Errorf("buffers: reserve %d bytes: negative", n)
 	}
-	if err := a.charge(n, int(min(n, math.MaxInt))); err != nil {
+	if err := a.chargeNow(n, int(min(n, math.MaxInt))); err != nil {
 		return err
 	}
 	a.reserved.Add(n)

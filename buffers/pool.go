@@ -366,7 +366,7 @@ func (v *ownerView) Reserve(n int64) error {
 	if n < 0 {
 		return fmt.Errorf("buffers: reserve %d bytes: negative", n)
 	}
-	if err := v.a.tryCharge(n, int(min(n, math.MaxInt)), v.o); err != nil {
+	if err := v.a.chargeNow(n, int(min(n, math.MaxInt)), v.o); err != nil {
 		return err
 	}
 	return nil

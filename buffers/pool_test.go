@@ -5,6 +5,7 @@ package buffers
 import (
 	"errors"
 	"math"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -255,3 +256,65 @@ type nilSource struct{}
 
 func (nilSource) Take(uintptr, bool) ([]byte, error) { return nil, errors.New("empty") }
 func (nilSource) Give([]byte) error                  { return nil }
+
+// shareOf is the byte count behind an Account of either pool kind.
+func shareOf(t *testing.T, a Account) *share {
+	t.Helper()
+	switch v := a.(type) {
+	case *ownerView:
+		return &v.o.use
+	case *heapAccount:
+		return &v.use
+	}
+	t.Fatalf("account %T", a)
+	return nil
+}
+
+// TestOwnLimitWaitsForFrees: an Allocate over its owner's own limit waits
+// for the owner's bytes to be freed (by a consumer, on another goroutine)
+// and then succeeds; a Reserve over it is refused at once, without
+// waiting; and an Allocate for which no free comes is refused once the
+// wait is over, its error saying how long it waited. No timing is
+// asserted beyond "waited more than nothing".
+func TestOwnLimitWaitsForFrees(t *testing.T) {
+	for name, p := range pools(t, 0) {
+		t.Run(name, func(t *testing.T) {
+			a := p.Account("join", 256<<10)
+			s := shareOf(t, a)
+			held := a.Allocate(200 << 10) // an output batch its consumer still holds
+			if err := a.Reserve(100 << 10); err == nil {
+				t.Fatal("reserve over the own limit succeeded")
+			} else if be := (*BudgetError)(nil); !errors.As(err, &be) || be.Waited != 0 {
+				t.Fatalf("reserve: %v (waited %v), want a refusal at once", err, be.Waited)
+			}
+			got := make(chan []byte)
+			go func() { got <- a.Allocate(100 << 10) }()
+			for s.waiters.Load() == 0 {
+				runtime.Gosched()
+			}
+			a.Free(held) // the consumer lets go
+			b := <-got
+			if len(b) != 100<<10 || a.Used() < 100<<10 {
+				t.Fatalf("allocation after the wait: %d bytes, used %d", len(b), a.Used())
+			}
+			a.Free(b)
+			if a.Used() != 0 {
+				t.Fatalf("used %d at the end", a.Used())
+			}
+		})
+	}
+	t.Run("no free comes", func(t *testing.T) {
+		p := pools(t, 0)["heap"]
+		a := p.Account("sort", 64<<10)
+		held := a.Allocate(60 << 10)
+		defer a.Free(held)
+		v := mustPanic(t, "Allocate over the own limit with nothing freed", func() { a.Allocate(8 << 10) })
+		be, ok := v.(*BudgetError)
+		if !ok || !be.Own || be.Waited <= 0 {
+			t.Fatalf("panic %T %v, want an own-limit *BudgetError that waited", v, v)
+		}
+		if !strings.Contains(be.Error(), "of its own 64 KiB budget in use (after waiting") {
+			t.Errorf("message %q", be.Error())
+		}
+	})
+}
