@@ -262,8 +262,6 @@ var diffNeverSpills = []string{"top_k"}
 // out) and TestStatefulSpillFailures leaves them out. An entry here is an
 // open gap of issue 14, not a design: remove it when the type spills.
 var diffNoSpillYet = map[string]string{
-	"join": "the grace hash join spills (operators/stateful TestJoinSpills), but at these 128 KiB budgets some joins still fail with a budget error: " +
-		"the output batches in flight and the batches read back are not yet sized to such a budget",
 }
 
 // spillable says whether c's spilling rerun can run: none of its operators

@@ -76,6 +76,11 @@ func (f *joinFactory) New(ic *engine.InstanceContext) (any, error) {
 		j.mem = memory.DefaultAllocator
 	}
 	j.spiller = NewSpiller(ic, j.mem)
+	if sh.headroom > 0 {
+		// A batch read back (early probe rows, a partition's) is on the
+		// budget with the output it makes: half the headroom at most.
+		j.spiller.MaxBatchBytes = max(sh.headroom/2, 4<<10)
+	}
 	sh.mu.Lock()
 	sh.live++
 	sh.running++

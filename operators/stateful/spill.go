@@ -16,6 +16,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
+	"github.com/zflowdev/zflow/buffers"
 	"github.com/zflowdev/zflow/engine"
 	"github.com/zflowdev/zflow/io/storage"
 
@@ -60,6 +61,11 @@ type Spiller struct {
 	cfg   engine.SpillSettings
 	node  string
 	fault storage.Fault // tests: wraps every syscall of the spill files
+
+	// MaxBatchBytes, when not 0, caps the bytes of a batch written to a
+	// run: a larger one is written as slices of fewer rows, so that
+	// reading it back takes no more than that at once.
+	MaxBatchBytes int64
 
 	mu    sync.Mutex
 	store runStore // made by the first Create
@@ -241,8 +247,31 @@ type RunWriter struct {
 	done bool
 }
 
-// Write appends rec (borrowed) to the run.
+// Write appends rec (borrowed) to the run: in slices of at most the
+// spiller's MaxBatchBytes (counted at rec's bytes a row).
 func (w *RunWriter) Write(rec arrow.RecordBatch) error {
+	n := rec.NumRows()
+	step := n
+	if limit := w.s.MaxBatchBytes; limit > 0 && n > 1 {
+		if b := engine.BatchBytes(rec); b > limit {
+			step = max(n*limit/b, 1)
+		}
+	}
+	if step >= n {
+		return w.write(rec)
+	}
+	for off := int64(0); off < n; off += step {
+		part := rec.NewSlice(off, min(off+step, n))
+		err := w.write(part)
+		part.Release()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (w *RunWriter) write(rec arrow.RecordBatch) error {
 	start := time.Now()
 	err := w.w.Write(rec)
 	w.took += time.Since(start)
@@ -336,6 +365,11 @@ func (rr *RunReader) Next() (arrow.RecordBatch, error) {
 		return rec, nil
 	}
 	if err := rr.r.Err(); err != nil && !errors.Is(err, io.EOF) {
+		// arrow's reader reports a budget refusal as invalid metadata.
+		var be *buffers.BudgetError
+		if errors.As(err, &be) {
+			err = be
+		}
 		return nil, fmt.Errorf("spill: read %s: %w", rr.name, err)
 	}
 	return nil, io.EOF
