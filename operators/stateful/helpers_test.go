@@ -38,15 +38,16 @@ func newEnv(t *testing.T, limit int64, batchRows int, spill engine.SpillSettings
 	e := &testEnv{mem: mem}
 	ic := &engine.InstanceContext{Node: "n", Type: "sort", Count: 1, Alloc: mem,
 		Logger: slog.New(slog.DiscardHandler), Ledger: engine.NewLedger(), Settings: s}
-	if limit > 0 {
-		pool, err := buffers.NewHeapPool("caller", mem, buffers.PoolConfig{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		acct := pool.Account("n", limit)
-		ic.Alloc, ic.Budget = acct, acct
-		e.pool = pool
+	// As in a run, the operator allocates through an account of a pool:
+	// with a limit of its own when limit > 0, else under none (Available
+	// is then MaxInt64, which the operators must not add to).
+	pool, err := buffers.NewHeapPool("caller", mem, buffers.PoolConfig{})
+	if err != nil {
+		t.Fatal(err)
 	}
+	acct := pool.Account("n", max(limit, 0))
+	ic.Alloc, ic.Budget = acct, acct
+	e.pool = pool
 	e.ic = ic
 	return e
 }

@@ -146,7 +146,11 @@ func (s *sorter) capacity() int64 {
 	if s.budget == nil {
 		return math.MaxInt64
 	}
-	return s.reserved + s.budget.Available()
+	avail := s.budget.Available()
+	if avail > math.MaxInt64-s.reserved { // no limit (Available is MaxInt64)
+		return math.MaxInt64
+	}
+	return s.reserved + avail
 }
 
 // edgeBatches is how many output batches may be alive at once outside

@@ -53,6 +53,11 @@ func sortCase(t *testing.T, e *testEnv, recs []arrow.RecordBatch, by []string, k
 	if int(c.maxRows) > e.ic.Settings.BatchRows {
 		t.Fatalf("batch of %d rows, batch_rows %d", c.maxRows, e.ic.Settings.BatchRows)
 	}
+	// Without a limit the output comes in whole batches (a sort once
+	// emitted one row a batch when its budget had no limit).
+	if e.ic.Budget.Limit() == 0 && len(got) >= e.ic.Settings.BatchRows && int(c.maxRows) != e.ic.Settings.BatchRows {
+		t.Fatalf("sort by %v without a limit: batches of at most %d rows, want batch_rows %d", by, c.maxRows, e.ic.Settings.BatchRows)
+	}
 	if !e.text {
 		return inst.(*sorter)
 	}
