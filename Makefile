@@ -30,7 +30,7 @@ uring_test_ldflags = $(if $(call uring_tests,$(1)),-ldflags='$(LINKNAME)')
 # arenas fall back to the Go heap and topology says what it cannot read.
 CROSS := darwin/arm64 windows/amd64
 
-.PHONY: run test build deps duckdb vet cross jaeger fuzz bench bench-overhead bench-tracing bench-arena bench-duckdb bench-net bench-io bench-shm bench-nvmeof interop clean
+.PHONY: run test build deps duckdb vet cross jaeger fuzz bench bench-overhead bench-tracing bench-arena bench-duckdb bench-stateful bench-net bench-io bench-shm bench-nvmeof interop clean
 
 run: build
 	$(BIN) run pipelines/examples/quickstart.yaml
@@ -143,6 +143,12 @@ bench-arena: deps
 # Installs hyperfine, time and the npm packages if missing; ~5 minutes.
 bench-duckdb: deps
 	bash bench/duckdb.sh
+	bash bench/stateful.sh
+
+# zflow's stateful operators (group-by, joins, top-k, sort) against DuckDB and
+# Polars on 10M rows of Parquet: bench/results/stateful.{md,json,png}.
+bench-stateful: deps
+	bash bench/stateful.sh
 
 # zflow's send paths (write, MSG_ZEROCOPY, io_uring SEND_ZC) against iperf3
 # (plain and --zerocopy) per message size, on loopback and across a veth

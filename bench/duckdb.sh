@@ -47,23 +47,7 @@ log() { printf '== %s\n' "$*" >&2; }
 die() { printf 'duckdb.sh: %s\n' "$*" >&2; exit 1; }
 
 # --- tools -------------------------------------------------------------------
-missing=()
-command -v hyperfine >/dev/null || missing+=(hyperfine)
-[ -x /usr/bin/time ] || missing+=(time)
-command -v node >/dev/null || missing+=(nodejs npm)
-if [ ${#missing[@]} -gt 0 ]; then
-  log "installing ${missing[*]}"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
-if [ ! -d bench/duckdb/node_modules/@duckdb/node-api ]; then
-  log "installing @duckdb/node-api (npm ci)"
-  (cd bench/duckdb && npm ci --no-audit --no-fund --loglevel=error)
-fi
-
-log "building bin/zflow and bin/zflow-bench-chart"
-"${MAKE:-make}" --no-print-directory build # -checklinkname=0 only if it links io/uring
-go build -o bin/zflow-bench-chart ./bench/cmd/chart
+. bench/setup.sh
 
 # --- data --------------------------------------------------------------------
 mkdir -p "$DATA" "$OUT" "$RAW"

@@ -1,15 +1,18 @@
-// Command chart turns the raw output of bench/duckdb.sh into its results:
+// Command chart turns the raw output of bench/duckdb.sh and
+// bench/stateful.sh into their results:
 //
-//	chart report -raw bench/results/raw -out bench/results [-meta k=v]...
-//	    reads tasks.tsv (id, title, threads, chart label), hyperfine_<task>.json,
-//	    rss.tsv, counts.tsv and checks.tsv from -raw, writes duckdb.json and
-//	    duckdb.md (the markdown tables) to -out
+//	chart report -raw bench/results/raw -out bench/results [-name duckdb] [-meta k=v]...
+//	    reads tasks.tsv (id, title, threads, chart label, and optionally the
+//	    task's wall-time target), hyperfine_<task>.json (zflow, DuckDB and
+//	    optionally Polars, in that order), rss.tsv, counts.tsv and checks.tsv
+//	    from -raw, writes <name>.json and <name>.md (the markdown tables) to -out
 //	chart png -in bench/results/duckdb.json -out bench/results/duckdb.png
-//	    draws wall time and peak RSS, zflow against DuckDB, per task
+//	    draws wall time, CPU and peak RSS of every engine, per task
 package main
 
 import (
 	"bufio"
+	"cmp"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -24,8 +27,12 @@ import (
 	"github.com/zflowdev/zflow/bench/internal/chart"
 )
 
+// engineNames are the engines of a task's hyperfine results, in order.
+var engineNames = []string{"zflow", "duckdb", "polars"}
+
 // Targets of the comparison: zflow's wall time and peak RSS as a fraction
-// of DuckDB's, on every task but start-up.
+// of DuckDB's, on every task but start-up (a task of tasks.tsv may set its
+// own wall target).
 const (
 	wallTarget = 0.7
 	rssTarget  = 1.0
@@ -35,6 +42,7 @@ const (
 type taskDef struct {
 	id, title, label string
 	threads          int
+	wallTarget       float64 // 0: wallTarget
 }
 
 func readTasks(path string) ([]taskDef, error) {
@@ -45,10 +53,18 @@ func readTasks(path string) ([]taskDef, error) {
 	var out []taskDef
 	for i, line := range strings.Split(strings.TrimRight(string(b), "\n"), "\n") {
 		f := strings.Split(line, "\t")
-		if len(f) != 4 {
-			return nil, fmt.Errorf("chart: %s:%d: want id, title, threads, label, got %q", path, i+1, line)
+		if len(f) != 4 && len(f) != 5 {
+			return nil, fmt.Errorf("chart: %s:%d: want id, title, threads, label[, wall target], got %q", path, i+1, line)
 		}
-		out = append(out, taskDef{id: f[0], title: f[1], threads: int(atoi(f[2])), label: strings.ReplaceAll(f[3], `\n`, "\n")})
+		d := taskDef{id: f[0], title: f[1], threads: int(atoi(f[2])), label: strings.ReplaceAll(f[3], `\n`, "\n")}
+		if len(f) == 5 {
+			t, err := strconv.ParseFloat(f[4], 64)
+			if err != nil || t <= 0 {
+				return nil, fmt.Errorf("chart: %s:%d: wall target %q is not a positive number", path, i+1, f[4])
+			}
+			d.wallTarget = t
+		}
+		out = append(out, d)
 	}
 	return out, nil
 }
@@ -80,9 +96,17 @@ type Task struct {
 	Ratio    float64 `json:"time_ratio_zflow_over_duckdb"` // mean wall time
 	CPURatio float64 `json:"cpu_ratio_zflow_over_duckdb"`  // mean user+system
 	RSSRatio float64 `json:"rss_ratio_zflow_over_duckdb"`
+	// WallTarget is the most Ratio may be (the report's default, or the
+	// task's own from tasks.tsv).
+	WallTarget float64 `json:"wall_target"`
+	// Polars is the third engine of bench/stateful.sh, with zflow's ratios
+	// to it; nil in bench/duckdb.sh's report.
+	Polars         *Engine `json:"polars,omitempty"`
+	PolarsRatio    float64 `json:"time_ratio_zflow_over_polars,omitempty"`
+	PolarsRSSRatio float64 `json:"rss_ratio_zflow_over_polars,omitempty"`
 }
 
-// Report is duckdb.json.
+// Report is duckdb.json (or stateful.json).
 type Report struct {
 	Rows   int64             `json:"rows"`
 	Runs   int               `json:"runs"`
@@ -125,14 +149,15 @@ func main() {
 	case "report":
 		fs := flag.NewFlagSet("report", flag.ExitOnError)
 		raw := fs.String("raw", "bench/results/raw", "folder with hyperfine_<task>.json, rss.tsv, counts.tsv")
-		out := fs.String("out", "bench/results", "folder for duckdb.json and duckdb.md")
+		out := fs.String("out", "bench/results", "folder for <name>.json and <name>.md")
+		name := fs.String("name", "duckdb", "base name of the report's files")
 		rep := Report{Meta: map[string]string{}}
 		fs.Int64Var(&rep.Rows, "rows", 0, "rows in the input file")
 		fs.IntVar(&rep.Runs, "runs", 0, "hyperfine --runs")
 		fs.IntVar(&rep.Warmup, "warmup", 0, "hyperfine --warmup")
 		fs.Var(metaFlag(rep.Meta), "meta", "key=value recorded in the report (repeatable)")
 		fs.Parse(os.Args[2:])
-		if err := report(&rep, *raw, *out); err != nil {
+		if err := report(&rep, *raw, *out, *name); err != nil {
 			fatal(err)
 		}
 	case "png":
@@ -148,7 +173,7 @@ func main() {
 	}
 }
 
-func report(rep *Report, raw, out string) error {
+func report(rep *Report, raw, out, name string) error {
 	rss, err := readTSV(filepath.Join(raw, "rss.tsv"))
 	if err != nil {
 		return err
@@ -174,32 +199,42 @@ func report(rep *Report, raw, out string) error {
 		if err := json.Unmarshal(b, &h); err != nil {
 			return fmt.Errorf("chart: %s: %w", t.id, err)
 		}
-		task := Task{ID: t.id, Title: t.title, Label: t.label, Threads: t.threads, Check: strings.Join(checks[t.id], " ")}
+		task := Task{ID: t.id, Title: t.title, Label: t.label, Threads: t.threads, Check: strings.Join(checks[t.id], " "),
+			WallTarget: cmp.Or(t.wallTarget, wallTarget)}
+		if len(h.Results) != 2 && len(h.Results) != 3 {
+			return fmt.Errorf("chart: %s: want 2 or 3 hyperfine results (zflow, duckdb[, polars]), got %d", t.id, len(h.Results))
+		}
+		cnt := counts[t.id]
 		for i, r := range h.Results {
 			e := Engine{Command: r.Command, MeanS: r.Mean, StddevS: r.Stddev, MedianS: r.Median,
 				MinS: r.Min, MaxS: r.Max, UserS: r.User, SystemS: r.System, TimesS: r.Times}
-			name := []string{"zflow", "duckdb"}[min(i, 1)]
+			name := engineNames[i]
 			e.PeakRSSK = atoi(lookup(rss, t.id, name))
-			cnt := counts[t.id]
-			if len(cnt) == 2 {
-				e.RowsOut = atoi(cnt[min(i, 1)])
+			if len(cnt) == len(h.Results) {
+				e.RowsOut = atoi(cnt[i])
 			}
-			if i == 0 {
+			switch i {
+			case 0:
 				task.ZFlow = e
-			} else {
+			case 1:
 				task.DuckDB = e
+			default:
+				task.Polars = &e
 			}
 		}
-		if len(h.Results) != 2 {
-			return fmt.Errorf("chart: %s: want 2 hyperfine results (zflow, duckdb), got %d", t.id, len(h.Results))
-		}
-		if task.ZFlow.RowsOut != task.DuckDB.RowsOut {
-			return fmt.Errorf("chart: %s: zflow wrote %d rows, DuckDB %d", t.id, task.ZFlow.RowsOut, task.DuckDB.RowsOut)
+		if task.ZFlow.RowsOut != task.DuckDB.RowsOut || (task.Polars != nil && task.Polars.RowsOut != task.ZFlow.RowsOut) {
+			return fmt.Errorf("chart: %s: the engines wrote different row counts: %v", t.id, cnt)
 		}
 		task.Ratio = task.ZFlow.MeanS / task.DuckDB.MeanS
 		task.CPURatio = (task.ZFlow.UserS + task.ZFlow.SystemS) / (task.DuckDB.UserS + task.DuckDB.SystemS)
 		if task.DuckDB.PeakRSSK > 0 {
 			task.RSSRatio = float64(task.ZFlow.PeakRSSK) / float64(task.DuckDB.PeakRSSK)
+		}
+		if p := task.Polars; p != nil {
+			task.PolarsRatio = task.ZFlow.MeanS / p.MeanS
+			if p.PeakRSSK > 0 {
+				task.PolarsRSSRatio = float64(task.ZFlow.PeakRSSK) / float64(p.PeakRSSK)
+			}
 		}
 		rep.Tasks = append(rep.Tasks, task)
 	}
@@ -207,10 +242,10 @@ func report(rep *Report, raw, out string) error {
 		return err
 	}
 	js, _ := json.MarshalIndent(rep, "", "  ")
-	if err := os.WriteFile(filepath.Join(out, "duckdb.json"), append(js, '\n'), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(out, name+".json"), append(js, '\n'), 0o644); err != nil {
 		return err
 	}
-	f, err := os.Create(filepath.Join(out, "duckdb.md"))
+	f, err := os.Create(filepath.Join(out, name+".md"))
 	if err != nil {
 		return err
 	}
@@ -219,26 +254,47 @@ func report(rep *Report, raw, out string) error {
 }
 
 func writeMarkdown(w io.Writer, rep *Report) {
-	fmt.Fprintf(w, "# zflow vs DuckDB, %s rows\n\n", group(rep.Rows))
-	fmt.Fprintf(w, "hyperfine --warmup %d --runs %d per task; both engines get the same number of threads "+
-		"(DuckDB `SET threads`, zflow `settings.threads`, its pipelines otherwise without hints). "+
+	polars := slices.ContainsFunc(rep.Tasks, func(t Task) bool { return t.Polars != nil })
+	engines := "DuckDB"
+	if polars {
+		engines = "DuckDB and Polars"
+	}
+	fmt.Fprintf(w, "# zflow vs %s, %s rows\n\n", engines, group(rep.Rows))
+	fmt.Fprintf(w, "hyperfine --warmup %d --runs %d per task; every engine gets the same number of threads "+
+		"(DuckDB `SET threads`, Polars `POLARS_MAX_THREADS`, zflow `settings.threads`, its pipelines otherwise without hints). "+
 		"Wall time is hyperfine's mean ± σ; CPU is mean user+system; peak RSS from one separate run "+
 		"under /usr/bin/time -f %%M. Ratios are zflow ÷ DuckDB (below 1: zflow is faster/smaller); "+
-		"targets: wall ≤ %.1f and peak RSS ≤ %.1f. The outputs were compared by the script (last column).\n\n",
+		"targets: wall ≤ the task's target (the targets column; %.1f when a task sets none) and peak RSS ≤ %.1f. "+
+		"The outputs were compared by the script (last column).\n\n",
 		rep.Warmup, rep.Runs, wallTarget, rssTarget)
-	fmt.Fprintln(w, "| task | threads | rows out | zflow wall s | DuckDB wall s | **wall ratio** | zflow CPU s | DuckDB CPU s | CPU ratio | zflow RSS MiB | DuckDB RSS MiB | RSS ratio | targets | outputs |")
-	fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |")
+	head := "| task | threads | rows out | zflow wall s | DuckDB wall s | **wall ratio** | zflow CPU s | DuckDB CPU s | CPU ratio | zflow RSS MiB | DuckDB RSS MiB | RSS ratio |"
+	rule := "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+	if polars {
+		head += " Polars wall s | zflow ÷ Polars wall | Polars RSS MiB | zflow ÷ Polars RSS |"
+		rule += " ---: | ---: | ---: | ---: |"
+	}
+	fmt.Fprintln(w, head+" targets (vs DuckDB) | outputs |")
+	fmt.Fprintln(w, rule+" --- | --- |")
 	for _, t := range rep.Tasks {
 		rows, verdict := group(t.ZFlow.RowsOut), "—"
 		if t.ID == "startup" {
 			rows = "—"
 		} else {
-			verdict = metOrMissed(t.Ratio <= wallTarget, "wall") + ", " + metOrMissed(t.RSSRatio <= rssTarget, "RSS")
+			target := cmp.Or(t.WallTarget, wallTarget)
+			verdict = metOrMissed(t.Ratio <= target, fmt.Sprintf("wall ≤ %.1f", target)) + ", " + metOrMissed(t.RSSRatio <= rssTarget, "RSS")
 		}
-		fmt.Fprintf(w, "| %s | %d | %s | %.2f ± %.2f | %.2f ± %.2f | **%.2f** | %.2f | %.2f | %.2f | %.0f | %.0f | %.2f | %s | %s |\n",
+		fmt.Fprintf(w, "| %s | %d | %s | %.2f ± %.2f | %.2f ± %.2f | **%.2f** | %.2f | %.2f | %.2f | %.0f | %.0f | %.2f |",
 			t.Title, t.Threads, rows, t.ZFlow.MeanS, t.ZFlow.StddevS, t.DuckDB.MeanS, t.DuckDB.StddevS, t.Ratio,
 			t.ZFlow.UserS+t.ZFlow.SystemS, t.DuckDB.UserS+t.DuckDB.SystemS, t.CPURatio,
-			float64(t.ZFlow.PeakRSSK)/1024, float64(t.DuckDB.PeakRSSK)/1024, t.RSSRatio, verdict, t.Check)
+			float64(t.ZFlow.PeakRSSK)/1024, float64(t.DuckDB.PeakRSSK)/1024, t.RSSRatio)
+		if polars {
+			if p := t.Polars; p != nil {
+				fmt.Fprintf(w, " %.2f ± %.2f | %.2f | %.0f | %.2f |", p.MeanS, p.StddevS, t.PolarsRatio, float64(p.PeakRSSK)/1024, t.PolarsRSSRatio)
+			} else {
+				fmt.Fprint(w, " — | — | — | — |")
+			}
+		}
+		fmt.Fprintf(w, " %s | %s |\n", verdict, t.Check)
 	}
 	fmt.Fprintln(w)
 	writeScaling(w, rep)
@@ -302,30 +358,45 @@ func drawPNG(in, out string) error {
 	if err := json.Unmarshal(b, &rep); err != nil {
 		return fmt.Errorf("chart: %s: %w", in, err)
 	}
+	series := []string{"zflow", "DuckDB"}
+	if slices.ContainsFunc(rep.Tasks, func(t Task) bool { return t.Polars != nil }) {
+		series = append(series, "Polars")
+	}
 	wall := &chart.Bars{
 		Title:  fmt.Sprintf("wall time, %s rows (mean of %d)", group(rep.Rows), rep.Runs),
-		YLabel: "seconds", Series: []string{"zflow", "DuckDB"}, Format: "%.2f",
+		YLabel: "seconds", Series: series, Format: "%.2f",
 	}
 	cpu := &chart.Bars{
 		Title:  "CPU time (user+system)",
-		YLabel: "seconds", Series: []string{"zflow", "DuckDB"}, Format: "%.2f",
+		YLabel: "seconds", Series: series, Format: "%.2f",
 	}
 	rss := &chart.Bars{
 		Title:  "peak RSS",
-		YLabel: "MiB", Series: []string{"zflow", "DuckDB"}, Format: "%.0f",
+		YLabel: "MiB", Series: series, Format: "%.0f",
 	}
 	for _, t := range rep.Tasks {
 		label := fmt.Sprintf("%s\n%d thr", t.Label, t.Threads)
-		wall.Groups = append(wall.Groups, chart.Group{Label: fmt.Sprintf("%s\nx%.2f", label, t.Ratio),
-			Values: []float64{t.ZFlow.MeanS, t.DuckDB.MeanS}})
-		cpu.Groups = append(cpu.Groups, chart.Group{Label: fmt.Sprintf("%s\nx%.2f", label, t.CPURatio),
-			Values: []float64{t.ZFlow.UserS + t.ZFlow.SystemS, t.DuckDB.UserS + t.DuckDB.SystemS}})
-		rss.Groups = append(rss.Groups, chart.Group{Label: fmt.Sprintf("%s\nx%.2f", label, t.RSSRatio),
-			Values: []float64{float64(t.ZFlow.PeakRSSK) / 1024, float64(t.DuckDB.PeakRSSK) / 1024}})
+		engines := []Engine{t.ZFlow, t.DuckDB}
+		if len(series) == 3 {
+			p := Engine{}
+			if t.Polars != nil {
+				p = *t.Polars
+			}
+			engines = append(engines, p)
+		}
+		var wv, cv, rv []float64
+		for _, e := range engines {
+			wv = append(wv, e.MeanS)
+			cv = append(cv, e.UserS+e.SystemS)
+			rv = append(rv, float64(e.PeakRSSK)/1024)
+		}
+		wall.Groups = append(wall.Groups, chart.Group{Label: fmt.Sprintf("%s\nx%.2f", label, t.Ratio), Values: wv})
+		cpu.Groups = append(cpu.Groups, chart.Group{Label: fmt.Sprintf("%s\nx%.2f", label, t.CPURatio), Values: cv})
+		rss.Groups = append(rss.Groups, chart.Group{Label: fmt.Sprintf("%s\nx%.2f", label, t.RSSRatio), Values: rv})
 	}
 	rss.Notes = []string{
 		fmt.Sprintf("x = zflow / DuckDB, same threads. %s", rep.Meta["cpu"]),
-		rep.Meta["duckdb"],
+		strings.TrimSpace(rep.Meta["duckdb"] + " " + rep.Meta["polars"]),
 	}
 	// One panel per row, as wide as the tasks need.
 	pw, h := max(640, 110*len(rep.Tasks)), 470
