@@ -70,6 +70,26 @@ type aggFactory struct {
 
 func (f *aggFactory) Schema() *arrow.Schema { return f.plan.schema }
 
+// InputColumns is what the aggregate reads (engine.ColumnUser): the
+// columns of its group_by expressions and of its calls' arguments and
+// FILTER conditions, whichever of its outputs are needed (every call is
+// computed). count(*) alone reads none.
+func (f *aggFactory) InputColumns(_ int, _ []string) []string {
+	used := []string{}
+	for _, k := range f.plan.keys {
+		used = append(used, k.expr.ColumnNames()...)
+	}
+	for _, c := range f.plan.calls {
+		if c.arg != nil {
+			used = append(used, c.arg.ColumnNames()...)
+		}
+		if c.filter != nil {
+			used = append(used, c.filter.ColumnNames()...)
+		}
+	}
+	return used
+}
+
 // DescribeSpill says where the aggregate may spill (engine.SpillDescriber).
 func (f *aggFactory) DescribeSpill() string {
 	return DescribeSpill("partial states by hash partition", f.spill)

@@ -2,6 +2,7 @@ package stateful
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -95,7 +96,40 @@ func (f *joinFactory) DescribeSpill() string {
 func (f *joinFactory) sideSchema(side int) *arrow.Schema { return f.inputs[side] }
 
 func (f *joinFactory) Schema() *arrow.Schema { return f.schema }
-func (f *joinFactory) Describe() string      { return f.desc }
+
+// InputColumns is what the join reads of the side on port
+// (engine.ColumnUser): its key columns (and as-of time column), and its
+// columns among the outputs read downstream (out; nil, every one). A left
+// column whose name a needed right column clashes with is kept too, so
+// that the right one keeps its suffix in the narrower plan.
+func (f *joinFactory) InputColumns(port int, out []string) []string {
+	if out == nil {
+		return nil
+	}
+	in := f.inputs[port]
+	used := []string{}
+	for _, kc := range f.keys[port] {
+		used = append(used, in.Field(kc.col).Name)
+	}
+	if f.how == "asof" {
+		used = append(used, in.Field(f.times[port].col).Name)
+	}
+	for i, oc := range f.out {
+		name := f.schema.Field(i).Name
+		if oc.key >= 0 || !slices.Contains(out, name) {
+			continue
+		}
+		src := f.inputs[oc.side].Field(oc.col).Name
+		switch {
+		case oc.side == port:
+			used = append(used, src)
+		case port == sideLeft && name != src:
+			used = append(used, src) // the left column it clashed with
+		}
+	}
+	return used
+}
+func (f *joinFactory) Describe() string { return f.desc }
 
 func newJoinFactory(bc *engine.BuildContext, cfg *JoinConfig) (*joinFactory, error) {
 	f := &joinFactory{cfg: *cfg, how: cfg.How, build: sideRight, inputs: [2]*arrow.Schema{bc.Inputs[0], bc.Inputs[1]}, spill: bc.Settings.Spill}

@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"unicode"
 
@@ -50,6 +51,20 @@ type SortKey struct {
 	Expr       *expr.Compiled
 	Desc       bool
 	NullsFirst bool
+}
+
+// keyedColumns is what an operator that passes its rows through, ordered
+// by keys, reads (engine.ColumnUser): the columns its consumers read (out;
+// nil, every one) and those of its keys.
+func keyedColumns(keys []SortKey, out []string) []string {
+	if out == nil {
+		return nil
+	}
+	used := slices.Clone(out)
+	for _, k := range keys {
+		used = append(used, k.Expr.ColumnNames()...)
+	}
+	return used
 }
 
 // String renders the key the way the plan shows it: `price * qty DESC

@@ -72,6 +72,9 @@ type topKFactory struct {
 }
 
 func (f *topKFactory) Schema() *arrow.Schema { return f.schema }
+
+// InputColumns: the columns read downstream and the keys' (engine.ColumnUser).
+func (f *topKFactory) InputColumns(_ int, out []string) []string { return keyedColumns(f.keys, out) }
 func (f *topKFactory) Describe() string {
 	return fmt.Sprintf("k: %d, by: %s", f.k, describeKeys(f.keys))
 }
