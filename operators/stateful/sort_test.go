@@ -422,3 +422,23 @@ func TestSortGatherLedger(t *testing.T) {
 		t.Fatalf("ledger has %d bytes of sort gather, output is %d", got, out)
 	}
 }
+
+// TestNormBytes: the string prefix keeps order (a smaller prefix is a
+// smaller string), and one whose length byte is under 8 holds the whole
+// string (rowOrder.tie then skips comparing it), NUL bytes and all.
+func TestNormBytes(t *testing.T) {
+	vals := []string{"", "\x00", "\x00\x00", "a", "ab", "ab\x00", "ab\x00\x00", "abc", "abcdefg", "abcdefg\x00",
+		"abcdefgh", "abcdefgi", "abcdefghij", "abcdefg\xff", "\xff\xff\xff\xff\xff\xff\xff", "\xff\xff\xff\xff\xff\xff\xff\xff"}
+	for _, a := range vals {
+		for _, b := range vals {
+			pa, pb := normBytes([]byte(a)), normBytes([]byte(b))
+			c := strings.Compare(a, b)
+			if pa < pb && c >= 0 || pa > pb && c <= 0 {
+				t.Errorf("%q vs %q: prefixes %x %x out of order", a, b, pa, pb)
+			}
+			if pa == pb && pa&0xff < 8 && a != b {
+				t.Errorf("%q and %q share the whole prefix %x", a, b, pa)
+			}
+		}
+	}
+}

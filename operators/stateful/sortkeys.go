@@ -286,8 +286,10 @@ func (k *keyVec) prefix(s, r int) uint64 {
 
 // rowOrder compares rows of the slots by every key.
 type rowOrder struct {
-	vecs  []keyVec
-	exact bool // one key whose prefix is the whole value
+	vecs []keyVec
+	// shortWhole: the first key is a string whose prefix holds the whole
+	// value when it is shorter than 8 bytes (normBytes).
+	shortWhole bool
 }
 
 func newRowOrder(keys []SortKey) *rowOrder {
@@ -296,7 +298,12 @@ func newRowOrder(keys []SortKey) *rowOrder {
 		col, whole := newKeyCol(k.Expr.Type())
 		o.vecs[i] = keyVec{col: col, desc: k.Desc, nullsFirst: k.NullsFirst, whole: whole}
 	}
-	o.exact = len(keys) == 1 && o.vecs[0].whole
+	if len(keys) > 0 {
+		switch o.vecs[0].col.(type) {
+		case *binCol[int32], *binCol[int64]:
+			o.shortWhole = true
+		}
+	}
 	return o
 }
 
@@ -311,8 +318,10 @@ func (o *rowOrder) set(s int, keys []arrow.Array) {
 func (o *rowOrder) prefix(s, r int) uint64 { return o.vecs[0].prefix(s, r) }
 
 // compare orders two rows by all keys (0: equal keys).
-func (o *rowOrder) compare(s1, r1, s2, r2 int) int {
-	for i := range o.vecs {
+func (o *rowOrder) compare(s1, r1, s2, r2 int) int { return o.compareFrom(0, s1, r1, s2, r2) }
+
+func (o *rowOrder) compareFrom(first, s1, r1, s2, r2 int) int {
+	for i := first; i < len(o.vecs); i++ {
 		if c := o.vecs[i].compare(s1, r1, s2, r2); c != 0 {
 			return c
 		}
@@ -320,20 +329,30 @@ func (o *rowOrder) compare(s1, r1, s2, r2 int) int {
 	return 0
 }
 
-// tie orders two rows whose prefixes are equal.
-func (o *rowOrder) tie(s1, r1, s2, r2 int) int {
-	if o.exact {
-		v := &o.vecs[0]
-		n1, n2 := v.null(s1, r1), v.null(s2, r2)
-		if n1 == n2 {
-			return 0
+// tie orders two rows whose prefixes (p) are equal. When the prefix holds
+// the whole first key — always for numbers, for a string shorter than 8
+// bytes — equal prefixes are equal values unless one is NULL (a NULL's
+// prefix can be a value's), so the first key is not compared again.
+func (o *rowOrder) tie(p uint64, s1, r1, s2, r2 int) int {
+	v := &o.vecs[0]
+	whole := v.whole
+	if !whole && o.shortWhole {
+		if v.desc {
+			p = ^p
 		}
+		whole = p&0xff < 8
+	}
+	if !whole {
+		return o.compare(s1, r1, s2, r2)
+	}
+	n1, n2 := v.null(s1, r1), v.null(s2, r2)
+	if n1 != n2 {
 		if n1 == v.nullsFirst {
 			return -1
 		}
 		return 1
 	}
-	return o.compare(s1, r1, s2, r2)
+	return o.compareFrom(1, s1, r1, s2, r2)
 }
 
 // entry is a row to sort: its prefix and its place, slot<<32 | row, which
@@ -358,7 +377,7 @@ func (o *rowOrder) cmpEntry(a, b entry) int {
 		}
 		return 1
 	}
-	if c := o.tie(a.slot(), a.row(), b.slot(), b.row()); c != 0 {
+	if c := o.tie(a.p, a.slot(), a.row(), b.slot(), b.row()); c != 0 {
 		return c
 	}
 	return cmp.Compare(a.pos, b.pos)
@@ -517,14 +536,16 @@ func (c *binCol[O]) compare(s1, r1, s2, r2 int) int {
 }
 func (c *binCol[O]) norm(s, r int) uint64 { return normBytes(c.get(s, r)) }
 
-// normBytes is the first 8 bytes of b, big-endian, zero-padded: equal
-// prefixes say nothing, a smaller one a smaller value.
+// normBytes is an order-preserving prefix of b: its first 7 bytes,
+// big-endian, zero-padded, then its length capped at 8. A string shorter
+// than 8 bytes is whole in it (equal prefixes, equal strings: rowOrder.tie
+// relies on it); a longer one ends in 8, and equal prefixes then say
+// nothing. Zero padding with the length after it keeps "ab" before
+// "ab\x00".
 func normBytes(b []byte) uint64 {
-	if len(b) >= 8 {
-		return binary.BigEndian.Uint64(b)
-	}
 	var buf [8]byte
-	copy(buf[:], b)
+	copy(buf[:7], b)
+	buf[7] = byte(min(len(b), 8))
 	return binary.BigEndian.Uint64(buf[:])
 }
 

@@ -346,7 +346,7 @@ func (m *runMerge) Less(i, j int) bool {
 	if a.p != b.p {
 		return a.p < b.p
 	}
-	if c := m.o.tie(a.slot, a.row, b.slot, b.row); c != 0 {
+	if c := m.o.tie(a.p, a.slot, a.row, b.slot, b.row); c != 0 {
 		return c < 0
 	}
 	return a.idx < b.idx
