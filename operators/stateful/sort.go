@@ -69,10 +69,10 @@ type sortFactory struct {
 }
 
 func (f *sortFactory) Schema() *arrow.Schema { return f.schema }
+func (f *sortFactory) Describe() string      { return "by: " + describeKeys(f.keys) }
 
 // InputColumns: the columns read downstream and the keys' (engine.ColumnUser).
 func (f *sortFactory) InputColumns(_ int, out []string) []string { return keyedColumns(f.keys, out) }
-func (f *sortFactory) Describe() string      { return "by: " + describeKeys(f.keys) }
 
 // DescribeSpill says where the sort may spill (engine.SpillDescriber).
 func (f *sortFactory) DescribeSpill() string { return DescribeSpill("sorted runs", f.spill) }
