@@ -24,6 +24,13 @@
 #
 # Writes bench/results/stateful.{json,md,png} and the raw hyperfine exports
 # under bench/results/raw_stateful/. Run from anywhere: bash bench/stateful.sh
+#
+# bash bench/stateful.sh scaling runs zflow alone, every task four ways:
+# 1 and 2 threads on ROWS, 2 threads on ROWS/10 (10× the data should take
+# at most 11× the time), and 2 threads with SPILL_BUDGET (32MiB) as every
+# stateful operator's memory budget, which makes the ones that keep their
+# input spill (the slowdown against in memory, and the bytes spilled); it
+# writes bench/results/stateful_scaling.md and raw_stateful/scaling_*.json.
 # Knobs (environment): ROWS (10000000), RUNS (3), WARMUP (1), THREADS (2),
 # TASKS (all), POLARS (1; 0 leaves Polars out), ZFLOW_BENCH_DATA (bench/data,
 # git-ignored), RESULTS (bench/results).
@@ -36,6 +43,9 @@ WARMUP=${WARMUP:-1}
 THREADS=${THREADS:-2}
 TASKS=${TASKS:-gb500 gb1m join500 top100 sort2 join1m}
 POLARS=${POLARS:-1}
+MODE=${1:-compare}
+SPILL_BUDGET=${SPILL_BUDGET:-32MiB}
+SMALL=$((ROWS / 10))
 DATA=${ZFLOW_BENCH_DATA:-bench/data}
 RESULTS=${RESULTS:-bench/results}
 export ZFLOW_BENCH_ROWS=$ROWS ZFLOW_BENCH_DATA=$DATA
@@ -48,6 +58,7 @@ RAW=$RESULTS/raw_stateful
 log() { printf '== %s\n' "$*" >&2; }
 die() { printf 'stateful.sh: %s\n' "$*" >&2; exit 1; }
 
+case $MODE in compare) ;; scaling) POLARS=0 ;; *) die "unknown mode $MODE (compare or scaling)" ;; esac
 [ "$POLARS" = 1 ] && export WITH_POLARS=1
 . bench/setup.sh
 
@@ -55,18 +66,23 @@ duck() { node bench/duckdb/run.mjs --threads "$THREADS" "$@"; }
 
 # --- data --------------------------------------------------------------------
 mkdir -p "$DATA" "$OUT" "$RAW"
-if [ ! -s "$TRADES" ]; then
-  log "writing $TRADES ($ROWS rows, DuckDB, zstd)"
+# trades N: the trades file of N rows (the first N of any larger one).
+trades() {
+  local f=$DATA/sf_trades_$1.parquet
+  [ -s "$f" ] && return
+  log "writing $f ($1 rows, DuckDB, zstd)"
   duck "COPY (SELECT i AS id,
                      TIMESTAMP '2024-01-02 09:30:00' + to_milliseconds(i) AS ts,
                      'SYM' || lpad((hash(i, 'symbol') % 500)::VARCHAR, 4, '0') AS symbol,
                      (hash(i, 'acct') % 1000000)::BIGINT AS acct,
                      round(10 + (hash(i, 'price') % 49001) / 100.0, 2)::DOUBLE AS price,
                      (1 + hash(i, 'qty') % 1000)::BIGINT AS qty
-              FROM range($ROWS) t(i) ORDER BY i)
-        TO '$TRADES.tmp' (FORMAT parquet, COMPRESSION zstd)"
-  mv "$TRADES.tmp" "$TRADES"
-fi
+              FROM range($1) t(i) ORDER BY i)
+        TO '$f.tmp' (FORMAT parquet, COMPRESSION zstd)"
+  mv "$f.tmp" "$f"
+}
+trades "$ROWS"
+[ "$MODE" = scaling ] && trades "$SMALL"
 if [ ! -s "$SYMBOLS" ]; then
   duck "COPY (SELECT 'SYM' || lpad(i::VARCHAR, 4, '0') AS symbol, 'sector' || (i % 11) AS sector,
                      (1 + i % 10) * 100 AS lot
@@ -135,6 +151,48 @@ run_task() {
   printf '%s\n' "$counts" >>"$RAW/counts.tsv"
   printf '%s\t%s\n' "$task" "$verdict" >>"$RAW/checks.tsv"
 }
+
+# scaling: zflow alone, four ways per task (see the top).
+if [ "$MODE" = scaling ]; then
+  LOAD_START=$(loadavg)
+  for task in $TASKS; do
+    [ -n "${SELECT[$task]:-}" ] || die "unknown task $task (known: ${!SELECT[*]})"
+    run="ZFLOW_BENCH_TASK=sf_$task bin/zflow run --quiet bench/pipelines/sf_$task.yaml"
+    log "$task: hyperfine --warmup $WARMUP --runs $RUNS (zflow: 1 and 2 threads, ROWS/10, spilling)"
+    hyperfine --warmup "$WARMUP" --runs "$RUNS" --style basic --export-json "$RAW/scaling_$task.json" \
+      -n t1 "ZFLOW_BENCH_THREADS=1 $run" -n t2 "ZFLOW_BENCH_THREADS=2 $run" \
+      -n small "ZFLOW_BENCH_ROWS=$SMALL ZFLOW_BENCH_THREADS=2 $run" \
+      -n spill "ZFLOW_BENCH_OP_BUDGET=$SPILL_BUDGET ZFLOW_BENCH_THREADS=2 $run" >&2
+    ZFLOW_BENCH_OP_BUDGET=$SPILL_BUDGET ZFLOW_BENCH_THREADS=2 ZFLOW_BENCH_TASK=sf_$task \
+      bin/zflow run --quiet --json="$RAW/scaling_${task}_summary.json" "bench/pipelines/sf_$task.yaml"
+  done
+  LOAD_END=$(loadavg)
+  node - "$RAW" "$ROWS" "$SMALL" "$SPILL_BUDGET" "$RUNS" "$(git rev-parse --short HEAD)" "$LOAD_START -> $LOAD_END" $TASKS \
+    >"$RESULTS/stateful_scaling.md" <<'JS'
+const fs = require('fs');
+const [raw, rows, small, budget, runs, git, load, ...tasks] = process.argv.slice(2);
+const out = [];
+out.push(`# zflow's stateful operators: scaling, ${Number(rows).toLocaleString('en')} rows`, '');
+out.push(`hyperfine, ${runs} runs each, mean wall time (git ${git}, loadavg ${load}). Speed-up: 1 thread ÷ 2 threads. ` +
+  `Data ×10: ${Number(rows).toLocaleString('en')} rows ÷ ${Number(small).toLocaleString('en')} rows at 2 threads (target ≤ 11). ` +
+  `Spilling: every stateful operator with memory: {budget: ${budget}} ÷ without, at 2 threads; spilled is what the run wrote to spill files.`, '');
+out.push('| task | 1 thread s | 2 threads s | speed-up | ROWS/10 s | data ×10 | target ≤ 11 | spilling s | slowdown | spilled |');
+out.push('| --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: |');
+for (const t of tasks) {
+  const h = JSON.parse(fs.readFileSync(`${raw}/scaling_${t}.json`)).results;
+  const m = Object.fromEntries(h.map((r) => [r.command, r.mean]));
+  const sum = JSON.parse(fs.readFileSync(`${raw}/scaling_${t}_summary.json`));
+  let spilled = 0;
+  for (const op of sum.operators ?? []) spilled += op.spill?.bytes ?? 0;
+  const x10 = m.t2 / m.small;
+  out.push(`| ${t} | ${m.t1.toFixed(2)} | ${m.t2.toFixed(2)} | ${(m.t1 / m.t2).toFixed(2)} | ${m.small.toFixed(2)} | ${x10.toFixed(2)} | ` +
+    `${x10 <= 11 ? 'met' : '**missed**'} | ${m.spill.toFixed(2)} | ${(m.spill / m.t2).toFixed(2)} | ${spilled ? (spilled / 1048576).toFixed(0) + ' MiB' : 'none'} |`);
+}
+console.log(out.join('\n'));
+JS
+  cat "$RESULTS/stateful_scaling.md"
+  exit 0
+fi
 
 LOAD_START=$(loadavg)
 : >"$RAW/rss.tsv"
