@@ -261,8 +261,7 @@ var diffNeverSpills = []string{"top_k"}
 // their entries get no spilling rerun (the log says how many were left
 // out) and TestStatefulSpillFailures leaves them out. An entry here is an
 // open gap of issue 14, not a design: remove it when the type spills.
-var diffNoSpillYet = map[string]string{
-}
+var diffNoSpillYet = map[string]string{}
 
 // spillable says whether c's spilling rerun can run: none of its operators
 // is a type that cannot spill yet.

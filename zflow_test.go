@@ -105,6 +105,8 @@ func exampleRun(t *testing.T, f string, base memory.Allocator) {
 		checkDedupe(t, dir)
 	case "aggregate.yaml":
 		checkAggregate(t, dir)
+	case "distinct.yaml":
+		checkDistinct(t, dir)
 	}
 	// No temporary file is left beside the outputs.
 	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
@@ -113,6 +115,47 @@ func exampleRun(t *testing.T, f string, base memory.Allocator) {
 		}
 		return nil
 	})
+}
+
+// checkDistinct checks the distinct example's outputs against its input:
+// every (symbol, venue) pair seen once, and each symbol's first trade.
+func checkDistinct(t *testing.T, dir string) {
+	read := func(name string) []string {
+		b, err := os.ReadFile(filepath.Join(dir, "out", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.Split(strings.TrimSpace(string(b)), "\n")[1:]
+	}
+	pairs, first := map[string]bool{}, map[string]string{}
+	for _, l := range read("trades.csv") {
+		f := strings.Split(l, ",")
+		pairs[f[1]+","+f[2]] = true
+		if _, ok := first[f[1]]; !ok {
+			first[f[1]] = l
+		}
+	}
+	got := read("pairs.csv")
+	seen := map[string]bool{}
+	for _, l := range got {
+		if seen[l] || !pairs[l] {
+			t.Fatalf("distinct: pair %q written twice or never seen", l)
+		}
+		seen[l] = true
+	}
+	if len(seen) != len(pairs) {
+		t.Fatalf("distinct: %d pairs, the trades have %d", len(seen), len(pairs))
+	}
+	opening := read("opening.csv")
+	if len(opening) != len(first) {
+		t.Fatalf("distinct by symbol: %d rows, %d symbols", len(opening), len(first))
+	}
+	for _, l := range opening {
+		sym := strings.Split(l, ",")[1]
+		if first[sym] != l {
+			t.Fatalf("distinct by symbol: %q, the first trade of %s is %q", l, sym, first[sym])
+		}
+	}
 }
 
 // checkDedupe checks the dedupe example's output against its input: each

@@ -225,3 +225,7 @@ func quoteString(s string) string {
 func quoteIdent(s string) string {
 	return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
 }
+
+// QuoteIdent writes name as a double-quoted identifier, which the parser
+// reads back as exactly that column name (for expressions a program writes).
+func QuoteIdent(name string) string { return quoteIdent(name) }

@@ -50,7 +50,10 @@ type aggPlan struct {
 	// inner is the schema the outputs are evaluated over: the keys as
 	// KeyArrays gives them back, then each call's result.
 	inner  *arrow.Schema
-	schema *arrow.Schema // the output: the keys, then the aggregates
+	schema *arrow.Schema // the output: the keys, then the aggregates (perm applied)
+	// perm, when set, orders the output: its column i is column perm[i]
+	// of keys-then-aggregates (distinct puts the input's order back).
+	perm []int
 }
 
 // callColumn names call j's column in the inner schema: a name no

@@ -90,7 +90,7 @@ func aggResultType(name string, k aggKind, arg arrow.DataType) (arrow.DataType, 
 			return arg, nil
 		}
 	case aggMin, aggMax, aggFirst, aggLast:
-		if arg.ID() == arrow.DECIMAL128 && (k == aggMin || k == aggMax) {
+		if arg.ID() == arrow.DECIMAL128 {
 			return arg, nil
 		}
 		if pickWidth(arg) > 0 || isBytes(arg) || arg.ID() == arrow.BOOL {
@@ -201,6 +201,8 @@ func newAggState(k aggKind, arg, out arrow.DataType) aggState {
 	}
 	// min, max, first, last
 	switch {
+	case arg.ID() == arrow.DECIMAL128 && (k == aggFirst || k == aggLast):
+		return &pickDec{first: k == aggFirst, out: out}
 	case arg.ID() == arrow.DECIMAL128:
 		return &extremeDecState{max: k == aggMax, out: out}
 	case arg.ID() == arrow.BOOL:
@@ -555,6 +557,69 @@ func (s *extremeDecState) merge(ids []uint32, cols []arrow.Array) int {
 	for i, v := range values[decimal128.Num](c) {
 		if c.IsValid(i) {
 			s.take(ids[i], v)
+		}
+	}
+	return -1
+}
+
+// ---- first and last of decimals: the value and its input position ----
+
+type pickDec struct {
+	first bool
+	out   arrow.DataType
+	val   []decimal128.Num
+	pos   []int64
+	has   []bool
+	null  []bool
+}
+
+func (s *pickDec) grow(n int) {
+	s.val, s.pos, s.has, s.null = growTo(s.val, n), growTo(s.pos, n), growTo(s.has, n), growTo(s.null, n)
+}
+func (s *pickDec) bytes() int64 {
+	return int64(cap(s.val))*16 + int64(cap(s.pos))*8 + int64(cap(s.has)) + int64(cap(s.null))
+}
+func (s *pickDec) reset() { *s = pickDec{first: s.first, out: s.out} }
+func (s *pickDec) partialTypes() []arrow.DataType {
+	return []arrow.DataType{s.out, arrow.PrimitiveTypes.Int64}
+}
+
+func (s *pickDec) update(ids []uint32, a arrow.Array, mask []byte, base int64) int {
+	v := values[decimal128.Num](a)
+	for i, g := range ids {
+		if on(mask, i) && (!s.first || !s.has[g]) { // positions only grow within an instance
+			s.val[g], s.has[g], s.pos[g], s.null[g] = v[i], true, base+int64(i), a.IsNull(i)
+		}
+	}
+	return -1
+}
+
+func (s *pickDec) result(mem memory.Allocator, groups []uint32) arrow.Array {
+	valid := make([]bool, len(groups))
+	for i, g := range groups {
+		valid[i] = s.has[g] && !s.null[g]
+	}
+	return fixedArray(mem, s.out, gather(nil, s.val, groups), valid)
+}
+
+func (s *pickDec) partial(mem memory.Allocator, groups []uint32) []arrow.Array {
+	return []arrow.Array{s.result(mem, groups), positions(mem, s.pos, s.has, groups)}
+}
+
+func (s *pickDec) merge(ids []uint32, cols []arrow.Array) int {
+	c := cols[0]
+	v := values[decimal128.Num](c)
+	pos := values[int64](cols[1])
+	kind := aggLast
+	if s.first {
+		kind = aggFirst
+	}
+	for i, g := range ids {
+		if cols[1].IsNull(i) {
+			continue // the group took no row there
+		}
+		if takes(kind, s.has[g], s.pos[g], pos[i], 0) {
+			s.val[g], s.has[g], s.pos[g], s.null[g] = v[i], true, pos[i], c.IsNull(i)
 		}
 	}
 	return -1

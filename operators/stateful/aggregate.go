@@ -63,6 +63,7 @@ type aggFactory struct {
 	node      string
 	batchRows int
 	spill     engine.SpillSettings
+	desc      string // Describe's, when not the aggregate's own (distinct)
 
 	mu   sync.Mutex
 	runs map[any]*aggRun // the run being set up, by its instances' budget
@@ -96,6 +97,9 @@ func (f *aggFactory) DescribeSpill() string {
 }
 
 func (f *aggFactory) Describe() string {
+	if f.desc != "" {
+		return f.desc
+	}
 	var keys, aggs []string
 	for _, k := range f.plan.keys {
 		keys = append(keys, k.expr.String()+" AS "+k.name)
@@ -586,32 +590,146 @@ func (a *aggregate) Finish(ctx context.Context, out engine.Emitter) error {
 }
 
 // mergePartition merges partition q of every instance into a fresh table
-// and emits it.
+// and emits it (mergeSet).
+func (a *aggregate) mergePartition(ctx context.Context, out engine.Emitter, q int) error {
+	srcs := make([]*partials, 0, a.run.n)
+	for i := range a.run.n {
+		srcs = append(srcs, a.run.parts[i][q])
+	}
+	return a.mergeSet(ctx, out, srcs, 0)
+}
+
+// aggSplits counts the partitions split again in this process (tests).
+var aggSplits atomic.Int64
+
+// maxAggLevel is how many times a partition is split again by the next
+// 4 bits of its keys' hash when its groups do not fit: 16⁴ ways at most.
+const maxAggLevel = 3
+
+// mergeSet merges the partial states of srcs, one hash partition of the
+// given level, into a fresh table and emits it; the partials are released
+// (their runs removed) either way.
 //
 // The sets of count(DISTINCT x) may not fit where the other states do:
 // when the merge exceeds the budget it starts over in passes, each
 // keeping the values of one hash slice of of (1, 4, 16, ...) and counting
 // them before the next; the other states are merged in the first pass.
-func (a *aggregate) mergePartition(ctx context.Context, out engine.Emitter, q int) error {
+// When the groups themselves do not fit, the partition is split by the
+// next 4 bits of the hash into 16 spilled parts, each merged the same way
+// (a partition holds 1/16 of the groups per level).
+func (a *aggregate) mergeSet(ctx context.Context, out engine.Emitter, srcs []*partials, level int) error {
+	defer releasePartials(srcs)
 	defer a.resetTable()
+	var err error
 	for of := 1; ; of *= 4 {
-		err := a.mergePasses(ctx, q, of)
-		if err == nil {
+		if err = a.mergePasses(ctx, srcs, of); err == nil || !errors.Is(err, buffers.ErrBudgetExceeded) {
 			break
 		}
-		if !errors.Is(err, buffers.ErrBudgetExceeded) || of >= 1<<12 || !a.hasDistinct() {
+		a.resetTable()
+		if !a.hasDistinct() || of >= 1<<12 {
+			break
+		}
+	}
+	switch {
+	case err == nil:
+		releasePartials(srcs) // before emitting: the memory of what was merged
+		return a.emitTable(ctx, out, a.table, a.states)
+	case !errors.Is(err, buffers.ErrBudgetExceeded):
+		return err
+	case level >= maxAggLevel:
+		return fmt.Errorf("aggregate %q: the groups of one hash partition do not fit in the memory budget, even split %d ways: %w", a.f.node, 1<<(4*(level+1)), err)
+	}
+	a.resetTable()
+	subs, err := a.splitSet(ctx, srcs, level+1)
+	releasePartials(srcs)
+	if err != nil {
+		releasePartials(subs)
+		return err
+	}
+	for i, sub := range subs {
+		if sub == nil {
+			continue
+		}
+		if err := a.mergeSet(ctx, out, []*partials{sub}, level+1); err != nil {
+			releasePartials(subs[i+1:])
 			return err
 		}
-		a.resetTable()
 	}
-	for i := range a.run.n {
-		p := a.run.parts[i][q]
+	return nil
+}
+
+// splitSet writes the partial states of srcs to spillParts runs by the
+// hash bits of level (partOf), one partials per part (nil when empty).
+func (a *aggregate) splitSet(ctx context.Context, srcs []*partials, level int) ([]*partials, error) {
+	aggSplits.Add(1)
+	var ws [spillParts]*RunWriter
+	defer func() {
+		for _, w := range ws {
+			if w != nil {
+				w.Abort()
+			}
+		}
+	}()
+	schema := a.partialSchema()
+	write := func(p int, rec arrow.RecordBatch) error {
+		if ws[p] == nil {
+			w, err := a.spiller.Create(ctx, schema)
+			if err != nil {
+				return fmt.Errorf("aggregate %q: %w", a.f.node, err)
+			}
+			ws[p] = w
+		}
+		return ws[p].Write(rec)
+	}
+	split := func(b arrow.RecordBatch) error {
+		keys := b.Column(0).(*array.Binary)
+		var pos [spillParts][]uint64
+		for i := range keys.Len() {
+			p := partOf(HashKey(keys.Value(i)), level)
+			pos[p] = append(pos[p], uint64(i))
+		}
+		return writeParts(a.mem, schema, b, &pos, write, a.ic, "aggregate spill")
+	}
+	for _, src := range srcs {
+		for _, b := range src.batches {
+			if err := split(b); err != nil {
+				return nil, err
+			}
+		}
+		for _, run := range src.runs {
+			if err := readRun(ctx, spilledRun{src.spiller, run}, split); err != nil {
+				return nil, err
+			}
+		}
+	}
+	subs := make([]*partials, spillParts)
+	for p, w := range ws {
+		if w == nil {
+			continue
+		}
+		ws[p] = nil
+		r, err := w.Finish()
+		if err != nil {
+			return subs, fmt.Errorf("aggregate %q: %w", a.f.node, err)
+		}
+		subs[p] = &partials{runs: []*Run{r}, spiller: a.spiller}
+	}
+	return subs, nil
+}
+
+// releasePartials releases the batches of each and removes its runs; it
+// may be called again.
+func releasePartials(ps []*partials) {
+	for _, p := range ps {
+		if p == nil {
+			continue
+		}
 		for _, run := range p.runs {
 			p.spiller.Remove(run)
 		}
+		p.runs = nil
 		p.release()
 	}
-	return a.emitTable(ctx, out, a.table, a.states)
 }
 
 func (a *aggregate) hasDistinct() bool {
@@ -623,8 +741,8 @@ func (a *aggregate) hasDistinct() bool {
 	return false
 }
 
-// mergePasses merges partition q in of passes (see mergePartition).
-func (a *aggregate) mergePasses(ctx context.Context, q, of int) error {
+// mergePasses merges srcs in of passes (see mergeSet).
+func (a *aggregate) mergePasses(ctx context.Context, srcs []*partials, of int) error {
 	var rows KeyRows
 	for sub := range of {
 		for _, s := range a.states {
@@ -632,8 +750,7 @@ func (a *aggregate) mergePasses(ctx context.Context, q, of int) error {
 				d.slice(uint64(sub), uint64(of))
 			}
 		}
-		for i := range a.run.n {
-			p := a.run.parts[i][q]
+		for _, p := range srcs {
 			for _, b := range p.batches {
 				if err := a.mergeBatch(b, &rows, sub > 0); err != nil {
 					return err
@@ -784,6 +901,13 @@ func (a *aggregate) outputBatch(ctx context.Context, t *KeyTable, states []aggSt
 			return nil, fmt.Errorf("aggregate: %s: %w", o.name, err)
 		}
 		outCols = append(outCols, c)
+	}
+	if a.p.perm != nil {
+		cols := make([]arrow.Array, len(a.p.perm))
+		for i, j := range a.p.perm {
+			cols[i] = outCols[j]
+		}
+		outCols = cols
 	}
 	b := array.NewRecordBatch(a.p.schema, outCols, int64(n))
 	for _, c := range outCols {

@@ -595,3 +595,32 @@ func TestAggregateCancel(t *testing.T) {
 		t.Errorf("spill directories left in %s: %v", tmp, left)
 	}
 }
+
+// TestAggregateSplitsPartition: groups whose partial states are wide (a
+// first and a last of long strings each) under a budget that holds only a
+// part of one hash partition's groups: the partition is split by the next
+// hash bits, spilled, and merged part by part, with one and two instances,
+// and the answer is the one of a run with memory to spare.
+func TestAggregateSplitsPartition(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	aggs := ordered("n", "count(*)", "fs", "first(s)", "ls", "last(s)", "mx", "max(x)", "fx", "first(x)")
+	serial, err := runAgg(t, mem, randomBatches(t, mem, 7, 12, 2000, 20000), []string{"k"}, aggs, runOpts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, par := range []int{1, 2} {
+		splits := aggSplits.Load()
+		got, err := runAgg(t, mem, randomBatches(t, mem, 7, 12, 2000, 20000), []string{"k"}, aggs, runOpts{parallelism: par, budget: 192 << 10, batchRows: 256})
+		if err != nil {
+			t.Fatalf("parallelism %d: %v", par, err)
+		}
+		if strings.Join(got.rows, "\n") != strings.Join(serial.rows, "\n") {
+			t.Errorf("parallelism %d: %d rows differ from one instance's with memory to spare (%d)", par, len(got.rows), len(serial.rows))
+		}
+		if aggSplits.Load() == splits {
+			t.Errorf("parallelism %d: no partition was split", par)
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/zflowdev/zflow/buffers"
 	"github.com/zflowdev/zflow/engine"
@@ -338,7 +339,15 @@ func (j *joinInst) scatter(ctx context.Context, sp *Spiller, side, level int, b 
 		}
 		pos[p] = append(pos[p], uint64(i))
 	}
-	schema := f.sideSchema(side)
+	return writeParts(mem, f.sideSchema(side), b, &pos, write, ic, "join spill")
+}
+
+// writeParts writes the rows of b that pos lists for each partition as a
+// batch of their own to write(p, …) (b itself when one partition has them
+// all), counting the copies on the ledger as what.
+func writeParts(mem memory.Allocator, schema *arrow.Schema, b arrow.RecordBatch, pos *[joinParts][]uint64,
+	write func(p int, rec arrow.RecordBatch) error, ic *engine.InstanceContext, what string) error {
+	n := int(b.NumRows())
 	for p, ps := range pos {
 		switch len(ps) {
 		case 0:
@@ -351,14 +360,14 @@ func (j *joinInst) scatter(ctx context.Context, sp *Spiller, side, level int, b 
 			a, err := gatherArray(mem, col.DataType(), []arrow.Array{col}, ps)
 			if err != nil {
 				releaseArrays(cols)
-				return fmt.Errorf("join: partition column %q: %w", schema.Field(c).Name, err)
+				return fmt.Errorf("%s: partition column %q: %w", what, schema.Field(c).Name, err)
 			}
 			cols[c] = a
 		}
 		rec := array.NewRecordBatch(schema, cols, int64(len(ps)))
 		releaseArrays(cols)
 		if ic != nil && ic.Ledger != nil {
-			ic.Ledger.Copied("join spill", engine.BatchBytes(rec))
+			ic.Ledger.Copied(what, engine.BatchBytes(rec))
 		}
 		err := write(p, rec)
 		rec.Release()
