@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/zflowdev/zflow/engine"
 )
 
 // hugepagesFree is the number of free 2 MiB hugepages (HugePages_Free).
@@ -119,7 +121,8 @@ func TestJSONErrors(t *testing.T) {
 	good := writeTemp(t, dir, "good.yaml", "version: 1\nname: g\nsources:\n  g: {type: generate, rows: 1, columns: [{name: a, type: int64}]}\nsinks:\n  out: {type: discard, inputs: [g]}\n")
 	missing := filepath.Join(dir, "missing.yaml")
 	wantBad := []jsonError{
-		{File: bad, Line: 6, Col: 13, Message: `unknown transform type "filtre", did you mean "filter"? (known: aggregate, dedupe, filter, join, limit, project, sort, top_k, union)`},
+		{File: bad, Line: 6, Col: 13, Message: `unknown transform type "filtre", did you mean "filter"? (known: ` +
+			strings.Join(engine.DefaultRegistry.Names(engine.KindTransform), ", ") + `)`},
 		{File: bad, Line: 8, Col: 36, Message: `input "gg" does not exist, did you mean "g"?`},
 	}
 	wantMissing := jsonError{File: missing, Message: "pipelines: read " + missing + ": open " + missing + ": no such file or directory"}

@@ -702,17 +702,16 @@ func (a *aggregate) splitSet(ctx context.Context, srcs []*partials, level int) (
 			}
 		}
 	}
+	var runs [spillParts][]spilledRun
+	err := finishWriters(&ws, a.spiller, &runs)
 	subs := make([]*partials, spillParts)
-	for p, w := range ws {
-		if w == nil {
-			continue
+	for p, rs := range runs {
+		for _, sr := range rs {
+			subs[p] = &partials{runs: []*Run{sr.r}, spiller: a.spiller}
 		}
-		ws[p] = nil
-		r, err := w.Finish()
-		if err != nil {
-			return subs, fmt.Errorf("aggregate %q: %w", a.f.node, err)
-		}
-		subs[p] = &partials{runs: []*Run{r}, spiller: a.spiller}
+	}
+	if err != nil {
+		return subs, fmt.Errorf("aggregate %q: %w", a.f.node, err)
 	}
 	return subs, nil
 }

@@ -136,11 +136,15 @@ func (j *joinInst) spillBuildLocked(ctx context.Context) error {
 
 // finishBuildLocked closes the build partitions' files. sh.mu is held.
 func (sh *joinShared) finishBuildLocked() error {
-	return finishWriters(&sh.buildW, sh.buildSp, &sh.buildRuns)
+	if err := finishWriters(&sh.buildW, sh.buildSp, &sh.buildRuns); err != nil {
+		return fmt.Errorf("join: %w", err)
+	}
+	return nil
 }
 
 // finishWriters finishes the open writers of ws (made through s), forgets
-// them, and adds each one's run to runs, by partition.
+// them, and adds each one's run to runs, by partition (the join's and the
+// aggregate's partitions alike).
 func finishWriters(ws *[joinParts]*RunWriter, s *Spiller, runs *[joinParts][]spilledRun) error {
 	for p, w := range ws {
 		if w == nil {
@@ -149,7 +153,7 @@ func finishWriters(ws *[joinParts]*RunWriter, s *Spiller, runs *[joinParts][]spi
 		ws[p] = nil
 		r, err := w.Finish()
 		if err != nil {
-			return fmt.Errorf("join: %w", err)
+			return err // "spill: finish <run>: …"; the caller says whose
 		}
 		runs[p] = append(runs[p], spilledRun{s, r})
 	}
@@ -384,7 +388,7 @@ func writeParts(mem memory.Allocator, schema *arrow.Schema, b arrow.RecordBatch,
 func (j *joinInst) finishSpilled(ctx context.Context, out engine.Emitter) error {
 	var mine [joinParts][]spilledRun
 	if err := finishWriters(&j.probeW, j.spiller, &mine); err != nil {
-		return err
+		return fmt.Errorf("join: %w", err)
 	}
 	sh := j.sh
 	sh.mu.Lock()
@@ -441,7 +445,7 @@ func (j *joinInst) repartition(ctx context.Context, side, level int, runs []spil
 		return out, 0, err
 	}
 	if err := finishWriters(&ws, j.spiller, &out); err != nil {
-		return out, 0, err // the runs finished so far are in out, for the caller to remove
+		return out, 0, fmt.Errorf("join: %w", err) // the runs finished so far are in out, for the caller to remove
 	}
 	for _, rs := range out {
 		if len(rs) > 0 {
