@@ -100,3 +100,35 @@ func run(t *testing.T, y string) {
 		t.Fatal(err)
 	}
 }
+
+// TestParquetOverBudget: a Parquet source whose row group does not fit
+// the run's memory budget fails with the budget's error, not as if the
+// file were malformed (the decoder's panic over the budget used to read
+// "malformed input").
+func TestParquetOverBudget(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "t.parquet")
+	run(t, fmt.Sprintf(`version: 1
+name: gen
+sources:
+  t: {type: generate, rows: 200000, seed: 5, columns: [{name: id, type: int64, sequence: true}, {name: s, type: string, cardinality: 100000}]}
+sinks:
+  out: {type: parquet, inputs: [t], path: %s}
+`, path))
+	p, err := zflow.Parse([]byte(fmt.Sprintf(`version: 1
+name: tight
+settings:
+  memory: {budget: 1MiB}
+sources:
+  t: {type: parquet, path: %s}
+sinks:
+  out: {type: discard, inputs: [t]}
+`, path)), "tight.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = p.Run(t.Context())
+	if err == nil || !strings.Contains(err.Error(), "memory budget exceeded") || strings.Contains(err.Error(), "malformed") {
+		t.Fatalf("run: %v, want the budget's error", err)
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 
+	"github.com/zflowdev/zflow/buffers"
 	"github.com/zflowdev/zflow/engine"
 	"github.com/zflowdev/zflow/internal/coltype"
 	"github.com/zflowdev/zflow/internal/textin"
@@ -506,10 +507,15 @@ func ndjsonRowErr(path string, record int64, err error, schema *arrow.Schema) er
 }
 
 // safeNext calls next, turning a panic in a third-party decoder (a bug it
-// has on some malformed input) into an error.
+// has on some malformed input) into an error; an allocation the memory
+// budget refused comes back as that budget error, not as malformed input.
 func safeNext(next func() bool) (ok bool, err error) {
 	defer func() {
 		if r := recover(); r != nil {
+			if e, isErr := r.(error); isErr && errors.Is(e, buffers.ErrBudgetExceeded) {
+				ok, err = false, e // the memory budget refused the decoder, the input is fine
+				return
+			}
 			ok, err = false, fmt.Errorf("malformed input (decoder panicked: %v)", r)
 		}
 	}()
