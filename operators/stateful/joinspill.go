@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"sync/atomic"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -559,6 +560,13 @@ func (j *joinInst) joinChunk(ctx context.Context, out engine.Emitter, q *runQueu
 // half the batches (the rest go back to q), down to one.
 func (j *joinInst) buildChunk(ctx context.Context, q *runQueue) (*joinTable, error) {
 	room := j.chunkRoom()
+	if j.f.how == "asof" {
+		// An as-of join cannot be joined in chunks: try the whole
+		// partition, whatever the room looks like now (the other
+		// instances' use of the budget comes and goes, and an allocation
+		// over it waits for their frees); it fails only if it does not fit.
+		room = math.MaxInt64
+	}
 	var batches []arrow.RecordBatch
 	defer func() {
 		for _, b := range batches {
