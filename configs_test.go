@@ -131,6 +131,7 @@ func TestEveryConfigStruct(t *testing.T) {
 		{engine.KindTransform, "limit", &operators.LimitConfig{Count: 2}, "count: 2", 2},
 		{engine.KindTransform, "dedupe", &stateful.DedupeConfig{By: []string{"a", "s"}}, "by: [a, s]", 5},
 		{engine.KindTransform, "distinct", &stateful.DistinctConfig{By: []string{"a", "s"}}, "by: [a, s]", 5},
+		{engine.KindTransform, "repartition", &stateful.RepartitionConfig{By: []string{"s"}}, "by: [s]", 5},
 		{engine.KindTransform, "project", &operators.ProjectConfig{}, "", 5},
 		{engine.KindTransform, "union", &operators.UnionConfig{}, "", 10},
 		{engine.KindTransform, "sort", &stateful.SortConfig{By: []string{"s DESC", "a"}}, `by: ["s DESC", a]`, 5},

@@ -3,6 +3,7 @@ package zflow_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"math"
 	"os"
@@ -107,6 +108,8 @@ func exampleRun(t *testing.T, f string, base memory.Allocator) {
 		checkAggregate(t, dir)
 	case "distinct.yaml":
 		checkDistinct(t, dir)
+	case "repartition.yaml":
+		checkRepartition(t, dir)
 	}
 	// No temporary file is left beside the outputs.
 	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
@@ -218,6 +221,41 @@ func checkAggregate(t *testing.T, dir string) {
 	}
 	if trades != 1000000 {
 		t.Errorf("vwap.csv: %d trades, want 1000000", trades)
+	}
+}
+
+// checkRepartition checks the repartition example: every account once,
+// and the accounts' trades and volume adding up to the grand totals.
+func checkRepartition(t *testing.T, dir string) {
+	read := func(name string) []string {
+		b, err := os.ReadFile(filepath.Join(dir, "out", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.Split(strings.TrimSpace(string(b)), "\n")
+	}
+	totals, all := read("totals.csv"), read("all.csv")
+	if totals[0] != "account,trades,volume,notional" || all[0] != "trades,volume" || len(all) != 2 {
+		t.Fatalf("headers %q and %q, %d grand total rows", totals[0], all[0], len(all)-1)
+	}
+	seen := map[string]bool{}
+	var trades, volume int64
+	for _, l := range totals[1:] {
+		f := strings.Split(l, ",")
+		if seen[f[0]] {
+			t.Fatalf("account %s written twice", f[0])
+		}
+		seen[f[0]] = true
+		n, _ := strconv.ParseInt(f[1], 10, 64)
+		v, _ := strconv.ParseInt(f[2], 10, 64)
+		trades += n
+		volume += v
+	}
+	if got, want := fmt.Sprintf("%d,%d", trades, volume), all[1]; got != want || trades != 1000000 {
+		t.Errorf("the accounts add up to %s, the grand total is %s", got, want)
+	}
+	if len(seen) < 99000 {
+		t.Errorf("%d accounts, want about 100000", len(seen))
 	}
 }
 

@@ -92,10 +92,14 @@ type item struct {
 	sc   *trace.SpanContext // the producer's batch span, when the batch is traced
 }
 
-// inbox is a node's input edge. Several producers (fan-in) send into one
-// bounded channel; the last one to finish closes it.
+// inbox is a node's input edge. Several producers (fan-in) send into
+// bounded channels, its lanes; the last one to finish closes them. A node
+// has one lane, which all its instances share, unless an input of it is an
+// exchange (Spec.Exchange): then each instance has a lane of its own, which
+// the exchange fills with the rows meant for that instance, and other
+// producers spread their batches over the lanes.
 type inbox struct {
-	ch        chan item
+	lanes     []chan item
 	producers atomic.Int32
 	detached  chan struct{} // closed when the consumer wants no more
 	once      sync.Once
@@ -224,7 +228,10 @@ func (p *Plan) Start(ctx context.Context, opts RunOptions) *Execution {
 		idx[n] = i
 		x.stats[i] = newNodeStats(n.Parallelism)
 		if len(n.Inputs) > 0 {
-			in := &inbox{ch: make(chan item, p.Settings.EdgeCapacity), detached: make(chan struct{})}
+			in := &inbox{lanes: make([]chan item, max(n.lanes, 1)), detached: make(chan struct{})}
+			for l := range in.lanes {
+				in.lanes[l] = make(chan item, p.Settings.EdgeCapacity)
+			}
 			in.producers.Store(int32(len(n.Inputs)))
 			if n.Spec.PortEnds {
 				in.ends = make([]portEnd, len(n.Inputs))
@@ -293,7 +300,7 @@ func (p *Plan) Start(ctx context.Context, opts RunOptions) *Execution {
 				Node: n.ID, Type: n.Spec.Name, Index: k, Count: n.Parallelism,
 				Alloc: acct, Budget: acct, Logger: opts.Logger.With("op", n.ID),
 				Ledger: &x.stats[i].led[k], Settings: p.Settings,
-				Stdin: p.stdin, Stdout: stdout,
+				Stdin: p.stdin, Stdout: stdout, Lanes: n.lanesOut, PartitionedBy: n.partitionedBy,
 				span: x.tel.span(i, k), files: &x.stats[i].inst[k].files, io: &x.stats[i].inst[k].io,
 				blocks: &x.stats[i].inst[k].blocks, spill: &x.stats[i].inst[k].spill,
 			}
@@ -398,7 +405,7 @@ func (x *Execution) runInstance(node int, ic *InstanceContext, op any, in *inbox
 		x.opts.OnInstance(n.ID, n.Spec.Name, ic.Index)
 	}
 	ctx := x.tel.instCtx(x.runCtx, node, ic.Index)
-	em := &emitter{ctx: ctx, outs: outs, c: c}
+	em := &emitter{ctx: ctx, outs: outs, c: c, lane: ic.Index, lanes: n.lanesOut}
 	if x.tel != nil {
 		em.m = x.tel.m
 		if x.tel.batches {
@@ -443,7 +450,9 @@ func (x *Execution) runInstance(node int, ic *InstanceContext, op any, in *inbox
 					o.in.ends[o.port].ended.Store(true)
 				}
 				if o.in.producers.Add(-1) == 0 {
-					close(o.in.ch)
+					for _, l := range o.in.lanes {
+						close(l)
+					}
 				}
 			}
 		}
@@ -464,8 +473,9 @@ func (x *Execution) recv(in *inbox, em *emitter) (item, bool) {
 	if in.isDetached() {
 		return item{}, false
 	}
+	ch := in.lanes[em.lane%len(in.lanes)]
 	select {
-	case it, ok := <-in.ch:
+	case it, ok := <-ch:
 		em.took(it, ok)
 		return it, ok
 	default:
@@ -478,14 +488,14 @@ func (x *Execution) recv(in *inbox, em *emitter) (item, bool) {
 	for range spinRecv {
 		runtime.Gosched()
 		select {
-		case it, ok := <-in.ch:
+		case it, ok := <-ch:
 			em.took(it, ok)
 			return it, ok
 		default:
 		}
 	}
 	select {
-	case it, ok := <-in.ch:
+	case it, ok := <-ch:
 		em.took(it, ok)
 		return it, ok
 	case <-x.runCtx.Done():
@@ -649,19 +659,21 @@ func (x *Execution) finish() {
 		if in == nil {
 			continue
 		}
-		for {
-			select {
-			case it, ok := <-in.ch:
-				if ok {
-					if it.edge >= 0 && x.tel != nil && x.tel.m != nil {
-						x.tel.m.edges[it.edge].depth.Add(-1)
+		for _, ch := range in.lanes {
+			for {
+				select {
+				case it, ok := <-ch:
+					if ok {
+						if it.edge >= 0 && x.tel != nil && x.tel.m != nil {
+							x.tel.m.edges[it.edge].depth.Add(-1)
+						}
+						it.rec.Release()
+						continue
 					}
-					it.rec.Release()
-					continue
+				default:
 				}
-			default:
+				break
 			}
-			break
 		}
 	}
 	x.errMu.Lock()
@@ -752,6 +764,30 @@ type emitter struct {
 	held      []heldBatch
 
 	inflight arrow.RecordBatch // the batch borrowed by the current Process or Write
+
+	lane  int // the lane of its inbox the instance reads: its index
+	lanes int // Spec.Exchange: the lanes of its consumers' inboxes
+	rr    int // the last lane a batch went to, when any would do
+}
+
+// Lanes is the number of lanes of an exchange's consumers (LaneEmitter).
+func (e *emitter) Lanes() int { return max(e.lanes, 1) }
+
+// EmitLane is Emit into lane k of every consumer (LaneEmitter).
+func (e *emitter) EmitLane(k int, b arrow.RecordBatch) error {
+	if b == nil {
+		return nil
+	}
+	if k < 0 || k >= e.Lanes() {
+		b.Release()
+		return fmt.Errorf("engine: lane %d of %d (a bug in the exchange)", k, e.Lanes())
+	}
+	if e.buffering {
+		b.Release()
+		return errors.New("engine: an exchange emits by lane and keeps no order (a bug: its node is ordered)")
+	}
+	size := e.count(b)
+	return e.sendLane(b, size, e.traceCarrier(b, size), k)
 }
 
 type heldBatch struct {
@@ -764,6 +800,17 @@ func (e *emitter) Emit(b arrow.RecordBatch) error {
 	if b == nil {
 		return nil
 	}
+	size := e.count(b)
+	sc := e.traceCarrier(b, size)
+	if e.buffering {
+		e.held = append(e.held, heldBatch{b, size, sc})
+		return nil
+	}
+	return e.send(b, size, sc)
+}
+
+// count counts an emitted batch and returns its size.
+func (e *emitter) count(b arrow.RecordBatch) int64 {
 	size := BatchBytes(b)
 	bump(&e.c.rowsOut, b.NumRows())
 	bump(&e.c.batchesOut, 1)
@@ -771,20 +818,20 @@ func (e *emitter) Emit(b arrow.RecordBatch) error {
 	if e.track && len(e.inBufs.ptrs) > 0 {
 		bump(&e.c.ref, e.inBufs.sharedBytes(b))
 	}
-	var sc *trace.SpanContext
-	if e.bt != nil {
-		if e.bt.source {
-			e.bt.seq++
-			sc = e.bt.sourceBatch(b, size)
-		} else {
-			sc = e.bt.cur
-		}
-	}
-	if e.buffering {
-		e.held = append(e.held, heldBatch{b, size, sc})
+	return size
+}
+
+// traceCarrier is the span context a batch carries, when batches are
+// traced: a source's new batch span, or the span of the batch in process.
+func (e *emitter) traceCarrier(b arrow.RecordBatch, size int64) *trace.SpanContext {
+	if e.bt == nil {
 		return nil
 	}
-	return e.send(b, size, sc)
+	if e.bt.source {
+		e.bt.seq++
+		return e.bt.sourceBatch(b, size)
+	}
+	return e.bt.cur
 }
 
 // took accounts for an item taken off an edge.
@@ -817,6 +864,13 @@ func (e *emitter) dropBuffered() {
 }
 
 func (e *emitter) send(b arrow.RecordBatch, size int64, sc *trace.SpanContext) error {
+	return e.sendLane(b, size, sc, -1)
+}
+
+// sendLane sends b to every consumer that still wants input: into lane
+// lane of its inbox, or, with lane < 0, into whichever lane has room
+// (round robin among full ones).
+func (e *emitter) sendLane(b arrow.RecordBatch, size int64, sc *trace.SpanContext, lane int) error {
 	var liveBuf [8]outEdge
 	live := liveBuf[:0]
 	for _, o := range e.outs {
@@ -842,8 +896,31 @@ func (e *emitter) send(b arrow.RecordBatch, size int64, sc *trace.SpanContext) e
 		if e.m != nil && o.edge >= 0 {
 			it.at = e.m.sent(o.edge)
 		}
+		var ch chan item
+		switch n := len(o.in.lanes); {
+		case n == 1:
+			ch = o.in.lanes[0]
+		case lane >= 0:
+			ch = o.in.lanes[lane%n]
+		default:
+			// Any lane will do: the first with room from the next in
+			// turn, else wait on that one.
+			e.rr++
+			start, sent := e.rr%n, false
+			for k := 0; k < n && !sent; k++ {
+				select {
+				case o.in.lanes[(start+k)%n] <- it:
+					sent = true
+				default:
+				}
+			}
+			if sent {
+				continue
+			}
+			ch = o.in.lanes[start]
+		}
 		select {
-		case o.in.ch <- it:
+		case ch <- it:
 			continue
 		default:
 		}
@@ -852,7 +929,7 @@ func (e *emitter) send(b arrow.RecordBatch, size int64, sc *trace.SpanContext) e
 		for range spinSend { // spin, then park (see spinRecv)
 			runtime.Gosched()
 			select {
-			case o.in.ch <- it:
+			case ch <- it:
 				sent = true
 			default:
 				continue
@@ -864,7 +941,7 @@ func (e *emitter) send(b arrow.RecordBatch, size int64, sc *trace.SpanContext) e
 			continue
 		}
 		select {
-		case o.in.ch <- it:
+		case ch <- it:
 		case <-o.in.detached:
 			e.unsent(o)
 			b.Release()

@@ -86,6 +86,17 @@ type planNode struct {
 	Inputs      []*planNode
 	Consumers   []*planNode
 	badConfig   bool // its config was reported wrong: it is not built
+
+	// lanes is the number of lanes of the node's inbox: its parallelism
+	// when an input is an exchange, else 1 (one lane, shared).
+	lanes int
+	// lanesOut is, for an exchange, the lanes its LaneEmitter routes to:
+	// the most instances one of its consumers runs (a consumer running
+	// fewer reads lane k mod its count, which keeps a key's rows on one
+	// instance).
+	lanesOut int
+	// partitionedBy is InstanceContext.PartitionedBy.
+	partitionedBy []string
 }
 
 // unordered says the node's parallel instances need not keep the order of
@@ -229,6 +240,9 @@ func Compile(g *Graph, opts CompileOptions) (*Plan, error) {
 			src.Consumers = append(src.Consumers, pn)
 		}
 	}
+	for _, pn := range all {
+		wireLanes(pn, nodeErr)
+	}
 	order, cycle := topoSort(all)
 	if cycle != nil {
 		first := cycle[0]
@@ -281,10 +295,50 @@ func Compile(g *Graph, opts CompileOptions) (*Plan, error) {
 	return p, nil
 }
 
+// wireLanes sets the lanes of pn's inbox and, for an exchange, of its
+// output; the consumers of an exchange keep no input order.
+func wireLanes(pn *planNode, nodeErr func(n *Node, field string, format string, args ...any)) {
+	pn.lanes = 1
+	if pn.Spec != nil && pn.Spec.Exchange {
+		pn.lanesOut = 1
+		for _, c := range pn.Consumers {
+			pn.lanesOut = max(pn.lanesOut, c.Parallelism)
+		}
+	}
+	for _, in := range pn.Inputs {
+		if in.Spec == nil || !in.Spec.Exchange || pn.Parallelism < 2 {
+			continue
+		}
+		pn.lanes = pn.Parallelism
+		if pn.Ordered {
+			nodeErr(pn.Node, "ordered", "ordered: its input %q is an exchange, which sends each of its %d instances rows of its own: there is no one order to keep", in.ID, pn.Parallelism)
+		}
+		pn.Unordered = true
+	}
+}
+
+// partitionedBy is the columns every input of pn is hash-exchanged by,
+// when they all are by the same ones and pn runs several instances.
+func partitionedBy(pn *planNode) []string {
+	if pn.lanes < 2 {
+		return nil
+	}
+	var keys []string
+	for i, in := range pn.Inputs {
+		k, ok := in.Factory.(ExchangeKeyer)
+		if !ok || len(k.ExchangeKeys()) == 0 || (i > 0 && !slices.Equal(keys, k.ExchangeKeys())) {
+			return nil
+		}
+		keys = k.ExchangeKeys()
+	}
+	return keys
+}
+
 // build builds pn on its inputs' schemas, setting its Factory and Schema;
 // narrowed is BuildContext.Narrowed.
 func (p *Plan) build(pn *planNode, narrowed bool) Errors {
-	bc := &BuildContext{Node: pn.ID, Settings: p.Settings, Stdin: p.stdin, Narrowed: narrowed}
+	pn.partitionedBy = partitionedBy(pn) // its inputs are built
+	bc := &BuildContext{Node: pn.ID, Settings: p.Settings, Stdin: p.stdin, Narrowed: narrowed, PartitionedBy: pn.partitionedBy}
 	for _, in := range pn.Inputs {
 		bc.Inputs = append(bc.Inputs, in.Schema)
 		bc.InputIDs = append(bc.InputIDs, in.ID)

@@ -24,6 +24,16 @@ type Emitter interface {
 	Emit(b arrow.RecordBatch) error
 }
 
+// LaneEmitter is the Emitter of an instance whose Spec sets Exchange: it
+// chooses which instance of each consumer gets a batch. Lane k is read by
+// instance k of every consumer (they all run Lanes() instances); Emit
+// still sends to whichever lane has room.
+type LaneEmitter interface {
+	Emitter
+	Lanes() int
+	EmitLane(k int, b arrow.RecordBatch) error
+}
+
 // Source produces batches. Run returns when it has emitted everything, when
 // Emit returns an error (return it; ErrStop counts as success), or when ctx is
 // done.
@@ -124,6 +134,16 @@ type InstanceContext struct {
 	// node of a run read Stdin and one write Stdout.
 	Stdin  io.Reader
 	Stdout io.Writer
+	// Lanes is, for an exchange (Spec.Exchange), how many instances each
+	// of its consumers runs: the lanes its emitter (a LaneEmitter) routes
+	// batches to. 0 elsewhere.
+	Lanes int
+	// PartitionedBy is set when every input of a node running several
+	// instances comes through a hash exchange by these columns (an
+	// ExchangeKeyer): all the rows of one key reach one instance, so an
+	// instance may keep a key's state to itself (an aggregate grouping by
+	// these columns and perhaps more need not merge its instances').
+	PartitionedBy []string
 
 	span   trace.Span
 	shared *sharedSlot   // the node's value for Shared; nil outside a run

@@ -32,8 +32,12 @@ type PlanNodeInfo struct {
 	// Columns is, for a source that reads fewer columns than it has
 	// because its consumers use no more (Projectable), how many of them it
 	// reads, which, and how it skips the others.
-	Columns string      `json:"columns,omitempty"`
-	Schema  []FieldInfo `json:"schema,omitempty"`
+	Columns string `json:"columns,omitempty"`
+	// Lanes says, for an exchange, how many lanes it routes batches to,
+	// and for a node fed by one, that each instance reads its own lane
+	// (and by which columns the rows were hashed, if they were).
+	Lanes  string      `json:"lanes,omitempty"`
+	Schema []FieldInfo `json:"schema,omitempty"`
 }
 
 // FieldInfo is one column of a schema.
@@ -75,6 +79,7 @@ func (p *Plan) Describe() PlanInfo {
 		if d, ok := n.Factory.(Describer); ok {
 			ni.Detail = d.Describe()
 		}
+		ni.Lanes = describeLanes(n)
 		if d, ok := n.Factory.(IODescriber); ok {
 			ni.IO = d.DescribeIO()
 		}
@@ -84,6 +89,26 @@ func (p *Plan) Describe() PlanInfo {
 		pi.Nodes = append(pi.Nodes, ni)
 	}
 	return pi
+}
+
+// describeLanes is PlanNodeInfo.Lanes.
+func describeLanes(n *planNode) string {
+	var parts []string
+	if n.Spec.Exchange {
+		var to []string
+		for _, c := range n.Consumers {
+			to = append(to, fmt.Sprintf("%s ×%d", c.ID, c.Parallelism))
+		}
+		parts = append(parts, fmt.Sprintf("routes to %d lane(s), lane k read by instance k of %s", n.lanesOut, strings.Join(to, ", ")))
+	}
+	if n.lanes > 1 {
+		s := fmt.Sprintf("each of its %d instances reads a lane of its own", n.lanes)
+		if len(n.partitionedBy) > 0 {
+			s += fmt.Sprintf("; the rows of one value of (%s) all reach the same instance", strings.Join(n.partitionedBy, ", "))
+		}
+		parts = append(parts, s)
+	}
+	return strings.Join(parts, "; ")
 }
 
 func schemaInfo(s *arrow.Schema) []FieldInfo {
@@ -157,6 +182,9 @@ func (p *Plan) WriteText(w io.Writer) error {
 		}
 		if n.Spill != "" {
 			fmt.Fprintf(&b, "%s    spill: %s\n", cont, n.Spill)
+		}
+		if n.Lanes != "" {
+			fmt.Fprintf(&b, "%s    lanes: %s\n", cont, n.Lanes)
 		}
 		if len(n.Schema) > 0 {
 			cols := make([]string, len(n.Schema))

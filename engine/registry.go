@@ -63,6 +63,12 @@ type Spec struct {
 	// as an operator that waits for one input before it uses another (a
 	// join) has none to keep.
 	PortEnds bool
+	// Exchange says the operator routes its batches to the instances of
+	// its consumers: its emitter is a LaneEmitter, each consumer instance
+	// reads a lane of its own, and the consumers, which must run the same
+	// number of instances, keep no input order. A factory whose exchange
+	// hashes rows by columns says which (ExchangeKeyer).
+	Exchange bool
 	// SameInputTwice lets one node be listed twice among the inputs (a
 	// self-join: its batches go to both ports, by reference).
 	SameInputTwice bool
@@ -98,6 +104,9 @@ type BuildContext struct {
 	// missing, which is not an error: the first build checked every name
 	// against the whole schemas.
 	Narrowed bool
+	// PartitionedBy is what the node's instances will see as
+	// InstanceContext.PartitionedBy.
+	PartitionedBy []string
 }
 
 // Factory makes the instances of one compiled node.
@@ -107,6 +116,13 @@ type Factory interface {
 	// New makes instance ic.Index of ic.Count. It returns a Source, a
 	// Transform or a Sink according to the Spec's Kind.
 	New(ic *InstanceContext) (any, error)
+}
+
+// ExchangeKeyer is the Factory interface of a hash exchange: the columns
+// by which it routes rows to lanes (a row's lane is a function of their
+// values alone). Its consumers see them as InstanceContext.PartitionedBy.
+type ExchangeKeyer interface {
+	ExchangeKeys() []string
 }
 
 // Describer is an optional Factory interface: a one-line description of the

@@ -2,6 +2,7 @@ package stateful
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -24,6 +25,7 @@ import (
 type groupKey struct {
 	name string
 	expr *expr.Compiled // over the input
+	col  string         // the input column, when the key is one as it is
 }
 
 // aggCall is one aggregate function call computed per group.
@@ -54,6 +56,21 @@ type aggPlan struct {
 	// perm, when set, orders the output: its column i is column perm[i]
 	// of keys-then-aggregates (distinct puts the input's order back).
 	perm []int
+}
+
+// groupsBy says whether every one of cols is a group key as it is in the
+// input: then rows that agree on cols are in one group only if they agree
+// on them, and an input partitioned by cols has each group in one part.
+func (p *aggPlan) groupsBy(cols []string) bool {
+	if len(cols) == 0 {
+		return false
+	}
+	for _, c := range cols {
+		if !slices.ContainsFunc(p.keys, func(k groupKey) bool { return k.col == c }) {
+			return false
+		}
+	}
+	return true
 }
 
 // callColumn names call j's column in the inner schema: a name no
@@ -103,7 +120,11 @@ func planAggregate(in *arrow.Schema, groupBy []string, aggs engine.OrderedMap) (
 			continue
 		}
 		keyNames[name] = true
-		p.keys = append(p.keys, groupKey{name: name, expr: c})
+		gk := groupKey{name: name, expr: c}
+		if idx, ok := c.Column(); ok {
+			gk.col = in.Field(idx).Name
+		}
+		p.keys = append(p.keys, gk)
 		keyTypes = append(keyTypes, c.Type())
 	}
 	if len(groupBy) == 0 && len(aggs) == 0 {

@@ -46,7 +46,8 @@ func AggregateSpec() engine.Spec {
 			if _, err := ipcOptions(bc.Settings.Spill); err != nil {
 				return nil, engine.Errf("settings.spill.compression", "%v", err)
 			}
-			return &aggFactory{plan: p, node: bc.Node, batchRows: bc.Settings.BatchRows, spill: bc.Settings.Spill, runs: map[any]*aggRun{}}, nil
+			return &aggFactory{plan: p, node: bc.Node, batchRows: bc.Settings.BatchRows, spill: bc.Settings.Spill, runs: map[any]*aggRun{},
+				local: p.groupsBy(bc.PartitionedBy)}, nil
 		},
 	}
 }
@@ -64,6 +65,7 @@ type aggFactory struct {
 	batchRows int
 	spill     engine.SpillSettings
 	desc      string // Describe's, when not the aggregate's own (distinct)
+	local     bool   // the input is partitioned by group keys (aggregate.local)
 
 	mu   sync.Mutex
 	runs map[any]*aggRun // the run being set up, by its instances' budget
@@ -97,17 +99,21 @@ func (f *aggFactory) DescribeSpill() string {
 }
 
 func (f *aggFactory) Describe() string {
-	if f.desc != "" {
-		return f.desc
+	s := f.desc
+	if s == "" {
+		var keys, aggs []string
+		for _, k := range f.plan.keys {
+			keys = append(keys, k.expr.String()+" AS "+k.name)
+		}
+		for _, o := range f.plan.outs {
+			aggs = append(aggs, o.name)
+		}
+		s = fmt.Sprintf("group_by: [%s]; aggregates: [%s]; %d distinct calls", strings.Join(keys, ", "), strings.Join(aggs, ", "), len(f.plan.calls))
 	}
-	var keys, aggs []string
-	for _, k := range f.plan.keys {
-		keys = append(keys, k.expr.String()+" AS "+k.name)
+	if f.local {
+		s += "; each instance keeps its groups (its input is partitioned by group keys): no merge between instances"
 	}
-	for _, o := range f.plan.outs {
-		aggs = append(aggs, o.name)
-	}
-	return fmt.Sprintf("group_by: [%s]; aggregates: [%s]; %d distinct calls", strings.Join(keys, ", "), strings.Join(aggs, ", "), len(f.plan.calls))
+	return s
 }
 
 // New makes instance ic.Index. The instances of one run share an aggRun:
@@ -128,7 +134,8 @@ func (f *aggFactory) New(ic *engine.InstanceContext) (any, error) {
 		delete(f.runs, key)
 	}
 	f.mu.Unlock()
-	a := &aggregate{f: f, p: f.plan, run: r, ic: ic, index: ic.Index, mem: ic.Alloc, budget: ic.Budget}
+	a := &aggregate{f: f, p: f.plan, run: r, ic: ic, index: ic.Index, mem: ic.Alloc, budget: ic.Budget,
+		local: count > 1 && f.plan.groupsBy(ic.PartitionedBy)}
 	if a.mem == nil {
 		a.mem = memory.DefaultAllocator
 	}
@@ -221,6 +228,10 @@ type aggregate struct {
 
 	spiller *Spiller
 	spilled [spillParts][]*Run
+	// local is set when the input is hash-partitioned by columns that are
+	// all group keys: every group is whole in one instance, which merges
+	// and emits its own partials without waiting for the others.
+	local bool
 }
 
 // charge is the table's and the states' way to the budget. It says no
@@ -547,10 +558,13 @@ func (a *aggregate) Finish(ctx context.Context, out engine.Emitter) error {
 	for _, rs := range a.spilled {
 		spilled = spilled || len(rs) > 0
 	}
-	if a.run.n == 1 && !spilled {
+	if a.local {
+		aggLocal.Add(1)
+	}
+	if (a.run.n == 1 || a.local) && !spilled {
 		return a.emitTable(ctx, out, a.table, a.states)
 	}
-	if (spilled || (a.budget != nil && a.charged > a.headroom)) && a.table.Len() > 0 {
+	if (spilled || (a.headroom > 0 && a.charged > a.headroom)) && a.table.Len() > 0 {
 		// What is left goes to the files too: the merge needs the memory
 		// (also when the table, held while the other instances merge,
 		// is more than the headroom).
@@ -576,6 +590,14 @@ func (a *aggregate) Finish(ctx context.Context, out engine.Emitter) error {
 		close(r.ready)
 	}
 	r.mu.Unlock()
+	if a.local {
+		for q := range mine {
+			if err := a.mergeSet(ctx, out, mine[q:q+1], 0); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	select {
 	case <-r.ready:
 	case <-ctx.Done():
@@ -598,6 +620,10 @@ func (a *aggregate) mergePartition(ctx context.Context, out engine.Emitter, q in
 	}
 	return a.mergeSet(ctx, out, srcs, 0)
 }
+
+// aggLocal counts the instances that kept their groups to themselves
+// (local) in this process (tests).
+var aggLocal atomic.Int64
 
 // aggSplits counts the partitions split again in this process (tests).
 var aggSplits atomic.Int64

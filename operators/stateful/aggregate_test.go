@@ -117,6 +117,7 @@ func cellText(c arrow.Array, i int) string {
 func testRegistry() *engine.Registry {
 	r := engine.NewRegistry()
 	r.MustRegister(AggregateSpec())
+	r.MustRegister(RepartitionSpec())
 	r.MustRegister(engine.Spec{Name: "batches", Kind: engine.KindSource, NewConfig: func() any { return &batchesConfig{} },
 		Build: func(_ *engine.BuildContext, c any) (engine.Factory, error) {
 			return batchesFactory{c.(*batchesConfig)}, nil
@@ -132,6 +133,9 @@ type runOpts struct {
 	batchRows   int
 	cancelAfter int
 	cancelWhen  func() bool
+	// repartition, when set, puts a repartition by these columns
+	// (round robin for an empty list) before the aggregate.
+	repartition []string
 }
 
 type aggResult struct {
@@ -160,6 +164,12 @@ func runAgg(t *testing.T, mem *memory.CheckedAllocator, batches []arrow.RecordBa
 	}
 	node := &engine.Node{ID: "agg", Kind: engine.KindTransform, Type: "aggregate", Inputs: []string{"src"}, Parallelism: par,
 		Config: &AggregateConfig{GroupBy: groupBy, Aggregates: aggs}, ConfigFrom: engine.ConfigDefaults}
+	var extra []*engine.Node
+	if o.repartition != nil {
+		node.Inputs = []string{"rep"}
+		extra = append(extra, &engine.Node{ID: "rep", Kind: engine.KindTransform, Type: "repartition", Inputs: []string{"src"}, Parallelism: par,
+			Config: &RepartitionConfig{By: o.repartition}, ConfigFrom: engine.ConfigDefaults})
+	}
 	if o.budget > 0 {
 		node.Memory = &buffers.PoolConfig{Budget: o.budget}
 	}
@@ -173,6 +183,7 @@ func runAgg(t *testing.T, mem *memory.CheckedAllocator, batches []arrow.RecordBa
 		node,
 		{ID: "out", Kind: engine.KindSink, Type: "rows", Inputs: []string{"agg"}, Config: &rowsConfig{mu: &mu, rows: &res.rows, cols: &res.cols}},
 	}}
+	g.Nodes = append(g.Nodes, extra...)
 	p, err := engine.Compile(g, engine.CompileOptions{Registry: testRegistry()})
 	if err != nil {
 		return res, err

@@ -39,7 +39,7 @@ func DistinctSpec() engine.Spec {
 				return nil, engine.Errf("settings.spill.compression", "%v", err)
 			}
 			return &aggFactory{plan: p, node: bc.Node, batchRows: bc.Settings.BatchRows, spill: bc.Settings.Spill,
-				runs: map[any]*aggRun{}, desc: "by: " + strings.Join(byNames(bc.Inputs[0], cfg.By), ", ")}, nil
+				runs: map[any]*aggRun{}, desc: "by: " + strings.Join(byNames(bc.Inputs[0], cfg.By), ", "), local: p.groupsBy(bc.PartitionedBy)}, nil
 		},
 	}
 }

@@ -48,6 +48,14 @@ func Partition(hash uint64, n int) int {
 	return int((hash >> 32) * uint64(n) >> 32)
 }
 
+// Lane maps a key hash to one of n lanes of a repartition. It uses bits
+// 24 to 55, neither those Partition takes first (so the 16 spill
+// partitions of an aggregate behind a repartition by the same keys are all
+// used) nor the lowest, which place a key in a table.
+func Lane(hash uint64, n int) int {
+	return int(uint64(uint32(hash>>24)) * uint64(n) >> 32)
+}
+
 // keyColumn is how one key column is encoded.
 type keyColumn struct {
 	typ   arrow.DataType // the column's type as it arrives
