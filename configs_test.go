@@ -131,6 +131,7 @@ func TestEveryConfigStruct(t *testing.T) {
 		{engine.KindTransform, "limit", &operators.LimitConfig{Count: 2}, "count: 2", 2},
 		{engine.KindTransform, "dedupe", &stateful.DedupeConfig{By: []string{"a", "s"}}, "by: [a, s]", 5},
 		{engine.KindTransform, "distinct", &stateful.DistinctConfig{By: []string{"a", "s"}}, "by: [a, s]", 5},
+		{engine.KindTransform, "window", &stateful.WindowConfig{Time: "to_timestamp(a)", Size: 8760 * time.Hour, Aggregates: engine.OrderedMap{{Key: "n", Value: "count(*)"}}}, `time: "to_timestamp(a)", size: 8760h, aggregates: {n: "count(*)"}`, 1},
 		{engine.KindTransform, "repartition", &stateful.RepartitionConfig{By: []string{"s"}}, "by: [s]", 5},
 		{engine.KindTransform, "project", &operators.ProjectConfig{}, "", 5},
 		{engine.KindTransform, "union", &operators.UnionConfig{}, "", 10},

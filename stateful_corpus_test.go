@@ -304,6 +304,7 @@ func (c *diffCase) check() error {
 		for _, in := range op.inputs() {
 			switch {
 			case ids[in]:
+			case strings.Contains(in, ".") && ids[in[:strings.LastIndexByte(in, '.')]]: // an output port of one
 			case slices.Contains(diffTables, in):
 				tables[in] = true
 			default:

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -110,6 +111,8 @@ func exampleRun(t *testing.T, f string, base memory.Allocator) {
 		checkDistinct(t, dir)
 	case "repartition.yaml":
 		checkRepartition(t, dir)
+	case "window.yaml":
+		checkWindow(t, dir)
 	}
 	// No temporary file is left beside the outputs.
 	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
@@ -256,6 +259,64 @@ func checkRepartition(t *testing.T, dir string) {
 	}
 	if len(seen) < 99000 {
 		t.Errorf("%d accounts, want about 100000", len(seen))
+	}
+}
+
+// checkWindow checks the window example: every trade is in its minute bar
+// or among the late rows, each (bar, symbol) once, bars a minute long; the
+// 5-minute windows every minute, which allow 2 minutes of lateness, hold
+// every trade 5 times.
+func checkWindow(t *testing.T, dir string) {
+	read := func(name string) [][]string {
+		b, err := os.ReadFile(filepath.Join(dir, "out", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rows [][]string
+		for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n")[1:] {
+			rows = append(rows, strings.Split(l, ","))
+		}
+		return rows
+	}
+	num := func(s string) int64 {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			t.Fatalf("%q: %v", s, err)
+		}
+		return n
+	}
+	var trades, volume int64
+	seen := map[string]bool{}
+	for _, r := range read("bars.csv") {
+		start, _ := time.Parse(time.RFC3339, r[0])
+		end, _ := time.Parse(time.RFC3339, r[1])
+		if end.Sub(start) != time.Minute || start.Second() != 0 {
+			t.Fatalf("bar %v: not a whole minute", r)
+		}
+		if seen[r[0]+r[2]] {
+			t.Fatalf("bar %s %s written twice", r[0], r[2])
+		}
+		seen[r[0]+r[2]] = true
+		trades += num(r[3])
+		volume += num(r[4])
+	}
+	late := read("late.csv")
+	if len(late) == 0 {
+		t.Error("no late trade: the example should show some")
+	}
+	for _, r := range late {
+		trades++
+		volume += num(r[3])
+	}
+	if trades != 200000 {
+		t.Errorf("%d trades in bars and late rows, want 200000", trades)
+	}
+	var v5 int64
+	for _, r := range read("volume5m.csv") {
+		v5 += num(r[2])
+	}
+	if v5 != 5*volume {
+		t.Errorf("the 5-minute windows hold a volume of %d, want 5 × %d", v5, volume)
 	}
 }
 

@@ -184,7 +184,8 @@ func (in *inbox) isDetached() bool {
 
 type outEdge struct {
 	in   *inbox
-	port int
+	port int   // the consumer's input port
+	from int   // the producer's output port: 0 its main output
 	edge int32 // index into the run's edge metrics; -1 without metrics
 }
 
@@ -289,7 +290,7 @@ func (p *Plan) Start(ctx context.Context, opts RunOptions) *Execution {
 			if x.tel != nil {
 				edge = x.tel.m.addEdge(n.ID, c.ID)
 			}
-			outs = append(outs, outEdge{in: x.inboxes[idx[c]], port: port, edge: edge})
+			outs = append(outs, outEdge{in: x.inboxes[idx[c]], port: port, from: c.inPorts[port], edge: edge})
 		}
 		left := &atomic.Int32{}
 		left.Store(int32(n.Parallelism))
@@ -787,13 +788,14 @@ func (e *emitter) EmitLane(k int, b arrow.RecordBatch) error {
 		return errors.New("engine: an exchange emits by lane and keeps no order (a bug: its node is ordered)")
 	}
 	size := e.count(b)
-	return e.sendLane(b, size, e.traceCarrier(b, size), k)
+	return e.sendTo(b, size, e.traceCarrier(b, size), 0, k)
 }
 
 type heldBatch struct {
 	rec  arrow.RecordBatch
 	size int64
 	sc   *trace.SpanContext
+	port int // the output port
 }
 
 func (e *emitter) Emit(b arrow.RecordBatch) error {
@@ -803,10 +805,45 @@ func (e *emitter) Emit(b arrow.RecordBatch) error {
 	size := e.count(b)
 	sc := e.traceCarrier(b, size)
 	if e.buffering {
-		e.held = append(e.held, heldBatch{b, size, sc})
+		e.held = append(e.held, heldBatch{b, size, sc, 0})
 		return nil
 	}
 	return e.send(b, size, sc)
+}
+
+// EmitPort is Emit to output port k (PortEmitter).
+func (e *emitter) EmitPort(k int, b arrow.RecordBatch) error {
+	if k == 0 {
+		return e.Emit(b)
+	}
+	if b == nil {
+		return nil
+	}
+	if !e.PortUsed(k) {
+		b.Release()
+		return nil
+	}
+	size := e.count(b)
+	sc := e.traceCarrier(b, size)
+	if e.buffering {
+		e.held = append(e.held, heldBatch{b, size, sc, k})
+		return nil
+	}
+	err := e.sendTo(b, size, sc, k, -1)
+	if errors.Is(err, ErrStop) {
+		return nil // the readers of port k want no more; the main output may
+	}
+	return err
+}
+
+// PortUsed says whether a node reads output port k (PortEmitter).
+func (e *emitter) PortUsed(k int) bool {
+	for _, o := range e.outs {
+		if o.from == k && !o.in.isDetached() {
+			return true
+		}
+	}
+	return false
 }
 
 // count counts an emitted batch and returns its size.
@@ -846,6 +883,10 @@ func (e *emitter) flush() error {
 	for i, h := range e.held {
 		if err != nil {
 			h.rec.Release()
+		} else if h.port > 0 {
+			if perr := e.sendTo(h.rec, h.size, h.sc, h.port, -1); !errors.Is(perr, ErrStop) {
+				err = perr
+			}
 		} else {
 			err = e.send(h.rec, h.size, h.sc)
 		}
@@ -864,22 +905,30 @@ func (e *emitter) dropBuffered() {
 }
 
 func (e *emitter) send(b arrow.RecordBatch, size int64, sc *trace.SpanContext) error {
-	return e.sendLane(b, size, sc, -1)
+	return e.sendTo(b, size, sc, 0, -1)
 }
 
-// sendLane sends b to every consumer that still wants input: into lane
-// lane of its inbox, or, with lane < 0, into whichever lane has room
-// (round robin among full ones).
-func (e *emitter) sendLane(b arrow.RecordBatch, size int64, sc *trace.SpanContext, lane int) error {
+// sendTo sends b to every reader of output port port that still wants
+// input: into lane lane of its inbox, or, with lane < 0, into whichever
+// lane has room (round robin among full ones). It returns ErrStop when
+// no reader of the port wants more.
+func (e *emitter) sendTo(b arrow.RecordBatch, size int64, sc *trace.SpanContext, port, lane int) error {
 	var liveBuf [8]outEdge
 	live := liveBuf[:0]
+	readers := 0
 	for _, o := range e.outs {
-		if !o.in.isDetached() {
-			live = append(live, o)
+		if o.from == port {
+			readers++
+			if !o.in.isDetached() {
+				live = append(live, o)
+			}
 		}
 	}
 	if len(live) == 0 {
 		b.Release()
+		if readers == 0 {
+			return nil // nobody reads this port (only another one)
+		}
 		return ErrStop
 	}
 	if len(live) > 1 {
@@ -956,7 +1005,7 @@ func (e *emitter) sendLane(b arrow.RecordBatch, size int64, sc *trace.SpanContex
 		e.blocked += int64(time.Since(t))
 	}
 	for _, o := range e.outs {
-		if !o.in.isDetached() {
+		if o.from == port && !o.in.isDetached() {
 			return nil
 		}
 	}

@@ -97,6 +97,53 @@ type planNode struct {
 	lanesOut int
 	// partitionedBy is InstanceContext.PartitionedBy.
 	partitionedBy []string
+	// inPorts is, for each of Inputs, the output port of it this node
+	// reads: 0 its main output, k its Spec's Outputs[k-1].
+	inPorts []int
+}
+
+// inputSchema is the schema of what pn reads from its input i.
+func (pn *planNode) inputSchema(i int) *arrow.Schema {
+	in := pn.Inputs[i]
+	if pn.inPorts[i] > 0 {
+		if ps, ok := in.Factory.(PortSchemas); ok {
+			return ps.OutputSchema(pn.inPorts[i])
+		}
+		return nil
+	}
+	return in.Schema
+}
+
+// inputName is how pn names its input i: the node's id, with ".port"
+// for an output port other than the main one.
+func (pn *planNode) inputName(i int) string {
+	in := pn.Inputs[i]
+	if k := pn.inPorts[i]; k > 0 {
+		return in.ID + "." + in.Spec.Outputs[k-1]
+	}
+	return in.ID
+}
+
+// outputPort resolves an input written "node.port" to the node and the
+// number of its output port; a message when node exists but has no such
+// port, nil when there is no such node.
+func (p *Plan) outputPort(ref string) (*planNode, int, string) {
+	dot := strings.LastIndexByte(ref, '.')
+	if dot < 0 {
+		return nil, 0, ""
+	}
+	src, ok := p.byID[ref[:dot]]
+	if !ok || src.Spec == nil {
+		return nil, 0, ""
+	}
+	name := ref[dot+1:]
+	if k := slices.Index(src.Spec.Outputs, name); k >= 0 {
+		return src, k + 1, ""
+	}
+	if len(src.Spec.Outputs) == 0 {
+		return nil, 0, fmt.Sprintf("input %q: %s %q has one output, no port %q (write %q)", ref, src.Spec.Name, src.ID, name, src.ID)
+	}
+	return nil, 0, fmt.Sprintf("input %q: %s %q has no output port %q; its ports: %s", ref, src.Spec.Name, src.ID, name, strings.Join(src.Spec.Outputs, ", "))
 }
 
 // unordered says the node's parallel instances need not keep the order of
@@ -217,6 +264,16 @@ func Compile(g *Graph, opts CompileOptions) (*Plan, error) {
 		for i, in := range pn.Node.Inputs {
 			field := fmt.Sprintf("inputs.%d", i)
 			src, ok := p.byID[in]
+			port := 0
+			if !ok {
+				var perr string
+				src, port, perr = p.outputPort(in)
+				ok = src != nil
+				if perr != "" {
+					nodeErr(pn.Node, field, "%s", perr)
+					continue
+				}
+			}
 			switch {
 			case !ok:
 				msg := fmt.Sprintf("input %q does not exist", in)
@@ -228,7 +285,7 @@ func Compile(g *Graph, opts CompileOptions) (*Plan, error) {
 			case seen[in] && (pn.Spec == nil || !pn.Spec.SameInputTwice):
 				nodeErr(pn.Node, field, "input %q is listed twice", in)
 				continue
-			case in == pn.ID:
+			case src == pn:
 				nodeErr(pn.Node, field, "node %q cannot be its own input", in)
 				continue
 			case src.Spec != nil && src.Spec.Kind == KindSink:
@@ -237,6 +294,7 @@ func Compile(g *Graph, opts CompileOptions) (*Plan, error) {
 			}
 			seen[in] = true
 			pn.Inputs = append(pn.Inputs, src)
+			pn.inPorts = append(pn.inPorts, port)
 			src.Consumers = append(src.Consumers, pn)
 		}
 	}
@@ -339,9 +397,14 @@ func partitionedBy(pn *planNode) []string {
 func (p *Plan) build(pn *planNode, narrowed bool) Errors {
 	pn.partitionedBy = partitionedBy(pn) // its inputs are built
 	bc := &BuildContext{Node: pn.ID, Settings: p.Settings, Stdin: p.stdin, Narrowed: narrowed, PartitionedBy: pn.partitionedBy}
-	for _, in := range pn.Inputs {
-		bc.Inputs = append(bc.Inputs, in.Schema)
-		bc.InputIDs = append(bc.InputIDs, in.ID)
+	for i := range pn.Inputs {
+		bc.Inputs = append(bc.Inputs, pn.inputSchema(i))
+		bc.InputIDs = append(bc.InputIDs, pn.inputName(i))
+	}
+	for i, s := range bc.Inputs {
+		if s == nil {
+			return Errors{&NodeError{Node: pn.ID, Offset: -1, Msg: fmt.Sprintf("input %q has no schema (a bug in operator %q: it declares output ports but no PortSchemas)", bc.InputIDs[i], pn.Inputs[i].Spec.Name)}}
+		}
 	}
 	f, err := buildNode(pn, bc)
 	if err != nil {

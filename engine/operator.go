@@ -34,6 +34,16 @@ type LaneEmitter interface {
 	EmitLane(k int, b arrow.RecordBatch) error
 }
 
+// PortEmitter is the Emitter of every instance: EmitPort emits to output
+// port k of the node (Spec.Outputs[k-1]; 0 is Emit), and PortUsed says
+// whether a node reads port k, so that an operator makes nothing for a
+// port nobody reads. EmitPort to a port nobody reads releases the batch.
+type PortEmitter interface {
+	Emitter
+	EmitPort(k int, b arrow.RecordBatch) error
+	PortUsed(k int) bool
+}
+
 // Source produces batches. Run returns when it has emitted everything, when
 // Emit returns an error (return it; ErrStop counts as success), or when ctx is
 // done.

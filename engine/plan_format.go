@@ -73,8 +73,8 @@ func (p *Plan) Describe() PlanInfo {
 		if n.Memory != nil {
 			ni.Memory = DescribeMemory(*n.Memory)
 		}
-		for _, in := range n.Inputs {
-			ni.Inputs = append(ni.Inputs, in.ID)
+		for i := range n.Inputs {
+			ni.Inputs = append(ni.Inputs, n.inputName(i))
 		}
 		if d, ok := n.Factory.(Describer); ok {
 			ni.Detail = d.Describe()
@@ -217,8 +217,16 @@ func (p *Plan) WriteDOT(w io.Writer) error {
 		}
 		fmt.Fprintf(&b, "  %q [label=\"%s\", shape=%s];\n", n.ID, label, shape[n.Kind])
 	}
+	ids := map[string]bool{}
+	for _, n := range pi.Nodes {
+		ids[n.ID] = true
+	}
 	for _, n := range pi.Nodes {
 		for _, in := range n.Inputs {
+			if dot := strings.LastIndexByte(in, '.'); !ids[in] && dot > 0 { // an output port
+				fmt.Fprintf(&b, "  %q -> %q [label=%q, style=dashed];\n", in[:dot], n.ID, in[dot+1:])
+				continue
+			}
 			fmt.Fprintf(&b, "  %q -> %q;\n", in, n.ID)
 		}
 	}

@@ -58,11 +58,12 @@ func neededColumns(order []*planNode) map[*planNode][]string {
 		all := false
 		for _, c := range n.Consumers {
 			cu, ok := c.Factory.(ColumnUser)
-			if !ok {
+			j := slices.Index(c.Inputs, n)
+			if !ok || c.inPorts[j] > 0 { // another port: its own schema
 				all = true
 				break
 			}
-			got := cu.InputColumns(slices.Index(c.Inputs, n), need[c])
+			got := cu.InputColumns(j, need[c])
 			if got == nil {
 				all = true
 				break

@@ -63,6 +63,12 @@ type Spec struct {
 	// as an operator that waits for one input before it uses another (a
 	// join) has none to keep.
 	PortEnds bool
+	// Outputs names the operator's output ports besides its main one:
+	// port k (1, 2, …) is Outputs[k-1], read by a node listing
+	// "ID.NAME" among its inputs, with the schema its factory's
+	// PortSchemas gives, and emitted to through PortEmitter. Nothing
+	// needs to read them.
+	Outputs []string
 	// Exchange says the operator routes its batches to the instances of
 	// its consumers: its emitter is a LaneEmitter, each consumer instance
 	// reads a lane of its own, and the consumers, which must run the same
@@ -116,6 +122,12 @@ type Factory interface {
 	// New makes instance ic.Index of ic.Count. It returns a Source, a
 	// Transform or a Sink according to the Spec's Kind.
 	New(ic *InstanceContext) (any, error)
+}
+
+// PortSchemas is the Factory interface of an operator with output ports
+// (Spec.Outputs): the schema of port k ≥ 1.
+type PortSchemas interface {
+	OutputSchema(port int) *arrow.Schema
 }
 
 // ExchangeKeyer is the Factory interface of a hash exchange: the columns

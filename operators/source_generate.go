@@ -38,6 +38,7 @@ type GenerateColumn struct {
 	NullRatio   float64       `zflow:"null_ratio" doc:"fraction of null values, from 0 to 1"`
 	Start       string        `zflow:"start" doc:"timestamps: the first row's value, RFC 3339 (default 2024-01-01T00:00:00Z); row i holds start + i*step"`
 	Step        time.Duration `zflow:"step" doc:"timestamps: increment per row (default 1ms)"`
+	Jitter      time.Duration `zflow:"jitter" doc:"timestamps: each row's value moved by up to this much either way (uniform, from the seed), so that rows come out of time order as events do"`
 }
 
 // GenerateSpec is the spec of the generate source.
@@ -96,7 +97,7 @@ type genCol struct {
 	dict []byte  // string values, concatenated
 	doff []int32 // len card+1
 
-	tsStart, tsStep int64
+	tsStart, tsStep, tsJitter int64
 }
 
 type generateFactory struct {
@@ -210,8 +211,8 @@ func newGenCol(p string, idx int, seed int64, c GenerateColumn) (genCol, error) 
 	if !isInt && c.Sequence {
 		bad("sequence", "sequence applies to integer columns, not %s", c.Type)
 	}
-	if g.kind != genTimestamp && (c.Start != "" || c.Step != 0) {
-		bad("start", "start and step apply to timestamp columns, not %s", c.Type)
+	if g.kind != genTimestamp && (c.Start != "" || c.Step != 0 || c.Jitter != 0) {
+		bad("start", "start, step and jitter apply to timestamp columns, not %s", c.Type)
 	}
 	if c.Cardinality < 0 {
 		bad("cardinality", "must be ≥ 0, got %d", c.Cardinality)
@@ -302,6 +303,10 @@ func newGenCol(p string, idx int, seed int64, c GenerateColumn) (genCol, error) 
 			bad("step", "must be a whole number of microseconds, got %v", step)
 		}
 		g.tsStart, g.tsStep = start.UnixMicro(), step.Microseconds()
+		if c.Jitter < 0 || c.Jitter%time.Microsecond != 0 {
+			bad("jitter", "must be a whole number of microseconds, 0 or more, got %v", c.Jitter)
+		}
+		g.tsJitter = c.Jitter.Microseconds()
 	}
 	return g, errors.Join(errs...)
 }
@@ -498,6 +503,9 @@ func (g *genCol) fill(mem memory.Allocator, row int64, n int, scratch *[]uint32)
 		v := arrow.TimestampTraits.CastFromBytes(vals.Bytes())[:n]
 		for i := range v {
 			v[i] = arrow.Timestamp(g.tsStart + (row+int64(i))*g.tsStep)
+			if g.tsJitter > 0 {
+				v[i] += arrow.Timestamp(int64(genBelow(g.hash(row+int64(i)), uint64(2*g.tsJitter+1))) - g.tsJitter)
+			}
 		}
 		bufs = []*memory.Buffer{validity, vals}
 	case genString:

@@ -232,6 +232,15 @@ type aggregate struct {
 	// all group keys: every group is whole in one instance, which merges
 	// and emits its own partials without waiting for the others.
 	local bool
+	// onFull, when set, is asked first when the budget refuses the table
+	// or the states more: an owner of several aggregates on one budget (a
+	// window's) spills the others, and says whether that freed anything.
+	onFull func(ctx context.Context, full *aggregate) (bool, error)
+	// onePart keeps all groups in partition 0: one spill file per spill
+	// instead of one per partition, for an instance with few groups among
+	// many (a window's); a merge that does not fit is split as any
+	// partition is, by the next bits of the hash.
+	onePart bool
 }
 
 // charge is the table's and the states' way to the budget. It says no
@@ -306,6 +315,15 @@ func (a *aggregate) Process(ctx context.Context, _ int, in arrow.RecordBatch, _ 
 		if err != nil {
 			if !errors.Is(err, buffers.ErrBudgetExceeded) {
 				return fmt.Errorf("aggregate: %w", err)
+			}
+			if a.onFull != nil {
+				freed, ferr := a.onFull(ctx, a)
+				if ferr != nil {
+					return ferr
+				}
+				if freed {
+					continue
+				}
 			}
 			if a.table.Len() == 0 {
 				return fmt.Errorf("aggregate: not one group fits in the memory budget: %w", err)
@@ -471,6 +489,12 @@ func (a *aggregate) resetTable() {
 // partition lists the table's groups by hash partition.
 func (a *aggregate) partition() [spillParts][]uint32 {
 	var parts [spillParts][]uint32
+	if a.onePart {
+		for id := range uint32(a.table.Len()) {
+			parts[0] = append(parts[0], id)
+		}
+		return parts
+	}
 	for id := range uint32(a.table.Len()) {
 		q := Partition(a.table.Hash(id), spillParts)
 		parts[q] = append(parts[q], id)
@@ -554,10 +578,7 @@ func (a *aggregate) Finish(ctx context.Context, out engine.Emitter) error {
 			s.grow(1)
 		}
 	}
-	spilled := false
-	for _, rs := range a.spilled {
-		spilled = spilled || len(rs) > 0
-	}
+	spilled := a.spilledAny()
 	if a.local {
 		aggLocal.Add(1)
 	}
@@ -609,6 +630,17 @@ func (a *aggregate) Finish(ctx context.Context, out engine.Emitter) error {
 		}
 	}
 	return nil
+}
+
+// spilledAny says whether the instance has written partial states to
+// spill files.
+func (a *aggregate) spilledAny() bool {
+	for _, rs := range a.spilled {
+		if len(rs) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // mergePartition merges partition q of every instance into a fresh table

@@ -118,6 +118,7 @@ func testRegistry() *engine.Registry {
 	r := engine.NewRegistry()
 	r.MustRegister(AggregateSpec())
 	r.MustRegister(RepartitionSpec())
+	r.MustRegister(WindowSpec())
 	r.MustRegister(engine.Spec{Name: "batches", Kind: engine.KindSource, NewConfig: func() any { return &batchesConfig{} },
 		Build: func(_ *engine.BuildContext, c any) (engine.Factory, error) {
 			return batchesFactory{c.(*batchesConfig)}, nil
