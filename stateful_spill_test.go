@@ -47,11 +47,14 @@ func TestStatefulSpillFailures(t *testing.T) {
 
 	// The operators, each reading "in" (t, or t with a bad row) and with
 	// state large enough to spill under diffSpillBudget: the sort keeps all
-	// of t; the aggregate has a group per distinct hs; the join builds on t.
+	// of t; the aggregate, distinct and the window have a group per distinct
+	// hs (the window's, in each of 30 days); the join builds on t.
 	ops := []struct{ typ, cfg string }{
 		{"sort", `{type: sort, inputs: [in], by: [k, "v DESC"]}`},
 		{"aggregate", `{type: aggregate, inputs: [in], group_by: [hs], aggregates: {n: "count(*)", sv: "sum(v)"}}`},
 		{"join", `{type: join, inputs: [dim, in], how: inner, on: [k]}`},
+		{"distinct", `{type: distinct, inputs: [in], by: [hs]}`},
+		{"window", `{type: window, inputs: [in], time: ts, size: 24h, watermark: 1000000h, group_by: [hs], aggregates: {n: "count(*)", sv: "sum(v)"}}`},
 	}
 	for _, op := range ops {
 		t.Run(op.typ, func(t *testing.T) {
@@ -140,7 +143,7 @@ func TestStatefulSpillFailures(t *testing.T) {
 // first output row, so the operator fails while it emits.
 func downstreamBad(typ string) string {
 	col := "id"
-	if typ == "aggregate" {
+	if typ == "aggregate" || typ == "window" {
 		col = "n"
 	}
 	return `{type: project, inputs: [op], columns: ["*", "CAST(CASE WHEN ` + col + ` IS NULL THEN '1' ELSE 'x' END AS INTEGER) AS bad"]}`
