@@ -103,6 +103,9 @@ func TestEveryConfigStruct(t *testing.T) {
 	if err := os.WriteFile(file("in.bin"), []byte("0123456789abcdefghij"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// lookup_join's table: symbols keyed by s (strings, as the generated s).
+	lookupTable := file("table.parquet")
+	writeLookupTable(t, lookupTable)
 	// The raw sink writes a binary column: its input is a raw source.
 	rawIn := &operators.RawSourceConfig{Path: file("in.bin"), RecordSize: 4}
 	const rawInYAML = "{type: raw, path: %s, record_size: 4}"
@@ -132,6 +135,7 @@ func TestEveryConfigStruct(t *testing.T) {
 		{engine.KindTransform, "dedupe", &stateful.DedupeConfig{By: []string{"a", "s"}}, "by: [a, s]", 5},
 		{engine.KindTransform, "distinct", &stateful.DistinctConfig{By: []string{"a", "s"}}, "by: [a, s]", 5},
 		{engine.KindTransform, "window", &stateful.WindowConfig{Time: "to_timestamp(a)", Size: 8760 * time.Hour, Aggregates: engine.OrderedMap{{Key: "n", Value: "count(*)"}}}, `time: "to_timestamp(a)", size: 8760h, aggregates: {n: "count(*)"}`, 1},
+		{engine.KindTransform, "lookup_join", &stateful.LookupJoinConfig{Table: lookupTable, On: []string{"s"}}, "table: " + lookupTable + ", on: [s]", 5},
 		{engine.KindTransform, "repartition", &stateful.RepartitionConfig{By: []string{"s"}}, "by: [s]", 5},
 		{engine.KindTransform, "project", &operators.ProjectConfig{}, "", 5},
 		{engine.KindTransform, "union", &operators.UnionConfig{}, "", 10},
@@ -260,5 +264,20 @@ func TestEveryConfigStruct(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// writeLookupTable writes a Parquet table of s (the strings generate makes
+// for column s) and a value: a table for lookup_join.
+func writeLookupTable(t *testing.T, path string) {
+	t.Helper()
+	y := "version: 1\nname: table\nsources:\n  g: {type: generate, rows: 5000, columns: [{name: s, type: string}, {name: x, type: int64}]}\n" +
+		"operators:\n  d: {type: distinct, inputs: [g], by: [s]}\nsinks:\n  out: {type: parquet, inputs: [d], path: " + path + "}\n"
+	p, err := zflow.Parse([]byte(y), "table.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Run(context.Background()); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -254,8 +254,10 @@ var statefulTypes = []string{"aggregate", "join", "sort", "top_k", "distinct", "
 
 // diffNeverSpills are the stateful types that keep bounded state by
 // design and need not spill: top_k holds k rows (and fails, saying so,
-// when they do not fit its budget).
-var diffNeverSpills = []string{"top_k"}
+// when they do not fit its budget); lookup_join holds an index of the
+// table's keys (and fails, saying so, when it does not fit) and a cache
+// of row groups that evicts rather than spills.
+var diffNeverSpills = []string{"top_k", "lookup_join"}
 
 // diffNoSpillYet are the stateful types that cannot spill yet, with why:
 // their entries get no spilling rerun (the log says how many were left
@@ -545,6 +547,14 @@ func diffPipeline(c *diffCase, dataDir, out, budget string) string {
 	}
 	for _, op := range c.ops {
 		cfg := op.cfg
+		if op.typ == "lookup_join" { // table: names a table of the data set
+			cfg = slices.Clone(cfg)
+			for i, it := range cfg {
+				if name, ok := it.Value.(string); ok && it.Key == "table" {
+					cfg[i].Value = filepath.Join(dataDir, name+".parquet")
+				}
+			}
+		}
 		if budget != "" && slices.Contains(statefulTypes, op.typ) {
 			cfg = append(slices.Clone(cfg), yaml.MapItem{Key: "memory", Value: yaml.MapSlice{{Key: "budget", Value: budget}}})
 		}

@@ -113,6 +113,8 @@ func exampleRun(t *testing.T, f string, base memory.Allocator) {
 		checkRepartition(t, dir)
 	case "window.yaml":
 		checkWindow(t, dir)
+	case "lookup_join.yaml":
+		checkLookupJoin(t, dir)
 	}
 	// No temporary file is left beside the outputs.
 	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
@@ -317,6 +319,47 @@ func checkWindow(t *testing.T, dir string) {
 	}
 	if v5 != 5*volume {
 		t.Errorf("the 5-minute windows hold a volume of %d, want 5 × %d", v5, volume)
+	}
+}
+
+// checkLookupJoin checks the lookup_join example against the symbols
+// table's CSV twin: every trade once, in order, with its symbol's name and
+// sector, or empty ones when the table lacks it.
+func checkLookupJoin(t *testing.T, dir string) {
+	lines := func(path string) []string {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.Split(strings.TrimSpace(string(b)), "\n")
+	}
+	names := map[string]string{}
+	for _, l := range lines(filepath.Join(repoRoot, "testdata", "join", "symbols.csv"))[1:] {
+		f := strings.Split(l, ",")
+		names[f[0]] = f[1] + "," + f[2]
+	}
+	trades := lines(filepath.Join(repoRoot, "testdata", "trades.csv"))[1:]
+	got := lines(filepath.Join(dir, "out", "trades_named.csv"))
+	if got[0] != "symbol,price,qty,ts,name,sector" || len(got)-1 != len(trades) {
+		t.Fatalf("header %q and %d rows, want %d trades", got[0], len(got)-1, len(trades))
+	}
+	missing := 0
+	for i, l := range got[1:] {
+		f := strings.Split(l, ",")
+		if sym := strings.Split(trades[i], ",")[0]; f[0] != sym {
+			t.Fatalf("row %d: symbol %s, the trade's is %s (order kept?)", i, f[0], sym)
+		}
+		want, ok := names[f[0]]
+		if !ok {
+			want = ","
+			missing++
+		}
+		if f[4]+","+f[5] != want {
+			t.Errorf("row %d: %s, want name and sector %q", i, l, want)
+		}
+	}
+	if missing == 0 {
+		t.Error("no trade of a symbol the table lacks: the example should show one")
 	}
 }
 
