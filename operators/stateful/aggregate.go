@@ -218,13 +218,21 @@ type aggregate struct {
 	// of the budget available at the start, at most 64 MiB.
 	headroom int64
 
-	rows  KeyRows
-	ids   []uint32
-	sel   []int32 // 0, 1, 2, ...: the rows of a batch, sliced to resume
-	masks [][]byte
-	keys  []arrow.Array // scratch: the key columns of a batch
-	args  []arrow.Array
-	filts []arrow.Array
+	rows KeyRows
+	ids  []uint32
+	sel  []int32 // 0, 1, 2, ...: the rows of a batch, sliced to resume
+	n    int     // the rows of the batch in process
+
+	// A batch whose one key is a dictionary (dictGroups): the encoded
+	// entries, each entry's group (-1 unused), the entries used, their ids.
+	drows       KeyRows
+	entry       []int64
+	usedEntries []int32
+	dids        []uint32
+	masks       [][]byte
+	keys        []arrow.Array // scratch: the key columns of a batch
+	args        []arrow.Array
+	filts       []arrow.Array
 
 	spiller *Spiller
 	spilled [spillParts][]*Run
@@ -291,6 +299,13 @@ func (a *aggregate) Process(ctx context.Context, _ int, in arrow.RecordBatch, _ 
 	if n == 0 {
 		return nil
 	}
+	a.n = n
+	if d, ok := a.dictKey(); ok {
+		done, err := a.dictGroups(ctx, d, n, base)
+		if done || err != nil {
+			return err
+		}
+	}
 	if err := a.encode(n); err != nil {
 		return err
 	}
@@ -316,24 +331,110 @@ func (a *aggregate) Process(ctx context.Context, _ int, in arrow.RecordBatch, _ 
 			if !errors.Is(err, buffers.ErrBudgetExceeded) {
 				return fmt.Errorf("aggregate: %w", err)
 			}
-			if a.onFull != nil {
-				freed, ferr := a.onFull(ctx, a)
-				if ferr != nil {
-					return ferr
-				}
-				if freed {
-					continue
-				}
-			}
-			if a.table.Len() == 0 {
-				return fmt.Errorf("aggregate: not one group fits in the memory budget: %w", err)
-			}
-			if serr := a.spill(ctx); serr != nil {
-				return serr
+			if rerr := a.relieve(ctx, err); rerr != nil {
+				return rerr
 			}
 		}
 	}
 	return nil
+}
+
+// relieve makes room after the budget refused the table or the states
+// more (err): the owner's other aggregates spill first (onFull), else this
+// one's table does.
+func (a *aggregate) relieve(ctx context.Context, err error) error {
+	if a.onFull != nil {
+		freed, ferr := a.onFull(ctx, a)
+		if ferr != nil || freed {
+			return ferr
+		}
+	}
+	if a.table.Len() == 0 {
+		return fmt.Errorf("aggregate: not one group fits in the memory budget: %w", err)
+	}
+	return a.spill(ctx)
+}
+
+// dictKey is the batch's key column when it is the only one and a
+// dictionary: its groups can be found per dictionary entry, not per row.
+func (a *aggregate) dictKey() (*array.Dictionary, bool) {
+	if len(a.keys) != 1 {
+		return nil, false
+	}
+	d, ok := a.keys[0].(*array.Dictionary)
+	return d, ok && a.p.enc.cols[0].dict != nil
+}
+
+// dictGroups finds the groups of a batch whose one key is a dictionary
+// column: the dictionary's entries the batch uses are encoded and looked
+// up once each (their encoding is what a row of that value encodes to),
+// and each row takes its entry's group. It says false, having changed
+// nothing a row depends on, when the per-row way is better (a dictionary
+// larger than the batch) or when the budget refuses a group (the per-row
+// way then spills as it goes).
+func (a *aggregate) dictGroups(ctx context.Context, d *array.Dictionary, n int, base int64) (bool, error) {
+	dict := d.Dictionary()
+	m := dict.Len()
+	if m > n {
+		return false, nil
+	}
+	entry := grow(a.entry, m)
+	a.entry = entry
+	for j := range entry {
+		entry[j] = -1
+	}
+	hasNull := false
+	for i := range n {
+		if d.IsValid(i) {
+			entry[d.GetValueIndex(i)] = 0
+		} else {
+			hasNull = true
+		}
+	}
+	used := a.usedEntries[:0]
+	for j, e := range entry {
+		if e == 0 {
+			used = append(used, int32(j))
+		}
+	}
+	a.usedEntries = used
+	if err := a.p.enc.cols[0].dict.Encode([]arrow.Array{dict}, &a.drows); err != nil {
+		return false, fmt.Errorf("aggregate: %w", err)
+	}
+	a.dids = grow(a.dids, len(used))
+	if k, err := a.table.FindOrInsert(&a.drows, used, a.dids); err != nil || k < len(used) {
+		return false, nil
+	}
+	for j, e := range used {
+		entry[e] = int64(a.dids[j])
+	}
+	nullID := int64(-1)
+	if hasNull {
+		one := KeyRows{Data: []byte{0}, Offs: []int32{0, 1}, Hash: []uint64{HashKey([]byte{0})}, anyNull: []bool{true}}
+		var id [1]uint32
+		if k, err := a.table.FindOrInsert(&one, nil, id[:]); err != nil || k < 1 {
+			return false, nil
+		}
+		nullID = int64(id[0])
+	}
+	a.ids = grow(a.ids, n)
+	for i := range n {
+		if d.IsValid(i) {
+			a.ids[i] = uint32(entry[d.GetValueIndex(i)])
+		} else {
+			a.ids[i] = uint32(nullID)
+		}
+	}
+	if err := a.update(0, n, base); err != nil {
+		return true, err
+	}
+	if err := a.chargeStates(); err != nil {
+		if !errors.Is(err, buffers.ErrBudgetExceeded) {
+			return true, fmt.Errorf("aggregate: %w", err)
+		}
+		return true, a.relieve(ctx, err)
+	}
+	return true, nil
 }
 
 // encode puts the batch's keys into a.rows; with no group_by every row
@@ -365,7 +466,7 @@ func (a *aggregate) update(from, to int, base int64) error {
 	ids := a.ids[from:to]
 	for j, c := range a.p.calls {
 		arg, filt := a.args[j], a.filts[j]
-		if from > 0 || to < a.rowsN() {
+		if from > 0 || to < a.n {
 			if arg != nil {
 				arg = array.NewSlice(arg, int64(from), int64(to))
 				defer arg.Release()
@@ -382,8 +483,6 @@ func (a *aggregate) update(from, to int, base int64) error {
 	}
 	return nil
 }
-
-func (a *aggregate) rowsN() int { return a.rows.N() }
 
 // mask is the bitmap of the rows call j takes, nil for all: those whose
 // FILTER is true and (but for first and last) whose argument is not NULL.

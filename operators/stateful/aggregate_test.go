@@ -636,3 +636,102 @@ func TestAggregateSplitsPartition(t *testing.T) {
 		}
 	}
 }
+
+// TestAggregateDictionaryKey: a dictionary key column groups as its
+// values do — entries looked up once per batch (dictGroups), NULL rows,
+// NULL and repeated dictionary values, dictionaries larger than the batch
+// (the per-row way) — in memory and spilling, one and two instances.
+func TestAggregateDictionaryKey(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	dictType := &arrow.DictionaryType{IndexType: arrow.PrimitiveTypes.Int32, ValueType: arrow.BinaryTypes.String}
+	make := func(asDict bool) []arrow.RecordBatch {
+		r := rand.New(rand.NewSource(3))
+		var out []arrow.RecordBatch
+		for b := range 30 {
+			rows := 2000
+			if b%7 == 3 {
+				rows = 20 // smaller than its dictionary: the per-row way
+			}
+			// A dictionary of its own per batch, with a NULL and a repeated value.
+			words := []string{"a", "b", "∅", "c", "a"}
+			for w := range 50 + r.Intn(400) {
+				words = append(words, fmt.Sprintf("w%d", w*3))
+			}
+			var idx []int
+			var x []string
+			for range rows {
+				if r.Intn(30) == 0 {
+					idx = append(idx, -1)
+				} else {
+					idx = append(idx, r.Intn(len(words)))
+				}
+				x = append(x, strconv.Itoa(r.Intn(100)))
+			}
+			var keys arrow.Array
+			if asDict {
+				db := array.NewStringBuilder(mem)
+				for _, w := range words {
+					if w == "∅" {
+						db.AppendNull()
+					} else {
+						db.Append(w)
+					}
+				}
+				dict := db.NewArray()
+				db.Release()
+				ib := array.NewInt32Builder(mem)
+				for _, i := range idx {
+					if i < 0 {
+						ib.AppendNull()
+					} else {
+						ib.Append(int32(i))
+					}
+				}
+				ix := ib.NewArray()
+				ib.Release()
+				keys = array.NewDictionaryArray(dictType, ix, dict)
+				ix.Release()
+				dict.Release()
+			} else {
+				sb := array.NewStringBuilder(mem)
+				for _, i := range idx {
+					if i < 0 || words[i] == "∅" {
+						sb.AppendNull()
+					} else {
+						sb.Append(words[i])
+					}
+				}
+				keys = sb.NewArray()
+				sb.Release()
+			}
+			xb := array.NewInt64Builder(mem)
+			for _, v := range x {
+				n, _ := strconv.ParseInt(v, 10, 64)
+				xb.Append(n)
+			}
+			xs := xb.NewArray()
+			xb.Release()
+			schema := arrow.NewSchema([]arrow.Field{{Name: "k", Type: keys.DataType(), Nullable: true}, {Name: "x", Type: arrow.PrimitiveTypes.Int64}}, nil)
+			out = append(out, array.NewRecordBatch(schema, []arrow.Array{keys, xs}, int64(rows)))
+			keys.Release()
+			xs.Release()
+		}
+		return out
+	}
+	aggs := ordered("n", "count(*)", "sx", "sum(x)", "dx", "count(DISTINCT x)")
+	want, err := runAgg(t, mem, make(false), []string{"k"}, aggs, runOpts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range []runOpts{{}, {parallelism: 2}, {budget: 256 << 10}, {parallelism: 2, budget: 256 << 10}} {
+		got, err := runAgg(t, mem, make(true), []string{"k"}, aggs, o)
+		if err != nil {
+			t.Fatalf("%+v: %v", o, err)
+		}
+		if strings.Join(got.rows, "\n") != strings.Join(want.rows, "\n") {
+			t.Errorf("%+v: %d groups, the plain strings give %d; first %v / %v", o, len(got.rows), len(want.rows), head(got.rows), head(want.rows))
+		}
+	}
+}
