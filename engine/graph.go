@@ -83,6 +83,7 @@ type planNode struct {
 	parallelWhy string // how Parallelism was chosen, for the plan
 	pushdown    string // the predicate a source was given, and how it uses it
 	projection  string // the columns a source reads of those it has, and how
+	dictionary  string // the columns a source reads as dictionaries, and how
 	Inputs      []*planNode
 	Consumers   []*planNode
 	badConfig   bool // its config was reported wrong: it is not built
@@ -349,6 +350,12 @@ func Compile(g *Graph, opts CompileOptions) (*Plan, error) {
 		return nil
 	})
 	pushPredicates(order)
+	p.pushDictionaries(order, func(pn *planNode) error {
+		if errs := p.build(pn, true); len(errs) > 0 {
+			return errs
+		}
+		return nil
+	})
 	p.nodes = order
 	return p, nil
 }

@@ -33,6 +33,9 @@ type PlanNodeInfo struct {
 	// because its consumers use no more (Projectable), how many of them it
 	// reads, which, and how it skips the others.
 	Columns string `json:"columns,omitempty"`
+	// Dictionaries names the columns a source reads as dictionaries
+	// because its consumers take them so (DictionarySource), and how.
+	Dictionaries string `json:"dictionaries,omitempty"`
 	// Lanes says, for an exchange, how many lanes it routes batches to,
 	// and for a node fed by one, that each instance reads its own lane
 	// (and by which columns the rows were hashed, if they were).
@@ -67,7 +70,7 @@ func (p *Plan) Describe() PlanInfo {
 	for _, n := range p.nodes {
 		ni := PlanNodeInfo{
 			ID: n.ID, Kind: n.Spec.Kind.String(), Type: n.Spec.Name,
-			Parallelism: n.Parallelism, ParallelismWhy: n.parallelWhy, Pushdown: n.pushdown, Columns: n.projection, Ordered: n.Parallelism == 1 || (n.Spec.Kind == KindTransform && !n.unordered()),
+			Parallelism: n.Parallelism, ParallelismWhy: n.parallelWhy, Pushdown: n.pushdown, Columns: n.projection, Dictionaries: n.dictionary, Ordered: n.Parallelism == 1 || (n.Spec.Kind == KindTransform && !n.unordered()),
 			Schema: schemaInfo(n.Schema),
 		}
 		if n.Memory != nil {
@@ -179,6 +182,9 @@ func (p *Plan) WriteText(w io.Writer) error {
 		}
 		if n.Columns != "" {
 			fmt.Fprintf(&b, "%s    columns: %s\n", cont, n.Columns)
+		}
+		if n.Dictionaries != "" {
+			fmt.Fprintf(&b, "%s    dictionaries: %s\n", cont, n.Dictionaries)
 		}
 		if n.Spill != "" {
 			fmt.Fprintf(&b, "%s    spill: %s\n", cont, n.Spill)

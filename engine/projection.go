@@ -45,6 +45,88 @@ type Projectable interface {
 	TakeProjection(cols []string) string
 }
 
+// DictionarySource is a source factory that can read some of its columns
+// as Arrow dictionaries (a Parquet file's dictionary-encoded strings)
+// rather than expanding every value. DictionaryColumns lists those it
+// could; TakeDictionaries reads cols that way from then on (its Schema
+// changes to dictionary types for them) and says how, or declines with
+// "". It is called with nil to restore the values.
+type DictionarySource interface {
+	DictionaryColumns() []string
+	TakeDictionaries(cols []string) string
+}
+
+// DictionaryUser is a consumer factory that gives the same output — the
+// same schema, the same values — when column col of its input port
+// arrives as a dictionary of its values, and does its work faster so (an
+// aggregate grouping by col finds groups per dictionary entry).
+type DictionaryUser interface {
+	DictionaryOK(port int, col string) bool
+}
+
+// pushDictionaries lets a DictionarySource read as dictionaries the
+// columns that every consumer of it takes as well that way, builds those
+// consumers again on the new schema, and checks that their output schemas
+// did not change; if a build fails or a schema changes, that source is
+// restored with its consumers' earlier factories. build is Compile's step.
+func (p *Plan) pushDictionaries(order []*planNode, build func(*planNode) error) {
+	for _, n := range order {
+		ds, ok := n.Factory.(DictionarySource)
+		if n.Spec.Kind != KindSource || !ok || len(n.Consumers) == 0 {
+			continue
+		}
+		var cols []string
+		for _, col := range ds.DictionaryColumns() {
+			all := true
+			for _, c := range n.Consumers {
+				j := slices.Index(c.Inputs, n)
+				du, ok := c.Factory.(DictionaryUser)
+				if !ok || c.inPorts[j] > 0 || !du.DictionaryOK(j, col) {
+					all = false
+					break
+				}
+			}
+			if all {
+				cols = append(cols, col)
+			}
+		}
+		if len(cols) == 0 {
+			continue
+		}
+		how := ds.TakeDictionaries(cols)
+		if how == "" {
+			continue
+		}
+		before := n.Schema
+		n.Schema = n.Factory.Schema()
+		type saved struct {
+			f Factory
+			s *arrow.Schema
+		}
+		prev := map[*planNode]saved{}
+		ok = true
+		for _, c := range n.Consumers {
+			if _, done := prev[c]; done {
+				continue
+			}
+			prev[c] = saved{c.Factory, c.Schema}
+			if err := build(c); err != nil || !c.Schema.Equal(prev[c].s) {
+				ok = false
+				break
+			}
+		}
+		if !ok {
+			ds.TakeDictionaries(nil)
+			n.Schema = before
+			for c, s := range prev {
+				c.Factory, c.Schema = s.f, s.s
+			}
+			continue
+		}
+		n.dictionary = fmt.Sprintf("%s: %s", strings.Join(cols, ", "), how)
+	}
+}
+
 // neededColumns computes, consumers first, the columns of each node's
 // output that its consumers read: nil for all of them.
 func neededColumns(order []*planNode) map[*planNode][]string {

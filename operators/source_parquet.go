@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"sync/atomic"
 
@@ -71,6 +72,10 @@ type parquetFactory struct {
 	// footers are the files' footers as read at compile time, for the
 	// plan's pruning count.
 	footers []parquetFooter
+	// dict are the string columns read as dictionaries (TakeDictionaries),
+	// and plainFile the file columns as they were before.
+	dict      []string
+	plainFile *arrow.Schema
 }
 
 // parquetFooter is what compile keeps of a file's footer.
@@ -94,7 +99,7 @@ var parquetScratch = memory.NewGoAllocator()
 // view; ctx is every read's context, ledger where O_DIRECT's bounces are
 // counted (nil at compile time); the caller closes pf, which closes the
 // file.
-func openParquet(ctx context.Context, b storage.Backend, path string, mem memory.Allocator, batchRows int, ledger *engine.Ledger) (pf *file.Reader, fr *pqarrow.FileReader, err error) {
+func openParquet(ctx context.Context, b storage.Backend, path string, mem memory.Allocator, batchRows int, ledger *engine.Ledger, dict []string) (pf *file.Reader, fr *pqarrow.FileReader, err error) {
 	f, err := b.Open(path, os.O_RDONLY, 0)
 	if err != nil {
 		return nil, nil, fmt.Errorf("parquet: %w", err)
@@ -118,7 +123,13 @@ func openParquet(ctx context.Context, b storage.Backend, path string, mem memory
 	if err != nil {
 		return nil, nil, fmt.Errorf("parquet: open %s: %w", path, err)
 	}
-	fr, err = pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{BatchSize: int64(batchRows)}, mem)
+	props := pqarrow.ArrowReadProperties{BatchSize: int64(batchRows)}
+	for _, name := range dict { // read as dictionaries (TakeDictionaries)
+		if col := pf.MetaData().Schema.ColumnIndexByName(name); col >= 0 {
+			props.SetReadDict(col, true)
+		}
+	}
+	fr, err = pqarrow.NewFileReader(pf, props, mem)
 	if err != nil {
 		pf.Close()
 		return nil, nil, fmt.Errorf("parquet: open %s: %w", path, err)
@@ -219,7 +230,7 @@ func buildParquetSource(bc *engine.BuildContext, c any) (engine.Factory, error) 
 // parquetSchema reads the schema and footer of path; errors are placed at
 // param.
 func parquetSchema(param string, b storage.Backend, path string, batchRows int) (*arrow.Schema, parquetFooter, error) {
-	pf, fr, err := openParquet(context.Background(), b, path, parquetScratch, batchRows, nil)
+	pf, fr, err := openParquet(context.Background(), b, path, parquetScratch, batchRows, nil, nil)
 	if err != nil {
 		return nil, parquetFooter{}, engine.Errf(param, "%v", err)
 	}
@@ -250,6 +261,59 @@ func (f *parquetFactory) TakeProjection(cols []string) string {
 		}
 	}
 	return "the other columns' chunks are neither read nor decoded"
+}
+
+// DictionaryColumns are the columns the source could read as dictionaries
+// (engine.DictionarySource): the file's top-level string and binary
+// columns it reads. A Parquet writer stores such columns dictionary-
+// encoded unless their dictionary grows too big; read as an Arrow
+// dictionary, a column is not expanded into one copy of its value per row.
+func (f *parquetFactory) DictionaryColumns() []string {
+	if !f.cfg.Pushdown {
+		return nil
+	}
+	var out []string
+	for _, fl := range f.fileSchema.Fields() {
+		switch fl.Type.ID() {
+		case arrow.STRING, arrow.BINARY, arrow.LARGE_STRING, arrow.LARGE_BINARY:
+			out = append(out, fl.Name)
+		}
+	}
+	return out
+}
+
+// TakeDictionaries reads cols as dictionary<int32, their type> from now
+// on (nil: as values again) (engine.DictionarySource).
+func (f *parquetFactory) TakeDictionaries(cols []string) string {
+	if f.plainFile == nil {
+		f.plainFile = f.allFile
+	}
+	var names []string
+	if f.keep != nil {
+		names = fieldNamesOf(f.schema)
+	}
+	fields := slices.Clone(f.plainFile.Fields())
+	for i, fl := range fields {
+		if slices.Contains(cols, fl.Name) {
+			fields[i].Type = &arrow.DictionaryType{IndexType: arrow.PrimitiveTypes.Int32, ValueType: fl.Type}
+		}
+	}
+	md := f.plainFile.Metadata()
+	f.allFile = arrow.NewSchema(fields, &md)
+	f.project(names)
+	f.dict = cols
+	if cols == nil {
+		return ""
+	}
+	return "read as dictionaries, the form the file stores them in"
+}
+
+func fieldNamesOf(s *arrow.Schema) []string {
+	out := make([]string, s.NumFields())
+	for i, f := range s.Fields() {
+		out[i] = f.Name
+	}
+	return out
 }
 
 // sameFileColumns says how got's columns differ from want's (names and
@@ -369,7 +433,7 @@ func (s *parquetSource) Run(ctx context.Context, out engine.Emitter) error {
 
 func (s *parquetSource) runFile(ctx context.Context, fi int, path string, unit int, out engine.Emitter) (bool, error) {
 	fileBackend(s.ic, s.f.files.io[fi])
-	pf, fr, err := openParquet(ctx, s.f.files.io[fi], path, s.ic.Alloc, batchRowsFor(s.f.cfg.BatchRows, s.ic.Settings), s.ic.Ledger)
+	pf, fr, err := openParquet(ctx, s.f.files.io[fi], path, s.ic.Alloc, batchRowsFor(s.f.cfg.BatchRows, s.ic.Settings), s.ic.Ledger, s.f.dict)
 	if err != nil {
 		return true, err
 	}
@@ -505,7 +569,7 @@ func (s *parquetSource) readParallel(ctx context.Context, fi int, path string, c
 				d := &res[k]
 				if fr == nil {
 					var pf *file.Reader
-					pf, fr, d.err = openParquet(ctx, s.f.files.io[fi], path, s.ic.Alloc, batchRows, s.ic.Ledger)
+					pf, fr, d.err = openParquet(ctx, s.f.files.io[fi], path, s.ic.Alloc, batchRows, s.ic.Ledger, s.f.dict)
 					if d.err != nil {
 						close(d.done)
 						return nil

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -91,6 +92,28 @@ func (f *aggFactory) InputColumns(_ int, _ []string) []string {
 		}
 	}
 	return used
+}
+
+// DictionaryOK says col may arrive as a dictionary (engine.DictionaryUser):
+// it is a group key as it is and read by nothing else, so its groups, and
+// the key column put back in the output (as the dictionary's value type),
+// are the same; a batch with it as the one key finds its groups per
+// dictionary entry (dictGroups).
+func (f *aggFactory) DictionaryOK(_ int, col string) bool {
+	key := false
+	for _, k := range f.plan.keys {
+		if k.col == col {
+			key = true
+		} else if slices.Contains(k.expr.ColumnNames(), col) {
+			return false
+		}
+	}
+	for _, c := range f.plan.calls {
+		if (c.arg != nil && slices.Contains(c.arg.ColumnNames(), col)) || (c.filter != nil && slices.Contains(c.filter.ColumnNames(), col)) {
+			return false
+		}
+	}
+	return key
 }
 
 // DescribeSpill says where the aggregate may spill (engine.SpillDescriber).

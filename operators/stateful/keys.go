@@ -144,8 +144,8 @@ type KeyRows struct {
 	Hash []uint64
 	// anyNull[i] is set when one of row i's key columns is null.
 	anyNull []bool
-	pos     []int32 // scratch: the write cursor of each row
-	dict    *KeyRows
+	pos     []int32    // scratch: the write cursor of each row
+	dicts   []*KeyRows // scratch: the encoded values of dictionary key column i
 }
 
 // N is the number of rows.
@@ -213,7 +213,7 @@ func (e *KeyEncoder) Encode(cols []arrow.Array, r *KeyRows) error {
 	r.Data = grow(r.Data, int(total))
 	copy(r.pos, r.Offs[:n])
 	for ci, c := range e.cols {
-		e.encodeColumn(c, cols[ci], r)
+		e.encodeColumn(ci, c, cols[ci], r)
 	}
 	for i := range n {
 		r.Hash[i] = maphash.Bytes(keySeed, r.Data[r.Offs[i]:r.Offs[i+1]])
@@ -226,25 +226,29 @@ func (e *KeyEncoder) addVarLens(ci int, a arrow.Array, lens []int32, r *KeyRows)
 	c := e.cols[ci]
 	if c.dict != nil {
 		d := a.(*array.Dictionary)
-		if r.dict == nil {
-			r.dict = &KeyRows{}
+		for len(r.dicts) <= ci {
+			r.dicts = append(r.dicts, nil)
 		}
+		if r.dicts[ci] == nil {
+			r.dicts[ci] = &KeyRows{}
+		}
+		dr := r.dicts[ci]
 		// The dictionary's values are encoded once per batch; a row
 		// copies its value's encoding (validity byte included, then
 		// dropped: the row's own validity byte says null).
-		if err := c.dict.Encode([]arrow.Array{d.Dictionary()}, r.dict); err != nil {
+		if err := c.dict.Encode([]arrow.Array{d.Dictionary()}, dr); err != nil {
 			return err
 		}
 		for i := range lens {
 			if d.IsValid(i) {
 				k := d.GetValueIndex(i)
-				if k < 0 || k >= r.dict.N() {
-					return fmt.Errorf("stateful: dictionary index %d out of range (%d values)", k, r.dict.N())
+				if k < 0 || k >= dr.N() {
+					return fmt.Errorf("stateful: dictionary index %d out of range (%d values)", k, dr.N())
 				}
-				if r.dict.anyNull[k] {
+				if dr.anyNull[k] {
 					continue // a null value of the dictionary is a null key
 				}
-				lens[i] += r.dict.Offs[k+1] - r.dict.Offs[k] - 1
+				lens[i] += dr.Offs[k+1] - dr.Offs[k] - 1
 			}
 		}
 		return nil
@@ -289,7 +293,7 @@ func uvarintLen(v uint64) int {
 }
 
 // encodeColumn writes column c of every row at the rows' cursors.
-func (e *KeyEncoder) encodeColumn(c keyColumn, a arrow.Array, r *KeyRows) {
+func (e *KeyEncoder) encodeColumn(ci int, c keyColumn, a arrow.Array, r *KeyRows) {
 	n := a.Len()
 	data, pos := r.Data, r.pos
 	valid := func(i int) bool { return a.IsValid(i) }
@@ -299,15 +303,16 @@ func (e *KeyEncoder) encodeColumn(c keyColumn, a arrow.Array, r *KeyRows) {
 	switch {
 	case c.dict != nil:
 		d := a.(*array.Dictionary)
+		dr := r.dicts[ci]
 		for i := range n {
 			p := pos[i]
-			if !d.IsValid(i) || r.dict.anyNull[d.GetValueIndex(i)] {
+			if !d.IsValid(i) || dr.anyNull[d.GetValueIndex(i)] {
 				data[p] = 0
 				pos[i] = p + 1
 				r.anyNull[i] = true
 				continue
 			}
-			v := r.dict.Row(d.GetValueIndex(i))
+			v := dr.Row(d.GetValueIndex(i))
 			pos[i] = p + int32(copy(data[p:], v))
 		}
 	case c.width < 0:

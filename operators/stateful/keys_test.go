@@ -1,6 +1,7 @@
 package stateful
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"strings"
@@ -284,5 +285,60 @@ func BenchmarkKeyTableInt64(b *testing.B) {
 				_, _ = tab.FindOrInsert(&rows, nil, ids)
 			}
 		})
+	}
+}
+
+// TestKeysTwoDictionaryColumns: a key of two dictionary columns, each with
+// a dictionary of its own, encodes each row as its values do.
+func TestKeysTwoDictionaryColumns(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	dt := &arrow.DictionaryType{IndexType: arrow.PrimitiveTypes.Int32, ValueType: arrow.BinaryTypes.String}
+	build := func(values []string, idx []int) (dict, plain arrow.Array) {
+		vb := array.NewStringBuilder(mem)
+		vb.AppendValues(values, nil)
+		v := vb.NewArray()
+		vb.Release()
+		ib := array.NewInt32Builder(mem)
+		pb := array.NewStringBuilder(mem)
+		for _, i := range idx {
+			ib.Append(int32(i))
+			pb.Append(values[i])
+		}
+		ix := ib.NewArray()
+		dict = array.NewDictionaryArray(dt, ix, v)
+		plain = pb.NewArray()
+		ix.Release()
+		v.Release()
+		ib.Release()
+		pb.Release()
+		return dict, plain
+	}
+	d1, p1 := build([]string{"a", "bb", "ccc"}, []int{2, 0, 1, 1, 2})
+	d2, p2 := build([]string{"x", "yyyyyyy"}, []int{0, 1, 1, 0, 0})
+	defer func() {
+		for _, a := range []arrow.Array{d1, p1, d2, p2} {
+			a.Release()
+		}
+	}()
+	de, err := NewKeyEncoder([]arrow.DataType{dt, dt})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pe, err := NewKeyEncoder([]arrow.DataType{arrow.BinaryTypes.String, arrow.BinaryTypes.String})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dr, pr KeyRows
+	if err := de.Encode([]arrow.Array{d1, d2}, &dr); err != nil {
+		t.Fatal(err)
+	}
+	if err := pe.Encode([]arrow.Array{p1, p2}, &pr); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		if !bytes.Equal(dr.Row(i), pr.Row(i)) || dr.Hash[i] != pr.Hash[i] {
+			t.Errorf("row %d: %x as dictionaries, %x as values", i, dr.Row(i), pr.Row(i))
+		}
 	}
 }
