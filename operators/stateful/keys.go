@@ -611,6 +611,29 @@ type KeyTable struct {
 	// charges nothing.
 	charge  func(n int64) error
 	charged int64
+	// flen is the length of every key when they all have one (fixed-width
+	// key columns), -1 when they differ: key id then starts at id*flen,
+	// with no load of offs on the probe path.
+	flen int
+}
+
+// equal says whether key id is key.
+func (t *KeyTable) equal(id uint32, key []byte) bool {
+	n := t.flen
+	if n <= 0 {
+		return bytes.Equal(t.keys[t.offs[id]:t.offs[id+1]], key)
+	}
+	if len(key) != n {
+		return false
+	}
+	k := t.keys[int(id)*n : int(id)*n+n]
+	if n < 8 || n > 16 {
+		return bytes.Equal(k, key)
+	}
+	// 8 to 16 bytes (a valid int64, date or timestamp key is 9): two
+	// words, the second overlapping the first when n < 16.
+	le := binary.LittleEndian
+	return le.Uint64(k) == le.Uint64(key) && le.Uint64(k[n-8:]) == le.Uint64(key[n-8:])
 }
 
 type keySlot struct {
@@ -743,6 +766,12 @@ func (t *KeyTable) FindOrInsert(r *KeyRows, rows []int32, ids []uint32) (int, er
 					continue
 				}
 				id := uint32(len(t.hashes))
+				switch {
+				case id == 0:
+					t.flen = len(key)
+				case t.flen != len(key):
+					t.flen = -1
+				}
 				t.slots[s] = keySlot{hash: uint32(h), id: id + 1}
 				t.keys = append(t.keys, key...)
 				t.offs = append(t.offs, int64(len(t.keys)))
@@ -752,7 +781,7 @@ func (t *KeyTable) FindOrInsert(r *KeyRows, rows []int32, ids []uint32) (int, er
 			}
 			if sl.hash == uint32(h) {
 				id := sl.id - 1
-				if bytes.Equal(t.keys[t.offs[id]:t.offs[id+1]], key) {
+				if t.equal(id, key) {
 					ids[j] = id
 					break
 				}
@@ -791,7 +820,7 @@ func (t *KeyTable) find(h uint64, key []byte) uint32 {
 		}
 		if sl.hash == uint32(h) {
 			id := sl.id - 1
-			if bytes.Equal(t.keys[t.offs[id]:t.offs[id+1]], key) {
+			if t.equal(id, key) {
 				return id
 			}
 		}
