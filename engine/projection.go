@@ -64,6 +64,13 @@ type DictionaryUser interface {
 	DictionaryOK(port int, col string) bool
 }
 
+// built is a node's factory and output schema, kept to restore them when
+// a pushdown's rebuild fails.
+type built struct {
+	f Factory
+	s *arrow.Schema
+}
+
 // pushDictionaries lets a DictionarySource read as dictionaries the
 // columns that every consumer of it takes as well that way, builds those
 // consumers again on the new schema, and checks that their output schemas
@@ -99,17 +106,13 @@ func (p *Plan) pushDictionaries(order []*planNode, build func(*planNode) error) 
 		}
 		before := n.Schema
 		n.Schema = n.Factory.Schema()
-		type saved struct {
-			f Factory
-			s *arrow.Schema
-		}
-		prev := map[*planNode]saved{}
+		prev := map[*planNode]built{}
 		ok = true
 		for _, c := range n.Consumers {
 			if _, done := prev[c]; done {
 				continue
 			}
-			prev[c] = saved{c.Factory, c.Schema}
+			prev[c] = built{c.Factory, c.Schema}
 			if err := build(c); err != nil || !c.Schema.Equal(prev[c].s) {
 				ok = false
 				break
@@ -175,11 +178,7 @@ func neededColumns(order []*planNode) map[*planNode][]string {
 // (Compile's own step).
 func (p *Plan) pushProjections(order []*planNode, build func(*planNode) error) {
 	need := neededColumns(order)
-	type before struct {
-		f Factory
-		s *arrow.Schema
-	}
-	saved := map[*planNode]before{}
+	saved := map[*planNode]built{}
 	changed := map[*planNode]bool{}
 	for _, n := range order {
 		pr, ok := n.Factory.(Projectable)
@@ -195,12 +194,12 @@ func (p *Plan) pushProjections(order []*planNode, build func(*planNode) error) {
 		if how == "" {
 			continue
 		}
-		if got := n.Factory.Schema(); got == nil || !slices.Equal(fieldNames(got), cols) {
+		if got := n.Factory.Schema(); got == nil || !slices.Equal(FieldNames(got), cols) {
 			pr.TakeProjection(nil) // a bug in the source: keep it whole
-			n.projection = fmt.Sprintf("not narrowed: it offered %v for %v (a bug in the source)", fieldNames(got), cols)
+			n.projection = fmt.Sprintf("not narrowed: it offered %v for %v (a bug in the source)", FieldNames(got), cols)
 			continue
 		}
-		saved[n] = before{n.Factory, n.Schema}
+		saved[n] = built{n.Factory, n.Schema}
 		n.Schema = n.Factory.Schema()
 		n.projection = fmt.Sprintf("%d of %d (projection: %s): %s", len(cols), total, strings.Join(cols, ", "), how)
 		changed[n] = true
@@ -212,7 +211,7 @@ func (p *Plan) pushProjections(order []*planNode, build func(*planNode) error) {
 		if n.Spec.Kind == KindSource || !slices.ContainsFunc(n.Inputs, func(in *planNode) bool { return changed[in] }) {
 			continue
 		}
-		saved[n] = before{n.Factory, n.Schema}
+		saved[n] = built{n.Factory, n.Schema}
 		if err := build(n); err != nil {
 			for m, b := range saved {
 				if pr, ok := m.Factory.(Projectable); ok && m.Spec.Kind == KindSource {
@@ -229,7 +228,8 @@ func (p *Plan) pushProjections(order []*planNode, build func(*planNode) error) {
 	}
 }
 
-func fieldNames(s *arrow.Schema) []string {
+// FieldNames are the names of s's fields, in order (nil for a nil s).
+func FieldNames(s *arrow.Schema) []string {
 	if s == nil {
 		return nil
 	}

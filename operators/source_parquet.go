@@ -290,7 +290,7 @@ func (f *parquetFactory) TakeDictionaries(cols []string) string {
 	}
 	var names []string
 	if f.keep != nil {
-		names = fieldNamesOf(f.schema)
+		names = engine.FieldNames(f.schema)
 	}
 	fields := slices.Clone(f.plainFile.Fields())
 	for i, fl := range fields {
@@ -306,14 +306,6 @@ func (f *parquetFactory) TakeDictionaries(cols []string) string {
 		return ""
 	}
 	return "read as dictionaries, the form the file stores them in"
-}
-
-func fieldNamesOf(s *arrow.Schema) []string {
-	out := make([]string, s.NumFields())
-	for i, f := range s.Fields() {
-		out[i] = f.Name
-	}
-	return out
 }
 
 // sameFileColumns says how got's columns differ from want's (names and

@@ -439,7 +439,7 @@ func Replace(e Expr, fn func(Expr) Expr) Expr {
 // [-]YYYY-MM-DD[ HH:MM:SS[.fraction]] and suffix.
 func literalTime(t time.Time, clock bool, suffix string) string {
 	sec := t.Unix()
-	days, sod := floorDiv(sec, secsPerDay), floorMod(sec, secsPerDay)
+	days, sod := FloorDiv(sec, secsPerDay), floorMod(sec, secsPerDay)
 	y, m, d := civilFromDays(days)
 	var b []byte
 	if y < 0 {

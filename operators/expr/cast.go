@@ -662,7 +662,7 @@ func castTimes(mem memory.Allocator, arr arrow.Array, to arrow.DataType) (arrow.
 			if srcPer == 1_000_000_000 {
 				v = v / 1000 * 1000 // DuckDB goes through microseconds, truncating
 			}
-			days := floorDiv(v, perDay)
+			days := FloorDiv(v, perDay)
 			if days < math.MinInt32 || days > math.MaxInt32 {
 				if vb == nil || bitutil.BitIsSet(vb, i) {
 					return fail(i)
@@ -693,7 +693,7 @@ func castTimes(mem memory.Allocator, arr arrow.Array, to arrow.DataType) (arrow.
 			// date64 holds midnights: floor to the day.
 			perDay := srcPer * secsPerDay
 			for i, v := range src64 {
-				days := floorDiv(v, perDay)
+				days := FloorDiv(v, perDay)
 				dst[i] = days * secsPerDay * 1000
 			}
 			break

@@ -308,7 +308,7 @@ func (c *checker) literal(e *Literal) (node, error) {
 	case LitString:
 		return &constNode{sc: scalar.NewStringScalar(e.Str)}, nil
 	case LitDate:
-		days := floorDiv(e.Time.Unix(), secsPerDay)
+		days := FloorDiv(e.Time.Unix(), secsPerDay)
 		if days < math.MinInt32 || days > math.MaxInt32 {
 			return nil, typeErrf(e.Start, "date %s is outside the date range", c.text(e))
 		}

@@ -26,7 +26,7 @@ func daysFromCivil(y int64, m, d int) int64 {
 	if m <= 2 {
 		y--
 	}
-	era := floorDiv(y, 400)
+	era := FloorDiv(y, 400)
 	yoe := y - era*400
 	mp := (m + 9) % 12
 	doy := int64((153*mp+2)/5 + d - 1)
@@ -37,7 +37,7 @@ func daysFromCivil(y int64, m, d int) int64 {
 // civilFromDays is the inverse of daysFromCivil.
 func civilFromDays(z int64) (y int64, m, d int) {
 	z += 719468
-	era := floorDiv(z, 146097)
+	era := FloorDiv(z, 146097)
 	doe := z - era*146097
 	yoe := (doe - doe/1460 + doe/36524 - doe/146096) / 365
 	y = yoe + era*400
@@ -54,7 +54,9 @@ func civilFromDays(z int64) (y int64, m, d int) {
 	return y, m, d
 }
 
-func floorDiv(a, b int64) int64 {
+// FloorDiv is a / b rounded toward negative infinity (Go's / truncates):
+// the bucket of a time before the epoch is the one below.
+func FloorDiv(a, b int64) int64 {
 	q := a / b
 	if (a%b != 0) && ((a < 0) != (b < 0)) {
 		q--
@@ -62,7 +64,7 @@ func floorDiv(a, b int64) int64 {
 	return q
 }
 
-func floorMod(a, b int64) int64 { return a - floorDiv(a, b)*b }
+func floorMod(a, b int64) int64 { return a - FloorDiv(a, b)*b }
 
 func isLeap(y int64) bool { return y%4 == 0 && (y%100 != 0 || y%400 == 0) }
 
@@ -326,8 +328,8 @@ func appendPad(dst []byte, v int64, width int) []byte {
 // (a TIMESTAMPTZ shown in UTC).
 func appendTimestamp(dst []byte, v int64, u arrow.TimeUnit, zone bool) []byte {
 	per := unitsPerSec(u)
-	secs, frac := floorDiv(v, per), floorMod(v, per)
-	days, sod := floorDiv(secs, secsPerDay), floorMod(secs, secsPerDay)
+	secs, frac := FloorDiv(v, per), floorMod(v, per)
+	days, sod := FloorDiv(secs, secsPerDay), floorMod(secs, secsPerDay)
 	dst, bc := appendYMD(dst, days)
 	dst = append(dst, ' ')
 	dst = appendPad(dst, sod/3600, 2)

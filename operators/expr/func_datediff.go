@@ -98,15 +98,15 @@ func diffMicros(p timePart, a, b int64) int64 {
 	case partMicrosecond:
 		return b - a
 	case partMillisecond:
-		return floorDiv(b, 1000) - floorDiv(a, 1000)
+		return FloorDiv(b, 1000) - FloorDiv(a, 1000)
 	case partSecond, partEpoch:
-		return floorDiv(b, microsPerSec) - floorDiv(a, microsPerSec)
+		return FloorDiv(b, microsPerSec) - FloorDiv(a, microsPerSec)
 	case partMinute:
-		return floorDiv(b, microsPerMin) - floorDiv(a, microsPerMin)
+		return FloorDiv(b, microsPerMin) - FloorDiv(a, microsPerMin)
 	case partHour:
-		return floorDiv(b, microsPerHour) - floorDiv(a, microsPerHour)
+		return FloorDiv(b, microsPerHour) - FloorDiv(a, microsPerHour)
 	}
-	da, db := floorDiv(a, microsPerDay), floorDiv(b, microsPerDay)
+	da, db := FloorDiv(a, microsPerDay), FloorDiv(b, microsPerDay)
 	switch p {
 	case partDay, partDow, partIsodow, partDoy:
 		return db - da

@@ -346,7 +346,7 @@ func (n *timeFuncNode) eval(ev *evaluator) (value, error) {
 
 // splitMicros returns the day number and the microseconds since midnight.
 func splitMicros(v int64) (days, tod int64) {
-	return floorDiv(v, microsPerDay), floorMod(v, microsPerDay)
+	return FloorDiv(v, microsPerDay), floorMod(v, microsPerDay)
 }
 
 // isoWeek returns the ISO 8601 year and week of day number days.

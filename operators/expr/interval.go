@@ -305,7 +305,7 @@ func addMonths(days int64, months int64) int64 {
 	}
 	y, m, d := civilFromDays(days)
 	total := y*12 + int64(m-1) + months
-	ny, nm := floorDiv(total, 12), int(floorMod(total, 12))+1
+	ny, nm := FloorDiv(total, 12), int(floorMod(total, 12))+1
 	if dim := daysIn(ny, nm); d > dim {
 		d = dim
 	}
@@ -349,7 +349,7 @@ func (n *intervalNode) eval(ev *evaluator) (value, error) {
 	for i, v := range src {
 		inRange := true
 		if calendar {
-			days, tod := floorDiv(v, perDay), floorMod(v, perDay)
+			days, tod := FloorDiv(v, perDay), floorMod(v, perDay)
 			days = addMonths(days, int64(n.iv.Months)) + int64(n.iv.Days)
 			inRange = days > math.MinInt64/perDay+1 && days < math.MaxInt64/perDay-1
 			v = days*perDay + tod

@@ -90,7 +90,7 @@ func formatter(arr arrow.Array) (func(dst []byte, i int) []byte, error) {
 		return func(dst []byte, i int) []byte { return appendDate(dst, int64(a.Value(i))) }, nil
 	case *array.Date64:
 		return func(dst []byte, i int) []byte {
-			return appendDate(dst, floorDiv(int64(a.Value(i)), secsPerDay*1000))
+			return appendDate(dst, FloorDiv(int64(a.Value(i)), secsPerDay*1000))
 		}, nil
 	case *array.Decimal128:
 		scale := a.DataType().(*arrow.Decimal128Type).Scale

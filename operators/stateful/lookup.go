@@ -94,7 +94,7 @@ func buildLookupJoin(bc *engine.BuildContext, c any) (engine.Factory, error) {
 	leaf := func(name, field string) (int, arrow.Field, error) {
 		idx := ts.FieldIndices(name)
 		if len(idx) != 1 {
-			return 0, arrow.Field{}, engine.Errf(field, "the table %s has no column %q (it has: %s)", cfg.Table, name, strings.Join(fieldNames(ts), ", "))
+			return 0, arrow.Field{}, engine.Errf(field, "the table %s has no column %q (it has: %s)", cfg.Table, name, strings.Join(engine.FieldNames(ts), ", "))
 		}
 		sf := &fr.Manifest.Fields[idx[0]]
 		if !sf.IsLeaf() {
@@ -145,14 +145,6 @@ func buildLookupJoin(bc *engine.BuildContext, c any) (engine.Factory, error) {
 		return nil, engine.Errf("on", "%v", err)
 	}
 	return f, nil
-}
-
-func fieldNames(s *arrow.Schema) []string {
-	var out []string
-	for _, f := range s.Fields() {
-		out = append(out, f.Name)
-	}
-	return out
 }
 
 // openTable opens a Parquet file for reading through arrow.

@@ -1,6 +1,7 @@
 package stateful
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math"
@@ -190,10 +191,15 @@ type window struct {
 	headroom int64
 
 	lateRows int64
-	rows     map[int64][]int32 // scratch: the rows of each window of a batch
-	starts   []int64
-	late     []int32
-	nulls    []int32
+	// scratch: the windows a batch's rows go to, each with its rows; the
+	// slices are kept from batch to batch, and hit is the last one used
+	// (in time order, most rows go where the row before them went).
+	parts []windowRows
+	used  int
+	hit   int
+	index map[int64]int // start → part, when a batch has more than linearWindows
+	late  []int32
+	nulls []int32
 }
 
 // watermark is the latest event time seen minus the watermark delay.
@@ -210,14 +216,6 @@ func (w *window) closed(s int64, wm int64) bool {
 	return wm != math.MinInt64 && s+w.f.size+w.f.late <= wm
 }
 
-func floorDiv(a, b int64) int64 {
-	q := a / b
-	if a%b != 0 && (a < 0) != (b < 0) {
-		q--
-	}
-	return q
-}
-
 func (w *window) Process(ctx context.Context, _ int, in arrow.RecordBatch, out engine.Emitter) error {
 	n := int(in.NumRows())
 	if n == 0 {
@@ -229,11 +227,9 @@ func (w *window) Process(ctx context.Context, _ int, in arrow.RecordBatch, out e
 	}
 	defer tarr.Release()
 	ts := tarr.(*array.Timestamp)
-	if w.rows == nil {
-		w.rows = map[int64][]int32{}
-	}
-	clear(w.rows)
-	w.starts, w.late, w.nulls = w.starts[:0], w.late[:0], w.nulls[:0]
+	w.used, w.hit = 0, 0
+	clear(w.index)
+	w.late, w.nulls = w.late[:0], w.nulls[:0]
 	for i := range n {
 		if ts.IsNull(i) {
 			w.nulls = append(w.nulls, int32(i))
@@ -243,14 +239,11 @@ func (w *window) Process(ctx context.Context, _ int, in arrow.RecordBatch, out e
 		wm := w.watermark() // as the rows before this one left it
 		placed := false
 		// The windows holding t start at multiples of hop in (t - size, t].
-		for s := floorDiv(t, w.f.hop) * w.f.hop; s > t-w.f.size; s -= w.f.hop {
+		for s := expr.FloorDiv(t, w.f.hop) * w.f.hop; s > t-w.f.size; s -= w.f.hop {
 			if w.closed(s, wm) {
 				continue
 			}
-			if _, ok := w.rows[s]; !ok {
-				w.starts = append(w.starts, s)
-			}
-			w.rows[s] = append(w.rows[s], int32(i))
+			w.add(s, int32(i))
 			placed = true
 		}
 		if !placed {
@@ -258,13 +251,15 @@ func (w *window) Process(ctx context.Context, _ int, in arrow.RecordBatch, out e
 		}
 		w.maxTs = max(w.maxTs, t)
 	}
-	slices.Sort(w.starts)
-	for _, s := range w.starts {
+	parts := w.parts[:w.used]
+	slices.SortFunc(parts, func(a, b windowRows) int { return cmp.Compare(a.start, b.start) })
+	for _, p := range parts {
+		s := p.start
 		a, err := w.window(s)
 		if err != nil {
 			return err
 		}
-		if err := w.feed(ctx, a, in, w.rows[s]); err != nil {
+		if err := w.feed(ctx, a, in, p.rows); err != nil {
 			return err
 		}
 	}
@@ -286,6 +281,60 @@ func (w *window) Process(ctx context.Context, _ int, in arrow.RecordBatch, out e
 	}
 	return w.closeUpTo(ctx, w.watermark(), out)
 }
+
+// windowRows are the rows of a batch that go to the window at start.
+type windowRows struct {
+	start int64
+	rows  []int32
+}
+
+// add puts row i among the rows of the window at start. The windows of
+// the batch are looked up among the last one used, then one by one, then,
+// once a batch has more than linearWindows of them (input out of time
+// order), through a map.
+func (w *window) add(start int64, i int32) {
+	k := -1
+	switch {
+	case w.hit < w.used && w.parts[w.hit].start == start:
+		k = w.hit
+	case w.used > linearWindows:
+		if j, ok := w.index[start]; ok {
+			k = j
+		}
+	default:
+		for j := range w.used {
+			if w.parts[j].start == start {
+				k = j
+				break
+			}
+		}
+	}
+	if k < 0 {
+		if w.used == len(w.parts) {
+			w.parts = append(w.parts, windowRows{})
+		}
+		k = w.used
+		w.parts[k] = windowRows{start: start, rows: w.parts[k].rows[:0]}
+		w.used++
+		if w.used > linearWindows {
+			if w.index == nil {
+				w.index = map[int64]int{}
+			}
+			if w.used == linearWindows+1 {
+				for j := range w.used {
+					w.index[w.parts[j].start] = j
+				}
+			}
+			w.index[start] = k
+		}
+	}
+	w.hit = k
+	w.parts[k].rows = append(w.parts[k].rows, i)
+}
+
+// linearWindows is how many windows of a batch add looks through one by
+// one before it indexes them.
+const linearWindows = 16
 
 // window returns the open window starting at s, made if need be.
 func (w *window) window(s int64) (*aggregate, error) {
