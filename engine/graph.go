@@ -343,19 +343,15 @@ func Compile(g *Graph, opts CompileOptions) (*Plan, error) {
 	if len(errs) > 0 {
 		return nil, errs
 	}
-	p.pushProjections(order, func(pn *planNode) error {
+	rebuild := func(pn *planNode) error { // on narrower or dictionary columns
 		if errs := p.build(pn, true); len(errs) > 0 {
 			return errs
 		}
 		return nil
-	})
+	}
+	p.pushProjections(order, rebuild)
 	pushPredicates(order)
-	p.pushDictionaries(order, func(pn *planNode) error {
-		if errs := p.build(pn, true); len(errs) > 0 {
-			return errs
-		}
-		return nil
-	})
+	p.pushDictionaries(order, rebuild)
 	p.nodes = order
 	return p, nil
 }

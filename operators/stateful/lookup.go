@@ -480,8 +480,9 @@ type lookupJoin struct {
 	idx   []int32  // per output row: -1 no match, else its position's index
 	pos   []uint64 // slot << 32 | row in the batch's row groups
 	keep  []int32  // inner: the stream rows kept
-	slots map[int]int
+	slots []int32  // by row group: its slot among held this batch, -1 none
 	held  []*rowGroup
+	rgs   []int // the row group of each of held
 }
 
 func (j *lookupJoin) Release() { j.t.release() }
@@ -503,15 +504,18 @@ func (j *lookupJoin) Process(ctx context.Context, _ int, in arrow.RecordBatch, o
 	}
 	j.t.index.Find(&j.rows, j.sel[:n], j.ids)
 	if j.slots == nil {
-		j.slots = map[int]int{}
-	}
-	clear(j.slots)
-	j.held, j.idx, j.pos, j.keep = j.held[:0], j.idx[:0], j.pos[:0], j.keep[:0]
-	defer func() {
-		for _, g := range j.held {
-			g.unref()
+		j.slots = make([]int32, j.t.pf.NumRowGroups()) // the file the index was built from
+		for i := range j.slots {
+			j.slots[i] = -1
 		}
-		j.held = j.held[:0]
+	}
+	j.idx, j.pos, j.keep = j.idx[:0], j.pos[:0], j.keep[:0]
+	defer func() {
+		for k, g := range j.held {
+			g.unref()
+			j.slots[j.rgs[k]] = -1
+		}
+		j.held, j.rgs = j.held[:0], j.rgs[:0]
 	}()
 	inner := j.f.cfg.How == "inner"
 	for i := range n {
@@ -525,15 +529,16 @@ func (j *lookupJoin) Process(ctx context.Context, _ int, in arrow.RecordBatch, o
 		}
 		l := j.t.loc[id]
 		rg := int(l >> 32)
-		slot, ok := j.slots[rg]
-		if !ok {
+		slot := j.slots[rg]
+		if slot < 0 {
 			g, err := j.t.group(rg)
 			if err != nil {
 				return err
 			}
-			slot = len(j.held)
+			slot = int32(len(j.held))
 			j.slots[rg] = slot
 			j.held = append(j.held, g)
+			j.rgs = append(j.rgs, rg)
 		}
 		j.idx = append(j.idx, int32(len(j.pos)))
 		j.pos = append(j.pos, uint64(slot)<<32|l&0xffffffff)
