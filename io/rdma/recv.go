@@ -1,0 +1,537 @@
+package rdma
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/ipc"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/zflowdev/zflow/io/stream"
+)
+
+// RecvOptions configures a Receiver.
+type RecvOptions struct {
+	Window int              // the receive region's size: the bytes of batches in flight or held downstream
+	Recvs  int              // receives posted: batches in flight
+	Alloc  memory.Allocator // what arrow-go allocates while decoding (little: the arrays' structs)
+}
+
+// Defaults for RecvOptions.
+const (
+	DefaultWindow = 64 << 20
+	DefaultRecvs  = 64
+)
+
+// RecvStats are a Receiver's counters.
+type RecvStats struct {
+	Batches, Rows, Bytes int64
+	Received             int64 // bytes read off the queue pair's connection into the region (not mapped by the sender)
+}
+
+type span struct {
+	start, end uint64
+	released   bool
+}
+
+// Receiver receives record batches a Sender WRITEs into its region.
+type Receiver struct {
+	ctl    *net.TCPConn
+	br     *bufio.Reader
+	pd     *PD
+	cq     *CQ
+	qp     *QP
+	region *MR
+	window uint64
+	mapped bool
+	reason string
+	rdr    *ipc.Reader
+	msgs   *recvMessages
+	stats  RecvStats
+	wmu    sync.Mutex // control writes
+
+	mu       sync.Mutex
+	spans    []span
+	expect   uint64 // ring position of the next span
+	freed    uint64 // spans freed up to here
+	posted   uint64 // receives posted so far
+	ended    bool
+	endB     uint64
+	endR     uint64
+	peerErr  error
+	live     int  // batches whose body is not released
+	finished bool // the stream is over (ended, failed or closed)
+	credit   chan struct{}
+	ctlWake  chan struct{}
+	wg       sync.WaitGroup
+	once     sync.Once
+}
+
+// Accept waits up to timeout for a Sender on ln.
+func Accept(ctx context.Context, ln *net.TCPListener, timeout time.Duration) (*net.TCPConn, error) {
+	c, err := stream.Accept(ctx, ln, timeout)
+	if err != nil {
+		return nil, fmt.Errorf("rdma: %w", err)
+	}
+	return c, nil
+}
+
+// NewReceiver sets the stream up on an accepted control connection: the
+// schema, the receive region (a shared memfd mapping, registered for
+// remote writes), the queue pair, the first credit.
+func NewReceiver(ctx context.Context, conn *net.TCPConn, opts RecvOptions) (*Receiver, error) {
+	if opts.Window == 0 {
+		opts.Window = DefaultWindow
+	}
+	if opts.Recvs == 0 {
+		opts.Recvs = DefaultRecvs
+	}
+	if opts.Alloc == nil {
+		opts.Alloc = memory.DefaultAllocator
+	}
+	r := &Receiver{ctl: conn, br: bufio.NewReader(conn), window: uint64(opts.Window),
+		credit: make(chan struct{}, 1), ctlWake: make(chan struct{}, 1)}
+	if err := r.setup(ctx, opts); err != nil {
+		r.Fail(err)
+		return nil, fmt.Errorf("rdma: %w", err)
+	}
+	return r, nil
+}
+
+func (r *Receiver) setup(ctx context.Context, opts RecvOptions) error {
+	if r.window < minWindow || r.window > maxWindow || opts.Recvs < 1 || opts.Recvs > maxRecvs {
+		return fmt.Errorf("a window of %d bytes and %d receives (want %d to %d bytes, 1 to %d receives)", r.window, opts.Recvs, minWindow, uint64(maxWindow), maxRecvs)
+	}
+	stop := context.AfterFunc(ctx, func() { r.ctl.SetDeadline(time.Now()) })
+	defer stop()
+	r.ctl.SetDeadline(time.Now().Add(30 * time.Second))
+	defer r.ctl.SetDeadline(time.Time{})
+	t, p, err := readCtl(r.br)
+	if err != nil {
+		return fmt.Errorf("read the sender's hello: %w", noEOF(err))
+	}
+	if t != ctlHello {
+		return fmt.Errorf("the sender sent a %s frame first, want hello", t)
+	}
+	if err := checkHello(p); err != nil {
+		return err
+	}
+	if t, p, err = readCtl(r.br); err != nil {
+		return fmt.Errorf("read the sender's schema: %w", noEOF(err))
+	}
+	if t != ctlSchema {
+		return fmt.Errorf("the sender sent a %s frame, want schema", t)
+	}
+	schemaMsg := p
+	if _, err := stream.CheckSchemaMessage(schemaMsg); err != nil {
+		return err
+	}
+	if _, err := r.ctl.Write(putCtl(ctlHello, helloPayload())); err != nil {
+		return fmt.Errorf("send hello: %w", err)
+	}
+	r.pd, r.cq = NewPD(), NewCQ()
+	if r.region, err = r.pd.AllocShared(int(r.window), RemoteWrite); err != nil {
+		return err
+	}
+	host, _, _ := net.SplitHostPort(r.ctl.LocalAddr().String())
+	var lc net.ListenConfig
+	l, err := lc.Listen(ctx, "tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		return fmt.Errorf("listen for the queue pair: %w", err)
+	}
+	defer l.Close()
+	_, port, _ := net.SplitHostPort(l.Addr().String())
+	pn, _ := strconv.Atoi(port)
+	h, _ := r.region.handle()
+	su := setup{rkey: r.region.RKey, window: r.window, qpPort: uint16(pn), recvs: uint32(opts.Recvs), handle: h}
+	if _, err := r.ctl.Write(putCtl(ctlSetup, su.payload())); err != nil {
+		return fmt.Errorf("send the setup: %w", err)
+	}
+	qc, err := stream.Accept(ctx, l.(*net.TCPListener), 10*time.Second)
+	if err != nil {
+		return fmt.Errorf("the sender's queue pair: %w", err)
+	}
+	r.qp = NewQP(qc, r.pd, r.cq)
+	if t, p, err = readCtl(r.br); err != nil {
+		return fmt.Errorf("read the sender's mode: %w", noEOF(err))
+	}
+	if t == ctlError {
+		return fmt.Errorf("the sender failed: %s", p)
+	}
+	if t != ctlMode || p[0] > 1 {
+		return fmt.Errorf("the sender sent a %s frame, want mode", t)
+	}
+	r.mapped, r.reason = p[0] == 1, string(p[1:])
+	for i := range opts.Recvs {
+		if err := r.qp.PostRecv(uint64(i)); err != nil {
+			return err
+		}
+	}
+	r.posted = uint64(opts.Recvs)
+	if _, err := r.ctl.Write(putCtl(ctlCredit, pair(r.window, r.posted))); err != nil {
+		return fmt.Errorf("send credit: %w", err)
+	}
+	r.msgs = &recvMessages{r: r, schema: schemaMsg}
+	r.wg.Add(2)
+	go r.readPeer()
+	go r.sendCredit()
+	if r.rdr, err = ipc.NewReaderFromMessageReader(r.msgs, ipc.WithAllocator(opts.Alloc)); err != nil {
+		return err
+	}
+	return nil
+}
+
+// Schema is the stream's schema.
+func (r *Receiver) Schema() *arrow.Schema { return r.rdr.Schema() }
+
+// Mapped says whether the sender mapped the region (one host: WRITEs are
+// placed without a byte crossing a socket), and the sender's reason.
+func (r *Receiver) Mapped() (bool, string) { return r.mapped, r.reason }
+
+// Contains reports whether b lies in the receive region (by reference).
+func (r *Receiver) Contains(b []byte) bool { return within(r.region.mem, b) }
+
+func (r *Receiver) readPeer() {
+	defer r.wg.Done()
+	for {
+		t, p, err := readCtl(r.br)
+		r.mu.Lock()
+		switch {
+		case err != nil:
+			if r.peerErr == nil && !r.finished && !(r.ended && errors.Is(err, io.EOF)) {
+				r.peerErr = fmt.Errorf("the sender's control connection ended after batch %d of a stream that did not end: %w", r.stats.Batches, noEOF(err))
+			}
+		case t == ctlEnd:
+			r.ended = true
+			r.endB, r.endR = unpair(p)
+		case t == ctlError:
+			r.peerErr = fmt.Errorf("the sender failed after batch %d: %s", r.stats.Batches, p)
+		default:
+			r.peerErr = fmt.Errorf("the sender sent a %s frame mid-stream", t)
+		}
+		stop := err != nil || r.peerErr != nil
+		r.mu.Unlock()
+		select {
+		case r.ctlWake <- struct{}{}:
+		default:
+		}
+		if stop {
+			return
+		}
+	}
+}
+
+// sendCredit tells the sender how far it may write, each time spans were
+// freed (one frame for several frees).
+func (r *Receiver) sendCredit() {
+	defer r.wg.Done()
+	var last uint64
+	for range r.credit {
+		r.mu.Lock()
+		g, posted, done := r.freed+r.window, r.posted, r.finished
+		r.mu.Unlock()
+		if done {
+			return
+		}
+		if g == last {
+			continue
+		}
+		last = g
+		r.wmu.Lock()
+		_, err := r.ctl.Write(putCtl(ctlCredit, pair(g, posted)))
+		r.wmu.Unlock()
+		if err != nil {
+			return
+		}
+	}
+}
+
+func (r *Receiver) poke() {
+	select {
+	case r.credit <- struct{}{}:
+	default:
+	}
+}
+
+// Next returns the next batch (arrays over the region; the caller
+// releases it), its trace carrier, or io.EOF at the checked end.
+func (r *Receiver) Next(ctx context.Context) (arrow.RecordBatch, [stream.CarrierSize]byte, error) {
+	r.msgs.ctx = ctx
+	if !r.rdr.Next() {
+		err := r.msgs.err
+		if err == nil {
+			err = r.rdr.Err()
+		}
+		if err == nil {
+			err = io.EOF
+		}
+		return nil, [stream.CarrierSize]byte{}, err
+	}
+	rec := r.rdr.RecordBatch()
+	rec.Retain()
+	r.stats.Rows += rec.NumRows()
+	return rec, r.msgs.carrier, nil
+}
+
+// next waits for the next descriptor and returns its message.
+func (r *Receiver) next(ctx context.Context) (*ipc.Message, error) {
+	cs := make([]Completion, 1)
+	for {
+		if r.cq.TryPoll(cs) == 1 {
+			return r.take(cs[0])
+		}
+		r.mu.Lock()
+		perr, ended, endB, endR := r.peerErr, r.ended, r.endB, r.endR
+		r.mu.Unlock()
+		if perr != nil {
+			return nil, perr
+		}
+		if ended && uint64(r.stats.Batches) == endB {
+			if uint64(r.stats.Rows) != endR {
+				return nil, fmt.Errorf("the sender ended after %d rows, %d arrived", endR, r.stats.Rows)
+			}
+			r.wmu.Lock()
+			_, err := r.ctl.Write(putCtl(ctlEndAck, pair(endB, endR)))
+			r.wmu.Unlock()
+			if err != nil {
+				return nil, fmt.Errorf("acknowledge the end: %w", err)
+			}
+			return nil, io.EOF
+		}
+		if ended && uint64(r.stats.Batches) > endB {
+			return nil, fmt.Errorf("the sender ended after %d batches, %d arrived", endB, r.stats.Batches)
+		}
+		select {
+		case <-r.cq.Ready():
+		case <-r.ctlWake:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// take checks a completed receive's descriptor and makes its message.
+func (r *Receiver) take(c Completion) (*ipc.Message, error) {
+	if c.Status != Success {
+		// The control connection usually says more (the sender's error,
+		// or its end): give it a moment to arrive.
+		time.Sleep(10 * time.Millisecond)
+		r.mu.Lock()
+		perr := r.peerErr
+		r.mu.Unlock()
+		if perr != nil {
+			return nil, perr
+		}
+		return nil, fmt.Errorf("after batch %d: %s: %w", r.stats.Batches, c.Status, c.Err)
+	}
+	if err := r.qp.PostRecv(c.WRID); err != nil {
+		return nil, err
+	}
+	n := uint64(r.stats.Batches) + 1
+	off := uint64(c.Imm) << 3
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("batch %d: descriptor at %d: %s", n, off, fmt.Sprintf(format, a...))
+	}
+	mem := r.region.mem
+	if off > r.window-descSize || uint64(c.Bytes) < descSize || uint64(c.Bytes) > r.window-off {
+		return nil, bad("a %d-byte descriptor outside the %d-byte region", c.Bytes, r.window)
+	}
+	d := mem[off : off+uint64(c.Bytes)]
+	le := binary.LittleEndian
+	seq, spanLen, bodyOff, bodyLen, metaLen := le.Uint64(d), le.Uint64(d[8:]), le.Uint64(d[16:]), le.Uint64(d[24:]), uint64(le.Uint32(d[32:]))
+	head := align(descSize+metaLen, spanAlign)
+	switch {
+	case seq != n:
+		return nil, bad("sequence number %d, want %d", seq, n)
+	case le.Uint32(d[36:]) != 0 || !allZero(d[66:72]):
+		return nil, bad("reserved bytes not zero")
+	case descSize+metaLen > uint64(c.Bytes):
+		return nil, bad("%d bytes of metadata in a %d-byte WRITE", metaLen, c.Bytes)
+	case spanLen > r.window-off || spanLen < head || spanLen%spanAlign != 0:
+		return nil, bad("a span of %d bytes", spanLen)
+	case bodyOff != off+head || bodyLen > spanLen-head:
+		return nil, bad("a body of %d bytes at %d in a span of %d at %d", bodyLen, bodyOff, spanLen, off)
+	}
+	r.mu.Lock()
+	p := r.expect % r.window
+	start := r.expect
+	if off != p {
+		if off != 0 || p+spanLen <= r.window {
+			r.mu.Unlock()
+			return nil, bad("the next span is due at %d", p)
+		}
+		start += r.window - p
+	}
+	if start+spanLen > r.freed+r.window {
+		r.mu.Unlock()
+		return nil, bad("written past the credit given (%d)", r.freed+r.window)
+	}
+	r.spans = append(r.spans, span{start: start, end: start + spanLen})
+	r.expect = start + spanLen
+	r.posted++
+	r.live++
+	r.mu.Unlock()
+	copy(r.msgs.carrier[:], d[40:40+stream.CarrierSize])
+	meta := bytes.Clone(d[descSize : descSize+metaLen])
+	body := memory.NewBufferWithAllocator(mem[bodyOff:bodyOff+bodyLen], &spanFree{r: r, start: start})
+	msg, err := stream.CheckBatchMeta(meta, body)
+	body.Release() // the message holds it
+	if err != nil {
+		return nil, fmt.Errorf("batch %d: %w", n, err)
+	}
+	r.stats.Batches++
+	r.stats.Bytes += int64(bodyLen)
+	return msg, nil
+}
+
+// release frees the span that starts at start; the region's bytes freed
+// in order go back to the sender as credit.
+func (r *Receiver) release(start uint64) {
+	r.mu.Lock()
+	for i := range r.spans {
+		if r.spans[i].start == start {
+			r.spans[i].released = true
+			break
+		}
+	}
+	moved := false
+	for len(r.spans) > 0 && r.spans[0].released {
+		r.freed = r.spans[0].end
+		r.spans = r.spans[1:]
+		moved = true
+	}
+	r.live--
+	last := r.finished && r.live == 0
+	if moved && !r.finished {
+		r.poke() // under mu: Close closes the channel under it
+	}
+	r.mu.Unlock()
+	if last {
+		r.free()
+	}
+}
+
+// spanFree is the "allocator" of one batch's body: arrow-go frees it when
+// the last array over it is released.
+type spanFree struct {
+	once  sync.Once
+	r     *Receiver
+	start uint64
+}
+
+func (a *spanFree) Allocate(int) []byte           { panic("rdma: a batch body does not allocate") }
+func (a *spanFree) Reallocate(int, []byte) []byte { panic("rdma: a batch body does not allocate") }
+func (a *spanFree) Free([]byte)                   { a.once.Do(func() { a.r.release(a.start) }) }
+
+// Fail ends the stream with cause, which the sender gets.
+func (r *Receiver) Fail(cause error) {
+	if cause != nil {
+		r.wmu.Lock()
+		r.ctl.SetWriteDeadline(time.Now().Add(time.Second))
+		msg := cause.Error()
+		r.ctl.Write(putCtl(ctlError, []byte(msg[:min(len(msg), maxCtlError)])))
+		r.wmu.Unlock()
+	}
+	r.Close()
+}
+
+// Close ends the stream; the region stays mapped until the last batch
+// over it is released, then it is deregistered.
+func (r *Receiver) Close() error {
+	r.once.Do(func() {
+		r.mu.Lock()
+		r.finished = true
+		last := r.live == 0
+		r.mu.Unlock()
+		if r.qp != nil {
+			r.qp.Close()
+			_, r.stats.Received = r.qp.Stats()
+		}
+		r.ctl.Close()
+		r.mu.Lock()
+		close(r.credit)
+		r.mu.Unlock()
+		r.wg.Wait()
+		if r.rdr != nil {
+			r.rdr.Release()
+		}
+		if last {
+			r.free()
+		}
+	})
+	return nil
+}
+
+func (r *Receiver) free() {
+	if r.pd != nil {
+		r.pd.Close()
+	}
+}
+
+// Registered is the number of regions still registered: 0 once the
+// stream is closed and every batch released.
+func (r *Receiver) Registered() int {
+	if r.pd == nil {
+		return 0
+	}
+	return r.pd.Registered()
+}
+
+// Stats returns the counters.
+func (r *Receiver) Stats() RecvStats { return r.stats }
+
+// recvMessages is the ipc.MessageReader over the stream: the schema, then
+// a record-batch message per descriptor.
+type recvMessages struct {
+	r       *Receiver
+	ctx     context.Context
+	schema  []byte
+	sent    bool
+	last    *ipc.Message
+	carrier [stream.CarrierSize]byte
+	err     error
+}
+
+func (m *recvMessages) Retain() {}
+
+func (m *recvMessages) Release() {
+	if m.last != nil {
+		m.last.Release()
+		m.last = nil
+	}
+}
+
+func (m *recvMessages) Message() (*ipc.Message, error) {
+	m.Release()
+	if !m.sent {
+		m.sent = true
+		meta, err := stream.CheckSchemaMessage(m.schema)
+		if err != nil {
+			return nil, err
+		}
+		return ipc.NewMessage(memory.NewBufferBytes(meta), memory.NewBufferBytes(nil)), nil
+	}
+	ctx := m.ctx
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	msg, err := m.r.next(ctx)
+	if err != nil {
+		if err != io.EOF {
+			m.err = err
+		}
+		return nil, err
+	}
+	m.last = msg
+	return msg, nil
+}
