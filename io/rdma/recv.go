@@ -320,23 +320,35 @@ func (r *Receiver) next(ctx context.Context) (*ipc.Message, error) {
 	}
 }
 
-// take checks a completed receive's descriptor and makes its message.
-func (r *Receiver) take(c Completion) (*ipc.Message, error) {
-	if c.Status != Success {
-		// The control connection usually says more (the sender's error,
-		// or its end): give it a moment to arrive.
-		time.Sleep(10 * time.Millisecond)
+// why returns the reason the control connection gives for a failure the
+// queue pair saw (the sender's error, or the end of its connection),
+// which says more than the QP's, waiting a moment for it to arrive.
+func (r *Receiver) why(err error) error {
+	deadline := time.NewTimer(200 * time.Millisecond)
+	defer deadline.Stop()
+	for {
 		r.mu.Lock()
 		perr := r.peerErr
 		r.mu.Unlock()
 		if perr != nil {
-			return nil, perr
+			return perr
 		}
-		return nil, fmt.Errorf("after batch %d: %s: %w", r.stats.Batches, c.Status, c.Err)
+		select {
+		case <-r.ctlWake:
+		case <-deadline.C:
+			return err
+		}
 	}
-	if err := r.qp.PostRecv(c.WRID); err != nil {
-		return nil, err
+}
+
+// take checks a completed receive's descriptor and makes its message.
+func (r *Receiver) take(c Completion) (*ipc.Message, error) {
+	if c.Status != Success {
+		return nil, r.why(fmt.Errorf("after batch %d: %s: %w", r.stats.Batches, c.Status, c.Err))
 	}
+	// A QP in the error state refuses the repost; this batch arrived
+	// whole all the same, and the next wait reports the QP's error.
+	r.qp.PostRecv(c.WRID)
 	n := uint64(r.stats.Batches) + 1
 	off := uint64(c.Imm) << 3
 	bad := func(format string, a ...any) error {
