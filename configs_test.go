@@ -75,6 +75,7 @@ func TestEveryConfigStruct(t *testing.T) {
 	file := func(name string) string { return filepath.Join(dir, name) }
 	gen := &operators.GenerateConfig{Rows: 5, Columns: []operators.GenerateColumn{{Name: "a", Type: "int64"}, {Name: "s", Type: "string"}}}
 	outAddr, inAddr := freeAddr(t), freeAddr(t)
+	rdmaOut, rdmaIn := freeAddr(t), freeAddr(t)
 	cols := []operators.ColumnDef{{Name: "a", Type: "int64"}, {Name: "s", Type: "string"}}
 	shm, err := os.MkdirTemp("/dev/shm", "zflow-configs-")
 	if err != nil {
@@ -88,10 +89,12 @@ func TestEveryConfigStruct(t *testing.T) {
 	nvmeYAML := "address: " + nvmeAddr + ", subnqn: " + nvmeNQN
 	// The network and shared-memory operators run against a peer pipeline.
 	peers := map[string]*zflow.Builder{
-		"tcp_out": zflow.New("peer").Source("in", "tcp_in", &operators.TCPInConfig{Listen: outAddr, Schema: cols}).Sink("out", "discard", nil, "in"),
-		"tcp_in":  zflow.New("peer").Source("g", "generate", gen).Sink("out", "tcp_out", &operators.TCPOutConfig{Address: inAddr}, "g"),
-		"shm_out": zflow.New("peer").Source("in", "shm_in", &operators.ShmInConfig{Path: seg, Channel: "out", Schema: cols, Wait: time.Minute}).Sink("out", "discard", nil, "in"),
-		"shm_in":  zflow.New("peer").Source("g", "generate", gen).Sink("out", "shm_out", &operators.ShmOutConfig{Path: seg, Channel: "in"}, "g"),
+		"tcp_out":  zflow.New("peer").Source("in", "tcp_in", &operators.TCPInConfig{Listen: outAddr, Schema: cols}).Sink("out", "discard", nil, "in"),
+		"tcp_in":   zflow.New("peer").Source("g", "generate", gen).Sink("out", "tcp_out", &operators.TCPOutConfig{Address: inAddr}, "g"),
+		"rdma_out": zflow.New("peer").Source("in", "rdma_in", &operators.RDMAInConfig{Listen: rdmaOut, Schema: cols}).Sink("out", "discard", nil, "in"),
+		"rdma_in":  zflow.New("peer").Source("g", "generate", gen).Sink("out", "rdma_out", &operators.RDMAOutConfig{Address: rdmaIn}, "g"),
+		"shm_out":  zflow.New("peer").Source("in", "shm_in", &operators.ShmInConfig{Path: seg, Channel: "out", Schema: cols, Wait: time.Minute}).Sink("out", "discard", nil, "in"),
+		"shm_in":   zflow.New("peer").Source("g", "generate", gen).Sink("out", "shm_out", &operators.ShmOutConfig{Path: seg, Channel: "in"}, "g"),
 	}
 	const genYAML = "{type: generate, rows: 5, columns: [{name: a, type: int64}, {name: s, type: string}]}"
 	if err := os.WriteFile(file("in.csv"), []byte("a,s\n1,x\n2,y\n"), 0o644); err != nil {
@@ -144,6 +147,8 @@ func TestEveryConfigStruct(t *testing.T) {
 		{engine.KindTransform, "join", &stateful.JoinConfig{On: []string{"a", "s"}}, "on: [a, s]", 5},
 		{engine.KindSink, "tcp_out", &operators.TCPOutConfig{Address: outAddr}, "address: " + outAddr, 5},
 		{engine.KindSource, "tcp_in", &operators.TCPInConfig{Listen: inAddr, Schema: cols}, "listen: " + inAddr + ", schema: [{name: a, type: int64}, {name: s, type: string}]", 5},
+		{engine.KindSink, "rdma_out", &operators.RDMAOutConfig{Address: rdmaOut}, "address: " + rdmaOut, 5},
+		{engine.KindSource, "rdma_in", &operators.RDMAInConfig{Listen: rdmaIn, Schema: cols}, "listen: " + rdmaIn + ", schema: [{name: a, type: int64}, {name: s, type: string}]", 5},
 		{engine.KindSink, "shm_out", &operators.ShmOutConfig{Path: seg, Channel: "out"}, "path: " + seg + ", channel: out", 5},
 		{engine.KindSource, "shm_in", &operators.ShmInConfig{Path: seg, Channel: "in", Schema: cols}, "path: " + seg + ", channel: in, schema: [{name: a, type: int64}, {name: s, type: string}]", 5},
 		{engine.KindSink, "nvme", &operators.NVMeSinkConfig{NVMeConfig: nvmeCfg}, nvmeYAML, 5},

@@ -25,7 +25,12 @@
 //     plain Arrow stream or in the zflow protocol (handshake, credit,
 //     sequence numbers, trace carrier, checked end), used by the tcp_out
 //     sink and the tcp_in source; the wire format is docs/stream.md;
-//   - later: rdma-style one-sided access.
+//   - io/rdma (package rdma): the verbs model (protection domain, memory
+//     regions with lkey/rkey, reliable-connected queue pairs, completion
+//     queues) with an emulated provider — one-sided WRITE, WRITE_WITH_IMM
+//     and READ over a TCP connection, placed by a memory copy into the
+//     peer's memfd region on one host — and the batch stream of the
+//     rdma_out sink and rdma_in source (docs/rdma.md).
 //
 // Each backend probes itself at run time; auto falls back to posix with
 // the reason, never silently, and an explicit choice that cannot run fails

@@ -63,22 +63,11 @@ type tcpInFactory struct {
 
 func buildTCPIn(bc *engine.BuildContext, c any) (engine.Factory, error) {
 	cfg := *c.(*TCPInConfig)
-	var errs []error
-	if _, _, err := net.SplitHostPort(cfg.Listen); err != nil {
-		errs = append(errs, engine.Errf("listen", "want HOST:PORT, got %q: %v", cfg.Listen, err))
-	}
+	errs := checkStreamSource(cfg.Listen, cfg.Validate, cfg.AcceptTimeout)
 	switch cfg.Protocol {
 	case stream.ProtocolZflow, stream.ProtocolArrow:
 	default:
 		errs = append(errs, engine.Errf("protocol", "want zflow or arrow, got %q", cfg.Protocol))
-	}
-	switch cfg.Validate {
-	case "full", "basic", "none":
-	default:
-		errs = append(errs, engine.Errf("validate", "want full, basic or none, got %q", cfg.Validate))
-	}
-	if cfg.AcceptTimeout <= 0 {
-		errs = append(errs, engine.Errf("accept_timeout", "must be positive, got %v", cfg.AcceptTimeout))
 	}
 	if cfg.Credit < 1 || cfg.Credit > 1<<20 {
 		errs = append(errs, engine.Errf("credit", "want 1 to %d, got %d", 1<<20, cfg.Credit))
@@ -241,6 +230,24 @@ func (s *tcpInSource) Run(ctx context.Context, out engine.Emitter) (err error) {
 			return fmt.Errorf("tcp_in: %w", err)
 		}
 	}
+}
+
+// checkStreamSource checks what the network sources share: the listen
+// address, validate and accept_timeout.
+func checkStreamSource(listen, validate string, accept time.Duration) []error {
+	var errs []error
+	if _, _, err := net.SplitHostPort(listen); err != nil {
+		errs = append(errs, engine.Errf("listen", "want HOST:PORT, got %q: %v", listen, err))
+	}
+	switch validate {
+	case "full", "basic", "none":
+	default:
+		errs = append(errs, engine.Errf("validate", "want full, basic or none, got %q", validate))
+	}
+	if accept <= 0 {
+		errs = append(errs, engine.Errf("accept_timeout", "must be positive, got %v", accept))
+	}
+	return errs
 }
 
 // checkStreamColumns compares the declared (or compile-time) columns with
