@@ -9,6 +9,12 @@ import (
 	"strings"
 )
 
+// Defaults for RecvOptions.
+const (
+	DefaultWindow = 64 << 20
+	DefaultRecvs  = 64
+)
+
 // Device is a verbs device the kernel lists under
 // /sys/class/infiniband: a NIC with RDMA, or a Soft-RoCE (rxe) or iWARP
 // (siw) device over an Ethernet interface.

@@ -1,3 +1,5 @@
+//go:build linux
+
 package rdma
 
 import (
@@ -26,12 +28,6 @@ type RecvOptions struct {
 	Recvs  int              // receives posted: batches in flight
 	Alloc  memory.Allocator // what arrow-go allocates while decoding (little: the arrays' structs)
 }
-
-// Defaults for RecvOptions.
-const (
-	DefaultWindow = 64 << 20
-	DefaultRecvs  = 64
-)
 
 // RecvStats are a Receiver's counters.
 type RecvStats struct {
