@@ -88,7 +88,7 @@ func (s *rdmaOutSink) open(ctx context.Context) error {
 		return nil
 	}
 	snd, err := rdma.Dial(ctx, s.f.cfg.Address, s.f.cfg.ConnectTimeout, s.f.schema,
-		rdma.SendOptions{Alloc: s.ic.Alloc, NoMap: s.f.cfg.Emulation == "tcp"})
+		rdma.SendOptions{Alloc: s.ic.Alloc, NoMap: s.f.cfg.Emulation == "tcp", Device: s.f.backend.Device})
 	if err != nil {
 		return fmt.Errorf("rdma_out: %w", err)
 	}
@@ -208,7 +208,7 @@ func (f *rdmaInFactory) accept(ctx context.Context, mem memory.Allocator) (*rdma
 	if err != nil {
 		return nil, fmt.Errorf("rdma_in: %w", err)
 	}
-	r, err := rdma.NewReceiver(ctx, conn, rdma.RecvOptions{Window: int(f.cfg.Window), Recvs: f.cfg.Credit, Alloc: mem})
+	r, err := rdma.NewReceiver(ctx, conn, rdma.RecvOptions{Window: int(f.cfg.Window), Recvs: f.cfg.Credit, Alloc: mem, Device: f.backend.Device})
 	if err != nil {
 		return nil, fmt.Errorf("rdma_in: %w", err)
 	}

@@ -119,5 +119,21 @@ if nvme; then
 else
 	say "NVME setup failed"
 fi
+# RDMA: Soft-RoCE over eth0 (brought up above), the verbs user interface,
+# and zflow-verbs (zflow built with libibverbs) with rdma-core's libraries.
+# The test makes the rxe0 device itself (rdma link add).
+rdma() {
+	for ko in $(cat /lib/modules/rdma.order); do
+		insmod "/lib/modules/$ko" || { say "RDMA insmod $ko failed"; return 1; }
+	done
+	say "RDMA modules loaded: $(cat /lib/modules/rdma.order | tr '\n' ' ')"
+}
+if rdma; then
+	say "BEGIN rdma.test uptime=$(up)s"
+	LD_LIBRARY_PATH=/lib/x86_64-linux-gnu:/usr/lib/x86_64-linux-gnu ZFLOW_GUEST=rdma ZFLOW_BIN=/bin/zflow-verbs rdma.test -test.v -test.count=1 -test.timeout=${ZG_TEST_TIMEOUT:-180s} ${ZG_TEST_RUN:+-test.run=$ZG_TEST_RUN}
+	say "END rdma.test rc=$? uptime=$(up)s"
+else
+	say "RDMA setup failed"
+fi
 say "DONE uptime=$(up)s"
 poweroff -f

@@ -43,6 +43,16 @@ NVME_MODS=(configfs null_blk crc32c_generic nvme-tcp nvmet-tcp)
 # virtio NIC on QEMU's user-mode network, where the host's 127.0.0.1 is
 # 10.0.2.2.
 NET_MODS=(virtio_pci virtio_net)
+# What the RDMA checks need: crc32 (rxe checksums its packets with the
+# crypto API's crc32 and cannot ask modprobe for it), Soft-RoCE (rdma_rxe,
+# over eth0) and the verbs
+# user interface (/dev/infiniband/uverbs*), with ib_core and the UDP
+# tunnel helpers they pull in.
+RDMA_MODS=(crc32_generic rdma_rxe ib_uverbs)
+# Host packages for the RDMA checks: libibverbs to build zflow's verbs
+# provider (cgo), and what the guest runs beside it: the rxe provider,
+# ibv_devices, perftest's ib_write_bw and iproute2's rdma tool.
+RDMA_PKGS=(libibverbs-dev ibverbs-providers ibverbs-utils perftest iproute2)
 TIMEOUT=${INTEROP_TIMEOUT:-300}
 RUN=${INTEROP_RUN:-}
 ACCEL=${INTEROP_ACCEL:-tcg}
@@ -60,7 +70,7 @@ T0=$(now)
 
 # ---- 1. packages and kernel (cached) ----
 need=()
-for p in qemu-system-x86 busybox-static cpio xz-utils kmod; do
+for p in qemu-system-x86 busybox-static cpio xz-utils kmod "${RDMA_PKGS[@]}"; do
 	dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
 if ((${#need[@]})); then
@@ -111,7 +121,7 @@ KERNEL=$kdir/vmlinux
 # unpacked tree once and modprobe --show-depends gives the order (kept in
 # modules/order, modules/nvme.order and modules/net.order).
 mdir=$kdir/modules
-if [ ! -s "$mdir/order" ] || [ ! -s "$mdir/nvme.order" ] || [ ! -s "$mdir/net.order" ]; then
+if [ ! -s "$mdir/order" ] || [ ! -s "$mdir/nvme.order" ] || [ ! -s "$mdir/net.order" ] || [ ! -s "$mdir/rdma.order" ]; then
 	mtmp=$C/modules.tmp
 	rm -rf "$mtmp" "$mdir" && mkdir -p "$mtmp" "$mdir"
 	dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$mtmp" --wildcards './lib/modules/*'
@@ -122,7 +132,7 @@ if [ ! -s "$mdir/order" ] || [ ! -s "$mdir/nvme.order" ] || [ ! -s "$mdir/net.or
 			modprobe -d "$mtmp" -S "$kver" --show-depends "$m" || die "modprobe --show-depends $m failed: $m is not a module of $kver"
 		done | awk '$1 == "insmod" && !seen[$2]++ { print $2 }'
 	}
-	for set in order:DAX_MODS nvme.order:NVME_MODS net.order:NET_MODS; do
+	for set in order:DAX_MODS nvme.order:NVME_MODS net.order:NET_MODS rdma.order:RDMA_MODS; do
 		list=${set%%:*}
 		declare -n mods=${set#*:}
 		deps "${mods[@]}" >"$mtmp/list"
@@ -150,10 +160,14 @@ ldf() {
 }
 CGO_ENABLED=0 "$GO" build -ldflags="$(ldf ./cmd/zflow)" -o "$C/zflow" ./cmd/zflow ||
 	die "CGO_ENABLED=0 go build ./cmd/zflow failed"
-for p in numa dax nvme; do
+for p in numa dax nvme rdma; do
 	CGO_ENABLED=0 "$GO" test -c -ldflags="$(ldf -test ./interop/$p)" -o "$C/$p.test" ./interop/$p ||
 		die "CGO_ENABLED=0 go test -c ./interop/$p failed"
 done
+# zflow with the real verbs provider: cgo, linked against libibverbs
+# (dynamic; the initramfs gets its libraries).
+CGO_ENABLED=1 "$GO" build -tags rdma_verbs -ldflags="$(ldf ./cmd/zflow)" -o "$C/zflow-verbs" ./cmd/zflow ||
+	die "CGO_ENABLED=1 go build -tags rdma_verbs ./cmd/zflow failed (libibverbs-dev installed?)"
 T2=$(now)
 say "build: zflow $(($(stat -c %s "$C/zflow") >> 20)) MiB, numa.test $(($(stat -c %s "$C/numa.test") >> 20)) MiB, dax.test $(($(stat -c %s "$C/dax.test") >> 20)) MiB, nvme.test $(($(stat -c %s "$C/nvme.test") >> 20)) MiB ($(secs "$T1" "$T2") s)"
 
@@ -164,8 +178,21 @@ cp /bin/busybox "$R/bin/busybox"
 for a in sh mount mkdir cat cut uname poweroff ls grep sed dmesg insmod sleep readlink tr ip dd cmp sha256sum; do # what init.sh uses, and a little more
 	ln -s busybox "$R/bin/$a"
 done
-cp "$C/zflow" "$C/numa.test" "$C/dax.test" "$C/nvme.test" "$R/bin/"
+cp "$C/zflow" "$C/numa.test" "$C/dax.test" "$C/nvme.test" "$C/rdma.test" "$C/zflow-verbs" "$R/bin/"
 cp "$mdir"/* "$R/lib/modules/"
+# The dynamic programs of the RDMA checks, the shared libraries they and
+# the rxe provider load (at the paths ldd gives), and libibverbs' provider
+# list.
+rxe_provider=$(ls /usr/lib/x86_64-linux-gnu/libibverbs/librxe-rdmav*.so | head -1)
+[ -n "$rxe_provider" ] || die "no rxe provider in /usr/lib/x86_64-linux-gnu/libibverbs (ibverbs-providers installed?)"
+rdma_progs=("$C/zflow-verbs" "$(command -v rdma)" "$(command -v ibv_devices)" "$(command -v ib_write_bw)")
+for b in "${rdma_progs[@]:1}"; do cp "$b" "$R/bin/"; done
+for lib in $(ldd "${rdma_progs[@]}" "$rxe_provider" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\/.*ld-linux/ { print $1 }' | sort -u); do
+	mkdir -p "$R$(dirname "$lib")" && cp -L "$lib" "$R$lib"
+done
+mkdir -p "$R$(dirname "$rxe_provider")" "$R/etc/libibverbs.d"
+cp "$rxe_provider" "$R$rxe_provider"
+cp /etc/libibverbs.d/rxe.driver "$R/etc/libibverbs.d/"
 install -m 755 interop/guest/init.sh "$R/init"
 # Not compressed: the kernel would gunzip it under TCG, slower than loading
 # the bytes.
@@ -268,6 +295,10 @@ want=(
 	'^ZG: END dax.test rc=0 '
 	'^ZG: NVME modules loaded'
 	'^ZG: END nvme.test rc=0 '
+	'^ZG: RDMA modules loaded'
+	'^ZG: RDMA ib_write_bw bytes=65536 '
+	'^ZG: RDMA zflow verbs rows=100000 bytes=[0-9]+ copied_in=0 copied_out=0$'
+	'^ZG: END rdma.test rc=0 '
 	'^ZG: DONE '
 )
 for n in 0 1 2; do want+=("^ZG: HUGEPAGES node$n nr_hugepages=$HUGE "); done
@@ -279,7 +310,8 @@ tests=('TestTopologyJSON' 'TestNodes'
 	'TestDAXProducerKilled' 'TestDAXMapping'
 	'TestKernelHostOurTarget' 'TestKernelHostOurTarget/digests=off' 'TestKernelHostOurTarget/digests=on'
 	'TestOurHostKernelTarget' 'TestOurHostKernelTarget/digests=off' 'TestOurHostKernelTarget/digests=on'
-	'TestPipelineThroughKernelTarget' 'TestKernelHostTargetOnHost')
+	'TestPipelineThroughKernelTarget' 'TestKernelHostTargetOnHost'
+	'TestSoftRoCEDevice' 'TestIBWriteBW' 'TestTwoProcessesVerbs')
 for t in "${tests[@]}"; do
 	if [ -z "$RUN" ] || [[ ${t%%/*} =~ $RUN ]]; then want+=("^ *--- PASS: $t "); fi
 done

@@ -25,9 +25,10 @@ const (
 	ctlEnd    ctlType = 6 // sender: batches and rows sent
 	ctlEndAck ctlType = 7 // receiver: batches and rows checked
 	ctlError  ctlType = 8 // either: the reason (UTF-8)
+	ctlVerbs  ctlType = 9 // both, real verbs only: the QP's number, PSN, LID and GID
 )
 
-var ctlNames = [...]string{"", "hello", "schema", "setup", "mode", "credit", "end", "end_ack", "error"}
+var ctlNames = [...]string{"", "hello", "schema", "setup", "mode", "credit", "end", "end_ack", "error", "verbs"}
 
 func (t ctlType) String() string {
 	if int(t) < len(ctlNames) && t != 0 {
@@ -44,6 +45,7 @@ const (
 	setupLen    = 64
 	creditLen   = 16
 	endLen      = 16
+	verbsLen    = 32
 	maxCtlError = 64 << 10
 	maxSchema   = 16 << 20
 )
@@ -65,6 +67,8 @@ func ctlLimit(t ctlType) (lo, hi int) {
 		return endLen, endLen
 	case ctlError:
 		return 0, maxCtlError
+	case ctlVerbs:
+		return verbsLen, verbsLen
 	}
 	return -1, -1
 }
@@ -131,9 +135,10 @@ func checkHello(p []byte) error {
 type setup struct {
 	rkey   uint32
 	window uint64 // the region's size
-	qpPort uint16
+	qpPort uint16 // 0: real verbs (a verbs frame follows)
 	recvs  uint32 // receives posted for descriptors
 	handle Handle // to map the region on the same host
+	base   uint64 // the region's address (real verbs; 0 for the emulation's offsets)
 }
 
 func (s setup) payload() []byte {
@@ -147,6 +152,7 @@ func (s setup) payload() []byte {
 	le.PutUint32(p[40:], uint32(s.handle.PID))
 	le.PutUint32(p[44:], uint32(s.handle.FD))
 	le.PutUint64(p[48:], s.handle.Size)
+	le.PutUint64(p[56:], s.base)
 	return p
 }
 
@@ -155,13 +161,14 @@ func parseSetup(p []byte) (setup, error) {
 	s := setup{rkey: le.Uint32(p[0:]), qpPort: le.Uint16(p[4:]), recvs: le.Uint32(p[8:]), window: le.Uint64(p[16:])}
 	copy(s.handle.Boot[:], p[24:40])
 	s.handle.PID, s.handle.FD, s.handle.Size = int32(le.Uint32(p[40:])), int32(le.Uint32(p[44:])), le.Uint64(p[48:])
+	s.base = le.Uint64(p[56:])
 	switch {
 	case s.window < minWindow || s.window > maxWindow:
 		return s, fmt.Errorf("rdma: setup: a receive region of %d bytes (want %d to %d)", s.window, minWindow, maxWindow)
 	case s.recvs == 0 || s.recvs > maxRecvs:
 		return s, fmt.Errorf("rdma: setup: %d receives posted (want 1 to %d)", s.recvs, maxRecvs)
-	case s.qpPort == 0:
-		return s, fmt.Errorf("rdma: setup: no queue pair port")
+	case s.qpPort == 0 && s.base == 0:
+		return s, fmt.Errorf("rdma: setup: neither a queue pair port nor a verbs region address")
 	}
 	return s, nil
 }
@@ -175,4 +182,37 @@ func pair(a, b uint64) []byte {
 
 func unpair(p []byte) (uint64, uint64) {
 	return binary.LittleEndian.Uint64(p), binary.LittleEndian.Uint64(p[8:])
+}
+
+func verbsPayload(q QPInfo) []byte {
+	p := make([]byte, verbsLen)
+	le := binary.LittleEndian
+	le.PutUint32(p[0:], q.QPN)
+	le.PutUint32(p[4:], q.PSN)
+	le.PutUint16(p[8:], q.LID)
+	copy(p[16:], q.GID[:])
+	return p
+}
+
+func parseVerbs(p []byte) QPInfo {
+	le := binary.LittleEndian
+	q := QPInfo{QPN: le.Uint32(p[0:]), PSN: le.Uint32(p[4:]), LID: le.Uint16(p[8:])}
+	copy(q.GID[:], p[16:32])
+	return q
+}
+
+// expectCtl reads the next frame and checks its type; an error frame
+// becomes the peer's error.
+func expectCtl(r io.Reader, want ctlType, peer string) ([]byte, error) {
+	t, p, err := readCtl(r)
+	if err != nil {
+		return nil, fmt.Errorf("read the %s's %s: %w", peer, want, noEOF(err))
+	}
+	if t == ctlError {
+		return nil, fmt.Errorf("the %s failed: %s", peer, p)
+	}
+	if t != want {
+		return nil, fmt.Errorf("the %s sent a %s frame, want %s", peer, t, want)
+	}
+	return p, nil
 }

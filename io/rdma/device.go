@@ -1,3 +1,5 @@
+//go:build linux
+
 package rdma
 
 import (
@@ -9,12 +11,6 @@ import (
 	"strings"
 )
 
-// Defaults for RecvOptions.
-const (
-	DefaultWindow = 64 << 20
-	DefaultRecvs  = 64
-)
-
 // Device is a verbs device the kernel lists under
 // /sys/class/infiniband: a NIC with RDMA, or a Soft-RoCE (rxe) or iWARP
 // (siw) device over an Ethernet interface.
@@ -22,7 +18,8 @@ type Device struct {
 	Name   string   `json:"name"`
 	Node   int      `json:"numa_node"` // -1 when the kernel does not say
 	Netdev []string `json:"netdevs,omitempty"`
-	Kind   string   `json:"kind"` // rxe, siw, or hca
+	Kind   string   `json:"kind"`   // rxe, siw, or hca
+	Active bool     `json:"active"` // port 1's state is ACTIVE
 }
 
 // Devices lists the verbs devices under sys (normally /sys).
@@ -49,6 +46,9 @@ func Devices(sys string) ([]Device, error) {
 				d.Node = n
 			}
 		}
+		if b, err := os.ReadFile(filepath.Join(dir, d.Name, "ports", "1", "state")); err == nil {
+			d.Active = strings.Contains(string(b), "ACTIVE")
+		}
 		if b, err := os.ReadFile(filepath.Join(dir, d.Name, "parent")); err == nil {
 			d.Netdev = append(d.Netdev, strings.TrimSpace(string(b)))
 		}
@@ -59,9 +59,10 @@ func Devices(sys string) ([]Device, error) {
 }
 
 // Backend is what carries a stream: the zflow.io.backend attribute's
-// value and the reason for it.
+// value, the verbs device ("" for the emulation) and the reason.
 type Backend struct {
 	Name   string // rdma/emulated, rdma/rxe, rdma/<device>
+	Device string
 	Reason string
 }
 
@@ -69,9 +70,9 @@ type Backend struct {
 const Emulated = "rdma/emulated"
 
 // Choose picks the provider for device (auto, emulated, or a device
-// name), with the reason, or says why the choice cannot run here. This
-// build has the emulated provider only: a device named explicitly is
-// refused, and auto uses the emulation whatever devices exist.
+// name), with the reason, or says why the choice cannot run here. auto
+// takes the first verbs device whose port 1 is active when the binary
+// has a verbs provider (HasVerbs), and the emulation otherwise.
 func Choose(device, sys string) (Backend, error) {
 	devs, err := Devices(sys)
 	if err != nil {
@@ -81,14 +82,41 @@ func Choose(device, sys string) (Backend, error) {
 	for i, d := range devs {
 		names[i] = d.Name
 	}
+	dir := filepath.Join(sys, "class", "infiniband")
 	switch device {
 	case "", "auto":
 		if len(devs) == 0 {
-			return Backend{Emulated, "no verbs device in " + filepath.Join(sys, "class", "infiniband")}, nil
+			return Backend{Name: Emulated, Reason: "no verbs device in " + dir}, nil
 		}
-		return Backend{Emulated, fmt.Sprintf("verbs devices %s are present, but this binary has no verbs provider (built without libibverbs)", strings.Join(names, ", "))}, nil
+		if !HasVerbs {
+			return Backend{Name: Emulated, Reason: fmt.Sprintf("verbs devices %s are present, but this binary has no verbs provider (built without libibverbs)", strings.Join(names, ", "))}, nil
+		}
+		for _, d := range devs {
+			if d.Active {
+				return Backend{Name: d.backend(), Device: d.Name, Reason: fmt.Sprintf("verbs device %s (%s, port 1 active, NUMA node %d; the first active of %s)", d.Name, d.Kind, d.Node, strings.Join(names, ", "))}, nil
+			}
+		}
+		return Backend{Name: Emulated, Reason: fmt.Sprintf("no port of the verbs devices %s is active", strings.Join(names, ", "))}, nil
 	case "emulated":
-		return Backend{Emulated, "device: emulated"}, nil
+		return Backend{Name: Emulated, Reason: "device: emulated"}, nil
 	}
-	return Backend{}, fmt.Errorf("rdma: device %q: this binary has no verbs provider (built without libibverbs); use device: auto or emulated", device)
+	if !HasVerbs {
+		return Backend{}, fmt.Errorf("rdma: device %q: this binary has no verbs provider (built without libibverbs); use device: auto or emulated", device)
+	}
+	for _, d := range devs {
+		if d.Name == device {
+			if !d.Active {
+				return Backend{}, fmt.Errorf("rdma: device %q: port 1 is not active", device)
+			}
+			return Backend{Name: d.backend(), Device: d.Name, Reason: "device: " + device}, nil
+		}
+	}
+	return Backend{}, fmt.Errorf("rdma: no verbs device %q in %s (there: %s)", device, dir, strings.Join(names, ", "))
+}
+
+func (d Device) backend() string {
+	if d.Kind == "rxe" {
+		return "rdma/rxe"
+	}
+	return "rdma/" + d.Name
 }

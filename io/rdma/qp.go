@@ -111,6 +111,7 @@ type pendingWR struct {
 
 // QP is a reliable-connected queue pair of the emulated provider.
 type QP struct {
+	v    *verbsQP // the device's QP, for real verbs; nil for the emulation
 	pd   *PD
 	cq   *CQ
 	conn net.Conn
@@ -188,6 +189,9 @@ func (qp *QP) Stats() (placed, received int64) {
 // PostRecv posts a receive: a peer's WRITE_WITH_IMM consumes one and
 // completes it with the immediate.
 func (qp *QP) PostRecv(id uint64) error {
+	if qp.v != nil {
+		return qp.postRecvVerbs(id)
+	}
 	qp.mu.Lock()
 	defer qp.mu.Unlock()
 	if qp.err != nil {
@@ -205,6 +209,9 @@ func (qp *QP) Post(wr WR) error {
 	case OpWrite, OpWriteImm, OpRead:
 	default:
 		return fmt.Errorf("rdma: post: %s is not a send-queue operation", wr.Op)
+	}
+	if qp.v != nil {
+		return qp.postVerbs(wr)
 	}
 	want := Access(0)
 	if wr.Op == OpRead {
@@ -600,6 +607,10 @@ func (qp *QP) Close() error {
 	first := false
 	qp.closeOnce.Do(func() { first = true })
 	if !first {
+		return nil
+	}
+	if qp.v != nil {
+		qp.closeVerbs()
 		return nil
 	}
 	qp.fail(errors.New("rdma: the queue pair was closed"), nil)

@@ -27,6 +27,7 @@ type RecvOptions struct {
 	Window int              // the receive region's size: the bytes of batches in flight or held downstream
 	Recvs  int              // receives posted: batches in flight
 	Alloc  memory.Allocator // what arrow-go allocates while decoding (little: the arrays' structs)
+	Device string           // a verbs device for real RDMA ("first" for the first one); "" for the emulation
 }
 
 // RecvStats are a Receiver's counters.
@@ -50,6 +51,7 @@ type Receiver struct {
 	region *MR
 	window uint64
 	mapped bool
+	verbs  bool
 	reason string
 	rdr    *ipc.Reader
 	msgs   *recvMessages
@@ -135,6 +137,36 @@ func (r *Receiver) setup(ctx context.Context, opts RecvOptions) error {
 	if _, err := r.ctl.Write(putCtl(ctlHello, helloPayload())); err != nil {
 		return fmt.Errorf("send hello: %w", err)
 	}
+	if opts.Device != "" {
+		if err := r.setupVerbs(opts); err != nil {
+			return err
+		}
+	} else if err := r.setupEmulated(ctx, opts); err != nil {
+		return err
+	}
+	for i := range opts.Recvs {
+		if err := r.qp.PostRecv(uint64(i)); err != nil {
+			return err
+		}
+	}
+	r.posted = uint64(opts.Recvs)
+	if _, err := r.ctl.Write(putCtl(ctlCredit, pair(r.window, r.posted))); err != nil {
+		return fmt.Errorf("send credit: %w", err)
+	}
+	r.msgs = &recvMessages{r: r, schema: schemaMsg}
+	r.wg.Add(2)
+	go r.readPeer()
+	go r.sendCredit()
+	if r.rdr, err = ipc.NewReaderFromMessageReader(r.msgs, ipc.WithAllocator(opts.Alloc)); err != nil {
+		return err
+	}
+	return nil
+}
+
+// setupEmulated registers the region in an emulated PD, offers it with a
+// queue pair port and accepts the sender's queue pair.
+func (r *Receiver) setupEmulated(ctx context.Context, opts RecvOptions) error {
+	var err error
 	r.pd, r.cq = NewPD(), NewCQ()
 	if r.region, err = r.pd.AllocShared(int(r.window), RemoteWrite); err != nil {
 		return err
@@ -158,32 +190,54 @@ func (r *Receiver) setup(ctx context.Context, opts RecvOptions) error {
 		return fmt.Errorf("the sender's queue pair: %w", err)
 	}
 	r.qp = NewQP(qc, r.pd, r.cq)
-	if t, p, err = readCtl(r.br); err != nil {
-		return fmt.Errorf("read the sender's mode: %w", noEOF(err))
-	}
-	if t == ctlError {
-		return fmt.Errorf("the sender failed: %s", p)
-	}
-	if t != ctlMode || p[0] > 1 {
-		return fmt.Errorf("the sender sent a %s frame, want mode", t)
-	}
-	r.mapped, r.reason = p[0] == 1, string(p[1:])
-	for i := range opts.Recvs {
-		if err := r.qp.PostRecv(uint64(i)); err != nil {
-			return err
-		}
-	}
-	r.posted = uint64(opts.Recvs)
-	if _, err := r.ctl.Write(putCtl(ctlCredit, pair(r.window, r.posted))); err != nil {
-		return fmt.Errorf("send credit: %w", err)
-	}
-	r.msgs = &recvMessages{r: r, schema: schemaMsg}
-	r.wg.Add(2)
-	go r.readPeer()
-	go r.sendCredit()
-	if r.rdr, err = ipc.NewReaderFromMessageReader(r.msgs, ipc.WithAllocator(opts.Alloc)); err != nil {
+	p, err := expectCtl(r.br, ctlMode, "sender")
+	if err != nil {
 		return err
 	}
+	if p[0] > 1 {
+		return fmt.Errorf("the sender answered the emulation with mode %d", p[0])
+	}
+	r.mapped, r.reason = p[0] == 1, string(p[1:])
+	return nil
+}
+
+// setupVerbs registers the region with a verbs device, offers it with
+// its address and connects the QPs through verbs frames.
+func (r *Receiver) setupVerbs(opts RecvOptions) error {
+	dev := opts.Device
+	if dev == "first" {
+		dev = ""
+	}
+	var err error
+	if r.pd, err = NewVerbsPD(dev); err != nil {
+		return err
+	}
+	r.cq = NewCQ()
+	if r.region, err = r.pd.AllocShared(int(r.window), RemoteWrite); err != nil {
+		return err
+	}
+	if r.qp, err = NewVerbsQP(r.pd, r.cq); err != nil {
+		return err
+	}
+	su := setup{rkey: r.region.RKey, window: r.window, recvs: uint32(opts.Recvs), base: uint64(addr(r.region.mem))}
+	if _, err := r.ctl.Write(append(putCtl(ctlSetup, su.payload()), putCtl(ctlVerbs, verbsPayload(r.qp.Info()))...)); err != nil {
+		return fmt.Errorf("send the setup: %w", err)
+	}
+	p, err := expectCtl(r.br, ctlVerbs, "sender")
+	if err != nil {
+		return err
+	}
+	if err := r.qp.ConnectVerbs(parseVerbs(p)); err != nil {
+		return err
+	}
+	p, err = expectCtl(r.br, ctlMode, "sender")
+	if err != nil {
+		return err
+	}
+	if p[0] != 2 {
+		return fmt.Errorf("the sender answered real RDMA with mode %d", p[0])
+	}
+	r.verbs, r.reason = true, string(p[1:])
 	return nil
 }
 
@@ -351,10 +405,14 @@ func (r *Receiver) take(c Completion) (*ipc.Message, error) {
 		return fmt.Errorf("batch %d: descriptor at %d: %s", n, off, fmt.Sprintf(format, a...))
 	}
 	mem := r.region.mem
-	if off > r.window-descSize || uint64(c.Bytes) < descSize || uint64(c.Bytes) > r.window-off {
-		return nil, bad("a %d-byte descriptor outside the %d-byte region", c.Bytes, r.window)
+	wlen := uint64(c.Bytes)
+	if wlen == 0 && r.verbs && off < r.window {
+		wlen = r.window - off // a device that does not report the WRITE's length: the region bounds it
 	}
-	d := mem[off : off+uint64(c.Bytes)]
+	if off > r.window-descSize || wlen < descSize || wlen > r.window-off {
+		return nil, bad("a %d-byte descriptor outside the %d-byte region", wlen, r.window)
+	}
+	d := mem[off : off+wlen]
 	le := binary.LittleEndian
 	seq, spanLen, bodyOff, bodyLen, metaLen := le.Uint64(d), le.Uint64(d[8:]), le.Uint64(d[16:]), le.Uint64(d[24:]), uint64(le.Uint32(d[32:]))
 	head := align(descSize+metaLen, spanAlign)
@@ -363,8 +421,8 @@ func (r *Receiver) take(c Completion) (*ipc.Message, error) {
 		return nil, bad("sequence number %d, want %d", seq, n)
 	case le.Uint32(d[36:]) != 0 || !allZero(d[66:72]):
 		return nil, bad("reserved bytes not zero")
-	case descSize+metaLen > uint64(c.Bytes):
-		return nil, bad("%d bytes of metadata in a %d-byte WRITE", metaLen, c.Bytes)
+	case descSize+metaLen > wlen:
+		return nil, bad("%d bytes of metadata in a %d-byte WRITE", metaLen, wlen)
 	case spanLen > r.window-off || spanLen < head || spanLen%spanAlign != 0:
 		return nil, bad("a span of %d bytes", spanLen)
 	case bodyOff != off+head || bodyLen > spanLen-head:

@@ -51,9 +51,12 @@ type SendOptions struct {
 	// encoder makes; when it is an arena (buffers.Extenter) its extents
 	// are registered, and buffers in them are written without a copy.
 	Alloc memory.Allocator
-	// Mapped false never maps the receiver's region, even on one host
-	// (the requests and bytes go over the queue pair's connection).
+	// NoMap never maps the receiver's region, even on one host (the
+	// requests and bytes go over the queue pair's connection).
 	NoMap bool
+	// Device is the verbs device to use when the receiver writes over
+	// real RDMA ("" for the first one).
+	Device string
 }
 
 // SendStats are a Sender's counters.
@@ -74,6 +77,7 @@ type Sender struct {
 	rkey    uint32
 	window  uint64
 	mapped  bool
+	verbs   bool // real RDMA on a verbs device
 	reason  string
 	enc     *stream.BatchEncoder
 	ext     buffers.Extenter
@@ -151,28 +155,35 @@ func (s *Sender) setup(ctx context.Context, opts SendOptions) error {
 		return err
 	}
 	s.rkey, s.window = su.rkey, su.window
-	host, _, _ := net.SplitHostPort(s.ctl.RemoteAddr().String())
-	var d net.Dialer
-	qc, err := d.DialContext(ctx, "tcp", net.JoinHostPort(host, strconv.Itoa(int(su.qpPort))))
-	if err != nil {
-		return fmt.Errorf("connect the queue pair: %w", err)
-	}
-	s.pd, s.cq = NewPD(), NewCQ()
-	s.qp = NewQP(qc, s.pd, s.cq)
-	switch {
-	case opts.NoMap:
-		s.reason = "emulated over the queue pair's TCP connection (mapping the receiver's region was turned off)"
-	default:
-		if err := s.qp.MapRemote(su.rkey, su.handle); err != nil {
-			s.reason = "emulated over the queue pair's TCP connection: " + err.Error()
-		} else {
-			s.mapped = true
-			s.reason = "emulated: the receiver's region mapped here (same host), WRITEs placed by a memory copy"
-		}
-	}
 	mode := []byte{0}
-	if s.mapped {
-		mode[0] = 1
+	if su.qpPort == 0 {
+		// The receiver registered its region with a verbs device: this
+		// side needs one too, and the QPs connect through the frames.
+		if err := s.connectVerbs(su, opts); err != nil {
+			return err
+		}
+		mode[0] = 2
+	} else {
+		host, _, _ := net.SplitHostPort(s.ctl.RemoteAddr().String())
+		var d net.Dialer
+		qc, err := d.DialContext(ctx, "tcp", net.JoinHostPort(host, strconv.Itoa(int(su.qpPort))))
+		if err != nil {
+			return fmt.Errorf("connect the queue pair: %w", err)
+		}
+		s.pd, s.cq = NewPD(), NewCQ()
+		s.qp = NewQP(qc, s.pd, s.cq)
+		switch {
+		case opts.NoMap:
+			s.reason = "emulated over the queue pair's TCP connection (mapping the receiver's region was turned off)"
+		default:
+			if err := s.qp.MapRemote(su.rkey, su.handle); err != nil {
+				s.reason = "emulated over the queue pair's TCP connection: " + err.Error()
+			} else {
+				s.mapped = true
+				s.reason = "emulated: the receiver's region mapped here (same host), WRITEs placed by a memory copy"
+				mode[0] = 1
+			}
+		}
 	}
 	if _, err := s.ctl.Write(putCtl(ctlMode, append(mode, s.reason...))); err != nil {
 		return fmt.Errorf("send the mode: %w", err)
@@ -196,6 +207,33 @@ func (s *Sender) setup(ctx context.Context, opts SendOptions) error {
 	s.wg.Add(2)
 	go s.readPeer()
 	go s.complete()
+	return nil
+}
+
+// connectVerbs opens this side's verbs device, makes its QP and connects
+// it to the receiver's, whose number, PSN and GID follow the setup.
+func (s *Sender) connectVerbs(su setup, opts SendOptions) error {
+	p, err := expectCtl(s.br, ctlVerbs, "receiver")
+	if err != nil {
+		return err
+	}
+	peer := parseVerbs(p)
+	if s.pd, err = NewVerbsPD(opts.Device); err != nil {
+		return fmt.Errorf("the receiver writes over real RDMA, this side cannot: %w", err)
+	}
+	s.cq = NewCQ()
+	if s.qp, err = NewVerbsQP(s.pd, s.cq); err != nil {
+		return err
+	}
+	if _, err := s.ctl.Write(putCtl(ctlVerbs, verbsPayload(s.qp.Info()))); err != nil {
+		return fmt.Errorf("send the verbs frame: %w", err)
+	}
+	if err := s.qp.ConnectVerbs(peer); err != nil {
+		return err
+	}
+	s.qp.SetRemoteBase(su.rkey, su.base)
+	s.verbs = true
+	s.reason = "RDMA WRITEs on verbs device " + s.pd.DeviceName()
 	return nil
 }
 
@@ -519,7 +557,7 @@ func (s *Sender) teardown() {
 		if s.qp != nil {
 			placed, _ := s.qp.Stats()
 			s.stats.Placed = placed
-			if !s.mapped {
+			if !s.mapped && !s.verbs {
 				s.stats.Wire = s.stats.Bytes
 			}
 		}

@@ -31,6 +31,7 @@ var (
 // keys that name them. A queue pair reaches only regions of its own PD:
 // local buffers by lkey, the peer's by the rkey the peer handed out.
 type PD struct {
+	v       *verbsPD // the device's PD, for real verbs; nil for the emulation
 	mu      sync.RWMutex
 	byKey   map[uint32]*MR // lkey == rkey here; real providers differ, the API does not rely on it
 	nextKey uint32
@@ -49,8 +50,9 @@ type MR struct {
 	LKey    uint32
 	RKey    uint32
 	access  Access
-	shared  *sharedMem // non-nil for AllocShared: a memfd a peer on the host may map
-	onDereg func()     // run once the region is deregistered (the owner's unmapping)
+	shared  *sharedMem     // non-nil for AllocShared: a memfd a peer on the host may map
+	onDereg func()         // run once the region is deregistered (the owner's unmapping)
+	vmr     unsafe.Pointer // the device\'s registration (struct ibv_mr), real verbs only
 
 	// use is held for reading while a peer's request places or reads
 	// bytes; Deregister takes it for writing, so that once it returns no
@@ -99,8 +101,15 @@ func (pd *PD) add(mr *MR) (*MR, error) {
 	if pd.closed {
 		return nil, fmt.Errorf("rdma: register: the protection domain is closed")
 	}
-	pd.nextKey++
-	mr.pd, mr.LKey, mr.RKey = pd, pd.nextKey, pd.nextKey
+	mr.pd = pd
+	if pd.v != nil {
+		if err := pd.regVerbs(mr); err != nil {
+			return nil, err
+		}
+	} else {
+		pd.nextKey++
+		mr.LKey, mr.RKey = pd.nextKey, pd.nextKey
+	}
 	pd.byKey[mr.LKey] = mr
 	return mr, nil
 }
@@ -120,6 +129,7 @@ func (mr *MR) Deregister() error {
 	mr.pd.mu.Lock()
 	delete(mr.pd.byKey, mr.LKey)
 	mr.pd.mu.Unlock()
+	deregVerbs(mr)
 	if mr.onDereg != nil {
 		mr.onDereg()
 	}
@@ -149,6 +159,7 @@ func (pd *PD) Close() error {
 	for _, mr := range left {
 		errs = append(errs, mr.Deregister())
 	}
+	pd.closeVerbs()
 	return errors.Join(errs...)
 }
 
@@ -215,6 +226,13 @@ func accessName(a Access) string {
 		return "remote read"
 	}
 	return fmt.Sprintf("access %#x", uint8(a))
+}
+
+// QPInfo is what the peer needs to connect a verbs QP to this one.
+type QPInfo struct {
+	QPN, PSN uint32
+	LID      uint16
+	GID      [16]byte
 }
 
 // SGE is one piece of a work request's local memory: a buffer inside the
