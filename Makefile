@@ -30,7 +30,7 @@ uring_test_ldflags = $(if $(call uring_tests,$(1)),-ldflags='$(LINKNAME)')
 # arenas fall back to the Go heap and topology says what it cannot read.
 CROSS := darwin/arm64 windows/amd64
 
-.PHONY: run test build deps duckdb vet cross jaeger fuzz bench bench-overhead bench-tracing bench-arena bench-duckdb bench-stateful bench-net bench-io bench-shm bench-nvmeof interop clean
+.PHONY: run test build deps duckdb vet cross jaeger fuzz bench bench-overhead bench-tracing bench-arena bench-duckdb bench-stateful bench-net bench-io bench-shm bench-nvmeof bench-rdma interop clean
 
 run: build
 	$(BIN) run pipelines/examples/quickstart.yaml
@@ -180,6 +180,14 @@ bench-io: build
 # same run: bench/results/nvmeof.{json,md,png}. Installs fio and iperf3 if
 # missing; ~4 minutes; writes a 256 MiB file under bench/data/nvmeof,
 # removed at the end.
+# zflow's RDMA stream against its TCP Arrow stream: on the host the
+# emulated provider, then in the QEMU guest real verbs on Soft-RoCE against
+# perftest's ib_write_bw on the same device (bench/results/rdma_host.*,
+# rdma_guest.*).
+bench-rdma: deps
+	$(GO) run ./bench/cmd/rdma -place host
+	INTEROP_BENCH=rdma bash interop/guest/run.sh
+
 bench-nvmeof:
 	@command -v fio >/dev/null 2>&1 && command -v iperf3 >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fio iperf3; }
 	$(GO) run $(call uring_ldflags,./bench/cmd/nvmeof) ./bench/cmd/nvmeof

@@ -74,6 +74,24 @@ dax() {
 }
 dax || say "DAX setup failed"
 
+# make bench-rdma: the network, Soft-RoCE and the benchmark, nothing else.
+if [ "$ZG_BENCH" = rdma ]; then
+	for ko in $(cat /lib/modules/nvme.order); do insmod "/lib/modules/$ko" >/dev/null 2>&1; done
+	ip link set lo up
+	for ko in $(cat /lib/modules/net.order) $(cat /lib/modules/rdma.order); do
+		insmod "/lib/modules/$ko" || say "BENCH insmod $ko failed"
+	done
+	i=0
+	while [ ! -e /sys/class/net/eth0 ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+	ip link set eth0 up && ip addr add 10.0.2.15/24 dev eth0
+	LD_LIBRARY_PATH=/lib/x86_64-linux-gnu:/usr/lib/x86_64-linux-gnu rdma link add rxe0 type rxe netdev eth0
+	sleep 1
+	say "BEGIN rdma-bench uptime=$(up)s"
+	LD_LIBRARY_PATH=/lib/x86_64-linux-gnu:/usr/lib/x86_64-linux-gnu rdma-bench -place guest -device rxe0 -addr 10.0.2.15 -json - ${ZG_BENCH_ARGS:-}
+	say "END rdma-bench rc=$? uptime=$(up)s"
+	poweroff -f
+fi
+
 say "BEGIN zflow topology"
 zflow topology
 say "END zflow topology rc=$?"

@@ -20,7 +20,9 @@
 # INTEROP_DAX_SIZE (256M, the NVDIMM; a multiple of 2M),
 # INTEROP_TIMEOUT (300 s for the boot), INTEROP_RUN (a -test.run filter; the
 # PASS check then only looks for what it selects), INTEROP_ACCEL (tcg; kvm
-# hangs a stock kernel on our VMs, see docs/guest.md).
+# hangs a stock kernel on our VMs, see docs/guest.md), INTEROP_BENCH (rdma:
+# run bench/cmd/rdma on Soft-RoCE in the guest instead of the tests, and
+# write its report to bench/results/rdma_guest.*; make bench-rdma).
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
@@ -55,6 +57,12 @@ RDMA_MODS=(crc32_generic rdma_rxe ib_uverbs)
 RDMA_PKGS=(libibverbs-dev ibverbs-providers ibverbs-utils perftest iproute2)
 TIMEOUT=${INTEROP_TIMEOUT:-300}
 RUN=${INTEROP_RUN:-}
+BENCH=${INTEROP_BENCH:-}
+case "$BENCH" in
+"") ;;
+rdma) TIMEOUT=${INTEROP_TIMEOUT:-900} ;;
+*) echo "interop: INTEROP_BENCH=$BENCH: want rdma" >&2; exit 1 ;;
+esac
 ACCEL=${INTEROP_ACCEL:-tcg}
 LOG=$C/serial.log
 
@@ -168,6 +176,11 @@ done
 # (dynamic; the initramfs gets its libraries).
 CGO_ENABLED=1 "$GO" build -tags rdma_verbs -ldflags="$(ldf ./cmd/zflow)" -o "$C/zflow-verbs" ./cmd/zflow ||
 	die "CGO_ENABLED=1 go build -tags rdma_verbs ./cmd/zflow failed (libibverbs-dev installed?)"
+rm -f "$C/rdma-bench"
+if [ "$BENCH" = rdma ]; then
+	CGO_ENABLED=1 "$GO" build -tags rdma_verbs -o "$C/rdma-bench" ./bench/cmd/rdma ||
+		die "CGO_ENABLED=1 go build -tags rdma_verbs ./bench/cmd/rdma failed"
+fi
 T2=$(now)
 say "build: zflow $(($(stat -c %s "$C/zflow") >> 20)) MiB, numa.test $(($(stat -c %s "$C/numa.test") >> 20)) MiB, dax.test $(($(stat -c %s "$C/dax.test") >> 20)) MiB, nvme.test $(($(stat -c %s "$C/nvme.test") >> 20)) MiB ($(secs "$T1" "$T2") s)"
 
@@ -186,6 +199,7 @@ cp "$mdir"/* "$R/lib/modules/"
 rxe_provider=$(ls /usr/lib/x86_64-linux-gnu/libibverbs/librxe-rdmav*.so | head -1)
 [ -n "$rxe_provider" ] || die "no rxe provider in /usr/lib/x86_64-linux-gnu/libibverbs (ibverbs-providers installed?)"
 rdma_progs=("$C/zflow-verbs" "$(command -v rdma)" "$(command -v ibv_devices)" "$(command -v ib_write_bw)")
+[ ! -e "$C/rdma-bench" ] || { cp "$C/rdma-bench" "$R/bin/"; rdma_progs+=("$C/rdma-bench"); }
 for b in "${rdma_progs[@]:1}"; do cp "$b" "$R/bin/"; done
 for lib in $(ldd "${rdma_progs[@]}" "$rxe_provider" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\/.*ld-linux/ { print $1 }' | sort -u); do
 	mkdir -p "$R$(dirname "$lib")" && cp -L "$lib" "$R$lib"
@@ -251,7 +265,7 @@ qemu=(qemu-system-x86_64 "${accel[@]}" -nodefaults -display none -serial stdio -
 	-device nvdimm,id=nv0,memdev=nv0mem,node=2
 	-netdev user,id=n0 -device virtio-net-pci,netdev=n0,romfile=
 	-kernel "$KERNEL" -initrd "$C/initrd.cpio"
-	-append "console=ttyS0 quiet panic=-1 numa_balancing=disable ZG_HUGEPAGES=$HUGE ZG_HOST_NVME=10.0.2.2:$hport ZG_HOST_NQN=$HOST_NQN${RUN:+ ZG_TEST_RUN=$RUN}")
+	-append "console=ttyS0 quiet panic=-1 numa_balancing=disable ZG_HUGEPAGES=$HUGE ZG_HOST_NVME=10.0.2.2:$hport ZG_HOST_NQN=$HOST_NQN${RUN:+ ZG_TEST_RUN=$RUN}${BENCH:+ ZG_BENCH=$BENCH}")
 say "boot: ${qemu[*]}"
 timeout -k 5 "$TIMEOUT" "${qemu[@]}" </dev/null >"$LOG" 2>&1 &
 qpid=$!
@@ -283,6 +297,18 @@ case $qrc in
 124 | 137) die "the guest did not power off within ${TIMEOUT} s (serial log: $LOG)" ;;
 *) die "qemu exited with status $qrc (serial log: $LOG)" ;;
 esac
+if [ "$BENCH" = rdma ]; then
+	kill -TERM "$hpid" 2>/dev/null || true
+	wait "$hpid" || true
+	trap - EXIT
+	json=$(sed -n '/^ZG: BENCH-JSON-BEGIN$/,/^ZG: BENCH-JSON-END$/p' "$GLOG" | sed '1d;$d')
+	[ -n "$json" ] || die "the guest's benchmark printed no report (serial log: $LOG)"
+	echo "$json" >bench/results/rdma_guest.json
+	"$GO" run ./bench/cmd/rdma -render bench/results/rdma_guest.json -out bench/results ||
+		die "rendering bench/results/rdma_guest.json failed"
+	say "bench: bench/results/rdma_guest.json, .md, .png (total $(secs "$T0" "$(now)") s)"
+	exit 0
+fi
 want=(
 	'^ZG: INIT '
 	'^ZG: END zflow topology rc=0$'

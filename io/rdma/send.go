@@ -43,6 +43,9 @@ const (
 	maxRecvs  = 4096
 	maxMeta   = 16 << 20
 	stageSize = 8 << 20
+	// registerOnTheFly is the size from which a buffer outside registered
+	// memory is registered for its batch rather than copied.
+	registerOnTheFly = 256 << 10
 )
 
 // SendOptions configures a Sender.
@@ -64,7 +67,8 @@ type SendStats struct {
 	Batches, Rows, Bytes int64
 	Placed               int64 // bytes copied into the receiver's mapping (emulated DMA, same host)
 	Wire                 int64 // bytes sent over the queue pair's connection (emulated DMA, another host)
-	Staged               int64 // bytes of buffers outside registered memory, copied into a registered one first
+	Staged               int64 // bytes of small buffers outside registered memory, copied into a registered one first
+	Registered           int64 // bytes of large buffers outside registered memory, registered for their batch alone
 }
 
 // Sender sends record batches to a Receiver by one-sided WRITEs.
@@ -373,6 +377,7 @@ func (s *Sender) Write(ctx context.Context, rec arrow.RecordBatch, carrier [stre
 	// The body: each buffer where it is when it lies in registered memory.
 	sgl := make([]SGE, 0, len(enc.Body))
 	var staged [][]byte
+	var onTheFly []*MR
 	for _, b := range enc.Body {
 		if len(b) == 0 {
 			continue
@@ -381,6 +386,21 @@ func (s *Sender) Write(ctx context.Context, rec arrow.RecordBatch, carrier [stre
 			sgl = append(sgl, SGE{Buf: b, LKey: mr.LKey})
 		} else if len(b) <= spanAlign && allZero(b) {
 			sgl = append(sgl, SGE{Buf: s.zero.mem[:len(b)], LKey: s.zero.LKey})
+		} else if len(b) >= registerOnTheFly {
+			// A large buffer outside the arena's extents (an allocation
+			// with its own mapping): registered for this batch alone, which
+			// costs less than copying it, and deregistered when the batch
+			// completes (its memory may be unmapped after).
+			mr, err := s.pd.Register(b, 0)
+			if err != nil {
+				for _, m := range onTheFly {
+					m.Deregister()
+				}
+				return err
+			}
+			onTheFly = append(onTheFly, mr)
+			sgl = append(sgl, SGE{Buf: b, LKey: mr.LKey})
+			s.stats.Registered += int64(len(b))
 		} else {
 			staged = append(staged, b)
 			sgl = append(sgl, SGE{}) // filled below
@@ -417,7 +437,13 @@ func (s *Sender) Write(ctx context.Context, rec arrow.RecordBatch, carrier [stre
 		s.stats.Staged += int64(len(b))
 	}
 	s.mu.Lock()
-	s.inflight[seq] = func() { release(); st.free() }
+	s.inflight[seq] = func() {
+		for _, m := range onTheFly {
+			m.Deregister()
+		}
+		release()
+		st.free()
+	}
 	s.mu.Unlock()
 	ok = true
 	if len(sgl) > 0 {

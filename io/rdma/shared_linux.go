@@ -99,7 +99,7 @@ func mapPeer(h Handle) ([]byte, error) {
 	if uint64(st.Size) != h.Size {
 		return nil, fmt.Errorf("the peer's region %s has %d bytes, its handle says %d", path, st.Size, h.Size)
 	}
-	mem, err := unix.Mmap(fd, 0, int(h.Size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	mem, err := unix.Mmap(fd, 0, int(h.Size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED|unix.MAP_POPULATE)
 	if err != nil {
 		return nil, fmt.Errorf("map the peer's region %s: %w", path, err)
 	}
