@@ -207,6 +207,70 @@ func readNICs(r Root) ([]NIC, error) {
 	return nics, nil
 }
 
+// ReadRDMA lists the verbs devices under r alone (what Read puts in
+// Machine.RDMA), for a caller that needs nothing else.
+func ReadRDMA(r Root) ([]RDMADevice, error) {
+	nics, err := readNICs(r)
+	if err != nil {
+		return nil, err
+	}
+	return readRDMA(r, nics)
+}
+
+// readRDMA reads /sys/class/infiniband/NAME; a software device takes the
+// node of its network interface (one of nics).
+func readRDMA(r Root, nics []NIC) ([]RDMADevice, error) {
+	devs := []RDMADevice{}
+	dir := r.sys("class/infiniband")
+	ents, err := readDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return devs, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range ents {
+		p := filepath.Join(dir, e.Name())
+		d := RDMADevice{Name: e.Name(), Node: -1, Kind: "hca"}
+		switch {
+		case strings.HasPrefix(d.Name, "rxe"):
+			d.Kind = "rxe"
+		case strings.HasPrefix(d.Name, "siw"):
+			d.Kind = "siw"
+		}
+		if state, err := readOptional(filepath.Join(p, "ports", "1", "state")); err != nil {
+			return nil, err
+		} else if _, name, ok := strings.Cut(state, ": "); ok {
+			d.State = name // "4: ACTIVE"
+		} else {
+			d.State = state
+		}
+		if d.LinkLayer, err = readOptional(filepath.Join(p, "ports", "1", "link_layer")); err != nil {
+			return nil, err
+		}
+		if d.Netdev, err = readOptional(filepath.Join(p, "parent")); err != nil {
+			return nil, err
+		}
+		if d.Netdev == "" {
+			if d.Netdev, err = readOptional(filepath.Join(p, "ports", "1", "gid_attrs", "ndevs", "0")); err != nil {
+				return nil, err
+			}
+		}
+		if node, _, ok := deviceNode(r, filepath.Join(p, "device")); ok {
+			d.Node = node
+		} else {
+			for _, n := range nics {
+				if n.Name == d.Netdev {
+					d.Node = n.Node
+				}
+			}
+		}
+		devs = append(devs, d)
+	}
+	sort.Slice(devs, func(i, j int) bool { return natLess(devs[i].Name, devs[j].Name) })
+	return devs, nil
+}
+
 // deviceNode resolves a sysfs device path and walks up its parents to the
 // first numa_node file, as a device inherits the node of the bus it hangs
 // off (a virtio function has none, its PCI function has). It returns the

@@ -27,6 +27,7 @@ func NotLinux(goos, goarch string, cpus int) *Machine {
 		DAX:           []DAXDevice{},
 		NVMe:          []NVMeController{},
 		NICs:          []NIC{},
+		RDMA:          []RDMADevice{},
 		Note: fmt.Sprintf("%s/%s is not Linux: NUMA nodes, memory, hugepages, transparent hugepages, the memlock limit, "+
 			"DAX devices, NVMe controllers and NICs are read from Linux sysfs and procfs only; shown: the %d CPUs Go sees, on one node. "+
 			"Arenas use the Go heap and operators run unpinned.", goos, goarch, cpus),

@@ -98,6 +98,15 @@ func (m *Machine) WriteText(w io.Writer) error {
 			p("  %s\t%s\t%s\t%d\t%s\t%s\n", n.Name, nodeText(n.Node), speed, n.MTU, orNone(n.MAC, "-"), note)
 		}
 	}
+	p("\nRDMA devices\n")
+	if len(m.RDMA) == 0 {
+		p("  none\n")
+	} else {
+		p("  NAME\tNODE\tKIND\tNETDEV\tSTATE\tLINK\n")
+		for _, d := range m.RDMA {
+			p("  %s\t%s\t%s\t%s\t%s\t%s\n", d.Name, nodeText(d.Node), d.Kind, orNone(d.Netdev, "-"), orNone(d.State, "-"), orNone(d.LinkLayer, "-"))
+		}
+	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}

@@ -45,6 +45,7 @@ type Machine struct {
 	DAX           []DAXDevice      `json:"dax"`
 	NVMe          []NVMeController `json:"nvme"`
 	NICs          []NIC            `json:"nics"`
+	RDMA          []RDMADevice     `json:"rdma"`
 	// Note says what Read could not know and why; "" when it read
 	// everything. On an OS other than Linux, Read(Host()) fills in only
 	// what Go knows (NotLinux) and Note says so.
@@ -120,6 +121,18 @@ type NIC struct {
 	Virtual   bool   `json:"virtual"` // no device link: lo, veth, bridges, ifb
 }
 
+// RDMADevice is one verbs device (/sys/class/infiniband/NAME): an RDMA
+// NIC, or a software device over a network interface (Soft-RoCE rxe,
+// soft iWARP siw).
+type RDMADevice struct {
+	Name      string `json:"name"`
+	Node      int    `json:"node"`                 // the NUMA node of its device, or of its network interface for a software device; -1 unknown
+	Kind      string `json:"kind"`                 // rxe, siw or hca
+	Netdev    string `json:"netdev,omitempty"`     // the network interface under port 1, when the kernel says
+	State     string `json:"state"`                // port 1: ACTIVE, DOWN, INIT…; "" when unknown
+	LinkLayer string `json:"link_layer,omitempty"` // port 1: InfiniBand or Ethernet
+}
+
 // Read describes the machine under r. Optional parts that are missing (no
 // NVMe, no DAX devices, no hugetlb, no THP) are empty, not errors; a
 // mandatory file that cannot be read or parsed (cpu/online, a node's
@@ -166,6 +179,9 @@ func Read(r Root) (*Machine, error) {
 		return nil, err
 	}
 	if m.NICs, err = readNICs(r); err != nil {
+		return nil, err
+	}
+	if m.RDMA, err = readRDMA(r, m.NICs); err != nil {
 		return nil, err
 	}
 	return m, nil

@@ -178,7 +178,7 @@ CGO_ENABLED=1 "$GO" build -tags rdma_verbs -ldflags="$(ldf ./cmd/zflow)" -o "$C/
 	die "CGO_ENABLED=1 go build -tags rdma_verbs ./cmd/zflow failed (libibverbs-dev installed?)"
 rm -f "$C/rdma-bench"
 if [ "$BENCH" = rdma ]; then
-	CGO_ENABLED=1 "$GO" build -tags rdma_verbs -o "$C/rdma-bench" ./bench/cmd/rdma ||
+	CGO_ENABLED=1 "$GO" build -tags rdma_verbs -ldflags="-s -w" -o "$C/rdma-bench" ./bench/cmd/rdma ||
 		die "CGO_ENABLED=1 go build -tags rdma_verbs ./bench/cmd/rdma failed"
 fi
 T2=$(now)

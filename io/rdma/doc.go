@@ -9,12 +9,16 @@
 // posted) comes back with the reason, both ends go to the error state and
 // flush what is outstanding.
 //
-// The provider here is an emulation with those semantics, for machines
-// without an RDMA NIC: each QP is a TCP connection; on one host the
-// peer's region is a memfd this process maps, so a WRITE is placed by a
-// memory copy and only its header crosses the socket; across hosts the
-// bytes follow the header and the responder reads them straight into the
-// region. Choose says which provider a device setting gets and why.
+// Two providers stand behind those types. The real one (ibv_linux.go,
+// built with cgo and -tags rdma_verbs) drives libibverbs: regions
+// registered with the device, an RC QP connected through the control
+// channel, completions from a completion channel. The emulation, in every
+// build, has the same semantics for machines without an RDMA NIC: each QP
+// is a TCP connection; on one host the peer's region is a memfd this
+// process maps, so a WRITE is placed by a memory copy and only its header
+// crosses the socket; across hosts the bytes follow the header and the
+// responder reads them straight into the region. Choose says which
+// provider a device setting gets and why.
 //
 // Sender and Receiver run the batch stream of the rdma_out sink and the
 // rdma_in source over a control connection (hello, schema, the region's

@@ -163,7 +163,12 @@ func main() {
 				}
 				var ratios []float64
 				for k, r := range rs {
-					ratios = append(ratios, r.mbps/runs[q][i][k].mbps)
+					if base := runs[q][i][k].mbps; base > 0 {
+						ratios = append(ratios, r.mbps/base)
+					}
+				}
+				if len(ratios) == 0 {
+					continue
 				}
 				pt.Ratios[q] = runinfo.Median(ratios)
 			}
@@ -245,6 +250,50 @@ func (c *clock) result(bytes int64, el time.Duration) result {
 	return result{mbps: float64(bytes) / el.Seconds() / 1e6, p50: q(0.5), p99: q(0.99), batches: len(c.lat)}
 }
 
+// sender is either stream's Sender.
+type sender interface {
+	Write(ctx context.Context, rec arrow.RecordBatch, carrier [stream.CarrierSize]byte) error
+	Close(ctx context.Context) error
+}
+
+// measure sends a batch of size bytes for d through snd while next takes
+// what arrives (done, if not nil, after each), and times both.
+func measure(mem memory.Allocator, size int64, d time.Duration, snd sender, next func() (arrow.RecordBatch, error), done func() error) (result, error) {
+	rec := batchOf(mem, size)
+	defer rec.Release()
+	c := &clock{}
+	t0 := time.Now()
+	sdone := make(chan error, 1)
+	go func() {
+		sdone <- sendFor(rec, d, c, func(b arrow.RecordBatch) error {
+			return snd.Write(context.Background(), b, [stream.CarrierSize]byte{})
+		}, func() error { return snd.Close(context.Background()) })
+	}()
+	n := 0
+	for {
+		got, err := next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return result{}, err
+		}
+		c.arrived(n)
+		n++
+		got.Release()
+		if done != nil {
+			if err := done(); err != nil {
+				return result{}, err
+			}
+		}
+	}
+	el := time.Since(t0)
+	if err := <-sdone; err != nil {
+		return result{}, err
+	}
+	return c.result(int64(n)*size, el), nil
+}
+
 // sendFor writes rec again and again for d through write, then closes.
 func sendFor(rec arrow.RecordBatch, d time.Duration, c *clock, write func(arrow.RecordBatch) error, closeFn func() error) error {
 	end := time.Now().Add(d)
@@ -299,34 +348,10 @@ func runRDMA(mem memory.Allocator, addr string, size int64, d time.Duration, dev
 		return result{}, err
 	}
 	defer r.Close()
-	rec := batchOf(mem, size)
-	defer rec.Release()
-	c := &clock{}
-	t0 := time.Now()
-	sdone := make(chan error, 1)
-	go func() {
-		sdone <- sendFor(rec, d, c, func(b arrow.RecordBatch) error {
-			return snd.Write(context.Background(), b, [stream.CarrierSize]byte{})
-		}, func() error { return snd.Close(context.Background()) })
-	}()
-	n := 0
-	for {
+	return measure(mem, size, d, snd, func() (arrow.RecordBatch, error) {
 		got, _, err := r.Next(context.Background())
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return result{}, err
-		}
-		c.arrived(n)
-		n++
-		got.Release()
-	}
-	el := time.Since(t0)
-	if err := <-sdone; err != nil {
-		return result{}, err
-	}
-	return c.result(int64(n)*size, el), nil
+		return got, err
+	}, nil)
 }
 
 func runStream(mem memory.Allocator, addr string, size int64, d time.Duration) (result, error) {
@@ -369,37 +394,10 @@ func runStream(mem memory.Allocator, addr string, size int64, d time.Duration) (
 		return result{}, err
 	}
 	defer r.Close()
-	rec := batchOf(mem, size)
-	defer rec.Release()
-	c := &clock{}
-	t0 := time.Now()
-	sdone := make(chan error, 1)
-	go func() {
-		sdone <- sendFor(rec, d, c, func(b arrow.RecordBatch) error {
-			return snd.Write(context.Background(), b, [stream.CarrierSize]byte{})
-		}, func() error { return snd.Close(context.Background()) })
-	}()
-	n := 0
-	for {
+	return measure(mem, size, d, snd, func() (arrow.RecordBatch, error) {
 		got, _, err := r.Next(context.Background())
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return result{}, err
-		}
-		c.arrived(n)
-		n++
-		got.Release()
-		if err := r.Done(); err != nil {
-			return result{}, err
-		}
-	}
-	el := time.Since(t0)
-	if err := <-sdone; err != nil {
-		return result{}, err
-	}
-	return c.result(int64(n)*size, el), nil
+		return got, err
+	}, r.Done)
 }
 
 var bwLine = regexp.MustCompile(`(?m)^\s*(\d+)\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s*$`)
@@ -421,7 +419,11 @@ func gidIndex(dev string) string {
 // runIBWriteBW runs perftest's ib_write_bw, server and client on dev, for
 // d at message size size, and returns its average bandwidth.
 func runIBWriteBW(dev string, size int64, d time.Duration) (result, error) {
-	args := []string{"-d", dev, "-x", gidIndex(dev), "-s", strconv.FormatInt(size, 10), "-D", strconv.Itoa(max(1, int(d.Seconds()))), "-F"}
+	// Iterations, not -D: with large messages under emulation a timed run
+	// can end before its first completion and report nothing.
+	iters := max(5, int((64<<20)/size))
+	args := []string{"-d", dev, "-x", gidIndex(dev), "-s", strconv.FormatInt(size, 10), "-n", strconv.Itoa(iters),
+		"-t", strconv.Itoa(min(128, iters)), "-F"}
 	srv := exec.Command("ib_write_bw", args...)
 	var sout bytes.Buffer
 	srv.Stdout, srv.Stderr = &sout, &sout
@@ -445,8 +447,11 @@ func runIBWriteBW(dev string, size int64, d time.Duration) (result, error) {
 		return result{}, fmt.Errorf("ib_write_bw printed no result line:\n%s", out)
 	}
 	avg, _ := strconv.ParseFloat(m[4], 64)
-	iters, _ := strconv.Atoi(m[2])
-	return result{mbps: avg * 1.048576, batches: iters}, nil // perftest's MB is 2^20 bytes
+	n, _ := strconv.Atoi(m[2])
+	if avg <= 0 || n == 0 {
+		return result{}, fmt.Errorf("ib_write_bw reported %s MB/s over %s iterations:\n%s", m[4], m[2], out)
+	}
+	return result{mbps: avg * 1.048576, batches: n}, nil // perftest's MB is 2^20 bytes
 }
 
 func save(dir string, rep *Report) error {
