@@ -246,6 +246,13 @@ func (s *rdmaInSource) Run(ctx context.Context, out engine.Emitter) (err error) 
 			return err
 		}
 	}
+	// The region is this operator's memory: it holds what is in flight
+	// and what the pipeline still holds, until the last batch is released.
+	if err := s.ic.Budget.Reserve(s.r.Window()); err != nil {
+		s.r.Fail(fmt.Errorf("the receiving run's memory budget refused the %s receive region", engine.Size(s.r.Window())))
+		return fmt.Errorf("rdma_in: window %s: %w", engine.Size(s.r.Window()), err)
+	}
+	s.r.OnFree(func() { s.ic.Budget.Unreserve(s.r.Window()) })
 	stopped := false
 	defer func() {
 		switch {

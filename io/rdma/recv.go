@@ -71,6 +71,8 @@ type Receiver struct {
 	finished bool // the stream is over (ended, failed or closed)
 	credit   chan struct{}
 	ctlWake  chan struct{}
+	onFree   func()
+	freed2   bool // free ran
 	wg       sync.WaitGroup
 	once     sync.Once
 }
@@ -542,7 +544,32 @@ func (r *Receiver) free() {
 	if r.pd != nil {
 		r.pd.Close()
 	}
+	r.mu.Lock()
+	f := r.onFree
+	r.onFree, r.freed2 = nil, true
+	r.mu.Unlock()
+	if f != nil {
+		f()
+	}
 }
+
+// OnFree runs f once the region is deregistered (the stream is over and
+// every batch over it released), or now if it already is: where the
+// caller gives back the memory it accounted for the region.
+func (r *Receiver) OnFree(f func()) {
+	r.mu.Lock()
+	if !r.freed2 {
+		r.onFree = f
+		f = nil
+	}
+	r.mu.Unlock()
+	if f != nil {
+		f()
+	}
+}
+
+// Window is the receive region's size.
+func (r *Receiver) Window() int64 { return int64(r.window) }
 
 // Registered is the number of regions still registered: 0 once the
 // stream is closed and every batch released.
