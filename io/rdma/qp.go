@@ -117,8 +117,9 @@ type QP struct {
 	conn net.Conn
 	br   *bufio.Reader
 
-	wmu sync.Mutex // one writer of the connection at a time
-	hdr [wireHeader]byte
+	wmu  sync.Mutex  // one writer of the connection at a time
+	hdrs []byte      // the headers of one PostList (under wmu)
+	bufs net.Buffers // its write list, kept for the next (under wmu)
 
 	mu       sync.Mutex
 	psn      uint64
@@ -204,76 +205,100 @@ func (qp *QP) PostRecv(id uint64) error {
 // Post posts a work request. Like ibv_post_send it fails at once only for
 // a request it cannot take (a QP in the error state, a bad op); a
 // protection error shows as a completion and puts the QP in error.
-func (qp *QP) Post(wr WR) error {
-	switch wr.Op {
-	case OpWrite, OpWriteImm, OpRead:
-	default:
-		return fmt.Errorf("rdma: post: %s is not a send-queue operation", wr.Op)
+func (qp *QP) Post(wr WR) error { return qp.PostList(wr) }
+
+// PostList posts several work requests in order, as ibv_post_send does a
+// linked list of them: the emulation sends their headers (and bytes) in
+// one write.
+func (qp *QP) PostList(wrs ...WR) error {
+	for _, wr := range wrs {
+		switch wr.Op {
+		case OpWrite, OpWriteImm, OpRead:
+		default:
+			return fmt.Errorf("rdma: post: %s is not a send-queue operation", wr.Op)
+		}
 	}
 	if qp.v != nil {
-		return qp.postVerbs(wr)
-	}
-	want := Access(0)
-	if wr.Op == OpRead {
-		want = LocalWrite
-	}
-	var n uint64
-	for _, s := range wr.SGL {
-		if err := qp.pd.local(s.LKey, s.Buf, want); err != nil {
-			qp.fail(err, &Completion{WRID: wr.ID, Op: wr.Op, Status: LocalProtErr, Err: err})
-			return nil
+		for _, wr := range wrs {
+			if err := qp.postVerbs(wr); err != nil {
+				return err
+			}
 		}
-		n += uint64(len(s.Buf))
+		return nil
+	}
+	for _, wr := range wrs {
+		want := Access(0)
+		if wr.Op == OpRead {
+			want = LocalWrite
+		}
+		for _, s := range wr.SGL {
+			if err := qp.pd.local(s.LKey, s.Buf, want); err != nil {
+				qp.fail(err, &Completion{WRID: wr.ID, Op: wr.Op, Status: LocalProtErr, Err: err})
+				return nil
+			}
+		}
 	}
 	qp.wmu.Lock()
 	defer qp.wmu.Unlock()
-	qp.mu.Lock()
-	if qp.err != nil {
-		err := qp.err
-		qp.mu.Unlock()
-		return fmt.Errorf("%w: %w", ErrQPState, err)
+	if cap(qp.hdrs) < wireHeader*len(wrs) {
+		qp.hdrs = make([]byte, wireHeader*len(wrs))
 	}
-	qp.psn++
-	m := wireMsg{psn: qp.psn, rkey: wr.Remote.RKey, off: wr.Remote.Offset, length: n, imm: wr.Imm}
-	peer := qp.peerMaps[wr.Remote.RKey]
-	p := pendingWR{psn: m.psn, id: wr.ID, op: wr.Op, signaled: wr.Signaled, n: int(n)}
-	switch wr.Op {
-	case OpWrite:
-		m.kind = reqWrite
-	case OpWriteImm:
-		m.kind = reqWriteImm
-	case OpRead:
-		m.kind = reqRead
-		p.dst = wr.SGL
-	}
-	if peer != nil {
-		m.flags = flagPlaced
-		p.placed = peer
-	}
-	qp.pending = append(qp.pending, p)
-	qp.mu.Unlock()
-
-	bufs := net.Buffers{qp.hdr[:]}
-	if peer != nil && wr.Op != OpRead && m.off <= uint64(len(peer)) && n <= uint64(len(peer))-m.off {
-		// The emulated DMA: the bytes land in the peer's region before
-		// the request that tells it so leaves. Out of bounds, nothing is
-		// copied and the responder refuses the request.
-		at := peer[m.off:]
+	bufs := qp.bufs[:0]
+	for k, wr := range wrs {
+		hdr := qp.hdrs[k*wireHeader : (k+1)*wireHeader]
+		var n uint64
 		for _, s := range wr.SGL {
-			at = at[copy(at, s.Buf):]
+			n += uint64(len(s.Buf))
 		}
 		qp.mu.Lock()
-		qp.placed += int64(n)
-		qp.mu.Unlock()
-	} else if peer == nil && wr.Op != OpRead {
-		for _, s := range wr.SGL {
-			bufs = append(bufs, s.Buf)
+		if qp.err != nil {
+			err := qp.err
+			qp.mu.Unlock()
+			return fmt.Errorf("%w: %w", ErrQPState, err)
 		}
+		qp.psn++
+		m := wireMsg{psn: qp.psn, rkey: wr.Remote.RKey, off: wr.Remote.Offset, length: n, imm: wr.Imm}
+		peer := qp.peerMaps[wr.Remote.RKey]
+		p := pendingWR{psn: m.psn, id: wr.ID, op: wr.Op, signaled: wr.Signaled, n: int(n)}
+		switch wr.Op {
+		case OpWrite:
+			m.kind = reqWrite
+		case OpWriteImm:
+			m.kind = reqWriteImm
+		case OpRead:
+			m.kind = reqRead
+			p.dst = wr.SGL
+		}
+		if peer != nil {
+			m.flags = flagPlaced
+			p.placed = peer
+		}
+		qp.pending = append(qp.pending, p)
+		qp.mu.Unlock()
+		bufs = append(bufs, hdr)
+		if peer != nil && wr.Op != OpRead && m.off <= uint64(len(peer)) && n <= uint64(len(peer))-m.off {
+			// The emulated DMA: the bytes land in the peer's region
+			// before the request that tells it so leaves. Out of bounds,
+			// nothing is copied and the responder refuses the request.
+			at := peer[m.off:]
+			for _, s := range wr.SGL {
+				at = at[copy(at, s.Buf):]
+			}
+			qp.mu.Lock()
+			qp.placed += int64(n)
+			qp.mu.Unlock()
+		} else if peer == nil && wr.Op != OpRead {
+			for _, s := range wr.SGL {
+				bufs = append(bufs, s.Buf)
+			}
+		}
+		m.put(hdr)
 	}
-	m.put(qp.hdr[:])
+	qp.bufs = bufs[:0]
 	if _, err := bufs.WriteTo(qp.conn); err != nil {
-		qp.fail(fmt.Errorf("rdma: send a %s request to the peer: %w", wr.Op, err), nil)
+		qp.fail(fmt.Errorf("rdma: send %d requests to the peer: %w", len(wrs), err), nil)
 	}
+	clear(qp.bufs[:cap(qp.bufs)])
 	return nil
 }
 

@@ -63,6 +63,7 @@ type Receiver struct {
 	expect   uint64 // ring position of the next span
 	freed    uint64 // spans freed up to here
 	posted   uint64 // receives posted so far
+	recvs    uint64 // receives posted at a time
 	ended    bool
 	endB     uint64
 	endR     uint64
@@ -151,7 +152,7 @@ func (r *Receiver) setup(ctx context.Context, opts RecvOptions) error {
 			return err
 		}
 	}
-	r.posted = uint64(opts.Recvs)
+	r.posted, r.recvs = uint64(opts.Recvs), uint64(opts.Recvs)
 	if _, err := r.ctl.Write(putCtl(ctlCredit, pair(r.window, r.posted))); err != nil {
 		return fmt.Errorf("send credit: %w", err)
 	}
@@ -287,18 +288,22 @@ func (r *Receiver) readPeer() {
 // freed (one frame for several frees).
 func (r *Receiver) sendCredit() {
 	defer r.wg.Done()
-	var last uint64
+	var lastG, lastP uint64
 	for range r.credit {
 		r.mu.Lock()
-		g, posted, done := r.freed+r.window, r.posted, r.finished
+		g, posted, done, idle := r.freed+r.window, r.posted, r.finished, len(r.spans) == 0
 		r.mu.Unlock()
 		if done {
 			return
 		}
-		if g == last {
+		// One frame for a quarter of the region or of the receives, or
+		// when nothing is held any more (the sender may be waiting for
+		// exactly that): fewer frames, and the sender never waits for
+		// credit the receiver sits on.
+		if g == lastG && posted == lastP || !idle && g-lastG < r.window/4 && posted-lastP < r.recvs/4 {
 			continue
 		}
-		last = g
+		lastG, lastP = g, posted
 		r.wmu.Lock()
 		_, err := r.ctl.Write(putCtl(ctlCredit, pair(g, posted)))
 		r.wmu.Unlock()

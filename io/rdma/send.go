@@ -414,16 +414,16 @@ func (s *Sender) Write(ctx context.Context, rec arrow.RecordBatch, carrier [stre
 	if err != nil {
 		return err
 	}
-	desc := st.buf[:head]
-	clear(desc)
+	descBuf := st.buf[:head]
+	clear(descBuf)
 	le := binary.LittleEndian
-	le.PutUint64(desc[0:], seq)
-	le.PutUint64(desc[8:], span)
-	le.PutUint64(desc[16:], pos+head)
-	le.PutUint64(desc[24:], bodyLen)
-	le.PutUint32(desc[32:], uint32(len(enc.Meta)))
-	copy(desc[40:40+stream.CarrierSize], carrier[:])
-	copy(desc[descSize:], enc.Meta)
+	le.PutUint64(descBuf[0:], seq)
+	le.PutUint64(descBuf[8:], span)
+	le.PutUint64(descBuf[16:], pos+head)
+	le.PutUint64(descBuf[24:], bodyLen)
+	le.PutUint32(descBuf[32:], uint32(len(enc.Meta)))
+	copy(descBuf[40:40+stream.CarrierSize], carrier[:])
+	copy(descBuf[descSize:], enc.Meta)
 	rest := st.buf[head:]
 	for i, j := 0, 0; i < len(sgl); i++ {
 		if sgl[i].Buf != nil {
@@ -446,13 +446,14 @@ func (s *Sender) Write(ctx context.Context, rec arrow.RecordBatch, carrier [stre
 	}
 	s.mu.Unlock()
 	ok = true
+	desc := WR{ID: seq, Op: OpWriteImm, SGL: []SGE{{Buf: descBuf, LKey: st.lkey}},
+		Remote: Remote{RKey: s.rkey, Offset: pos}, Imm: uint32(pos >> 3), Signaled: true}
 	if len(sgl) > 0 {
-		if err := s.qp.Post(WR{ID: seq, Op: OpWrite, SGL: sgl, Remote: Remote{RKey: s.rkey, Offset: pos + head}}); err != nil {
-			return err
-		}
+		err = s.qp.PostList(WR{ID: seq, Op: OpWrite, SGL: sgl, Remote: Remote{RKey: s.rkey, Offset: pos + head}}, desc)
+	} else {
+		err = s.qp.PostList(desc)
 	}
-	if err := s.qp.Post(WR{ID: seq, Op: OpWriteImm, SGL: []SGE{{Buf: desc, LKey: st.lkey}},
-		Remote: Remote{RKey: s.rkey, Offset: pos}, Imm: uint32(pos >> 3), Signaled: true}); err != nil {
+	if err != nil {
 		return err
 	}
 	s.tail += skip + span
