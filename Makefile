@@ -116,6 +116,8 @@ fuzz: deps
 	$(GO) test -run='^$$' -fuzz='^FuzzConn$$' -fuzztime=$(FUZZTIME) -parallel=1 ./nvmeof/pdu/
 	$(GO) test -run='^$$' -fuzz='^FuzzHLLUnmarshal$$' -fuzztime=$(FUZZTIME) -parallel=1 ./operators/stateful/
 	$(GO) test -run='^$$' -fuzz='^FuzzTDigestUnmarshal$$' -fuzztime=$(FUZZTIME) -parallel=1 ./operators/stateful/
+	$(GO) test -run='^$$' -fuzz='^FuzzControl$$' -fuzztime=$(FUZZTIME) -parallel=1 ./io/rdma/
+	$(GO) test -run='^$$' -fuzz='^FuzzWire$$' -fuzztime=$(FUZZTIME) -parallel=1 ./io/rdma/
 
 # Benchmarks are not tests: they print figures (ratios against a baseline
 # measured in the same run) and never assert a timing.
