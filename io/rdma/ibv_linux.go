@@ -11,19 +11,24 @@ package rdma
 #include <string.h>
 #include <errno.h>
 
-static int zf_post_write(struct ibv_qp *qp, uint64_t id, struct ibv_sge *sg, int n,
+// zf_fill fills one work request of a list (next links the following).
+static void zf_fill(struct ibv_send_wr *wr, struct ibv_send_wr *next, uint64_t id, struct ibv_sge *sg, int n,
 		uint64_t raddr, uint32_t rkey, int op, uint32_t imm, int signaled) {
-	struct ibv_send_wr wr, *bad = NULL;
-	memset(&wr, 0, sizeof wr);
-	wr.wr_id = id;
-	wr.sg_list = sg;
-	wr.num_sge = n;
-	wr.opcode = op == 1 ? IBV_WR_RDMA_WRITE : op == 2 ? IBV_WR_RDMA_WRITE_WITH_IMM : IBV_WR_RDMA_READ;
-	wr.send_flags = signaled ? IBV_SEND_SIGNALED : 0;
-	wr.imm_data = htonl(imm);
-	wr.wr.rdma.remote_addr = raddr;
-	wr.wr.rdma.rkey = rkey;
-	return ibv_post_send(qp, &wr, &bad);
+	memset(wr, 0, sizeof *wr);
+	wr->wr_id = id;
+	wr->next = next;
+	wr->sg_list = sg;
+	wr->num_sge = n;
+	wr->opcode = op == 1 ? IBV_WR_RDMA_WRITE : op == 2 ? IBV_WR_RDMA_WRITE_WITH_IMM : IBV_WR_RDMA_READ;
+	wr->send_flags = signaled ? IBV_SEND_SIGNALED : 0;
+	wr->imm_data = htonl(imm);
+	wr->wr.rdma.remote_addr = raddr;
+	wr->wr.rdma.rkey = rkey;
+}
+
+static int zf_post_list(struct ibv_qp *qp, struct ibv_send_wr *first) {
+	struct ibv_send_wr *bad = NULL;
+	return ibv_post_send(qp, first, &bad);
 }
 
 static int zf_post_recv(struct ibv_qp *qp, uint64_t id) {
@@ -347,47 +352,71 @@ func (qp *QP) SetRemoteBase(rkey uint32, base uint64) {
 	qp.v.mu.Unlock()
 }
 
-// postVerbs posts wr on the device, cut into requests of at most the
-// device's gather-list length (the immediate and the completion on the
-// last).
-func (qp *QP) postVerbs(wr WR) error {
+// postVerbs posts wrs on the device as one list (one ibv_post_send),
+// each cut into requests of at most the device's gather-list length (the
+// immediate and the completion on the last piece).
+func (qp *QP) postVerbs(wrs ...WR) error {
 	v := qp.v
 	if err := qp.Err(); err != nil {
 		return fmt.Errorf("%w: %w", ErrQPState, err)
 	}
-	v.mu.Lock()
-	raddr := v.bases[wr.Remote.RKey] + wr.Remote.Offset
-	v.mu.Unlock()
-	op := C.int(1)
-	switch wr.Op {
-	case OpWriteImm:
-		op = 2
-	case OpRead:
-		op = 3
+	type piece struct {
+		id, raddr uint64
+		rkey, imm uint32
+		op        C.int
+		signaled  bool
+		sge0, n   int
 	}
-	sgl := wr.SGL
-	sges := (*[1 << 16]C.struct_ibv_sge)(C.malloc(C.size_t(unsafe.Sizeof(C.struct_ibv_sge{})) * C.size_t(max(1, min(len(sgl), v.dev.maxSGE)))))
-	defer C.free(unsafe.Pointer(sges))
-	for first := true; first || len(sgl) > 0; first = false {
-		n := min(len(sgl), v.dev.maxSGE)
-		var total uint64
-		for i, s := range sgl[:n] {
-			sges[i] = C.struct_ibv_sge{addr: C.uint64_t(uintptr(unsafe.Pointer(unsafe.SliceData(s.Buf)))), length: C.uint32_t(len(s.Buf)), lkey: C.uint32_t(s.LKey)}
-			total += uint64(len(s.Buf))
+	var pieces []piece
+	var sges []C.struct_ibv_sge
+	v.mu.Lock()
+	for _, wr := range wrs {
+		raddr := v.bases[wr.Remote.RKey] + wr.Remote.Offset
+		op := C.int(1)
+		switch wr.Op {
+		case OpWriteImm:
+			op = 2
+		case OpRead:
+			op = 3
 		}
-		last := n == len(sgl)
-		thisOp, signaled := op, wr.Signaled
-		if !last {
-			thisOp, signaled = 1, false
+		sgl := wr.SGL
+		for first := true; first || len(sgl) > 0; first = false {
+			n := min(len(sgl), v.dev.maxSGE)
+			p := piece{id: wr.ID, raddr: raddr, rkey: wr.Remote.RKey, imm: wr.Imm, op: op, signaled: wr.Signaled, sge0: len(sges), n: n}
+			for _, s := range sgl[:n] {
+				sges = append(sges, C.struct_ibv_sge{addr: C.uint64_t(uintptr(unsafe.Pointer(unsafe.SliceData(s.Buf)))), length: C.uint32_t(len(s.Buf)), lkey: C.uint32_t(s.LKey)})
+				raddr += uint64(len(s.Buf))
+			}
+			if n < len(sgl) {
+				p.op, p.signaled = 1, false
+			}
+			pieces = append(pieces, p)
+			sgl = sgl[n:]
 		}
-		if rc := C.zf_post_write(v.qp, C.uint64_t(wr.ID), &sges[0], C.int(n), C.uint64_t(raddr), C.uint32_t(wr.Remote.RKey),
-			thisOp, C.uint32_t(wr.Imm), boolInt(signaled)); rc != 0 {
-			err := fmt.Errorf("rdma: %s: post a %s: %w", v.dev.name, wr.Op, syscall.Errno(rc))
-			qp.setErr(err)
-			return err
+	}
+	v.mu.Unlock()
+	// The list and its gather entries in C memory: ibv_post_send reads
+	// them, and cgo does not let C keep Go pointers.
+	csges := (*[1 << 20]C.struct_ibv_sge)(C.malloc(C.size_t(unsafe.Sizeof(C.struct_ibv_sge{})) * C.size_t(max(1, len(sges)))))
+	defer C.free(unsafe.Pointer(csges))
+	copy(csges[:len(sges)], sges)
+	cwrs := (*[1 << 16]C.struct_ibv_send_wr)(C.malloc(C.size_t(unsafe.Sizeof(C.struct_ibv_send_wr{})) * C.size_t(len(pieces))))
+	defer C.free(unsafe.Pointer(cwrs))
+	for k, p := range pieces {
+		var next *C.struct_ibv_send_wr
+		if k+1 < len(pieces) {
+			next = &cwrs[k+1]
 		}
-		raddr += total
-		sgl = sgl[n:]
+		var sg *C.struct_ibv_sge
+		if p.n > 0 {
+			sg = &csges[p.sge0]
+		}
+		C.zf_fill(&cwrs[k], next, C.uint64_t(p.id), sg, C.int(p.n), C.uint64_t(p.raddr), C.uint32_t(p.rkey), p.op, C.uint32_t(p.imm), boolInt(p.signaled))
+	}
+	if rc := C.zf_post_list(v.qp, &cwrs[0]); rc != 0 {
+		err := fmt.Errorf("rdma: %s: post %d work requests: %w", v.dev.name, len(pieces), syscall.Errno(rc))
+		qp.setErr(err)
+		return err
 	}
 	return nil
 }

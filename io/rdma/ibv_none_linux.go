@@ -36,6 +36,6 @@ func (qp *QP) ConnectVerbs(QPInfo) error { return errNoVerbs }
 // SetRemoteBase does nothing in a binary without verbs.
 func (qp *QP) SetRemoteBase(uint32, uint64) {}
 
-func (qp *QP) postVerbs(WR) error         { return errNoVerbs }
+func (qp *QP) postVerbs(...WR) error      { return errNoVerbs }
 func (qp *QP) postRecvVerbs(uint64) error { return errNoVerbs }
 func (qp *QP) closeVerbs()                {}

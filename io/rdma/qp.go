@@ -219,12 +219,7 @@ func (qp *QP) PostList(wrs ...WR) error {
 		}
 	}
 	if qp.v != nil {
-		for _, wr := range wrs {
-			if err := qp.postVerbs(wr); err != nil {
-				return err
-			}
-		}
-		return nil
+		return qp.postVerbs(wrs...)
 	}
 	for _, wr := range wrs {
 		want := Access(0)

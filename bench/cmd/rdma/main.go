@@ -484,7 +484,11 @@ func markdown(rep *Report) string {
 	}
 	fmt.Fprintf(&b, "# RDMA stream, %s\n\n`%s` — %s, %s, %d CPU, %s; load %s → %s; %d repetitions of %s per path and size, medians.\n\n%s.\n\n",
 		rep.Place, rep.Command, rep.Time.Format("2006-01-02 15:04 MST"), rep.CPU, rep.NumCPU, rep.Go, rep.LoadStart, rep.LoadEnd, rep.Reps, rep.Duration, where)
-	fmt.Fprintf(&b, "| batch | path | MB/s | × %s | × stream | p50 | p99 | batches |\n| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n", ref)
+	if ref == "stream" {
+		b.WriteString("| batch | path | MB/s | × stream | p50 | p99 | batches |\n| ---: | --- | ---: | ---: | ---: | ---: | ---: |\n")
+	} else {
+		fmt.Fprintf(&b, "| batch | path | MB/s | × %s | × stream | p50 | p99 | batches |\n| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n", ref)
+	}
 	for _, p := range rep.Points {
 		lat := func(v float64) string {
 			if v == 0 {
@@ -498,7 +502,11 @@ func markdown(rep *Report) string {
 			}
 			return "—"
 		}
-		fmt.Fprintf(&b, "| %s | %s | %.1f | %s | %s | %s | %s | %d |\n", runinfo.Short(p.Bytes), p.Path, p.MBps, ratio(ref), ratio("stream"), lat(p.P50us), lat(p.P99us), p.Batches)
+		cols := ratio(ref)
+		if ref != "stream" {
+			cols += " | " + ratio("stream")
+		}
+		fmt.Fprintf(&b, "| %s | %s | %.1f | %s | %s | %s | %d |\n", runinfo.Short(p.Bytes), p.Path, p.MBps, cols, lat(p.P50us), lat(p.P99us), p.Batches)
 	}
 	b.WriteString("\nLatency is from the sender's Write call to the receiver handing the batch out (both ends in one process); ib_write_bw reports bandwidth only.\n")
 	return b.String()
