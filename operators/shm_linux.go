@@ -556,11 +556,7 @@ func (m *shmMessages) Message() (*ipc.Message, error) {
 	m.Release()
 	if !m.sent {
 		m.sent = true
-		meta, err := stream.CheckSchemaMessage(m.schema)
-		if err != nil {
-			return nil, err
-		}
-		return ipc.NewMessage(memory.NewBufferBytes(meta), memory.NewBufferBytes(nil)), nil
+		return stream.SchemaIPCMessage(m.schema)
 	}
 	d, err := m.cons.Next(m.ctx)
 	if err != nil {

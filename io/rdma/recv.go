@@ -613,11 +613,7 @@ func (m *recvMessages) Message() (*ipc.Message, error) {
 	m.Release()
 	if !m.sent {
 		m.sent = true
-		meta, err := stream.CheckSchemaMessage(m.schema)
-		if err != nil {
-			return nil, err
-		}
-		return ipc.NewMessage(memory.NewBufferBytes(meta), memory.NewBufferBytes(nil)), nil
+		return stream.SchemaIPCMessage(m.schema)
 	}
 	ctx := m.ctx
 	if ctx == nil {

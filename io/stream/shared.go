@@ -153,3 +153,13 @@ func CheckSchemaMessage(msg []byte) (meta []byte, err error) {
 	}
 	return meta, nil
 }
+
+// SchemaIPCMessage is the schema message msg (as SchemaBytes makes it),
+// checked, as the first message an ipc.MessageReader hands arrow-go.
+func SchemaIPCMessage(msg []byte) (*ipc.Message, error) {
+	meta, err := CheckSchemaMessage(msg)
+	if err != nil {
+		return nil, err
+	}
+	return ipc.NewMessage(memory.NewBufferBytes(meta), memory.NewBufferBytes(nil)), nil
+}
