@@ -104,6 +104,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"strings"
 	"sync"
 	"syscall"
@@ -124,6 +125,7 @@ type verbsDev struct {
 	lid      uint16
 	mtu      int
 	maxSGE   int
+	maxQPWR  int
 }
 
 // openVerbs opens the device named name (the first one for "").
@@ -175,6 +177,7 @@ func (v *verbsDev) query() error {
 		return fmt.Errorf("rdma: %s: query device: %w", v.name, syscall.Errno(rc))
 	}
 	v.maxSGE = min(int(da.max_sge), 30)
+	v.maxQPWR = int(da.max_qp_wr)
 	found := false
 	for i := 0; i < int(pa.gid_tbl_len) && i < 16; i++ {
 		var g C.union_ibv_gid
@@ -188,7 +191,7 @@ func (v *verbsDev) query() error {
 		if !found {
 			v.gid, v.gidIndex, found = raw, i, true
 		}
-		if isV4Mapped(raw) {
+		if isV4Mapped(raw) && gidType(v.name, v.port, i) != "IB/RoCE v1" {
 			v.gid, v.gidIndex = raw, i
 			break
 		}
@@ -197,6 +200,16 @@ func (v *verbsDev) query() error {
 		return fmt.Errorf("rdma: %s: port %d has no GID (is the network interface under it up with an address?)", v.name, v.port)
 	}
 	return nil
+}
+
+// gidType is the kernel's type of a GID entry ("RoCE v2", "IB/RoCE v1"),
+// "" when it does not say.
+func gidType(dev string, port, index int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/sys/class/infiniband/%s/ports/%d/gid_attrs/types/%d", dev, port, index))
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
 }
 
 func isV4Mapped(g [16]byte) bool {
@@ -275,15 +288,16 @@ func (pd *PD) closeVerbs() {
 }
 
 type verbsQP struct {
-	dev   *verbsDev
-	ch    *C.struct_ibv_comp_channel
-	cq    *C.struct_ibv_cq
-	qp    *C.struct_ibv_qp
-	info  QPInfo
-	stop  chan struct{}
-	wg    sync.WaitGroup
-	bases map[uint32]uint64 // rkey → the peer region's address
-	mu    sync.Mutex
+	sendCap int // send-queue entries
+	dev     *verbsDev
+	ch      *C.struct_ibv_comp_channel
+	cq      *C.struct_ibv_cq
+	qp      *C.struct_ibv_qp
+	info    QPInfo
+	stop    chan struct{}
+	wg      sync.WaitGroup
+	bases   map[uint32]uint64 // rkey → the peer region's address
+	mu      sync.Mutex
 }
 
 // NewVerbsQP makes an RC queue pair on pd's device whose completions go
@@ -303,7 +317,8 @@ func NewVerbsQP(pd *PD, cq *CQ) (*QP, error) {
 	}
 	var ia C.struct_ibv_qp_init_attr
 	ia.send_cq, ia.recv_cq, ia.qp_type = v.cq, v.cq, C.IBV_QPT_RC
-	ia.cap.max_send_wr, ia.cap.max_recv_wr = 2048, maxRecvs
+	v.sendCap = min(int(dev.maxQPWR), 8192)
+	ia.cap.max_send_wr, ia.cap.max_recv_wr = C.uint32_t(v.sendCap), maxRecvs
 	ia.cap.max_send_sge, ia.cap.max_recv_sge = C.uint32_t(dev.maxSGE), 1
 	if v.qp = C.ibv_create_qp(pd.v.pd, &ia); v.qp == nil {
 		v.destroy()
@@ -420,6 +435,10 @@ func (qp *QP) postVerbs(wrs ...WR) error {
 	}
 	return nil
 }
+
+func (qp *QP) sendCapVerbs() int { return qp.v.sendCap }
+
+func (qp *QP) wrsVerbs(n int) int { return max(1, (n+qp.v.dev.maxSGE-1)/qp.v.dev.maxSGE) }
 
 func boolInt(b bool) C.int {
 	if b {

@@ -39,3 +39,6 @@ func (qp *QP) SetRemoteBase(uint32, uint64) {}
 func (qp *QP) postVerbs(...WR) error      { return errNoVerbs }
 func (qp *QP) postRecvVerbs(uint64) error { return errNoVerbs }
 func (qp *QP) closeVerbs()                {}
+
+func (qp *QP) sendCapVerbs() int { return 0 }
+func (qp *QP) wrsVerbs(int) int  { return 1 }

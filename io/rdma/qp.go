@@ -187,6 +187,23 @@ func (qp *QP) Stats() (placed, received int64) {
 	return qp.placed, qp.received
 }
 
+// SendCap is how many work requests the QP's send queue holds (0: no
+// limit), and WRs how many a request with n gather entries takes there.
+func (qp *QP) SendCap() int {
+	if qp.v == nil {
+		return 0
+	}
+	return qp.sendCapVerbs()
+}
+
+// WRs is how many send-queue entries a request with n gather entries takes.
+func (qp *QP) WRs(n int) int {
+	if qp.v == nil {
+		return 1
+	}
+	return qp.wrsVerbs(n)
+}
+
 // PostRecv posts a receive: a peer's WRITE_WITH_IMM consumes one and
 // completes it with the immediate.
 func (qp *QP) PostRecv(id uint64) error {
@@ -320,7 +337,9 @@ func (qp *QP) reader() {
 		case reqRead:
 			ferr = qp.serveRead(m)
 		case respAck:
-			qp.complete(m.psn)
+			if ferr = qp.badPSN(m); ferr == nil {
+				qp.complete(m.psn)
+			}
 		case respRead:
 			ferr = qp.readResponse(m)
 		case respNak:
@@ -539,7 +558,23 @@ func (qp *QP) complete(psn uint64) {
 	qp.cq.push(cs...)
 }
 
+// badPSN says whether a response names a request never sent.
+func (qp *QP) badPSN(m wireMsg) error {
+	qp.mu.Lock()
+	last := qp.psn
+	qp.mu.Unlock()
+	if m.psn == 0 || m.psn > last {
+		err := fmt.Errorf("rdma: the peer answered request %d, only %d were sent", m.psn, last)
+		qp.fail(err, nil)
+		return err
+	}
+	return nil
+}
+
 func (qp *QP) readResponse(m wireMsg) error {
+	if err := qp.badPSN(m); err != nil {
+		return err
+	}
 	qp.complete(m.psn - 1)
 	qp.mu.Lock()
 	if len(qp.pending) == 0 || qp.pending[0].psn != m.psn || qp.pending[0].op != OpRead || uint64(qp.pending[0].n) != m.length {
@@ -581,6 +616,9 @@ func (qp *QP) nak(m wireMsg) error {
 	text := make([]byte, m.length)
 	if _, err := io.ReadFull(qp.br, text); err != nil {
 		qp.lost(err)
+		return err
+	}
+	if err := qp.badPSN(m); err != nil {
 		return err
 	}
 	qp.complete(m.psn - 1)

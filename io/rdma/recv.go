@@ -13,6 +13,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -60,16 +61,18 @@ type Receiver struct {
 
 	mu       sync.Mutex
 	spans    []span
-	expect   uint64 // ring position of the next span
-	freed    uint64 // spans freed up to here
-	posted   uint64 // receives posted so far
-	recvs    uint64 // receives posted at a time
+	expect   uint64       // ring position of the next span
+	freed    uint64       // spans freed up to here
+	posted   uint64       // receives posted so far
+	recvs    uint64       // receives posted at a time
+	batches  atomic.Int64 // stats.Batches, for the control goroutine's messages
 	ended    bool
 	endB     uint64
 	endR     uint64
 	peerErr  error
 	live     int  // batches whose body is not released
 	finished bool // the stream is over (ended, failed or closed)
+	closed   bool // Close tore the QP down: the region may go with the last batch
 	credit   chan struct{}
 	ctlWake  chan struct{}
 	onFree   func()
@@ -262,13 +265,13 @@ func (r *Receiver) readPeer() {
 		switch {
 		case err != nil:
 			if r.peerErr == nil && !r.finished && !(r.ended && errors.Is(err, io.EOF)) {
-				r.peerErr = fmt.Errorf("the sender's control connection ended after batch %d of a stream that did not end: %w", r.stats.Batches, noEOF(err))
+				r.peerErr = fmt.Errorf("the sender's control connection ended after batch %d of a stream that did not end: %w", r.batches.Load(), noEOF(err))
 			}
 		case t == ctlEnd:
 			r.ended = true
 			r.endB, r.endR = unpair(p)
 		case t == ctlError:
-			r.peerErr = fmt.Errorf("the sender failed after batch %d: %s", r.stats.Batches, p)
+			r.peerErr = fmt.Errorf("the sender failed after batch %d: %s", r.batches.Load(), p)
 		default:
 			r.peerErr = fmt.Errorf("the sender sent a %s frame mid-stream", t)
 		}
@@ -288,19 +291,23 @@ func (r *Receiver) readPeer() {
 // freed (one frame for several frees).
 func (r *Receiver) sendCredit() {
 	defer r.wg.Done()
-	var lastG, lastP uint64
+	lastG, lastP := r.window, r.recvs // the first credit, sent by setup
 	for range r.credit {
 		r.mu.Lock()
-		g, posted, done, idle := r.freed+r.window, r.posted, r.finished, len(r.spans) == 0
+		g, posted, done, idle, expect := r.freed+r.window, r.posted, r.finished, len(r.spans) == 0, r.expect
 		r.mu.Unlock()
 		if done {
 			return
 		}
 		// One frame for a quarter of the region or of the receives, or
-		// when nothing is held any more (the sender may be waiting for
-		// exactly that): fewer frames, and the sender never waits for
-		// credit the receiver sits on.
-		if g == lastG && posted == lastP || !idle && g-lastG < r.window/4 && posted-lastP < r.recvs/4 {
+		// when the sender is short of either (what it was last told,
+		// less what it has used), or when nothing is held any more:
+		// fewer frames, and the sender never waits on credit the
+		// receiver sits on, whatever the pipeline keeps.
+		taken := posted - r.recvs
+		changed := g != lastG || posted != lastP
+		short := lastG-expect < r.window/4 || lastP-taken < r.recvs/4
+		if !changed || !idle && !short && g-lastG < r.window/4 && posted-lastP < r.recvs/4 {
 			continue
 		}
 		lastG, lastP = g, posted
@@ -453,6 +460,9 @@ func (r *Receiver) take(c Completion) (*ipc.Message, error) {
 	r.expect = start + spanLen
 	r.posted++
 	r.live++
+	if !r.finished {
+		r.poke() // a receive reposted: the sender may be short of them
+	}
 	r.mu.Unlock()
 	copy(r.msgs.carrier[:], d[40:40+stream.CarrierSize])
 	meta := bytes.Clone(d[descSize : descSize+metaLen])
@@ -463,6 +473,7 @@ func (r *Receiver) take(c Completion) (*ipc.Message, error) {
 		return nil, fmt.Errorf("batch %d: %w", n, err)
 	}
 	r.stats.Batches++
+	r.batches.Store(r.stats.Batches)
 	r.stats.Bytes += int64(bodyLen)
 	return msg, nil
 }
@@ -484,7 +495,7 @@ func (r *Receiver) release(start uint64) {
 		moved = true
 	}
 	r.live--
-	last := r.finished && r.live == 0
+	last := r.closed && r.live == 0
 	if moved && !r.finished {
 		r.poke() // under mu: Close closes the channel under it
 	}
@@ -524,8 +535,9 @@ func (r *Receiver) Close() error {
 	r.once.Do(func() {
 		r.mu.Lock()
 		r.finished = true
-		last := r.live == 0
 		r.mu.Unlock()
+		// The QP (and its device objects) go before the region and the
+		// PD can: a batch released meanwhile only counts down.
 		if r.qp != nil {
 			r.qp.Close()
 			_, r.stats.Received = r.qp.Stats()
@@ -538,6 +550,10 @@ func (r *Receiver) Close() error {
 		if r.rdr != nil {
 			r.rdr.Release()
 		}
+		r.mu.Lock()
+		r.closed = true
+		last := r.live == 0
+		r.mu.Unlock()
 		if last {
 			r.free()
 		}

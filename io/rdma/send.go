@@ -99,10 +99,18 @@ type Sender struct {
 	recvs    uint64 // receives the receiver posted so far
 	peerErr  error
 	acked    bool
-	inflight map[uint64]func()
+	inflight map[uint64]inflight
+	wrs      int // send-queue entries of the batches in flight
 	wake     chan struct{}
 	done     chan struct{} // both goroutines' end
 	wg       sync.WaitGroup
+}
+
+// inflight is a batch whose descriptor has not completed: what releases
+// it, and the send-queue entries it holds.
+type inflight struct {
+	release func()
+	wrs     int
 }
 
 // Dial connects to a Receiver's control address and sets the stream up:
@@ -113,9 +121,13 @@ func Dial(ctx context.Context, addr string, timeout time.Duration, schema *arrow
 	if err != nil {
 		return nil, fmt.Errorf("rdma: %w", err)
 	}
-	s := &Sender{ctl: conn, br: bufio.NewReader(conn), schema: schema, inflight: map[uint64]func(){},
+	s := &Sender{ctl: conn, br: bufio.NewReader(conn), schema: schema, inflight: map[uint64]inflight{},
 		wake: make(chan struct{}, 1), done: make(chan struct{})}
 	if err := s.setup(ctx, opts); err != nil {
+		// The receiver waits for this side: tell it why not.
+		s.ctl.SetWriteDeadline(time.Now().Add(time.Second))
+		msg := "the sender could not set up: " + err.Error()
+		s.ctl.Write(putCtl(ctlError, []byte(msg[:min(len(msg), maxCtlError)])))
 		s.teardown()
 		return nil, fmt.Errorf("rdma: %s: %w", addr, err)
 	}
@@ -301,8 +313,10 @@ func (s *Sender) complete() {
 		for n := s.cq.TryPoll(cs); n > 0; n = s.cq.TryPoll(cs) {
 			for _, c := range cs[:n] {
 				s.mu.Lock()
-				rel := s.inflight[c.WRID]
+				f := s.inflight[c.WRID]
 				delete(s.inflight, c.WRID)
+				s.wrs -= f.wrs
+				rel := f.release
 				if c.Status != Success && s.peerErr == nil {
 					s.peerErr = fmt.Errorf("batch %d: %s: %w", c.WRID, c.Status, c.Err)
 				}
@@ -356,8 +370,12 @@ func (s *Sender) Write(ctx context.Context, rec arrow.RecordBatch, carrier [stre
 	}
 	head := align(descSize+uint64(len(enc.Meta)), spanAlign)
 	span := align(head+bodyLen, spanAlign)
-	if span > s.window {
-		return fmt.Errorf("a batch of %d bytes does not fit the receiver's region of %d (raise window: on rdma_in, or send smaller batches)", span, s.window)
+	// At most half the ring: a span that does not fit before the ring's
+	// end starts again at 0, and only a span no larger than where it
+	// would have started is sure to find room there once everything
+	// before it is freed.
+	if span > s.window/2 {
+		return fmt.Errorf("a batch of %d bytes is more than half the receiver's region of %d (raise window: on rdma_in, or send smaller batches)", span, s.window)
 	}
 	pos := s.tail % s.window
 	skip := uint64(0)
@@ -412,6 +430,9 @@ func (s *Sender) Write(ctx context.Context, rec arrow.RecordBatch, carrier [stre
 	}
 	st, err := s.stage.alloc(ctx, need, seq, s)
 	if err != nil {
+		for _, m := range onTheFly {
+			m.Deregister()
+		}
 		return err
 	}
 	descBuf := st.buf[:head]
@@ -436,14 +457,30 @@ func (s *Sender) Write(ctx context.Context, rec arrow.RecordBatch, carrier [stre
 		rest = rest[align(uint64(len(b)), 8):]
 		s.stats.Staged += int64(len(b))
 	}
-	s.mu.Lock()
-	s.inflight[seq] = func() {
+	slots := s.qp.WRs(1) + s.qp.WRs(len(sgl))
+	if len(sgl) == 0 {
+		slots = s.qp.WRs(1)
+	}
+	free := func() {
 		for _, m := range onTheFly {
 			m.Deregister()
 		}
-		release()
 		st.free()
 	}
+	s.mu.Lock()
+	if c := s.qp.SendCap(); c > 0 {
+		err = s.wait(ctx, "room in the send queue", func() bool { return s.wrs+slots <= c })
+	}
+	if err != nil {
+		s.mu.Unlock()
+		free()
+		return err
+	}
+	s.inflight[seq] = inflight{wrs: slots, release: func() { free(); release() }}
+	s.wrs += slots
+	s.stats.Batches++
+	s.stats.Rows += rec.NumRows()
+	s.stats.Bytes += int64(bodyLen)
 	s.mu.Unlock()
 	ok = true
 	desc := WR{ID: seq, Op: OpWriteImm, SGL: []SGE{{Buf: descBuf, LKey: st.lkey}},
@@ -457,9 +494,6 @@ func (s *Sender) Write(ctx context.Context, rec arrow.RecordBatch, carrier [stre
 		return err
 	}
 	s.tail += skip + span
-	s.stats.Batches++
-	s.stats.Rows += rec.NumRows()
-	s.stats.Bytes += int64(bodyLen)
 	return nil
 }
 
@@ -561,16 +595,16 @@ func (s *Sender) teardown() {
 			cs := make([]Completion, 64)
 			for n := s.cq.TryPoll(cs); n > 0; n = s.cq.TryPoll(cs) {
 				for _, c := range cs[:n] {
-					if rel := s.inflight[c.WRID]; rel != nil {
+					if f, ok := s.inflight[c.WRID]; ok {
 						delete(s.inflight, c.WRID)
-						rel()
+						f.release()
 					}
 				}
 			}
 		}
-		for seq, rel := range s.inflight {
+		for seq, f := range s.inflight {
 			delete(s.inflight, seq)
-			rel()
+			f.release()
 		}
 		if s.enc != nil {
 			s.enc.Close()
