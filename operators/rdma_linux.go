@@ -198,15 +198,9 @@ func buildRDMAIn(bc *engine.BuildContext, c any) (engine.Factory, error) {
 }
 
 func (f *rdmaInFactory) accept(ctx context.Context, mem memory.Allocator) (*rdma.Receiver, error) {
-	var lc net.ListenConfig
-	l, err := lc.Listen(ctx, "tcp", f.cfg.Listen)
+	conn, err := acceptOne(ctx, "rdma_in", f.cfg.Listen, f.cfg.AcceptTimeout)
 	if err != nil {
-		return nil, fmt.Errorf("rdma_in: listen on %s: %w", f.cfg.Listen, err)
-	}
-	defer l.Close()
-	conn, err := rdma.Accept(ctx, l.(*net.TCPListener), f.cfg.AcceptTimeout)
-	if err != nil {
-		return nil, fmt.Errorf("rdma_in: %w", err)
+		return nil, err
 	}
 	r, err := rdma.NewReceiver(ctx, conn, rdma.RecvOptions{Window: int(f.cfg.Window), Recvs: f.cfg.Credit, Alloc: mem, Device: f.backend.Device})
 	if err != nil {

@@ -104,15 +104,9 @@ func buildTCPIn(bc *engine.BuildContext, c any) (engine.Factory, error) {
 
 // accept listens, accepts one sender and reads the start of its stream.
 func (f *tcpInFactory) accept(ctx context.Context, mem memory.Allocator) (*stream.Receiver, error) {
-	var lc net.ListenConfig
-	l, err := lc.Listen(ctx, "tcp", f.cfg.Listen)
+	conn, err := acceptOne(ctx, "tcp_in", f.cfg.Listen, f.cfg.AcceptTimeout)
 	if err != nil {
-		return nil, fmt.Errorf("tcp_in: listen on %s: %w", f.cfg.Listen, err)
-	}
-	defer l.Close()
-	conn, err := stream.Accept(ctx, l.(*net.TCPListener), f.cfg.AcceptTimeout)
-	if err != nil {
-		return nil, fmt.Errorf("tcp_in: %w", err)
+		return nil, err
 	}
 	r, err := stream.NewReceiver(ctx, conn, stream.RecvOptions{Protocol: f.cfg.Protocol, Alloc: mem, Credit: f.cfg.Credit, Recv: f.recv})
 	if err != nil {
@@ -230,6 +224,22 @@ func (s *tcpInSource) Run(ctx context.Context, out engine.Emitter) (err error) {
 			return fmt.Errorf("tcp_in: %w", err)
 		}
 	}
+}
+
+// acceptOne listens on addr for op, accepts one sender within timeout and
+// stops listening.
+func acceptOne(ctx context.Context, op, addr string, timeout time.Duration) (*net.TCPConn, error) {
+	var lc net.ListenConfig
+	l, err := lc.Listen(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("%s: listen on %s: %w", op, addr, err)
+	}
+	defer l.Close()
+	conn, err := stream.Accept(ctx, l.(*net.TCPListener), timeout)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	return conn, nil
 }
 
 // checkStreamSource checks what the network sources share: the listen
