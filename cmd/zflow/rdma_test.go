@@ -64,7 +64,7 @@ sources:
     type: rdma_in
     listen: %s
     accept_timeout: 30s
-    window: 4MiB
+    window: 8MiB
     schema:%s
 sinks:
   out: {type: csv, inputs: [in], path: %s}
