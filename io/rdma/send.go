@@ -73,26 +73,27 @@ type SendStats struct {
 
 // Sender sends record batches to a Receiver by one-sided WRITEs.
 type Sender struct {
-	ctl     *net.TCPConn
-	br      *bufio.Reader
-	pd      *PD
-	cq      *CQ
-	qp      *QP
-	rkey    uint32
-	window  uint64
-	mapped  bool
-	verbs   bool // real RDMA on a verbs device
-	reason  string
-	enc     *stream.BatchEncoder
-	ext     buffers.Extenter
-	mrs     []*MR // registered extents, by address
-	zero    *MR   // 64 zero bytes: the IPC body's padding
-	stage   *stageRing
-	tail    uint64 // ring position of the next span
-	seq     uint64
-	stats   SendStats
-	schema  *arrow.Schema
-	closing sync.Once
+	ctl           *net.TCPConn
+	br            *bufio.Reader
+	pd            *PD
+	cq            *CQ
+	qp            *QP
+	rkey          uint32
+	window        uint64
+	mapped        bool
+	verbs         bool // real RDMA on a verbs device
+	reason        string
+	enc           *stream.BatchEncoder
+	ext           buffers.Extenter
+	mrs           []*MR // registered extents, by address
+	zero          *MR   // 64 zero bytes: the IPC body's padding
+	stage         *stageRing
+	tail          uint64 // ring position of the next span
+	seq           uint64
+	stats         SendStats
+	schema        *arrow.Schema
+	closing       sync.Once
+	readerStarted bool // readPeer runs (setup got that far)
 
 	mu       sync.Mutex
 	granted  uint64 // ring position the sender may write up to
@@ -102,6 +103,8 @@ type Sender struct {
 	inflight map[uint64]inflight
 	wrs      int // send-queue entries of the batches in flight
 	wake     chan struct{}
+	remote   error         // what the control connection said went wrong (the receiver's error, or its end)
+	peerDone chan struct{} // closed when readPeer returns
 	done     chan struct{} // both goroutines' end
 	wg       sync.WaitGroup
 }
@@ -122,7 +125,7 @@ func Dial(ctx context.Context, addr string, timeout time.Duration, schema *arrow
 		return nil, fmt.Errorf("rdma: %w", err)
 	}
 	s := &Sender{ctl: conn, br: bufio.NewReader(conn), schema: schema, inflight: map[uint64]inflight{},
-		wake: make(chan struct{}, 1), done: make(chan struct{})}
+		wake: make(chan struct{}, 1), done: make(chan struct{}), peerDone: make(chan struct{})}
 	if err := s.setup(ctx, opts); err != nil {
 		// The receiver waits for this side: tell it why not.
 		s.ctl.SetWriteDeadline(time.Now().Add(time.Second))
@@ -221,6 +224,7 @@ func (s *Sender) setup(ctx context.Context, opts SendOptions) error {
 	}
 	s.enc = stream.NewBatchEncoder(s.schema, opts.Alloc)
 	s.wg.Add(2)
+	s.readerStarted = true
 	go s.readPeer()
 	go s.complete()
 	return nil
@@ -267,13 +271,17 @@ func (s *Sender) signal() {
 // readPeer takes the receiver's control frames.
 func (s *Sender) readPeer() {
 	defer s.wg.Done()
+	defer close(s.peerDone)
 	for {
 		t, p, err := readCtl(s.br)
 		s.mu.Lock()
 		switch {
 		case err != nil:
-			if s.peerErr == nil && !s.acked {
-				s.peerErr = fmt.Errorf("the receiver's control connection ended: %w", noEOF(err))
+			if !s.acked {
+				s.remote = fmt.Errorf("the receiver's control connection ended: %w", noEOF(err))
+				if s.peerErr == nil {
+					s.peerErr = s.remote
+				}
 			}
 		case t == ctlCredit:
 			g, r := unpair(p)
@@ -286,7 +294,8 @@ func (s *Sender) readPeer() {
 				s.acked = true
 			}
 		case t == ctlError:
-			s.peerErr = fmt.Errorf("the receiver failed: %s", p)
+			s.remote = fmt.Errorf("the receiver failed: %s", p)
+			s.peerErr = s.remote
 		default:
 			s.peerErr = fmt.Errorf("the receiver sent a %s frame", t)
 		}
@@ -351,6 +360,45 @@ func (s *Sender) wait(ctx context.Context, what string, ok func() bool) error {
 
 // Write sends rec; its buffers are held until the receiver has them.
 func (s *Sender) Write(ctx context.Context, rec arrow.RecordBatch, carrier [stream.CarrierSize]byte) error {
+	if err := s.write(ctx, rec, carrier); err != nil {
+		return s.explain(err)
+	}
+	return nil
+}
+
+// explain returns the reason the control connection gives for a failure
+// the queue pair saw first (the receiver's error, or the end of its
+// connection), waiting a moment for it: it says more than a broken pipe.
+func (s *Sender) explain(err error) error {
+	if !s.readerStarted || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	deadline := time.NewTimer(500 * time.Millisecond)
+	defer deadline.Stop()
+	for {
+		s.mu.Lock()
+		r := s.remote
+		s.mu.Unlock()
+		if r != nil {
+			return r
+		}
+		select {
+		case <-s.peerDone:
+			s.mu.Lock()
+			r = s.remote
+			s.mu.Unlock()
+			if r != nil {
+				return r
+			}
+			return err
+		case <-deadline.C:
+			return err
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+func (s *Sender) write(ctx context.Context, rec arrow.RecordBatch, carrier [stream.CarrierSize]byte) error {
 	enc, release, err := s.enc.Encode(rec)
 	if err != nil {
 		return err
@@ -566,6 +614,9 @@ func (s *Sender) Close(ctx context.Context) error {
 			err = s.wait(ctx, "the receiver's acknowledgement of the end", func() bool { return s.acked })
 			s.mu.Unlock()
 		}
+	}
+	if err != nil {
+		err = s.explain(err)
 	}
 	s.teardown()
 	return err
