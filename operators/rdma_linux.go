@@ -23,8 +23,14 @@ import (
 // rdmaSys is where the verbs devices are listed (tests point it elsewhere).
 var rdmaSys = "/sys"
 
-func chooseRDMA(device string) (rdma.Backend, error) {
-	b, err := rdma.Choose(device, rdmaSys)
+// chooseRDMA picks the provider for device near the run's memory (its
+// bound node, if any).
+func chooseRDMA(bc *engine.BuildContext, device string) (rdma.Backend, error) {
+	node := -1
+	if m := bc.Settings.Memory; m.Bind {
+		node = m.Node
+	}
+	b, err := rdma.Choose(device, rdmaSys, node)
 	if err != nil {
 		return b, engine.Errf("device", "%v", err)
 	}
@@ -51,7 +57,7 @@ func buildRDMAOut(bc *engine.BuildContext, c any) (engine.Factory, error) {
 	default:
 		errs = append(errs, engine.Errf("emulation", "want auto, mapped or tcp, got %q", cfg.Emulation))
 	}
-	backend, err := chooseRDMA(cfg.Device)
+	backend, err := chooseRDMA(bc, cfg.Device)
 	if err != nil {
 		errs = append(errs, err)
 	}
@@ -172,7 +178,7 @@ func buildRDMAIn(bc *engine.BuildContext, c any) (engine.Factory, error) {
 	if cfg.Credit < 1 || cfg.Credit > 4096 {
 		errs = append(errs, engine.Errf("credit", "want 1 to 4096, got %d", cfg.Credit))
 	}
-	backend, err := chooseRDMA(cfg.Device)
+	backend, err := chooseRDMA(bc, cfg.Device)
 	if err != nil {
 		errs = append(errs, err)
 	}

@@ -23,9 +23,11 @@ const Emulated = "rdma/emulated"
 
 // Choose picks the provider for device (auto, emulated, or a device
 // name), with the reason, or says why the choice cannot run here. auto
-// takes the first verbs device whose port 1 is active when the binary
-// has a verbs provider (HasVerbs), and the emulation otherwise.
-func Choose(device, sys string) (Backend, error) {
+// takes a verbs device whose port 1 is active when the binary has a verbs
+// provider (HasVerbs) — the one on node, the NUMA node the run's memory
+// is bound to (-1: not bound), when there is one — and the emulation
+// otherwise.
+func Choose(device, sys string, node int) (Backend, error) {
 	devs, err := topology.ReadRDMA(topology.Root{Sys: sys, Proc: "/proc"})
 	if err != nil {
 		return Backend{}, fmt.Errorf("rdma: list verbs devices: %w", err)
@@ -43,12 +45,11 @@ func Choose(device, sys string) (Backend, error) {
 		if !HasVerbs {
 			return Backend{Name: Emulated, Reason: fmt.Sprintf("verbs devices %s are present, but this binary has no verbs provider (built without libibverbs)", strings.Join(names, ", "))}, nil
 		}
-		for _, d := range devs {
-			if d.State == "ACTIVE" {
-				return Backend{Name: backendName(d), Device: d.Name, Reason: fmt.Sprintf("verbs device %s (%s, port 1 active, NUMA node %d; the first active of %s)", d.Name, d.Kind, d.Node, strings.Join(names, ", "))}, nil
-			}
+		d, why, ok := pickDevice(devs, node)
+		if !ok {
+			return Backend{Name: Emulated, Reason: fmt.Sprintf("no port of the verbs devices %s is active", strings.Join(names, ", "))}, nil
 		}
-		return Backend{Name: Emulated, Reason: fmt.Sprintf("no port of the verbs devices %s is active", strings.Join(names, ", "))}, nil
+		return Backend{Name: backendName(d), Device: d.Name, Reason: fmt.Sprintf("verbs device %s (%s, port 1 active; %s)", d.Name, d.Kind, why)}, nil
 	case "emulated":
 		return Backend{Name: Emulated, Reason: "device: emulated"}, nil
 	}
@@ -64,6 +65,34 @@ func Choose(device, sys string) (Backend, error) {
 		}
 	}
 	return Backend{}, fmt.Errorf("rdma: no verbs device %q in %s (there: %s)", device, dir, strings.Join(names, ", "))
+}
+
+// pickDevice is auto's choice among devs: an active one on node (the
+// node of the run's memory, -1 for none) first, else the first active
+// one; and why.
+func pickDevice(devs []topology.RDMADevice, node int) (topology.RDMADevice, string, bool) {
+	var first *topology.RDMADevice
+	for i := range devs {
+		d := &devs[i]
+		if d.State != "ACTIVE" {
+			continue
+		}
+		if node >= 0 && d.Node == node {
+			return *d, fmt.Sprintf("on NUMA node %d, where the run's memory is bound", node), true
+		}
+		if first == nil {
+			first = d
+		}
+	}
+	if first == nil {
+		return topology.RDMADevice{}, "", false
+	}
+	switch {
+	case node >= 0:
+		return *first, fmt.Sprintf("no active device on node %d, where the run's memory is bound; the first active, on node %d", node, first.Node), true
+	default:
+		return *first, fmt.Sprintf("the run's memory is bound to no node; the first active, on node %d", first.Node), true
+	}
 }
 
 func backendName(d topology.RDMADevice) string {
