@@ -446,8 +446,9 @@ func (s *shmInSource) Run(ctx context.Context, out engine.Emitter) error {
 		return fmt.Errorf("shm_in: channel %s: %w", cfg.Channel, err)
 	}
 	s.ic.SetIO("shm", fmt.Sprintf("segment %s (%s), channel %s, consumer %d", cfg.Path, seg.Backing(), cfg.Channel, cons.Index()))
-	mr := &shmMessages{ctx: ctx, seg: seg, cons: cons, schema: raw, hold: hold, ack: !commit}
-	rdr, err := ipc.NewReaderFromMessageReader(mr, ipc.WithAllocator(s.ic.Alloc))
+	mr := &shmMessages{ctx: ctx, seg: seg, cons: cons, hold: hold, ack: !commit}
+	msgs := &stream.Messages{Schema: raw, Next: mr.next}
+	rdr, err := ipc.NewReaderFromMessageReader(msgs, ipc.WithAllocator(s.ic.Alloc))
 	if err != nil {
 		return fmt.Errorf("shm_in: %w", err)
 	}
@@ -458,8 +459,8 @@ func (s *shmInSource) Run(ctx context.Context, out engine.Emitter) error {
 			if err := rdr.Err(); err != nil && !errors.Is(err, io.EOF) {
 				return fmt.Errorf("shm_in: %w", err)
 			}
-			if mr.err != nil {
-				return fmt.Errorf("shm_in: %w", mr.err)
+			if msgs.Err != nil {
+				return fmt.Errorf("shm_in: %w", msgs.Err)
 			}
 			if !commit {
 				cons.Leave()
@@ -524,56 +525,32 @@ func segmentBytes(seg *cxl.Segment, d arrow.ArrayData, in, out *int64) {
 	}
 }
 
-// shmMessages is the ipc.MessageReader over a channel: the schema, then
-// one record-batch message per descriptor, whose body is the segment's
-// data region in this process's mapping. The body's release (when the
-// last array of the batch is released) acknowledges the batch.
+// shmMessages hands stream.Messages one record-batch message per
+// descriptor of a channel, whose body is the segment's data region in
+// this process's mapping. The body's release (when the last array of the
+// batch is released) acknowledges the batch.
 type shmMessages struct {
 	ctx     context.Context
 	seg     *cxl.Segment
 	cons    *cxl.Consumer
-	schema  []byte
-	sent    bool
 	seq     uint64
 	carrier [stream.CarrierSize]byte
-	err     error
-	last    *ipc.Message // released when the next is asked for, as arrow-go expects
 	hold    *shmHold
 	ack     bool // acknowledge each batch when released (ack: release)
 }
 
-func (m *shmMessages) Retain() {}
-
-// Release releases the last message (the reader's own release at the end).
-func (m *shmMessages) Release() {
-	if m.last != nil {
-		m.last.Release()
-		m.last = nil
-	}
-}
-
-func (m *shmMessages) Message() (*ipc.Message, error) {
-	m.Release()
-	if !m.sent {
-		m.sent = true
-		return stream.SchemaIPCMessage(m.schema)
-	}
+func (m *shmMessages) next() (*ipc.Message, error) {
 	d, err := m.cons.Next(m.ctx)
 	if err != nil {
-		if err != io.EOF {
-			m.err = err
-		}
 		return nil, err
 	}
 	p := d.Payload
 	if len(p) < shmMeta {
-		m.err = fmt.Errorf("channel batch %d: a descriptor payload of %d bytes", d.Seq, len(p))
-		return nil, m.err
+		return nil, fmt.Errorf("channel batch %d: a descriptor payload of %d bytes", d.Seq, len(p))
 	}
 	n := int(binary.LittleEndian.Uint32(p[shmMetaLen:]))
 	if n > len(p)-shmMeta {
-		m.err = fmt.Errorf("channel batch %d: metadata of %d bytes in a payload of %d", d.Seq, n, len(p))
-		return nil, m.err
+		return nil, fmt.Errorf("channel batch %d: metadata of %d bytes in a payload of %d", d.Seq, n, len(p))
 	}
 	m.seq = d.Seq
 	copy(m.carrier[:], p[shmCarrier:shmCarrier+stream.CarrierSize])
@@ -585,11 +562,9 @@ func (m *shmMessages) Message() (*ipc.Message, error) {
 	msg, err := stream.CheckBatchMeta(meta, body)
 	if err != nil {
 		body.Release()
-		m.err = fmt.Errorf("channel batch %d: %w", d.Seq, err)
-		return nil, m.err
+		return nil, fmt.Errorf("channel batch %d: %w", d.Seq, err)
 	}
 	body.Release() // the message holds it now
-	m.last = msg
 	return msg, nil
 }
 

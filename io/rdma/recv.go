@@ -44,20 +44,22 @@ type span struct {
 
 // Receiver receives record batches a Sender WRITEs into its region.
 type Receiver struct {
-	ctl    *net.TCPConn
-	br     *bufio.Reader
-	pd     *PD
-	cq     *CQ
-	qp     *QP
-	region *MR
-	window uint64
-	mapped bool
-	verbs  bool
-	reason string
-	rdr    *ipc.Reader
-	msgs   *recvMessages
-	stats  RecvStats
-	wmu    sync.Mutex // control writes
+	ctl     *net.TCPConn
+	br      *bufio.Reader
+	pd      *PD
+	cq      *CQ
+	qp      *QP
+	region  *MR
+	window  uint64
+	mapped  bool
+	verbs   bool
+	reason  string
+	rdr     *ipc.Reader
+	msgs    *stream.Messages
+	ctx     context.Context          // Next's, for the message reader
+	carrier [stream.CarrierSize]byte // the last batch's trace carrier
+	stats   RecvStats
+	wmu     sync.Mutex // control writes
 
 	mu       sync.Mutex
 	spans    []span
@@ -159,7 +161,8 @@ func (r *Receiver) setup(ctx context.Context, opts RecvOptions) error {
 	if _, err := r.ctl.Write(putCtl(ctlCredit, pair(r.window, r.posted))); err != nil {
 		return fmt.Errorf("send credit: %w", err)
 	}
-	r.msgs = &recvMessages{r: r, schema: schemaMsg}
+	r.ctx = ctx
+	r.msgs = &stream.Messages{Schema: schemaMsg, Next: func() (*ipc.Message, error) { return r.next(r.ctx) }}
 	r.wg.Add(2)
 	go r.readPeer()
 	go r.sendCredit()
@@ -330,9 +333,9 @@ func (r *Receiver) poke() {
 // Next returns the next batch (arrays over the region; the caller
 // releases it), its trace carrier, or io.EOF at the checked end.
 func (r *Receiver) Next(ctx context.Context) (arrow.RecordBatch, [stream.CarrierSize]byte, error) {
-	r.msgs.ctx = ctx
+	r.ctx = ctx
 	if !r.rdr.Next() {
-		err := r.msgs.err
+		err := r.msgs.Err
 		if err == nil {
 			err = r.rdr.Err()
 		}
@@ -344,7 +347,7 @@ func (r *Receiver) Next(ctx context.Context) (arrow.RecordBatch, [stream.Carrier
 	rec := r.rdr.RecordBatch()
 	rec.Retain()
 	r.stats.Rows += rec.NumRows()
-	return rec, r.msgs.carrier, nil
+	return rec, r.carrier, nil
 }
 
 // next waits for the next descriptor and returns its message.
@@ -464,7 +467,7 @@ func (r *Receiver) take(c Completion) (*ipc.Message, error) {
 		r.poke() // a receive reposted: the sender may be short of them
 	}
 	r.mu.Unlock()
-	copy(r.msgs.carrier[:], d[40:40+stream.CarrierSize])
+	copy(r.carrier[:], d[40:40+stream.CarrierSize])
 	meta := bytes.Clone(d[descSize : descSize+metaLen])
 	body := memory.NewBufferWithAllocator(mem[bodyOff:bodyOff+bodyLen], &spanFree{r: r, start: start})
 	msg, err := stream.CheckBatchMeta(meta, body)
@@ -603,45 +606,3 @@ func (r *Receiver) Registered() int {
 
 // Stats returns the counters.
 func (r *Receiver) Stats() RecvStats { return r.stats }
-
-// recvMessages is the ipc.MessageReader over the stream: the schema, then
-// a record-batch message per descriptor.
-type recvMessages struct {
-	r       *Receiver
-	ctx     context.Context
-	schema  []byte
-	sent    bool
-	last    *ipc.Message
-	carrier [stream.CarrierSize]byte
-	err     error
-}
-
-func (m *recvMessages) Retain() {}
-
-func (m *recvMessages) Release() {
-	if m.last != nil {
-		m.last.Release()
-		m.last = nil
-	}
-}
-
-func (m *recvMessages) Message() (*ipc.Message, error) {
-	m.Release()
-	if !m.sent {
-		m.sent = true
-		return stream.SchemaIPCMessage(m.schema)
-	}
-	ctx := m.ctx
-	if ctx == nil {
-		ctx = context.Background()
-	}
-	msg, err := m.r.next(ctx)
-	if err != nil {
-		if err != io.EOF {
-			m.err = err
-		}
-		return nil, err
-	}
-	m.last = msg
-	return msg, nil
-}

@@ -15,9 +15,8 @@ import (
 // same host maps (through /proc/PID/fd/N of the owner) to place WRITEs
 // and serve READs in it, the emulated provider's stand-in for a NIC's DMA.
 type sharedMem struct {
-	fd   int
-	mem  []byte
-	huge bool
+	fd  int
+	mem []byte
 }
 
 const hugeSize = 2 << 20
@@ -31,7 +30,6 @@ func newSharedMem(size int) (*sharedMem, error) {
 	}
 	if size%hugeSize == 0 {
 		if sm, err := mapMemfd(size, unix.MFD_HUGETLB|unix.MFD_HUGE_2MB); err == nil {
-			sm.huge = true
 			return sm, nil
 		}
 	}

@@ -67,9 +67,6 @@ func (mr *MR) Bytes() []byte { return mr.mem }
 // Len is the region's size.
 func (mr *MR) Len() int { return len(mr.mem) }
 
-// Access is what the region allows.
-func (mr *MR) Access() Access { return mr.access }
-
 // Register registers mem (memory the caller owns and keeps mapped until
 // Deregister) in the PD.
 func (pd *PD) Register(mem []byte, access Access) (*MR, error) {

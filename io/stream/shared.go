@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
@@ -162,4 +163,47 @@ func SchemaIPCMessage(msg []byte) (*ipc.Message, error) {
 		return nil, err
 	}
 	return ipc.NewMessage(memory.NewBufferBytes(meta), memory.NewBufferBytes(nil)), nil
+}
+
+// Messages is the ipc.MessageReader of a transport that hands over one
+// record-batch message at a time (shm_in, rdma_in): the schema message
+// first, then what Next returns until io.EOF. Each message is released
+// when the next is asked for, as arrow-go expects; Err keeps the first
+// error other than io.EOF that Next returned, which arrow-go's reader
+// does not pass on.
+type Messages struct {
+	Schema []byte
+	Next   func() (*ipc.Message, error)
+	Err    error
+	sent   bool
+	last   *ipc.Message
+}
+
+// Retain does nothing: the reader is owned by one ipc.Reader.
+func (m *Messages) Retain() {}
+
+// Release releases the last message (the reader's own release at the end).
+func (m *Messages) Release() {
+	if m.last != nil {
+		m.last.Release()
+		m.last = nil
+	}
+}
+
+// Message returns the next message.
+func (m *Messages) Message() (*ipc.Message, error) {
+	m.Release()
+	if !m.sent {
+		m.sent = true
+		return SchemaIPCMessage(m.Schema)
+	}
+	msg, err := m.Next()
+	if err != nil {
+		if err != io.EOF && m.Err == nil {
+			m.Err = err
+		}
+		return nil, err
+	}
+	m.last = msg
+	return msg, nil
 }
