@@ -1019,19 +1019,48 @@ func (e *emitter) unsent(o outEdge) {
 	}
 }
 
-// settleNullCounts counts every array's nulls before a batch goes to
-// several consumers. Arrow counts a slice's nulls on its first NullN and
-// stores the count in the ArrayData the consumers share, so two consumers
-// calling NullN at once would race to store it; counted here, in the
-// producer's goroutine, it is only read after.
+// settleNullCounts does, before a batch goes to several consumers, the
+// writes arrow-go makes lazily on first read, so that the consumers only
+// read. Arrow counts a slice's nulls on its first NullN and stores the
+// count in the ArrayData the consumers share; a dictionary array makes its
+// values array on the first Dictionary() and keeps it in the array object
+// they share. Two consumers doing either at once would race to store it;
+// done here, in the producer's goroutine, it is only read after.
 func settleNullCounts(b arrow.RecordBatch) {
 	for _, c := range b.Columns() {
 		settleArray(c)
 	}
 }
 
+// Settle does what the fan-out does before a batch reaches several
+// consumers (settleNullCounts) for arrays an operator shares between its
+// own instances, such as a join's build table: called before the sharing,
+// the instances only read.
+func Settle(arrays ...arrow.Array) {
+	for _, a := range arrays {
+		settleArray(a)
+	}
+}
+
 func settleArray(a arrow.Array) {
 	a.NullN()
+	// The array objects consumers reach through the shared one are settled
+	// themselves: a dictionary's values and indices, a struct's fields, a
+	// list's values.
+	switch t := a.(type) {
+	case *array.Dictionary:
+		t.Indices().NullN()
+		settleArray(t.Dictionary())
+		return
+	case *array.Struct:
+		for i := range t.NumField() {
+			settleArray(t.Field(i))
+		}
+		return
+	case array.ListLike:
+		settleArray(t.ListValues())
+		return
+	}
 	d := a.Data()
 	for _, cd := range d.Children() {
 		c := array.MakeFromData(cd)

@@ -60,16 +60,19 @@ func gatherArray(mem0 memory.Allocator, dt arrow.DataType, chunks []arrow.Array,
 	case arrow.LARGE_STRING, arrow.LARGE_BINARY:
 		bufs = gatherBinary[int64](mem, chunks, pos, valid)
 	case arrow.DICTIONARY:
-		d0 := chunks[pos[0]>>32].(*array.Dictionary).Dictionary()
+		// The values through ArrayData, not (*array.Dictionary).Dictionary:
+		// that method caches its array on first call, a write that races
+		// when instances gather from the same shared chunks.
+		d0 := chunks[pos[0]>>32].Data().Dictionary()
 		for _, c := range chunks {
-			if c.(*array.Dictionary).Dictionary().Data() != d0.Data() {
+			if c.Data().Dictionary() != d0 {
 				mem.releaseAll()
 				return nil, fmt.Errorf("gather: dictionary chunks with different dictionaries (concatenate them first)")
 			}
 		}
 		idxType := dt.(*arrow.DictionaryType).IndexType
 		bufs = []*memory.Buffer{valid, gatherFixed(mem, idxType.(arrow.FixedWidthDataType).BitWidth()/8, chunks, pos)}
-		dict = d0.Data()
+		dict = d0
 	default:
 		fw, ok := dt.(arrow.FixedWidthDataType)
 		if !ok {

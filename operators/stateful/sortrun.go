@@ -201,7 +201,7 @@ func newGatherer(mem memory.Allocator, schema *arrow.Schema, batches []arrow.Rec
 
 func sameDictionary(chunks []arrow.Array) bool {
 	for _, c := range chunks[1:] {
-		if c.(*array.Dictionary).Dictionary().Data() != chunks[0].(*array.Dictionary).Dictionary().Data() {
+		if c.Data().Dictionary() != chunks[0].Data().Dictionary() { // not Dictionary(): it caches, a racing write
 			return false
 		}
 	}
