@@ -417,7 +417,7 @@ func (t *lookupTable) group(rg int) (*rowGroup, error) {
 		return nil, err
 	}
 	lookupReads.Add(1)
-	engine.Settle(rec.Columns()...) // instances gather from it at once
+	engine.Settle(rec.Columns()...)                 // instances gather from it at once
 	g := &rowGroup{rec: rec, refs: 2, cached: true} // the caller's and the cache's
 	t.liveMu.Lock()
 	t.live[g] = struct{}{}
