@@ -30,7 +30,7 @@ uring_test_ldflags = $(if $(call uring_tests,$(1)),-ldflags='$(LINKNAME)')
 # arenas fall back to the Go heap and topology says what it cannot read.
 CROSS := darwin/arm64 windows/amd64
 
-.PHONY: run test build deps duckdb vet cross jaeger fuzz bench bench-overhead bench-tracing bench-arena bench-duckdb bench-stateful bench-net bench-io bench-shm bench-nvmeof bench-rdma interop clean
+.PHONY: run test build deps duckdb vet cross jaeger image kube fuzz bench bench-overhead bench-tracing bench-arena bench-duckdb bench-stateful bench-net bench-io bench-shm bench-nvmeof bench-rdma interop clean
 
 run: build
 	$(BIN) run pipelines/examples/quickstart.yaml
@@ -106,6 +106,35 @@ $(JAEGER): tools/jaeger/go.mod tools/jaeger/go.sum
 	mkdir -p $(dir $(JAEGER))
 	cd tools/jaeger && $(GO) build -trimpath -o $(CURDIR)/$(JAEGER).tmp github.com/jaegertracing/jaeger/cmd/jaeger
 	mv $(JAEGER).tmp $(JAEGER)
+
+# A FROM-scratch OCI image of a static zflow (CGO_ENABLED=0), written as an
+# OCI image layout tar by tools/mkimage without a container daemon, for
+# `ctr -n k8s.io images import out/zflow-image.tar` on each Kubernetes host.
+IMAGE      := out/zflow-image.tar
+IMAGE_NAME ?= zflow.local/zflow:dev
+image: deps
+	CGO_ENABLED=0 $(GO) build -trimpath $(call uring_ldflags,./cmd/zflow) -o bin/zflow-static ./cmd/zflow
+	$(GO) run ./tools/mkimage -o $(IMAGE) -name $(IMAGE_NAME) -file /zflow=bin/zflow-static -dir /tmp -entrypoint /zflow
+
+# The Kubernetes the cluster tests run (interop/kube/cluster.sh): the
+# control plane and kubelet built from the pinned module in tools/kube
+# (v1.37.2; go install refuses its replace directives) into .cache/kube
+# once (~15 minutes cold on 2 cores, then seconds), and etcd, containerd,
+# runc and the CNI plugins from Debian.
+KUBE_BIN  := .cache/kube
+KUBE_CMDS := kube-apiserver kube-scheduler kube-controller-manager kubelet
+KUBE_APT  := etcd-server containerd runc containernetworking-plugins
+KUBE_LDFLAGS := -s -w -X k8s.io/component-base/version.gitVersion=v1.37.2 \
+	-X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=37
+kube: $(addprefix $(KUBE_BIN)/,$(KUBE_CMDS))
+	@missing=""; for p in $(KUBE_APT); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+$(KUBE_BIN)/%: tools/kube/go.mod tools/kube/go.sum
+	mkdir -p $(KUBE_BIN)
+	cd tools/kube && $(GO) build -trimpath -ldflags='$(KUBE_LDFLAGS)' -o $(CURDIR)/$@.tmp k8s.io/kubernetes/cmd/$*
+	mv $@.tmp $@
 
 # Fuzz each parser (FUZZTIME=10m for the long run quoted in notes).
 FUZZTIME ?= 1m
