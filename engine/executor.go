@@ -299,13 +299,18 @@ func (p *Plan) Start(ctx context.Context, opts RunOptions) *Execution {
 			acct := x.mem.accts[i]
 			ic := &InstanceContext{shared: shared,
 				Node: n.ID, Type: n.Spec.Name, Index: k, Count: n.Parallelism,
+				Shard: p.Settings.Shard.Index, Shards: max(p.Settings.Shard.Count, 1),
 				Alloc: acct, Budget: acct, Logger: opts.Logger.With("op", n.ID),
 				Ledger: &x.stats[i].led[k], Settings: p.Settings,
 				Stdin: p.stdin, Stdout: stdout, Lanes: n.lanesOut, PartitionedBy: n.partitionedBy,
 				span: x.tel.span(i, k), files: &x.stats[i].inst[k].files, io: &x.stats[i].inst[k].io,
 				blocks: &x.stats[i].inst[k].blocks, spill: &x.stats[i].inst[k].spill,
 			}
-			op, err := newInstance(n, ic)
+			var op any = emptySource{} // a source another shard reads
+			var err error
+			if !offShard(n, p.Settings.Shard) {
+				op, err = newInstance(n, ic)
+			}
 			if err != nil {
 				buildErr = &OpError{Op: n.ID, Type: n.Spec.Name, Instance: k, Err: err}
 				x.tel.endUnstarted(i, k, buildErr)
@@ -353,6 +358,17 @@ type ender struct {
 	Outcome
 	node string
 }
+
+// offShard says n is a source this shard does not run: one that cannot
+// split its data (not Spec.Shardable) runs on shard 0 alone.
+func offShard(n *planNode, s Shard) bool {
+	return s.Sharded() && s.Index != 0 && n.Spec.Kind == KindSource && !n.Spec.Shardable
+}
+
+// emptySource stands for a source on the shards that do not read it.
+type emptySource struct{}
+
+func (emptySource) Run(context.Context, Emitter) error { return nil }
 
 func newInstance(n *planNode, ic *InstanceContext) (op any, err error) {
 	defer func() {

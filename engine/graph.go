@@ -175,6 +175,10 @@ func Compile(g *Graph, opts CompileOptions) (*Plan, error) {
 		errs = append(errs, &NodeError{Node: "settings", Field: "threads", Offset: -1,
 			Msg: fmt.Sprintf("threads must be ≥ 1 (or 0 for the CPUs this process may use), got %d", g.Settings.Threads)})
 	}
+	if sh := g.Settings.Shard; sh.Count < 0 || sh.Index < 0 || (sh.Index > 0 && sh.Index >= sh.Count) {
+		errs = append(errs, &NodeError{Node: "settings", Field: "shard", Offset: -1,
+			Msg: fmt.Sprintf("shard %d of %d: want 0 ≤ index < count", sh.Index, sh.Count)})
+	}
 	threadsWhy := resolveThreads(&p.Settings)
 	p.threadsWhy = threadsWhy
 	if err := checkMemory(p.Settings.Memory); err != nil {
@@ -187,6 +191,9 @@ func Compile(g *Graph, opts CompileOptions) (*Plan, error) {
 	p.Info = maps.Clone(p.Info)
 	if p.Info == nil {
 		p.Info = map[string]string{}
+	}
+	if sh := g.Settings.Shard; sh.Sharded() {
+		p.Info["shard"] = fmt.Sprintf("%d of %d (sources read their share; one that cannot split runs on shard 0)", sh.Index, sh.Count)
 	}
 	if _, ok := p.Info["memory"]; !ok {
 		p.Info["memory"] = DescribeMemory(p.Settings.Memory)

@@ -125,6 +125,9 @@ type InstanceContext struct {
 	Type  string // operator type
 	Index int    // this instance, 0 ≤ Index < Count
 	Count int    // parallelism of the node
+	// Shard and Shards say which share of a sharded run this process is
+	// (Settings.Shard; 0 and 1 when the run is not sharded).
+	Shard, Shards int
 	// Alloc is the instance's allocator: its operator's account of the
 	// pool it allocates from (the run's, or the node's own memory:). What
 	// it allocates is attributed to the operator, for budgets and stats.
@@ -224,3 +227,13 @@ func (ic *InstanceContext) CountFiles(n int) {
 		ic.files.Add(int64(n))
 	}
 }
+
+// ShareCount is how many shares a shardable source's data is split into:
+// one per instance of its node in every shard of the run (Count ×
+// Shards).
+func (ic *InstanceContext) ShareCount() int { return max(ic.Count, 1) * max(ic.Shards, 1) }
+
+// ShareIndex is this instance's share, 0 ≤ ShareIndex < ShareCount: the
+// shares of shard s are s×Count … s×Count+Count-1, so that a run of one
+// shard splits exactly as by Index and Count.
+func (ic *InstanceContext) ShareIndex() int { return ic.Shard*max(ic.Count, 1) + ic.Index }

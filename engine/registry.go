@@ -49,6 +49,11 @@ type Spec struct {
 	// none shares state with another. An operator that keeps state across
 	// batches (an aggregate, a sort, a limit) leaves it false.
 	Parallel bool
+	// Shardable says a source reads only its share of the data when the
+	// run is one shard of several (Settings.Shard): its instances split
+	// by InstanceContext.ShareIndex and ShareCount rather than Index and
+	// Count. A source without it runs on shard 0 only.
+	Shardable bool
 	// Unordered says the operator's output keeps no order of its input
 	// (an aggregate emits its groups once its input is done): its
 	// parallel instances take batches as they come and never wait for

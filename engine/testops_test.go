@@ -34,6 +34,13 @@ func (f seqFactory) New(ic *InstanceContext) (any, error) {
 	return &seqSource{cfg: f.cfg, mem: ic.Alloc, index: ic.Index, count: max(ic.Count, 1)}, nil
 }
 
+type shardSeqFactory struct{ cfg *seqConfig }
+
+func (f shardSeqFactory) Schema() *arrow.Schema { return seqSchema }
+func (f shardSeqFactory) New(ic *InstanceContext) (any, error) {
+	return &seqSource{cfg: f.cfg, mem: ic.Alloc, index: ic.ShareIndex(), count: ic.ShareCount()}, nil
+}
+
 // seqSource emits batches 0, 1, … Batches-1; with several instances each
 // emits every count-th from its index.
 type seqSource struct {
@@ -154,6 +161,13 @@ func testRegistry() *Registry {
 		NewConfig: func() any { return &seqConfig{Batches: 10, Rows: 100} },
 		Build: func(bc *BuildContext, cfg any) (Factory, error) {
 			return seqFactory{cfg.(*seqConfig)}, nil
+		},
+	})
+	r.MustRegister(Spec{
+		Name: "sseq", Kind: KindSource, Summary: "counting source whose instances, across shards, share the batches", Parallel: true, Shardable: true,
+		NewConfig: func() any { return &seqConfig{Batches: 10, Rows: 100} },
+		Build: func(bc *BuildContext, cfg any) (Factory, error) {
+			return shardSeqFactory{cfg.(*seqConfig)}, nil
 		},
 	})
 	r.MustRegister(Spec{

@@ -118,7 +118,22 @@ type Settings struct {
 	Threads int
 	// Spill says where stateful operators spill (see SpillSettings).
 	Spill SpillSettings
+	// Shard makes this run one of several processes that run the same
+	// pipeline over shares of its input (the workers of a cluster run):
+	// see Shard.
+	Shard Shard
 }
+
+// Shard is this process's share of a run split across processes: shard
+// Index of Count. Each source whose Spec is Shardable reads only its
+// share (InstanceContext.ShareIndex of ShareCount: files, row groups,
+// batches or rows, as it splits its work); a source that cannot split is
+// read by shard 0 alone, and its node emits nothing on the others. A zero
+// Shard (Count 0 or 1) is the whole run.
+type Shard struct{ Index, Count int }
+
+// Sharded says the run is one of several shards.
+func (s Shard) Sharded() bool { return s.Count > 1 }
 
 // DefaultSettings are used where a pipeline says nothing.
 func DefaultSettings() Settings {

@@ -48,7 +48,8 @@ func ArrowSourceSpec() engine.Spec {
 			"(at most queue_depth requests and 64 MiB per instance with uring, 16 MiB with posix, from the operator's memory).",
 		Example: `type: arrow
 path: testdata/trades.arrow`,
-		Parallel: true,
+		Parallel:  true,
+		Shardable: true,
 		NewConfig: func() any {
 			return &ArrowSourceConfig{Format: "auto", Validate: "full", HivePartitioning: "auto", Pushdown: true, FileIO: defaultFileIO()}
 		},
@@ -284,12 +285,12 @@ type arrowSource struct {
 // file-format input, or a whole stream.
 func (s *arrowSource) Run(ctx context.Context, out engine.Emitter) error {
 	unit := 0
-	step := max(s.ic.Count, 1)
+	step := s.ic.ShareCount()
 	for fi := range s.f.files.inputs() {
 		n := s.f.batches[fi]
 		mine := false
 		for k := range n {
-			mine = mine || (unit+k)%step == s.ic.Index
+			mine = mine || (unit+k)%step == s.ic.ShareIndex()
 		}
 		if mine {
 			if stop, err := s.runInput(ctx, fi, unit, out); stop || err != nil {
@@ -303,7 +304,7 @@ func (s *arrowSource) Run(ctx context.Context, out engine.Emitter) error {
 
 func (s *arrowSource) runInput(ctx context.Context, fi, unit int, out engine.Emitter) (bool, error) {
 	path := s.f.files.name(fi)
-	if unit%max(s.ic.Count, 1) == s.ic.Index {
+	if unit%s.ic.ShareCount() == s.ic.ShareIndex() {
 		s.ic.CountFiles(1) // counted once, by the instance that reads its first unit
 	}
 	if s.f.files.stdin {
@@ -334,7 +335,7 @@ func (s *arrowSource) runInput(ctx context.Context, fi, unit int, out engine.Emi
 // when the footer lists them and b has a queue of its own.
 func (s *arrowSource) runFile(ctx context.Context, ra readerAtSeeker, size int64, fi, unit int, out engine.Emitter, b storage.Backend) (stop bool, err error) {
 	path := s.f.files.name(fi)
-	step := max(s.ic.Count, 1)
+	step := s.ic.ShareCount()
 	rd, mem := ra, s.ic.Alloc
 	var pre *readAhead
 	var blocks []ipcBlock
@@ -344,7 +345,7 @@ func (s *arrowSource) runFile(ctx context.Context, ra readerAtSeeker, size int64
 	if blocks != nil {
 		var recs []int
 		for i := range blocks {
-			if (unit+i)%step == s.ic.Index {
+			if (unit+i)%step == s.ic.ShareIndex() {
 				recs = append(recs, i)
 			}
 		}
@@ -374,7 +375,7 @@ func (s *arrowSource) runFile(ctx context.Context, ra readerAtSeeker, size int64
 		return true, fmt.Errorf("arrow: %s: the file has changed since compile: %w", path, err)
 	}
 	for i := 0; i < r.NumRecords(); i++ {
-		if (unit+i)%step != s.ic.Index {
+		if (unit+i)%step != s.ic.ShareIndex() {
 			continue
 		}
 		if err := ctx.Err(); err != nil {

@@ -43,9 +43,10 @@ type CSVSourceConfig struct {
 // CSVSourceSpec is the spec of the csv source.
 func CSVSourceSpec() engine.Spec {
 	return engine.Spec{
-		Name:    "csv",
-		Kind:    engine.KindSource,
-		Summary: "reads a CSV file (RFC 4180), inferring column types or taking them from a column list",
+		Name:      "csv",
+		Kind:      engine.KindSource,
+		Shardable: true, // by files
+		Summary:   "reads a CSV file (RFC 4180), inferring column types or taking them from a column list",
 		Doc: "Types are inferred at compile time from a sample of rows: int64, float64, bool (true/false), " +
 			"date32 (2006-01-02), timestamp (RFC 3339 or 2006-01-02 15:04:05, with or without zone; UTC) or " +
 			"string. A value that does not parse as its column's type is an error naming the line. " +
@@ -465,6 +466,9 @@ func (s *csvSource) Run(ctx context.Context, out engine.Emitter) error {
 	defer bld.Release()
 	cols := f.newColumns(bld)
 	for i := range f.files.inputs() {
+		if i%s.ic.ShareCount() != s.ic.ShareIndex() {
+			continue // another shard's file
+		}
 		if stop, err := s.runFile(ctx, i, bld, cols, out); stop || err != nil {
 			return err
 		}

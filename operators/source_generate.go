@@ -58,6 +58,7 @@ columns:
   - {name: qty, type: int64, min: 1, max: 1000, null_ratio: 0.01}
   - {name: ts, type: timestamp, start: "2024-01-02T09:30:00Z", step: 1ms}`,
 		Parallel:  true,
+		Shardable: true,
 		NewConfig: func() any { return &GenerateConfig{Seed: 1} },
 		Build:     buildGenerate,
 	}
@@ -391,7 +392,7 @@ func genRowRange(total int64, index, count int) (lo, hi int64) {
 }
 
 func (s *generateSource) Run(ctx context.Context, out engine.Emitter) error {
-	lo, hi := genRowRange(s.f.cfg.Rows, s.ic.Index, s.ic.Count)
+	lo, hi := genRowRange(s.f.cfg.Rows, s.ic.ShareIndex(), s.ic.ShareCount())
 	br := int64(batchRowsFor(s.f.cfg.BatchRows, s.ic.Settings))
 	for row := lo; row < hi; {
 		if err := ctx.Err(); err != nil {

@@ -41,9 +41,10 @@ type NDJSONSourceConfig struct {
 // NDJSONSourceSpec is the spec of the ndjson source.
 func NDJSONSourceSpec() engine.Spec {
 	return engine.Spec{
-		Name:    "ndjson",
-		Kind:    engine.KindSource,
-		Summary: "reads newline-delimited JSON objects, one row each",
+		Name:      "ndjson",
+		Kind:      engine.KindSource,
+		Shardable: true, // by files
+		Summary:   "reads newline-delimited JSON objects, one row each",
 		Doc: "Columns are the keys of the sampled objects in order of first appearance; types are " +
 			"int64, float64 (when a key holds both), bool, date32 (\"2006-01-02\"), timestamp (RFC 3339 " +
 			"strings; UTC when they carry a zone, converted from an offset such as +02:00 or -0530) or string. " +
@@ -349,6 +350,9 @@ type ndjsonSource struct {
 // file).
 func (s *ndjsonSource) Run(ctx context.Context, out engine.Emitter) error {
 	for i := range s.f.files.inputs() {
+		if i%s.ic.ShareCount() != s.ic.ShareIndex() {
+			continue // another shard's file
+		}
 		if stop, err := s.runFile(ctx, i, out); stop || err != nil {
 			return err
 		}

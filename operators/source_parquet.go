@@ -49,7 +49,8 @@ func ParquetSourceSpec() engine.Spec {
 		Example: `type: parquet
 path: testdata/trades.parquet
 columns: [symbol, price, qty]`,
-		Parallel: true,
+		Parallel:  true,
+		Shardable: true,
 		NewConfig: func() any {
 			return &ParquetSourceConfig{HivePartitioning: "auto", Pushdown: true, FileIO: defaultFileIO()}
 		},
@@ -406,12 +407,12 @@ func parquetLeaves(sf *pqarrow.SchemaField, out []int) []int {
 // reads the row groups numbered i, i+N, ... across all the files.
 func (s *parquetSource) Run(ctx context.Context, out engine.Emitter) error {
 	unit := 0 // row groups seen, across files
-	step := max(s.ic.Count, 1)
+	step := s.ic.ShareCount()
 	for fi, path := range s.f.files.files {
 		n := s.f.groups[fi]
 		mine := false
 		for rg := range n {
-			mine = mine || (unit+rg)%step == s.ic.Index
+			mine = mine || (unit+rg)%step == s.ic.ShareIndex()
 		}
 		if mine {
 			if stop, err := s.runFile(ctx, fi, path, unit, out); stop || err != nil {
@@ -430,7 +431,7 @@ func (s *parquetSource) runFile(ctx context.Context, fi int, path string, unit i
 		return true, err
 	}
 	defer pf.Close()
-	if unit%max(s.ic.Count, 1) == s.ic.Index {
+	if unit%s.ic.ShareCount() == s.ic.ShareIndex() {
 		s.ic.CountFiles(1) // counted once, by the instance that reads its first row group
 	}
 	var cols []int // leaf columns; nil reads all
@@ -442,10 +443,10 @@ func (s *parquetSource) runFile(ctx context.Context, fi int, path string, unit i
 			cols = parquetLeaves(&fr.Manifest.Fields[fi], cols)
 		}
 	}
-	step := max(s.ic.Count, 1)
+	step := s.ic.ShareCount()
 	var groups []int // this instance's row groups of the file, in order
 	for rg := 0; rg < pf.NumRowGroups(); rg++ {
-		if (unit+rg)%step == s.ic.Index && pf.MetaData().RowGroup(rg).NumRows() > 0 {
+		if (unit+rg)%step == s.ic.ShareIndex() && pf.MetaData().RowGroup(rg).NumRows() > 0 {
 			groups = append(groups, rg)
 		}
 	}

@@ -46,6 +46,7 @@ func RawSourceSpec() engine.Spec {
 path: data/records.bin
 record_size: 64`,
 		Parallel:  true,
+		Shardable: true,
 		NewConfig: func() any { return &RawSourceConfig{Partial: "error", FileIO: defaultFileIO()} },
 		Build:     buildRawSource,
 	}
@@ -251,7 +252,7 @@ func (s *rawSource) Run(ctx context.Context, out engine.Emitter) error {
 func (s *rawSource) runFile(ctx context.Context, fi, unit int, out engine.Emitter) (bool, int, error) {
 	path := s.f.files.files[fi]
 	b := s.f.files.io[fi]
-	step := max(s.ic.Count, 1)
+	step := s.ic.ShareCount()
 	sf, err := b.Open(path, os.O_RDONLY, 0)
 	if err != nil {
 		return true, 0, fmt.Errorf("raw: %w", err)
@@ -274,7 +275,7 @@ func (s *rawSource) runFile(ctx context.Context, fi, unit int, out engine.Emitte
 	rd := raw.NewReader(sf, s.ic.Alloc, b.Options().Depth())
 	seen := false
 	for k := range n {
-		if (unit+k)%step != s.ic.Index {
+		if (unit+k)%step != s.ic.ShareIndex() {
 			continue
 		}
 		if !seen {
