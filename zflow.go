@@ -56,7 +56,13 @@ type options struct {
 	registry *engine.Registry
 	env      func(string) (string, bool)
 	stdin    io.Reader
+	rewrite  func(*engine.Graph) error
 }
+
+// WithRewrite lets f change the graph a pipeline file describes before it
+// is compiled: a cluster worker makes it its shard of the run there
+// (cluster.Job.WorkerGraph). An error from f is Load's or Parse's.
+func WithRewrite(f func(*engine.Graph) error) Option { return func(o *options) { o.rewrite = f } }
 
 // WithRegistry compiles against r instead of the default registry (which
 // holds the built-in operators and anything passed to Register).
@@ -106,7 +112,7 @@ func Load(path string, opts ...Option) (*Pipeline, error) {
 	if err != nil {
 		return nil, err
 	}
-	return fromFile(f)
+	return fromFile(f, o)
 }
 
 // Parse is Load for a pipeline held in memory; filename is used in errors.
@@ -116,10 +122,15 @@ func Parse(src []byte, filename string, opts ...Option) (*Pipeline, error) {
 	if err != nil {
 		return nil, err
 	}
-	return fromFile(f)
+	return fromFile(f, o)
 }
 
-func fromFile(f *pipelines.Pipeline) (*Pipeline, error) {
+func fromFile(f *pipelines.Pipeline, o options) (*Pipeline, error) {
+	if o.rewrite != nil {
+		if err := o.rewrite(f.Graph); err != nil {
+			return nil, err
+		}
+	}
 	plan, err := f.Compile()
 	if err != nil {
 		return nil, err

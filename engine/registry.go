@@ -83,6 +83,12 @@ type Spec struct {
 	// SameInputTwice lets one node be listed twice among the inputs (a
 	// self-join: its batches go to both ports, by reference).
 	SameInputTwice bool
+	// BatchLocal says a transform's output for a batch depends on that
+	// batch alone (a filter, a projection, a lookup in a fixed table): a
+	// run split across processes (Settings.Shard) gives the same rows in
+	// all as in one. An operator whose result needs rows of other batches
+	// (an aggregate, a join, a sort, a limit) leaves it false.
+	BatchLocal bool
 
 	// NewConfig returns a pointer to a config struct filled with defaults.
 	// Fields are described by struct tags: `zflow:"name"` (the YAML key),

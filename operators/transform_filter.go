@@ -21,7 +21,7 @@ type FilterConfig struct {
 // copy ledger as "filter compact".
 func FilterSpec() engine.Spec {
 	return engine.Spec{
-		Name: "filter", Kind: engine.KindTransform, Parallel: true, MinInputs: 1, MaxInputs: 1,
+		Name: "filter", Kind: engine.KindTransform, BatchLocal: true, Parallel: true, MinInputs: 1, MaxInputs: 1,
 		Summary:   "keep the rows where an expression is true",
 		Doc:       "The expression language (DuckDB's dialect): columns, literals (DATE '2024-06-02', TIMESTAMP '…', INTERVAL '90 minutes'), + - * / %, date and interval arithmetic, comparisons (a date or timestamp with a string constant: d >= '2024-01-01'), AND OR NOT (three-valued), IN, BETWEEN, IS [NOT] NULL, LIKE, CASE WHEN, CAST with DuckDB's types (TINYINT…UBIGINT, REAL, DOUBLE, DECIMAL(p,s), VARCHAR, BOOLEAN, DATE, TIMESTAMP[_S|_MS|_NS], TIMESTAMPTZ), ||, and functions (coalesce, abs, lower, upper, length, substr, replace, trim, concat, split_part, starts_with, contains, regexp_matches, regexp_replace, round, floor, ceil, sqrt, ln, pow, greatest, least, nullif, hash, date_part/extract, date_trunc, date_diff, make_date, strftime, strptime, epoch_ms, epoch, to_timestamp); see the expr package doc.",
 		Example:   `{type: filter, inputs: [trades], where: "qty > 100 AND symbol IN ('AAPL', 'MSFT')"}`,

@@ -25,7 +25,7 @@ type ProjectConfig struct {
 // column's buffers; only computed columns allocate.
 func ProjectSpec() engine.Spec {
 	return engine.Spec{
-		Name: "project", Kind: engine.KindTransform, Parallel: true, MinInputs: 1, MaxInputs: 1,
+		Name: "project", Kind: engine.KindTransform, BatchLocal: true, Parallel: true, MinInputs: 1, MaxInputs: 1,
 		Summary:   "keep, rename, drop and compute columns (kept columns by reference)",
 		Example:   `{type: project, inputs: [trades], columns: ["*", "price * qty AS notional"], drop: [ts]}`,
 		NewConfig: func() any { return &ProjectConfig{} },

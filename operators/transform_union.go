@@ -25,7 +25,7 @@ type UnionConfig struct {
 // (by_name: true), see unionByName.
 func UnionSpec() engine.Spec {
 	return engine.Spec{
-		Name: "union", Kind: engine.KindTransform, Parallel: true, MinInputs: 2, MaxInputs: -1,
+		Name: "union", Kind: engine.KindTransform, BatchLocal: true, Parallel: true, MinInputs: 2, MaxInputs: -1,
 		Summary:   "merge inputs into one stream: by position (same schema, by reference) or by name (missing columns null, types widened)",
 		Example:   "{type: union, inputs: [east, west], by_name: true}",
 		NewConfig: func() any { return &UnionConfig{} },

@@ -57,8 +57,9 @@ func TestParseGood(t *testing.T) {
 		Memory:  MemorySettings{Arena: "hugepage", Page: 1 << 30, Node: 0, Budget: 2 << 30, Lock: true, Prefault: true, arenaWritten: true},
 		Trace:   TraceSettings{Exporter: "otlp", Protocol: "grpc", Endpoint: "localhost:4317", Sampling: 0.5, Timeout: 5 * time.Second},
 		Metrics: MetricSettings{Exporter: "none", Protocol: "grpc", Interval: 10 * time.Second},
+		Cluster: DefaultSettings().Cluster,
 	}
-	if p.Settings != wantSettings {
+	if !reflect.DeepEqual(p.Settings, wantSettings) {
 		t.Errorf("settings: got %+v\nwant %+v", p.Settings, wantSettings)
 	}
 	cols := []testColumn{{Name: "symbol", Type: "string", Values: []any{"AAPL", "MSFT"}}, {Name: "qty", Type: "int64", Max: 1000}}
@@ -98,7 +99,7 @@ func TestDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Settings != DefaultSettings() {
+	if !reflect.DeepEqual(p.Settings, DefaultSettings()) {
 		t.Errorf("settings %+v", p.Settings)
 	}
 	if p.Graph.Settings != engine.DefaultSettings() {

@@ -3,6 +3,7 @@ package pipelines
 import (
 	"fmt"
 	"net"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -15,14 +16,25 @@ import (
 // engine reads BatchRows and EdgeCapacity now (see Engine); Memory and Trace
 // are parsed and checked here and kept for the memory and tracing layers.
 type Settings struct {
-	BatchRows    int            `zflow:"batch_rows" doc:"target rows per batch for sources"`
-	EdgeCapacity int            `zflow:"edge_capacity" doc:"batches an edge buffers before its producer blocks"`
-	Memory       MemorySettings `zflow:"memory" doc:"where batches live"`
-	Pin          bool           `zflow:"pin" doc:"pin each operator instance's thread to the CPUs of the NUMA node nearest its data (or memory.node)"`
-	Threads      Auto           `zflow:"threads" doc:"most instances parallelism: auto gives an operator, and the zflow command's GOMAXPROCS: auto (the CPUs this process may use: affinity, cgroup CPU quota) or a number ≥ 1 to use fewer"`
-	Trace        TraceSettings  `zflow:"trace" doc:"OpenTelemetry tracing"`
-	Metrics      MetricSettings `zflow:"metrics" doc:"OpenTelemetry metrics and the Prometheus endpoint"`
-	Spill        SpillSettings  `zflow:"spill" doc:"where stateful operators (sort) write what does not fit their memory budget"`
+	BatchRows    int             `zflow:"batch_rows" doc:"target rows per batch for sources"`
+	EdgeCapacity int             `zflow:"edge_capacity" doc:"batches an edge buffers before its producer blocks"`
+	Memory       MemorySettings  `zflow:"memory" doc:"where batches live"`
+	Pin          bool            `zflow:"pin" doc:"pin each operator instance's thread to the CPUs of the NUMA node nearest its data (or memory.node)"`
+	Threads      Auto            `zflow:"threads" doc:"most instances parallelism: auto gives an operator, and the zflow command's GOMAXPROCS: auto (the CPUs this process may use: affinity, cgroup CPU quota) or a number ≥ 1 to use fewer"`
+	Trace        TraceSettings   `zflow:"trace" doc:"OpenTelemetry tracing"`
+	Metrics      MetricSettings  `zflow:"metrics" doc:"OpenTelemetry metrics and the Prometheus endpoint"`
+	Spill        SpillSettings   `zflow:"spill" doc:"where stateful operators (sort) write what does not fit their memory budget"`
+	Cluster      ClusterSettings `zflow:"cluster" doc:"how zflow run --cluster kubernetes runs the pipeline: worker pods, their image and namespace, the shared directories they see"`
+}
+
+// ClusterSettings say how a cluster run (zflow run --cluster kubernetes)
+// runs the pipeline; a run on one host ignores them.
+type ClusterSettings struct {
+	Workers   int           `zflow:"workers" doc:"worker pods: each runs the pipeline over its share of the input (a shardable source's files, row groups or rows) and writes its part of every sink"`
+	Namespace string        `zflow:"namespace" doc:"the Kubernetes namespace the run's Job, pods and ConfigMap are made in"`
+	Image     string        `zflow:"image" doc:"the workers' container image: make image builds zflow.local/zflow:dev, to import on every node"`
+	HostPaths []string      `zflow:"host_paths" doc:"directories every node and the coordinator have at the same path (a shared file system): mounted into each worker at that path; every file the pipeline reads or writes must be under one" example:"[/data]"`
+	TTL       time.Duration `zflow:"ttl" doc:"how long Kubernetes keeps a finished run's Job (and so its pods and ConfigMap) when the coordinator did not delete it: its own run's end deletes them at once"`
 }
 
 // SpillSettings say where stateful operators spill (engine.SpillSettings).
@@ -155,6 +167,7 @@ func DefaultSettings() Settings {
 		Memory:       MemorySettings{Arena: "hugepage", Page: 2 << 20, Node: AutoNode, Prefault: true},
 		Trace:        TraceSettings{Exporter: "none", Protocol: "grpc", Sampling: 1, Timeout: 5 * time.Second},
 		Metrics:      MetricSettings{Exporter: "none", Protocol: "grpc", Interval: 10 * time.Second},
+		Cluster:      ClusterSettings{Workers: 2, Namespace: "default", Image: "zflow.local/zflow:dev", TTL: 10 * time.Minute},
 	}
 }
 
@@ -261,6 +274,24 @@ func (d *decoder) decodeSettings(n *node, s *Settings) {
 	if t.Timeout <= 0 && ok("trace.timeout") {
 		d.errs.add(at("trace", "timeout"), "trace.timeout: must be > 0, got %v", t.Timeout)
 	}
+	c := &s.Cluster
+	if (c.Workers < 1 || c.Workers > 1000) && ok("cluster.workers") {
+		d.errs.add(at("cluster", "workers"), "cluster.workers: must be 1 to 1000, got %d", c.Workers)
+	}
+	if !dnsLabel(c.Namespace) && ok("cluster.namespace") {
+		d.errs.add(at("cluster", "namespace"), "cluster.namespace: %q is not a Kubernetes namespace name (lower-case letters, digits and -, at most 63)", c.Namespace)
+	}
+	if c.Image == "" && ok("cluster.image") {
+		d.errs.add(at("cluster", "image"), "cluster.image: must name an image")
+	}
+	for i, h := range c.HostPaths {
+		if !filepath.IsAbs(h) || filepath.Clean(h) != h || h == "/" {
+			d.errs.add(at("cluster", "host_paths"), "cluster.host_paths[%d]: %q must be a clean absolute directory other than /", i, h)
+		}
+	}
+	if c.TTL < 0 && ok("cluster.ttl") {
+		d.errs.add(at("cluster", "ttl"), "cluster.ttl: must be ≥ 0, got %v", c.TTL)
+	}
 	mt := &s.Metrics
 	if mt.Endpoint != "" && mt.Exporter != "otlp" && ok("metrics.exporter", "metrics.endpoint") {
 		d.errs.add(at("metrics", "endpoint"), "metrics.endpoint: only exporter otlp uses an endpoint (exporter is %s)", mt.Exporter)
@@ -273,4 +304,17 @@ func (d *decoder) decodeSettings(n *node, s *Settings) {
 			d.errs.add(at("metrics", "listen"), "metrics.listen: want host:port (like 127.0.0.1:9464 or :9464), got %q", mt.Listen)
 		}
 	}
+}
+
+// dnsLabel says s is an RFC 1123 label, as Kubernetes names namespaces.
+func dnsLabel(s string) bool {
+	if s == "" || len(s) > 63 || s[0] == '-' || s[len(s)-1] == '-' {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') {
+			return false
+		}
+	}
+	return true
 }

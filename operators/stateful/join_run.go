@@ -187,7 +187,7 @@ func (j *joinInst) EndPort(ctx context.Context, port int, out engine.Emitter) er
 			unreserve(j.ic.Budget, sh.held)
 			sh.held = 0
 			sh.tab, sh.err = j.tryBuild(ctx, sh.batches)
-			if sh.tab != nil {
+			if sh.err == nil && sh.tab != nil {
 				// Every instance probes and gathers from the table.
 				engine.Settle(sh.tab.batch.Columns()...)
 				engine.Settle(sh.tab.keys...)

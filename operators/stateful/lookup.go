@@ -40,7 +40,7 @@ const defaultLookupCache = 64 << 20
 // LookupJoinSpec declares lookup_join.
 func LookupJoinSpec() engine.Spec {
 	return engine.Spec{
-		Name: "lookup_join", Kind: engine.KindTransform, Parallel: true, MinInputs: 1, MaxInputs: 1,
+		Name: "lookup_join", Kind: engine.KindTransform, BatchLocal: true, Parallel: true, MinInputs: 1, MaxInputs: 1,
 		Summary: "enrich a stream with the columns of a table's row of the same key, through a cache (the table is read as needed, not loaded)",
 		Doc: "For each row of its input, finds the row of the table (a Parquet file) with the same key (on:) and adds its columns. " +
 			"Unlike join, the table is not loaded: when the run starts the key columns are read into an index (a hash table of key → row group and row, charged to the budget), " +

@@ -21,7 +21,7 @@ type RepartitionConfig struct {
 // RepartitionSpec declares repartition.
 func RepartitionSpec() engine.Spec {
 	return engine.Spec{
-		Name: "repartition", Kind: engine.KindTransform, Parallel: true, Unordered: true, Exchange: true, MinInputs: 1, MaxInputs: 1,
+		Name: "repartition", Kind: engine.KindTransform, BatchLocal: true, Parallel: true, Unordered: true, Exchange: true, MinInputs: 1, MaxInputs: 1,
 		Summary: "route rows to the parallel instances of the next operator: by a hash of keys, or round robin",
 		Doc: "An exchange between the parallel instances of the operators around it. Each instance of the next operator reads a lane of its own: " +
 			"with by:, lane k gets exactly the rows whose key hashes to k, so every row of one key reaches one instance (an operator keeping per-key state, " +
