@@ -104,7 +104,10 @@ func Prepare(src []byte, file string, o Options) (*Job, error) {
 	cs := p.Settings.Cluster
 	j := &Job{Name: p.Name, File: filepath.Base(file), Src: src, Dir: o.Dir, Workers: cs.Workers,
 		Namespace: cs.Namespace, Image: cs.Image, HostPaths: cs.HostPaths, TTL: cs.TTL, Env: env,
-		Pin: p.Settings.Pin, Hugepages: p.Settings.Memory.Arena == "hugepage" && p.Settings.Memory.Page == 2<<20,
+		// Only an arena the file asks for: the default one falls back to
+		// plain pages quietly, and asking every node for hugepages would
+		// leave the workers unscheduled where none are reserved.
+		Pin: p.Settings.Pin, Hugepages: p.Settings.Memory.Arena == "hugepage" && p.Settings.Memory.Page == 2<<20 && !p.Settings.Memory.Pool().QuietFallback,
 		Threads: int(p.Settings.Threads)}
 	if o.Workers > 0 {
 		j.Workers = o.Workers

@@ -106,13 +106,17 @@ func cmdValidate(args []string, stdout, stderr io.Writer) error {
 
 func cmdPlan(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("plan", stderr)
-	format := fs.String("format", "text", "text, dot or json")
+	format := fs.String("format", "text", "text, dot or json; with --cluster: text or yaml (the Kubernetes objects)")
+	clusterKind := fs.String("cluster", "", "plan a cluster run: kubernetes")
 	files, err := parseFlags(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(files) != 1 {
 		return usageError{"plan: want exactly one pipeline file"}
+	}
+	if *clusterKind != "" {
+		return planCluster(*clusterKind, *format, files[0], stdout)
 	}
 	p, err := zflow.Load(files[0])
 	if err != nil {

@@ -85,6 +85,8 @@ func runIO(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 	switch cmd, rest := args[0], args[1:]; cmd {
 	case "run":
 		err = cmdRun(ctx, rest, stdin, stdout, stderr)
+	case "worker":
+		err = cmdWorker(ctx, rest, stdout, stderr)
 	case "validate":
 		err = cmdValidate(rest, stdout, stderr)
 	case "plan":

@@ -24,6 +24,17 @@ import (
 )
 
 func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	return runWith(ctx, args, stdin, stdout, stderr, runHooks{})
+}
+
+// runHooks let a command built on run (zflow worker) change how the
+// pipeline loads and learn how the run ended.
+type runHooks struct {
+	load []zflow.Option
+	done func(engine.Summary, error)
+}
+
+func runWith(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, h runHooks) error {
 	fs := newFlags("run", stderr)
 	quiet := fs.Bool("quiet", false, "nothing on stderr but errors: no progress line, no summary, no warnings")
 	var asJSON jsonFlag
@@ -37,12 +48,21 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 	traceFile := fs.String("trace-file", "", "write the run's spans to this file (OTLP/JSON, one object per line)")
 	traceBatches := fs.Float64("trace-batches", -1, "fraction of source batches traced through every operator, 0 to 1 (overrides settings.trace.batches)")
 	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus metrics at http://HOST:PORT/metrics during the run")
+	clusterKind := fs.String("cluster", "", "run on a cluster instead of this host: kubernetes (settings.cluster says how)")
+	kubeconfig := fs.String("kubeconfig", "", "with --cluster kubernetes: the kubeconfig file (default $KUBECONFIG, ~/.kube/config, or the pod's service account)")
+	keep := fs.Bool("keep", false, "with --cluster kubernetes: leave the run's Job and pods in place afterwards (Kubernetes deletes them after settings.cluster.ttl)")
 	files, err := parseFlags(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(files) != 1 {
 		return usageError{"run: want exactly one pipeline file"}
+	}
+	if *clusterKind != "" {
+		if len(h.load) > 0 {
+			return usageError{"worker: --cluster is the coordinator's flag"}
+		}
+		return cmdClusterRun(ctx, *clusterKind, *kubeconfig, *keep, *quiet, files[0], stdout, stderr)
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
@@ -51,7 +71,7 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 	if *quiet && !flagSet(fs, "log-level") { // an explicit --log-level wins
 		level = max(level, slog.LevelError)
 	}
-	p, err := zflow.Load(files[0], zflow.WithStdin(stdin))
+	p, err := zflow.Load(files[0], append([]zflow.Option{zflow.WithStdin(stdin)}, h.load...)...)
 	if err != nil {
 		if asJSON.on {
 			if jerr := asJSON.write(stdout, newErrorReport(err, files[0])); jerr != nil {
@@ -206,6 +226,9 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 		stopProgress()
 	}
 	sum, runErr := x.Wait()
+	if h.done != nil {
+		h.done(sum, runErr)
+	}
 	switch {
 	case asJSON.on:
 		if err := asJSON.write(stdout, sum); err != nil {

@@ -1,0 +1,186 @@
+package kube
+
+import (
+	"fmt"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/zflowdev/zflow/cluster"
+)
+
+// Labels every object of a run carries.
+const (
+	LabelRun      = "zflow.dev/run"
+	LabelPipeline = "zflow.dev/pipeline"
+	// ConfigDir is where a worker finds the pipeline file.
+	ConfigDir = "/etc/zflow"
+	// Binary is zflow's path in the image make image builds.
+	Binary = "/zflow"
+	// RetriesPerWorker is how often a worker index is tried again after
+	// its pod failed (backoffLimitPerIndex).
+	RetriesPerWorker = 3
+)
+
+// Objects are the Kubernetes objects of a run: the Job and the ConfigMap
+// holding the pipeline file. The ConfigMap names the Job as its owner
+// once the Job exists (Own); as made here it has no owner, which is what
+// a dry run or `kubectl apply` of them gets.
+func Objects(j *cluster.Job, binary string) (*batchv1.Job, *corev1.ConfigMap) {
+	if binary == "" {
+		binary = Binary
+	}
+	labels := map[string]string{"app.kubernetes.io/name": "zflow", LabelRun: j.RunID, LabelPipeline: labelValue(j.Name)}
+	cm := &corev1.ConfigMap{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
+		ObjectMeta: metav1.ObjectMeta{Name: j.RunID, Namespace: j.Namespace, Labels: labels},
+		Data:       map[string]string{j.File: string(j.Src)},
+	}
+	env := []corev1.EnvVar{{Name: "POD_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}}}
+	names := make([]string, 0, len(j.Env))
+	for k := range j.Env {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	for _, k := range names {
+		env = append(env, corev1.EnvVar{Name: k, Value: j.Env[k]})
+	}
+	mounts := []corev1.VolumeMount{{Name: "pipeline", MountPath: ConfigDir, ReadOnly: true}}
+	volumes := []corev1.Volume{{Name: "pipeline", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
+		LocalObjectReference: corev1.LocalObjectReference{Name: j.RunID}}}}}
+	dir := corev1.HostPathDirectory
+	for i, h := range j.HostPaths {
+		name := "host-" + strconv.Itoa(i)
+		volumes = append(volumes, corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: h, Type: &dir}}})
+		mounts = append(mounts, corev1.VolumeMount{Name: name, MountPath: h})
+	}
+	container := corev1.Container{
+		Name:            "worker",
+		Image:           j.Image,
+		ImagePullPolicy: corev1.PullIfNotPresent,
+		Command: []string{binary, "worker", "--run", j.RunID, "--workers", strconv.Itoa(j.Workers),
+			"--dir", j.Dir, path.Join(ConfigDir, j.File)},
+		Env:                      env,
+		VolumeMounts:             mounts,
+		Resources:                resources(j),
+		TerminationMessagePolicy: corev1.TerminationMessageReadFile,
+	}
+	workers := int32(j.Workers)
+	retries := int32(RetriesPerWorker)
+	mode := batchv1.IndexedCompletion
+	ttl := int32(j.TTL.Seconds())
+	no := false
+	job := &batchv1.Job{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "batch/v1", Kind: "Job"},
+		ObjectMeta: metav1.ObjectMeta{Name: j.RunID, Namespace: j.Namespace, Labels: labels},
+		Spec: batchv1.JobSpec{
+			CompletionMode:          &mode,
+			Completions:             &workers,
+			Parallelism:             &workers,
+			BackoffLimitPerIndex:    &retries,
+			TTLSecondsAfterFinished: &ttl,
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{
+					RestartPolicy:                corev1.RestartPolicyNever,
+					AutomountServiceAccountToken: &no,
+					EnableServiceLinks:           &no,
+					Containers:                   []corev1.Container{container},
+					Volumes:                      volumes,
+					Affinity: &corev1.Affinity{PodAntiAffinity: &corev1.PodAntiAffinity{
+						PreferredDuringSchedulingIgnoredDuringExecution: []corev1.WeightedPodAffinityTerm{{
+							Weight: 100,
+							PodAffinityTerm: corev1.PodAffinityTerm{
+								TopologyKey:   "kubernetes.io/hostname",
+								LabelSelector: &metav1.LabelSelector{MatchLabels: map[string]string{LabelRun: j.RunID}},
+							},
+						}},
+					}},
+				},
+			},
+		},
+	}
+	return job, cm
+}
+
+// Own makes the Job cm's owner (controller), so that deleting the Job
+// deletes the ConfigMap.
+func Own(cm *corev1.ConfigMap, job *batchv1.Job) {
+	yes := true
+	cm.OwnerReferences = []metav1.OwnerReference{{APIVersion: "batch/v1", Kind: "Job", Name: job.Name, UID: job.UID,
+		Controller: &yes, BlockOwnerDeletion: &yes}}
+}
+
+// hugepageRequest is what a worker with a hugepage arena asks for when
+// the pipeline sets no memory budget.
+var hugepageRequest = resource.MustParse("256Mi")
+
+// resources asks for what the pipeline's settings need of a node.
+func resources(j *cluster.Job) corev1.ResourceRequirements {
+	r := corev1.ResourceRequirements{Requests: corev1.ResourceList{}, Limits: corev1.ResourceList{}}
+	if j.Hugepages {
+		// Hugepages must be requested with limits equal to requests,
+		// beside a cpu or memory request.
+		r.Requests["hugepages-2Mi"], r.Limits["hugepages-2Mi"] = hugepageRequest, hugepageRequest
+		r.Requests[corev1.ResourceMemory] = resource.MustParse("256Mi")
+	}
+	if j.Pin {
+		// Whole CPUs with requests equal to limits, memory too: the pod
+		// is Guaranteed, and a kubelet with the static CPU manager policy
+		// gives it exclusive cores.
+		cpus := max(j.Threads, 1)
+		q := resource.MustParse(strconv.Itoa(cpus))
+		r.Requests[corev1.ResourceCPU], r.Limits[corev1.ResourceCPU] = q, q
+		mem := resource.MustParse("1Gi")
+		r.Requests[corev1.ResourceMemory], r.Limits[corev1.ResourceMemory] = mem, mem
+	}
+	if len(r.Requests) == 0 {
+		return corev1.ResourceRequirements{}
+	}
+	return r
+}
+
+// labelValue is s as a label value: at most 63 of [A-Za-z0-9-_.],
+// starting and ending alphanumeric.
+func labelValue(s string) string {
+	b := []byte{}
+	for i := 0; i < len(s) && len(b) < 63; i++ {
+		c := s[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' {
+			b = append(b, c)
+		} else {
+			b = append(b, '_')
+		}
+	}
+	for len(b) > 0 && !alnum(b[0]) {
+		b = b[1:]
+	}
+	for len(b) > 0 && !alnum(b[len(b)-1]) {
+		b = b[:len(b)-1]
+	}
+	return string(b)
+}
+
+func alnum(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' }
+
+// String is a one-line account of what the Job asks for, for the plan.
+func String(job *batchv1.Job) string {
+	c := job.Spec.Template.Spec.Containers[0]
+	res := "no resource requests"
+	if len(c.Resources.Requests) > 0 {
+		var parts []string
+		for name, q := range c.Resources.Requests {
+			parts = append(parts, fmt.Sprintf("%s %s", name, q.String()))
+		}
+		slices.Sort(parts)
+		res = "requests " + strings.Join(parts, ", ")
+	}
+	return fmt.Sprintf("Indexed Job %s/%s: %d workers (image %s, %d retries per worker), %s",
+		job.Namespace, job.Name, *job.Spec.Completions, c.Image, *job.Spec.BackoffLimitPerIndex, res)
+}

@@ -1,0 +1,242 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/yaml"
+
+	"github.com/zflowdev/zflow"
+	"github.com/zflowdev/zflow/cluster"
+	"github.com/zflowdev/zflow/cluster/kube"
+	"github.com/zflowdev/zflow/engine"
+)
+
+// kubeClient connects as kubeconfig says, else as $KUBECONFIG or
+// ~/.kube/config do, else as the pod's service account.
+func kubeClient(kubeconfig string) (kubernetes.Interface, error) {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	rules.ExplicitPath = kubeconfig
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("zflow: kubernetes: %w", err)
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("zflow: kubernetes: %w", err)
+	}
+	return cs, nil
+}
+
+// prepareCluster plans the cluster run of file and compiles worker 0's
+// part of it, which the plan and the summary describe.
+func prepareCluster(kind, file string) (*cluster.Job, *zflow.Pipeline, error) {
+	if kind != "kubernetes" {
+		return nil, nil, usageError{fmt.Sprintf("--cluster %q: the one cluster zflow runs on is kubernetes", kind)}
+	}
+	src, err := os.ReadFile(file)
+	if err != nil {
+		return nil, nil, usageError{fmt.Sprintf("zflow: %v", err)}
+	}
+	job, err := cluster.Prepare(src, file, cluster.Options{})
+	if err != nil {
+		return nil, nil, loadError(err)
+	}
+	p, err := zflow.Parse(src, file, zflow.WithRewrite(func(g *engine.Graph) error { return job.WorkerGraph(g, 0, "plan") }))
+	if err != nil {
+		return nil, nil, loadError(err)
+	}
+	return job, p, nil
+}
+
+func cmdClusterRun(ctx context.Context, kind, kubeconfig string, keep, quiet bool, file string, stdout, stderr io.Writer) error {
+	job, p, err := prepareCluster(kind, file)
+	if err != nil {
+		return err
+	}
+	cs, err := kubeClient(kubeconfig)
+	if err != nil {
+		return exitError{code: exitUsage, err: err}
+	}
+	if stale := job.Stale(); len(stale) > 0 && !quiet {
+		fmt.Fprintf(stderr, "zflow: cluster: staging directories of other runs (a coordinator that died, or one still running): %v\n", stale)
+	}
+	runCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	go func() {
+		select {
+		case s := <-sigs:
+			fmt.Fprintf(stderr, "\nzflow: %v: deleting the run's Job\n", s)
+			cancel(fmt.Errorf("interrupted by %v", s))
+		case <-runCtx.Done():
+		}
+	}()
+	var logw io.Writer = stderr
+	if quiet {
+		logw = nil
+	}
+	res, err := kube.Run(runCtx, cs, job, kube.Options{Log: logw, Keep: keep})
+	if err != nil {
+		if errors.Is(err, context.Canceled) && ctx.Err() == nil {
+			return exitError{code: exitInterrupt, err: fmt.Errorf("zflow: %w", err)}
+		}
+		return exitError{code: exitFailure, err: fmt.Errorf("zflow: %w", err)}
+	}
+	typed(&res.Summary, p.Plan())
+	if !quiet {
+		writeSummary(stderr, &res.Summary)
+		writeWorkers(stderr, res)
+	}
+	return nil
+}
+
+// typed fills the kind and type of each operator of a merged summary from
+// the plan.
+func typed(s *engine.Summary, plan *engine.Plan) {
+	kinds := map[string][2]string{}
+	for _, n := range plan.Describe().Nodes {
+		kinds[n.ID] = [2]string{n.Kind, n.Type}
+	}
+	for i := range s.Ops {
+		k := kinds[s.Ops[i].ID]
+		s.Ops[i].Kind, s.Ops[i].Type = k[0], k[1]
+	}
+}
+
+// writeWorkers is the table of the workers: where each ran and what it
+// read and wrote.
+func writeWorkers(w io.Writer, res *kube.Result) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "worker\tnode\tpod\ttime\trows read\trows written\t")
+	for i, r := range res.Reports {
+		var in, out int64
+		for _, o := range r.Ops {
+			if o.RowsIn == 0 {
+				in += o.RowsOut // a source: what it read
+			}
+		}
+		for _, o := range r.Ops {
+			if o.RowsOut == 0 {
+				out += o.RowsIn // a sink: what it wrote
+			}
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%v\t%d\t%d\t\n", i, res.Nodes[i], r.Attempt, time.Duration(r.Elapsed).Round(time.Millisecond), in, out)
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "%d pods ran for %d workers\n", res.Pods, len(res.Reports))
+}
+
+// cmdWorker runs one worker's part of a cluster run: what a pod of the
+// run's Job executes (zflow worker --run ID --workers N --dir DIR FILE).
+// The worker index and the attempt come from the pod (JOB_COMPLETION_INDEX,
+// POD_NAME) unless given; the report goes to the termination message.
+func cmdWorker(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("worker", stderr)
+	run := fs.String("run", "", "the run's id (the coordinator's)")
+	workers := fs.Int("workers", 0, "how many workers the run has")
+	dir := fs.String("dir", "", "the directory the pipeline's relative paths resolve against")
+	index := fs.Int("index", -1, "this worker's index (default $JOB_COMPLETION_INDEX)")
+	attempt := fs.String("attempt", "", "this attempt's name (default $POD_NAME, else the host name)")
+	reportPath := fs.String("report", "/dev/termination-log", "where the worker writes its report for the coordinator")
+	files, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(files) != 1 || *run == "" || *workers < 1 || *dir == "" {
+		return usageError{"worker: want --run ID --workers N --dir DIR and one pipeline file"}
+	}
+	if *index < 0 {
+		v, err := strconv.Atoi(os.Getenv("JOB_COMPLETION_INDEX"))
+		if err != nil {
+			return usageError{"worker: no --index and no JOB_COMPLETION_INDEX"}
+		}
+		*index = v
+	}
+	if *attempt == "" {
+		*attempt = os.Getenv("POD_NAME")
+	}
+	if *attempt == "" {
+		*attempt, _ = os.Hostname()
+	}
+	report := func(r cluster.Report) {
+		if err := os.WriteFile(*reportPath, r.Encode(), 0o644); err != nil {
+			fmt.Fprintf(stderr, "zflow: worker: write the report: %v\n", err)
+		}
+	}
+	src, err := os.ReadFile(files[0])
+	if err != nil {
+		report(cluster.Report{Index: *index, Attempt: *attempt, Err: err.Error()})
+		return usageError{fmt.Sprintf("worker: %v", err)}
+	}
+	job, err := cluster.Prepare(src, files[0], cluster.Options{Dir: *dir, RunID: *run, Workers: *workers})
+	if err != nil {
+		report(cluster.Report{Index: *index, Attempt: *attempt, Err: err.Error()})
+		return loadError(err)
+	}
+	reported := false
+	err = runWith(ctx, []string{files[0]}, nil, stdout, stderr, runHooks{
+		load: []zflow.Option{zflow.WithRewrite(func(g *engine.Graph) error { return job.WorkerGraph(g, *index, *attempt) })},
+		done: func(s engine.Summary, err error) {
+			report(cluster.NewReport(*index, *attempt, s, err))
+			reported = true
+		},
+	})
+	if err != nil && !reported {
+		report(cluster.Report{Index: *index, Attempt: *attempt, Err: err.Error()})
+	}
+	return err
+}
+
+// planCluster prints what zflow run --cluster would do: as text, the
+// workers' shares and outputs and worker 0's plan; as yaml, the
+// Kubernetes objects it would create.
+func planCluster(kind, format, file string, stdout io.Writer) error {
+	job, p, err := prepareCluster(kind, file)
+	if err != nil {
+		return err
+	}
+	kjob, cm := kube.Objects(job, "")
+	switch format {
+	case "yaml":
+		for i, obj := range []any{kjob, cm} {
+			b, err := yaml.Marshal(obj)
+			if err != nil {
+				return fmt.Errorf("zflow: plan: %w", err)
+			}
+			if i > 0 {
+				fmt.Fprintln(stdout, "---")
+			}
+			stdout.Write(b)
+		}
+		return nil
+	case "text":
+		fmt.Fprintf(stdout, "cluster run %s: %s\n", job.RunID, kube.String(kjob))
+		for _, s := range job.Sources {
+			how := "read by worker 0 alone (it cannot split)"
+			if s.Split {
+				how = fmt.Sprintf("split: each of the %d workers reads its share", job.Workers)
+			}
+			fmt.Fprintf(stdout, "  source %s (%s): %s\n", s.ID, s.Type, how)
+		}
+		for _, s := range job.Sinks {
+			fmt.Fprintf(stdout, "  sink %s (%s): %s/part-00000%s … one part per worker, published when all have succeeded\n", s.ID, s.Type, s.Path, s.Ext)
+		}
+		fmt.Fprintln(stdout, "each worker runs:")
+		return p.Plan().WriteText(stdout)
+	}
+	return usageError{fmt.Sprintf("plan: unknown --format %q with --cluster (known: text, yaml)", format)}
+}
+
