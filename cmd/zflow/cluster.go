@@ -239,4 +239,3 @@ func planCluster(kind, format, file string, stdout io.Writer) error {
 	}
 	return usageError{fmt.Sprintf("plan: unknown --format %q with --cluster (known: text, yaml)", format)}
 }
-
