@@ -1,0 +1,369 @@
+//go:build linux
+
+package kube
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet/file"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/yaml"
+)
+
+// The cluster the tests share: up once in TestMain, down at the end.
+var (
+	stateDir   string
+	kubeconfig string
+	client     kubernetes.Interface
+	repo       string
+)
+
+const hosts = 3
+
+func TestMain(m *testing.M) {
+	if os.Getenv("ZFLOW_KUBE") != "1" {
+		fmt.Println("interop/kube: skipped: ZFLOW_KUBE is not 1 (make cluster-test builds Kubernetes and the images, then runs these)")
+		os.Exit(m.Run())
+	}
+	code := func() int {
+		var err error
+		if repo, err = filepath.Abs("../.."); err != nil {
+			fmt.Println(err)
+			return 1
+		}
+		stateDir = os.Getenv("ZK_DIR")
+		if stateDir == "" {
+			stateDir = "/tmp/zflow-kube"
+		}
+		defer func() {
+			if os.Getenv("ZK_KEEP") == "1" {
+				fmt.Println("interop/kube: ZK_KEEP=1: the cluster stays up; interop/kube/cluster.sh down removes it")
+				return
+			}
+			if out, err := cluster("down"); err != nil {
+				fmt.Printf("cluster.sh down: %v\n%s", err, out)
+			}
+		}()
+		t0 := time.Now()
+		images := filepath.Join(repo, "out/zflow-image.tar") + " " + filepath.Join(repo, "out/pause-image.tar")
+		out, err := clusterEnv([]string{"ZK_IMAGES=" + images}, "up", fmt.Sprint(hosts))
+		if err != nil {
+			fmt.Printf("cluster.sh up: %v\n%s", err, out)
+			dumpLogs()
+			return 1
+		}
+		kubeconfig = filepath.Join(stateDir, "admin.kubeconfig")
+		cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+		if err != nil {
+			fmt.Println(err)
+			return 1
+		}
+		if client, err = kubernetes.NewForConfig(cfg); err != nil {
+			fmt.Println(err)
+			return 1
+		}
+		if err := waitNodes(hosts, 3*time.Minute); err != nil {
+			fmt.Println(err)
+			dumpLogs()
+			return 1
+		}
+		fmt.Printf("interop/kube: %d nodes Ready %v after cluster.sh up\n", hosts, time.Since(t0).Round(time.Second))
+		code := m.Run()
+		if code != 0 {
+			dumpLogs()
+		}
+		return code
+	}()
+	os.Exit(code)
+}
+
+func cluster(args ...string) ([]byte, error) { return clusterEnv(nil, args...) }
+
+func clusterEnv(env []string, args ...string) ([]byte, error) {
+	cmd := exec.Command("bash", append([]string{filepath.Join(repo, "interop/kube/cluster.sh")}, args...)...)
+	cmd.Env = append(append(os.Environ(), "ZK_DIR="+stateDir, "ZK_BIN="+filepath.Join(repo, ".cache/kube")), env...)
+	return cmd.CombinedOutput()
+}
+
+// dumpLogs prints the end of each daemon's log, for a failed run.
+func dumpLogs() {
+	logs, _ := filepath.Glob(filepath.Join(stateDir, "logs/*.log"))
+	for _, l := range logs {
+		b, _ := os.ReadFile(l)
+		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+		fmt.Printf("==> %s (last 15 lines)\n%s\n", l, strings.Join(lines[max(0, len(lines)-15):], "\n"))
+	}
+}
+
+func waitNodes(n int, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	var last string
+	for time.Now().Before(deadline) {
+		nodes, err := client.CoreV1().Nodes().List(context.Background(), metav1.ListOptions{})
+		if err == nil {
+			ready := 0
+			var states []string
+			for _, nd := range nodes.Items {
+				for _, c := range nd.Status.Conditions {
+					if c.Type == corev1.NodeReady {
+						states = append(states, fmt.Sprintf("%s %s (%s)", nd.Name, c.Status, c.Message))
+						if c.Status == corev1.ConditionTrue {
+							ready++
+						}
+					}
+				}
+			}
+			last = strings.Join(states, "; ")
+			if ready == n {
+				return nil
+			}
+		} else {
+			last = err.Error()
+		}
+		time.Sleep(time.Second)
+	}
+	return fmt.Errorf("interop/kube: %d nodes not Ready after %v: %s", n, limit, last)
+}
+
+func zflowBin() string { return filepath.Join(repo, "bin/zflow") }
+
+// zflow runs the zflow binary; the output is stdout and stderr together.
+func zflow(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	cmd := exec.Command(zflowBin(), args...)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// csvInputs writes files CSV files of rows rows each under dir/in.
+func csvInputs(t *testing.T, dir string, files, rows int) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Join(dir, "in"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for f := range files {
+		var b strings.Builder
+		b.WriteString("id,symbol,price,qty\n")
+		for r := range rows {
+			id := f*rows + r
+			fmt.Fprintf(&b, "%d,SYM%02d,%d.%02d,%d\n", id, id%17, 10+id%490, id%100, 1+id%1000)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "in", fmt.Sprintf("trades-%03d.csv", f)), []byte(b.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+const csvToParquet = `version: 1
+name: csv_to_parquet_many
+settings:
+  cluster: {workers: %d, host_paths: [%s]}
+sources:
+  trades: {type: csv, path: in/*.csv}
+operators:
+  large: {type: filter, inputs: [trades], where: "qty >= 100"}
+  enriched: {type: project, inputs: [large], columns: ["*", "price * qty AS notional", "lower(symbol) AS sym"]}
+sinks:
+  out: {type: parquet, inputs: [enriched], path: out/%s.parquet, compression: zstd}
+`
+
+// parquetRows reads every Parquet file at path (a file or a directory of
+// parts) into sorted text rows.
+func parquetRows(t *testing.T, path string) []string {
+	t.Helper()
+	files := []string{path}
+	if st, err := os.Stat(path); err != nil {
+		t.Fatal(err)
+	} else if st.IsDir() {
+		files, _ = filepath.Glob(filepath.Join(path, "*.parquet"))
+	}
+	var rows []string
+	for _, f := range files {
+		rd, err := file.OpenParquetFile(f, false)
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		fr, err := pqarrow.NewFileReader(rd, pqarrow.ArrowReadProperties{}, memory.DefaultAllocator)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tbl, err := fr.ReadTable(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr := array.NewTableReader(tbl, 4096)
+		for tr.Next() {
+			rec := tr.RecordBatch()
+			for i := range int(rec.NumRows()) {
+				var cells []string
+				for c := range int(rec.NumCols()) {
+					cells = append(cells, valueString(rec.Column(c), i))
+				}
+				rows = append(rows, strings.Join(cells, "|"))
+			}
+		}
+		tr.Release()
+		tbl.Release()
+		rd.Close()
+	}
+	slices.Sort(rows)
+	return rows
+}
+
+func valueString(a arrow.Array, i int) string {
+	if a.IsNull(i) {
+		return "NULL"
+	}
+	return a.ValueStr(i)
+}
+
+// TestCSVToParquetOneAndThreeHosts: the same pipeline over many CSV files
+// on one host (zflow run), on one worker and on three workers of the
+// cluster: the outputs hold the same rows, and the three workers ran on
+// three nodes and left nothing behind.
+func TestCSVToParquetOneAndThreeHosts(t *testing.T) {
+	dir := t.TempDir()
+	csvInputs(t, dir, 12, 2000)
+	write := func(name string, workers int) string {
+		p := filepath.Join(dir, name+".yaml")
+		if err := os.WriteFile(p, []byte(fmt.Sprintf(csvToParquet, workers, dir, name)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	local := write("local", 1)
+	if out, err := zflow(t, "run", "--quiet", local); err != nil {
+		t.Fatalf("zflow run: %v\n%s", err, out)
+	}
+	want := parquetRows(t, filepath.Join(dir, "out/local.parquet"))
+	if len(want) == 0 {
+		t.Fatal("the local run wrote no rows")
+	}
+	for _, w := range []int{1, hosts} {
+		name := fmt.Sprintf("w%d", w)
+		out, err := zflow(t, "run", "--cluster", "kubernetes", "--kubeconfig", kubeconfig, write(name, w))
+		if err != nil {
+			t.Fatalf("%d workers: %v\n%s", w, err, out)
+		}
+		got := parquetRows(t, filepath.Join(dir, "out", name+".parquet"))
+		if !slices.Equal(got, want) {
+			t.Fatalf("%d workers: %d rows, one host %d (or other rows)\n%s", w, len(got), len(want), out)
+		}
+		parts, _ := filepath.Glob(filepath.Join(dir, "out", name+".parquet", "part-*.parquet"))
+		if len(parts) != w {
+			t.Fatalf("%d workers: %d part files", w, len(parts))
+		}
+		if w == hosts {
+			nodes := map[string]bool{}
+			for _, l := range strings.Split(out, "\n") {
+				if f := strings.Fields(l); len(f) > 2 && strings.HasPrefix(f[1], "zkh") {
+					nodes[f[1]] = true
+				}
+			}
+			if len(nodes) != hosts {
+				t.Errorf("the %d workers ran on nodes %v, want %d different ones\n%s", w, nodes, hosts, out)
+			}
+		}
+		t.Logf("%d workers:\n%s", w, out)
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, "out", ".zflow-stage-*")); len(left) > 0 {
+		t.Errorf("staging left behind: %v", left)
+	}
+	waitNoRunObjects(t)
+}
+
+// waitNoRunObjects waits until no Job, pod or ConfigMap of any zflow run
+// is left (the coordinator deleted the Job; the garbage collector
+// follows its owner references).
+func waitNoRunObjects(t *testing.T) {
+	t.Helper()
+	ctx := context.Background()
+	sel := metav1.ListOptions{LabelSelector: "zflow.dev/run"}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		jobs, err1 := client.BatchV1().Jobs("default").List(ctx, sel)
+		pods, err2 := client.CoreV1().Pods("default").List(ctx, sel)
+		cms, err3 := client.CoreV1().ConfigMaps("default").List(ctx, sel)
+		if err1 == nil && err2 == nil && err3 == nil && len(jobs.Items)+len(pods.Items)+len(cms.Items) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a minute after the run: %d jobs, %d pods, %d configmaps of zflow runs left (%v %v %v)",
+				len(jobs.Items), len(pods.Items), len(cms.Items), err1, err2, err3)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// TestPlanYAMLServerDryRun: the objects zflow plan --cluster kubernetes
+// --format yaml prints are accepted by the API server's server-side dry
+// run, and create nothing.
+func TestPlanYAMLServerDryRun(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "p.yaml")
+	src := strings.Replace(fmt.Sprintf(csvToParquet, 3, dir, "x"), "settings:\n", "settings:\n  pin: true\n  threads: 1\n  memory: {arena: hugepage}\n", 1)
+	if err := os.WriteFile(p, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(zflowBin(), "plan", "--cluster", "kubernetes", "--format", "yaml", p).Output()
+	if err != nil {
+		t.Fatalf("zflow plan: %v", err)
+	}
+	docs := bytes.Split(out, []byte("\n---\n"))
+	if len(docs) != 2 {
+		t.Fatalf("%d YAML documents, want a Job and a ConfigMap:\n%s", len(docs), out)
+	}
+	var job batchv1.Job
+	var cm corev1.ConfigMap
+	if err := yaml.UnmarshalStrict(docs[0], &job); err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.UnmarshalStrict(docs[1], &cm); err != nil {
+		t.Fatal(err)
+	}
+	res := job.Spec.Template.Spec.Containers[0].Resources
+	if q := res.Requests["hugepages-2Mi"]; q.IsZero() {
+		t.Errorf("memory.arena hugepage asks for no hugepages-2Mi: %v", res.Requests)
+	}
+	if c, l := res.Requests[corev1.ResourceCPU], res.Limits[corev1.ResourceCPU]; c.String() != "1" || !c.Equal(l) {
+		t.Errorf("pin: true asks for cpu %v (limit %v), want one whole CPU with requests = limits", c.String(), l.String())
+	}
+	ctx := context.Background()
+	dry := metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}
+	if _, err := client.BatchV1().Jobs(job.Namespace).Create(ctx, &job, dry); err != nil {
+		t.Fatalf("the API server refused the Job: %v", err)
+	}
+	if _, err := client.CoreV1().ConfigMaps(cm.Namespace).Create(ctx, &cm, dry); err != nil {
+		t.Fatalf("the API server refused the ConfigMap: %v", err)
+	}
+	if _, err := client.BatchV1().Jobs(job.Namespace).Get(ctx, job.Name, metav1.GetOptions{}); err == nil {
+		t.Fatal("the dry run created the Job")
+	}
+	// kubectl, where the machine has it, says the same.
+	if kubectl, err := exec.LookPath("kubectl"); err == nil {
+		cmd := exec.Command(kubectl, "--kubeconfig", kubeconfig, "apply", "--dry-run=server", "-f", "-")
+		cmd.Stdin = bytes.NewReader(out)
+		if b, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("kubectl apply --dry-run=server: %v\n%s", err, b)
+		} else {
+			t.Logf("kubectl apply --dry-run=server:\n%s", b)
+		}
+	}
+}
