@@ -30,7 +30,7 @@ uring_test_ldflags = $(if $(call uring_tests,$(1)),-ldflags='$(LINKNAME)')
 # arenas fall back to the Go heap and topology says what it cannot read.
 CROSS := darwin/arm64 windows/amd64
 
-.PHONY: run test build deps duckdb vet cross jaeger image kube fuzz bench bench-overhead bench-tracing bench-arena bench-duckdb bench-stateful bench-net bench-io bench-shm bench-nvmeof bench-rdma interop clean
+.PHONY: run test build deps duckdb vet cross jaeger image kube cluster-test fuzz bench bench-overhead bench-tracing bench-arena bench-duckdb bench-stateful bench-net bench-io bench-shm bench-nvmeof bench-rdma interop clean
 
 run: build
 	$(BIN) run pipelines/examples/quickstart.yaml
@@ -94,6 +94,7 @@ test: deps duckdb vet cross jaeger
 	ZFLOW_REQUIRE_DUCKDB=1 ZFLOW_JAEGER=$(CURDIR)/$(JAEGER) $(GO) test $(GOFLAGS_T) $(or $(filter-out $(URING_TESTS),$(shell $(GO) list ./...)),./...)
 	$(if $(URING_TESTS),ZFLOW_REQUIRE_DUCKDB=1 ZFLOW_JAEGER=$(CURDIR)/$(JAEGER) $(GO) test $(GOFLAGS_T) -ldflags='$(LINKNAME)' $(URING_TESTS))
 	$(MAKE) interop
+	$(MAKE) cluster-test
 
 # A real OTLP receiver for the telemetry integration test: Jaeger v2 (an
 # OpenTelemetry Collector distribution: OTLP gRPC/HTTP in, memory store,
@@ -135,6 +136,20 @@ $(KUBE_BIN)/%: tools/kube/go.mod tools/kube/go.sum
 	mkdir -p $(KUBE_BIN)
 	cd tools/kube && $(GO) build -trimpath -ldflags='$(KUBE_LDFLAGS)' -o $(CURDIR)/$@.tmp k8s.io/kubernetes/cmd/$*
 	mv $@.tmp $@
+
+# The pause image the test cluster's pods start in (tools/pause, static).
+PAUSE_IMAGE := out/pause-image.tar
+$(PAUSE_IMAGE): tools/pause/main.go tools/mkimage/main.go internal/ociimage/write.go
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/pause ./tools/pause
+	$(GO) run ./tools/mkimage -o $(PAUSE_IMAGE) -name zflow.local/pause:1 -file /pause=bin/pause -entrypoint /pause
+
+# zflow run --cluster kubernetes against a real Kubernetes on this machine:
+# a control plane and 3 kubelets in 3 network namespaces
+# (interop/kube/cluster.sh), the images imported into each host's
+# containerd. The tests bring the cluster up and take it down (ZK_KEEP=1
+# leaves it up; interop/kube/cluster.sh down removes it).
+cluster-test: build kube image $(PAUSE_IMAGE)
+	ZFLOW_KUBE=1 $(GO) test -count=1 -timeout 20m -v ./interop/kube/
 
 # Fuzz each parser (FUZZTIME=10m for the long run quoted in notes).
 FUZZTIME ?= 1m

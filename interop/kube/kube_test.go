@@ -144,10 +144,12 @@ func waitNodes(n int, limit time.Duration) error {
 
 func zflowBin() string { return filepath.Join(repo, "bin/zflow") }
 
-// zflow runs the zflow binary; the output is stdout and stderr together.
-func zflow(t *testing.T, args ...string) (string, error) {
+// zflow runs the zflow binary in dir; the output is stdout and stderr
+// together.
+func zflow(t *testing.T, dir string, args ...string) (string, error) {
 	t.Helper()
 	cmd := exec.Command(zflowBin(), args...)
+	cmd.Dir = dir
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
@@ -249,7 +251,7 @@ func TestCSVToParquetOneAndThreeHosts(t *testing.T) {
 		return p
 	}
 	local := write("local", 1)
-	if out, err := zflow(t, "run", "--quiet", local); err != nil {
+	if out, err := zflow(t, dir, "run", "--quiet", local); err != nil {
 		t.Fatalf("zflow run: %v\n%s", err, out)
 	}
 	want := parquetRows(t, filepath.Join(dir, "out/local.parquet"))
@@ -258,7 +260,7 @@ func TestCSVToParquetOneAndThreeHosts(t *testing.T) {
 	}
 	for _, w := range []int{1, hosts} {
 		name := fmt.Sprintf("w%d", w)
-		out, err := zflow(t, "run", "--cluster", "kubernetes", "--kubeconfig", kubeconfig, write(name, w))
+		out, err := zflow(t, dir, "run", "--cluster", "kubernetes", "--kubeconfig", kubeconfig, write(name, w))
 		if err != nil {
 			t.Fatalf("%d workers: %v\n%s", w, err, out)
 		}
@@ -317,14 +319,19 @@ func waitNoRunObjects(t *testing.T) {
 // run, and create nothing.
 func TestPlanYAMLServerDryRun(t *testing.T) {
 	dir := t.TempDir()
+	csvInputs(t, dir, 2, 10)
 	p := filepath.Join(dir, "p.yaml")
 	src := strings.Replace(fmt.Sprintf(csvToParquet, 3, dir, "x"), "settings:\n", "settings:\n  pin: true\n  threads: 1\n  memory: {arena: hugepage}\n", 1)
 	if err := os.WriteFile(p, []byte(src), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command(zflowBin(), "plan", "--cluster", "kubernetes", "--format", "yaml", p).Output()
+	cmd := exec.Command(zflowBin(), "plan", "--cluster", "kubernetes", "--format", "yaml", p)
+	cmd.Dir = dir
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("zflow plan: %v", err)
+		t.Fatalf("zflow plan: %v\n%s", err, stderr.Bytes())
 	}
 	docs := bytes.Split(out, []byte("\n---\n"))
 	if len(docs) != 2 {
