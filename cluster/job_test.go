@@ -212,3 +212,30 @@ sinks: {o: {type: csv, inputs: [t], path: o.csv}}
 		}
 	}
 }
+
+// TestReportFits: a report too large for a termination message drops its
+// memory report, then operators, and says so; the error is shortened.
+func TestReportFits(t *testing.T) {
+	r := cluster.Report{Index: 2, Attempt: "pod-x", Err: strings.Repeat("e", 5000), Memory: &engine.MemoryReport{Arena: "hugepage", Peak: 1 << 30}}
+	for i := range 200 {
+		r.Ops = append(r.Ops, cluster.OpReport{ID: fmt.Sprintf("operator_%03d", i), RowsIn: 1 << 40, RowsOut: 1 << 40})
+	}
+	b := r.Encode()
+	if len(b) > cluster.MaxReport {
+		t.Fatalf("%d bytes", len(b))
+	}
+	back, err := cluster.DecodeReport(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !back.Cut || back.Memory != nil || len(back.Ops) == 0 || len(back.Ops) >= 200 || len(back.Err) > cluster.MaxReport/4+4 {
+		t.Fatalf("cut %v, memory %v, %d ops, error of %d bytes", back.Cut, back.Memory, len(back.Ops), len(back.Err))
+	}
+	small := cluster.Report{Index: 0, Attempt: "a", Memory: &engine.MemoryReport{Arena: "heap", Peak: 5}, Ops: r.Ops[:3]}
+	if back, _ := cluster.DecodeReport(small.Encode()); back.Cut || back.Memory == nil || len(back.Ops) != 3 {
+		t.Fatalf("a small report lost something: %+v", back)
+	}
+	if _, err := cluster.DecodeReport([]byte("Error: OOMKilled")); err == nil {
+		t.Fatal("a message that is no report decoded")
+	}
+}

@@ -16,6 +16,9 @@ type Report struct {
 	Elapsed int64      `json:"ns"`
 	Err     string     `json:"err,omitempty"`
 	Ops     []OpReport `json:"ops"`
+	// Memory is the worker's pool, as its summary reports it (dropped
+	// first when the report would not fit MaxReport).
+	Memory *engine.MemoryReport `json:"mem,omitempty"`
 	// Cut says operators were left out to fit MaxReport.
 	Cut bool `json:"cut,omitempty"`
 }
@@ -26,7 +29,9 @@ type OpReport struct {
 	Instances   int    `json:"n"`
 	RowsIn      int64  `json:"ri"`
 	RowsOut     int64  `json:"ro"`
+	BatchesIn   int64  `json:"bi"`
 	BatchesOut  int64  `json:"bo"`
+	BytesIn     int64  `json:"bin"`
 	BytesOut    int64  `json:"bout"`
 	BytesRef    int64  `json:"bref"`
 	BytesCopied int64  `json:"bcp"`
@@ -40,21 +45,21 @@ const MaxReport = 4096
 
 // NewReport makes worker index's report of its run.
 func NewReport(index int, attempt string, s engine.Summary, runErr error) Report {
-	r := Report{Index: index, Attempt: attempt, Elapsed: int64(s.Elapsed)}
+	r := Report{Index: index, Attempt: attempt, Elapsed: int64(s.Elapsed), Memory: s.Memory}
 	if runErr != nil {
 		r.Err = runErr.Error()
 	}
 	for _, o := range s.Ops {
 		r.Ops = append(r.Ops, OpReport{ID: o.ID, Instances: o.Instances, RowsIn: o.RowsIn, RowsOut: o.RowsOut,
-			BatchesOut: o.BatchesOut, BytesOut: o.BytesOut, BytesRef: o.BytesRef, BytesCopied: o.BytesCopied,
+			BatchesIn: o.BatchesIn, BatchesOut: o.BatchesOut, BytesIn: o.BytesIn, BytesOut: o.BytesOut, BytesRef: o.BytesRef, BytesCopied: o.BytesCopied,
 			BytesNew: o.BytesNew, Busy: int64(o.Busy), Files: o.Files})
 	}
 	return r
 }
 
 // Encode is r as JSON of at most MaxReport bytes: an error longer than a
-// quarter of that is shortened, then operators are left out (Cut) until
-// it fits.
+// quarter of that is shortened, then the memory report and then
+// operators are left out (Cut) until it fits.
 func (r Report) Encode() []byte {
 	if len(r.Err) > MaxReport/4 {
 		r.Err = r.Err[:MaxReport/4] + "…"
@@ -64,8 +69,12 @@ func (r Report) Encode() []byte {
 		if err != nil {
 			panic(err) // only strings and numbers: cannot fail
 		}
-		if len(b) <= MaxReport || len(r.Ops) == 0 {
+		if len(b) <= MaxReport || (len(r.Ops) == 0 && r.Memory == nil) {
 			return b
+		}
+		if r.Memory != nil {
+			r.Memory = nil
+			continue
 		}
 		r.Ops, r.Cut = r.Ops[:len(r.Ops)-1], true
 	}
@@ -82,12 +91,16 @@ func DecodeReport(b []byte) (Report, error) {
 
 // Merge sums the workers' reports into one summary of the run, operator
 // by operator (rows, batches, bytes, copies, busy time, files and
-// instances add up; the run took as long as its longest worker).
+// instances add up; the run took as long as its longest worker). Its
+// memory is that of the worker whose pool peaked highest.
 func Merge(name string, reports []Report) engine.Summary {
 	s := engine.Summary{Pipeline: name}
 	at := map[string]int{}
 	for _, r := range reports {
 		s.Elapsed = max(s.Elapsed, time.Duration(r.Elapsed))
+		if r.Memory != nil && (s.Memory == nil || r.Memory.Peak > s.Memory.Peak) {
+			s.Memory = r.Memory
+		}
 		for _, o := range r.Ops {
 			i, ok := at[o.ID]
 			if !ok {
@@ -99,7 +112,9 @@ func Merge(name string, reports []Report) engine.Summary {
 			t.Instances += o.Instances
 			t.RowsIn += o.RowsIn
 			t.RowsOut += o.RowsOut
+			t.BatchesIn += o.BatchesIn
 			t.BatchesOut += o.BatchesOut
+			t.BytesIn += o.BytesIn
 			t.BytesOut += o.BytesOut
 			t.BytesRef += o.BytesRef
 			t.BytesCopied += o.BytesCopied

@@ -47,8 +47,17 @@ Usage:
   zflow run [--quiet] [--json[=OUT]] [--arena KIND] FILE
                                          run a pipeline (--json: the summary, or an
                                          invalid file's errors, as JSON on stdout or in OUT)
+  zflow run --cluster kubernetes [--kubeconfig F] [--keep] FILE
+                                         run it on Kubernetes: settings.cluster.workers pods,
+                                         each over its share of the input, output published
+                                         once all succeeded (docs/cluster.md)
   zflow validate [--json[=OUT]] FILE...  check pipeline files, print every error
   zflow plan [--format text|dot|json] FILE  print the compiled plan
+  zflow plan --cluster kubernetes [--format text|yaml] FILE
+                                         the cluster run: workers' shares, outputs, and (yaml)
+                                         the Job and ConfigMap it would create
+  zflow worker --run ID --workers N --dir DIR FILE
+                                         one worker of a cluster run (what its pods execute)
   zflow operators [NAME]                 list operators, or one operator's parameters
   zflow topology [--json] [--check] [--sys DIR --proc DIR]
                                          the machine: NUMA and CXL nodes, hugepages, DAX, NVMe, NICs
@@ -107,7 +116,7 @@ func runIO(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 		fmt.Fprint(stdout, usage)
 		return exitOK
 	default:
-		err = usageError{fmt.Sprintf("unknown command %q (known: run, validate, plan, operators, topology, doctor, shm, nvmeof, version)", cmd)}
+		err = usageError{fmt.Sprintf("unknown command %q (known: run, validate, plan, worker, operators, topology, doctor, shm, nvmeof, version)", cmd)}
 	}
 	if err == nil {
 		return exitOK
