@@ -6,9 +6,11 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -373,4 +375,137 @@ func TestPlanYAMLServerDryRun(t *testing.T) {
 			t.Logf("kubectl apply --dry-run=server:\n%s", b)
 		}
 	}
+}
+
+const generated = `version: 1
+name: generated_trades
+settings:
+  cluster: {workers: 3, host_paths: [%s]}
+sources:
+  trades:
+    type: generate
+    seed: 7
+    rows: %d
+    columns:
+      - {name: id, type: int64, min: 0, max: 1000000000}
+      - {name: symbol, type: string, cardinality: 50, prefix: SYM}
+      - {name: price, type: float64, min: 10, max: 500}
+      - {name: qty, type: int64, min: 1, max: 1000}
+operators:
+  notional: {type: project, inputs: [trades], columns: ["*", "price * qty AS notional"]}
+sinks:
+  out: {type: parquet, inputs: [notional], path: out/%s.parquet, compression: zstd, compression_level: 9}
+`
+
+// digest is a checksum of the rows of the Parquet files at path that does
+// not depend on their order or on how they are split into files: the row
+// count and the sum of a hash of each row.
+func digest(t *testing.T, path string) (int, uint64) {
+	t.Helper()
+	rows := parquetRows(t, path)
+	var sum uint64
+	for _, r := range rows {
+		h := uint64(14695981039346656037)
+		for i := range len(r) {
+			h = (h ^ uint64(r[i])) * 1099511628211
+		}
+		sum += h
+	}
+	return len(rows), sum
+}
+
+// TestWorkerPodDeleted: ten runs on three workers, each with one worker's
+// pod deleted at a random moment. Every run ends with exactly the rows of
+// a run that lost nothing, or fails cleanly, saying why, with nothing
+// published; no run leaves a staging directory or a Kubernetes object.
+func TestWorkerPodDeleted(t *testing.T) {
+	const rows = 600_000
+	dir := t.TempDir()
+	write := func(name string) string {
+		p := filepath.Join(dir, name+".yaml")
+		if err := os.WriteFile(p, []byte(fmt.Sprintf(generated, dir, rows, name)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	t0 := time.Now()
+	if out, err := zflow(t, dir, "run", "--cluster", "kubernetes", "--kubeconfig", kubeconfig, write("reference")); err != nil {
+		t.Fatalf("the reference run: %v\n%s", err, out)
+	}
+	refTime := time.Since(t0)
+	wantN, wantSum := digest(t, filepath.Join(dir, "out/reference.parquet"))
+	if wantN != rows {
+		t.Fatalf("the reference run wrote %d rows, want %d", wantN, rows)
+	}
+	waitNoRunObjects(t)
+	t.Logf("reference run: %v", refTime.Round(time.Millisecond))
+
+	seed := time.Now().UnixNano()
+	rng := rand.New(rand.NewPCG(uint64(seed), 1))
+	t.Logf("trials seeded with %d", seed)
+	ctx := context.Background()
+	var exact, failed int
+	for trial := range 10 {
+		name := fmt.Sprintf("trial%d", trial)
+		cmd := exec.Command(zflowBin(), "run", "--cluster", "kubernetes", "--kubeconfig", kubeconfig, write(name))
+		cmd.Dir = dir
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		delay := time.Duration(rng.Int64N(int64(refTime)))
+		victim := rng.IntN(3)
+		deleted := "nothing (the run had ended)"
+		select {
+		case err := <-done:
+			done <- err
+		case <-time.After(delay):
+			pods, err := client.CoreV1().Pods("default").List(ctx, metav1.ListOptions{
+				LabelSelector: fmt.Sprintf("zflow.dev/run,batch.kubernetes.io/job-completion-index=%d", victim)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range pods.Items {
+				if p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed || p.DeletionTimestamp != nil {
+					continue
+				}
+				if err := client.CoreV1().Pods("default").Delete(ctx, p.Name, metav1.DeleteOptions{}); err == nil {
+					deleted = fmt.Sprintf("pod %s (worker %d, %s)", p.Name, victim, p.Status.Phase)
+				}
+				break
+			}
+		}
+		err := <-done
+		path := filepath.Join(dir, "out", name+".parquet")
+		if err == nil {
+			n, sum := digest(t, path)
+			if n != wantN || sum != wantSum {
+				t.Fatalf("trial %d (deleted %s after %v): %d rows, checksum %x; want %d rows, %x\n%s",
+					trial, deleted, delay, n, sum, wantN, wantSum, out.String())
+			}
+			exact++
+			pods := "?"
+			if m := regexp.MustCompile(`(\d+) pods ran`).FindStringSubmatch(out.String()); m != nil {
+				pods = m[1]
+			}
+			t.Logf("trial %d: deleted %s after %v: exact output, %s pods ran", trial, deleted, delay.Round(time.Millisecond), pods)
+		} else {
+			if _, serr := os.Stat(path); serr == nil {
+				t.Fatalf("trial %d failed but published %s:\n%s", trial, path, out.String())
+			}
+			if !strings.Contains(out.String(), "no output was published") {
+				t.Fatalf("trial %d failed without saying why:\n%s", trial, out.String())
+			}
+			failed++
+			t.Logf("trial %d: deleted %s after %v: failed cleanly:\n%s", trial, deleted, delay.Round(time.Millisecond), out.String())
+		}
+		if left, _ := filepath.Glob(filepath.Join(dir, "out", ".zflow-stage-*")); len(left) > 0 {
+			t.Fatalf("trial %d left staging: %v", trial, left)
+		}
+		waitNoRunObjects(t)
+	}
+	t.Logf("%d trials with the exact output, %d clean failures", exact, failed)
 }
