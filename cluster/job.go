@@ -54,6 +54,21 @@ type Job struct {
 	Pin       bool
 	Hugepages bool
 	Threads   int // settings.threads, 0 for auto
+	// Trace is the coordinator's span as a W3C traceparent: each worker's
+	// run span is its child. "" when the coordinator does not trace.
+	Trace string
+	// TraceFiles says the workers write their spans to files in
+	// TraceDir, which the coordinator adds to its own trace file.
+	TraceFiles bool
+}
+
+// TraceDir is where the workers write their spans when TraceFiles: one
+// file per attempt, under the first host path.
+func (j *Job) TraceDir() string {
+	if len(j.HostPaths) == 0 {
+		return ""
+	}
+	return filepath.Join(j.HostPaths[0], ".zflow-traces-"+j.RunID)
 }
 
 // SourceShare says how a source's data is shared among the workers.

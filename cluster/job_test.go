@@ -239,3 +239,37 @@ func TestReportFits(t *testing.T) {
 		t.Fatal("a message that is no report decoded")
 	}
 }
+
+// TestIdleWorkerWritesEmptyPart: with more workers than input files, a
+// worker with no share still writes its (empty) part, so the published
+// directory has one part per worker and the rows of one process.
+func TestIdleWorkerWritesEmptyPart(t *testing.T) {
+	dir := t.TempDir()
+	writeInputs(t, dir, 2, 100)
+	for _, sink := range []string{"csv", "parquet", "ndjson", "arrow"} {
+		src := strings.ReplaceAll(csvPipeline(dir, 3), "type: csv, inputs: [large], path: out/large.csv", "type: "+sink+", inputs: [large], path: out/large."+sink)
+		job, err := cluster.Prepare([]byte(src), "p.yaml", cluster.Options{Dir: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rowsOut int64
+		for i := range 3 {
+			r := runWorker(t, job, i, fmt.Sprintf("a%d", i))
+			if r.Err != "" {
+				t.Fatalf("%s: worker %d: %s", sink, i, r.Err)
+			}
+			for _, o := range r.Ops {
+				if o.ID == "out" {
+					rowsOut += o.RowsIn
+				}
+			}
+		}
+		if err := job.Publish([]string{"a0", "a1", "a2"}); err != nil {
+			t.Fatalf("%s: %v", sink, err)
+		}
+		parts, _ := filepath.Glob(filepath.Join(dir, "out/large."+sink, "part-*"))
+		if len(parts) != 3 || rowsOut != 100 {
+			t.Fatalf("%s: parts %v, %d rows written", sink, parts, rowsOut)
+		}
+	}
+}

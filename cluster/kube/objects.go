@@ -48,6 +48,12 @@ func Objects(j *cluster.Job, binary string) (*batchv1.Job, *corev1.ConfigMap) {
 		names = append(names, k)
 	}
 	slices.Sort(names)
+	env = append(env, corev1.EnvVar{Name: "NODE_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "spec.nodeName"}}},
+		// The workers' spans say which pod and node they come from.
+		corev1.EnvVar{Name: "OTEL_RESOURCE_ATTRIBUTES", Value: "k8s.pod.name=$(POD_NAME),k8s.node.name=$(NODE_NAME),k8s.job.name=" + j.RunID})
+	if j.Trace != "" {
+		env = append(env, corev1.EnvVar{Name: TraceparentEnv, Value: j.Trace})
+	}
 	for _, k := range names {
 		env = append(env, corev1.EnvVar{Name: k, Value: j.Env[k]})
 	}
@@ -64,8 +70,7 @@ func Objects(j *cluster.Job, binary string) (*batchv1.Job, *corev1.ConfigMap) {
 		Name:            "worker",
 		Image:           j.Image,
 		ImagePullPolicy: corev1.PullIfNotPresent,
-		Command: []string{binary, "worker", "--run", j.RunID, "--workers", strconv.Itoa(j.Workers),
-			"--dir", j.Dir, path.Join(ConfigDir, j.File)},
+		Command: command(j, binary),
 		Env:                      env,
 		VolumeMounts:             mounts,
 		Resources:                resources(j),
@@ -107,6 +112,17 @@ func Objects(j *cluster.Job, binary string) (*batchv1.Job, *corev1.ConfigMap) {
 		},
 	}
 	return job, cm
+}
+
+// TraceparentEnv carries the coordinator's span to the workers.
+const TraceparentEnv = "ZFLOW_TRACEPARENT"
+
+func command(j *cluster.Job, binary string) []string {
+	c := []string{binary, "worker", "--run", j.RunID, "--workers", strconv.Itoa(j.Workers), "--dir", j.Dir}
+	if j.TraceFiles {
+		c = append(c, "--trace-dir", j.TraceDir())
+	}
+	return append(c, path.Join(ConfigDir, j.File))
 }
 
 // Own makes the Job cm's owner (controller), so that deleting the Job

@@ -7,11 +7,17 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"syscall"
 	"text/tabwriter"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/yaml"
@@ -20,6 +26,7 @@ import (
 	"github.com/zflowdev/zflow/cluster"
 	"github.com/zflowdev/zflow/cluster/kube"
 	"github.com/zflowdev/zflow/engine"
+	"github.com/zflowdev/zflow/telemetry"
 )
 
 // kubeClient connects as kubeconfig says, else as $KUBECONFIG or
@@ -59,7 +66,7 @@ func prepareCluster(kind, file string) (*cluster.Job, *zflow.Pipeline, error) {
 	return job, p, nil
 }
 
-func cmdClusterRun(ctx context.Context, kind, kubeconfig string, keep, quiet bool, file string, stdout, stderr io.Writer) error {
+func cmdClusterRun(ctx context.Context, kind, kubeconfig string, keep, quiet bool, traceFile, file string, stdout, stderr io.Writer) (err error) {
 	job, p, err := prepareCluster(kind, file)
 	if err != nil {
 		return err
@@ -68,6 +75,46 @@ func cmdClusterRun(ctx context.Context, kind, kubeconfig string, keep, quiet boo
 	if err != nil {
 		return exitError{code: exitUsage, err: err}
 	}
+	// Tracing: the coordinator's span is the run's root, the workers'
+	// run spans its children; with a trace file, theirs are added to it.
+	tcfg, err := p.TelemetryConfig()
+	if err != nil {
+		return usageError{fmt.Sprintf("run: %v", err)}
+	}
+	if traceFile != "" {
+		tcfg.Traces.File = traceFile
+		if job.TraceDir() == "" {
+			return usageError{"run: --trace-file with --cluster: the workers write their spans under settings.cluster.host_paths, which names none"}
+		}
+		job.TraceFiles = true
+	}
+	tcfg.Stdout = stderr
+	tel, err := telemetry.Setup(ctx, tcfg)
+	if err != nil {
+		return exitError{code: exitUsage, err: fmt.Errorf("zflow: %w", err)}
+	}
+	ctx, span := tel.TracerProvider().Tracer("github.com/zflowdev/zflow/cluster").Start(ctx, "zflow cluster run "+job.Name,
+		trace.WithAttributes(attribute.String("zflow.cluster.run", job.RunID), attribute.Int("zflow.cluster.workers", job.Workers),
+			attribute.String("zflow.cluster.namespace", job.Namespace)))
+	if span.SpanContext().IsSampled() {
+		carrier := propagation.MapCarrier{}
+		propagation.TraceContext{}.Inject(ctx, carrier)
+		job.Trace = carrier["traceparent"]
+	}
+	defer func() {
+		if err != nil {
+			span.SetStatus(codes.Error, err.Error())
+		}
+		span.End()
+		if serr := tel.Shutdown(context.WithoutCancel(ctx)); serr != nil && !quiet {
+			fmt.Fprintf(stderr, "zflow: warning: %v\n", serr)
+		}
+		if job.TraceFiles {
+			if merr := mergeTraces(traceFile, job.TraceDir()); merr != nil && !quiet {
+				fmt.Fprintf(stderr, "zflow: warning: %v\n", merr)
+			}
+		}
+	}()
 	if stale := job.Stale(); len(stale) > 0 && !quiet {
 		fmt.Fprintf(stderr, "zflow: cluster: staging directories of other runs (a coordinator that died, or one still running): %v\n", stale)
 	}
@@ -101,6 +148,36 @@ func cmdClusterRun(ctx context.Context, kind, kubeconfig string, keep, quiet boo
 		writeWorkers(stderr, res)
 	}
 	return nil
+}
+
+// mergeTraces appends the workers' trace files in dir (OTLP/JSON, one
+// object per line, as the coordinator's) to file, then removes dir.
+func mergeTraces(file, dir string) error {
+	defer os.RemoveAll(dir)
+	names, err := filepath.Glob(filepath.Join(dir, "*.json"))
+	if err != nil || len(names) == 0 {
+		return err
+	}
+	slices.Sort(names)
+	f, err := os.OpenFile(file, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		return fmt.Errorf("cluster: add the workers' spans to %s: %w", file, err)
+	}
+	for _, n := range names {
+		b, err := os.ReadFile(n)
+		if err != nil {
+			f.Close()
+			return fmt.Errorf("cluster: a worker's spans: %w", err)
+		}
+		if len(b) > 0 && b[len(b)-1] != '\n' {
+			b = append(b, '\n')
+		}
+		if _, err := f.Write(b); err != nil {
+			f.Close()
+			return fmt.Errorf("cluster: add the workers' spans to %s: %w", file, err)
+		}
+	}
+	return f.Close()
 }
 
 // typed fills the kind and type of each operator of a merged summary from
@@ -151,6 +228,7 @@ func cmdWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	index := fs.Int("index", -1, "this worker's index (default $JOB_COMPLETION_INDEX)")
 	attempt := fs.String("attempt", "", "this attempt's name (default $POD_NAME, else the host name)")
 	reportPath := fs.String("report", "/dev/termination-log", "where the worker writes its report for the coordinator")
+	traceDir := fs.String("trace-dir", "", "write the worker's spans to DIR/ATTEMPT.json, for the coordinator's trace file")
 	files, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -187,7 +265,15 @@ func cmdWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return loadError(err)
 	}
 	reported := false
-	err = runWith(ctx, []string{files[0]}, nil, stdout, stderr, runHooks{
+	runArgs := []string{files[0]}
+	if *traceDir != "" {
+		runArgs = []string{"--trace-file", filepath.Join(*traceDir, *attempt+".json"), files[0]}
+	}
+	// The run's span is a child of the coordinator's.
+	if tp := os.Getenv(kube.TraceparentEnv); tp != "" {
+		ctx = propagation.TraceContext{}.Extract(ctx, propagation.MapCarrier{"traceparent": tp})
+	}
+	err = runWith(ctx, runArgs, nil, stdout, stderr, runHooks{
 		load: []zflow.Option{zflow.WithRewrite(func(g *engine.Graph) error { return job.WorkerGraph(g, *index, *attempt) })},
 		done: func(s engine.Summary, err error) {
 			report(cluster.NewReport(*index, *attempt, s, err))

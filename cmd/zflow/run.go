@@ -62,7 +62,7 @@ func runWith(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		if len(h.load) > 0 {
 			return usageError{"worker: --cluster is the coordinator's flag"}
 		}
-		return cmdClusterRun(ctx, *clusterKind, *kubeconfig, *keep, *quiet, files[0], stdout, stderr)
+		return cmdClusterRun(ctx, *clusterKind, *kubeconfig, *keep, *quiet, *traceFile, files[0], stdout, stderr)
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {

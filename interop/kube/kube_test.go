@@ -5,6 +5,7 @@ package kube
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -508,4 +509,109 @@ func TestWorkerPodDeleted(t *testing.T) {
 		waitNoRunObjects(t)
 	}
 	t.Logf("%d trials with the exact output, %d clean failures", exact, failed)
+}
+
+// otlpLine is the part of an OTLP/JSON trace file line the test reads.
+type otlpLine struct {
+	ResourceSpans []struct {
+		Resource struct {
+			Attributes []struct {
+				Key   string `json:"key"`
+				Value struct {
+					String string `json:"stringValue"`
+				} `json:"value"`
+			} `json:"attributes"`
+		} `json:"resource"`
+		ScopeSpans []struct {
+			Spans []struct {
+				TraceID      string `json:"traceId"`
+				SpanID       string `json:"spanId"`
+				ParentSpanID string `json:"parentSpanId"`
+				Name         string `json:"name"`
+			} `json:"spans"`
+		} `json:"scopeSpans"`
+	} `json:"resourceSpans"`
+}
+
+// TestOneTraceAcrossPods: with --trace-file, the coordinator's span and
+// the run spans of the three workers (each from its own pod) are one
+// trace in the one file: every worker's run span is a child of the
+// coordinator's, and its operator spans children of its run span.
+func TestOneTraceAcrossPods(t *testing.T) {
+	dir := t.TempDir()
+	csvInputs(t, dir, 6, 500)
+	p := filepath.Join(dir, "p.yaml")
+	if err := os.WriteFile(p, []byte(fmt.Sprintf(csvToParquet, hosts, dir, "traced")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	traces := filepath.Join(dir, "trace.json")
+	if out, err := zflow(t, dir, "run", "--cluster", "kubernetes", "--kubeconfig", kubeconfig, "--trace-file", traces, p); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	b, err := os.ReadFile(traces)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type span struct{ trace, id, parent, name, pod string }
+	var spans []span
+	for _, line := range bytes.Split(bytes.TrimSpace(b), []byte("\n")) {
+		var l otlpLine
+		if err := json.Unmarshal(line, &l); err != nil {
+			t.Fatalf("a line of the trace file: %v", err)
+		}
+		for _, rs := range l.ResourceSpans {
+			pod := ""
+			for _, a := range rs.Resource.Attributes {
+				if a.Key == "k8s.pod.name" {
+					pod = a.Value.String
+				}
+			}
+			for _, ss := range rs.ScopeSpans {
+				for _, s := range ss.Spans {
+					spans = append(spans, span{s.TraceID, s.SpanID, s.ParentSpanID, s.Name, pod})
+				}
+			}
+		}
+	}
+	var root span
+	for _, s := range spans {
+		if strings.HasPrefix(s.name, "zflow cluster run ") {
+			root = s
+		}
+	}
+	if root.id == "" || root.parent != "" {
+		t.Fatalf("no coordinator root span among %d spans", len(spans))
+	}
+	runs := map[string]string{} // pod -> run span id
+	for _, s := range spans {
+		if s.trace != root.trace {
+			t.Errorf("span %q of pod %q is in trace %s, not the coordinator's %s", s.name, s.pod, s.trace, root.trace)
+		}
+		if strings.HasPrefix(s.name, "zflow run ") {
+			if s.parent != root.id || s.pod == "" {
+				t.Errorf("worker run span %q of pod %q: parent %s, want the coordinator's %s", s.name, s.pod, s.parent, root.id)
+			}
+			runs[s.pod] = s.id
+		}
+	}
+	if len(runs) != hosts {
+		t.Fatalf("%d worker run spans from pods %v, want %d", len(runs), runs, hosts)
+	}
+	ops := 0
+	for _, s := range spans {
+		if s.pod != "" && !strings.HasPrefix(s.name, "zflow run ") {
+			if s.parent != runs[s.pod] {
+				t.Errorf("span %q of pod %s is not under its worker's run span", s.name, s.pod)
+			}
+			ops++
+		}
+	}
+	if ops == 0 {
+		t.Error("no operator spans from the workers")
+	}
+	t.Logf("one trace %s: the coordinator's span, %d worker run spans, %d operator spans", root.trace, len(runs), ops)
+	if left, _ := filepath.Glob(filepath.Join(dir, ".zflow-traces-*")); len(left) > 0 {
+		t.Errorf("the workers' trace files were left: %v", left)
+	}
+	waitNoRunObjects(t)
 }
