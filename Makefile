@@ -30,7 +30,7 @@ uring_test_ldflags = $(if $(call uring_tests,$(1)),-ldflags='$(LINKNAME)')
 # arenas fall back to the Go heap and topology says what it cannot read.
 CROSS := darwin/arm64 windows/amd64
 
-.PHONY: run test build deps duckdb vet cross jaeger image kube cluster-test fuzz bench bench-overhead bench-tracing bench-arena bench-duckdb bench-stateful bench-net bench-io bench-shm bench-nvmeof bench-rdma interop clean
+.PHONY: run test build deps duckdb vet cross jaeger image kube cluster-test fuzz bench bench-overhead bench-tracing bench-arena bench-duckdb bench-stateful bench-net bench-io bench-shm bench-nvmeof bench-rdma bench-cluster interop clean
 
 run: build
 	$(BIN) run pipelines/examples/quickstart.yaml
@@ -233,6 +233,12 @@ bench-io: build
 bench-rdma: deps
 	$(GO) run ./bench/cmd/rdma -place host
 	INTEROP_BENCH=rdma bash interop/guest/run.sh
+
+# zflow run --cluster kubernetes on the test cluster (3 kubelets in
+# network namespaces of this machine) against zflow run on one host, the
+# same CSV -> Parquet over 24 files, in turns: bench/results/cluster.*.
+bench-cluster: build kube image $(PAUSE_IMAGE)
+	$(GO) run ./bench/cmd/cluster
 
 bench-nvmeof:
 	@command -v fio >/dev/null 2>&1 && command -v iperf3 >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fio iperf3; }

@@ -131,23 +131,33 @@ func Run(ctx context.Context, cs kubernetes.Interface, j *cluster.Job, o Options
 			if p, ok := ev.Object.(*corev1.Pod); ok {
 				w.update(p)
 			}
-			continue
+			if !w.allSucceeded() {
+				continue
+			}
+			// Every index has a pod that succeeded with its report: the
+			// output is complete, whatever the Job controller has noticed
+			// yet (it would mark the Job complete next).
 		case <-tick.C:
 		}
-		cur, err := jobs.Get(ctx, created.Name, metav1.GetOptions{})
-		if err != nil {
-			return nil, fmt.Errorf("cluster: read job %s: %w", created.Name, err)
+		complete := w.allSucceeded()
+		var cur *batchv1.Job
+		if !complete {
+			if cur, err = jobs.Get(ctx, created.Name, metav1.GetOptions{}); err != nil {
+				return nil, fmt.Errorf("cluster: read job %s: %w", created.Name, err)
+			}
 		}
 		switch {
-		case condition(cur, batchv1.JobComplete) || condition(cur, batchv1.JobSuccessCriteriaMet):
-			// The last pods' final states may not have reached the watch
-			// yet: read them all once more.
-			list, err := cs.CoreV1().Pods(j.Namespace).List(ctx, metav1.ListOptions{LabelSelector: LabelRun + "=" + j.RunID})
-			if err != nil {
-				return nil, fmt.Errorf("cluster: list the run's pods: %w", err)
-			}
-			for i := range list.Items {
-				w.update(&list.Items[i])
+		case complete || condition(cur, batchv1.JobComplete) || condition(cur, batchv1.JobSuccessCriteriaMet):
+			if !complete {
+				// The last pods' final states may not have reached the
+				// watch yet: read them all once more.
+				list, err := cs.CoreV1().Pods(j.Namespace).List(ctx, metav1.ListOptions{LabelSelector: LabelRun + "=" + j.RunID})
+				if err != nil {
+					return nil, fmt.Errorf("cluster: list the run's pods: %w", err)
+				}
+				for i := range list.Items {
+					w.update(&list.Items[i])
+				}
 			}
 			res, err := w.result()
 			if err != nil {
@@ -207,8 +217,8 @@ func (w *watcher) update(p *corev1.Pod) {
 		s.node = p.Spec.NodeName
 		w.logf("worker %d: pod %s on node %s", idx, p.Name, s.node)
 	}
-	if p.Status.Phase == s.phase {
-		return
+	if p.Status.Phase == s.phase && (s.phase != corev1.PodSucceeded || s.report != nil) {
+		return // nothing new (a succeeded pod is read again until its report is)
 	}
 	s.phase = p.Status.Phase
 	term := terminated(p)
@@ -256,6 +266,20 @@ func terminated(p *corev1.Pod) *corev1.ContainerStateTerminated {
 		}
 	}
 	return nil
+}
+
+// allSucceeded says every worker index has a pod that succeeded with a
+// report.
+func (w *watcher) allSucceeded() bool {
+	have := make([]bool, w.j.Workers)
+	n := 0
+	for _, s := range w.pods {
+		if s.phase == corev1.PodSucceeded && s.report != nil && !have[s.index] {
+			have[s.index] = true
+			n++
+		}
+	}
+	return n == w.j.Workers
 }
 
 // result is the run's outcome once the Job completed: for each index the

@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/yaml"
@@ -93,7 +94,11 @@ func cmdClusterRun(ctx context.Context, kind, kubeconfig string, keep, quiet boo
 	if err != nil {
 		return exitError{code: exitUsage, err: fmt.Errorf("zflow: %w", err)}
 	}
-	ctx, span := tel.TracerProvider().Tracer("github.com/zflowdev/zflow/cluster").Start(ctx, "zflow cluster run "+job.Name,
+	tp := tel.TracerProvider()
+	if tp == nil { // tracing is off
+		tp = noop.NewTracerProvider()
+	}
+	ctx, span := tp.Tracer("github.com/zflowdev/zflow/cluster").Start(ctx, "zflow cluster run "+job.Name,
 		trace.WithAttributes(attribute.String("zflow.cluster.run", job.RunID), attribute.Int("zflow.cluster.workers", job.Workers),
 			attribute.String("zflow.cluster.namespace", job.Namespace)))
 	if span.SpanContext().IsSampled() {

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command pause is the sandbox process of the cluster tests' pods (the
 // part Kubernetes' own pause image plays): it holds the pod's namespaces,
 // reaps the orphans handed to it as PID 1, and exits 0 on SIGTERM or
