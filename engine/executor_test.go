@@ -196,7 +196,7 @@ func TestCompileErrors(t *testing.T) {
 		}, []string{`duplicate id "src"`}},
 		{"unknown type", []*Node{
 			{ID: "src", Kind: KindSource, Type: "seqq"},
-		}, []string{`src.type: unknown source type "seqq", did you mean "seq"? (known: pseq, seq)`}},
+		}, []string{`src.type: unknown source type "seqq", did you mean "seq"? (known: pseq, seq, sseq)`}},
 		{"parallel stateful", []*Node{
 			{ID: "src", Kind: KindSource, Type: "seq"},
 			{ID: "out", Kind: KindSink, Type: "collect", Inputs: []string{"src"}, Parallelism: 2},

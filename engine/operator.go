@@ -228,12 +228,34 @@ func (ic *InstanceContext) CountFiles(n int) {
 	}
 }
 
-// ShareCount is how many shares a shardable source's data is split into:
-// one per instance of its node in every shard of the run (Count ×
-// Shards).
-func (ic *InstanceContext) ShareCount() int { return max(ic.Count, 1) * max(ic.Shards, 1) }
+// Mine says whether this instance reads unit u of a shardable source's
+// data (units numbered 0, 1, … across its inputs: files, row groups,
+// batches). A sharded run deals the units to the shards first (u mod
+// Shards) and each shard's to its instances next, so that a shard's
+// split does not depend on how many instances the others run (their CPU
+// counts may differ); a run of one shard splits by Index and Count.
+func (ic *InstanceContext) Mine(u int) bool {
+	shards, count := max(ic.Shards, 1), max(ic.Count, 1)
+	return u%shards == ic.Shard && (u/shards)%count == ic.Index
+}
 
-// ShareIndex is this instance's share, 0 ≤ ShareIndex < ShareCount: the
-// shares of shard s are s×Count … s×Count+Count-1, so that a run of one
-// shard splits exactly as by Index and Count.
-func (ic *InstanceContext) ShareIndex() int { return ic.Shard*max(ic.Count, 1) + ic.Index }
+// ShareRange is this instance's rows [lo, hi) of total rows split into
+// contiguous ranges: the shard's range first, then the instance's part of
+// it.
+func (ic *InstanceContext) ShareRange(total int64) (lo, hi int64) {
+	lo, hi = splitRange(0, total, ic.Shard, max(ic.Shards, 1))
+	return splitRange(lo, hi, ic.Index, max(ic.Count, 1))
+}
+
+// splitRange is part k of n of [lo, hi), the first (hi-lo) mod n parts a
+// row longer.
+func splitRange(lo, hi int64, k, n int) (int64, int64) {
+	total := hi - lo
+	base, rem := total/int64(n), total%int64(n)
+	a := lo + base*int64(k) + min(int64(k), rem)
+	b := a + base
+	if int64(k) < rem {
+		b++
+	}
+	return a, b
+}

@@ -51,7 +51,7 @@ type Spec struct {
 	Parallel bool
 	// Shardable says a source reads only its share of the data when the
 	// run is one shard of several (Settings.Shard): its instances split
-	// by InstanceContext.ShareIndex and ShareCount rather than Index and
+	// by InstanceContext.Mine and ShareRange rather than Index and
 	// Count. A source without it runs on shard 0 only.
 	Shardable bool
 	// Unordered says the operator's output keeps no order of its input

@@ -8,15 +8,16 @@ import (
 )
 
 // TestShards: three shards of one run read every batch of a shardable
-// source exactly once between them (each shard splitting its share over
-// its instances), and a source that cannot split only on shard 0.
+// source exactly once between them, each splitting its share over as
+// many instances as it runs (1, 2 and 3 here: shards on machines with
+// different CPU counts), and a source that cannot split only on shard 0.
 func TestShards(t *testing.T) {
 	var all, plain []int64
 	for shard := range 3 {
 		mem := newCountingAlloc()
 		s1, s2 := &collectConfig{}, &collectConfig{}
 		g := &Graph{Name: "sh", Settings: Settings{Shard: Shard{Index: shard, Count: 3}}, Nodes: []*Node{
-			{ID: "split", Kind: KindSource, Type: "sseq", Config: &seqConfig{Batches: 20, Rows: 10}, Parallelism: 2, Unordered: true},
+			{ID: "split", Kind: KindSource, Type: "sseq", Config: &seqConfig{Batches: 20, Rows: 10}, Parallelism: shard + 1, Unordered: true},
 			{ID: "whole", Kind: KindSource, Type: "seq", Config: &seqConfig{Batches: 4, Rows: 10}},
 			{ID: "o1", Kind: KindSink, Type: "collect", Config: s1, Inputs: []string{"split"}},
 			{ID: "o2", Kind: KindSink, Type: "collect", Config: s2, Inputs: []string{"whole"}},

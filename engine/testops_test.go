@@ -38,7 +38,33 @@ type shardSeqFactory struct{ cfg *seqConfig }
 
 func (f shardSeqFactory) Schema() *arrow.Schema { return seqSchema }
 func (f shardSeqFactory) New(ic *InstanceContext) (any, error) {
-	return &seqSource{cfg: f.cfg, mem: ic.Alloc, index: ic.ShareIndex(), count: ic.ShareCount()}, nil
+	return &shardSeqSource{seqSource{cfg: f.cfg, mem: ic.Alloc}, ic}, nil
+}
+
+// shardSeqSource emits the batches of seq that are its instance's share.
+type shardSeqSource struct {
+	seqSource
+	ic *InstanceContext
+}
+
+func (s *shardSeqSource) Run(ctx context.Context, out Emitter) error {
+	for i := 0; i < s.cfg.Batches; i++ {
+		if !s.ic.Mine(i) {
+			continue
+		}
+		b := array.NewInt64Builder(s.mem)
+		for j := 0; j < s.cfg.Rows; j++ {
+			b.Append(int64(i*s.cfg.Rows + j))
+		}
+		col := b.NewArray()
+		b.Release()
+		rec := array.NewRecordBatch(seqSchema, []arrow.Array{col}, int64(s.cfg.Rows))
+		col.Release()
+		if err := out.Emit(rec); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // seqSource emits batches 0, 1, … Batches-1; with several instances each

@@ -126,7 +126,7 @@ type Settings struct {
 
 // Shard is this process's share of a run split across processes: shard
 // Index of Count. Each source whose Spec is Shardable reads only its
-// share (InstanceContext.ShareIndex of ShareCount: files, row groups,
+// share (InstanceContext.Mine and ShareRange: files, row groups,
 // batches or rows, as it splits its work); a source that cannot split is
 // read by shard 0 alone, and its node emits nothing on the others. A zero
 // Shard (Count 0 or 1) is the whole run.

@@ -285,12 +285,11 @@ type arrowSource struct {
 // file-format input, or a whole stream.
 func (s *arrowSource) Run(ctx context.Context, out engine.Emitter) error {
 	unit := 0
-	step := s.ic.ShareCount()
 	for fi := range s.f.files.inputs() {
 		n := s.f.batches[fi]
 		mine := false
 		for k := range n {
-			mine = mine || (unit+k)%step == s.ic.ShareIndex()
+			mine = mine || s.ic.Mine(unit+k)
 		}
 		if mine {
 			if stop, err := s.runInput(ctx, fi, unit, out); stop || err != nil {
@@ -304,7 +303,7 @@ func (s *arrowSource) Run(ctx context.Context, out engine.Emitter) error {
 
 func (s *arrowSource) runInput(ctx context.Context, fi, unit int, out engine.Emitter) (bool, error) {
 	path := s.f.files.name(fi)
-	if unit%s.ic.ShareCount() == s.ic.ShareIndex() {
+	if s.ic.Mine(unit) {
 		s.ic.CountFiles(1) // counted once, by the instance that reads its first unit
 	}
 	if s.f.files.stdin {
@@ -335,7 +334,6 @@ func (s *arrowSource) runInput(ctx context.Context, fi, unit int, out engine.Emi
 // when the footer lists them and b has a queue of its own.
 func (s *arrowSource) runFile(ctx context.Context, ra readerAtSeeker, size int64, fi, unit int, out engine.Emitter, b storage.Backend) (stop bool, err error) {
 	path := s.f.files.name(fi)
-	step := s.ic.ShareCount()
 	rd, mem := ra, s.ic.Alloc
 	var pre *readAhead
 	var blocks []ipcBlock
@@ -345,7 +343,7 @@ func (s *arrowSource) runFile(ctx context.Context, ra readerAtSeeker, size int64
 	if blocks != nil {
 		var recs []int
 		for i := range blocks {
-			if (unit+i)%step == s.ic.ShareIndex() {
+			if s.ic.Mine(unit + i) {
 				recs = append(recs, i)
 			}
 		}
@@ -375,7 +373,7 @@ func (s *arrowSource) runFile(ctx context.Context, ra readerAtSeeker, size int64
 		return true, fmt.Errorf("arrow: %s: the file has changed since compile: %w", path, err)
 	}
 	for i := 0; i < r.NumRecords(); i++ {
-		if (unit+i)%step != s.ic.ShareIndex() {
+		if !s.ic.Mine(unit + i) {
 			continue
 		}
 		if err := ctx.Err(); err != nil {

@@ -27,9 +27,8 @@ func (s *arrowSource) runMapped(ctx context.Context, fi, unit int, out engine.Em
 	if !zero && s.ic.Logger != nil {
 		s.ic.Logger.Info("arrow: "+path+" is read out of its mapping with copies", "why", why)
 	}
-	step := s.ic.ShareCount()
 	for i := 0; i < x.NumRecords(); i++ {
-		if (unit+i)%step != s.ic.ShareIndex() {
+		if !s.ic.Mine(unit + i) {
 			continue
 		}
 		if err := ctx.Err(); err != nil {
@@ -42,7 +41,7 @@ func (s *arrowSource) runMapped(ctx context.Context, fi, unit int, out engine.Em
 		// The next record this instance reads is mapped in while this one
 		// is checked and emitted.
 		for j := i + 1; j < x.NumRecords(); j++ {
-			if (unit+j)%step == s.ic.ShareIndex() {
+			if s.ic.Mine(unit + j) {
 				x.Prefetch(j)
 				break
 			}

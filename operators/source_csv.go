@@ -466,7 +466,7 @@ func (s *csvSource) Run(ctx context.Context, out engine.Emitter) error {
 	defer bld.Release()
 	cols := f.newColumns(bld)
 	for i := range f.files.inputs() {
-		if i%s.ic.ShareCount() != s.ic.ShareIndex() {
+		if !s.ic.Mine(i) {
 			continue // another shard's file
 		}
 		if stop, err := s.runFile(ctx, i, bld, cols, out); stop || err != nil {

@@ -375,24 +375,8 @@ type generateSource struct {
 	scratch []uint32 // string indices, reused across batches
 }
 
-// genRowRange splits total rows into count contiguous ranges and returns the
-// index-th.
-func genRowRange(total int64, index, count int) (lo, hi int64) {
-	if count <= 1 {
-		return 0, total
-	}
-	k, n := int64(index), int64(count)
-	base, rem := total/n, total%n
-	lo = base*k + min(k, rem)
-	hi = lo + base
-	if k < rem {
-		hi++
-	}
-	return lo, hi
-}
-
 func (s *generateSource) Run(ctx context.Context, out engine.Emitter) error {
-	lo, hi := genRowRange(s.f.cfg.Rows, s.ic.ShareIndex(), s.ic.ShareCount())
+	lo, hi := s.ic.ShareRange(s.f.cfg.Rows)
 	br := int64(batchRowsFor(s.f.cfg.BatchRows, s.ic.Settings))
 	for row := lo; row < hi; {
 		if err := ctx.Err(); err != nil {

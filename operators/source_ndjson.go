@@ -350,7 +350,7 @@ type ndjsonSource struct {
 // file).
 func (s *ndjsonSource) Run(ctx context.Context, out engine.Emitter) error {
 	for i := range s.f.files.inputs() {
-		if i%s.ic.ShareCount() != s.ic.ShareIndex() {
+		if !s.ic.Mine(i) {
 			continue // another shard's file
 		}
 		if stop, err := s.runFile(ctx, i, out); stop || err != nil {

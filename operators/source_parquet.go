@@ -407,12 +407,11 @@ func parquetLeaves(sf *pqarrow.SchemaField, out []int) []int {
 // reads the row groups numbered i, i+N, ... across all the files.
 func (s *parquetSource) Run(ctx context.Context, out engine.Emitter) error {
 	unit := 0 // row groups seen, across files
-	step := s.ic.ShareCount()
 	for fi, path := range s.f.files.files {
 		n := s.f.groups[fi]
 		mine := false
 		for rg := range n {
-			mine = mine || (unit+rg)%step == s.ic.ShareIndex()
+			mine = mine || s.ic.Mine(unit+rg)
 		}
 		if mine {
 			if stop, err := s.runFile(ctx, fi, path, unit, out); stop || err != nil {
@@ -431,7 +430,7 @@ func (s *parquetSource) runFile(ctx context.Context, fi int, path string, unit i
 		return true, err
 	}
 	defer pf.Close()
-	if unit%s.ic.ShareCount() == s.ic.ShareIndex() {
+	if s.ic.Mine(unit) {
 		s.ic.CountFiles(1) // counted once, by the instance that reads its first row group
 	}
 	var cols []int // leaf columns; nil reads all
@@ -443,16 +442,15 @@ func (s *parquetSource) runFile(ctx context.Context, fi int, path string, unit i
 			cols = parquetLeaves(&fr.Manifest.Fields[fi], cols)
 		}
 	}
-	step := s.ic.ShareCount()
 	var groups []int // this instance's row groups of the file, in order
 	for rg := 0; rg < pf.NumRowGroups(); rg++ {
-		if (unit+rg)%step == s.ic.ShareIndex() && pf.MetaData().RowGroup(rg).NumRows() > 0 {
+		if s.ic.Mine(unit+rg) && pf.MetaData().RowGroup(rg).NumRows() > 0 {
 			groups = append(groups, rg)
 		}
 	}
 	groups = s.pruneGroups(pf, fr.Manifest, groups)
 	// The instances of parallelism: N share the CPUs.
-	if workers := min(s.workers()/step, len(groups)); workers > 1 {
+	if workers := min(s.workers()/max(s.ic.Count, 1), len(groups)); workers > 1 {
 		return s.readParallel(ctx, fi, path, cols, groups, workers, out)
 	}
 	for _, rg := range groups {

@@ -252,7 +252,6 @@ func (s *rawSource) Run(ctx context.Context, out engine.Emitter) error {
 func (s *rawSource) runFile(ctx context.Context, fi, unit int, out engine.Emitter) (bool, int, error) {
 	path := s.f.files.files[fi]
 	b := s.f.files.io[fi]
-	step := s.ic.ShareCount()
 	sf, err := b.Open(path, os.O_RDONLY, 0)
 	if err != nil {
 		return true, 0, fmt.Errorf("raw: %w", err)
@@ -275,7 +274,7 @@ func (s *rawSource) runFile(ctx context.Context, fi, unit int, out engine.Emitte
 	rd := raw.NewReader(sf, s.ic.Alloc, b.Options().Depth())
 	seen := false
 	for k := range n {
-		if (unit+k)%step != s.ic.ShareIndex() {
+		if !s.ic.Mine(unit + k) {
 			continue
 		}
 		if !seen {
