@@ -53,7 +53,8 @@ type Job struct {
 	// the workers' resource requests.
 	Pin       bool
 	Hugepages bool
-	Threads   int // settings.threads, 0 for auto
+	Threads   int   // settings.threads, 0 for auto
+	Budget    int64 // settings.memory.budget, 0 for none
 	// Trace is the coordinator's span as a W3C traceparent: each worker's
 	// run span is its child. "" when the coordinator does not trace.
 	Trace string
@@ -123,13 +124,20 @@ func Prepare(src []byte, file string, o Options) (*Job, error) {
 		// plain pages quietly, and asking every node for hugepages would
 		// leave the workers unscheduled where none are reserved.
 		Pin: p.Settings.Pin, Hugepages: p.Settings.Memory.Arena == "hugepage" && p.Settings.Memory.Page == 2<<20 && !p.Settings.Memory.Pool().QuietFallback,
-		Threads: int(p.Settings.Threads)}
+		Threads: int(p.Settings.Threads), Budget: int64(p.Settings.Memory.Budget)}
 	if o.Workers > 0 {
 		j.Workers = o.Workers
 	}
 	j.RunID = o.RunID
 	if j.RunID == "" {
 		j.RunID = newRunID(p.Name)
+	}
+	if !dnsLabel(j.RunID) || len(j.RunID) > 52 {
+		// It names the Job, the ConfigMap and the staging directories.
+		return nil, fmt.Errorf("cluster: run id %q: want lower-case letters, digits and -, at most 52", j.RunID)
+	}
+	for _, k := range reservedEnv {
+		delete(env, k) // the worker's own value, not the coordinator's
 	}
 	var errs []error
 	bad := func(n *engine.Node, format string, args ...any) {
@@ -160,6 +168,12 @@ func Prepare(src []byte, file string, o Options) (*Job, error) {
 			}
 			j.Sources = append(j.Sources, s)
 		case engine.KindTransform:
+			if tv, ok := field(n.Config, "table"); ok && tv.Kind() == reflect.String && tv.String() != "" {
+				// A file the operator reads whole (lookup_join's table).
+				if err := j.shared(j.abs(tv.String())); err != nil {
+					bad(n, "table: %v", err)
+				}
+			}
 			if !spec.BatchLocal && j.Workers > 1 {
 				bad(n, "needs rows of other batches than the one it is given (it keeps state across them), and each of the %d workers would see only its share of the input; cluster runs do not run such operators on more than one worker yet (settings.cluster.workers: 1 runs it)", j.Workers)
 			}
@@ -205,10 +219,12 @@ func (j *Job) abs(p string) string {
 	return filepath.Join(j.Dir, p)
 }
 
-// shared checks that path is under one of the host paths.
+// shared checks that path is inside one of the host paths (not the host
+// path itself: a sink's staging directory goes next to its path, and must
+// be inside the mount too).
 func (j *Job) shared(path string) error {
 	for _, h := range j.HostPaths {
-		if path == h || strings.HasPrefix(path, h+"/") {
+		if strings.HasPrefix(path, h+"/") {
 			return nil
 		}
 	}
@@ -231,6 +247,9 @@ func (j *Job) WorkerGraph(g *engine.Graph, index int, attempt string) error {
 	}
 	g.Settings.Shard = engine.Shard{Index: index, Count: j.Workers}
 	for _, n := range g.Nodes {
+		if tv, ok := field(n.Config, "table"); ok && n.Kind == engine.KindTransform && tv.Kind() == reflect.String && tv.String() != "" {
+			tv.SetString(j.abs(tv.String()))
+		}
 		pv, ok := pathField(n.Config)
 		if !ok {
 			continue
@@ -265,6 +284,23 @@ func (j *Job) sink(id string) (SinkPart, bool) {
 // directory.
 func (j *Job) stageRoot(s SinkPart) string {
 	return filepath.Join(filepath.Dir(s.Path), StagePrefix+j.RunID)
+}
+
+// reservedEnv are the variables a worker's pod sets itself: a pipeline
+// that refers to them gets the worker's values.
+var reservedEnv = []string{"POD_NAME", "NODE_NAME", "JOB_COMPLETION_INDEX", "OTEL_RESOURCE_ATTRIBUTES", "ZFLOW_TRACEPARENT"}
+
+// dnsLabel says s is an RFC 1123 label.
+func dnsLabel(s string) bool {
+	if s == "" || len(s) > 63 || s[0] == '-' || s[len(s)-1] == '-' {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // StagePrefix starts the name of every staging directory.

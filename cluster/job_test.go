@@ -112,6 +112,9 @@ func TestShardedRunPublishes(t *testing.T) {
 	if err := one.Publish([]string{"solo"}); err != nil {
 		t.Fatal(err)
 	}
+	if err := one.Discard(); err != nil {
+		t.Fatal(err)
+	}
 	want := rows(t, filepath.Join(dir, "out/large.csv"))
 	if len(want) != 8*500/2 {
 		t.Fatalf("one worker wrote %d rows, want %d", len(want), 8*500/2)
@@ -150,6 +153,9 @@ func TestShardedRunPublishes(t *testing.T) {
 		t.Fatal("the workers changed the published output before the coordinator published")
 	}
 	if err := job.Publish(winners); err != nil {
+		t.Fatal(err)
+	}
+	if err := job.Discard(); err != nil {
 		t.Fatal(err)
 	}
 	got := rows(t, filepath.Join(dir, "out/large.csv"))
@@ -267,9 +273,34 @@ func TestIdleWorkerWritesEmptyPart(t *testing.T) {
 		if err := job.Publish([]string{"a0", "a1", "a2"}); err != nil {
 			t.Fatalf("%s: %v", sink, err)
 		}
+		if err := job.Discard(); err != nil {
+			t.Fatal(err)
+		}
 		parts, _ := filepath.Glob(filepath.Join(dir, "out/large."+sink, "part-*"))
 		if len(parts) != 3 || rowsOut != 100 {
 			t.Fatalf("%s: parts %v, %d rows written", sink, parts, rowsOut)
 		}
+	}
+}
+
+// TestReportEscapedError: an error whose bytes JSON escapes to six each
+// still makes a report that fits and decodes.
+func TestReportEscapedError(t *testing.T) {
+	r := cluster.Report{Index: 1, Attempt: "p", Err: strings.Repeat("<é>", 3000)}
+	b := r.Encode()
+	back, err := cluster.DecodeReport(b)
+	if len(b) > cluster.MaxReport || err != nil || back.Index != 1 || !strings.HasPrefix(back.Err, "<é>") {
+		t.Fatalf("%d bytes, %v, %+v", len(b), err, back.Index)
+	}
+}
+
+func TestPrepareRefusesRunIDAndHostPathItself(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := cluster.Prepare([]byte(csvPipeline(dir, 2)), "p.yaml", cluster.Options{Dir: dir, RunID: "z/../.."}); err == nil {
+		t.Fatal("a run id with a path in it was taken")
+	}
+	src := strings.ReplaceAll(csvPipeline(dir, 2), "path: out/large.csv", "path: "+dir)
+	if _, err := cluster.Prepare([]byte(src), "p.yaml", cluster.Options{Dir: dir}); err == nil || !strings.Contains(err.Error(), "under none") {
+		t.Fatalf("a sink writing the host path itself: %v", err)
 	}
 }

@@ -13,9 +13,11 @@ import (
 // For every sink it gathers those attempts' parts into one directory,
 // part-00000… in index order, and renames it over the sink's path (what
 // was there before is removed once every sink is in place); then it
-// removes the staging directories, the parts of other attempts with
-// them. If a sink cannot be published, those published before it are
-// put back as they were and the error says so.
+// leaves the rest of the staging directories (other attempts' parts,
+// what was replaced) to Discard, which the caller runs once no worker can
+// write there any more. If a sink cannot be published, those published
+// before it are put back as they were and the error says so; an error
+// means nothing was published.
 func (j *Job) Publish(winners []string) error {
 	if len(winners) != j.Workers {
 		return fmt.Errorf("cluster: publish: %d winning attempts for %d workers", len(winners), j.Workers)
@@ -68,12 +70,13 @@ func (j *Job) Publish(winners []string) error {
 		}
 		published = append(published, d)
 	}
-	return j.Discard()
+	return nil
 }
 
 // Discard removes the run's staging directories: everything its workers
-// wrote that was not published. Publish calls it; a failed or abandoned
-// run's coordinator calls it instead of Publish.
+// wrote that was not published, and what Publish replaced. The
+// coordinator calls it when no worker of the run is left to write there:
+// after Publish, or instead of it when the run failed.
 func (j *Job) Discard() error {
 	var errs []error
 	seen := map[string]bool{}

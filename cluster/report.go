@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
+	"unicode/utf8"
 
 	"github.com/zflowdev/zflow/engine"
 )
@@ -61,23 +62,37 @@ func NewReport(index int, attempt string, s engine.Summary, runErr error) Report
 // quarter of that is shortened, then the memory report and then
 // operators are left out (Cut) until it fits.
 func (r Report) Encode() []byte {
-	if len(r.Err) > MaxReport/4 {
-		r.Err = r.Err[:MaxReport/4] + "…"
-	}
+	r.Err = shorten(r.Err, MaxReport/4)
 	for {
 		b, err := json.Marshal(r)
 		if err != nil {
 			panic(err) // only strings and numbers: cannot fail
 		}
-		if len(b) <= MaxReport || (len(r.Ops) == 0 && r.Memory == nil) {
+		switch {
+		case len(b) <= MaxReport:
 			return b
-		}
-		if r.Memory != nil {
+		case r.Memory != nil:
 			r.Memory = nil
-			continue
+		case len(r.Ops) > 0:
+			r.Ops, r.Cut = r.Ops[:len(r.Ops)-1], true
+		default:
+			// Escaping made the error longer than it looked (<, >, &
+			// become six bytes each): shorten it until it fits.
+			r.Err = shorten(r.Err, len(r.Err)/2)
 		}
-		r.Ops, r.Cut = r.Ops[:len(r.Ops)-1], true
 	}
+}
+
+// shorten cuts s to at most n bytes on a character boundary, marking the
+// cut.
+func shorten(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }
 
 // DecodeReport reads a report a worker wrote.

@@ -34,7 +34,7 @@ type ClusterSettings struct {
 	Namespace string        `zflow:"namespace" doc:"the Kubernetes namespace the run's Job, pods and ConfigMap are made in"`
 	Image     string        `zflow:"image" doc:"the workers' container image: make image builds zflow.local/zflow:dev, to import on every node"`
 	HostPaths []string      `zflow:"host_paths" doc:"directories every node and the coordinator have at the same path (a shared file system): mounted into each worker at that path; every file the pipeline reads or writes must be under one" example:"[/data]"`
-	TTL       time.Duration `zflow:"ttl" doc:"how long Kubernetes keeps a finished run's Job (and so its pods and ConfigMap) when the coordinator did not delete it: its own run's end deletes them at once"`
+	TTL       time.Duration `zflow:"ttl" doc:"how long Kubernetes keeps a finished run's Job (and so its pods and ConfigMap) when the coordinator did not delete it (the run's end deletes them at once): at least 1m, or 0 to keep it until deleted"`
 }
 
 // SpillSettings say where stateful operators spill (engine.SpillSettings).
@@ -289,8 +289,10 @@ func (d *decoder) decodeSettings(n *node, s *Settings) {
 			d.errs.add(at("cluster", "host_paths"), "cluster.host_paths[%d]: %q must be a clean absolute directory other than /", i, h)
 		}
 	}
-	if c.TTL < 0 && ok("cluster.ttl") {
-		d.errs.add(at("cluster", "ttl"), "cluster.ttl: must be ≥ 0, got %v", c.TTL)
+	if (c.TTL < 0 || (c.TTL > 0 && c.TTL < time.Minute)) && ok("cluster.ttl") {
+		// Shorter, Kubernetes could delete a finished Job (and the reports
+		// in its pods) before the coordinator has read them.
+		d.errs.add(at("cluster", "ttl"), "cluster.ttl: must be 0 (keep a finished Job until it is deleted) or at least 1m, got %v", c.TTL)
 	}
 	mt := &s.Metrics
 	if mt.Endpoint != "" && mt.Exporter != "otlp" && ok("metrics.exporter", "metrics.endpoint") {

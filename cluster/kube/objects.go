@@ -2,10 +2,12 @@ package kube
 
 import (
 	"fmt"
+	"math"
 	"path"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -67,10 +69,10 @@ func Objects(j *cluster.Job, binary string) (*batchv1.Job, *corev1.ConfigMap) {
 		mounts = append(mounts, corev1.VolumeMount{Name: name, MountPath: h})
 	}
 	container := corev1.Container{
-		Name:            "worker",
-		Image:           j.Image,
-		ImagePullPolicy: corev1.PullIfNotPresent,
-		Command: command(j, binary),
+		Name:                     "worker",
+		Image:                    j.Image,
+		ImagePullPolicy:          corev1.PullIfNotPresent,
+		Command:                  command(j, binary),
 		Env:                      env,
 		VolumeMounts:             mounts,
 		Resources:                resources(j),
@@ -79,17 +81,23 @@ func Objects(j *cluster.Job, binary string) (*batchv1.Job, *corev1.ConfigMap) {
 	workers := int32(j.Workers)
 	retries := int32(RetriesPerWorker)
 	mode := batchv1.IndexedCompletion
-	ttl := int32(j.TTL.Seconds())
 	no := false
+	zero := int32(0)
+	replaceFailed := batchv1.Failed
 	job := &batchv1.Job{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "batch/v1", Kind: "Job"},
 		ObjectMeta: metav1.ObjectMeta{Name: j.RunID, Namespace: j.Namespace, Labels: labels},
 		Spec: batchv1.JobSpec{
-			CompletionMode:          &mode,
-			Completions:             &workers,
-			Parallelism:             &workers,
-			BackoffLimitPerIndex:    &retries,
-			TTLSecondsAfterFinished: &ttl,
+			CompletionMode:       &mode,
+			Completions:          &workers,
+			Parallelism:          &workers,
+			BackoffLimitPerIndex: &retries,
+			// One index out of retries fails the Job at once; a failed
+			// pod is replaced only once it has stopped, so two attempts of
+			// an index never run together for long.
+			MaxFailedIndexes:        &zero,
+			PodReplacementPolicy:    &replaceFailed,
+			TTLSecondsAfterFinished: ttlSeconds(j.TTL),
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: labels},
 				Spec: corev1.PodSpec{
@@ -125,6 +133,16 @@ func command(j *cluster.Job, binary string) []string {
 	return append(c, path.Join(ConfigDir, j.File))
 }
 
+// ttlSeconds is ttlSecondsAfterFinished for settings.cluster.ttl: unset
+// (kept until deleted) for 0, at most what the field holds.
+func ttlSeconds(d time.Duration) *int32 {
+	if d <= 0 {
+		return nil
+	}
+	s := int32(min(d.Seconds(), math.MaxInt32))
+	return &s
+}
+
 // Own makes the Job cm's owner (controller), so that deleting the Job
 // deletes the ConfigMap.
 func Own(cm *corev1.ConfigMap, job *batchv1.Job) {
@@ -133,27 +151,45 @@ func Own(cm *corev1.ConfigMap, job *batchv1.Job) {
 		Controller: &yes, BlockOwnerDeletion: &yes}}
 }
 
-// hugepageRequest is what a worker with a hugepage arena asks for when
-// the pipeline sets no memory budget.
-var hugepageRequest = resource.MustParse("256Mi")
+// Sizes a worker asks for when the pipeline sets no memory budget: the
+// hugepages of a hugepage arena, and the memory of a pinned (Guaranteed)
+// worker, whose limit is hard.
+const (
+	DefaultHugepages    = 256 << 20
+	DefaultPinnedMemory = 2 << 30
+	// pinnedOverhead is what a pinned worker asks for beyond its budget:
+	// the Go runtime, decoders' buffers, the heap the arena does not hold.
+	pinnedOverhead = 1 << 30
+)
 
 // resources asks for what the pipeline's settings need of a node.
 func resources(j *cluster.Job) corev1.ResourceRequirements {
 	r := corev1.ResourceRequirements{Requests: corev1.ResourceList{}, Limits: corev1.ResourceList{}}
 	if j.Hugepages {
 		// Hugepages must be requested with limits equal to requests,
-		// beside a cpu or memory request.
-		r.Requests["hugepages-2Mi"], r.Limits["hugepages-2Mi"] = hugepageRequest, hugepageRequest
+		// beside a cpu or memory request: the budget's worth (in whole
+		// 2 MiB pages), the arena's most.
+		n := int64(DefaultHugepages)
+		if j.Budget > 0 {
+			n = (j.Budget + 2<<20 - 1) &^ (2<<20 - 1)
+		}
+		q := *resource.NewQuantity(n, resource.BinarySI)
+		r.Requests["hugepages-2Mi"], r.Limits["hugepages-2Mi"] = q, q
 		r.Requests[corev1.ResourceMemory] = resource.MustParse("256Mi")
 	}
 	if j.Pin {
 		// Whole CPUs with requests equal to limits, memory too: the pod
 		// is Guaranteed, and a kubelet with the static CPU manager policy
-		// gives it exclusive cores.
+		// gives it exclusive cores. settings.threads says how many (auto
+		// asks for one: the node's count is not known here).
 		cpus := max(j.Threads, 1)
 		q := resource.MustParse(strconv.Itoa(cpus))
 		r.Requests[corev1.ResourceCPU], r.Limits[corev1.ResourceCPU] = q, q
-		mem := resource.MustParse("1Gi")
+		m := int64(DefaultPinnedMemory)
+		if j.Budget > 0 {
+			m = j.Budget + pinnedOverhead
+		}
+		mem := *resource.NewQuantity(m, resource.BinarySI)
 		r.Requests[corev1.ResourceMemory], r.Limits[corev1.ResourceMemory] = mem, mem
 	}
 	if len(r.Requests) == 0 {

@@ -73,15 +73,29 @@ func Run(ctx context.Context, cs kubernetes.Interface, j *cluster.Job, o Options
 		if published && o.Keep {
 			return
 		}
-		bg := metav1.DeletePropagationBackground
-		derr := jobs.Delete(context.WithoutCancel(ctx), created.Name, metav1.DeleteOptions{PropagationPolicy: &bg})
-		if derr != nil && err == nil {
-			err = fmt.Errorf("cluster: the output is published, but deleting job %s failed (Kubernetes deletes it after %v): %w", created.Name, j.TTL, derr)
+		// Delete the Job and wait for its pods to be gone before the
+		// staging is removed: a pod still stopping (a duplicate attempt,
+		// or every pod of a failed run) would make it again.
+		bg := context.WithoutCancel(ctx)
+		fg := metav1.DeletePropagationForeground
+		var problems []error
+		if derr := jobs.Delete(bg, created.Name, metav1.DeleteOptions{PropagationPolicy: &fg}); derr != nil {
+			problems = append(problems, fmt.Errorf("cluster: delete job %s (Kubernetes deletes it after %v): %w", created.Name, j.TTL, derr))
+		} else if werr := podsGone(bg, cs, j, 2*time.Minute); werr != nil {
+			problems = append(problems, werr)
 		}
-		if !published {
-			if derr := j.Discard(); derr != nil {
-				err = errors.Join(err, derr)
+		if derr := j.Discard(); derr != nil {
+			problems = append(problems, derr)
+		}
+		switch {
+		case len(problems) == 0:
+		case published:
+			// The output is in place: what is left over is a warning.
+			for _, p := range problems {
+				logf("warning: the output is published, but %v", p)
 			}
+		default:
+			err = errors.Join(append([]error{err}, problems...)...)
 		}
 	}()
 	Own(cm, created)
@@ -131,13 +145,16 @@ func Run(ctx context.Context, cs kubernetes.Interface, j *cluster.Job, o Options
 			if p, ok := ev.Object.(*corev1.Pod); ok {
 				w.update(p)
 			}
-			if !w.allSucceeded() {
+			if !w.allSucceeded() && w.fatal == nil {
 				continue
 			}
 			// Every index has a pod that succeeded with its report: the
 			// output is complete, whatever the Job controller has noticed
 			// yet (it would mark the Job complete next).
 		case <-tick.C:
+		}
+		if err := w.stuck(); err != nil {
+			return nil, err
 		}
 		complete := w.allSucceeded()
 		var cur *batchv1.Job
@@ -179,6 +196,25 @@ func Run(ctx context.Context, cs kubernetes.Interface, j *cluster.Job, o Options
 	}
 }
 
+// podsGone waits until no pod of the run is left.
+func podsGone(ctx context.Context, cs kubernetes.Interface, j *cluster.Job, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for {
+		list, err := cs.CoreV1().Pods(j.Namespace).List(ctx, metav1.ListOptions{LabelSelector: LabelRun + "=" + j.RunID})
+		if err == nil && len(list.Items) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			n := -1
+			if list != nil {
+				n = len(list.Items)
+			}
+			return fmt.Errorf("cluster: %d pods of run %s still there %v after the job's deletion (%v)", n, j.RunID, limit, err)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
 func condition(job *batchv1.Job, t batchv1.JobConditionType) bool {
 	for _, c := range job.Status.Conditions {
 		if c.Type == t && c.Status == corev1.ConditionTrue {
@@ -190,18 +226,32 @@ func condition(job *batchv1.Job, t batchv1.JobConditionType) bool {
 
 // podState is what the coordinator last saw of a pod.
 type podState struct {
-	index  int
-	node   string
-	phase  corev1.PodPhase
-	report *cluster.Report
-	reason string // why it failed
+	unschedulable time.Time // since when, zero if not
+	why           string    // the scheduler's message
+	index         int
+	node          string
+	phase         corev1.PodPhase
+	report        *cluster.Report
+	reason        string // why it failed
 }
 
 type watcher struct {
 	j    *cluster.Job
 	logf func(string, ...any)
 	pods map[string]*podState
+	// fatal is why the run cannot succeed although the Job has not
+	// failed (yet): a pod that cannot start, or stays unschedulable.
+	fatal error
 }
+
+// cannotStart are the reasons a container waits that retries do not
+// cure.
+var cannotStart = map[string]bool{"ErrImagePull": true, "ImagePullBackOff": true, "ErrImageNeverPull": true,
+	"InvalidImageName": true, "CreateContainerConfigError": true, "CreateContainerError": true}
+
+// Unschedulable is how long a worker pod may stay unschedulable before
+// the run gives up.
+const Unschedulable = 2 * time.Minute
 
 func (w *watcher) update(p *corev1.Pod) {
 	idx, err := strconv.Atoi(p.Annotations[CompletionIndex])
@@ -212,6 +262,23 @@ func (w *watcher) update(p *corev1.Pod) {
 	if !seen {
 		s = &podState{index: idx}
 		w.pods[p.Name] = s
+	}
+	for _, c := range p.Status.ContainerStatuses {
+		if wt := c.State.Waiting; wt != nil && cannotStart[wt.Reason] && w.fatal == nil {
+			w.fatal = fmt.Errorf("cluster: worker %d: pod %s cannot start: %s: %s; no output was published", idx, p.Name, wt.Reason, wt.Message)
+		}
+	}
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Reason == corev1.PodReasonUnschedulable {
+			if s.unschedulable.IsZero() {
+				s.unschedulable = time.Now()
+				w.logf("worker %d: pod %s unschedulable: %s", idx, p.Name, c.Message)
+			}
+			s.why = c.Message
+		}
+	}
+	if p.Spec.NodeName != "" {
+		s.unschedulable = time.Time{}
 	}
 	if p.Spec.NodeName != "" && s.node == "" {
 		s.node = p.Spec.NodeName
@@ -263,6 +330,20 @@ func terminated(p *corev1.Pod) *corev1.ContainerStateTerminated {
 	for _, c := range p.Status.ContainerStatuses {
 		if c.State.Terminated != nil {
 			return c.State.Terminated
+		}
+	}
+	return nil
+}
+
+// stuck is w.fatal, or an error if a pod has been unschedulable for
+// longer than Unschedulable.
+func (w *watcher) stuck() error {
+	if w.fatal != nil {
+		return w.fatal
+	}
+	for n, s := range w.pods {
+		if !s.unschedulable.IsZero() && time.Since(s.unschedulable) > Unschedulable {
+			return fmt.Errorf("cluster: worker %d: pod %s unschedulable for %v: %s; no output was published", s.index, n, Unschedulable, s.why)
 		}
 	}
 	return nil

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -142,7 +141,7 @@ func cmdClusterRun(ctx context.Context, kind, kubeconfig string, keep, quiet boo
 	}
 	res, err := kube.Run(runCtx, cs, job, kube.Options{Log: logw, Keep: keep})
 	if err != nil {
-		if errors.Is(err, context.Canceled) && ctx.Err() == nil {
+		if runCtx.Err() != nil && ctx.Err() == nil { // our signal handler cancelled it
 			return exitError{code: exitInterrupt, err: fmt.Errorf("zflow: %w", err)}
 		}
 		return exitError{code: exitFailure, err: fmt.Errorf("zflow: %w", err)}
