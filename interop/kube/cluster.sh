@@ -41,6 +41,10 @@ start() { # name, command...: run in the background, log and pid kept
 	echo "$! $name" >> "$ZK_DIR/pids"
 }
 
+ours() { # pid: still the process up started (not a reused pid)?
+	tr '\0' ' ' < "/proc/$1/cmdline" 2> /dev/null | grep -qE "(etcd|kube-|kubelet|containerd).*($ZK_DIR|zflow-kube|zk)"
+}
+
 wait_for() { # seconds, description, command...
 	local secs=$1 what=$2; shift 2
 	local end=$((SECONDS + secs))
@@ -232,14 +236,22 @@ up() {
 	for b in kube-apiserver kube-scheduler kube-controller-manager kubelet; do
 		[ -x "$ZK_BIN/$b" ] || die "no $ZK_BIN/$b: make kube builds the Kubernetes binaries"
 	done
+	for b in curl openssl nsenter ip; do
+		command -v "$b" > /dev/null || die "no $b: install curl, openssl, util-linux and iproute2"
+	done
 	for b in etcd containerd runc ctr "$CNI_BIN/bridge"; do
 		command -v "$b" > /dev/null || die "no $b: make kube installs etcd-server, containerd, runc, containernetworking-plugins"
 	done
 	if [ -e "$ZK_DIR/pids" ]; then
 		down
 	fi
+	if [ -e "$ZK_DIR" ] && [ ! -f "$ZK_DIR/.zflow-kube" ]; then
+		die "up: $ZK_DIR exists and is not a cluster's state directory: choose another ZK_DIR"
+	fi
 	mkdir -p "$ZK_DIR/logs"
+	touch "$ZK_DIR/.zflow-kube"
 	: > "$ZK_DIR/pids"
+	ls /var/run/netns 2> /dev/null > "$ZK_DIR/netns-before" || true
 	echo "$HOSTS" > "$ZK_DIR/hosts"
 	pki
 	network
@@ -261,11 +273,11 @@ down() {
 		# Kubelets first (they restart containers), then containerd (its
 		# shims go with SIGTERM to the containers), then the control plane.
 		tac "$ZK_DIR/pids" | while read -r pid name; do
-			kill "$pid" 2> /dev/null || true
+			if ours "$pid"; then kill "$pid" 2> /dev/null || true; fi
 		done
 		sleep 1
 		tac "$ZK_DIR/pids" | while read -r pid name; do
-			kill -9 "$pid" 2> /dev/null || true
+			if ours "$pid"; then kill -9 "$pid" 2> /dev/null || true; fi
 		done
 	fi
 	# Shims and containers outlive containerd: end every process whose
@@ -280,7 +292,13 @@ down() {
 		ip route del "10.244.$i.0/24" 2> /dev/null || true
 	done
 	ip link del "$BR" 2> /dev/null || true
-	if [ -d "$ZK_DIR" ]; then
+	# The pods' network namespaces (containerd's cni-*), made since up.
+	if [ -f "$ZK_DIR/netns-before" ]; then
+		for n in $(ls /var/run/netns 2> /dev/null | grep '^cni-'); do
+			grep -qx "$n" "$ZK_DIR/netns-before" || ip netns del "$n" 2> /dev/null || true
+		done
+	fi
+	if [ -f "$ZK_DIR/.zflow-kube" ]; then # only a directory up made
 		{ grep -F " $ZK_DIR/" /proc/mounts || true; } | awk '{print $2}' | sort -r | while read -r m; do
 			umount -l "$m" 2> /dev/null || true
 		done
