@@ -20,7 +20,8 @@
 // An attempt that failed or was superseded (a restarted pod) is never
 // published, so a batch run's output is exactly once; a coordinator that
 // dies before phase two leaves nothing published, only staging
-// directories (.zflow-stage-<run>), which Discard or a later run removes.
+// directories (.zflow-stage-<run>), which Discard removes (Stale lists
+// those of other runs).
 //
 // Files are shared through host paths: directories every node and the
 // coordinator see at the same path (a shared file system), mounted into

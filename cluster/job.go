@@ -8,11 +8,14 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/zflowdev/zflow/buffers"
 	"github.com/zflowdev/zflow/engine"
 	"github.com/zflowdev/zflow/pipelines"
+	"github.com/zflowdev/zflow/topology"
 )
 
 // Options are what Prepare takes besides the pipeline.
@@ -61,6 +64,18 @@ type Job struct {
 	// TraceFiles says the workers write their spans to files in
 	// TraceDir, which the coordinator adds to its own trace file.
 	TraceFiles bool
+	// Needs are what a node must have for the pipeline's placement to
+	// be possible there, as node labels of zflow topology --labels (the
+	// DAX device an arena maps, the NUMA node memory is bound to, the
+	// RDMA device an operator names).
+	Needs []Need
+}
+
+// Need is a node label requirement: Key exists (Op "Exists"), or its
+// value is a number greater than Value (Op "Gt").
+type Need struct {
+	Key, Op, Value string
+	Why            string // what in the pipeline asks for it
 }
 
 // TraceDir is where the workers write their spans when TraceFiles: one
@@ -139,6 +154,7 @@ func Prepare(src []byte, file string, o Options) (*Job, error) {
 	for _, k := range reservedEnv {
 		delete(env, k) // the worker's own value, not the coordinator's
 	}
+	j.Needs = needs(p.Graph)
 	var errs []error
 	bad := func(n *engine.Node, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("cluster: %s %s (%s): %s", n.Kind, n.ID, n.Type, fmt.Sprintf(format, args...)))
@@ -210,6 +226,36 @@ func Prepare(src []byte, file string, o Options) (*Job, error) {
 		return nil, errors.Join(errs...)
 	}
 	return j, nil
+}
+
+// needs are the node labels the graph's placement asks for.
+func needs(g *engine.Graph) []Need {
+	var out []Need
+	add := func(n Need) {
+		if !slices.ContainsFunc(out, func(o Need) bool { return o.Key == n.Key && o.Op == n.Op && o.Value == n.Value }) {
+			out = append(out, n)
+		}
+	}
+	pool := func(m buffers.PoolConfig, where string) {
+		if m.Kind == "cxl" && strings.HasPrefix(m.Path, "/dev/dax") {
+			add(Need{Key: topology.DAXLabel(filepath.Base(m.Path)), Op: "Exists", Why: where + " maps " + m.Path})
+		}
+		if m.Bind && m.Node >= 0 {
+			add(Need{Key: topology.LabelNUMANodes, Op: "Gt", Value: strconv.Itoa(m.Node), Why: fmt.Sprintf("%s is bound to NUMA node %d", where, m.Node)})
+		}
+	}
+	pool(g.Settings.Memory, "settings.memory")
+	for _, n := range g.Nodes {
+		if n.Memory != nil {
+			pool(*n.Memory, n.ID+"'s memory")
+		}
+		if dv, ok := field(n.Config, "device"); ok && dv.Kind() == reflect.String && strings.HasPrefix(n.Type, "rdma") {
+			if d := dv.String(); d != "" && d != "auto" {
+				add(Need{Key: topology.RDMALabel(d), Op: "Exists", Why: fmt.Sprintf("%s uses RDMA device %s", n.ID, d)})
+			}
+		}
+	}
+	return out
 }
 
 func (j *Job) abs(p string) string {

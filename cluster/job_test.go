@@ -304,3 +304,19 @@ func TestPrepareRefusesRunIDAndHostPathItself(t *testing.T) {
 		t.Fatalf("a sink writing the host path itself: %v", err)
 	}
 }
+
+// TestNeeds: what the pipeline binds or maps becomes node labels the
+// workers' nodes must have.
+func TestNeeds(t *testing.T) {
+	dir := t.TempDir()
+	writeInputs(t, dir, 1, 10)
+	src := strings.Replace(csvPipeline(dir, 2), "  memory: {arena: heap}\n", "  memory: {arena: cxl, path: /dev/dax0.0, size: 64MiB, node: 1}\n", 1)
+	job, err := cluster.Prepare([]byte(src), "p.yaml", cluster.Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := fmt.Sprint(job.Needs)
+	if len(job.Needs) != 2 || !strings.Contains(got, "zflow.dev/dax.dax0.0 Exists") || !strings.Contains(got, "zflow.dev/numa-nodes Gt 1") {
+		t.Fatalf("needs: %v", job.Needs)
+	}
+}

@@ -106,7 +106,7 @@ func Objects(j *cluster.Job, binary string) (*batchv1.Job, *corev1.ConfigMap) {
 					EnableServiceLinks:           &no,
 					Containers:                   []corev1.Container{container},
 					Volumes:                      volumes,
-					Affinity: &corev1.Affinity{PodAntiAffinity: &corev1.PodAntiAffinity{
+					Affinity: &corev1.Affinity{NodeAffinity: nodeAffinity(j), PodAntiAffinity: &corev1.PodAntiAffinity{
 						PreferredDuringSchedulingIgnoredDuringExecution: []corev1.WeightedPodAffinityTerm{{
 							Weight: 100,
 							PodAffinityTerm: corev1.PodAffinityTerm{
@@ -120,6 +120,24 @@ func Objects(j *cluster.Job, binary string) (*batchv1.Job, *corev1.ConfigMap) {
 		},
 	}
 	return job, cm
+}
+
+// nodeAffinity requires the node labels the pipeline's placement needs
+// (cluster.Job.Needs, labels of zflow topology --labels); nil for none.
+func nodeAffinity(j *cluster.Job) *corev1.NodeAffinity {
+	if len(j.Needs) == 0 {
+		return nil
+	}
+	var exprs []corev1.NodeSelectorRequirement
+	for _, n := range j.Needs {
+		r := corev1.NodeSelectorRequirement{Key: n.Key, Operator: corev1.NodeSelectorOperator(n.Op)}
+		if n.Value != "" {
+			r.Values = []string{n.Value}
+		}
+		exprs = append(exprs, r)
+	}
+	return &corev1.NodeAffinity{RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{
+		NodeSelectorTerms: []corev1.NodeSelectorTerm{{MatchExpressions: exprs}}}}
 }
 
 // TraceparentEnv carries the coordinator's span to the workers.

@@ -321,6 +321,13 @@ func planCluster(kind, format, file string, stdout io.Writer) error {
 			}
 			fmt.Fprintf(stdout, "  source %s (%s): %s\n", s.ID, s.Type, how)
 		}
+		for _, n := range job.Needs {
+			v := ""
+			if n.Value != "" {
+				v = " " + n.Value
+			}
+			fmt.Fprintf(stdout, "  nodes must have %s (%s%s): %s\n", n.Key, n.Op, v, n.Why)
+		}
 		for _, s := range job.Sinks {
 			fmt.Fprintf(stdout, "  sink %s (%s): %s/part-00000%s … one part per worker, published when all have succeeded\n", s.ID, s.Type, s.Path, s.Ext)
 		}

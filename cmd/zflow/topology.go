@@ -19,6 +19,7 @@ func cmdTopology(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs := newFlags("topology", stderr)
 	asJSON := fs.Bool("json", false, "print JSON")
 	check := fs.Bool("check", false, "print what is missing, with the commands that fix it (zflow doctor)")
+	labels := fs.Bool("labels", false, "print the machine's facts as Kubernetes node labels (key=value lines), for kubelet --node-labels or kubectl label")
 	root := topology.Host()
 	fs.StringVar(&root.Sys, "sys", root.Sys, "where sysfs is mounted")
 	fs.StringVar(&root.Proc, "proc", root.Proc, "where procfs is mounted")
@@ -34,6 +35,8 @@ func cmdTopology(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 	switch {
+	case *labels:
+		return m.WriteLabels(stdout)
 	case *check && *asJSON:
 		b, err := json.MarshalIndent(m.Check(), "", "  ")
 		if err != nil {

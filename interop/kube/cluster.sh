@@ -12,6 +12,9 @@
 #   cluster.sh down       stop everything and remove what up made
 #   cluster.sh env        print KUBECONFIG=... for a shell
 #
+# Each kubelet labels its node zflow.dev/host=zkhI, and with $ZK_LABELS
+# (k=v,k=v: zflow topology --labels joined by commas) too.
+#
 # State lives in $ZK_DIR (default /tmp/zflow-kube): certificates, the
 # kubeconfig (admin token), logs (logs/*.log), pids. Kubernetes binaries come
 # from $ZK_BIN (make kube builds them into .cache/kube), etcd, containerd,
@@ -218,7 +221,7 @@ kubelet() { # i
 		--config="$d/kubelet.yaml" --kubeconfig="$ZK_DIR/$ns.kubeconfig" \
 		--root-dir="$d/kubelet" --cert-dir="$d/kubelet/pki" \
 		--hostname-override="$ns" --node-ip="$NET.1$i" \
-		--node-labels="zflow.dev/host=$ns"
+		--node-labels="zflow.dev/host=$ns${ZK_LABELS:+,$ZK_LABELS}"
 }
 
 import() { # tar

@@ -66,7 +66,14 @@ func TestMain(m *testing.M) {
 		}()
 		t0 := time.Now()
 		images := filepath.Join(repo, "out/zflow-image.tar") + " " + filepath.Join(repo, "out/pause-image.tar")
-		out, err := clusterEnv([]string{"ZK_IMAGES=" + images}, "up", fmt.Sprint(hosts))
+		// The nodes carry this machine's facts as labels, as a real
+		// cluster's would (zflow topology --labels on each).
+		labels, err := exec.Command(filepath.Join(repo, "bin/zflow"), "topology", "--labels").Output()
+		if err != nil {
+			fmt.Printf("zflow topology --labels: %v\n", err)
+			return 1
+		}
+		out, err := clusterEnv([]string{"ZK_IMAGES=" + images, "ZK_LABELS=" + strings.Join(strings.Fields(string(labels)), ",")}, "up", fmt.Sprint(hosts))
 		if err != nil {
 			fmt.Printf("cluster.sh up: %v\n%s", err, out)
 			dumpLogs()
@@ -263,7 +270,17 @@ func TestCSVToParquetOneAndThreeHosts(t *testing.T) {
 	}
 	for _, w := range []int{1, hosts} {
 		name := fmt.Sprintf("w%d", w)
-		out, err := zflow(t, dir, "run", "--cluster", "kubernetes", "--kubeconfig", kubeconfig, write(name, w))
+		p := write(name, w)
+		if w == hosts {
+			// Bound to NUMA node 0: the workers need nodes labelled with
+			// at least one NUMA node (zflow topology --labels), which
+			// every node of the test cluster is.
+			b, _ := os.ReadFile(p)
+			if err := os.WriteFile(p, []byte(strings.Replace(string(b), "settings:\n", "settings:\n  memory: {node: 0}\n", 1)), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		out, err := zflow(t, dir, "run", "--cluster", "kubernetes", "--kubeconfig", kubeconfig, p)
 		if err != nil {
 			t.Fatalf("%d workers: %v\n%s", w, err, out)
 		}
@@ -324,7 +341,7 @@ func TestPlanYAMLServerDryRun(t *testing.T) {
 	dir := t.TempDir()
 	csvInputs(t, dir, 2, 10)
 	p := filepath.Join(dir, "p.yaml")
-	src := strings.Replace(fmt.Sprintf(csvToParquet, 3, dir, "x"), "settings:\n", "settings:\n  pin: true\n  threads: 1\n  memory: {arena: hugepage}\n", 1)
+	src := strings.Replace(fmt.Sprintf(csvToParquet, 3, dir, "x"), "settings:\n", "settings:\n  pin: true\n  threads: 1\n  memory: {arena: hugepage, node: 0}\n", 1)
 	if err := os.WriteFile(p, []byte(src), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -354,6 +371,11 @@ func TestPlanYAMLServerDryRun(t *testing.T) {
 	}
 	if c, l := res.Requests[corev1.ResourceCPU], res.Limits[corev1.ResourceCPU]; c.String() != "1" || !c.Equal(l) {
 		t.Errorf("pin: true asks for cpu %v (limit %v), want one whole CPU with requests = limits", c.String(), l.String())
+	}
+	na := job.Spec.Template.Spec.Affinity.NodeAffinity
+	if na == nil || len(na.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms) != 1 ||
+		na.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms[0].MatchExpressions[0].Key != "zflow.dev/numa-nodes" {
+		t.Errorf("memory bound to node 0 asks for no node with a NUMA node 0: %+v", na)
 	}
 	ctx := context.Background()
 	dry := metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}
