@@ -245,9 +245,7 @@ up() {
 	for b in etcd containerd runc ctr "$CNI_BIN/bridge"; do
 		command -v "$b" > /dev/null || die "no $b: make kube installs etcd-server, containerd, runc, containernetworking-plugins"
 	done
-	if [ -e "$ZK_DIR/pids" ]; then
-		down
-	fi
+	down # what an earlier run left (its processes, namespaces, bridge)
 	if [ -e "$ZK_DIR" ] && [ ! -f "$ZK_DIR/.zflow-kube" ]; then
 		die "up: $ZK_DIR exists and is not a cluster's state directory: choose another ZK_DIR"
 	fi
