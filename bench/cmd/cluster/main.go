@@ -257,7 +257,7 @@ func markdown(w io.Writer, rep *Report) {
 func draw(path string, rep *Report) error {
 	c := &chart.Bars{Title: "CSV -> zstd Parquet: one host vs worker pods on the test Kubernetes (median wall s)", YLabel: "seconds", Format: "%.2f",
 		Series: []string{"whole run", "slowest worker"},
-		Notes: []string{fmt.Sprintf("%s, %d CPU shared by the 3 hosts, %s, load %s; %s", rep.CPU, rep.NumCPU, rep.Go, rep.LoadStart, rep.Command)}}
+		Notes:  []string{fmt.Sprintf("%s, %d CPU shared by the 3 hosts, %s, load %s; %s", rep.CPU, rep.NumCPU, rep.Go, rep.LoadStart, rep.Command)}}
 	for _, s := range rep.Setups {
 		slow := 0.0
 		var m []float64
