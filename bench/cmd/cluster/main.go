@@ -8,7 +8,7 @@
 // hosts' veth links during each run. The hosts share this machine's CPUs,
 // so the figures show what a cluster run costs, not how it scales.
 //
-//	go run ./bench/cmd/cluster [-reps 5] [-files 24] [-rows 50000]
+//	go run ./bench/cmd/cluster [-reps 5] [-files 24] [-rows 200000]
 //
 // Writes bench/results/cluster.{json,md,png}. Needs root, make kube, make
 // image and make build (make bench-cluster does all of it).
@@ -69,7 +69,7 @@ sinks:
 func main() {
 	reps := flag.Int("reps", 5, "runs of each setup")
 	files := flag.Int("files", 24, "input CSV files")
-	rows := flag.Int("rows", 50000, "rows per file")
+	rows := flag.Int("rows", 200000, "rows per file")
 	out := flag.String("out", "bench/results", "where to write cluster.{json,md,png}")
 	flag.Parse()
 	if err := run(*reps, *files, *rows, *out); err != nil {
