@@ -106,6 +106,15 @@ func TestMain(m *testing.M) {
 
 func cluster(args ...string) ([]byte, error) { return clusterEnv(nil, args...) }
 
+// needCluster skips a test when TestMain brought up no cluster
+// (ZFLOW_KUBE is not 1).
+func needCluster(t *testing.T) {
+	t.Helper()
+	if client == nil {
+		t.Skip("ZFLOW_KUBE is not 1: make cluster-test builds Kubernetes and the images, then runs these")
+	}
+}
+
 func clusterEnv(env []string, args ...string) ([]byte, error) {
 	cmd := exec.Command("bash", append([]string{filepath.Join(repo, "interop/kube/cluster.sh")}, args...)...)
 	cmd.Env = append(append(os.Environ(), "ZK_DIR="+stateDir, "ZK_BIN="+filepath.Join(repo, ".cache/kube")), env...)
@@ -251,6 +260,7 @@ func valueString(a arrow.Array, i int) string {
 // cluster: the outputs hold the same rows, and the three workers ran on
 // three nodes and left nothing behind.
 func TestCSVToParquetOneAndThreeHosts(t *testing.T) {
+	needCluster(t)
 	dir := t.TempDir()
 	csvInputs(t, dir, 12, 2000)
 	write := func(name string, workers int) string {
@@ -338,6 +348,7 @@ func waitNoRunObjects(t *testing.T) {
 // --format yaml prints are accepted by the API server's server-side dry
 // run, and create nothing.
 func TestPlanYAMLServerDryRun(t *testing.T) {
+	needCluster(t)
 	dir := t.TempDir()
 	csvInputs(t, dir, 2, 10)
 	p := filepath.Join(dir, "p.yaml")
@@ -442,6 +453,7 @@ func digest(t *testing.T, path string) (int, uint64) {
 // a run that lost nothing, or fails cleanly, saying why, with nothing
 // published; no run leaves a staging directory or a Kubernetes object.
 func TestWorkerPodDeleted(t *testing.T) {
+	needCluster(t)
 	const rows = 600_000
 	dir := t.TempDir()
 	write := func(name string) string {
@@ -560,6 +572,7 @@ type otlpLine struct {
 // trace in the one file: every worker's run span is a child of the
 // coordinator's, and its operator spans children of its run span.
 func TestOneTraceAcrossPods(t *testing.T) {
+	needCluster(t)
 	dir := t.TempDir()
 	csvInputs(t, dir, 6, 500)
 	p := filepath.Join(dir, "p.yaml")
