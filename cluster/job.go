@@ -14,6 +14,7 @@ import (
 
 	"github.com/zflowdev/zflow/buffers"
 	"github.com/zflowdev/zflow/engine"
+	"github.com/zflowdev/zflow/internal/k8sname"
 	"github.com/zflowdev/zflow/pipelines"
 	"github.com/zflowdev/zflow/topology"
 )
@@ -147,7 +148,7 @@ func Prepare(src []byte, file string, o Options) (*Job, error) {
 	if j.RunID == "" {
 		j.RunID = newRunID(p.Name)
 	}
-	if !dnsLabel(j.RunID) || len(j.RunID) > 52 {
+	if !k8sname.IsLabel(j.RunID) || len(j.RunID) > 52 {
 		// It names the Job, the ConfigMap and the staging directories.
 		return nil, fmt.Errorf("cluster: run id %q: want lower-case letters, digits and -, at most 52", j.RunID)
 	}
@@ -335,19 +336,6 @@ func (j *Job) stageRoot(s SinkPart) string {
 // reservedEnv are the variables a worker's pod sets itself: a pipeline
 // that refers to them gets the worker's values.
 var reservedEnv = []string{"POD_NAME", "NODE_NAME", "JOB_COMPLETION_INDEX", "OTEL_RESOURCE_ATTRIBUTES", "ZFLOW_TRACEPARENT"}
-
-// dnsLabel says s is an RFC 1123 label.
-func dnsLabel(s string) bool {
-	if s == "" || len(s) > 63 || s[0] == '-' || s[len(s)-1] == '-' {
-		return false
-	}
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') {
-			return false
-		}
-	}
-	return true
-}
 
 // StagePrefix starts the name of every staging directory.
 const StagePrefix = ".zflow-stage-"

@@ -38,45 +38,24 @@ type shardSeqFactory struct{ cfg *seqConfig }
 
 func (f shardSeqFactory) Schema() *arrow.Schema { return seqSchema }
 func (f shardSeqFactory) New(ic *InstanceContext) (any, error) {
-	return &shardSeqSource{seqSource{cfg: f.cfg, mem: ic.Alloc}, ic}, nil
-}
-
-// shardSeqSource emits the batches of seq that are its instance's share.
-type shardSeqSource struct {
-	seqSource
-	ic *InstanceContext
-}
-
-func (s *shardSeqSource) Run(ctx context.Context, out Emitter) error {
-	for i := 0; i < s.cfg.Batches; i++ {
-		if !s.ic.Mine(i) {
-			continue
-		}
-		b := array.NewInt64Builder(s.mem)
-		for j := 0; j < s.cfg.Rows; j++ {
-			b.Append(int64(i*s.cfg.Rows + j))
-		}
-		col := b.NewArray()
-		b.Release()
-		rec := array.NewRecordBatch(seqSchema, []arrow.Array{col}, int64(s.cfg.Rows))
-		col.Release()
-		if err := out.Emit(rec); err != nil {
-			return err
-		}
-	}
-	return nil
+	return &seqSource{cfg: f.cfg, mem: ic.Alloc, count: 1, mine: ic.Mine}, nil
 }
 
 // seqSource emits batches 0, 1, … Batches-1; with several instances each
-// emits every count-th from its index.
+// emits every count-th from its index, and only those mine says are its
+// when it is set (a sharded run's share).
 type seqSource struct {
 	cfg          *seqConfig
 	mem          memory.Allocator
 	index, count int
+	mine         func(int) bool
 }
 
 func (s *seqSource) Run(ctx context.Context, out Emitter) error {
 	for i := s.index; i < s.cfg.Batches; i += s.count {
+		if s.mine != nil && !s.mine(i) {
+			continue
+		}
 		if s.cfg.Delay > 0 {
 			time.Sleep(s.cfg.Delay)
 		}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/zflowdev/zflow/buffers"
 	"github.com/zflowdev/zflow/engine"
+	"github.com/zflowdev/zflow/internal/k8sname"
 )
 
 // Settings are the pipeline-wide knobs of the `settings:` section. The
@@ -278,7 +279,7 @@ func (d *decoder) decodeSettings(n *node, s *Settings) {
 	if (c.Workers < 1 || c.Workers > 1000) && ok("cluster.workers") {
 		d.errs.add(at("cluster", "workers"), "cluster.workers: must be 1 to 1000, got %d", c.Workers)
 	}
-	if !dnsLabel(c.Namespace) && ok("cluster.namespace") {
+	if !k8sname.IsLabel(c.Namespace) && ok("cluster.namespace") {
 		d.errs.add(at("cluster", "namespace"), "cluster.namespace: %q is not a Kubernetes namespace name (lower-case letters, digits and -, at most 63)", c.Namespace)
 	}
 	if c.Image == "" && ok("cluster.image") {
@@ -306,17 +307,4 @@ func (d *decoder) decodeSettings(n *node, s *Settings) {
 			d.errs.add(at("metrics", "listen"), "metrics.listen: want host:port (like 127.0.0.1:9464 or :9464), got %q", mt.Listen)
 		}
 	}
-}
-
-// dnsLabel says s is an RFC 1123 label, as Kubernetes names namespaces.
-func dnsLabel(s string) bool {
-	if s == "" || len(s) > 63 || s[0] == '-' || s[len(s)-1] == '-' {
-		return false
-	}
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') {
-			return false
-		}
-	}
-	return true
 }

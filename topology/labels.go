@@ -5,7 +5,8 @@ import (
 	"io"
 	"slices"
 	"strconv"
-	"strings"
+
+	"github.com/zflowdev/zflow/internal/k8sname"
 )
 
 // LabelPrefix starts every node label Labels makes.
@@ -21,9 +22,9 @@ const (
 
 // DAXLabel, NVMeLabel and RDMALabel are the keys of a node label saying
 // the machine has that device (value "true").
-func DAXLabel(name string) string  { return LabelPrefix + "dax." + labelName(name) }
-func NVMeLabel(name string) string { return LabelPrefix + "nvme." + labelName(name) }
-func RDMALabel(name string) string { return LabelPrefix + "rdma." + labelName(name) }
+func DAXLabel(name string) string  { return LabelPrefix + "dax." + k8sname.Value(name, 50, '-') }
+func NVMeLabel(name string) string { return LabelPrefix + "nvme." + k8sname.Value(name, 50, '-') }
+func RDMALabel(name string) string { return LabelPrefix + "rdma." + k8sname.Value(name, 50, '-') }
 
 // Labels are the machine's facts as Kubernetes node labels: how many NUMA
 // nodes (and memory-only ones) and CPUs it has, and which DAX, NVMe and
@@ -65,20 +66,4 @@ func (m *Machine) WriteLabels(w io.Writer) error {
 		}
 	}
 	return nil
-}
-
-// labelName makes a device name a valid part of a label name: at most 50
-// of [A-Za-z0-9-_.], starting and ending alphanumeric.
-func labelName(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
-			b[i] = '-'
-		}
-	}
-	out := strings.Trim(string(b), "-_.")
-	if len(out) > 50 {
-		out = strings.Trim(out[:50], "-_.")
-	}
-	return out
 }

@@ -15,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/zflowdev/zflow/cluster"
+	"github.com/zflowdev/zflow/internal/k8sname"
 )
 
 // Labels every object of a run carries.
@@ -38,7 +39,7 @@ func Objects(j *cluster.Job, binary string) (*batchv1.Job, *corev1.ConfigMap) {
 	if binary == "" {
 		binary = Binary
 	}
-	labels := map[string]string{"app.kubernetes.io/name": "zflow", LabelRun: j.RunID, LabelPipeline: labelValue(j.Name)}
+	labels := map[string]string{"app.kubernetes.io/name": "zflow", LabelRun: j.RunID, LabelPipeline: k8sname.Value(j.Name, 63, '_')}
 	cm := &corev1.ConfigMap{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
 		ObjectMeta: metav1.ObjectMeta{Name: j.RunID, Namespace: j.Namespace, Labels: labels},
@@ -215,29 +216,6 @@ func resources(j *cluster.Job) corev1.ResourceRequirements {
 	}
 	return r
 }
-
-// labelValue is s as a label value: at most 63 of [A-Za-z0-9-_.],
-// starting and ending alphanumeric.
-func labelValue(s string) string {
-	b := []byte{}
-	for i := 0; i < len(s) && len(b) < 63; i++ {
-		c := s[i]
-		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' {
-			b = append(b, c)
-		} else {
-			b = append(b, '_')
-		}
-	}
-	for len(b) > 0 && !alnum(b[0]) {
-		b = b[1:]
-	}
-	for len(b) > 0 && !alnum(b[len(b)-1]) {
-		b = b[:len(b)-1]
-	}
-	return string(b)
-}
-
-func alnum(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' }
 
 // String is a one-line account of what the Job asks for, for the plan.
 func String(job *batchv1.Job) string {

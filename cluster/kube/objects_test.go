@@ -11,7 +11,7 @@ import (
 )
 
 func TestObjects(t *testing.T) {
-	j := &cluster.Job{RunID: "zflow-t-abcde", Name: "t p", File: "p.yaml", Src: []byte("x"), Dir: "/d", Workers: 3,
+	j := &cluster.Job{RunID: "zflow-t-abcde", Name: "t p/ü-", File: "p.yaml", Src: []byte("x"), Dir: "/d", Workers: 3,
 		Namespace: "ns", Image: "img", HostPaths: []string{"/data"}, TTL: 10 * time.Minute,
 		Env: map[string]string{"DATA": "/data/in"}, Hugepages: true, Pin: true, Threads: 2, Budget: 3<<30 + 1,
 		Trace: "00-0123456789abcdef0123456789abcdef-0123456789abcdef-01", TraceFiles: true}
@@ -56,7 +56,7 @@ func TestObjects(t *testing.T) {
 	if job.Spec.TTLSecondsAfterFinished != nil || len(job.Spec.Template.Spec.Containers[0].Resources.Requests) != 0 {
 		t.Errorf("ttl 0 and no pin or hugepages: %v %v", job.Spec.TTLSecondsAfterFinished, job.Spec.Template.Spec.Containers[0].Resources)
 	}
-	if labelValue("t p/ü-") != "t_p" {
-		t.Errorf("label value %q", labelValue("t p/ü-"))
+	if v := job.Labels[LabelPipeline]; v != "t_p" {
+		t.Errorf("pipeline label value %q, want t_p", v)
 	}
 }

@@ -23,6 +23,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -228,15 +229,7 @@ func markdown(w io.Writer, rep *Report) {
 	for _, s := range rep.Setups {
 		slow, veth := "—", "—"
 		if len(s.WorkerTimes) > 0 {
-			var m []float64
-			for _, ws := range s.WorkerTimes {
-				mx := 0.0
-				for _, v := range ws {
-					mx = max(mx, v)
-				}
-				m = append(m, mx)
-			}
-			slow = fmt.Sprintf("%.2f", runinfo.Median(m))
+			slow = fmt.Sprintf("%.2f", slowest(s))
 			var vb []float64
 			for _, v := range s.VethBytes {
 				vb = append(vb, float64(v))
@@ -254,24 +247,27 @@ func markdown(w io.Writer, rep *Report) {
 	}
 }
 
+// slowest is the median over s's runs of its slowest worker's time; 0
+// without workers.
+func slowest(s Setup) float64 {
+	if len(s.WorkerTimes) == 0 {
+		return 0
+	}
+	m := make([]float64, len(s.WorkerTimes))
+	for i, ws := range s.WorkerTimes {
+		if len(ws) > 0 {
+			m[i] = slices.Max(ws)
+		}
+	}
+	return runinfo.Median(m)
+}
+
 func draw(path string, rep *Report) error {
 	c := &chart.Bars{Title: "CSV -> zstd Parquet: one host vs worker pods on the test Kubernetes (median wall s)", YLabel: "seconds", Format: "%.2f",
 		Series: []string{"whole run", "slowest worker"},
 		Notes:  []string{fmt.Sprintf("%s, %d CPU shared by the 3 hosts, %s, load %s; %s", rep.CPU, rep.NumCPU, rep.Go, rep.LoadStart, rep.Command)}}
 	for _, s := range rep.Setups {
-		slow := 0.0
-		var m []float64
-		for _, ws := range s.WorkerTimes {
-			mx := 0.0
-			for _, v := range ws {
-				mx = max(mx, v)
-			}
-			m = append(m, mx)
-		}
-		if len(m) > 0 {
-			slow = runinfo.Median(m)
-		}
-		c.Groups = append(c.Groups, chart.Group{Label: s.Name, Values: []float64{s.Median, slow}})
+		c.Groups = append(c.Groups, chart.Group{Label: s.Name, Values: []float64{s.Median, slowest(s)}})
 	}
 	img := chart.NewCanvas(1000, 520)
 	c.Draw(img, image.Rect(0, 0, 1000, 520))
