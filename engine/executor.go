@@ -948,7 +948,7 @@ func (e *emitter) sendTo(b arrow.RecordBatch, size int64, sc *trace.SpanContext,
 		return ErrStop
 	}
 	if len(live) > 1 {
-		settleNullCounts(b)
+		settleBatch(b)
 	}
 	for range len(live) - 1 {
 		b.Retain() // fan-out: one reference per consumer, never a copy
@@ -1035,21 +1035,17 @@ func (e *emitter) unsent(o outEdge) {
 	}
 }
 
-// settleNullCounts does, before a batch goes to several consumers, the
+// settleBatch does, before a batch goes to several consumers, the
 // writes arrow-go makes lazily on first read, so that the consumers only
 // read. Arrow counts a slice's nulls on its first NullN and stores the
 // count in the ArrayData the consumers share; a dictionary array makes its
 // values array on the first Dictionary() and keeps it in the array object
 // they share. Two consumers doing either at once would race to store it;
 // done here, in the producer's goroutine, it is only read after.
-func settleNullCounts(b arrow.RecordBatch) {
-	for _, c := range b.Columns() {
-		settleArray(c)
-	}
-}
+func settleBatch(b arrow.RecordBatch) { Settle(b.Columns()...) }
 
 // Settle does what the fan-out does before a batch reaches several
-// consumers (settleNullCounts) for arrays an operator shares between its
+// consumers (settleBatch) for arrays an operator shares between its
 // own instances, such as a join's build table: called before the sharing,
 // the instances only read.
 func Settle(arrays ...arrow.Array) {

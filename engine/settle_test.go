@@ -36,7 +36,7 @@ func TestSettleDictionaries(t *testing.T) {
 	}
 	rec := b.NewRecordBatch()
 	defer rec.Release()
-	settleNullCounts(rec)
+	settleBatch(rec)
 
 	read := func() int {
 		n := rec.Column(0).(*array.Dictionary).Dictionary().Len()
