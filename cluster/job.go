@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -65,6 +66,13 @@ type Job struct {
 	// TraceFiles says the workers write their spans to files in
 	// TraceDir, which the coordinator adds to its own trace file.
 	TraceFiles bool
+	// Exchanges are the repartitions across hosts: where the workers
+	// send each other rows (over the Mesh), in the order of the file.
+	Exchanges []string
+	// Token is the run's secret, which a worker's control and data
+	// connections must show (hex, TokenSize bytes); every worker gets it
+	// in ZFLOW_MESH_TOKEN. Empty when the run has no exchange.
+	Token string
 	// Needs are what a node must have for the pipeline's placement to
 	// be possible there, as node labels of zflow topology --labels (the
 	// DAX device an arena maps, the NUMA node memory is bound to, the
@@ -191,8 +199,15 @@ func Prepare(src []byte, file string, o Options) (*Job, error) {
 					bad(n, "table: %v", err)
 				}
 			}
+			if n.Type == "repartition" {
+				if av, ok := field(n.Config, "across"); ok && av.String() == "hosts" {
+					j.Exchanges = append(j.Exchanges, n.ID)
+				}
+			}
 			if !spec.BatchLocal && j.Workers > 1 {
-				bad(n, "needs rows of other batches than the one it is given (it keeps state across them), and each of the %d workers would see only its share of the input; cluster runs do not run such operators on more than one worker yet (settings.cluster.workers: 1 runs it)", j.Workers)
+				if why := keyedAfterExchange(p.Graph, n); why != "" {
+					bad(n, "needs rows of other batches than the one it is given (it keeps state across them), and each of the %d workers would see only its share of the input: %s (or settings.cluster.workers: 1)", j.Workers, why)
+				}
 			}
 		case engine.KindSink:
 			if n.Type == "discard" {
@@ -226,7 +241,82 @@ func Prepare(src []byte, file string, o Options) (*Job, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
+	if len(j.Exchanges) > 0 && j.Workers > 1 {
+		var t [TokenSize]byte
+		_, _ = rand.Read(t[:])
+		j.Token = hex.EncodeToString(t[:])
+	}
 	return j, nil
+}
+
+// keyedAfterExchange says why n, an operator keeping state, cannot run on
+// every worker of a cluster run, or "" when it can: its state is kept by
+// key (an aggregate's group_by, a distinct's or a dedupe's by), and every
+// input reaches it, through filters and repartitions inside the worker
+// only, from a repartition across hosts by some of those keys, so all
+// the rows of one of its keys are on one worker.
+func keyedAfterExchange(g *engine.Graph, n *engine.Node) string {
+	var keys []string
+	switch n.Type {
+	case "aggregate":
+		keys = stringsField(n.Config, "group_by")
+	case "distinct", "dedupe":
+		keys = stringsField(n.Config, "by")
+	default:
+		return "a cluster run runs only aggregates, distincts and dedupes (by key) on every worker, after a repartition across: hosts"
+	}
+	if len(keys) == 0 {
+		return "it has no keys to split its state by: its result needs every row"
+	}
+	byID := map[string]*engine.Node{}
+	for _, m := range g.Nodes {
+		byID[m.ID] = m
+	}
+	var walk func(m *engine.Node) string
+	walk = func(m *engine.Node) string {
+		for _, in := range m.Inputs {
+			u, ok := byID[in]
+			if !ok {
+				return fmt.Sprintf("its input %s is an output port of an operator, not a repartition across: hosts", in)
+			}
+			switch {
+			case u.Type == "repartition" && fieldString(u.Config, "across") == "hosts":
+				by := stringsField(u.Config, "by")
+				if len(by) == 0 {
+					return fmt.Sprintf("repartition %s across hosts is round robin: give it by: with some of %s", u.ID, strings.Join(keys, ", "))
+				}
+				for _, k := range by {
+					if !slices.Contains(keys, k) {
+						return fmt.Sprintf("repartition %s sends rows across hosts by %s, which is not one of its keys (%s): the rows of one key would be on several workers", u.ID, k, strings.Join(keys, ", "))
+					}
+				}
+			case u.Kind == engine.KindTransform && (u.Type == "filter" || u.Type == "repartition"):
+				if why := walk(u); why != "" {
+					return why
+				}
+			default:
+				return fmt.Sprintf("its input comes from %s %s (%s) without a repartition across: hosts by its keys (%s) in between (only filters may stand between them)", u.Kind, u.ID, u.Type, strings.Join(keys, ", "))
+			}
+		}
+		return ""
+	}
+	return walk(n)
+}
+
+func stringsField(cfg any, name string) []string {
+	v, ok := field(cfg, name)
+	if !ok || v.Kind() != reflect.Slice || v.Type().Elem().Kind() != reflect.String {
+		return nil
+	}
+	return pathStrings(v)
+}
+
+func fieldString(cfg any, name string) string {
+	v, ok := field(cfg, name)
+	if !ok || v.Kind() != reflect.String {
+		return ""
+	}
+	return v.String()
 }
 
 // needs are the node labels the graph's placement asks for.
@@ -285,14 +375,20 @@ func (j *Job) shared(path string) error {
 // index's part of the run, for its attempt (a name unique to this try of
 // this index, such as its pod's): shard index of j.Workers, paths made
 // absolute, every file sink writing its part into the staging directory.
-func (j *Job) WorkerGraph(g *engine.Graph, index int, attempt string) error {
+//
+// peers connects the worker to the others for the exchanges across hosts
+// (a Mesh); it may be nil when the run has none.
+func (j *Job) WorkerGraph(g *engine.Graph, index int, attempt string, peers engine.Peers) error {
 	if index < 0 || index >= j.Workers {
 		return fmt.Errorf("cluster: worker %d of %d", index, j.Workers)
 	}
 	if attempt == "" || strings.ContainsAny(attempt, "/\x00") || attempt == "." || attempt == ".." {
 		return fmt.Errorf("cluster: attempt name %q", attempt)
 	}
-	g.Settings.Shard = engine.Shard{Index: index, Count: j.Workers}
+	if j.Workers > 1 && len(j.Exchanges) > 0 && peers == nil {
+		return fmt.Errorf("cluster: worker %d has no connections to the other workers for the exchanges across hosts (%s)", index, strings.Join(j.Exchanges, ", "))
+	}
+	g.Settings.Shard = engine.Shard{Index: index, Count: j.Workers, Peers: peers}
 	for _, n := range g.Nodes {
 		if tv, ok := field(n.Config, "table"); ok && n.Kind == engine.KindTransform && tv.Kind() == reflect.String && tv.String() != "" {
 			tv.SetString(j.abs(tv.String()))
@@ -335,7 +431,7 @@ func (j *Job) stageRoot(s SinkPart) string {
 
 // reservedEnv are the variables a worker's pod sets itself: a pipeline
 // that refers to them gets the worker's values.
-var reservedEnv = []string{"POD_NAME", "NODE_NAME", "JOB_COMPLETION_INDEX", "OTEL_RESOURCE_ATTRIBUTES", "ZFLOW_TRACEPARENT"}
+var reservedEnv = []string{"POD_NAME", "NODE_NAME", "JOB_COMPLETION_INDEX", "OTEL_RESOURCE_ATTRIBUTES", "ZFLOW_TRACEPARENT", "ZFLOW_MESH_TOKEN"}
 
 // StagePrefix starts the name of every staging directory.
 const StagePrefix = ".zflow-stage-"

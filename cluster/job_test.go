@@ -84,7 +84,7 @@ func rows(t *testing.T, path string) []string {
 func runWorker(t *testing.T, job *cluster.Job, i int, attempt string) cluster.Report {
 	t.Helper()
 	p, err := zflow.Parse(job.Src, job.File, zflow.WithRewrite(func(g *engine.Graph) error {
-		return job.WorkerGraph(g, i, attempt)
+		return job.WorkerGraph(g, i, attempt, nil)
 	}))
 	if err != nil {
 		t.Fatal(err)

@@ -1,7 +1,9 @@
 package engine
 
 import (
+	"context"
 	"fmt"
+	"net"
 	"reflect"
 	"strconv"
 	"strings"
@@ -130,7 +132,27 @@ type Settings struct {
 // batches or rows, as it splits its work); a source that cannot split is
 // read by shard 0 alone, and its node emits nothing on the others. A zero
 // Shard (Count 0 or 1) is the whole run.
-type Shard struct{ Index, Count int }
+//
+// Peers, when set, connects the shards to each other for the exchanges
+// between hosts (a repartition across: hosts): rows of one key meet on
+// one shard whichever shard read them. Without it such an exchange stays
+// inside the process, which is right for a run of one shard and refused
+// by an exchange of a sharded run.
+type Shard struct {
+	Index, Count int
+	Peers        Peers
+}
+
+// Peers are the connections between the shards of a run (the workers of a
+// cluster run), made by whoever placed them (cluster.Mesh).
+type Peers interface {
+	// Connect returns exchange's connections: out[j] sends to shard j,
+	// in[j] receives from it; both are nil at this shard's own index.
+	// Every shard calls it once per exchange, with the same name, and it
+	// returns when all the connections are made (or fails naming the
+	// shard that did not come).
+	Connect(ctx context.Context, exchange string) (out, in []*net.TCPConn, err error)
+}
 
 // Sharded says the run is one of several shards.
 func (s Shard) Sharded() bool { return s.Count > 1 }

@@ -57,6 +57,9 @@ func Objects(j *cluster.Job, binary string) (*batchv1.Job, *corev1.ConfigMap) {
 	if j.Trace != "" {
 		env = append(env, corev1.EnvVar{Name: TraceparentEnv, Value: j.Trace})
 	}
+	if j.Token != "" {
+		env = append(env, corev1.EnvVar{Name: TokenEnv, Value: j.Token})
+	}
 	for _, k := range names {
 		env = append(env, corev1.EnvVar{Name: k, Value: j.Env[k]})
 	}
@@ -79,6 +82,19 @@ func Objects(j *cluster.Job, binary string) (*batchv1.Job, *corev1.ConfigMap) {
 		Resources:                resources(j),
 		TerminationMessagePolicy: corev1.TerminationMessageReadFile,
 	}
+	var failure *batchv1.PodFailurePolicy
+	if j.Token != "" {
+		// The exchanges: the coordinator drives them over the control
+		// port, the workers send each other rows on the data port.
+		container.Ports = []corev1.ContainerPort{{Name: "control", ContainerPort: cluster.ControlPort}, {Name: "data", ContainerPort: cluster.DataPort}}
+		// A worker whose coordinator is gone fails the Job: nobody would
+		// publish what its replacement made.
+		failure = &batchv1.PodFailurePolicy{Rules: []batchv1.PodFailurePolicyRule{{
+			Action: batchv1.PodFailurePolicyActionFailJob,
+			OnExitCodes: &batchv1.PodFailurePolicyOnExitCodesRequirement{
+				ContainerName: &container.Name, Operator: batchv1.PodFailurePolicyOnExitCodesOpIn, Values: []int32{cluster.ExitCoordinatorLost}},
+		}}}
+	}
 	workers := int32(j.Workers)
 	retries := int32(RetriesPerWorker)
 	mode := batchv1.IndexedCompletion
@@ -99,6 +115,7 @@ func Objects(j *cluster.Job, binary string) (*batchv1.Job, *corev1.ConfigMap) {
 			MaxFailedIndexes:        &zero,
 			PodReplacementPolicy:    &replaceFailed,
 			TTLSecondsAfterFinished: ttlSeconds(j.TTL),
+			PodFailurePolicy:        failure,
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: labels},
 				Spec: corev1.PodSpec{
@@ -140,6 +157,10 @@ func nodeAffinity(j *cluster.Job) *corev1.NodeAffinity {
 	return &corev1.NodeAffinity{RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{
 		NodeSelectorTerms: []corev1.NodeSelectorTerm{{MatchExpressions: exprs}}}}
 }
+
+// TokenEnv carries the run's token (cluster.Job.Token) to the workers of
+// a run with exchanges across hosts.
+const TokenEnv = "ZFLOW_MESH_TOKEN"
 
 // TraceparentEnv carries the coordinator's span to the workers.
 const TraceparentEnv = "ZFLOW_TRACEPARENT"

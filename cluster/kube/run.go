@@ -105,6 +105,13 @@ func Run(ctx context.Context, cs kubernetes.Interface, j *cluster.Job, o Options
 	logf("job %s/%s: %d workers, image %s", j.Namespace, created.Name, j.Workers, j.Image)
 
 	w := &watcher{j: j, logf: logf, pods: map[string]*podState{}}
+	var stageFailed <-chan error
+	if j.Token != "" {
+		// Exchanges across hosts: the coordinator drives the stage.
+		w.stage = cluster.NewStage(ctx, j, logf)
+		defer w.stage.Close()
+		stageFailed = w.stage.Failed()
+	}
 	sel := metav1.ListOptions{LabelSelector: LabelRun + "=" + j.RunID}
 	var events <-chan watch.Event
 	var wi watch.Interface
@@ -136,6 +143,8 @@ func Run(ctx context.Context, cs kubernetes.Interface, j *cluster.Job, o Options
 		select {
 		case <-ctx.Done():
 			return nil, fmt.Errorf("cluster: run %s: %w", j.RunID, context.Cause(ctx))
+		case err := <-stageFailed:
+			return nil, err
 		case ev, ok := <-events:
 			if !ok {
 				wi.Stop()
@@ -144,6 +153,9 @@ func Run(ctx context.Context, cs kubernetes.Interface, j *cluster.Job, o Options
 			}
 			if p, ok := ev.Object.(*corev1.Pod); ok {
 				w.update(p)
+				if ev.Type == watch.Deleted {
+					w.gone(p)
+				}
 			}
 			if !w.allSucceeded() && w.fatal == nil {
 				continue
@@ -242,6 +254,14 @@ type watcher struct {
 	// fatal is why the run cannot succeed although the Job has not
 	// failed (yet): a pod that cannot start, or stays unschedulable.
 	fatal error
+	stage *cluster.Stage // a run with exchanges; nil otherwise
+}
+
+// gone tells the exchange stage a worker pod is gone.
+func (w *watcher) gone(p *corev1.Pod) {
+	if idx, err := strconv.Atoi(p.Annotations[CompletionIndex]); err == nil && w.stage != nil {
+		w.stage.Gone(idx, p.Name)
+	}
 }
 
 // cannotStart are the reasons a container waits that retries do not
@@ -279,6 +299,14 @@ func (w *watcher) update(p *corev1.Pod) {
 	}
 	if p.Spec.NodeName != "" {
 		s.unschedulable = time.Time{}
+	}
+	if w.stage != nil {
+		switch {
+		case p.DeletionTimestamp != nil || p.Status.Phase == corev1.PodFailed || p.Status.Phase == corev1.PodSucceeded:
+			w.stage.Gone(idx, p.Name)
+		case p.Status.Phase == corev1.PodRunning && p.Status.PodIP != "":
+			w.stage.Pod(idx, p.Name, p.Status.PodIP)
+		}
 	}
 	if p.Spec.NodeName != "" && s.node == "" {
 		s.node = p.Spec.NodeName
@@ -378,7 +406,9 @@ func (w *watcher) result() (*Result, error) {
 		if s.phase != corev1.PodSucceeded || s.report == nil || have[s.index] {
 			continue
 		}
-		if s.report.Index != s.index || s.report.Attempt != n {
+		// A worker of a run with exchanges names its attempt after its
+		// pod and the epoch it finished (pod-eN).
+		if s.report.Index != s.index || (s.report.Attempt != n && !strings.HasPrefix(s.report.Attempt, n+"-e")) {
 			return nil, fmt.Errorf("cluster: pod %s (worker %d) reported worker %d, attempt %s", n, s.index, s.report.Index, s.report.Attempt)
 		}
 		have[s.index] = true

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -59,7 +61,7 @@ func prepareCluster(kind, file string) (*cluster.Job, *zflow.Pipeline, error) {
 	if err != nil {
 		return nil, nil, loadError(err)
 	}
-	p, err := zflow.Parse(src, file, zflow.WithRewrite(func(g *engine.Graph) error { return job.WorkerGraph(g, 0, "plan") }))
+	p, err := zflow.Parse(src, file, zflow.WithRewrite(func(g *engine.Graph) error { return job.WorkerGraph(g, 0, "plan", cluster.PlanPeers) }))
 	if err != nil {
 		return nil, nil, loadError(err)
 	}
@@ -277,8 +279,12 @@ func cmdWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if tp := os.Getenv(kube.TraceparentEnv); tp != "" {
 		ctx = propagation.TraceContext{}.Extract(ctx, propagation.MapCarrier{"traceparent": tp})
 	}
+	if len(job.Exchanges) > 0 && job.Workers > 1 {
+		job.Token = os.Getenv(kube.TokenEnv)
+		return workerStage(ctx, job, *index, *attempt, *traceDir, files[0], stdout, stderr, report)
+	}
 	err = runWith(ctx, runArgs, nil, stdout, stderr, runHooks{
-		load: []zflow.Option{zflow.WithRewrite(func(g *engine.Graph) error { return job.WorkerGraph(g, *index, *attempt) })},
+		load: []zflow.Option{zflow.WithRewrite(func(g *engine.Graph) error { return job.WorkerGraph(g, *index, *attempt, nil) })},
 		done: func(s engine.Summary, err error) {
 			report(cluster.NewReport(*index, *attempt, s, err))
 			reported = true
@@ -289,6 +295,111 @@ func cmdWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	return err
 }
+
+// workerStage is a worker of a run with exchanges across hosts: it runs
+// its part of the pipeline once per epoch the coordinator starts, over
+// the control connection (see cluster.Stage), and exits when told to.
+func workerStage(ctx context.Context, job *cluster.Job, index int, pod, traceDir, file string, stdout, stderr io.Writer, report func(cluster.Report)) error {
+	fail := func(code int, err error) error {
+		report(cluster.Report{Index: index, Attempt: pod, Err: err.Error()})
+		return exitError{code: code, err: fmt.Errorf("zflow: worker: %w", err)}
+	}
+	tok, err := hex.DecodeString(job.Token)
+	if err != nil || len(tok) != cluster.TokenSize {
+		return fail(exitUsage, fmt.Errorf("$%s is not the run's token", kube.TokenEnv))
+	}
+	mesh, err := cluster.NewMesh(index, job.Workers, [cluster.TokenSize]byte(tok), fmt.Sprintf(":%d", cluster.DataPort))
+	if err != nil {
+		return fail(exitFailure, err)
+	}
+	defer mesh.Close()
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	ctl, err := cluster.AwaitCoordinator(wctx, fmt.Sprintf(":%d", cluster.ControlPort), job.Token, index, pod)
+	cancel()
+	if err != nil {
+		return fail(cluster.ExitCoordinatorLost, err)
+	}
+	defer ctl.Close()
+	lost := func() error {
+		why := ctl.Lost()
+		if ctx.Err() != nil {
+			why = context.Cause(ctx)
+		}
+		return fail(cluster.ExitCoordinatorLost, fmt.Errorf("the coordinator's connection ended (%v): nothing of this worker's is published", why))
+	}
+	var last *cluster.Report
+	for m := range ctl.Msgs {
+		switch m.Op {
+		case "run":
+			last = nil
+			if err := mesh.SetEpoch(m.Epoch, m.Peers); err != nil {
+				return fail(exitFailure, err)
+			}
+			attempt := fmt.Sprintf("%s-e%d", pod, m.Epoch)
+			args := []string{file}
+			if traceDir != "" {
+				args = []string{"--trace-file", filepath.Join(traceDir, attempt+".json"), file}
+			}
+			type ended struct {
+				r   cluster.Report
+				err error
+			}
+			res := make(chan ended, 1)
+			rctx, stop := context.WithCancelCause(ctx)
+			go func() {
+				var r cluster.Report
+				err := runWith(rctx, args, nil, stdout, stderr, runHooks{
+					load: []zflow.Option{zflow.WithRewrite(func(g *engine.Graph) error { return job.WorkerGraph(g, index, attempt, mesh) })},
+					done: func(s engine.Summary, err error) { r = cluster.NewReport(index, attempt, s, err) },
+				})
+				res <- ended{r, err}
+			}()
+			var e ended
+			for got := false; !got; {
+				select {
+				case e = <-res:
+					got = true
+				case m2, ok := <-ctl.Msgs:
+					switch {
+					case !ok:
+						stop(errors.New("the coordinator is gone"))
+						<-res
+						return lost()
+					case m2.Op == "abort" || m2.Op == "fail":
+						stop(fmt.Errorf("the coordinator said %s", m2.Op))
+						<-res
+						if m2.Op == "fail" {
+							return fail(exitFailure, errors.New(m2.Err))
+						}
+						got, e.err = true, errAborted
+					}
+				}
+			}
+			switch {
+			case e.err == errAborted:
+			case e.err != nil:
+				_ = ctl.Send(cluster.ControlMsg{Op: "failed", Epoch: m.Epoch, Err: e.err.Error()})
+			default:
+				last = &e.r
+				_ = ctl.Send(cluster.ControlMsg{Op: "done", Epoch: m.Epoch})
+			}
+			stop(nil)
+		case "abort":
+			last = nil
+		case "exit":
+			if last == nil {
+				return fail(exitFailure, errors.New("told to exit without a finished epoch"))
+			}
+			report(*last)
+			return nil
+		case "fail":
+			return fail(exitFailure, errors.New(m.Err))
+		}
+	}
+	return lost()
+}
+
+var errAborted = errors.New("aborted by the coordinator")
 
 // planCluster prints what zflow run --cluster would do: as text, the
 // workers' shares and outputs and worker 0's plan; as yaml, the

@@ -169,7 +169,7 @@ func runAgg(t *testing.T, mem *memory.CheckedAllocator, batches []arrow.RecordBa
 	if o.repartition != nil {
 		node.Inputs = []string{"rep"}
 		extra = append(extra, &engine.Node{ID: "rep", Kind: engine.KindTransform, Type: "repartition", Inputs: []string{"src"}, Parallelism: par,
-			Config: &RepartitionConfig{By: o.repartition}, ConfigFrom: engine.ConfigDefaults})
+			Config: &RepartitionConfig{By: o.repartition}, ConfigFrom: engine.ConfigLiteral})
 	}
 	if o.budget > 0 {
 		node.Memory = &buffers.PoolConfig{Budget: o.budget}

@@ -15,7 +15,8 @@ import (
 
 // RepartitionConfig is the config of repartition.
 type RepartitionConfig struct {
-	By []string `zflow:"by" doc:"the key columns: every row of one key goes to the same instance of the next operator (hash of the key's values; NULL is a value). Without by:, whole batches go to the instances in turn (round robin)" example:"[symbol]"`
+	By     []string `zflow:"by" doc:"the key columns: every row of one key goes to the same instance of the next operator (hash of the key's values; NULL is a value). Without by:, whole batches go to the instances in turn (round robin)" example:"[symbol]"`
+	Across string   `zflow:"across" enum:"instances,hosts" doc:"instances (the default) routes rows among the parallel instances of this process; hosts routes them among the workers of a cluster run first (zflow run --cluster): each worker sends every other the rows whose key is theirs over the zflow stream protocol, so all the rows of one key meet on one worker, then among its instances. On one host, hosts is the same as instances"`
 }
 
 // RepartitionSpec declares repartition.
@@ -31,7 +32,7 @@ func RepartitionSpec() engine.Spec {
 			"Rows keep their input order within a lane; there is no order across lanes. " +
 			"When the next operator runs one instance, repartition passes batches on untouched.",
 		Example:   `{type: repartition, inputs: [trades], by: [symbol]}`,
-		NewConfig: func() any { return &RepartitionConfig{} },
+		NewConfig: func() any { return &RepartitionConfig{Across: "instances"} },
 		Build:     buildRepartition,
 	}
 }
@@ -43,12 +44,24 @@ type repartitionFactory struct {
 	schema *arrow.Schema
 	keys   []int
 	enc    *KeyEncoder // nil: round robin
+	hosts  bool        // across: hosts in a sharded run
 }
 
 func buildRepartition(bc *engine.BuildContext, c any) (engine.Factory, error) {
 	cfg := *c.(*RepartitionConfig)
 	in := bc.Inputs[0]
 	f := &repartitionFactory{cfg: cfg, schema: in}
+	switch cfg.Across {
+	case "instances":
+	case "hosts":
+		sh := bc.Settings.Shard
+		if sh.Sharded() && sh.Peers == nil {
+			return nil, engine.Errf("across", "this run is shard %d of %d but was given no connections to the other shards (a worker a cluster coordinator did not start)", sh.Index, sh.Count)
+		}
+		f.hosts = sh.Sharded()
+	default:
+		return nil, engine.Errf("across", "want instances or hosts, got %q", cfg.Across)
+	}
 	if len(cfg.By) == 0 {
 		return f, nil
 	}
@@ -85,16 +98,23 @@ func (f *repartitionFactory) InputColumns(_ int, out []string) []string {
 }
 
 func (f *repartitionFactory) Describe() string {
+	d := "hash by " + strings.Join(f.cfg.By, ", ")
 	if f.enc == nil {
-		return "round robin: whole batches, by reference"
+		d = "round robin: whole batches, by reference"
 	}
-	return "hash by " + strings.Join(f.cfg.By, ", ")
+	if f.cfg.Across == "hosts" {
+		d += "; across hosts first"
+	}
+	return d
 }
 
 func (f *repartitionFactory) New(ic *engine.InstanceContext) (any, error) {
 	r := &repartition{f: f, ic: ic, mem: ic.Alloc, next: ic.Index}
 	if r.mem == nil {
 		r.mem = memory.DefaultAllocator
+	}
+	if f.hosts {
+		r.x = ic.Shared(func() any { return newHostExchange(f, ic) }).(*hostExchange)
 	}
 	return r, nil
 }
@@ -105,10 +125,16 @@ type repartition struct {
 	mem  memory.Allocator
 	next int // round robin: the lane of the next batch
 
-	rows  KeyRows
-	lane  []int32   // the lane of each row of the batch
-	idx   [][]int32 // the rows of each lane
-	split int64     // batches sliced or gathered (tests)
+	rows   KeyRows
+	lane   []int32   // the lane of each row of the batch
+	idx    [][]int32 // the rows of each lane
+	splits int64     // batches sliced or gathered (tests)
+
+	x         *hostExchange // across: hosts in a sharded run; nil otherwise
+	hlane     []int32       // the shard of each row of the batch
+	hidx      [][]int32     // the rows of each shard
+	rrHost    int           // round robin: the shard of the next batch
+	recvEnded bool          // every shard's stream to this one has ended
 }
 
 // minRun is the average run of rows of one lane at which a batch is
@@ -117,10 +143,18 @@ type repartition struct {
 const minRun = 512
 
 func (r *repartition) Process(ctx context.Context, _ int, in arrow.RecordBatch, out engine.Emitter) error {
-	n := int(in.NumRows())
-	if n == 0 {
+	if in.NumRows() == 0 {
 		return nil
 	}
+	if r.x != nil {
+		return r.acrossHosts(ctx, in, out)
+	}
+	return r.route(ctx, in, out)
+}
+
+// route sends in to the lanes of this process's consumers.
+func (r *repartition) route(ctx context.Context, in arrow.RecordBatch, out engine.Emitter) error {
+	n := int(in.NumRows())
 	le, ok := out.(engine.LaneEmitter)
 	if !ok || le.Lanes() == 1 {
 		in.Retain()
@@ -137,51 +171,62 @@ func (r *repartition) Process(ctx context.Context, _ int, in arrow.RecordBatch, 
 		return fmt.Errorf("repartition: %w", err)
 	}
 	r.lane = grow(r.lane, n)
-	runs := 1
 	for i := range n {
 		r.lane[i] = int32(Lane(r.rows.Hash[i], lanes))
-		if i > 0 && r.lane[i] != r.lane[i-1] {
+	}
+	return r.split(ctx, in, r.lane[:n], lanes, &r.idx, le.EmitLane)
+}
+
+// split emits the rows of in whose lane (lane[i]) is k as emit(k, …): the
+// whole batch when all rows share a lane, slices of it when the lanes come
+// in long runs, else one gathered batch per lane (a counted copy).
+func (r *repartition) split(ctx context.Context, in arrow.RecordBatch, lane []int32, lanes int, idx *[][]int32, emit func(int, arrow.RecordBatch) error) error {
+	n := len(lane)
+	runs := 1
+	for i := 1; i < n; i++ {
+		if lane[i] != lane[i-1] {
 			runs++
 		}
 	}
 	if runs == 1 {
 		in.Retain()
-		return le.EmitLane(int(r.lane[0]), in)
+		return emit(int(lane[0]), in)
 	}
-	r.split++
+	r.splits++
 	if runs*minRun <= n {
 		// Long runs: slices of the batch, by reference, in row order.
 		for from := 0; from < n; {
 			to := from + 1
-			for to < n && r.lane[to] == r.lane[from] {
+			for to < n && lane[to] == lane[from] {
 				to++
 			}
-			if err := le.EmitLane(int(r.lane[from]), in.NewSlice(int64(from), int64(to))); err != nil {
+			if err := emit(int(lane[from]), in.NewSlice(int64(from), int64(to))); err != nil {
 				return err
 			}
 			from = to
 		}
 		return nil
 	}
-	if len(r.idx) < lanes {
-		r.idx = make([][]int32, lanes)
+	if len(*idx) < lanes {
+		*idx = make([][]int32, lanes)
 	}
+	ix := *idx
 	for k := range lanes {
-		r.idx[k] = r.idx[k][:0]
+		ix[k] = ix[k][:0]
 	}
 	for i := range n {
-		r.idx[r.lane[i]] = append(r.idx[r.lane[i]], int32(i))
+		ix[lane[i]] = append(ix[lane[i]], int32(i))
 	}
 	for k := range lanes {
-		if len(r.idx[k]) == 0 {
+		if len(ix[k]) == 0 {
 			continue
 		}
-		b, err := expr.Gather(ctx, r.mem, in, r.idx[k])
+		b, err := expr.Gather(ctx, r.mem, in, ix[k])
 		if err != nil {
 			return fmt.Errorf("repartition: %w", err)
 		}
 		r.ic.Ledger.Copied("repartition gather", expr.GatheredBytes(b))
-		if err := le.EmitLane(k, b); err != nil {
+		if err := emit(k, b); err != nil {
 			return err
 		}
 	}

@@ -66,7 +66,7 @@ func runLanes(t *testing.T, mem memory.Allocator, batches []arrow.RecordBatch, b
 	g := &engine.Graph{Name: "t", Settings: s, Nodes: []*engine.Node{
 		{ID: "src", Kind: engine.KindSource, Type: "batches", Config: &batchesConfig{schema: batches[0].Schema(), batches: batches}},
 		{ID: "rep", Kind: engine.KindTransform, Type: "repartition", Inputs: []string{"src"}, Parallelism: par,
-			Config: &RepartitionConfig{By: by}, ConfigFrom: engine.ConfigDefaults},
+			Config: &RepartitionConfig{By: by}, ConfigFrom: engine.ConfigLiteral},
 		{ID: "out", Kind: engine.KindSink, Type: "lanes", Inputs: []string{"rep"}, Parallelism: sinks, Unordered: true},
 	}}
 	p, err := engine.Compile(g, engine.CompileOptions{Registry: reg})
@@ -237,7 +237,7 @@ func TestRepartitionOrderedRefused(t *testing.T) {
 	reg := testRegistry()
 	g := &engine.Graph{Name: "t", Settings: engine.DefaultSettings(), Nodes: []*engine.Node{
 		{ID: "src", Kind: engine.KindSource, Type: "batches", Config: &batchesConfig{schema: genSchema()}},
-		{ID: "rep", Kind: engine.KindTransform, Type: "repartition", Inputs: []string{"src"}, Config: &RepartitionConfig{By: []string{"i64"}}, ConfigFrom: engine.ConfigDefaults},
+		{ID: "rep", Kind: engine.KindTransform, Type: "repartition", Inputs: []string{"src"}, Config: &RepartitionConfig{By: []string{"i64"}}, ConfigFrom: engine.ConfigLiteral},
 		{ID: "agg", Kind: engine.KindTransform, Type: "aggregate", Inputs: []string{"rep"}, Parallelism: 2, Ordered: true,
 			Config: &AggregateConfig{GroupBy: []string{"i64"}}, ConfigFrom: engine.ConfigDefaults},
 		{ID: "out", Kind: engine.KindSink, Type: "rows", Inputs: []string{"agg"}, Config: &rowsConfig{}},

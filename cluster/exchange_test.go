@@ -1,0 +1,159 @@
+package cluster_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"go.uber.org/goleak"
+
+	"github.com/zflowdev/zflow"
+	"github.com/zflowdev/zflow/cluster"
+	"github.com/zflowdev/zflow/engine"
+)
+
+// aggPipeline sums qty per symbol over every CSV file of in/, after a
+// repartition across hosts by symbol.
+func aggPipeline(dir string, workers int, by string) string {
+	return fmt.Sprintf(`version: 1
+name: Per Symbol
+settings:
+  memory: {arena: heap}
+  cluster: {workers: %d, host_paths: [%s]}
+sources:
+  trades: {type: csv, path: in/*.csv}
+operators:
+  big: {type: filter, inputs: [trades], where: "qty >= 10"}
+  spread: {type: repartition, inputs: [big], across: hosts%s}
+  sums: {type: aggregate, inputs: [spread], group_by: [symbol], aggregates: {n: "count(*)", qty: "sum(qty)", top: "max(id)"}}
+sinks:
+  out: {type: csv, inputs: [sums], path: out/sums.csv}
+`, workers, dir, by)
+}
+
+// meshes makes n meshes on loopback, at epoch 1.
+func meshes(t *testing.T, n int, token [cluster.TokenSize]byte) []*cluster.Mesh {
+	t.Helper()
+	ms := make([]*cluster.Mesh, n)
+	addrs := make([]string, n)
+	for i := range n {
+		m, err := cluster.NewMesh(i, n, token, "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ms[i], addrs[i] = m, m.Addr().String()
+		t.Cleanup(func() { m.Close() })
+	}
+	for _, m := range ms {
+		if err := m.SetEpoch(1, addrs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return ms
+}
+
+// runStage runs every worker of job at once, worker i over peers[i].
+func runStage(t *testing.T, job *cluster.Job, peers []engine.Peers, attempt string) []cluster.Report {
+	t.Helper()
+	reps := make([]cluster.Report, job.Workers)
+	var wg sync.WaitGroup
+	for i := range job.Workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p, err := zflow.Parse(job.Src, job.File, zflow.WithRewrite(func(g *engine.Graph) error {
+				return job.WorkerGraph(g, i, attempt, peers[i])
+			}))
+			if err != nil {
+				reps[i] = cluster.Report{Index: i, Err: err.Error()}
+				return
+			}
+			sum, err := p.Run(context.Background())
+			reps[i] = cluster.NewReport(i, attempt, sum, err)
+		}()
+	}
+	wg.Wait()
+	return reps
+}
+
+// TestExchangeAcrossHosts: three workers, each reading its share of the
+// files, send each other rows by symbol over loopback streams; their
+// aggregates, published together, are exactly one process's.
+func TestExchangeAcrossHosts(t *testing.T) {
+	t.Cleanup(func() { goleak.VerifyNone(t) }) // after the meshes close
+	dir := t.TempDir()
+	writeInputs(t, dir, 9, 3000)
+	for _, by := range []string{", by: [symbol]"} {
+		one, err := cluster.Prepare([]byte(aggPipeline(dir, 1, by)), "p.yaml", cluster.Options{Dir: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if one.Token != "" || len(one.Exchanges) != 1 {
+			t.Fatalf("one worker: token %q exchanges %v", one.Token, one.Exchanges)
+		}
+		if r := runWorker(t, one, 0, "solo"); r.Err != "" {
+			t.Fatal(r.Err)
+		}
+		if err := one.Publish([]string{"solo"}); err != nil {
+			t.Fatal(err)
+		}
+		one.Discard()
+		want := rows(t, filepath.Join(dir, "out/sums.csv"))
+		if len(want) != 7 {
+			t.Fatalf("one worker: %d groups, want 7: %v", len(want), want)
+		}
+
+		job, err := cluster.Prepare([]byte(aggPipeline(dir, 3, by)), "p.yaml", cluster.Options{Dir: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(job.Token) != 2*cluster.TokenSize {
+			t.Fatalf("token %q", job.Token)
+		}
+		var token [cluster.TokenSize]byte
+		copy(token[:], job.Token)
+		ms := meshes(t, 3, token)
+		reps := runStage(t, job, []engine.Peers{ms[0], ms[1], ms[2]}, "x")
+		var crossed int64
+		for _, r := range reps {
+			if r.Err != "" {
+				t.Fatalf("worker %d: %s", r.Index, r.Err)
+			}
+			for _, o := range r.Ops {
+				if o.ID == "spread" {
+					crossed += o.BytesCopied
+				}
+			}
+		}
+		if crossed == 0 {
+			t.Fatal("no bytes crossed between the workers")
+		}
+		t.Logf("%d bytes crossed", crossed)
+		if err := job.Publish([]string{"x", "x", "x"}); err != nil {
+			t.Fatal(err)
+		}
+		job.Discard()
+		got := rows(t, filepath.Join(dir, "out/sums.csv"))
+		if !slices.Equal(got, want) {
+			t.Fatalf("3 workers:\n%v\n1 worker:\n%v", got, want)
+		}
+		// Each group is on exactly one worker's part.
+		parts, _ := filepath.Glob(filepath.Join(dir, "out/sums.csv/*"))
+		total := 0
+		for _, p := range parts {
+			b, _ := os.ReadFile(p)
+			total += strings.Count(string(b), "\n") - 1
+		}
+		if total != 7 {
+			t.Fatalf("%d group rows over the parts, want 7", total)
+		}
+		if err := os.RemoveAll(filepath.Join(dir, "out")); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
