@@ -78,15 +78,10 @@ type WorkerControl struct {
 	done chan struct{}
 }
 
-// AwaitCoordinator listens on listen until a coordinator showing token
-// connects (or ctx ends), answers its hello as worker index, attempt
-// (its pod), and returns the connection.
-func AwaitCoordinator(ctx context.Context, listen, token string, index int, attempt string) (*WorkerControl, error) {
-	var lc net.ListenConfig
-	l, err := lc.Listen(ctx, "tcp", listen)
-	if err != nil {
-		return nil, fmt.Errorf("cluster: control: %w", err)
-	}
+// AwaitCoordinator accepts on l (and closes it) until a coordinator
+// showing token connects (or ctx ends), answers its hello as worker
+// index, attempt (its pod), and returns the connection.
+func AwaitCoordinator(ctx context.Context, l net.Listener, token string, index int, attempt string) (*WorkerControl, error) {
 	defer l.Close()
 	stop := context.AfterFunc(ctx, func() { l.Close() })
 	defer stop()

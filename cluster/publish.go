@@ -114,3 +114,21 @@ func (j *Job) Stale() []string {
 	}
 	return out
 }
+
+// DiscardAttempt removes what one attempt of a worker staged (an epoch
+// the coordinator aborted, or one whose coordinator is gone), and the
+// run's staging directories if that left them empty.
+func (j *Job) DiscardAttempt(attempt string) error {
+	var errs []error
+	for _, s := range j.Sinks {
+		dir := filepath.Join(j.stageRoot(s), s.ID, attempt)
+		if err := os.RemoveAll(dir); err != nil {
+			errs = append(errs, fmt.Errorf("cluster: %w", err))
+			continue
+		}
+		// Only when empty: other workers may still be staging there.
+		_ = os.Remove(filepath.Dir(dir))
+		_ = os.Remove(j.stageRoot(s))
+	}
+	return errors.Join(errs...)
+}

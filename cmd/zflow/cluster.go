@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -313,8 +314,12 @@ func workerStage(ctx context.Context, job *cluster.Job, index int, pod, traceDir
 		return fail(exitFailure, err)
 	}
 	defer mesh.Close()
+	l, err := net.Listen("tcp", fmt.Sprintf(":%d", cluster.ControlPort))
+	if err != nil {
+		return fail(exitFailure, err)
+	}
 	wctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
-	ctl, err := cluster.AwaitCoordinator(wctx, fmt.Sprintf(":%d", cluster.ControlPort), job.Token, index, pod)
+	ctl, err := cluster.AwaitCoordinator(wctx, l, job.Token, index, pod)
 	cancel()
 	if err != nil {
 		return fail(cluster.ExitCoordinatorLost, err)
@@ -328,6 +333,15 @@ func workerStage(ctx context.Context, job *cluster.Job, index int, pod, traceDir
 		return fail(cluster.ExitCoordinatorLost, fmt.Errorf("the coordinator's connection ended (%v): nothing of this worker's is published", why))
 	}
 	var last *cluster.Report
+	var staged []string // the attempts this worker ran
+	exited := false
+	defer func() {
+		if !exited { // nothing of this worker's will be published
+			for _, a := range staged {
+				_ = job.DiscardAttempt(a)
+			}
+		}
+	}()
 	for m := range ctl.Msgs {
 		switch m.Op {
 		case "run":
@@ -336,6 +350,10 @@ func workerStage(ctx context.Context, job *cluster.Job, index int, pod, traceDir
 				return fail(exitFailure, err)
 			}
 			attempt := fmt.Sprintf("%s-e%d", pod, m.Epoch)
+			for _, a := range staged {
+				_ = job.DiscardAttempt(a) // an aborted epoch's
+			}
+			staged = append(staged[:0], attempt)
 			args := []string{file}
 			if traceDir != "" {
 				args = []string{"--trace-file", filepath.Join(traceDir, attempt+".json"), file}
@@ -391,6 +409,7 @@ func workerStage(ctx context.Context, job *cluster.Job, index int, pod, traceDir
 				return fail(exitFailure, errors.New("told to exit without a finished epoch"))
 			}
 			report(*last)
+			exited = true // the coordinator publishes it
 			return nil
 		case "fail":
 			return fail(exitFailure, errors.New(m.Err))

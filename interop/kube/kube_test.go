@@ -321,6 +321,64 @@ func TestCSVToParquetOneAndThreeHosts(t *testing.T) {
 	waitNoRunObjects(t)
 }
 
+const aggregateAcross = `version: 1
+name: per_symbol
+settings:
+  cluster: {workers: %d, host_paths: [%s]}
+sources:
+  trades: {type: csv, path: in/*.csv}
+operators:
+  large: {type: filter, inputs: [trades], where: "qty >= 100"}
+  spread: {type: repartition, inputs: [large], by: [symbol], across: hosts}
+  per_symbol:
+    type: aggregate
+    inputs: [spread]
+    group_by: [symbol]
+    aggregates: {trades: "count(*)", qty: "sum(qty)", first: "min(id)", last: "max(id)", low: "min(price)", high: "max(price)"}
+sinks:
+  out: {type: parquet, inputs: [per_symbol], path: out/%s.parquet, compression: zstd}
+`
+
+// TestAggregateAcrossHostsOneAndThree: an aggregate after a repartition
+// across hosts, on one host (zflow run) and on three workers, which send
+// each other their rows by symbol over the zflow stream: the same groups
+// with the same values, each group in one worker's part.
+func TestAggregateAcrossHostsOneAndThree(t *testing.T) {
+	needCluster(t)
+	dir := t.TempDir()
+	csvInputs(t, dir, 12, 2000)
+	write := func(name string, workers int) string {
+		p := filepath.Join(dir, name+".yaml")
+		if err := os.WriteFile(p, []byte(fmt.Sprintf(aggregateAcross, workers, dir, name)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	if out, err := zflow(t, dir, "run", "--quiet", write("local", 1)); err != nil {
+		t.Fatalf("zflow run: %v\n%s", err, out)
+	}
+	want := parquetRows(t, filepath.Join(dir, "out/local.parquet"))
+	if len(want) != 17 {
+		t.Fatalf("the local run wrote %d groups, want 17", len(want))
+	}
+	out, err := zflow(t, dir, "run", "--cluster", "kubernetes", "--kubeconfig", kubeconfig, write("w3", hosts))
+	if err != nil {
+		t.Fatalf("%d workers: %v\n%s", hosts, err, out)
+	}
+	got := parquetRows(t, filepath.Join(dir, "out/w3.parquet"))
+	if !slices.Equal(got, want) {
+		t.Fatalf("%d workers:\n%s\none host:\n%s\n%s", hosts, strings.Join(got, "\n"), strings.Join(want, "\n"), out)
+	}
+	if !strings.Contains(out, "exchange stage: epoch 1 done on every worker") {
+		t.Errorf("the coordinator did not drive the exchange stage:\n%s", out)
+	}
+	t.Logf("%d workers:\n%s", hosts, out)
+	if left, _ := filepath.Glob(filepath.Join(dir, "out", ".zflow-stage-*")); len(left) > 0 {
+		t.Errorf("staging left behind: %v", left)
+	}
+	waitNoRunObjects(t)
+}
+
 // waitNoRunObjects waits until no Job, pod or ConfigMap of any zflow run
 // is left (the coordinator deleted the Job; the garbage collector
 // follows its owner references).
@@ -431,6 +489,16 @@ sinks:
   out: {type: parquet, inputs: [notional], path: out/%s.parquet, compression: zstd, compression_level: 9}
 `
 
+// generatedAgg follows generated: the rows per symbol, after the workers
+// exchanged them by symbol.
+const generatedAgg = `  spread: {type: repartition, inputs: [notional], by: [symbol], across: hosts}
+  per_symbol:
+    type: aggregate
+    inputs: [spread]
+    group_by: [symbol]
+    aggregates: {trades: "count(*)", qty: "sum(qty)", first: "min(id)", last: "max(id)"}
+`
+
 // digest is a checksum of the rows of the Parquet files at path that does
 // not depend on their order or on how they are split into files: the row
 // count and the sum of a hash of each row.
@@ -456,24 +524,38 @@ func TestWorkerPodDeleted(t *testing.T) {
 	needCluster(t)
 	const rows = 600_000
 	dir := t.TempDir()
-	write := func(name string) string {
+	// Even trials run the generated rows into Parquet (each worker on its
+	// own); odd ones aggregate them after a repartition across hosts (the
+	// workers exchange rows, so a lost pod re-runs the exchange stage).
+	write := func(name string, kind int) string {
 		p := filepath.Join(dir, name+".yaml")
-		if err := os.WriteFile(p, []byte(fmt.Sprintf(generated, dir, rows, name)), 0o644); err != nil {
+		text := fmt.Sprintf(generated, dir, rows, name)
+		if kind == 1 {
+			text = strings.Replace(text, "sinks:\n", generatedAgg+"sinks:\n", 1)
+			text = strings.Replace(text, "inputs: [notional], path:", "inputs: [per_symbol], path:", 1)
+		}
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		return p
 	}
-	t0 := time.Now()
-	if out, err := zflow(t, dir, "run", "--cluster", "kubernetes", "--kubeconfig", kubeconfig, write("reference")); err != nil {
-		t.Fatalf("the reference run: %v\n%s", err, out)
+	var refTime [2]time.Duration
+	var wantN [2]int
+	var wantSum [2]uint64
+	for kind := range 2 {
+		name := fmt.Sprintf("reference%d", kind)
+		t0 := time.Now()
+		if out, err := zflow(t, dir, "run", "--cluster", "kubernetes", "--kubeconfig", kubeconfig, write(name, kind)); err != nil {
+			t.Fatalf("the reference run: %v\n%s", err, out)
+		}
+		refTime[kind] = time.Since(t0)
+		wantN[kind], wantSum[kind] = digest(t, filepath.Join(dir, "out", name+".parquet"))
+		if want := []int{rows, 50}[kind]; wantN[kind] != want {
+			t.Fatalf("reference run %d wrote %d rows, want %d", kind, wantN[kind], want)
+		}
+		waitNoRunObjects(t)
+		t.Logf("reference run %d: %v", kind, refTime[kind].Round(time.Millisecond))
 	}
-	refTime := time.Since(t0)
-	wantN, wantSum := digest(t, filepath.Join(dir, "out/reference.parquet"))
-	if wantN != rows {
-		t.Fatalf("the reference run wrote %d rows, want %d", wantN, rows)
-	}
-	waitNoRunObjects(t)
-	t.Logf("reference run: %v", refTime.Round(time.Millisecond))
 
 	seed := time.Now().UnixNano()
 	rng := rand.New(rand.NewPCG(uint64(seed), 1))
@@ -481,8 +563,8 @@ func TestWorkerPodDeleted(t *testing.T) {
 	ctx := context.Background()
 	var exact, failed int
 	for trial := range 10 {
-		name := fmt.Sprintf("trial%d", trial)
-		cmd := exec.Command(zflowBin(), "run", "--cluster", "kubernetes", "--kubeconfig", kubeconfig, write(name))
+		name, kind := fmt.Sprintf("trial%d", trial), trial%2
+		cmd := exec.Command(zflowBin(), "run", "--cluster", "kubernetes", "--kubeconfig", kubeconfig, write(name, kind))
 		cmd.Dir = dir
 		var out bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &out
@@ -491,7 +573,7 @@ func TestWorkerPodDeleted(t *testing.T) {
 		}
 		done := make(chan error, 1)
 		go func() { done <- cmd.Wait() }()
-		delay := time.Duration(rng.Int64N(int64(refTime)))
+		delay := time.Duration(rng.Int64N(int64(refTime[kind])))
 		victim := rng.IntN(3)
 		deleted := "nothing (the run had ended)"
 		select {
@@ -517,9 +599,9 @@ func TestWorkerPodDeleted(t *testing.T) {
 		path := filepath.Join(dir, "out", name+".parquet")
 		if err == nil {
 			n, sum := digest(t, path)
-			if n != wantN || sum != wantSum {
+			if n != wantN[kind] || sum != wantSum[kind] {
 				t.Fatalf("trial %d (deleted %s after %v): %d rows, checksum %x; want %d rows, %x\n%s",
-					trial, deleted, delay, n, sum, wantN, wantSum, out.String())
+					trial, deleted, delay, n, sum, wantN[kind], wantSum[kind], out.String())
 			}
 			exact++
 			pods := "?"
