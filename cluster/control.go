@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -265,10 +266,15 @@ const graceAfterFailure = 3 * time.Second
 func (s *Stage) loop() {
 	defer s.wg.Done()
 	n := s.j.Workers
+	// Without an exchange across hosts the workers do not depend on each
+	// other: each runs as soon as its pod answers, and a lost pod's
+	// replacement re-runs its index alone.
+	independent := len(s.j.Exchanges) == 0 || n == 1
 	conns := make([]*stageConn, n)
+	var ending []*stageConn                    // connections of pods that are ending
 	dialing := map[string]context.CancelFunc{} // by pod
 	defer func() {
-		for _, c := range conns {
+		for _, c := range append(conns, ending...) {
 			if c != nil {
 				c.conn.Close()
 			}
@@ -278,11 +284,13 @@ func (s *Stage) loop() {
 		}
 	}()
 	var (
-		epoch    uint64
-		running  bool
-		finished bool // exit sent
+		epoch    uint64 // the exchange stage's try; independent: runs sent
+		running  = make([]bool, n)
+		runEpoch = make([]uint64, n) // the epoch index i runs
+		tries    = make([]int, n)    // independent: runs of index i
+		finished bool                // exit sent
 		done     = make([]bool, n)
-		lost     bool // a pod was lost in this epoch
+		lost     = make([]bool, n) // the pod running index i was lost
 		dead     bool
 	)
 	fatal := func(err error) {
@@ -297,11 +305,13 @@ func (s *Stage) loop() {
 		}
 		s.failed <- err
 	}
+	anyRunning := func() bool { return slices.Contains(running, true) }
+	// abort ends the exchange stage's epoch on every worker.
 	abort := func(reason string) {
-		if !running {
+		if !anyRunning() {
 			return
 		}
-		running, lost = false, true
+		clear(running)
 		s.logf("exchange stage: epoch %d aborted: %s", epoch, reason)
 		for _, c := range conns {
 			if c != nil {
@@ -312,24 +322,63 @@ func (s *Stage) loop() {
 			fatal(fmt.Errorf("cluster: the exchange stage was lost %d times, the last because %s; no output was published", epoch, reason))
 		}
 	}
+	peers := func() []string {
+		out := make([]string, n)
+		for i, c := range conns {
+			if c != nil {
+				out[i] = net.JoinHostPort(c.ip, strconv.Itoa(DataPort))
+			}
+		}
+		return out
+	}
 	start := func() {
-		if running || finished || dead {
+		if finished || dead {
 			return
 		}
-		peers := make([]string, n)
-		for i, c := range conns {
-			if c == nil {
-				return
+		if independent {
+			for i, c := range conns {
+				if c == nil || running[i] || done[i] {
+					continue
+				}
+				if tries[i] > MaxEpochs-1 {
+					fatal(fmt.Errorf("cluster: worker %d was lost %d times, the last because its pod %s was; no output was published", i, tries[i], c.pod))
+					return
+				}
+				tries[i]++
+				epoch++
+				running[i], runEpoch[i], lost[i] = true, epoch, false
+				c.send(ControlMsg{Op: "run", Epoch: epoch, Peers: peers()})
 			}
-			peers[i] = net.JoinHostPort(c.ip, strconv.Itoa(DataPort))
+			return
+		}
+		if anyRunning() || slices.Contains(conns, nil) {
+			return
 		}
 		epoch++
-		running, lost = true, false
 		clear(done)
+		clear(lost)
 		s.logf("exchange stage: epoch %d: %d workers", epoch, n)
-		for _, c := range conns {
-			c.send(ControlMsg{Op: "run", Epoch: epoch, Peers: peers})
+		p := peers()
+		for i, c := range conns {
+			running[i], runEpoch[i] = true, epoch
+			c.send(ControlMsg{Op: "run", Epoch: epoch, Peers: p})
 		}
+	}
+	// gone handles the loss of index i's pod (its connection ended, or a
+	// new pod took its index).
+	gone := func(i int, why string) {
+		if finished || dead {
+			return
+		}
+		if independent {
+			if running[i] || done[i] {
+				s.logf("worker %d: %s; its replacement runs it again", i, why)
+			}
+			running[i], done[i], lost[i] = false, false, true
+			return
+		}
+		lost[i] = true
+		abort(why)
 	}
 	for {
 		var e stageEvent
@@ -353,60 +402,67 @@ func (s *Stage) loop() {
 				delete(dialing, e.pod)
 			}
 			if c := conns[e.index]; c != nil && c.pod == e.pod {
-				c.conn.Close() // its reader reports the loss
+				// Not closed: a worker still alive would take that for
+				// its coordinator's death (and fail the Job). Its pod is
+				// ending; the connection ends with it.
+				conns[e.index] = nil
+				ending = append(ending, c)
+				gone(e.index, fmt.Sprintf("worker %d's pod %s was deleted or ended", e.index, e.pod))
 			}
 		case "conn":
 			delete(dialing, e.c.pod)
 			if finished || dead {
 				e.c.conn.Close()
 				if finished && !dead {
-					fatal(fmt.Errorf("cluster: worker %d restarted (pod %s) after the exchange stage had finished and the other workers had exited; no output was published: run it again", e.index, e.c.pod))
+					fatal(fmt.Errorf("cluster: worker %d restarted (pod %s) after every worker had finished and been told to exit; no output was published: run it again", e.index, e.c.pod))
 				}
 				continue
 			}
-			if old := conns[e.index]; old != nil {
-				old.conn.Close()
-				abort(fmt.Sprintf("worker %d's pod %s was replaced by %s", e.index, old.pod, e.c.pod))
-			}
+			old := conns[e.index]
 			conns[e.index] = e.c
+			if old != nil {
+				old.conn.Close()
+				gone(e.index, fmt.Sprintf("its pod %s was replaced by %s", old.pod, e.c.pod))
+			}
 			start()
 		case "lost":
 			if conns[e.index] != e.c {
 				continue // an older pod's connection
 			}
 			conns[e.index] = nil
-			if finished {
-				continue // workers exit after exit
-			}
-			abort(fmt.Sprintf("worker %d's pod %s was lost (%v)", e.index, e.c.pod, e.err))
+			gone(e.index, fmt.Sprintf("worker %d's pod %s was lost (%v)", e.index, e.c.pod, e.err))
 		case "msg":
-			if conns[e.index] != e.c || e.msg.Epoch != epoch || !running {
+			i := e.index
+			if conns[i] != e.c || !running[i] || e.msg.Epoch != runEpoch[i] {
 				continue // of an aborted epoch
 			}
 			switch e.msg.Op {
 			case "done":
-				done[e.index] = true
-				all := true
-				for _, d := range done {
-					all = all && d
-				}
-				if all {
-					running, finished = false, true
-					s.logf("exchange stage: epoch %d done on every worker", epoch)
+				running[i], done[i] = false, true
+				if !slices.Contains(done, false) {
+					finished = true
+					s.logf("every worker is done (%d runs); telling them to exit", epoch)
 					for _, c := range conns {
 						c.send(ControlMsg{Op: "exit"})
 					}
 				}
 			case "failed":
-				s.logf("exchange stage: epoch %d: worker %d failed: %s", epoch, e.index, e.msg.Err)
-				ep, idx, msg := epoch, e.index, e.msg.Err
+				s.logf("worker %d failed (epoch %d): %s", i, runEpoch[i], e.msg.Err)
+				ep, msg := runEpoch[i], e.msg.Err
 				time.AfterFunc(graceAfterFailure, func() {
-					s.post(stageEvent{kind: "grace", index: idx, epoch: ep, err: errors.New(msg)})
+					s.post(stageEvent{kind: "grace", index: i, epoch: ep, err: errors.New(msg)})
 				})
 			}
 		case "grace":
-			if e.epoch == epoch && running && !lost {
-				fatal(fmt.Errorf("cluster: worker %d: %v; no output was published", e.index, e.err))
+			// A failure stands unless a pod was lost meanwhile (which
+			// makes it the consequence of that loss): the exchange stage's
+			// peers, or, independent, the worker's own pod.
+			i := e.index
+			if !running[i] || runEpoch[i] != e.epoch {
+				continue
+			}
+			if independent || !slices.Contains(lost, true) {
+				fatal(fmt.Errorf("cluster: worker %d: %v; no output was published", i, e.err))
 			}
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -19,14 +20,14 @@ type fakeWorker struct {
 	index int
 	pod   string
 	l     net.Listener
-	die   uint64 // the epoch in which it drops the connection
+	die   int    // the run (1, 2, …) in which it drops the connection
 	fail  string // answer every run with failed
 	mu    sync.Mutex
 	got   []string
 	done  chan struct{}
 }
 
-func startWorker(t *testing.T, token string, index int, pod string, die uint64, fail string) *fakeWorker {
+func startWorker(t *testing.T, token string, index int, pod string, die int, fail string) *fakeWorker {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -40,12 +41,16 @@ func startWorker(t *testing.T, token string, index int, pod string, die uint64, 
 			return
 		}
 		defer ctl.Close()
+		runs := 0
 		for m := range ctl.Msgs {
+			if m.Op == "run" {
+				runs++
+			}
 			w.mu.Lock()
 			w.got = append(w.got, fmt.Sprintf("%s%d", m.Op, m.Epoch))
 			w.mu.Unlock()
 			switch {
-			case m.Op == "run" && m.Epoch == w.die:
+			case m.Op == "run" && runs == w.die:
 				return
 			case m.Op == "run" && w.fail != "":
 				ctl.Send(ControlMsg{Op: "failed", Epoch: m.Epoch, Err: w.fail})
@@ -72,9 +77,9 @@ func (w *fakeWorker) told() string {
 
 // stageFor makes a stage whose dialer reaches the fake workers by pod
 // "IP" (the pod's name).
-func stageFor(t *testing.T, ws map[string]*fakeWorker, token string) *Stage {
+func stageFor(t *testing.T, ws map[string]*fakeWorker, token string, exchanges ...string) *Stage {
 	var mu sync.Mutex
-	j := &Job{Workers: 3, Token: token}
+	j := &Job{Workers: 3, Token: token, Exchanges: exchanges}
 	s := &Stage{j: j, logf: t.Logf, ev: make(chan stageEvent, 64), failed: make(chan error, 1)}
 	s.dial = func(ctx context.Context, addr string) (net.Conn, error) {
 		host, _, _ := net.SplitHostPort(addr)
@@ -97,12 +102,12 @@ func TestStageReRunsAfterLostPod(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	const token = "00112233445566778899aabbccddeeff"
 	ws := map[string]*fakeWorker{
-		"p0": startWorker(t, token, 0, "p0", 0, ""),
-		"p1": startWorker(t, token, 1, "p1", 1, ""),
-		"p2": startWorker(t, token, 2, "p2", 0, ""),
+		"p0":  startWorker(t, token, 0, "p0", 0, ""),
+		"p1":  startWorker(t, token, 1, "p1", 1, ""),
+		"p2":  startWorker(t, token, 2, "p2", 0, ""),
 		"p1b": startWorker(t, token, 1, "p1b", 0, ""),
 	}
-	s := stageFor(t, ws, token)
+	s := stageFor(t, ws, token, "spread")
 	defer s.Close()
 	for _, p := range []string{"p0", "p1", "p2"} {
 		s.Pod(ws[p].index, p, p)
@@ -114,6 +119,40 @@ func TestStageReRunsAfterLostPod(t *testing.T) {
 	s.Pod(1, "p1b", "p1b")
 	for p, want := range map[string]string{"p0": "run1 abort1 run2 exit0", "p2": "run1 abort1 run2 exit0", "p1b": "run2 exit0"} {
 		if got := ws[p].told(); got != want {
+			t.Errorf("%s was told %q, want %q", p, got, want)
+		}
+	}
+	select {
+	case err := <-s.Failed():
+		t.Fatalf("the stage failed: %v", err)
+	default:
+	}
+}
+
+// TestStageIndependentReRunsOneIndex: without an exchange, a lost pod's
+// replacement runs its index again, and the others are not disturbed.
+func TestStageIndependentReRunsOneIndex(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	const token = "0123456789abcdef0123456789abcdef"
+	ws := map[string]*fakeWorker{
+		"p0":  startWorker(t, token, 0, "p0", 0, ""),
+		"p1":  startWorker(t, token, 1, "p1", 1, ""),
+		"p2":  startWorker(t, token, 2, "p2", 0, ""),
+		"p1b": startWorker(t, token, 1, "p1b", 0, ""),
+	}
+	s := stageFor(t, ws, token)
+	defer s.Close()
+	for _, p := range []string{"p0", "p1", "p2"} {
+		s.Pod(ws[p].index, p, p)
+	}
+	if got := ws["p1"].told(); !strings.HasPrefix(got, "run") {
+		t.Fatalf("p1 was told %q", got)
+	}
+	s.Gone(1, "p1")
+	s.Pod(1, "p1b", "p1b")
+	for p, want := range map[string]string{"p0": "run exit0", "p2": "run exit0", "p1b": "run exit0"} {
+		got := ws[p].told()
+		if ok, _ := regexp.MatchString("^run[0-9] exit0$", got); !ok {
 			t.Errorf("%s was told %q, want %q", p, got, want)
 		}
 	}

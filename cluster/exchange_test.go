@@ -58,7 +58,7 @@ func meshes(t *testing.T, n int, token [cluster.TokenSize]byte) []*cluster.Mesh 
 }
 
 // runStage runs every worker of job at once, worker i over peers[i].
-func runStage(t *testing.T, job *cluster.Job, peers []engine.Peers, attempt string) []cluster.Report {
+func runStage(t testing.TB, job *cluster.Job, peers []engine.Peers, attempt string) []cluster.Report {
 	t.Helper()
 	reps := make([]cluster.Report, job.Workers)
 	var wg sync.WaitGroup
@@ -155,5 +155,85 @@ func TestExchangeAcrossHosts(t *testing.T) {
 		if err := os.RemoveAll(filepath.Join(dir, "out")); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+const exchangeBench = `version: 1
+name: exchange_bench
+settings:
+  memory: {arena: heap}
+  cluster: {workers: %d, host_paths: [%s]}
+sources:
+  gen:
+    type: generate
+    rows: %d
+    batch_rows: %d
+    columns:
+      - {name: id, type: int64, min: 0, max: 1000000000}
+      - {name: symbol, type: string, cardinality: 1000, prefix: S}
+      - {name: qty, type: int64, min: 1, max: 1000}
+operators:
+  spread: {type: repartition, inputs: [gen], by: [symbol], across: %s}
+sinks:
+  out: {type: discard, inputs: [spread]}
+`
+
+// BenchmarkExchange is the cost of the exchange between workers: three
+// workers in this process, each generating its share of the rows and
+// repartitioning them by symbol, across hosts (two thirds of every batch
+// cross a loopback zflow stream) and across instances only (nothing
+// crosses). The difference per batch that crossed is the exchange's cost
+// per batch; b.N counts rounds of the three workers.
+//
+//	go test -run '^$' -bench Exchange -benchtime 5x ./cluster/
+func BenchmarkExchange(b *testing.B) {
+	const rows, batch = 1_200_000, 8192
+	dir := b.TempDir()
+	for _, across := range []string{"instances", "hosts"} {
+		b.Run(across, func(b *testing.B) {
+			job, err := cluster.Prepare([]byte(fmt.Sprintf(exchangeBench, 3, dir, rows, batch, across)), "p.yaml", cluster.Options{Dir: dir})
+			if err != nil {
+				b.Fatal(err)
+			}
+			var token [cluster.TokenSize]byte
+			copy(token[:], job.Token)
+			var crossed int64
+			for i := 0; b.Loop(); i++ {
+				b.StopTimer()
+				ms := make([]*cluster.Mesh, 3)
+				addrs := make([]string, 3)
+				for w := range 3 {
+					if ms[w], err = cluster.NewMesh(w, 3, token, "127.0.0.1:0"); err != nil {
+						b.Fatal(err)
+					}
+					addrs[w] = ms[w].Addr().String()
+				}
+				for _, m := range ms {
+					m.SetEpoch(1, addrs)
+				}
+				b.StartTimer()
+				reps := runStage(b, job, []engine.Peers{ms[0], ms[1], ms[2]}, fmt.Sprintf("a%d", i))
+				b.StopTimer()
+				for _, m := range ms {
+					m.Close()
+				}
+				for _, r := range reps {
+					if r.Err != "" {
+						b.Fatal(r.Err)
+					}
+					for _, o := range r.Ops {
+						if o.ID == "spread" && across == "hosts" {
+							crossed += o.BytesCopied / 2 // sent and received
+						}
+					}
+				}
+				b.StartTimer()
+			}
+			batches := float64(rows/batch) * 2 / 3 // batches whose rows partly cross
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/batches, "ns/batch")
+			if across == "hosts" {
+				b.ReportMetric(float64(crossed)/float64(b.N), "B-crossed/round")
+			}
+		})
 	}
 }

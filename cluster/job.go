@@ -71,7 +71,7 @@ type Job struct {
 	Exchanges []string
 	// Token is the run's secret, which a worker's control and data
 	// connections must show (hex, TokenSize bytes); every worker gets it
-	// in ZFLOW_MESH_TOKEN. Empty when the run has no exchange.
+	// in ZFLOW_MESH_TOKEN.
 	Token string
 	// Needs are what a node must have for the pipeline's placement to
 	// be possible there, as node labels of zflow topology --labels (the
@@ -241,7 +241,7 @@ func Prepare(src []byte, file string, o Options) (*Job, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	if len(j.Exchanges) > 0 && j.Workers > 1 {
+	{
 		var t [TokenSize]byte
 		_, _ = rand.Read(t[:])
 		j.Token = hex.EncodeToString(t[:])

@@ -84,8 +84,8 @@ func Objects(j *cluster.Job, binary string) (*batchv1.Job, *corev1.ConfigMap) {
 	}
 	var failure *batchv1.PodFailurePolicy
 	if j.Token != "" {
-		// The exchanges: the coordinator drives them over the control
-		// port, the workers send each other rows on the data port.
+		// The coordinator drives the run over the control port; the
+		// workers send each other rows on the data port (exchanges).
 		container.Ports = []corev1.ContainerPort{{Name: "control", ContainerPort: cluster.ControlPort}, {Name: "data", ContainerPort: cluster.DataPort}}
 		// A worker whose coordinator is gone fails the Job: nobody would
 		// publish what its replacement made.

@@ -271,36 +271,24 @@ func cmdWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		report(cluster.Report{Index: *index, Attempt: *attempt, Err: err.Error()})
 		return loadError(err)
 	}
-	reported := false
-	runArgs := []string{files[0]}
-	if *traceDir != "" {
-		runArgs = []string{"--trace-file", filepath.Join(*traceDir, *attempt+".json"), files[0]}
-	}
 	// The run's span is a child of the coordinator's.
 	if tp := os.Getenv(kube.TraceparentEnv); tp != "" {
 		ctx = propagation.TraceContext{}.Extract(ctx, propagation.MapCarrier{"traceparent": tp})
 	}
-	if len(job.Exchanges) > 0 && job.Workers > 1 {
-		job.Token = os.Getenv(kube.TokenEnv)
-		return workerStage(ctx, job, *index, *attempt, *traceDir, files[0], stdout, stderr, report)
-	}
-	err = runWith(ctx, runArgs, nil, stdout, stderr, runHooks{
-		load: []zflow.Option{zflow.WithRewrite(func(g *engine.Graph) error { return job.WorkerGraph(g, *index, *attempt, nil) })},
-		done: func(s engine.Summary, err error) {
-			report(cluster.NewReport(*index, *attempt, s, err))
-			reported = true
-		},
-	})
-	if err != nil && !reported {
-		report(cluster.Report{Index: *index, Attempt: *attempt, Err: err.Error()})
-	}
-	return err
+	// The coordinator drives the run over the control port.
+	job.Token = os.Getenv(kube.TokenEnv)
+	return workerStage(ctx, job, *index, *attempt, *traceDir, files[0], stdout, stderr, report)
 }
 
-// workerStage is a worker of a run with exchanges across hosts: it runs
-// its part of the pipeline once per epoch the coordinator starts, over
-// the control connection (see cluster.Stage), and exits when told to.
+// workerStage is a worker of a cluster run: it runs its part of the
+// pipeline once per epoch the coordinator starts, over the control
+// connection (see cluster.Stage), and exits when told to; without a
+// coordinator (its connection ended) it removes what it staged and exits
+// with cluster.ExitCoordinatorLost.
 func workerStage(ctx context.Context, job *cluster.Job, index int, pod, traceDir, file string, stdout, stderr io.Writer, report func(cluster.Report)) error {
+	// A pod being deleted gets SIGTERM: stop, and remove what was staged.
+	ctx, stopSignals := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stopSignals()
 	fail := func(code int, err error) error {
 		report(cluster.Report{Index: index, Attempt: pod, Err: err.Error()})
 		return exitError{code: code, err: fmt.Errorf("zflow: worker: %w", err)}
@@ -342,7 +330,17 @@ func workerStage(ctx context.Context, job *cluster.Job, index int, pod, traceDir
 			}
 		}
 	}()
-	for m := range ctl.Msgs {
+	for {
+		var m cluster.ControlMsg
+		select {
+		case <-ctx.Done(): // SIGTERM: the pod is being deleted
+			return fail(exitInterrupt, fmt.Errorf("stopped: %v", context.Cause(ctx)))
+		case msg, ok := <-ctl.Msgs:
+			if !ok {
+				return lost()
+			}
+			m = msg
+		}
 		switch m.Op {
 		case "run":
 			last = nil
@@ -394,7 +392,7 @@ func workerStage(ctx context.Context, job *cluster.Job, index int, pod, traceDir
 				}
 			}
 			switch {
-			case e.err == errAborted:
+			case e.err == errAborted, ctx.Err() != nil: // aborted, or SIGTERM (next turn)
 			case e.err != nil:
 				_ = ctl.Send(cluster.ControlMsg{Op: "failed", Epoch: m.Epoch, Err: e.err.Error()})
 			default:
@@ -415,7 +413,6 @@ func workerStage(ctx context.Context, job *cluster.Job, index int, pod, traceDir
 			return fail(exitFailure, errors.New(m.Err))
 		}
 	}
-	return lost()
 }
 
 var errAborted = errors.New("aborted by the coordinator")

@@ -369,7 +369,7 @@ func TestAggregateAcrossHostsOneAndThree(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Fatalf("%d workers:\n%s\none host:\n%s\n%s", hosts, strings.Join(got, "\n"), strings.Join(want, "\n"), out)
 	}
-	if !strings.Contains(out, "exchange stage: epoch 1 done on every worker") {
+	if !strings.Contains(out, "exchange stage: epoch 1: 3 workers") || !strings.Contains(out, "every worker is done") {
 		t.Errorf("the coordinator did not drive the exchange stage:\n%s", out)
 	}
 	t.Logf("%d workers:\n%s", hosts, out)
@@ -589,7 +589,10 @@ func TestWorkerPodDeleted(t *testing.T) {
 				if p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed || p.DeletionTimestamp != nil {
 					continue
 				}
-				if err := client.CoreV1().Pods("default").Delete(ctx, p.Name, metav1.DeleteOptions{}); err == nil {
+				// At once (no grace period): the worker is killed wherever
+				// it is, as a node lost would.
+				zero := int64(0)
+				if err := client.CoreV1().Pods("default").Delete(ctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: &zero}); err == nil {
 					deleted = fmt.Sprintf("pod %s (worker %d, %s)", p.Name, victim, p.Status.Phase)
 				}
 				break
@@ -625,6 +628,95 @@ func TestWorkerPodDeleted(t *testing.T) {
 		waitNoRunObjects(t)
 	}
 	t.Logf("%d trials with the exact output, %d clean failures", exact, failed)
+}
+
+// TestCoordinatorKilled: the coordinator (zflow run --cluster) is killed
+// with SIGKILL while its workers run. Nothing is published; every worker
+// sees its control connection end, removes what it staged and exits with
+// the code the Job's pod failure policy turns into the Job's failure; the
+// TTL controller then deletes the Job, and the garbage collector its pods
+// and ConfigMap by their owner references: nothing is left.
+func TestCoordinatorKilled(t *testing.T) {
+	needCluster(t)
+	dir := t.TempDir()
+	p := filepath.Join(dir, "p.yaml")
+	text := strings.Replace(fmt.Sprintf(generated, dir, 3_000_000, "killed"), "workers: 3,", "workers: 3, ttl: 1m,", 1)
+	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(zflowBin(), "run", "--cluster", "kubernetes", "--kubeconfig", kubeconfig, p)
+	cmd.Dir = dir
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	sel := metav1.ListOptions{LabelSelector: "zflow.dev/run"}
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		pods, err := client.CoreV1().Pods("default").List(ctx, sel)
+		running := 0
+		if err == nil {
+			for _, p := range pods.Items {
+				if p.Status.Phase == corev1.PodRunning {
+					running++
+				}
+			}
+		}
+		if running == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatalf("the workers never all ran:\n%s", out.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond) // the coordinator has connected to them
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	t0 := time.Now()
+	// The Job fails: its workers exit with cluster.ExitCoordinatorLost.
+	var failedAfter time.Duration
+	for failedAfter == 0 {
+		jobs, err := client.BatchV1().Jobs("default").List(ctx, sel)
+		if err == nil && len(jobs.Items) == 1 {
+			for _, c := range jobs.Items[0].Status.Conditions {
+				if c.Type == "Failed" && c.Status == corev1.ConditionTrue {
+					failedAfter = time.Since(t0)
+					t.Logf("job %s failed %v after the coordinator was killed: %s: %s", jobs.Items[0].Name, failedAfter.Round(time.Millisecond), c.Reason, c.Message)
+				}
+			}
+		}
+		if time.Since(t0) > time.Minute {
+			t.Fatalf("the job did not fail within a minute of the coordinator's death (%v)\n%s", err, out.String())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "out/killed.parquet")); err == nil {
+		t.Fatal("output was published without a coordinator")
+	}
+	// ttl: 1m, then the garbage collector.
+	for {
+		jobs, err1 := client.BatchV1().Jobs("default").List(ctx, sel)
+		pods, err2 := client.CoreV1().Pods("default").List(ctx, sel)
+		cms, err3 := client.CoreV1().ConfigMaps("default").List(ctx, sel)
+		if err1 == nil && err2 == nil && err3 == nil && len(jobs.Items)+len(pods.Items)+len(cms.Items) == 0 {
+			break
+		}
+		if time.Since(t0) > 3*time.Minute {
+			t.Fatalf("3 minutes after the coordinator's death: %d jobs, %d pods, %d configmaps left", len(jobs.Items), len(pods.Items), len(cms.Items))
+		}
+		time.Sleep(time.Second)
+	}
+	t.Logf("nothing of the run left %v after the coordinator was killed", time.Since(t0).Round(time.Second))
+	if left, _ := filepath.Glob(filepath.Join(dir, "out", ".zflow-stage-*")); len(left) > 0 {
+		t.Errorf("staging left behind: %v", left)
+	}
 }
 
 // otlpLine is the part of an OTLP/JSON trace file line the test reads.

@@ -24,6 +24,11 @@ type zcCall struct {
 	n            int
 	done, copied bool
 	release      func()
+	// keep holds the call's buffers until its completion: the kernel
+	// reads their pages after sendmsg returned, and a buffer of Go memory
+	// nothing else refers to (a frame header, say) could otherwise be
+	// collected and reused under it.
+	keep [][]byte
 }
 
 // zcSender is the msg_zerocopy path (and auto, which sends small lists by
@@ -163,7 +168,7 @@ func (s *zcSender) Send(bufs [][]byte, release func()) error {
 			return s.attach(release, fmt.Errorf("netzc: sendmsg(MSG_ZEROCOPY) %d bytes: %w", total(chunk), err))
 		}
 		if w > 0 {
-			s.calls = append(s.calls, zcCall{id: s.nextID, n: w})
+			s.calls = append(s.calls, zcCall{id: s.nextID, n: w, keep: keepBufs(chunk, w)})
 			s.nextID++
 			s.inflight += w
 			s.st.ZeroCopySends++
@@ -330,6 +335,19 @@ func (s *zcSender) complete(lo, hi uint32, copied bool) {
 			s.st.ZeroCopyBytes += int64(c.n)
 		}
 	}
+}
+
+// keepBufs is the buffers of bufs the first w bytes of which were sent.
+func keepBufs(bufs [][]byte, w int) [][]byte {
+	var out [][]byte
+	for _, b := range bufs {
+		if w <= 0 {
+			break
+		}
+		out = append(out, b)
+		w -= len(b)
+	}
+	return out
 }
 
 // releaseDone drops the completed calls at the front, running releases.

@@ -4,7 +4,9 @@ package netzc
 
 import (
 	"context"
+	"fmt"
 	"io"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -123,6 +125,86 @@ func TestReaderDoesNotSpinOnCompletions(t *testing.T) {
 		t.Fatalf("Read waited %d times in %v (at most %d without spinning)", r.waits, elapsed, bound)
 	}
 	if err := snd.Close(context.Background(), false); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestZeroCopyKeepsBuffersUntilCompletion: a buffer of Go memory handed
+// to a zero-copy send and referred to by nothing else (as a frame header
+// is) must stay alive until the kernel has read it. The receiver is slow,
+// so sent data waits in the socket's queue, still in the sender's pages,
+// while another goroutine runs the garbage collector and fills new
+// buffers of the same size with another byte. The receiver must see
+// every pattern exactly.
+func TestZeroCopyKeepsBuffersUntilCompletion(t *testing.T) {
+	c, s := pair(t)
+	defer s.Close()
+	snd, err := New(c, MsgZeroCopy, Options{})
+	if err != nil {
+		t.Skipf("msg_zerocopy: %v", err)
+	}
+	const sends, size = 2000, 4096
+	got := make(chan error, 1)
+	go func() {
+		time.Sleep(100 * time.Millisecond) // let the queues fill
+		buf := make([]byte, size)
+		for i := range sends {
+			if _, err := io.ReadFull(s, buf); err != nil {
+				got <- err
+				return
+			}
+			for k, b := range buf {
+				if b != byte(i) {
+					got <- fmt.Errorf("send %d, byte %d: %#x, want %#x", i, k, b, byte(i))
+					s.Close() // the sender stops too
+					return
+				}
+			}
+			if i%100 == 0 {
+				time.Sleep(5 * time.Millisecond)
+			}
+		}
+		got <- nil
+	}()
+	stop := make(chan struct{})
+	churned := make(chan struct{})
+	go func() { // reuse freed memory as fast as possible
+		defer close(churned)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			runtime.GC()
+			junk := make([][]byte, 256)
+			for i := range junk {
+				junk[i] = make([]byte, size)
+				for k := range junk[i] {
+					junk[i][k] = 0xEE
+				}
+			}
+			runtime.KeepAlive(junk)
+		}
+	}()
+	for i := range sends {
+		b := make([]byte, size)
+		for k := range b {
+			b[k] = byte(i)
+		}
+		if err = snd.Send([][]byte{b}, nil); err != nil {
+			break // the receiver says why
+		}
+	}
+	if err == nil {
+		err = snd.Close(context.Background(), false)
+	}
+	close(stop)
+	if rerr := <-got; rerr != nil {
+		t.Fatal(rerr)
+	}
+	<-churned
+	if err != nil {
 		t.Fatal(err)
 	}
 }

@@ -30,7 +30,10 @@ func RepartitionSpec() engine.Spec {
 			"Batches move by reference: a batch whose rows all belong to one lane, or fall into long runs of one lane (input clustered by the key), is passed " +
 			"whole or as slices; only a batch whose rows must be sorted out is gathered, one new batch per lane (\"repartition gather\" on the copy ledger). " +
 			"Rows keep their input order within a lane; there is no order across lanes. " +
-			"When the next operator runs one instance, repartition passes batches on untouched.",
+			"When the next operator runs one instance, repartition passes batches on untouched. " +
+			"With across: hosts, in a cluster run (zflow run --cluster), rows first go to the worker their key hashes to (a hash every process computes alike), " +
+			"over one zflow stream per pair of workers (\"exchange send/receive (kernel copy)\" on the copy ledger); a worker's own rows never leave it. " +
+			"All the rows of one key then meet on one worker, so an aggregate, distinct or dedupe by these keys runs on every worker (docs/cluster.md).",
 		Example:   `{type: repartition, inputs: [trades], by: [symbol]}`,
 		NewConfig: func() any { return &RepartitionConfig{Across: "instances"} },
 		Build:     buildRepartition,

@@ -39,6 +39,10 @@ type call struct {
 	result, notified bool
 	more             bool
 	release          func()
+	// keep holds the request's buffers until its notification: the
+	// kernel reads their pages after the result, and a buffer of Go
+	// memory nothing else refers to could otherwise be collected under it.
+	keep [][]byte
 }
 
 func (c *call) done() bool { return c.result && (!c.more || c.notified) }
@@ -155,7 +159,7 @@ func (s *Sender) Send(bufs [][]byte, release func()) error {
 			s.failed = fmt.Errorf("uringzc: %w", err)
 			return s.attach(release, s.failed)
 		}
-		s.calls = append(s.calls, call{tag: tag})
+		s.calls = append(s.calls, call{tag: tag, keep: append([][]byte(nil), rem[:k]...)})
 		ev, err := s.waitResult(tag)
 		if err != nil {
 			return s.attach(release, err)
