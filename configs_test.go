@@ -76,6 +76,7 @@ func TestEveryConfigStruct(t *testing.T) {
 	gen := &operators.GenerateConfig{Rows: 5, Columns: []operators.GenerateColumn{{Name: "a", Type: "int64"}, {Name: "s", Type: "string"}}}
 	outAddr, inAddr := freeAddr(t), freeAddr(t)
 	rdmaOut, rdmaIn := freeAddr(t), freeAddr(t)
+	flightOut, flightIn := freeAddr(t), freeAddr(t)
 	cols := []operators.ColumnDef{{Name: "a", Type: "int64"}, {Name: "s", Type: "string"}}
 	shm, err := os.MkdirTemp("/dev/shm", "zflow-configs-")
 	if err != nil {
@@ -95,6 +96,9 @@ func TestEveryConfigStruct(t *testing.T) {
 		"rdma_in":  zflow.New("peer").Source("g", "generate", gen).Sink("out", "rdma_out", &operators.RDMAOutConfig{Address: rdmaIn}, "g"),
 		"shm_out":  zflow.New("peer").Source("in", "shm_in", &operators.ShmInConfig{Path: seg, Channel: "out", Schema: cols, Wait: time.Minute}).Sink("out", "discard", nil, "in"),
 		"shm_in":   zflow.New("peer").Source("g", "generate", gen).Sink("out", "shm_out", &operators.ShmOutConfig{Path: seg, Channel: "in"}, "g"),
+		// The flight sink's ticket is its id, n.
+		"sink/flight":   zflow.New("peer").Source("in", "flight", &operators.FlightInConfig{Address: flightOut, Ticket: "n", Schema: cols}).Sink("out", "discard", nil, "in"),
+		"source/flight": zflow.New("peer").Source("g", "generate", gen).Sink("out", "flight", &operators.FlightOutConfig{Listen: flightIn, Ticket: "t"}, "g"),
 	}
 	const genYAML = "{type: generate, rows: 5, columns: [{name: a, type: int64}, {name: s, type: string}]}"
 	if err := os.WriteFile(file("in.csv"), []byte("a,s\n1,x\n2,y\n"), 0o644); err != nil {
@@ -151,6 +155,8 @@ func TestEveryConfigStruct(t *testing.T) {
 		{engine.KindSource, "rdma_in", &operators.RDMAInConfig{Listen: rdmaIn, Schema: cols}, "listen: " + rdmaIn + ", schema: [{name: a, type: int64}, {name: s, type: string}]", 5},
 		{engine.KindSink, "shm_out", &operators.ShmOutConfig{Path: seg, Channel: "out"}, "path: " + seg + ", channel: out", 5},
 		{engine.KindSource, "shm_in", &operators.ShmInConfig{Path: seg, Channel: "in", Schema: cols}, "path: " + seg + ", channel: in, schema: [{name: a, type: int64}, {name: s, type: string}]", 5},
+		{engine.KindSink, "flight", &operators.FlightOutConfig{Listen: flightOut}, "listen: " + flightOut, 5},
+		{engine.KindSource, "flight", &operators.FlightInConfig{Address: flightIn, Ticket: "t", Schema: cols}, "address: " + flightIn + ", ticket: t, schema: [{name: a, type: int64}, {name: s, type: string}]", 5},
 		{engine.KindSink, "nvme", &operators.NVMeSinkConfig{NVMeConfig: nvmeCfg}, nvmeYAML, 5},
 		{engine.KindSource, "nvme", &operators.NVMeSourceConfig{NVMeConfig: nvmeCfg}, nvmeYAML, 5},
 	}
@@ -244,7 +250,11 @@ func TestEveryConfigStruct(t *testing.T) {
 			mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 			defer mem.AssertSize(t, 0)
 			peerDone := make(chan error, 1)
-			if pb := peers[c.name]; pb != nil {
+			pb := peers[c.name]
+			if k := c.kind.String() + "/" + c.name; peers[k] != nil {
+				pb = peers[k]
+			}
+			if pb != nil {
 				pp, err := pb.Build()
 				if err != nil {
 					t.Fatal(err)

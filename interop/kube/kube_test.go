@@ -255,6 +255,16 @@ func valueString(a arrow.Array, i int) string {
 	return a.ValueStr(i)
 }
 
+// writePipeline writes text to dir/name.yaml and returns its path.
+func writePipeline(t *testing.T, dir, name, text string) string {
+	t.Helper()
+	p := filepath.Join(dir, name+".yaml")
+	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 // TestCSVToParquetOneAndThreeHosts: the same pipeline over many CSV files
 // on one host (zflow run), on one worker and on three workers of the
 // cluster: the outputs hold the same rows, and the three workers ran on
@@ -264,11 +274,7 @@ func TestCSVToParquetOneAndThreeHosts(t *testing.T) {
 	dir := t.TempDir()
 	csvInputs(t, dir, 12, 2000)
 	write := func(name string, workers int) string {
-		p := filepath.Join(dir, name+".yaml")
-		if err := os.WriteFile(p, []byte(fmt.Sprintf(csvToParquet, workers, dir, name)), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return p
+		return writePipeline(t, dir, name, fmt.Sprintf(csvToParquet, workers, dir, name))
 	}
 	local := write("local", 1)
 	if out, err := zflow(t, dir, "run", "--quiet", local); err != nil {
@@ -348,11 +354,7 @@ func TestAggregateAcrossHostsOneAndThree(t *testing.T) {
 	dir := t.TempDir()
 	csvInputs(t, dir, 12, 2000)
 	write := func(name string, workers int) string {
-		p := filepath.Join(dir, name+".yaml")
-		if err := os.WriteFile(p, []byte(fmt.Sprintf(aggregateAcross, workers, dir, name)), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return p
+		return writePipeline(t, dir, name, fmt.Sprintf(aggregateAcross, workers, dir, name))
 	}
 	if out, err := zflow(t, dir, "run", "--quiet", write("local", 1)); err != nil {
 		t.Fatalf("zflow run: %v\n%s", err, out)
@@ -575,7 +577,7 @@ func TestWorkerPodDeleted(t *testing.T) {
 		go func() { done <- cmd.Wait() }()
 		delay := time.Duration(rng.Int64N(int64(refTime[kind])))
 		victim := rng.IntN(3)
-		deleted := "nothing (the run had ended)"
+		deleted := "nothing (no pod of that worker was running or pending)"
 		select {
 		case err := <-done:
 			done <- err

@@ -2,7 +2,9 @@
 // cluster of make cluster-test (interop/kube/cluster.sh: a control plane
 // and three kubelets in network namespaces of this one machine): the same
 // CSV → Parquet pipeline over many files on one host (zflow run, no
-// Kubernetes), on one worker pod and on three, each a whole process timed
+// Kubernetes), on one worker pod and on three, and an aggregate per
+// symbol after a repartition across hosts on one host and on three pods
+// (the workers exchange rows over zflow streams), each a whole process timed
 // from start to end, in turns (local, 1, 3, local, 1, 3, …), with the
 // workers' own times from the run's summary and the bytes that crossed the
 // hosts' veth links during each run. The hosts share this machine's CPUs,
@@ -45,6 +47,9 @@ type Report struct {
 type Setup struct {
 	Name    string    `json:"name"`    // local, 1 worker, 3 workers
 	Workers int       `json:"workers"` // 0 for local
+	// Aggregate: the pipeline aggregates per symbol after a repartition
+	// across hosts (the workers exchange rows), not CSV → Parquet.
+	Aggregate bool `json:"aggregate,omitempty"`
 	Wall    []float64 `json:"wall_s"`  // each run, whole process
 	Median  float64   `json:"median_wall_s"`
 	MBps    float64   `json:"input_mb_per_s"` // input CSV bytes / median wall
@@ -65,6 +70,22 @@ operators:
   enriched: {type: project, inputs: [large], columns: ["*", "price * qty AS notional", "lower(symbol) AS sym"]}
 sinks:
   out: {type: parquet, inputs: [enriched], path: out/%s.parquet, compression: zstd}
+`
+
+// aggPipeline aggregates per symbol after the workers exchanged their rows
+// by symbol (repartition across: hosts).
+const aggPipeline = `version: 1
+name: bench_cluster_agg
+settings:
+  cluster: {workers: %d, host_paths: [%s]}
+sources:
+  trades: {type: csv, path: in/*.csv}
+operators:
+  large: {type: filter, inputs: [trades], where: "qty >= 100"}
+  spread: {type: repartition, inputs: [large], by: [symbol], across: hosts}
+  per_symbol: {type: aggregate, inputs: [spread], group_by: [symbol], aggregates: {trades: "count(*)", qty: "sum(qty)", low: "min(price)", high: "max(price)"}}
+sinks:
+  out: {type: parquet, inputs: [per_symbol], path: out/%s.parquet, compression: zstd}
 `
 
 func main() {
@@ -112,13 +133,18 @@ func run(reps, files, rows int, out string) error {
 		return err
 	}
 	bin := filepath.Join(repo, "bin/zflow")
-	rep.Setups = []Setup{{Name: "one host (zflow run)"}, {Name: "1 worker pod", Workers: 1}, {Name: "3 worker pods", Workers: 3}}
+	rep.Setups = []Setup{{Name: "one host (zflow run)"}, {Name: "1 worker pod", Workers: 1}, {Name: "3 worker pods", Workers: 3},
+		{Name: "aggregate, one host (zflow run)", Aggregate: true}, {Name: "aggregate, 3 worker pods, exchange", Workers: 3, Aggregate: true}}
 	for r := -1; r < reps; r++ { // run -1 warms the page cache and the images
 		for i := range rep.Setups {
 			s := &rep.Setups[i]
 			name := fmt.Sprintf("s%d", i)
 			p := filepath.Join(dir, name+".yaml")
-			if err := os.WriteFile(p, []byte(fmt.Sprintf(pipeline, max(s.Workers, 1), dir, name)), 0o644); err != nil {
+			text := pipeline
+			if s.Aggregate {
+				text = aggPipeline
+			}
+			if err := os.WriteFile(p, []byte(fmt.Sprintf(text, max(s.Workers, 1), dir, name)), 0o644); err != nil {
 				return err
 			}
 			args := []string{"run", p}
@@ -221,12 +247,15 @@ func workerTimes(out string) []float64 {
 }
 
 func markdown(w io.Writer, rep *Report) {
-	fmt.Fprintf(w, "%s, %d CPUs, %s; load %s → %s. %d CSV files × %d rows (%.1f MB) → filter, two computed columns → zstd Parquet; %d runs of each setup in turns after one warm-up round, whole processes.\n\n",
+	fmt.Fprintf(w, "%s, %d CPUs, %s; load %s → %s. %d CSV files × %d rows (%.1f MB) → filter, two computed columns → zstd Parquet, and → filter → repartition by symbol across hosts → aggregate per symbol → zstd Parquet; %d runs of each setup in turns after one warm-up round, whole processes. The veth bytes of the exchange runs less those of the CSV → Parquet runs on 3 pods are what the exchange carried.\n\n",
 		rep.CPU, rep.NumCPU, rep.Go, rep.LoadStart, rep.LoadEnd, rep.Files, rep.Rows, float64(rep.InputBytes)/1e6, rep.Reps)
-	base := rep.Setups[0].Median
-	fmt.Fprintln(w, "| setup | median wall (s) | input MB/s | ÷ one host | slowest worker, median (s) | veth bytes per run, median |")
+	fmt.Fprintln(w, "| setup | median wall (s) | input MB/s | ÷ one host (same pipeline) | slowest worker, median (s) | veth bytes per run, median |")
 	fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: | ---: |")
 	for _, s := range rep.Setups {
+		base := rep.Setups[0].Median
+		if s.Aggregate {
+			base = rep.Setups[3].Median
+		}
 		slow, veth := "—", "—"
 		if len(s.WorkerTimes) > 0 {
 			slow = fmt.Sprintf("%.2f", slowest(s))
@@ -241,6 +270,9 @@ func markdown(w io.Writer, rep *Report) {
 	fmt.Fprintln(w, "\nPer run, each worker's own time (s):")
 	fmt.Fprintln(w)
 	for _, s := range rep.Setups[1:] {
+		if s.Workers == 0 {
+			continue
+		}
 		for r, ws := range s.WorkerTimes {
 			fmt.Fprintf(w, "- %s, run %d: %s\n", s.Name, r, runinfo.Floats(ws, "%.2f"))
 		}
@@ -263,7 +295,7 @@ func slowest(s Setup) float64 {
 }
 
 func draw(path string, rep *Report) error {
-	c := &chart.Bars{Title: "CSV -> zstd Parquet: one host vs worker pods on the test Kubernetes (median wall s)", YLabel: "seconds", Format: "%.2f",
+	c := &chart.Bars{Title: "one host vs worker pods on the test Kubernetes (median wall s)", YLabel: "seconds", Format: "%.2f",
 		Series: []string{"whole run", "slowest worker"},
 		Notes:  []string{fmt.Sprintf("%s, %d CPU shared by the 3 hosts, %s, load %s; %s", rep.CPU, rep.NumCPU, rep.Go, rep.LoadStart, rep.Command)}}
 	for _, s := range rep.Setups {
