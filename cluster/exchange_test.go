@@ -93,7 +93,7 @@ func TestExchangeAcrossHosts(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if one.Token != "" || len(one.Exchanges) != 1 {
+		if len(one.Token) != 2*cluster.TokenSize || len(one.Exchanges) != 1 {
 			t.Fatalf("one worker: token %q exchanges %v", one.Token, one.Exchanges)
 		}
 		if r := runWorker(t, one, 0, "solo"); r.Err != "" {
@@ -174,16 +174,19 @@ sources:
       - {name: qty, type: int64, min: 1, max: 1000}
 operators:
   spread: {type: repartition, inputs: [gen], by: [symbol], across: %s}
+  keyed: {type: filter, inputs: [spread], where: "qty > 0", parallelism: 3}
 sinks:
-  out: {type: discard, inputs: [spread]}
+  out: {type: discard, inputs: [keyed]}
 `
 
 // BenchmarkExchange is the cost of the exchange between workers: three
 // workers in this process, each generating its share of the rows and
-// repartitioning them by symbol, across hosts (two thirds of every batch
-// cross a loopback zflow stream) and across instances only (nothing
-// crosses). The difference per batch that crossed is the exchange's cost
-// per batch; b.N counts rounds of the three workers.
+// repartitioning them by symbol among three instances of a filter,
+// across hosts (two thirds of every batch cross a loopback zflow stream,
+// as one gathered batch for each other worker) and across instances only
+// (the same hashing and gathering, nothing crosses). The difference per
+// batch sent is the exchange's cost per batch; b.N counts rounds of the
+// three workers.
 //
 //	go test -run '^$' -bench Exchange -benchtime 5x ./cluster/
 func BenchmarkExchange(b *testing.B) {
@@ -229,8 +232,8 @@ func BenchmarkExchange(b *testing.B) {
 				}
 				b.StartTimer()
 			}
-			batches := float64(rows/batch) * 2 / 3 // batches whose rows partly cross
-			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/batches, "ns/batch")
+			sent := 2 * float64(3*((rows/3+batch-1)/batch)) // each source batch sends one to each other worker
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/sent, "ns/batch-sent")
 			if across == "hosts" {
 				b.ReportMetric(float64(crossed)/float64(b.N), "B-crossed/round")
 			}

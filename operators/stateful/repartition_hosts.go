@@ -269,32 +269,53 @@ func (r *repartition) acrossHosts(ctx context.Context, in arrow.RecordBatch, out
 	if err := x.connect(ctx); err != nil {
 		return err
 	}
-	emit := func(k int, b arrow.RecordBatch) error {
-		if k == x.self {
-			defer b.Release()
-			return r.route(ctx, b, out)
-		}
-		return r.enqueue(ctx, k, b, out)
-	}
 	n := int(in.NumRows())
 	if r.f.enc == nil {
 		k := (r.ic.Index + r.rrHost) % x.n
 		r.rrHost++
 		in.Retain()
-		if err := emit(k, in); err != nil {
+		if k == x.self {
+			defer in.Release()
+			if err := r.route(ctx, in, out); err != nil {
+				return err
+			}
+		} else if err := r.enqueue(ctx, k, in, out); err != nil {
 			return err
 		}
-	} else {
-		if err := r.f.enc.Encode(pick(in, r.f.keys), &r.rows); err != nil {
-			return fmt.Errorf("repartition: %w", err)
+		return r.drain(ctx, out, false)
+	}
+	// One pass sorts every row out: lanes 0…L-1 are this process's
+	// consumers' (the rows of this shard's keys, by the table hash, as
+	// route would), lanes L+j go to shard j.
+	le, ok := out.(engine.LaneEmitter)
+	local := 1
+	if ok {
+		local = le.Lanes()
+	}
+	if err := r.f.enc.Encode(pick(in, r.f.keys), &r.rows); err != nil {
+		return fmt.Errorf("repartition: %w", err)
+	}
+	r.hlane = grow(r.hlane, n)
+	for i := range n {
+		h := HostLane(xxhash.Sum64(r.rows.Data[r.rows.Offs[i]:r.rows.Offs[i+1]]), x.n)
+		if h == x.self {
+			r.hlane[i] = int32(Lane(r.rows.Hash[i], local))
+		} else {
+			r.hlane[i] = int32(local + h)
 		}
-		r.hlane = grow(r.hlane, n)
-		for i := range n {
-			r.hlane[i] = int32(HostLane(xxhash.Sum64(r.rows.Data[r.rows.Offs[i]:r.rows.Offs[i+1]]), x.n))
+	}
+	emit := func(k int, b arrow.RecordBatch) error {
+		switch {
+		case k >= local:
+			return r.enqueue(ctx, k-local, b, out)
+		case ok:
+			return le.EmitLane(k, b)
+		default:
+			return out.Emit(b)
 		}
-		if err := r.split(ctx, in, r.hlane[:n], x.n, &r.hidx, emit); err != nil {
-			return err
-		}
+	}
+	if err := r.split(ctx, in, r.hlane[:n], local+x.n, &r.hidx, emit); err != nil {
+		return err
 	}
 	return r.drain(ctx, out, false)
 }
