@@ -39,11 +39,11 @@ type FlightOutConfig struct {
 
 // FlightInConfig configures the flight source.
 type FlightInConfig struct {
-	Address string      `zflow:"address" required:"true" doc:"HOST:PORT of the Flight server" example:"127.0.0.1:8815"`
-	Ticket  string      `zflow:"ticket" required:"true" doc:"the ticket to DoGet (a zflow flight sink's is its ticket: parameter, by default its id)"`
-	Schema  []ColumnDef `zflow:"schema" doc:"the columns the stream must have (checked when it starts). Without it the source calls DoGet at compile time and takes the stream's schema, so compiling (zflow plan too) needs the server up"`
-	Timeout time.Duration `zflow:"timeout" doc:"how long to keep trying to reach the server and start the stream (default 60s)"`
-	Validate string `zflow:"validate" enum:"full,basic,none" doc:"check each batch received: full checks every offset (O(rows)), basic only buffer sizes, none trusts the server"`
+	Address  string        `zflow:"address" required:"true" doc:"HOST:PORT of the Flight server" example:"127.0.0.1:8815"`
+	Ticket   string        `zflow:"ticket" required:"true" doc:"the ticket to DoGet (a zflow flight sink's is its ticket: parameter, by default its id)"`
+	Schema   []ColumnDef   `zflow:"schema" doc:"the columns the stream must have (checked when it starts). Without it the source calls DoGet at compile time and takes the stream's schema, so compiling (zflow plan too) needs the server up"`
+	Timeout  time.Duration `zflow:"timeout" doc:"how long to keep trying to reach the server and start the stream (default 60s)"`
+	Validate string        `zflow:"validate" enum:"full,basic,none" doc:"check each batch received: full checks every offset (O(rows)), basic only buffer sizes, none trusts the server"`
 }
 
 // FlightOutSpec is the spec of the flight sink.

@@ -45,14 +45,14 @@ type Report struct {
 
 // Setup is one way of running the pipeline.
 type Setup struct {
-	Name    string    `json:"name"`    // local, 1 worker, 3 workers
-	Workers int       `json:"workers"` // 0 for local
+	Name    string `json:"name"`    // local, 1 worker, 3 workers
+	Workers int    `json:"workers"` // 0 for local
 	// Aggregate: the pipeline aggregates per symbol after a repartition
 	// across hosts (the workers exchange rows), not CSV → Parquet.
-	Aggregate bool `json:"aggregate,omitempty"`
-	Wall    []float64 `json:"wall_s"`  // each run, whole process
-	Median  float64   `json:"median_wall_s"`
-	MBps    float64   `json:"input_mb_per_s"` // input CSV bytes / median wall
+	Aggregate bool      `json:"aggregate,omitempty"`
+	Wall      []float64 `json:"wall_s"` // each run, whole process
+	Median    float64   `json:"median_wall_s"`
+	MBps      float64   `json:"input_mb_per_s"` // input CSV bytes / median wall
 	// WorkerTimes are the workers' own run times (their summaries), per
 	// run, per worker index.
 	WorkerTimes [][]float64 `json:"worker_s,omitempty"`
