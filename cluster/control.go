@@ -10,6 +10,7 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -237,11 +238,17 @@ func NewStage(ctx context.Context, j *Job, logf func(string, ...any)) *Stage {
 
 // Pod says worker index's pod runs at ip.
 func (s *Stage) Pod(index int, pod, ip string) {
-	s.post(stageEvent{kind: "pod", index: index, pod: pod, ip: ip})
+	if index >= 0 && index < s.j.Workers {
+		s.post(stageEvent{kind: "pod", index: index, pod: pod, ip: ip})
+	}
 }
 
 // Gone says worker index's pod failed, ended or was deleted.
-func (s *Stage) Gone(index int, pod string) { s.post(stageEvent{kind: "gone", index: index, pod: pod}) }
+func (s *Stage) Gone(index int, pod string) {
+	if index >= 0 && index < s.j.Workers {
+		s.post(stageEvent{kind: "gone", index: index, pod: pod})
+	}
+}
 
 // Failed delivers the error that ends the run.
 func (s *Stage) Failed() <-chan error { return s.failed }
@@ -262,6 +269,13 @@ func (s *Stage) post(e stageEvent) {
 // graceAfterFailure is how long a worker's failure waits for news of a
 // lost pod, which would make it a failure a new epoch cures.
 const graceAfterFailure = 3 * time.Second
+
+// graceAfterPeerFailure is that wait when the failure is an exchange's
+// (exchangeErr in its message).
+const graceAfterPeerFailure = 30 * time.Second
+
+// exchangeErr starts the errors of an exchange between workers.
+const exchangeErr = "repartition across hosts"
 
 func (s *Stage) loop() {
 	defer s.wg.Done()
@@ -410,6 +424,10 @@ func (s *Stage) loop() {
 				gone(e.index, fmt.Sprintf("worker %d's pod %s was deleted or ended", e.index, e.pod))
 			}
 		case "conn":
+			if _, ok := dialing[e.c.pod]; !ok {
+				e.c.conn.Close() // its pod was gone before it answered
+				continue
+			}
 			delete(dialing, e.c.pod)
 			if finished || dead {
 				e.c.conn.Close()
@@ -449,7 +467,14 @@ func (s *Stage) loop() {
 			case "failed":
 				s.logf("worker %d failed (epoch %d): %s", i, runEpoch[i], e.msg.Err)
 				ep, msg := runEpoch[i], e.msg.Err
-				time.AfterFunc(graceAfterFailure, func() {
+				grace := graceAfterFailure
+				if strings.Contains(msg, exchangeErr) {
+					// It broke on a peer: a node that is lost or cut off
+					// is seen to be gone (the pod watch, the control
+					// connection's keepalive) only tens of seconds later.
+					grace = graceAfterPeerFailure
+				}
+				time.AfterFunc(grace, func() {
 					s.post(stageEvent{kind: "grace", index: i, epoch: ep, err: errors.New(msg)})
 				})
 			}
@@ -506,6 +531,10 @@ func (s *Stage) connect(ctx context.Context, index int, pod, ip string) {
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+	// Closed when the stage ends, whoever holds it then: its reader below
+	// must not outlive the stage.
+	stop := context.AfterFunc(s.ctx, func() { c.Close() })
+	defer stop()
 	sc := &stageConn{index: index, pod: pod, ip: ip, conn: c}
 	s.post(stageEvent{kind: "conn", index: index, c: sc})
 	for {

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"net"
@@ -78,8 +79,12 @@ func (w *fakeWorker) told() string {
 // stageFor makes a stage whose dialer reaches the fake workers by pod
 // "IP" (the pod's name).
 func stageFor(t *testing.T, ws map[string]*fakeWorker, token string, exchanges ...string) *Stage {
+	return stageN(t, 3, ws, token, exchanges...)
+}
+
+func stageN(t *testing.T, workers int, ws map[string]*fakeWorker, token string, exchanges ...string) *Stage {
 	var mu sync.Mutex
-	j := &Job{Workers: 3, Token: token, Exchanges: exchanges}
+	j := &Job{Workers: workers, Token: token, Exchanges: exchanges}
 	s := &Stage{j: j, logf: t.Logf, ev: make(chan stageEvent, 64), failed: make(chan error, 1)}
 	s.dial = func(ctx context.Context, addr string) (net.Conn, error) {
 		host, _, _ := net.SplitHostPort(addr)
@@ -213,4 +218,43 @@ func TestAwaitCoordinatorRefusesOtherToken(t *testing.T) {
 	if err := <-res; err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestStageCloseWhileAnswering: the stage closes while a worker is still
+// answering its hello; Close returns at once all the same (the
+// connection is closed, not left to a reader nobody stops).
+func TestStageCloseWhileAnswering(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	workerDone := make(chan struct{})
+	go func() {
+		defer close(workerDone)
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		r := bufio.NewReader(c)
+		var m ControlMsg
+		readControl(r, &m)
+		time.Sleep(300 * time.Millisecond) // a pod just starting
+		writeControl(c, ControlMsg{Op: "hello", Index: 0})
+		readControl(r, &m) // a live worker waits for its coordinator
+	}()
+	ws := map[string]*fakeWorker{"p0": {l: l}}
+	s := stageN(t, 1, ws, "t")
+	s.Pod(0, "p0", "p0")
+	time.Sleep(100 * time.Millisecond)
+	done := make(chan struct{})
+	go func() { s.Close(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Stage.Close still waiting after 5s")
+	}
+	<-workerDone
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 
@@ -238,5 +239,114 @@ func BenchmarkExchange(b *testing.B) {
 				b.ReportMetric(float64(crossed)/float64(b.N), "B-crossed/round")
 			}
 		})
+	}
+}
+
+const stopSrc = `version: 1
+name: x
+settings:
+  memory: {arena: heap}
+sources:
+  gen:
+    type: generate
+    rows: 1000000
+    batch_rows: 4096
+    columns:
+      - {name: id, type: int64, min: 0, max: 1000000000}
+      - {name: symbol, type: string, cardinality: 1000, prefix: S}
+operators:
+  spread: {type: repartition, inputs: [gen], by: [symbol], across: hosts}
+  few: {type: limit, inputs: [spread], count: %d}
+sinks:
+  out: {type: discard, inputs: [few]}
+`
+
+// runShards runs srcs[i] as shard i of len(srcs) over meshes at epoch
+// 1, with contexts ctxs, and returns each run's error (or a hang).
+func runShards(t *testing.T, srcs []string, ctxs []context.Context) []error {
+	t.Helper()
+	ms := meshes(t, len(srcs), [cluster.TokenSize]byte{})
+	errs := make([]error, len(srcs))
+	var wg sync.WaitGroup
+	for i, src := range srcs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p, err := zflow.Parse([]byte(src), "p.yaml", zflow.WithRewrite(func(g *engine.Graph) error {
+				g.Settings.Shard = engine.Shard{Index: i, Count: len(srcs), Peers: ms[i]}
+				return nil
+			}))
+			if err == nil {
+				_, err = p.Run(ctxs[i])
+			}
+			errs[i] = err
+		}()
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(60 * time.Second):
+		t.Fatal("the shards hang")
+	}
+	return errs
+}
+
+// TestExchangeDownstreamStops: a limit after the exchange is reached on
+// one worker while the other still sends: the first keeps reading (and
+// dropping) what arrives, so both end, without error.
+func TestExchangeDownstreamStops(t *testing.T) {
+	t.Cleanup(func() { goleak.VerifyNone(t) })
+	bg := context.Background()
+	errs := runShards(t, []string{fmt.Sprintf(stopSrc, 1_000_000_000), fmt.Sprintf(stopSrc, 10)}, []context.Context{bg, bg})
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("worker %d: %v", i, err)
+		}
+	}
+}
+
+// TestExchangeWorkerCancelled: a worker cancelled mid-run fails, and so
+// does its peer, saying it was the exchange; neither hangs.
+func TestExchangeWorkerCancelled(t *testing.T) {
+	t.Cleanup(func() { goleak.VerifyNone(t) })
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(100*time.Millisecond, cancel)
+	src := strings.Replace(fmt.Sprintf(stopSrc, 1_000_000_000), "rows: 1000000", "rows: 20000000", 1)
+	errs := runShards(t, []string{src, src}, []context.Context{context.Background(), ctx})
+	if errs[1] == nil || errs[0] == nil || !strings.Contains(errs[0].Error(), "repartition across hosts") {
+		t.Fatalf("worker 0: %v; worker 1: %v", errs[0], errs[1])
+	}
+}
+
+// TestExchangeLaterEpochWaits: a worker that starts epoch 2 before its
+// peer has left epoch 1 dials it at once; the connection waits for the
+// peer to get there, and both runs succeed.
+func TestExchangeLaterEpochWaits(t *testing.T) {
+	t.Cleanup(func() { goleak.VerifyNone(t) })
+	ms := meshes(t, 2, [cluster.TokenSize]byte{})
+	addrs := []string{ms[0].Addr().String(), ms[1].Addr().String()}
+	src := fmt.Sprintf(stopSrc, 1_000_000_000)
+	run := func(i int) chan error {
+		ch := make(chan error, 1)
+		go func() {
+			p, err := zflow.Parse([]byte(src), "p.yaml", zflow.WithRewrite(func(g *engine.Graph) error {
+				g.Settings.Shard = engine.Shard{Index: i, Count: 2, Peers: ms[i]}
+				return nil
+			}))
+			if err == nil {
+				_, err = p.Run(context.Background())
+			}
+			ch <- err
+		}()
+		return ch
+	}
+	ms[0].SetEpoch(2, addrs)
+	c0 := run(0)
+	time.Sleep(300 * time.Millisecond)
+	ms[1].SetEpoch(2, addrs)
+	c1 := run(1)
+	if err0, err1 := <-c0, <-c1; err0 != nil || err1 != nil {
+		t.Fatalf("worker 0: %v; worker 1: %v", err0, err1)
 	}
 }

@@ -125,20 +125,44 @@ func (m *Mesh) Close() error {
 
 func (m *Mesh) accept() {
 	defer m.wg.Done()
+	pending := make(chan struct{}, maxPending) // connections still in their preamble
+	backoff := 5 * time.Millisecond
 	for {
 		c, err := m.ln.AcceptTCP()
 		if err != nil {
-			return // closed
+			if errors.Is(err, net.ErrClosed) || m.ctx.Err() != nil {
+				return
+			}
+			// Out of descriptors, say: try again rather than stop
+			// listening for good.
+			select {
+			case <-m.ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, time.Second)
+			continue
+		}
+		backoff = 5 * time.Millisecond
+		select {
+		case pending <- struct{}{}:
+		default:
+			c.Close() // too many unauthenticated connections at once
+			continue
 		}
 		m.wg.Add(1)
 		go func() {
 			defer m.wg.Done()
+			defer func() { <-pending }()
 			if err := m.admit(c); err != nil {
 				c.Close()
 			}
 		}()
 	}
 }
+
+// maxPending bounds the connections whose preamble has not been read yet.
+const maxPending = 64
 
 // admit reads a connection's preamble and files it under its key.
 func (m *Mesh) admit(c *net.TCPConn) error {
@@ -169,8 +193,11 @@ func (m *Mesh) admit(c *net.TCPConn) error {
 	c.SetReadDeadline(time.Time{})
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.closed || epoch != m.epoch {
-		return errors.New("another epoch")
+	// A connection of a later epoch waits for it: a peer that got the
+	// coordinator's "run" first may dial before this worker has torn down
+	// the epoch before. One of an earlier epoch is stale.
+	if m.closed || epoch < m.epoch {
+		return errors.New("an earlier epoch")
 	}
 	select {
 	case m.slot(meshKey{epoch, string(name), from}) <- c:

@@ -381,6 +381,8 @@ func workerStage(ctx context.Context, job *cluster.Job, index int, pod, traceDir
 						stop(errors.New("the coordinator is gone"))
 						<-res
 						return lost()
+					case m2.Op == "abort" && m2.Epoch != m.Epoch:
+						// Not this run's: ignore.
 					case m2.Op == "abort" || m2.Op == "fail":
 						stop(fmt.Errorf("the coordinator said %s", m2.Op))
 						<-res

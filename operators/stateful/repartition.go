@@ -138,6 +138,7 @@ type repartition struct {
 	hidx      [][]int32     // the rows of each shard
 	rrHost    int           // round robin: the shard of the next batch
 	recvEnded bool          // every shard's stream to this one has ended
+	stopped   bool          // the consumers want no more (ErrStop)
 }
 
 // minRun is the average run of rows of one lane at which a batch is

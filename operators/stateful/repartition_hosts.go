@@ -7,6 +7,7 @@ import (
 	"io"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/cespare/xxhash/v2"
@@ -43,11 +44,11 @@ type hostBatch struct {
 
 // hostExchange is what the instances of a repartition across hosts share.
 type hostExchange struct {
-	f           *repartitionFactory
-	ic          *engine.InstanceContext // the first instance's: its allocator receives
-	self, n     int
-	connectOnce sync.Once
-	connectErr  error
+	f          *repartitionFactory
+	ic         *engine.InstanceContext // the first instance's: its allocator receives
+	self, n    int
+	connected  chan struct{} // closed when the streams are made (or failed)
+	connectErr error
 
 	ctx    context.Context // the goroutines'; cancelled at the first failure or at teardown
 	cancel context.CancelFunc
@@ -57,6 +58,7 @@ type hostExchange struct {
 	sendq    []chan hostBatch // by shard; nil at self
 	recvq    chan hostBatch
 	sending  atomic.Int32 // instances that may still send
+	finished atomic.Int32 // instances whose Finish succeeded
 	live     atomic.Int32 // instances not yet released
 	sendDone chan struct{}
 	wg       sync.WaitGroup
@@ -67,10 +69,18 @@ type hostExchange struct {
 
 func newHostExchange(f *repartitionFactory, ic *engine.InstanceContext) *hostExchange {
 	x := &hostExchange{f: f, ic: ic, self: ic.Settings.Shard.Index, n: ic.Settings.Shard.Count,
-		sendDone: make(chan struct{})}
+		sendDone: make(chan struct{}), connected: make(chan struct{})}
 	x.sending.Store(int32(max(ic.Count, 1)))
 	x.live.Store(int32(max(ic.Count, 1)))
 	x.ctx, x.cancel = context.WithCancel(context.Background())
+	// The streams are made as the run starts, whenever the first batch
+	// comes: the workers start together, but one may reach the exchange
+	// much later than another (a filter that drops everything it reads
+	// first, skewed data, a slow operator before it).
+	go func() {
+		x.connectErr = x.dial(x.ctx)
+		close(x.connected)
+	}()
 	return x
 }
 
@@ -94,8 +104,12 @@ func (x *hostExchange) err() error {
 // sender to every other shard and a receiver from each, their handshakes
 // all at once (each side's sender waits for the other's receiver).
 func (x *hostExchange) connect(ctx context.Context) error {
-	x.connectOnce.Do(func() { x.connectErr = x.dial(ctx) })
-	return x.connectErr
+	select {
+	case <-x.connected:
+		return x.connectErr
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 func (x *hostExchange) dial(ctx context.Context) error {
@@ -110,6 +124,14 @@ func (x *hostExchange) dial(ctx context.Context) error {
 	receivers := make([]*stream.Receiver, x.n)
 	errs := make([]error, 2*x.n)
 	var hs sync.WaitGroup
+	// Every handshake is bounded, and the first to fail ends the others
+	// (a peer that gave up never says hello).
+	hctx, hcancel := context.WithTimeout(ctx, handshakeWait)
+	defer hcancel()
+	failed := func(i int, err error) {
+		errs[i] = err
+		hcancel()
+	}
 	for j := range x.n {
 		if j == x.self {
 			continue
@@ -117,9 +139,12 @@ func (x *hostExchange) dial(ctx context.Context) error {
 		hs.Add(2)
 		go func() {
 			defer hs.Done()
-			s, err := stream.NewSender(ctx, outs[j], x.f.schema, stream.SendOptions{Alloc: x.ic.Alloc})
+			// The end of the stream waits for the receiver to have passed
+			// on everything before it, which a slow consumer there may
+			// take long over: the run's failure, not a timeout, ends it.
+			s, err := stream.NewSender(hctx, outs[j], x.f.schema, stream.SendOptions{Alloc: x.ic.Alloc, EndTimeout: 24 * time.Hour})
 			if err != nil {
-				errs[2*j] = fmt.Errorf("to shard %d: %w", j, err)
+				failed(2*j, fmt.Errorf("to shard %d: %w", j, err))
 				outs[j].Close()
 				return
 			}
@@ -127,7 +152,7 @@ func (x *hostExchange) dial(ctx context.Context) error {
 		}()
 		go func() {
 			defer hs.Done()
-			r, err := stream.NewReceiver(ctx, ins[j], stream.RecvOptions{Alloc: x.ic.Alloc})
+			r, err := stream.NewReceiver(hctx, ins[j], stream.RecvOptions{Alloc: x.ic.Alloc})
 			if err == nil {
 				err = sameColumns(x.f.schema, r.Schema())
 				if err == nil {
@@ -140,7 +165,7 @@ func (x *hostExchange) dial(ctx context.Context) error {
 				ins[j].Close()
 			}
 			if err != nil {
-				errs[2*j+1] = fmt.Errorf("from shard %d: %w", j, err)
+				failed(2*j+1, fmt.Errorf("from shard %d: %w", j, err))
 				return
 			}
 			receivers[j] = r
@@ -247,6 +272,9 @@ func (x *hostExchange) receive(j int, r *stream.Receiver) {
 		}
 	}
 }
+
+// handshakeWait bounds the start of the exchange's streams.
+const handshakeWait = 2 * time.Minute
 
 // sameColumns checks that a peer's stream has the exchange's columns.
 func sameColumns(want, got *arrow.Schema) error {
@@ -365,9 +393,21 @@ func (x *hostExchange) failure() error {
 	return errors.New("repartition across hosts: the exchange was stopped")
 }
 
+// routeReceived routes a batch from another shard. Once this process's
+// consumers want no more (ErrStop: a limit reached), what arrives is
+// dropped, but still read to the end of every stream, so that the other
+// shards end theirs cleanly.
 func (r *repartition) routeReceived(ctx context.Context, hb hostBatch, out engine.Emitter) error {
 	defer hb.rec.Release()
-	return r.route(ctx, hb.rec, out)
+	if r.stopped {
+		return nil
+	}
+	err := r.route(ctx, hb.rec, out)
+	if errors.Is(err, engine.ErrStop) {
+		r.stopped = true
+		return nil
+	}
+	return err
 }
 
 // drain routes what has arrived from the other shards: what is there now,
@@ -428,7 +468,11 @@ func (r *repartition) Finish(ctx context.Context, out engine.Emitter) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	return x.err()
+	if err := x.err(); err != nil {
+		return err
+	}
+	x.finished.Add(1)
+	return nil
 }
 
 // Release lets go of the exchange when its last instance is done: stops
@@ -439,9 +483,14 @@ func (r *repartition) Release() {
 	if x == nil || x.live.Add(-1) != 0 {
 		return
 	}
-	if x.sending.Load() > 0 || x.err() != nil {
+	// Unless every instance finished (its streams ended and the others'
+	// were read to their end), the exchange stops at once: its receivers
+	// would otherwise wait for room nobody makes, and its peers for
+	// credit.
+	if x.finished.Load() < int32(max(x.ic.Count, 1)) || x.err() != nil {
 		x.fail(errors.New("the run failed or was cancelled"))
 	}
+	<-x.connected // the streams are made or given up (a failure above cancels their making)
 	if x.sendq != nil {
 		if x.sending.Load() > 0 {
 			for _, q := range x.sendq {
