@@ -310,15 +310,19 @@ func workerStage(ctx context.Context, job *cluster.Job, index int, pod, traceDir
 	ctl, err := cluster.AwaitCoordinator(wctx, l, job.Token, index, pod)
 	cancel()
 	if err != nil {
+		if ctx.Err() != nil {
+			// SIGTERM: this pod is being deleted (and replaced), which is
+			// no reason to fail the Job.
+			return fail(exitInterrupt, err)
+		}
 		return fail(cluster.ExitCoordinatorLost, err)
 	}
 	defer ctl.Close()
 	lost := func() error {
-		why := ctl.Lost()
-		if ctx.Err() != nil {
-			why = context.Cause(ctx)
+		if ctx.Err() != nil { // SIGTERM: the pod is being deleted
+			return fail(exitInterrupt, fmt.Errorf("stopped: %v", context.Cause(ctx)))
 		}
-		return fail(cluster.ExitCoordinatorLost, fmt.Errorf("the coordinator's connection ended (%v): nothing of this worker's is published", why))
+		return fail(cluster.ExitCoordinatorLost, fmt.Errorf("the coordinator's connection ended (%v): nothing of this worker's is published", ctl.Lost()))
 	}
 	var last *cluster.Report
 	var staged []string // the attempts this worker ran
