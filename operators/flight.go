@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/flight"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
@@ -20,7 +19,6 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/zflowdev/zflow/engine"
-	"github.com/zflowdev/zflow/internal/arrowcheck"
 )
 
 // Arrow Flight: a sink that serves a run's output to whoever pulls it
@@ -372,22 +370,16 @@ func buildFlightIn(bc *engine.BuildContext, c any) (engine.Factory, error) {
 		errs = append(errs, engine.Errf("validate", "want full, basic or none, got %q", cfg.Validate))
 	}
 	f := &flightInFactory{cfg: cfg}
-	if len(cfg.Schema) > 0 {
-		s, err := columnsSchema("schema", cfg.Schema)
-		if err != nil {
-			errs = append(errs, err)
-		}
-		f.schema = s
-	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
-	}
-	if f.schema == nil {
+	var err error
+	f.early, f.schema, err = streamSchema(cfg.Schema, errs, func() (*flightStream, *arrow.Schema, error) {
 		st, err := f.open(context.Background(), memory.NewGoAllocator())
 		if err != nil {
-			return nil, engine.Errf("schema", "not given, so the stream's schema was to be read at compile time: %v", err)
+			return nil, nil, err
 		}
-		f.early, f.schema = st, stripMeta(st.rdr.Schema())
+		return st, st.rdr.Schema(), nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return f, nil
 }
@@ -474,14 +466,7 @@ func (s *flightInSource) Run(ctx context.Context, out engine.Emitter) (err error
 	for s.st.rdr.Next() {
 		rec := s.st.rdr.RecordBatch()
 		n++
-		var verr error
-		switch s.f.cfg.Validate {
-		case "full":
-			verr = arrowcheck.RecordFull(rec)
-		case "basic":
-			verr = array.ValidateRecord(rec)
-		}
-		if verr != nil {
+		if verr := validateBatch(s.f.cfg.Validate, rec); verr != nil {
 			return fmt.Errorf("flight: batch %d from %s is malformed: %w", n, s.f.cfg.Address, verr)
 		}
 		b, err := conformBatch(s.f.schema, rec)

@@ -11,11 +11,9 @@ import (
 	"sync"
 
 	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/zflowdev/zflow/engine"
-	"github.com/zflowdev/zflow/internal/arrowcheck"
 	"github.com/zflowdev/zflow/io/rdma"
 	"github.com/zflowdev/zflow/io/stream"
 )
@@ -183,22 +181,16 @@ func buildRDMAIn(bc *engine.BuildContext, c any) (engine.Factory, error) {
 		errs = append(errs, err)
 	}
 	f := &rdmaInFactory{cfg: cfg, backend: backend}
-	if len(cfg.Schema) > 0 {
-		s, err := columnsSchema("schema", cfg.Schema)
-		if err != nil {
-			errs = append(errs, err)
-		}
-		f.schema = s
-	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
-	}
-	if f.schema == nil {
+	var err2 error
+	f.early, f.schema, err2 = streamSchema(cfg.Schema, errs, func() (*rdma.Receiver, *arrow.Schema, error) {
 		r, err := f.accept(context.Background(), memory.NewGoAllocator())
 		if err != nil {
-			return nil, engine.Errf("schema", "not given, so the stream's schema was to be read at compile time: %v", err)
+			return nil, nil, err
 		}
-		f.early, f.schema = r, stripMeta(r.Schema())
+		return r, r.Schema(), nil
+	})
+	if err2 != nil {
+		return nil, err2
 	}
 	return f, nil
 }
@@ -283,14 +275,7 @@ func (s *rdmaInSource) Run(ctx context.Context, out engine.Emitter) (err error) 
 		if err != nil {
 			return fmt.Errorf("rdma_in: %s: %w", s.f.cfg.Listen, err)
 		}
-		var verr error
-		switch s.f.cfg.Validate {
-		case "full":
-			verr = arrowcheck.RecordFull(rec)
-		case "basic":
-			verr = array.ValidateRecord(rec)
-		}
-		if verr != nil {
+		if verr := validateBatch(s.f.cfg.Validate, rec); verr != nil {
 			rec.Release()
 			return fmt.Errorf("rdma_in: batch %d from %s is malformed: %w", s.r.Stats().Batches, s.f.cfg.Listen, verr)
 		}

@@ -15,7 +15,6 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/zflowdev/zflow/engine"
-	"github.com/zflowdev/zflow/internal/arrowcheck"
 	"github.com/zflowdev/zflow/internal/textin"
 	"github.com/zflowdev/zflow/io/storage"
 )
@@ -445,14 +444,7 @@ func (s *arrowSource) emit(rec arrow.RecordBatch, fi, i int, out engine.Emitter)
 		rec.Release()
 		rec = narrow
 	}
-	var verr error
-	switch s.f.cfg.Validate {
-	case "full":
-		verr = arrowcheck.RecordFull(rec)
-	case "basic":
-		verr = array.ValidateRecord(rec)
-	}
-	if verr != nil {
+	if verr := validateBatch(s.f.cfg.Validate, rec); verr != nil {
 		rec.Release()
 		return true, fmt.Errorf("arrow: read %s: batch %d is malformed: %w", path, i, verr)
 	}

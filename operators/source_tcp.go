@@ -81,23 +81,17 @@ func buildTCPIn(bc *engine.BuildContext, c any) (engine.Factory, error) {
 		}
 	}
 	f := &tcpInFactory{cfg: cfg, recv: recv}
-	if len(cfg.Schema) > 0 {
-		s, err := columnsSchema("schema", cfg.Schema)
-		if err != nil {
-			errs = append(errs, err)
-		}
-		f.schema = s
-	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
-	}
-	if f.schema == nil {
+	var err2 error
+	f.early, f.schema, err2 = streamSchema(cfg.Schema, errs, func() (*stream.Receiver, *arrow.Schema, error) {
 		// No declared columns: the stream says what they are.
 		r, err := f.accept(context.Background(), memory.NewGoAllocator())
 		if err != nil {
-			return nil, engine.Errf("schema", "not given, so the stream's schema was to be read at compile time: %v", err)
+			return nil, nil, err
 		}
-		f.early, f.schema = r, stripMeta(r.Schema())
+		return r, r.Schema(), nil
+	})
+	if err2 != nil {
+		return nil, err2
 	}
 	return f, nil
 }
@@ -192,14 +186,7 @@ func (s *tcpInSource) Run(ctx context.Context, out engine.Emitter) (err error) {
 		if err != nil {
 			return fmt.Errorf("tcp_in: %w", err)
 		}
-		var verr error
-		switch s.f.cfg.Validate {
-		case "full":
-			verr = arrowcheck.RecordFull(rec)
-		case "basic":
-			verr = array.ValidateRecord(rec)
-		}
-		if verr != nil {
+		if verr := validateBatch(s.f.cfg.Validate, rec); verr != nil {
 			rec.Release()
 			return fmt.Errorf("tcp_in: batch %d from %s is malformed: %w", s.r.Stats().Batches, s.f.cfg.Listen, verr)
 		}
@@ -284,4 +271,41 @@ func columnList(s *arrow.Schema) string {
 		out += f.Name + " " + f.Type.String()
 	}
 	return out
+}
+
+// validateBatch checks rec as a source's validate parameter says: full
+// checks every offset (O(rows)), basic only buffer sizes, none nothing.
+func validateBatch(mode string, rec arrow.RecordBatch) error {
+	switch mode {
+	case "full":
+		return arrowcheck.RecordFull(rec)
+	case "basic":
+		return array.ValidateRecord(rec)
+	}
+	return nil
+}
+
+// streamSchema is a stream source's schema: its declared columns, or,
+// without them, the schema of the stream open starts at compile time,
+// which the source keeps for its first run (early). errs are the
+// parameter errors found so far; with any, nothing is opened.
+func streamSchema[T any](cols []ColumnDef, errs []error, open func() (T, *arrow.Schema, error)) (early T, schema *arrow.Schema, err error) {
+	if len(cols) > 0 {
+		s, err := columnsSchema("schema", cols)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		schema = s
+	}
+	if len(errs) > 0 {
+		return early, nil, errors.Join(errs...)
+	}
+	if schema != nil {
+		return early, schema, nil
+	}
+	early, s, err := open()
+	if err != nil {
+		return early, nil, engine.Errf("schema", "not given, so the stream's schema was to be read at compile time: %v", err)
+	}
+	return early, stripMeta(s), nil
 }
