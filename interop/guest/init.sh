@@ -87,8 +87,11 @@ if [ "$ZG_BENCH" = rdma ]; then
 	LD_LIBRARY_PATH=/lib/x86_64-linux-gnu:/usr/lib/x86_64-linux-gnu rdma link add rxe0 type rxe netdev eth0
 	sleep 1
 	say "BEGIN rdma-bench uptime=$(up)s"
-	LD_LIBRARY_PATH=/lib/x86_64-linux-gnu:/usr/lib/x86_64-linux-gnu rdma-bench -place guest -device rxe0 -addr 10.0.2.15 -json - ${ZG_BENCH_ARGS:-}
+	LD_LIBRARY_PATH=/lib/x86_64-linux-gnu:/usr/lib/x86_64-linux-gnu rdma-bench -place guest -device rxe0 -addr 10.0.2.15 -json - $(echo "${ZG_BENCH_ARGS:-}" | tr '~' ' ')
 	say "END rdma-bench rc=$? uptime=$(up)s"
+	for f in /sys/class/infiniband/rxe0/ports/1/hw_counters/*; do
+		[ -e "$f" ] && say "COUNTER $(basename "$f") $(cat "$f")"
+	done
 	poweroff -f
 fi
 

@@ -89,6 +89,8 @@ func main() {
 	out := flag.String("out", "bench/results", "directory for rdma_<place>.json, .md, .png")
 	jsonOut := flag.String("json", "", "- prints the report between ZG: BENCH-JSON markers instead of writing files")
 	render := flag.String("render", "", "draw the .md and .png of a report in this JSON file (into -out)")
+	only := flag.String("paths", "", "measure only these paths (comma-separated; default every path of the place)")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the measurements to this file (with -json -, printed base64 between ZG: PROF markers too)")
 	flag.Parse()
 	if *render != "" {
 		var rep Report
@@ -110,6 +112,20 @@ func main() {
 		rep.Device = *device
 		paths = []string{"rdma", "stream", "ib_write_bw"}
 	}
+	if *only != "" {
+		want := strings.Split(*only, ",")
+		for _, p := range want {
+			if !slices.Contains(paths, p) {
+				check(fmt.Errorf("-paths: %q is not a path of -place %s (%s)", p, *place, strings.Join(paths, ", ")))
+			}
+		}
+		paths = want
+	}
+	if *cpuProfile != "" {
+		stop, err := startProfile(*cpuProfile, *jsonOut == "-")
+		check(err)
+		defer stop()
+	}
 	arena, err := buffers.New(buffers.ArenaConfig{Kind: buffers.KindPlain, ExtentSize: 64 << 20, QuietFallback: true})
 	check(err)
 	defer arena.Close()
@@ -120,6 +136,7 @@ func main() {
 			for _, p := range paths {
 				var res result
 				var err error
+				cpu0 := cpuTime()
 				switch p {
 				case "rdma":
 					dev := ""
@@ -151,8 +168,8 @@ func main() {
 					runs[p] = make([][]result, len(szs))
 				}
 				runs[p][i] = append(runs[p][i], res)
-				fmt.Fprintf(os.Stderr, "rep %d %s %s: %.1f MB/s p50 %.0f µs p99 %.0f µs (%d batches)\n",
-					r+1, runinfo.Short(size), p, res.mbps, res.p50, res.p99, res.batches)
+				fmt.Fprintf(os.Stderr, "rep %d %s %s: %.1f MB/s p50 %.0f µs p99 %.0f µs (%d batches, %.2f s of CPU)\n",
+					r+1, runinfo.Short(size), p, res.mbps, res.p50, res.p99, res.batches, (cpuTime() - cpu0).Seconds())
 			}
 		}
 	}
@@ -170,7 +187,7 @@ func main() {
 			}
 			pt.MBps, pt.P50us, pt.P99us = runinfo.Median(mb), runinfo.Median(p50), runinfo.Median(p99)
 			for _, q := range []string{ref, "stream"} {
-				if q == p {
+				if q == p || runs[q] == nil { // -paths left q out
 					continue
 				}
 				var ratios []float64
