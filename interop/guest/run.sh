@@ -25,7 +25,12 @@
 # write its report to bench/results/rdma_guest.*; make bench-rdma),
 # INTEROP_BENCH_ARGS (more flags for that benchmark, e.g. "-sizes 64KiB
 # -reps 1"; its report then goes to .cache/interop/bench/, and with
-# -cpuprofile the guest's CPU profile to .cache/interop/rdma_guest.pprof).
+# -cpuprofile the guest's CPU profile to .cache/interop/rdma_guest.pprof),
+# INTEROP_PERF (1: the benchmark runs under the host's perf, whole-system
+# cpu-clock samples, and the report's hottest symbols go to the log;
+# INTEROP_PERF_CALLERS="sym …" adds the call graphs into those symbols),
+# INTEROP_GUEST_ENV ("NAME=VALUE …" on the kernel's command line: the
+# environment of /init and what it runs, e.g. GOMAXPROCS=1).
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
@@ -61,6 +66,8 @@ RDMA_PKGS=(libibverbs-dev ibverbs-providers ibverbs-utils perftest iproute2)
 TIMEOUT=${INTEROP_TIMEOUT:-300}
 RUN=${INTEROP_RUN:-}
 BENCH=${INTEROP_BENCH:-}
+PERF=${INTEROP_PERF:-}
+PERF_CALLERS=$(printf %s "${INTEROP_PERF_CALLERS:-}" | tr ' ' '~')
 # Extra flags for the guest's benchmark (INTEROP_BENCH_ARGS="-sizes 64KiB -reps 1"):
 # spaces travel as ~ on the kernel's command line.
 BENCH_ARGS=$(printf %s "${INTEROP_BENCH_ARGS:-}" | tr ' ' '~')
@@ -184,7 +191,7 @@ CGO_ENABLED=1 "$GO" build -tags rdma_verbs -ldflags="$(ldf ./cmd/zflow)" -o "$C/
 	die "CGO_ENABLED=1 go build -tags rdma_verbs ./cmd/zflow failed (libibverbs-dev installed?)"
 rm -f "$C/rdma-bench"
 if [ "$BENCH" = rdma ]; then
-	CGO_ENABLED=1 "$GO" build -tags rdma_verbs -ldflags="-s -w" -o "$C/rdma-bench" ./bench/cmd/rdma ||
+	CGO_ENABLED=1 "$GO" build -tags rdma_verbs -o "$C/rdma-bench" ./bench/cmd/rdma ||
 		die "CGO_ENABLED=1 go build -tags rdma_verbs ./bench/cmd/rdma failed"
 fi
 T2=$(now)
@@ -206,6 +213,10 @@ rxe_provider=$(ls /usr/lib/x86_64-linux-gnu/libibverbs/librxe-rdmav*.so | head -
 [ -n "$rxe_provider" ] || die "no rxe provider in /usr/lib/x86_64-linux-gnu/libibverbs (ibverbs-providers installed?)"
 rdma_progs=("$C/zflow-verbs" "$(command -v rdma)" "$(command -v ibv_devices)" "$(command -v ib_write_bw)")
 [ ! -e "$C/rdma-bench" ] || { cp "$C/rdma-bench" "$R/bin/"; rdma_progs+=("$C/rdma-bench"); }
+if [ -n "$PERF" ]; then
+	command -v perf >/dev/null || die "INTEROP_PERF: no perf here (apt-get install linux-perf)"
+	rdma_progs+=("$(command -v perf)")
+fi
 for b in "${rdma_progs[@]:1}"; do cp "$b" "$R/bin/"; done
 for lib in $(ldd "${rdma_progs[@]}" "$rxe_provider" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\/.*ld-linux/ { print $1 }' | sort -u); do
 	mkdir -p "$R$(dirname "$lib")" && cp -L "$lib" "$R$lib"
@@ -271,7 +282,7 @@ qemu=(qemu-system-x86_64 "${accel[@]}" -nodefaults -display none -serial stdio -
 	-device nvdimm,id=nv0,memdev=nv0mem,node=2
 	-netdev user,id=n0 -device virtio-net-pci,netdev=n0,romfile=
 	-kernel "$KERNEL" -initrd "$C/initrd.cpio"
-	-append "console=ttyS0 quiet panic=-1 numa_balancing=disable ZG_HUGEPAGES=$HUGE ZG_HOST_NVME=10.0.2.2:$hport ZG_HOST_NQN=$HOST_NQN${RUN:+ ZG_TEST_RUN=$RUN}${BENCH:+ ZG_BENCH=$BENCH}${BENCH_ARGS:+ ZG_BENCH_ARGS=$BENCH_ARGS}")
+	-append "console=ttyS0 quiet panic=-1 numa_balancing=disable ZG_HUGEPAGES=$HUGE ZG_HOST_NVME=10.0.2.2:$hport ZG_HOST_NQN=$HOST_NQN${RUN:+ ZG_TEST_RUN=$RUN}${BENCH:+ ZG_BENCH=$BENCH}${BENCH_ARGS:+ ZG_BENCH_ARGS=$BENCH_ARGS}${PERF:+ ZG_PERF=1}${PERF_CALLERS:+ ZG_PERF_CALLERS=$PERF_CALLERS}${INTEROP_GUEST_ENV:+ $INTEROP_GUEST_ENV}")
 say "boot: ${qemu[*]}"
 timeout -k 5 "$TIMEOUT" "${qemu[@]}" </dev/null >"$LOG" 2>&1 &
 qpid=$!

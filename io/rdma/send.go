@@ -69,6 +69,8 @@ type SendStats struct {
 	Wire                 int64 // bytes sent over the queue pair's connection (emulated DMA, another host)
 	Staged               int64 // bytes of small buffers outside registered memory, copied into a registered one first
 	Registered           int64 // bytes of large buffers outside registered memory, registered for their batch alone
+	PeakInFlight         int64 // the most batches written and not yet completed at once
+	InFlightSum          int64 // batches in flight when each batch was written, summed (÷ Batches: the mean depth)
 }
 
 // Sender sends record batches to a Receiver by one-sided WRITEs.
@@ -526,6 +528,8 @@ func (s *Sender) write(ctx context.Context, rec arrow.RecordBatch, carrier [stre
 	}
 	s.inflight[seq] = inflight{wrs: slots, release: func() { free(); release() }}
 	s.wrs += slots
+	s.stats.PeakInFlight = max(s.stats.PeakInFlight, int64(len(s.inflight)))
+	s.stats.InFlightSum += int64(len(s.inflight))
 	s.stats.Batches++
 	s.stats.Rows += rec.NumRows()
 	s.stats.Bytes += int64(bodyLen)

@@ -136,7 +136,6 @@ func main() {
 			for _, p := range paths {
 				var res result
 				var err error
-				cpu0 := cpuTime()
 				switch p {
 				case "rdma":
 					dev := ""
@@ -168,8 +167,8 @@ func main() {
 					runs[p] = make([][]result, len(szs))
 				}
 				runs[p][i] = append(runs[p][i], res)
-				fmt.Fprintf(os.Stderr, "rep %d %s %s: %.1f MB/s p50 %.0f µs p99 %.0f µs (%d batches, %.2f s of CPU)\n",
-					r+1, runinfo.Short(size), p, res.mbps, res.p50, res.p99, res.batches, (cpuTime() - cpu0).Seconds())
+				fmt.Fprintf(os.Stderr, "rep %d %s %s: %.1f MB/s p50 %.0f µs p99 %.0f µs (%d batches, %.2f s of CPU, %.0f%% of the wall)\n",
+					r+1, runinfo.Short(size), p, res.mbps, res.p50, res.p99, res.batches, res.cpu.Seconds(), 100*res.cpu.Seconds()/res.wall.Seconds())
 			}
 		}
 	}
@@ -236,6 +235,7 @@ func parseSize(s string) (int64, error) {
 type result struct {
 	mbps, p50, p99 float64
 	batches        int
+	cpu, wall      time.Duration // CPU used while measuring (this process's, or ib_write_bw's), and the time it took
 }
 
 var schema = arrow.NewSchema([]arrow.Field{{Name: "v", Type: arrow.PrimitiveTypes.Int64}}, nil)
@@ -291,6 +291,7 @@ func measure(mem memory.Allocator, size int64, d time.Duration, snd sender, next
 	rec := batchOf(mem, size)
 	defer rec.Release()
 	c := &clock{}
+	cpu0 := cpuTime()
 	t0 := time.Now()
 	sdone := make(chan error, 1)
 	go func() {
@@ -320,7 +321,9 @@ func measure(mem memory.Allocator, size int64, d time.Duration, snd sender, next
 	if err := <-sdone; err != nil {
 		return result{}, err
 	}
-	return c.result(int64(n)*size, el), nil
+	res := c.result(int64(n)*size, el)
+	res.cpu, res.wall = cpuTime()-cpu0, el
+	return res, nil
 }
 
 // sendFor writes rec again and again for d through write, then closes.
@@ -377,10 +380,15 @@ func runRDMA(mem memory.Allocator, addr string, size int64, d time.Duration, dev
 		return result{}, err
 	}
 	defer r.Close()
-	return measure(mem, size, d, snd, func() (arrow.RecordBatch, error) {
+	res, err := measure(mem, size, d, snd, func() (arrow.RecordBatch, error) {
 		got, _, err := r.Next(context.Background())
 		return got, err
 	}, nil)
+	if st := snd.Stats(); st.Batches > 0 {
+		fmt.Fprintf(os.Stderr, "rdma: %d batches in flight at most, %.1f on average as each was written\n",
+			st.PeakInFlight, float64(st.InFlightSum)/float64(st.Batches))
+	}
+	return res, err
 }
 
 func runStream(mem memory.Allocator, addr string, size int64, d time.Duration) (result, error) {
@@ -453,6 +461,7 @@ func runIBWriteBW(dev string, size int64, d time.Duration) (result, error) {
 	iters := max(5, int((64<<20)/size))
 	args := []string{"-d", dev, "-x", gidIndex(dev), "-s", strconv.FormatInt(size, 10), "-n", strconv.Itoa(iters),
 		"-t", strconv.Itoa(min(128, iters)), "-F"}
+	cpu0, t0 := cpuTime(), time.Now()
 	srv := exec.Command("ib_write_bw", args...)
 	var sout bytes.Buffer
 	srv.Stdout, srv.Stderr = &sout, &sout
@@ -480,7 +489,10 @@ func runIBWriteBW(dev string, size int64, d time.Duration) (result, error) {
 	if avg <= 0 || n == 0 {
 		return result{}, fmt.Errorf("ib_write_bw reported %s MB/s over %s iterations:\n%s", m[4], m[2], out)
 	}
-	return result{mbps: avg * 1.048576, batches: n}, nil // perftest's MB is 2^20 bytes
+	srv.Process.Kill()
+	srv.Wait()
+	// Both processes, set-up included (they are children: cpuTime counts them once waited for).
+	return result{mbps: avg * 1.048576, batches: n, cpu: cpuTime() - cpu0, wall: time.Since(t0)}, nil // perftest's MB is 2^20 bytes
 }
 
 func save(dir string, rep *Report) error {
