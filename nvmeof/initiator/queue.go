@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 
 	"github.com/zflowdev/zflow/nvmeof/nvme"
@@ -249,8 +250,10 @@ func (q *Queue) sendH2C(cid, ttag uint16, data []byte, base uint32) {
 
 // kick sends what is queued on the connection, unless another goroutine
 // is sending already: then that one sends it too, as it looks again
-// before it stops. Commands submitted together thus leave in one system
-// call. A write error fails the queue.
+// before it stops. Before its first send it yields once, so that the
+// submitters the reader has just woken (one per completion it read) queue
+// their commands first. Commands submitted together thus leave in one
+// system call. A write error fails the queue.
 func (q *Queue) kick() {
 	q.kmu.Lock()
 	if q.flushing {
@@ -260,6 +263,7 @@ func (q *Queue) kick() {
 	}
 	q.flushing = true
 	q.kmu.Unlock()
+	runtime.Gosched() // one yield costs less than a system call per command
 	for {
 		if err := q.conn.Flush(); err != nil {
 			q.fail(err)

@@ -44,7 +44,9 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -175,6 +177,7 @@ type options struct {
 	dir     string
 	out     string
 	profile string
+	only    string
 }
 
 func main() {
@@ -186,6 +189,7 @@ func main() {
 	flag.StringVar(&o.dir, "dir", "bench/data/nvmeof", "folder of the file namespace (created; the file is removed at the end)")
 	flag.StringVar(&o.out, "out", "bench/results", "folder for nvmeof.json, nvmeof.md and nvmeof.png ('' writes nothing)")
 	flag.StringVar(&o.profile, "cpuprofile", "", "write a CPU profile of the run (both ends of ours) to this file")
+	flag.StringVar(&o.only, "only", "", "measure only what this regular expression matches in the names (for a profile; pairs missing a side get no ratio)")
 	replot := flag.Bool("replot", false, "measure nothing: redraw <out>/nvmeof.png and nvmeof.md from <out>/nvmeof.json")
 	flag.Parse()
 	if *replot {
@@ -260,6 +264,16 @@ func run(ctx context.Context, o options) (*Report, error) {
 		defer pprof.StopCPUProfile()
 	}
 	ms := measures()
+	if o.only != "" {
+		re, err := regexp.Compile(o.only)
+		if err != nil {
+			return nil, fmt.Errorf("-only: %w", err)
+		}
+		ms = slices.DeleteFunc(ms, func(m *Measure) bool { return !re.MatchString(m.Name) })
+		if len(ms) == 0 {
+			return nil, fmt.Errorf("-only %q matches no measurement", o.only)
+		}
+	}
 	order := make([]*Measure, len(ms))
 	copy(order, ms)
 	for i := range o.reps {
@@ -290,7 +304,8 @@ func run(ctx context.Context, o options) (*Report, error) {
 		byName[m.Name] = m
 	}
 	rep.Measures = ms
-	rep.Pairs = pairs(ms)
+	// -only may leave a pair's side out: such a pair has no ratio.
+	rep.Pairs = slices.DeleteFunc(pairs(ms), func(p *Pair) bool { return byName[p.Ours] == nil || byName[p.Baseline] == nil })
 	for _, p := range rep.Pairs {
 		a, b := byName[p.Ours], byName[p.Baseline]
 		for i := range a.IOPS {
