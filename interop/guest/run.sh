@@ -191,7 +191,9 @@ CGO_ENABLED=1 "$GO" build -tags rdma_verbs -ldflags="$(ldf ./cmd/zflow)" -o "$C/
 	die "CGO_ENABLED=1 go build -tags rdma_verbs ./cmd/zflow failed (libibverbs-dev installed?)"
 rm -f "$C/rdma-bench"
 if [ "$BENCH" = rdma ]; then
-	CGO_ENABLED=1 "$GO" build -tags rdma_verbs -o "$C/rdma-bench" ./bench/cmd/rdma ||
+	strip=-ldflags=-s\ -w
+	[ -z "$PERF" ] || strip= # perf names Go functions from the symbol table
+	CGO_ENABLED=1 "$GO" build -tags rdma_verbs ${strip:+"$strip"} -o "$C/rdma-bench" ./bench/cmd/rdma ||
 		die "CGO_ENABLED=1 go build -tags rdma_verbs ./bench/cmd/rdma failed"
 fi
 T2=$(now)
@@ -201,7 +203,7 @@ say "build: zflow $(($(stat -c %s "$C/zflow") >> 20)) MiB, numa.test $(($(stat -
 R=$C/root
 rm -rf "$R" && mkdir -p "$R"/{bin,proc,sys,dev,tmp,lib/modules}
 cp /bin/busybox "$R/bin/busybox"
-for a in sh mount mkdir cat cut uname poweroff ls grep sed dmesg insmod sleep readlink tr ip dd cmp sha256sum; do # what init.sh uses, and a little more
+for a in sh mount mkdir cat cut uname poweroff ls grep sed dmesg insmod sleep readlink tr ip dd cmp sha256sum head basename; do # what init.sh uses, and a little more
 	ln -s busybox "$R/bin/$a"
 done
 cp "$C/zflow" "$C/numa.test" "$C/dax.test" "$C/nvme.test" "$C/rdma.test" "$C/zflow-verbs" "$R/bin/"
@@ -327,7 +329,8 @@ if [ "$BENCH" = rdma ]; then
 	echo "$json" >"$res/rdma_guest.json"
 	prof=$(sed -n '/^ZG: PROF-BEGIN$/,/^ZG: PROF-END$/p' "$GLOG" | sed '1d;$d')
 	if [ -n "$prof" ]; then
-		echo "$prof" | base64 -d >"$C/rdma_guest.pprof" && say "bench: the guest's CPU profile is $C/rdma_guest.pprof"
+		echo "$prof" | base64 -d >"$C/rdma_guest.pprof" || die "the guest's CPU profile in the serial log does not decode"
+		say "bench: the guest's CPU profile is $C/rdma_guest.pprof"
 	fi
 	"$GO" run ./bench/cmd/rdma -render "$res/rdma_guest.json" -out "$res" ||
 		die "rendering $res/rdma_guest.json failed"

@@ -189,9 +189,12 @@ func main() {
 	flag.StringVar(&o.dir, "dir", "bench/data/nvmeof", "folder of the file namespace (created; the file is removed at the end)")
 	flag.StringVar(&o.out, "out", "bench/results", "folder for nvmeof.json, nvmeof.md and nvmeof.png ('' writes nothing)")
 	flag.StringVar(&o.profile, "cpuprofile", "", "write a CPU profile of the run (both ends of ours) to this file")
-	flag.StringVar(&o.only, "only", "", "measure only what this regular expression matches in the names (for a profile; pairs missing a side get no ratio)")
+	flag.StringVar(&o.only, "only", "", "measure only the names this regular expression matches, anywhere in the name (anchor it with ^…$ for one); for a profile: pairs missing a side get no ratio, and the report is not written unless -out is given")
 	replot := flag.Bool("replot", false, "measure nothing: redraw <out>/nvmeof.png and nvmeof.md from <out>/nvmeof.json")
 	flag.Parse()
+	if o.only != "" && !flagSet("out") {
+		o.out = "" // a partial run does not replace the committed report
+	}
 	if *replot {
 		var rep Report
 		if err := runinfo.Replot(o.out, "nvmeof", &rep, func(path string) error { return writeOutputs(o.out, path, &rep) }); err != nil {
@@ -342,6 +345,13 @@ func firstLine(name string, args ...string) string {
 		return "?"
 	}
 	return strings.TrimSpace(strings.SplitN(string(out), "\n", 2)[0])
+}
+
+// flagSet says whether the command line set the flag name.
+func flagSet(name string) bool {
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 func parseSize(s string) (int64, error) {

@@ -114,9 +114,12 @@ func main() {
 	}
 	if *only != "" {
 		want := strings.Split(*only, ",")
-		for _, p := range want {
+		for i, p := range want {
 			if !slices.Contains(paths, p) {
 				check(fmt.Errorf("-paths: %q is not a path of -place %s (%s)", p, *place, strings.Join(paths, ", ")))
+			}
+			if slices.Contains(want[:i], p) {
+				check(fmt.Errorf("-paths: %q twice", p))
 			}
 		}
 		paths = want
@@ -167,8 +170,12 @@ func main() {
 					runs[p] = make([][]result, len(szs))
 				}
 				runs[p][i] = append(runs[p][i], res)
-				fmt.Fprintf(os.Stderr, "rep %d %s %s: %.1f MB/s p50 %.0f µs p99 %.0f µs (%d batches, %.2f s of CPU, %.0f%% of the wall)\n",
-					r+1, runinfo.Short(size), p, res.mbps, res.p50, res.p99, res.batches, res.cpu.Seconds(), 100*res.cpu.Seconds()/res.wall.Seconds())
+				busy := "—"
+				if res.wall > 0 {
+					busy = fmt.Sprintf("%.0f%%", 100*res.cpu.Seconds()/res.wall.Seconds())
+				}
+				fmt.Fprintf(os.Stderr, "rep %d %s %s: %.1f MB/s p50 %.0f µs p99 %.0f µs (%d batches, %.2f s of CPU, %s of the wall)\n",
+					r+1, runinfo.Short(size), p, res.mbps, res.p50, res.p99, res.batches, res.cpu.Seconds(), busy)
 			}
 		}
 	}
@@ -384,7 +391,7 @@ func runRDMA(mem memory.Allocator, addr string, size int64, d time.Duration, dev
 		got, _, err := r.Next(context.Background())
 		return got, err
 	}, nil)
-	if st := snd.Stats(); st.Batches > 0 {
+	if st := snd.Stats(); err == nil && st.Batches > 0 { // after an error the sender may still be writing
 		fmt.Fprintf(os.Stderr, "rdma: %d batches in flight at most, %.1f on average as each was written\n",
 			st.PeakInFlight, float64(st.InFlightSum)/float64(st.Batches))
 	}
