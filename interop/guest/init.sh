@@ -84,19 +84,21 @@ if [ "$ZG_BENCH" = rdma ]; then
 	i=0
 	while [ ! -e /sys/class/net/eth0 ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
 	ip link set eth0 up && ip addr add 10.0.2.15/24 dev eth0
-	LD_LIBRARY_PATH=/lib/x86_64-linux-gnu:/usr/lib/x86_64-linux-gnu rdma link add rxe0 type rxe netdev eth0
+	# The dynamic programs (rdma, rdma-bench, perf) find their libraries here.
+	export LD_LIBRARY_PATH=/lib/x86_64-linux-gnu:/usr/lib/x86_64-linux-gnu
+	rdma link add rxe0 type rxe netdev eth0
 	sleep 1
 	say "BEGIN rdma-bench uptime=$(up)s"
 	perf=
 	[ -z "${ZG_PERF:-}" ] || perf="perf record -q -e cpu-clock -a -g -o /perf.data --"
-	LD_LIBRARY_PATH=/lib/x86_64-linux-gnu:/usr/lib/x86_64-linux-gnu $perf rdma-bench -place guest -device rxe0 -addr 10.0.2.15 -json - $(echo "${ZG_BENCH_ARGS:-}" | tr '~' ' ')
+	$perf rdma-bench -place guest -device rxe0 -addr 10.0.2.15 -json - $(echo "${ZG_BENCH_ARGS:-}" | tr '~' ' ')
 	say "END rdma-bench rc=$? uptime=$(up)s"
 	if [ -n "$perf" ]; then
-		LD_LIBRARY_PATH=/lib/x86_64-linux-gnu:/usr/lib/x86_64-linux-gnu perf report -i /perf.data --stdio --no-children --sort sym -g none 2>/dev/null |
-			grep -v '^#' | grep -v '^$' | head -60 | sed 's/^/ZG: PERF /'
+		perf report -i /perf.data --stdio --no-children --sort sym -g none 2>/dev/null |
+			grep -v -e '^#' -e '^$' | head -60 | sed 's/^/ZG: PERF /'
 		for sym in $(echo "${ZG_PERF_CALLERS:-}" | tr '~' ' '); do
-			LD_LIBRARY_PATH=/lib/x86_64-linux-gnu:/usr/lib/x86_64-linux-gnu perf report -i /perf.data --stdio --no-children -S "$sym" -G 2>/dev/null |
-				grep -v '^#' | grep -v '^$' | head -80 | sed "s/^/ZG: PERF $sym /"
+			perf report -i /perf.data --stdio --no-children -S "$sym" -G 2>/dev/null |
+				grep -v -e '^#' -e '^$' | head -80 | sed "s/^/ZG: PERF $sym /"
 		done
 	fi
 	for f in /sys/class/infiniband/rxe0/ports/1/hw_counters/*; do

@@ -8,11 +8,11 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/zflowdev/zflow/bench/internal/runinfo"
 	"github.com/zflowdev/zflow/io/storage"
 )
 
@@ -112,7 +112,7 @@ func runZ(ctx context.Context, j zJob) (zResult, error) {
 	case "all":
 		reapAtLeast = j.Depth
 	}
-	ru0 := rusage()
+	ru0 := runinfo.CPU()
 	start := time.Now()
 	deadline := start.Add(j.Runtime)
 	for i := range j.Depth {
@@ -143,21 +143,11 @@ func runZ(ctx context.Context, j zJob) (zResult, error) {
 		}
 	}
 	el := time.Since(start).Seconds()
-	cpu := rusage() - ru0
+	cpu := runinfo.CPU() - ru0
 	st := f.Stats()
 	return zResult{
 		BytesPerSec: float64(total) / el, IOPS: float64(nreq) / el,
 		CPU: 100 * cpu.Seconds() / el, Calls: st.Calls * 1000 / max(st.Requests, 1),
 		Reason: b.Reason(),
 	}, nil
-}
-
-// rusage is the process's user+system CPU time so far (io_uring's io-wq
-// workers are threads of the process and count too, as they do for fio).
-func rusage() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

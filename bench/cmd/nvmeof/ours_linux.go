@@ -9,9 +9,9 @@ import (
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
+	"github.com/zflowdev/zflow/bench/internal/runinfo"
 	"github.com/zflowdev/zflow/nvmeof/initiator"
 )
 
@@ -34,12 +34,6 @@ func (r result) cpuPerIO() float64 {
 		return 0
 	}
 	return r.CPUSec / float64(r.IOs) * 1e6
-}
-
-func cpuSeconds() float64 {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
 }
 
 // driveOurs runs measurement m against the target at addr for d: it
@@ -71,7 +65,7 @@ func driveOurs(ctx context.Context, addr, subnqn string, m *Measure, d time.Dura
 	var next atomic.Uint64
 	errs := make([]error, m.Depth)
 	var wg sync.WaitGroup
-	cpu0, t0 := cpuSeconds(), time.Now()
+	cpu0, t0 := runinfo.CPU(), time.Now()
 	timer := time.AfterFunc(d, func() { stop.Store(true) })
 	for w := range m.Depth {
 		wg.Add(1)
@@ -106,7 +100,7 @@ func driveOurs(ctx context.Context, addr, subnqn string, m *Measure, d time.Dura
 	}
 	wg.Wait()
 	timer.Stop()
-	secs, cpu := time.Since(t0).Seconds(), cpuSeconds()-cpu0
+	secs, cpu := time.Since(t0).Seconds(), (runinfo.CPU() - cpu0).Seconds()
 	if err := errors.Join(errs...); err != nil {
 		return result{}, err
 	}

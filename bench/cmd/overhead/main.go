@@ -188,13 +188,13 @@ func measure(ctx context.Context, procs int, rows int64, batch, reps int) (Resul
 		for k := range sides {
 			s := (k + max(i, 0)) % len(sides)
 			runtime.GC()
-			c0 := cpuTime()
+			c0 := runinfo.CPU()
 			c, err := bench.Measure(sides[s])
 			if err != nil {
 				return Result{}, fmt.Errorf("procs=%d batch=%d: %w", procs, batch, err)
 			}
 			if i >= 0 {
-				runs[s] = append(runs[s], run{wall: c.Elapsed, cpu: cpuTime() - c0, mallocs: c.Mallocs, goroutines: c.Goroutines})
+				runs[s] = append(runs[s], run{wall: c.Elapsed, cpu: runinfo.CPU() - c0, mallocs: c.Mallocs, goroutines: c.Goroutines})
 			}
 		}
 	}

@@ -475,7 +475,12 @@ func runIBWriteBW(dev string, size int64, d time.Duration) (result, error) {
 	if err := srv.Start(); err != nil {
 		return result{}, err
 	}
-	defer func() { srv.Process.Kill(); srv.Wait() }()
+	defer func() {
+		if srv.ProcessState == nil { // not waited for below
+			srv.Process.Kill()
+			srv.Wait()
+		}
+	}()
 	var out []byte
 	var err error
 	for i := 0; i < 20; i++ {

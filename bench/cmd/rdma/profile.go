@@ -9,7 +9,7 @@ import (
 	"runtime/pprof"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/zflowdev/zflow/bench/internal/runinfo"
 )
 
 // startProfile starts a CPU profile into path; with show, the returned
@@ -39,15 +39,6 @@ func startProfile(path string, show bool) (func(), error) {
 	}, nil
 }
 
-// cpuTime is the CPU time (user and system) this process and its
-// children (ib_write_bw) have used.
-func cpuTime() time.Duration {
-	var t time.Duration
-	for _, who := range []int{unix.RUSAGE_SELF, unix.RUSAGE_CHILDREN} {
-		var ru unix.Rusage
-		if unix.Getrusage(who, &ru) == nil {
-			t += time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-		}
-	}
-	return t
-}
+// cpuTime is the CPU time this process and its children (ib_write_bw)
+// have used.
+func cpuTime() time.Duration { return runinfo.CPU() + runinfo.ChildrenCPU() }

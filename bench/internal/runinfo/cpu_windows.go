@@ -1,4 +1,4 @@
-package main
+package runinfo
 
 import (
 	"time"
@@ -6,8 +6,8 @@ import (
 	"golang.org/x/sys/windows"
 )
 
-// cpuTime is the process's user + kernel CPU time (GetProcessTimes).
-func cpuTime() time.Duration {
+// CPU is this process's user + kernel CPU time so far (GetProcessTimes).
+func CPU() time.Duration {
 	var created, exited, kernel, user windows.Filetime
 	if err := windows.GetProcessTimes(windows.CurrentProcess(), &created, &exited, &kernel, &user); err != nil {
 		return 0
@@ -16,3 +16,6 @@ func cpuTime() time.Duration {
 	ticks := func(f windows.Filetime) int64 { return int64(f.HighDateTime)<<32 | int64(f.LowDateTime) }
 	return time.Duration((ticks(kernel) + ticks(user)) * 100)
 }
+
+// ChildrenCPU is 0: Windows keeps no total for waited-for children.
+func ChildrenCPU() time.Duration { return 0 }
